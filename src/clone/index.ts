@@ -1,0 +1,20 @@
+/** The Clone pattern over CHP (RFC 12): codec, sequenced map, store, server and client core. */
+export * from './kvmsg.js';
+export { KvMap, type Entry } from './kvmap.js';
+export { ReplayLog } from './replay-log.js';
+export { Store, StoreBuilder, isDedupeUuid, type Change, type CommitResult, type ReplicateResult, type StoreOptions } from './store.js';
+export { Replica, type Change as ReplicaChange, type OfferResult } from './replica.js';
+export {
+  CloneServer,
+  toChange,
+  newUuid,
+  type ServicePolicy,
+  type ServerEvents,
+  type ChangeSource,
+  type DropReason,
+  type SnapshotKind,
+  type CloneServerOptions,
+  type ServerEndpoints,
+} from './server.js';
+export { Native, encodeRequestId, decodeRequestId, type Durability } from './protocol.js';
+export { Outbox, errorCode } from './outbox.js';

@@ -1,0 +1,252 @@
+/**
+ * The CHP message codec (ZeroMQ RFC 12) plus twinstar's packed batch form.
+ *
+ * A kvmsg is five frames: key | sequence | uuid | properties | body. This module turns frames into
+ * a `KvMsg` and back, and nothing else: no sockets, no clock. Decoding never throws anything but
+ * `KvMsgError`, whose `reason` is a short stable word used as a metric label.
+ */
+import { isUtf8 } from 'node:buffer';
+import { TwinstarError } from '../errors.js';
+
+export interface KvMsg {
+  readonly key: string;
+  readonly sequence: number;
+  /** raw uuid bytes as a latin1 string: cheap to store, compare and use as a Map key */
+  readonly uuid: string;
+  /** raw properties text: zero or more `name=value\n` entries ('' for none) */
+  readonly properties: string;
+  /** an empty body means delete */
+  readonly body: Buffer;
+}
+
+export const UUID_BYTES = 16;
+
+/** Why a message was refused. These are metric label values: keep them short and stable. */
+export type DecodeReason =
+  | 'frame-count'
+  | 'empty-key'
+  | 'key-encoding'
+  | 'key-too-long'
+  | 'sequence-size'
+  | 'sequence-range'
+  | 'properties-syntax'
+  | 'properties-too-long'
+  | 'body-too-large'
+  | 'ttl-invalid'
+  | 'unknown-command'
+  | 'batch-truncated';
+
+export class KvMsgError extends TwinstarError {
+  readonly reason: DecodeReason;
+  constructor(reason: DecodeReason, detail: string) {
+    super('ERR_KVMSG_MALFORMED', `${reason}: ${detail}`);
+    this.reason = reason;
+  }
+}
+
+export interface Limits {
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  maxPropertiesBytes: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxKeyBytes: 1024,
+  maxValueBytes: 1024 * 1024,
+  maxPropertiesBytes: 4096,
+};
+
+const EMPTY = Buffer.alloc(0);
+
+export function encodeSequence(sequence: number): Buffer {
+  const frame = Buffer.allocUnsafe(8);
+  frame.writeBigInt64BE(BigInt(sequence));
+  return frame;
+}
+
+export function decodeSequence(frame: Buffer): number {
+  if (frame.length !== 8) throw new KvMsgError('sequence-size', `sequence frame is ${frame.length} bytes, not 8`);
+  const value = frame.readBigInt64BE();
+  if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new KvMsgError('sequence-range', `sequence ${value} is out of range`);
+  }
+  return Number(value);
+}
+
+export function encodeKvMsg(msg: KvMsg): Buffer[] {
+  return [
+    Buffer.from(msg.key),
+    encodeSequence(msg.sequence),
+    msg.uuid.length === 0 ? EMPTY : Buffer.from(msg.uuid, 'latin1'),
+    msg.properties.length === 0 ? EMPTY : Buffer.from(msg.properties),
+    msg.body,
+  ];
+}
+
+export function decodeKvMsg(frames: readonly Buffer[], limits: Limits = DEFAULT_LIMITS): KvMsg {
+  if (frames.length !== 5) throw new KvMsgError('frame-count', `expected 5 frames, got ${frames.length}`);
+  const [keyFrame, seqFrame, uuidFrame, propsFrame, body] = frames as [Buffer, Buffer, Buffer, Buffer, Buffer];
+  const key = decodeKey(keyFrame, limits);
+  const sequence = decodeSequence(seqFrame);
+  const properties = decodeProperties(propsFrame, limits);
+  if (body.length > limits.maxValueBytes) {
+    throw new KvMsgError('body-too-large', `body is ${body.length} bytes, limit ${limits.maxValueBytes}`);
+  }
+  // Foreign clients may send an empty or odd-sized uuid: accept it as it is.
+  return { key, sequence, uuid: uuidFrame.toString('latin1'), properties, body };
+}
+
+function decodeKey(frame: Buffer, limits: Limits): string {
+  if (frame.length === 0) throw new KvMsgError('empty-key', 'key frame is empty');
+  if (frame.length > limits.maxKeyBytes) {
+    throw new KvMsgError('key-too-long', `key is ${frame.length} bytes, limit ${limits.maxKeyBytes}`);
+  }
+  if (!isUtf8(frame)) throw new KvMsgError('key-encoding', 'key is not valid UTF-8');
+  return frame.toString('utf8');
+}
+
+function decodeProperties(frame: Buffer, limits: Limits): string {
+  if (frame.length === 0) return '';
+  if (frame.length > limits.maxPropertiesBytes) {
+    throw new KvMsgError('properties-too-long', `properties are ${frame.length} bytes`);
+  }
+  if (!isUtf8(frame)) throw new KvMsgError('properties-syntax', 'properties are not valid UTF-8');
+  const text = frame.toString('utf8');
+  if (text === '\n') return '';
+  parseProperties(text); // validate once at the edge; later readers can trust the text
+  return text;
+}
+
+/** Parses `name=value\n` entries. Every entry must end with a newline and contain `=`. */
+export function parseProperties(text: string): Map<string, string> {
+  const props = new Map<string, string>();
+  if (text === '' || text === '\n') return props;
+  if (!text.endsWith('\n')) throw new KvMsgError('properties-syntax', 'last property does not end with a newline');
+  for (const line of text.slice(0, -1).split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq <= 0) throw new KvMsgError('properties-syntax', `property ${JSON.stringify(line)} has no name=value`);
+    props.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  return props;
+}
+
+export function formatProperties(props: ReadonlyMap<string, string> | Record<string, string>): string {
+  const pairs = props instanceof Map ? [...props] : Object.entries(props);
+  return pairs.map(([name, value]) => `${name}=${value}\n`).join('');
+}
+
+/** The relative TTL in seconds a KVSET asks for; 0 means no expiry. */
+export function ttlSeconds(properties: string): number {
+  if (!properties.includes('ttl=')) return 0;
+  const raw = parseProperties(properties).get('ttl');
+  if (raw === undefined || raw === '') return 0;
+  const ttl = Number(raw);
+  if (!Number.isFinite(ttl) || ttl < 0) throw new KvMsgError('ttl-invalid', `ttl=${raw} is not a number of seconds`);
+  return ttl;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot request (ICANHAZ?) and the fixed-key control messages.
+
+export const ICANHAZ = 'ICANHAZ?';
+export const KTHXBAI = 'KTHXBAI';
+export const HUGZ = 'HUGZ';
+
+export function encodeIcanhaz(subtree: string): Buffer[] {
+  return [Buffer.from(ICANHAZ), Buffer.from(subtree)];
+}
+
+export function encodeKthxbai(sequence: number, subtree: string): Buffer[] {
+  return encodeKvMsg({ key: KTHXBAI, sequence, uuid: '', properties: '', body: Buffer.from(subtree) });
+}
+
+export function encodeHugz(sequence: number): Buffer[] {
+  return encodeKvMsg({ key: HUGZ, sequence, uuid: '', properties: '', body: EMPTY });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packed batches: many kvmsgs in one frame, for twinstar's own paths (native snapshot, resume,
+// acknowledged writes, replication). One socket call then moves hundreds of updates.
+//
+// entry := u16 keyLen | key | f64 sequence | u8 uuidLen | uuid | u16 propsLen | props
+//          | f64 expiresAt (ms since epoch, 0 = never) | u32 bodyLen | body
+
+export interface PackedEntry extends KvMsg {
+  /** absolute deadline in ms since the Unix epoch; 0 means no expiry */
+  readonly expiresAt: number;
+}
+
+const FIXED_BYTES = 2 + 8 + 1 + 2 + 8 + 4;
+
+export function packBatch(entries: readonly PackedEntry[]): Buffer {
+  let size = 0;
+  for (const e of entries) {
+    size += FIXED_BYTES + Buffer.byteLength(e.key) + e.uuid.length + Buffer.byteLength(e.properties) + e.body.length;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const e of entries) {
+    const keyLen = out.write(e.key, at + 2);
+    out.writeUInt16BE(keyLen, at);
+    at += 2 + keyLen;
+    out.writeDoubleBE(e.sequence, at);
+    at += 8;
+    out.writeUInt8(e.uuid.length, at);
+    at += 1 + out.write(e.uuid, at + 1, 'latin1');
+    const propsLen = out.write(e.properties, at + 2);
+    out.writeUInt16BE(propsLen, at);
+    at += 2 + propsLen;
+    out.writeDoubleBE(e.expiresAt, at);
+    at += 8;
+    out.writeUInt32BE(e.body.length, at);
+    at += 4;
+    at += e.body.copy(out, at);
+  }
+  return out;
+}
+
+/**
+ * Unpacks a batch. Bodies are copied out so that one retained value does not pin the whole
+ * batch buffer in memory.
+ */
+export function unpackBatch(frame: Buffer, limits: Limits = DEFAULT_LIMITS): PackedEntry[] {
+  const entries: PackedEntry[] = [];
+  let at = 0;
+  const need = (n: number) => {
+    if (at + n > frame.length) throw new KvMsgError('batch-truncated', `batch ends inside an entry at byte ${at}`);
+  };
+  while (at < frame.length) {
+    need(2);
+    const keyLen = frame.readUInt16BE(at);
+    at += 2;
+    need(keyLen);
+    const key = decodeKey(frame.subarray(at, at + keyLen), limits);
+    at += keyLen;
+    need(9);
+    const sequence = frame.readDoubleBE(at);
+    if (!Number.isSafeInteger(sequence) || sequence < 0) {
+      throw new KvMsgError('sequence-range', `sequence ${sequence} is out of range`);
+    }
+    const uuidLen = frame.readUInt8(at + 8);
+    at += 9;
+    need(uuidLen + 2);
+    const uuid = frame.toString('latin1', at, at + uuidLen);
+    at += uuidLen;
+    const propsLen = frame.readUInt16BE(at);
+    at += 2;
+    need(propsLen + 12);
+    const properties = decodeProperties(frame.subarray(at, at + propsLen), limits);
+    at += propsLen;
+    const expiresAt = frame.readDoubleBE(at);
+    const bodyLen = frame.readUInt32BE(at + 8);
+    at += 12;
+    need(bodyLen);
+    if (bodyLen > limits.maxValueBytes) {
+      throw new KvMsgError('body-too-large', `body is ${bodyLen} bytes, limit ${limits.maxValueBytes}`);
+    }
+    const body = bodyLen === 0 ? EMPTY : Buffer.from(frame.subarray(at, at + bodyLen));
+    at += bodyLen;
+    entries.push({ key, sequence, uuid, properties, body, expiresAt: Number.isFinite(expiresAt) ? expiresAt : 0 });
+  }
+  return entries;
+}

@@ -1,0 +1,162 @@
+/**
+ * The client side of the Clone pattern, as pure logic: a local replica of one subtree that is
+ * loaded from a snapshot (or a resume batch) and then follows published updates.
+ *
+ * The rules, from RFC 12 and the ZeroMQ guide's Model Six: subscribe first, then ask for the
+ * snapshot; updates that arrive while a sync is in flight are held, and once the snapshot says
+ * "state as of sequence S", held updates at or below S are dropped and the rest applied in order.
+ * Every applied change becomes exactly one event; a change the replica already has (same or older
+ * sequence) becomes none. No sockets, no clock: the transport drives this.
+ */
+import type { Entry } from './kvmap.js';
+
+export interface Change {
+  readonly key: string;
+  /** undefined when the key was deleted */
+  readonly value: Buffer | undefined;
+  readonly sequence: number;
+  readonly deleted: boolean;
+  readonly properties: string;
+}
+
+export interface OfferResult {
+  readonly changes: Change[];
+  /** true when an update was missed (only detectable when the replica follows the whole map) */
+  readonly gap: boolean;
+}
+
+const HELD_LIMIT = 100_000;
+
+export class Replica {
+  private readonly entries = new Map<string, Entry>();
+  private seq = -1;
+  private syncing = false;
+  private held: Entry[] = [];
+  private heldOverflow = false;
+
+  constructor(readonly subtree: string) {}
+
+  /** The server sequence this replica reflects; -1 before the first snapshot. */
+  get sequence(): number {
+    return this.seq;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get isSyncing(): boolean {
+    return this.syncing;
+  }
+
+  get(key: string): Entry | undefined {
+    return this.entries.get(key);
+  }
+
+  *values(prefix = ''): IterableIterator<Entry> {
+    for (const entry of this.entries.values()) if (entry.key.startsWith(prefix)) yield entry;
+  }
+
+  /** A snapshot or resume request is in flight: hold updates until it ends. */
+  beginSync(): void {
+    this.syncing = true;
+  }
+
+  /** Whether updates were dropped while the last sync was in flight; the caller must resume again. */
+  consumeOverflow(): boolean {
+    const overflowed = this.heldOverflow;
+    this.heldOverflow = false;
+    return overflowed;
+  }
+
+  /**
+   * A published update (KVPUB) or one entry of a resume. Held while syncing; otherwise applied if
+   * newer than the replica.
+   */
+  offer(entry: Entry): OfferResult {
+    if (!entry.key.startsWith(this.subtree)) return { changes: [], gap: false };
+    if (this.syncing) {
+      if (this.held.length < HELD_LIMIT) this.held.push(entry);
+      else this.heldOverflow = true;
+      return { changes: [], gap: false };
+    }
+    if (entry.sequence <= this.seq) return { changes: [], gap: false };
+    const gap = this.subtree === '' && this.seq >= 0 && entry.sequence !== this.seq + 1;
+    const change = this.apply(entry);
+    return { changes: change ? [change] : [], gap };
+  }
+
+  /** A HUGZ heartbeat: with the whole map followed, a higher sequence means updates were missed. */
+  heartbeat(sequence: number): boolean {
+    return !this.syncing && this.subtree === '' && this.seq >= 0 && sequence > this.seq;
+  }
+
+  /**
+   * A full snapshot as of `sequence` replaces the replica. Returns one change per key whose value
+   * differs from before (including deletions of keys the snapshot no longer has), so the
+   * application converges without stale keys, then the held updates newer than the snapshot.
+   */
+  loadSnapshot(entries: Iterable<Entry>, sequence: number): Change[] {
+    const changes: Change[] = [];
+    const seen = new Set<string>();
+    for (const entry of entries) {
+      if (!entry.key.startsWith(this.subtree) || entry.body.length === 0) continue;
+      seen.add(entry.key);
+      const before = this.entries.get(entry.key);
+      this.entries.set(entry.key, entry);
+      if (before === undefined || !before.body.equals(entry.body) || before.properties !== entry.properties) {
+        changes.push(toChange(entry));
+      }
+    }
+    for (const [key, before] of this.entries) {
+      if (seen.has(key)) continue;
+      this.entries.delete(key);
+      changes.push({ key, value: undefined, sequence, deleted: true, properties: before.properties });
+    }
+    this.seq = sequence;
+    // Deliver in sequence order; deletions of vanished keys carry the snapshot's own sequence.
+    changes.sort((a, b) => a.sequence - b.sequence);
+    return changes.concat(this.releaseHeld());
+  }
+
+  /** A resume batch: the changes after our sequence up to `sequence`, then the held updates. */
+  loadResume(entries: Iterable<Entry>, sequence: number): Change[] {
+    const changes: Change[] = [];
+    for (const entry of entries) {
+      if (entry.sequence <= this.seq || !entry.key.startsWith(this.subtree)) continue;
+      const change = this.apply(entry);
+      if (change) changes.push(change);
+    }
+    this.seq = Math.max(this.seq, sequence);
+    return changes.concat(this.releaseHeld());
+  }
+
+  private releaseHeld(): Change[] {
+    this.syncing = false;
+    const held = this.held;
+    this.held = [];
+    const changes: Change[] = [];
+    for (const entry of held) {
+      if (entry.sequence <= this.seq) continue;
+      const change = this.apply(entry);
+      if (change) changes.push(change);
+    }
+    return changes;
+  }
+
+  private apply(entry: Entry): Change | undefined {
+    this.seq = entry.sequence;
+    if (entry.body.length === 0) {
+      const before = this.entries.get(entry.key);
+      if (before === undefined) return undefined; // deleting an absent key changes nothing
+      this.entries.delete(entry.key);
+      return { key: entry.key, value: undefined, sequence: entry.sequence, deleted: true, properties: entry.properties };
+    }
+    this.entries.set(entry.key, entry);
+    return toChange(entry);
+  }
+}
+
+function toChange(entry: Entry): Change {
+  return { key: entry.key, value: entry.body, sequence: entry.sequence, deleted: false, properties: entry.properties };
+}

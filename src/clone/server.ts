@@ -1,0 +1,405 @@
+/**
+ * The clone server of one node: the three client-facing sockets of RFC 12 around a `Store`.
+ *
+ *   snapshot  ROUTER  ICANHAZ? -> KVSYNC* KTHXBAI, plus twinstar's native requests (protocol.ts)
+ *   publisher PUB     KVPUB for every change, HUGZ every heartbeat while active
+ *   collector SUB     KVSET from CHP clients, fire-and-forget
+ *
+ * Whether this node may serve is not decided here: every client request asks the `ServicePolicy`
+ * (a Binary Star vote in a pair, always yes for a single server). The server never blocks its
+ * event loop: snapshots are point-in-time arrays streamed in chunks, sends never wait
+ * (`sendTimeout: 0`), and a client whose pipe is full is retried later or dropped.
+ */
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
+import * as zmq from 'zeromq';
+import type { Logger } from '../log/index.js';
+import { RateLimitedLog } from '../log/index.js';
+import {
+  decodeKvMsg,
+  decodeSequence,
+  encodeHugz,
+  encodeKthxbai,
+  encodeKvMsg,
+  encodeSequence,
+  KvMsgError,
+  packBatch,
+  ttlSeconds,
+  unpackBatch,
+  type DecodeReason,
+  type KvMsg,
+  type Limits,
+  ICANHAZ,
+} from './kvmsg.js';
+import type { Entry } from './kvmap.js';
+import { Native, decodeRequestId, encodeRequestId, type Durability } from './protocol.js';
+import { errorCode, Outbox } from './outbox.js';
+import type { Change, CommitResult, ReplicateResult, Store } from './store.js';
+
+/** What the node around the server decides: who is served and when a write is durable. */
+export interface ServicePolicy {
+  /** A client asked for service: a Binary Star vote. True when this node serves it now. */
+  admit(): boolean;
+  /** The state reported to a native client that is turned away. */
+  stateName(): string;
+  /** The id of the current timeline (changes at every promotion), for resume requests. */
+  term(): string;
+  /** Whether a client that applied up to `sequence` under `term` shares this node's history. */
+  onTimeline(sequence: number, term: string): boolean;
+  /** Resolves once `sequence` is durable (promise 2); rejects if this node stops being active. */
+  durable(sequence: number): Promise<Durability>;
+  /** A CHP KVSET reached this node while it is not active (Model Six pending list). */
+  collectWhileInactive(msg: KvMsg, receivedAt: number): void;
+}
+
+export type ChangeSource = 'collector' | 'native' | 'ttl' | 'pending';
+export type SocketName = 'snapshot' | 'collector';
+export type SnapshotKind = 'chp' | 'native' | 'resume';
+
+export interface ServerEvents {
+  change: [entry: Entry, source: ChangeSource];
+  dropped: [socket: SocketName, reason: DropReason];
+  snapshot: [kind: SnapshotKind, keys: number, ms: number];
+  rejected: [command: string];
+}
+
+export type DropReason = DecodeReason | 'duplicate' | 'send-failed' | 'client-gone' | 'bad-request';
+
+export interface ServerEndpoints {
+  snapshot: string;
+  publisher: string;
+  collector: string;
+}
+
+export interface CloneServerOptions {
+  host: string;
+  /** snapshot port; publisher is port + 1 and collector port + 2 */
+  port: number;
+  heartbeatMs: number;
+  limits: Limits;
+  /** entries per native snapshot chunk, and plain KVSYNC messages per event-loop turn */
+  snapshotChunk: number;
+  store: Store;
+  policy: ServicePolicy;
+  log: Logger;
+  now?: () => number;
+}
+
+const SNAPSHOT_DEADLINE_MS = 60_000;
+const BACKOFF_MS = 5;
+
+export class CloneServer extends EventEmitter<ServerEvents> {
+  readonly endpoints: ServerEndpoints;
+  private readonly router = new zmq.Router({ linger: 0, mandatory: true, sendTimeout: 0, sendHighWaterMark: 10_000 });
+  private readonly publisher = new zmq.Publisher({ linger: 0, sendTimeout: 0, sendHighWaterMark: 100_000 });
+  private readonly collector = new zmq.Subscriber({ linger: 0, receiveHighWaterMark: 100_000 });
+  private readonly routerOut: Outbox;
+  private readonly pubOut: Outbox;
+  private readonly warnings: RateLimitedLog;
+  private readonly now: () => number;
+  private active = false;
+  private hugzTimer: NodeJS.Timeout | undefined;
+  private ttlTimer: NodeJS.Timeout | undefined;
+  private started = false;
+  private closed = false;
+  /** subscribers connected to the publisher right now */
+  connectedClients = 0;
+
+  constructor(private readonly options: CloneServerOptions) {
+    super();
+    const { host, port } = options;
+    this.endpoints = {
+      snapshot: `tcp://${host}:${port}`,
+      publisher: `tcp://${host}:${port + 1}`,
+      collector: `tcp://${host}:${port + 2}`,
+    };
+    this.now = options.now ?? Date.now;
+    this.warnings = new RateLimitedLog(options.log);
+    this.routerOut = new Outbox(this.router, (error) => this.sendFailed('snapshot', error));
+    this.pubOut = new Outbox(this.publisher, (error) => options.log.warn({ err: error }, 'publish failed'));
+  }
+
+  get store(): Store {
+    return this.options.store;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    await this.router.bind(this.endpoints.snapshot);
+    await this.publisher.bind(this.endpoints.publisher);
+    await this.collector.bind(this.endpoints.collector);
+    this.collector.subscribe();
+    this.publisher.events.on('accept', () => this.connectedClients++);
+    this.publisher.events.on('disconnect', () => (this.connectedClients = Math.max(0, this.connectedClients - 1)));
+    void this.snapshotLoop();
+    void this.collectorLoop();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.setActive(false);
+    this.routerOut.close();
+    this.pubOut.close();
+    this.router.close();
+    this.publisher.close();
+    this.collector.close();
+  }
+
+  /** Active servers publish HUGZ and expire TTLs; inactive ones do neither (promise 5). */
+  setActive(active: boolean): void {
+    if (active === this.active) return;
+    this.active = active;
+    clearInterval(this.hugzTimer);
+    clearInterval(this.ttlTimer);
+    this.hugzTimer = this.ttlTimer = undefined;
+    if (!active || this.closed) return;
+    this.hugzTimer = setInterval(() => this.pubOut.post(encodeHugz(this.store.sequence)), this.options.heartbeatMs);
+    this.ttlTimer = setInterval(() => this.expireTtl(), Math.min(100, this.options.heartbeatMs));
+    this.pubOut.post(encodeHugz(this.store.sequence));
+    this.expireTtl();
+  }
+
+  get isActive(): boolean {
+    return this.active;
+  }
+
+  /** Sequence a change, publish it and tell listeners (replication, metrics). Active only. */
+  commit(change: Change, source: ChangeSource): CommitResult {
+    const result = this.store.commit(change);
+    if (!result.duplicate) this.announce(result.entry, source);
+    return result;
+  }
+
+  /** Apply a change the active sequenced (this node is passive): no publishing. */
+  applyReplicated(entry: Entry): ReplicateResult {
+    return this.store.replicate(entry);
+  }
+
+  private announce(entry: Entry, source: ChangeSource): void {
+    this.pubOut.post(encodeKvMsg(entry));
+    this.emit('change', entry, source);
+  }
+
+  private expireTtl(): void {
+    if (!this.active) return;
+    for (const entry of this.store.expire(this.now(), newUuid)) this.announce(entry, 'ttl');
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Collector: CHP KVSET, fire-and-forget. Model Six clients send to both servers; the inactive
+  // one keeps the update on its pending list (the policy's business) instead of applying it.
+
+  private async collectorLoop(): Promise<void> {
+    for await (const frames of this.collector) {
+      let msg: KvMsg;
+      try {
+        msg = decodeKvMsg(frames, this.options.limits);
+        ttlSeconds(msg.properties);
+      } catch (error) {
+        this.drop('collector', error, frames.length);
+        continue;
+      }
+      const now = this.now();
+      if (!this.active) {
+        this.options.policy.collectWhileInactive(msg, now);
+        continue;
+      }
+      const result = this.commit(toChange(msg, now), 'collector');
+      if (result.duplicate) this.emit('dropped', 'collector', 'duplicate');
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Snapshot socket: one receive loop, frames destructured at the head.
+
+  private async snapshotLoop(): Promise<void> {
+    for await (const [identity, command, ...args] of this.router) {
+      if (identity === undefined || command === undefined) continue;
+      try {
+        this.dispatch(identity, command.toString('latin1'), args);
+      } catch (error) {
+        this.drop('snapshot', error, args.length + 1);
+      }
+    }
+  }
+
+  private dispatch(identity: Buffer, command: string, args: Buffer[]): void {
+    switch (command) {
+      case ICANHAZ:
+        return this.onIcanhaz(identity, args);
+      case Native.SNAPSHOT:
+      case Native.RESUME:
+        return this.onNativeSync(identity, command, args);
+      case Native.SET:
+        return this.onSet(identity, args);
+      case Native.PING:
+        return this.onPing(identity, args);
+      default:
+        throw new KvMsgError('unknown-command', `unknown command ${JSON.stringify(command.slice(0, 32))}`);
+    }
+  }
+
+  /** Plain RFC 12 snapshot. A turned-away CHP client gets silence and tries the other server. */
+  private onIcanhaz(identity: Buffer, args: Buffer[]): void {
+    if (args.length !== 1) throw new KvMsgError('frame-count', `ICANHAZ? has ${args.length + 1} frames, not 2`);
+    const subtree = args[0]!.toString();
+    if (!this.options.policy.admit()) {
+      this.emit('rejected', ICANHAZ);
+      return;
+    }
+    const started = this.now();
+    const entries = this.store.map.snapshot(subtree);
+    const sequence = this.store.sequence;
+    void this.streamPlain(identity, entries, sequence, subtree).then((ok) => {
+      if (ok) this.emit('snapshot', 'chp', entries.length, this.now() - started);
+    });
+  }
+
+  private async streamPlain(identity: Buffer, entries: Entry[], sequence: number, subtree: string): Promise<boolean> {
+    const messages = entries.map((entry) => () => [identity, ...encodeKvMsg(entry)]);
+    messages.push(() => [identity, ...encodeKthxbai(sequence, subtree)]);
+    return this.stream(messages);
+  }
+
+  /** Native snapshot or resume: packed chunks, then TSYNCEND saying which it was. */
+  private onNativeSync(identity: Buffer, command: string, args: Buffer[]): void {
+    const reqId = decodeRequestId(args[0]);
+    if (reqId === undefined || args[1] === undefined) throw new KvMsgError('frame-count', `${command} is malformed`);
+    const subtree = args[1].toString();
+    if (!this.admitNative(identity, reqId, command)) return;
+    const started = this.now();
+    const sequence = this.store.sequence;
+    const term = this.options.policy.term();
+    let entries: Entry[] | undefined;
+    let kind: 'resume' | 'snapshot' = 'snapshot';
+    if (command === Native.RESUME) {
+      const from = decodeSequence(args[2] ?? Buffer.alloc(0));
+      const fromTerm = (args[3] ?? Buffer.alloc(0)).toString();
+      if (this.options.policy.onTimeline(from, fromTerm)) {
+        entries = this.store.changesSince(from, subtree);
+        if (entries !== undefined) kind = 'resume';
+      }
+    }
+    entries ??= this.store.map.snapshot(subtree);
+    const chunk = this.options.snapshotChunk;
+    const rid = encodeRequestId(reqId);
+    const messages: (() => Buffer[])[] = [];
+    for (let i = 0; i < entries.length; i += chunk) {
+      const slice = entries.slice(i, i + chunk);
+      messages.push(() => [identity, Buffer.from(Native.SYNC), rid, packBatch(slice)]);
+    }
+    messages.push(() => [
+      identity,
+      Buffer.from(Native.SYNC_END),
+      rid,
+      encodeSequence(sequence),
+      Buffer.from(term),
+      Buffer.from(kind),
+    ]);
+    void this.stream(messages).then((ok) => {
+      if (ok) this.emit('snapshot', kind === 'resume' ? 'resume' : 'native', entries.length, this.now() - started);
+    });
+  }
+
+  /** Acknowledged writes: sequence each, then answer once all are durable (promise 2). */
+  private onSet(identity: Buffer, args: Buffer[]): void {
+    const reqId = decodeRequestId(args[0]);
+    if (reqId === undefined || args[1] === undefined) throw new KvMsgError('frame-count', 'TSET is malformed');
+    const writes = unpackBatch(args[1], this.options.limits);
+    for (const write of writes) ttlSeconds(write.properties);
+    if (!this.admitNative(identity, reqId, Native.SET)) return;
+    const now = this.now();
+    const sequences = writes.map((write) => {
+      const result = this.commit(toChange(write, now), 'native');
+      return result.duplicate ? result.sequence : result.entry.sequence;
+    });
+    const seqFrame = Buffer.allocUnsafe(8 * sequences.length);
+    sequences.forEach((s, i) => seqFrame.writeBigInt64BE(BigInt(s), 8 * i));
+    const rid = encodeRequestId(reqId);
+    this.options.policy.durable(Math.max(0, ...sequences)).then(
+      (durability) => this.routerOut.post([identity, Buffer.from(Native.ACK), rid, seqFrame, Buffer.from(durability)]),
+      () => this.routerOut.post([identity, Buffer.from(Native.NOT_ACTIVE), rid, Buffer.from(this.options.policy.stateName())]),
+    );
+  }
+
+  private onPing(identity: Buffer, args: Buffer[]): void {
+    const reqId = decodeRequestId(args[0]);
+    if (reqId === undefined) throw new KvMsgError('frame-count', 'TPING is malformed');
+    this.routerOut.post([
+      identity,
+      Buffer.from(Native.PONG),
+      encodeRequestId(reqId),
+      Buffer.from(this.active ? 'ACTIVE' : this.options.policy.stateName()),
+      encodeSequence(this.store.sequence),
+      Buffer.from(this.options.policy.term()),
+    ]);
+  }
+
+  private admitNative(identity: Buffer, reqId: number, command: string): boolean {
+    if (this.options.policy.admit()) return true;
+    this.emit('rejected', command);
+    this.routerOut.post([
+      identity,
+      Buffer.from(Native.NOT_ACTIVE),
+      encodeRequestId(reqId),
+      Buffer.from(this.options.policy.stateName()),
+    ]);
+    return false;
+  }
+
+  /**
+   * Sends a sequence of messages to one client in order, a chunk per event-loop turn. A full pipe
+   * (EAGAIN) is retried after a short pause from the first message that did not go out; a client
+   * that left, or one that reads nothing for SNAPSHOT_DEADLINE_MS, ends the stream.
+   */
+  private async stream(messages: (() => Buffer[])[]): Promise<boolean> {
+    const deadline = this.now() + SNAPSHOT_DEADLINE_MS;
+    const turn = Math.max(1, this.options.snapshotChunk);
+    for (let i = 0; i < messages.length; ) {
+      if (this.closed) return false;
+      try {
+        // One at a time: a later message must never overtake one that met a full pipe.
+        await this.routerOut.send(messages[i]!());
+      } catch (error) {
+        if (errorCode(error) !== 'EAGAIN' || this.now() > deadline) {
+          this.emit('dropped', 'snapshot', errorCode(error) === 'EHOSTUNREACH' ? 'client-gone' : 'send-failed');
+          return false;
+        }
+        await sleep(BACKOFF_MS);
+        continue;
+      }
+      i++;
+      if (i % turn === 0) await yieldToLoop();
+    }
+    return true;
+  }
+
+  private sendFailed(socket: SocketName, error: unknown): void {
+    this.emit('dropped', socket, errorCode(error) === 'EHOSTUNREACH' ? 'client-gone' : 'send-failed');
+  }
+
+  private drop(socket: SocketName, error: unknown, frames: number): void {
+    const reason: DropReason = error instanceof KvMsgError ? error.reason : 'bad-request';
+    this.emit('dropped', socket, reason);
+    this.warnings.warn({ socket, reason, frames, detail: (error as Error).message }, 'dropped malformed message');
+  }
+}
+
+/** A client's KVSET (or native write) as a change to sequence: relative TTL becomes a deadline. */
+export function toChange(msg: KvMsg, now: number): Change {
+  const ttl = ttlSeconds(msg.properties);
+  return {
+    key: msg.key,
+    uuid: msg.uuid,
+    properties: msg.properties,
+    body: msg.body,
+    expiresAt: ttl > 0 && msg.body.length > 0 ? now + ttl * 1000 : 0,
+  };
+}
+
+export function newUuid(): string {
+  return randomBytes(16).toString('latin1');
+}

@@ -1,0 +1,150 @@
+/**
+ * The sequenced state of one server: the map, its sequence number, the replay log and the set of
+ * recently applied uuids. Every change goes through here, so promise 1 (one order, no reuse) is
+ * this module's to keep. No I/O, no clock: time and fresh uuids are passed in.
+ */
+import { KvMap, type Entry } from './kvmap.js';
+import { ReplayLog } from './replay-log.js';
+import { UUID_BYTES } from './kvmsg.js';
+
+/** A change not yet sequenced: what a client asked for. */
+export interface Change {
+  readonly key: string;
+  readonly uuid: string;
+  readonly properties: string;
+  readonly body: Buffer;
+  readonly expiresAt: number;
+}
+
+export type CommitResult = { duplicate: false; entry: Entry } | { duplicate: true; sequence: number };
+export type ReplicateResult = 'applied' | 'stale' | 'gap';
+
+export interface StoreOptions {
+  replayLogSize: number;
+  /** how many recent uuids are remembered for de-duplication of retried writes */
+  dedupeSize: number;
+}
+
+const ZERO_UUID = '\0'.repeat(UUID_BYTES);
+
+/** Only a proper 16-byte, non-zero uuid identifies a write; foreign clients may send anything. */
+export function isDedupeUuid(uuid: string): boolean {
+  return uuid.length === UUID_BYTES && uuid !== ZERO_UUID;
+}
+
+export class Store {
+  private currentMap = new KvMap();
+  private seq = 0;
+  private readonly log: ReplayLog;
+  private applied = new Map<string, number>();
+
+  constructor(private readonly options: StoreOptions) {
+    this.log = new ReplayLog(options.replayLogSize);
+  }
+
+  get sequence(): number {
+    return this.seq;
+  }
+
+  get map(): KvMap {
+    return this.currentMap;
+  }
+
+  private set map(map: KvMap) {
+    this.currentMap = map;
+  }
+
+  /** The sequence of an earlier write with this uuid, if it is still remembered. */
+  appliedSequence(uuid: string): number | undefined {
+    return this.applied.get(uuid);
+  }
+
+  /** Active side: the change takes the next sequence number, unless its uuid was already applied. */
+  commit(change: Change): CommitResult {
+    if (isDedupeUuid(change.uuid)) {
+      const earlier = this.applied.get(change.uuid);
+      if (earlier !== undefined) return { duplicate: true, sequence: earlier };
+    }
+    const entry: Entry = { ...change, sequence: this.seq + 1 };
+    this.apply(entry);
+    return { duplicate: false, entry };
+  }
+
+  /** Passive side: apply a change the active sequenced. It must be exactly the next one. */
+  replicate(entry: Entry): ReplicateResult {
+    if (entry.sequence <= this.seq) return 'stale';
+    if (entry.sequence !== this.seq + 1) return 'gap';
+    this.apply(entry);
+    return 'applied';
+  }
+
+  /** Replace everything with a snapshot taken at `sequence` (resync). */
+  reset(entries: Iterable<Entry>, sequence: number): void {
+    const builder = this.builder();
+    builder.add(entries);
+    this.replaceWith(builder, sequence);
+  }
+
+  /**
+   * A fresh state filled chunk by chunk while a snapshot streams in, then swapped in at once by
+   * `replaceWith`: the current state stays whole until the new one is complete.
+   */
+  builder(): StoreBuilder {
+    return new StoreBuilder(this.options.dedupeSize);
+  }
+
+  replaceWith(builder: StoreBuilder, sequence: number): void {
+    this.map = builder.map;
+    this.applied = builder.applied;
+    this.log.clear();
+    this.seq = sequence;
+  }
+
+  /** Changes after `sequence` under a prefix, or undefined if the replay log no longer reaches back. */
+  changesSince(sequence: number, prefix = ''): Entry[] | undefined {
+    if (sequence === this.seq) return [];
+    return this.log.since(sequence, prefix);
+  }
+
+  /** Sequenced deletes for every key whose TTL has run out (active only, promise 5). */
+  expire(now: number, newUuid: () => string, max = 10_000): Entry[] {
+    const deletes: Entry[] = [];
+    for (const gone of this.map.expired(now, max)) {
+      const result = this.commit({ key: gone.key, uuid: newUuid(), properties: '', body: EMPTY, expiresAt: 0 });
+      if (!result.duplicate) deletes.push(result.entry);
+    }
+    return deletes;
+  }
+
+  private apply(entry: Entry): void {
+    this.seq = entry.sequence;
+    this.map.put(entry);
+    this.log.append(entry);
+    this.remember(entry);
+  }
+
+  private remember(entry: Entry): void {
+    rememberUuid(this.applied, entry, this.options.dedupeSize);
+  }
+}
+
+function rememberUuid(applied: Map<string, number>, entry: Entry, limit: number): void {
+  if (!isDedupeUuid(entry.uuid)) return;
+  applied.set(entry.uuid, entry.sequence);
+  if (applied.size > limit) applied.delete(applied.keys().next().value!);
+}
+
+export class StoreBuilder {
+  readonly map = new KvMap();
+  readonly applied = new Map<string, number>();
+  constructor(private readonly dedupeSize: number) {}
+
+  add(entries: Iterable<Entry>): void {
+    for (const entry of entries) {
+      this.map.put(entry);
+      rememberUuid(this.applied, entry, this.dedupeSize);
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

@@ -1,0 +1,289 @@
+/**
+ * The convict schema is the single source of every server setting: its default, its environment
+ * variable (`TWINSTAR_*`), its command-line flag and its documentation (docs/configuration.md is
+ * generated from it with `twinstar server --help`). Names carry their units.
+ *
+ * Some defaults depend on the role, so that a primary and a backup pair on one host with no
+ * flags at all: those settings default to null here and are filled in by `resolveDefaults`.
+ */
+import convict from 'convict';
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../errors.js';
+
+const port = (name: string) => (value: unknown) => {
+  if (value === null) return;
+  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 65535) {
+    throw new Error(`${name} must be a port number from 0 to 65535`);
+  }
+};
+
+const hostPort = (value: unknown) => {
+  if (value === null) return;
+  if (typeof value !== 'string' || !/^[^:\s]+:\d{1,5}$/.test(value)) throw new Error('must be HOST:PORT');
+};
+
+const positive = (value: unknown) => {
+  if (!Number.isInteger(value) || (value as number) <= 0) throw new Error('must be a positive integer');
+};
+
+export const schema = {
+  role: {
+    doc: 'single (one server, no pair), primary or backup',
+    format: ['single', 'primary', 'backup'],
+    default: 'single',
+    env: 'TWINSTAR_ROLE',
+    arg: 'role',
+  },
+  name: {
+    doc: 'node name on every log line and in /status (default: the role)',
+    format: String,
+    default: '',
+    env: 'TWINSTAR_NAME',
+    arg: 'name',
+  },
+  host: {
+    doc: 'address the client sockets bind to',
+    format: String,
+    default: '127.0.0.1',
+    env: 'TWINSTAR_HOST',
+    arg: 'host',
+  },
+  port: {
+    doc: 'snapshot port P (publisher P+1, collector P+2); default 5556, or 5566 for the backup',
+    format: port('port'),
+    default: null as number | null,
+    nullable: true,
+    env: 'TWINSTAR_PORT',
+    arg: 'port',
+  },
+  heartbeatHost: {
+    doc: 'address the peer heartbeat socket binds to (default: host)',
+    format: String,
+    default: '',
+    env: 'TWINSTAR_HEARTBEAT_HOST',
+    arg: 'heartbeat-host',
+  },
+  heartbeatPort: {
+    doc: "this node's peer heartbeat port; default 5003, or 5004 for the backup",
+    format: port('heartbeatPort'),
+    default: null as number | null,
+    nullable: true,
+    env: 'TWINSTAR_HEARTBEAT_PORT',
+    arg: 'heartbeat-port',
+  },
+  peer: {
+    doc: "the other node's snapshot endpoint HOST:PORT; default 127.0.0.1:5566 (primary) or 127.0.0.1:5556 (backup)",
+    format: hostPort,
+    default: null as string | null,
+    nullable: true,
+    env: 'TWINSTAR_PEER',
+    arg: 'peer',
+  },
+  peerHeartbeat: {
+    doc: "the other node's heartbeat endpoint HOST:PORT; default the peer's host with port 5004 (primary) or 5003 (backup)",
+    format: hostPort,
+    default: null as string | null,
+    nullable: true,
+    env: 'TWINSTAR_PEER_HEARTBEAT',
+    arg: 'peer-heartbeat',
+  },
+  heartbeatMs: {
+    doc: 'interval of peer heartbeats and of HUGZ to clients; must match on both nodes',
+    format: positive,
+    default: 100,
+    env: 'TWINSTAR_HEARTBEAT_MS',
+    arg: 'heartbeat-ms',
+  },
+  failoverMs: {
+    doc: 'peer silence after which a client vote may promote the passive; must match on both nodes',
+    format: positive,
+    default: 500,
+    env: 'TWINSTAR_FAILOVER_MS',
+    arg: 'failover-ms',
+  },
+  httpHost: {
+    doc: 'address the metrics and health HTTP server binds to (default: host)',
+    format: String,
+    default: '',
+    env: 'TWINSTAR_HTTP_HOST',
+    arg: 'http-host',
+  },
+  httpPort: {
+    doc: 'metrics and health HTTP port; default 9556, or 9566 for the backup; 0 picks a free port',
+    format: port('httpPort'),
+    default: null as number | null,
+    nullable: true,
+    env: 'TWINSTAR_HTTP_PORT',
+    arg: 'http-port',
+  },
+  logLevel: {
+    doc: 'pino log level',
+    format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    default: 'info',
+    env: 'TWINSTAR_LOG_LEVEL',
+    arg: 'log-level',
+  },
+  replayLogSize: {
+    doc: 'recent changes kept so that passives and clients can resume instead of re-snapshotting',
+    format: positive,
+    default: 100_000,
+    env: 'TWINSTAR_REPLAY_LOG_SIZE',
+    arg: 'replay-log-size',
+  },
+  dedupeSize: {
+    doc: 'recent write uuids remembered so that a retried write applies once',
+    format: positive,
+    default: 100_000,
+    env: 'TWINSTAR_DEDUPE_SIZE',
+    arg: 'dedupe-size',
+  },
+  pendingMax: {
+    doc: "most CHP updates the passive holds on its pending list (Model Six); the oldest go first",
+    format: positive,
+    default: 10_000,
+    env: 'TWINSTAR_PENDING_MAX',
+    arg: 'pending-max',
+  },
+  pendingMaxAgeMs: {
+    doc: 'a pending-list update the active has not replicated within this time is dropped',
+    format: positive,
+    default: 10_000,
+    env: 'TWINSTAR_PENDING_MAX_AGE_MS',
+    arg: 'pending-max-age-ms',
+  },
+  snapshotChunk: {
+    doc: 'entries per snapshot chunk (native) and per event-loop turn (CHP)',
+    format: positive,
+    default: 1000,
+    env: 'TWINSTAR_SNAPSHOT_CHUNK',
+    arg: 'snapshot-chunk',
+  },
+  maxKeyBytes: {
+    doc: 'longest key accepted',
+    format: positive,
+    default: 1024,
+    env: 'TWINSTAR_MAX_KEY_BYTES',
+    arg: 'max-key-bytes',
+  },
+  maxValueBytes: {
+    doc: 'largest value accepted',
+    format: positive,
+    default: 1024 * 1024,
+    env: 'TWINSTAR_MAX_VALUE_BYTES',
+    arg: 'max-value-bytes',
+  },
+  maxPropertiesBytes: {
+    doc: 'largest properties frame accepted',
+    format: positive,
+    default: 4096,
+    env: 'TWINSTAR_MAX_PROPERTIES_BYTES',
+    arg: 'max-properties-bytes',
+  },
+};
+
+export type Role = 'single' | 'primary' | 'backup';
+
+export interface ServerConfig {
+  role: Role;
+  name: string;
+  host: string;
+  port: number;
+  heartbeatHost: string;
+  heartbeatPort: number;
+  peer: string;
+  peerHeartbeat: string;
+  heartbeatMs: number;
+  failoverMs: number;
+  httpHost: string;
+  httpPort: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  replayLogSize: number;
+  dedupeSize: number;
+  pendingMax: number;
+  pendingMaxAgeMs: number;
+  snapshotChunk: number;
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  maxPropertiesBytes: number;
+}
+
+export const ROLE_DEFAULTS = {
+  single: { port: 5556, heartbeatPort: 5003, peerPort: 5566, peerHeartbeatPort: 5004, httpPort: 9556 },
+  primary: { port: 5556, heartbeatPort: 5003, peerPort: 5566, peerHeartbeatPort: 5004, httpPort: 9556 },
+  backup: { port: 5566, heartbeatPort: 5004, peerPort: 5556, peerHeartbeatPort: 5003, httpPort: 9566 },
+} as const;
+
+export interface LoadOptions {
+  /** command-line flags, e.g. ['--role', 'backup'] */
+  args?: string[];
+  /** environment variables (default: process.env) */
+  env?: NodeJS.ProcessEnv;
+  /** a JSON configuration file; also TWINSTAR_CONFIG */
+  file?: string;
+}
+
+/**
+ * Loads and validates the configuration. Any bad value throws a ConfigError whose message is one
+ * line naming the setting; the CLI prints it and exits with code 2.
+ */
+export function loadConfig(options: LoadOptions = {}): ServerConfig {
+  const env = options.env ?? process.env;
+  const known = new Set(Object.values(schema).map((s) => `--${s.arg}`));
+  for (const arg of options.args ?? []) {
+    const flag = arg.split('=')[0]!;
+    if (flag.startsWith('--') && !known.has(flag)) {
+      throw new ConfigError(flag.slice(2), `invalid configuration: unknown option ${flag}`);
+    }
+  }
+  const config = convict(schema, { args: options.args ?? [], env });
+  const file = options.file ?? env.TWINSTAR_CONFIG;
+  try {
+    if (file) config.load(JSON.parse(readFileSync(file, 'utf8')));
+    config.validate({ allowed: 'strict' });
+  } catch (error) {
+    throw toConfigError(error, file);
+  }
+  return resolveDefaults(config.getProperties() as unknown as ServerConfig);
+}
+
+function toConfigError(error: unknown, file: string | undefined): ConfigError {
+  const first = String((error as Error).message ?? error).split('\n')[0]!;
+  const named = /^([A-Za-z]+):/.exec(first) ?? /param '([A-Za-z]+)'/.exec(first);
+  if (named) return new ConfigError(named[1]!, `invalid configuration: ${first}`);
+  return new ConfigError('config', `invalid configuration${file ? ` in ${file}` : ''}: ${first}`);
+}
+
+export function resolveDefaults(raw: ServerConfig): ServerConfig {
+  const defaults = ROLE_DEFAULTS[raw.role];
+  const peer = raw.peer ?? `127.0.0.1:${defaults.peerPort}`;
+  const peerHost = peer.slice(0, peer.lastIndexOf(':'));
+  const resolved: ServerConfig = {
+    ...raw,
+    name: raw.name || raw.role,
+    port: raw.port ?? defaults.port,
+    heartbeatHost: raw.heartbeatHost || raw.host,
+    heartbeatPort: raw.heartbeatPort ?? defaults.heartbeatPort,
+    peer,
+    peerHeartbeat: raw.peerHeartbeat ?? `${peerHost}:${defaults.peerHeartbeatPort}`,
+    httpHost: raw.httpHost || raw.host,
+    httpPort: raw.httpPort ?? defaults.httpPort,
+  };
+  if (resolved.port > 65533) throw new ConfigError('port', 'invalid configuration: port: P+2 must be at most 65535');
+  if (resolved.failoverMs < 2 * resolved.heartbeatMs) {
+    throw new ConfigError(
+      'failoverMs',
+      `invalid configuration: failoverMs: ${resolved.failoverMs} must be at least twice heartbeatMs (${resolved.heartbeatMs})`,
+    );
+  }
+  return resolved;
+}
+
+/** Flag name, environment variable, default and doc of every setting, for --help and docs. */
+export function describeSettings(): { flag: string; env: string; default: unknown; doc: string }[] {
+  return Object.entries(schema).map(([, s]) => ({
+    flag: `--${s.arg}`,
+    env: s.env,
+    default: s.default,
+    doc: s.doc,
+  }));
+}

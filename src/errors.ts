@@ -1,0 +1,77 @@
+/**
+ * One registry of stable error codes. Every error twinstar throws at a caller is a TwinstarError
+ * with one of these codes, so callers can switch on `err.code` rather than on message text.
+ * The README lists them; keep the two in step.
+ */
+export const ErrorCodes = {
+  ERR_CONFIG_INVALID: 'a configuration setting is missing or has a bad value',
+  ERR_KVMSG_MALFORMED: 'a wire message does not follow the CHP frame layout',
+  ERR_CLIENT_TIMEOUT: 'a request got no answer within its timeout',
+  ERR_CLIENT_CLOSED: 'the client was closed while the request was pending',
+  ERR_CLIENT_QUEUE_FULL: 'too many writes are waiting for an active server',
+  ERR_NOT_ACTIVE: 'the server asked is not the active one',
+  ERR_SERVER_REJECTED: 'the server refused the request',
+  ERR_INVALID_ARGUMENT: 'an API was called with an argument it cannot take',
+  ERR_BSTAR_PEER_MISMATCH: 'the two nodes disagree on settings that must match, so they refuse to pair',
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export class TwinstarError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+export class ConfigError extends TwinstarError {
+  /** the setting that is wrong, named as in the convict schema */
+  readonly setting: string;
+  constructor(setting: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_CONFIG_INVALID', message, options);
+    this.setting = setting;
+  }
+}
+
+export class TimeoutError extends TwinstarError {
+  constructor(message: string) {
+    super('ERR_CLIENT_TIMEOUT', message);
+  }
+}
+
+export class ClosedError extends TwinstarError {
+  constructor(message = 'client is closed') {
+    super('ERR_CLIENT_CLOSED', message);
+  }
+}
+
+export class QueueFullError extends TwinstarError {
+  constructor(limit: number) {
+    super('ERR_CLIENT_QUEUE_FULL', `more than ${limit} writes are waiting for an active server`);
+  }
+}
+
+export class NotActiveError extends TwinstarError {
+  /** the Binary Star state the server reported */
+  readonly state: string;
+  constructor(state: string) {
+    super('ERR_NOT_ACTIVE', `server is ${state}, not ACTIVE`);
+    this.state = state;
+  }
+}
+
+export class ServerRejectedError extends TwinstarError {
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super('ERR_SERVER_REJECTED', message);
+    this.reason = reason;
+  }
+}
+
+export class InvalidArgumentError extends TwinstarError {
+  constructor(message: string) {
+    super('ERR_INVALID_ARGUMENT', message);
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * The Binary Star state machine as a pure function: (state, event, context) -> next state and
+ * effects. No sockets, timers or clock reads: the time of a client request arrives in the event,
+ * and the node (src/primary-backup/node.ts) performs the effects.
+ *
+ * The table below is the single source of truth. The exhaustive unit test walks every cell of it
+ * and docs/binary-star.md's diagram is generated from it (`npm run docs:fsm`).
+ */
+
+export const STATES = ['PRIMARY', 'BACKUP', 'ACTIVE', 'PASSIVE'] as const;
+export type State = (typeof STATES)[number];
+export type Role = 'primary' | 'backup';
+
+/** What one node knows of the other from its latest heartbeat. */
+export interface PeerView {
+  readonly state: State;
+  readonly epoch: number;
+  readonly sequence: number;
+  readonly role: Role;
+}
+
+export type Event = { readonly type: 'peer'; readonly peer: PeerView } | { readonly type: 'client-request'; readonly now: number };
+
+export interface Context {
+  readonly role: Role;
+  readonly epoch: number;
+  readonly sequence: number;
+  /** when the peer counts as dead if nothing more is heard (last heard + failover timeout) */
+  readonly peerExpiresAt: number;
+  /** the highest epoch the peer has announced so far (0 if never heard) */
+  readonly peerEpoch: number;
+}
+
+export type Effect =
+  /** become the active server: serve clients, publish, expire TTLs, continue the sequence */
+  | { readonly type: 'activate'; readonly epoch: number; readonly reason: ActivateReason }
+  /** become (or stay) the passive server: stop serving, sync from the peer */
+  | { readonly type: 'follow'; readonly reason: FollowReason }
+  /** two actives met and this one keeps serving; the peer will demote */
+  | { readonly type: 'dual-active-won' }
+  | { readonly type: 'accept' }
+  | { readonly type: 'reject' };
+
+export type ActivateReason = 'peer-is-backup' | 'peer-restarted' | 'client-vote' | 'dual-passive-won';
+export type FollowReason = 'peer-active' | 'dual-active-lost';
+
+export interface Transition {
+  readonly state: State;
+  readonly effects: readonly Effect[];
+}
+
+export type EventKind = State | 'CLIENT_REQUEST';
+export const EVENT_KINDS: readonly EventKind[] = ['PRIMARY', 'BACKUP', 'ACTIVE', 'PASSIVE', 'CLIENT_REQUEST'];
+
+type Rule = { readonly name: string; readonly apply: (state: State, event: Event, ctx: Context) => Transition };
+
+// Each rule opens with why it exists.
+
+/** Nothing to do: the pair is consistent, or the other node moves next. */
+const stay: Rule = { name: 'stay', apply: (state) => ({ state, effects: [] }) };
+
+/** A starting primary that sees a starting backup serves; the backup will follow. */
+const promoteOverBackup: Rule = {
+  name: 'activate',
+  apply: (_s, event, ctx) => activate(ctx, event, 'peer-is-backup'),
+};
+
+/** A passive whose peer is starting again (it restarted) holds the state: it takes over. */
+const promoteOverRestart: Rule = {
+  name: 'activate',
+  apply: (_s, event, ctx) => activate(ctx, event, 'peer-restarted'),
+};
+
+/** The peer serves: become passive and sync from it. */
+const follow: Rule = {
+  name: 'follow',
+  apply: () => ({ state: 'PASSIVE', effects: [{ type: 'follow', reason: 'peer-active' }] }),
+};
+
+/** An active server serves every client. */
+const accept: Rule = { name: 'accept', apply: (state) => ({ state, effects: [{ type: 'accept' }] }) };
+
+/** A backup that never saw an active primary must not serve: it may have no state at all. */
+const reject: Rule = { name: 'reject', apply: (state) => ({ state, effects: [{ type: 'reject' }] }) };
+
+/**
+ * The Binary Star vote: a client asks us, so it cannot reach the peer either. Serve only once the
+ * peer has been silent past the failover timeout; before that, two actives would mean split brain.
+ */
+const voteIfPeerSilent: Rule = {
+  name: 'vote',
+  apply: (state, event, ctx) => {
+    if (event.type !== 'client-request' || event.now < ctx.peerExpiresAt) return { state, effects: [{ type: 'reject' }] };
+    const promoted = activate(ctx, event, 'client-vote');
+    return { state: promoted.state, effects: [...promoted.effects, { type: 'accept' }] };
+  },
+};
+
+/**
+ * Two actives met (a partition healed, or a frozen active woke up). Exactly one must keep serving:
+ * the higher epoch wins, a tie goes to the primary. The loser demotes and resyncs.
+ */
+const dualActive: Rule = {
+  name: 'resolve-dual-active',
+  apply: (state, event, ctx) => {
+    if (event.type !== 'peer') return { state, effects: [] };
+    return outranks(ctx.epoch, ctx.role, event.peer.epoch, event.peer.role)
+      ? { state: 'ACTIVE', effects: [{ type: 'dual-active-won' }] }
+      : { state: 'PASSIVE', effects: [{ type: 'follow', reason: 'dual-active-lost' }] };
+  },
+};
+
+/**
+ * Two passives and nobody serving would hang the pair. The node with the newer state takes over
+ * (higher epoch, then higher sequence, then the primary), so exactly one of them moves.
+ */
+const dualPassive: Rule = {
+  name: 'resolve-dual-passive',
+  apply: (state, event, ctx) => {
+    if (event.type !== 'peer') return { state, effects: [] };
+    const { peer } = event;
+    const mine = [ctx.epoch, ctx.sequence, ctx.role === 'primary' ? 1 : 0];
+    const theirs = [peer.epoch, peer.sequence, peer.role === 'primary' ? 1 : 0];
+    const iWin = compareTuples(mine, theirs) > 0;
+    return iWin ? activate(ctx, event, 'dual-passive-won') : { state, effects: [] };
+  },
+};
+
+//                      peer PRIMARY        peer BACKUP          peer ACTIVE  peer PASSIVE  client request
+export const TABLE: Readonly<Record<State, Readonly<Record<EventKind, Rule>>>> = {
+  PRIMARY: { PRIMARY: stay,               BACKUP: promoteOverBackup,  ACTIVE: follow,     PASSIVE: stay,        CLIENT_REQUEST: voteIfPeerSilent },
+  BACKUP:  { PRIMARY: stay,               BACKUP: stay,               ACTIVE: follow,     PASSIVE: stay,        CLIENT_REQUEST: reject },
+  ACTIVE:  { PRIMARY: stay,               BACKUP: stay,               ACTIVE: dualActive, PASSIVE: stay,        CLIENT_REQUEST: accept },
+  PASSIVE: { PRIMARY: promoteOverRestart, BACKUP: promoteOverRestart, ACTIVE: stay,       PASSIVE: dualPassive, CLIENT_REQUEST: voteIfPeerSilent },
+}; // prettier-ignore
+
+export function eventKind(event: Event): EventKind {
+  return event.type === 'peer' ? event.peer.state : 'CLIENT_REQUEST';
+}
+
+export function transition(state: State, event: Event, ctx: Context): Transition {
+  return TABLE[state][eventKind(event)].apply(state, event, ctx);
+}
+
+/** The rule's name in a cell, for documentation and tests. */
+export function ruleName(state: State, kind: EventKind): string {
+  return TABLE[state][kind].name;
+}
+
+export function startState(role: Role): State {
+  return role === 'primary' ? 'PRIMARY' : 'BACKUP';
+}
+
+/** Does (epoch, role) beat the other in a dual-active meeting? Higher epoch, tie to the primary. */
+export function outranks(epoch: number, role: Role, otherEpoch: number, otherRole: Role): boolean {
+  if (epoch !== otherEpoch) return epoch > otherEpoch;
+  return role === 'primary' && otherRole !== 'primary';
+}
+
+function activate(ctx: Context, event: Event, reason: ActivateReason): Transition {
+  const peerEpoch = event.type === 'peer' ? Math.max(event.peer.epoch, ctx.peerEpoch) : ctx.peerEpoch;
+  // Every promotion takes an epoch above any the pair has used, so a later meeting of two
+  // actives always has a deterministic winner.
+  const epoch = Math.max(ctx.epoch, peerEpoch) + 1;
+  return { state: 'ACTIVE', effects: [{ type: 'activate', epoch, reason }] };
+}
+
+function compareTuples(a: number[], b: number[]): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return 0;
+}
+
+/** A Mermaid state diagram derived from TABLE (used by docs/binary-star.md). */
+export function mermaid(): string {
+  const lines = ['stateDiagram-v2', '  [*] --> PRIMARY', '  [*] --> BACKUP'];
+  for (const state of STATES) {
+    for (const kind of EVENT_KINDS) {
+      const name = ruleName(state, kind);
+      if (name === 'stay' || name === 'accept' || name === 'reject') continue;
+      const targets: Record<string, State[]> = {
+        activate: ['ACTIVE'],
+        follow: ['PASSIVE'],
+        vote: ['ACTIVE'],
+        'resolve-dual-active': ['PASSIVE'],
+        'resolve-dual-passive': ['ACTIVE'],
+      };
+      const label = kind === 'CLIENT_REQUEST' ? 'client vote, peer silent' : `peer ${kind}`;
+      const suffix = name.startsWith('resolve') ? ` (${name.replace('resolve-', '')}, lost/won)` : '';
+      for (const target of targets[name] ?? []) lines.push(`  ${state} --> ${target}: ${label}${suffix}`);
+    }
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,147 @@
+/**
+ * Observability for one node: a prom-client registry of its own (so two nodes in one process,
+ * as in tests, never share counters) fed by the node's and the clone server's typed events, and
+ * the HTTP endpoints Prometheus and load balancers use:
+ *
+ *   /metrics  Prometheus text format
+ *   /healthz  200 while the process and its event loop are responsive
+ *   /readyz   200 only while this node is ACTIVE (route clients here)
+ *   /status   JSON: role, state, epoch, sequence, keys, peer, lag, pid
+ *
+ * Neither the FSM nor the clone code imports prom-client; they only emit events.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { STATES } from '../fsm/index.js';
+import type { Node } from '../primary-backup/index.js';
+
+export interface MetricsHttpOptions {
+  host: string;
+  /** 0 picks a free port */
+  port: number;
+}
+
+export function createMetrics(node: Node): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'twinstar_' });
+  const r = [registry];
+
+  new Gauge({
+    name: 'twinstar_state',
+    help: 'Binary Star state of this node: 1 for the current state, 0 for the others',
+    labelNames: ['state'],
+    registers: r,
+    collect() {
+      for (const state of STATES) this.set({ state }, node.state === state ? 1 : 0);
+    },
+  });
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: r,
+      collect() {
+        this.set(read());
+      },
+    });
+  gauge('twinstar_epoch', 'Epoch of the latest promotion this node knows (higher wins a dual active)', () => node.status().epoch);
+  gauge('twinstar_sequence', 'Current sequence number of the key-value state', () => node.store.sequence);
+  gauge('twinstar_keys', 'Keys in the map', () => node.store.map.size);
+  gauge('twinstar_peer_up', '1 while the peer has been heard within the failover timeout', () => (node.peerUp() ? 1 : 0));
+  gauge('twinstar_peer_last_heard_seconds', 'Seconds since the peer was last heard (-1 if never)', () => {
+    const ms = node.peerSilenceMs();
+    return Number.isFinite(ms) ? ms / 1000 : -1;
+  });
+  gauge('twinstar_degraded', '1 while active without an attached passive: writes are acknowledged by this node alone', () =>
+    node.isDegraded() ? 1 : 0,
+  );
+  gauge('twinstar_replication_lag', 'Sequences committed on the active and not yet acknowledged by the passive', () => node.status().replicationLag);
+  gauge('twinstar_pending_updates', 'CHP updates held on the passive pending list (Model Six)', () => node.pendingSize);
+  gauge('twinstar_connected_clients', 'Subscribers connected to the publisher socket', () => node.server.connectedClients);
+  gauge('twinstar_peer_refused', '1 while the peer is refused because settings differ', () => (node.status().peerRefused ? 1 : 0));
+
+  const promotions = new Counter({ name: 'twinstar_promotions_total', help: 'Times this node became active', labelNames: ['reason'], registers: r });
+  const transitions = new Counter({
+    name: 'twinstar_state_transitions_total',
+    help: 'Binary Star state transitions',
+    labelNames: ['from', 'to'],
+    registers: r,
+  });
+  const updates = new Counter({ name: 'twinstar_updates_total', help: 'Changes sequenced by this node, by source', labelNames: ['source'], registers: r });
+  const snapshots = new Counter({ name: 'twinstar_snapshots_total', help: 'Snapshots served, by kind', labelNames: ['kind'], registers: r });
+  const snapshotSeconds = new Histogram({
+    name: 'twinstar_snapshot_duration_seconds',
+    help: 'Time to stream a snapshot to a client',
+    labelNames: ['kind'],
+    buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30],
+    registers: r,
+  });
+  const rejected = new Counter({
+    name: 'twinstar_rejected_votes_total',
+    help: 'Client requests turned away because this node is not (and may not become) active',
+    labelNames: ['command'],
+    registers: r,
+  });
+  const dropped = new Counter({
+    name: 'twinstar_dropped_messages_total',
+    help: 'Messages dropped, by socket and reason (malformed, oversized, unknown, duplicate, ...)',
+    labelNames: ['socket', 'reason'],
+    registers: r,
+  });
+  const divergent = new Counter({
+    name: 'twinstar_divergent_updates_total',
+    help: 'Updates this node had accepted that the winner of a dual active did not have',
+    registers: r,
+  });
+  const stalls = new Counter({ name: 'twinstar_event_loop_stalls_total', help: 'Event-loop stalls longer than half the failover timeout', registers: r });
+
+  node.on('state', ({ from, to }) => transitions.inc({ from, to }));
+  node.on('promoted', (_epoch, reason) => promotions.inc({ reason }));
+  node.on('divergent', (count) => divergent.inc(count));
+  node.on('peer-dropped', (reason) => dropped.inc({ socket: 'peer', reason }));
+  node.on('stall', () => stalls.inc());
+  node.server.on('change', (_entry, source) => updates.inc({ source }));
+  node.server.on('snapshot', (kind, _keys, ms) => {
+    snapshots.inc({ kind });
+    snapshotSeconds.observe({ kind }, ms / 1000);
+  });
+  node.server.on('rejected', (command) => rejected.inc({ command }));
+  node.server.on('dropped', (socket, reason) => dropped.inc({ socket, reason }));
+  return registry;
+}
+
+/** The HTTP server for metrics and health. Resolves once listening. */
+export async function startMetricsHttp(node: Node, registry: Registry, options: MetricsHttpOptions): Promise<Server & { url: string }> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const send = (code: number, body: string, type = 'text/plain; charset=utf-8') => {
+      res.writeHead(code, { 'content-type': type });
+      res.end(body);
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'method not allowed\n');
+    switch (path) {
+      case '/metrics':
+        registry.metrics().then(
+          (text) => send(200, text, registry.contentType),
+          (error) => send(500, `${String(error)}\n`),
+        );
+        return;
+      case '/healthz':
+        // Answering at all proves the event loop turns; the node's own timer must be on time too.
+        return node.reactorHealthy() ? send(200, 'ok\n') : send(503, 'event loop stalled\n');
+      case '/readyz':
+        return node.state === 'ACTIVE' ? send(200, 'active\n') : send(503, `${node.state.toLowerCase()}\n`);
+      case '/status':
+        return send(200, `${JSON.stringify(node.status())}\n`, 'application/json');
+      default:
+        return send(404, 'not found: try /metrics, /healthz, /readyz or /status\n');
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  return Object.assign(server, { url: `http://${options.host}:${port}` });
+}

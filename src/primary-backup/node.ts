@@ -1,0 +1,530 @@
+/**
+ * A twinstar server process: the clone server plus, in a pair, the Binary Star machinery around
+ * it. The node is the interpreter of the pure FSM: heartbeats and client votes become FSM events,
+ * and the effects that come back (activate, follow) are carried out here, in one place.
+ *
+ * One timer drives everything periodic (heartbeats, stall detection, replication health, the
+ * pending list), and it runs its stall check first: a node whose event loop was frozen (SIGSTOP,
+ * a long GC) must not conclude on waking that its peer died, or acknowledge writes as degraded,
+ * on the strength of silence it slept through.
+ */
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import {
+  CloneServer,
+  Store,
+  toChange,
+  ttlSeconds,
+  type Durability,
+  type Entry,
+  type KvMsg,
+  type Limits,
+  type ServicePolicy,
+} from '../clone/index.js';
+import { transition, startState, type Context, type Effect, type Event, type State, type Role as PairRole } from '../fsm/index.js';
+import type { ServerConfig } from '../config/index.js';
+import { RateLimitedLog, type Logger } from '../log/index.js';
+import { PeerLink, type PeerChannel } from './peer-link.js';
+import type { Heartbeat, PeerMessage } from './peer-protocol.js';
+import { PendingList } from './pending.js';
+import { ReplicationSink } from './replication-sink.js';
+import { ReplicationSource } from './replication-source.js';
+import { Timeline, type TimelineEntry } from './timeline.js';
+
+export interface StateChange {
+  readonly from: State;
+  readonly to: State;
+  readonly reason: string;
+}
+
+export interface NodeEvents {
+  state: [change: StateChange];
+  promoted: [epoch: number, reason: string];
+  divergent: [count: number];
+  degraded: [degraded: boolean];
+  'peer-refused': [reason: string];
+  'peer-dropped': [reason: string];
+  stall: [ms: number];
+}
+
+export interface PeerStatus {
+  name: string;
+  state: State;
+  epoch: number;
+  sequence: number;
+  synced: boolean;
+  lastHeardMs: number;
+  up: boolean;
+}
+
+export interface NodeStatus {
+  name: string;
+  role: ServerConfig['role'];
+  state: State;
+  epoch: number;
+  term: string;
+  sequence: number;
+  keys: number;
+  degraded: boolean;
+  replicationLag: number;
+  pending: number;
+  peer: PeerStatus | null;
+  peerRefused: string | null;
+  endpoints: CloneServer['endpoints'];
+  pid: number;
+  uptimeMs: number;
+}
+
+export interface NodeOptions {
+  config: ServerConfig;
+  log: Logger;
+  now?: () => number;
+  /** replaces the peer link's sockets (tests) */
+  channel?: (onMessage: (msg: PeerMessage) => void) => PeerChannel;
+}
+
+export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
+  readonly store: Store;
+  readonly server: CloneServer;
+  readonly config: ServerConfig;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly pairRole: PairRole | undefined;
+  private readonly timeline = new Timeline();
+  private readonly pending: PendingList;
+  private readonly refusals: RateLimitedLog;
+  private link: PeerChannel | undefined;
+  private source: ReplicationSource | undefined;
+  private sink: ReplicationSink | undefined;
+  private current: State;
+  private epoch = 0;
+  private peer: Heartbeat | undefined;
+  private peerHeardAt = 0;
+  private peerExpiresAt: number;
+  private refused: string | undefined;
+  private catchUpTo: number | undefined;
+  private wasDegraded = false;
+  private lastTick: number;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly startedAt: number;
+  private started = false;
+  private closed = false;
+  promotions = 0;
+
+  constructor(private readonly options: NodeOptions) {
+    super();
+    const { config, log } = options;
+    this.config = config;
+    this.log = log;
+    this.now = options.now ?? Date.now;
+    this.startedAt = this.lastTick = this.now();
+    // A starting node gives its peer one failover timeout to speak up before a vote can promote it.
+    this.peerExpiresAt = this.startedAt + config.failoverMs;
+    this.pairRole = config.role === 'single' ? undefined : config.role;
+    this.current = this.pairRole ? startState(this.pairRole) : 'ACTIVE';
+    this.pending = new PendingList(config.pendingMax, config.pendingMaxAgeMs);
+    this.refusals = new RateLimitedLog(log, 5, 10_000, this.now);
+    const limits: Limits = {
+      maxKeyBytes: config.maxKeyBytes,
+      maxValueBytes: config.maxValueBytes,
+      maxPropertiesBytes: config.maxPropertiesBytes,
+    };
+    this.store = new Store({ replayLogSize: config.replayLogSize, dedupeSize: config.dedupeSize });
+    this.server = new CloneServer({
+      host: config.host,
+      port: config.port,
+      heartbeatMs: config.heartbeatMs,
+      limits,
+      snapshotChunk: config.snapshotChunk,
+      store: this.store,
+      policy: this,
+      log,
+      now: this.now,
+    });
+    if (this.pairRole) {
+      const onMessage = (msg: PeerMessage) => this.onPeerMessage(msg);
+      this.link =
+        options.channel?.(onMessage) ??
+        new PeerLink({
+          bind: `tcp://${config.heartbeatHost}:${config.heartbeatPort}`,
+          connect: `tcp://${config.peerHeartbeat}`,
+          limits,
+          onMessage,
+          onDropped: (reason, error) => {
+            this.emit('peer-dropped', reason);
+            this.refusals.warn({ reason, detail: (error as Error).message }, 'dropped malformed peer message');
+          },
+        });
+      this.source = new ReplicationSource({
+        channel: this.link,
+        store: this.store,
+        timeline: this.timeline,
+        snapshotChunk: config.snapshotChunk,
+        now: this.now,
+      });
+      this.sink = new ReplicationSink({
+        channel: this.link,
+        server: this.server,
+        timeline: this.timeline,
+        retryMs: Math.max(config.failoverMs, 4 * config.heartbeatMs),
+        now: this.now,
+        onApplied: (entry) => this.pending.match(entry.uuid),
+      });
+      this.server.on('change', (entry) => this.source!.onChange(entry));
+    }
+  }
+
+  get state(): State {
+    return this.current;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    await this.server.start();
+    if (this.link instanceof PeerLink) await this.link.start();
+    if (!this.pairRole) this.openTerm(1, 'single');
+    this.timer = setInterval(() => this.tick(), this.config.heartbeatMs);
+    this.tick();
+    this.log.info({ endpoints: this.server.endpoints, heartbeat: this.config.heartbeatPort }, 'node started');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    this.source?.stop('CLOSED');
+    this.sink?.stop();
+    await this.link?.close();
+    await this.server.close();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // ServicePolicy: what the clone server asks of us.
+
+  admit(): boolean {
+    if (!this.pairRole) return true;
+    return this.run({ type: 'client-request', now: this.now() }, 'client-request').some((e) => e.type === 'accept');
+  }
+
+  stateName(): string {
+    return this.current;
+  }
+
+  term(): string {
+    return this.timeline.term;
+  }
+
+  onTimeline(sequence: number, term: string): boolean {
+    return this.timeline.includes(sequence, term);
+  }
+
+  durable(sequence: number): Promise<Durability> {
+    if (!this.source) return Promise.resolve('single');
+    return this.source.durable(sequence);
+  }
+
+  collectWhileInactive(msg: KvMsg, receivedAt: number): void {
+    this.pending.add(msg, receivedAt, this.store.appliedSequence(msg.uuid) !== undefined);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // The peer.
+
+  private onPeerMessage(msg: PeerMessage): void {
+    if (msg.type === 'heartbeat') return this.onHeartbeat(msg.heartbeat);
+    if (this.refused) return;
+    this.heardPeer();
+    const active = this.current === 'ACTIVE';
+    const passive = this.current === 'PASSIVE';
+    switch (msg.type) {
+      case 'data':
+        if (passive) this.sink!.onData(msg.entries);
+        return;
+      case 'snapshot-chunk':
+        if (passive) this.sink!.onSnapshotChunk(msg.streamId, msg.entries);
+        return;
+      case 'snapshot-end':
+        if (passive) this.sink!.onSnapshotEnd(msg.streamId, msg.sequence, msg.timeline);
+        return;
+      case 'resume-end':
+        if (passive) this.sink!.onResumeEnd(msg.streamId, msg.timeline);
+        return;
+      case 'request':
+        if (active) this.source!.onRequest(msg.streamId, msg.fromSequence, msg.term);
+        return;
+      case 'ack':
+        if (active) this.source!.onAck(msg.sequence, msg.term);
+        this.updateAttachment();
+        return;
+    }
+  }
+
+  private onHeartbeat(hb: Heartbeat): void {
+    const mismatch = this.mismatch(hb);
+    if (mismatch) {
+      // Refuse to pair: this peer's heartbeats do not count, loudly and on every window.
+      if (this.refused !== mismatch) this.emit('peer-refused', mismatch);
+      this.refused = mismatch;
+      this.refusals.warn({ peer: hb.name, reason: mismatch }, 'refusing to pair with peer');
+      return;
+    }
+    this.refused = undefined;
+    this.peer = hb;
+    this.heardPeer();
+    if (this.current === 'PASSIVE' && hb.state === 'ACTIVE') {
+      this.epoch = Math.max(this.epoch, hb.epoch);
+      if (this.sink!.synced) this.timeline.adopt(hb.timeline);
+    }
+    this.run({ type: 'peer', peer: hb }, `peer-${hb.state}`);
+    this.updateAttachment();
+  }
+
+  private mismatch(hb: Heartbeat): string | undefined {
+    const { heartbeatMs, failoverMs } = this.config;
+    if (hb.heartbeatMs !== heartbeatMs || hb.failoverMs !== failoverMs) {
+      return `timing differs: peer heartbeatMs=${hb.heartbeatMs} failoverMs=${hb.failoverMs}, ours heartbeatMs=${heartbeatMs} failoverMs=${failoverMs}`;
+    }
+    if (hb.role === this.pairRole) return `both nodes are configured as ${hb.role}`;
+    return undefined;
+  }
+
+  private heardPeer(): void {
+    const now = this.now();
+    this.peerHeardAt = now;
+    this.peerExpiresAt = now + this.config.failoverMs;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // The FSM and its effects.
+
+  private context(): Context {
+    return {
+      role: this.pairRole!,
+      epoch: this.epoch,
+      sequence: this.store.sequence,
+      peerExpiresAt: this.peerExpiresAt,
+      peerEpoch: this.peer?.epoch ?? 0,
+    };
+  }
+
+  private run(event: Event, reason: string): readonly Effect[] {
+    const from = this.current;
+    const next = transition(from, event, this.context());
+    for (const effect of next.effects) {
+      switch (effect.type) {
+        case 'activate':
+          this.activate(effect.epoch, effect.reason);
+          break;
+        case 'follow':
+          this.follow(effect.reason);
+          break;
+        case 'dual-active-won':
+          this.log.warn({ peerEpoch: this.peer?.epoch, epoch: this.epoch }, 'dual active: this node wins, the peer demotes');
+          break;
+      }
+    }
+    this.setState(next.state, effectReason(next.effects) ?? reason);
+    return next.effects;
+  }
+
+  /** Every state change goes through here: logged, counted, announced on the next tick. */
+  private setState(to: State, reason: string): void {
+    const from = this.current;
+    if (from === to) return;
+    this.current = to;
+    this.log.info({ from, to, event: reason }, `${from} -> ${to}`);
+    process.nextTick(() => this.emit('state', { from, to, reason }));
+  }
+
+  private activate(epoch: number, reason: string): void {
+    this.openTerm(epoch, reason);
+    this.sink!.stop();
+    this.source!.start();
+    this.catchUpTo = undefined;
+    this.server.setActive(true);
+    // Model Six: CHP updates the old active never replicated are applied now, freshly sequenced.
+    const now = this.now();
+    let applied = 0;
+    for (const { msg, receivedAt } of this.pending.drain()) {
+      const ttl = ttlSeconds(msg.properties);
+      if (ttl > 0 && receivedAt + ttl * 1000 <= now) continue;
+      if (this.store.appliedSequence(msg.uuid) !== undefined) continue;
+      this.server.commit(toChange(msg, receivedAt), 'pending');
+      applied++;
+    }
+    this.promotions++;
+    this.log.warn({ epoch, reason, sequence: this.store.sequence, pendingApplied: applied }, 'promoted to active');
+    process.nextTick(() => this.emit('promoted', epoch, reason));
+  }
+
+  private openTerm(epoch: number, reason: string): void {
+    this.epoch = epoch;
+    this.timeline.open({ term: randomBytes(6).toString('hex'), epoch, startSequence: this.store.sequence + 1 });
+    if (!this.pairRole) this.server.setActive(true);
+    this.log.debug({ epoch, reason, term: this.timeline.term }, 'new term');
+  }
+
+  private follow(reason: string): void {
+    if (this.current === 'ACTIVE') {
+      this.server.setActive(false);
+      this.source!.stop('PASSIVE');
+      if (reason === 'dual-active-lost' && this.peer) this.reportDivergence(this.peer.timeline);
+    }
+    this.pending.clear();
+    this.sink!.start();
+  }
+
+  /**
+   * We lost a dual-active meeting. Every change we sequenced from the point where the winner's
+   * history leaves ours is unknown to the winner and is about to be replaced: say which.
+   */
+  private reportDivergence(winner: readonly TimelineEntry[]): void {
+    const fork = this.timeline.forkPoint(winner);
+    if (fork === undefined) return;
+    const lost: Entry[] =
+      this.store.changesSince(fork - 1) ?? this.store.map.snapshot('').filter((e) => e.sequence >= fork);
+    if (lost.length === 0) return;
+    this.log.error(
+      {
+        count: lost.length,
+        fork,
+        updates: lost.slice(0, 100).map((e) => ({
+          key: e.key,
+          sequence: e.sequence,
+          uuid: Buffer.from(e.uuid, 'latin1').toString('hex'),
+          deleted: e.body.length === 0,
+        })),
+      },
+      'dual active lost: these updates were accepted here and the winner does not have them',
+    );
+    process.nextTick(() => this.emit('divergent', lost.length));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // The one periodic timer.
+
+  private tick(): void {
+    const now = this.now();
+    const gap = now - this.lastTick;
+    this.lastTick = now;
+    if (gap > this.config.heartbeatMs + this.config.failoverMs / 2) {
+      // We were frozen: whatever silence we measured, we slept through it. Suspend judgment for one
+      // failover timeout so that fresh heartbeats, not stale clocks, decide.
+      this.peerExpiresAt = Math.max(this.peerExpiresAt, now + this.config.failoverMs);
+      this.log.warn({ stalledMs: gap }, 'event loop stalled; peer silence before now does not count');
+      this.emit('stall', gap);
+    }
+    if (!this.link) return;
+    this.link.send({ type: 'heartbeat', heartbeat: this.heartbeat() });
+    this.updateAttachment();
+    if (this.current === 'PASSIVE') this.sink!.tick(now);
+    if (this.current !== 'ACTIVE') this.pending.expire(now);
+  }
+
+  private heartbeat(): Heartbeat {
+    return {
+      name: this.config.name,
+      role: this.pairRole!,
+      state: this.current,
+      epoch: this.epoch,
+      sequence: this.store.sequence,
+      term: this.timeline.term,
+      timeline: this.timeline.list(),
+      heartbeatMs: this.config.heartbeatMs,
+      failoverMs: this.config.failoverMs,
+      synced: this.current === 'PASSIVE' ? this.sink!.synced : (this.source?.attached ?? false),
+    };
+  }
+
+  /**
+   * Does the active count its passive for acknowledgements (promise 2)? Only while the passive is
+   * heard, says it is synced, and keeps up: a passive that leaves a write waiting longer than the
+   * failover timeout is detached until it has caught up with everything sequenced meanwhile.
+   */
+  private updateAttachment(): void {
+    const source = this.source;
+    if (!source || this.current !== 'ACTIVE') return;
+    const now = this.now();
+    if (source.oldestWaitMs(now) > this.config.failoverMs) {
+      this.catchUpTo = this.store.sequence;
+      this.log.warn({ acked: source.acked, sequence: this.store.sequence }, 'passive is not keeping up; detaching it');
+    }
+    if (this.catchUpTo !== undefined && source.acked >= this.catchUpTo) this.catchUpTo = undefined;
+    const peer = this.peer;
+    const attach =
+      peer !== undefined &&
+      !this.refused &&
+      now < this.peerExpiresAt &&
+      peer.state === 'PASSIVE' &&
+      peer.synced &&
+      this.catchUpTo === undefined;
+    source.setAttached(attach);
+    const degraded = !attach;
+    if (degraded !== this.wasDegraded) {
+      this.wasDegraded = degraded;
+      if (degraded) this.log.warn('no passive attached: writes are acknowledged by the active alone (degraded)');
+      else this.log.info({ acked: source.acked }, 'passive attached: writes are acknowledged once replicated');
+      process.nextTick(() => this.emit('degraded', degraded));
+    }
+  }
+
+  status(): NodeStatus {
+    const now = this.now();
+    const peer = this.peer;
+    return {
+      name: this.config.name,
+      role: this.config.role,
+      state: this.current,
+      epoch: this.epoch,
+      term: this.timeline.term,
+      sequence: this.store.sequence,
+      keys: this.store.map.size,
+      degraded: this.isDegraded(),
+      replicationLag: this.source?.lag ?? 0,
+      pending: this.pending.size,
+      peer: peer
+        ? {
+            name: peer.name,
+            state: peer.state,
+            epoch: peer.epoch,
+            sequence: peer.sequence,
+            synced: peer.synced,
+            lastHeardMs: now - this.peerHeardAt,
+            up: this.peerUp(),
+          }
+        : null,
+      peerRefused: this.refused ?? null,
+      endpoints: this.server.endpoints,
+      pid: process.pid,
+      uptimeMs: now - this.startedAt,
+    };
+  }
+
+  /** The periodic timer ran recently: the event loop is turning on time. */
+  reactorHealthy(): boolean {
+    return this.now() - this.lastTick <= Math.max(5 * this.config.heartbeatMs, 1000);
+  }
+
+  isDegraded(): boolean {
+    return this.pairRole !== undefined && this.current === 'ACTIVE' && !(this.source?.attached ?? false);
+  }
+
+  peerUp(): boolean {
+    return this.peer !== undefined && !this.refused && this.now() - this.peerHeardAt <= this.config.failoverMs;
+  }
+
+  /** Milliseconds since the peer was last heard (Infinity if never). */
+  peerSilenceMs(): number {
+    return this.peer === undefined ? Infinity : this.now() - this.peerHeardAt;
+  }
+
+  get pendingSize(): number {
+    return this.pending.size;
+  }
+}
+
+function effectReason(effects: readonly Effect[]): string | undefined {
+  for (const e of effects) if (e.type === 'activate' || e.type === 'follow') return e.reason;
+  return undefined;
+}

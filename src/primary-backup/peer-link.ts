@@ -1,0 +1,68 @@
+/**
+ * The socket side of the peer link: a PUB this node binds and a SUB connected to the other
+ * node's PUB. It only moves PeerMessages; what they mean is the node's business. The node depends
+ * on the narrow `PeerChannel` interface, so unit tests can drive it with a fake that drops or
+ * delays messages on cue.
+ */
+import * as zmq from 'zeromq';
+import { KvMsgError, Outbox, type DecodeReason, type Limits } from '../clone/index.js';
+import { decodePeerMessage, encodePeerMessage, type PeerMessage } from './peer-protocol.js';
+
+export interface PeerChannel {
+  send(msg: PeerMessage): void;
+  close(): Promise<void>;
+}
+
+export interface PeerLinkOptions {
+  /** tcp://host:port this node's PUB binds to */
+  bind: string;
+  /** tcp://host:port of the other node's PUB */
+  connect: string;
+  limits: Limits;
+  onMessage: (msg: PeerMessage) => void;
+  onDropped: (reason: DecodeReason | 'bad-request', error: unknown) => void;
+}
+
+export class PeerLink implements PeerChannel {
+  // Deep queues: a snapshot to the passive travels here in chunks and must not be dropped.
+  private readonly pub = new zmq.Publisher({ linger: 0, sendTimeout: 0, sendHighWaterMark: 1_000_000 });
+  private readonly sub = new zmq.Subscriber({ linger: 0, receiveHighWaterMark: 1_000_000 });
+  private readonly out: Outbox;
+  private closed = false;
+
+  constructor(private readonly options: PeerLinkOptions) {
+    this.out = new Outbox(this.pub, () => undefined /* a PUB drops rather than fails */);
+  }
+
+  async start(): Promise<void> {
+    await this.pub.bind(this.options.bind);
+    this.sub.connect(this.options.connect);
+    this.sub.subscribe();
+    void this.receiveLoop();
+  }
+
+  send(msg: PeerMessage): void {
+    if (!this.closed) this.out.post(encodePeerMessage(msg));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.out.close();
+    this.pub.close();
+    this.sub.close();
+  }
+
+  private async receiveLoop(): Promise<void> {
+    for await (const frames of this.sub) {
+      let msg: PeerMessage;
+      try {
+        msg = decodePeerMessage(frames, this.options.limits);
+      } catch (error) {
+        this.options.onDropped(error instanceof KvMsgError ? error.reason : 'bad-request', error);
+        continue;
+      }
+      this.options.onMessage(msg);
+    }
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * The pair's history of promotions. Each promotion opens a new term: a random id, the epoch it
+ * was won with, and the first sequence number it assigned. Two nodes that were both active (split
+ * brain) have histories that fork at the loser's last term; a client or a passive that wants to
+ * resume from (sequence, term) is on our timeline only if that term is in our history and the
+ * sequence falls before the next term began. Anything else must take a full snapshot, because the
+ * same sequence numbers may mean different changes on the other branch (promise 4).
+ */
+export interface TimelineEntry {
+  readonly term: string;
+  readonly epoch: number;
+  readonly startSequence: number;
+}
+
+const KEEP = 32;
+
+export class Timeline {
+  private entries: TimelineEntry[] = [];
+
+  get current(): TimelineEntry | undefined {
+    return this.entries[this.entries.length - 1];
+  }
+
+  get term(): string {
+    return this.current?.term ?? '';
+  }
+
+  list(): TimelineEntry[] {
+    return [...this.entries];
+  }
+
+  /** A new term starts at `startSequence` (this node just became active). */
+  open(entry: TimelineEntry): void {
+    this.entries.push(entry);
+    if (this.entries.length > KEEP) this.entries.splice(0, this.entries.length - KEEP);
+  }
+
+  /** Take the active's history as ours (after a sync from it). */
+  adopt(entries: readonly TimelineEntry[]): void {
+    this.entries = entries.slice(-KEEP);
+  }
+
+  /** Does a history that reached `sequence` under `term` agree with ours up to that point? */
+  includes(sequence: number, term: string): boolean {
+    const i = this.entries.findIndex((e) => e.term === term);
+    if (i === -1) return false;
+    const next = this.entries[i + 1];
+    return next === undefined || sequence < next.startSequence;
+  }
+
+  /**
+   * Where another node's history leaves ours: the first sequence of the first term of theirs we
+   * do not share. Our changes from there on are unknown to them. Undefined if theirs holds nothing
+   * new (then we are not behind them).
+   */
+  forkPoint(theirs: readonly TimelineEntry[]): number | undefined {
+    const ours = new Set(this.entries.map((e) => e.term));
+    return theirs.find((e) => !ours.has(e.term))?.startSequence;
+  }
+}
