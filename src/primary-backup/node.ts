@@ -311,20 +311,20 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   private run(event: Event, reason: string): readonly Effect[] {
     const from = this.current;
     const next = transition(from, event, this.context());
+    this.setState(next.state, effectReason(next.effects) ?? reason);
     for (const effect of next.effects) {
       switch (effect.type) {
         case 'activate':
           this.activate(effect.epoch, effect.reason);
           break;
         case 'follow':
-          this.follow(effect.reason);
+          this.follow(effect.reason, from);
           break;
         case 'dual-active-won':
           this.log.warn({ peerEpoch: this.peer?.epoch, epoch: this.epoch }, 'dual active: this node wins, the peer demotes');
           break;
       }
     }
-    this.setState(next.state, effectReason(next.effects) ?? reason);
     return next.effects;
   }
 
@@ -365,8 +365,8 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     this.log.debug({ epoch, reason, term: this.timeline.term }, 'new term');
   }
 
-  private follow(reason: string): void {
-    if (this.current === 'ACTIVE') {
+  private follow(reason: string, from: State): void {
+    if (from === 'ACTIVE') {
       this.server.setActive(false);
       this.source!.stop('PASSIVE');
       if (reason === 'dual-active-lost' && this.peer) this.reportDivergence(this.peer.timeline);

@@ -1,0 +1,16 @@
+/** The public failover-aware client. */
+export {
+  Client,
+  connect,
+  systemClock,
+  type ClientOptions,
+  type ClientEvents,
+  type Clock,
+  type FailoverInfo,
+  type Mode,
+  type SetOptions,
+  type Update,
+} from './client.js';
+export { parseServer, VoteBook, type ServerAddress } from './servers.js';
+export { zmqTransport, type Link, type LinkHandlers, type Transport } from './transport.js';
+export { WatchStream } from './watch.js';

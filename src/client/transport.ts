@@ -1,0 +1,112 @@
+/**
+ * The client's sockets for one server, behind the narrow `Link` interface so the client's state
+ * machine can be unit-tested with a fake transport. A DEALER talks to the snapshot ROUTER (votes,
+ * snapshots, resumes, acknowledged writes); a SUB follows the publisher once this server is the
+ * one in use; a PUB reaches the collector for plain CHP writes.
+ */
+import * as zmq from 'zeromq';
+import { Outbox } from '../clone/index.js';
+import type { ServerAddress } from './servers.js';
+
+export interface LinkHandlers {
+  /** a reply on the snapshot socket */
+  reply(frames: Buffer[]): void;
+  /** a message from the publisher (KVPUB or HUGZ) */
+  update(frames: Buffer[]): void;
+}
+
+export interface Link {
+  /** to the snapshot socket; `onFail` is told when the message could not be queued */
+  request(frames: Buffer[], onFail?: () => void): void;
+  /** start (or restart) following the publisher with these prefix subscriptions */
+  follow(prefixes: string[]): void;
+  /** stop following the publisher */
+  unfollow(): void;
+  /** to the collector (plain CHP KVSET) */
+  publish(frames: Buffer[]): void;
+  close(): void;
+}
+
+export type Transport = (server: ServerAddress, handlers: LinkHandlers) => Link;
+
+const SUBSCRIPTION_GRACE_MS = 20;
+
+export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server, handlers);
+
+class ZmqLink implements Link {
+  // immediate: queue only to a completed connection, so votes to a dead server fail at once
+  // instead of piling up and flooding it when it comes back.
+  private readonly dealer = new zmq.Dealer({ linger: 0, immediate: true, sendTimeout: 0, sendHighWaterMark: 100_000 });
+  private readonly dealerOut = new Outbox(this.dealer, () => undefined);
+  private sub: zmq.Subscriber | undefined;
+  private pub: zmq.Publisher | undefined;
+  private pubOut: Outbox | undefined;
+  private pubReady = false;
+  private pubWaiting: Buffer[][] = [];
+  private closed = false;
+
+  constructor(
+    private readonly server: ServerAddress,
+    private readonly handlers: LinkHandlers,
+  ) {
+    this.dealer.connect(server.snapshot);
+    void this.loop(this.dealer, (frames) => handlers.reply(frames));
+  }
+
+  request(frames: Buffer[], onFail?: () => void): void {
+    if (this.closed) return onFail?.();
+    this.dealerOut.send(frames).catch(() => onFail?.());
+  }
+
+  follow(prefixes: string[]): void {
+    this.unfollow();
+    const sub = new zmq.Subscriber({ linger: 0, receiveHighWaterMark: 1_000_000 });
+    for (const prefix of prefixes) sub.subscribe(prefix);
+    sub.connect(this.server.publisher);
+    this.sub = sub;
+    void this.loop(sub, (frames) => this.sub === sub && this.handlers.update(frames));
+  }
+
+  unfollow(): void {
+    this.sub?.close();
+    this.sub = undefined;
+  }
+
+  publish(frames: Buffer[]): void {
+    if (this.closed) return;
+    if (!this.pub) {
+      const pub = new zmq.Publisher({ linger: 1000, sendTimeout: 0 });
+      this.pub = pub;
+      this.pubOut = new Outbox(pub, () => undefined);
+      // A PUB drops everything until the collector's subscription has arrived (the slow-joiner
+      // problem of RFC 12 clients), so hold writes until the handshake and a moment after it.
+      pub.events.on('handshake', () => {
+        setTimeout(() => {
+          this.pubReady = true;
+          for (const waiting of this.pubWaiting.splice(0)) this.pubOut!.post(waiting);
+        }, SUBSCRIPTION_GRACE_MS);
+      });
+      pub.connect(this.server.collector);
+    }
+    if (this.pubReady) this.pubOut!.post(frames);
+    else this.pubWaiting.push(frames);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.dealerOut.close();
+    this.pubOut?.close();
+    this.dealer.close();
+    this.sub?.close();
+    this.pub?.close();
+  }
+
+  private async loop(socket: zmq.Dealer | zmq.Subscriber, handle: (frames: Buffer[]) => void): Promise<void> {
+    try {
+      for await (const frames of socket) handle(frames);
+    } catch {
+      // the socket was closed under the loop: nothing left to read
+    }
+  }
+}
