@@ -1,4 +1,5 @@
 /** The `twinstar` command: servers, and a client for people (set, get, del, watch, dump, status). */
+import { clientCommand } from './client-commands.js';
 import { pairCommand, serverCommand } from './server-command.js';
 
 const HELP = `Usage: twinstar <command> [options]
@@ -23,6 +24,11 @@ type Command = (args: string[]) => Promise<number>;
 const commands: Record<string, () => Promise<Command>> = {
   server: async () => serverCommand,
   pair: async () => pairCommand,
+  set: async () => clientCommand('set'),
+  get: async () => clientCommand('get'),
+  del: async () => clientCommand('del'),
+  watch: async () => clientCommand('watch'),
+  dump: async () => clientCommand('dump'),
 };
 
 export async function main(argv: string[]): Promise<void> {
