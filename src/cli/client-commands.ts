@@ -120,7 +120,7 @@ async function run(command: string, args: string[]): Promise<number> {
       return withClient(values, subtree, async (client) => {
         client.on('failover', (info) => process.stderr.write(`twinstar: failover to ${info.to} at sequence ${info.sequence}\n`));
         const stream = client.watch(subtree, { initial: !values['no-initial'] });
-        const stop = () => void stream.return();
+        const stop = () => void stream.return?.();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
         for await (const u of stream) {
