@@ -69,21 +69,35 @@ export function judgePair(probes: readonly NodeProbe[]): Verdict {
     if (active.role === 'single') {
       warnings.push(`${active.name} runs alone (role single): there is no standby`);
     } else if (!peer || !peer.up) {
-      const why = active.peerRefused ? `refused: ${active.peerRefused}` : peer ? `last heard ${formatAge(peer.lastHeardMs)} ago` : 'never heard';
+      const why = active.peerRefused
+        ? `refused: ${active.peerRefused}`
+        : peer
+          ? `last heard ${formatAge(peer.lastHeardMs)} ago`
+          : 'never heard';
       problems.push(`the active ${active.name} cannot hear its peer (${why})`);
     } else {
-      if (peer.state === 'ACTIVE') problems.push(`the active ${active.name} sees its peer ${peer.name} as ACTIVE too: split brain`);
-      if (peer.state !== 'PASSIVE' && peer.state !== 'ACTIVE') warnings.push(`the peer ${peer.name} is still ${peer.state}`);
-      else if (peer.state === 'PASSIVE' && !peer.synced) warnings.push(`the passive ${peer.name} is still syncing`);
+      if (peer.state === 'ACTIVE')
+        problems.push(`the active ${active.name} sees its peer ${peer.name} as ACTIVE too: split brain`);
+      if (peer.state !== 'PASSIVE' && peer.state !== 'ACTIVE')
+        warnings.push(`the peer ${peer.name} is still ${peer.state}`);
+      else if (peer.state === 'PASSIVE' && !peer.synced)
+        warnings.push(`the passive ${peer.name} is still syncing`);
       summary += `, ${peer.name} is ${peer.state}`;
     }
-    if (active.degraded) warnings.push(`${active.name} is degraded: writes are acknowledged without a passive`);
+    if (active.degraded)
+      warnings.push(`${active.name} is degraded: writes are acknowledged without a passive`);
   }
   for (const { status } of up) {
-    if (status.peerRefused && status.state !== 'ACTIVE') warnings.push(`${status.name} refuses its peer: ${status.peerRefused}`);
+    if (status.peerRefused && status.state !== 'ACTIVE')
+      warnings.push(`${status.name} refuses its peer: ${status.peerRefused}`);
   }
   const healthy = problems.length === 0;
-  return { healthy, summary: `${healthy ? 'HEALTHY' : 'UNHEALTHY'}: ${[summary, ...problems, ...warnings].join('; ')}`, problems, warnings };
+  return {
+    healthy,
+    summary: `${healthy ? 'HEALTHY' : 'UNHEALTHY'}: ${[summary, ...problems, ...warnings].join('; ')}`,
+    problems,
+    warnings,
+  };
 }
 
 /** `1234` -> `1.2s`; sub-second ages in milliseconds. */
@@ -94,7 +108,19 @@ export function formatAge(ms: number): string {
   return `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`;
 }
 
-const COLUMNS = ['NODE', 'ROLE', 'STATE', 'EPOCH', 'SEQUENCE', 'KEYS', 'PEER', 'PEER HEARD', 'LAG', 'DEGRADED', 'PID'];
+const COLUMNS = [
+  'NODE',
+  'ROLE',
+  'STATE',
+  'EPOCH',
+  'SEQUENCE',
+  'KEYS',
+  'PEER',
+  'PEER HEARD',
+  'LAG',
+  'DEGRADED',
+  'PID',
+];
 
 /** The table people read: one row per node, DOWN for those that did not answer. */
 export function formatTable(probes: readonly NodeProbe[]): string {
@@ -149,11 +175,17 @@ export interface StatusDeps {
 }
 
 /** GET `<url>/status`; never rejects: failures come back as `{ url, error }`. */
-export async function probeNode(url: string, options: { fetch?: typeof fetch; timeoutMs?: number } = {}): Promise<NodeProbe> {
+export async function probeNode(
+  url: string,
+  options: { fetch?: typeof fetch; timeoutMs?: number } = {},
+): Promise<NodeProbe> {
   const get = options.fetch ?? fetch;
   const timeoutMs = options.timeoutMs ?? STATUS_TIMEOUT_MS;
   try {
-    const res = await get(`${url}/status`, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
+    const res = await get(`${url}/status`, {
+      signal: AbortSignal.timeout(timeoutMs),
+      headers: { accept: 'application/json' },
+    });
     if (!res.ok) {
       await res.body?.cancel();
       return { url, error: `HTTP ${res.status}` };
@@ -169,12 +201,15 @@ export async function probeNode(url: string, options: { fetch?: typeof fetch; ti
 function isNodeStatus(value: unknown): value is NodeStatus {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Record<string, unknown>;
-  return typeof v.state === 'string' && typeof v.name === 'string' && typeof v.sequence === 'number' && 'peer' in v;
+  return (
+    typeof v.state === 'string' && typeof v.name === 'string' && typeof v.sequence === 'number' && 'peer' in v
+  );
 }
 
 function describeFetchError(error: unknown, timeoutMs: number): string {
   if (error instanceof Error) {
-    if (error.name === 'TimeoutError' || error.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+    if (error.name === 'TimeoutError' || error.name === 'AbortError')
+      return `no answer within ${timeoutMs} ms`;
     // undici reports "fetch failed" and puts the socket error (ECONNREFUSED, ...) in `cause`
     const cause = error.cause as (Error & { code?: string }) | undefined;
     if (cause?.code) return cause.code;
@@ -209,7 +244,10 @@ export async function statusCommand(args: string[], deps: StatusDeps = {}): Prom
   }
   let urls: string[];
   try {
-    const list = values.nodes === undefined ? DEFAULT_STATUS_NODES : values.nodes.split(',').filter((s) => s.trim() !== '');
+    const list =
+      values.nodes === undefined
+        ? DEFAULT_STATUS_NODES
+        : values.nodes.split(',').filter((s) => s.trim() !== '');
     if (list.length === 0) throw new TypeError('--nodes needs at least one URL');
     urls = list.map(normaliseNodeUrl);
   } catch (error) {
@@ -217,7 +255,9 @@ export async function statusCommand(args: string[], deps: StatusDeps = {}): Prom
     return 2;
   }
 
-  const probes = await Promise.all(urls.map((url) => probeNode(url, { fetch: deps.fetch, timeoutMs: deps.timeoutMs })));
+  const probes = await Promise.all(
+    urls.map((url) => probeNode(url, { fetch: deps.fetch, timeoutMs: deps.timeoutMs })),
+  );
   const verdict = judgePair(probes);
   if (values.json) {
     stdout(`${JSON.stringify({ ...verdict, nodes: probes }, null, 2)}\n`);

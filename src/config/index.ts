@@ -10,13 +10,6 @@ import convict from 'convict';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 
-const port = (name: string) => (value: unknown) => {
-  if (value === null) return;
-  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 65535) {
-    throw new Error(`${name} must be a port number from 0 to 65535`);
-  }
-};
-
 const hostPort = (value: unknown) => {
   if (value === null) return;
   if (typeof value !== 'string' || !/^[^:\s]+:\d{1,5}$/.test(value)) throw new Error('must be HOST:PORT');
@@ -50,7 +43,7 @@ export const schema = {
   },
   port: {
     doc: 'snapshot port P (publisher P+1, collector P+2); default 5556, or 5566 for the backup',
-    format: port('port'),
+    format: 'port',
     default: null as number | null,
     nullable: true,
     env: 'TWINSTAR_PORT',
@@ -65,7 +58,7 @@ export const schema = {
   },
   heartbeatPort: {
     doc: "this node's peer heartbeat port; default 5003, or 5004 for the backup",
-    format: port('heartbeatPort'),
+    format: 'port',
     default: null as number | null,
     nullable: true,
     env: 'TWINSTAR_HEARTBEAT_PORT',
@@ -110,7 +103,7 @@ export const schema = {
   },
   httpPort: {
     doc: 'metrics and health HTTP port; default 9556, or 9566 for the backup; 0 picks a free port',
-    format: port('httpPort'),
+    format: 'port',
     default: null as number | null,
     nullable: true,
     env: 'TWINSTAR_HTTP_PORT',

@@ -7,6 +7,7 @@
  *   /healthz  200 while the process and its event loop are responsive
  *   /readyz   200 only while this node is ACTIVE (route clients here)
  *   /status   JSON: role, state, epoch, sequence, keys, peer, lag, pid
+ *   /digest   JSON: sequence, keys and a hash of the whole map (are the two nodes in step?)
  *
  * Neither the FSM nor the clone code imports prom-client; they only emit events.
  */
@@ -134,8 +135,10 @@ export async function startMetricsHttp(node: Node, registry: Registry, options: 
         return node.state === 'ACTIVE' ? send(200, 'active\n') : send(503, `${node.state.toLowerCase()}\n`);
       case '/status':
         return send(200, `${JSON.stringify(node.status())}\n`, 'application/json');
+      case '/digest':
+        return send(200, `${JSON.stringify(node.digest())}\n`, 'application/json');
       default:
-        return send(404, 'not found: try /metrics, /healthz, /readyz or /status\n');
+        return send(404, 'not found: try /metrics, /healthz, /readyz, /status or /digest\n');
     }
   });
   await new Promise<void>((resolve, reject) => {

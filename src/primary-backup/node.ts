@@ -9,7 +9,7 @@
  * on the strength of silence it slept through.
  */
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   CloneServer,
   Store,
@@ -369,7 +369,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     if (from === 'ACTIVE') {
       this.server.setActive(false);
       this.source!.stop('PASSIVE');
-      if (reason === 'dual-active-lost' && this.peer) this.reportDivergence(this.peer.timeline);
+      if (reason === 'dual-active-lost' && this.peer) {
+        this.log.warn({ epoch: this.epoch, peerEpoch: this.peer.epoch, peer: this.peer.name }, 'dual active: this node loses and demotes');
+        this.reportDivergence(this.peer.timeline);
+      }
     }
     this.pending.clear();
     this.sink!.start();
@@ -499,6 +502,20 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       pid: process.pid,
       uptimeMs: now - this.startedAt,
     };
+  }
+
+  /**
+   * A fingerprint of the whole map (keys, values, sequences, uuids, deadlines): two nodes with the
+   * same digest hold the same state. O(n log n); for operators and tests, not for hot paths.
+   */
+  digest(): { sequence: number; keys: number; digest: string } {
+    const hash = createHash('sha256');
+    const entries = this.store.map.snapshot('').sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (const e of entries) {
+      hash.update(e.key).update('\0').update(String(e.sequence)).update('\0').update(e.uuid, 'latin1');
+      hash.update('\0').update(String(e.expiresAt)).update('\0').update(e.body).update('\n');
+    }
+    return { sequence: this.store.sequence, keys: entries.length, digest: hash.digest('hex') };
   }
 
   /** The periodic timer ran recently: the event loop is turning on time. */
