@@ -5,7 +5,7 @@
  * one in use; a PUB reaches the collector for plain CHP writes.
  */
 import * as zmq from 'zeromq';
-import { Outbox } from '../clone/index.js';
+import { Outbox, receiveLoop } from '../clone/index.js';
 import type { ServerAddress } from './servers.js';
 
 export interface LinkHandlers {
@@ -50,7 +50,7 @@ class ZmqLink implements Link {
     private readonly handlers: LinkHandlers,
   ) {
     this.dealer.connect(server.snapshot);
-    void this.loop(this.dealer, (frames) => handlers.reply(frames));
+    void receiveLoop(this.dealer, (frames) => handlers.reply(frames));
   }
 
   request(frames: Buffer[], onFail?: () => void): void {
@@ -64,7 +64,9 @@ class ZmqLink implements Link {
     for (const prefix of prefixes) sub.subscribe(prefix);
     sub.connect(this.server.publisher);
     this.sub = sub;
-    void this.loop(sub, (frames) => this.sub === sub && this.handlers.update(frames));
+    void receiveLoop(sub, (frames) => {
+      if (this.sub === sub) this.handlers.update(frames);
+    });
   }
 
   unfollow(): void {
@@ -100,13 +102,5 @@ class ZmqLink implements Link {
     this.dealer.close();
     this.sub?.close();
     this.pub?.close();
-  }
-
-  private async loop(socket: zmq.Dealer | zmq.Subscriber, handle: (frames: Buffer[]) => void): Promise<void> {
-    try {
-      for await (const frames of socket) handle(frames);
-    } catch {
-      // the socket was closed under the loop: nothing left to read
-    }
   }
 }

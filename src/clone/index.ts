@@ -18,3 +18,5 @@ export {
 } from './server.js';
 export { Native, encodeRequestId, decodeRequestId, type Durability } from './protocol.js';
 export { Outbox, errorCode } from './outbox.js';
+export { UuidWindow } from './uuid-window.js';
+export { receiveLoop } from './receive-loop.js';

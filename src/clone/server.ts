@@ -35,6 +35,7 @@ import {
 import type { Entry } from './kvmap.js';
 import { Native, decodeRequestId, encodeRequestId, type Durability } from './protocol.js';
 import { errorCode, Outbox } from './outbox.js';
+import { receiveLoop } from './receive-loop.js';
 import type { Change, CommitResult, ReplicateResult, Store } from './store.js';
 
 /** What the node around the server decides: who is served and when a write is durable. */
@@ -133,8 +134,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     this.collector.subscribe();
     this.publisher.events.on('accept', () => this.connectedClients++);
     this.publisher.events.on('disconnect', () => (this.connectedClients = Math.max(0, this.connectedClients - 1)));
-    void this.snapshotLoop();
-    void this.collectorLoop();
+    void receiveLoop(this.router, (frames) => this.onRequest(frames));
+    void receiveLoop(this.collector, (frames) => this.onCollected(frames));
   }
 
   async close(): Promise<void> {
@@ -192,37 +193,33 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   // Collector: CHP KVSET, fire-and-forget. Model Six clients send to both servers; the inactive
   // one keeps the update on its pending list (the policy's business) instead of applying it.
 
-  private async collectorLoop(): Promise<void> {
-    for await (const frames of this.collector) {
-      let msg: KvMsg;
-      try {
-        msg = decodeKvMsg(frames, this.options.limits);
-        ttlSeconds(msg.properties);
-      } catch (error) {
-        this.drop('collector', error, frames.length);
-        continue;
-      }
-      const now = this.now();
-      if (!this.active) {
-        this.options.policy.collectWhileInactive(msg, now);
-        continue;
-      }
-      const result = this.commit(toChange(msg, now), 'collector');
-      if (result.duplicate) this.emit('dropped', 'collector', 'duplicate');
+  private onCollected(frames: Buffer[]): void {
+    let msg: KvMsg;
+    try {
+      msg = decodeKvMsg(frames, this.options.limits);
+      ttlSeconds(msg.properties);
+    } catch (error) {
+      this.drop('collector', error, frames.length);
+      return;
     }
+    const now = this.now();
+    if (!this.active) {
+      this.options.policy.collectWhileInactive(msg, now);
+      return;
+    }
+    const result = this.commit(toChange(msg, now), 'collector');
+    if (result.duplicate) this.emit('dropped', 'collector', 'duplicate');
   }
 
   // ------------------------------------------------------------------------------------------
-  // Snapshot socket: one receive loop, frames destructured at the head.
+  // Snapshot socket: frames destructured at the head of the handler.
 
-  private async snapshotLoop(): Promise<void> {
-    for await (const [identity, command, ...args] of this.router) {
-      if (identity === undefined || command === undefined) continue;
-      try {
-        this.dispatch(identity, command.toString('latin1'), args);
-      } catch (error) {
-        this.drop('snapshot', error, args.length + 1);
-      }
+  private onRequest([identity, command, ...args]: Buffer[]): void {
+    if (identity === undefined || command === undefined) return;
+    try {
+      this.dispatch(identity, command.toString('latin1'), args);
+    } catch (error) {
+      this.drop('snapshot', error, args.length + 1);
     }
   }
 

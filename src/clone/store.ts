@@ -6,6 +6,7 @@
 import { KvMap, type Entry } from './kvmap.js';
 import { ReplayLog } from './replay-log.js';
 import { UUID_BYTES } from './kvmsg.js';
+import { UuidWindow } from './uuid-window.js';
 
 /** A change not yet sequenced: what a client asked for. */
 export interface Change {
@@ -36,10 +37,11 @@ export class Store {
   private currentMap = new KvMap();
   private seq = 0;
   private readonly log: ReplayLog;
-  private applied = new Map<string, number>();
+  private applied: UuidWindow;
 
   constructor(private readonly options: StoreOptions) {
     this.log = new ReplayLog(options.replayLogSize);
+    this.applied = new UuidWindow(options.dedupeSize);
   }
 
   get sequence(): number {
@@ -124,25 +126,21 @@ export class Store {
   }
 
   private remember(entry: Entry): void {
-    rememberUuid(this.applied, entry, this.options.dedupeSize);
+    if (isDedupeUuid(entry.uuid)) this.applied.set(entry.uuid, entry.sequence);
   }
-}
-
-function rememberUuid(applied: Map<string, number>, entry: Entry, limit: number): void {
-  if (!isDedupeUuid(entry.uuid)) return;
-  applied.set(entry.uuid, entry.sequence);
-  if (applied.size > limit) applied.delete(applied.keys().next().value!);
 }
 
 export class StoreBuilder {
   readonly map = new KvMap();
-  readonly applied = new Map<string, number>();
-  constructor(private readonly dedupeSize: number) {}
+  readonly applied: UuidWindow;
+  constructor(dedupeSize: number) {
+    this.applied = new UuidWindow(dedupeSize);
+  }
 
   add(entries: Iterable<Entry>): void {
     for (const entry of entries) {
       this.map.put(entry);
-      rememberUuid(this.applied, entry, this.dedupeSize);
+      if (isDedupeUuid(entry.uuid)) this.applied.set(entry.uuid, entry.sequence);
     }
   }
 }

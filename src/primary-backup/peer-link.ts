@@ -5,7 +5,7 @@
  * delays messages on cue.
  */
 import * as zmq from 'zeromq';
-import { KvMsgError, Outbox, type DecodeReason, type Limits } from '../clone/index.js';
+import { KvMsgError, Outbox, receiveLoop, type DecodeReason, type Limits } from '../clone/index.js';
 import { decodePeerMessage, encodePeerMessage, type PeerMessage } from './peer-protocol.js';
 
 export interface PeerChannel {
@@ -38,7 +38,7 @@ export class PeerLink implements PeerChannel {
     await this.pub.bind(this.options.bind);
     this.sub.connect(this.options.connect);
     this.sub.subscribe();
-    void this.receiveLoop();
+    void receiveLoop(this.sub, (frames) => this.onFrames(frames));
   }
 
   send(msg: PeerMessage): void {
@@ -53,16 +53,14 @@ export class PeerLink implements PeerChannel {
     this.sub.close();
   }
 
-  private async receiveLoop(): Promise<void> {
-    for await (const frames of this.sub) {
-      let msg: PeerMessage;
-      try {
-        msg = decodePeerMessage(frames, this.options.limits);
-      } catch (error) {
-        this.options.onDropped(error instanceof KvMsgError ? error.reason : 'bad-request', error);
-        continue;
-      }
-      this.options.onMessage(msg);
+  private onFrames(frames: Buffer[]): void {
+    let msg: PeerMessage;
+    try {
+      msg = decodePeerMessage(frames);
+    } catch (error) {
+      this.options.onDropped(error instanceof KvMsgError ? error.reason : 'bad-request', error);
+      return;
     }
+    this.options.onMessage(msg);
   }
 }

@@ -32,9 +32,9 @@ export interface Heartbeat {
 
 export type PeerMessage =
   | { type: 'heartbeat'; heartbeat: Heartbeat }
-  | { type: 'data'; term: string; entries: PackedEntry[] }
+  | { type: 'data'; term: string; batch: Buffer }
   | { type: 'request'; streamId: number; fromSequence: number; term: string }
-  | { type: 'snapshot-chunk'; streamId: number; entries: PackedEntry[] }
+  | { type: 'snapshot-chunk'; streamId: number; batch: Buffer }
   | { type: 'snapshot-end'; streamId: number; sequence: number; timeline: TimelineEntry[] }
   | { type: 'resume-end'; streamId: number; sequence: number; timeline: TimelineEntry[] }
   | { type: 'ack'; sequence: number; term: string };
@@ -66,11 +66,11 @@ export function encodePeerMessage(msg: PeerMessage): Buffer[] {
     case 'heartbeat':
       return [tag, Buffer.from(JSON.stringify(msg.heartbeat))];
     case 'data':
-      return [tag, Buffer.from(msg.term), packBatch(msg.entries)];
+      return [tag, Buffer.from(msg.term), msg.batch];
     case 'request':
       return [tag, u32(msg.streamId), encodeSequence(msg.fromSequence), Buffer.from(msg.term)];
     case 'snapshot-chunk':
-      return [tag, u32(msg.streamId), packBatch(msg.entries)];
+      return [tag, u32(msg.streamId), msg.batch];
     case 'snapshot-end':
     case 'resume-end':
       return [tag, u32(msg.streamId), encodeSequence(msg.sequence), Buffer.from(JSON.stringify(msg.timeline))];
@@ -79,8 +79,22 @@ export function encodePeerMessage(msg: PeerMessage): Buffer[] {
   }
 }
 
+/** Packs changes for a `data` or `snapshot-chunk` message. */
+export function packEntries(entries: readonly PackedEntry[]): Buffer {
+  return packBatch(entries);
+}
+
+/**
+ * Unpacks the changes of a `data` or `snapshot-chunk` message. Batches are unpacked only by the
+ * node they are for (a passive in step, or the stream it asked for), never on arrival: a node that
+ * just joined must not spend its event loop decoding a snapshot streamed to someone else.
+ */
+export function unpackEntries(batch: Buffer, limits: Limits): PackedEntry[] {
+  return unpackBatch(batch, limits);
+}
+
 /** Decodes a peer message; throws KvMsgError with a reason for anything malformed. */
-export function decodePeerMessage(frames: Buffer[], limits: Limits): PeerMessage {
+export function decodePeerMessage(frames: Buffer[]): PeerMessage {
   const [tagFrame, a, b, c] = frames;
   const tag = tagFrame?.toString('latin1');
   const expect = (n: number) => {
@@ -92,13 +106,13 @@ export function decodePeerMessage(frames: Buffer[], limits: Limits): PeerMessage
       return { type: 'heartbeat', heartbeat: parseHeartbeat(a!) };
     case TAG.data:
       expect(3);
-      return { type: 'data', term: a!.toString(), entries: unpackBatch(b!, limits) };
+      return { type: 'data', term: a!.toString(), batch: b! };
     case TAG.request:
       expect(4);
       return { type: 'request', streamId: readU32(a), fromSequence: decodeSequence(b!), term: c!.toString() };
     case TAG['snapshot-chunk']:
       expect(3);
-      return { type: 'snapshot-chunk', streamId: readU32(a), entries: unpackBatch(b!, limits) };
+      return { type: 'snapshot-chunk', streamId: readU32(a), batch: b! };
     case TAG['snapshot-end']:
       expect(4);
       return { type: 'snapshot-end', streamId: readU32(a), sequence: decodeSequence(b!), timeline: parseTimeline(c!) };

@@ -6,7 +6,8 @@
  * our sequence) triggers a new request; nothing ever waits without a timeout, and a stream that
  * stops making progress is asked for again (promise 7).
  */
-import type { CloneServer, Entry, StoreBuilder } from '../clone/index.js';
+import { KvMsgError, type CloneServer, type Entry, type Limits, type StoreBuilder } from '../clone/index.js';
+import { unpackEntries } from './peer-protocol.js';
 import type { PeerChannel } from './peer-link.js';
 import type { Timeline, TimelineEntry } from './timeline.js';
 
@@ -21,6 +22,9 @@ export interface SinkOptions {
   now: () => number;
   /** called for every change applied, with its uuid (the pending list matches on it) */
   onApplied: (entry: Entry) => void;
+  /** a batch from the active could not be unpacked */
+  onMalformed: (error: KvMsgError) => void;
+  limits: Limits;
 }
 
 const HOLD_LIMIT = 1_000_000;
@@ -66,8 +70,10 @@ export class ReplicationSink {
     else if (this.resumeAskedAt !== undefined && now - this.resumeAskedAt > this.options.retryMs) this.request();
   }
 
-  onData(entries: Entry[]): void {
+  onData(batch: Buffer): void {
     if (this.phase === 'idle') return;
+    const entries = this.unpack(batch);
+    if (entries === undefined) return;
     this.lastProgress = this.options.now();
     if (this.phase !== 'following') {
       if (this.held.length + entries.length <= HOLD_LIMIT) for (const entry of entries) this.held.push(entry);
@@ -77,8 +83,10 @@ export class ReplicationSink {
     this.apply(entries);
   }
 
-  onSnapshotChunk(streamId: number, entries: Entry[]): void {
+  onSnapshotChunk(streamId: number, batch: Buffer): void {
     if (streamId !== this.streamId || this.phase === 'idle') return;
+    const entries = this.unpack(batch);
+    if (entries === undefined) return;
     if (this.phase !== 'snapshot') {
       this.phase = 'snapshot';
       this.builder = this.options.server.store.builder();
@@ -103,6 +111,18 @@ export class ReplicationSink {
     this.options.timeline.adopt(timeline);
     this.stats.resumes++;
     this.follow();
+  }
+
+  /** A batch that cannot be unpacked is dropped and counted; we ask again for what follows. */
+  private unpack(batch: Buffer): Entry[] | undefined {
+    try {
+      return unpackEntries(batch, this.options.limits);
+    } catch (error) {
+      if (!(error instanceof KvMsgError)) throw error;
+      this.options.onMalformed(error);
+      this.request();
+      return undefined;
+    }
   }
 
   private follow(): void {

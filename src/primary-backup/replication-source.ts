@@ -13,6 +13,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Durability, Entry, Store } from '../clone/index.js';
 import { NotActiveError } from '../errors.js';
 import type { PeerChannel } from './peer-link.js';
+import { packEntries } from './peer-protocol.js';
 import type { Timeline } from './timeline.js';
 
 interface Waiter {
@@ -126,7 +127,7 @@ export class ReplicationSource {
     this.served.resumes++;
     this.streamId = streamId;
     for (let i = 0; i < changes.length; i += snapshotChunk) {
-      channel.send({ type: 'data', term: timeline.term, entries: changes.slice(i, i + snapshotChunk) });
+      channel.send({ type: 'data', term: timeline.term, batch: packEntries(changes.slice(i, i + snapshotChunk)) });
     }
     channel.send({ type: 'resume-end', streamId, sequence: store.sequence, timeline: timeline.list() });
   }
@@ -138,7 +139,7 @@ export class ReplicationSource {
     const sequence = store.sequence;
     for (let i = 0; i < entries.length; i += snapshotChunk) {
       if (this.streamId !== streamId || !this.running) return; // superseded or demoted
-      channel.send({ type: 'snapshot-chunk', streamId, entries: entries.slice(i, i + snapshotChunk) });
+      channel.send({ type: 'snapshot-chunk', streamId, batch: packEntries(entries.slice(i, i + snapshotChunk)) });
       await yieldToLoop();
     }
     if (this.streamId !== streamId || !this.running) return;
@@ -152,7 +153,7 @@ export class ReplicationSource {
     if (this.batch.length === 0) return;
     const entries = this.batch;
     this.batch = [];
-    if (this.running) this.options.channel.send({ type: 'data', term: this.options.timeline.term, entries });
+    if (this.running) this.options.channel.send({ type: 'data', term: this.options.timeline.term, batch: packEntries(entries) });
   }
 
   private release(upTo: number, durability: Durability): void {

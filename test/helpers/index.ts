@@ -7,6 +7,23 @@ import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
+export interface NodeStatus {
+  name: string;
+  role: string;
+  state: string;
+  epoch: number;
+  term: string;
+  sequence: number;
+  keys: number;
+  degraded: boolean;
+  replicationLag: number;
+  pending: number;
+  peer: { name: string; state: string; epoch: number; sequence: number; synced: boolean; lastHeardMs: number; up: boolean } | null;
+  peerRefused: string | null;
+  pid: number;
+  uptimeMs: number;
+}
+
 export const BIN = fileURLToPath(new URL('../../bin/twinstar.js', import.meta.url));
 
 /** Polls `check` until it returns a truthy value; rejects with `what` after `ms`. */
@@ -141,7 +158,7 @@ export class ServerProcess {
     return this.child.exitCode !== null || this.child.signalCode !== null;
   }
 
-  async status(): Promise<Record<string, unknown> & { state: string; sequence: number; epoch: number; keys: number; degraded: boolean }> {
+  async status(): Promise<NodeStatus> {
     const res = await fetch(`${this.http}/status`, { signal: AbortSignal.timeout(2000) });
     return (await res.json()) as never;
   }

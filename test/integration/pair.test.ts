@@ -1,0 +1,248 @@
+/**
+ * The Binary Star pair as two real server processes started through the CLI, faulted with
+ * SIGKILL, SIGSTOP/SIGCONT and restarts. Each test names the promise it tries to break.
+ */
+import { expect } from 'chai';
+import * as zmq from 'zeromq';
+import { connect, type Client, type Update } from '../../src/index.js';
+import { encodeKvMsg, encodeRequestId, Native } from '../../src/clone/index.js';
+import {
+  digest,
+  metric,
+  pairOptions,
+  pairPorts,
+  ServerProcess,
+  waitFor,
+  within,
+  type PairPorts,
+} from '../helpers/index.js';
+
+describe('Binary Star pair (real processes)', function () {
+  this.timeout(120_000);
+  let ports: PairPorts;
+  let procs: ServerProcess[] = [];
+  const clients: Client[] = [];
+
+  function start(role: 'primary' | 'backup', extra: Partial<ReturnType<typeof pairOptions>['primary']> = {}): ServerProcess {
+    const p = new ServerProcess({ ...pairOptions(ports)[role], ...extra });
+    procs.push(p);
+    return p;
+  }
+
+  async function startPair(): Promise<{ primary: ServerProcess; backup: ServerProcess }> {
+    const primary = start('primary');
+    const backup = start('backup');
+    await primary.ready('ACTIVE');
+    await backup.ready('PASSIVE');
+    await waitFor(async () => (await primary.status()).degraded === false, 10_000, 'the passive to attach');
+    return { primary, backup };
+  }
+
+  function servers(): string[] {
+    return [`tcp://127.0.0.1:${ports.primary.port}`, `tcp://127.0.0.1:${ports.backup.port}`];
+  }
+
+  async function client(subtree = ''): Promise<Client> {
+    const c = await connect({ servers: servers(), subtree, connectTimeoutMs: 15_000 });
+    clients.push(c);
+    return c;
+  }
+
+  beforeEach(async () => {
+    ports = await pairPorts();
+  });
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    for (const p of procs) p.signal('SIGCONT');
+    await Promise.all(procs.map((p) => p.kill()));
+    procs = [];
+  });
+
+  it('promise 3: a backup started alone never serves a client', async () => {
+    const backup = start('backup');
+    await backup.ready('BACKUP');
+    const dealer = new zmq.Dealer({ linger: 0 });
+    dealer.connect(backup.endpoint);
+    try {
+      // Vote for it again and again, well past the failover timeout: every vote is refused.
+      for (let i = 0; i < 20; i++) {
+        await dealer.send([Buffer.from(Native.SNAPSHOT), encodeRequestId(i), Buffer.from('')]);
+        const [tag, , state] = await within(dealer.receive(), 5000, 'an answer to the vote');
+        expect(tag!.toString()).to.equal(Native.NOT_ACTIVE);
+        expect(state!.toString()).to.equal('BACKUP');
+        if (i === 0) await waitFor(async () => (await backup.status()).uptimeMs > 3 * 500, 5000, 'three failover timeouts');
+      }
+      expect((await backup.status()).state).to.equal('BACKUP');
+      expect((await fetch(`${backup.http}/readyz`)).status).to.equal(503);
+    } finally {
+      dealer.close();
+    }
+  });
+
+  it('promise 3: after SIGKILL of the active, the passive promotes only once a client votes for it', async () => {
+    const { primary, backup } = await startPair();
+    await primary.kill();
+    await waitFor(async () => (await backup.status()).peer?.up === false, 5000, 'the backup to notice its peer is gone');
+    await waitFor(async () => (await backup.status()).peer!.lastHeardMs > 3 * 500, 5000, 'three failover timeouts of silence');
+    expect((await backup.status()).state).to.equal('PASSIVE', 'no client asked, so no promotion');
+    const c = await client();
+    expect(c.server).to.equal(backup.endpoint);
+    const status = await backup.status();
+    expect(status.state).to.equal('ACTIVE');
+    expect(status.epoch).to.equal(2);
+    expect(await metric(backup.http, 'twinstar_promotions_total', { reason: 'client-vote' })).to.equal(1);
+  });
+
+  it('promise 2: SIGKILL of the active under acknowledged writes loses none; sequences continue; the restarted node rejoins passive and identical', async () => {
+    const { primary, backup } = await startPair();
+    const writers = await Promise.all([client('/w0/'), client('/w1/')]);
+    const acked = new Map<string, { value: string; seq: number }>();
+    let killedAt = 0;
+    let beforeKill = 0;
+    const perWriter: number[][] = [[], []];
+    async function writeLoop(w: number, count: number): Promise<void> {
+      for (let i = 0; i < count; i++) {
+        const key = `/w${w}/k${i}`;
+        const value = `v${i}`;
+        const seq = await writers[w]!.set(key, value);
+        acked.set(key, { value, seq });
+        perWriter[w]!.push(seq);
+        if (acked.size === 800 && killedAt === 0) {
+          killedAt = Date.now();
+          beforeKill = Math.max(...[...acked.values()].map((a) => a.seq));
+          await primary.kill();
+        }
+      }
+    }
+    await Promise.all([writeLoop(0, 800), writeLoop(1, 800)]);
+    expect(killedAt).to.be.greaterThan(0);
+    expect((await backup.status()).state).to.equal('ACTIVE');
+    for (const seqs of perWriter) for (let i = 1; i < seqs.length; i++) expect(seqs[i]).to.be.greaterThan(seqs[i - 1]!);
+    const after = [...acked.values()].filter((a) => a.seq > beforeKill);
+    expect(after.length).to.be.greaterThan(0, 'writes were acknowledged by the new active');
+    // Every acknowledged write is on the new active.
+    const check = await client('');
+    for (const [key, { value }] of acked) expect(check.getString(key), key).to.equal(value);
+    // The killed node comes back passive, syncs, and holds exactly the same state.
+    const again = start('primary');
+    await again.ready('PASSIVE');
+    await waitFor(async () => (await backup.status()).degraded === false, 10_000, 'the restarted node to attach');
+    const [a, b] = await Promise.all([digest(backup.http), digest(again.http)]);
+    expect(b).to.deep.equal(a);
+    expect(a.keys).to.equal(1600);
+  });
+
+  it('promise 3: SIGSTOP of the active past the timeout, promotion of the backup, SIGCONT: the dual active resolves by epoch and the loser resyncs', async () => {
+    const { primary, backup } = await startPair();
+    const c = await client('/s/');
+    for (let i = 0; i < 50; i++) await c.set(`/s/before${i}`, 'x');
+    const failedOver = new Promise((resolve) => c.once('failover', resolve));
+    primary.signal('SIGSTOP');
+    await within(failedOver, 10_000, 'the client to fail over');
+    expect(c.server).to.equal(backup.endpoint);
+    for (let i = 0; i < 50; i++) await c.set(`/s/after${i}`, 'y');
+    expect((await backup.status()).epoch).to.equal(2);
+    primary.signal('SIGCONT');
+    await waitFor(async () => (await primary.status()).state === 'PASSIVE', 10_000, 'the woken primary to demote');
+    expect((await backup.status()).state).to.equal('ACTIVE');
+    expect(primary.logs((l) => l.msg === 'dual active: this node loses and demotes')).to.have.length(1);
+    await waitFor(async () => (await backup.status()).degraded === false, 10_000, 'the loser to resync and attach');
+    const [a, b] = await Promise.all([digest(backup.http), digest(primary.http)]);
+    expect(b).to.deep.equal(a);
+    expect(primary.exited || backup.exited).to.equal(false, 'nobody crashed');
+    // Exactly one node answers ready.
+    const ready = await Promise.all([primary, backup].map(async (p) => (await fetch(`${p.http}/readyz`)).status));
+    expect(ready.filter((s) => s === 200)).to.have.length(1);
+  });
+
+  it('promise 7: a node killed in the middle of a snapshot never freezes the other node', async () => {
+    const { primary, backup } = await startPair();
+    const w = await client('/big/');
+    const value = 'x'.repeat(100);
+    for (let batch = 0; batch < 20; batch++) {
+      await Promise.all(Array.from({ length: 10_000 }, (_, i) => w.set(`/big/${batch}/${i}`, value)));
+    }
+    // The passive restarts and is killed while the active streams it 200k keys.
+    const primaryStalls = await metric(primary.http, 'twinstar_event_loop_stalls_total');
+    await backup.kill();
+    const second = start('backup');
+    await second.ready('PASSIVE');
+    await second.kill();
+    expect((await fetch(`${primary.http}/healthz`)).status).to.equal(200);
+    const seq = await within(w.set('/big/after', 'ok'), 5000, 'a write after the passive died mid-snapshot');
+    expect(seq).to.be.greaterThan(200_000);
+    expect(await metric(primary.http, 'twinstar_event_loop_stalls_total')).to.equal(primaryStalls, 'the active never stalled');
+    // The other way round: the active dies while the restarted passive is still receiving.
+    const third = start('backup');
+    await third.ready('PASSIVE');
+    const thirdStalls = await metric(third.http, 'twinstar_event_loop_stalls_total');
+    await primary.kill();
+    expect((await fetch(`${third.http}/healthz`)).status).to.equal(200);
+    const c = await client('/big/');
+    expect(c.server).to.equal(third.endpoint);
+    expect((await third.status()).state).to.equal('ACTIVE');
+    expect(await metric(third.http, 'twinstar_event_loop_stalls_total')).to.equal(thirdStalls, 'the passive never stalled');
+  });
+
+  it('refuses to pair, loudly, when the timing settings differ', async () => {
+    const primary = start('primary', { failoverMs: 500 });
+    const backup = start('backup', { failoverMs: 700 });
+    await waitFor(async () => (await primary.status()).peerRefused !== null, 10_000, 'the primary to refuse');
+    await waitFor(async () => (await backup.status()).peerRefused !== null, 10_000, 'the backup to refuse');
+    expect((await primary.status()).peerRefused).to.match(/failoverMs=700/);
+    expect((await backup.status()).state).to.equal('BACKUP', 'never follows a peer it refuses');
+    expect(backup.logs((l) => l.msg === 'refusing to pair with peer').length).to.be.greaterThan(0);
+    expect(await metric(primary.http, 'twinstar_peer_refused')).to.equal(1);
+  });
+
+  it('promise 5: a TTL key expires on time across a failover, expired by the new active', async () => {
+    const { primary, backup } = await startPair();
+    const c = await client('/ttl/');
+    const setAt = Date.now();
+    const seq = await c.set('/ttl/k', 'v', { ttl: 2 });
+    const gone = new Promise<Update>((resolve) => c.on('update', (u) => u.key === '/ttl/k' && u.deleted && resolve(u)));
+    await primary.kill();
+    const u = await within(gone, 10_000, 'the expiry after the failover');
+    const elapsed = Date.now() - setAt;
+    expect(elapsed).to.be.at.least(1950, 'not before the deadline');
+    expect(elapsed).to.be.below(2000 + 3000, 'the new active honoured the remaining time');
+    expect(u.seq).to.be.greaterThan(seq);
+    expect(c.server).to.equal(backup.endpoint);
+    expect(await metric(backup.http, 'twinstar_updates_total', { source: 'ttl' })).to.equal(1);
+  });
+
+  it('Model Six: the passive holds CHP updates on its pending list and applies unmatched ones at promotion', async () => {
+    const { primary, backup } = await startPair();
+    const watcher = await client('/ms/');
+    const toPrimary = new zmq.Publisher({ linger: 0 });
+    const toBackup = new zmq.Publisher({ linger: 0 });
+    toPrimary.connect(`tcp://127.0.0.1:${ports.primary.port + 2}`);
+    toBackup.connect(`tcp://127.0.0.1:${ports.backup.port + 2}`);
+    try {
+      const kvset = (key: string, uuid: number) =>
+        encodeKvMsg({ key, sequence: 0, uuid: Buffer.alloc(16, uuid).toString('latin1'), properties: '', body: Buffer.from(key) });
+      // Both collectors get the same update (Model Six): the active applies it, the passive matches it.
+      await waitFor(async () => {
+        await toPrimary.send(kvset('/ms/both', 1));
+        await toBackup.send(kvset('/ms/both', 1));
+        return watcher.get('/ms/both') !== undefined;
+      }, 5000, 'the update sent to both to be applied');
+      await waitFor(async () => (await backup.status()).pending === 0, 5000, 'the passive to match it');
+      // An update only the passive got (the active never saw it) stays pending...
+      await waitFor(async () => {
+        await toBackup.send(kvset('/ms/orphan', 2));
+        return (await backup.status()).pending === 1;
+      }, 5000, 'the orphan to be held');
+      expect(watcher.get('/ms/orphan')).to.equal(undefined);
+      // ...and is applied, freshly sequenced, when the passive takes over.
+      await primary.kill();
+      await waitFor(() => watcher.getString('/ms/orphan') === '/ms/orphan', 10_000, 'the orphan after promotion');
+      expect((await backup.status()).pending).to.equal(0);
+      expect(await metric(backup.http, 'twinstar_updates_total', { source: 'pending' })).to.equal(1);
+    } finally {
+      toPrimary.close();
+      toBackup.close();
+    }
+  });
+});
