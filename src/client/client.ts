@@ -425,10 +425,13 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** A sync (resume) with the server already in use: after a gap, or to confirm a subscription. */
   private resyncCurrent(): void {
-    if (this.phase !== 'ready' || this.modeNow === 'chp') return;
+    if (this.phase !== 'ready') return;
     this.replica.beginSync();
     this.phase = 'syncing';
-    this.sendSync(this.current, false);
+    if (this.modeNow !== 'chp') return this.sendSync(this.current, false);
+    // Plain CHP has no resume: take a fresh snapshot from the same server.
+    this.chpSnapshot = { server: this.current, entries: [] };
+    this.links[this.current]!.request(encodeIcanhaz(this.subtree));
   }
 
   // ------------------------------------------------------------------------------------------

@@ -139,10 +139,9 @@ export function formatProperties(props: ReadonlyMap<string, string> | Record<str
 export function ttlSeconds(properties: string): number {
   if (!properties.includes('ttl=')) return 0;
   const raw = parseProperties(properties).get('ttl');
-  if (raw === undefined || raw === '') return 0;
-  const ttl = Number(raw);
-  if (!Number.isFinite(ttl) || ttl < 0) throw new KvMsgError('ttl-invalid', `ttl=${raw} is not a number of seconds`);
-  return ttl;
+  if (raw === undefined) return 0;
+  if (!/^\d+(\.\d+)?$/.test(raw)) throw new KvMsgError('ttl-invalid', `ttl=${raw} is not a number of seconds`);
+  return Number(raw);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,7 +21,10 @@ export interface Change {
 
 export interface OfferResult {
   readonly changes: Change[];
-  /** true when an update was missed (only detectable when the replica follows the whole map) */
+  /**
+   * true when an update was missed (only detectable when the replica follows the whole map): the
+   * replica now holds updates until the caller resumes from `sequence` and loads the result
+   */
   readonly gap: boolean;
 }
 
@@ -81,9 +84,16 @@ export class Replica {
       return { changes: [], gap: false };
     }
     if (entry.sequence <= this.seq) return { changes: [], gap: false };
-    const gap = this.subtree === '' && this.seq >= 0 && entry.sequence !== this.seq + 1;
+    if (this.subtree === '' && this.seq >= 0 && entry.sequence !== this.seq + 1) {
+      // Something between our sequence and this one was missed. Applying this one would move our
+      // sequence past the hole and a resume would never fetch it: hold it, and everything after
+      // it, until the caller's resume fills the hole.
+      this.syncing = true;
+      this.held.push(entry);
+      return { changes: [], gap: true };
+    }
     const change = this.apply(entry);
-    return { changes: change ? [change] : [], gap };
+    return { changes: change ? [change] : [], gap: false };
   }
 
   /** A HUGZ heartbeat: with the whole map followed, a higher sequence means updates were missed. */

@@ -99,6 +99,8 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   private current: State;
   private epoch = 0;
   private peer: Heartbeat | undefined;
+  /** the highest epoch the peer has ever announced */
+  private peerEpoch = 0;
   private peerHeardAt = 0;
   private peerExpiresAt: number;
   private refused: string | undefined;
@@ -169,6 +171,11 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
         retryMs: Math.max(config.failoverMs, 4 * config.heartbeatMs),
         now: this.now,
         onApplied: (entry) => this.pending.match(entry.uuid),
+        onMalformed: (error) => {
+          this.emit('peer-dropped', error.reason);
+          this.refusals.warn({ reason: error.reason, detail: error.message }, 'dropped malformed replication batch');
+        },
+        limits,
       });
       this.server.on('change', (entry) => this.source!.onChange(entry));
     }
@@ -239,10 +246,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     const passive = this.current === 'PASSIVE';
     switch (msg.type) {
       case 'data':
-        if (passive) this.sink!.onData(msg.entries);
+        if (passive) this.sink!.onData(msg.batch);
         return;
       case 'snapshot-chunk':
-        if (passive) this.sink!.onSnapshotChunk(msg.streamId, msg.entries);
+        if (passive) this.sink!.onSnapshotChunk(msg.streamId, msg.batch);
         return;
       case 'snapshot-end':
         if (passive) this.sink!.onSnapshotEnd(msg.streamId, msg.sequence, msg.timeline);
@@ -271,6 +278,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     }
     this.refused = undefined;
     this.peer = hb;
+    this.peerEpoch = Math.max(this.peerEpoch, hb.epoch);
     this.heardPeer();
     if (this.current === 'PASSIVE' && hb.state === 'ACTIVE') {
       this.epoch = Math.max(this.epoch, hb.epoch);
@@ -304,7 +312,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       epoch: this.epoch,
       sequence: this.store.sequence,
       peerExpiresAt: this.peerExpiresAt,
-      peerEpoch: this.peer?.epoch ?? 0,
+      peerEpoch: this.peerEpoch,
     };
   }
 

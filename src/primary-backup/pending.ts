@@ -31,7 +31,10 @@ export class PendingList {
   /** Hold an update; `alreadyApplied` says the active's copy already arrived (matched early). */
   add(msg: KvMsg, receivedAt: number, alreadyApplied: boolean): void {
     if (alreadyApplied) return;
-    if (msg.uuid.length === 16) this.items.set(msg.uuid, { msg, receivedAt });
+    if (msg.uuid.length === 16) {
+      this.items.delete(msg.uuid); // a re-sent update moves to the back: Map order is arrival order
+      this.items.set(msg.uuid, { msg, receivedAt });
+    }
     else this.anonymous.push({ msg, receivedAt }); // a foreign client without a usable uuid
     while (this.size > this.max) this.dropOldest();
   }
