@@ -1,0 +1,540 @@
+/**
+ * The Binary Star FSM (src/fsm/binary-star.ts): every cell of TABLE against DESIGN.md's table,
+ * then invariants over random runs of two simulated nodes with a model clock.
+ */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import {
+  EVENT_KINDS,
+  STATES,
+  TABLE,
+  mermaid,
+  outranks,
+  ruleName,
+  startState,
+  transition,
+  type Context,
+  type Effect,
+  type Event,
+  type EventKind,
+  type PeerView,
+  type Role,
+  type State,
+  type Transition,
+} from '../../../src/fsm/binary-star.js';
+
+const FAILOVER_MS = 500;
+
+function ctx(overrides: Partial<Context> = {}): Context {
+  return { role: 'primary', epoch: 3, sequence: 100, peerExpiresAt: 10_000, peerEpoch: 4, ...overrides };
+}
+function peer(state: State, overrides: Partial<PeerView> = {}): Event {
+  return { type: 'peer', peer: { state, epoch: 5, sequence: 90, role: 'backup', ...overrides } };
+}
+const client = (now: number): Event => ({ type: 'client-request', now });
+
+/**
+ * DESIGN.md's table, written out independently of the source. Each cell checks the transition for
+ * a given context; `expected` returns the exact next state and effects.
+ */
+type Cell = (c: Context) => { event: Event; expected: Transition }[];
+
+const stayCell =
+  (state: State, kind: EventKind): Cell =>
+  () => {
+    const event = kind === 'CLIENT_REQUEST' ? client(0) : peer(kind);
+    return [{ event, expected: { state, effects: [] } }];
+  };
+
+/** epoch = max(own, peer's announced, peer's highest seen) + 1 */
+const nextEpoch = (c: Context, peerEpoch: number) => Math.max(c.epoch, peerEpoch, c.peerEpoch) + 1;
+
+const voteCell =
+  (state: State): Cell =>
+  (c) => [
+    { event: client(c.peerExpiresAt - 1), expected: { state, effects: [{ type: 'reject' }] } },
+    { event: client(0), expected: { state, effects: [{ type: 'reject' }] } },
+    {
+      event: client(c.peerExpiresAt),
+      expected: {
+        state: 'ACTIVE',
+        effects: [
+          { type: 'activate', epoch: Math.max(c.epoch, c.peerEpoch) + 1, reason: 'client-vote' },
+          { type: 'accept' },
+        ],
+      },
+    },
+    {
+      event: client(c.peerExpiresAt + 12_345),
+      expected: {
+        state: 'ACTIVE',
+        effects: [
+          { type: 'activate', epoch: Math.max(c.epoch, c.peerEpoch) + 1, reason: 'client-vote' },
+          { type: 'accept' },
+        ],
+      },
+    },
+  ];
+
+const activateCell =
+  (peerState: State, reason: 'peer-is-backup' | 'peer-restarted'): Cell =>
+  (c) =>
+    [1, 7].map((peerEpoch) => ({
+      event: peer(peerState, { epoch: peerEpoch }),
+      expected: { state: 'ACTIVE', effects: [{ type: 'activate', epoch: nextEpoch(c, peerEpoch), reason }] },
+    }));
+
+const followCell: Cell = () => [
+  {
+    event: peer('ACTIVE'),
+    expected: { state: 'PASSIVE', effects: [{ type: 'follow', reason: 'peer-active' }] },
+  },
+];
+
+const dualActiveCell: Cell = (c) => {
+  const other: Role = c.role === 'primary' ? 'backup' : 'primary';
+  const won: Transition = { state: 'ACTIVE', effects: [{ type: 'dual-active-won' }] };
+  const lost: Transition = { state: 'PASSIVE', effects: [{ type: 'follow', reason: 'dual-active-lost' }] };
+  return [
+    { event: peer('ACTIVE', { epoch: c.epoch - 1, role: other }), expected: won },
+    { event: peer('ACTIVE', { epoch: c.epoch + 1, role: other }), expected: lost },
+    // a tie goes to the primary
+    { event: peer('ACTIVE', { epoch: c.epoch, role: other }), expected: c.role === 'primary' ? won : lost },
+    // the epoch decides, not the sequence
+    {
+      event: peer('ACTIVE', { epoch: c.epoch - 1, role: other, sequence: c.sequence + 1000 }),
+      expected: won,
+    },
+  ];
+};
+
+const dualPassiveCell: Cell = (c) => {
+  const other: Role = c.role === 'primary' ? 'backup' : 'primary';
+  const win = (peerEpoch: number): Transition => ({
+    state: 'ACTIVE',
+    effects: [{ type: 'activate', epoch: nextEpoch(c, peerEpoch), reason: 'dual-passive-won' }],
+  });
+  const lose: Transition = { state: 'PASSIVE', effects: [] };
+  return [
+    { event: peer('PASSIVE', { epoch: c.epoch - 1, role: other }), expected: win(c.epoch - 1) },
+    { event: peer('PASSIVE', { epoch: c.epoch + 1, role: other }), expected: lose },
+    {
+      event: peer('PASSIVE', { epoch: c.epoch, sequence: c.sequence - 1, role: other }),
+      expected: win(c.epoch),
+    },
+    { event: peer('PASSIVE', { epoch: c.epoch, sequence: c.sequence + 1, role: other }), expected: lose },
+    {
+      event: peer('PASSIVE', { epoch: c.epoch, sequence: c.sequence, role: other }),
+      expected: c.role === 'primary' ? win(c.epoch) : lose,
+    },
+  ];
+};
+
+const EXPECTED: Record<State, Record<EventKind, Cell>> = {
+  PRIMARY: {
+    PRIMARY: stayCell('PRIMARY', 'PRIMARY'),
+    BACKUP: activateCell('BACKUP', 'peer-is-backup'),
+    ACTIVE: followCell,
+    PASSIVE: stayCell('PRIMARY', 'PASSIVE'),
+    CLIENT_REQUEST: voteCell('PRIMARY'),
+  },
+  BACKUP: {
+    PRIMARY: stayCell('BACKUP', 'PRIMARY'),
+    BACKUP: stayCell('BACKUP', 'BACKUP'),
+    ACTIVE: followCell,
+    PASSIVE: stayCell('BACKUP', 'PASSIVE'),
+    // a backup rejects always, even long after the peer went silent
+    CLIENT_REQUEST: (c) =>
+      [0, c.peerExpiresAt - 1, c.peerExpiresAt, c.peerExpiresAt + 1e9].map((now) => ({
+        event: client(now),
+        expected: { state: 'BACKUP', effects: [{ type: 'reject' }] },
+      })),
+  },
+  ACTIVE: {
+    PRIMARY: stayCell('ACTIVE', 'PRIMARY'),
+    BACKUP: stayCell('ACTIVE', 'BACKUP'),
+    ACTIVE: dualActiveCell,
+    PASSIVE: stayCell('ACTIVE', 'PASSIVE'),
+    CLIENT_REQUEST: (c) =>
+      [0, c.peerExpiresAt - 1, c.peerExpiresAt + 1].map((now) => ({
+        event: client(now),
+        expected: { state: 'ACTIVE', effects: [{ type: 'accept' }] },
+      })),
+  },
+  PASSIVE: {
+    PRIMARY: activateCell('PRIMARY', 'peer-restarted'),
+    BACKUP: activateCell('BACKUP', 'peer-restarted'),
+    ACTIVE: stayCell('PASSIVE', 'ACTIVE'),
+    PASSIVE: dualPassiveCell,
+    CLIENT_REQUEST: voteCell('PASSIVE'),
+  },
+};
+
+const CONTEXTS: Context[] = [
+  ctx(),
+  ctx({ role: 'backup' }),
+  ctx({ epoch: 9, peerEpoch: 2 }),
+  ctx({ role: 'backup', epoch: 0, peerEpoch: 0, sequence: 0, peerExpiresAt: 500 }),
+];
+
+describe('Binary Star FSM', () => {
+  describe('every cell of TABLE', () => {
+    const cells: [State, EventKind][] = STATES.flatMap((state) =>
+      EVENT_KINDS.map((kind): [State, EventKind] => [state, kind]),
+    );
+
+    for (const [state, kind] of cells) {
+      it(`${state} + ${kind === 'CLIENT_REQUEST' ? 'client request' : `peer ${kind}`}`, () => {
+        for (const c of CONTEXTS) {
+          const cases = EXPECTED[state][kind](c);
+          expect(cases.length).to.be.greaterThan(0);
+          for (const { event, expected } of cases) {
+            const got = transition(state, event, c);
+            expect(got, `${state} ${JSON.stringify(event)} ctx ${JSON.stringify(c)}`).to.deep.equal(expected);
+            // the table lookup and transition() agree
+            expect(TABLE[state][kind].apply(state, event, c)).to.deep.equal(got);
+          }
+        }
+      });
+    }
+
+    it('enumerated exactly STATES.length * EVENT_KINDS.length cells, each once', () => {
+      expect(STATES).to.have.length(4);
+      expect(EVENT_KINDS).to.have.length(5);
+      expect(cells).to.have.length(STATES.length * EVENT_KINDS.length);
+      expect(new Set(cells.map(([s, k]) => `${s}/${k}`)).size).to.equal(20);
+      // every enumerated cell has an expectation from DESIGN.md
+      for (const [s, k] of cells) expect(EXPECTED[s][k], `${s}/${k}`).to.be.a('function');
+      expect(Object.keys(TABLE).sort()).to.deep.equal([...STATES].sort());
+      for (const state of STATES)
+        expect(Object.keys(TABLE[state]).sort()).to.deep.equal([...EVENT_KINDS].sort());
+    });
+
+    it("'-' cells are the rule named stay", () => {
+      const dashes: [State, EventKind][] = [
+        ['PRIMARY', 'PRIMARY'],
+        ['PRIMARY', 'PASSIVE'],
+        ['BACKUP', 'PRIMARY'],
+        ['BACKUP', 'BACKUP'],
+        ['BACKUP', 'PASSIVE'],
+        ['ACTIVE', 'PRIMARY'],
+        ['ACTIVE', 'BACKUP'],
+        ['ACTIVE', 'PASSIVE'],
+        ['PASSIVE', 'ACTIVE'],
+      ];
+      for (const [s, k] of dashes) expect(ruleName(s, k), `${s}/${k}`).to.equal('stay');
+    });
+  });
+
+  describe('helpers', () => {
+    it('startState maps roles to PRIMARY/BACKUP', () => {
+      expect(startState('primary')).to.equal('PRIMARY');
+      expect(startState('backup')).to.equal('BACKUP');
+    });
+
+    it('outranks: higher epoch wins, a tie goes to the primary, and exactly one of two distinct roles wins', () => {
+      expect(outranks(5, 'backup', 4, 'primary')).to.equal(true);
+      expect(outranks(4, 'primary', 5, 'backup')).to.equal(false);
+      expect(outranks(4, 'primary', 4, 'backup')).to.equal(true);
+      expect(outranks(4, 'backup', 4, 'primary')).to.equal(false);
+      fc.assert(
+        fc.property(fc.nat(20), fc.nat(20), fc.boolean(), (a, b, primaryFirst) => {
+          const [ra, rb]: [Role, Role] = primaryFirst ? ['primary', 'backup'] : ['backup', 'primary'];
+          expect(outranks(a, ra, b, rb) !== outranks(b, rb, a, ra)).to.equal(true);
+        }),
+        { numRuns: 100 },
+      );
+    });
+
+    it('mermaid() mentions every state', () => {
+      const diagram = mermaid();
+      expect(diagram.startsWith('stateDiagram-v2')).to.equal(true);
+      for (const state of STATES) expect(diagram).to.include(state);
+      expect(diagram).to.include('PRIMARY --> ACTIVE');
+      expect(diagram).to.include('BACKUP --> PASSIVE');
+      expect(diagram).to.include('PASSIVE --> ACTIVE');
+      expect(diagram).to.include('ACTIVE --> PASSIVE');
+    });
+  });
+
+  describe('two nodes meeting', () => {
+    const sides = fc.record({
+      epochA: fc.nat(6),
+      epochB: fc.nat(6),
+      seqA: fc.nat(6),
+      seqB: fc.nat(6),
+      aIsPrimary: fc.boolean(),
+    });
+
+    it('PASSIVE + PASSIVE: exactly one of the two activates, and both views agree', () => {
+      fc.assert(
+        fc.property(sides, ({ epochA, epochB, seqA, seqB, aIsPrimary }) => {
+          const roleA: Role = aIsPrimary ? 'primary' : 'backup';
+          const roleB: Role = aIsPrimary ? 'backup' : 'primary';
+          const a = transition(
+            'PASSIVE',
+            { type: 'peer', peer: { state: 'PASSIVE', epoch: epochB, sequence: seqB, role: roleB } },
+            ctx({ role: roleA, epoch: epochA, sequence: seqA, peerEpoch: epochB }),
+          );
+          const b = transition(
+            'PASSIVE',
+            { type: 'peer', peer: { state: 'PASSIVE', epoch: epochA, sequence: seqA, role: roleA } },
+            ctx({ role: roleB, epoch: epochB, sequence: seqB, peerEpoch: epochA }),
+          );
+          expect([a.state, b.state].filter((s) => s === 'ACTIVE')).to.have.length(1);
+          const winner = a.state === 'ACTIVE' ? a : b;
+          const loser = a.state === 'ACTIVE' ? b : a;
+          expect(loser).to.deep.equal({ state: 'PASSIVE', effects: [] });
+          expect(winner.effects).to.deep.equal([
+            { type: 'activate', epoch: Math.max(epochA, epochB) + 1, reason: 'dual-passive-won' },
+          ]);
+          // the newer state wins: higher epoch, then higher sequence, then the primary
+          const aWins = epochA !== epochB ? epochA > epochB : seqA !== seqB ? seqA > seqB : aIsPrimary;
+          expect(a.state === 'ACTIVE').to.equal(aWins);
+        }),
+        { numRuns: 200 },
+      );
+    });
+
+    it('ACTIVE + ACTIVE: exactly one keeps serving, the other follows with dual-active-lost', () => {
+      fc.assert(
+        fc.property(sides, ({ epochA, epochB, seqA, seqB, aIsPrimary }) => {
+          const roleA: Role = aIsPrimary ? 'primary' : 'backup';
+          const roleB: Role = aIsPrimary ? 'backup' : 'primary';
+          const a = transition(
+            'ACTIVE',
+            { type: 'peer', peer: { state: 'ACTIVE', epoch: epochB, sequence: seqB, role: roleB } },
+            ctx({ role: roleA, epoch: epochA, sequence: seqA, peerEpoch: epochB }),
+          );
+          const b = transition(
+            'ACTIVE',
+            { type: 'peer', peer: { state: 'ACTIVE', epoch: epochA, sequence: seqA, role: roleA } },
+            ctx({ role: roleB, epoch: epochB, sequence: seqB, peerEpoch: epochA }),
+          );
+          const results = [a, b];
+          expect(results.filter((t) => t.state === 'ACTIVE')).to.deep.equal([
+            { state: 'ACTIVE', effects: [{ type: 'dual-active-won' }] },
+          ]);
+          expect(results.filter((t) => t.state === 'PASSIVE')).to.deep.equal([
+            { state: 'PASSIVE', effects: [{ type: 'follow', reason: 'dual-active-lost' }] },
+          ]);
+          const aWins = epochA !== epochB ? epochA > epochB : aIsPrimary;
+          expect(a.state === 'ACTIVE').to.equal(aWins);
+        }),
+        { numRuns: 200 },
+      );
+    });
+  });
+
+  describe('simulated pair (model clock)', () => {
+    interface SimNode {
+      role: Role;
+      state: State;
+      epoch: number;
+      sequence: number;
+      peerExpiresAt: number;
+      peerEpoch: number;
+      history: State[];
+    }
+
+    type Step =
+      | { kind: 'exchange'; order: 'simultaneous' | 'a-first' | 'b-first' }
+      | { kind: 'one-way'; to: 0 | 1 }
+      | { kind: 'vote'; to: 0 | 1 }
+      | { kind: 'tick'; ms: number }
+      | { kind: 'write'; to: 0 | 1 }
+      | { kind: 'restart'; who: 0 | 1 };
+
+    const stepArb: fc.Arbitrary<Step> = fc.oneof(
+      {
+        weight: 4,
+        arbitrary: fc.record({
+          kind: fc.constant('exchange' as const),
+          order: fc.constantFrom('simultaneous' as const, 'a-first' as const, 'b-first' as const),
+        }),
+      },
+      {
+        weight: 2,
+        arbitrary: fc.record({
+          kind: fc.constant('one-way' as const),
+          to: fc.constantFrom(0 as const, 1 as const),
+        }),
+      },
+      {
+        weight: 3,
+        arbitrary: fc.record({
+          kind: fc.constant('vote' as const),
+          to: fc.constantFrom(0 as const, 1 as const),
+        }),
+      },
+      {
+        weight: 3,
+        arbitrary: fc.record({
+          kind: fc.constant('tick' as const),
+          ms: fc.integer({ min: 1, max: 2 * FAILOVER_MS }),
+        }),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          kind: fc.constant('write' as const),
+          to: fc.constantFrom(0 as const, 1 as const),
+        }),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          kind: fc.constant('restart' as const),
+          who: fc.constantFrom(0 as const, 1 as const),
+        }),
+      },
+    );
+
+    function fresh(role: Role, now: number): SimNode {
+      const state = startState(role);
+      return {
+        role,
+        state,
+        epoch: 0,
+        sequence: 0,
+        peerExpiresAt: now + FAILOVER_MS,
+        peerEpoch: 0,
+        history: [state],
+      };
+    }
+
+    function step(node: SimNode, event: Event): Effect[] {
+      const before = node.state;
+      const epochBefore = node.epoch;
+      const t = transition(node.state, event, {
+        role: node.role,
+        epoch: node.epoch,
+        sequence: node.sequence,
+        peerExpiresAt: node.peerExpiresAt,
+        peerEpoch: node.peerEpoch,
+      });
+      for (const effect of t.effects) if (effect.type === 'activate') node.epoch = effect.epoch;
+      node.state = t.state;
+      if (t.state !== before) node.history.push(t.state);
+      // (a) epochs never decrease, and every activation takes a strictly higher epoch
+      expect(node.epoch).to.be.at.least(epochBefore);
+      for (const effect of t.effects) {
+        if (effect.type === 'activate')
+          expect(effect.epoch).to.be.greaterThan(Math.max(epochBefore, node.peerEpoch));
+      }
+      return [...t.effects];
+    }
+
+    /** What the node does on a heartbeat, as src/primary-backup/node.ts does. */
+    function deliver(to: SimNode, view: PeerView, now: number): void {
+      to.peerExpiresAt = now + FAILOVER_MS;
+      to.peerEpoch = Math.max(to.peerEpoch, view.epoch);
+      if (to.state === 'PASSIVE' && view.state === 'ACTIVE') {
+        to.epoch = Math.max(to.epoch, view.epoch);
+        to.sequence = Math.max(to.sequence, view.sequence); // the passive follows the active
+      }
+      step(to, { type: 'peer', peer: view });
+    }
+
+    const view = (n: SimNode): PeerView => ({
+      state: n.state,
+      epoch: n.epoch,
+      sequence: n.sequence,
+      role: n.role,
+    });
+
+    it('fast-check: epochs never decrease; after a full exchange never both ACTIVE nor both PASSIVE; a BACKUP passes through PASSIVE before ACTIVE', () => {
+      const met = { dualActive: 0, dualPassive: 0, votedIn: 0 };
+      fc.assert(
+        fc.property(fc.array(stepArb, { minLength: 1, maxLength: 80 }), (steps) => {
+          let now = 0;
+          const nodes: [SimNode, SimNode] = [fresh('primary', now), fresh('backup', now)];
+          for (const s of steps) {
+            const [a, b] = nodes;
+            switch (s.kind) {
+              case 'tick':
+                now += s.ms;
+                break;
+              case 'vote':
+                if (step(nodes[s.to], { type: 'client-request', now }).some((e) => e.type === 'activate'))
+                  met.votedIn++;
+                break;
+              case 'write':
+                if (nodes[s.to].state === 'ACTIVE') nodes[s.to].sequence++;
+                break;
+              case 'restart': {
+                // a restart keeps nothing but the role (no persisted epoch)
+                nodes[s.who] = fresh(nodes[s.who].role, now);
+                break;
+              }
+              case 'one-way': {
+                const from = nodes[1 - s.to]!;
+                deliver(nodes[s.to], view(from), now);
+                break;
+              }
+              case 'exchange': {
+                if (a.state === 'ACTIVE' && b.state === 'ACTIVE') met.dualActive++;
+                if (a.state === 'PASSIVE' && b.state === 'PASSIVE') met.dualPassive++;
+                if (s.order === 'simultaneous') {
+                  const va = view(a);
+                  const vb = view(b);
+                  deliver(a, vb, now);
+                  deliver(b, va, now);
+                } else if (s.order === 'a-first') {
+                  deliver(a, view(b), now);
+                  deliver(b, view(a), now);
+                } else {
+                  deliver(b, view(a), now);
+                  deliver(a, view(b), now);
+                }
+                const states = `${a.state}/${b.state}`;
+                // (b) dual active resolves within one exchange
+                expect(states, 'both ACTIVE after an exchange').to.not.equal('ACTIVE/ACTIVE');
+                // (c) dual passive never survives an exchange
+                expect(states, 'both PASSIVE after an exchange').to.not.equal('PASSIVE/PASSIVE');
+                break;
+              }
+            }
+            // (d) a node in BACKUP never goes straight to ACTIVE
+            for (const n of nodes) {
+              for (let i = 1; i < n.history.length; i++) {
+                if (n.history[i - 1] === 'BACKUP')
+                  expect(n.history[i], `history ${n.history.join('>')}`).to.equal('PASSIVE');
+              }
+            }
+          }
+        }),
+        { numRuns: 300 },
+      );
+      // the runs must actually reach the hard cases, or the invariants were never tested
+      expect(met.dualActive, 'dual actives met').to.be.greaterThan(0);
+      expect(met.votedIn, 'client-vote promotions').to.be.greaterThan(0);
+    });
+
+    it('a passive whose peer went silent takes over on a client vote after exactly failoverMs, not before', () => {
+      let now = 0;
+      const primary = fresh('primary', now);
+      const backup = fresh('backup', now);
+      deliver(primary, view(backup), now);
+      deliver(backup, view(primary), now);
+      expect([primary.state, backup.state]).to.deep.equal(['ACTIVE', 'PASSIVE']);
+      expect(primary.epoch).to.equal(1);
+      now += 100;
+      deliver(backup, view(primary), now);
+      expect(backup.epoch).to.equal(1, 'the passive adopts the active epoch');
+      // primary dies; the backup hears nothing more
+      now += FAILOVER_MS - 1;
+      expect(step(backup, client(now))).to.deep.equal([{ type: 'reject' }]);
+      now += 1;
+      expect(step(backup, client(now))).to.deep.equal([
+        { type: 'activate', epoch: 2, reason: 'client-vote' },
+        { type: 'accept' },
+      ]);
+      expect(backup.state).to.equal('ACTIVE');
+      // the primary comes back as PRIMARY and follows
+      const back = fresh('primary', now);
+      deliver(back, view(backup), now);
+      expect(back.state).to.equal('PASSIVE');
+    });
+  });
+});
