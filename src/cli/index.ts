@@ -8,13 +8,16 @@ Servers:
   server            run one node (--role single|primary|backup); see \`twinstar server --help\`
   pair              run a primary and a backup on loopback (what \`npm start\` does)
 
-Client (every command takes --servers tcp://HOST:PORT,tcp://HOST:PORT):
+Client (each takes --servers tcp://HOST:PORT,tcp://HOST:PORT; default the local pair):
   set KEY VALUE     write a value (--ttl SECONDS for an ephemeral key); prints its sequence
   get KEY           print a value
   del KEY           delete a key
   watch [SUBTREE]   print changes as JSON lines until interrupted
   dump [SUBTREE]    print the whole map (or a subtree) as JSON
-  status            show both nodes of a pair from their /status endpoints
+
+Operations:
+  status            both nodes of a pair from their /status endpoints (--nodes URL,URL);
+                    exits 1 when the pair is unhealthy
 
 Each command has --help.
 `;
@@ -29,6 +32,7 @@ const commands: Record<string, () => Promise<Command>> = {
   del: async () => clientCommand('del'),
   watch: async () => clientCommand('watch'),
   dump: async () => clientCommand('dump'),
+  status: async () => (await import('./status-command.js')).statusCommand,
 };
 
 export async function main(argv: string[]): Promise<void> {

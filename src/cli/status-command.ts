@@ -47,25 +47,22 @@ const label = (probe: NodeProbe) => ('status' in probe ? probe.status.name : pro
 export function judgePair(probes: readonly NodeProbe[]): Verdict {
   const problems: string[] = [];
   const warnings: string[] = [];
+  // What the pair looks like, when there is something good to say: "primary is ACTIVE, ...".
+  let headline = '';
   const up = probes.filter((p): p is Extract<NodeProbe, { status: NodeStatus }> => 'status' in p);
-  for (const probe of probes) {
-    if ('error' in probe) problems.push(`${probe.url} is unreachable (${probe.error})`);
-  }
   const actives = up.filter((p) => p.status.state === 'ACTIVE');
-  let summary: string;
   if (probes.length === 0) {
     problems.push('no nodes to ask');
-    summary = 'no nodes';
+  } else if (up.length === 0) {
+    problems.push('no node answered');
   } else if (actives.length === 0) {
-    problems.push(up.length === 0 ? 'no node answered' : 'no node is ACTIVE: clients get no service');
-    summary = 'no active node';
+    problems.push('no node is ACTIVE: clients get no service');
   } else if (actives.length > 1) {
     problems.push(`${actives.length} nodes are ACTIVE (${actives.map(label).join(', ')}): split brain`);
-    summary = 'dual active';
   } else {
     const active = actives[0]!.status;
     const peer = active.peer;
-    summary = `${active.name} is ACTIVE`;
+    headline = `${active.name} is ACTIVE`;
     if (active.role === 'single') {
       warnings.push(`${active.name} runs alone (role single): there is no standby`);
     } else if (!peer || !peer.up) {
@@ -76,25 +73,31 @@ export function judgePair(probes: readonly NodeProbe[]): Verdict {
           : 'never heard';
       problems.push(`the active ${active.name} cannot hear its peer (${why})`);
     } else {
-      if (peer.state === 'ACTIVE')
+      headline += `, ${peer.name} is ${peer.state}`;
+      if (peer.state === 'ACTIVE') {
         problems.push(`the active ${active.name} sees its peer ${peer.name} as ACTIVE too: split brain`);
-      if (peer.state !== 'PASSIVE' && peer.state !== 'ACTIVE')
+      } else if (peer.state !== 'PASSIVE') {
         warnings.push(`the peer ${peer.name} is still ${peer.state}`);
-      else if (peer.state === 'PASSIVE' && !peer.synced)
+      } else if (!peer.synced) {
         warnings.push(`the passive ${peer.name} is still syncing`);
-      summary += `, ${peer.name} is ${peer.state}`;
+      }
     }
     if (active.degraded)
       warnings.push(`${active.name} is degraded: writes are acknowledged without a passive`);
   }
+  for (const probe of probes) {
+    if ('error' in probe) problems.push(`${probe.url} is unreachable (${probe.error})`);
+  }
   for (const { status } of up) {
-    if (status.peerRefused && status.state !== 'ACTIVE')
+    if (status.peerRefused && status.state !== 'ACTIVE') {
       warnings.push(`${status.name} refuses its peer: ${status.peerRefused}`);
+    }
   }
   const healthy = problems.length === 0;
+  const parts = [headline, ...problems, ...warnings].filter((part) => part !== '');
   return {
     healthy,
-    summary: `${healthy ? 'HEALTHY' : 'UNHEALTHY'}: ${[summary, ...problems, ...warnings].join('; ')}`,
+    summary: `${healthy ? 'HEALTHY' : 'UNHEALTHY'}: ${parts.join('; ')}`,
     problems,
     warnings,
   };
