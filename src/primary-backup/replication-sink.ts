@@ -74,12 +74,14 @@ export class ReplicationSink {
     if (this.phase === 'idle') return;
     const entries = this.unpack(batch);
     if (entries === undefined) return;
-    this.lastProgress = this.options.now();
     if (this.phase !== 'following') {
+      // Live changes say nothing about our request: it may have been lost (the active's SUB had
+      // not reconnected yet). Only an answer to it counts as progress, or we would never re-ask.
       if (this.held.length + entries.length <= HOLD_LIMIT) for (const entry of entries) this.held.push(entry);
       else this.held = []; // too much to hold: the gap after the snapshot will be resumed instead
       return;
     }
+    this.lastProgress = this.options.now();
     this.apply(entries);
   }
 

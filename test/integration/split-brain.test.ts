@@ -1,0 +1,111 @@
+/**
+ * Promise 3's hardest case: a partition between the two nodes while clients reach both. Each side
+ * ends up active; when the partition heals, exactly one wins (higher epoch), the other demotes,
+ * reports every update it accepted that the winner lacks, and resyncs; its clients converge on
+ * the winner with no stale key (promise 4).
+ *
+ * The nodes run in this process with real client-facing sockets, but the peer link between them
+ * is a cable we can cut and mend (messages still go through the real peer codec), which makes the
+ * partition deterministic without network namespaces.
+ */
+import { expect } from 'chai';
+import { connect, type Client } from '../../src/index.js';
+import { loadConfig } from '../../src/config/index.js';
+import { silentLogger } from '../../src/log/index.js';
+import { Node, decodePeerMessage, encodePeerMessage, type PeerChannel, type PeerMessage } from '../../src/primary-backup/index.js';
+import { freePorts, waitFor, within } from '../helpers/index.js';
+
+class Cable {
+  cut = false;
+  private readonly ends: ((msg: PeerMessage) => void)[] = [];
+
+  end(side: 0 | 1): (onMessage: (msg: PeerMessage) => void) => PeerChannel {
+    return (onMessage) => {
+      this.ends[side] = onMessage;
+      return {
+        send: (msg) => {
+          if (this.cut) return;
+          const frames = encodePeerMessage(msg).map((f) => Buffer.from(f));
+          setImmediate(() => {
+            if (!this.cut) this.ends[1 - side]?.(decodePeerMessage(frames));
+          });
+        },
+        close: async () => undefined,
+      };
+    };
+  }
+}
+
+describe('split brain: a partition between the nodes, then healing', function () {
+  this.timeout(60_000);
+  const nodes: Node[] = [];
+  const clients: Client[] = [];
+
+  after(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(nodes.map((n) => n.close()));
+  });
+
+  it('resolves the dual active by epoch, reports the divergent updates, and the loser and its clients converge on the winner', async () => {
+    const cable = new Cable();
+    const p = await freePorts(3);
+    const b = await freePorts(3);
+    const common = ['--heartbeat-ms', '50', '--failover-ms', '300', '--log-level', 'silent', '--http-port', '0'];
+    const primary = new Node({
+      config: loadConfig({ args: ['--role', 'primary', '--port', String(p), ...common], env: {} }),
+      log: silentLogger(),
+      channel: cable.end(0),
+    });
+    const backup = new Node({
+      config: loadConfig({ args: ['--role', 'backup', '--port', String(b), ...common], env: {} }),
+      log: silentLogger(),
+      channel: cable.end(1),
+    });
+    nodes.push(primary, backup);
+    const divergent: number[] = [];
+    primary.on('divergent', (count) => divergent.push(count));
+    await Promise.all([primary.start(), backup.start()]);
+    await waitFor(() => primary.state === 'ACTIVE' && backup.state === 'PASSIVE' && !primary.isDegraded(), 5000, 'the pair');
+
+    const both = [`tcp://127.0.0.1:${p}`, `tcp://127.0.0.1:${b}`];
+    const a = await connect({ servers: both, subtree: '/sb/', serverTimeoutMs: 300 });
+    clients.push(a);
+    for (let i = 0; i < 20; i++) await a.set(`/sb/before/${i}`, 'shared');
+    await waitFor(() => backup.store.sequence === primary.store.sequence, 5000, 'replication');
+
+    // Partition: the nodes stop hearing each other; clients still reach both.
+    cable.cut = true;
+    await waitFor(() => primary.isDegraded(), 5000, 'the primary to notice and run degraded');
+    const degraded = await a.set('/sb/during/probe', 'p');
+    expect(degraded).to.be.greaterThan(0);
+    expect(a.degraded).to.equal(true, 'the client was told its write is acknowledged by one node only');
+
+    // A client that reaches only the backup votes for it: a second active, at a higher epoch.
+    const onlyBackup = await connect({ servers: [both[1]!], subtree: '/sb/', serverTimeoutMs: 300 });
+    clients.push(onlyBackup);
+    expect(backup.state).to.equal('ACTIVE');
+    expect(backup.status().epoch).to.be.greaterThan(primary.status().epoch);
+    for (let i = 0; i < 10; i++) await onlyBackup.set(`/sb/winner/${i}`, 'w');
+    // Meanwhile the primary keeps accepting writes from its own client: these will be lost.
+    for (let i = 0; i < 15; i++) await a.set(`/sb/during/${i}`, 'lost');
+    expect(primary.state).to.equal('ACTIVE');
+
+    // Heal. The higher epoch (the backup) wins; the primary demotes and reports what it had alone.
+    const failedOver = new Promise((resolve) => a.once('failover', resolve));
+    const resynced = new Promise((resolve) => a.once('resync', resolve));
+    cable.cut = false;
+    await waitFor(() => primary.state === 'PASSIVE', 5000, 'the primary to demote');
+    expect(backup.state).to.equal('ACTIVE');
+    expect(divergent).to.deep.equal([16], 'the probe and the 15 writes accepted during the partition');
+    await waitFor(() => !backup.isDegraded(), 5000, 'the loser to resync and attach');
+    expect(primary.digest()).to.deep.equal(backup.digest());
+
+    // The primary's client converges on the winner: the lost keys are gone, the winner's are there.
+    await within(failedOver, 5000, 'the client to fail over to the winner');
+    await within(resynced, 5000, 'a full resync (its history forked from the winner)');
+    await waitFor(() => a.get('/sb/winner/9') !== undefined, 5000, 'the winner state');
+    expect([...a.entries().keys()].filter((k) => k.startsWith('/sb/during/'))).to.deep.equal([]);
+    expect(a.entries().size).to.equal(30);
+    expect(new Map(a.entries())).to.deep.equal(new Map(onlyBackup.entries()));
+  });
+});
