@@ -29,8 +29,10 @@ import {
   packBatch,
   Replica,
   unpackBatch,
+  DEFAULT_LIMITS,
   type Durability,
   type Entry,
+  type Limits,
   type ReplicaChange,
 } from '../clone/index.js';
 import { ClosedError, InvalidArgumentError, NotActiveError, QueueFullError, ServerRejectedError, TimeoutError } from '../errors.js';
@@ -59,6 +61,8 @@ export interface ClientOptions {
   maxPendingWrites?: number;
   /** how long connect() waits for the first sync */
   connectTimeoutMs?: number;
+  /** the server's size limits (default: the server defaults); bigger writes throw at once */
+  limits?: Partial<Limits>;
   log?: Logger;
   /** for tests: the sockets and the clock */
   transport?: Transport;
@@ -145,6 +149,7 @@ export class Client extends EventEmitter<ClientEvents> {
   private readonly log: Logger;
   private readonly options: Required<Pick<ClientOptions, 'serverTimeoutMs' | 'requestTimeoutMs' | 'writeTimeoutMs' | 'maxPendingWrites'>>;
   private readonly votes: VoteBook;
+  private readonly limits: Limits;
   private modeNow: Mode;
   private phase: Phase = 'finding';
   private current = -1;
@@ -179,11 +184,12 @@ export class Client extends EventEmitter<ClientEvents> {
     this.modeNow = options.mode ?? 'auto';
     if (!['auto', 'native', 'chp'].includes(this.modeNow)) throw new InvalidArgumentError(`mode ${String(this.modeNow)} is not auto, native or chp`);
     this.options = {
-      serverTimeoutMs: options.serverTimeoutMs ?? 500,
-      requestTimeoutMs: options.requestTimeoutMs ?? 2000,
-      writeTimeoutMs: options.writeTimeoutMs ?? 10_000,
-      maxPendingWrites: options.maxPendingWrites ?? 100_000,
+      serverTimeoutMs: positiveOption('serverTimeoutMs', options.serverTimeoutMs, 500, 20),
+      requestTimeoutMs: positiveOption('requestTimeoutMs', options.requestTimeoutMs, 2000, 1),
+      writeTimeoutMs: positiveOption('writeTimeoutMs', options.writeTimeoutMs, 10_000, 1),
+      maxPendingWrites: positiveOption('maxPendingWrites', options.maxPendingWrites, 100_000, 1, true),
     };
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? silentLogger();
     this.votes = new VoteBook(this.options.serverTimeoutMs);
@@ -342,6 +348,7 @@ export class Client extends EventEmitter<ClientEvents> {
     if (reason !== undefined) this.log.warn({ from, reason }, 'looking for the active server');
     if (this.following && this.current >= 0) this.links[this.current]!.unfollow();
     this.following = false;
+    this.replica.dropHeld();
     this.phase = 'finding';
     this.sync = undefined;
     this.chpSnapshot = undefined;
@@ -560,6 +567,13 @@ export class Client extends EventEmitter<ClientEvents> {
 
   private write(key: string, body: Buffer, properties: string): Promise<number> {
     if (typeof key !== 'string' || key.length === 0) throw new InvalidArgumentError('key must be a non-empty string');
+    const keyBytes = Buffer.byteLength(key);
+    if (keyBytes > this.limits.maxKeyBytes) {
+      throw new InvalidArgumentError(`key is ${keyBytes} bytes; the limit is ${this.limits.maxKeyBytes}`);
+    }
+    if (body.length > this.limits.maxValueBytes) {
+      throw new InvalidArgumentError(`value is ${body.length} bytes; the limit is ${this.limits.maxValueBytes}`);
+    }
     if (this.phase === 'closed') return Promise.reject(new ClosedError());
     if (this.pendingWrites >= this.options.maxPendingWrites) return Promise.reject(new QueueFullError(this.options.maxPendingWrites));
     const uuid = randomBytes(16).toString('latin1');
@@ -672,7 +686,8 @@ export class Client extends EventEmitter<ClientEvents> {
         if (now - this.lastVoteRound >= VOTE_INTERVAL_MS) this.voteRound();
         return;
       case 'syncing':
-        if (this.sync && now - this.sync.lastProgress > this.options.requestTimeoutMs) this.findActive('sync stalled');
+        if (now - this.lastHeard > this.options.serverTimeoutMs) this.findActive('server silent');
+        else if (this.sync && now - this.sync.lastProgress > this.options.requestTimeoutMs) this.findActive('sync stalled');
         else if (this.chpSnapshot && now - this.lastHeard > this.options.requestTimeoutMs) this.findActive('snapshot stalled');
         return;
       case 'ready':
@@ -703,6 +718,14 @@ export class Client extends EventEmitter<ClientEvents> {
       this.emit('update', { key: c.key, value: c.value, seq: c.sequence, deleted: c.deleted, resync });
     }
   }
+}
+
+function positiveOption(name: string, value: number | undefined, fallback: number, min: number, integer = false): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
+    throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, not ${String(value)}`);
+  }
+  return value;
 }
 
 /** Connects and resolves once the replica is loaded from the active server. */

@@ -65,6 +65,15 @@ export class Replica {
     this.syncing = true;
   }
 
+  /**
+   * Forget the updates held from the server we were following: at a failover they come from the
+   * old active and may not exist on the new one. The new active's resume or snapshot is the truth.
+   */
+  dropHeld(): void {
+    this.held = [];
+    this.heldOverflow = false;
+  }
+
   /** Whether updates were dropped while the last sync was in flight; the caller must resume again. */
   consumeOverflow(): boolean {
     const overflowed = this.heldOverflow;

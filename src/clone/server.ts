@@ -305,8 +305,18 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private onSet(identity: Buffer, args: Buffer[]): void {
     const reqId = decodeRequestId(args[0]);
     if (reqId === undefined || args[1] === undefined) throw new KvMsgError('frame-count', 'TSET is malformed');
-    const writes = unpackBatch(args[1], this.options.limits);
-    for (const write of writes) ttlSeconds(write.properties);
+    let writes: KvMsg[];
+    try {
+      writes = unpackBatch(args[1], this.options.limits);
+      for (const write of writes) ttlSeconds(write.properties);
+    } catch (error) {
+      // The request id is readable, so say why instead of leaving the client to time out and
+      // retry a batch that can never succeed. Nothing in the batch is applied.
+      if (error instanceof KvMsgError) {
+        this.routerOut.post([identity, Buffer.from(Native.ERROR), encodeRequestId(reqId), Buffer.from(error.reason), Buffer.from(error.message)]);
+      }
+      throw error;
+    }
     if (!this.admitNative(identity, reqId, Native.SET)) return;
     const now = this.now();
     const sequences = writes.map((write) => {

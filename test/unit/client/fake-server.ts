@@ -1,0 +1,676 @@
+/**
+ * An in-memory stand-in for a twinstar pair, for unit tests of the client's state machine.
+ *
+ * - `FakeClock` implements the client's `Clock`: time moves only when a test advances it, and
+ *   every due interval callback runs once per period, in time order.
+ * - `FakeServer` holds a map, a sequence, a replay log and a term history, and answers the native
+ *   requests the way `src/clone/server.ts` does (TSNAP/TRESUME -> TSYNC* + TSYNCEND, TSET -> TACK
+ *   or TNOTACTIVE, de-duplication by uuid, ICANHAZ? -> KVSYNC* + KTHXBAI). Its state decides what
+ *   it does: ACTIVE serves, PASSIVE says TNOTACTIVE (and ignores ICANHAZ?), SILENT (a frozen
+ *   process) takes requests and answers nothing, DEAD takes nothing and fails every send.
+ * - `FakeNetwork` makes the `Transport` the client is given. Every message crosses it
+ *   asynchronously (one `setImmediate` per message, so order on the wire is kept), and a test can
+ *   drop, hold and reorder published updates on cue. `settle()` waits until the wire is quiet;
+ *   `advance(ms)` moves fake time in small steps, sends HUGZ from active servers and settles.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../../../src/client/client.js';
+import type { ServerAddress } from '../../../src/client/servers.js';
+import type { Link, LinkHandlers, Transport } from '../../../src/client/transport.js';
+import {
+  decodeKvMsg,
+  decodeRequestId,
+  decodeSequence,
+  encodeHugz,
+  encodeKthxbai,
+  encodeKvMsg,
+  encodeRequestId,
+  encodeSequence,
+  ICANHAZ,
+  Native,
+  packBatch,
+  unpackBatch,
+  type Durability,
+  type Entry,
+  type KvMsg,
+} from '../../../src/clone/index.js';
+
+// ---------------------------------------------------------------------------------------------
+// Clock.
+
+interface FakeTimer {
+  readonly id: number;
+  readonly fn: () => void;
+  readonly ms: number;
+  due: number;
+}
+
+export class FakeClock implements Clock {
+  private t: number;
+  private nextId = 1;
+  private readonly timers = new Map<number, FakeTimer>();
+
+  constructor(start = 1_700_000_000_000) {
+    this.t = start;
+  }
+
+  now(): number {
+    return this.t;
+  }
+
+  setInterval(fn: () => void, ms: number): unknown {
+    const id = this.nextId++;
+    const period = Math.max(1, ms);
+    this.timers.set(id, { id, fn, ms: period, due: this.t + period });
+    return id;
+  }
+
+  clearInterval(handle: unknown): void {
+    this.timers.delete(handle as number);
+  }
+
+  /** Interval timers still registered. */
+  get timerCount(): number {
+    return this.timers.size;
+  }
+
+  /** The periods of the registered timers. */
+  get periods(): number[] {
+    return [...this.timers.values()].map((t) => t.ms);
+  }
+
+  /** Moves time forward, running every due callback once per period in time order. */
+  advance(ms: number): void {
+    const target = this.t + ms;
+    for (;;) {
+      let next: FakeTimer | undefined;
+      for (const timer of this.timers.values())
+        if (timer.due <= target && (next === undefined || timer.due < next.due)) next = timer;
+      if (next === undefined) break;
+      this.t = next.due;
+      next.due += next.ms;
+      next.fn();
+    }
+    this.t = target;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers.
+
+export type FakeState = 'ACTIVE' | 'PASSIVE' | 'DEAD' | 'SILENT';
+
+/** A request as a server received it, decoded for assertions. */
+export interface ReceivedRequest {
+  readonly command: string;
+  readonly reqId: number | undefined;
+  readonly subtree: string | undefined;
+  /** TRESUME: the sequence and term the client resumes from */
+  readonly fromSequence: number | undefined;
+  readonly term: string | undefined;
+  /** TSET: the writes, in request order */
+  readonly writes: Entry[];
+  /** the server's state when the request arrived */
+  readonly state: FakeState;
+  readonly at: number;
+  readonly frames: Buffer[];
+}
+
+/** A reply as a server sent it. */
+export interface SentReply {
+  readonly command: string;
+  readonly reqId: number | undefined;
+  readonly frames: Buffer[];
+}
+
+interface TermEntry {
+  readonly term: string;
+  readonly startSequence: number;
+}
+
+export interface FakeServerOptions {
+  state?: FakeState;
+  /** entries per TSYNC chunk */
+  chunk?: number;
+  /** durability reported in TACK */
+  durability?: Durability;
+  /** a plain RFC 12 server: native (T*) requests are dropped unanswered */
+  plainChp?: boolean;
+}
+
+let termCounter = 0;
+
+export class FakeServer {
+  readonly address: ServerAddress;
+  state: FakeState;
+  chunk: number;
+  durability: Durability;
+  plainChp: boolean;
+  /** while true, TSET is applied (and published) but its TACK waits for `releaseAcks()` */
+  holdAcks = false;
+  /** called after each request is handled (its replies are on the wire): a hook for races */
+  onRequest: ((request: ReceivedRequest) => void) | undefined;
+
+  readonly map = new Map<string, Entry>();
+  sequence = 0;
+  /** every change ever applied, in order; resumes read from here */
+  log: Entry[] = [];
+  /** the replay log reaches back to (resumes from) this sequence, no further */
+  replayFrom = 0;
+  terms: TermEntry[] = [];
+  /** uuid -> sequence of every applied write (the server's de-duplication window) */
+  applied = new Map<string, number>();
+
+  readonly requests: ReceivedRequest[] = [];
+  /** requests dropped as malformed (e.g. a TSET whose batch breaks the wire limits) */
+  readonly malformed: { command: string; error: Error }[] = [];
+  readonly replies: SentReply[] = [];
+  /** KVSET messages that reached the collector */
+  readonly collected: KvMsg[] = [];
+  /** KVSETs collected while not active (Model Six pending list) */
+  readonly pending: KvMsg[] = [];
+  /** every message put on the publisher (after drop/hold filtering: what went out) */
+  readonly published: Buffer[][] = [];
+  readonly followers = new Set<FakeLink>();
+
+  private dropNext = 0;
+  private holding = false;
+  private held: Buffer[][] = [];
+  private heldAcks: { link: FakeLink; frames: Buffer[] }[] = [];
+  lastHugz = -Infinity;
+
+  constructor(
+    readonly net: FakeNetwork,
+    readonly endpoint: string,
+    options: FakeServerOptions = {},
+  ) {
+    const port = Number(/:(\d+)$/.exec(endpoint)![1]);
+    const host = endpoint.slice(0, endpoint.lastIndexOf(':'));
+    this.address = { snapshot: endpoint, publisher: `${host}:${port + 1}`, collector: `${host}:${port + 2}` };
+    this.state = options.state ?? 'PASSIVE';
+    this.chunk = options.chunk ?? 2;
+    this.durability = options.durability ?? 'replicated';
+    this.plainChp = options.plainChp ?? false;
+    if (this.state === 'ACTIVE') this.openTerm();
+  }
+
+  get term(): string {
+    return this.terms[this.terms.length - 1]?.term ?? '';
+  }
+
+  get isActive(): boolean {
+    return this.state === 'ACTIVE';
+  }
+
+  // ----------------------------------------------------------------------------------------
+  // What a test does to a server.
+
+  /** Changes state; a server leaving ACTIVE answers its held write acknowledgements as a real one would. */
+  setState(state: FakeState): void {
+    const was = this.state;
+    this.state = state;
+    if (was === 'ACTIVE' && state === 'PASSIVE') {
+      // durable() rejects when the node stops being active: the writes are told TNOTACTIVE
+      for (const { link, frames } of this.heldAcks.splice(0)) {
+        this.reply(link, [Buffer.from(Native.NOT_ACTIVE), frames[1]!, Buffer.from(this.state)]);
+      }
+    }
+    if (state === 'DEAD') this.heldAcks = [];
+  }
+
+  /** Becomes ACTIVE under a new term (a Binary Star promotion). */
+  promote(): string {
+    this.state = 'ACTIVE';
+    return this.openTerm();
+  }
+
+  /** Takes another server's whole state (the passive has mirrored the active). */
+  copyFrom(other: FakeServer): void {
+    this.map.clear();
+    for (const [k, v] of other.map) this.map.set(k, v);
+    this.sequence = other.sequence;
+    this.log = [...other.log];
+    this.replayFrom = other.replayFrom;
+    this.terms = [...other.terms];
+    this.applied = new Map(other.applied);
+  }
+
+  /** The replay log no longer reaches back before the current sequence: older resumes get a snapshot. */
+  forgetHistory(): void {
+    this.replayFrom = this.sequence;
+  }
+
+  set(key: string, value: string | Buffer, uuid = randomUuid()): Entry {
+    const body = typeof value === 'string' ? Buffer.from(value) : value;
+    const result = this.commit({ key, uuid, properties: '', body });
+    if (result.duplicate) throw new Error(`uuid of ${key} already applied`);
+    return result.entry;
+  }
+
+  delete(key: string): Entry {
+    const result = this.commit({ key, uuid: randomUuid(), properties: '', body: Buffer.alloc(0) });
+    if (result.duplicate) throw new Error('duplicate');
+    return result.entry;
+  }
+
+  /** Sequences a change (de-duplicated by uuid) and, while active, publishes it. */
+  commit(change: {
+    key: string;
+    uuid: string;
+    properties: string;
+    body: Buffer;
+  }): { duplicate: true; sequence: number } | { duplicate: false; entry: Entry } {
+    const dedupe = change.uuid.length === 16;
+    if (dedupe) {
+      const earlier = this.applied.get(change.uuid);
+      if (earlier !== undefined) return { duplicate: true, sequence: earlier };
+    }
+    const entry: Entry = { ...change, sequence: this.sequence + 1, expiresAt: 0 };
+    this.sequence = entry.sequence;
+    if (entry.body.length === 0) this.map.delete(entry.key);
+    else this.map.set(entry.key, entry);
+    this.log.push(entry);
+    if (dedupe) this.applied.set(change.uuid, entry.sequence);
+    if (this.isActive) this.publishUpdate(encodeKvMsg(entry));
+    return { duplicate: false, entry };
+  }
+
+  /** Publishes a heartbeat with the current sequence (the network does this every heartbeatMs). */
+  hugz(): void {
+    this.lastHugz = this.net.clock.now();
+    this.publishRaw(encodeHugz(this.sequence));
+  }
+
+  /** The next `n` KVPUB messages are lost on the way to every follower. */
+  dropPublished(n = 1): void {
+    this.dropNext += n;
+  }
+
+  /** KVPUB messages are held back until `releasePublished`. */
+  holdPublished(): void {
+    this.holding = true;
+  }
+
+  get heldCount(): number {
+    return this.held.length;
+  }
+
+  /**
+   * Sends the held KVPUB messages, in `order` (indices into the held list; default: as they
+   * came). Held messages not named in `order` are lost.
+   */
+  releasePublished(order?: number[]): void {
+    this.holding = false;
+    const held = this.held;
+    this.held = [];
+    for (const i of order ?? held.map((_, i) => i)) this.publishRaw(held[i]!);
+  }
+
+  /** Sends the write acknowledgements held by `holdAcks`. */
+  releaseAcks(): void {
+    this.holdAcks = false;
+    for (const { link, frames } of this.heldAcks.splice(0)) this.reply(link, frames);
+  }
+
+  get heldAckCount(): number {
+    return this.heldAcks.length;
+  }
+
+  /** Requests of one command (TSNAP, TRESUME, TSET, ICANHAZ?...). */
+  requestsOf(command: string): ReceivedRequest[] {
+    return this.requests.filter((r) => r.command === command);
+  }
+
+  /** Sync requests (the client's votes and resumes). */
+  get syncRequests(): ReceivedRequest[] {
+    return this.requests.filter(
+      (r) => r.command === Native.SNAPSHOT || r.command === Native.RESUME || r.command === ICANHAZ,
+    );
+  }
+
+  /** Every write uuid received in TSET requests, in order. */
+  get writeUuids(): string[] {
+    return this.requestsOf(Native.SET).flatMap((r) => r.writes.map((w) => w.uuid));
+  }
+
+  /** How many changes in the log carry this key. */
+  changesOf(key: string): number {
+    return this.log.filter((e) => e.key === key).length;
+  }
+
+  // ----------------------------------------------------------------------------------------
+  // The wire.
+
+  private openTerm(): string {
+    const term = `term-${++termCounter}`;
+    this.terms.push({ term, startSequence: this.sequence + 1 });
+    return term;
+  }
+
+  private onTimeline(sequence: number, term: string): boolean {
+    const i = this.terms.findIndex((e) => e.term === term);
+    if (i === -1) return false;
+    const next = this.terms[i + 1];
+    return next === undefined || sequence < next.startSequence;
+  }
+
+  private changesSince(sequence: number, subtree: string): Entry[] | undefined {
+    if (sequence === this.sequence) return [];
+    if (sequence < this.replayFrom || sequence > this.sequence) return undefined;
+    return this.log.filter((e) => e.sequence > sequence && e.key.startsWith(subtree));
+  }
+
+  private publishUpdate(frames: Buffer[]): void {
+    if (this.dropNext > 0) {
+      this.dropNext--;
+      return;
+    }
+    if (this.holding) {
+      this.held.push(frames);
+      return;
+    }
+    this.publishRaw(frames);
+  }
+
+  private publishRaw(frames: Buffer[]): void {
+    if (this.state !== 'ACTIVE') return;
+    this.published.push(frames);
+    for (const link of this.followers)
+      if (link.subscribed(frames[0]!)) this.net.deliver(() => link.handlers.update(frames), link);
+  }
+
+  private reply(link: FakeLink, frames: Buffer[]): void {
+    this.replies.push({ command: frames[0]!.toString('latin1'), reqId: decodeRequestId(frames[1]), frames });
+    this.net.deliver(() => link.handlers.reply(frames), link);
+  }
+
+  /** A message arrived on the snapshot socket (the link checked the server is not DEAD when sending). */
+  receive(link: FakeLink, frames: Buffer[]): void {
+    if (this.state === 'DEAD') return; // died while the message was on the wire
+    const command = frames[0]?.toString('latin1') ?? '';
+    const reqId = command === ICANHAZ ? undefined : decodeRequestId(frames[1]);
+    let request: ReceivedRequest;
+    try {
+      request = {
+        command,
+        reqId,
+        subtree: command === ICANHAZ ? frames[1]?.toString() : frames[2]?.toString(),
+        fromSequence: command === Native.RESUME && frames[3] ? decodeSequence(frames[3]) : undefined,
+        term: command === Native.RESUME ? frames[4]?.toString() : undefined,
+        writes: command === Native.SET && frames[2] ? unpackBatch(frames[2]) : [],
+        state: this.state,
+        at: this.net.clock.now(),
+        frames,
+      };
+    } catch (error) {
+      // the real server drops a malformed request (counted and logged) and answers nothing
+      this.malformed.push({ command, error: error as Error });
+      return;
+    }
+    this.requests.push(request);
+    if (this.state === 'SILENT') return;
+    this.handle(link, request);
+    this.onRequest?.(request);
+  }
+
+  private handle(link: FakeLink, request: ReceivedRequest): void {
+    const { command, frames } = request;
+    switch (command) {
+      case ICANHAZ:
+        return this.onIcanhaz(link, request);
+      case Native.SNAPSHOT:
+      case Native.RESUME:
+        if (this.plainChp) return;
+        return this.onSync(link, request);
+      case Native.SET:
+        if (this.plainChp) return;
+        return this.onSet(link, request);
+      case Native.PING:
+        if (this.plainChp) return;
+        return this.reply(link, [
+          Buffer.from(Native.PONG),
+          frames[1]!,
+          Buffer.from(this.state),
+          encodeSequence(this.sequence),
+          Buffer.from(this.term),
+        ]);
+      default:
+        return; // the real server drops unknown commands
+    }
+  }
+
+  /** Plain RFC 12 snapshot; an inactive server turns the client away with silence. */
+  private onIcanhaz(link: FakeLink, request: ReceivedRequest): void {
+    if (request.frames.length !== 2 || !this.isActive) return;
+    const subtree = request.subtree ?? '';
+    const sequence = this.sequence;
+    for (const entry of this.snapshot(subtree)) this.reply(link, encodeKvMsg(entry));
+    this.reply(link, encodeKthxbai(sequence, subtree));
+  }
+
+  private onSync(link: FakeLink, request: ReceivedRequest): void {
+    const rid = encodeRequestId(request.reqId ?? 0);
+    if (!this.isActive)
+      return this.reply(link, [Buffer.from(Native.NOT_ACTIVE), rid, Buffer.from(this.state)]);
+    const subtree = request.subtree ?? '';
+    const sequence = this.sequence;
+    let entries: Entry[] | undefined;
+    let kind: 'resume' | 'snapshot' = 'snapshot';
+    if (
+      request.command === Native.RESUME &&
+      request.fromSequence !== undefined &&
+      this.onTimeline(request.fromSequence, request.term ?? '')
+    ) {
+      entries = this.changesSince(request.fromSequence, subtree);
+      if (entries !== undefined) kind = 'resume';
+    }
+    entries ??= this.snapshot(subtree);
+    for (let i = 0; i < entries.length; i += this.chunk) {
+      this.reply(link, [Buffer.from(Native.SYNC), rid, packBatch(entries.slice(i, i + this.chunk))]);
+    }
+    this.reply(link, [
+      Buffer.from(Native.SYNC_END),
+      rid,
+      encodeSequence(sequence),
+      Buffer.from(this.term),
+      Buffer.from(kind),
+    ]);
+  }
+
+  private onSet(link: FakeLink, request: ReceivedRequest): void {
+    const rid = encodeRequestId(request.reqId ?? 0);
+    if (!this.isActive)
+      return this.reply(link, [Buffer.from(Native.NOT_ACTIVE), rid, Buffer.from(this.state)]);
+    const sequences = request.writes.map((w) => {
+      const result = this.commit({ key: w.key, uuid: w.uuid, properties: w.properties, body: w.body });
+      return result.duplicate ? result.sequence : result.entry.sequence;
+    });
+    const seqFrame = Buffer.alloc(8 * sequences.length);
+    sequences.forEach((s, i) => seqFrame.writeBigInt64BE(BigInt(s), 8 * i));
+    const ack = [Buffer.from(Native.ACK), rid, seqFrame, Buffer.from(this.durability)];
+    if (this.holdAcks) this.heldAcks.push({ link, frames: ack });
+    else this.reply(link, ack);
+  }
+
+  /** A KVSET on the collector (plain CHP write). */
+  collect(frames: Buffer[]): void {
+    if (this.state === 'DEAD' || this.state === 'SILENT') return;
+    let msg: KvMsg;
+    try {
+      msg = decodeKvMsg(frames);
+    } catch (error) {
+      this.malformed.push({ command: 'KVSET', error: error as Error });
+      return;
+    }
+    this.collected.push(msg);
+    if (!this.isActive) {
+      this.pending.push(msg);
+      return;
+    }
+    this.commit({ key: msg.key, uuid: msg.uuid, properties: msg.properties, body: msg.body });
+  }
+
+  private snapshot(subtree: string): Entry[] {
+    return [...this.map.values()]
+      .filter((e) => e.key.startsWith(subtree))
+      .sort((a, b) => a.sequence - b.sequence);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Links and the network.
+
+export class FakeLink implements Link {
+  closed = false;
+  prefixes: string[] | undefined;
+  /** how many times follow() was called */
+  follows = 0;
+
+  constructor(
+    readonly net: FakeNetwork,
+    readonly address: ServerAddress,
+    readonly handlers: LinkHandlers,
+  ) {}
+
+  get server(): FakeServer | undefined {
+    return this.net.server(this.address.snapshot);
+  }
+
+  subscribed(key: Buffer): boolean {
+    return (this.prefixes ?? []).some((p) => {
+      const prefix = Buffer.from(p);
+      return key.length >= prefix.length && key.subarray(0, prefix.length).equals(prefix);
+    });
+  }
+
+  request(frames: Buffer[], onFail?: () => void): void {
+    if (this.closed) return onFail?.();
+    const server = this.server;
+    if (server === undefined || server.state === 'DEAD') {
+      // no connection: the send fails (the real DEALER has `immediate` set)
+      this.net.deliver(() => onFail?.());
+      return;
+    }
+    this.net.deliver(() => server.receive(this, frames));
+  }
+
+  follow(prefixes: string[]): void {
+    this.unfollow();
+    this.follows++;
+    this.prefixes = [...prefixes];
+    this.server?.followers.add(this);
+  }
+
+  unfollow(): void {
+    this.prefixes = undefined;
+    this.server?.followers.delete(this);
+  }
+
+  publish(frames: Buffer[]): void {
+    if (this.closed) return;
+    const server = this.server;
+    if (server === undefined) return;
+    this.net.deliver(() => server.collect(frames));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unfollow();
+  }
+}
+
+export interface FakeNetworkOptions {
+  /** HUGZ period of active servers during `advance` */
+  heartbeatMs?: number;
+  start?: number;
+}
+
+export class FakeNetwork {
+  readonly clock: FakeClock;
+  readonly links: FakeLink[] = [];
+  heartbeatMs: number;
+  /** whether `advance` sends HUGZ from active servers */
+  heartbeats = true;
+  private readonly servers = new Map<string, FakeServer>();
+  private inFlight = 0;
+  private readonly errors: unknown[] = [];
+
+  constructor(options: FakeNetworkOptions = {}) {
+    this.clock = new FakeClock(options.start);
+    this.heartbeatMs = options.heartbeatMs ?? 100;
+  }
+
+  addServer(endpoint: string, options: FakeServerOptions = {}): FakeServer {
+    const server = new FakeServer(this, endpoint, options);
+    this.servers.set(endpoint, server);
+    return server;
+  }
+
+  server(endpoint: string): FakeServer | undefined {
+    return this.servers.get(endpoint);
+  }
+
+  get endpoints(): string[] {
+    return [...this.servers.keys()];
+  }
+
+  /** The `Transport` to hand to the client. */
+  readonly transport: Transport = (address, handlers) => {
+    const link = new FakeLink(this, address, handlers);
+    this.links.push(link);
+    return link;
+  };
+
+  /** Carries one message (or one send failure) across the wire, after the current turn. */
+  deliver(fn: () => void, to?: FakeLink): void {
+    this.inFlight++;
+    setImmediate(() => {
+      this.inFlight--;
+      if (to?.closed) return; // the receiving socket is gone
+      try {
+        fn();
+      } catch (error) {
+        this.errors.push(error);
+      }
+    });
+  }
+
+  /** Resolves once nothing is on the wire and the client has had a few turns to react. */
+  async settle(maxTurns = 100_000): Promise<void> {
+    let idle = 0;
+    for (let turn = 0; turn < maxTurns; turn++) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      this.rethrow();
+      if (this.inFlight > 0) idle = 0;
+      else if (++idle >= 4) return;
+    }
+    throw new Error('the fake network never went quiet');
+  }
+
+  /**
+   * Moves fake time forward `ms` in steps of `stepMs`: at each step the client's due timers run,
+   * active servers send HUGZ every `heartbeatMs`, and the wire settles.
+   */
+  async advance(ms: number, stepMs = 10): Promise<void> {
+    const end = this.clock.now() + ms;
+    while (this.clock.now() < end) {
+      this.clock.advance(Math.min(stepMs, end - this.clock.now()));
+      this.rethrow();
+      if (this.heartbeats) {
+        for (const server of this.servers.values()) {
+          if (server.isActive && this.clock.now() - server.lastHugz >= this.heartbeatMs) server.hugz();
+        }
+      }
+      await this.settle();
+    }
+  }
+
+  private rethrow(): void {
+    if (this.errors.length > 0) throw this.errors.shift();
+  }
+}
+
+export function randomUuid(): string {
+  return randomBytes(16).toString('latin1');
+}
