@@ -412,6 +412,9 @@ export class Client extends EventEmitter<ClientEvents> {
     this.sync = undefined;
     this.term = term;
     const resync = kind !== 'resume';
+    // The vote was answered before we subscribed to this server, so updates held meanwhile may
+    // start after a hole. Drop them: the resume that confirms the subscription brings them again.
+    if (wasVote) this.replica.dropHeld();
     const changes = resync ? this.replica.loadSnapshot(entries, sequence) : this.replica.loadResume(entries, sequence);
     this.phase = 'ready';
     this.lastHeard = this.clock.now();
@@ -426,7 +429,7 @@ export class Client extends EventEmitter<ClientEvents> {
     // Updates may have been published between the server's answer and our subscription taking
     // effect; once the subscription is confirmed (first message on it), one more resume closes
     // that window. Also resume again if updates overflowed while we synced.
-    if (this.replica.consumeOverflow() || (this.subscriptionConfirmed && wasVote && this.modeNow !== 'chp')) this.resyncCurrent();
+    if (this.replica.consumeOverflow() || (wasVote && this.subscriptionConfirmed && this.modeNow !== 'chp')) this.resyncCurrent();
     this.scheduleFlush();
   }
 
@@ -454,8 +457,13 @@ export class Client extends EventEmitter<ClientEvents> {
       this.log.warn({ err: error }, 'dropped a malformed published message');
       return;
     }
-    const firstOnSubscription = !this.subscriptionConfirmed;
-    this.subscriptionConfirmed = true;
+    if (!this.subscriptionConfirmed) {
+      this.subscriptionConfirmed = true;
+      // The subscription is in force from now on, but updates published between the sync's answer
+      // and this moment were missed (a subtree client cannot see the hole). Resume first, so that
+      // this message and the ones after it are held, not applied past the hole.
+      if (this.phase === 'ready' && this.modeNow !== 'chp') this.resyncCurrent();
+    }
     if (msg.key === HUGZ) {
       if (this.replica.heartbeat(msg.sequence)) this.resyncCurrent();
     } else {
@@ -463,7 +471,6 @@ export class Client extends EventEmitter<ClientEvents> {
       this.deliver(changes, false);
       if (gap) this.resyncCurrent();
     }
-    if (firstOnSubscription && this.phase === 'ready' && this.modeNow !== 'chp') this.resyncCurrent();
   }
 
   private onReply(server: number, frames: Buffer[]): void {

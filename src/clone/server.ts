@@ -50,6 +50,11 @@ export interface ServicePolicy {
   onTimeline(sequence: number, term: string): boolean;
   /** Resolves once `sequence` is durable (promise 2); rejects if this node stops being active. */
   durable(sequence: number): Promise<Durability>;
+  /**
+   * The highest sequence clients may see: what the passive has confirmed, or everything when
+   * there is no passive to wait for. The node calls `releasePublications()` when it grows.
+   */
+  publishableUpTo(): number;
   /** A CHP KVSET reached this node while it is not active (Model Six pending list). */
   collectWhileInactive(msg: KvMsg, receivedAt: number): void;
 }
@@ -100,6 +105,10 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private readonly warnings: RateLimitedLog;
   private readonly now: () => number;
   private active = false;
+  /** committed changes not yet published: clients only ever see what the passive holds */
+  private unpublished: Entry[] = [];
+  private unpublishedHead = 0;
+  private publishedSequence = 0;
   private hugzTimer: NodeJS.Timeout | undefined;
   private ttlTimer: NodeJS.Timeout | undefined;
   private started = false;
@@ -153,13 +162,17 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   setActive(active: boolean): void {
     if (active === this.active) return;
     this.active = active;
+    // Changes a demoted node never got to publish are not on the winner's timeline: drop them.
+    this.unpublished = [];
+    this.unpublishedHead = 0;
     clearInterval(this.hugzTimer);
     clearInterval(this.ttlTimer);
     this.hugzTimer = this.ttlTimer = undefined;
     if (!active || this.closed) return;
-    this.hugzTimer = setInterval(() => this.pubOut.post(encodeHugz(this.store.sequence)), this.options.heartbeatMs);
+    this.publishedSequence = this.store.sequence;
+    this.hugzTimer = setInterval(() => this.pubOut.post(encodeHugz(this.publishedSequence)), this.options.heartbeatMs);
     this.ttlTimer = setInterval(() => this.expireTtl(), Math.min(100, this.options.heartbeatMs));
-    this.pubOut.post(encodeHugz(this.store.sequence));
+    this.pubOut.post(encodeHugz(this.publishedSequence));
     this.expireTtl();
   }
 
@@ -179,9 +192,35 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     return this.store.replicate(entry);
   }
 
+  /**
+   * A committed change goes to replication at once and to clients once the passive holds it. A
+   * client that saw a change the passive lacks would, after a failover, see its sequence number
+   * reused for another change (promise 1); publishing in step with replication rules that out.
+   */
   private announce(entry: Entry, source: ChangeSource): void {
-    this.pubOut.post(encodeKvMsg(entry));
     this.emit('change', entry, source);
+    this.unpublished.push(entry);
+    this.releasePublications();
+  }
+
+  /** Publish, in order, every committed change the policy allows clients to see now. */
+  releasePublications(): void {
+    const limit = this.options.policy.publishableUpTo();
+    const queue = this.unpublished;
+    let i = this.unpublishedHead;
+    for (; i < queue.length && queue[i]!.sequence <= limit; i++) {
+      this.pubOut.post(encodeKvMsg(queue[i]!));
+      this.publishedSequence = queue[i]!.sequence;
+    }
+    if (i === queue.length) {
+      this.unpublished = [];
+      this.unpublishedHead = 0;
+    } else if (i > 1024 && i * 2 > queue.length) {
+      this.unpublished = queue.slice(i);
+      this.unpublishedHead = 0;
+    } else {
+      this.unpublishedHead = i;
+    }
   }
 
   private expireTtl(): void {
@@ -250,9 +289,23 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     const started = this.now();
     const entries = this.store.map.snapshot(subtree);
     const sequence = this.store.sequence;
-    void this.streamPlain(identity, entries, sequence, subtree).then((ok) => {
-      if (ok) this.emit('snapshot', 'chp', entries.length, this.now() - started);
-    });
+    void this.whenPublishable(sequence)
+      .then((ready) => ready && this.streamPlain(identity, entries, sequence, subtree))
+      .then((ok) => {
+        if (ok) this.emit('snapshot', 'chp', entries.length, this.now() - started);
+      });
+  }
+
+  /**
+   * A snapshot or resume may show clients only what the passive holds, like the publisher: wait
+   * until its sequence is durable. False if this node stopped being active meanwhile.
+   */
+  private whenPublishable(sequence: number): Promise<boolean> {
+    if (sequence <= this.options.policy.publishableUpTo()) return Promise.resolve(true);
+    return this.options.policy.durable(sequence).then(
+      () => this.active,
+      () => false,
+    );
   }
 
   private async streamPlain(identity: Buffer, entries: Entry[], sequence: number, subtree: string): Promise<boolean> {
@@ -296,9 +349,11 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       Buffer.from(term),
       Buffer.from(kind),
     ]);
-    void this.stream(messages).then((ok) => {
-      if (ok) this.emit('snapshot', kind === 'resume' ? 'resume' : 'native', entries.length, this.now() - started);
-    });
+    void this.whenPublishable(sequence)
+      .then((ready) => ready && this.stream(messages))
+      .then((ok) => {
+        if (ok) this.emit('snapshot', kind === 'resume' ? 'resume' : 'native', entries.length, this.now() - started);
+      });
   }
 
   /** Acknowledged writes: sequence each, then answer once all are durable (promise 2). */

@@ -231,6 +231,11 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     return this.source.durable(sequence);
   }
 
+  publishableUpTo(): number {
+    const source = this.source;
+    return source === undefined || !source.attached ? Infinity : source.acked;
+  }
+
   collectWhileInactive(msg: KvMsg, receivedAt: number): void {
     this.pending.add(msg, receivedAt, this.store.appliedSequence(msg.uuid) !== undefined);
   }
@@ -263,6 +268,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       case 'ack':
         if (active) this.source!.onAck(msg.sequence, msg.term);
         this.updateAttachment();
+        if (active) this.server.releasePublications();
         return;
     }
   }
@@ -449,9 +455,12 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   }
 
   /**
-   * Does the active count its passive for acknowledgements (promise 2)? Only while the passive is
-   * heard, says it is synced, and keeps up: a passive that leaves a write waiting longer than the
-   * failover timeout is detached until it has caught up with everything sequenced meanwhile.
+   * Does the active count its passive for acknowledgements (promise 2)? A passive is attached once
+   * it is heard and says it is synced. It stays attached while it is heard and passive, even while
+   * it resumes after a gap: writes then wait for it rather than being acknowledged by the active
+   * alone, because a passive that is catching up is still the one that would take over. Only a
+   * passive that leaves a write waiting longer than the failover timeout is detached, until it has
+   * caught up with everything sequenced meanwhile.
    */
   private updateAttachment(): void {
     const source = this.source;
@@ -468,9 +477,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       !this.refused &&
       now < this.peerExpiresAt &&
       peer.state === 'PASSIVE' &&
-      peer.synced &&
+      (peer.synced || source.attached) &&
       this.catchUpTo === undefined;
     source.setAttached(attach);
+    this.server.releasePublications(); // detaching releases what waited for the passive
     const degraded = !attach;
     if (degraded !== this.wasDegraded) {
       this.wasDegraded = degraded;

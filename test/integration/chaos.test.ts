@@ -60,6 +60,8 @@ interface Writer {
   readonly client: Client;
   readonly prefix: string;
   readonly acked: Map<string, string>;
+  /** when each write was acknowledged, and whether the pair said it was degraded then */
+  readonly ackInfo: Map<string, { at: number; seq: number; degraded: boolean }>;
   readonly delivered: number[];
   stop: boolean;
   done: Promise<void>;
@@ -67,7 +69,7 @@ interface Writer {
 }
 
 function startWriter(client: Client, prefix: string): Writer {
-  const w: Writer = { client, prefix, acked: new Map(), delivered: [], stop: false, done: Promise.resolve(), errors: [] };
+  const w: Writer = { client, prefix, acked: new Map(), ackInfo: new Map(), delivered: [], stop: false, done: Promise.resolve(), errors: [] };
   client.on('update', (u: Update) => {
     if (!u.resync) w.delivered.push(u.seq);
   });
@@ -75,8 +77,9 @@ function startWriter(client: Client, prefix: string): Writer {
     for (let i = 0; !w.stop; i++) {
       const key = `${prefix}k${i}`;
       try {
-        await client.set(key, `v${i}`);
+        const seq = await client.set(key, `v${i}`);
         w.acked.set(key, `v${i}`);
+        w.ackInfo.set(key, { at: Date.now(), seq, degraded: client.degraded });
       } catch (error) {
         // A failed write may or may not have landed: it is not counted as acknowledged, and the
         // writer stops (the test then fails on w.errors) rather than spin on a closed client.
@@ -179,8 +182,10 @@ describe('chaos: random faults under write load (real processes)', function () {
     const ws = await writers(['/c0/', '/c1/', '']);
     let failovers = 0;
     for (const w of ws) w.client.on('failover', () => failovers++);
+    const events: string[] = [];
     for (let round = 0; round < 10; round++) {
       const { active } = await pair.healthy(30_000);
+      events.push(`${Date.now()} kill ${active}`);
       await pair.nodes[active].kill();
       await progress(ws, 10 + Math.floor(random() * 20));
       await pair.restart(active).ready('PASSIVE', 15_000);
@@ -195,9 +200,16 @@ describe('chaos: random faults under write load (real processes)', function () {
     for (const w of ws) {
       await waitFor(() => w.client.sequence >= finalSeq || w.client.subtree !== '', 10_000, 'the full-tree replica to catch up');
       const server = check.entries(w.client.subtree);
-      await waitFor(() => w.client.entries().size === server.size, 10_000, `${w.prefix} replica size`);
+      await waitFor(() => w.client.entries().size === server.size, 10_000, `${w.prefix} replica size`).catch((error: Error) => {
+        const mine = w.client.entries();
+        const missing = [...server.keys()].filter((k) => !mine.has(k));
+        const extra = [...mine.keys()].filter((k) => !server.has(k));
+        throw new Error(`${error.message}: client seq ${w.client.sequence}, server seq ${finalSeq}, missing ${missing.slice(0, 10)} (${missing.length}), extra ${extra.slice(0, 10)} (${extra.length})`);
+      });
       expect(new Map(w.client.entries()), `${w.prefix} replica equals the server's subtree`).to.deep.equal(new Map(server));
-      for (const [key, value] of w.acked) expect(w.client.getString(key), key).to.equal(value);
+      for (const [key, value] of w.acked) {
+        expect(w.client.getString(key), `${key} ${JSON.stringify(w.ackInfo.get(key))} events ${JSON.stringify(events)}`).to.equal(value);
+      }
       expect(strictlyIncreasing(w.delivered), `${w.prefix} delivered sequences strictly increase`).to.equal(true);
     }
   });

@@ -155,6 +155,9 @@ describe('clone server (single node, real sockets)', function () {
       await dealer.send([Buffer.from('ICANHAZ?')]);
       await dealer.send([Buffer.from(Native.SET), encodeRequestId(1), Buffer.from([0, 9, 1])]);
       await dealer.send([Buffer.from(Native.SNAPSHOT)]);
+      // The malformed write batch is refused out loud (its request id was readable); the rest get silence.
+      const [tag, rid, reason] = await within(dealer.receive(), 5000, 'the TERROR for the malformed batch');
+      expect([tag!.toString(), rid!.readUInt32BE(), reason!.toString()]).to.deep.equal([Native.ERROR, 1, 'batch-truncated']);
       for (const [reason] of bad) {
         await waitFor(
           async () => (await metric(server.http, 'twinstar_dropped_messages_total', { socket: 'collector', reason })) === before[reason]! + 1,
