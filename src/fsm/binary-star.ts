@@ -172,21 +172,19 @@ function compareTuples(a: number[], b: number[]): number {
 
 /** A Mermaid state diagram derived from TABLE (used by docs/binary-star.md). */
 export function mermaid(): string {
+  // Where each rule that can change the state leads, and how to label the arrow.
+  const moves: Record<string, { to: State; label: (kind: EventKind) => string }> = {
+    activate: { to: 'ACTIVE', label: (kind) => `peer ${kind}` },
+    follow: { to: 'PASSIVE', label: (kind) => `peer ${kind}` },
+    vote: { to: 'ACTIVE', label: () => 'client vote, peer silent past failoverMs' },
+    'resolve-dual-active': { to: 'PASSIVE', label: () => 'peer ACTIVE with a higher epoch (dual active lost)' },
+    'resolve-dual-passive': { to: 'ACTIVE', label: () => 'peer PASSIVE with older state (dual passive won)' },
+  };
   const lines = ['stateDiagram-v2', '  [*] --> PRIMARY', '  [*] --> BACKUP'];
   for (const state of STATES) {
     for (const kind of EVENT_KINDS) {
-      const name = ruleName(state, kind);
-      if (name === 'stay' || name === 'accept' || name === 'reject') continue;
-      const targets: Record<string, State[]> = {
-        activate: ['ACTIVE'],
-        follow: ['PASSIVE'],
-        vote: ['ACTIVE'],
-        'resolve-dual-active': ['PASSIVE'],
-        'resolve-dual-passive': ['ACTIVE'],
-      };
-      const label = kind === 'CLIENT_REQUEST' ? 'client vote, peer silent' : `peer ${kind}`;
-      const suffix = name.startsWith('resolve') ? ` (${name.replace('resolve-', '')}, lost/won)` : '';
-      for (const target of targets[name] ?? []) lines.push(`  ${state} --> ${target}: ${label}${suffix}`);
+      const move = moves[ruleName(state, kind)];
+      if (move) lines.push(`  ${state} --> ${move.to}: ${move.label(kind)}`);
     }
   }
   return lines.join('\n');
