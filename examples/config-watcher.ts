@@ -13,7 +13,9 @@ console.log(`watching /app/config/ on ${client.server} (sequence ${client.sequen
 
 client.on('failover', ({ to, sequence }) => console.log(`failover: now on ${to} at sequence ${sequence}`));
 client.on('resync', () => console.log('resync: the replica was replaced by a full snapshot'));
-client.on('degraded', (degraded) => console.log(degraded ? 'pair degraded: one node only' : 'pair healthy again'));
+client.on('degraded', (degraded) =>
+  console.log(degraded ? 'pair degraded: one node only' : 'pair healthy again'),
+);
 
 const stop = () => void client.close();
 process.once('SIGINT', stop);

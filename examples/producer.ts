@@ -7,7 +7,11 @@ import { connect } from '../src/index.js';
 const servers = (process.env.TWINSTAR_SERVERS ?? 'tcp://127.0.0.1:5556,tcp://127.0.0.1:5566').split(',');
 const client = await connect({ servers, subtree: '/app/' });
 
-for (const [key, value] of Object.entries({ 'log-level': 'info', 'max-connections': '100', region: 'eu-west' })) {
+for (const [key, value] of Object.entries({
+  'log-level': 'info',
+  'max-connections': '100',
+  region: 'eu-west',
+})) {
   const seq = await client.set(`/app/config/${key}`, value);
   console.log(`set /app/config/${key} = ${value} (sequence ${seq}${client.degraded ? ', degraded' : ''})`);
 }

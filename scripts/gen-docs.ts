@@ -13,7 +13,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 
 export function configurationDoc(): string {
   const rows = describeSettings().map(
-    (s) => `| \`${s.flag}\` | \`${s.env}\` | ${s.default === null ? 'by role' : `\`${JSON.stringify(s.default)}\``} | ${s.doc} |`,
+    (s) =>
+      `| \`${s.flag}\` | \`${s.env}\` | ${s.default === null ? 'by role' : `\`${JSON.stringify(s.default)}\``} | ${s.doc} |`,
   );
   return [
     '# Configuration',
@@ -45,7 +46,15 @@ export function fsmTable(): string {
 }
 
 export function binaryStarGenerated(): string {
-  return ['```mermaid', mermaid(), '```', '', 'The rule in each cell (from `TABLE` in src/fsm/binary-star.ts):', '', fsmTable()].join('\n');
+  return [
+    '```mermaid',
+    mermaid(),
+    '```',
+    '',
+    'The rule in each cell (from `TABLE` in src/fsm/binary-star.ts):',
+    '',
+    fsmTable(),
+  ].join('\n');
 }
 
 const BEGIN = '<!-- BEGIN GENERATED: npm run docs -->';

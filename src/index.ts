@@ -2,7 +2,16 @@
  * twinstar: a highly available key-value event bus. The package root exports what services use
  * (the client) and what operators embed (the server); see README.md.
  */
-export { connect, Client, type ClientOptions, type ClientEvents, type Update, type FailoverInfo, type SetOptions, type Mode } from './client/index.js';
+export {
+  connect,
+  Client,
+  type ClientOptions,
+  type ClientEvents,
+  type Update,
+  type FailoverInfo,
+  type SetOptions,
+  type Mode,
+} from './client/index.js';
 export * from './errors.js';
 export { startServer, type RunningServer } from './server.js';
 export { loadConfig, type ServerConfig } from './config/index.js';

@@ -17,10 +17,18 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServerConfig, log?: Logger): Promise<RunningServer> {
-  let node: Node | undefined;
+  // The logger reads the node's state for every line, and the node needs the logger: a holder
+  // breaks the cycle.
+  const holder: { node?: Node } = {};
   const logger =
-    log ?? createLogger({ node: config.name, role: config.role, level: config.logLevel, state: () => node?.state ?? 'STARTING' });
-  node = new Node({ config, log: logger });
+    log ??
+    createLogger({
+      node: config.name,
+      role: config.role,
+      level: config.logLevel,
+      state: () => holder.node?.state ?? 'STARTING',
+    });
+  const node = (holder.node = new Node({ config, log: logger }));
   const registry = createMetrics(node);
   let http: (Server & { url: string }) | undefined;
   try {

@@ -26,14 +26,25 @@ const HELP: Record<string, string> = {
 
 class UsageError extends Error {}
 
-async function withClient<T>(values: Record<string, unknown>, subtree: string, run: (client: Client) => Promise<T>): Promise<T> {
+async function withClient<T>(
+  values: Record<string, unknown>,
+  subtree: string,
+  run: (client: Client) => Promise<T>,
+): Promise<T> {
   const servers = String(values.servers ?? process.env.TWINSTAR_SERVERS ?? DEFAULT_SERVERS)
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
   const timeout = Number(values.timeout ?? 5000);
-  if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError('--timeout must be a positive number of ms');
-  const options: ClientOptions = { servers, subtree, mode: (values.mode as Mode | undefined) ?? 'auto', connectTimeoutMs: timeout, writeTimeoutMs: timeout };
+  if (!Number.isFinite(timeout) || timeout <= 0)
+    throw new UsageError('--timeout must be a positive number of ms');
+  const options: ClientOptions = {
+    servers,
+    subtree,
+    mode: (values.mode as Mode | undefined) ?? 'auto',
+    connectTimeoutMs: timeout,
+    writeTimeoutMs: timeout,
+  };
   const client = await connect(options);
   try {
     return await run(client);
@@ -77,8 +88,12 @@ async function run(command: string, args: string[]): Promise<number> {
       if (ttl !== undefined && !(ttl >= 0)) throw new UsageError('--ttl must be a number of seconds');
       return withClient(values, key, async (client) => {
         const seq = await client.set(key, value, { ttl });
-        if (client.mode === 'chp') process.stderr.write('twinstar: plain CHP server: the write was sent but cannot be acknowledged\n');
-        if (client.degraded) process.stderr.write('twinstar: warning: the pair is degraded (no passive): acknowledged by the active alone\n');
+        if (client.mode === 'chp')
+          process.stderr.write('twinstar: plain CHP server: the write was sent but cannot be acknowledged\n');
+        if (client.degraded)
+          process.stderr.write(
+            'twinstar: warning: the pair is degraded (no passive): acknowledged by the active alone\n',
+          );
         process.stdout.write(`${seq}\n`);
         return 0;
       });
@@ -109,8 +124,11 @@ async function run(command: string, args: string[]): Promise<number> {
       const subtree = positionals[0] ?? '';
       return withClient(values, subtree, async (client) => {
         const entries: Record<string, string> = {};
-        for (const [key, value] of [...client.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) entries[key] = value.toString();
-        process.stdout.write(`${JSON.stringify({ sequence: client.sequence, server: client.server, entries }, null, 2)}\n`);
+        for (const [key, value] of [...client.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+          entries[key] = value.toString();
+        process.stdout.write(
+          `${JSON.stringify({ sequence: client.sequence, server: client.server, entries }, null, 2)}\n`,
+        );
         return 0;
       });
     }
@@ -118,13 +136,17 @@ async function run(command: string, args: string[]): Promise<number> {
       if (positionals.length > 1) throw new UsageError('watch takes at most one SUBTREE');
       const subtree = positionals[0] ?? '';
       return withClient(values, subtree, async (client) => {
-        client.on('failover', (info) => process.stderr.write(`twinstar: failover to ${info.to} at sequence ${info.sequence}\n`));
+        client.on('failover', (info) =>
+          process.stderr.write(`twinstar: failover to ${info.to} at sequence ${info.sequence}\n`),
+        );
         const stream = client.watch(subtree, { initial: !values['no-initial'] });
         const stop = () => void stream.return?.();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
         for await (const u of stream) {
-          process.stdout.write(`${JSON.stringify({ key: u.key, value: jsonValue(u.value), seq: u.seq, deleted: u.deleted })}\n`);
+          process.stdout.write(
+            `${JSON.stringify({ key: u.key, value: jsonValue(u.value), seq: u.seq, deleted: u.deleted })}\n`,
+          );
         }
         return 0;
       });

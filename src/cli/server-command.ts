@@ -15,7 +15,10 @@ TWINSTAR_CONFIG (or --config FILE) names a JSON file with the same settings.
 
 Options:
 ${describeSettings()
-  .map((s) => `  ${s.flag.padEnd(24)} ${s.doc}\n  ${''.padEnd(24)} env ${s.env}, default ${JSON.stringify(s.default)}`)
+  .map(
+    (s) =>
+      `  ${s.flag.padEnd(24)} ${s.doc}\n  ${''.padEnd(24)} env ${s.env}, default ${JSON.stringify(s.default)}`,
+  )
   .join('\n')}
   --config FILE            JSON configuration file (env TWINSTAR_CONFIG)
 `;
@@ -73,7 +76,9 @@ Ctrl-C stops both.
   }
   const bin = fileURLToPath(new URL('../../../bin/twinstar.js', import.meta.url));
   const children: ChildProcess[] = (['primary', 'backup'] as const).map((role) =>
-    spawn(process.execPath, [bin, 'server', '--role', role, ...args], { stdio: ['ignore', 'inherit', 'inherit'] }),
+    spawn(process.execPath, [bin, 'server', '--role', role, ...args], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    }),
   );
   const p = ROLE_DEFAULTS.primary;
   const b = ROLE_DEFAULTS.backup;

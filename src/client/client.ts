@@ -35,7 +35,14 @@ import {
   type Limits,
   type ReplicaChange,
 } from '../clone/index.js';
-import { ClosedError, InvalidArgumentError, NotActiveError, QueueFullError, ServerRejectedError, TimeoutError } from '../errors.js';
+import {
+  ClosedError,
+  InvalidArgumentError,
+  NotActiveError,
+  QueueFullError,
+  ServerRejectedError,
+  TimeoutError,
+} from '../errors.js';
 import type { Logger } from '../log/index.js';
 import { silentLogger } from '../log/index.js';
 import { parseServer, VoteBook, type ServerAddress } from './servers.js';
@@ -147,7 +154,9 @@ export class Client extends EventEmitter<ClientEvents> {
   private readonly replica: Replica;
   private readonly clock: Clock;
   private readonly log: Logger;
-  private readonly options: Required<Pick<ClientOptions, 'serverTimeoutMs' | 'requestTimeoutMs' | 'writeTimeoutMs' | 'maxPendingWrites'>>;
+  private readonly options: Required<
+    Pick<ClientOptions, 'serverTimeoutMs' | 'requestTimeoutMs' | 'writeTimeoutMs' | 'maxPendingWrites'>
+  >;
   private readonly votes: VoteBook;
   private readonly limits: Limits;
   private modeNow: Mode;
@@ -182,7 +191,8 @@ export class Client extends EventEmitter<ClientEvents> {
     this.subtree = options.subtree ?? '';
     if (typeof this.subtree !== 'string') throw new InvalidArgumentError('subtree must be a string');
     this.modeNow = options.mode ?? 'auto';
-    if (!['auto', 'native', 'chp'].includes(this.modeNow)) throw new InvalidArgumentError(`mode ${String(this.modeNow)} is not auto, native or chp`);
+    if (!['auto', 'native', 'chp'].includes(this.modeNow))
+      throw new InvalidArgumentError(`mode ${String(this.modeNow)} is not auto, native or chp`);
     this.options = {
       serverTimeoutMs: positiveOption('serverTimeoutMs', options.serverTimeoutMs, 500, 20),
       requestTimeoutMs: positiveOption('requestTimeoutMs', options.requestTimeoutMs, 2000, 1),
@@ -202,7 +212,10 @@ export class Client extends EventEmitter<ClientEvents> {
       }),
     );
     this.lastTick = this.startedAt = this.clock.now();
-    this.timer = this.clock.setInterval(() => this.tick(), Math.min(VOTE_INTERVAL_MS, this.options.serverTimeoutMs / 5));
+    this.timer = this.clock.setInterval(
+      () => this.tick(),
+      Math.min(VOTE_INTERVAL_MS, this.options.serverTimeoutMs / 5),
+    );
     this.findActive(undefined);
   }
 
@@ -220,7 +233,11 @@ export class Client extends EventEmitter<ClientEvents> {
         const i = this.readyWaiters.indexOf(waiter);
         if (i === -1) return;
         this.readyWaiters.splice(i, 1);
-        reject(new TimeoutError(`no active server answered within ${timeoutMs} ms (${this.servers.map((s) => s.snapshot).join(', ')})`));
+        reject(
+          new TimeoutError(
+            `no active server answered within ${timeoutMs} ms (${this.servers.map((s) => s.snapshot).join(', ')})`,
+          ),
+        );
       }, timeoutMs);
       timer.unref?.();
       const settle = waiter.resolve;
@@ -240,9 +257,11 @@ export class Client extends EventEmitter<ClientEvents> {
   set(key: string, value: Buffer | string, options: SetOptions = {}): Promise<number> {
     const body = typeof value === 'string' ? Buffer.from(value) : value;
     if (!Buffer.isBuffer(body)) throw new InvalidArgumentError('value must be a Buffer or a string');
-    if (body.length === 0) throw new InvalidArgumentError('value must not be empty (an empty body means delete: use delete())');
+    if (body.length === 0)
+      throw new InvalidArgumentError('value must not be empty (an empty body means delete: use delete())');
     const ttl = options.ttl ?? 0;
-    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) throw new InvalidArgumentError('ttl must be a number of seconds >= 0');
+    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0)
+      throw new InvalidArgumentError('ttl must be a number of seconds >= 0');
     return this.write(key, body, ttl > 0 ? formatProperties({ ttl: String(ttl) }) : '');
   }
 
@@ -292,7 +311,8 @@ export class Client extends EventEmitter<ClientEvents> {
     const end = () => stream.end();
     if (options.initial ?? true) {
       const initial = [...this.replica.values(prefix)].sort((a, b) => a.sequence - b.sequence);
-      for (const e of initial) stream.push({ key: e.key, value: e.body, seq: e.sequence, deleted: false, resync: false });
+      for (const e of initial)
+        stream.push({ key: e.key, value: e.body, seq: e.sequence, deleted: false, resync: false });
     }
     this.on('update', listener);
     this.on('close', end);
@@ -354,7 +374,7 @@ export class Client extends EventEmitter<ClientEvents> {
     this.chpSnapshot = undefined;
     this.votes.clear();
     this.requeueInflight();
-    this.pendingFailoverFrom = reason === undefined ? undefined : from ?? '';
+    this.pendingFailoverFrom = reason === undefined ? undefined : (from ?? '');
     this.current = -1;
     this.voteRound();
   }
@@ -376,13 +396,18 @@ export class Client extends EventEmitter<ClientEvents> {
     // In auto mode, servers that have not answered one native request for a while may be plain
     // CHP servers: ask them the RFC 12 way too.
     const tryChp =
-      this.modeNow === 'auto' && !this.sawNativeReply && now - this.startedAt > 2 * this.options.serverTimeoutMs;
+      this.modeNow === 'auto' &&
+      !this.sawNativeReply &&
+      now - this.startedAt > 2 * this.options.serverTimeoutMs;
     if (this.modeNow === 'chp' || tryChp) link.request(encodeIcanhaz(this.subtree), onFail);
     if (this.modeNow === 'chp') return;
     const rid = encodeRequestId(reqId);
     const sub = Buffer.from(this.subtree);
     if (this.replica.sequence >= 0 && this.term !== '') {
-      link.request([Buffer.from(Native.RESUME), rid, sub, encodeSequence(this.replica.sequence), Buffer.from(this.term)], onFail);
+      link.request(
+        [Buffer.from(Native.RESUME), rid, sub, encodeSequence(this.replica.sequence), Buffer.from(this.term)],
+        onFail,
+      );
     } else {
       link.request([Buffer.from(Native.SNAPSHOT), rid, sub], onFail);
     }
@@ -415,13 +440,19 @@ export class Client extends EventEmitter<ClientEvents> {
     // The vote was answered before we subscribed to this server, so updates held meanwhile may
     // start after a hole. Drop them: the resume that confirms the subscription brings them again.
     if (wasVote) this.replica.dropHeld();
-    const changes = resync ? this.replica.loadSnapshot(entries, sequence) : this.replica.loadResume(entries, sequence);
+    const changes = resync
+      ? this.replica.loadSnapshot(entries, sequence)
+      : this.replica.loadResume(entries, sequence);
     this.phase = 'ready';
     this.lastHeard = this.clock.now();
     this.deliver(changes, resync && hadReplica);
     if (resync && hadReplica) this.emit('resync', { sequence, server });
     if (wasVote && this.pendingFailoverFrom !== undefined) {
-      this.emit('failover', { from: this.pendingFailoverFrom || undefined, to: server, sequence: this.replica.sequence });
+      this.emit('failover', {
+        from: this.pendingFailoverFrom || undefined,
+        to: server,
+        sequence: this.replica.sequence,
+      });
       this.pendingFailoverFrom = undefined;
     }
     if (wasVote) this.emit('ready', { server, sequence: this.replica.sequence });
@@ -429,7 +460,8 @@ export class Client extends EventEmitter<ClientEvents> {
     // Updates may have been published between the server's answer and our subscription taking
     // effect; once the subscription is confirmed (first message on it), one more resume closes
     // that window. Also resume again if updates overflowed while we synced.
-    if (this.replica.consumeOverflow() || (wasVote && this.subscriptionConfirmed && this.modeNow !== 'chp')) this.resyncCurrent();
+    if (this.replica.consumeOverflow() || (wasVote && this.subscriptionConfirmed && this.modeNow !== 'chp'))
+      this.resyncCurrent();
     this.scheduleFlush();
   }
 
@@ -477,13 +509,21 @@ export class Client extends EventEmitter<ClientEvents> {
     if (this.phase === 'closed') return;
     const tag = frames[0]?.toString('latin1');
     const reqId = decodeRequestId(frames[1]);
-    if (reqId !== undefined && tag !== undefined && tag.startsWith('T') && this.onNativeReply(server, tag, reqId, frames)) {
+    if (
+      reqId !== undefined &&
+      tag !== undefined &&
+      tag.startsWith('T') &&
+      this.onNativeReply(server, tag, reqId, frames)
+    ) {
       this.sawNativeReply = true;
       if (this.modeNow === 'auto') this.setMode('native');
       return;
     }
     if (frames.length === 5 && this.modeNow !== 'native') return this.onChpSnapshot(server, frames);
-    this.log.warn({ server: this.servers[server]!.snapshot, tag: tag?.slice(0, 16) }, 'dropped an unexpected reply');
+    this.log.warn(
+      { server: this.servers[server]!.snapshot, tag: tag?.slice(0, 16) },
+      'dropped an unexpected reply',
+    );
   }
 
   /** Returns false if the frames are not a native reply after all. */
@@ -500,7 +540,12 @@ export class Client extends EventEmitter<ClientEvents> {
           for (const entry of unpackBatch(frames[2] ?? Buffer.alloc(0))) sync.entries.push(entry);
         } else {
           const sequence = decodeSequence(frames[2] ?? Buffer.alloc(0));
-          this.finishSync(sequence, (frames[3] ?? Buffer.alloc(0)).toString(), (frames[4] ?? Buffer.alloc(0)).toString(), sync.entries);
+          this.finishSync(
+            sequence,
+            (frames[3] ?? Buffer.alloc(0)).toString(),
+            (frames[4] ?? Buffer.alloc(0)).toString(),
+            sync.entries,
+          );
         }
         return true;
       }
@@ -511,7 +556,8 @@ export class Client extends EventEmitter<ClientEvents> {
         }
         if (server !== this.current) return true;
         const batch = this.inflight.get(reqId);
-        if (batch || this.sync?.reqId === reqId) this.findActive(`server says ${(frames[2] ?? Buffer.alloc(0)).toString()}`);
+        if (batch || this.sync?.reqId === reqId)
+          this.findActive(`server says ${(frames[2] ?? Buffer.alloc(0)).toString()}`);
         return true;
       }
       case Native.ACK:
@@ -564,7 +610,9 @@ export class Client extends EventEmitter<ClientEvents> {
     if (this.modeNow === mode) return;
     this.modeNow = mode;
     if (mode === 'chp') {
-      this.log.warn('server speaks plain CHP (RFC 12) only: writes are fire-and-forget and never acknowledged');
+      this.log.warn(
+        'server speaks plain CHP (RFC 12) only: writes are fire-and-forget and never acknowledged',
+      );
     }
     this.emit('mode', mode);
   }
@@ -573,16 +621,20 @@ export class Client extends EventEmitter<ClientEvents> {
   // Writes.
 
   private write(key: string, body: Buffer, properties: string): Promise<number> {
-    if (typeof key !== 'string' || key.length === 0) throw new InvalidArgumentError('key must be a non-empty string');
+    if (typeof key !== 'string' || key.length === 0)
+      throw new InvalidArgumentError('key must be a non-empty string');
     const keyBytes = Buffer.byteLength(key);
     if (keyBytes > this.limits.maxKeyBytes) {
       throw new InvalidArgumentError(`key is ${keyBytes} bytes; the limit is ${this.limits.maxKeyBytes}`);
     }
     if (body.length > this.limits.maxValueBytes) {
-      throw new InvalidArgumentError(`value is ${body.length} bytes; the limit is ${this.limits.maxValueBytes}`);
+      throw new InvalidArgumentError(
+        `value is ${body.length} bytes; the limit is ${this.limits.maxValueBytes}`,
+      );
     }
     if (this.phase === 'closed') return Promise.reject(new ClosedError());
-    if (this.pendingWrites >= this.options.maxPendingWrites) return Promise.reject(new QueueFullError(this.options.maxPendingWrites));
+    if (this.pendingWrites >= this.options.maxPendingWrites)
+      return Promise.reject(new QueueFullError(this.options.maxPendingWrites));
     const uuid = randomBytes(16).toString('latin1');
     if (this.modeNow === 'chp') {
       // Model Six: publish to every server's collector; the passive keeps it on its pending list.
@@ -622,7 +674,13 @@ export class Client extends EventEmitter<ClientEvents> {
     if (this.modeNow === 'chp') {
       const queued = this.queue.splice(0);
       for (const w of queued) {
-        const frames = encodeKvMsg({ key: w.key, sequence: 0, uuid: w.uuid, properties: w.properties, body: w.body });
+        const frames = encodeKvMsg({
+          key: w.key,
+          sequence: 0,
+          uuid: w.uuid,
+          properties: w.properties,
+          body: w.body,
+        });
         for (const link of this.links) link.publish(frames);
         this.settle(w, 0);
       }
@@ -633,7 +691,16 @@ export class Client extends EventEmitter<ClientEvents> {
       if (writes.length === 0) continue;
       const reqId = this.nextReqId++;
       this.inflight.set(reqId, { writes, sentAt: this.clock.now() });
-      const batch = packBatch(writes.map((w) => ({ key: w.key, sequence: 0, uuid: w.uuid, properties: w.properties, body: w.body, expiresAt: 0 })));
+      const batch = packBatch(
+        writes.map((w) => ({
+          key: w.key,
+          sequence: 0,
+          uuid: w.uuid,
+          properties: w.properties,
+          body: w.body,
+          expiresAt: 0,
+        })),
+      );
       this.links[this.current]!.request([Buffer.from(Native.SET), encodeRequestId(reqId), batch]);
     }
   }
@@ -644,7 +711,9 @@ export class Client extends EventEmitter<ClientEvents> {
     this.inflight.delete(reqId);
     const seqs = frames[2] ?? Buffer.alloc(0);
     const durability = (frames[3] ?? Buffer.alloc(0)).toString() as Durability;
-    batch.writes.forEach((w, i) => this.settle(w, 8 * i + 8 <= seqs.length ? Number(seqs.readBigInt64BE(8 * i)) : 0));
+    batch.writes.forEach((w, i) =>
+      this.settle(w, 8 * i + 8 <= seqs.length ? Number(seqs.readBigInt64BE(8 * i)) : 0),
+    );
     const degraded = durability === 'degraded';
     if (degraded !== this.degradedNow) {
       this.degradedNow = degraded;
@@ -694,8 +763,10 @@ export class Client extends EventEmitter<ClientEvents> {
         return;
       case 'syncing':
         if (now - this.lastHeard > this.options.serverTimeoutMs) this.findActive('server silent');
-        else if (this.sync && now - this.sync.lastProgress > this.options.requestTimeoutMs) this.findActive('sync stalled');
-        else if (this.chpSnapshot && now - this.lastHeard > this.options.requestTimeoutMs) this.findActive('snapshot stalled');
+        else if (this.sync && now - this.sync.lastProgress > this.options.requestTimeoutMs)
+          this.findActive('sync stalled');
+        else if (this.chpSnapshot && now - this.lastHeard > this.options.requestTimeoutMs)
+          this.findActive('snapshot stalled');
         return;
       case 'ready':
         if (now - this.lastHeard > this.options.serverTimeoutMs) return this.findActive('server silent');
@@ -703,7 +774,10 @@ export class Client extends EventEmitter<ClientEvents> {
           if (now - batch.sentAt <= this.options.requestTimeoutMs) continue;
           // No answer: send the same writes (same uuids) again; the server applies each once.
           this.inflight.delete(reqId);
-          this.queue = batch.writes.filter((w) => !w.done).concat(this.queue).sort((a, b) => a.order - b.order);
+          this.queue = batch.writes
+            .filter((w) => !w.done)
+            .concat(this.queue)
+            .sort((a, b) => a.order - b.order);
         }
         this.scheduleFlush();
         return;
@@ -717,7 +791,8 @@ export class Client extends EventEmitter<ClientEvents> {
       for (const w of this.queue) if (expired(w)) this.fail(w, timeout());
       this.queue = this.queue.filter((w) => !w.done);
     }
-    for (const batch of this.inflight.values()) for (const w of batch.writes) if (expired(w)) this.fail(w, timeout());
+    for (const batch of this.inflight.values())
+      for (const w of batch.writes) if (expired(w)) this.fail(w, timeout());
   }
 
   private deliver(changes: ReplicaChange[], resync: boolean): void {
@@ -727,10 +802,23 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 }
 
-function positiveOption(name: string, value: number | undefined, fallback: number, min: number, integer = false): number {
+function positiveOption(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  min: number,
+  integer = false,
+): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
-    throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, not ${String(value)}`);
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    value < min ||
+    (integer && !Number.isInteger(value))
+  ) {
+    throw new InvalidArgumentError(
+      `${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, not ${String(value)}`,
+    );
   }
   return value;
 }

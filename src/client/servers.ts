@@ -18,7 +18,11 @@ export function parseServer(endpoint: string): ServerAddress {
     throw new InvalidArgumentError(`server endpoint ${JSON.stringify(endpoint)} is not tcp://HOST:PORT`);
   }
   const host = match[1];
-  return { snapshot: `tcp://${host}:${port}`, publisher: `tcp://${host}:${port + 1}`, collector: `tcp://${host}:${port + 2}` };
+  return {
+    snapshot: `tcp://${host}:${port}`,
+    publisher: `tcp://${host}:${port + 1}`,
+    collector: `tcp://${host}:${port + 2}`,
+  };
 }
 
 /**

@@ -36,7 +36,12 @@ export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server,
 class ZmqLink implements Link {
   // immediate: queue only to a completed connection, so votes to a dead server fail at once
   // instead of piling up and flooding it when it comes back.
-  private readonly dealer = new zmq.Dealer({ linger: 0, immediate: true, sendTimeout: 0, sendHighWaterMark: 100_000 });
+  private readonly dealer = new zmq.Dealer({
+    linger: 0,
+    immediate: true,
+    sendTimeout: 0,
+    sendHighWaterMark: 100_000,
+  });
   private readonly dealerOut = new Outbox(this.dealer, () => undefined);
   private sub: zmq.Subscriber | undefined;
   private pub: zmq.Publisher | undefined;

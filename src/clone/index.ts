@@ -2,7 +2,15 @@
 export * from './kvmsg.js';
 export { KvMap, type Entry } from './kvmap.js';
 export { ReplayLog } from './replay-log.js';
-export { Store, StoreBuilder, isDedupeUuid, type Change, type CommitResult, type ReplicateResult, type StoreOptions } from './store.js';
+export {
+  Store,
+  StoreBuilder,
+  isDedupeUuid,
+  type Change,
+  type CommitResult,
+  type ReplicateResult,
+  type StoreOptions,
+} from './store.js';
 export { Replica, type Change as ReplicaChange, type OfferResult } from './replica.js';
 export {
   CloneServer,

@@ -36,7 +36,8 @@ export class KvMap {
       return;
     }
     this.entries.set(entry.key, entry);
-    if (entry.expiresAt > 0) this.pushDeadline({ at: entry.expiresAt, key: entry.key, sequence: entry.sequence });
+    if (entry.expiresAt > 0)
+      this.pushDeadline({ at: entry.expiresAt, key: entry.key, sequence: entry.sequence });
   }
 
   clear(): void {

@@ -65,7 +65,8 @@ export function encodeSequence(sequence: number): Buffer {
 }
 
 export function decodeSequence(frame: Buffer): number {
-  if (frame.length !== 8) throw new KvMsgError('sequence-size', `sequence frame is ${frame.length} bytes, not 8`);
+  if (frame.length !== 8)
+    throw new KvMsgError('sequence-size', `sequence frame is ${frame.length} bytes, not 8`);
   const value = frame.readBigInt64BE();
   if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) {
     throw new KvMsgError('sequence-range', `sequence ${value} is out of range`);
@@ -85,7 +86,13 @@ export function encodeKvMsg(msg: KvMsg): Buffer[] {
 
 export function decodeKvMsg(frames: readonly Buffer[], limits: Limits = DEFAULT_LIMITS): KvMsg {
   if (frames.length !== 5) throw new KvMsgError('frame-count', `expected 5 frames, got ${frames.length}`);
-  const [keyFrame, seqFrame, uuidFrame, propsFrame, body] = frames as [Buffer, Buffer, Buffer, Buffer, Buffer];
+  const [keyFrame, seqFrame, uuidFrame, propsFrame, body] = frames as [
+    Buffer,
+    Buffer,
+    Buffer,
+    Buffer,
+    Buffer,
+  ];
   const key = decodeKey(keyFrame, limits);
   const sequence = decodeSequence(seqFrame);
   const properties = decodeProperties(propsFrame, limits);
@@ -121,10 +128,12 @@ function decodeProperties(frame: Buffer, limits: Limits): string {
 export function parseProperties(text: string): Map<string, string> {
   const props = new Map<string, string>();
   if (text === '' || text === '\n') return props;
-  if (!text.endsWith('\n')) throw new KvMsgError('properties-syntax', 'last property does not end with a newline');
+  if (!text.endsWith('\n'))
+    throw new KvMsgError('properties-syntax', 'last property does not end with a newline');
   for (const line of text.slice(0, -1).split('\n')) {
     const eq = line.indexOf('=');
-    if (eq <= 0) throw new KvMsgError('properties-syntax', `property ${JSON.stringify(line)} has no name=value`);
+    if (eq <= 0)
+      throw new KvMsgError('properties-syntax', `property ${JSON.stringify(line)} has no name=value`);
     props.set(line.slice(0, eq), line.slice(eq + 1));
   }
   return props;
@@ -140,7 +149,8 @@ export function ttlSeconds(properties: string): number {
   if (!properties.includes('ttl=')) return 0;
   const raw = parseProperties(properties).get('ttl');
   if (raw === undefined) return 0;
-  if (!/^\d+(\.\d+)?$/.test(raw)) throw new KvMsgError('ttl-invalid', `ttl=${raw} is not a number of seconds`);
+  if (!/^\d+(\.\d+)?$/.test(raw))
+    throw new KvMsgError('ttl-invalid', `ttl=${raw} is not a number of seconds`);
   return Number(raw);
 }
 
@@ -180,7 +190,12 @@ const FIXED_BYTES = 2 + 8 + 1 + 2 + 8 + 4;
 export function packBatch(entries: readonly PackedEntry[]): Buffer {
   let size = 0;
   for (const e of entries) {
-    size += FIXED_BYTES + Buffer.byteLength(e.key) + e.uuid.length + Buffer.byteLength(e.properties) + e.body.length;
+    size +=
+      FIXED_BYTES +
+      Buffer.byteLength(e.key) +
+      e.uuid.length +
+      Buffer.byteLength(e.properties) +
+      e.body.length;
   }
   const out = Buffer.allocUnsafe(size);
   let at = 0;
@@ -212,7 +227,8 @@ export function unpackBatch(frame: Buffer, limits: Limits = DEFAULT_LIMITS): Pac
   const entries: PackedEntry[] = [];
   let at = 0;
   const need = (n: number) => {
-    if (at + n > frame.length) throw new KvMsgError('batch-truncated', `batch ends inside an entry at byte ${at}`);
+    if (at + n > frame.length)
+      throw new KvMsgError('batch-truncated', `batch ends inside an entry at byte ${at}`);
   };
   while (at < frame.length) {
     need(2);
@@ -245,7 +261,14 @@ export function unpackBatch(frame: Buffer, limits: Limits = DEFAULT_LIMITS): Pac
     }
     const body = bodyLen === 0 ? EMPTY : Buffer.from(frame.subarray(at, at + bodyLen));
     at += bodyLen;
-    entries.push({ key, sequence, uuid, properties, body, expiresAt: Number.isFinite(expiresAt) ? expiresAt : 0 });
+    entries.push({
+      key,
+      sequence,
+      uuid,
+      properties,
+      body,
+      expiresAt: Number.isFinite(expiresAt) ? expiresAt : 0,
+    });
   }
   return entries;
 }

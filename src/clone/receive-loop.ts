@@ -22,6 +22,10 @@ export async function receiveLoop(
     }
   } catch (error) {
     // Closing a socket ends its iterator with an error on some paths; anything else is a bug.
-    if ((error as { code?: string }).code !== 'EAGAIN' && !String((error as Error).message).includes('closed')) throw error;
+    if (
+      (error as { code?: string }).code !== 'EAGAIN' &&
+      !String((error as Error).message).includes('closed')
+    )
+      throw error;
   }
 }

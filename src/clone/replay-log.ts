@@ -19,7 +19,9 @@ export class ReplayLog {
   }
 
   get lastSequence(): number | undefined {
-    return this.count === 0 ? undefined : this.ring[(this.start + this.count - 1) % this.ring.length]!.sequence;
+    return this.count === 0
+      ? undefined
+      : this.ring[(this.start + this.count - 1) % this.ring.length]!.sequence;
   }
 
   append(entry: Entry): void {

@@ -169,7 +169,13 @@ export class Replica {
       const before = this.entries.get(entry.key);
       if (before === undefined) return undefined; // deleting an absent key changes nothing
       this.entries.delete(entry.key);
-      return { key: entry.key, value: undefined, sequence: entry.sequence, deleted: true, properties: entry.properties };
+      return {
+        key: entry.key,
+        value: undefined,
+        sequence: entry.sequence,
+        deleted: true,
+        properties: entry.properties,
+      };
     }
     this.entries.set(entry.key, entry);
     return toChange(entry);
@@ -177,5 +183,11 @@ export class Replica {
 }
 
 function toChange(entry: Entry): Change {
-  return { key: entry.key, value: entry.body, sequence: entry.sequence, deleted: false, properties: entry.properties };
+  return {
+    key: entry.key,
+    value: entry.body,
+    sequence: entry.sequence,
+    deleted: false,
+    properties: entry.properties,
+  };
 }

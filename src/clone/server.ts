@@ -97,7 +97,12 @@ const BACKOFF_MS = 5;
 
 export class CloneServer extends EventEmitter<ServerEvents> {
   readonly endpoints: ServerEndpoints;
-  private readonly router = new zmq.Router({ linger: 0, mandatory: true, sendTimeout: 0, sendHighWaterMark: 10_000 });
+  private readonly router = new zmq.Router({
+    linger: 0,
+    mandatory: true,
+    sendTimeout: 0,
+    sendHighWaterMark: 10_000,
+  });
   private readonly publisher = new zmq.Publisher({ linger: 0, sendTimeout: 0, sendHighWaterMark: 100_000 });
   private readonly collector = new zmq.Subscriber({ linger: 0, receiveHighWaterMark: 100_000 });
   private readonly routerOut: Outbox;
@@ -142,7 +147,10 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     await this.collector.bind(this.endpoints.collector);
     this.collector.subscribe();
     this.publisher.events.on('accept', () => this.connectedClients++);
-    this.publisher.events.on('disconnect', () => (this.connectedClients = Math.max(0, this.connectedClients - 1)));
+    this.publisher.events.on(
+      'disconnect',
+      () => (this.connectedClients = Math.max(0, this.connectedClients - 1)),
+    );
     void receiveLoop(this.router, (frames) => this.onRequest(frames));
     void receiveLoop(this.collector, (frames) => this.onCollected(frames));
   }
@@ -170,7 +178,10 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     this.hugzTimer = this.ttlTimer = undefined;
     if (!active || this.closed) return;
     this.publishedSequence = this.store.sequence;
-    this.hugzTimer = setInterval(() => this.pubOut.post(encodeHugz(this.publishedSequence)), this.options.heartbeatMs);
+    this.hugzTimer = setInterval(
+      () => this.pubOut.post(encodeHugz(this.publishedSequence)),
+      this.options.heartbeatMs,
+    );
     this.ttlTimer = setInterval(() => this.expireTtl(), Math.min(100, this.options.heartbeatMs));
     this.pubOut.post(encodeHugz(this.publishedSequence));
     this.expireTtl();
@@ -280,7 +291,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
 
   /** Plain RFC 12 snapshot. A turned-away CHP client gets silence and tries the other server. */
   private onIcanhaz(identity: Buffer, args: Buffer[]): void {
-    if (args.length !== 1) throw new KvMsgError('frame-count', `ICANHAZ? has ${args.length + 1} frames, not 2`);
+    if (args.length !== 1)
+      throw new KvMsgError('frame-count', `ICANHAZ? has ${args.length + 1} frames, not 2`);
     const subtree = args[0]!.toString();
     if (!this.options.policy.admit()) {
       this.emit('rejected', ICANHAZ);
@@ -308,7 +320,12 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     );
   }
 
-  private async streamPlain(identity: Buffer, entries: Entry[], sequence: number, subtree: string): Promise<boolean> {
+  private async streamPlain(
+    identity: Buffer,
+    entries: Entry[],
+    sequence: number,
+    subtree: string,
+  ): Promise<boolean> {
     const messages = entries.map((entry) => () => [identity, ...encodeKvMsg(entry)]);
     messages.push(() => [identity, ...encodeKthxbai(sequence, subtree)]);
     return this.stream(messages);
@@ -317,7 +334,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   /** Native snapshot or resume: packed chunks, then TSYNCEND saying which it was. */
   private onNativeSync(identity: Buffer, command: string, args: Buffer[]): void {
     const reqId = decodeRequestId(args[0]);
-    if (reqId === undefined || args[1] === undefined) throw new KvMsgError('frame-count', `${command} is malformed`);
+    if (reqId === undefined || args[1] === undefined)
+      throw new KvMsgError('frame-count', `${command} is malformed`);
     const subtree = args[1].toString();
     if (!this.admitNative(identity, reqId, command)) return;
     const started = this.now();
@@ -352,14 +370,21 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     void this.whenPublishable(sequence)
       .then((ready) => ready && this.stream(messages))
       .then((ok) => {
-        if (ok) this.emit('snapshot', kind === 'resume' ? 'resume' : 'native', entries.length, this.now() - started);
+        if (ok)
+          this.emit(
+            'snapshot',
+            kind === 'resume' ? 'resume' : 'native',
+            entries.length,
+            this.now() - started,
+          );
       });
   }
 
   /** Acknowledged writes: sequence each, then answer once all are durable (promise 2). */
   private onSet(identity: Buffer, args: Buffer[]): void {
     const reqId = decodeRequestId(args[0]);
-    if (reqId === undefined || args[1] === undefined) throw new KvMsgError('frame-count', 'TSET is malformed');
+    if (reqId === undefined || args[1] === undefined)
+      throw new KvMsgError('frame-count', 'TSET is malformed');
     let writes: KvMsg[];
     try {
       writes = unpackBatch(args[1], this.options.limits);
@@ -368,7 +393,13 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       // The request id is readable, so say why instead of leaving the client to time out and
       // retry a batch that can never succeed. Nothing in the batch is applied.
       if (error instanceof KvMsgError) {
-        this.routerOut.post([identity, Buffer.from(Native.ERROR), encodeRequestId(reqId), Buffer.from(error.reason), Buffer.from(error.message)]);
+        this.routerOut.post([
+          identity,
+          Buffer.from(Native.ERROR),
+          encodeRequestId(reqId),
+          Buffer.from(error.reason),
+          Buffer.from(error.message),
+        ]);
       }
       throw error;
     }
@@ -382,8 +413,15 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     sequences.forEach((s, i) => seqFrame.writeBigInt64BE(BigInt(s), 8 * i));
     const rid = encodeRequestId(reqId);
     this.options.policy.durable(Math.max(0, ...sequences)).then(
-      (durability) => this.routerOut.post([identity, Buffer.from(Native.ACK), rid, seqFrame, Buffer.from(durability)]),
-      () => this.routerOut.post([identity, Buffer.from(Native.NOT_ACTIVE), rid, Buffer.from(this.options.policy.stateName())]),
+      (durability) =>
+        this.routerOut.post([identity, Buffer.from(Native.ACK), rid, seqFrame, Buffer.from(durability)]),
+      () =>
+        this.routerOut.post([
+          identity,
+          Buffer.from(Native.NOT_ACTIVE),
+          rid,
+          Buffer.from(this.options.policy.stateName()),
+        ]),
     );
   }
 
@@ -420,14 +458,18 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private async stream(messages: (() => Buffer[])[]): Promise<boolean> {
     const deadline = this.now() + SNAPSHOT_DEADLINE_MS;
     const turn = Math.max(1, this.options.snapshotChunk);
-    for (let i = 0; i < messages.length; ) {
+    for (let i = 0; i < messages.length;) {
       if (this.closed) return false;
       try {
         // One at a time: a later message must never overtake one that met a full pipe.
         await this.routerOut.send(messages[i]!());
       } catch (error) {
         if (errorCode(error) !== 'EAGAIN' || this.now() > deadline) {
-          this.emit('dropped', 'snapshot', errorCode(error) === 'EHOSTUNREACH' ? 'client-gone' : 'send-failed');
+          this.emit(
+            'dropped',
+            'snapshot',
+            errorCode(error) === 'EHOSTUNREACH' ? 'client-gone' : 'send-failed',
+          );
           return false;
         }
         await sleep(BACKOFF_MS);
@@ -446,7 +488,10 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private drop(socket: SocketName, error: unknown, frames: number): void {
     const reason: DropReason = error instanceof KvMsgError ? error.reason : 'bad-request';
     this.emit('dropped', socket, reason);
-    this.warnings.warn({ socket, reason, frames, detail: (error as Error).message }, 'dropped malformed message');
+    this.warnings.warn(
+      { socket, reason, frames, detail: (error as Error).message },
+      'dropped malformed message',
+    );
   }
 }
 

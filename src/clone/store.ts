@@ -112,7 +112,13 @@ export class Store {
   expire(now: number, newUuid: () => string, max = 10_000): Entry[] {
     const deletes: Entry[] = [];
     for (const gone of this.map.expired(now, max)) {
-      const result = this.commit({ key: gone.key, uuid: newUuid(), properties: '', body: EMPTY, expiresAt: 0 });
+      const result = this.commit({
+        key: gone.key,
+        uuid: newUuid(),
+        properties: '',
+        body: EMPTY,
+        expiresAt: 0,
+      });
       if (!result.duplicate) deletes.push(result.entry);
     }
     return deletes;

@@ -131,7 +131,7 @@ export const schema = {
     arg: 'dedupe-size',
   },
   pendingMax: {
-    doc: "most CHP updates the passive holds on its pending list (Model Six); the oldest go first",
+    doc: 'most CHP updates the passive holds on its pending list (Model Six); the oldest go first',
     format: positive,
     default: 10_000,
     env: 'TWINSTAR_PENDING_MAX',
@@ -261,7 +261,8 @@ export function resolveDefaults(raw: ServerConfig): ServerConfig {
     httpHost: raw.httpHost || raw.host,
     httpPort: raw.httpPort ?? defaults.httpPort,
   };
-  if (resolved.port > 65533) throw new ConfigError('port', 'invalid configuration: port: P+2 must be at most 65535');
+  if (resolved.port > 65533)
+    throw new ConfigError('port', 'invalid configuration: port: P+2 must be at most 65535');
   if (resolved.failoverMs < 2 * resolved.heartbeatMs) {
     throw new ConfigError(
       'failoverMs',

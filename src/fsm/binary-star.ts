@@ -19,7 +19,9 @@ export interface PeerView {
   readonly role: Role;
 }
 
-export type Event = { readonly type: 'peer'; readonly peer: PeerView } | { readonly type: 'client-request'; readonly now: number };
+export type Event =
+  | { readonly type: 'peer'; readonly peer: PeerView }
+  | { readonly type: 'client-request'; readonly now: number };
 
 export interface Context {
   readonly role: Role;
@@ -52,7 +54,10 @@ export interface Transition {
 export type EventKind = State | 'CLIENT_REQUEST';
 export const EVENT_KINDS: readonly EventKind[] = ['PRIMARY', 'BACKUP', 'ACTIVE', 'PASSIVE', 'CLIENT_REQUEST'];
 
-type Rule = { readonly name: string; readonly apply: (state: State, event: Event, ctx: Context) => Transition };
+type Rule = {
+  readonly name: string;
+  readonly apply: (state: State, event: Event, ctx: Context) => Transition;
+};
 
 // Each rule opens with why it exists.
 
@@ -90,7 +95,8 @@ const reject: Rule = { name: 'reject', apply: (state) => ({ state, effects: [{ t
 const voteIfPeerSilent: Rule = {
   name: 'vote',
   apply: (state, event, ctx) => {
-    if (event.type !== 'client-request' || event.now < ctx.peerExpiresAt) return { state, effects: [{ type: 'reject' }] };
+    if (event.type !== 'client-request' || event.now < ctx.peerExpiresAt)
+      return { state, effects: [{ type: 'reject' }] };
     const promoted = activate(ctx, event, 'client-vote');
     return { state: promoted.state, effects: [...promoted.effects, { type: 'accept' }] };
   },
@@ -126,13 +132,14 @@ const dualPassive: Rule = {
   },
 };
 
+// prettier-ignore
 //                      peer PRIMARY        peer BACKUP          peer ACTIVE  peer PASSIVE  client request
 export const TABLE: Readonly<Record<State, Readonly<Record<EventKind, Rule>>>> = {
   PRIMARY: { PRIMARY: stay,               BACKUP: promoteOverBackup,  ACTIVE: follow,     PASSIVE: stay,        CLIENT_REQUEST: voteIfPeerSilent },
   BACKUP:  { PRIMARY: stay,               BACKUP: stay,               ACTIVE: follow,     PASSIVE: stay,        CLIENT_REQUEST: reject },
   ACTIVE:  { PRIMARY: stay,               BACKUP: stay,               ACTIVE: dualActive, PASSIVE: stay,        CLIENT_REQUEST: accept },
   PASSIVE: { PRIMARY: promoteOverRestart, BACKUP: promoteOverRestart, ACTIVE: stay,       PASSIVE: dualPassive, CLIENT_REQUEST: voteIfPeerSilent },
-}; // prettier-ignore
+};
 
 export function eventKind(event: Event): EventKind {
   return event.type === 'peer' ? event.peer.state : 'CLIENT_REQUEST';
@@ -177,7 +184,10 @@ export function mermaid(): string {
     activate: { to: 'ACTIVE', label: (kind) => `peer ${kind}` },
     follow: { to: 'PASSIVE', label: (kind) => `peer ${kind}` },
     vote: { to: 'ACTIVE', label: () => 'client vote, peer silent past failoverMs' },
-    'resolve-dual-active': { to: 'PASSIVE', label: () => 'peer ACTIVE with a higher epoch (dual active lost)' },
+    'resolve-dual-active': {
+      to: 'PASSIVE',
+      label: () => 'peer ACTIVE with a higher epoch (dual active lost)',
+    },
     'resolve-dual-passive': { to: 'ACTIVE', label: () => 'peer PASSIVE with older state (dual passive won)' },
   };
   const lines = ['stateDiagram-v2', '  [*] --> PRIMARY', '  [*] --> BACKUP'];

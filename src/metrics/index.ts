@@ -46,31 +46,68 @@ export function createMetrics(node: Node): Registry {
         this.set(read());
       },
     });
-  gauge('twinstar_epoch', 'Epoch of the latest promotion this node knows (higher wins a dual active)', () => node.status().epoch);
+  gauge(
+    'twinstar_epoch',
+    'Epoch of the latest promotion this node knows (higher wins a dual active)',
+    () => node.status().epoch,
+  );
   gauge('twinstar_sequence', 'Current sequence number of the key-value state', () => node.store.sequence);
   gauge('twinstar_keys', 'Keys in the map', () => node.store.map.size);
-  gauge('twinstar_peer_up', '1 while the peer has been heard within the failover timeout', () => (node.peerUp() ? 1 : 0));
+  gauge('twinstar_peer_up', '1 while the peer has been heard within the failover timeout', () =>
+    node.peerUp() ? 1 : 0,
+  );
   gauge('twinstar_peer_last_heard_seconds', 'Seconds since the peer was last heard (-1 if never)', () => {
     const ms = node.peerSilenceMs();
     return Number.isFinite(ms) ? ms / 1000 : -1;
   });
-  gauge('twinstar_degraded', '1 while active without an attached passive: writes are acknowledged by this node alone', () =>
-    node.isDegraded() ? 1 : 0,
+  gauge(
+    'twinstar_degraded',
+    '1 while active without an attached passive: writes are acknowledged by this node alone',
+    () => (node.isDegraded() ? 1 : 0),
   );
-  gauge('twinstar_replication_lag', 'Sequences committed on the active and not yet acknowledged by the passive', () => node.status().replicationLag);
-  gauge('twinstar_pending_updates', 'CHP updates held on the passive pending list (Model Six)', () => node.pendingSize);
-  gauge('twinstar_connected_clients', 'Subscribers connected to the publisher socket', () => node.server.connectedClients);
-  gauge('twinstar_peer_refused', '1 while the peer is refused because settings differ', () => (node.status().peerRefused ? 1 : 0));
+  gauge(
+    'twinstar_replication_lag',
+    'Sequences committed on the active and not yet acknowledged by the passive',
+    () => node.status().replicationLag,
+  );
+  gauge(
+    'twinstar_pending_updates',
+    'CHP updates held on the passive pending list (Model Six)',
+    () => node.pendingSize,
+  );
+  gauge(
+    'twinstar_connected_clients',
+    'Subscribers connected to the publisher socket',
+    () => node.server.connectedClients,
+  );
+  gauge('twinstar_peer_refused', '1 while the peer is refused because settings differ', () =>
+    node.status().peerRefused ? 1 : 0,
+  );
 
-  const promotions = new Counter({ name: 'twinstar_promotions_total', help: 'Times this node became active', labelNames: ['reason'], registers: r });
+  const promotions = new Counter({
+    name: 'twinstar_promotions_total',
+    help: 'Times this node became active',
+    labelNames: ['reason'],
+    registers: r,
+  });
   const transitions = new Counter({
     name: 'twinstar_state_transitions_total',
     help: 'Binary Star state transitions',
     labelNames: ['from', 'to'],
     registers: r,
   });
-  const updates = new Counter({ name: 'twinstar_updates_total', help: 'Changes sequenced by this node, by source', labelNames: ['source'], registers: r });
-  const snapshots = new Counter({ name: 'twinstar_snapshots_total', help: 'Snapshots served, by kind', labelNames: ['kind'], registers: r });
+  const updates = new Counter({
+    name: 'twinstar_updates_total',
+    help: 'Changes sequenced by this node, by source',
+    labelNames: ['source'],
+    registers: r,
+  });
+  const snapshots = new Counter({
+    name: 'twinstar_snapshots_total',
+    help: 'Snapshots served, by kind',
+    labelNames: ['kind'],
+    registers: r,
+  });
   const snapshotSeconds = new Histogram({
     name: 'twinstar_snapshot_duration_seconds',
     help: 'Time to stream a snapshot to a client',
@@ -95,7 +132,11 @@ export function createMetrics(node: Node): Registry {
     help: 'Updates this node had accepted that the winner of a dual active did not have',
     registers: r,
   });
-  const stalls = new Counter({ name: 'twinstar_event_loop_stalls_total', help: 'Event-loop stalls longer than half the failover timeout', registers: r });
+  const stalls = new Counter({
+    name: 'twinstar_event_loop_stalls_total',
+    help: 'Event-loop stalls longer than half the failover timeout',
+    registers: r,
+  });
 
   node.on('state', ({ from, to }) => transitions.inc({ from, to }));
   node.on('promoted', (_epoch, reason) => promotions.inc({ reason }));
@@ -113,7 +154,11 @@ export function createMetrics(node: Node): Registry {
 }
 
 /** The HTTP server for metrics and health. Resolves once listening. */
-export async function startMetricsHttp(node: Node, registry: Registry, options: MetricsHttpOptions): Promise<Server & { url: string }> {
+export async function startMetricsHttp(
+  node: Node,
+  registry: Registry,
+  options: MetricsHttpOptions,
+): Promise<Server & { url: string }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const send = (code: number, body: string, type = 'text/plain; charset=utf-8') => {

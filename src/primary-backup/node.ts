@@ -21,7 +21,15 @@ import {
   type Limits,
   type ServicePolicy,
 } from '../clone/index.js';
-import { transition, startState, type Context, type Effect, type Event, type State, type Role as PairRole } from '../fsm/index.js';
+import {
+  transition,
+  startState,
+  type Context,
+  type Effect,
+  type Event,
+  type State,
+  type Role as PairRole,
+} from '../fsm/index.js';
 import type { ServerConfig } from '../config/index.js';
 import { RateLimitedLog, type Logger } from '../log/index.js';
 import { PeerLink, type PeerChannel } from './peer-link.js';
@@ -154,7 +162,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
           onMessage,
           onDropped: (reason, error) => {
             this.emit('peer-dropped', reason);
-            this.refusals.warn({ reason, detail: (error as Error).message }, 'dropped malformed peer message');
+            this.refusals.warn(
+              { reason, detail: (error as Error).message },
+              'dropped malformed peer message',
+            );
           },
         });
       this.source = new ReplicationSource({
@@ -173,7 +184,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
         onApplied: (entry) => this.pending.match(entry.uuid),
         onMalformed: (error) => {
           this.emit('peer-dropped', error.reason);
-          this.refusals.warn({ reason: error.reason, detail: error.message }, 'dropped malformed replication batch');
+          this.refusals.warn(
+            { reason: error.reason, detail: error.message },
+            'dropped malformed replication batch',
+          );
         },
         limits,
       });
@@ -211,7 +225,9 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
 
   admit(): boolean {
     if (!this.pairRole) return true;
-    return this.run({ type: 'client-request', now: this.now() }, 'client-request').some((e) => e.type === 'accept');
+    return this.run({ type: 'client-request', now: this.now() }, 'client-request').some(
+      (e) => e.type === 'accept',
+    );
   }
 
   stateName(): string {
@@ -335,7 +351,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
           this.follow(effect.reason, from);
           break;
         case 'dual-active-won':
-          this.log.warn({ peerEpoch: this.peer?.epoch, epoch: this.epoch }, 'dual active: this node wins, the peer demotes');
+          this.log.warn(
+            { peerEpoch: this.peer?.epoch, epoch: this.epoch },
+            'dual active: this node wins, the peer demotes',
+          );
           break;
       }
     }
@@ -368,13 +387,20 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       applied++;
     }
     this.promotions++;
-    this.log.warn({ epoch, reason, sequence: this.store.sequence, pendingApplied: applied }, 'promoted to active');
+    this.log.warn(
+      { epoch, reason, sequence: this.store.sequence, pendingApplied: applied },
+      'promoted to active',
+    );
     process.nextTick(() => this.emit('promoted', epoch, reason));
   }
 
   private openTerm(epoch: number, reason: string): void {
     this.epoch = epoch;
-    this.timeline.open({ term: randomBytes(6).toString('hex'), epoch, startSequence: this.store.sequence + 1 });
+    this.timeline.open({
+      term: randomBytes(6).toString('hex'),
+      epoch,
+      startSequence: this.store.sequence + 1,
+    });
     if (!this.pairRole) this.server.setActive(true);
     this.log.debug({ epoch, reason, term: this.timeline.term }, 'new term');
   }
@@ -384,7 +410,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       this.server.setActive(false);
       this.source!.stop('PASSIVE');
       if (reason === 'dual-active-lost' && this.peer) {
-        this.log.warn({ epoch: this.epoch, peerEpoch: this.peer.epoch, peer: this.peer.name }, 'dual active: this node loses and demotes');
+        this.log.warn(
+          { epoch: this.epoch, peerEpoch: this.peer.epoch, peer: this.peer.name },
+          'dual active: this node loses and demotes',
+        );
         this.reportDivergence(this.peer.timeline);
       }
     }
@@ -468,7 +497,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     const now = this.now();
     if (source.oldestWaitMs(now) > this.config.failoverMs) {
       this.catchUpTo = this.store.sequence;
-      this.log.warn({ acked: source.acked, sequence: this.store.sequence }, 'passive is not keeping up; detaching it');
+      this.log.warn(
+        { acked: source.acked, sequence: this.store.sequence },
+        'passive is not keeping up; detaching it',
+      );
     }
     if (this.catchUpTo !== undefined && source.acked >= this.catchUpTo) this.catchUpTo = undefined;
     const peer = this.peer;
@@ -484,8 +516,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     const degraded = !attach;
     if (degraded !== this.wasDegraded) {
       this.wasDegraded = degraded;
-      if (degraded) this.log.warn('no passive attached: writes are acknowledged by the active alone (degraded)');
-      else this.log.info({ acked: source.acked }, 'passive attached: writes are acknowledged once replicated');
+      if (degraded)
+        this.log.warn('no passive attached: writes are acknowledged by the active alone (degraded)');
+      else
+        this.log.info({ acked: source.acked }, 'passive attached: writes are acknowledged once replicated');
       process.nextTick(() => this.emit('degraded', degraded));
     }
   }
@@ -546,7 +580,9 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   }
 
   peerUp(): boolean {
-    return this.peer !== undefined && !this.refused && this.now() - this.peerHeardAt <= this.config.failoverMs;
+    return (
+      this.peer !== undefined && !this.refused && this.now() - this.peerHeardAt <= this.config.failoverMs
+    );
   }
 
   /** Milliseconds since the peer was last heard (Infinity if never). */

@@ -12,7 +12,15 @@
  *   [TRRESUMED, streamId, sequence, json]     end of a resume (the changes went as TRDATA)
  *   [TRACK, sequence, term]                   applied up to sequence (passive -> active)
  */
-import { decodeSequence, encodeSequence, KvMsgError, packBatch, unpackBatch, type Limits, type PackedEntry } from '../clone/index.js';
+import {
+  decodeSequence,
+  encodeSequence,
+  KvMsgError,
+  packBatch,
+  unpackBatch,
+  type Limits,
+  type PackedEntry,
+} from '../clone/index.js';
 import type { Role, State } from '../fsm/index.js';
 import type { TimelineEntry } from './timeline.js';
 
@@ -56,7 +64,8 @@ function u32(n: number): Buffer {
 }
 
 function readU32(frame: Buffer | undefined): number {
-  if (frame === undefined || frame.length !== 4) throw new KvMsgError('frame-count', 'stream id must be 4 bytes');
+  if (frame === undefined || frame.length !== 4)
+    throw new KvMsgError('frame-count', 'stream id must be 4 bytes');
   return frame.readUInt32BE();
 }
 
@@ -73,7 +82,12 @@ export function encodePeerMessage(msg: PeerMessage): Buffer[] {
       return [tag, u32(msg.streamId), msg.batch];
     case 'snapshot-end':
     case 'resume-end':
-      return [tag, u32(msg.streamId), encodeSequence(msg.sequence), Buffer.from(JSON.stringify(msg.timeline))];
+      return [
+        tag,
+        u32(msg.streamId),
+        encodeSequence(msg.sequence),
+        Buffer.from(JSON.stringify(msg.timeline)),
+      ];
     case 'ack':
       return [tag, encodeSequence(msg.sequence), Buffer.from(msg.term)];
   }
@@ -98,7 +112,8 @@ export function decodePeerMessage(frames: Buffer[]): PeerMessage {
   const [tagFrame, a, b, c] = frames;
   const tag = tagFrame?.toString('latin1');
   const expect = (n: number) => {
-    if (frames.length !== n) throw new KvMsgError('frame-count', `${tag} has ${frames.length} frames, not ${n}`);
+    if (frames.length !== n)
+      throw new KvMsgError('frame-count', `${tag} has ${frames.length} frames, not ${n}`);
   };
   switch (tag) {
     case TAG.heartbeat:
@@ -115,10 +130,20 @@ export function decodePeerMessage(frames: Buffer[]): PeerMessage {
       return { type: 'snapshot-chunk', streamId: readU32(a), batch: b! };
     case TAG['snapshot-end']:
       expect(4);
-      return { type: 'snapshot-end', streamId: readU32(a), sequence: decodeSequence(b!), timeline: parseTimeline(c!) };
+      return {
+        type: 'snapshot-end',
+        streamId: readU32(a),
+        sequence: decodeSequence(b!),
+        timeline: parseTimeline(c!),
+      };
     case TAG['resume-end']:
       expect(4);
-      return { type: 'resume-end', streamId: readU32(a), sequence: decodeSequence(b!), timeline: parseTimeline(c!) };
+      return {
+        type: 'resume-end',
+        streamId: readU32(a),
+        sequence: decodeSequence(b!),
+        timeline: parseTimeline(c!),
+      };
     case TAG.ack:
       expect(3);
       return { type: 'ack', sequence: decodeSequence(a!), term: b!.toString() };
@@ -163,7 +188,13 @@ function parseTimeline(frame: Buffer): TimelineEntry[] {
 function validTimeline(value: unknown): TimelineEntry[] {
   if (!Array.isArray(value)) throw new KvMsgError('properties-syntax', 'timeline is not a list');
   for (const t of value as TimelineEntry[]) {
-    if (typeof t !== 'object' || t === null || typeof t.term !== 'string' || !Number.isSafeInteger(t.epoch) || !Number.isSafeInteger(t.startSequence)) {
+    if (
+      typeof t !== 'object' ||
+      t === null ||
+      typeof t.term !== 'string' ||
+      !Number.isSafeInteger(t.epoch) ||
+      !Number.isSafeInteger(t.startSequence)
+    ) {
       throw new KvMsgError('properties-syntax', 'timeline entry is malformed');
     }
   }

@@ -34,8 +34,7 @@ export class PendingList {
     if (msg.uuid.length === 16) {
       this.items.delete(msg.uuid); // a re-sent update moves to the back: Map order is arrival order
       this.items.set(msg.uuid, { msg, receivedAt });
-    }
-    else this.anonymous.push({ msg, receivedAt }); // a foreign client without a usable uuid
+    } else this.anonymous.push({ msg, receivedAt }); // a foreign client without a usable uuid
     while (this.size > this.max) this.dropOldest();
   }
 

@@ -67,7 +67,8 @@ export class ReplicationSink {
     if (this.phase === 'idle') return;
     const stalled = now - this.lastProgress > this.options.retryMs;
     if ((this.phase === 'requesting' || this.phase === 'snapshot') && stalled) this.request();
-    else if (this.resumeAskedAt !== undefined && now - this.resumeAskedAt > this.options.retryMs) this.request();
+    else if (this.resumeAskedAt !== undefined && now - this.resumeAskedAt > this.options.retryMs)
+      this.request();
   }
 
   onData(batch: Buffer): void {
@@ -164,7 +165,12 @@ export class ReplicationSink {
       this.phase = 'requesting';
       this.builder = undefined;
     }
-    channel.send({ type: 'request', streamId: this.streamId, fromSequence: server.store.sequence, term: timeline.term });
+    channel.send({
+      type: 'request',
+      streamId: this.streamId,
+      fromSequence: server.store.sequence,
+      term: timeline.term,
+    });
   }
 
   private scheduleAck(): void {

@@ -127,7 +127,11 @@ export class ReplicationSource {
     this.served.resumes++;
     this.streamId = streamId;
     for (let i = 0; i < changes.length; i += snapshotChunk) {
-      channel.send({ type: 'data', term: timeline.term, batch: packEntries(changes.slice(i, i + snapshotChunk)) });
+      channel.send({
+        type: 'data',
+        term: timeline.term,
+        batch: packEntries(changes.slice(i, i + snapshotChunk)),
+      });
     }
     channel.send({ type: 'resume-end', streamId, sequence: store.sequence, timeline: timeline.list() });
   }
@@ -139,7 +143,11 @@ export class ReplicationSource {
     const sequence = store.sequence;
     for (let i = 0; i < entries.length; i += snapshotChunk) {
       if (this.streamId !== streamId || !this.running) return; // superseded or demoted
-      channel.send({ type: 'snapshot-chunk', streamId, batch: packEntries(entries.slice(i, i + snapshotChunk)) });
+      channel.send({
+        type: 'snapshot-chunk',
+        streamId,
+        batch: packEntries(entries.slice(i, i + snapshotChunk)),
+      });
       await yieldToLoop();
     }
     if (this.streamId !== streamId || !this.running) return;
@@ -153,12 +161,18 @@ export class ReplicationSource {
     if (this.batch.length === 0) return;
     const entries = this.batch;
     this.batch = [];
-    if (this.running) this.options.channel.send({ type: 'data', term: this.options.timeline.term, batch: packEntries(entries) });
+    if (this.running)
+      this.options.channel.send({
+        type: 'data',
+        term: this.options.timeline.term,
+        batch: packEntries(entries),
+      });
   }
 
   private release(upTo: number, durability: Durability): void {
     let i = 0;
-    while (i < this.waiters.length && this.waiters[i]!.sequence <= upTo) this.waiters[i++]!.resolve(durability);
+    while (i < this.waiters.length && this.waiters[i]!.sequence <= upTo)
+      this.waiters[i++]!.resolve(durability);
     if (i > 0) this.waiters = this.waiters.slice(i);
   }
 }

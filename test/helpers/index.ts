@@ -18,7 +18,15 @@ export interface NodeStatus {
   degraded: boolean;
   replicationLag: number;
   pending: number;
-  peer: { name: string; state: string; epoch: number; sequence: number; synced: boolean; lastHeardMs: number; up: boolean } | null;
+  peer: {
+    name: string;
+    state: string;
+    epoch: number;
+    sequence: number;
+    synced: boolean;
+    lastHeardMs: number;
+    up: boolean;
+  } | null;
   peerRefused: string | null;
   pid: number;
   uptimeMs: number;
@@ -27,7 +35,11 @@ export interface NodeStatus {
 export const BIN = fileURLToPath(new URL('../../bin/twinstar.js', import.meta.url));
 
 /** Polls `check` until it returns a truthy value; rejects with `what` after `ms`. */
-export async function waitFor<T>(check: () => T | Promise<T>, ms: number, what = 'condition'): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  ms: number,
+  what = 'condition',
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + ms;
   let lastError: unknown;
   for (;;) {
@@ -38,7 +50,9 @@ export async function waitFor<T>(check: () => T | Promise<T>, ms: number, what =
       lastError = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${ms} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+      throw new Error(
+        `timed out after ${ms} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -127,14 +141,27 @@ export class ServerProcess {
   private stderrBuffer = '';
 
   constructor(readonly options: ServerProcessOptions) {
-    const args = [BIN, 'server', '--role', options.role, '--port', String(options.port), '--http-port', String(options.httpPort)];
+    const args = [
+      BIN,
+      'server',
+      '--role',
+      options.role,
+      '--port',
+      String(options.port),
+      '--http-port',
+      String(options.httpPort),
+    ];
     if (options.heartbeatPort !== undefined) args.push('--heartbeat-port', String(options.heartbeatPort));
     if (options.peerPort !== undefined) args.push('--peer', `127.0.0.1:${options.peerPort}`);
-    if (options.peerHeartbeatPort !== undefined) args.push('--peer-heartbeat', `127.0.0.1:${options.peerHeartbeatPort}`);
+    if (options.peerHeartbeatPort !== undefined)
+      args.push('--peer-heartbeat', `127.0.0.1:${options.peerHeartbeatPort}`);
     if (options.heartbeatMs !== undefined) args.push('--heartbeat-ms', String(options.heartbeatMs));
     if (options.failoverMs !== undefined) args.push('--failover-ms', String(options.failoverMs));
     args.push('--log-level', 'debug', ...(options.extraArgs ?? []));
-    this.child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+    this.child = spawn(process.execPath, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...options.env },
+    });
     this.child.stderr!.setEncoding('utf8');
     this.child.stderr!.on('data', (chunk: string) => {
       this.stderrBuffer += chunk;
@@ -165,11 +192,16 @@ export class ServerProcess {
 
   /** Resolves once /status answers (and, if given, the node is in `state`). */
   async ready(state?: string, ms = 10_000): Promise<void> {
-    await waitFor(async () => {
-      if (this.exited) throw new Error(`server exited with ${this.child.exitCode ?? this.child.signalCode}`);
-      const s = await this.status();
-      return state === undefined || s.state === state;
-    }, ms, `${this.options.role} on port ${this.options.port} to be ${state ?? 'up'}`);
+    await waitFor(
+      async () => {
+        if (this.exited)
+          throw new Error(`server exited with ${this.child.exitCode ?? this.child.signalCode}`);
+        const s = await this.status();
+        return state === undefined || s.state === state;
+      },
+      ms,
+      `${this.options.role} on port ${this.options.port} to be ${state ?? 'up'}`,
+    );
   }
 
   signal(sig: NodeJS.Signals): void {
@@ -227,7 +259,11 @@ export function pairOptions(ports: PairPorts, timing: { heartbeatMs?: number; fa
 }
 
 /** The value of one Prometheus sample from a node's /metrics (labels must all match), or 0. */
-export async function metric(http: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+export async function metric(
+  http: string,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
   const text = await (await fetch(`${http}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
   let total = 0;
   for (const line of text.split('\n')) {

@@ -5,7 +5,15 @@
  */
 import { expect } from 'chai';
 import { connect, type Client, type Update } from '../../src/index.js';
-import { digest, pairOptions, pairPorts, ServerProcess, waitFor, within, type PairPorts } from '../helpers/index.js';
+import {
+  digest,
+  pairOptions,
+  pairPorts,
+  ServerProcess,
+  waitFor,
+  within,
+  type PairPorts,
+} from '../helpers/index.js';
 
 /** mulberry32: small, seedable, good enough to pick faults. */
 function prng(seed: number): () => number {
@@ -38,14 +46,18 @@ class Pair {
   /** Exactly one ACTIVE, the other PASSIVE, synced and attached (not degraded). */
   async healthy(ms: number): Promise<{ active: 'primary' | 'backup' }> {
     let last = '';
-    return waitFor(async () => {
-      const [p, b] = await Promise.all([this.nodes.primary.status(), this.nodes.backup.status()]);
-      last = JSON.stringify({ primary: p, backup: b });
-      const states = `${p.state}/${b.state}`;
-      if (states === 'ACTIVE/PASSIVE' && !p.degraded) return { active: 'primary' as const };
-      if (states === 'PASSIVE/ACTIVE' && !b.degraded) return { active: 'backup' as const };
-      return undefined;
-    }, ms, 'a healthy pair').catch((error: Error) => {
+    return waitFor(
+      async () => {
+        const [p, b] = await Promise.all([this.nodes.primary.status(), this.nodes.backup.status()]);
+        last = JSON.stringify({ primary: p, backup: b });
+        const states = `${p.state}/${b.state}`;
+        if (states === 'ACTIVE/PASSIVE' && !p.degraded) return { active: 'primary' as const };
+        if (states === 'PASSIVE/ACTIVE' && !b.degraded) return { active: 'backup' as const };
+        return undefined;
+      },
+      ms,
+      'a healthy pair',
+    ).catch((error: Error) => {
       throw new Error(`${error.message}; last status ${last}`);
     });
   }
@@ -69,7 +81,16 @@ interface Writer {
 }
 
 function startWriter(client: Client, prefix: string): Writer {
-  const w: Writer = { client, prefix, acked: new Map(), ackInfo: new Map(), delivered: [], stop: false, done: Promise.resolve(), errors: [] };
+  const w: Writer = {
+    client,
+    prefix,
+    acked: new Map(),
+    ackInfo: new Map(),
+    delivered: [],
+    stop: false,
+    done: Promise.resolve(),
+    errors: [],
+  };
   client.on('update', (u: Update) => {
     if (!u.resync) w.delivered.push(u.seq);
   });
@@ -113,7 +134,12 @@ describe('chaos: random faults under write load (real processes)', function () {
   async function writers(subtrees: string[]): Promise<Writer[]> {
     const out: Writer[] = [];
     for (const [i, subtree] of subtrees.entries()) {
-      const client = await connect({ servers: pair!.servers, subtree, writeTimeoutMs: 30_000, connectTimeoutMs: 15_000 });
+      const client = await connect({
+        servers: pair!.servers,
+        subtree,
+        writeTimeoutMs: 30_000,
+        connectTimeoutMs: 15_000,
+      });
       clients.push(client);
       out.push(startWriter(client, subtree === '' ? `/all${i}/` : subtree));
     }
@@ -122,7 +148,11 @@ describe('chaos: random faults under write load (real processes)', function () {
 
   async function progress(ws: Writer[], more: number): Promise<void> {
     const target = ws.map((w) => w.acked.size + more);
-    await waitFor(() => ws.every((w, i) => w.acked.size >= target[i]!), 30_000, `every writer to get ${more} more acks`);
+    await waitFor(
+      () => ws.every((w, i) => w.acked.size >= target[i]!),
+      30_000,
+      `every writer to get ${more} more acks`,
+    );
   }
 
   async function finish(ws: Writer[]): Promise<void> {
@@ -151,24 +181,35 @@ describe('chaos: random faults under write load (real processes)', function () {
         faults.push(`freeze ${target}`);
         node.signal('SIGSTOP');
         if (target === active) await progress(ws, 20);
-        else await waitFor(async () => (await pair!.nodes[active].status()).degraded, 10_000, 'the active to detach its frozen passive');
+        else
+          await waitFor(
+            async () => (await pair!.nodes[active].status()).degraded,
+            10_000,
+            'the active to detach its frozen passive',
+          );
         node.signal('SIGCONT');
       }
       await progress(ws, 10);
-      if (process.env.TWINSTAR_CHAOS_DEBUG) console.log(`      round ${round}: ${faults.at(-1)}, acked ${ws.map((w) => w.acked.size)}`);
+      if (process.env.TWINSTAR_CHAOS_DEBUG)
+        console.log(`      round ${round}: ${faults.at(-1)}, acked ${ws.map((w) => w.acked.size)}`);
     }
     await pair.healthy(30_000);
     await finish(ws);
     const { primary, backup } = pair.nodes;
-    await waitFor(async () => {
-      const [a, b] = await Promise.all([digest(primary.http), digest(backup.http)]);
-      return a.digest === b.digest;
-    }, 15_000, 'identical dumps');
+    await waitFor(
+      async () => {
+        const [a, b] = await Promise.all([digest(primary.http), digest(backup.http)]);
+        return a.digest === b.digest;
+      },
+      15_000,
+      'identical dumps',
+    );
     const check = await connect({ servers: pair.servers, subtree: '' });
     clients.push(check);
     let total = 0;
     for (const w of ws) {
-      for (const [key, value] of w.acked) expect(check.getString(key), `${key} after ${faults.join(', ')}`).to.equal(value);
+      for (const [key, value] of w.acked)
+        expect(check.getString(key), `${key} after ${faults.join(', ')}`).to.equal(value);
       total += w.acked.size;
     }
     expect(total).to.be.greaterThan(20 * 30);
@@ -198,19 +239,34 @@ describe('chaos: random faults under write load (real processes)', function () {
     clients.push(check);
     const finalSeq = check.sequence;
     for (const w of ws) {
-      await waitFor(() => w.client.sequence >= finalSeq || w.client.subtree !== '', 10_000, 'the full-tree replica to catch up');
+      await waitFor(
+        () => w.client.sequence >= finalSeq || w.client.subtree !== '',
+        10_000,
+        'the full-tree replica to catch up',
+      );
       const server = check.entries(w.client.subtree);
-      await waitFor(() => w.client.entries().size === server.size, 10_000, `${w.prefix} replica size`).catch((error: Error) => {
-        const mine = w.client.entries();
-        const missing = [...server.keys()].filter((k) => !mine.has(k));
-        const extra = [...mine.keys()].filter((k) => !server.has(k));
-        throw new Error(`${error.message}: client seq ${w.client.sequence}, server seq ${finalSeq}, missing ${missing.slice(0, 10)} (${missing.length}), extra ${extra.slice(0, 10)} (${extra.length})`);
-      });
-      expect(new Map(w.client.entries()), `${w.prefix} replica equals the server's subtree`).to.deep.equal(new Map(server));
+      await waitFor(() => w.client.entries().size === server.size, 10_000, `${w.prefix} replica size`).catch(
+        (error: Error) => {
+          const mine = w.client.entries();
+          const missing = [...server.keys()].filter((k) => !mine.has(k));
+          const extra = [...mine.keys()].filter((k) => !server.has(k));
+          throw new Error(
+            `${error.message}: client seq ${w.client.sequence}, server seq ${finalSeq}, missing ${missing.slice(0, 10)} (${missing.length}), extra ${extra.slice(0, 10)} (${extra.length})`,
+          );
+        },
+      );
+      expect(new Map(w.client.entries()), `${w.prefix} replica equals the server's subtree`).to.deep.equal(
+        new Map(server),
+      );
       for (const [key, value] of w.acked) {
-        expect(w.client.getString(key), `${key} ${JSON.stringify(w.ackInfo.get(key))} events ${JSON.stringify(events)}`).to.equal(value);
+        expect(
+          w.client.getString(key),
+          `${key} ${JSON.stringify(w.ackInfo.get(key))} events ${JSON.stringify(events)}`,
+        ).to.equal(value);
       }
-      expect(strictlyIncreasing(w.delivered), `${w.prefix} delivered sequences strictly increase`).to.equal(true);
+      expect(strictlyIncreasing(w.delivered), `${w.prefix} delivered sequences strictly increase`).to.equal(
+        true,
+      );
     }
   });
 

@@ -5,7 +5,14 @@
 import { expect } from 'chai';
 import * as zmq from 'zeromq';
 import { connect, type Client, type Update } from '../../src/index.js';
-import { encodeIcanhaz, encodeKvMsg, encodeSequence, Native, encodeRequestId, decodeKvMsg } from '../../src/clone/index.js';
+import {
+  encodeIcanhaz,
+  encodeKvMsg,
+  encodeSequence,
+  Native,
+  encodeRequestId,
+  decodeKvMsg,
+} from '../../src/clone/index.js';
 import { freePorts, metric, startSingle, waitFor, within, type ServerProcess } from '../helpers/index.js';
 
 describe('clone server (single node, real sockets)', function () {
@@ -68,7 +75,9 @@ describe('clone server (single node, real sockets)', function () {
     const a = await client('/ttl/');
     const setAt = Date.now();
     const seq = await a.set('/ttl/e', 'soon gone', { ttl: 1 });
-    const expiry = new Promise<Update>((resolve) => a.on('update', (u) => u.key === '/ttl/e' && u.deleted && resolve(u)));
+    const expiry = new Promise<Update>((resolve) =>
+      a.on('update', (u) => u.key === '/ttl/e' && u.deleted && resolve(u)),
+    );
     const u = await within(expiry, 5000, 'TTL expiry');
     expect(Date.now() - setAt).to.be.at.least(950, 'not before its deadline');
     expect(u.seq).to.be.greaterThan(seq);
@@ -81,7 +90,9 @@ describe('clone server (single node, real sockets)', function () {
     for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
     const a = await client('/big/');
     const watcher = await client('/big/');
-    const got = new Promise<Update>((resolve) => watcher.on('update', (u) => u.key === '/big/v' && resolve(u)));
+    const got = new Promise<Update>((resolve) =>
+      watcher.on('update', (u) => u.key === '/big/v' && resolve(u)),
+    );
     await a.set('/big/v', big);
     expect((await within(got, 5000, 'big update')).value!.equals(big)).to.equal(true);
     const late = await client('/big/');
@@ -118,8 +129,16 @@ describe('clone server (single node, real sockets)', function () {
     expect(plain.mode).to.equal('chp');
     expect(plain.getString('/chp/seed')).to.equal('x');
     await plain.set('/chp/from-plain', 'y'); // fire-and-forget KVSET
-    await waitFor(() => native.getString('/chp/from-plain') === 'y', 5000, 'the KVSET to be applied and published');
-    await waitFor(() => plain.getString('/chp/from-plain') === 'y', 5000, 'the plain client to receive KVPUB');
+    await waitFor(
+      () => native.getString('/chp/from-plain') === 'y',
+      5000,
+      'the KVSET to be applied and published',
+    );
+    await waitFor(
+      () => plain.getString('/chp/from-plain') === 'y',
+      5000,
+      'the plain client to receive KVPUB',
+    );
   });
 
   it('drops eight kinds of malformed traffic, counts each by reason, and keeps serving', async () => {
@@ -129,44 +148,90 @@ describe('clone server (single node, real sockets)', function () {
     dealer.connect(endpoint);
     try {
       const uuid = Buffer.alloc(16, 7);
-      const good = (key: string) => encodeKvMsg({ key, sequence: 0, uuid: uuid.toString('latin1'), properties: '', body: Buffer.from('v') });
+      const good = (key: string) =>
+        encodeKvMsg({
+          key,
+          sequence: 0,
+          uuid: uuid.toString('latin1'),
+          properties: '',
+          body: Buffer.from('v'),
+        });
       const bad: [string, Buffer[]][] = [
         ['frame-count', [Buffer.from('/m/a'), encodeSequence(0), uuid]],
         ['empty-key', [Buffer.alloc(0), encodeSequence(0), uuid, Buffer.alloc(0), Buffer.from('v')]],
-        ['key-encoding', [Buffer.from([0x2f, 0xff, 0xfe]), encodeSequence(0), uuid, Buffer.alloc(0), Buffer.from('v')]],
-        ['sequence-size', [Buffer.from('/m/b'), Buffer.from([1, 2, 3]), uuid, Buffer.alloc(0), Buffer.from('v')]],
-        ['properties-syntax', [Buffer.from('/m/c'), encodeSequence(0), uuid, Buffer.from('ttl30'), Buffer.from('v')]],
-        ['ttl-invalid', [Buffer.from('/m/d'), encodeSequence(0), uuid, Buffer.from('ttl=soon\n'), Buffer.from('v')]],
-        ['body-too-large', [Buffer.from('/m/e'), encodeSequence(0), uuid, Buffer.alloc(0), Buffer.alloc(200 * 1024)]],
-        ['key-too-long', [Buffer.alloc(5000, 0x61), encodeSequence(0), uuid, Buffer.alloc(0), Buffer.from('v')]],
+        [
+          'key-encoding',
+          [Buffer.from([0x2f, 0xff, 0xfe]), encodeSequence(0), uuid, Buffer.alloc(0), Buffer.from('v')],
+        ],
+        [
+          'sequence-size',
+          [Buffer.from('/m/b'), Buffer.from([1, 2, 3]), uuid, Buffer.alloc(0), Buffer.from('v')],
+        ],
+        [
+          'properties-syntax',
+          [Buffer.from('/m/c'), encodeSequence(0), uuid, Buffer.from('ttl30'), Buffer.from('v')],
+        ],
+        [
+          'ttl-invalid',
+          [Buffer.from('/m/d'), encodeSequence(0), uuid, Buffer.from('ttl=soon\n'), Buffer.from('v')],
+        ],
+        [
+          'body-too-large',
+          [Buffer.from('/m/e'), encodeSequence(0), uuid, Buffer.alloc(0), Buffer.alloc(200 * 1024)],
+        ],
+        [
+          'key-too-long',
+          [Buffer.alloc(5000, 0x61), encodeSequence(0), uuid, Buffer.alloc(0), Buffer.from('v')],
+        ],
       ];
       const before: Record<string, number> = {};
-      for (const [reason] of bad) before[reason] = await metric(server.http, 'twinstar_dropped_messages_total', { socket: 'collector', reason });
+      for (const [reason] of bad)
+        before[reason] = await metric(server.http, 'twinstar_dropped_messages_total', {
+          socket: 'collector',
+          reason,
+        });
       // The PUB drops until its subscription has arrived: send a marker until it is applied.
       const watcher = await client('/m/');
-      await waitFor(async () => {
-        await pub.send(good('/m/ready'));
-        return watcher.get('/m/ready') !== undefined;
-      }, 5000, 'the collector connection');
+      await waitFor(
+        async () => {
+          await pub.send(good('/m/ready'));
+          return watcher.get('/m/ready') !== undefined;
+        },
+        5000,
+        'the collector connection',
+      );
       for (const [, frames] of bad) await pub.send(frames);
       // Snapshot socket: unknown command, ICANHAZ? with a missing frame, TSET with a truncated batch, TSNAP without request id.
-      const snapshotBefore = await metric(server.http, 'twinstar_dropped_messages_total', { socket: 'snapshot' });
+      const snapshotBefore = await metric(server.http, 'twinstar_dropped_messages_total', {
+        socket: 'snapshot',
+      });
       await dealer.send([Buffer.from('GIMME')]);
       await dealer.send([Buffer.from('ICANHAZ?')]);
       await dealer.send([Buffer.from(Native.SET), encodeRequestId(1), Buffer.from([0, 9, 1])]);
       await dealer.send([Buffer.from(Native.SNAPSHOT)]);
       // The malformed write batch is refused out loud (its request id was readable); the rest get silence.
       const [tag, rid, reason] = await within(dealer.receive(), 5000, 'the TERROR for the malformed batch');
-      expect([tag!.toString(), rid!.readUInt32BE(), reason!.toString()]).to.deep.equal([Native.ERROR, 1, 'batch-truncated']);
+      expect([tag!.toString(), rid!.readUInt32BE(), reason!.toString()]).to.deep.equal([
+        Native.ERROR,
+        1,
+        'batch-truncated',
+      ]);
       for (const [reason] of bad) {
         await waitFor(
-          async () => (await metric(server.http, 'twinstar_dropped_messages_total', { socket: 'collector', reason })) === before[reason]! + 1,
+          async () =>
+            (await metric(server.http, 'twinstar_dropped_messages_total', {
+              socket: 'collector',
+              reason,
+            })) ===
+            before[reason]! + 1,
           5000,
           `drop counted as ${reason}`,
         );
       }
       await waitFor(
-        async () => (await metric(server.http, 'twinstar_dropped_messages_total', { socket: 'snapshot' })) === snapshotBefore + 4,
+        async () =>
+          (await metric(server.http, 'twinstar_dropped_messages_total', { socket: 'snapshot' })) ===
+          snapshotBefore + 4,
         5000,
         'four snapshot-socket drops',
       );

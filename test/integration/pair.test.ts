@@ -23,7 +23,10 @@ describe('Binary Star pair (real processes)', function () {
   let procs: ServerProcess[] = [];
   const clients: Client[] = [];
 
-  function start(role: 'primary' | 'backup', extra: Partial<ReturnType<typeof pairOptions>['primary']> = {}): ServerProcess {
+  function start(
+    role: 'primary' | 'backup',
+    extra: Partial<ReturnType<typeof pairOptions>['primary']> = {},
+  ): ServerProcess {
     const p = new ServerProcess({ ...pairOptions(ports)[role], ...extra });
     procs.push(p);
     return p;
@@ -71,7 +74,12 @@ describe('Binary Star pair (real processes)', function () {
         const [tag, , state] = await within(dealer.receive(), 5000, 'an answer to the vote');
         expect(tag!.toString()).to.equal(Native.NOT_ACTIVE);
         expect(state!.toString()).to.equal('BACKUP');
-        if (i === 0) await waitFor(async () => (await backup.status()).uptimeMs > 3 * 500, 5000, 'three failover timeouts');
+        if (i === 0)
+          await waitFor(
+            async () => (await backup.status()).uptimeMs > 3 * 500,
+            5000,
+            'three failover timeouts',
+          );
       }
       expect((await backup.status()).state).to.equal('BACKUP');
       expect((await fetch(`${backup.http}/readyz`)).status).to.equal(503);
@@ -83,8 +91,16 @@ describe('Binary Star pair (real processes)', function () {
   it('promise 3: after SIGKILL of the active, the passive promotes only once a client votes for it', async () => {
     const { primary, backup } = await startPair();
     await primary.kill();
-    await waitFor(async () => (await backup.status()).peer?.up === false, 5000, 'the backup to notice its peer is gone');
-    await waitFor(async () => (await backup.status()).peer!.lastHeardMs > 3 * 500, 5000, 'three failover timeouts of silence');
+    await waitFor(
+      async () => (await backup.status()).peer?.up === false,
+      5000,
+      'the backup to notice its peer is gone',
+    );
+    await waitFor(
+      async () => (await backup.status()).peer!.lastHeardMs > 3 * 500,
+      5000,
+      'three failover timeouts of silence',
+    );
     expect((await backup.status()).state).to.equal('PASSIVE', 'no client asked, so no promotion');
     const c = await client();
     expect(c.server).to.equal(backup.endpoint);
@@ -118,7 +134,8 @@ describe('Binary Star pair (real processes)', function () {
     await Promise.all([writeLoop(0, 800), writeLoop(1, 800)]);
     expect(killedAt).to.be.greaterThan(0);
     expect((await backup.status()).state).to.equal('ACTIVE');
-    for (const seqs of perWriter) for (let i = 1; i < seqs.length; i++) expect(seqs[i]).to.be.greaterThan(seqs[i - 1]!);
+    for (const seqs of perWriter)
+      for (let i = 1; i < seqs.length; i++) expect(seqs[i]).to.be.greaterThan(seqs[i - 1]!);
     const after = [...acked.values()].filter((a) => a.seq > beforeKill);
     expect(after.length).to.be.greaterThan(0, 'writes were acknowledged by the new active');
     // Every acknowledged write is on the new active.
@@ -127,7 +144,11 @@ describe('Binary Star pair (real processes)', function () {
     // The killed node comes back passive, syncs, and holds exactly the same state.
     const again = start('primary');
     await again.ready('PASSIVE');
-    await waitFor(async () => (await backup.status()).degraded === false, 10_000, 'the restarted node to attach');
+    await waitFor(
+      async () => (await backup.status()).degraded === false,
+      10_000,
+      'the restarted node to attach',
+    );
     const [a, b] = await Promise.all([digest(backup.http), digest(again.http)]);
     expect(b).to.deep.equal(a);
     expect(a.keys).to.equal(1600);
@@ -144,15 +165,25 @@ describe('Binary Star pair (real processes)', function () {
     for (let i = 0; i < 50; i++) await c.set(`/s/after${i}`, 'y');
     expect((await backup.status()).epoch).to.equal(2);
     primary.signal('SIGCONT');
-    await waitFor(async () => (await primary.status()).state === 'PASSIVE', 10_000, 'the woken primary to demote');
+    await waitFor(
+      async () => (await primary.status()).state === 'PASSIVE',
+      10_000,
+      'the woken primary to demote',
+    );
     expect((await backup.status()).state).to.equal('ACTIVE');
     expect(primary.logs((l) => l.msg === 'dual active: this node loses and demotes')).to.have.length(1);
-    await waitFor(async () => (await backup.status()).degraded === false, 10_000, 'the loser to resync and attach');
+    await waitFor(
+      async () => (await backup.status()).degraded === false,
+      10_000,
+      'the loser to resync and attach',
+    );
     const [a, b] = await Promise.all([digest(backup.http), digest(primary.http)]);
     expect(b).to.deep.equal(a);
     expect(primary.exited || backup.exited).to.equal(false, 'nobody crashed');
     // Exactly one node answers ready.
-    const ready = await Promise.all([primary, backup].map(async (p) => (await fetch(`${p.http}/readyz`)).status));
+    const ready = await Promise.all(
+      [primary, backup].map(async (p) => (await fetch(`${p.http}/readyz`)).status),
+    );
     expect(ready.filter((s) => s === 200)).to.have.length(1);
   });
 
@@ -172,7 +203,10 @@ describe('Binary Star pair (real processes)', function () {
     expect((await fetch(`${primary.http}/healthz`)).status).to.equal(200);
     const seq = await within(w.set('/big/after', 'ok'), 5000, 'a write after the passive died mid-snapshot');
     expect(seq).to.be.greaterThan(200_000);
-    expect(await metric(primary.http, 'twinstar_event_loop_stalls_total')).to.equal(primaryStalls, 'the active never stalled');
+    expect(await metric(primary.http, 'twinstar_event_loop_stalls_total')).to.equal(
+      primaryStalls,
+      'the active never stalled',
+    );
     // The other way round: the active dies while the restarted passive is still receiving.
     const third = start('backup');
     await third.ready('PASSIVE');
@@ -182,7 +216,10 @@ describe('Binary Star pair (real processes)', function () {
     const c = await client('/big/');
     expect(c.server).to.equal(third.endpoint);
     expect((await third.status()).state).to.equal('ACTIVE');
-    expect(await metric(third.http, 'twinstar_event_loop_stalls_total')).to.equal(thirdStalls, 'the passive never stalled');
+    expect(await metric(third.http, 'twinstar_event_loop_stalls_total')).to.equal(
+      thirdStalls,
+      'the passive never stalled',
+    );
   });
 
   it('refuses to pair, loudly, when the timing settings differ', async () => {
@@ -201,7 +238,9 @@ describe('Binary Star pair (real processes)', function () {
     const c = await client('/ttl/');
     const setAt = Date.now();
     const seq = await c.set('/ttl/k', 'v', { ttl: 2 });
-    const gone = new Promise<Update>((resolve) => c.on('update', (u) => u.key === '/ttl/k' && u.deleted && resolve(u)));
+    const gone = new Promise<Update>((resolve) =>
+      c.on('update', (u) => u.key === '/ttl/k' && u.deleted && resolve(u)),
+    );
     await primary.kill();
     const u = await within(gone, 10_000, 'the expiry after the failover');
     const elapsed = Date.now() - setAt;
@@ -221,23 +260,41 @@ describe('Binary Star pair (real processes)', function () {
     toBackup.connect(`tcp://127.0.0.1:${ports.backup.port + 2}`);
     try {
       const kvset = (key: string, uuid: number) =>
-        encodeKvMsg({ key, sequence: 0, uuid: Buffer.alloc(16, uuid).toString('latin1'), properties: '', body: Buffer.from(key) });
+        encodeKvMsg({
+          key,
+          sequence: 0,
+          uuid: Buffer.alloc(16, uuid).toString('latin1'),
+          properties: '',
+          body: Buffer.from(key),
+        });
       // Both collectors get the same update (Model Six): the active applies it, the passive matches it.
-      await waitFor(async () => {
-        await toPrimary.send(kvset('/ms/both', 1));
-        await toBackup.send(kvset('/ms/both', 1));
-        return watcher.get('/ms/both') !== undefined;
-      }, 5000, 'the update sent to both to be applied');
+      await waitFor(
+        async () => {
+          await toPrimary.send(kvset('/ms/both', 1));
+          await toBackup.send(kvset('/ms/both', 1));
+          return watcher.get('/ms/both') !== undefined;
+        },
+        5000,
+        'the update sent to both to be applied',
+      );
       await waitFor(async () => (await backup.status()).pending === 0, 5000, 'the passive to match it');
       // An update only the passive got (the active never saw it) stays pending...
-      await waitFor(async () => {
-        await toBackup.send(kvset('/ms/orphan', 2));
-        return (await backup.status()).pending === 1;
-      }, 5000, 'the orphan to be held');
+      await waitFor(
+        async () => {
+          await toBackup.send(kvset('/ms/orphan', 2));
+          return (await backup.status()).pending === 1;
+        },
+        5000,
+        'the orphan to be held',
+      );
       expect(watcher.get('/ms/orphan')).to.equal(undefined);
       // ...and is applied, freshly sequenced, when the passive takes over.
       await primary.kill();
-      await waitFor(() => watcher.getString('/ms/orphan') === '/ms/orphan', 10_000, 'the orphan after promotion');
+      await waitFor(
+        () => watcher.getString('/ms/orphan') === '/ms/orphan',
+        10_000,
+        'the orphan after promotion',
+      );
       expect((await backup.status()).pending).to.equal(0);
       expect(await metric(backup.http, 'twinstar_updates_total', { source: 'pending' })).to.equal(1);
     } finally {

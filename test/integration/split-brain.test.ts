@@ -12,7 +12,13 @@ import { expect } from 'chai';
 import { connect, type Client } from '../../src/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { silentLogger } from '../../src/log/index.js';
-import { Node, decodePeerMessage, encodePeerMessage, type PeerChannel, type PeerMessage } from '../../src/primary-backup/index.js';
+import {
+  Node,
+  decodePeerMessage,
+  encodePeerMessage,
+  type PeerChannel,
+  type PeerMessage,
+} from '../../src/primary-backup/index.js';
 import { freePorts, waitFor, within } from '../helpers/index.js';
 
 class Cable {
@@ -50,7 +56,16 @@ describe('split brain: a partition between the nodes, then healing', function ()
     const cable = new Cable();
     const p = await freePorts(3);
     const b = await freePorts(3);
-    const common = ['--heartbeat-ms', '50', '--failover-ms', '300', '--log-level', 'silent', '--http-port', '0'];
+    const common = [
+      '--heartbeat-ms',
+      '50',
+      '--failover-ms',
+      '300',
+      '--log-level',
+      'silent',
+      '--http-port',
+      '0',
+    ];
     const primary = new Node({
       config: loadConfig({ args: ['--role', 'primary', '--port', String(p), ...common], env: {} }),
       log: silentLogger(),
@@ -65,7 +80,11 @@ describe('split brain: a partition between the nodes, then healing', function ()
     const divergent: number[] = [];
     primary.on('divergent', (count) => divergent.push(count));
     await Promise.all([primary.start(), backup.start()]);
-    await waitFor(() => primary.state === 'ACTIVE' && backup.state === 'PASSIVE' && !primary.isDegraded(), 5000, 'the pair');
+    await waitFor(
+      () => primary.state === 'ACTIVE' && backup.state === 'PASSIVE' && !primary.isDegraded(),
+      5000,
+      'the pair',
+    );
 
     const both = [`tcp://127.0.0.1:${p}`, `tcp://127.0.0.1:${b}`];
     const a = await connect({ servers: both, subtree: '/sb/', serverTimeoutMs: 300 });
