@@ -13,7 +13,6 @@
  * the new active, which applies it once (de-duplication by uuid). Every wait has a bound.
  */
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
 import {
   decodeKvMsg,
   decodeRequestId,
@@ -26,6 +25,7 @@ import {
   HUGZ,
   KTHXBAI,
   Native,
+  newUuid,
   packBatch,
   Replica,
   unpackBatch,
@@ -635,7 +635,7 @@ export class Client extends EventEmitter<ClientEvents> {
     if (this.phase === 'closed') return Promise.reject(new ClosedError());
     if (this.pendingWrites >= this.options.maxPendingWrites)
       return Promise.reject(new QueueFullError(this.options.maxPendingWrites));
-    const uuid = randomBytes(16).toString('latin1');
+    const uuid = newUuid();
     if (this.modeNow === 'chp') {
       // Model Six: publish to every server's collector; the passive keeps it on its pending list.
       const frames = encodeKvMsg({ key, sequence: 0, uuid, properties, body });

@@ -15,7 +15,6 @@ export { Replica, type Change as ReplicaChange, type OfferResult } from './repli
 export {
   CloneServer,
   toChange,
-  newUuid,
   type ServicePolicy,
   type ServerEvents,
   type ChangeSource,
@@ -28,3 +27,4 @@ export { Native, encodeRequestId, decodeRequestId, type Durability } from './pro
 export { Outbox, errorCode } from './outbox.js';
 export { UuidWindow } from './uuid-window.js';
 export { receiveLoop } from './receive-loop.js';
+export { newUuid } from './uuid.js';

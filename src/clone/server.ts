@@ -11,7 +11,6 @@
  * (`sendTimeout: 0`), and a client whose pipe is full is retried later or dropped.
  */
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import * as zmq from 'zeromq';
 import type { Logger } from '../log/index.js';
@@ -36,6 +35,7 @@ import type { Entry } from './kvmap.js';
 import { Native, decodeRequestId, encodeRequestId, type Durability } from './protocol.js';
 import { errorCode, Outbox } from './outbox.js';
 import { receiveLoop } from './receive-loop.js';
+import { newUuid } from './uuid.js';
 import type { Change, CommitResult, ReplicateResult, Store } from './store.js';
 
 /** What the node around the server decides: who is served and when a write is durable. */
@@ -299,12 +299,18 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       return;
     }
     const started = this.now();
-    const entries = this.store.map.snapshot(subtree);
+    const all = this.store.map.snapshot('');
     const sequence = this.store.sequence;
+    let count = 0;
     void this.whenPublishable(sequence)
-      .then((ready) => ready && this.streamPlain(identity, entries, sequence, subtree))
+      .then(async (ready) => {
+        if (!ready) return false;
+        const entries = await filterInTurns(all, subtree);
+        count = entries.length;
+        return this.streamPlain(identity, entries, sequence, subtree);
+      })
       .then((ok) => {
-        if (ok) this.emit('snapshot', 'chp', entries.length, this.now() - started);
+        if (ok) this.emit('snapshot', 'chp', count, this.now() - started);
       });
   }
 
@@ -334,49 +340,48 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   /** Native snapshot or resume: packed chunks, then TSYNCEND saying which it was. */
   private onNativeSync(identity: Buffer, command: string, args: Buffer[]): void {
     const reqId = decodeRequestId(args[0]);
-    if (reqId === undefined || args[1] === undefined)
+    if (reqId === undefined || args[1] === undefined) {
       throw new KvMsgError('frame-count', `${command} is malformed`);
+    }
     const subtree = args[1].toString();
     if (!this.admitNative(identity, reqId, command)) return;
     const started = this.now();
     const sequence = this.store.sequence;
     const term = this.options.policy.term();
-    let entries: Entry[] | undefined;
-    let kind: 'resume' | 'snapshot' = 'snapshot';
+    let changes: Entry[] | undefined;
     if (command === Native.RESUME) {
       const from = decodeSequence(args[2] ?? Buffer.alloc(0));
       const fromTerm = (args[3] ?? Buffer.alloc(0)).toString();
-      if (this.options.policy.onTimeline(from, fromTerm)) {
-        entries = this.store.changesSince(from, subtree);
-        if (entries !== undefined) kind = 'resume';
-      }
+      if (this.options.policy.onTimeline(from, fromTerm)) changes = this.store.changesSince(from, subtree);
     }
-    entries ??= this.store.map.snapshot(subtree);
-    const chunk = this.options.snapshotChunk;
+    const kind = changes === undefined ? 'snapshot' : 'resume';
+    // One O(n) step takes the point-in-time copy; filtering it by subtree runs across turns.
+    const all = changes ?? this.store.map.snapshot('');
     const rid = encodeRequestId(reqId);
-    const messages: (() => Buffer[])[] = [];
-    for (let i = 0; i < entries.length; i += chunk) {
-      const slice = entries.slice(i, i + chunk);
-      messages.push(() => [identity, Buffer.from(Native.SYNC), rid, packBatch(slice)]);
-    }
-    messages.push(() => [
-      identity,
-      Buffer.from(Native.SYNC_END),
-      rid,
-      encodeSequence(sequence),
-      Buffer.from(term),
-      Buffer.from(kind),
-    ]);
+    let count = 0;
     void this.whenPublishable(sequence)
-      .then((ready) => ready && this.stream(messages))
+      .then(async (ready) => {
+        if (!ready) return false;
+        const entries = changes ?? (await filterInTurns(all, subtree));
+        count = entries.length;
+        const chunk = this.options.snapshotChunk;
+        const messages: (() => Buffer[])[] = [];
+        for (let i = 0; i < entries.length; i += chunk) {
+          const slice = entries.slice(i, i + chunk);
+          messages.push(() => [identity, Buffer.from(Native.SYNC), rid, packBatch(slice)]);
+        }
+        messages.push(() => [
+          identity,
+          Buffer.from(Native.SYNC_END),
+          rid,
+          encodeSequence(sequence),
+          Buffer.from(term),
+          Buffer.from(kind),
+        ]);
+        return this.stream(messages);
+      })
       .then((ok) => {
-        if (ok)
-          this.emit(
-            'snapshot',
-            kind === 'resume' ? 'resume' : 'native',
-            entries.length,
-            this.now() - started,
-          );
+        if (ok) this.emit('snapshot', kind === 'resume' ? 'resume' : 'native', count, this.now() - started);
       });
   }
 
@@ -495,6 +500,17 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 }
 
+/** The entries under a prefix, scanning 50k per event-loop turn so a big map never stalls the reactor. */
+async function filterInTurns(entries: Entry[], prefix: string): Promise<Entry[]> {
+  if (prefix === '') return entries;
+  const out: Entry[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    if (entries[i]!.key.startsWith(prefix)) out.push(entries[i]!);
+    if (i % 50_000 === 49_999) await yieldToLoop();
+  }
+  return out;
+}
+
 /** A client's KVSET (or native write) as a change to sequence: relative TTL becomes a deadline. */
 export function toChange(msg: KvMsg, now: number): Change {
   const ttl = ttlSeconds(msg.properties);
@@ -505,8 +521,4 @@ export function toChange(msg: KvMsg, now: number): Change {
     body: msg.body,
     expiresAt: ttl > 0 && msg.body.length > 0 ? now + ttl * 1000 : 0,
   };
-}
-
-export function newUuid(): string {
-  return randomBytes(16).toString('latin1');
 }
