@@ -34,9 +34,14 @@ const SUBSCRIPTION_GRACE_MS = 20;
 export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server, handlers);
 
 class ZmqLink implements Link {
+  // One ZeroMQ context (I/O thread) per server: libzmq resolves host names again at every
+  // reconnect inside the I/O thread, and a dead server's name can take seconds to fail. It must
+  // not hold up the sockets to the other server, which is the one we are failing over to.
+  private readonly context = new zmq.Context({ ioThreads: 1 });
   // immediate: queue only to a completed connection, so votes to a dead server fail at once
   // instead of piling up and flooding it when it comes back.
   private readonly dealer = new zmq.Dealer({
+    context: this.context,
     linger: 0,
     immediate: true,
     sendTimeout: 0,
@@ -65,7 +70,7 @@ class ZmqLink implements Link {
 
   follow(prefixes: string[]): void {
     this.unfollow();
-    const sub = new zmq.Subscriber({ linger: 0, receiveHighWaterMark: 1_000_000 });
+    const sub = new zmq.Subscriber({ context: this.context, linger: 0, receiveHighWaterMark: 1_000_000 });
     for (const prefix of prefixes) sub.subscribe(prefix);
     sub.connect(this.server.publisher);
     this.sub = sub;
@@ -82,7 +87,7 @@ class ZmqLink implements Link {
   publish(frames: Buffer[]): void {
     if (this.closed) return;
     if (!this.pub) {
-      const pub = new zmq.Publisher({ linger: 1000, sendTimeout: 0 });
+      const pub = new zmq.Publisher({ context: this.context, linger: 1000, sendTimeout: 0 });
       this.pub = pub;
       this.pubOut = new Outbox(pub, () => undefined);
       // A PUB drops everything until the collector's subscription has arrived (the slow-joiner

@@ -24,9 +24,23 @@ export interface PeerLinkOptions {
 }
 
 export class PeerLink implements PeerChannel {
+  // The peer link has a ZeroMQ context (an I/O thread) of its own. libzmq resolves a peer named by
+  // host name again at every reconnect, inside the I/O thread, and a dead peer's name can take
+  // 10 s to fail (Docker's DNS does). On the shared context that froze every client socket of the
+  // surviving node exactly when it had to take over.
+  private readonly context = new zmq.Context({ ioThreads: 1 });
   // Deep queues: a snapshot to the passive travels here in chunks and must not be dropped.
-  private readonly pub = new zmq.Publisher({ linger: 0, sendTimeout: 0, sendHighWaterMark: 1_000_000 });
-  private readonly sub = new zmq.Subscriber({ linger: 0, receiveHighWaterMark: 1_000_000 });
+  private readonly pub = new zmq.Publisher({
+    context: this.context,
+    linger: 0,
+    sendTimeout: 0,
+    sendHighWaterMark: 1_000_000,
+  });
+  private readonly sub = new zmq.Subscriber({
+    context: this.context,
+    linger: 0,
+    receiveHighWaterMark: 1_000_000,
+  });
   private readonly out: Outbox;
   private closed = false;
 

@@ -7,6 +7,7 @@
  * so this suite fails early, naming the port, if something else (`npm start`?) holds one.
  */
 import { expect } from 'chai';
+import { connect, type Client } from '../../src/index.js';
 import {
   ComposeProject,
   containerHealth,
@@ -111,6 +112,33 @@ describe('docker-compose.ha.yml (primary, backup, Prometheus)', function () {
       },
     );
     expect(last!.status).to.equal('success');
+  });
+
+  it('serves a client on the host through the published ports: it writes (acknowledged) and reads back', async () => {
+    const servers = [
+      `tcp://127.0.0.1:${NODES.primary.clientPorts[0]}`,
+      `tcp://127.0.0.1:${NODES.backup.clientPorts[0]}`,
+    ];
+    const active = (await httpStatus(`${NODES.primary.http}/readyz`)) === 200 ? servers[0] : servers[1];
+    const key = `/compose-test/${compose.project}`;
+    const clients: Client[] = [];
+    try {
+      const writer = await connect({ servers, subtree: '/compose-test/', connectTimeoutMs: 20_000 });
+      clients.push(writer);
+      expect(writer.server).to.equal(active);
+      expect(await writer.set(key, 'hello from the host')).to.be.greaterThan(0);
+      await poll(() => writer.getString(key) === 'hello from the host', {
+        timeoutMs: 10_000,
+        what: 'the writing client to read its own write',
+      });
+      // A second client loads it from the pair's snapshot.
+      const reader = await connect({ servers, subtree: '/compose-test/', connectTimeoutMs: 20_000 });
+      clients.push(reader);
+      expect(reader.server).to.equal(active);
+      expect(reader.getString(key)).to.equal('hello from the host');
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+    }
   });
 
   it('`docker-compose down -v` removes every container, network and volume of the project', async () => {

@@ -266,3 +266,101 @@ export class ComposeProject {
     return { containers, networks: [...new Set([...networks, ...named])], volumes };
   }
 }
+
+// ------------------------------------------------------------------------------------------------
+// Fault-injection helpers (test/containers/faults.test.ts): host ports, `docker` commands, cleanup.
+
+/** `docker ARGS`, with a time limit (default 60 s). */
+export function docker(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return run('docker', args, { timeoutMs: 60_000, ...options });
+}
+
+/**
+ * testcontainers settings this machine needs (see docs/deploy.md and .ci/run): no reaper (its
+ * image cannot be pulled) and mapped ports reached over loopback. Kept if the caller set them.
+ */
+export function configureTestcontainers(): void {
+  process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
+  process.env.TESTCONTAINERS_HOST_OVERRIDE ??= '127.0.0.1';
+}
+
+/**
+ * The first of `count` consecutive ports on 127.0.0.1 that are free right now (a node's client
+ * ports P, P+1, P+2 must be consecutive on the host too: clients derive P+1 and P+2 from P).
+ * Starts from ports the OS hands out, so that parallel runs rarely pick the same range.
+ */
+export async function freeHostPortRange(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const server = createServer();
+    const base = await new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+    });
+    await new Promise((resolve) => server.close(resolve));
+    if (base + count - 1 > 65535) continue;
+    let ok = true;
+    for (let i = 0; i < count && ok; i++) ok = await hostPortFree(base + i);
+    if (ok) return base;
+  }
+  throw new Error(`no ${count} consecutive free ports found on 127.0.0.1`);
+}
+
+/** The last lines of a container's output (stdout and stderr), or why they could not be read. */
+export async function containerLogs(id: string, tail = 60): Promise<string> {
+  const result = await docker(['logs', '--tail', String(tail), id], {
+    timeoutMs: 15_000,
+    allowFailure: true,
+  }).catch((error: unknown) => ({ code: -1, stdout: '', stderr: String(error) }));
+  return result.stdout + result.stderr;
+}
+
+/** A container's address on one network ('' when it is not attached to it). */
+export async function containerIp(id: string, network: string): Promise<string> {
+  const { stdout } = await docker(
+    ['inspect', '--format', `{{with index .NetworkSettings.Networks "${network}"}}{{.IPAddress}}{{end}}`, id],
+    { timeoutMs: 15_000 },
+  );
+  return stdout.trim();
+}
+
+/**
+ * Removes containers (running, paused or stopped) and then networks, ignoring ones already gone.
+ * Paused containers are unpaused first, so that removal never depends on the engine killing a
+ * frozen process. Resolves with the errors it met (empty when everything is gone).
+ */
+export async function removeDockerResources(containers: string[], networks: string[]): Promise<string[]> {
+  const errors: string[] = [];
+  const gone = (text: string) => /no such (container|network)|not found/i.test(text);
+  await Promise.all(
+    containers.map(async (id) => {
+      await docker(['unpause', id], { timeoutMs: 30_000, allowFailure: true }).catch(() => undefined);
+      const rm = await docker(['rm', '-f', '-v', id], { timeoutMs: 60_000, allowFailure: true }).catch(
+        (error: unknown) => ({ code: -1, stdout: '', stderr: String(error) }),
+      );
+      if (rm.code !== 0 && !gone(rm.stderr)) errors.push(`docker rm -f ${id}: ${rm.stderr.trim()}`);
+    }),
+  );
+  for (const network of networks) {
+    const rm = await docker(['network', 'rm', network], { timeoutMs: 60_000, allowFailure: true }).catch(
+      (error: unknown) => ({ code: -1, stdout: '', stderr: String(error) }),
+    );
+    if (rm.code !== 0 && !gone(rm.stderr)) errors.push(`docker network rm ${network}: ${rm.stderr.trim()}`);
+  }
+  return errors;
+}
+
+/** Names of containers and networks that carry a label (`key=value`), for leak checks. */
+export async function labelledDockerResources(
+  label: string,
+): Promise<{ containers: string[]; networks: string[] }> {
+  const list = async (args: string[]) =>
+    (await docker(args, { timeoutMs: 15_000 })).stdout
+      .split('\n')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  const [containers, networks] = await Promise.all([
+    list(['ps', '-a', '--format', '{{.Names}}', '--filter', `label=${label}`]),
+    list(['network', 'ls', '--format', '{{.Name}}', '--filter', `label=${label}`]),
+  ]);
+  return { containers, networks };
+}
