@@ -6,8 +6,8 @@
  * The compose file is driven with the `docker-compose` command (Debian's v1.29): testcontainers'
  * own compose support needs the v2 `docker compose` plugin, which this machine does not have.
  */
+import { freePorts, portIsFree } from '../helpers/index.js';
 import { execFile } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -186,14 +186,7 @@ export async function waitHealthy(ids: string[], timeoutMs: number): Promise<voi
 }
 
 /** True if nothing on 127.0.0.1 listens on `port` (so that publishing it can succeed). */
-export function hostPortFree(port: number): Promise<boolean> {
-  const server = createServer();
-  server.unref();
-  return new Promise((resolve) => {
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
+export const hostPortFree = portIsFree;
 
 /** A compose project name no other run uses: lower-case letters and digits only. */
 export function uniqueProject(prefix: string): string {
@@ -287,23 +280,8 @@ export function configureTestcontainers(): void {
 /**
  * The first of `count` consecutive ports on 127.0.0.1 that are free right now (a node's client
  * ports P, P+1, P+2 must be consecutive on the host too: clients derive P+1 and P+2 from P).
- * Starts from ports the OS hands out, so that parallel runs rarely pick the same range.
  */
-export async function freeHostPortRange(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const server = createServer();
-    const base = await new Promise<number>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
-    });
-    await new Promise((resolve) => server.close(resolve));
-    if (base + count - 1 > 65535) continue;
-    let ok = true;
-    for (let i = 0; i < count && ok; i++) ok = await hostPortFree(base + i);
-    if (ok) return base;
-  }
-  throw new Error(`no ${count} consecutive free ports found on 127.0.0.1`);
-}
+export const freeHostPortRange = freePorts;
 
 /** The last lines of a container's output (stdout and stderr), or why they could not be read. */
 export async function containerLogs(id: string, tail = 60): Promise<string> {

@@ -7,30 +7,8 @@ import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
-export interface NodeStatus {
-  name: string;
-  role: string;
-  state: string;
-  epoch: number;
-  term: string;
-  sequence: number;
-  keys: number;
-  degraded: boolean;
-  replicationLag: number;
-  pending: number;
-  peer: {
-    name: string;
-    state: string;
-    epoch: number;
-    sequence: number;
-    synced: boolean;
-    lastHeardMs: number;
-    up: boolean;
-  } | null;
-  peerRefused: string | null;
-  pid: number;
-  uptimeMs: number;
-}
+export type { NodeStatus } from '../../src/primary-backup/index.js';
+import type { NodeStatus } from '../../src/primary-backup/index.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/twinstar.js', import.meta.url));
 
@@ -73,7 +51,8 @@ export async function within<T>(promise: Promise<T>, ms: number, what = 'operati
   }
 }
 
-async function portIsFree(port: number): Promise<boolean> {
+/** True if nothing on 127.0.0.1 listens on `port` right now. */
+export async function portIsFree(port: number): Promise<boolean> {
   const server = createServer();
   server.unref();
   return new Promise((resolve) => {
