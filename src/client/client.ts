@@ -176,6 +176,8 @@ export class Client extends EventEmitter<ClientEvents> {
   private writeOrder = 0;
   private flushScheduled = false;
   private degradedNow = false;
+  /** a running count: walking the in-flight batches on every set() made writes O(in flight) */
+  private unsettled = 0;
   private sawNativeReply = false;
   private readonly startedAt: number;
   private pendingFailoverFrom: string | undefined;
@@ -339,10 +341,9 @@ export class Client extends EventEmitter<ClientEvents> {
     return this.degradedNow;
   }
 
+  /** Writes issued and not yet settled (acknowledged, failed or timed out). */
   get pendingWrites(): number {
-    let n = this.queue.length;
-    for (const batch of this.inflight.values()) n += batch.writes.filter((w) => !w.done).length;
-    return n;
+    return this.unsettled;
   }
 
   async close(): Promise<void> {
@@ -642,6 +643,7 @@ export class Client extends EventEmitter<ClientEvents> {
       for (const link of this.links) link.publish(frames);
       return Promise.resolve(0);
     }
+    this.unsettled++;
     return new Promise<number>((resolve, reject) => {
       this.queue.push({
         key,
@@ -733,12 +735,14 @@ export class Client extends EventEmitter<ClientEvents> {
   private settle(w: Write, sequence: number): void {
     if (w.done) return;
     w.done = true;
+    this.unsettled--;
     w.resolve(sequence);
   }
 
   private fail(w: Write, error: Error): void {
     if (w.done) return;
     w.done = true;
+    this.unsettled--;
     w.reject(error);
   }
 

@@ -87,7 +87,14 @@ class ZmqLink implements Link {
   publish(frames: Buffer[]): void {
     if (this.closed) return;
     if (!this.pub) {
-      const pub = new zmq.Publisher({ context: this.context, linger: 1000, sendTimeout: 0 });
+      const pub = new zmq.Publisher({
+        context: this.context,
+        linger: 1000,
+        sendTimeout: 0,
+        // libzmq's default of 1000 queued messages silently dropped bursts of KVSETs (465 of
+        // 60,000 in the benchmark); match the server's collector queue.
+        sendHighWaterMark: 100_000,
+      });
       this.pub = pub;
       this.pubOut = new Outbox(pub, () => undefined);
       // A PUB drops everything until the collector's subscription has arrived (the slow-joiner

@@ -59,8 +59,10 @@ export const DEFAULT_LIMITS: Limits = {
 const EMPTY = Buffer.alloc(0);
 
 export function encodeSequence(sequence: number): Buffer {
+  // Two 32-bit halves instead of a BigInt per message (sequences are safe integers, >= 0).
   const frame = Buffer.allocUnsafe(8);
-  frame.writeBigInt64BE(BigInt(sequence));
+  frame.writeUInt32BE(Math.floor(sequence / 0x1_0000_0000), 0);
+  frame.writeUInt32BE(sequence >>> 0, 4);
   return frame;
 }
 

@@ -116,6 +116,7 @@ export class Replica {
    * application converges without stale keys, then the held updates newer than the snapshot.
    */
   loadSnapshot(entries: Iterable<Entry>, sequence: number): Change[] {
+    if (this.entries.size === 0) return this.loadFirstSnapshot(entries, sequence);
     const changes: Change[] = [];
     const seen = new Set<string>();
     for (const entry of entries) {
@@ -134,6 +135,19 @@ export class Replica {
     }
     this.seq = sequence;
     // Deliver in sequence order; deletions of vanished keys carry the snapshot's own sequence.
+    changes.sort((a, b) => a.sequence - b.sequence);
+    return changes.concat(this.releaseHeld());
+  }
+
+  /** Loading into an empty replica: nothing to compare or delete, so no set of seen keys. */
+  private loadFirstSnapshot(entries: Iterable<Entry>, sequence: number): Change[] {
+    const changes: Change[] = [];
+    for (const entry of entries) {
+      if (!entry.key.startsWith(this.subtree) || entry.body.length === 0) continue;
+      this.entries.set(entry.key, entry);
+      changes.push(toChange(entry));
+    }
+    this.seq = sequence;
     changes.sort((a, b) => a.sequence - b.sequence);
     return changes.concat(this.releaseHeld());
   }
