@@ -1,0 +1,181 @@
+/**
+ * The benchmark's helper process, driven by run.ts over IPC. Work that must not share an event
+ * loop with the load generator runs here:
+ *
+ *   sub.start / sub.stats / sub.reset / sub.stop   SUB sockets (zeromq.js, or lean ZMTP ones: see
+ *                                                  lib/zmtp.ts) that count what they receive
+ *                                                  and, for stamped messages, the write-to-delivery
+ *                                                  latency (the body starts with the writer's
+ *                                                  CLOCK_MONOTONIC time in ms as a double)
+ *   echo.start                                     a raw ROUTER that echoes every message
+ */
+import * as zmq from 'zeromq';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { Histogram } from './lib/stats.js';
+import { nowMs } from './lib/proc.js';
+import { ZmtpSubscriber } from './lib/zmtp.js';
+
+interface Request {
+  id: number;
+  cmd: string;
+  args: Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subscribers.
+
+interface SubGroup {
+  sockets: zmq.Subscriber[];
+  lean: ZmtpSubscriber[];
+  counts: number[];
+  firstAt: number[];
+  lastAt: number[];
+  hist: Histogram;
+  stamped: boolean;
+}
+
+let group: SubGroup | undefined;
+
+async function subLoop(g: SubGroup, i: number): Promise<void> {
+  const socket = g.sockets[i]!;
+  let n = 0;
+  let sliceStart = performance.now();
+  try {
+    for await (const frames of socket) {
+      const now = nowMs();
+      if (g.counts[i] === 0) g.firstAt[i] = now;
+      g.counts[i]!++;
+      g.lastAt[i] = now;
+      if (g.stamped) {
+        const body = frames[frames.length - 1]!;
+        if (body.length >= 8) g.hist.record((now - body.readDoubleBE(0)) * 1000);
+      }
+      // A busy socket resolves receives in microtasks only: give IPC and timers a turn now and then.
+      if ((++n & 255) === 0 && performance.now() - sliceStart > 10) {
+        await yieldToLoop();
+        sliceStart = performance.now();
+      }
+    }
+  } catch {
+    // closed
+  }
+}
+
+async function subStart(args: Record<string, unknown>): Promise<{ sockets: number }> {
+  subStop();
+  const count = Number(args.count ?? 1);
+  const endpoint = String(args.endpoint);
+  const prefixes = (args.prefixes as string[] | undefined) ?? [''];
+  const g: SubGroup = {
+    sockets: [],
+    lean: [],
+    counts: new Array<number>(count).fill(0),
+    firstAt: new Array<number>(count).fill(0),
+    lastAt: new Array<number>(count).fill(0),
+    hist: new Histogram(),
+    stamped: Boolean(args.stamped),
+  };
+  if (args.kind === 'zmtp') {
+    const url = new URL(endpoint.replace(/^tcp:/, 'http:'));
+    for (let i = 0; i < count; i++) {
+      g.lean.push(
+        new ZmtpSubscriber(url.hostname, Number(url.port), prefixes, (body, at) => {
+          if (g.counts[i] === 0) g.firstAt[i] = at;
+          g.counts[i]!++;
+          g.lastAt[i] = at;
+          if (g.stamped && body.length >= 8) g.hist.record((at - body.readDoubleBE(0)) * 1000);
+        }),
+      );
+    }
+    group = g;
+    return { sockets: count };
+  }
+  for (let i = 0; i < count; i++) {
+    const socket = new zmq.Subscriber({ linger: 0, receiveHighWaterMark: Number(args.hwm ?? 1_000_000) });
+    for (const prefix of prefixes) socket.subscribe(prefix);
+    socket.connect(endpoint);
+    g.sockets.push(socket);
+  }
+  group = g;
+  for (let i = 0; i < count; i++) void subLoop(g, i);
+  return { sockets: count };
+}
+
+function subStats(): unknown {
+  const g = group;
+  if (!g) throw new Error('no subscribers');
+  return {
+    counts: g.counts,
+    firstAt: g.firstAt,
+    lastAt: g.lastAt,
+    hist: { counts: g.hist.counts, maxUs: g.hist.maxUs },
+  };
+}
+
+function subReset(args: Record<string, unknown>): void {
+  const g = group;
+  if (!g) throw new Error('no subscribers');
+  g.counts.fill(0);
+  g.firstAt.fill(0);
+  g.lastAt.fill(0);
+  g.hist = new Histogram();
+  if (args.stamped !== undefined) g.stamped = Boolean(args.stamped);
+}
+
+function subStop(): void {
+  if (!group) return;
+  for (const socket of group.sockets) socket.close();
+  for (const socket of group.lean) socket.close();
+  group = undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Echo (the round-trip ceiling).
+
+let echo: zmq.Router | undefined;
+
+async function echoStart(args: Record<string, unknown>): Promise<void> {
+  const router = new zmq.Router({ linger: 0 });
+  await router.bind(String(args.endpoint));
+  echo = router;
+  void (async () => {
+    try {
+      for await (const frames of router) await router.send(frames);
+    } catch {
+      // closed
+    }
+  })();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function handle(req: Request): Promise<unknown> {
+  switch (req.cmd) {
+    case 'sub.start':
+      return subStart(req.args);
+    case 'sub.stats':
+      return subStats();
+    case 'sub.reset':
+      return subReset(req.args);
+    case 'sub.stop':
+      return subStop();
+    case 'echo.start':
+      return echoStart(req.args);
+    case 'exit':
+      subStop();
+      echo?.close();
+      setTimeout(() => process.exit(0), 10);
+      return undefined;
+    default:
+      throw new Error(`unknown command ${req.cmd}`);
+  }
+}
+
+process.on('message', (req: Request) => {
+  handle(req).then(
+    (result) => process.send!({ id: req.id, result }),
+    (error: Error) => process.send!({ id: req.id, error: String(error?.stack ?? error) }),
+  );
+});
+// The parent going away (even by SIGKILL) closes the IPC channel: never outlive it.
+process.on('disconnect', () => process.exit(0));
