@@ -1,0 +1,50 @@
+/**
+ * Micro-benchmarks of the pure core, in one process, no sockets: the CHP codec, packed batches,
+ * the store at a million keys (commit time and memory) and point-in-time snapshots.
+ *   npm run bench:micro        (runs with --expose-gc so memory is measured after a collection)
+ */
+import { decodeKvMsg, encodeKvMsg, newUuid, packBatch, Store, unpackBatch } from '../src/clone/index.js';
+
+const body = Buffer.alloc(100, 120);
+const msg = { key: '/orders/eu/12345', sequence: 123_456, uuid: newUuid(), properties: 'ttl=30\n', body };
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
+
+function rate(label: string, calls: number, perCall: number, run: () => void): void {
+  for (let i = 0; i < calls / 10; i++) run(); // warm up
+  const started = performance.now();
+  for (let i = 0; i < calls; i++) run();
+  const ms = performance.now() - started;
+  console.log(`${label.padEnd(44)} ${Math.round(((calls * perCall) / ms) * 1000).toLocaleString('en')} /s`);
+}
+
+const frames = encodeKvMsg(msg);
+rate('kvmsg encode (5 frames, 100-byte body)', 1_000_000, 1, () => encodeKvMsg(msg));
+rate('kvmsg decode (5 frames, 100-byte body)', 1_000_000, 1, () => decodeKvMsg(frames));
+const entries = Array.from({ length: 1000 }, (_, i) => ({ ...msg, key: `/orders/${i}`, expiresAt: 0 }));
+const packed = packBatch(entries);
+rate('packBatch (entries)', 2000, 1000, () => packBatch(entries));
+rate('unpackBatch (entries)', 2000, 1000, () => unpackBatch(packed));
+
+gc();
+const before = process.memoryUsage().rss;
+const store = new Store({ replayLogSize: 100_000, dedupeSize: 100_000 });
+let started = performance.now();
+for (let i = 0; i < 1_000_000; i++) {
+  store.commit({ key: `/k/${i}`, uuid: newUuid(), properties: '', body: Buffer.from(body), expiresAt: 0 });
+}
+console.log(`${'commit 1M keys (100-byte values)'.padEnd(44)} ${Math.round(performance.now() - started)} ms`);
+gc();
+const { rss, heapUsed } = process.memoryUsage();
+console.log(
+  `${'RSS for 1M keys, above the empty process'.padEnd(44)} ${Math.round((rss - before) / 1e6)} MB (heap ${Math.round(heapUsed / 1e6)} MB)`,
+);
+started = performance.now();
+const all = store.map.snapshot('');
+console.log(
+  `${'point-in-time snapshot copy, 1M keys'.padEnd(44)} ${(performance.now() - started).toFixed(1)} ms`,
+);
+started = performance.now();
+for (let i = 0; i < all.length; i += 1000) packBatch(all.slice(i, i + 1000));
+console.log(
+  `${'pack 1M keys in 1000-entry chunks'.padEnd(44)} ${Math.round(performance.now() - started)} ms`,
+);
