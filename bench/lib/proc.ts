@@ -3,9 +3,9 @@
  * through the CLI (exactly what operators run), and a registry of every child so that all of them
  * are killed when the run ends, also on error or Ctrl-C. CPU time and RSS are read from /proc.
  */
+import { osPort, portIsFree } from '../../test/helpers/index.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
@@ -94,24 +94,6 @@ export function nowMs(): number {
 
 // ---------------------------------------------------------------------------------------------
 // Ports.
-
-async function portIsFree(port: number): Promise<boolean> {
-  const server = createServer();
-  server.unref();
-  return new Promise((resolve) => {
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-async function osPort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const handedOut = new Set<number>();
 

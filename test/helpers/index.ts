@@ -61,7 +61,8 @@ export async function portIsFree(port: number): Promise<boolean> {
   });
 }
 
-async function osPort(): Promise<number> {
+/** A port the OS says is free now. */
+export async function osPort(): Promise<number> {
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
