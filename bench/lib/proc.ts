@@ -3,7 +3,7 @@
  * through the CLI (exactly what operators run), and a registry of every child so that all of them
  * are killed when the run ends, also on error or Ctrl-C. CPU time and RSS are read from /proc.
  */
-import { osPort, portIsFree } from '../../test/helpers/index.js';
+import { osPort, portIsFree, waitFor, within } from '../../test/helpers/index.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
@@ -47,45 +47,7 @@ export function liveChildren(): number {
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Polls `check` every `everyMs` until it returns a truthy value; throws after `ms`. */
-export async function waitFor<T>(
-  check: () => T | Promise<T>,
-  ms: number,
-  what: string,
-  everyMs = 20,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + ms;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value as NonNullable<T>;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${ms} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`,
-      );
-    }
-    await sleep(everyMs);
-  }
-}
-
-/** Rejects if `promise` does not settle within `ms`. */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { waitFor, within };
 
 /** Monotonic time in ms, on the clock every process on this machine shares (CLOCK_MONOTONIC). */
 export function nowMs(): number {

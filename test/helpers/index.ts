@@ -12,11 +12,12 @@ import type { NodeStatus } from '../../src/primary-backup/index.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/twinstar.js', import.meta.url));
 
-/** Polls `check` until it returns a truthy value; rejects with `what` after `ms`. */
+/** Polls `check` every `everyMs` until it returns a truthy value; rejects with `what` after `ms`. */
 export async function waitFor<T>(
   check: () => T | Promise<T>,
   ms: number,
   what = 'condition',
+  everyMs = 20,
 ): Promise<NonNullable<T>> {
   const deadline = Date.now() + ms;
   let lastError: unknown;
@@ -32,7 +33,7 @@ export async function waitFor<T>(
         `timed out after ${ms} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`,
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
 }
 

@@ -272,17 +272,19 @@ describe('Replica', () => {
     function run(ops: Op[], subtree: string, allowReorder: boolean, logSize: number): void {
       const server = new Store({ replayLogSize: logSize, dedupeSize: 100 });
       const replica = new Replica(subtree);
-      const delivered: number[] = [];
+      const delivered: { sequence: number; resync: boolean }[] = [];
       const queue: Published[] = []; // published, not yet delivered
-      const apply = (changes: Change[]) => {
-        for (const c of changes) delivered.push(c.sequence);
+      const apply = (changes: Change[], resync = false) => {
+        for (const c of changes) delivered.push({ sequence: c.sequence, resync });
       };
       const sync = () => {
         replica.beginSync();
         const since = replica.sequence >= 0 ? server.changesSince(replica.sequence, subtree) : undefined;
         // a message published earlier may arrive while the request is in flight
         receive(queue.splice(0, 1), false);
-        if (since === undefined) apply(replica.loadSnapshot(server.map.snapshot(subtree), server.sequence));
+        const replacing = replica.size > 0;
+        if (since === undefined)
+          apply(replica.loadSnapshot(server.map.snapshot(subtree), server.sequence), replacing);
         else apply(replica.loadResume(since, server.sequence));
       };
       const receive = (messages: Published[], dup: boolean) => {
@@ -328,9 +330,17 @@ describe('Replica', () => {
         .map((e) => `${e.key}=${e.body.toString()}`)
         .sort();
       expect(contents(replica)).to.deep.equal(expected);
-      // each change reaches the application once: event sequences strictly increase
+      // Each change reaches the application once: live event sequences strictly increase. A full
+      // resync replacing a non-empty replica is the one exception: a snapshot does not say when a
+      // vanished key was deleted, so its deletions carry the snapshot's own sequence and may share
+      // it with the newest changed key (the client flags these events `resync`). Such a batch is
+      // non-decreasing, and every event after it is newer than all of it.
+      const events = delivered.map((d) => `${d.sequence}${d.resync ? 'r' : ''}`).join(',');
       for (let i = 1; i < delivered.length; i++) {
-        expect(delivered[i]!, `events ${delivered.join(',')}`).to.be.greaterThan(delivered[i - 1]!);
+        const { sequence, resync } = delivered[i]!;
+        const before = delivered[i - 1]!;
+        if (resync && before.resync) expect(sequence, `events ${events}`).to.be.at.least(before.sequence);
+        else expect(sequence, `events ${events}`).to.be.greaterThan(before.sequence);
       }
     }
 
@@ -342,7 +352,7 @@ describe('Replica', () => {
           fc.constantFrom(3, 1000),
           (ops, subtree, logSize) => run(ops, subtree, false, logSize),
         ),
-        { numRuns: 300 },
+        { numRuns: Number(process.env.FC_RUNS ?? 300) },
       );
     });
 
@@ -351,7 +361,7 @@ describe('Replica', () => {
         fc.property(fc.array(opArb, { maxLength: 60 }), fc.constantFrom(3, 1000), (ops, logSize) =>
           run(ops, '', true, logSize),
         ),
-        { numRuns: 300 },
+        { numRuns: Number(process.env.FC_RUNS ?? 300) },
       );
     });
   });
