@@ -2,7 +2,7 @@
  * Shared test helpers: bounded waits that reject on timeout, ports from the OS, and real server
  * processes started through the CLI (so integration tests exercise exactly what operators run).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -259,4 +259,18 @@ export async function metric(
 
 export async function digest(http: string): Promise<{ sequence: number; keys: number; digest: string }> {
   return (await (await fetch(`${http}/digest`, { signal: AbortSignal.timeout(5000) })).json()) as never;
+}
+
+/**
+ * A suite that needs a system tool (Debian's prometheus, python3-zmq): under CI, which installs
+ * them (.ci/run), a missing tool fails the suite; on a developer's machine the suite is skipped
+ * with a line that says what to install, so `npm test` passes on a fresh machine with Node only.
+ */
+export function requireTool(ctx: Mocha.Context, command: string, args: string[], install: string): void {
+  const probe = spawnSync(command, args, { encoding: 'utf8', timeout: 10_000 });
+  if (probe.status === 0) return;
+  const why = `${command} ${args.join(' ')} failed (${probe.error?.message ?? probe.stderr?.trim() ?? 'no output'})`;
+  if (process.env.CI) throw new Error(`${why}: ${install}`);
+  console.log(`      skipping: ${why}; ${install} to run these tests (CI always does)`);
+  ctx.skip();
 }

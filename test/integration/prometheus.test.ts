@@ -7,8 +7,16 @@
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { connect, type Client } from '../../src/index.js';
-import { pairOptions, pairPorts, ServerProcess, waitFor, within, type PairPorts } from '../helpers/index.js';
-import { PrometheusServer, type Alert } from './prometheus-helpers.js';
+import {
+  pairOptions,
+  pairPorts,
+  requireTool,
+  ServerProcess,
+  waitFor,
+  within,
+  type PairPorts,
+} from '../helpers/index.js';
+import { PrometheusServer, type Alert, PROMETHEUS_BIN } from './prometheus-helpers.js';
 
 const ALERTS_YML = fileURLToPath(new URL('../../deploy/prometheus/alerts.yml', import.meta.url));
 const JOB = 'twinstar';
@@ -16,6 +24,15 @@ const JOB = 'twinstar';
 const FIRING_WAIT_S = 10;
 
 describe('Prometheus scraping a pair (real processes, real Prometheus)', function () {
+  before(function () {
+    requireTool(
+      this,
+      PROMETHEUS_BIN,
+      ['--version'],
+      "install Debian's prometheus package (apt-get install -y prometheus)",
+    );
+  });
+
   this.timeout(120_000);
   let ports: PairPorts;
   let procs: ServerProcess[] = [];

@@ -6,11 +6,18 @@
  *
  * Needs the compiled server: `npx tsc -p tsconfig.build.json` first.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { freePorts, startSingle, waitFor, within, type ServerProcess } from '../helpers/index.js';
+import {
+  freePorts,
+  requireTool,
+  startSingle,
+  waitFor,
+  within,
+  type ServerProcess,
+} from '../helpers/index.js';
 
 /** The system python: Debian's python3-zmq lives there, not in a pyenv python on PATH. */
 const PYTHON = '/usr/bin/python3';
@@ -181,14 +188,12 @@ describe('wire compatibility with an independent Python CHP client (pyzmq)', fun
   }
 
   before(async function () {
-    // .ci/run installs Debian's python3-zmq; without it there is no independent client to run.
-    const probe = spawnSync(PYTHON, ['-c', 'import zmq'], { timeout: 10_000, encoding: 'utf8' });
-    if (probe.status !== 0) {
-      console.warn(
-        `skipping: ${PYTHON} -c 'import zmq' failed (${probe.error?.message ?? probe.stderr.trim()})`,
-      );
-      this.skip();
-    }
+    requireTool(
+      this,
+      PYTHON,
+      ['-c', 'import zmq'],
+      "install Debian's python3-zmq (apt-get install -y python3-zmq)",
+    );
     const port = await freePorts(4); // P, P+1, P+2 for CHP and P+3 for HTTP
     server = startSingle(port, port + 3);
     endpoint = server.endpoint;

@@ -4,9 +4,10 @@
  * are valid, and the promtool unit tests in alerts.test.yml pass. Also checks, by reading the
  * files, that every alert has a firing and a non-firing case and a runbook entry.
  *
- * promtool comes from Debian's `prometheus` package, which CI installs. Its absence is a failure,
- * not a skip: a skipped check would let broken alerts through unnoticed.
+ * promtool comes from Debian's `prometheus` package, which CI installs. Under CI its absence is a
+ * failure; on a developer's machine without it the suite is skipped with the install hint.
  */
+import { requireTool } from '../helpers/index.js';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -77,7 +78,11 @@ const ALERTS = [
   'TwinstarNodeDown',
 ];
 
-describe('deploy/prometheus', () => {
+describe('deploy/prometheus', function () {
+  before(function () {
+    requireTool(this, PROMTOOL, ['--version'], INSTALL_HINT);
+  });
+
   describe('promtool', () => {
     before(async () => {
       // One clear failure up front instead of one ENOENT per test.
