@@ -12,7 +12,6 @@ export const ErrorCodes = {
   ERR_NOT_ACTIVE: 'the server asked is not the active one',
   ERR_SERVER_REJECTED: 'the server refused the request',
   ERR_INVALID_ARGUMENT: 'an API was called with an argument it cannot take',
-  ERR_BSTAR_PEER_MISMATCH: 'the two nodes disagree on settings that must match, so they refuse to pair',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -38,7 +38,6 @@ import {
 import {
   ClosedError,
   InvalidArgumentError,
-  NotActiveError,
   QueueFullError,
   ServerRejectedError,
   TimeoutError,
@@ -838,5 +837,3 @@ export async function connect(options: ClientOptions): Promise<Client> {
   }
   return client;
 }
-
-export { NotActiveError };
