@@ -50,7 +50,3 @@ export async function main(argv: string[]): Promise<void> {
   const code = await (await load())(args);
   process.exitCode = code;
 }
-
-export function registerCommand(name: string, load: () => Promise<Command>): void {
-  commands[name] = load;
-}

@@ -32,6 +32,7 @@ import {
   DEFAULT_LIMITS,
   type Durability,
   type Entry,
+  type KvMsg,
   type Limits,
   type ReplicaChange,
 } from '../clone/index.js';
@@ -482,13 +483,8 @@ export class Client extends EventEmitter<ClientEvents> {
   private onPublished(server: number, frames: Buffer[]): void {
     if (server !== this.current || this.phase === 'closed') return;
     this.lastHeard = this.clock.now();
-    let msg;
-    try {
-      msg = decodeKvMsg(frames);
-    } catch (error) {
-      this.log.warn({ err: error }, 'dropped a malformed published message');
-      return;
-    }
+    const msg = this.decode(frames, 'published');
+    if (msg === undefined) return;
     if (!this.subscriptionConfirmed) {
       this.subscriptionConfirmed = true;
       // The subscription is in force from now on, but updates published between the sync's answer
@@ -579,13 +575,8 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   private onChpSnapshot(server: number, frames: Buffer[]): void {
-    let msg;
-    try {
-      msg = decodeKvMsg(frames);
-    } catch (error) {
-      this.log.warn({ err: error }, 'dropped a malformed snapshot message');
-      return;
-    }
+    const msg = this.decode(frames, 'snapshot');
+    if (msg === undefined) return;
     if (this.phase === 'finding') {
       if (this.modeNow === 'auto') this.setMode('chp');
       this.votes.clear();
@@ -603,6 +594,16 @@ export class Client extends EventEmitter<ClientEvents> {
       this.finishSync(msg.sequence, '', 'snapshot', snap.entries);
     } else {
       snap.entries.push({ ...msg, expiresAt: 0 });
+    }
+  }
+
+  /** A server's kvmsg, or undefined (logged) if it is malformed: a bad message never stops the client. */
+  private decode(frames: Buffer[], what: 'published' | 'snapshot'): KvMsg | undefined {
+    try {
+      return decodeKvMsg(frames);
+    } catch (error) {
+      this.log.warn({ err: error }, `dropped a malformed ${what} message`);
+      return undefined;
     }
   }
 
@@ -724,11 +725,16 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** At a failover every unacknowledged write goes back to the queue, in issue order, same uuid. */
   private requeueInflight(): void {
-    if (this.inflight.size === 0) return;
-    const back: Write[] = [];
-    for (const batch of this.inflight.values()) for (const w of batch.writes) if (!w.done) back.push(w);
-    this.inflight.clear();
-    this.queue = back.concat(this.queue).sort((a, b) => a.order - b.order);
+    for (const reqId of [...this.inflight.keys()]) this.requeue(reqId);
+  }
+
+  /** A batch's unsettled writes go back to the queue in issue order, keeping their uuids. */
+  private requeue(reqId: number): void {
+    const batch = this.inflight.get(reqId);
+    if (!batch) return;
+    this.inflight.delete(reqId);
+    const back = batch.writes.filter((w) => !w.done);
+    if (back.length > 0) this.queue = back.concat(this.queue).sort((a, b) => a.order - b.order);
   }
 
   private settle(w: Write, sequence: number): void {
@@ -773,14 +779,9 @@ export class Client extends EventEmitter<ClientEvents> {
         return;
       case 'ready':
         if (now - this.lastHeard > this.options.serverTimeoutMs) return this.findActive('server silent');
-        for (const [reqId, batch] of this.inflight) {
-          if (now - batch.sentAt <= this.options.requestTimeoutMs) continue;
+        for (const [reqId, batch] of [...this.inflight]) {
           // No answer: send the same writes (same uuids) again; the server applies each once.
-          this.inflight.delete(reqId);
-          this.queue = batch.writes
-            .filter((w) => !w.done)
-            .concat(this.queue)
-            .sort((a, b) => a.order - b.order);
+          if (now - batch.sentAt > this.options.requestTimeoutMs) this.requeue(reqId);
         }
         this.scheduleFlush();
         return;

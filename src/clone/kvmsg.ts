@@ -59,11 +59,15 @@ export const DEFAULT_LIMITS: Limits = {
 const EMPTY = Buffer.alloc(0);
 
 export function encodeSequence(sequence: number): Buffer {
-  // Two 32-bit halves instead of a BigInt per message (sequences are safe integers, >= 0).
   const frame = Buffer.allocUnsafe(8);
-  frame.writeUInt32BE(Math.floor(sequence / 0x1_0000_0000), 0);
-  frame.writeUInt32BE(sequence >>> 0, 4);
+  writeSequence(frame, sequence, 0);
   return frame;
+}
+
+/** Writes a sequence as 8 bytes, big-endian, at `offset`: two 32-bit halves, no BigInt. */
+export function writeSequence(out: Buffer, sequence: number, offset: number): void {
+  out.writeUInt32BE(Math.floor(sequence / 0x1_0000_0000), offset);
+  out.writeUInt32BE(sequence >>> 0, offset + 4);
 }
 
 export function decodeSequence(frame: Buffer): number {

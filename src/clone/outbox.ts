@@ -39,10 +39,6 @@ export class Outbox {
     });
   }
 
-  get pending(): number {
-    return this.queue.length;
-  }
-
   close(): void {
     this.closed = true;
     const left = this.queue;

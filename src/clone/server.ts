@@ -25,6 +25,7 @@ import {
   KvMsgError,
   packBatch,
   ttlSeconds,
+  writeSequence,
   unpackBatch,
   type DecodeReason,
   type KvMsg,
@@ -245,19 +246,20 @@ export class CloneServer extends EventEmitter<ServerEvents> {
 
   private onCollected(frames: Buffer[]): void {
     let msg: KvMsg;
+    let change: Change;
+    const now = this.now();
     try {
       msg = decodeKvMsg(frames, this.options.limits);
-      ttlSeconds(msg.properties);
+      change = toChange(msg, now); // also validates the TTL property
     } catch (error) {
       this.drop('collector', error, frames.length);
       return;
     }
-    const now = this.now();
     if (!this.active) {
       this.options.policy.collectWhileInactive(msg, now);
       return;
     }
-    const result = this.commit(toChange(msg, now), 'collector');
+    const result = this.commit(change, 'collector');
     if (result.duplicate) this.emit('dropped', 'collector', 'duplicate');
   }
 
@@ -390,10 +392,10 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     const reqId = decodeRequestId(args[0]);
     if (reqId === undefined || args[1] === undefined)
       throw new KvMsgError('frame-count', 'TSET is malformed');
-    let writes: KvMsg[];
+    let changes: Change[];
+    const now = this.now();
     try {
-      writes = unpackBatch(args[1], this.options.limits);
-      for (const write of writes) ttlSeconds(write.properties);
+      changes = unpackBatch(args[1], this.options.limits).map((write) => toChange(write, now));
     } catch (error) {
       // The request id is readable, so say why instead of leaving the client to time out and
       // retry a batch that can never succeed. Nothing in the batch is applied.
@@ -409,13 +411,12 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       throw error;
     }
     if (!this.admitNative(identity, reqId, Native.SET)) return;
-    const now = this.now();
-    const sequences = writes.map((write) => {
-      const result = this.commit(toChange(write, now), 'native');
+    const sequences = changes.map((change) => {
+      const result = this.commit(change, 'native');
       return result.duplicate ? result.sequence : result.entry.sequence;
     });
     const seqFrame = Buffer.allocUnsafe(8 * sequences.length);
-    sequences.forEach((s, i) => seqFrame.writeBigInt64BE(BigInt(s), 8 * i));
+    sequences.forEach((s, i) => writeSequence(seqFrame, s, 8 * i));
     const rid = encodeRequestId(reqId);
     this.options.policy.durable(Math.max(0, ...sequences)).then(
       (durability) =>

@@ -14,7 +14,6 @@ import {
   CloneServer,
   Store,
   toChange,
-  ttlSeconds,
   type Durability,
   type Entry,
   type KvMsg,
@@ -380,10 +379,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     const now = this.now();
     let applied = 0;
     for (const { msg, receivedAt } of this.pending.drain()) {
-      const ttl = ttlSeconds(msg.properties);
-      if (ttl > 0 && receivedAt + ttl * 1000 <= now) continue;
+      const change = toChange(msg, receivedAt);
+      if (change.expiresAt > 0 && change.expiresAt <= now) continue; // its TTL ran out meanwhile
       if (this.store.appliedSequence(msg.uuid) !== undefined) continue;
-      this.server.commit(toChange(msg, receivedAt), 'pending');
+      this.server.commit(change, 'pending');
       applied++;
     }
     this.promotions++;

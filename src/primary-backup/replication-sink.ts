@@ -37,18 +37,12 @@ export class ReplicationSink {
   private lastProgress = 0;
   private resumeAskedAt: number | undefined;
   private ackScheduled = false;
-  /** counts for /status and metrics */
-  stats = { requests: 0, snapshots: 0, resumes: 0, gaps: 0 };
 
   constructor(private readonly options: SinkOptions) {}
 
   /** Our replica is complete and following the active in order. */
   get synced(): boolean {
     return this.phase === 'following' && this.resumeAskedAt === undefined;
-  }
-
-  get phaseName(): Phase {
-    return this.phase;
   }
 
   start(): void {
@@ -105,14 +99,12 @@ export class ReplicationSink {
     this.builder = undefined;
     this.options.server.store.replaceWith(builder, sequence);
     this.options.timeline.adopt(timeline);
-    this.stats.snapshots++;
     this.follow();
   }
 
   onResumeEnd(streamId: number, timeline: readonly TimelineEntry[]): void {
     if (streamId !== this.streamId || this.phase === 'idle') return;
     this.options.timeline.adopt(timeline);
-    this.stats.resumes++;
     this.follow();
   }
 
@@ -147,7 +139,6 @@ export class ReplicationSink {
         applied = true;
         onApplied(entry);
       } else if (result === 'gap') {
-        this.stats.gaps++;
         if (this.resumeAskedAt === undefined) this.request();
         break;
       }
@@ -158,7 +149,6 @@ export class ReplicationSink {
   private request(): void {
     const { channel, server, timeline, now } = this.options;
     this.streamId = (this.streamId + 1) >>> 0;
-    this.stats.requests++;
     this.lastProgress = now();
     if (this.phase === 'following') this.resumeAskedAt = this.lastProgress;
     else {

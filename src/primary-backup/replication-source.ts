@@ -39,8 +39,6 @@ export class ReplicationSource {
   private ackedSequence = 0;
   private attachedNow = false;
   private streamId: number | undefined;
-  /** snapshots and resumes served to the passive (for metrics) */
-  served = { resumes: 0, snapshots: 0 };
 
   constructor(private readonly options: SourceOptions) {}
 
@@ -120,11 +118,9 @@ export class ReplicationSource {
     const { store, timeline, channel, snapshotChunk } = this.options;
     const changes = timeline.includes(fromSequence, term) ? store.changesSince(fromSequence) : undefined;
     if (changes === undefined) {
-      this.served.snapshots++;
       void this.streamSnapshot(streamId);
       return;
     }
-    this.served.resumes++;
     this.streamId = streamId;
     for (let i = 0; i < changes.length; i += snapshotChunk) {
       channel.send({
