@@ -445,67 +445,71 @@ describe('Binary Star FSM', () => {
 
     it('fast-check: epochs never decrease; after a full exchange never both ACTIVE nor both PASSIVE; a BACKUP passes through PASSIVE before ACTIVE', () => {
       const met = { dualActive: 0, dualPassive: 0, votedIn: 0 };
-      fc.assert(
-        fc.property(fc.array(stepArb, { minLength: 1, maxLength: 80 }), (steps) => {
-          let now = 0;
-          const nodes: [SimNode, SimNode] = [fresh('primary', now), fresh('backup', now)];
-          for (const s of steps) {
-            const [a, b] = nodes;
-            switch (s.kind) {
-              case 'tick':
-                now += s.ms;
-                break;
-              case 'vote':
-                if (step(nodes[s.to], { type: 'client-request', now }).some((e) => e.type === 'activate'))
-                  met.votedIn++;
-                break;
-              case 'write':
-                if (nodes[s.to].state === 'ACTIVE') nodes[s.to].sequence++;
-                break;
-              case 'restart': {
-                // a restart keeps nothing but the role (no persisted epoch)
-                nodes[s.who] = fresh(nodes[s.who].role, now);
-                break;
-              }
-              case 'one-way': {
-                const from = nodes[1 - s.to]!;
-                deliver(nodes[s.to], view(from), now);
-                break;
-              }
-              case 'exchange': {
-                if (a.state === 'ACTIVE' && b.state === 'ACTIVE') met.dualActive++;
-                if (a.state === 'PASSIVE' && b.state === 'PASSIVE') met.dualPassive++;
-                if (s.order === 'simultaneous') {
-                  const va = view(a);
-                  const vb = view(b);
-                  deliver(a, vb, now);
-                  deliver(b, va, now);
-                } else if (s.order === 'a-first') {
-                  deliver(a, view(b), now);
-                  deliver(b, view(a), now);
-                } else {
-                  deliver(b, view(a), now);
-                  deliver(a, view(b), now);
+      // Random batches of 300 runs until the hard cases have been reached (at most 10 batches), so
+      // the coverage check below never depends on one lucky seed and the exploration stays random.
+      for (let batch = 0; batch < 10 && (met.dualActive === 0 || met.votedIn === 0); batch++) {
+        fc.assert(
+          fc.property(fc.array(stepArb, { minLength: 1, maxLength: 80 }), (steps) => {
+            let now = 0;
+            const nodes: [SimNode, SimNode] = [fresh('primary', now), fresh('backup', now)];
+            for (const s of steps) {
+              const [a, b] = nodes;
+              switch (s.kind) {
+                case 'tick':
+                  now += s.ms;
+                  break;
+                case 'vote':
+                  if (step(nodes[s.to], { type: 'client-request', now }).some((e) => e.type === 'activate'))
+                    met.votedIn++;
+                  break;
+                case 'write':
+                  if (nodes[s.to].state === 'ACTIVE') nodes[s.to].sequence++;
+                  break;
+                case 'restart': {
+                  // a restart keeps nothing but the role (no persisted epoch)
+                  nodes[s.who] = fresh(nodes[s.who].role, now);
+                  break;
                 }
-                const states = `${a.state}/${b.state}`;
-                // (b) dual active resolves within one exchange
-                expect(states, 'both ACTIVE after an exchange').to.not.equal('ACTIVE/ACTIVE');
-                // (c) dual passive never survives an exchange
-                expect(states, 'both PASSIVE after an exchange').to.not.equal('PASSIVE/PASSIVE');
-                break;
+                case 'one-way': {
+                  const from = nodes[1 - s.to]!;
+                  deliver(nodes[s.to], view(from), now);
+                  break;
+                }
+                case 'exchange': {
+                  if (a.state === 'ACTIVE' && b.state === 'ACTIVE') met.dualActive++;
+                  if (a.state === 'PASSIVE' && b.state === 'PASSIVE') met.dualPassive++;
+                  if (s.order === 'simultaneous') {
+                    const va = view(a);
+                    const vb = view(b);
+                    deliver(a, vb, now);
+                    deliver(b, va, now);
+                  } else if (s.order === 'a-first') {
+                    deliver(a, view(b), now);
+                    deliver(b, view(a), now);
+                  } else {
+                    deliver(b, view(a), now);
+                    deliver(a, view(b), now);
+                  }
+                  const states = `${a.state}/${b.state}`;
+                  // (b) dual active resolves within one exchange
+                  expect(states, 'both ACTIVE after an exchange').to.not.equal('ACTIVE/ACTIVE');
+                  // (c) dual passive never survives an exchange
+                  expect(states, 'both PASSIVE after an exchange').to.not.equal('PASSIVE/PASSIVE');
+                  break;
+                }
+              }
+              // (d) a node in BACKUP never goes straight to ACTIVE
+              for (const n of nodes) {
+                for (let i = 1; i < n.history.length; i++) {
+                  if (n.history[i - 1] === 'BACKUP')
+                    expect(n.history[i], `history ${n.history.join('>')}`).to.equal('PASSIVE');
+                }
               }
             }
-            // (d) a node in BACKUP never goes straight to ACTIVE
-            for (const n of nodes) {
-              for (let i = 1; i < n.history.length; i++) {
-                if (n.history[i - 1] === 'BACKUP')
-                  expect(n.history[i], `history ${n.history.join('>')}`).to.equal('PASSIVE');
-              }
-            }
-          }
-        }),
-        { numRuns: 300 },
-      );
+          }),
+          { numRuns: 300 },
+        );
+      }
       // the runs must actually reach the hard cases, or the invariants were never tested
       expect(met.dualActive, 'dual actives met').to.be.greaterThan(0);
       expect(met.votedIn, 'client-vote promotions').to.be.greaterThan(0);
