@@ -11,6 +11,7 @@ export const ErrorCodes = {
   ERR_CLIENT_QUEUE_FULL: 'too many writes are waiting for an active server',
   ERR_NOT_ACTIVE: 'the server asked is not the active one',
   ERR_SERVER_REJECTED: 'the server refused the request',
+  ERR_ACCESS_DENIED: "the client's key has no right to write that key (docs/security.md)",
   ERR_INVALID_ARGUMENT: 'an API was called with an argument it cannot take',
 } as const;
 
@@ -66,6 +67,15 @@ export class ServerRejectedError extends TwinstarError {
   constructor(reason: string, message: string) {
     super('ERR_SERVER_REJECTED', message);
     this.reason = reason;
+  }
+}
+
+export class AccessDeniedError extends TwinstarError {
+  /** the key the write was refused for */
+  readonly key: string;
+  constructor(key: string, message: string) {
+    super('ERR_ACCESS_DENIED', message);
+    this.key = key;
   }
 }
 

@@ -4,9 +4,11 @@
  */
 import type { Server } from 'node:http';
 import type { ServerConfig } from './config/index.js';
+import { ConfigError } from './errors.js';
 import { createLogger, type Logger } from './log/index.js';
-import { createMetrics, startMetricsHttp } from './metrics/index.js';
+import { createMetrics, startMetricsHttp, type SecurityEvents } from './metrics/index.js';
 import { Node } from './primary-backup/index.js';
+import { AccessFile, Guard, readKeyFile } from './security/index.js';
 
 export interface RunningServer {
   readonly node: Node;
@@ -28,14 +30,34 @@ export async function startServer(config: ServerConfig, log?: Logger): Promise<R
       level: config.logLevel,
       state: () => holder.node?.state ?? 'STARTING',
     });
-  const node = (holder.node = new Node({ config, log: logger }));
-  const registry = createMetrics(node);
+  const security = config.curve ? loadSecurity(config) : undefined;
+  const node = (holder.node = new Node({ config, log: logger, guard: security?.guard }));
+  const registry = createMetrics(node, security);
   let http: (Server & { url: string }) | undefined;
+  const reload = () => security?.allowList.reload();
+  if (security) {
+    const { allowList } = security;
+    allowList.on('reloaded', (previous, next) => {
+      const revoked = previous.revokedIn(next);
+      logger.warn({ clients: next.size, revoked: revoked.length }, 'allow-list reloaded');
+      if (revoked.length > 0)
+        node.server
+          .revoke()
+          .catch((error: unknown) => logger.error({ err: error }, 'revoking access failed'));
+    });
+    allowList.on('reloadFailed', (error) =>
+      logger.error({ err: error.message }, 'allow-list reload failed; the previous list stays in force'),
+    );
+    allowList.watch();
+    process.on('SIGHUP', reload);
+  }
   try {
     await node.start();
     http = await startMetricsHttp(node, registry, { host: config.httpHost, port: config.httpPort });
   } catch (error) {
     await node.close();
+    security?.allowList.close();
+    process.off('SIGHUP', reload);
     throw error;
   }
   logger.info({ http: http.url }, 'metrics and health endpoints listening');
@@ -52,9 +74,33 @@ export async function startServer(config: ServerConfig, log?: Logger): Promise<R
           http.closeAllConnections();
         });
         await running.close();
+        security?.allowList.close();
+        process.off('SIGHUP', reload);
         logger.flush();
       })();
       return closing;
     },
   };
+}
+
+/**
+ * The keys and allow-list a secure server needs. Any missing or malformed file stops start-up
+ * with a ConfigError naming the setting (exit code 2 from the CLI).
+ */
+function loadSecurity(config: ServerConfig): SecurityEvents {
+  const load = <T>(setting: keyof ServerConfig, read: () => T): T => {
+    try {
+      return read();
+    } catch (error) {
+      throw new ConfigError(setting, `invalid configuration: ${setting}: ${(error as Error).message}`);
+    }
+  };
+  const keys = load('keyFile', () => readKeyFile(config.keyFile, true));
+  const peerPublicKey =
+    config.role === 'single'
+      ? undefined
+      : load('peerKeyFile', () => readKeyFile(config.peerKeyFile).publicKey);
+  const allowList = load('clientsFile', () => new AccessFile(config.clientsFile));
+  const guard = new Guard({ keys, peerPublicKey, access: () => allowList.current });
+  return { guard, allowList };
 }

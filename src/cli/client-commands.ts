@@ -14,6 +14,10 @@ const COMMON = `Options:
   --servers LIST     comma-separated snapshot endpoints (env TWINSTAR_SERVERS; default ${DEFAULT_SERVERS})
   --timeout MS       how long to wait for the active server (default 5000)
   --mode MODE        auto, native or chp (plain RFC 12 server) (default auto)
+  --key-file FILE    this client's CURVE secret key file, for servers run with --curve
+                     (env TWINSTAR_KEY_FILE)
+  --server-key FILES the servers' public key files, one for all or comma-separated per
+                     server (env TWINSTAR_SERVER_KEY)
   --help             this text`;
 
 const HELP: Record<string, string> = {
@@ -38,12 +42,17 @@ async function withClient<T>(
   const timeout = Number(values.timeout ?? 5000);
   if (!Number.isFinite(timeout) || timeout <= 0)
     throw new UsageError('--timeout must be a positive number of ms');
+  const keyFile = (values['key-file'] as string | undefined) ?? process.env.TWINSTAR_KEY_FILE;
+  const serverKey = (values['server-key'] as string | undefined) ?? process.env.TWINSTAR_SERVER_KEY;
+  if ((keyFile === undefined) !== (serverKey === undefined))
+    throw new UsageError('--key-file and --server-key go together');
   const options: ClientOptions = {
     servers,
     subtree,
     mode: (values.mode as Mode | undefined) ?? 'auto',
     connectTimeoutMs: timeout,
     writeTimeoutMs: timeout,
+    ...(keyFile && serverKey ? { curve: { keyFile, serverKeyFile: serverKey.split(',') } } : {}),
   };
   const client = await connect(options);
   try {
@@ -61,6 +70,8 @@ function parse(args: string[]) {
       servers: { type: 'string' },
       timeout: { type: 'string' },
       mode: { type: 'string' },
+      'key-file': { type: 'string' },
+      'server-key': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       ttl: { type: 'string' },
       'no-initial': { type: 'boolean' },

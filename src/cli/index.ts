@@ -15,6 +15,9 @@ Client (each takes --servers tcp://HOST:PORT,tcp://HOST:PORT; default the local 
   watch [SUBTREE]   print changes as JSON lines until interrupted
   dump [SUBTREE]    print the whole map (or a subtree) as JSON
 
+Security:
+  keygen NAME       write a CURVE key pair: NAME.key (public) and NAME.key_secret (private)
+
 Operations:
   status            both nodes of a pair from their /status endpoints (--nodes URL,URL);
                     exits 1 when the pair is unhealthy
@@ -32,6 +35,7 @@ const commands: Record<string, () => Promise<Command>> = {
   del: async () => clientCommand('del'),
   watch: async () => clientCommand('watch'),
   dump: async () => clientCommand('dump'),
+  keygen: async () => (await import('./keygen-command.js')).keygenCommand,
   status: async () => (await import('./status-command.js')).statusCommand,
 };
 

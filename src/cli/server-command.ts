@@ -49,6 +49,10 @@ export async function serverCommand(args: string[]): Promise<number> {
   try {
     running = await startServer(config);
   } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`twinstar: ${error.message}\n`);
+      return 2;
+    }
     process.stderr.write(`twinstar: cannot start: ${(error as Error).message}\n`);
     return 1;
   }

@@ -41,10 +41,12 @@ import {
   InvalidArgumentError,
   QueueFullError,
   ServerRejectedError,
+  AccessDeniedError,
   TimeoutError,
 } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import { silentLogger } from '../log/index.js';
+import { KeyError, keyBytes, publicKeyOf, readKeyFile, type KeyPair } from '../security/index.js';
 import { parseServer, VoteBook, type ServerAddress } from './servers.js';
 import { zmqTransport, type Link, type Transport } from './transport.js';
 import { WatchStream } from './watch.js';
@@ -70,11 +72,31 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** the server's size limits (default: the server defaults); bigger writes throw at once */
   limits?: Partial<Limits>;
+  /**
+   * CurveZMQ: encrypt every socket and prove this client's key to servers that run with
+   * `--curve`. Give keys, or key files as `twinstar keygen` writes them (docs/security.md).
+   */
+  curve?: CurveOptions;
   log?: Logger;
   /** for tests: the sockets and the clock */
   transport?: Transport;
   clock?: Clock;
 }
+
+export type CurveOptions =
+  | {
+      /** this client's key pair, Z85 */
+      publicKey: string;
+      secretKey: string;
+      /** the servers' public keys: one for all, or one per entry of `servers` */
+      serverPublicKey: string | string[];
+    }
+  | {
+      /** this client's NAME.key_secret file */
+      keyFile: string;
+      /** the servers' NAME.key files: one for all, or one per entry of `servers` */
+      serverKeyFile: string | string[];
+    };
 
 export interface Clock {
   now(): number;
@@ -189,7 +211,12 @@ export class Client extends EventEmitter<ClientEvents> {
     if (!Array.isArray(options.servers) || options.servers.length === 0) {
       throw new InvalidArgumentError('servers must list at least one tcp://HOST:PORT endpoint');
     }
-    this.servers = options.servers.map(parseServer);
+    const curve =
+      options.curve === undefined ? undefined : resolveCurve(options.curve, options.servers.length);
+    this.servers = options.servers.map((endpoint, i) => {
+      const address = parseServer(endpoint);
+      return curve ? { ...address, curve: { own: curve.own, serverPublicKey: curve.servers[i]! } } : address;
+    });
     this.subtree = options.subtree ?? '';
     if (typeof this.subtree !== 'string') throw new InvalidArgumentError('subtree must be a string');
     this.modeNow = options.mode ?? 'auto';
@@ -561,10 +588,28 @@ export class Client extends EventEmitter<ClientEvents> {
         return true;
       case Native.ERROR: {
         const batch = this.inflight.get(reqId);
-        this.inflight.delete(reqId);
         const reason = (frames[2] ?? Buffer.alloc(0)).toString();
         const message = (frames[3] ?? Buffer.alloc(0)).toString();
-        for (const w of batch?.writes ?? []) this.fail(w, new ServerRejectedError(reason, message));
+        if (!batch) {
+          this.log.warn(
+            { server: this.servers[server]!.snapshot, reason, message },
+            'server refused a request',
+          );
+          return true;
+        }
+        if (reason === 'access-denied' && frames[4] !== undefined) {
+          // Only the listed writes are refused; nothing of the batch was applied, so the rest go again.
+          const refused = frames[4];
+          for (let at = 0; at + 4 <= refused.length; at += 4) {
+            const w = batch.writes[refused.readUInt32BE(at)];
+            if (w) this.fail(w, new AccessDeniedError(w.key, `${message}: ${JSON.stringify(w.key)}`));
+          }
+          this.requeue(reqId);
+          this.flush();
+          return true;
+        }
+        this.inflight.delete(reqId);
+        for (const w of batch.writes) this.fail(w, new ServerRejectedError(reason, message));
         return true;
       }
       case Native.PONG:
@@ -837,4 +882,33 @@ export async function connect(options: ClientOptions): Promise<Client> {
     throw error;
   }
   return client;
+}
+
+/** Keys from options or files; a bad key or file is the caller's mistake, so InvalidArgumentError. */
+function resolveCurve(curve: CurveOptions, servers: number): { own: KeyPair; servers: string[] } {
+  try {
+    let own: KeyPair;
+    let serverKeys: string[];
+    if ('keyFile' in curve) {
+      own = readKeyFile(curve.keyFile, true);
+      const files = Array.isArray(curve.serverKeyFile) ? curve.serverKeyFile : [curve.serverKeyFile];
+      serverKeys = files.map((file) => readKeyFile(file).publicKey);
+    } else {
+      keyBytes(curve.publicKey, 'curve.publicKey');
+      if (publicKeyOf(curve.secretKey) !== curve.publicKey)
+        throw new KeyError('curve.secretKey does not belong to curve.publicKey');
+      own = { publicKey: curve.publicKey, secretKey: curve.secretKey };
+      serverKeys = Array.isArray(curve.serverPublicKey) ? curve.serverPublicKey : [curve.serverPublicKey];
+      serverKeys.forEach((key, i) => keyBytes(key, `curve.serverPublicKey[${i}]`));
+    }
+    if (serverKeys.length === 1) serverKeys = Array(servers).fill(serverKeys[0]);
+    if (serverKeys.length !== servers)
+      throw new KeyError(
+        `curve needs one server key, or one per server (${servers}), not ${serverKeys.length}`,
+      );
+    return { own, servers: serverKeys };
+  } catch (error) {
+    if (error instanceof KeyError) throw new InvalidArgumentError(error.message);
+    throw error;
+  }
 }

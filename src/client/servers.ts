@@ -4,11 +4,14 @@
  * (RFC 12's layout, DESIGN.md's port table).
  */
 import { InvalidArgumentError } from '../errors.js';
+import type { KeyPair } from '../security/index.js';
 
 export interface ServerAddress {
   readonly snapshot: string;
   readonly publisher: string;
   readonly collector: string;
+  /** with CURVE: this client's keys and the server's public key (docs/security.md) */
+  readonly curve?: { readonly own: KeyPair; readonly serverPublicKey: string };
 }
 
 export function parseServer(endpoint: string): ServerAddress {

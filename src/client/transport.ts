@@ -3,9 +3,14 @@
  * machine can be unit-tested with a fake transport. A DEALER talks to the snapshot ROUTER (votes,
  * snapshots, resumes, acknowledged writes); a SUB follows the publisher once this server is the
  * one in use; a PUB reaches the collector for plain CHP writes.
+ *
+ * With CURVE every socket is encrypted and the DEALER's routing id is this client's session token
+ * (security/session.ts). Updates then come over the DEALER (TFOLLOW), filtered by the server to
+ * what this key may read, because a PUB cannot filter per subscriber (docs/security.md).
  */
 import * as zmq from 'zeromq';
-import { Outbox, receiveLoop } from '../clone/index.js';
+import { encodeRequestId, Native, Outbox, receiveLoop } from '../clone/index.js';
+import { curveClientOptions, sessionToken } from '../security/index.js';
 import type { ServerAddress } from './servers.js';
 
 export interface LinkHandlers {
@@ -40,14 +45,11 @@ class ZmqLink implements Link {
   private readonly context = new zmq.Context({ ioThreads: 1 });
   // immediate: queue only to a completed connection, so votes to a dead server fail at once
   // instead of piling up and flooding it when it comes back.
-  private readonly dealer = new zmq.Dealer({
-    context: this.context,
-    linger: 0,
-    immediate: true,
-    sendTimeout: 0,
-    sendHighWaterMark: 100_000,
-  });
-  private readonly dealerOut = new Outbox(this.dealer, () => undefined);
+  private readonly dealer: zmq.Dealer;
+  private readonly dealerOut: Outbox;
+  private readonly curve: Record<string, string> = {};
+  /** following over the DEALER (TFOLLOW) rather than a SUB */
+  private followingByRequest = false;
   private sub: zmq.Subscriber | undefined;
   private pub: zmq.Publisher | undefined;
   private pubOut: Outbox | undefined;
@@ -59,8 +61,26 @@ class ZmqLink implements Link {
     private readonly server: ServerAddress,
     private readonly handlers: LinkHandlers,
   ) {
+    const { curve } = server;
+    if (curve) this.curve = curveClientOptions(curve.own, curve.serverPublicKey);
+    this.dealer = new zmq.Dealer({
+      context: this.context,
+      linger: 0,
+      immediate: true,
+      sendTimeout: 0,
+      sendHighWaterMark: 100_000,
+      ...this.curve,
+      ...(curve ? { routingId: sessionToken(curve.own, curve.serverPublicKey) } : {}),
+    });
+    this.dealerOut = new Outbox(this.dealer, () => undefined);
     this.dealer.connect(server.snapshot);
-    void receiveLoop(this.dealer, (frames) => handlers.reply(frames));
+    void receiveLoop(this.dealer, (frames) => {
+      if (frames[0]?.toString('latin1') === Native.PUBLISH) {
+        if (this.followingByRequest) handlers.update(frames.slice(1));
+      } else {
+        handlers.reply(frames);
+      }
+    });
   }
 
   request(frames: Buffer[], onFail?: () => void): void {
@@ -70,7 +90,18 @@ class ZmqLink implements Link {
 
   follow(prefixes: string[]): void {
     this.unfollow();
-    const sub = new zmq.Subscriber({ context: this.context, linger: 0, receiveHighWaterMark: 1_000_000 });
+    if (this.server.curve) {
+      this.followingByRequest = true;
+      const frames = [Buffer.from(Native.FOLLOW), encodeRequestId(0), ...prefixes.map((p) => Buffer.from(p))];
+      this.request(frames);
+      return;
+    }
+    const sub = new zmq.Subscriber({
+      context: this.context,
+      linger: 0,
+      receiveHighWaterMark: 1_000_000,
+      ...this.curve,
+    });
     for (const prefix of prefixes) sub.subscribe(prefix);
     sub.connect(this.server.publisher);
     this.sub = sub;
@@ -80,6 +111,10 @@ class ZmqLink implements Link {
   }
 
   unfollow(): void {
+    if (this.followingByRequest) {
+      this.followingByRequest = false;
+      this.request([Buffer.from(Native.UNFOLLOW), encodeRequestId(0)]);
+    }
     this.sub?.close();
     this.sub = undefined;
   }
@@ -94,6 +129,7 @@ class ZmqLink implements Link {
         // libzmq's default of 1000 queued messages silently dropped bursts of KVSETs (465 of
         // 60,000 in the benchmark); match the server's collector queue.
         sendHighWaterMark: 100_000,
+        ...this.curve,
       });
       this.pub = pub;
       this.pubOut = new Outbox(pub, () => undefined);

@@ -33,6 +33,8 @@ export type DecodeReason =
   | 'properties-too-long'
   | 'body-too-large'
   | 'ttl-invalid'
+  | 'ttl-out-of-range'
+  | 'too-many-properties'
   | 'unknown-command'
   | 'batch-truncated';
 
@@ -48,12 +50,20 @@ export interface Limits {
   maxKeyBytes: number;
   maxValueBytes: number;
   maxPropertiesBytes: number;
+  /** most `name=value` entries in one properties frame */
+  maxProperties: number;
+  /** shortest and longest TTL a write may ask for, in seconds (checked where writes enter) */
+  minTtlSeconds: number;
+  maxTtlSeconds: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
   maxKeyBytes: 1024,
   maxValueBytes: 1024 * 1024,
   maxPropertiesBytes: 4096,
+  maxProperties: 32,
+  minTtlSeconds: 0.001,
+  maxTtlSeconds: 30 * 24 * 3600,
 };
 
 const EMPTY = Buffer.alloc(0);
@@ -126,7 +136,11 @@ function decodeProperties(frame: Buffer, limits: Limits): string {
   if (!isUtf8(frame)) throw new KvMsgError('properties-syntax', 'properties are not valid UTF-8');
   const text = frame.toString('utf8');
   if (text === '\n') return '';
-  parseProperties(text); // validate once at the edge; later readers can trust the text
+  // validate once at the edge; later readers can trust the text
+  const count = parseProperties(text).size;
+  if (count > limits.maxProperties) {
+    throw new KvMsgError('too-many-properties', `${count} properties, limit ${limits.maxProperties}`);
+  }
   return text;
 }
 
@@ -158,6 +172,18 @@ export function ttlSeconds(properties: string): number {
   if (!/^\d+(\.\d+)?$/.test(raw))
     throw new KvMsgError('ttl-invalid', `ttl=${raw} is not a number of seconds`);
   return Number(raw);
+}
+
+/** A write's TTL in seconds (0: none), refused when outside the limits' range. */
+export function checkedTtlSeconds(properties: string, limits: Limits): number {
+  const ttl = ttlSeconds(properties);
+  if (ttl !== 0 && (ttl < limits.minTtlSeconds || ttl > limits.maxTtlSeconds)) {
+    throw new KvMsgError(
+      'ttl-out-of-range',
+      `ttl=${ttl} is outside ${limits.minTtlSeconds}..${limits.maxTtlSeconds} seconds`,
+    );
+  }
+  return ttl;
 }
 
 // ---------------------------------------------------------------------------------------------

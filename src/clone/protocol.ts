@@ -25,6 +25,12 @@ export const Native = {
   /** [TPING, reqId] -> [TPONG, reqId, state, sequence, term]; not a vote */
   PING: 'TPING',
   PONG: 'TPONG',
+  /** [TFOLLOW, reqId, prefix, ...] -> TPUB* until TUNFOLLOW, the client leaves or the node steps down */
+  FOLLOW: 'TFOLLOW',
+  /** [TUNFOLLOW, reqId] */
+  UNFOLLOW: 'TUNFOLLOW',
+  /** [TPUB, key, sequence, uuid, properties, body]: a KVPUB or HUGZ, for one follower only */
+  PUBLISH: 'TPUB',
 } as const;
 
 /** How a write was made durable: on both nodes, on the active alone, or by a lone single server. */

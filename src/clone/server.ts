@@ -14,6 +14,13 @@ import { EventEmitter } from 'node:events';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import * as zmq from 'zeromq';
 import type { Logger } from '../log/index.js';
+import {
+  curveServerOptions,
+  watchHandshakes,
+  type Domain,
+  type Guard,
+  type Principal,
+} from '../security/index.js';
 import { RateLimitedLog } from '../log/index.js';
 import {
   decodeKvMsg,
@@ -24,6 +31,7 @@ import {
   encodeSequence,
   KvMsgError,
   packBatch,
+  checkedTtlSeconds,
   ttlSeconds,
   writeSequence,
   unpackBatch,
@@ -36,6 +44,7 @@ import type { Entry } from './kvmap.js';
 import { Native, decodeRequestId, encodeRequestId, type Durability } from './protocol.js';
 import { errorCode, Outbox } from './outbox.js';
 import { receiveLoop } from './receive-loop.js';
+import { RateLimiter } from './rate-limiter.js';
 import { newUuid } from './uuid.js';
 import type { Change, CommitResult, ReplicateResult, Store } from './store.js';
 
@@ -67,11 +76,40 @@ export type SnapshotKind = 'chp' | 'native' | 'resume';
 export interface ServerEvents {
   change: [entry: Entry, source: ChangeSource];
   dropped: [socket: SocketName, reason: DropReason];
+  /** a request an authenticated client has no right to make; what it asked is not done */
+  denied: [operation: 'read' | 'write', client: string];
   snapshot: [kind: SnapshotKind, keys: number, ms: number];
   rejected: [command: string];
 }
 
-export type DropReason = DecodeReason | 'duplicate' | 'send-failed' | 'client-gone' | 'bad-request';
+export type DropReason =
+  | DecodeReason
+  | 'duplicate'
+  | 'send-failed'
+  | 'client-gone'
+  | 'bad-request'
+  | 'rate-limited'
+  | 'unauthenticated'
+  | 'access-denied';
+
+/** How much one client may ask for and how much the server queues for it. */
+export interface ServerQuotas {
+  /** snapshot and resume requests per client per second (a burst of as many is allowed) */
+  snapshotsPerSecond: number;
+  /** messages queued towards one client on the snapshot socket */
+  clientQueue: number;
+  /** messages queued towards one subscriber on the publisher */
+  publisherQueue: number;
+  /** messages queued from all CHP writers on the collector */
+  collectorQueue: number;
+}
+
+export const DEFAULT_QUOTAS: ServerQuotas = {
+  snapshotsPerSecond: 20,
+  clientQueue: 10_000,
+  publisherQueue: 100_000,
+  collectorQueue: 100_000,
+};
 
 export interface ServerEndpoints {
   snapshot: string;
@@ -87,10 +125,21 @@ export interface CloneServerOptions {
   limits: Limits;
   /** entries per native snapshot chunk, and plain KVSYNC messages per event-loop turn */
   snapshotChunk: number;
+  quotas?: ServerQuotas;
   store: Store;
   policy: ServicePolicy;
   log: Logger;
   now?: () => number;
+  /** the ZeroMQ context of the sockets (the ZAP handler of a secure server lives there) */
+  context?: zmq.Context;
+  /** with a guard, every socket is a CURVE server and every request is checked (docs/security.md) */
+  guard?: Guard;
+}
+
+/** A client following updates over the snapshot socket (TFOLLOW), filtered by its read rights. */
+interface Follower {
+  prefixes: string[];
+  principal: Principal | undefined;
 }
 
 const SNAPSHOT_DEADLINE_MS = 60_000;
@@ -98,15 +147,14 @@ const BACKOFF_MS = 5;
 
 export class CloneServer extends EventEmitter<ServerEvents> {
   readonly endpoints: ServerEndpoints;
-  private readonly router = new zmq.Router({
-    linger: 0,
-    mandatory: true,
-    sendTimeout: 0,
-    sendHighWaterMark: 10_000,
-  });
-  private readonly publisher = new zmq.Publisher({ linger: 0, sendTimeout: 0, sendHighWaterMark: 100_000 });
-  private readonly collector = new zmq.Subscriber({ linger: 0, receiveHighWaterMark: 100_000 });
+  private readonly router: zmq.Router;
+  private readonly publisher: zmq.Publisher;
+  private readonly collector: zmq.Subscriber;
   private readonly routerOut: Outbox;
+  private readonly guard: Guard | undefined;
+  private readonly snapshotLimiter: RateLimiter;
+  private readonly followers = new Map<string, Follower>();
+  private revoking: Promise<void> = Promise.resolve();
   private readonly pubOut: Outbox;
   private readonly warnings: RateLimitedLog;
   private readonly now: () => number;
@@ -131,6 +179,34 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       collector: `tcp://${host}:${port + 2}`,
     };
     this.now = options.now ?? Date.now;
+    this.guard = options.guard;
+    const quotas = options.quotas ?? DEFAULT_QUOTAS;
+    const common = (domain: Domain) => ({
+      linger: 0,
+      ...(options.context ? { context: options.context } : {}),
+      ...(this.guard ? curveServerOptions(this.guard.keys, domain) : {}),
+    });
+    this.router = new zmq.Router({
+      ...common('snapshot'),
+      mandatory: true,
+      sendTimeout: 0,
+      sendHighWaterMark: quotas.clientQueue,
+    });
+    this.publisher = new zmq.Publisher({
+      ...common('publisher'),
+      sendTimeout: 0,
+      sendHighWaterMark: quotas.publisherQueue,
+    });
+    this.collector = new zmq.Subscriber({
+      ...common('collector'),
+      receiveHighWaterMark: quotas.collectorQueue,
+    });
+    if (this.guard) {
+      watchHandshakes(this.router, this.guard, 'snapshot');
+      watchHandshakes(this.publisher, this.guard, 'publisher');
+      watchHandshakes(this.collector, this.guard, 'collector');
+    }
+    this.snapshotLimiter = new RateLimiter(quotas.snapshotsPerSecond, this.now);
     this.warnings = new RateLimitedLog(options.log);
     this.routerOut = new Outbox(this.router, (error) => this.sendFailed('snapshot', error));
     this.pubOut = new Outbox(this.publisher, (error) => options.log.warn({ err: error }, 'publish failed'));
@@ -174,17 +250,18 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     // Changes a demoted node never got to publish are not on the winner's timeline: drop them.
     this.unpublished = [];
     this.unpublishedHead = 0;
+    this.followers.clear();
     clearInterval(this.hugzTimer);
     clearInterval(this.ttlTimer);
     this.hugzTimer = this.ttlTimer = undefined;
     if (!active || this.closed) return;
     this.publishedSequence = this.store.sequence;
     this.hugzTimer = setInterval(
-      () => this.pubOut.post(encodeHugz(this.publishedSequence)),
+      () => this.publish(encodeHugz(this.publishedSequence)),
       this.options.heartbeatMs,
     );
     this.ttlTimer = setInterval(() => this.expireTtl(), Math.min(100, this.options.heartbeatMs));
-    this.pubOut.post(encodeHugz(this.publishedSequence));
+    this.publish(encodeHugz(this.publishedSequence));
     this.expireTtl();
   }
 
@@ -221,7 +298,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     const queue = this.unpublished;
     let i = this.unpublishedHead;
     for (; i < queue.length && queue[i]!.sequence <= limit; i++) {
-      this.pubOut.post(encodeKvMsg(queue[i]!));
+      this.publish(encodeKvMsg(queue[i]!), queue[i]!.key);
       this.publishedSequence = queue[i]!.sequence;
     }
     if (i === queue.length) {
@@ -232,6 +309,48 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       this.unpublishedHead = 0;
     } else {
       this.unpublishedHead = i;
+    }
+  }
+
+  /**
+   * To the publisher, and to every follower whose prefixes match and who may read the key. A
+   * follower whose queue is full is dropped rather than skipped: a gap it never learnt of would
+   * leave its replica silently wrong, while a dropped follower hears no HUGZ and resyncs.
+   */
+  private publish(frames: Buffer[], key?: string): void {
+    this.pubOut.post(frames);
+    if (this.followers.size === 0) return;
+    const tag = Buffer.from(Native.PUBLISH);
+    for (const [id, follower] of this.followers) {
+      if (key !== undefined) {
+        if (follower.principal && !follower.principal.canRead(key)) continue;
+        if (!follower.prefixes.some((prefix) => key.startsWith(prefix))) continue;
+      }
+      this.routerOut.send([Buffer.from(id, 'latin1'), tag, ...frames]).catch((error: unknown) => {
+        if (this.followers.delete(id)) this.sendFailed('snapshot', error);
+      });
+    }
+  }
+
+  /** The allow-list changed: rights a client held may be gone, so it must earn them again. */
+  revoke(): Promise<void> {
+    // Reloads can come close together (SIGHUP and the file watch): one rebind at a time.
+    this.revoking = this.revoking.catch(() => undefined).then(() => this.cutConnections());
+    return this.revoking;
+  }
+
+  private async cutConnections(): Promise<void> {
+    for (const [id, follower] of this.followers) {
+      if (follower.principal && this.guard?.principalOf(Buffer.from(id, 'latin1')) !== follower.principal)
+        this.followers.delete(id);
+    }
+    // A PUB or SUB cannot drop one peer, and ZAP only runs when a connection is made: rebinding
+    // ends every connection accepted on the endpoint, and each client's reconnect asks ZAP again.
+    for (const [socket, endpoint] of [
+      [this.publisher, this.endpoints.publisher],
+      [this.collector, this.endpoints.collector],
+    ] as const) {
+      await rebind(socket, endpoint, this.options.log);
     }
   }
 
@@ -250,7 +369,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     const now = this.now();
     try {
       msg = decodeKvMsg(frames, this.options.limits);
-      change = toChange(msg, now); // also validates the TTL property
+      change = toChange(msg, now, this.options.limits); // also validates the TTL property
     } catch (error) {
       this.drop('collector', error, frames.length);
       return;
@@ -269,33 +388,82 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private onRequest([identity, command, ...args]: Buffer[]): void {
     if (identity === undefined || command === undefined) return;
     try {
-      this.dispatch(identity, command.toString('latin1'), args);
+      // With security on, the routing id is the client's session token (security/session.ts).
+      const principal = this.guard?.principalOf(identity);
+      if (this.guard && principal === undefined) return this.unauthenticated(identity, args);
+      this.dispatch(identity, command.toString('latin1'), args, principal);
     } catch (error) {
       this.drop('snapshot', error, args.length + 1);
     }
   }
 
-  private dispatch(identity: Buffer, command: string, args: Buffer[]): void {
+  private dispatch(identity: Buffer, command: string, args: Buffer[], principal?: Principal): void {
     switch (command) {
       case ICANHAZ:
-        return this.onIcanhaz(identity, args);
+        return this.onIcanhaz(identity, args, principal);
       case Native.SNAPSHOT:
       case Native.RESUME:
-        return this.onNativeSync(identity, command, args);
+        return this.onNativeSync(identity, command, args, principal);
       case Native.SET:
-        return this.onSet(identity, args);
+        return this.onSet(identity, args, principal);
       case Native.PING:
         return this.onPing(identity, args);
+      case Native.FOLLOW:
+        return this.onFollow(identity, args, principal);
+      case Native.UNFOLLOW:
+        this.followers.delete(identity.toString('latin1'));
+        return;
       default:
         throw new KvMsgError('unknown-command', `unknown command ${JSON.stringify(command.slice(0, 32))}`);
     }
   }
 
+  /**
+   * A request whose routing id is no valid session token of a listed key. A native request is
+   * told why (its id is readable); nothing else is answered.
+   */
+  private unauthenticated(identity: Buffer, args: Buffer[]): void {
+    this.emit('dropped', 'snapshot', 'unauthenticated');
+    const reqId = decodeRequestId(args[0]);
+    if (reqId === undefined) return;
+    this.routerOut.post([
+      identity,
+      Buffer.from(Native.ERROR),
+      encodeRequestId(reqId),
+      Buffer.from('unauthenticated'),
+      Buffer.from('this server requires a session token of a listed client key (docs/security.md)'),
+    ]);
+  }
+
+  /** Reading a subtree the client may read only part of is allowed, filtered, and counted. */
+  private checkRead(subtree: string, principal: Principal | undefined): void {
+    if (principal && !principal.canReadAll(subtree)) this.emit('denied', 'read', principal.name);
+  }
+
+  /** A client may ask for a snapshot (or resume) this often; beyond that, requests are dropped. */
+  private allowSnapshot(identity: Buffer, principal: Principal | undefined): boolean {
+    if (this.snapshotLimiter.take(principal?.publicKey ?? identity.toString('latin1'))) return true;
+    this.emit('dropped', 'snapshot', 'rate-limited');
+    return false;
+  }
+
+  /** TFOLLOW: updates under the prefixes, sent over this socket, only those the client may read. */
+  private onFollow(identity: Buffer, args: Buffer[], principal: Principal | undefined): void {
+    const reqId = decodeRequestId(args[0]);
+    if (reqId === undefined || args.length < 2 || args.length > 17)
+      throw new KvMsgError('frame-count', 'TFOLLOW is malformed');
+    const prefixes = args.slice(1).map((frame) => frame.toString());
+    for (const prefix of prefixes) this.checkRead(prefix, principal);
+    this.followers.set(identity.toString('latin1'), { prefixes, principal });
+  }
+
   /** Plain RFC 12 snapshot. A turned-away CHP client gets silence and tries the other server. */
-  private onIcanhaz(identity: Buffer, args: Buffer[]): void {
+  private onIcanhaz(identity: Buffer, args: Buffer[], principal: Principal | undefined): void {
     if (args.length !== 1)
       throw new KvMsgError('frame-count', `ICANHAZ? has ${args.length + 1} frames, not 2`);
     const subtree = args[0]!.toString();
+    if (!this.allowSnapshot(identity, principal)) return;
+    this.checkRead(subtree, principal);
     if (!this.options.policy.admit()) {
       this.emit('rejected', ICANHAZ);
       return;
@@ -307,7 +475,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     void this.whenPublishable(sequence)
       .then(async (ready) => {
         if (!ready) return false;
-        const entries = await filterInTurns(all, subtree);
+        const entries = await filterInTurns(all, subtree, principal);
         count = entries.length;
         return this.streamPlain(identity, entries, sequence, subtree);
       })
@@ -340,12 +508,19 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   /** Native snapshot or resume: packed chunks, then TSYNCEND saying which it was. */
-  private onNativeSync(identity: Buffer, command: string, args: Buffer[]): void {
+  private onNativeSync(
+    identity: Buffer,
+    command: string,
+    args: Buffer[],
+    principal: Principal | undefined,
+  ): void {
     const reqId = decodeRequestId(args[0]);
     if (reqId === undefined || args[1] === undefined) {
       throw new KvMsgError('frame-count', `${command} is malformed`);
     }
     const subtree = args[1].toString();
+    if (!this.allowSnapshot(identity, principal)) return;
+    this.checkRead(subtree, principal);
     if (!this.admitNative(identity, reqId, command)) return;
     const started = this.now();
     const sequence = this.store.sequence;
@@ -364,7 +539,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     void this.whenPublishable(sequence)
       .then(async (ready) => {
         if (!ready) return false;
-        const entries = changes ?? (await filterInTurns(all, subtree));
+        const entries = await filterInTurns(all, changes ? '' : subtree, principal);
         count = entries.length;
         const chunk = this.options.snapshotChunk;
         const messages: (() => Buffer[])[] = [];
@@ -388,14 +563,15 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   /** Acknowledged writes: sequence each, then answer once all are durable (promise 2). */
-  private onSet(identity: Buffer, args: Buffer[]): void {
+  private onSet(identity: Buffer, args: Buffer[], principal: Principal | undefined): void {
     const reqId = decodeRequestId(args[0]);
     if (reqId === undefined || args[1] === undefined)
       throw new KvMsgError('frame-count', 'TSET is malformed');
     let changes: Change[];
     const now = this.now();
+    const limits = this.options.limits;
     try {
-      changes = unpackBatch(args[1], this.options.limits).map((write) => toChange(write, now));
+      changes = unpackBatch(args[1], limits).map((write) => toChange(write, now, limits));
     } catch (error) {
       // The request id is readable, so say why instead of leaving the client to time out and
       // retry a batch that can never succeed. Nothing in the batch is applied.
@@ -410,6 +586,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       }
       throw error;
     }
+    if (principal && !changes.every((change) => principal.canWrite(change.key)))
+      return this.denyWrites(identity, reqId, changes, principal);
     if (!this.admitNative(identity, reqId, Native.SET)) return;
     const sequences = changes.map((change) => {
       const result = this.commit(change, 'native');
@@ -429,6 +607,27 @@ export class CloneServer extends EventEmitter<ServerEvents> {
           Buffer.from(this.options.policy.stateName()),
         ]),
     );
+  }
+
+  /**
+   * Nothing of a batch with a key the client may not write is applied. TERROR lists the refused
+   * writes (4-byte indexes) so the client fails those and sends the others again.
+   */
+  private denyWrites(identity: Buffer, reqId: number, changes: Change[], principal: Principal): void {
+    const refused = changes.flatMap((change, i) => (principal.canWrite(change.key) ? [] : [i]));
+    const indexes = Buffer.allocUnsafe(4 * refused.length);
+    refused.forEach((index, i) => indexes.writeUInt32BE(index, 4 * i));
+    for (let i = 0; i < refused.length; i++) this.emit('denied', 'write', principal.name);
+    this.emit('dropped', 'snapshot', 'access-denied');
+    const first = changes[refused[0]!]!.key;
+    this.routerOut.post([
+      identity,
+      Buffer.from(Native.ERROR),
+      encodeRequestId(reqId),
+      Buffer.from('access-denied'),
+      Buffer.from(`client ${principal.name} may not write ${JSON.stringify(first.slice(0, 200))}`),
+      indexes,
+    ]);
   }
 
   private onPing(identity: Buffer, args: Buffer[]): void {
@@ -501,20 +700,48 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 }
 
-/** The entries under a prefix, scanning 50k per event-loop turn so a big map never stalls the reactor. */
-async function filterInTurns(entries: Entry[], prefix: string): Promise<Entry[]> {
-  if (prefix === '') return entries;
+/**
+ * Unbinds and binds again. libzmq closes the old listener in its I/O thread, after `unbind`
+ * resolves, so the new bind is retried until the port is free (a few milliseconds).
+ */
+async function rebind(socket: zmq.Socket, endpoint: string, log: Logger): Promise<void> {
+  await socket.unbind(endpoint).catch(() => undefined);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await socket.bind(endpoint);
+      return;
+    } catch (error) {
+      if (socket.closed) return;
+      if (attempt === 500) {
+        log.error({ err: error, endpoint }, 'cannot bind again after revoking access');
+        throw error;
+      }
+      await sleep(10);
+    }
+  }
+}
+
+/**
+ * The entries under a prefix that the principal may read (all of them when security is off),
+ * scanning 50k per event-loop turn so a big map never stalls the reactor.
+ */
+async function filterInTurns(entries: Entry[], prefix: string, principal?: Principal): Promise<Entry[]> {
+  if (prefix === '' && (principal === undefined || principal.readsEverything)) return entries;
   const out: Entry[] = [];
   for (let i = 0; i < entries.length; i++) {
-    if (entries[i]!.key.startsWith(prefix)) out.push(entries[i]!);
+    const key = entries[i]!.key;
+    if (key.startsWith(prefix) && (principal === undefined || principal.canRead(key))) out.push(entries[i]!);
     if (i % 50_000 === 49_999) await yieldToLoop();
   }
   return out;
 }
 
-/** A client's KVSET (or native write) as a change to sequence: relative TTL becomes a deadline. */
-export function toChange(msg: KvMsg, now: number): Change {
-  const ttl = ttlSeconds(msg.properties);
+/**
+ * A client's KVSET (or native write) as a change to sequence: relative TTL becomes a deadline.
+ * With `limits`, a TTL outside their range is refused.
+ */
+export function toChange(msg: KvMsg, now: number, limits?: Limits): Change {
+  const ttl = limits ? checkedTtlSeconds(msg.properties, limits) : ttlSeconds(msg.properties);
   return {
     key: msg.key,
     uuid: msg.uuid,

@@ -8,6 +8,7 @@
  */
 import convict from 'convict';
 import { readFileSync } from 'node:fs';
+import type { Limits } from '../clone/index.js';
 import { ConfigError } from '../errors.js';
 
 const hostPort = (value: unknown) => {
@@ -172,6 +173,83 @@ export const schema = {
     env: 'TWINSTAR_MAX_PROPERTIES_BYTES',
     arg: 'max-properties-bytes',
   },
+  maxProperties: {
+    doc: 'most name=value properties in one message',
+    format: positive,
+    default: 32,
+    env: 'TWINSTAR_MAX_PROPERTIES',
+    arg: 'max-properties',
+  },
+  minTtlMs: {
+    doc: 'shortest TTL a write may ask for (ttl property), in milliseconds',
+    format: positive,
+    default: 1,
+    env: 'TWINSTAR_MIN_TTL_MS',
+    arg: 'min-ttl-ms',
+  },
+  maxTtlMs: {
+    doc: 'longest TTL a write may ask for, in milliseconds (default 30 days)',
+    format: positive,
+    default: 30 * 24 * 3600 * 1000,
+    env: 'TWINSTAR_MAX_TTL_MS',
+    arg: 'max-ttl-ms',
+  },
+  snapshotsPerSecond: {
+    doc: 'snapshot and resume requests one client may make per second (bursts of as many)',
+    format: positive,
+    default: 20,
+    env: 'TWINSTAR_SNAPSHOTS_PER_SECOND',
+    arg: 'snapshots-per-second',
+  },
+  clientQueue: {
+    doc: 'messages queued towards one client on the snapshot socket (high-water mark)',
+    format: positive,
+    default: 10_000,
+    env: 'TWINSTAR_CLIENT_QUEUE',
+    arg: 'client-queue',
+  },
+  publisherQueue: {
+    doc: 'messages queued towards one subscriber of the publisher (high-water mark)',
+    format: positive,
+    default: 100_000,
+    env: 'TWINSTAR_PUBLISHER_QUEUE',
+    arg: 'publisher-queue',
+  },
+  collectorQueue: {
+    doc: 'CHP writes queued on the collector (high-water mark)',
+    format: positive,
+    default: 100_000,
+    env: 'TWINSTAR_COLLECTOR_QUEUE',
+    arg: 'collector-queue',
+  },
+  curve: {
+    doc: 'encrypt and authenticate every socket with CurveZMQ (needs key-file, clients-file, and peer-key-file in a pair)',
+    format: Boolean,
+    default: false,
+    env: 'TWINSTAR_CURVE',
+    arg: 'curve',
+  },
+  keyFile: {
+    doc: "this server's secret key file (NAME.key_secret from `twinstar keygen`)",
+    format: String,
+    default: '',
+    env: 'TWINSTAR_KEY_FILE',
+    arg: 'key-file',
+  },
+  peerKeyFile: {
+    doc: "the other server's public key file (NAME.key); only that key may use the peer link",
+    format: String,
+    default: '',
+    env: 'TWINSTAR_PEER_KEY_FILE',
+    arg: 'peer-key-file',
+  },
+  clientsFile: {
+    doc: 'allow-list of client keys and their read/write prefixes (JSON, docs/security.md); reloaded on SIGHUP and on change',
+    format: String,
+    default: '',
+    env: 'TWINSTAR_CLIENTS_FILE',
+    arg: 'clients-file',
+  },
 };
 
 export type Role = 'single' | 'primary' | 'backup';
@@ -198,6 +276,17 @@ export interface ServerConfig {
   maxKeyBytes: number;
   maxValueBytes: number;
   maxPropertiesBytes: number;
+  maxProperties: number;
+  minTtlMs: number;
+  maxTtlMs: number;
+  snapshotsPerSecond: number;
+  clientQueue: number;
+  publisherQueue: number;
+  collectorQueue: number;
+  curve: boolean;
+  keyFile: string;
+  peerKeyFile: string;
+  clientsFile: string;
 }
 
 export const ROLE_DEFAULTS = {
@@ -269,7 +358,36 @@ export function resolveDefaults(raw: ServerConfig): ServerConfig {
       `invalid configuration: failoverMs: ${resolved.failoverMs} must be at least twice heartbeatMs (${resolved.heartbeatMs})`,
     );
   }
+  if (resolved.minTtlMs > resolved.maxTtlMs) {
+    throw new ConfigError(
+      'minTtlMs',
+      `invalid configuration: minTtlMs: ${resolved.minTtlMs} is above maxTtlMs (${resolved.maxTtlMs})`,
+    );
+  }
+  if (resolved.curve) {
+    const needed: [keyof ServerConfig, boolean][] = [
+      ['keyFile', true],
+      ['clientsFile', true],
+      ['peerKeyFile', resolved.role !== 'single'],
+    ];
+    for (const [setting, required] of needed) {
+      if (required && !resolved[setting])
+        throw new ConfigError(setting, `invalid configuration: ${setting}: required when curve is on`);
+    }
+  }
   return resolved;
+}
+
+/** The message limits of a configuration, as the codec and the server take them. */
+export function limitsOf(config: ServerConfig): Limits {
+  return {
+    maxKeyBytes: config.maxKeyBytes,
+    maxValueBytes: config.maxValueBytes,
+    maxPropertiesBytes: config.maxPropertiesBytes,
+    maxProperties: config.maxProperties,
+    minTtlSeconds: config.minTtlMs / 1000,
+    maxTtlSeconds: config.maxTtlMs / 1000,
+  };
 }
 
 /** Flag name, environment variable, default and doc of every setting, for --help and docs. */

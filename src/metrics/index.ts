@@ -16,6 +16,13 @@ import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { STATES } from '../fsm/index.js';
 import type { Node } from '../primary-backup/index.js';
+import type { AccessFile, Guard } from '../security/index.js';
+
+/** A secure node's guard and allow-list file, whose refusals and reloads are counted too. */
+export interface SecurityEvents {
+  guard: Guard;
+  allowList: AccessFile;
+}
 
 export interface MetricsHttpOptions {
   host: string;
@@ -23,7 +30,7 @@ export interface MetricsHttpOptions {
   port: number;
 }
 
-export function createMetrics(node: Node): Registry {
+export function createMetrics(node: Node, security?: SecurityEvents): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'twinstar_' });
   const r = [registry];
@@ -150,6 +157,36 @@ export function createMetrics(node: Node): Registry {
   });
   node.server.on('rejected', (command) => rejected.inc({ command }));
   node.server.on('dropped', (socket, reason) => dropped.inc({ socket, reason }));
+
+  const authFailures = new Counter({
+    name: 'twinstar_auth_failures_total',
+    help: 'Connections and requests refused because their key is unknown, not the peer, or not allowed on that socket',
+    labelNames: ['socket', 'reason'],
+    registers: r,
+  });
+  const denied = new Counter({
+    name: 'twinstar_access_denied_total',
+    help: 'Reads filtered and writes refused because the client key lacks the right, by operation and client',
+    labelNames: ['operation', 'client'],
+    registers: r,
+  });
+  node.server.on('denied', (operation, client) => denied.inc({ operation, client }));
+  if (security) {
+    const reloads = new Counter({
+      name: 'twinstar_allow_list_reloads_total',
+      help: 'Reloads of the client allow-list, by result (ok, failed: the previous list stays in force)',
+      labelNames: ['result'],
+      registers: r,
+    });
+    gauge(
+      'twinstar_allow_list_clients',
+      'Client keys on the allow-list in force',
+      () => security.allowList.current.size,
+    );
+    security.guard.on('authFailure', (socket, reason) => authFailures.inc({ socket, reason }));
+    security.allowList.on('reloaded', () => reloads.inc({ result: 'ok' }));
+    security.allowList.on('reloadFailed', () => reloads.inc({ result: 'failed' }));
+  }
   return registry;
 }
 

@@ -29,7 +29,9 @@ import {
   type State,
   type Role as PairRole,
 } from '../fsm/index.js';
-import type { ServerConfig } from '../config/index.js';
+import * as zmq from 'zeromq';
+import { limitsOf, type ServerConfig } from '../config/index.js';
+import { ZapHandler, type Guard } from '../security/index.js';
 import { RateLimitedLog, type Logger } from '../log/index.js';
 import { PeerLink, type PeerChannel } from './peer-link.js';
 import type { Heartbeat, PeerMessage } from './peer-protocol.js';
@@ -88,6 +90,8 @@ export interface NodeOptions {
   now?: () => number;
   /** replaces the peer link's sockets (tests) */
   channel?: (onMessage: (msg: PeerMessage) => void) => PeerChannel;
+  /** CURVE on every socket, the allow-list and per-subtree rights (docs/security.md) */
+  guard?: Guard;
 }
 
 export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
@@ -100,6 +104,8 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   private readonly timeline = new Timeline();
   private readonly pending: PendingList;
   private readonly refusals: RateLimitedLog;
+  /** a secure node's client sockets have a context of their own, for their ZAP handler */
+  private readonly zap: ZapHandler | undefined;
   private link: PeerChannel | undefined;
   private source: ReplicationSource | undefined;
   private sink: ReplicationSink | undefined;
@@ -133,11 +139,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     this.current = this.pairRole ? startState(this.pairRole) : 'ACTIVE';
     this.pending = new PendingList(config.pendingMax, config.pendingMaxAgeMs);
     this.refusals = new RateLimitedLog(log, 5, 10_000, this.now);
-    const limits: Limits = {
-      maxKeyBytes: config.maxKeyBytes,
-      maxValueBytes: config.maxValueBytes,
-      maxPropertiesBytes: config.maxPropertiesBytes,
-    };
+    const limits: Limits = limitsOf(config);
+    const guard = options.guard;
+    const context = guard ? new zmq.Context() : undefined;
+    if (guard && context) this.zap = new ZapHandler(context, (domain, key) => guard.authorize(domain, key));
     this.store = new Store({ replayLogSize: config.replayLogSize, dedupeSize: config.dedupeSize });
     this.server = new CloneServer({
       host: config.host,
@@ -145,10 +150,13 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       heartbeatMs: config.heartbeatMs,
       limits,
       snapshotChunk: config.snapshotChunk,
+      quotas: config,
       store: this.store,
       policy: this,
       log,
       now: this.now,
+      context,
+      guard,
     });
     if (this.pairRole) {
       const onMessage = (msg: PeerMessage) => this.onPeerMessage(msg);
@@ -158,6 +166,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
           bind: `tcp://${config.heartbeatHost}:${config.heartbeatPort}`,
           connect: `tcp://${config.peerHeartbeat}`,
           limits,
+          guard,
           onMessage,
           onDropped: (reason, error) => {
             this.emit('peer-dropped', reason);
@@ -201,6 +210,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    await this.zap?.start(); // before any CURVE socket binds: without a handler libzmq admits all
     await this.server.start();
     if (this.link instanceof PeerLink) await this.link.start();
     if (!this.pairRole) this.openTerm(1, 'single');
@@ -217,6 +227,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     this.sink?.stop();
     await this.link?.close();
     await this.server.close();
+    this.zap?.close();
   }
 
   // ------------------------------------------------------------------------------------------

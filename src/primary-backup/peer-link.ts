@@ -6,6 +6,13 @@
  */
 import * as zmq from 'zeromq';
 import { KvMsgError, Outbox, receiveLoop, type DecodeReason, type Limits } from '../clone/index.js';
+import {
+  curveClientOptions,
+  curveServerOptions,
+  watchHandshakes,
+  ZapHandler,
+  type Guard,
+} from '../security/index.js';
 import { decodePeerMessage, encodePeerMessage, type PeerMessage } from './peer-protocol.js';
 
 export interface PeerChannel {
@@ -19,6 +26,12 @@ export interface PeerLinkOptions {
   /** tcp://host:port of the other node's PUB */
   connect: string;
   limits: Limits;
+  /**
+   * With a guard the link is CURVE on both sockets: this node's PUB admits only the peer's key
+   * (ZAP), and the SUB completes a handshake only with the holder of the peer's secret key, so
+   * nobody else can read the replication stream, vote as the peer or inject updates.
+   */
+  guard?: Guard;
   onMessage: (msg: PeerMessage) => void;
   onDropped: (reason: DecodeReason | 'bad-request', error: unknown) => void;
 }
@@ -29,26 +42,40 @@ export class PeerLink implements PeerChannel {
   // 10 s to fail (Docker's DNS does). On the shared context that froze every client socket of the
   // surviving node exactly when it had to take over.
   private readonly context = new zmq.Context({ ioThreads: 1 });
-  // Deep queues: a snapshot to the passive travels here in chunks and must not be dropped.
-  private readonly pub = new zmq.Publisher({
-    context: this.context,
-    linger: 0,
-    sendTimeout: 0,
-    sendHighWaterMark: 1_000_000,
-  });
-  private readonly sub = new zmq.Subscriber({
-    context: this.context,
-    linger: 0,
-    receiveHighWaterMark: 1_000_000,
-  });
+  private readonly pub: zmq.Publisher;
+  private readonly sub: zmq.Subscriber;
+  private readonly zap: ZapHandler | undefined;
   private readonly out: Outbox;
   private closed = false;
 
   constructor(private readonly options: PeerLinkOptions) {
+    const { guard } = options;
+    const peerKey = guard?.peerPublicKey;
+    if (guard && peerKey === undefined) throw new Error('a secure peer link needs the peer public key');
+    // Deep queues: a snapshot to the passive travels here in chunks and must not be dropped.
+    this.pub = new zmq.Publisher({
+      context: this.context,
+      linger: 0,
+      sendTimeout: 0,
+      sendHighWaterMark: 1_000_000,
+      ...(guard ? curveServerOptions(guard.keys, 'peer') : {}),
+    });
+    this.sub = new zmq.Subscriber({
+      context: this.context,
+      linger: 0,
+      receiveHighWaterMark: 1_000_000,
+      ...(guard ? curveClientOptions(guard.keys, peerKey!) : {}),
+    });
+    if (guard) {
+      this.zap = new ZapHandler(this.context, (domain, key) => guard.authorize(domain, key));
+      watchHandshakes(this.pub, guard, 'peer');
+      watchHandshakes(this.sub, guard, 'peer');
+    }
     this.out = new Outbox(this.pub, () => undefined /* a PUB drops rather than fails */);
   }
 
   async start(): Promise<void> {
+    await this.zap?.start();
     await this.pub.bind(this.options.bind);
     this.sub.connect(this.options.connect);
     this.sub.subscribe();
@@ -65,6 +92,7 @@ export class PeerLink implements PeerChannel {
     this.out.close();
     this.pub.close();
     this.sub.close();
+    this.zap?.close();
   }
 
   private onFrames(frames: Buffer[]): void {

@@ -57,7 +57,13 @@ function withFrame(index: number, frame: Buffer): Buffer[] {
   return frames;
 }
 
-const TINY: Limits = { maxKeyBytes: 8, maxValueBytes: 4, maxPropertiesBytes: 8 };
+const TINY: Limits = {
+  ...DEFAULT_LIMITS,
+  maxKeyBytes: 8,
+  maxValueBytes: 4,
+  maxPropertiesBytes: 8,
+  maxProperties: 2,
+};
 
 describe('kvmsg codec', () => {
   describe('byte vectors', () => {
