@@ -4,7 +4,7 @@
  *   --quick          reduced set, 1 run per figure, under a minute (the CI smoke test)
  *   --json FILE      also write every figure, every run and the machine as JSON
  *   --runs N         runs per figure (default 3, quick 1)
- *   --only LIST      comma-separated suites: ceiling,ack,chp,fanout,snapshot,failover
+ *   --only LIST      comma-separated suites: ceiling,ack,curve,chp,fanout,snapshot,failover
  *   --window N       acknowledged writes in flight for pipelined writers (default 2000)
  *   --profile DIR    run server processes under --cpu-prof, profiles written to DIR
  *   --wait-idle S    first wait up to S seconds for the 1-minute load average to drop below 1
@@ -21,11 +21,12 @@ import type { Context } from './suites/context.js';
 import { ceilings } from './suites/ceiling.js';
 import { acked } from './suites/acked.js';
 import { chp } from './suites/chp.js';
+import { curve } from './suites/curve.js';
 import { fanout } from './suites/fanout.js';
 import { snapshot } from './suites/snapshot.js';
 import { failover } from './suites/failover.js';
 
-const SUITES = ['ceiling', 'ack', 'chp', 'fanout', 'snapshot', 'failover'] as const;
+const SUITES = ['ceiling', 'ack', 'curve', 'chp', 'fanout', 'snapshot', 'failover'] as const;
 type Suite = (typeof SUITES)[number];
 
 interface Args {
@@ -107,6 +108,10 @@ function expected(suite: Suite, quick: boolean): string[] {
       return ['pair', 'degraded'].flatMap((n) =>
         ['await1', 'pipelined', 'await4'].map((k) => `ack.${n}.${k}`),
       );
+    case 'curve':
+      return ['plain', 'curve']
+        .flatMap((n) => [`curve.${n}.await1`, `curve.${n}.pipelined`])
+        .concat(['curve.cost']);
     case 'chp':
       return ['chp.rate', 'chp.loss'];
     case 'fanout':
@@ -154,6 +159,7 @@ async function main(): Promise<number> {
   const suites: Record<Suite, (ctx: Context) => Promise<void>> = {
     ceiling: ceilings,
     ack: acked,
+    curve,
     chp,
     fanout,
     snapshot,

@@ -247,17 +247,23 @@ export interface Pair {
  * attached. Other programs on the machine may take a port between our check and the bind: then
  * both are stopped and the pair starts again on other ports.
  */
-export async function startPair(nodeArgs: string[] = []): Promise<Pair> {
+export async function startPair(
+  nodeArgs: string[] = [],
+  extraArgs: (role: 'primary' | 'backup') => string[] = () => [],
+): Promise<Pair> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startPairOnce(nodeArgs);
+      return await startPairOnce(nodeArgs, extraArgs);
     } catch (error) {
       if (attempt >= 3 || !/exited/.test(String(error))) throw error;
     }
   }
 }
 
-async function startPairOnce(nodeArgs: string[]): Promise<Pair> {
+async function startPairOnce(
+  nodeArgs: string[],
+  extraArgs: (role: 'primary' | 'backup') => string[],
+): Promise<Pair> {
   const p = await freePorts(5);
   const b = await freePorts(5);
   const primary = new ServerNode({
@@ -268,6 +274,7 @@ async function startPairOnce(nodeArgs: string[]): Promise<Pair> {
     peerPort: b,
     peerHeartbeatPort: b + 3,
     nodeArgs,
+    extraArgs: extraArgs('primary'),
   });
   const backup = new ServerNode({
     role: 'backup',
@@ -277,6 +284,7 @@ async function startPairOnce(nodeArgs: string[]): Promise<Pair> {
     peerPort: p,
     peerHeartbeatPort: p + 3,
     nodeArgs,
+    extraArgs: extraArgs('backup'),
   });
   const pair: Pair = {
     primary,
