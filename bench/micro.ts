@@ -1,9 +1,12 @@
 /**
- * Micro-benchmarks of the pure core, in one process, no sockets: the CHP codec, packed batches,
- * the store at a million keys (commit time and memory) and point-in-time snapshots.
+ * Micro-benchmarks in one process: the CHP codec, packed batches, the store at a million keys
+ * (commit time and memory), point-in-time snapshots, and the raw per-message cost of CURVE.
  *   npm run bench:micro        (runs with --expose-gc so memory is measured after a collection)
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as zmq from 'zeromq';
 import { decodeKvMsg, encodeKvMsg, newUuid, packBatch, Store, unpackBatch } from '../src/clone/index.js';
+import { curveClientOptions, curveServerOptions, generateKeyPair } from '../src/security/index.js';
 
 const body = Buffer.alloc(100, 120);
 const msg = { key: '/orders/eu/12345', sequence: 123_456, uuid: newUuid(), properties: 'ttl=30\n', body };
@@ -48,3 +51,58 @@ for (let i = 0; i < all.length; i += 1000) packBatch(all.slice(i, i + 1000));
 console.log(
   `${'pack 1M keys in 1000-entry chunks'.padEnd(44)} ${Math.round(performance.now() - started)} ms`,
 );
+
+// CURVE's per-message cost on raw sockets (same process, loopback), where nothing amortises it:
+// PUB->SUB messages/s and DEALER->ROUTER round trips/s, without and with CurveZMQ.
+const serverKeys = generateKeyPair();
+const clientKeys = generateKeyPair();
+for (const secure of [false, true]) {
+  const server = secure ? curveServerOptions(serverKeys, 'snapshot') : {};
+  const client = secure ? curveClientOptions(clientKeys, serverKeys.publicKey) : {};
+  const label = secure ? 'with CURVE' : 'plain';
+  const pub = new zmq.Publisher({ linger: 0, sendHighWaterMark: 0, ...server });
+  const port = await pub.bind('tcp://127.0.0.1:*').then(() => pub.lastEndpoint!);
+  const sub = new zmq.Subscriber({ linger: 0, receiveHighWaterMark: 0, ...client });
+  sub.connect(port);
+  sub.subscribe();
+  // The subscription reaches the PUB asynchronously: send until the first message arrives.
+  let joined = false;
+  const first = sub.receive().then(() => (joined = true));
+  while (!joined) {
+    await pub.send(body);
+    await sleep(5);
+  }
+  await first;
+  const n = 200_000;
+  const receiving = (async () => {
+    for (let i = 0; i < n; i++) await sub.receive();
+  })();
+  started = performance.now();
+  for (let i = 0; i < n; i++) await pub.send(body);
+  await receiving;
+  console.log(
+    `${`PUB->SUB 100-byte messages, ${label}`.padEnd(44)} ${Math.round(n / ((performance.now() - started) / 1000))} msg/s`,
+  );
+  pub.close();
+  sub.close();
+
+  const router = new zmq.Router({ linger: 0, ...server });
+  const rport = await router.bind('tcp://127.0.0.1:*').then(() => router.lastEndpoint!);
+  const dealer = new zmq.Dealer({ linger: 0, ...client });
+  dealer.connect(rport);
+  void (async () => {
+    for await (const [id, m] of router) await router.send([id!, m!]);
+  })().catch(() => undefined);
+  const trips = 20_000;
+  for (let i = 0; i < 500; i++) await dealer.send(body).then(() => dealer.receive());
+  started = performance.now();
+  for (let i = 0; i < trips; i++) {
+    await dealer.send(body);
+    await dealer.receive();
+  }
+  console.log(
+    `${`DEALER->ROUTER round trips, ${label}`.padEnd(44)} ${Math.round(trips / ((performance.now() - started) / 1000))} rt/s`,
+  );
+  dealer.close();
+  router.close();
+}
