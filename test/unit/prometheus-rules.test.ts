@@ -76,6 +76,7 @@ const ALERTS = [
   'TwinstarMalformedTrafficRising',
   'TwinstarFlapping',
   'TwinstarNodeDown',
+  'TwinstarAuthFailuresRising',
 ];
 
 describe('deploy/prometheus', function () {
