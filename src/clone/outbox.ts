@@ -11,10 +11,13 @@ type Frames = Buffer[];
 interface Item {
   frames: Frames;
   settle?: (error: unknown) => void;
+  /** the stream this message belongs to: after one of its messages fails, the rest are not sent */
+  stream?: object;
 }
 
 export class Outbox {
   private queue: Item[] = [];
+  private readonly failedStreams = new WeakSet<object>();
   private draining = false;
   private closed = false;
 
@@ -30,11 +33,16 @@ export class Outbox {
     this.drain();
   }
 
-  /** Queue a message and learn whether it went out. */
-  send(frames: Frames): Promise<void> {
+  /**
+   * Queue a message and learn whether it went out. Messages given the same `stream` object stop
+   * at the first failure: the ones queued after it are not sent (their promises reject), so no
+   * later message of a stream overtakes a failed earlier one.
+   */
+  send(frames: Frames, stream?: object): Promise<void> {
     if (this.closed) return Promise.reject(new Error('outbox closed'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ frames, settle: (error) => (error === undefined ? resolve() : reject(error)) });
+      const settle = (error: unknown) => (error === undefined ? resolve() : reject(error));
+      this.queue.push({ frames, settle, stream });
       this.drain();
     });
   }
@@ -56,9 +64,12 @@ export class Outbox {
     try {
       for (let item = this.queue.shift(); item !== undefined; item = this.queue.shift()) {
         try {
+          if (item.stream && this.failedStreams.has(item.stream))
+            throw new Error('an earlier message failed');
           await this.socket.send(item.frames);
           item.settle?.(undefined);
         } catch (error) {
+          if (item.stream) this.failedStreams.add(item.stream);
           if (item.settle) item.settle(error);
           else if (!this.closed) this.onError(error);
         }

@@ -326,8 +326,11 @@ export class CloneServer extends EventEmitter<ServerEvents> {
         if (follower.principal && !follower.principal.canRead(key)) continue;
         if (!follower.prefixes.some((prefix) => key.startsWith(prefix))) continue;
       }
-      this.routerOut.send([Buffer.from(id, 'latin1'), tag, ...frames]).catch((error: unknown) => {
-        if (this.followers.delete(id)) this.sendFailed('snapshot', error);
+      // The follower is the stream: once one message to it fails, none queued after it goes out.
+      this.routerOut.send([Buffer.from(id, 'latin1'), tag, ...frames], follower).catch((error: unknown) => {
+        if (this.followers.get(id) !== follower) return;
+        this.followers.delete(id);
+        this.sendFailed('snapshot', error);
       });
     }
   }
