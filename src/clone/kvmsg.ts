@@ -20,6 +20,18 @@ export interface KvMsg {
 }
 
 export const UUID_BYTES = 16;
+/** Longest uuid frame accepted from a foreign client (packed batches store its length in a byte). */
+export const MAX_UUID_BYTES = 255;
+/**
+ * Highest sequence (and epoch) accepted on the wire: far above anything a node reaches, and low
+ * enough that the next one (+1) is still an exact JavaScript number.
+ */
+export const MAX_SEQUENCE = 2 ** 52;
+
+/** A counter read off the wire: a whole number from 0 to MAX_SEQUENCE. */
+export function isCounter(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= MAX_SEQUENCE;
+}
 
 /** Why a message was refused. These are metric label values: keep them short and stable. */
 export type DecodeReason =
@@ -29,6 +41,7 @@ export type DecodeReason =
   | 'key-too-long'
   | 'sequence-size'
   | 'sequence-range'
+  | 'uuid-too-long'
   | 'properties-syntax'
   | 'properties-too-long'
   | 'body-too-large'
@@ -84,7 +97,7 @@ export function decodeSequence(frame: Buffer): number {
   if (frame.length !== 8)
     throw new KvMsgError('sequence-size', `sequence frame is ${frame.length} bytes, not 8`);
   const value = frame.readBigInt64BE();
-  if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) {
+  if (value < 0n || value > BigInt(MAX_SEQUENCE)) {
     throw new KvMsgError('sequence-range', `sequence ${value} is out of range`);
   }
   return Number(value);
@@ -115,7 +128,11 @@ export function decodeKvMsg(frames: readonly Buffer[], limits: Limits = DEFAULT_
   if (body.length > limits.maxValueBytes) {
     throw new KvMsgError('body-too-large', `body is ${body.length} bytes, limit ${limits.maxValueBytes}`);
   }
-  // Foreign clients may send an empty or odd-sized uuid: accept it as it is.
+  // Foreign clients may send an empty or odd-sized uuid: accept it as it is, up to what a packed
+  // batch can carry.
+  if (uuidFrame.length > MAX_UUID_BYTES) {
+    throw new KvMsgError('uuid-too-long', `uuid is ${uuidFrame.length} bytes, limit ${MAX_UUID_BYTES}`);
+  }
   return { key, sequence, uuid: uuidFrame.toString('latin1'), properties, body };
 }
 
@@ -271,7 +288,7 @@ export function unpackBatch(frame: Buffer, limits: Limits = DEFAULT_LIMITS): Pac
     at += keyLen;
     need(9);
     const sequence = frame.readDoubleBE(at);
-    if (!Number.isSafeInteger(sequence) || sequence < 0) {
+    if (!isCounter(sequence)) {
       throw new KvMsgError('sequence-range', `sequence ${sequence} is out of range`);
     }
     const uuidLen = frame.readUInt8(at + 8);

@@ -14,6 +14,7 @@
  */
 import {
   decodeSequence,
+  isCounter,
   encodeSequence,
   KvMsgError,
   packBatch,
@@ -170,8 +171,8 @@ function parseHeartbeat(frame: Buffer): Heartbeat {
     (hb.role === 'primary' || hb.role === 'backup') &&
     typeof hb.state === 'string' &&
     STATE_NAMES.has(hb.state) &&
-    Number.isSafeInteger(hb.epoch) &&
-    Number.isSafeInteger(hb.sequence) &&
+    isCounter(hb.epoch) &&
+    isCounter(hb.sequence) &&
     Number.isSafeInteger(hb.heartbeatMs) &&
     Number.isSafeInteger(hb.failoverMs) &&
     typeof hb.term === 'string' &&
@@ -192,8 +193,8 @@ function validTimeline(value: unknown): TimelineEntry[] {
       typeof t !== 'object' ||
       t === null ||
       typeof t.term !== 'string' ||
-      !Number.isSafeInteger(t.epoch) ||
-      !Number.isSafeInteger(t.startSequence)
+      !isCounter(t.epoch) ||
+      !isCounter(t.startSequence)
     ) {
       throw new KvMsgError('properties-syntax', 'timeline entry is malformed');
     }

@@ -8,6 +8,7 @@ import {
   decodeKvMsg,
   decodeSequence,
   DEFAULT_LIMITS,
+  MAX_SEQUENCE,
   encodeHugz,
   encodeIcanhaz,
   encodeKthxbai,
@@ -145,7 +146,7 @@ describe('kvmsg codec', () => {
       expect(encodeSequence(2 ** 40 + 5).equals(hex('00 00 01 00 00 00 00 05'))).to.equal(true);
       expect(decodeSequence(hex('00 00 01 00 00 00 00 05'))).to.equal(2 ** 40 + 5);
       expect(encodeSequence(Number.MAX_SAFE_INTEGER).equals(hex('00 1f ff ff ff ff ff ff'))).to.equal(true);
-      expect(decodeSequence(hex('00 1f ff ff ff ff ff ff'))).to.equal(Number.MAX_SAFE_INTEGER);
+      expect(decodeSequence(hex('00 10 00 00 00 00 00 00'))).to.equal(MAX_SEQUENCE);
       expect(encodeSequence(1).equals(hex('00 00 00 00 00 00 00 01'))).to.equal(true);
     });
 
@@ -154,9 +155,24 @@ describe('kvmsg codec', () => {
       expect(reasonOf(() => decodeSequence(hex('80 00 00 00 00 00 00 00')))).to.equal('sequence-range');
     });
 
-    it('rejects a sequence above MAX_SAFE_INTEGER as sequence-range', () => {
+    it('rejects a sequence above 2^52 as sequence-range, so that the next one is still exact', () => {
+      expect(MAX_SEQUENCE).to.equal(2 ** 52);
+      expect(reasonOf(() => decodeSequence(hex('00 10 00 00 00 00 00 01')))).to.equal('sequence-range');
+      expect(reasonOf(() => decodeSequence(hex('00 1f ff ff ff ff ff ff')))).to.equal('sequence-range');
       expect(reasonOf(() => decodeSequence(hex('00 20 00 00 00 00 00 00')))).to.equal('sequence-range');
       expect(reasonOf(() => decodeSequence(hex('7f ff ff ff ff ff ff ff')))).to.equal('sequence-range');
+    });
+
+    it('rejects a uuid frame longer than a packed batch can carry as uuid-too-long', () => {
+      const frames = (uuid: Buffer) => [
+        Buffer.from('/x'),
+        encodeSequence(0),
+        uuid,
+        Buffer.alloc(0),
+        Buffer.from('v'),
+      ];
+      expect(decodeKvMsg(frames(Buffer.alloc(255, 1))).uuid).to.have.length(255);
+      expect(reasonOf(() => decodeKvMsg(frames(Buffer.alloc(256, 1))))).to.equal('uuid-too-long');
     });
 
     it('rejects a sequence frame that is not 8 bytes as sequence-size', () => {
@@ -184,7 +200,7 @@ describe('kvmsg codec', () => {
     const bodyArb = fc.uint8Array({ maxLength: 256 }).map((b) => Buffer.from(b));
     const msgArb = fc.record({
       key: keyArb,
-      sequence: fc.maxSafeNat(),
+      sequence: fc.integer({ min: 0, max: MAX_SEQUENCE }),
       uuid: uuidArb,
       properties: propsArb,
       body: bodyArb,
@@ -223,7 +239,7 @@ describe('kvmsg codec', () => {
 
     const packedArb = fc.record({
       key: keyArb,
-      sequence: fc.maxSafeNat(),
+      sequence: fc.integer({ min: 0, max: MAX_SEQUENCE }),
       uuid: fc.oneof(uuidArb, fc.constant('')),
       properties: propsArb,
       body: bodyArb,
@@ -410,7 +426,7 @@ describe('kvmsg codec', () => {
     it('random truncations and byte flips of random batches only ever throw KvMsgError', () => {
       const entryArb = fc.record({
         key: fc.string({ unit: 'binary', minLength: 1, maxLength: 10 }),
-        sequence: fc.maxSafeNat(),
+        sequence: fc.integer({ min: 0, max: MAX_SEQUENCE }),
         uuid: fc.uint8Array({ minLength: 0, maxLength: 16 }).map((b) => latin1(Buffer.from(b))),
         properties: fc.constantFrom('', 'ttl=5\n', 'a=b\nc=d\n'),
         body: fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b)),

@@ -14,6 +14,7 @@ import {
 } from '../../../src/primary-backup/peer-protocol.js';
 import {
   DEFAULT_LIMITS,
+  MAX_SEQUENCE,
   KvMsgError,
   encodeSequence,
   type DecodeReason,
@@ -120,14 +121,14 @@ describe('peer protocol', () => {
         name: fc.string({ maxLength: 20 }),
         role: fc.constantFrom('primary' as const, 'backup' as const),
         state: fc.constantFrom('PRIMARY' as const, 'BACKUP' as const, 'ACTIVE' as const, 'PASSIVE' as const),
-        epoch: fc.maxSafeNat(),
-        sequence: fc.maxSafeNat(),
+        epoch: fc.integer({ min: 0, max: MAX_SEQUENCE }),
+        sequence: fc.integer({ min: 0, max: MAX_SEQUENCE }),
         term: fc.string({ maxLength: 12 }),
         timeline: fc.array(
           fc.record({
             term: fc.string({ maxLength: 12 }),
-            epoch: fc.maxSafeNat(),
-            startSequence: fc.maxSafeNat(),
+            epoch: fc.integer({ min: 0, max: MAX_SEQUENCE }),
+            startSequence: fc.integer({ min: 0, max: MAX_SEQUENCE }),
           }),
           { maxLength: 4 },
         ),
