@@ -5,6 +5,7 @@
  * checks that nothing got through.
  */
 import { expect } from 'chai';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ import {
   type KeyPair,
 } from '../../src/security/index.js';
 import {
+  BIN,
   metric,
   pairOptions,
   pairPorts,
@@ -434,6 +436,51 @@ describe('security: CURVE, allow-list and per-subtree rights (real processes)', 
       10_000,
       'the key to replicate',
     );
+  });
+
+  it('reloads the allow-list when the file changes, without a signal', async () => {
+    const { primary } = await startPair();
+    const ops = await client(keys.ops);
+    await ops.set('/x/1', 'one');
+    writeAllowList([...standardList(), { name: 'stranger', key: keys.stranger, read: ['*'], write: [] }]);
+    await waitFor(
+      async () => (await metric(primary.http, 'twinstar_allow_list_clients')) === 3,
+      10_000,
+      'the file watch to load the new list',
+    );
+    const stranger = await client(keys.stranger);
+    expect(stranger.getString('/x/1')).to.equal('one');
+    await expectReject(stranger.set('/x/2', 'two'), AccessDeniedError);
+  });
+
+  it('the CLI passes key files through: set and get against a --curve pair', async () => {
+    await startPair();
+    writeKeyPair(file('ops'), keys.ops);
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          [
+            BIN,
+            ...args,
+            '--servers',
+            servers().join(','),
+            '--key-file',
+            file('ops.key_secret'),
+            '--server-key',
+            `${file('primary.key')},${file('backup.key')}`,
+          ],
+          { timeout: 20_000 },
+          (error, stdout, stderr) =>
+            resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const set = await cli('set', '/cli/key', 'value');
+    expect(set.code, set.stderr).to.equal(0);
+    expect(Number(set.stdout.trim())).to.be.above(0);
+    const get = await cli('get', '/cli/key');
+    expect(get.code, get.stderr).to.equal(0);
+    expect(get.stdout.trim()).to.equal('value');
   });
 
   it('refuses to start with a missing or malformed key file, naming the setting', async () => {
