@@ -386,6 +386,10 @@ describe('security: CURVE, allow-list and per-subtree rights (real processes)', 
   });
 
   it('an impostor peer with the wrong key cannot make the backup serve or replicate into it', async () => {
+    // The backup binds its ports first: a client's outgoing connection below could otherwise be
+    // given one of them as its ephemeral port before the backup binds it.
+    const backup = start('backup');
+    await backup.ready('BACKUP');
     // The impostor sits at the primary's address with a key pair of its own, ready to pair with
     // the backup and holding data of its own, served to a client of its own.
     const impostorKeys = generateKeyPair();
@@ -408,16 +412,14 @@ describe('security: CURVE, allow-list and per-subtree rights (real processes)', 
     });
     clients.push(impostorClient);
     await impostorClient.set('/a/forged', 'bad');
-
-    const backup = start('backup');
-    await backup.ready('BACKUP');
     await waitFor(
       async () => (await authFailures(backup, { socket: 'peer', reason: 'not-the-peer' })) > 0,
       10_000,
       "the backup to refuse the impostor's connection to its peer socket",
     );
-    // Several heartbeat periods and a failover timeout later the backup has still heard nothing.
-    await waitFor(async () => (await backup.status()).uptimeMs > 2000, 10_000, 'two seconds of uptime');
+    // Two failover timeouts (ten heartbeat periods) later the backup has still heard nothing.
+    const refusedAt = (await backup.status()).uptimeMs;
+    await waitFor(async () => (await backup.status()).uptimeMs > refusedAt + 1000, 10_000, 'a second more');
     const status = await backup.status();
     expect(status.state).to.equal('BACKUP');
     expect(await metric(backup.http, 'twinstar_peer_up')).to.equal(0);
@@ -425,6 +427,7 @@ describe('security: CURVE, allow-list and per-subtree rights (real processes)', 
     expect(await metric(backup.http, 'twinstar_keys')).to.equal(0);
 
     // The genuine primary, with the right key, pairs at once: the refusal was about the key.
+    await impostorClient.close();
     await impostor.kill();
     const primary = start('primary');
     await primary.ready('ACTIVE');
