@@ -14,7 +14,9 @@ export {
 export { Replica, type Change as ReplicaChange, type OfferResult } from './replica.js';
 export {
   CloneServer,
+  DEFAULT_QUOTAS,
   toChange,
+  type ServerQuotas,
   type ServicePolicy,
   type ServerEvents,
   type ChangeSource,

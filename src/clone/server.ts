@@ -32,7 +32,6 @@ import {
   KvMsgError,
   packBatch,
   checkedTtlSeconds,
-  ttlSeconds,
   writeSequence,
   unpackBatch,
   type DecodeReason,
@@ -138,11 +137,13 @@ export interface CloneServerOptions {
 
 /** A client following updates over the snapshot socket (TFOLLOW), filtered by its read rights. */
 interface Follower {
+  identity: Buffer;
   prefixes: string[];
   principal: Principal | undefined;
 }
 
 const SNAPSHOT_DEADLINE_MS = 60_000;
+const TPUB = Buffer.from(Native.PUBLISH);
 const BACKOFF_MS = 5;
 
 export class CloneServer extends EventEmitter<ServerEvents> {
@@ -319,15 +320,13 @@ export class CloneServer extends EventEmitter<ServerEvents> {
    */
   private publish(frames: Buffer[], key?: string): void {
     this.pubOut.post(frames);
-    if (this.followers.size === 0) return;
-    const tag = Buffer.from(Native.PUBLISH);
     for (const [id, follower] of this.followers) {
       if (key !== undefined) {
         if (follower.principal && !follower.principal.canRead(key)) continue;
         if (!follower.prefixes.some((prefix) => key.startsWith(prefix))) continue;
       }
       // The follower is the stream: once one message to it fails, none queued after it goes out.
-      this.routerOut.send([Buffer.from(id, 'latin1'), tag, ...frames], follower).catch((error: unknown) => {
+      this.routerOut.send([follower.identity, TPUB, ...frames], follower).catch((error: unknown) => {
         if (this.followers.get(id) !== follower) return;
         this.followers.delete(id);
         this.sendFailed('snapshot', error);
@@ -343,10 +342,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   private async cutConnections(): Promise<void> {
-    for (const [id, follower] of this.followers) {
-      if (follower.principal && this.guard?.principalOf(Buffer.from(id, 'latin1')) !== follower.principal)
-        this.followers.delete(id);
-    }
+    // A follower was admitted under the old list: it resyncs, and follows again under the new one.
+    this.followers.clear();
     // A PUB or SUB cannot drop one peer, and ZAP only runs when a connection is made: rebinding
     // ends every connection accepted on the endpoint, and each client's reconnect asks ZAP again.
     for (const [socket, endpoint] of [
@@ -457,7 +454,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       throw new KvMsgError('frame-count', 'TFOLLOW is malformed');
     const prefixes = args.slice(1).map((frame) => frame.toString());
     for (const prefix of prefixes) this.checkRead(prefix, principal);
-    this.followers.set(identity.toString('latin1'), { prefixes, principal });
+    this.followers.set(identity.toString('latin1'), { identity, prefixes, principal });
   }
 
   /** Plain RFC 12 snapshot. A turned-away CHP client gets silence and tries the other server. */
@@ -741,10 +738,10 @@ async function filterInTurns(entries: Entry[], prefix: string, principal?: Princ
 
 /**
  * A client's KVSET (or native write) as a change to sequence: relative TTL becomes a deadline.
- * With `limits`, a TTL outside their range is refused.
+ * A TTL outside the limits' range is refused.
  */
-export function toChange(msg: KvMsg, now: number, limits?: Limits): Change {
-  const ttl = limits ? checkedTtlSeconds(msg.properties, limits) : ttlSeconds(msg.properties);
+export function toChange(msg: KvMsg, now: number, limits: Limits): Change {
+  const ttl = checkedTtlSeconds(msg.properties, limits);
   return {
     key: msg.key,
     uuid: msg.uuid,

@@ -8,7 +8,7 @@
  */
 import convict from 'convict';
 import { readFileSync } from 'node:fs';
-import type { Limits } from '../clone/index.js';
+import { DEFAULT_LIMITS, DEFAULT_QUOTAS, type Limits } from '../clone/index.js';
 import { ConfigError } from '../errors.js';
 
 const hostPort = (value: unknown) => {
@@ -155,70 +155,70 @@ export const schema = {
   maxKeyBytes: {
     doc: 'longest key accepted',
     format: positive,
-    default: 1024,
+    default: DEFAULT_LIMITS.maxKeyBytes,
     env: 'TWINSTAR_MAX_KEY_BYTES',
     arg: 'max-key-bytes',
   },
   maxValueBytes: {
     doc: 'largest value accepted',
     format: positive,
-    default: 1024 * 1024,
+    default: DEFAULT_LIMITS.maxValueBytes,
     env: 'TWINSTAR_MAX_VALUE_BYTES',
     arg: 'max-value-bytes',
   },
   maxPropertiesBytes: {
     doc: 'largest properties frame accepted',
     format: positive,
-    default: 4096,
+    default: DEFAULT_LIMITS.maxPropertiesBytes,
     env: 'TWINSTAR_MAX_PROPERTIES_BYTES',
     arg: 'max-properties-bytes',
   },
   maxProperties: {
     doc: 'most name=value properties in one message',
     format: positive,
-    default: 32,
+    default: DEFAULT_LIMITS.maxProperties,
     env: 'TWINSTAR_MAX_PROPERTIES',
     arg: 'max-properties',
   },
   minTtlMs: {
     doc: 'shortest TTL a write may ask for (ttl property), in milliseconds',
     format: positive,
-    default: 1,
+    default: DEFAULT_LIMITS.minTtlSeconds * 1000,
     env: 'TWINSTAR_MIN_TTL_MS',
     arg: 'min-ttl-ms',
   },
   maxTtlMs: {
     doc: 'longest TTL a write may ask for, in milliseconds (default 30 days)',
     format: positive,
-    default: 30 * 24 * 3600 * 1000,
+    default: DEFAULT_LIMITS.maxTtlSeconds * 1000,
     env: 'TWINSTAR_MAX_TTL_MS',
     arg: 'max-ttl-ms',
   },
   snapshotsPerSecond: {
     doc: 'snapshot and resume requests one client may make per second (bursts of as many)',
     format: positive,
-    default: 20,
+    default: DEFAULT_QUOTAS.snapshotsPerSecond,
     env: 'TWINSTAR_SNAPSHOTS_PER_SECOND',
     arg: 'snapshots-per-second',
   },
   clientQueue: {
     doc: 'messages queued towards one client on the snapshot socket (high-water mark)',
     format: positive,
-    default: 10_000,
+    default: DEFAULT_QUOTAS.clientQueue,
     env: 'TWINSTAR_CLIENT_QUEUE',
     arg: 'client-queue',
   },
   publisherQueue: {
     doc: 'messages queued towards one subscriber of the publisher (high-water mark)',
     format: positive,
-    default: 100_000,
+    default: DEFAULT_QUOTAS.publisherQueue,
     env: 'TWINSTAR_PUBLISHER_QUEUE',
     arg: 'publisher-queue',
   },
   collectorQueue: {
     doc: 'CHP writes queued on the collector (high-water mark)',
     format: positive,
-    default: 100_000,
+    default: DEFAULT_QUOTAS.collectorQueue,
     env: 'TWINSTAR_COLLECTOR_QUEUE',
     arg: 'collector-queue',
   },

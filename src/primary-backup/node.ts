@@ -104,6 +104,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   private readonly timeline = new Timeline();
   private readonly pending: PendingList;
   private readonly refusals: RateLimitedLog;
+  private readonly limits: Limits;
   /** a secure node's client sockets have a context of their own, for their ZAP handler */
   private readonly zap: ZapHandler | undefined;
   private link: PeerChannel | undefined;
@@ -139,7 +140,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     this.current = this.pairRole ? startState(this.pairRole) : 'ACTIVE';
     this.pending = new PendingList(config.pendingMax, config.pendingMaxAgeMs);
     this.refusals = new RateLimitedLog(log, 5, 10_000, this.now);
-    const limits: Limits = limitsOf(config);
+    const limits = (this.limits = limitsOf(config));
     const guard = options.guard;
     const context = guard ? new zmq.Context() : undefined;
     if (guard && context) this.zap = new ZapHandler(context, (domain, key) => guard.authorize(domain, key));
@@ -390,7 +391,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     const now = this.now();
     let applied = 0;
     for (const { msg, receivedAt } of this.pending.drain()) {
-      const change = toChange(msg, receivedAt);
+      const change = toChange(msg, receivedAt, this.limits);
       if (change.expiresAt > 0 && change.expiresAt <= now) continue; // its TTL ran out meanwhile
       if (this.store.appliedSequence(msg.uuid) !== undefined) continue;
       this.server.commit(change, 'pending');
