@@ -13,6 +13,8 @@ export const ErrorCodes = {
   ERR_SERVER_REJECTED: 'the server refused the request',
   ERR_ACCESS_DENIED: "the client's key has no right to write that key (docs/security.md)",
   ERR_INVALID_ARGUMENT: 'an API was called with an argument it cannot take',
+  ERR_UNAVAILABLE:
+    'no server of the pair can serve: the active is gone and the other node refuses votes (no complete history)',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
@@ -82,5 +84,14 @@ export class AccessDeniedError extends TwinstarError {
 export class InvalidArgumentError extends TwinstarError {
   constructor(message: string) {
     super('ERR_INVALID_ARGUMENT', message);
+  }
+}
+
+export class UnavailableError extends TwinstarError {
+  /** why, in a word: 'no-history' (the only reachable node lacks a complete history) */
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super('ERR_UNAVAILABLE', message);
+    this.reason = reason;
   }
 }

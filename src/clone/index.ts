@@ -25,7 +25,15 @@ export {
   type CloneServerOptions,
   type ServerEndpoints,
 } from './server.js';
-export { Native, encodeRequestId, decodeRequestId, type Durability } from './protocol.js';
+export {
+  Native,
+  ADVERTISE,
+  NATIVE_VERSION,
+  encodeRequestId,
+  decodeRequestId,
+  type Durability,
+  type NotActiveReason,
+} from './protocol.js';
 export { Outbox, errorCode } from './outbox.js';
 export { UuidWindow } from './uuid-window.js';
 export { receiveLoop } from './receive-loop.js';

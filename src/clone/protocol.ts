@@ -18,13 +18,29 @@ export const Native = {
   SET: 'TSET',
   /** [TACK, reqId, sequences (8 bytes each, in request order), durability] */
   ACK: 'TACK',
-  /** [TNOTACTIVE, reqId, state] */
+  /**
+   * [TNOTACTIVE, reqId, state, reason]: this node does not serve. Reason (may be absent from old
+   * servers): 'not-active' (a non-vote request reached a node that is not active), 'peer-alive'
+   * (a vote was refused because this node still hears an active peer), 'no-history' (this node
+   * does not hold a complete copy of the history and never accepts a vote: promise 3).
+   */
   NOT_ACTIVE: 'TNOTACTIVE',
   /** [TERROR, reqId, reason, message] */
   ERROR: 'TERROR',
-  /** [TPING, reqId] -> [TPONG, reqId, state, sequence, term]; not a vote */
+  /**
+   * [TPING, reqId] -> [TPONG, reqId, state, sequence, term, heartbeatMs, history]; never a vote.
+   * heartbeatMs: the server's HUGZ interval as ASCII decimal. history: 'complete' when this node
+   * holds a complete copy of the pair's history (it could accept a vote), 'incomplete' otherwise.
+   */
   PING: 'TPING',
   PONG: 'TPONG',
+  /**
+   * [TVOTE, reqId]: the Binary Star client vote. A client sends it to a non-active server only
+   * after it has itself found the active silent for its server timeout. Accepted: TPONG (state
+   * ACTIVE). Refused: TNOTACTIVE with a reason. No other native request is ever a vote: TSNAP,
+   * TRESUME, TSET and TFOLLOW sent to a node that is not active get TNOTACTIVE 'not-active'.
+   */
+  VOTE: 'TVOTE',
   /** [TFOLLOW, reqId, prefix, ...] -> TPUB* until TUNFOLLOW, the client leaves or the node steps down */
   FOLLOW: 'TFOLLOW',
   /** [TUNFOLLOW, reqId] */
@@ -45,3 +61,19 @@ export function encodeRequestId(id: number): Buffer {
 export function decodeRequestId(frame: Buffer | undefined): number | undefined {
   return frame !== undefined && frame.length === 4 ? frame.readUInt32BE() : undefined;
 }
+
+/** TNOTACTIVE reasons (docs/protocol.md). */
+export type NotActiveReason = 'not-active' | 'peer-alive' | 'no-history';
+
+/**
+ * Properties twinstar adds to KTHXBAI and HUGZ, CHP-legal places (RFC 12 allows any properties),
+ * so that a client can learn, without sending anything a plain RFC 12 server would refuse, that
+ * the server speaks the native extension and how often it sends HUGZ.
+ */
+export const ADVERTISE = {
+  /** native protocol version; present only on twinstar servers */
+  NATIVE: 'twinstar',
+  /** the server's HUGZ interval in milliseconds */
+  HUGZ_MS: 'hugz-ms',
+} as const;
+export const NATIVE_VERSION = '1';
