@@ -21,6 +21,7 @@ Security:
 Operations:
   status            both nodes of a pair from their /status endpoints (--nodes URL,URL);
                     exits 1 when the pair is unhealthy
+  promote           force a node without the complete history to serve (--node URL --force)
 
 Each command has --help.
 `;
@@ -37,6 +38,7 @@ const commands: Record<string, () => Promise<Command>> = {
   dump: async () => clientCommand('dump'),
   keygen: async () => (await import('./keygen-command.js')).keygenCommand,
   status: async () => (await import('./status-command.js')).statusCommand,
+  promote: async () => (await import('./promote-command.js')).promoteCommand,
 };
 
 export async function main(argv: string[]): Promise<void> {
