@@ -16,6 +16,7 @@ import * as zmq from 'zeromq';
 import type { Logger } from '../log/index.js';
 import {
   curveServerOptions,
+  notifyConnections,
   watchHandshakes,
   type Domain,
   type Guard,
@@ -234,6 +235,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       receiveHighWaterMark: quotas.collectorQueue,
     });
     if (this.guard) {
+      notifyConnections(this.router);
       watchHandshakes(this.router, this.guard, 'snapshot');
       watchHandshakes(this.publisher, this.guard, 'publisher');
       watchHandshakes(this.collector, this.guard, 'collector');
@@ -424,7 +426,13 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private onRequest([identity, command, ...args]: Buffer[]): void {
     if (identity === undefined || command === undefined) return;
     try {
-      // With security on, the routing id is the client's session token (security/session.ts).
+      // With security on, the routing id is the client's session token (security/session.ts),
+      // and an empty message is libzmq's notice that its connection began or ended.
+      if (this.guard && command.length === 0 && args.length === 0) {
+        const refused = this.guard.connectionNotice(identity);
+        if (refused) this.warnings.warn({ reason: refused }, 'session token refused');
+        return;
+      }
       const principal = this.guard?.principalOf(identity);
       if (this.guard && principal === undefined) return this.unauthenticated(identity, args);
       this.dispatch(identity, command.toString('latin1'), args, principal);

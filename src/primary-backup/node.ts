@@ -164,7 +164,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     const limits = (this.limits = limitsOf(config));
     const guard = options.guard;
     const context = guard ? new zmq.Context() : undefined;
-    if (guard && context) this.zap = new ZapHandler(context, (domain, key) => guard.authorize(domain, key));
+    if (guard && context) this.zap = new ZapHandler(context, (domain, key) => guard.admit(domain, key));
     this.store = new Store({ replayLogSize: config.replayLogSize, dedupeSize: config.dedupeSize });
     this.server = new CloneServer({
       host: config.host,
