@@ -125,15 +125,6 @@ export class SessionBinder {
     return this.sessions.get(routingId.toString('latin1'))?.key ?? undefined;
   }
 
-  /** Every session ends (the server closed or rebound its socket). */
-  clear(): void {
-    const forgetAfter = this.now() + this.options.lifetimeMs;
-    for (const session of this.sessions.values()) {
-      session.key = null;
-      session.forgetAfter = Math.max(session.forgetAfter, forgetAfter);
-    }
-  }
-
   get size(): number {
     return this.sessions.size;
   }
