@@ -41,6 +41,7 @@ const SUBSCRIPTION_GRACE_MS = 20;
 /** a token older than this is not used for a new connection (servers honour them for >= 60 s) */
 const TOKEN_RENEW_MS = 30_000;
 const RENEW_CHECK_MS = 5_000;
+const RENEW_MIN_GAP_MS = 1000;
 
 export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server, handlers);
 
@@ -57,6 +58,7 @@ class ZmqLink implements Link {
   private dealerConnected = false;
   private lastRenewAt = 0;
   private renewTimer: NodeJS.Timeout | undefined;
+  private renewLater: NodeJS.Timeout | undefined;
   private readonly curve: Record<string, string> = {};
   /** following over the DEALER (TFOLLOW) rather than a SUB */
   private followingByRequest = false;
@@ -121,7 +123,16 @@ class ZmqLink implements Link {
 
   /** A new DEALER with a new token; what was queued on the old one is lost, as on a disconnect. */
   private renewDealer(): void {
-    if (this.closed || Date.now() - this.lastRenewAt < 1000) return;
+    if (this.closed || this.renewLater) return;
+    const wait = this.lastRenewAt + RENEW_MIN_GAP_MS - Date.now();
+    if (wait > 0) {
+      // At most one new socket a second, even if the server keeps refusing.
+      this.renewLater = setTimeout(() => {
+        this.renewLater = undefined;
+        this.renewDealer();
+      }, wait);
+      return;
+    }
     this.lastRenewAt = Date.now();
     this.dealerOut.close();
     this.dealer.close();
@@ -196,6 +207,7 @@ class ZmqLink implements Link {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.renewTimer);
+    clearTimeout(this.renewLater);
     this.dealerOut.close();
     this.pubOut?.close();
     this.dealer.close();

@@ -63,6 +63,7 @@ export class SessionBinder {
   private readonly attachTimeoutMs: number;
   private readonly maxSessions: number;
   private notices = 0;
+  private live = 0;
 
   constructor(private readonly options: SessionBinderOptions) {
     this.now = options.now ?? Date.now;
@@ -103,6 +104,7 @@ export class SessionBinder {
     if (++this.notices % 1024 === 0) this.sweep(now);
     const known = this.sessions.get(id);
     if (known) {
+      if (known.key !== null) this.live--;
       known.key = null;
       known.forgetAfter = Math.max(known.forgetAfter, now + this.options.lifetimeMs);
       return undefined;
@@ -117,6 +119,7 @@ export class SessionBinder {
     else if (Math.abs(now - claim.mintedAt) > this.options.lifetimeMs) refusal = 'expired';
     const forgetAfter = (claim ? Math.max(claim.mintedAt, now) : now) + this.options.lifetimeMs;
     this.remember(id, { key: refusal ? null : claim!.publicKey, forgetAfter });
+    if (!refusal) this.live++;
     return refusal;
   }
 
@@ -125,8 +128,14 @@ export class SessionBinder {
     return this.sessions.get(routingId.toString('latin1'))?.key ?? undefined;
   }
 
+  /** sessions remembered, live or ended */
   get size(): number {
     return this.sessions.size;
+  }
+
+  /** connections that hold a session now */
+  get liveSessions(): number {
+    return this.live;
   }
 
   private remember(id: string, session: Session): void {
@@ -148,8 +157,9 @@ export class SessionBinder {
       if (this.sessions.size <= target) return;
       if (session.key === null) this.sessions.delete(id);
     }
-    for (const id of this.sessions.keys()) {
+    for (const [id, session] of this.sessions) {
       if (this.sessions.size <= target) return;
+      if (session.key !== null) this.live--;
       this.sessions.delete(id);
     }
   }

@@ -122,6 +122,11 @@ export class Guard extends EventEmitter<GuardEvents> {
     return principal;
   }
 
+  /** Snapshot-socket connections that hold a session now. */
+  get liveSessions(): number {
+    return this.binder.liveSessions;
+  }
+
   /** A CURVE handshake failed before ZAP was asked (no key, wrong server key, bad box). */
   handshakeFailed(domain: Domain): void {
     this.emit('authFailure', domain, 'handshake');

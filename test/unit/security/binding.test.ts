@@ -86,8 +86,10 @@ describe('SessionBinder', () => {
     const a = token(alice);
     b.notice(a);
     expect(b.keyOf(a)).to.equal(alice.publicKey);
+    expect(b.liveSessions).to.equal(1);
     b.notice(a); // disconnect, or an empty message the peer sent
     expect(b.keyOf(a)).to.equal(undefined);
+    expect(b.liveSessions).to.equal(0);
     await b.admit(alice.publicKey);
     b.notice(a); // the same id on a new connection
     expect(b.keyOf(a), 'an ended session came back').to.equal(undefined);
