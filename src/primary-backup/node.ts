@@ -546,7 +546,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     if (!Number.isFinite(common)) return;
     const changes: Entry[] =
       this.store.changesSince(common) ?? this.store.map.snapshot('').filter((e) => e.sequence > common);
-    if (changes.length > 0) this.divergence.lost(common, changes, (uuid) => this.acknowledged.has(uuid));
+    this.divergence.lost(common, changes, (uuid) => this.acknowledged.has(uuid));
   }
 
   /** We lost a dual-active meeting and have synced from the winner: say what the winner lacks. */
