@@ -115,12 +115,20 @@ export async function pairCommand(args: string[]): Promise<number> {
   const defaultServers =
     layout.primary.port === 5556 && layout.backup.port === 5566 && layout.peerHost === '127.0.0.1';
   const flag = defaultServers ? '' : ` --servers ${servers}`;
+  const httpUrls = [layout.primary, layout.backup].map((n) => `http://${layout.peerHost}:${n.httpPort}`);
+  const nodes =
+    layout.primary.httpPort === 9556 && layout.backup.httpPort === 9566 && layout.peerHost === '127.0.0.1'
+      ? ''
+      : layout.primary.httpPort === 0
+        ? ' --nodes URL,URL (the nodes log their metrics URLs)'
+        : ` --nodes ${httpUrls.join(',')}`;
   process.stdout.write(
     [
       `twinstar pair on ${layout.host} (Ctrl-C stops both):`,
       line('primary'),
       line('backup'),
       `  try:     npx twinstar set /demo/hello world${flag} && npx twinstar watch /demo/${flag}`,
+      `  health:  npx twinstar status${nodes}`,
       '',
     ].join('\n'),
   );
