@@ -216,6 +216,19 @@ describe('twinstar CLI (real processes)', function () {
       expect(get.stdout.equals(bytes), `got ${get.stdout.toString('hex')}`).to.equal(true);
     });
 
+    it('get writes a binary value byte for byte (0xff used to come out as ef bf bd)', async () => {
+      const bytes = Buffer.from([0xff, 0x00, 0xc3, 0x28, 0x0a]);
+      const writer = await connect({ servers: [servers], subtree: '/cli/raw' });
+      try {
+        await writer.set('/cli/raw', bytes);
+      } finally {
+        await writer.close();
+      }
+      const get = await cli(['get', '/cli/raw']);
+      expect(get.code, describeRun(get)).to.equal(0);
+      expect(get.stdout.toString('hex')).to.equal(bytes.toString('hex'));
+    });
+
     it('set --base64 stores bytes; get --base64 and watch --base64 print them as base64', async () => {
       const set = await cli(['set', '/cli/b64', 'AP8KgA==', '--base64']);
       expect(set.code, describeRun(set)).to.equal(0);
