@@ -1,7 +1,8 @@
 /**
  * The server's security decisions in one place, free of sockets: which key may connect to which
- * socket (the ZAP domains), which principal sent a ROUTER request (its session token, bound to the
- * key its connection authenticated with: binding.ts), and the counting of every refusal. The clone server and the peer link ask; the guard answers.
+ * socket (the ZAP domains), which principal sent a ROUTER request (its session token, bound to
+ * the key its connection authenticated with: binding.ts), and the counting of every refusal. The
+ * clone server and the peer link ask; the guard answers.
  *
  * Domains, one per kind of socket:
  *   snapshot   any listed key; what it may read and write is checked per request
@@ -42,9 +43,6 @@ export interface GuardOptions {
   access: () => AccessList;
   /** how long after it was minted a session token may start a connection (ms, default 5 min) */
   sessionLifetimeMs?: number;
-  /** injected for tests */
-  now?: () => number;
-  attachTimeoutMs?: number;
 }
 
 const SECRET_CACHE = 10_000;
@@ -58,8 +56,6 @@ export class Guard extends EventEmitter<GuardEvents> {
     this.binder = new SessionBinder({
       lifetimeMs: options.sessionLifetimeMs ?? DEFAULT_SESSION_LIFETIME_MS,
       read: (id) => readSessionToken(id, options.keys.publicKey, (k) => this.secretWith(k)),
-      ...(options.now ? { now: options.now } : {}),
-      ...(options.attachTimeoutMs !== undefined ? { attachTimeoutMs: options.attachTimeoutMs } : {}),
     });
   }
 
