@@ -64,6 +64,7 @@ function harness(
   const client = new Client({
     servers: [A, B],
     serverTimeoutMs: SERVER_TIMEOUT,
+    mode: 'native', // 'auto' has tests of its own
     transport: net.transport,
     clock: net.clock,
     ...options,
