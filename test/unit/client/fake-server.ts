@@ -199,6 +199,8 @@ export class FakeServer {
   private held: Buffer[][] = [];
   private heldAcks: { link: FakeLink; frames: Buffer[] }[] = [];
   lastHugz = -Infinity;
+  /** when each HUGZ went out */
+  readonly hugzAt: number[] = [];
 
   constructor(
     readonly net: FakeNetwork,
@@ -325,6 +327,7 @@ export class FakeServer {
   /** Publishes a heartbeat with the current sequence (the network does this every hugzMs). */
   hugz(): void {
     this.lastHugz = this.net.clock.now();
+    if (this.sendsHugz) this.hugzAt.push(this.lastHugz);
     const frames = encodeKvMsg({
       key: HUGZ,
       sequence: this.sequence,
