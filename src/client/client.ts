@@ -27,7 +27,6 @@ import {
   HUGZ,
   KTHXBAI,
   Native,
-  parseProperties,
   newUuid,
   packBatch,
   Replica,
@@ -51,14 +50,17 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import { silentLogger } from '../log/index.js';
-import { KeyError, keyBytes, publicKeyOf, readKeyFile, type KeyPair } from '../security/index.js';
-import { describeSeen, Discovery, parsePong } from './discovery.js';
-import { parseServer, VoteBook, type ServerAddress } from './servers.js';
+import { describeSeen } from './discovery.js';
+import { Finder, PROBE_MS, properties } from './finder.js';
+import { positiveOption, resolveCurve, systemClock, type Clock, type CurveOptions } from './options.js';
+import { parseServer, type ServerAddress } from './servers.js';
+import { eventStream, type ClientEvents } from './events.js';
 import { Session, type Phase, type PhaseContext, type Status } from './session.js';
 import { zmqTransport, type Link, type Transport } from './transport.js';
 import { WatchStream } from './watch.js';
 
 export type Mode = 'auto' | 'native' | 'chp';
+export { systemClock, type Clock, type CurveOptions, type ClientEvents };
 
 export interface ClientOptions {
   /** snapshot endpoints of the pair, e.g. ['tcp://127.0.0.1:5556', 'tcp://127.0.0.1:5566'] */
@@ -92,33 +94,6 @@ export interface ClientOptions {
   clock?: Clock;
 }
 
-export type CurveOptions =
-  | {
-      /** this client's key pair, Z85 */
-      publicKey: string;
-      secretKey: string;
-      /** the servers' public keys: one for all, or one per entry of `servers` */
-      serverPublicKey: string | string[];
-    }
-  | {
-      /** this client's NAME.key_secret file */
-      keyFile: string;
-      /** the servers' NAME.key files: one for all, or one per entry of `servers` */
-      serverKeyFile: string | string[];
-    };
-
-export interface Clock {
-  now(): number;
-  setInterval(fn: () => void, ms: number): unknown;
-  clearInterval(handle: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setInterval: (fn, ms) => setInterval(fn, ms),
-  clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
-};
-
 /** One change as the application sees it. */
 export interface Update {
   readonly key: string;
@@ -134,23 +109,6 @@ export interface FailoverInfo {
   readonly from: string | undefined;
   readonly to: string;
   readonly sequence: number;
-}
-
-export interface ClientEvents {
-  update: [update: Update];
-  failover: [info: FailoverInfo];
-  degraded: [degraded: boolean];
-  resync: [info: { sequence: number; server: string }];
-  mode: [mode: 'native' | 'chp'];
-  ready: [info: { server: string; sequence: number }];
-  /** every status signal, also emitted under its own name (session.ts) */
-  status: [status: Status];
-  disconnected: [status: Extract<Status, { type: 'disconnected' }>];
-  reconnecting: [status: Extract<Status, { type: 'reconnecting' }>];
-  reconnected: [status: Extract<Status, { type: 'reconnected' }>];
-  unavailable: [status: Extract<Status, { type: 'unavailable' }>];
-  error: [error: Error];
-  close: [];
 }
 
 export interface SetOptions {
@@ -180,8 +138,6 @@ interface SyncStream {
 }
 
 const WRITE_BATCH = 1000;
-/** the timer period, and how often a server is pinged while the client looks for the active */
-const PROBE_MS = 50;
 
 export class Client extends EventEmitter<ClientEvents> {
   readonly subtree: string;
@@ -193,15 +149,10 @@ export class Client extends EventEmitter<ClientEvents> {
   private readonly options: Required<
     Pick<ClientOptions, 'serverTimeoutMs' | 'requestTimeoutMs' | 'writeTimeoutMs' | 'maxPendingWrites'>
   >;
-  private readonly votes: VoteBook;
   private readonly limits: Limits;
   private modeNow: Mode;
   private readonly session = new Session();
-  private readonly discovery: Discovery;
-  /** a search for the active is under way (silence measured so far still counts) */
-  private searching = false;
-  /** 'auto': following HUGZ on every publisher to read their advertisements */
-  private listening = false;
+  private readonly finder: Finder;
   private readonly lingerMs: number;
   private closing: Promise<void> | undefined;
   private current = -1;
@@ -252,15 +203,6 @@ export class Client extends EventEmitter<ClientEvents> {
     this.lingerMs = positiveOption('lingerMs', options.lingerMs, 2000, 0);
     // CURVE is twinstar's own (docs/security.md): a plain RFC 12 server never speaks it
     if (options.curve !== undefined && this.modeNow === 'auto') this.modeNow = 'native';
-    this.discovery = new Discovery(
-      this.servers.map((s) => s.snapshot),
-      this.options.serverTimeoutMs,
-    );
-    this.votes = new VoteBook(this.options.serverTimeoutMs, {
-      baseMs: PROBE_MS,
-      maxMs: Math.max(1000, this.options.serverTimeoutMs),
-      random: Math.random,
-    });
     this.replica = new Replica(this.subtree);
     const transport = options.transport ?? zmqTransport;
     this.links = this.servers.map((server, i) =>
@@ -269,8 +211,24 @@ export class Client extends EventEmitter<ClientEvents> {
         update: (frames) => this.onPublished(i, frames),
       }),
     );
+    this.finder = new Finder(
+      {
+        links: this.links,
+        subtree: this.subtree,
+        log: this.log,
+        now: () => this.clock.now(),
+        mode: () => this.modeNow,
+        reqId: () => this.nextReqId++,
+        unavailable: (error) => this.unavailable(error),
+      },
+      this.servers.map((s) => s.snapshot),
+      this.options.serverTimeoutMs,
+    );
     this.lastTick = this.clock.now();
-    this.timer = this.clock.setInterval(() => this.tick(), Math.min(PROBE_MS, this.options.serverTimeoutMs / 5));
+    this.timer = this.clock.setInterval(
+      () => this.tick(),
+      Math.min(PROBE_MS, this.options.serverTimeoutMs / 5),
+    );
     this.findActive(undefined);
   }
 
@@ -288,7 +246,7 @@ export class Client extends EventEmitter<ClientEvents> {
         const i = this.readyWaiters.indexOf(waiter);
         if (i === -1) return;
         this.readyWaiters.splice(i, 1);
-        const seen = this.discovery.seen();
+        const seen = this.finder.discovery.seen();
         reject(new NoActiveError(`no active server within ${timeoutMs} ms: ${describeSeen(seen)}`, seen));
       }, timeoutMs);
       timer.unref?.();
@@ -398,14 +356,7 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** Status signals (disconnected, reconnecting, reconnected, unavailable) until close. */
   status(): AsyncIterableIterator<Status> {
-    const stream = new WatchStream<Status>(() => {
-      this.off('status', push);
-      this.off('close', end);
-    });
-    const push = (status: Status) => stream.push(status);
-    const end = () => stream.end();
-    this.on('status', push);
-    this.on('close', end);
+    const stream = eventStream<Status>(this, 'status');
     if (this.phase === 'closed') stream.end();
     return stream;
   }
@@ -461,7 +412,6 @@ export class Client extends EventEmitter<ClientEvents> {
   private findActive(reason: string | undefined): void {
     if (this.phase === 'closed') return;
     const from = this.server;
-    const lost = this.current >= 0 ? this.current : undefined;
     if (reason !== undefined) this.log.warn({ from, reason }, 'looking for the active server');
     if (this.following && this.current >= 0) this.links[this.current]!.unfollow();
     this.following = false;
@@ -469,78 +419,24 @@ export class Client extends EventEmitter<ClientEvents> {
     this.setPhase('finding', { server: from, reason: reason ?? 'starting' });
     this.sync = undefined;
     this.chpSnapshot = undefined;
-    this.votes.clear();
     this.requeueInflight();
     this.pendingFailoverFrom = reason === undefined ? undefined : (from ?? '');
+    this.finder.begin(this.current >= 0 ? this.current : undefined);
     this.current = -1;
-    // A search already under way keeps the silence it measured (a server that answered "not
-    // active" to a sync must not restart the clock on the one that is dead).
-    if (!this.searching) this.discovery.begin(this.clock.now(), lost);
-    this.searching = true;
-    if (this.modeNow === 'auto') this.listen(true);
     this.probe();
   }
 
-  /** 'auto': follow HUGZ on every publisher (passive, CHP-legal) to read the advertisements. */
-  private listen(on: boolean): void {
-    if (this.listening === on) return;
-    this.listening = on;
-    this.links.forEach((link, i) => {
-      if (i === this.current && this.following) return;
-      if (on) {
-        this.discovery.forgetHugz(i);
-        link.follow([HUGZ]);
-      } else {
-        link.unfollow();
-      }
-    });
-  }
-
-  /** One step of the search: ping, vote when justified, ask in plain CHP, or give up (no history). */
   private probe(): void {
-    const now = this.clock.now();
-    const d = this.discovery;
-    if (this.modeNow === 'native') {
-      for (const i of d.pingsDue(now, PROBE_MS)) this.ping(i, now);
-      for (const x of d.voteCandidates(now)) if (this.votes.isDue(x, now)) this.vote(x, now);
-      if (d.unavailable(now)) this.unavailable();
-    } else if (this.modeNow === 'chp' || now - d.since >= d.timeout(0)) {
-      // plain CHP, or 'auto' that heard no advertisement within a timeout: RFC 12's way
-      const ask = d.chpAsk(now);
-      if (ask !== undefined) this.links[ask]!.request(encodeIcanhaz(this.subtree), () => d.unreachable(ask));
-    }
-    const report = this.session.reconnecting(now, d.timeout(0), d.seen());
+    this.finder.probe();
+    const d = this.finder.discovery;
+    const report = this.session.reconnecting(this.clock.now(), d.timeout(0), d.seen());
     if (report) this.signal(report);
   }
 
-  private ping(server: number, now: number): void {
-    const reqId = this.nextReqId++;
-    this.discovery.pinged(server, reqId, now);
-    this.links[server]!.request([Buffer.from(Native.PING), encodeRequestId(reqId)], () =>
-      this.discovery.unreachable(server),
-    );
-  }
-
-  /** TVOTE: only once every other server has been silent for its timeout (promise 3). */
-  private vote(server: number, now: number): void {
-    const reqId = this.nextReqId++;
-    this.votes.sent(server, reqId, now);
-    this.log.info({ server: this.servers[server]!.snapshot }, 'the active is silent: voting');
-    this.links[server]!.request([Buffer.from(Native.VOTE), encodeRequestId(reqId)], () => {
-      if (this.votes.serverOf(reqId) === server) this.votes.settle(server);
-      this.discovery.unreachable(server);
-    });
-  }
-
   /** The only node that answers lacks history and no active is reachable: say so, keep trying. */
-  private unavailable(): void {
-    const seen = this.discovery.seen();
-    const error = new UnavailableError(
-      'no-history',
-      `no active server, and the node that answers has no complete history: ${describeSeen(seen)}`,
-    );
+  private unavailable(error: UnavailableError): void {
     for (const waiter of this.readyWaiters.splice(0)) waiter.reject(error);
-    const status = this.session.unavailable('no-history', seen);
+    const status = this.session.unavailable(error.reason, this.finder.discovery.seen());
     if (status) this.signal(status);
   }
 
@@ -566,7 +462,6 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** A server said ACTIVE: follow its publisher and sync from it. */
   private choose(server: number): void {
-    this.votes.clear();
     this.current = server;
     this.setPhase('syncing', { server: this.servers[server]!.snapshot });
     this.replica.beginSync();
@@ -575,8 +470,7 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   private startFollowing(): void {
-    this.listen(false);
-    this.discovery.forgetHugz(this.current);
+    this.finder.chose(this.current);
     this.following = true;
     this.subscriptionConfirmed = false;
     this.links[this.current]!.follow([this.subtree, HUGZ]);
@@ -595,7 +489,7 @@ export class Client extends EventEmitter<ClientEvents> {
     const changes = resync
       ? this.replica.loadSnapshot(entries, sequence)
       : this.replica.loadResume(entries, sequence);
-    this.searching = false;
+    this.finder.done();
     this.setPhase('ready', { server, sequence: this.replica.sequence });
     this.lastHeard = this.clock.now();
     this.deliver(changes, resync && hadReplica);
@@ -613,7 +507,10 @@ export class Client extends EventEmitter<ClientEvents> {
     // Updates may have been published between the server's answer and our subscription taking
     // effect; once the subscription is confirmed (first message on it), one more resume closes
     // that window. Also resume again if updates overflowed while we synced.
-    if (this.replica.consumeOverflow() || (wasVote && this.subscriptionConfirmed && this.modeNow === 'native'))
+    if (
+      this.replica.consumeOverflow() ||
+      (wasVote && this.subscriptionConfirmed && this.modeNow === 'native')
+    )
       this.resyncCurrent();
     this.scheduleFlush();
   }
@@ -637,10 +534,10 @@ export class Client extends EventEmitter<ClientEvents> {
     if (server !== this.current) return this.onAdvertisement(server, frames);
     const now = this.clock.now();
     this.lastHeard = now;
-    this.discovery.heard(server, now);
+    this.finder.discovery.heard(server, now);
     const msg = this.decode(frames, 'published');
     if (msg === undefined) return;
-    if (msg.key === HUGZ) this.discovery.hugz(server, now, properties(msg.properties));
+    if (msg.key === HUGZ) this.finder.discovery.hugz(server, now, properties(msg.properties));
     if (!this.subscriptionConfirmed) {
       this.subscriptionConfirmed = true;
       // The subscription is in force from now on, but updates published between the sync's answer
@@ -659,7 +556,7 @@ export class Client extends EventEmitter<ClientEvents> {
 
   private onReply(server: number, frames: Buffer[]): void {
     if (this.phase === 'closed') return;
-    this.discovery.heard(server, this.clock.now());
+    this.finder.discovery.heard(server, this.clock.now());
     const tag = frames[0]?.toString('latin1');
     const reqId = decodeRequestId(frames[1]);
     if (
@@ -700,18 +597,11 @@ export class Client extends EventEmitter<ClientEvents> {
         return true;
       }
       case Native.NOT_ACTIVE: {
+        if (this.finder.onRefused(server, reqId, frames)) return true;
         const state = (frames[2] ?? Buffer.alloc(0)).toString();
-        if (this.votes.serverOf(reqId) === server) {
-          // a refused vote: 'peer-alive' (try again after a back-off) or 'no-history' (never)
-          this.discovery.pong(server, { state });
-          if ((frames[3] ?? Buffer.alloc(0)).toString() === 'no-history') this.discovery.refusedNoHistory(server);
-          this.votes.refused(server, this.clock.now());
-          return true;
-        }
         if (server !== this.current) return true;
         const batch = this.inflight.get(reqId);
-        if (batch || this.sync?.reqId === reqId)
-          this.findActive(`server says ${state}`);
+        if (batch || this.sync?.reqId === reqId) this.findActive(`server says ${state}`);
         return true;
       }
       case Native.ACK:
@@ -744,12 +634,9 @@ export class Client extends EventEmitter<ClientEvents> {
         return true;
       }
       case Native.PONG: {
-        const vote = this.votes.serverOf(reqId) === server;
-        if (vote) this.votes.settle(server);
-        if (!vote && !this.discovery.isPing(server, reqId)) return true;
-        const pong = parsePong(frames);
-        this.discovery.pong(server, pong);
-        if (this.phase === 'finding' && pong.state === 'ACTIVE' && this.modeNow === 'native') this.choose(server);
+        const pong = this.finder.onPong(server, reqId, frames);
+        if (pong?.state === 'ACTIVE' && this.phase === 'finding' && this.modeNow === 'native')
+          this.choose(server);
         return true;
       }
       default:
@@ -761,7 +648,6 @@ export class Client extends EventEmitter<ClientEvents> {
     const msg = this.decode(frames, 'snapshot');
     if (msg === undefined) return;
     if (this.phase === 'finding') {
-      this.votes.clear();
       this.current = server;
       this.setPhase('syncing', { server: this.servers[server]!.snapshot });
       this.replica.beginSync();
@@ -773,8 +659,8 @@ export class Client extends EventEmitter<ClientEvents> {
     this.lastHeard = this.clock.now();
     if (msg.key === KTHXBAI) {
       this.chpSnapshot = undefined;
-      this.discovery.advertised(server, properties(msg.properties));
-      if (this.modeNow === 'auto' && this.discovery.native(server) === true) {
+      this.finder.discovery.advertised(server, properties(msg.properties));
+      if (this.modeNow === 'auto' && this.finder.discovery.native(server) === true) {
         // a twinstar server answered the RFC 12 way: from now on, its native protocol
         this.setMode('native');
         return this.sendSync(server, true);
@@ -788,14 +674,13 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** A HUGZ from a server not in use ('auto' listens to every publisher): learn what it says. */
   private onAdvertisement(server: number, frames: Buffer[]): void {
-    if (!this.listening) return;
     const msg = this.decode(frames, 'published');
     if (msg === undefined || msg.key !== HUGZ) return;
-    this.discovery.hugz(server, this.clock.now(), properties(msg.properties));
-    if (this.modeNow !== 'auto' || this.phase !== 'finding') return;
+    const native = this.finder.onHugzElsewhere(server, msg.properties);
+    if (native === undefined || this.modeNow !== 'auto' || this.phase !== 'finding') return;
     // twinstar=1: the native protocol (TPING probes from now on); a HUGZ without it: plain CHP
-    this.setMode(this.discovery.native(server) === true ? 'native' : 'chp');
-    this.listen(false);
+    this.setMode(native ? 'native' : 'chp');
+    this.finder.listen(false, -1);
     this.probe();
   }
 
@@ -965,7 +850,7 @@ export class Client extends EventEmitter<ClientEvents> {
     if (gap > this.options.serverTimeoutMs / 2) {
       // We were frozen (GC, SIGSTOP, a busy loop): silence we slept through proves nothing.
       this.lastHeard = Math.max(this.lastHeard, now);
-      this.discovery.thaw(now);
+      this.finder.discovery.thaw(now);
       if (this.sync) this.sync.lastProgress = now;
       for (const batch of this.inflight.values()) batch.sentAt = Math.max(batch.sentAt, now);
     }
@@ -974,15 +859,14 @@ export class Client extends EventEmitter<ClientEvents> {
       case 'finding':
         return this.probe();
       case 'syncing':
-        if (now - this.lastHeard > this.discovery.timeout(this.current)) this.findActive('server silent');
+        if (now - this.lastHeard > this.finder.timeout(this.current)) this.findActive('server silent');
         else if (this.sync && now - this.sync.lastProgress > this.options.requestTimeoutMs)
           this.findActive('sync stalled');
         else if (this.chpSnapshot && now - this.lastHeard > this.options.requestTimeoutMs)
           this.findActive('snapshot stalled');
         return;
       case 'ready':
-        if (now - this.lastHeard > this.discovery.timeout(this.current))
-          return this.findActive('server silent');
+        if (now - this.lastHeard > this.finder.timeout(this.current)) return this.findActive('server silent');
         for (const [reqId, batch] of [...this.inflight]) {
           // No answer: send the same writes (same uuids) again; the server applies each once.
           if (now - batch.sentAt > this.options.requestTimeoutMs) this.requeue(reqId);
@@ -1010,36 +894,6 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 }
 
-/** Properties of a control message; malformed ones count as none (they only carry hints). */
-function properties(text: string): Map<string, string> {
-  try {
-    return parseProperties(text);
-  } catch {
-    return new Map();
-  }
-}
-
-function positiveOption(
-  name: string,
-  value: number | undefined,
-  fallback: number,
-  min: number,
-  integer = false,
-): number {
-  if (value === undefined) return fallback;
-  if (
-    typeof value !== 'number' ||
-    !Number.isFinite(value) ||
-    value < min ||
-    (integer && !Number.isInteger(value))
-  ) {
-    throw new InvalidArgumentError(
-      `${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, not ${String(value)}`,
-    );
-  }
-  return value;
-}
-
 /** Connects and resolves once the replica is loaded from the active server. */
 export async function connect(options: ClientOptions): Promise<Client> {
   const client = new Client(options);
@@ -1050,33 +904,4 @@ export async function connect(options: ClientOptions): Promise<Client> {
     throw error;
   }
   return client;
-}
-
-/** Keys from options or files; a bad key or file is the caller's mistake, so InvalidArgumentError. */
-function resolveCurve(curve: CurveOptions, servers: number): { own: KeyPair; servers: string[] } {
-  try {
-    let own: KeyPair;
-    let serverKeys: string[];
-    if ('keyFile' in curve) {
-      own = readKeyFile(curve.keyFile, true);
-      const files = Array.isArray(curve.serverKeyFile) ? curve.serverKeyFile : [curve.serverKeyFile];
-      serverKeys = files.map((file) => readKeyFile(file).publicKey);
-    } else {
-      keyBytes(curve.publicKey, 'curve.publicKey');
-      if (publicKeyOf(curve.secretKey) !== curve.publicKey)
-        throw new KeyError('curve.secretKey does not belong to curve.publicKey');
-      own = { publicKey: curve.publicKey, secretKey: curve.secretKey };
-      serverKeys = Array.isArray(curve.serverPublicKey) ? curve.serverPublicKey : [curve.serverPublicKey];
-      serverKeys.forEach((key, i) => keyBytes(key, `curve.serverPublicKey[${i}]`));
-    }
-    if (serverKeys.length === 1) serverKeys = Array(servers).fill(serverKeys[0]);
-    if (serverKeys.length !== servers)
-      throw new KeyError(
-        `curve needs one server key, or one per server (${servers}), not ${serverKeys.length}`,
-      );
-    return { own, servers: serverKeys };
-  } catch (error) {
-    if (error instanceof KeyError) throw new InvalidArgumentError(error.message);
-    throw error;
-  }
 }

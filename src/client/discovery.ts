@@ -178,7 +178,8 @@ export class Discovery {
     if (native) v.native = true;
     else v.native ??= false;
     const ms = Number(properties.get(ADVERTISE.HUGZ_MS));
-    if (properties.has(ADVERTISE.HUGZ_MS) && Number.isFinite(ms) && ms > 0) v.advertisedMs = clampInterval(ms);
+    if (properties.has(ADVERTISE.HUGZ_MS) && Number.isFinite(ms) && ms > 0)
+      v.advertisedMs = clampInterval(ms);
   }
 
   /** The HUGZ interval of this server had a new sample just now (a quiet gap restarts). */

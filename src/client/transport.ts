@@ -162,7 +162,8 @@ class ZmqLink implements Link {
 
   drain(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    const drained = () => !this.pub || (this.pubReady && this.pubWaiting.length === 0 && this.pubSending === 0);
+    const drained = () =>
+      !this.pub || (this.pubReady && this.pubWaiting.length === 0 && this.pubSending === 0);
     return new Promise((resolve) => {
       const check = () => {
         if (this.closed || drained() || Date.now() >= deadline) resolve();
