@@ -57,6 +57,9 @@ export class Discovery {
   private lost: number | undefined;
   private chpTarget: number | undefined;
   private chpAskedAt = -Infinity;
+  /** the last ICANHAZ? could not be sent (no connection yet): send it again, same server */
+  private chpUnsent = false;
+  private chpSentAt = -Infinity;
   /** when the current search began */
   since = 0;
 
@@ -85,6 +88,7 @@ export class Discovery {
     this.lost = lost;
     this.chpTarget = undefined;
     this.chpAskedAt = -Infinity;
+    this.chpUnsent = false;
     this.views.forEach((v, i) => {
       if (i !== lost) v.quietSince = now;
       v.answered = false;
@@ -240,8 +244,15 @@ export class Discovery {
    * listed server first (or, after a failover, the one after the server lost), the next only once
    * the one asked has been silent for its timeout. Undefined: keep waiting.
    */
-  chpAsk(now: number): number | undefined {
+  chpAsk(now: number, retryMs = 50): number | undefined {
     const n = this.views.length;
+    if (this.chpTarget !== undefined && this.chpUnsent && now - this.chpSentAt >= retryMs) {
+      // not delivered, so not asked yet: again, to the same server (its silence keeps counting)
+      this.chpUnsent = false;
+      this.chpSentAt = now;
+      const v = this.views[this.chpTarget]!;
+      if (now - Math.max(this.chpAskedAt, v.quietSince) < this.timeout(this.chpTarget)) return this.chpTarget;
+    }
     if (this.chpTarget === undefined) {
       this.chpTarget = this.lost === undefined ? 0 : (this.lost + 1) % n;
     } else {
@@ -250,8 +261,15 @@ export class Discovery {
       if (quiet < this.timeout(this.chpTarget)) return undefined;
       this.chpTarget = (this.chpTarget + 1) % n;
     }
-    this.chpAskedAt = now;
+    this.chpAskedAt = this.chpSentAt = now;
+    this.chpUnsent = false;
     return this.chpTarget;
+  }
+
+  /** The ICANHAZ? to `i` could not be sent: it will go again shortly. */
+  chpNotSent(i: number): void {
+    this.unreachable(i);
+    if (i === this.chpTarget) this.chpUnsent = true;
   }
 
   /** What each server did during this search, for errors and status events. */

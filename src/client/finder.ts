@@ -98,9 +98,9 @@ export class Finder {
       }
     } else if (mode === 'chp' || now - d.since >= d.timeout(0)) {
       // plain CHP, or 'auto' that heard no advertisement within a timeout: RFC 12's way
-      const ask = d.chpAsk(now);
+      const ask = d.chpAsk(now, PROBE_MS);
       if (ask !== undefined)
-        this.host.links[ask]!.request(encodeIcanhaz(this.host.subtree), () => d.unreachable(ask));
+        this.host.links[ask]!.request(encodeIcanhaz(this.host.subtree), () => d.chpNotSent(ask));
     }
   }
 

@@ -181,6 +181,19 @@ describe('Client: finding the active', function () {
     });
   });
 
+  describe('plain CHP order', () => {
+    it('an ICANHAZ? that could not be sent (no connection yet) goes again to the same server, not to the next', async () => {
+      const s = setup({ a: { plainChp: true, state: 'DEAD' }, b: { plainChp: true } }, { mode: 'chp' });
+      await s.net.advance(300);
+      expect(s.a.requests, 'nothing reached A while it was down').to.have.length(0);
+      s.a.setState('ACTIVE'); // the server comes up (a single server, or the primary starting)
+      await advanceUntil(s.net, () => s.client.sequence >= 0, 1000);
+      expect(s.client.server).to.equal(A);
+      expect(s.a.requestsOf(ICANHAZ)).to.have.length(1);
+      expect(s.b.requests, 'B is not asked while A has not been silent for the timeout').to.have.length(0);
+    });
+  });
+
   describe("'auto' mode", () => {
     it('sends nothing native before a HUGZ advertised twinstar=1, then goes native', async () => {
       const s = setup({}, { mode: 'auto' });
