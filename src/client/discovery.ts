@@ -60,6 +60,7 @@ export class Discovery {
   /** the last ICANHAZ? could not be sent (no connection yet): send it again, same server */
   private chpUnsent = false;
   private chpSentAt = -Infinity;
+  private chpDelivered = false;
   /** when the current search began */
   since = 0;
 
@@ -246,24 +247,34 @@ export class Discovery {
    */
   chpAsk(now: number, retryMs = 50): number | undefined {
     const n = this.views.length;
-    if (this.chpTarget !== undefined && this.chpUnsent && now - this.chpSentAt >= retryMs) {
-      // not delivered, so not asked yet: again, to the same server (its silence keeps counting)
-      this.chpUnsent = false;
-      this.chpSentAt = now;
-      const v = this.views[this.chpTarget]!;
-      if (now - Math.max(this.chpAskedAt, v.quietSince) < this.timeout(this.chpTarget)) return this.chpTarget;
-    }
     if (this.chpTarget === undefined) {
       this.chpTarget = this.lost === undefined ? 0 : (this.lost + 1) % n;
-    } else {
-      const v = this.views[this.chpTarget]!;
-      const quiet = now - Math.max(this.chpAskedAt, v.quietSince);
-      if (quiet < this.timeout(this.chpTarget)) return undefined;
-      this.chpTarget = (this.chpTarget + 1) % n;
+      return this.chpAsked(now);
     }
+    // an ask that was not refused at once by the socket (no connection) went out
+    if (!this.chpUnsent && now > this.chpSentAt) this.chpDelivered = true;
+    const v = this.views[this.chpTarget]!;
+    // Silence counts from the ask once one went out; a server never reached has been silent
+    // since the search began (after a listening period in 'auto', that may already be enough).
+    const quietFrom = this.chpDelivered ? Math.max(this.chpAskedAt, v.quietSince) : v.quietSince;
+    if (now - quietFrom >= this.timeout(this.chpTarget)) {
+      this.chpTarget = (this.chpTarget + 1) % n;
+      return this.chpAsked(now);
+    }
+    if (this.chpUnsent && now - this.chpSentAt >= retryMs) {
+      // not delivered, so not asked yet: again, to the same server
+      this.chpUnsent = false;
+      this.chpSentAt = now;
+      return this.chpTarget;
+    }
+    return undefined;
+  }
+
+  private chpAsked(now: number): number {
     this.chpAskedAt = this.chpSentAt = now;
     this.chpUnsent = false;
-    return this.chpTarget;
+    this.chpDelivered = false;
+    return this.chpTarget!;
   }
 
   /** The ICANHAZ? to `i` could not be sent: it will go again shortly. */

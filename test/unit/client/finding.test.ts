@@ -219,6 +219,19 @@ describe('Client: finding the active', function () {
       expect(s.b.requests).to.have.length(0);
     });
 
+    it('active dead, twinstar passive (which sends no HUGZ): after the listening period asks the passive ICANHAZ? (a legitimate vote) and goes native from its KTHXBAI', async () => {
+      const s = setup({ a: { state: 'DEAD' }, b: { acceptVotes: true } }, { mode: 'auto' });
+      const took = await advanceUntil(s.net, () => s.client.sequence >= 0, 8000);
+      expect(s.client.server).to.equal(B);
+      expect(s.client.mode).to.equal('native');
+      expect(s.b.requests.map((r) => r.command)).to.deep.equal([ICANHAZ, Native.SNAPSHOT]);
+      expect(
+        s.b.requests[0]!.at - s.net.clock.now() + took,
+        'not before the listening period',
+      ).to.be.at.least(3000);
+      expect(took, 'A, never reached, counts as silent since the start: no second wait').to.be.below(4000);
+    });
+
     it('against guide-style servers (HUGZ from both, no advertisement) never sends a native request', async () => {
       const s = setup(
         { heartbeatMs: 1000, a: { plainChp: true }, b: { plainChp: true, passiveHugz: true } },
