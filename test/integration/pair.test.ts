@@ -159,9 +159,13 @@ describe('Binary Star pair (real processes)', function () {
     const c = await client('/s/');
     for (let i = 0; i < 50; i++) await c.set(`/s/before${i}`, 'x');
     const failedOver = new Promise((resolve) => c.once('failover', resolve));
+    // Writes in flight when the active freezes: some are sequenced there and never replicated;
+    // the client re-sends them (same uuids) to the new active, which must not make them "lost".
+    const inFlight = Array.from({ length: 300 }, (_, i) => c.set(`/s/inflight${i}`, 'z'));
     primary.signal('SIGSTOP');
     await within(failedOver, 10_000, 'the client to fail over');
     expect(c.server).to.equal(backup.endpoint);
+    await within(Promise.all(inFlight), 15_000, 'the in-flight writes to be acknowledged by the new active');
     for (let i = 0; i < 50; i++) await c.set(`/s/after${i}`, 'y');
     expect((await backup.status()).epoch).to.equal(2);
     primary.signal('SIGCONT');
@@ -191,6 +195,9 @@ describe('Binary Star pair (real processes)', function () {
     expect(primary.logs((l) => String(l.msg).startsWith('dual active lost') && l.level === 50)).to.deep.equal(
       [],
     );
+    // and the case was exercised: the frozen primary had sequenced writes the client then re-sent
+    const [report] = primary.logs((l) => String(l.msg).startsWith('dual active lost'));
+    expect(report!.candidates).to.be.greaterThan(0);
     const [a, b] = await Promise.all([digest(backup.http), digest(primary.http)]);
     expect(b).to.deep.equal(a);
     expect(primary.exited || backup.exited).to.equal(false, 'nobody crashed');
