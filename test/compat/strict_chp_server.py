@@ -1,35 +1,26 @@
 #!/usr/bin/python3
 """A minimal, STRICT Clustered Hashmap Protocol (ZeroMQ RFC 12) server, run as a Binary Star pair.
 
-It plays the ZeroMQ guide's Model Six server (clonesrv6 + bstar) for the integration tests, written
-independently from the RFCs with pyzmq (Debian's python3-zmq). It is deliberately unforgiving: it
-knows ICANHAZ? and nothing else, so a client that sends anything else to its snapshot socket (for
-example twinstar's native TSNAP, TPING or TVOTE) kills it, as it would kill the guide's server:
+It plays the ZeroMQ guide's Model Six server (clonesrv6 + bstar) in the integration tests, written
+independently from the RFCs with pyzmq (Debian's python3-zmq). It knows ICANHAZ? and nothing else:
+any other request on its snapshot socket (twinstar's TSNAP, TPING, TVOTE...) kills it, as it kills
+the guide's server, with "E: bad request, aborting" on stderr and exit status 3. Stricter than the
+guide in one way: the guide asks its FSM first and drops what the FSM refuses, so a bad request to
+a passive only aborts once the passive would take it as a vote; here it aborts at once, every time.
 
-    E: bad request, aborting            (on stderr, exit status 3)
-
-It is stricter than the guide in one respect: the guide asks its Binary Star FSM first and drops a
-request the FSM refuses, so an unknown request to a passive node is harmless until the passive would
-accept it as a vote (then it aborts). Here every unknown request aborts at once, in every state, so
-that a test sees the mistake every time rather than only in an unlucky failover.
-
-Sockets, for snapshot port P (the peer's is Q), Binary Star heartbeat port H (the peer's is K):
+Ports: P snapshot (the peer's is Q), H Binary Star state (the peer's is K).
   P    ROUTER  ICANHAZ? subtree -> KVSYNC* KTHXBAI (sequence, empty properties). A vote.
   P+1  PUB     KVPUB for every change, HUGZ every --hugz-ms (in every state, as the guide does)
-  P+2  SUB     KVSET from clients: the active applies it with the next sequence, the passive keeps
-               it on its pending list until the active's KVPUB with the same uuid arrives
-  H    PUB     this node's Binary Star state (one ASCII digit) every --heartbeat-ms
-  K    SUB     the peer's state; silent for two heartbeats means the peer is gone
+  P+2  SUB     KVSET: the active applies it with the next sequence; the passive keeps it on its
+               pending list until the active's KVPUB with the same uuid arrives
+  H/K  PUB/SUB this node's / the peer's state (one ASCII digit) every --heartbeat-ms; two silent
+               heartbeats mean the peer is gone
   Q+1  SUB     the passive follows the active's publisher; its first message fetches a snapshot
-
-Binary Star: the primary becomes active when it hears the backup (or on a vote once the backup has
-been silent for two heartbeats); the backup becomes passive when it hears an active primary. A
-passive becomes active on a vote (ICANHAZ?) only once the peer is gone, then applies its pending
-list with fresh sequence numbers (and publishes them) before it answers. Two actives: fatal.
-
-stdout carries JSON lines for the tests: {"event": "ready"} once bound, {"event": "state", ...} on
-every state change, and {"event": "dump", ...} (state, sequence, entries) on SIGUSR1. Human logs go
-to stderr. SIGTERM exits cleanly.
+The primary turns active when it hears the backup (or on a vote once the backup is gone); the
+backup turns passive when it hears an active peer. A passive turns active on a vote (ICANHAZ?) only
+once the peer is gone, then applies its pending list with fresh sequence numbers (and publishes
+them) before it answers. Two actives or two passives: fatal. stdout has JSON lines for tests:
+"ready", "state" on every change, "dump" (state, sequence, entries) on SIGUSR1. SIGTERM exits.
 """
 
 import argparse
@@ -39,24 +30,21 @@ import signal
 import struct
 import sys
 import time
-from collections import deque
+from collections import deque, namedtuple
 
 import zmq
 
 PRIMARY, BACKUP, ACTIVE, PASSIVE = 1, 2, 3, 4  # states; the peer's state is also the event
 NAMES = {PRIMARY: "PRIMARY", BACKUP: "BACKUP", ACTIVE: "ACTIVE", PASSIVE: "PASSIVE"}
-EXIT_BAD_REQUEST = 3
-EXIT_DUAL_ACTIVE = 4
+EXIT_BAD_REQUEST, EXIT_DUAL_ACTIVE = 3, 4
 
 
 def log(text):
-    sys.stderr.write("%s %s\n" % (time.strftime("%H:%M:%S"), text))
-    sys.stderr.flush()
+    print(time.strftime("%H:%M:%S"), text, file=sys.stderr, flush=True)
 
 
 def emit(obj):
-    sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
-    sys.stdout.flush()
+    print(json.dumps(obj, sort_keys=True), flush=True)
 
 
 def fatal(text, frames, code):
@@ -70,21 +58,20 @@ def kvmsg(key, sequence, uuid, props, body):
     return [key, struct.pack(">q", sequence), uuid, props, body]
 
 
+def deadline(ttl):
+    return time.monotonic() + ttl if ttl > 0 else 0
+
+
 def ttl_of(props, frames):
     """Seconds from a 'ttl=' property line (0 when absent); a bad one is a protocol violation."""
-    for line in props.split(b"\n"):
-        name, _, value = line.partition(b"=")
-        if name == b"ttl":
-            try:
-                return float(value)
-            except ValueError:
-                fatal("E: bad ttl property, aborting", frames, EXIT_BAD_REQUEST)
-    return 0.0
+    values = [line[4:] for line in props.split(b"\n") if line.startswith(b"ttl=")]
+    try:
+        return float(values[0]) if values else 0.0
+    except ValueError:
+        fatal("E: bad ttl property, aborting", frames, EXIT_BAD_REQUEST)
 
 
-class Entry(object):
-    def __init__(self, key, sequence, uuid, props, body, expires):
-        self.key, self.sequence, self.uuid, self.props, self.body, self.expires = key, sequence, uuid, props, body, expires
+Entry = namedtuple("Entry", "key sequence uuid props body expires")  # expires: monotonic seconds, 0 never
 
 
 class Server(object):
@@ -98,25 +85,25 @@ class Server(object):
         self.pending = []  # KVSETs a passive holds until the active publishes them
         self.published = deque(maxlen=10000)  # uuids the active published before their KVSET came
         self.dump_requested = False
-        host = "tcp://" + args.host
-        ctx = self.ctx = zmq.Context()
-        self.router = self.bind(zmq.ROUTER, "%s:%d" % (host, args.port))
-        self.publisher = self.bind(zmq.PUB, "%s:%d" % (host, args.port + 1))
-        self.collector = self.bind(zmq.SUB, "%s:%d" % (host, args.port + 2))
-        self.collector.setsockopt(zmq.SUBSCRIBE, b"")
-        self.statepub = self.bind(zmq.PUB, "%s:%d" % (host, args.bstar_port))
-        self.statesub = ctx.socket(zmq.SUB)
-        self.statesub.setsockopt(zmq.SUBSCRIBE, b"")
-        self.statesub.connect("%s:%d" % (host, args.peer_bstar_port))
-        self.peer_updates = ctx.socket(zmq.SUB)  # the active's publisher, read while passive
-        self.peer_updates.setsockopt(zmq.SUBSCRIBE, b"")
-        self.peer_updates.connect("%s:%d" % (host, args.peer_port + 1))
-        self.peer_snapshot = "%s:%d" % (host, args.peer_port)
+        at = lambda port: "tcp://%s:%d" % (args.host, port)  # noqa: E731
+        self.ctx = zmq.Context()
+        self.router = self.socket(zmq.ROUTER, bind=at(args.port))
+        self.publisher = self.socket(zmq.PUB, bind=at(args.port + 1))
+        self.collector = self.socket(zmq.SUB, bind=at(args.port + 2))
+        self.statepub = self.socket(zmq.PUB, bind=at(args.bstar_port))
+        self.statesub = self.socket(zmq.SUB, connect=at(args.peer_bstar_port))
+        self.peer_updates = self.socket(zmq.SUB, connect=at(args.peer_port + 1))  # read while passive
+        self.peer_snapshot = at(args.peer_port)
 
-    def bind(self, kind, endpoint):
+    def socket(self, kind, bind=None, connect=None):
         sock = self.ctx.socket(kind)
         sock.linger = 0
-        sock.bind(endpoint)
+        if kind == zmq.SUB:
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+        if bind:
+            sock.bind(bind)
+        else:
+            sock.connect(connect)
         return sock
 
     # -- Binary Star ------------------------------------------------------------------------------
@@ -153,8 +140,7 @@ class Server(object):
         return False
 
     def become_active(self):
-        if self.kvmap is None:
-            self.kvmap = {}
+        self.kvmap = {} if self.kvmap is None else self.kvmap
         for frames in self.pending:
             self.apply(frames)
         self.pending = []
@@ -193,7 +179,7 @@ class Server(object):
         self.sequence += 1
         self.publisher.send_multipart(kvmsg(key, self.sequence, uuid, props, body))
         ttl = ttl_of(props, frames)
-        self.store(Entry(key, self.sequence, uuid, props, body, time.monotonic() + ttl if ttl > 0 else 0))
+        self.store(Entry(key, self.sequence, uuid, props, body, deadline(ttl)))
         log("I: applied %r at sequence %d%s" % (key, self.sequence, " (delete)" if not body else ""))
 
     def store(self, entry):
@@ -222,26 +208,23 @@ class Server(object):
         key, seq_frame, uuid, props, body = frames
         if key == b"HUGZ":
             return
-        if uuid in self.published:
-            pass
-        elif any(held[2] == uuid for held in self.pending):
-            self.pending = [held for held in self.pending if held[2] != uuid]
-        else:
+        held = [frames for frames in self.pending if frames[2] == uuid]
+        if held:  # the client's KVSET came first: done with it
+            self.pending.remove(held[0])
+        elif uuid not in self.published:  # it came first: drop the KVSET when it comes
             self.published.append(uuid)
         (sequence,) = struct.unpack(">q", seq_frame)
         if sequence > self.sequence:
             self.sequence = sequence
             ttl = ttl_of(props, frames) if body else 0
-            self.store(Entry(key, sequence, uuid, props, body, time.monotonic() + ttl if ttl > 0 else 0))
+            self.store(Entry(key, sequence, uuid, props, body, deadline(ttl)))
 
     def fetch_snapshot(self):
-        dealer = self.ctx.socket(zmq.DEALER)
-        dealer.linger = 0
-        dealer.connect(self.peer_snapshot)
+        dealer = self.socket(zmq.DEALER, connect=self.peer_snapshot)
         dealer.send_multipart([b"ICANHAZ?", b""])
-        kvmap, deadline = {}, time.monotonic() + 2 * self.beat
+        kvmap, until = {}, time.monotonic() + 2 * self.beat
         try:
-            while dealer.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+            while dealer.poll(max(1, int((until - time.monotonic()) * 1000))):
                 key, seq_frame, uuid, props, body = dealer.recv_multipart()
                 (sequence,) = struct.unpack(">q", seq_frame)
                 if key == b"KTHXBAI":
@@ -249,16 +232,15 @@ class Server(object):
                     log("I: passive took a snapshot at sequence %d" % sequence)
                     return True
                 ttl = ttl_of(props, [key])
-                kvmap[key] = Entry(key, sequence, uuid, props, body, time.monotonic() + ttl if ttl > 0 else 0)
+                kvmap[key] = Entry(key, sequence, uuid, props, body, deadline(ttl))
             log("I: no snapshot from the active yet")
             return False
         finally:
             dealer.close()
 
     def dump(self):
-        entries = {}
-        for k, e in (self.kvmap or {}).items():
-            entries[k.decode("utf-8", "replace")] = {"seq": e.sequence, "value": e.body.decode("utf-8", "replace"), "props": e.props.decode("utf-8", "replace")}
+        text = lambda b: b.decode("utf-8", "replace")  # noqa: E731
+        entries = {text(e.key): {"seq": e.sequence, "value": text(e.body), "props": text(e.props)} for e in (self.kvmap or {}).values()}
         emit({"event": "dump", "state": NAMES[self.state], "sequence": self.sequence, "pending": len(self.pending), "entries": entries})
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -301,25 +283,15 @@ class Server(object):
 def main(argv):
     parser = argparse.ArgumentParser(prog="strict_chp_server.py", description="strict RFC 12 clone server, Binary Star")
     parser.add_argument("--role", choices=("primary", "backup"), required=True)
-    parser.add_argument("--port", type=int, required=True, help="snapshot port P (publisher P+1, collector P+2)")
-    parser.add_argument("--peer-port", type=int, required=True, help="the peer's snapshot port")
-    parser.add_argument("--bstar-port", type=int, required=True, help="this node's Binary Star state port")
-    parser.add_argument("--peer-bstar-port", type=int, required=True, help="the peer's Binary Star state port")
+    for name in ("port", "peer-port", "bstar-port", "peer-bstar-port"):  # P, Q, H, K above
+        parser.add_argument("--" + name, type=int, required=True)
     parser.add_argument("--hugz-ms", type=int, default=1000)
     parser.add_argument("--heartbeat-ms", type=int, default=1000, help="Binary Star state interval; peer gone after 2")
     parser.add_argument("--host", default="127.0.0.1")
     server = Server(parser.parse_args(argv))
-
-    def request_dump(*_):
-        server.dump_requested = True
-
-    signal.signal(signal.SIGUSR1, request_dump)
+    signal.signal(signal.SIGUSR1, lambda *_: setattr(server, "dump_requested", True))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    server.run()
 
 
 if __name__ == "__main__":

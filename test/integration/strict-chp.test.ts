@@ -151,6 +151,13 @@ for (const mode of ['chp', 'auto'] as const) {
         10_000,
         'the strict passive to hold the writes',
       );
+      // Binary Star order (RFC 12 clients, the wire contract): ask the primary first and the backup
+      // only after the primary was silent for the server timeout. An ICANHAZ? to a passive is a
+      // vote; this one would have been refused (the primary is alive), but it should not be sent.
+      expect(
+        pair.backup.votesIgnored,
+        'ICANHAZ? the client sent the passive while the primary answered',
+      ).to.equal(0);
       await watch.return?.();
       expectNoAbort(pair);
     });
