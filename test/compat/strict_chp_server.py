@@ -62,6 +62,12 @@ def deadline(ttl):
     return time.monotonic() + ttl if ttl > 0 else 0
 
 
+def stored(props, ttl):
+    """As the guide does, a stored entry (so a KVSYNC) names its expiry time (epoch) as its ttl."""
+    kept = b"".join(line + b"\n" for line in props.split(b"\n") if line and not line.startswith(b"ttl="))
+    return kept + (b"ttl=%f\n" % (time.time() + ttl) if ttl > 0 else b"")
+
+
 def ttl_of(props, frames):
     """Seconds from a 'ttl=' property line (0 when absent); a bad one is a protocol violation."""
     values = [line[4:] for line in props.split(b"\n") if line.startswith(b"ttl=")]
@@ -100,10 +106,7 @@ class Server(object):
         sock.linger = 0
         if kind == zmq.SUB:
             sock.setsockopt(zmq.SUBSCRIBE, b"")
-        if bind:
-            sock.bind(bind)
-        else:
-            sock.connect(connect)
+        (sock.bind if bind else sock.connect)(bind or connect)
         return sock
 
     # -- Binary Star ------------------------------------------------------------------------------
@@ -179,23 +182,21 @@ class Server(object):
         self.sequence += 1
         self.publisher.send_multipart(kvmsg(key, self.sequence, uuid, props, body))
         ttl = ttl_of(props, frames)
-        self.store(Entry(key, self.sequence, uuid, props, body, deadline(ttl)))
+        self.store(Entry(key, self.sequence, uuid, stored(props, ttl), body, deadline(ttl)))
         log("I: applied %r at sequence %d%s" % (key, self.sequence, " (delete)" if not body else ""))
 
     def store(self, entry):
+        self.kvmap.pop(entry.key, None)
         if entry.body:
             self.kvmap[entry.key] = entry
-        else:
-            self.kvmap.pop(entry.key, None)
 
     def expire(self):
         now = time.monotonic()
         for entry in sorted(self.kvmap.values(), key=lambda e: e.sequence):
             if entry.expires and entry.expires <= now:
                 self.sequence += 1
-                # like the guide: the delete keeps the write's uuid and names the expiry time
-                props = b"ttl=%f\n" % (time.time() - (now - entry.expires))
-                self.publisher.send_multipart(kvmsg(entry.key, self.sequence, entry.uuid, props, b""))
+                # like the guide: the delete keeps the write's uuid and its stored properties
+                self.publisher.send_multipart(kvmsg(entry.key, self.sequence, entry.uuid, entry.props, b""))
                 del self.kvmap[entry.key]
                 log("I: expired %r at sequence %d" % (entry.key, self.sequence))
 
@@ -217,7 +218,7 @@ class Server(object):
         if sequence > self.sequence:
             self.sequence = sequence
             ttl = ttl_of(props, frames) if body else 0
-            self.store(Entry(key, sequence, uuid, props, body, deadline(ttl)))
+            self.store(Entry(key, sequence, uuid, stored(props, ttl), body, deadline(ttl)))
 
     def fetch_snapshot(self):
         dealer = self.socket(zmq.DEALER, connect=self.peer_snapshot)
@@ -231,8 +232,8 @@ class Server(object):
                     self.kvmap, self.sequence = kvmap, sequence
                     log("I: passive took a snapshot at sequence %d" % sequence)
                     return True
-                ttl = ttl_of(props, [key])
-                kvmap[key] = Entry(key, sequence, uuid, props, body, deadline(ttl))
+                epoch = ttl_of(props, [key])  # a KVSYNC names its expiry time (see stored)
+                kvmap[key] = Entry(key, sequence, uuid, props, body, deadline(max(epoch - time.time(), 1e-3)) if epoch else 0)
             log("I: no snapshot from the active yet")
             return False
         finally:
