@@ -40,7 +40,7 @@ EXIT_BAD_REQUEST, EXIT_DUAL_ACTIVE = 3, 4
 
 
 def log(text):
-    print(time.strftime("%H:%M:%S"), text, file=sys.stderr, flush=True)
+    print("%s.%03d" % (time.strftime("%H:%M:%S"), time.time() % 1 * 1000), text, file=sys.stderr, flush=True)
 
 
 def emit(obj):

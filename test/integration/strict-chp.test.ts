@@ -17,26 +17,45 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { Client, type FailoverInfo, type Update } from '../../src/index.js';
 import { BIN, requireTool, waitFor, within } from '../helpers/index.js';
 import { PYTHON, startStrictPair, type StrictDump, type StrictPair } from '../helpers/strict-chp.js';
 
 const CHP_CLIENT = fileURLToPath(new URL('../compat/chp_client.py', import.meta.url));
 
-/** What a client told the application, in order. */
+/** What a client told the application, in order, and its own log (for failure messages). */
 class Recorder {
+  readonly logLines: string[] = [];
   readonly updates: Update[] = [];
   readonly failovers: FailoverInfo[] = [];
   readonly resyncs: { sequence: number; server: string }[] = [];
   readonly ready: { server: string; sequence: number }[] = [];
   readonly modes: string[] = [];
 
-  constructor(client: Client) {
+  listen(client: Client): void {
     client.on('update', (u) => this.updates.push(u));
     client.on('failover', (f) => this.failovers.push(f));
     client.on('resync', (r) => this.resyncs.push(r));
     client.on('ready', (r) => this.ready.push(r));
     client.on('mode', (m) => this.modes.push(m));
+  }
+
+  /** A debug logger whose lines (with times) this recorder keeps. */
+  logger() {
+    const sink = new Writable({
+      write: (chunk: Buffer, _encoding, done) => {
+        this.logLines.push(...chunk.toString().split('\n').filter(Boolean));
+        done();
+      },
+    });
+    return pino({ level: 'debug', timestamp: pino.stdTimeFunctions.isoTime }, sink);
+  }
+
+  /** The client's warnings and errors, for a failure message. */
+  get warnings(): string {
+    return this.logLines.filter((l) => !l.includes('"level":20')).join('\n');
   }
 }
 
@@ -113,9 +132,10 @@ for (const mode of ['chp', 'auto'] as const) {
 
     /** A client on the pair with default timings, ready; the servers' logs if it never gets there. */
     async function open(subtree: string): Promise<{ client: Client; events: Recorder }> {
-      const client = new Client({ servers: pair.servers, subtree, mode });
+      const events = new Recorder();
+      const client = new Client({ servers: pair.servers, subtree, mode, log: events.logger() });
+      events.listen(client);
       clients.push(client);
-      const events = new Recorder(client);
       try {
         await client.ready(15_000);
       } catch (error) {
@@ -156,7 +176,7 @@ for (const mode of ['chp', 'auto'] as const) {
       // vote; this one would have been refused (the primary is alive), but it should not be sent.
       expect(
         pair.backup.votesIgnored,
-        'ICANHAZ? the client sent the passive while the primary answered',
+        `ICANHAZ? the client sent the passive while the primary answered\n${pair.primary.describe()}\n${pair.backup.describe()}\nclient:\n${events.warnings}`,
       ).to.equal(0);
       await watch.return?.();
       expectNoAbort(pair);
@@ -181,7 +201,7 @@ for (const mode of ['chp', 'auto'] as const) {
       // snapshot shows the key with other properties than its KVPUB had)
       expect(
         seen.length,
-        `every update of /ttl/short the client delivered: ${JSON.stringify(summary)}`,
+        `every update of /ttl/short the client delivered: ${JSON.stringify(summary)}\nclient:\n${events.warnings}`,
       ).to.equal(2);
       expect(seen[0]!.deleted).to.equal(false);
       expect(seen[1]!.deleted).to.equal(true);
@@ -206,11 +226,14 @@ for (const mode of ['chp', 'auto'] as const) {
         10_000,
         'five idle seconds',
       );
-      expect(events.failovers, 'failovers while idle').to.deep.equal([]);
-      expect(events.resyncs, 'resyncs while idle').to.deep.equal([]);
+      expect(events.failovers, `failovers while idle; client:\n${events.warnings}`).to.deep.equal([]);
+      expect(events.resyncs, `resyncs while idle; client:\n${events.warnings}`).to.deep.equal([]);
       expect(events.ready, 'ready events').to.have.length(1);
       expect(pair.primary.snapshotsServed('/idle/'), 'snapshots the primary served').to.equal(snapshots);
-      expect(pair.backup.votesIgnored, 'ICANHAZ? votes the passive dropped').to.equal(0);
+      expect(
+        pair.backup.votesIgnored,
+        `ICANHAZ? votes the passive dropped\n${pair.backup.describe()}\nclient:\n${events.warnings}`,
+      ).to.equal(0);
       expect(pair.backup.states).to.deep.equal(['PASSIVE']);
 
       // The negative checks mean something only if the client still listens: a write from an
