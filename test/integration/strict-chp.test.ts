@@ -53,9 +53,9 @@ class Recorder {
     return pino({ level: 'debug', timestamp: pino.stdTimeFunctions.isoTime }, sink);
   }
 
-  /** The client's warnings and errors, for a failure message. */
+  /** The client's log (the last 80 lines), for a failure message. */
   get warnings(): string {
-    return this.logLines.filter((l) => !l.includes('"level":20')).join('\n');
+    return this.logLines.slice(-80).join('\n');
   }
 }
 
