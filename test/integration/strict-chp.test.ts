@@ -264,6 +264,9 @@ for (const mode of ['chp', 'auto'] as const) {
       expectNoAbort(pair);
 
       await pair.primary.kill();
+      // Written while the primary is dead and the backup still passive: a Model Six client sends
+      // it to both collectors, and the passive applies its pending list when a vote promotes it.
+      const during = client.set('/fo/during', 'in the gap');
       await waitFor(
         () => events.failovers.find((f) => f.to === pair.backup.endpoint),
         30_000,
@@ -271,6 +274,7 @@ for (const mode of ['chp', 'auto'] as const) {
       );
       await pair.backup.waitState('ACTIVE');
       expect(client.server).to.equal(pair.backup.endpoint);
+      await within(during, 15_000, 'the write issued during the failover');
 
       await client.set('/fo/after', 'on the backup');
       await client.delete('/fo/k0');
@@ -280,6 +284,7 @@ for (const mode of ['chp', 'auto'] as const) {
           dump = await pair.backup.dump();
           return (
             client.getString('/fo/after') === 'on the backup' &&
+            client.getString('/fo/during') === 'in the gap' &&
             JSON.stringify(valuesOfClient(client, '/fo/')) === JSON.stringify(valuesOf(dump, '/fo/')) &&
             client.sequence === dump.sequence
           );
@@ -293,6 +298,7 @@ for (const mode of ['chp', 'auto'] as const) {
       });
       expect(valuesOfClient(client, '/fo/')).to.deep.equal({
         '/fo/after': 'on the backup',
+        '/fo/during': 'in the gap',
         '/fo/k1': 'v1',
         '/fo/k2': 'v2',
         '/fo/k3': 'v3',
