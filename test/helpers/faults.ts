@@ -8,7 +8,7 @@
  * test never leaves the machine's loopback cut.
  */
 import { spawnSync } from 'node:child_process';
-import type { NodeStatus, ServerProcess } from './index.js';
+import { waitFor, type NodeStatus, type ServerProcess } from './index.js';
 
 const IPTABLES = '/usr/sbin/iptables';
 const TAG = `twinstar-test-${process.pid}`;
@@ -156,22 +156,37 @@ export class PairMonitor {
 }
 
 /**
- * Bytes waiting in the kernel's send and receive queues of the loopback TCP connections on `port`
- * (either end), from `ss`. A 30 MB snapshot fills them; heartbeats never do.
+ * Bytes received so far, by both ends, over the established loopback TCP connections on `port`
+ * (the kernel's cumulative per-connection `bytes_received`, from `ss -ti`). Heartbeats add a few
+ * hundred bytes a tick; a 30 MB snapshot adds megabytes. Unlike queue depth this never goes down,
+ * so a poll cannot miss it.
  */
-export function queuedBytes(port: number): number {
-  const r = spawnSync('ss', ['-tnH', 'state', 'established', `( sport = :${port} or dport = :${port} )`], {
+export function bytesReceived(port: number): number {
+  const r = spawnSync('ss', ['-tinH', 'state', 'established', `( sport = :${port} or dport = :${port} )`], {
     encoding: 'utf8',
     timeout: 10_000,
   });
   if (r.status !== 0) throw new Error(`ss failed: ${r.stderr || r.error?.message}`);
   let total = 0;
-  for (const line of r.stdout.split('\n')) {
-    const cols = line.trim().split(/\s+/);
-    if (cols.length < 4) continue;
-    total += Number(cols[0]) + Number(cols[1]);
-  }
+  for (const m of r.stdout.matchAll(/bytes_received:(\d+)/g)) total += Number(m[1]);
   return total;
+}
+
+/**
+ * Resolves once more than `bytes` have crossed the connections on `port` (a stream is on the
+ * wire), with the amount seen; rejects after `ms`.
+ */
+export async function crossed(port: number, bytes: number, ms: number): Promise<number> {
+  let seen = 0;
+  await waitFor(
+    () => (seen = bytesReceived(port)) > bytes,
+    ms,
+    `more than ${bytes} bytes to cross port ${port}`,
+    10,
+  ).catch((error: Error) => {
+    throw new Error(`${error.message} (saw ${seen})`);
+  });
+  return seen;
 }
 
 /**

@@ -255,8 +255,9 @@ describe('no data, no vote: a passive that never synced is never promoted by cli
       recovered?.keys === KEYS,
       `after recovery a client sees ${recovered?.keys} of the ${KEYS} acknowledged keys (from ${recovered?.server})`,
     );
-    if (recovered) {
+    if (recovered)
       v.check(recovered.server === primary.endpoint, `the recovered service is ${recovered.server}`);
+    if (recovered?.server === primary.endpoint) {
       // The stranded backup finally completes its sync from the recovered active.
       try {
         await waitFor(
