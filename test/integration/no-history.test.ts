@@ -34,7 +34,6 @@ import {
   ServerProcess,
   waitFor,
   within,
-  type NodeStatus,
   type PairPorts,
 } from '../helpers/index.js';
 import { drop, healAll, Violations } from '../helpers/faults.js';
@@ -43,9 +42,6 @@ const KEYS = 200_000;
 const BATCH = 10_000;
 const FAILOVER_MS = 500;
 const CONNECT_TIMEOUT_MS = 20_000;
-
-/** /status of a server with the no-history fix (older servers lack the two fields). */
-type Status = NodeStatus & { history?: 'complete' | 'incomplete'; unavailable?: string | null };
 
 describe('no data, no vote: a passive that never synced is never promoted by clients (real processes)', function () {
   this.timeout(240_000);
@@ -84,7 +80,7 @@ describe('no data, no vote: a passive that never synced is never promoted by cli
 
   const endpoint = (port: number) => `tcp://127.0.0.1:${port}`;
   const both = () => [endpoint(ports.primary.port), endpoint(ports.backup.port)];
-  const status = async (p: ServerProcess) => (await p.status()) as Status;
+  const status = async (p: ServerProcess) => await p.status();
 
   /**
    * A pair holding KEYS acknowledged keys whose backup was replaced and is stranded mid-snapshot:
@@ -147,7 +143,7 @@ describe('no data, no vote: a passive that never synced is never promoted by cli
     const s = await status(backup);
     expect(s.state).to.equal('PASSIVE');
     expect(s.keys, 'the new backup never completed a sync').to.equal(0);
-    if (s.history !== undefined) expect(s.history).to.equal('incomplete');
+    expect(s.history).to.equal('incomplete');
     return { primary, backup, writer, lastAcked };
   }
 
@@ -288,7 +284,9 @@ describe('no data, no vote: a passive that never synced is never promoted by cli
     );
     const after = await status(backup);
     expect(after.epoch).to.be.greaterThan(before.epoch);
-    expect(after.unavailable ?? null).to.equal(null);
+    expect(after.unavailable).to.equal(null);
+    expect(after.history).to.equal('complete');
     expect((await fetch(`${backup.http}/readyz`)).status).to.equal(200);
+    expect(await metric(backup.http, 'twinstar_promotions_total', { reason: 'forced' })).to.equal(1);
   });
 });
