@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { waitFor, type NodeStatus, type ServerProcess } from './index.js';
 
-const IPTABLES = '/usr/sbin/iptables';
+export const IPTABLES = '/usr/sbin/iptables';
 const TAG = `twinstar-test-${process.pid}`;
 
 function iptables(args: string[]): void {

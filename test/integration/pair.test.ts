@@ -14,6 +14,7 @@ import {
   ServerProcess,
   waitFor,
   within,
+  requireTool,
   type PairPorts,
 } from '../helpers/index.js';
 import { crossed } from '../helpers/faults.js';
@@ -199,7 +200,8 @@ describe('Binary Star pair (real processes)', function () {
     expect(ready.filter((s) => s === 200)).to.have.length(1);
   });
 
-  it('promise 7: a node killed in the middle of a snapshot never freezes the other node', async () => {
+  it('promise 7: a node killed in the middle of a snapshot never freezes the other node', async function () {
+    requireTool(this, 'ss', ['-V'], 'install iproute2 (ss)');
     const { primary, backup } = await startPair();
     const w = await client('/big/');
     const value = 'x'.repeat(100);
