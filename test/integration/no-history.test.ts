@@ -89,6 +89,8 @@ describe('no data, no vote: a passive that never synced is never promoted by cli
     backup: ServerProcess;
     writer: Client;
     lastAcked: number;
+    /** what the stranded backup's /status says of its history (undefined before the fix) */
+    history: string | undefined;
   }> {
     const primary = start('primary');
     const first = start('backup');
@@ -141,8 +143,7 @@ describe('no data, no vote: a passive that never synced is never promoted by cli
     const s = await status(backup);
     expect(s.state).to.equal('PASSIVE');
     expect(s.keys, 'the new backup never completed a sync').to.equal(0);
-    expect(s.history).to.equal('incomplete');
-    return { primary, backup, writer, lastAcked };
+    return { primary, backup, writer, lastAcked, history: s.history };
   }
 
   /** `twinstar ARGS...`: exit code, stdout and stderr. */
@@ -157,8 +158,9 @@ describe('no data, no vote: a passive that never synced is never promoted by cli
   }
 
   it('promises 1 and 2: with the active gone, a never-synced passive stays passive, turns clients away with ERR_UNAVAILABLE, and the old active recovers all keys', async () => {
-    const { primary, backup, writer, lastAcked } = await strand();
+    const { primary, backup, writer, lastAcked, history } = await strand();
     const v = new Violations();
+    v.check(history === 'incomplete', `the stranded backup's /status says history=${history}`);
 
     // The old writer: its replica must never go back, and a write it makes now must not be
     // acknowledged with a sequence the pair already used.
@@ -270,7 +272,8 @@ describe('no data, no vote: a passive that never synced is never promoted by cli
   });
 
   it('promise 1: the operator can knowingly force a never-synced passive to ACTIVE with `twinstar promote --force`', async () => {
-    const { backup } = await strand();
+    const { backup, history } = await strand();
+    expect(history).to.equal('incomplete');
     const before = await status(backup);
     expect(before.state).to.equal('PASSIVE');
     const r = await cli(['promote', '--node', `http://127.0.0.1:${ports.backup.http}`, '--force']);
