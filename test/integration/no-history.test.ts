@@ -211,19 +211,27 @@ describe('no data, no vote: a passive that never synced is never promoted by cli
     primary.signal('SIGCONT');
     let recovered: { keys: number; outageValue: string | undefined; server: string | undefined } | undefined;
     try {
+      // Recovered: one node ACTIVE and attached, the other PASSIVE holding the complete history.
+      // (Bounded generously: on SIGCONT the old active first answers every sync request clients
+      // queued at it while it was stopped, each a 200,000-key snapshot.)
       await waitFor(
         async () => {
-          const active = (await Promise.all([status(primary), status(backup)])).filter(
-            (x) => x.state === 'ACTIVE',
+          const nodes = await Promise.all([status(primary), status(backup)]);
+          const active = nodes.filter((x) => x.state === 'ACTIVE');
+          const passive = nodes.filter((x) => x.state === 'PASSIVE');
+          return (
+            active.length === 1 &&
+            active[0]!.degraded === false &&
+            passive.length === 1 &&
+            passive[0]!.history === 'complete'
           );
-          return active.length === 1 && active[0]!.degraded === false;
         },
-        60_000,
-        'one active serving again with its passive attached',
+        90_000,
+        'one active serving again with a synced passive attached',
       );
       const [p, b] = await Promise.all([status(primary), status(backup)]);
       v.check(p.state === 'ACTIVE', `after SIGCONT the old active is ${p.state} (the backup is ${b.state})`);
-      const fresh = await connect({ servers: both(), subtree: '/big/', connectTimeoutMs: 15_000 });
+      const fresh = await connect({ servers: both(), subtree: '/big/', connectTimeoutMs: 30_000 });
       clients.push(fresh);
       recovered = {
         keys: [...fresh.entries().keys()].filter((k) => k !== '/big/during-outage').length,
@@ -231,7 +239,13 @@ describe('no data, no vote: a passive that never synced is never promoted by cli
         server: fresh.server,
       };
     } catch (error) {
-      v.check(false, `no recovery: ${String(error)}`);
+      const now = await Promise.all([primary, backup].map((n) => status(n).catch(() => undefined)));
+      const brief = now.map((x) =>
+        x
+          ? { state: x.state, epoch: x.epoch, keys: x.keys, degraded: x.degraded, fenced: x.fenced }
+          : 'no answer',
+      );
+      v.check(false, `no recovery: ${String(error)} (primary, backup: ${JSON.stringify(brief)})`);
     }
     const outageResult = await within(outage, 130_000, 'the outage write to settle');
     clearInterval(sampler);
