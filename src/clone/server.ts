@@ -262,12 +262,23 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     );
     void receiveLoop(this.router, (frames) => this.onRequest(frames));
     void receiveLoop(this.collector, (frames) => this.onCollected(frames));
+    // Every node sends HUGZ, as the guide's passive does: the active's carry the published
+    // sequence, a passive's its own. A client only follows the active's publisher; what a passive's
+    // HUGZ are for is its advertisement (`twinstar=1`), so that an auto-mode client learns the
+    // node speaks the native protocol, and can be told "no-history", even while no node is active.
+    this.hugzTimer = setInterval(() => this.sendHugz(), this.options.heartbeatMs);
+  }
+
+  private sendHugz(): void {
+    if (this.closed) return;
+    this.publish(encodeHugz(this.active ? this.publishedSequence : this.store.sequence, this.advertised));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.setActive(false);
+    clearInterval(this.hugzTimer);
     this.routerOut.close();
     this.pubOut.close();
     this.router.close();
@@ -283,17 +294,12 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     this.unpublished = [];
     this.unpublishedHead = 0;
     this.followers.clear();
-    clearInterval(this.hugzTimer);
     clearInterval(this.ttlTimer);
-    this.hugzTimer = this.ttlTimer = undefined;
+    this.ttlTimer = undefined;
     if (!active || this.closed) return;
     this.publishedSequence = this.store.sequence;
-    this.hugzTimer = setInterval(
-      () => this.publish(encodeHugz(this.publishedSequence, this.advertised)),
-      this.options.heartbeatMs,
-    );
     this.ttlTimer = setInterval(() => this.expireTtl(), Math.min(100, this.options.heartbeatMs));
-    this.publish(encodeHugz(this.publishedSequence, this.advertised));
+    this.sendHugz();
     this.expireTtl();
   }
 
@@ -684,7 +690,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       identity,
       Buffer.from(Native.PONG),
       encodeRequestId(reqId),
-      Buffer.from(this.sequencing() ? 'ACTIVE' : this.options.policy.stateName()),
+      Buffer.from(this.sequencing() ? 'ACTIVE' : this.active ? 'FENCED' : this.options.policy.stateName()),
       encodeSequence(this.store.sequence),
       Buffer.from(this.options.policy.term()),
       Buffer.from(String(this.options.heartbeatMs)),
