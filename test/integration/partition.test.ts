@@ -11,7 +11,9 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { expect } from 'chai';
+import * as zmq from 'zeromq';
 import { connect, type Client } from '../../src/index.js';
+import { encodeRequestId, Native } from '../../src/clone/index.js';
 import {
   BIN,
   metric,
@@ -119,7 +121,7 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
 
   /**
    * Watch-only clients (both servers listed) come and go for the cut's hold time, one after the
-   * other, each staying until the next connects. Each connect is another chance for a client that
+   * other, each staying connected for up to 100 ms. Each connect is another chance for a client that
    * treats connecting as a vote to promote the passive (whether one connect reaches the passive
    * before the active answers is a race). Returns a server other than the primary that any of
    * them synced from, if one did.
@@ -134,6 +136,23 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
       await reader.close();
     }
     return elsewhere;
+  }
+
+  /**
+   * The control for "the passive was never promoted": client traffic does reach it during the
+   * cut. A TPING (never a vote) to its client port is answered with its state.
+   */
+  async function passiveAnswersClients(): Promise<string> {
+    const dealer = new zmq.Dealer({ linger: 0 });
+    dealer.connect(endpoint(ports.backup.port));
+    try {
+      await dealer.send([Buffer.from(Native.PING), encodeRequestId(1)]);
+      const [tag, , state] = await within(dealer.receive(), 5000, 'the passive to answer a TPING');
+      expect(tag!.toString()).to.equal(Native.PONG);
+      return state!.toString();
+    } finally {
+      dealer.close();
+    }
   }
 
   /** A bounded hold standing for the fault's duration (not a wait for an event). */
@@ -191,8 +210,7 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
       cutPorts(ports.primary.heartbeat, ports.backup.heartbeat);
       expect(rulesInPlace()).to.equal(4);
       await Promise.all([peerDeadFor(primary), peerDeadFor(backup)]);
-      // The channel works: both servers still answer clients during the cut (checked through
-      // /status above; the watcher below must sync from one of them).
+      expect(await passiveAnswersClients()).to.equal('PASSIVE', 'clients reach the passive during the cut');
       const watcher = await client(both(), '/r/');
       watcherServer = watcher.server;
       during = await cliSet('/r/during-cut', 'x', [endpoint(ports.primary.port)]);
@@ -259,6 +277,7 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
       await waitFor(() => acked.size >= 200, 20_000, 'writes before the cut');
       cutPorts(ports.primary.heartbeat, ports.backup.heartbeat);
       await Promise.all([peerDeadFor(primary), peerDeadFor(backup)]);
+      expect(await passiveAnswersClients()).to.equal('PASSIVE', 'clients reach the passive during the cut');
       const ackedAtCut = acked.size;
       readerElsewhere = await readersDuringCut();
       await waitFor(() => acked.size > ackedAtCut + 50, 20_000, 'writes acknowledged during the cut');
@@ -322,6 +341,7 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
       // everything the active sends the passive; the passive's heartbeats (its own PUB) flow on.
       drop([{ port: ports.primary.heartbeat, dir: 'sport' }]);
       await peerDeadFor(backup);
+      expect(await passiveAnswersClients()).to.equal('PASSIVE', 'clients reach the passive during the cut');
       expect((await primary.status()).peer!.lastHeardMs).to.be.below(
         FAILOVER_MS,
         'the active still hears the passive',
