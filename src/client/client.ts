@@ -16,6 +16,7 @@
  */
 import { EventEmitter } from 'node:events';
 import {
+  ADVERTISE,
   decodeKvMsg,
   decodeRequestId,
   decodeSequence,
@@ -537,7 +538,13 @@ export class Client extends EventEmitter<ClientEvents> {
     this.finder.discovery.heard(server, now);
     const msg = this.decode(frames, 'published');
     if (msg === undefined) return;
-    if (msg.key === HUGZ) this.finder.discovery.hugz(server, now, properties(msg.properties));
+    if (msg.key === HUGZ) {
+      const props = properties(msg.properties);
+      this.finder.discovery.hugz(server, now, props);
+      // A node that is not active says so on its HUGZ (a demoted active keeps sending them).
+      const state = props.get(ADVERTISE.STATE);
+      if (state !== undefined) return this.findActive(`server says ${state}`);
+    }
     if (!this.subscriptionConfirmed) {
       this.subscriptionConfirmed = true;
       // The subscription is in force from now on, but updates published between the sync's answer

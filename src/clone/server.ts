@@ -273,7 +273,11 @@ export class CloneServer extends EventEmitter<ServerEvents> {
 
   private sendHugz(): void {
     if (this.closed) return;
-    this.publish(encodeHugz(this.active ? this.publishedSequence : this.store.sequence, this.advertised));
+    if (this.sequencing()) return this.publish(encodeHugz(this.publishedSequence, this.advertised));
+    // Not serving: say so, so that a client still following this node looks for the active at
+    // once instead of taking these HUGZ for the active's.
+    const state = this.active ? 'FENCED' : this.options.policy.stateName();
+    this.publish(encodeHugz(this.store.sequence, `${this.advertised}${ADVERTISE.STATE}=${state}\n`));
   }
 
   async close(): Promise<void> {
