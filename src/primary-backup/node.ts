@@ -54,6 +54,8 @@ export interface NodeEvents {
   'peer-refused': [reason: string];
   'peer-dropped': [reason: string];
   stall: [ms: number];
+  /** `dedupeSize` forced out a write uuid only `ageMs` old, younger than `dedupeMs` */
+  'dedupe-evicted-early': [ageMs: number];
 }
 
 export interface PeerStatus {
@@ -144,7 +146,20 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     const guard = options.guard;
     const context = guard ? new zmq.Context() : undefined;
     if (guard && context) this.zap = new ZapHandler(context, (domain, key) => guard.authorize(domain, key));
-    this.store = new Store({ replayLogSize: config.replayLogSize, dedupeSize: config.dedupeSize });
+    const dedupeWarnings = new RateLimitedLog(log, 1, 10_000, this.now);
+    this.store = new Store({
+      replayLogSize: config.replayLogSize,
+      dedupeSize: config.dedupeSize,
+      dedupeMs: config.dedupeMs,
+      onEvictedEarly: (ageMs) => {
+        this.emit('dedupe-evicted-early', ageMs);
+        const { dedupeSize, dedupeMs } = config;
+        dedupeWarnings.warn(
+          { ageMs, dedupeSize, dedupeMs },
+          'dedupeSize forced out a write uuid younger than dedupeMs: a retry of that write would apply twice',
+        );
+      },
+    });
     this.server = new CloneServer({
       host: config.host,
       port: config.port,
@@ -394,7 +409,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       const change = toChange(msg, receivedAt, this.limits);
       if (change.expiresAt > 0 && change.expiresAt <= now) continue; // its TTL ran out meanwhile
       if (this.store.appliedSequence(msg.uuid) !== undefined) continue;
-      this.server.commit(change, 'pending');
+      this.server.commit(change, 'pending', now);
       applied++;
     }
     this.promotions++;
