@@ -1,0 +1,151 @@
+/**
+ * De-duplication of retried writes on a real server process (promise 4): the horizon is a time
+ * (`dedupeMs`), not a count. Clients retry after 2 s and for up to 10 s while a busy server
+ * applies ~95,000 writes a second, so a window of the last 100,000 uuids (the old design) forgot
+ * a write long before its client stopped retrying it. `dedupeSize` is now only a memory cap, and
+ * a uuid it forces out early is counted and warned about.
+ *
+ * Writes go over a raw DEALER in the native framing (docs/protocol.md): TSET, reqId, packed batch
+ * -> TACK, reqId, sequences, durability. A retry is the same batch with the same uuid.
+ */
+import { expect } from 'chai';
+import * as zmq from 'zeromq';
+import {
+  decodeKvMsg,
+  decodeSequence,
+  encodeIcanhaz,
+  encodeRequestId,
+  Native,
+  newUuid,
+  packBatch,
+  type PackedEntry,
+} from '../../src/clone/index.js';
+import { digest, freePorts, metric, ServerProcess, waitFor, within } from '../helpers/index.js';
+
+const BATCH = 1000;
+
+function write(key: string, uuid: string, body: string): PackedEntry {
+  return { key, sequence: 0, uuid, properties: '', body: Buffer.from(body), expiresAt: 0 };
+}
+
+/** A native writer on one DEALER: one TSET at a time, resolving to the sequences acknowledged. */
+class Writer {
+  private readonly dealer = new zmq.Dealer({ linger: 0 });
+  private reqId = 0;
+
+  constructor(endpoint: string) {
+    this.dealer.connect(endpoint);
+  }
+
+  async set(writes: PackedEntry[]): Promise<number[]> {
+    const reqId = ++this.reqId;
+    await this.dealer.send([Buffer.from(Native.SET), encodeRequestId(reqId), packBatch(writes)]);
+    for (;;) {
+      const [tag, rid, seqs] = await within(this.dealer.receive(), 10_000, `the TACK of request ${reqId}`);
+      if (rid?.readUInt32BE() !== reqId) continue; // not ours (cannot happen: one request at a time)
+      expect(tag!.toString()).to.equal(Native.ACK);
+      return Array.from({ length: seqs!.length / 8 }, (_, i) =>
+        decodeSequence(seqs!.subarray(8 * i, 8 * i + 8)),
+      );
+    }
+  }
+
+  /** `count` writes with fresh uuids, BATCH per request, over 100 keys. */
+  async fill(count: number, prefix: string): Promise<void> {
+    for (let done = 0; done < count; done += BATCH) {
+      const n = Math.min(BATCH, count - done);
+      const batch = Array.from({ length: n }, (_, i) =>
+        write(`${prefix}${(done + i) % 100}`, newUuid(), 'x'),
+      );
+      const seqs = await this.set(batch);
+      expect(seqs).to.have.length(n);
+    }
+  }
+
+  /** The stored sequence and body of `key`, from a plain RFC 12 snapshot of that subtree. */
+  async read(key: string): Promise<{ sequence: number; body: string } | undefined> {
+    await this.dealer.send(encodeIcanhaz(key));
+    let found: { sequence: number; body: string } | undefined;
+    for (;;) {
+      const msg = decodeKvMsg(await within(this.dealer.receive(), 10_000, `the snapshot of ${key}`));
+      if (msg.key === 'KTHXBAI') return found;
+      if (msg.key === key) found = { sequence: msg.sequence, body: msg.body.toString() };
+    }
+  }
+
+  close(): void {
+    this.dealer.close();
+  }
+}
+
+describe('de-duplication of retried writes (real server)', function () {
+  this.timeout(180_000);
+  let server: ServerProcess | undefined;
+  let writer: Writer | undefined;
+
+  async function start(extraArgs: string[], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
+    const port = await freePorts(4);
+    server = new ServerProcess({ role: 'single', port, httpPort: port + 3, extraArgs, env });
+    await server.ready('ACTIVE', 20_000);
+    writer = new Writer(server.endpoint);
+    return server;
+  }
+
+  afterEach(async () => {
+    writer?.close();
+    writer = undefined;
+    if (server) expect(await server.stop()).to.equal(0);
+    server = undefined;
+  });
+
+  it('a write retried after more than 100,000 other writes (the old count horizon) applies once', async () => {
+    // Default dedupeSize. dedupeMs is raised far above the time the writes below take on a slow,
+    // shared machine; it is an environment variable, which a server without the setting ignores.
+    const s = await start([], { TWINSTAR_DEDUPE_MS: '600000' });
+    const uuid = newUuid();
+    const first = write('/dedupe/a', uuid, 'once');
+    const [sequence] = await writer!.set([first]);
+    expect(await writer!.read('/dedupe/a')).to.deep.equal({ sequence, body: 'once' });
+    await writer!.fill(101_000, '/dedupe/n/');
+    const before = await digest(s.http);
+    expect(before.sequence).to.equal(sequence! + 101_000);
+
+    const again = await writer!.set([first]); // the client's retry: same key, body and uuid
+    expect(again).to.deep.equal([sequence], 'the retry is acknowledged with the original sequence');
+    expect(await writer!.read('/dedupe/a')).to.deep.equal({ sequence, body: 'once' });
+    expect((await digest(s.http)).sequence).to.equal(before.sequence, 'nothing was applied');
+    expect(await metric(s.http, 'twinstar_dropped_messages_total')).to.equal(0);
+    expect(await metric(s.http, 'twinstar_dedupe_evicted_early_total')).to.equal(0);
+  });
+
+  it('a small dedupeSize cap forces out a uuid younger than dedupeMs: counted and warned', async () => {
+    const s = await start(['--dedupe-size', '1000', '--dedupe-ms', '600000']);
+    const metrics = await (await fetch(`${s.http}/metrics`)).text();
+    expect(metrics, 'the counter is exported from the start').to.include(
+      'twinstar_dedupe_evicted_early_total 0',
+    );
+    const first = write('/dedupe/a', newUuid(), 'once');
+    const [sequence] = await writer!.set([first]);
+    await writer!.fill(999, '/dedupe/n/'); // 1,000 uuids: the cap is full, nothing forced out yet
+    expect(await writer!.set([first])).to.deep.equal([sequence], 'still remembered at the cap');
+    expect(await metric(s.http, 'twinstar_dedupe_evicted_early_total')).to.equal(0);
+
+    await writer!.fill(1, '/dedupe/n/'); // one more: the first write's uuid is forced out
+    await waitFor(
+      async () => (await metric(s.http, 'twinstar_dedupe_evicted_early_total')) === 1,
+      10_000,
+      'the early eviction to be counted',
+    );
+    const warned = await waitFor(
+      () => s.logs((l) => l.level === 40 && String(l.msg).includes('younger than dedupeMs')),
+      10_000,
+      'the warning',
+    );
+    expect(warned).to.have.length(1);
+    expect(warned[0]).to.include({ dedupeSize: 1000, dedupeMs: 600_000 });
+    // What the counter warns of: a retry of that write now applies a second time.
+    const [retried] = await writer!.set([first]);
+    expect(retried).to.be.greaterThan(sequence!);
+    expect(await metric(s.http, 'twinstar_dedupe_evicted_early_total')).to.equal(2);
+  });
+});
