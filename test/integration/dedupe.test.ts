@@ -20,7 +20,17 @@ import {
   packBatch,
   type PackedEntry,
 } from '../../src/clone/index.js';
-import { digest, freePorts, metric, ServerProcess, waitFor, within } from '../helpers/index.js';
+import { connect, type Client } from '../../src/index.js';
+import {
+  digest,
+  freePorts,
+  metric,
+  pairOptions,
+  pairPorts,
+  ServerProcess,
+  waitFor,
+  within,
+} from '../helpers/index.js';
 
 const BATCH = 1000;
 
@@ -32,6 +42,8 @@ function write(key: string, uuid: string, body: string): PackedEntry {
 class Writer {
   private readonly dealer = new zmq.Dealer({ linger: 0 });
   private reqId = 0;
+  /** the durability frame of the last TACK */
+  durability = '';
 
   constructor(endpoint: string) {
     this.dealer.connect(endpoint);
@@ -41,21 +53,26 @@ class Writer {
     const reqId = ++this.reqId;
     await this.dealer.send([Buffer.from(Native.SET), encodeRequestId(reqId), packBatch(writes)]);
     for (;;) {
-      const [tag, rid, seqs] = await within(this.dealer.receive(), 10_000, `the TACK of request ${reqId}`);
+      const [tag, rid, seqs, durability] = await within(
+        this.dealer.receive(),
+        10_000,
+        `the TACK of request ${reqId}`,
+      );
       if (rid?.readUInt32BE() !== reqId) continue; // not ours (cannot happen: one request at a time)
       expect(tag!.toString()).to.equal(Native.ACK);
+      this.durability = durability!.toString();
       return Array.from({ length: seqs!.length / 8 }, (_, i) =>
         decodeSequence(seqs!.subarray(8 * i, 8 * i + 8)),
       );
     }
   }
 
-  /** `count` writes with fresh uuids, BATCH per request, over 100 keys. */
-  async fill(count: number, prefix: string): Promise<void> {
+  /** `count` writes with fresh uuids, BATCH per request, over `keys` keys. */
+  async fill(count: number, prefix: string, keys = 100): Promise<void> {
     for (let done = 0; done < count; done += BATCH) {
       const n = Math.min(BATCH, count - done);
       const batch = Array.from({ length: n }, (_, i) =>
-        write(`${prefix}${(done + i) % 100}`, newUuid(), 'x'),
+        write(`${prefix}${(done + i) % keys}`, newUuid(), 'x'),
       );
       const seqs = await this.set(batch);
       expect(seqs).to.have.length(n);
@@ -147,5 +164,63 @@ describe('de-duplication of retried writes (real server)', function () {
     const [retried] = await writer!.set([first]);
     expect(retried).to.be.greaterThan(sequence!);
     expect(await metric(s.http, 'twinstar_dedupe_evicted_early_total')).to.equal(2);
+  });
+
+  describe('in a pair', () => {
+    const procs: ServerProcess[] = [];
+    const clients: Client[] = [];
+    const writers: Writer[] = [];
+
+    afterEach(async () => {
+      await Promise.all(clients.splice(0).map((c) => c.close()));
+      for (const w of writers.splice(0)) w.close();
+      await Promise.all(procs.splice(0).map((p) => p.kill()));
+    });
+
+    it('the new active after a failover knows uuids it learnt by snapshot and by replication', async () => {
+      const ports = await pairPorts();
+      const options = pairOptions(ports);
+      const env = { TWINSTAR_DEDUPE_MS: '600000' }; // see the first test
+      const primary = new ServerProcess({ ...options.primary, env });
+      procs.push(primary);
+      await primary.ready('PRIMARY', 20_000);
+      // Alone, the primary serves once a client asks for it.
+      clients.push(await connect({ servers: [primary.endpoint], connectTimeoutMs: 20_000 }));
+      await primary.ready('ACTIVE');
+      const toPrimary = new Writer(primary.endpoint);
+      writers.push(toPrimary);
+
+      // A, then 101,000 writes to as many keys: the backup will learn them all from one snapshot.
+      const a = write('/dedupe/a', newUuid(), 'a');
+      const [seqA] = await toPrimary.set([a]);
+      await toPrimary.fill(101_000, '/dedupe/s/', 101_000);
+      const backup = new ServerProcess({ ...options.backup, env });
+      procs.push(backup);
+      await backup.ready('PASSIVE', 20_000);
+      await waitFor(async () => (await primary.status()).degraded === false, 60_000, 'the passive to attach');
+
+      // B, replicated, then 101,000 more replicated writes.
+      const b = write('/dedupe/b', newUuid(), 'b');
+      const [seqB] = await toPrimary.set([b]);
+      expect(toPrimary.durability).to.equal('replicated');
+      await toPrimary.fill(101_000, '/dedupe/r/');
+      const { sequence } = await digest(primary.http);
+      await waitFor(
+        async () => (await digest(backup.http)).sequence === sequence,
+        30_000,
+        'the backup to catch up',
+      );
+
+      await primary.kill();
+      clients.push(await connect({ servers: [primary.endpoint, backup.endpoint], connectTimeoutMs: 20_000 }));
+      await backup.ready('ACTIVE');
+      const toBackup = new Writer(backup.endpoint);
+      writers.push(toBackup);
+      expect(await toBackup.set([a]), 'A, learnt from the snapshot').to.deep.equal([seqA]);
+      expect(await toBackup.set([b]), 'B, learnt by replication').to.deep.equal([seqB]);
+      expect((await digest(backup.http)).sequence).to.equal(sequence, 'nothing was applied');
+      expect(await toBackup.read('/dedupe/a')).to.deep.equal({ sequence: seqA, body: 'a' });
+      expect(await toBackup.read('/dedupe/b')).to.deep.equal({ sequence: seqB, body: 'b' });
+    });
   });
 });
