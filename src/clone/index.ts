@@ -18,6 +18,7 @@ export {
   toChange,
   type ServerQuotas,
   type ServicePolicy,
+  type Admission,
   type ServerEvents,
   type ChangeSource,
   type DropReason,

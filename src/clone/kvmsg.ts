@@ -214,12 +214,12 @@ export function encodeIcanhaz(subtree: string): Buffer[] {
   return [Buffer.from(ICANHAZ), Buffer.from(subtree)];
 }
 
-export function encodeKthxbai(sequence: number, subtree: string): Buffer[] {
-  return encodeKvMsg({ key: KTHXBAI, sequence, uuid: '', properties: '', body: Buffer.from(subtree) });
+export function encodeKthxbai(sequence: number, subtree: string, properties = ''): Buffer[] {
+  return encodeKvMsg({ key: KTHXBAI, sequence, uuid: '', properties, body: Buffer.from(subtree) });
 }
 
-export function encodeHugz(sequence: number): Buffer[] {
-  return encodeKvMsg({ key: HUGZ, sequence, uuid: '', properties: '', body: EMPTY });
+export function encodeHugz(sequence: number, properties = ''): Buffer[] {
+  return encodeKvMsg({ key: HUGZ, sequence, uuid: '', properties, body: EMPTY });
 }
 
 // ---------------------------------------------------------------------------------------------

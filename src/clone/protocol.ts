@@ -22,7 +22,8 @@ export const Native = {
    * [TNOTACTIVE, reqId, state, reason]: this node does not serve. Reason (may be absent from old
    * servers): 'not-active' (a non-vote request reached a node that is not active), 'peer-alive'
    * (a vote was refused because this node still hears an active peer), 'no-history' (this node
-   * does not hold a complete copy of the history and never accepts a vote: promise 3).
+   * does not hold a complete copy of the history and never accepts a vote: promise 3), 'fenced'
+   * (this active met another active and does not sequence until one of them has demoted).
    */
   NOT_ACTIVE: 'TNOTACTIVE',
   /** [TERROR, reqId, reason, message] */
@@ -63,7 +64,7 @@ export function decodeRequestId(frame: Buffer | undefined): number | undefined {
 }
 
 /** TNOTACTIVE reasons (docs/protocol.md). */
-export type NotActiveReason = 'not-active' | 'peer-alive' | 'no-history';
+export type NotActiveReason = 'not-active' | 'peer-alive' | 'no-history' | 'fenced';
 
 /**
  * Properties twinstar adds to KTHXBAI and HUGZ, CHP-legal places (RFC 12 allows any properties),

@@ -29,6 +29,7 @@ import {
   encodeKthxbai,
   encodeKvMsg,
   encodeSequence,
+  formatProperties,
   KvMsgError,
   packBatch,
   checkedTtlSeconds,
@@ -40,7 +41,15 @@ import {
   ICANHAZ,
 } from './kvmsg.js';
 import type { Entry } from './kvmap.js';
-import { Native, decodeRequestId, encodeRequestId, type Durability } from './protocol.js';
+import {
+  ADVERTISE,
+  Native,
+  NATIVE_VERSION,
+  decodeRequestId,
+  encodeRequestId,
+  type Durability,
+  type NotActiveReason,
+} from './protocol.js';
 import { errorCode, Outbox } from './outbox.js';
 import { receiveLoop } from './receive-loop.js';
 import { RateLimiter } from './rate-limiter.js';
@@ -49,8 +58,15 @@ import type { Change, CommitResult, ReplicateResult, Store } from './store.js';
 
 /** What the node around the server decides: who is served and when a write is durable. */
 export interface ServicePolicy {
-  /** A client asked for service: a Binary Star vote. True when this node serves it now. */
-  admit(): boolean;
+  /**
+   * A client voted for this node (ICANHAZ? or TVOTE): the Binary Star vote. Accepted when this
+   * node serves now (it may have just been promoted by this very vote); otherwise why not.
+   */
+  admit(): Admission;
+  /** This node may sequence changes now: active, and not settling a meeting with another active. */
+  serving(): boolean;
+  /** This node holds a complete copy of the pair's history (advertised in TPONG). */
+  hasHistory(): boolean;
   /** The state reported to a native client that is turned away. */
   stateName(): string;
   /** The id of the current timeline (changes at every promotion), for resume requests. */
@@ -68,6 +84,9 @@ export interface ServicePolicy {
   collectWhileInactive(msg: KvMsg, receivedAt: number): void;
 }
 
+export type Admission =
+  { readonly accepted: true } | { readonly accepted: false; readonly reason: NotActiveReason };
+
 export type ChangeSource = 'collector' | 'native' | 'ttl' | 'pending';
 export type SocketName = 'snapshot' | 'collector';
 export type SnapshotKind = 'chp' | 'native' | 'resume';
@@ -79,6 +98,8 @@ export interface ServerEvents {
   denied: [operation: 'read' | 'write', client: string];
   snapshot: [kind: SnapshotKind, keys: number, ms: number];
   rejected: [command: string];
+  /** these writes were acknowledged to the client that sent them */
+  acknowledged: [changes: readonly Change[]];
 }
 
 export type DropReason =
@@ -160,6 +181,12 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private readonly warnings: RateLimitedLog;
   private readonly now: () => number;
   private active = false;
+  /**
+   * CHP-legal properties on KTHXBAI and HUGZ that tell a client, without it sending anything a
+   * plain RFC 12 server would refuse, that this server speaks the native extension and how often
+   * it sends HUGZ (docs/protocol.md).
+   */
+  private readonly advertised: string;
   /** committed changes not yet published: clients only ever see what the passive holds */
   private unpublished: Entry[] = [];
   private unpublishedHead = 0;
@@ -173,6 +200,10 @@ export class CloneServer extends EventEmitter<ServerEvents> {
 
   constructor(private readonly options: CloneServerOptions) {
     super();
+    this.advertised = formatProperties({
+      [ADVERTISE.NATIVE]: NATIVE_VERSION,
+      [ADVERTISE.HUGZ_MS]: String(options.heartbeatMs),
+    });
     const { host, port } = options;
     this.endpoints = {
       snapshot: `tcp://${host}:${port}`,
@@ -258,11 +289,11 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     if (!active || this.closed) return;
     this.publishedSequence = this.store.sequence;
     this.hugzTimer = setInterval(
-      () => this.publish(encodeHugz(this.publishedSequence)),
+      () => this.publish(encodeHugz(this.publishedSequence, this.advertised)),
       this.options.heartbeatMs,
     );
     this.ttlTimer = setInterval(() => this.expireTtl(), Math.min(100, this.options.heartbeatMs));
-    this.publish(encodeHugz(this.publishedSequence));
+    this.publish(encodeHugz(this.publishedSequence, this.advertised));
     this.expireTtl();
   }
 
@@ -354,8 +385,13 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     }
   }
 
+  /** Sequencing is allowed: active, and not fenced by a meeting with another active. */
+  private sequencing(): boolean {
+    return this.active && this.options.policy.serving();
+  }
+
   private expireTtl(): void {
-    if (!this.active) return;
+    if (!this.sequencing()) return;
     for (const entry of this.store.expire(this.now(), newUuid)) this.announce(entry, 'ttl');
   }
 
@@ -374,7 +410,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       this.drop('collector', error, frames.length);
       return;
     }
-    if (!this.active) {
+    if (!this.sequencing()) {
       this.options.policy.collectWhileInactive(msg, now);
       return;
     }
@@ -408,6 +444,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
         return this.onSet(identity, args, principal);
       case Native.PING:
         return this.onPing(identity, args);
+      case Native.VOTE:
+        return this.onVote(identity, args);
       case Native.FOLLOW:
         return this.onFollow(identity, args, principal);
       case Native.UNFOLLOW:
@@ -453,6 +491,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     if (reqId === undefined || args.length < 2 || args.length > 17)
       throw new KvMsgError('frame-count', 'TFOLLOW is malformed');
     const prefixes = args.slice(1).map((frame) => frame.toString());
+    if (!this.admitNative(identity, reqId, Native.FOLLOW)) return;
     for (const prefix of prefixes) this.checkRead(prefix, principal);
     this.followers.set(identity.toString('latin1'), { identity, prefixes, principal });
   }
@@ -464,7 +503,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     const subtree = args[0]!.toString();
     if (!this.allowSnapshot(identity, principal)) return;
     this.checkRead(subtree, principal);
-    if (!this.options.policy.admit()) {
+    if (!this.options.policy.admit().accepted) {
       this.emit('rejected', ICANHAZ);
       return;
     }
@@ -503,7 +542,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     subtree: string,
   ): Promise<boolean> {
     const messages = entries.map((entry) => () => [identity, ...encodeKvMsg(entry)]);
-    messages.push(() => [identity, ...encodeKthxbai(sequence, subtree)]);
+    messages.push(() => [identity, ...encodeKthxbai(sequence, subtree, this.advertised)]);
     return this.stream(messages);
   }
 
@@ -597,14 +636,17 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     sequences.forEach((s, i) => writeSequence(seqFrame, s, 8 * i));
     const rid = encodeRequestId(reqId);
     this.options.policy.durable(Math.max(0, ...sequences)).then(
-      (durability) =>
-        this.routerOut.post([identity, Buffer.from(Native.ACK), rid, seqFrame, Buffer.from(durability)]),
+      (durability) => {
+        this.routerOut.post([identity, Buffer.from(Native.ACK), rid, seqFrame, Buffer.from(durability)]);
+        this.emit('acknowledged', changes);
+      },
       () =>
         this.routerOut.post([
           identity,
           Buffer.from(Native.NOT_ACTIVE),
           rid,
           Buffer.from(this.options.policy.stateName()),
+          Buffer.from('not-active'),
         ]),
     );
   }
@@ -630,29 +672,55 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     ]);
   }
 
+  /** Never a vote: who this node is, so a client can find the active without voting. */
   private onPing(identity: Buffer, args: Buffer[]): void {
     const reqId = decodeRequestId(args[0]);
-    if (reqId === undefined) throw new KvMsgError('frame-count', 'TPING is malformed');
+    if (reqId === undefined || args.length !== 1) throw new KvMsgError('frame-count', 'TPING is malformed');
+    this.pong(identity, reqId);
+  }
+
+  private pong(identity: Buffer, reqId: number): void {
     this.routerOut.post([
       identity,
       Buffer.from(Native.PONG),
       encodeRequestId(reqId),
-      Buffer.from(this.active ? 'ACTIVE' : this.options.policy.stateName()),
+      Buffer.from(this.sequencing() ? 'ACTIVE' : this.options.policy.stateName()),
       encodeSequence(this.store.sequence),
       Buffer.from(this.options.policy.term()),
+      Buffer.from(String(this.options.heartbeatMs)),
+      Buffer.from(this.options.policy.hasHistory() ? 'complete' : 'incomplete'),
     ]);
   }
 
+  /**
+   * The Binary Star vote of a native client, which sends it only after it found the active silent
+   * itself. Accepted: TPONG (ACTIVE). Refused: TNOTACTIVE with the reason, at once.
+   */
+  private onVote(identity: Buffer, args: Buffer[]): void {
+    const reqId = decodeRequestId(args[0]);
+    if (reqId === undefined || args.length !== 1) throw new KvMsgError('frame-count', 'TVOTE is malformed');
+    const admission = this.options.policy.admit();
+    if (admission.accepted) return this.pong(identity, reqId);
+    this.emit('rejected', Native.VOTE);
+    this.notActive(identity, reqId, admission.reason);
+  }
+
+  /** Every other native request is served only by the active, and is never a vote. */
   private admitNative(identity: Buffer, reqId: number, command: string): boolean {
-    if (this.options.policy.admit()) return true;
+    if (this.sequencing()) return true;
     this.emit('rejected', command);
+    this.notActive(identity, reqId, this.active ? 'fenced' : 'not-active');
+    return false;
+  }
+
+  private notActive(identity: Buffer, reqId: number, reason: NotActiveReason): void {
     this.routerOut.post([
       identity,
       Buffer.from(Native.NOT_ACTIVE),
       encodeRequestId(reqId),
       Buffer.from(this.options.policy.stateName()),
+      Buffer.from(reason),
     ]);
-    return false;
   }
 
   /**

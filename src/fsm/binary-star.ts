@@ -4,7 +4,7 @@
  * and the node (src/primary-backup/node.ts) performs the effects.
  *
  * The table below is the single source of truth. The exhaustive unit test walks every cell of it
- * and docs/binary-star.md's diagram is generated from it (`npm run docs:fsm`).
+ * and docs/binary-star.md's diagram is generated from it (`npm run docs`).
  */
 
 export const STATES = ['PRIMARY', 'BACKUP', 'ACTIVE', 'PASSIVE'] as const;
@@ -17,6 +17,12 @@ export interface PeerView {
   readonly epoch: number;
   readonly sequence: number;
   readonly role: Role;
+  /** the peer holds a complete copy of the pair's history (it could serve without losing state) */
+  readonly history: boolean;
+  /** the peer is an active that met another active and stopped sequencing until that is settled */
+  readonly fenced: boolean;
+  /** changes the peer sequenced since the two nodes' histories forked (0 if they have not) */
+  readonly served: number;
 }
 
 export type Event =
@@ -31,6 +37,16 @@ export interface Context {
   readonly peerExpiresAt: number;
   /** the highest epoch the peer has announced so far (0 if never heard) */
   readonly peerEpoch: number;
+  /**
+   * This node holds a complete copy of the history it follows: it has been active, or it finished
+   * a sync from the active on the current timeline, or it is a primary starting a fresh pair.
+   * No data, no vote: without it a node never takes over (promise 3).
+   */
+  readonly history: boolean;
+  /** this active met another active and stopped sequencing until the meeting is settled */
+  readonly fenced: boolean;
+  /** changes this node sequenced since its history and the peer's forked (0 if they have not) */
+  readonly served: number;
 }
 
 export type Effect =
@@ -40,10 +56,18 @@ export type Effect =
   | { readonly type: 'follow'; readonly reason: FollowReason }
   /** two actives met and this one keeps serving; the peer will demote */
   | { readonly type: 'dual-active-won' }
+  /** two actives met: stop sequencing, so both sides compare numbers that no longer move */
+  | { readonly type: 'fence' }
+  /** the other active has demoted: sequence again */
+  | { readonly type: 'unfence' }
   | { readonly type: 'accept' }
-  | { readonly type: 'reject' };
+  | { readonly type: 'reject'; readonly reason: RejectReason };
 
-export type ActivateReason = 'peer-is-backup' | 'peer-restarted' | 'client-vote' | 'dual-passive-won';
+/** Why a client vote was refused: the peer still serves, or this node has no complete history. */
+export type RejectReason = 'peer-alive' | 'no-history' | 'fenced';
+
+export type ActivateReason =
+  'peer-is-backup' | 'peer-restarted' | 'client-vote' | 'dual-passive-won' | 'forced';
 export type FollowReason = 'peer-active' | 'dual-active-lost';
 
 export interface Transition {
@@ -67,13 +91,18 @@ const stay: Rule = { name: 'stay', apply: (state) => ({ state, effects: [] }) };
 /** A starting primary that sees a starting backup serves; the backup will follow. */
 const promoteOverBackup: Rule = {
   name: 'activate',
-  apply: (_s, event, ctx) => activate(ctx, event, 'peer-is-backup'),
+  apply: (state, event, ctx) =>
+    ctx.history ? activate(ctx, event, 'peer-is-backup') : { state, effects: [] },
 };
 
-/** A passive whose peer is starting again (it restarted) holds the state: it takes over. */
+/**
+ * A passive whose peer is starting again (it restarted) holds the state: it takes over. A passive
+ * that never completed its sync holds nothing to take over with: the pair is unavailable instead.
+ */
 const promoteOverRestart: Rule = {
   name: 'activate',
-  apply: (_s, event, ctx) => activate(ctx, event, 'peer-restarted'),
+  apply: (state, event, ctx) =>
+    ctx.history ? activate(ctx, event, 'peer-restarted') : { state, effects: [] },
 };
 
 /** The peer serves: become passive and sync from it. */
@@ -82,52 +111,77 @@ const follow: Rule = {
   apply: () => ({ state: 'PASSIVE', effects: [{ type: 'follow', reason: 'peer-active' }] }),
 };
 
-/** An active server serves every client. */
-const accept: Rule = { name: 'accept', apply: (state) => ({ state, effects: [{ type: 'accept' }] }) };
+/** An active server serves every client, except while it settles a meeting with another active. */
+const accept: Rule = {
+  name: 'accept',
+  apply: (state, _e, ctx) => ({
+    state,
+    effects: [ctx.fenced ? { type: 'reject', reason: 'fenced' } : { type: 'accept' }],
+  }),
+};
 
 /** A backup that never saw an active primary must not serve: it may have no state at all. */
-const reject: Rule = { name: 'reject', apply: (state) => ({ state, effects: [{ type: 'reject' }] }) };
+const reject: Rule = {
+  name: 'reject',
+  apply: (state) => ({ state, effects: [{ type: 'reject', reason: 'no-history' }] }),
+};
 
 /**
  * The Binary Star vote: a client asks us, so it cannot reach the peer either. Serve only once the
  * peer has been silent past the failover timeout; before that, two actives would mean split brain.
+ * And only with the data: a node without a complete history would serve lost state and reuse
+ * sequence numbers (promise 1), so it refuses and the pair is unavailable instead.
  */
 const voteIfPeerSilent: Rule = {
   name: 'vote',
   apply: (state, event, ctx) => {
+    if (!ctx.history) return { state, effects: [{ type: 'reject', reason: 'no-history' }] };
     if (event.type !== 'client-request' || event.now < ctx.peerExpiresAt)
-      return { state, effects: [{ type: 'reject' }] };
+      return { state, effects: [{ type: 'reject', reason: 'peer-alive' }] };
     const promoted = activate(ctx, event, 'client-vote');
     return { state: promoted.state, effects: [...promoted.effects, { type: 'accept' }] };
   },
 };
 
 /**
- * Two actives met (a partition healed, or a frozen active woke up). Exactly one must keep serving:
- * the higher epoch wins, a tie goes to the primary. The loser demotes and resyncs.
+ * Two actives met (a partition healed, or a frozen active woke up). Exactly one must keep serving,
+ * and the choice must not throw away the writes of the node that served while the other sat idle.
+ * So both first stop sequencing (fence) and announce it: from then on the numbers they compare no
+ * longer move, and both sides compute the same answer. The node that sequenced more changes since
+ * the histories forked wins; a tie goes to the higher epoch, then to the primary. The loser demotes
+ * and resyncs; the winner sequences again once it sees the loser passive.
  */
 const dualActive: Rule = {
   name: 'resolve-dual-active',
   apply: (state, event, ctx) => {
     if (event.type !== 'peer') return { state, effects: [] };
-    return outranks(ctx.epoch, ctx.role, event.peer.epoch, event.peer.role)
+    if (!ctx.fenced) return { state, effects: [{ type: 'fence' }] };
+    if (!event.peer.fenced) return { state, effects: [] };
+    return wins(ctx, event.peer)
       ? { state: 'ACTIVE', effects: [{ type: 'dual-active-won' }] }
       : { state: 'PASSIVE', effects: [{ type: 'follow', reason: 'dual-active-lost' }] };
   },
 };
 
+/** A fenced active whose peer has demoted sequences again. */
+const unfence: Rule = {
+  name: 'unfence',
+  apply: (state, _e, ctx) => ({ state, effects: ctx.fenced ? [{ type: 'unfence' }] : [] }),
+};
+
 /**
  * Two passives and nobody serving would hang the pair. The node with the newer state takes over
- * (higher epoch, then higher sequence, then the primary), so exactly one of them moves.
+ * (higher epoch, then higher sequence, then the primary), so exactly one of them moves; a node
+ * without a complete history never does, and one with it always beats one without.
  */
 const dualPassive: Rule = {
   name: 'resolve-dual-passive',
   apply: (state, event, ctx) => {
-    if (event.type !== 'peer') return { state, effects: [] };
+    if (event.type !== 'peer' || !ctx.history) return { state, effects: [] };
     const { peer } = event;
     const mine = [ctx.epoch, ctx.sequence, ctx.role === 'primary' ? 1 : 0];
     const theirs = [peer.epoch, peer.sequence, peer.role === 'primary' ? 1 : 0];
-    const iWin = compareTuples(mine, theirs) > 0;
+    const iWin = !peer.history || compareTuples(mine, theirs) > 0;
     return iWin ? activate(ctx, event, 'dual-passive-won') : { state, effects: [] };
   },
 };
@@ -137,7 +191,7 @@ const dualPassive: Rule = {
 export const TABLE: Readonly<Record<State, Readonly<Record<EventKind, Rule>>>> = {
   PRIMARY: { PRIMARY: stay,               BACKUP: promoteOverBackup,  ACTIVE: follow,     PASSIVE: stay,        CLIENT_REQUEST: voteIfPeerSilent },
   BACKUP:  { PRIMARY: stay,               BACKUP: stay,               ACTIVE: follow,     PASSIVE: stay,        CLIENT_REQUEST: reject },
-  ACTIVE:  { PRIMARY: stay,               BACKUP: stay,               ACTIVE: dualActive, PASSIVE: stay,        CLIENT_REQUEST: accept },
+  ACTIVE:  { PRIMARY: stay,               BACKUP: stay,               ACTIVE: dualActive, PASSIVE: unfence,     CLIENT_REQUEST: accept },
   PASSIVE: { PRIMARY: promoteOverRestart, BACKUP: promoteOverRestart, ACTIVE: stay,       PASSIVE: dualPassive, CLIENT_REQUEST: voteIfPeerSilent },
 };
 
@@ -158,10 +212,16 @@ export function startState(role: Role): State {
   return role === 'primary' ? 'PRIMARY' : 'BACKUP';
 }
 
-/** Does (epoch, role) beat the other in a dual-active meeting? Higher epoch, tie to the primary. */
+/** Does (epoch, role) beat the other? Higher epoch, tie to the primary. */
 export function outranks(epoch: number, role: Role, otherEpoch: number, otherRole: Role): boolean {
   if (epoch !== otherEpoch) return epoch > otherEpoch;
   return role === 'primary' && otherRole !== 'primary';
+}
+
+/** Does this fenced active keep serving? More changes since the fork, then `outranks`. */
+export function wins(ctx: Context, peer: PeerView): boolean {
+  if (ctx.served !== peer.served) return ctx.served > peer.served;
+  return outranks(ctx.epoch, ctx.role, peer.epoch, peer.role);
 }
 
 function activate(ctx: Context, event: Event, reason: ActivateReason): Transition {
@@ -186,7 +246,7 @@ export function mermaid(): string {
     vote: { to: 'ACTIVE', label: () => 'client vote, peer silent past failoverMs' },
     'resolve-dual-active': {
       to: 'PASSIVE',
-      label: () => 'peer ACTIVE with a higher epoch (dual active lost)',
+      label: () => 'peer ACTIVE, both fenced, peer served more since the fork (dual active lost)',
     },
     'resolve-dual-passive': { to: 'ACTIVE', label: () => 'peer PASSIVE with older state (dual passive won)' },
   };

@@ -5,13 +5,14 @@
  *
  *   /metrics  Prometheus text format
  *   /healthz  200 while the process and its event loop are responsive
- *   /readyz   200 only while this node is ACTIVE (route clients here)
+ *   /readyz   200 only while this node is ACTIVE and serving (route clients here)
  *   /status   JSON: role, state, epoch, sequence, keys, peer, lag, pid
  *   /digest   JSON: sequence, keys and a hash of the whole map (are the two nodes in step?)
+ *   POST /promote?force=1  operator override of "no data, no vote" (loopback only)
  *
  * Neither the FSM nor the clone code imports prom-client; they only emit events.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { STATES } from '../fsm/index.js';
@@ -90,6 +91,25 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
   gauge('twinstar_peer_refused', '1 while the peer is refused because settings differ', () =>
     node.status().peerRefused ? 1 : 0,
   );
+  gauge(
+    'twinstar_history_complete',
+    '1 while this node holds a complete copy of the pair history (it may take over; no data, no vote)',
+    () => (node.hasHistory() ? 1 : 0),
+  );
+  gauge(
+    'twinstar_fenced',
+    '1 while this active met another active and sequences nothing until one has demoted',
+    () => (node.status().fenced ? 1 : 0),
+  );
+  new Gauge({
+    name: 'twinstar_unavailable',
+    help: '1 while the pair cannot serve from this node, by reason (no-history: no active peer, and this node lacks the history)',
+    labelNames: ['reason'],
+    registers: r,
+    collect() {
+      this.set({ reason: 'no-history' }, node.status().unavailable === 'no-history' ? 1 : 0);
+    },
+  });
 
   const promotions = new Counter({
     name: 'twinstar_promotions_total',
@@ -196,6 +216,30 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
   return registry;
 }
 
+/**
+ * POST /promote?force=1: an operator promotes a node that refuses votes because it lacks the
+ * complete history (docs/operations.md). It may serve lost state, so it takes `force=1`, and only
+ * from the node's own host: the rest of this port is read-only.
+ */
+function promote(
+  node: Node,
+  req: IncomingMessage,
+  send: (code: number, body: string, type?: string) => void,
+): void {
+  const remote = req.socket.remoteAddress ?? '';
+  if (!isLoopback(remote)) return send(403, 'promote is accepted only from the loopback interface\n');
+  const force = new URL(req.url ?? '/', 'http://x').searchParams.get('force');
+  if (force !== '1' && force !== 'true')
+    return send(400, 'add force=1: a forced promotion may serve a history without acknowledged writes\n');
+  const result = node.forcePromote();
+  const body = `${JSON.stringify(result.ok ? { state: node.state, epoch: result.epoch } : { error: result.reason })}\n`;
+  send(result.ok ? 200 : 409, body, 'application/json');
+}
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+}
+
 /** The HTTP server for metrics and health. Resolves once listening. */
 export async function startMetricsHttp(
   node: Node,
@@ -208,6 +252,7 @@ export async function startMetricsHttp(
       res.writeHead(code, { 'content-type': type });
       res.end(body);
     };
+    if (path === '/promote' && req.method === 'POST') return promote(node, req, send);
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'method not allowed\n');
     switch (path) {
       case '/metrics':
@@ -220,7 +265,11 @@ export async function startMetricsHttp(
         // Answering at all proves the event loop turns; the node's own timer must be on time too.
         return node.reactorHealthy() ? send(200, 'ok\n') : send(503, 'event loop stalled\n');
       case '/readyz':
-        return node.state === 'ACTIVE' ? send(200, 'active\n') : send(503, `${node.state.toLowerCase()}\n`);
+        if (node.serving()) return send(200, 'active\n');
+        return send(
+          503,
+          `${node.status().unavailable ?? (node.state === 'ACTIVE' ? 'fenced' : node.state.toLowerCase())}\n`,
+        );
       case '/status':
         return send(200, `${JSON.stringify(node.status())}\n`, 'application/json');
       case '/digest':

@@ -15,6 +15,7 @@ import {
   Store,
   toChange,
   type Durability,
+  type Admission,
   type Entry,
   type KvMsg,
   type Limits,
@@ -38,7 +39,8 @@ import type { Heartbeat, PeerMessage } from './peer-protocol.js';
 import { PendingList } from './pending.js';
 import { ReplicationSink } from './replication-sink.js';
 import { ReplicationSource } from './replication-source.js';
-import { Timeline, type TimelineEntry } from './timeline.js';
+import { Timeline } from './timeline.js';
+import { AcknowledgedWrites, Divergence, type DivergenceReport } from './divergence.js';
 
 export interface StateChange {
   readonly from: State;
@@ -50,6 +52,8 @@ export interface NodeEvents {
   state: [change: StateChange];
   promoted: [epoch: number, reason: string];
   divergent: [count: number];
+  /** why this node cannot serve and the pair has no active it could follow (null: it can) */
+  unavailable: [reason: string | null];
   degraded: [degraded: boolean];
   'peer-refused': [reason: string];
   'peer-dropped': [reason: string];
@@ -81,6 +85,12 @@ export interface NodeStatus {
   pending: number;
   peer: PeerStatus | null;
   peerRefused: string | null;
+  /** does this node hold a complete copy of the pair's history (could it take over)? */
+  history: 'complete' | 'incomplete';
+  /** this active met another active and sequences nothing until one has demoted */
+  fenced: boolean;
+  /** why the pair cannot serve from this node: 'no-history', or null */
+  unavailable: string | null;
   endpoints: CloneServer['endpoints'];
   pid: number;
   uptimeMs: number;
@@ -120,6 +130,12 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   private peerHeardAt = 0;
   private peerExpiresAt: number;
   private refused: string | undefined;
+  /** no data, no vote: see Context.history in src/fsm/binary-star.ts */
+  private history: boolean;
+  private fenced = false;
+  private unavailable: string | null = null;
+  private readonly divergence = new Divergence();
+  private readonly acknowledged: AcknowledgedWrites;
   private catchUpTo: number | undefined;
   private wasDegraded = false;
   private lastTick: number;
@@ -140,6 +156,11 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     this.peerExpiresAt = this.startedAt + config.failoverMs;
     this.pairRole = config.role === 'single' ? undefined : config.role;
     this.current = this.pairRole ? startState(this.pairRole) : 'ACTIVE';
+    // A primary starting a fresh pair is the origin of the history; a backup has none until it
+    // syncs. (Without durable storage a primary restarted without its data looks the same as a
+    // fresh one: the data directory will tell them apart.)
+    this.history = this.pairRole !== 'backup';
+    this.acknowledged = new AcknowledgedWrites(config.dedupeSize);
     this.pending = new PendingList(config.pendingMax, config.pendingMaxAgeMs);
     this.refusals = new RateLimitedLog(log, 5, 10_000, this.now);
     const limits = (this.limits = limitsOf(config));
@@ -216,6 +237,9 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
         limits,
       });
       this.server.on('change', (entry) => this.source!.onChange(entry));
+      this.server.on('acknowledged', (changes) => {
+        for (const change of changes) this.acknowledged.add(change.uuid);
+      });
     }
   }
 
@@ -249,11 +273,22 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   // ------------------------------------------------------------------------------------------
   // ServicePolicy: what the clone server asks of us.
 
-  admit(): boolean {
-    if (!this.pairRole) return true;
-    return this.run({ type: 'client-request', now: this.now() }, 'client-request').some(
-      (e) => e.type === 'accept',
-    );
+  admit(): Admission {
+    if (!this.pairRole) return { accepted: true };
+    const effects = this.run({ type: 'client-request', now: this.now() }, 'client-request');
+    for (const effect of effects) {
+      if (effect.type === 'accept') return { accepted: true };
+      if (effect.type === 'reject') return { accepted: false, reason: effect.reason };
+    }
+    return { accepted: false, reason: 'not-active' };
+  }
+
+  serving(): boolean {
+    return !this.pairRole || (this.current === 'ACTIVE' && !this.fenced);
+  }
+
+  hasHistory(): boolean {
+    return this.history;
   }
 
   stateName(): string {
@@ -332,7 +367,8 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       this.epoch = Math.max(this.epoch, hb.epoch);
       if (this.sink!.synced) this.timeline.adopt(hb.timeline);
     }
-    this.run({ type: 'peer', peer: hb }, `peer-${hb.state}`);
+    this.noteHistory();
+    this.run({ type: 'peer', peer: { ...hb, served: this.servedSinceFork(hb).theirs } }, `peer-${hb.state}`);
     this.updateAttachment();
   }
 
@@ -361,7 +397,31 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       sequence: this.store.sequence,
       peerExpiresAt: this.peerExpiresAt,
       peerEpoch: this.peerEpoch,
+      history: this.history,
+      fenced: this.fenced,
+      served: this.peer ? this.servedSinceFork(this.peer).mine : 0,
     };
+  }
+
+  /**
+   * Changes each node sequenced since the two histories parted. Both nodes compute the same
+   * numbers once both are fenced (the sequences no longer move), so they agree on the winner.
+   */
+  private servedSinceFork(peer: Heartbeat): { mine: number; theirs: number } {
+    const common = this.timeline.commonUpTo(peer.timeline);
+    if (!Number.isFinite(common)) return { mine: 0, theirs: 0 };
+    return {
+      mine: Math.max(0, this.store.sequence - common),
+      theirs: Math.max(0, peer.sequence - common),
+    };
+  }
+
+  /** A passive that finished its sync holds the history; after a lost dual active, report. */
+  private noteHistory(): void {
+    if (this.current !== 'PASSIVE' || this.history || !this.sink!.synced) return;
+    this.history = true;
+    this.log.info({ sequence: this.store.sequence }, 'synced: this node holds the complete history');
+    if (this.divergence.waiting) this.reportDivergence();
   }
 
   private run(event: Event, reason: string): readonly Effect[] {
@@ -378,9 +438,19 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
           break;
         case 'dual-active-won':
           this.log.warn(
-            { peerEpoch: this.peer?.epoch, epoch: this.epoch },
-            'dual active: this node wins, the peer demotes',
+            { peerEpoch: this.peer?.epoch, epoch: this.epoch, served: this.context().served },
+            'dual active: this node served more since the fork and wins; the peer demotes',
           );
+          break;
+        case 'fence':
+          this.fenced = true;
+          this.log.warn(
+            { peer: this.peer?.name, epoch: this.epoch, sequence: this.store.sequence },
+            'dual active: fenced, sequencing nothing until the meeting is settled',
+          );
+          break;
+        case 'unfence':
+          this.unfence('the peer demoted');
           break;
       }
     }
@@ -398,11 +468,23 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
 
   private activate(epoch: number, reason: string): void {
     this.openTerm(epoch, reason);
+    this.history = true;
+    this.fenced = false;
     this.sink!.stop();
     this.source!.start();
     this.catchUpTo = undefined;
     this.server.setActive(true);
-    // Model Six: CHP updates the old active never replicated are applied now, freshly sequenced.
+    const applied = this.applyPending();
+    this.promotions++;
+    this.log.warn(
+      { epoch, reason, sequence: this.store.sequence, pendingApplied: applied },
+      'promoted to active',
+    );
+    process.nextTick(() => this.emit('promoted', epoch, reason));
+  }
+
+  /** Model Six: CHP updates the old active never replicated are applied now, freshly sequenced. */
+  private applyPending(): number {
     const now = this.now();
     let applied = 0;
     for (const { msg, receivedAt } of this.pending.drain()) {
@@ -412,12 +494,37 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       this.server.commit(change, 'pending', now);
       applied++;
     }
-    this.promotions++;
+    return applied;
+  }
+
+  private unfence(why: string): void {
+    if (!this.fenced) return;
+    this.fenced = false;
+    const applied = this.applyPending(); // CHP writes collected while fenced
     this.log.warn(
-      { epoch, reason, sequence: this.store.sequence, pendingApplied: applied },
-      'promoted to active',
+      { why, sequence: this.store.sequence, pendingApplied: applied },
+      'dual active settled: sequencing again',
     );
-    process.nextTick(() => this.emit('promoted', epoch, reason));
+  }
+
+  /**
+   * Operator override of "no data, no vote": promote this node although it may not hold the whole
+   * history. Refused while the peer is heard active (that would be split brain).
+   */
+  forcePromote(): { ok: true; epoch: number } | { ok: false; reason: string } {
+    if (!this.pairRole) return { ok: false, reason: 'a single server is always active' };
+    if (this.current === 'ACTIVE') return { ok: true, epoch: this.epoch };
+    if (this.peerUp() && this.peer?.state === 'ACTIVE')
+      return { ok: false, reason: `the peer ${this.peer.name} is active: promoting would make two actives` };
+    const epoch = Math.max(this.epoch, this.peerEpoch) + 1;
+    this.log.error(
+      { epoch, history: this.history, sequence: this.store.sequence },
+      'forced promotion by an operator: this node may not hold every acknowledged write',
+    );
+    this.setState('ACTIVE', 'forced');
+    this.activate(epoch, 'forced');
+    this.updateAvailability();
+    return { ok: true, epoch };
   }
 
   private openTerm(epoch: number, reason: string): void {
@@ -432,41 +539,52 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   }
 
   private follow(reason: string, from: State): void {
+    this.history = false;
     if (from === 'ACTIVE') {
+      this.fenced = false;
       this.server.setActive(false);
       this.source!.stop('PASSIVE');
       if (reason === 'dual-active-lost' && this.peer) {
         this.log.warn(
           { epoch: this.epoch, peerEpoch: this.peer.epoch, peer: this.peer.name },
-          'dual active: this node loses and demotes',
+          'dual active: the peer served more since the fork; this node demotes and resyncs',
         );
-        this.reportDivergence(this.peer.timeline);
+        this.noteDivergence(this.timeline.commonUpTo(this.peer.timeline));
       }
     }
     this.pending.clear();
     this.sink!.start();
   }
 
-  /**
-   * We lost a dual-active meeting. Every change we sequenced from the point where the winner's
-   * history leaves ours is unknown to the winner and is about to be replaced: say which.
-   */
-  private reportDivergence(winner: readonly TimelineEntry[]): void {
-    const fork = this.timeline.forkPoint(winner);
-    if (fork === undefined) return;
-    const lost: Entry[] =
-      this.store.changesSince(fork - 1) ?? this.store.map.snapshot('').filter((e) => e.sequence >= fork);
-    if (lost.length === 0) return;
+  /** What we sequenced after the histories parted: checked against the winner once synced. */
+  private noteDivergence(common: number): void {
+    if (!Number.isFinite(common)) return;
+    const changes: Entry[] =
+      this.store.changesSince(common) ?? this.store.map.snapshot('').filter((e) => e.sequence > common);
+    this.divergence.lost(common, changes, (uuid) => this.acknowledged.has(uuid));
+  }
+
+  /** We lost a dual-active meeting and have synced from the winner: say what the winner lacks. */
+  private reportDivergence(): void {
+    const report: DivergenceReport | undefined = this.divergence.settle(
+      (uuid) => this.store.appliedSequence(uuid) !== undefined,
+    );
+    if (report === undefined) return;
+    const { lost, acknowledgedLost, candidates, commonUpTo } = report;
+    if (lost.length === 0) {
+      this.log.info(
+        { candidates, commonUpTo },
+        'dual active lost: the winner holds every update this node had sequenced after the fork',
+      );
+      return;
+    }
     this.log.error(
       {
         count: lost.length,
-        fork,
-        updates: lost.slice(0, 100).map((e) => ({
-          key: e.key,
-          sequence: e.sequence,
-          uuid: Buffer.from(e.uuid, 'latin1').toString('hex'),
-          deleted: e.body.length === 0,
-        })),
+        acknowledged: acknowledgedLost,
+        candidates,
+        commonUpTo,
+        updates: lost.slice(0, 100),
       },
       'dual active lost: these updates were accepted here and the winner does not have them',
     );
@@ -488,8 +606,11 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       this.emit('stall', gap);
     }
     if (!this.link) return;
+    this.noteHistory();
+    if (this.fenced && now >= this.peerExpiresAt) this.unfence('the peer fell silent');
     this.link.send({ type: 'heartbeat', heartbeat: this.heartbeat() });
     this.updateAttachment();
+    this.updateAvailability();
     if (this.current === 'PASSIVE') this.sink!.tick(now);
     if (this.current !== 'ACTIVE') this.pending.expire(now);
   }
@@ -506,7 +627,29 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       heartbeatMs: this.config.heartbeatMs,
       failoverMs: this.config.failoverMs,
       synced: this.current === 'PASSIVE' ? this.sink!.synced : (this.source?.attached ?? false),
+      history: this.history,
+      fenced: this.fenced,
     };
+  }
+
+  /**
+   * The pair cannot serve from here: this node is not active, holds no complete history (so it
+   * refuses votes), and no active peer is heard. Said once on each change, as a log line, an event
+   * (the metric) and in /status; /readyz is 503 anyway since the node is not active.
+   */
+  private updateAvailability(): void {
+    if (!this.pairRole) return;
+    const activePeer = this.peerUp() && this.peer?.state === 'ACTIVE';
+    const reason = this.current !== 'ACTIVE' && !this.history && !activePeer ? 'no-history' : null;
+    if (reason === this.unavailable) return;
+    this.unavailable = reason;
+    if (reason)
+      this.log.error(
+        { reason, state: this.current, sequence: this.store.sequence },
+        'unavailable: no active peer, and this node does not hold the complete history, so it refuses votes (twinstar promote --force overrides)',
+      );
+    else this.log.info({ state: this.current }, 'available again');
+    process.nextTick(() => this.emit('unavailable', reason));
   }
 
   /**
@@ -576,6 +719,9 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
           }
         : null,
       peerRefused: this.refused ?? null,
+      history: this.history ? 'complete' : 'incomplete',
+      fenced: this.fenced,
+      unavailable: this.unavailable,
       endpoints: this.server.endpoints,
       pid: process.pid,
       uptimeMs: now - this.startedAt,

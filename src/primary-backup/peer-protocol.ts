@@ -37,6 +37,10 @@ export interface Heartbeat {
   readonly failoverMs: number;
   /** a passive says whether its replica is complete; an active whether it counts its passive */
   readonly synced: boolean;
+  /** this node holds a complete copy of the pair's history (no data, no vote: promise 3) */
+  readonly history: boolean;
+  /** this active met another active and sequences nothing until one of them has demoted */
+  readonly fenced: boolean;
 }
 
 export type PeerMessage =
@@ -177,6 +181,8 @@ function parseHeartbeat(frame: Buffer): Heartbeat {
     Number.isSafeInteger(hb.failoverMs) &&
     typeof hb.term === 'string' &&
     typeof hb.synced === 'boolean' &&
+    typeof hb.history === 'boolean' &&
+    typeof hb.fenced === 'boolean' &&
     typeof hb.name === 'string';
   if (!ok) throw new KvMsgError('properties-syntax', 'heartbeat is missing fields');
   return { ...(hb as Heartbeat), timeline: validTimeline(hb.timeline) };

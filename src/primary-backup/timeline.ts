@@ -57,4 +57,17 @@ export class Timeline {
     const ours = new Set(this.entries.map((e) => e.term));
     return theirs.find((e) => !ours.has(e.term))?.startSequence;
   }
+
+  /**
+   * The last sequence both histories share: just before the first term that only one of them
+   * has. Both nodes compute the same number from the two timelines, which is what lets two
+   * actives agree on who served more since they parted. Infinity if neither has a term the other
+   * lacks (they have not forked).
+   */
+  commonUpTo(theirs: readonly TimelineEntry[]): number {
+    const theirTerms = new Set(theirs.map((e) => e.term));
+    const onlyOurs = this.entries.find((e) => !theirTerms.has(e.term))?.startSequence ?? Infinity;
+    const onlyTheirs = this.forkPoint(theirs) ?? Infinity;
+    return Math.min(onlyOurs, onlyTheirs) - 1;
+  }
 }

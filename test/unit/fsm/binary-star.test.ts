@@ -26,10 +26,32 @@ import {
 const FAILOVER_MS = 500;
 
 function ctx(overrides: Partial<Context> = {}): Context {
-  return { role: 'primary', epoch: 3, sequence: 100, peerExpiresAt: 10_000, peerEpoch: 4, ...overrides };
+  return {
+    role: 'primary',
+    epoch: 3,
+    sequence: 100,
+    peerExpiresAt: 10_000,
+    peerEpoch: 4,
+    history: true,
+    fenced: false,
+    served: 0,
+    ...overrides,
+  };
 }
 function peer(state: State, overrides: Partial<PeerView> = {}): Event {
-  return { type: 'peer', peer: { state, epoch: 5, sequence: 90, role: 'backup', ...overrides } };
+  return {
+    type: 'peer',
+    peer: {
+      state,
+      epoch: 5,
+      sequence: 90,
+      role: 'backup',
+      history: true,
+      fenced: false,
+      served: 0,
+      ...overrides,
+    },
+  };
 }
 const client = (now: number): Event => ({ type: 'client-request', now });
 
@@ -51,38 +73,55 @@ const nextEpoch = (c: Context, peerEpoch: number) => Math.max(c.epoch, peerEpoch
 
 const voteCell =
   (state: State): Cell =>
-  (c) => [
-    { event: client(c.peerExpiresAt - 1), expected: { state, effects: [{ type: 'reject' }] } },
-    { event: client(0), expected: { state, effects: [{ type: 'reject' }] } },
-    {
-      event: client(c.peerExpiresAt),
-      expected: {
-        state: 'ACTIVE',
-        effects: [
-          { type: 'activate', epoch: Math.max(c.epoch, c.peerEpoch) + 1, reason: 'client-vote' },
-          { type: 'accept' },
-        ],
-      },
-    },
-    {
-      event: client(c.peerExpiresAt + 12_345),
-      expected: {
-        state: 'ACTIVE',
-        effects: [
-          { type: 'activate', epoch: Math.max(c.epoch, c.peerEpoch) + 1, reason: 'client-vote' },
-          { type: 'accept' },
-        ],
-      },
-    },
-  ];
+  (c) =>
+    !c.history
+      ? // no data, no vote: refused whatever the time
+        [0, c.peerExpiresAt, c.peerExpiresAt + 12_345].map((now) => ({
+          event: client(now),
+          expected: { state, effects: [{ type: 'reject', reason: 'no-history' }] },
+        }))
+      : [
+          {
+            event: client(c.peerExpiresAt - 1),
+            expected: { state, effects: [{ type: 'reject', reason: 'peer-alive' }] },
+          },
+          { event: client(0), expected: { state, effects: [{ type: 'reject', reason: 'peer-alive' }] } },
+          {
+            event: client(c.peerExpiresAt),
+            expected: {
+              state: 'ACTIVE',
+              effects: [
+                { type: 'activate', epoch: Math.max(c.epoch, c.peerEpoch) + 1, reason: 'client-vote' },
+                { type: 'accept' },
+              ],
+            },
+          },
+          {
+            event: client(c.peerExpiresAt + 12_345),
+            expected: {
+              state: 'ACTIVE',
+              effects: [
+                { type: 'activate', epoch: Math.max(c.epoch, c.peerEpoch) + 1, reason: 'client-vote' },
+                { type: 'accept' },
+              ],
+            },
+          },
+        ];
 
 const activateCell =
   (peerState: State, reason: 'peer-is-backup' | 'peer-restarted'): Cell =>
   (c) =>
     [1, 7].map((peerEpoch) => ({
       event: peer(peerState, { epoch: peerEpoch }),
-      expected: { state: 'ACTIVE', effects: [{ type: 'activate', epoch: nextEpoch(c, peerEpoch), reason }] },
+      expected: c.history
+        ? { state: 'ACTIVE', effects: [{ type: 'activate', epoch: nextEpoch(c, peerEpoch), reason }] }
+        : // nothing to take over with: stay, and the pair is unavailable
+          { state: stateOf(peerState, reason), effects: [] },
     }));
+
+/** The state a node is in for the activate cells (PRIMARY over a BACKUP, PASSIVE over a restart). */
+const stateOf = (_peer: State, reason: string): State =>
+  reason === 'peer-is-backup' ? 'PRIMARY' : 'PASSIVE';
 
 const followCell: Cell = () => [
   {
@@ -95,16 +134,22 @@ const dualActiveCell: Cell = (c) => {
   const other: Role = c.role === 'primary' ? 'backup' : 'primary';
   const won: Transition = { state: 'ACTIVE', effects: [{ type: 'dual-active-won' }] };
   const lost: Transition = { state: 'PASSIVE', effects: [{ type: 'follow', reason: 'dual-active-lost' }] };
+  // first both stop sequencing: an unfenced active fences, a fenced one waits for the peer to fence
+  if (!c.fenced)
+    return [
+      { event: peer('ACTIVE', { role: other }), expected: { state: 'ACTIVE', effects: [{ type: 'fence' }] } },
+    ];
+  const fenced = (overrides: Partial<PeerView>) =>
+    peer('ACTIVE', { role: other, fenced: true, ...overrides });
   return [
-    { event: peer('ACTIVE', { epoch: c.epoch - 1, role: other }), expected: won },
-    { event: peer('ACTIVE', { epoch: c.epoch + 1, role: other }), expected: lost },
-    // a tie goes to the primary
-    { event: peer('ACTIVE', { epoch: c.epoch, role: other }), expected: c.role === 'primary' ? won : lost },
-    // the epoch decides, not the sequence
-    {
-      event: peer('ACTIVE', { epoch: c.epoch - 1, role: other, sequence: c.sequence + 1000 }),
-      expected: won,
-    },
+    { event: peer('ACTIVE', { role: other, fenced: false }), expected: { state: 'ACTIVE', effects: [] } },
+    // the node that served more since the fork wins, whatever the epochs
+    { event: fenced({ served: c.served - 1, epoch: c.epoch + 5 }), expected: won },
+    { event: fenced({ served: c.served + 1, epoch: c.epoch - 1 }), expected: lost },
+    // equal service: the higher epoch, then the primary
+    { event: fenced({ served: c.served, epoch: c.epoch - 1 }), expected: won },
+    { event: fenced({ served: c.served, epoch: c.epoch + 1 }), expected: lost },
+    { event: fenced({ served: c.served, epoch: c.epoch }), expected: c.role === 'primary' ? won : lost },
   ];
 };
 
@@ -115,7 +160,13 @@ const dualPassiveCell: Cell = (c) => {
     effects: [{ type: 'activate', epoch: nextEpoch(c, peerEpoch), reason: 'dual-passive-won' }],
   });
   const lose: Transition = { state: 'PASSIVE', effects: [] };
+  // a node without the history never takes over; one with it beats one without
+  if (!c.history) return [{ event: peer('PASSIVE', { epoch: c.epoch - 1, history: false }), expected: lose }];
   return [
+    {
+      event: peer('PASSIVE', { epoch: c.epoch + 1, role: other, history: false }),
+      expected: win(c.epoch + 1),
+    },
     { event: peer('PASSIVE', { epoch: c.epoch - 1, role: other }), expected: win(c.epoch - 1) },
     { event: peer('PASSIVE', { epoch: c.epoch + 1, role: other }), expected: lose },
     {
@@ -147,18 +198,27 @@ const EXPECTED: Record<State, Record<EventKind, Cell>> = {
     CLIENT_REQUEST: (c) =>
       [0, c.peerExpiresAt - 1, c.peerExpiresAt, c.peerExpiresAt + 1e9].map((now) => ({
         event: client(now),
-        expected: { state: 'BACKUP', effects: [{ type: 'reject' }] },
+        expected: { state: 'BACKUP', effects: [{ type: 'reject', reason: 'no-history' }] },
       })),
   },
   ACTIVE: {
     PRIMARY: stayCell('ACTIVE', 'PRIMARY'),
     BACKUP: stayCell('ACTIVE', 'BACKUP'),
     ACTIVE: dualActiveCell,
-    PASSIVE: stayCell('ACTIVE', 'PASSIVE'),
+    // a fenced active sequences again once its peer has demoted
+    PASSIVE: (c) => [
+      {
+        event: peer('PASSIVE'),
+        expected: { state: 'ACTIVE', effects: c.fenced ? [{ type: 'unfence' }] : [] },
+      },
+    ],
     CLIENT_REQUEST: (c) =>
       [0, c.peerExpiresAt - 1, c.peerExpiresAt + 1].map((now) => ({
         event: client(now),
-        expected: { state: 'ACTIVE', effects: [{ type: 'accept' }] },
+        expected: {
+          state: 'ACTIVE',
+          effects: [c.fenced ? { type: 'reject', reason: 'fenced' } : { type: 'accept' }],
+        },
       })),
   },
   PASSIVE: {
@@ -175,6 +235,10 @@ const CONTEXTS: Context[] = [
   ctx({ role: 'backup' }),
   ctx({ epoch: 9, peerEpoch: 2 }),
   ctx({ role: 'backup', epoch: 0, peerEpoch: 0, sequence: 0, peerExpiresAt: 500 }),
+  ctx({ history: false }),
+  ctx({ role: 'backup', history: false, epoch: 2, peerEpoch: 2 }),
+  ctx({ fenced: true, served: 10 }),
+  ctx({ role: 'backup', fenced: true, served: 0, epoch: 7 }),
 ];
 
 describe('Binary Star FSM', () => {
@@ -219,7 +283,6 @@ describe('Binary Star FSM', () => {
         ['BACKUP', 'PASSIVE'],
         ['ACTIVE', 'PRIMARY'],
         ['ACTIVE', 'BACKUP'],
-        ['ACTIVE', 'PASSIVE'],
         ['PASSIVE', 'ACTIVE'],
       ];
       for (const [s, k] of dashes) expect(ruleName(s, k), `${s}/${k}`).to.equal('stay');
@@ -258,6 +321,16 @@ describe('Binary Star FSM', () => {
   });
 
   describe('two nodes meeting', () => {
+    const pv = (state: State, epoch: number, sequence: number, role: Role): PeerView => ({
+      state,
+      epoch,
+      sequence,
+      role,
+      history: true,
+      fenced: false,
+      served: 0,
+    });
+
     const sides = fc.record({
       epochA: fc.nat(6),
       epochB: fc.nat(6),
@@ -273,12 +346,12 @@ describe('Binary Star FSM', () => {
           const roleB: Role = aIsPrimary ? 'backup' : 'primary';
           const a = transition(
             'PASSIVE',
-            { type: 'peer', peer: { state: 'PASSIVE', epoch: epochB, sequence: seqB, role: roleB } },
+            { type: 'peer', peer: pv('PASSIVE', epochB, seqB, roleB) },
             ctx({ role: roleA, epoch: epochA, sequence: seqA, peerEpoch: epochB }),
           );
           const b = transition(
             'PASSIVE',
-            { type: 'peer', peer: { state: 'PASSIVE', epoch: epochA, sequence: seqA, role: roleA } },
+            { type: 'peer', peer: pv('PASSIVE', epochA, seqA, roleA) },
             ctx({ role: roleB, epoch: epochB, sequence: seqB, peerEpoch: epochA }),
           );
           expect([a.state, b.state].filter((s) => s === 'ACTIVE')).to.have.length(1);
@@ -296,20 +369,35 @@ describe('Binary Star FSM', () => {
       );
     });
 
-    it('ACTIVE + ACTIVE: exactly one keeps serving, the other follows with dual-active-lost', () => {
+    it('ACTIVE + ACTIVE, both fenced: exactly one keeps serving, the one that served more since the fork', () => {
       fc.assert(
         fc.property(sides, ({ epochA, epochB, seqA, seqB, aIsPrimary }) => {
           const roleA: Role = aIsPrimary ? 'primary' : 'backup';
           const roleB: Role = aIsPrimary ? 'backup' : 'primary';
+          // seqA/seqB stand for the changes each served since the fork
           const a = transition(
             'ACTIVE',
-            { type: 'peer', peer: { state: 'ACTIVE', epoch: epochB, sequence: seqB, role: roleB } },
-            ctx({ role: roleA, epoch: epochA, sequence: seqA, peerEpoch: epochB }),
+            { type: 'peer', peer: { ...pv('ACTIVE', epochB, seqB, roleB), fenced: true, served: seqB } },
+            ctx({
+              role: roleA,
+              epoch: epochA,
+              sequence: seqA,
+              peerEpoch: epochB,
+              fenced: true,
+              served: seqA,
+            }),
           );
           const b = transition(
             'ACTIVE',
-            { type: 'peer', peer: { state: 'ACTIVE', epoch: epochA, sequence: seqA, role: roleA } },
-            ctx({ role: roleB, epoch: epochB, sequence: seqB, peerEpoch: epochA }),
+            { type: 'peer', peer: { ...pv('ACTIVE', epochA, seqA, roleA), fenced: true, served: seqA } },
+            ctx({
+              role: roleB,
+              epoch: epochB,
+              sequence: seqB,
+              peerEpoch: epochA,
+              fenced: true,
+              served: seqB,
+            }),
           );
           const results = [a, b];
           expect(results.filter((t) => t.state === 'ACTIVE')).to.deep.equal([
@@ -318,7 +406,8 @@ describe('Binary Star FSM', () => {
           expect(results.filter((t) => t.state === 'PASSIVE')).to.deep.equal([
             { state: 'PASSIVE', effects: [{ type: 'follow', reason: 'dual-active-lost' }] },
           ]);
-          const aWins = epochA !== epochB ? epochA > epochB : aIsPrimary;
+          // never, by construction, the one that sat idle while the other served
+          const aWins = seqA !== seqB ? seqA > seqB : epochA !== epochB ? epochA > epochB : aIsPrimary;
           expect(a.state === 'ACTIVE').to.equal(aWins);
         }),
         { numRuns: 200 },
@@ -334,6 +423,9 @@ describe('Binary Star FSM', () => {
       sequence: number;
       peerExpiresAt: number;
       peerEpoch: number;
+      /** the FSM's `history` fact: holds the pair's complete history */
+      complete: boolean;
+      fenced: boolean;
       history: State[];
     }
 
@@ -399,6 +491,8 @@ describe('Binary Star FSM', () => {
         sequence: 0,
         peerExpiresAt: now + FAILOVER_MS,
         peerEpoch: 0,
+        complete: role === 'primary',
+        fenced: false,
         history: [state],
       };
     }
@@ -412,8 +506,21 @@ describe('Binary Star FSM', () => {
         sequence: node.sequence,
         peerExpiresAt: node.peerExpiresAt,
         peerEpoch: node.peerEpoch,
+        history: node.complete,
+        fenced: node.fenced,
+        // both sides' sequences share the same prefix in the model, so the sequence stands for it
+        served: node.sequence,
       });
-      for (const effect of t.effects) if (effect.type === 'activate') node.epoch = effect.epoch;
+      const hadHistory = node.complete;
+      for (const effect of t.effects) {
+        // (e) no data, no vote: a node without the complete history never takes over
+        if (effect.type === 'activate') expect(hadHistory, 'activated without the history').to.equal(true);
+        if (effect.type === 'activate')
+          Object.assign(node, { epoch: effect.epoch, complete: true, fenced: false });
+        if (effect.type === 'follow') Object.assign(node, { complete: false, fenced: false });
+        if (effect.type === 'fence') node.fenced = true;
+        if (effect.type === 'unfence') node.fenced = false;
+      }
       node.state = t.state;
       if (t.state !== before) node.history.push(t.state);
       // (a) epochs never decrease, and every activation takes a strictly higher epoch
@@ -431,7 +538,8 @@ describe('Binary Star FSM', () => {
       to.peerEpoch = Math.max(to.peerEpoch, view.epoch);
       if (to.state === 'PASSIVE' && view.state === 'ACTIVE') {
         to.epoch = Math.max(to.epoch, view.epoch);
-        to.sequence = Math.max(to.sequence, view.sequence); // the passive follows the active
+        to.sequence = view.sequence; // the passive syncs from the active (at once, in the model)
+        to.complete = true;
       }
       step(to, { type: 'peer', peer: view });
     }
@@ -441,9 +549,12 @@ describe('Binary Star FSM', () => {
       epoch: n.epoch,
       sequence: n.sequence,
       role: n.role,
+      history: n.complete,
+      fenced: n.fenced,
+      served: n.sequence,
     });
 
-    it('fast-check: epochs never decrease; after a full exchange never both ACTIVE nor both PASSIVE; a BACKUP passes through PASSIVE before ACTIVE', () => {
+    it('fast-check: epochs never decrease; a dual active resolves within two exchanges; never both PASSIVE while one holds the history; no activation without the history; a BACKUP passes through PASSIVE before ACTIVE', () => {
       const met = { dualActive: 0, dualPassive: 0, votedIn: 0 };
       // Random batches of 300 runs until the hard cases have been reached (at most 10 batches), so
       // the coverage check below never depends on one lucky seed and the exploration stays random.
@@ -451,6 +562,7 @@ describe('Binary Star FSM', () => {
         fc.assert(
           fc.property(fc.array(stepArb, { minLength: 1, maxLength: 80 }), (steps) => {
             let now = 0;
+            let dualExchanges = 0;
             const nodes: [SimNode, SimNode] = [fresh('primary', now), fresh('backup', now)];
             for (const s of steps) {
               const [a, b] = nodes;
@@ -463,7 +575,7 @@ describe('Binary Star FSM', () => {
                     met.votedIn++;
                   break;
                 case 'write':
-                  if (nodes[s.to].state === 'ACTIVE') nodes[s.to].sequence++;
+                  if (nodes[s.to].state === 'ACTIVE' && !nodes[s.to].fenced) nodes[s.to].sequence++;
                   break;
                 case 'restart': {
                   // a restart keeps nothing but the role (no persisted epoch)
@@ -491,10 +603,12 @@ describe('Binary Star FSM', () => {
                     deliver(a, view(b), now);
                   }
                   const states = `${a.state}/${b.state}`;
-                  // (b) dual active resolves within one exchange
-                  expect(states, 'both ACTIVE after an exchange').to.not.equal('ACTIVE/ACTIVE');
-                  // (c) dual passive never survives an exchange
-                  expect(states, 'both PASSIVE after an exchange').to.not.equal('PASSIVE/PASSIVE');
+                  // (b) dual active resolves within two exchanges: both fence, then both decide
+                  dualExchanges = states === 'ACTIVE/ACTIVE' ? dualExchanges + 1 : 0;
+                  expect(dualExchanges, 'both ACTIVE after two exchanges').to.be.below(2);
+                  // (c) dual passive never survives an exchange while either holds the history
+                  if (a.complete || b.complete)
+                    expect(states, 'both PASSIVE after an exchange').to.not.equal('PASSIVE/PASSIVE');
                   break;
                 }
               }
@@ -528,7 +642,7 @@ describe('Binary Star FSM', () => {
       expect(backup.epoch).to.equal(1, 'the passive adopts the active epoch');
       // primary dies; the backup hears nothing more
       now += FAILOVER_MS - 1;
-      expect(step(backup, client(now))).to.deep.equal([{ type: 'reject' }]);
+      expect(step(backup, client(now))).to.deep.equal([{ type: 'reject', reason: 'peer-alive' }]);
       now += 1;
       expect(step(backup, client(now))).to.deep.equal([
         { type: 'activate', epoch: 2, reason: 'client-vote' },

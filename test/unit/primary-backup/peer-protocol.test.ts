@@ -48,6 +48,8 @@ const heartbeat: Heartbeat = {
   timeline,
   heartbeatMs: 100,
   failoverMs: 500,
+  history: true,
+  fenced: false,
   synced: true,
 };
 
@@ -135,6 +137,8 @@ describe('peer protocol', () => {
         heartbeatMs: fc.integer({ min: 1, max: 10_000 }),
         failoverMs: fc.integer({ min: 1, max: 100_000 }),
         synced: fc.boolean(),
+        history: fc.boolean(),
+        fenced: fc.boolean(),
       });
       fc.assert(
         fc.property(hbArb, (hb) => {

@@ -1,0 +1,264 @@
+/**
+ * Two actives meeting, deterministically: two real nodes in this process (real client sockets on
+ * loopback) joined by a fake peer channel that the test cuts and heals on cue. Each case makes a
+ * dual active on purpose (cut the link, vote for the passive), lets each side serve a chosen number
+ * of writes, heals the link, and checks the resolution rule of docs/binary-star.md: both fence, the
+ * node that sequenced more changes since the fork wins, and the loser reports only the updates the
+ * winner does not hold, marked acknowledged or not. At no poll do both nodes sequence at once.
+ */
+import { expect } from 'chai';
+import { Writable } from 'node:stream';
+import * as zmq from 'zeromq';
+import { loadConfig } from '../../src/config/index.js';
+import { createLogger } from '../../src/log/index.js';
+import { decodeRequestId, encodeRequestId, newUuid, packBatch } from '../../src/clone/index.js';
+import {
+  Node,
+  decodePeerMessage,
+  encodePeerMessage,
+  type PeerChannel,
+  type PeerMessage,
+} from '../../src/primary-backup/index.js';
+import { freePorts, waitFor } from '../helpers/index.js';
+
+const HEARTBEAT_MS = 50;
+const FAILOVER_MS = 250;
+
+/** The peer link as a pair of pipes the test can cut; messages still go through the real codec. */
+class Wire {
+  private readonly ends: ((msg: PeerMessage) => void)[] = [];
+  /** per direction: 0 carries a's messages to b, 1 carries b's to a */
+  readonly up = [true, true];
+  delivered = 0;
+  /** heartbeats delivered in each direction since the last heal */
+  readonly heartbeatsSinceHeal = [0, 0];
+
+  side(index: 0 | 1): (onMessage: (msg: PeerMessage) => void) => PeerChannel {
+    return (onMessage) => {
+      this.ends[index] = onMessage;
+      return {
+        send: (msg) => {
+          if (!this.up[index]) return;
+          const frames = encodePeerMessage(msg);
+          setImmediate(() => {
+            if (!this.up[index]) return;
+            this.delivered++;
+            const decoded = decodePeerMessage(frames);
+            if (decoded.type === 'heartbeat') this.heartbeatsSinceHeal[index]!++;
+            this.ends[1 - index]?.(decoded);
+          });
+        },
+        close: async () => {},
+      };
+    };
+  }
+
+  cut(): void {
+    this.up[0] = this.up[1] = false;
+  }
+
+  heal(): void {
+    this.heartbeatsSinceHeal[0] = this.heartbeatsSinceHeal[1] = 0;
+    this.up[0] = this.up[1] = true;
+  }
+
+  /** Each node has heard the other since the heal. */
+  get met(): boolean {
+    return this.up[0]! && this.up[1]! && this.heartbeatsSinceHeal.every((n) => n > 0);
+  }
+}
+
+interface Started {
+  node: Node;
+  endpoint: string;
+  logs: Record<string, unknown>[];
+}
+
+async function startNode(role: 'primary' | 'backup', wire: Wire): Promise<Started> {
+  const port = await freePorts(3);
+  const config = loadConfig({
+    args: [
+      '--role',
+      role,
+      '--port',
+      String(port),
+      '--http-port',
+      '0',
+      '--heartbeat-ms',
+      String(HEARTBEAT_MS),
+      '--failover-ms',
+      String(FAILOVER_MS),
+    ],
+    env: {},
+  });
+  const logs: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const log = createLogger({ node: role, role, level: 'info', destination });
+  const node = new Node({ config, log, channel: wire.side(role === 'primary' ? 0 : 1) });
+  await node.start();
+  return { node, endpoint: `tcp://127.0.0.1:${port}`, logs };
+}
+
+/** One native request on a fresh DEALER; the reply's frames. */
+async function ask(endpoint: string, frames: (Buffer | string)[]): Promise<Buffer[]> {
+  const dealer = new zmq.Dealer({ linger: 0, receiveTimeout: 3000 });
+  dealer.connect(endpoint);
+  try {
+    await dealer.send(frames);
+    return await dealer.receive();
+  } finally {
+    dealer.close();
+  }
+}
+
+let reqIds = 1;
+
+/** An acknowledged write with the given uuid; resolves with [tag, durability] of the reply. */
+async function write(endpoint: string, key: string, uuid = newUuid()): Promise<[string, string]> {
+  const reqId = reqIds++;
+  const batch = packBatch([
+    { key, sequence: 0, uuid, properties: '', body: Buffer.from(`v-${key}`), expiresAt: 0 },
+  ]);
+  const reply = await ask(endpoint, ['TSET', encodeRequestId(reqId), batch]);
+  expect(decodeRequestId(reply[1])).to.equal(reqId);
+  return [
+    reply[0]!.toString(),
+    (reply[reply[0]!.toString() === 'TACK' ? 3 : 2] ?? Buffer.alloc(0)).toString(),
+  ];
+}
+
+async function vote(endpoint: string): Promise<string> {
+  const reply = await ask(endpoint, ['TVOTE', encodeRequestId(reqIds++)]);
+  return `${reply[0]!.toString()} ${reply[2]!.toString()}`;
+}
+
+describe('dual active, resolved by who served more since the fork (two nodes, fake peer link)', function () {
+  this.timeout(20_000);
+  let wire: Wire;
+  let a: Started;
+  let b: Started;
+  let poll: NodeJS.Timeout | undefined;
+  let bothSequencing = 0;
+  let polls = 0;
+
+  beforeEach(async () => {
+    wire = new Wire();
+    a = await startNode('primary', wire);
+    b = await startNode('backup', wire);
+    await waitFor(
+      () => a.node.state === 'ACTIVE' && b.node.state === 'PASSIVE' && b.node.hasHistory(),
+      5000,
+      'a healthy pair',
+    );
+    expect(await write(a.endpoint, '/k/before')).to.deep.equal(['TACK', 'replicated']);
+    bothSequencing = polls = 0;
+    // "Exactly one active" once the nodes hear each other: from the moment each has heard the
+    // other after the heal, at no poll may both sequence changes. (During the cut, and until the
+    // first heartbeat crosses, both do: that is the dual active being made.)
+    poll = setInterval(() => {
+      if (!wire.met) return;
+      polls++;
+      if (a.node.serving() && b.node.serving()) bothSequencing++;
+    }, 5);
+  });
+
+  afterEach(async () => {
+    clearInterval(poll);
+    await a?.node.close();
+    await b?.node.close();
+  });
+
+  /** Cut the link, promote the backup with one vote once it finds the primary silent. */
+  async function split(): Promise<void> {
+    wire.cut();
+    await waitFor(() => !b.node.peerUp(), 3000, 'the backup to find the primary silent');
+    await waitFor(async () => (await vote(b.endpoint)) === 'TPONG ACTIVE', 3000, 'the vote to be accepted');
+    expect(b.node.state).to.equal('ACTIVE');
+    expect(a.node.state).to.equal('ACTIVE');
+  }
+
+  async function heal(): Promise<{ winner: Started; loser: Started }> {
+    const delivered = wire.delivered;
+    wire.heal();
+    await waitFor(
+      () =>
+        (a.node.state === 'PASSIVE') !== (b.node.state === 'PASSIVE') &&
+        [a, b].every((n) => n.node.hasHistory() && !n.node.status().fenced),
+      8000,
+      'the dual active to resolve and the loser to resync',
+    );
+    expect(wire.delivered, 'the healed link carried messages').to.be.greaterThan(delivered);
+    const winner = a.node.state === 'ACTIVE' ? a : b;
+    return { winner, loser: winner === a ? b : a };
+  }
+
+  function divergenceLine(n: Started): Record<string, unknown> | undefined {
+    return n.logs.find((l) => String(l.msg).startsWith('dual active lost'));
+  }
+
+  it('the issue case: a passive promoted by a stray vote that served nobody loses; every write of the old active survives', async () => {
+    await split();
+    for (const k of ['/k/1', '/k/2', '/k/3'])
+      expect(await write(a.endpoint, k)).to.deep.equal(['TACK', 'degraded']);
+    const { winner, loser } = await heal();
+    expect(winner).to.equal(a);
+    expect(loser.node.store.map.get('/k/3')?.body.toString()).to.equal('v-/k/3');
+    expect(loser.node.digest()).to.deep.equal(winner.node.digest());
+    // the loser sequenced nothing after the fork: nothing to report, and it says so at info level
+    expect(divergenceLine(loser)?.level).to.equal(30);
+    expect(divergenceLine(loser)?.msg).to.include('holds every update');
+    expect(a.logs.some((l) => String(l.msg).includes('fenced'))).to.equal(true);
+    expect(polls, 'polls after the heal').to.be.greaterThan(3);
+    expect(bothSequencing, 'polls where both nodes sequenced').to.equal(0);
+  });
+
+  it('both served: the side with fewer changes since the fork loses them, and reports each as acknowledged', async () => {
+    await split();
+    for (const k of ['/a/1', '/a/2', '/a/3'])
+      expect(await write(a.endpoint, k)).to.deep.equal(['TACK', 'degraded']);
+    expect(await write(b.endpoint, '/b/1')).to.deep.equal(['TACK', 'degraded']);
+    const { winner, loser } = await heal();
+    expect(winner).to.equal(a);
+    const line = divergenceLine(loser)!;
+    expect(line.level).to.equal(50);
+    expect(line.count).to.equal(1);
+    expect(line.acknowledged).to.equal(1);
+    expect((line.updates as { key: string; acknowledged: boolean }[])[0]).to.include({
+      key: '/b/1',
+      acknowledged: true,
+    });
+    expect(loser.node.store.map.get('/b/1')).to.equal(undefined);
+    expect(bothSequencing).to.equal(0);
+  });
+
+  it('the promoted node served more: it wins, although the primary was the old active', async () => {
+    await split();
+    expect(await write(a.endpoint, '/a/1')).to.deep.equal(['TACK', 'degraded']);
+    for (const k of ['/b/1', '/b/2']) expect(await write(b.endpoint, k)).to.deep.equal(['TACK', 'degraded']);
+    const { winner, loser } = await heal();
+    expect(winner).to.equal(b);
+    const line = divergenceLine(loser)!;
+    expect(line.count).to.equal(1);
+    expect((line.updates as { key: string }[])[0]!.key).to.equal('/a/1');
+    expect(loser.node.digest()).to.deep.equal(winner.node.digest());
+    expect(bothSequencing).to.equal(0);
+  });
+
+  it('a write the loser applied and a client re-sent to the winner (same uuid) is not reported as lost', async () => {
+    await split();
+    const uuid = newUuid();
+    expect(await write(a.endpoint, '/both', uuid)).to.deep.equal(['TACK', 'degraded']);
+    expect(await write(b.endpoint, '/both', uuid)).to.deep.equal(['TACK', 'degraded']);
+    expect(await write(b.endpoint, '/b/1')).to.deep.equal(['TACK', 'degraded']);
+    const { winner, loser } = await heal();
+    expect(winner).to.equal(b);
+    expect(divergenceLine(loser)?.level, 'the loser reports nothing lost').to.equal(30);
+    expect(loser.node.store.map.get('/both')?.body.toString()).to.equal('v-/both');
+    expect(bothSequencing).to.equal(0);
+  });
+});
