@@ -80,6 +80,8 @@ export class Divergence {
  * The uuids of the most recent writes this node acknowledged to clients, bounded: the loser of a
  * dual active says which of its lost updates a client had been told were durable.
  */
+export const ACKNOWLEDGED_WRITES_KEPT = 100_000;
+
 export class AcknowledgedWrites {
   private readonly ring: (string | undefined)[];
   private head = 0;

@@ -40,7 +40,12 @@ import { PendingList } from './pending.js';
 import { ReplicationSink } from './replication-sink.js';
 import { ReplicationSource } from './replication-source.js';
 import { Timeline } from './timeline.js';
-import { AcknowledgedWrites, Divergence, type DivergenceReport } from './divergence.js';
+import {
+  ACKNOWLEDGED_WRITES_KEPT,
+  AcknowledgedWrites,
+  Divergence,
+  type DivergenceReport,
+} from './divergence.js';
 
 export interface StateChange {
   readonly from: State;
@@ -160,7 +165,8 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     // syncs. (Without durable storage a primary restarted without its data looks the same as a
     // fresh one: the data directory will tell them apart.)
     this.history = this.pairRole !== 'backup';
-    this.acknowledged = new AcknowledgedWrites(config.dedupeSize);
+    // Not dedupeSize itself: that is a memory cap for a time horizon, millions by default.
+    this.acknowledged = new AcknowledgedWrites(Math.min(config.dedupeSize, ACKNOWLEDGED_WRITES_KEPT));
     this.pending = new PendingList(config.pendingMax, config.pendingMaxAgeMs);
     this.refusals = new RateLimitedLog(log, 5, 10_000, this.now);
     const limits = (this.limits = limitsOf(config));
