@@ -95,3 +95,23 @@ export class UnavailableError extends TwinstarError {
     this.reason = reason;
   }
 }
+
+/** What a client saw of one server while it looked for the active (src/client/discovery.ts). */
+export interface ServerSeenInfo {
+  readonly server: string;
+  /** 'unreachable': sends failed (connection refused or down); 'silent': no answer at all */
+  readonly seen: 'unreachable' | 'silent' | 'answered';
+  /** the Binary Star state it reported, if it answered */
+  readonly state?: string;
+  /** it said it holds no complete history (it never accepts a vote) */
+  readonly noHistory?: boolean;
+}
+
+/** No active server was found in time; `seen` says what each server did (also in the message). */
+export class NoActiveError extends TimeoutError {
+  readonly seen: readonly ServerSeenInfo[];
+  constructor(message: string, seen: readonly ServerSeenInfo[]) {
+    super(message);
+    this.seen = seen;
+  }
+}

@@ -11,6 +11,7 @@ export {
   type FailoverInfo,
   type SetOptions,
   type Mode,
+  type Status,
 } from './client/index.js';
 export * from './errors.js';
 export { startServer, type RunningServer } from './server.js';

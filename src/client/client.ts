@@ -2,11 +2,13 @@
  * The failover-aware twinstar client.
  *
  * It keeps a local replica of one subtree (the Clone pattern) and follows whichever server of the
- * pair is active. Finding the active is the Binary Star client vote: a sync request (resume or
- * snapshot) goes to every server whose last vote is not still pending; the first server to start
- * answering with data is the active one, and the others' answers are ignored. The same procedure
- * runs at start, after the active falls silent (no HUGZ or update for `serverTimeoutMs`), and
- * after a server says it is no longer active.
+ * pair is active. Finding the active (discovery.ts) probes every server with TPING, which is never
+ * a vote, and syncs only with one that says ACTIVE. It votes (TVOTE) for a passive only once it has
+ * itself found every other server silent for its effective timeout (max(serverTimeoutMs, 3 HUGZ
+ * intervals)). In plain CHP, where ICANHAZ? is the vote, it asks servers in Binary Star order.
+ * 'auto' sends nothing native before a server advertised `twinstar=1` on a HUGZ or KTHXBAI. The
+ * phase and the status signals go through one funnel (session.ts). docs/protocol.md has the
+ * procedure.
  *
  * Writes get a uuid when issued and keep it: on the native path they are acknowledged once the
  * pair has made them durable, and any write not yet acknowledged at a failover is sent again to
@@ -39,6 +41,8 @@ import {
 import {
   ClosedError,
   InvalidArgumentError,
+  NoActiveError,
+  UnavailableError,
   QueueFullError,
   ServerRejectedError,
   AccessDeniedError,
@@ -46,12 +50,17 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import { silentLogger } from '../log/index.js';
-import { KeyError, keyBytes, publicKeyOf, readKeyFile, type KeyPair } from '../security/index.js';
-import { parseServer, VoteBook, type ServerAddress } from './servers.js';
+import { describeSeen } from './discovery.js';
+import { Finder, PROBE_MS, properties } from './finder.js';
+import { positiveOption, resolveCurve, systemClock, type Clock, type CurveOptions } from './options.js';
+import { parseServer, type ServerAddress } from './servers.js';
+import { eventStream, type ClientEvents } from './events.js';
+import { Session, type Phase, type PhaseContext, type Status } from './session.js';
 import { zmqTransport, type Link, type Transport } from './transport.js';
 import { WatchStream } from './watch.js';
 
 export type Mode = 'auto' | 'native' | 'chp';
+export { systemClock, type Clock, type CurveOptions, type ClientEvents };
 
 export interface ClientOptions {
   /** snapshot endpoints of the pair, e.g. ['tcp://127.0.0.1:5556', 'tcp://127.0.0.1:5566'] */
@@ -70,6 +79,8 @@ export interface ClientOptions {
   maxPendingWrites?: number;
   /** how long connect() waits for the first sync */
   connectTimeoutMs?: number;
+  /** how long close() waits for plain CHP writes to reach the collectors (default 2000) */
+  lingerMs?: number;
   /** the server's size limits (default: the server defaults); bigger writes throw at once */
   limits?: Partial<Limits>;
   /**
@@ -82,33 +93,6 @@ export interface ClientOptions {
   transport?: Transport;
   clock?: Clock;
 }
-
-export type CurveOptions =
-  | {
-      /** this client's key pair, Z85 */
-      publicKey: string;
-      secretKey: string;
-      /** the servers' public keys: one for all, or one per entry of `servers` */
-      serverPublicKey: string | string[];
-    }
-  | {
-      /** this client's NAME.key_secret file */
-      keyFile: string;
-      /** the servers' NAME.key files: one for all, or one per entry of `servers` */
-      serverKeyFile: string | string[];
-    };
-
-export interface Clock {
-  now(): number;
-  setInterval(fn: () => void, ms: number): unknown;
-  clearInterval(handle: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setInterval: (fn, ms) => setInterval(fn, ms),
-  clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
-};
 
 /** One change as the application sees it. */
 export interface Update {
@@ -125,17 +109,6 @@ export interface FailoverInfo {
   readonly from: string | undefined;
   readonly to: string;
   readonly sequence: number;
-}
-
-export interface ClientEvents {
-  update: [update: Update];
-  failover: [info: FailoverInfo];
-  degraded: [degraded: boolean];
-  resync: [info: { sequence: number; server: string }];
-  mode: [mode: 'native' | 'chp'];
-  ready: [info: { server: string; sequence: number }];
-  error: [error: Error];
-  close: [];
 }
 
 export interface SetOptions {
@@ -160,14 +133,11 @@ interface SyncStream {
   readonly server: number;
   readonly entries: Entry[];
   lastProgress: number;
-  /** a vote (finding the active) rather than a sync with the server already in use */
-  readonly vote: boolean;
+  /** the first sync with a newly found active rather than a resync with the server in use */
+  readonly fresh: boolean;
 }
 
-type Phase = 'finding' | 'syncing' | 'ready' | 'closed';
-
 const WRITE_BATCH = 1000;
-const VOTE_INTERVAL_MS = 50;
 
 export class Client extends EventEmitter<ClientEvents> {
   readonly subtree: string;
@@ -179,15 +149,16 @@ export class Client extends EventEmitter<ClientEvents> {
   private readonly options: Required<
     Pick<ClientOptions, 'serverTimeoutMs' | 'requestTimeoutMs' | 'writeTimeoutMs' | 'maxPendingWrites'>
   >;
-  private readonly votes: VoteBook;
   private readonly limits: Limits;
   private modeNow: Mode;
-  private phase: Phase = 'finding';
+  private readonly session = new Session();
+  private readonly finder: Finder;
+  private readonly lingerMs: number;
+  private closing: Promise<void> | undefined;
   private current = -1;
   private term = '';
   private lastHeard = 0;
   private lastTick: number;
-  private lastVoteRound = -Infinity;
   private following = false;
   private subscriptionConfirmed = false;
   private sync: SyncStream | undefined;
@@ -200,8 +171,6 @@ export class Client extends EventEmitter<ClientEvents> {
   private degradedNow = false;
   /** a running count: walking the in-flight batches on every set() made writes O(in flight) */
   private unsettled = 0;
-  private sawNativeReply = false;
-  private readonly startedAt: number;
   private pendingFailoverFrom: string | undefined;
   private readonly timer: unknown;
   private readonly readyWaiters: { resolve(): void; reject(error: Error): void }[] = [];
@@ -231,7 +200,9 @@ export class Client extends EventEmitter<ClientEvents> {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? silentLogger();
-    this.votes = new VoteBook(this.options.serverTimeoutMs);
+    this.lingerMs = positiveOption('lingerMs', options.lingerMs, 2000, 0);
+    // CURVE is twinstar's own (docs/security.md): a plain RFC 12 server never speaks it
+    if (options.curve !== undefined && this.modeNow === 'auto') this.modeNow = 'native';
     this.replica = new Replica(this.subtree);
     const transport = options.transport ?? zmqTransport;
     this.links = this.servers.map((server, i) =>
@@ -240,10 +211,23 @@ export class Client extends EventEmitter<ClientEvents> {
         update: (frames) => this.onPublished(i, frames),
       }),
     );
-    this.lastTick = this.startedAt = this.clock.now();
+    this.finder = new Finder(
+      {
+        links: this.links,
+        subtree: this.subtree,
+        log: this.log,
+        now: () => this.clock.now(),
+        mode: () => this.modeNow,
+        reqId: () => this.nextReqId++,
+        unavailable: (error) => this.unavailable(error),
+      },
+      this.servers.map((s) => s.snapshot),
+      this.options.serverTimeoutMs,
+    );
+    this.lastTick = this.clock.now();
     this.timer = this.clock.setInterval(
       () => this.tick(),
-      Math.min(VOTE_INTERVAL_MS, this.options.serverTimeoutMs / 5),
+      Math.min(PROBE_MS, this.options.serverTimeoutMs / 5),
     );
     this.findActive(undefined);
   }
@@ -262,11 +246,8 @@ export class Client extends EventEmitter<ClientEvents> {
         const i = this.readyWaiters.indexOf(waiter);
         if (i === -1) return;
         this.readyWaiters.splice(i, 1);
-        reject(
-          new TimeoutError(
-            `no active server answered within ${timeoutMs} ms (${this.servers.map((s) => s.snapshot).join(', ')})`,
-          ),
-        );
+        const seen = this.finder.discovery.seen();
+        reject(new NoActiveError(`no active server within ${timeoutMs} ms: ${describeSeen(seen)}`, seen));
       }, timeoutMs);
       timer.unref?.();
       const settle = waiter.resolve;
@@ -373,9 +354,24 @@ export class Client extends EventEmitter<ClientEvents> {
     return this.unsettled;
   }
 
-  async close(): Promise<void> {
-    if (this.phase === 'closed') return;
-    this.phase = 'closed';
+  /** Status signals (disconnected, reconnecting, reconnected, unavailable) until close. */
+  status(): AsyncIterableIterator<Status> {
+    const stream = eventStream<Status>(this, 'status');
+    if (this.phase === 'closed') stream.end();
+    return stream;
+  }
+
+  /**
+   * Stops the client: pending writes and ready() reject with ClosedError. Plain CHP writes already
+   * published get up to `lingerMs` to reach the collectors before the sockets close.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.setPhase('closed', {});
     this.clock.clearInterval(this.timer);
     const error = new ClosedError();
     for (const w of this.queue) this.fail(w, error);
@@ -383,12 +379,35 @@ export class Client extends EventEmitter<ClientEvents> {
     this.queue = [];
     this.inflight.clear();
     for (const waiter of this.readyWaiters.splice(0)) waiter.reject(error);
+    await Promise.all(this.links.map((link) => link.drain(this.lingerMs).catch(() => undefined)));
     for (const link of this.links) link.close();
     this.emit('close');
   }
 
   // ------------------------------------------------------------------------------------------
   // Finding the active (the vote) and syncing from it.
+
+  private get phase(): Phase {
+    return this.session.phase;
+  }
+
+  /** The one way the phase changes; status signals reach listeners on the next tick. */
+  private setPhase(next: Phase, context: Omit<PhaseContext, 'now'>): void {
+    const signals = this.session.setPhase(next, { now: this.clock.now(), ...context });
+    if (signals === undefined) {
+      this.log.error({ from: this.phase, to: next }, 'refused an impossible phase change');
+      return;
+    }
+    for (const status of signals) this.signal(status);
+  }
+
+  private signal(status: Status): void {
+    process.nextTick(() => {
+      if (this.phase === 'closed') return;
+      this.emit(status.type, status as never);
+      this.emit('status', status);
+    });
+  }
 
   private findActive(reason: string | undefined): void {
     if (this.phase === 'closed') return;
@@ -397,62 +416,61 @@ export class Client extends EventEmitter<ClientEvents> {
     if (this.following && this.current >= 0) this.links[this.current]!.unfollow();
     this.following = false;
     this.replica.dropHeld();
-    this.phase = 'finding';
+    this.setPhase('finding', { server: from, reason: reason ?? 'starting' });
     this.sync = undefined;
     this.chpSnapshot = undefined;
-    this.votes.clear();
     this.requeueInflight();
     this.pendingFailoverFrom = reason === undefined ? undefined : (from ?? '');
+    this.finder.begin(this.current >= 0 ? this.current : undefined);
     this.current = -1;
-    this.voteRound();
+    this.probe();
   }
 
-  private voteRound(): void {
-    const now = this.clock.now();
-    this.lastVoteRound = now;
-    for (const i of this.votes.due(this.links.length, now)) this.sendSync(i, true);
+  private probe(): void {
+    this.finder.probe();
+    const d = this.finder.discovery;
+    const report = this.session.reconnecting(this.clock.now(), d.timeout(0), d.seen());
+    if (report) this.signal(report);
   }
 
-  private sendSync(server: number, vote: boolean): void {
-    const link = this.links[server]!;
-    const now = this.clock.now();
+  /** The only node that answers lacks history and no active is reachable: say so, keep trying. */
+  private unavailable(error: UnavailableError): void {
+    for (const waiter of this.readyWaiters.splice(0)) waiter.reject(error);
+    const status = this.session.unavailable(error.reason, this.finder.discovery.seen());
+    if (status) this.signal(status);
+  }
+
+  /** A native sync (resume if the replica has a place on a timeline, else snapshot); never a vote. */
+  private sendSync(server: number, fresh: boolean): void {
     const reqId = this.nextReqId++;
-    if (vote) this.votes.sent(server, reqId, now);
-    const onFail = () => {
-      if (vote && this.votes.serverOf(reqId) === server) this.votes.settle(server);
-    };
-    // In auto mode, servers that have not answered one native request for a while may be plain
-    // CHP servers: ask them the RFC 12 way too.
-    const tryChp =
-      this.modeNow === 'auto' &&
-      !this.sawNativeReply &&
-      now - this.startedAt > 2 * this.options.serverTimeoutMs;
-    if (this.modeNow === 'chp' || tryChp) link.request(encodeIcanhaz(this.subtree), onFail);
-    if (this.modeNow === 'chp') return;
     const rid = encodeRequestId(reqId);
     const sub = Buffer.from(this.subtree);
+    const link = this.links[server]!;
     if (this.replica.sequence >= 0 && this.term !== '') {
-      link.request(
-        [Buffer.from(Native.RESUME), rid, sub, encodeSequence(this.replica.sequence), Buffer.from(this.term)],
-        onFail,
-      );
+      link.request([
+        Buffer.from(Native.RESUME),
+        rid,
+        sub,
+        encodeSequence(this.replica.sequence),
+        Buffer.from(this.term),
+      ]);
     } else {
-      link.request([Buffer.from(Native.SNAPSHOT), rid, sub], onFail);
+      link.request([Buffer.from(Native.SNAPSHOT), rid, sub]);
     }
-    if (!vote) this.sync = { reqId, server, entries: [], lastProgress: now, vote: false };
+    this.sync = { reqId, server, entries: [], lastProgress: this.clock.now(), fresh };
   }
 
-  /** A server began answering a vote with data: it is the active. Follow its publisher. */
-  private choose(server: number, reqId: number): void {
-    this.votes.clear();
+  /** A server said ACTIVE: follow its publisher and sync from it. */
+  private choose(server: number): void {
     this.current = server;
-    this.phase = 'syncing';
+    this.setPhase('syncing', { server: this.servers[server]!.snapshot });
     this.replica.beginSync();
-    this.sync = { reqId, server, entries: [], lastProgress: this.clock.now(), vote: true };
     this.startFollowing();
+    this.sendSync(server, true);
   }
 
   private startFollowing(): void {
+    this.finder.chose(this.current);
     this.following = true;
     this.subscriptionConfirmed = false;
     this.links[this.current]!.follow([this.subtree, HUGZ]);
@@ -461,7 +479,7 @@ export class Client extends EventEmitter<ClientEvents> {
   private finishSync(sequence: number, term: string, kind: string, entries: Entry[]): void {
     const server = this.servers[this.current]!.snapshot;
     const hadReplica = this.replica.sequence >= 0;
-    const wasVote = this.sync?.vote ?? true;
+    const wasVote = this.sync?.fresh ?? true;
     this.sync = undefined;
     this.term = term;
     const resync = kind !== 'resume';
@@ -471,7 +489,8 @@ export class Client extends EventEmitter<ClientEvents> {
     const changes = resync
       ? this.replica.loadSnapshot(entries, sequence)
       : this.replica.loadResume(entries, sequence);
-    this.phase = 'ready';
+    this.finder.done();
+    this.setPhase('ready', { server, sequence: this.replica.sequence });
     this.lastHeard = this.clock.now();
     this.deliver(changes, resync && hadReplica);
     if (resync && hadReplica) this.emit('resync', { sequence, server });
@@ -488,7 +507,10 @@ export class Client extends EventEmitter<ClientEvents> {
     // Updates may have been published between the server's answer and our subscription taking
     // effect; once the subscription is confirmed (first message on it), one more resume closes
     // that window. Also resume again if updates overflowed while we synced.
-    if (this.replica.consumeOverflow() || (wasVote && this.subscriptionConfirmed && this.modeNow !== 'chp'))
+    if (
+      this.replica.consumeOverflow() ||
+      (wasVote && this.subscriptionConfirmed && this.modeNow === 'native')
+    )
       this.resyncCurrent();
     this.scheduleFlush();
   }
@@ -497,8 +519,8 @@ export class Client extends EventEmitter<ClientEvents> {
   private resyncCurrent(): void {
     if (this.phase !== 'ready') return;
     this.replica.beginSync();
-    this.phase = 'syncing';
-    if (this.modeNow !== 'chp') return this.sendSync(this.current, false);
+    this.setPhase('syncing', {});
+    if (this.modeNow === 'native') return this.sendSync(this.current, false);
     // Plain CHP has no resume: take a fresh snapshot from the same server.
     this.chpSnapshot = { server: this.current, entries: [] };
     this.links[this.current]!.request(encodeIcanhaz(this.subtree));
@@ -508,16 +530,20 @@ export class Client extends EventEmitter<ClientEvents> {
   // Incoming messages.
 
   private onPublished(server: number, frames: Buffer[]): void {
-    if (server !== this.current || this.phase === 'closed') return;
-    this.lastHeard = this.clock.now();
+    if (this.phase === 'closed') return;
+    if (server !== this.current) return this.onAdvertisement(server, frames);
+    const now = this.clock.now();
+    this.lastHeard = now;
+    this.finder.discovery.heard(server, now);
     const msg = this.decode(frames, 'published');
     if (msg === undefined) return;
+    if (msg.key === HUGZ) this.finder.discovery.hugz(server, now, properties(msg.properties));
     if (!this.subscriptionConfirmed) {
       this.subscriptionConfirmed = true;
       // The subscription is in force from now on, but updates published between the sync's answer
       // and this moment were missed (a subtree client cannot see the hole). Resume first, so that
       // this message and the ones after it are held, not applied past the hole.
-      if (this.phase === 'ready' && this.modeNow !== 'chp') this.resyncCurrent();
+      if (this.phase === 'ready' && this.modeNow === 'native') this.resyncCurrent();
     }
     if (msg.key === HUGZ) {
       if (this.replica.heartbeat(msg.sequence)) this.resyncCurrent();
@@ -530,6 +556,7 @@ export class Client extends EventEmitter<ClientEvents> {
 
   private onReply(server: number, frames: Buffer[]): void {
     if (this.phase === 'closed') return;
+    this.finder.discovery.heard(server, this.clock.now());
     const tag = frames[0]?.toString('latin1');
     const reqId = decodeRequestId(frames[1]);
     if (
@@ -538,8 +565,6 @@ export class Client extends EventEmitter<ClientEvents> {
       tag.startsWith('T') &&
       this.onNativeReply(server, tag, reqId, frames)
     ) {
-      this.sawNativeReply = true;
-      if (this.modeNow === 'auto') this.setMode('native');
       return;
     }
     if (frames.length === 5 && this.modeNow !== 'native') return this.onChpSnapshot(server, frames);
@@ -554,9 +579,8 @@ export class Client extends EventEmitter<ClientEvents> {
     switch (tag) {
       case Native.SYNC:
       case Native.SYNC_END: {
-        if (this.phase === 'finding' && this.votes.serverOf(reqId) === server) this.choose(server, reqId);
         const sync = this.sync;
-        if (!sync || sync.reqId !== reqId || sync.server !== server) return true; // a losing vote's answer
+        if (!sync || sync.reqId !== reqId || sync.server !== server) return true; // a stale answer
         sync.lastProgress = this.clock.now();
         this.lastHeard = sync.lastProgress;
         if (tag === Native.SYNC) {
@@ -573,14 +597,11 @@ export class Client extends EventEmitter<ClientEvents> {
         return true;
       }
       case Native.NOT_ACTIVE: {
-        if (this.votes.serverOf(reqId) === server) {
-          this.votes.settle(server);
-          return true;
-        }
+        if (this.finder.onRefused(server, reqId, frames)) return true;
+        const state = (frames[2] ?? Buffer.alloc(0)).toString();
         if (server !== this.current) return true;
         const batch = this.inflight.get(reqId);
-        if (batch || this.sync?.reqId === reqId)
-          this.findActive(`server says ${(frames[2] ?? Buffer.alloc(0)).toString()}`);
+        if (batch || this.sync?.reqId === reqId) this.findActive(`server says ${state}`);
         return true;
       }
       case Native.ACK:
@@ -612,8 +633,12 @@ export class Client extends EventEmitter<ClientEvents> {
         for (const w of batch.writes) this.fail(w, new ServerRejectedError(reason, message));
         return true;
       }
-      case Native.PONG:
+      case Native.PONG: {
+        const pong = this.finder.onPong(server, reqId, frames);
+        if (pong?.state === 'ACTIVE' && this.phase === 'finding' && this.modeNow === 'native')
+          this.choose(server);
         return true;
+      }
       default:
         return false;
     }
@@ -623,10 +648,8 @@ export class Client extends EventEmitter<ClientEvents> {
     const msg = this.decode(frames, 'snapshot');
     if (msg === undefined) return;
     if (this.phase === 'finding') {
-      if (this.modeNow === 'auto') this.setMode('chp');
-      this.votes.clear();
       this.current = server;
-      this.phase = 'syncing';
+      this.setPhase('syncing', { server: this.servers[server]!.snapshot });
       this.replica.beginSync();
       this.chpSnapshot = { server, entries: [] };
       this.startFollowing();
@@ -636,10 +659,29 @@ export class Client extends EventEmitter<ClientEvents> {
     this.lastHeard = this.clock.now();
     if (msg.key === KTHXBAI) {
       this.chpSnapshot = undefined;
+      this.finder.discovery.advertised(server, properties(msg.properties));
+      if (this.modeNow === 'auto' && this.finder.discovery.native(server) === true) {
+        // a twinstar server answered the RFC 12 way: from now on, its native protocol
+        this.setMode('native');
+        return this.sendSync(server, true);
+      }
+      if (this.modeNow === 'auto') this.setMode('chp');
       this.finishSync(msg.sequence, '', 'snapshot', snap.entries);
     } else {
       snap.entries.push({ ...msg, expiresAt: 0 });
     }
+  }
+
+  /** A HUGZ from a server not in use ('auto' listens to every publisher): learn what it says. */
+  private onAdvertisement(server: number, frames: Buffer[]): void {
+    const msg = this.decode(frames, 'published');
+    if (msg === undefined || msg.key !== HUGZ) return;
+    const native = this.finder.onHugzElsewhere(server, msg.properties);
+    if (native === undefined || this.modeNow !== 'auto' || this.phase !== 'finding') return;
+    // twinstar=1: the native protocol (TPING probes from now on); a HUGZ without it: plain CHP
+    this.setMode(native ? 'native' : 'chp');
+    this.finder.listen(false, -1);
+    this.probe();
   }
 
   /** A server's kvmsg, or undefined (logged) if it is malformed: a bad message never stops the client. */
@@ -718,6 +760,7 @@ export class Client extends EventEmitter<ClientEvents> {
   private flush(): void {
     // Writes go out once the active is known, even while a sync with it is still streaming.
     if (this.phase === 'finding' || this.phase === 'closed' || this.current < 0) return;
+    if (this.modeNow === 'auto') return; // nothing native before a server advertised it
     if (this.modeNow === 'chp') {
       const queued = this.queue.splice(0);
       for (const w of queued) {
@@ -807,23 +850,23 @@ export class Client extends EventEmitter<ClientEvents> {
     if (gap > this.options.serverTimeoutMs / 2) {
       // We were frozen (GC, SIGSTOP, a busy loop): silence we slept through proves nothing.
       this.lastHeard = Math.max(this.lastHeard, now);
+      this.finder.discovery.thaw(now);
       if (this.sync) this.sync.lastProgress = now;
       for (const batch of this.inflight.values()) batch.sentAt = Math.max(batch.sentAt, now);
     }
     this.expireWrites(now);
     switch (this.phase) {
       case 'finding':
-        if (now - this.lastVoteRound >= VOTE_INTERVAL_MS) this.voteRound();
-        return;
+        return this.probe();
       case 'syncing':
-        if (now - this.lastHeard > this.options.serverTimeoutMs) this.findActive('server silent');
+        if (now - this.lastHeard > this.finder.timeout(this.current)) this.findActive('server silent');
         else if (this.sync && now - this.sync.lastProgress > this.options.requestTimeoutMs)
           this.findActive('sync stalled');
         else if (this.chpSnapshot && now - this.lastHeard > this.options.requestTimeoutMs)
           this.findActive('snapshot stalled');
         return;
       case 'ready':
-        if (now - this.lastHeard > this.options.serverTimeoutMs) return this.findActive('server silent');
+        if (now - this.lastHeard > this.finder.timeout(this.current)) return this.findActive('server silent');
         for (const [reqId, batch] of [...this.inflight]) {
           // No answer: send the same writes (same uuids) again; the server applies each once.
           if (now - batch.sentAt > this.options.requestTimeoutMs) this.requeue(reqId);
@@ -851,27 +894,6 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 }
 
-function positiveOption(
-  name: string,
-  value: number | undefined,
-  fallback: number,
-  min: number,
-  integer = false,
-): number {
-  if (value === undefined) return fallback;
-  if (
-    typeof value !== 'number' ||
-    !Number.isFinite(value) ||
-    value < min ||
-    (integer && !Number.isInteger(value))
-  ) {
-    throw new InvalidArgumentError(
-      `${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, not ${String(value)}`,
-    );
-  }
-  return value;
-}
-
 /** Connects and resolves once the replica is loaded from the active server. */
 export async function connect(options: ClientOptions): Promise<Client> {
   const client = new Client(options);
@@ -882,33 +904,4 @@ export async function connect(options: ClientOptions): Promise<Client> {
     throw error;
   }
   return client;
-}
-
-/** Keys from options or files; a bad key or file is the caller's mistake, so InvalidArgumentError. */
-function resolveCurve(curve: CurveOptions, servers: number): { own: KeyPair; servers: string[] } {
-  try {
-    let own: KeyPair;
-    let serverKeys: string[];
-    if ('keyFile' in curve) {
-      own = readKeyFile(curve.keyFile, true);
-      const files = Array.isArray(curve.serverKeyFile) ? curve.serverKeyFile : [curve.serverKeyFile];
-      serverKeys = files.map((file) => readKeyFile(file).publicKey);
-    } else {
-      keyBytes(curve.publicKey, 'curve.publicKey');
-      if (publicKeyOf(curve.secretKey) !== curve.publicKey)
-        throw new KeyError('curve.secretKey does not belong to curve.publicKey');
-      own = { publicKey: curve.publicKey, secretKey: curve.secretKey };
-      serverKeys = Array.isArray(curve.serverPublicKey) ? curve.serverPublicKey : [curve.serverPublicKey];
-      serverKeys.forEach((key, i) => keyBytes(key, `curve.serverPublicKey[${i}]`));
-    }
-    if (serverKeys.length === 1) serverKeys = Array(servers).fill(serverKeys[0]);
-    if (serverKeys.length !== servers)
-      throw new KeyError(
-        `curve needs one server key, or one per server (${servers}), not ${serverKeys.length}`,
-      );
-    return { own, servers: serverKeys };
-  } catch (error) {
-    if (error instanceof KeyError) throw new InvalidArgumentError(error.message);
-    throw error;
-  }
 }

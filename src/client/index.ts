@@ -12,5 +12,7 @@ export {
   type Update,
 } from './client.js';
 export { parseServer, VoteBook, type ServerAddress } from './servers.js';
+export type { Status } from './session.js';
+export type { ServerSeen } from './discovery.js';
 export { zmqTransport, type Link, type LinkHandlers, type Transport } from './transport.js';
 export { WatchStream } from './watch.js';

@@ -29,6 +29,11 @@ export interface Link {
   unfollow(): void;
   /** to the collector (plain CHP KVSET) */
   publish(frames: Buffer[]): void;
+  /**
+   * Resolves once every published KVSET has been handed to a completed collector connection, or
+   * after `timeoutMs` (the collector may be down); at once when nothing was published.
+   */
+  drain(timeoutMs: number): Promise<void>;
   close(): void;
 }
 
@@ -55,6 +60,8 @@ class ZmqLink implements Link {
   private pubOut: Outbox | undefined;
   private pubReady = false;
   private pubWaiting: Buffer[][] = [];
+  /** sends handed to the PUB socket and not yet completed */
+  private pubSending = 0;
   private closed = false;
 
   constructor(
@@ -138,13 +145,32 @@ class ZmqLink implements Link {
       pub.events.on('handshake', () => {
         setTimeout(() => {
           this.pubReady = true;
-          for (const waiting of this.pubWaiting.splice(0)) this.pubOut!.post(waiting);
+          for (const waiting of this.pubWaiting.splice(0)) this.sendToCollector(waiting);
         }, SUBSCRIPTION_GRACE_MS);
       });
       pub.connect(this.server.collector);
     }
-    if (this.pubReady) this.pubOut!.post(frames);
+    if (this.pubReady) this.sendToCollector(frames);
     else this.pubWaiting.push(frames);
+  }
+
+  private sendToCollector(frames: Buffer[]): void {
+    this.pubSending++;
+    const done = () => this.pubSending--;
+    this.pubOut!.send(frames).then(done, done);
+  }
+
+  drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const drained = () =>
+      !this.pub || (this.pubReady && this.pubWaiting.length === 0 && this.pubSending === 0);
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.closed || drained() || Date.now() >= deadline) resolve();
+        else setTimeout(check, 5);
+      };
+      check();
+    });
   }
 
   close(): void {

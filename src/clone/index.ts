@@ -1,6 +1,7 @@
 /** The Clone pattern over CHP (RFC 12): codec, sequenced map, store, server and client core. */
 export * from './kvmsg.js';
 export { KvMap, type Entry } from './kvmap.js';
+export { digestOf, type Digest } from './digest.js';
 export { ReplayLog } from './replay-log.js';
 export {
   Store,

@@ -240,6 +240,11 @@ function isLoopback(address: string): boolean {
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 }
 
+/** Concurrent HTTP connections a node accepts; more are refused by the kernel's accept path. */
+export const HTTP_MAX_CONNECTIONS = 64;
+/** A request must arrive whole, and an idle connection closes, within this time. */
+export const HTTP_TIMEOUT_MS = 5000;
+
 /** The HTTP server for metrics and health. Resolves once listening. */
 export async function startMetricsHttp(
   node: Node,
@@ -273,11 +278,22 @@ export async function startMetricsHttp(
       case '/status':
         return send(200, `${JSON.stringify(node.status())}\n`, 'application/json');
       case '/digest':
-        return send(200, `${JSON.stringify(node.digest())}\n`, 'application/json');
+        node.digest().then(
+          (digest) => send(200, `${JSON.stringify(digest)}\n`, 'application/json'),
+          (error) => send(500, `${String(error)}\n`),
+        );
+        return;
       default:
         return send(404, 'not found: try /metrics, /healthz, /readyz, /status or /digest\n');
     }
   });
+  // Anyone who reaches this port may call it: bound what they can hold. Prometheus and a few
+  // operators need a handful of connections; slow or idle ones are closed.
+  server.maxConnections = HTTP_MAX_CONNECTIONS;
+  server.headersTimeout = HTTP_TIMEOUT_MS;
+  server.requestTimeout = HTTP_TIMEOUT_MS;
+  server.keepAliveTimeout = HTTP_TIMEOUT_MS / 2;
+  server.setTimeout(HTTP_TIMEOUT_MS, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());

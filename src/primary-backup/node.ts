@@ -9,13 +9,15 @@
  * on the strength of silence it slept through.
  */
 import { EventEmitter } from 'node:events';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   CloneServer,
   Store,
   toChange,
   type Durability,
+  digestOf,
   type Admission,
+  type Digest,
   type Entry,
   type KvMsg,
   type Limits,
@@ -141,6 +143,8 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   private unavailable: string | null = null;
   private readonly divergence = new Divergence();
   private readonly acknowledged: AcknowledgedWrites;
+  private digesting: Promise<Digest> | undefined;
+  private lastDigest: { sequence: number; result: Promise<Digest> } | undefined;
   private catchUpTo: number | undefined;
   private wasDegraded = false;
   private lastTick: number;
@@ -281,7 +285,9 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
 
   admit(): Admission {
     if (!this.pairRole) return { accepted: true };
-    const effects = this.run({ type: 'client-request', now: this.now() }, 'client-request');
+    const now = this.now();
+    this.noticeStall(now);
+    const effects = this.run({ type: 'client-request', now }, 'client-request');
     for (const effect of effects) {
       if (effect.type === 'accept') return { accepted: true };
       if (effect.type === 'reject') return { accepted: false, reason: effect.reason };
@@ -327,6 +333,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   // The peer.
 
   private onPeerMessage(msg: PeerMessage): void {
+    this.noticeStall(this.now());
     if (msg.type === 'heartbeat') return this.onHeartbeat(msg.heartbeat);
     if (this.refused) return;
     this.heardPeer();
@@ -598,19 +605,33 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   }
 
   // ------------------------------------------------------------------------------------------
-  // The one periodic timer.
+  // The one periodic timer, and stalls.
 
-  private tick(): void {
-    const now = this.now();
+  /**
+   * Were we frozen (SIGSTOP, a long GC, a costly request)? Then whatever silence we measured, we
+   * slept through it. Checked first thing wherever a decision is taken, not only by the timer: on
+   * waking, the event loop runs queued socket callbacks (a client vote, the passive's acks) before
+   * any timer, and those must not decide on stale clocks. So: suspend judgment of the peer for one
+   * failover timeout (a queued vote is refused, fresh heartbeats decide), and restart the clock of
+   * writes waiting for the passive (it is not slow for time we did not observe). A gap of two
+   * heartbeats triggers this; it is logged and counted as a stall past the old threshold only.
+   */
+  private noticeStall(now: number): void {
     const gap = now - this.lastTick;
+    if (gap <= 2 * this.config.heartbeatMs) return;
     this.lastTick = now;
+    this.peerExpiresAt = Math.max(this.peerExpiresAt, now + this.config.failoverMs);
+    this.source?.forgiveWaits(now);
     if (gap > this.config.heartbeatMs + this.config.failoverMs / 2) {
-      // We were frozen: whatever silence we measured, we slept through it. Suspend judgment for one
-      // failover timeout so that fresh heartbeats, not stale clocks, decide.
-      this.peerExpiresAt = Math.max(this.peerExpiresAt, now + this.config.failoverMs);
       this.log.warn({ stalledMs: gap }, 'event loop stalled; peer silence before now does not count');
       this.emit('stall', gap);
     }
+  }
+
+  private tick(): void {
+    const now = this.now();
+    this.noticeStall(now);
+    this.lastTick = now;
     if (!this.link) return;
     this.noteHistory();
     if (this.fenced && now >= this.peerExpiresAt) this.unfence('the peer fell silent');
@@ -735,17 +756,22 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   }
 
   /**
-   * A fingerprint of the whole map (keys, values, sequences, uuids, deadlines): two nodes with the
-   * same digest hold the same state. O(n log n); for operators and tests, not for hot paths.
+   * A fingerprint of the whole map (src/clone/digest.ts): two nodes with the same digest hold the
+   * same state. Computed a chunk per event-loop turn over a point-in-time copy; concurrent callers
+   * share one computation, and a result is reused while the sequence has not moved, so a flood of
+   * requests costs one computation at a time.
    */
-  digest(): { sequence: number; keys: number; digest: string } {
-    const hash = createHash('sha256');
-    const entries = this.store.map.snapshot('').sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    for (const e of entries) {
-      hash.update(e.key).update('\0').update(String(e.sequence)).update('\0').update(e.uuid, 'latin1');
-      hash.update('\0').update(String(e.expiresAt)).update('\0').update(e.body).update('\n');
-    }
-    return { sequence: this.store.sequence, keys: entries.length, digest: hash.digest('hex') };
+  digest(): Promise<Digest> {
+    const sequence = this.store.sequence;
+    const last = this.lastDigest;
+    if (last && last.sequence === sequence) return last.result;
+    if (this.digesting) return this.digesting;
+    const run = digestOf(this.store.map.snapshot(''), sequence).finally(() => {
+      this.digesting = undefined;
+    });
+    this.digesting = run;
+    this.lastDigest = { sequence, result: run };
+    return run;
   }
 
   /** The periodic timer ran recently: the event loop is turning on time. */

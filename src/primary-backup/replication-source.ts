@@ -39,6 +39,7 @@ export class ReplicationSource {
   private ackedSequence = 0;
   private attachedNow = false;
   private streamId: number | undefined;
+  private forgivenAt = 0;
 
   constructor(private readonly options: SourceOptions) {}
 
@@ -74,7 +75,12 @@ export class ReplicationSource {
   /** Age of the oldest write still waiting for the passive, in ms (0 if none). */
   oldestWaitMs(now: number): number {
     const first = this.waiters[0];
-    return first === undefined ? 0 : now - first.since;
+    return first === undefined ? 0 : now - Math.max(first.since, this.forgivenAt);
+  }
+
+  /** This node was frozen: waits count from now, not from before the time it did not observe. */
+  forgiveWaits(now: number): void {
+    this.forgivenAt = now;
   }
 
   /**

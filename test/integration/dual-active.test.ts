@@ -208,7 +208,7 @@ describe('dual active, resolved by who served more since the fork (two nodes, fa
     const { winner, loser } = await heal();
     expect(winner).to.equal(a);
     expect(loser.node.store.map.get('/k/3')?.body.toString()).to.equal('v-/k/3');
-    expect(loser.node.digest()).to.deep.equal(winner.node.digest());
+    expect(await loser.node.digest()).to.deep.equal(await winner.node.digest());
     // the loser sequenced nothing after the fork: nothing to report, and it says so at info level
     expect(divergenceLine(loser)?.level).to.equal(30);
     expect(divergenceLine(loser)?.msg).to.include('holds every update');
@@ -245,7 +245,7 @@ describe('dual active, resolved by who served more since the fork (two nodes, fa
     const line = divergenceLine(loser)!;
     expect(line.count).to.equal(1);
     expect((line.updates as { key: string }[])[0]!.key).to.equal('/a/1');
-    expect(loser.node.digest()).to.deep.equal(winner.node.digest());
+    expect(await loser.node.digest()).to.deep.equal(await winner.node.digest());
     expect(bothSequencing).to.equal(0);
   });
 
