@@ -80,14 +80,13 @@ export class Divergence {
  * The uuids of the most recent writes this node acknowledged to clients, bounded: the loser of a
  * dual active says which of its lost updates a client had been told were durable.
  */
-export const ACKNOWLEDGED_WRITES_KEPT = 100_000;
-
 export class AcknowledgedWrites {
   private readonly ring: (string | undefined)[];
   private head = 0;
   private readonly set = new Set<string>();
 
-  constructor(capacity: number) {
+  /** 100,000 by default (not dedupeSize, which caps a time horizon and defaults to millions) */
+  constructor(capacity = 100_000) {
     this.ring = new Array<string | undefined>(Math.max(1, capacity));
   }
 

@@ -42,12 +42,7 @@ import { PendingList } from './pending.js';
 import { ReplicationSink } from './replication-sink.js';
 import { ReplicationSource } from './replication-source.js';
 import { Timeline } from './timeline.js';
-import {
-  ACKNOWLEDGED_WRITES_KEPT,
-  AcknowledgedWrites,
-  Divergence,
-  type DivergenceReport,
-} from './divergence.js';
+import { AcknowledgedWrites, Divergence, type DivergenceReport } from './divergence.js';
 
 export interface StateChange {
   readonly from: State;
@@ -169,8 +164,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     // syncs. (Without durable storage a primary restarted without its data looks the same as a
     // fresh one: the data directory will tell them apart.)
     this.history = this.pairRole !== 'backup';
-    // Not dedupeSize itself: that is a memory cap for a time horizon, millions by default.
-    this.acknowledged = new AcknowledgedWrites(Math.min(config.dedupeSize, ACKNOWLEDGED_WRITES_KEPT));
+    this.acknowledged = new AcknowledgedWrites();
     this.pending = new PendingList(config.pendingMax, config.pendingMaxAgeMs);
     this.refusals = new RateLimitedLog(log, 5, 10_000, this.now);
     const limits = (this.limits = limitsOf(config));
