@@ -6,11 +6,14 @@
  *
  * With CURVE every socket is encrypted and the DEALER's routing id is this client's session token
  * (security/session.ts). Updates then come over the DEALER (TFOLLOW), filtered by the server to
- * what this key may read, because a PUB cannot filter per subscriber (docs/security.md).
+ * what this key may read, because a PUB cannot filter per subscriber (docs/security.md). A server
+ * honours a token for one connection only, made soon after the token was minted: so the DEALER is
+ * replaced, with a new token, whenever its connection ends, when its token has aged while it was
+ * not connected, and when the server says the session is not valid.
  */
 import * as zmq from 'zeromq';
 import { encodeRequestId, Native, Outbox, receiveLoop } from '../clone/index.js';
-import { curveClientOptions, sessionToken } from '../security/index.js';
+import { curveClientOptions, sessionToken, tokenMintedAt } from '../security/index.js';
 import type { ServerAddress } from './servers.js';
 
 export interface LinkHandlers {
@@ -40,6 +43,10 @@ export interface Link {
 export type Transport = (server: ServerAddress, handlers: LinkHandlers) => Link;
 
 const SUBSCRIPTION_GRACE_MS = 20;
+/** a token older than this is not used for a new connection (servers honour them for >= 60 s) */
+const TOKEN_RENEW_MS = 30_000;
+const RENEW_CHECK_MS = 5_000;
+const RENEW_MIN_GAP_MS = 1000;
 
 export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server, handlers);
 
@@ -50,8 +57,13 @@ class ZmqLink implements Link {
   private readonly context = new zmq.Context({ ioThreads: 1 });
   // immediate: queue only to a completed connection, so votes to a dead server fail at once
   // instead of piling up and flooding it when it comes back.
-  private readonly dealer: zmq.Dealer;
-  private readonly dealerOut: Outbox;
+  private dealer!: zmq.Dealer;
+  private dealerOut!: Outbox;
+  /** the DEALER has a completed handshake (with CURVE: its token is in use) */
+  private dealerConnected = false;
+  private lastRenewAt = 0;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private renewLater: NodeJS.Timeout | undefined;
   private readonly curve: Record<string, string> = {};
   /** following over the DEALER (TFOLLOW) rather than a SUB */
   private followingByRequest = false;
@@ -70,7 +82,20 @@ class ZmqLink implements Link {
   ) {
     const { curve } = server;
     if (curve) this.curve = curveClientOptions(curve.own, curve.serverPublicKey);
-    this.dealer = new zmq.Dealer({
+    this.openDealer();
+    if (curve) {
+      this.renewTimer = setInterval(() => {
+        const minted = tokenMintedAt(this.dealer.routingId ?? '');
+        if (!this.dealerConnected && minted !== undefined && Date.now() - minted > TOKEN_RENEW_MS)
+          this.renewDealer();
+      }, RENEW_CHECK_MS);
+      this.renewTimer.unref();
+    }
+  }
+
+  private openDealer(): void {
+    const { curve } = this.server;
+    const dealer = new zmq.Dealer({
       context: this.context,
       linger: 0,
       immediate: true,
@@ -79,15 +104,46 @@ class ZmqLink implements Link {
       ...this.curve,
       ...(curve ? { routingId: sessionToken(curve.own, curve.serverPublicKey) } : {}),
     });
-    this.dealerOut = new Outbox(this.dealer, () => undefined);
-    this.dealer.connect(server.snapshot);
-    void receiveLoop(this.dealer, (frames) => {
+    this.dealer = dealer;
+    this.dealerOut = new Outbox(dealer, () => undefined);
+    this.dealerConnected = false;
+    if (curve) {
+      dealer.events.on('handshake', () => {
+        if (this.dealer === dealer) this.dealerConnected = true;
+      });
+      // A reconnect by libzmq would reuse the token, which the server honours only once.
+      dealer.events.on('disconnect', () => {
+        if (this.dealer === dealer) this.renewDealer();
+      });
+    }
+    dealer.connect(this.server.snapshot);
+    void receiveLoop(dealer, (frames) => {
+      if (this.dealer !== dealer) return;
       if (frames[0]?.toString('latin1') === Native.PUBLISH) {
-        if (this.followingByRequest) handlers.update(frames.slice(1));
-      } else {
-        handlers.reply(frames);
+        if (this.followingByRequest) this.handlers.update(frames.slice(1));
+        return;
       }
+      if (curve && isUnauthenticated(frames)) this.renewDealer();
+      this.handlers.reply(frames);
     });
+  }
+
+  /** A new DEALER with a new token; what was queued on the old one is lost, as on a disconnect. */
+  private renewDealer(): void {
+    if (this.closed || this.renewLater) return;
+    const wait = this.lastRenewAt + RENEW_MIN_GAP_MS - Date.now();
+    if (wait > 0) {
+      // At most one new socket a second, even if the server keeps refusing.
+      this.renewLater = setTimeout(() => {
+        this.renewLater = undefined;
+        this.renewDealer();
+      }, wait);
+      return;
+    }
+    this.lastRenewAt = Date.now();
+    this.dealerOut.close();
+    this.dealer.close();
+    this.openDealer();
   }
 
   request(frames: Buffer[], onFail?: () => void): void {
@@ -176,10 +232,19 @@ class ZmqLink implements Link {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.renewTimer);
+    clearTimeout(this.renewLater);
     this.dealerOut.close();
     this.pubOut?.close();
     this.dealer.close();
     this.sub?.close();
     this.pub?.close();
   }
+}
+
+/** [TERROR, reqId, 'unauthenticated', ...]: the server holds no session for this connection. */
+function isUnauthenticated(frames: Buffer[]): boolean {
+  return (
+    frames[0]?.toString('latin1') === Native.ERROR && frames[2]?.toString('latin1') === 'unauthenticated'
+  );
 }

@@ -16,6 +16,7 @@ import * as zmq from 'zeromq';
 import type { Logger } from '../log/index.js';
 import {
   curveServerOptions,
+  notifyConnections,
   watchHandshakes,
   type Domain,
   type Guard,
@@ -234,6 +235,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       receiveHighWaterMark: quotas.collectorQueue,
     });
     if (this.guard) {
+      notifyConnections(this.router);
       watchHandshakes(this.router, this.guard, 'snapshot');
       watchHandshakes(this.publisher, this.guard, 'publisher');
       watchHandshakes(this.collector, this.guard, 'collector');
@@ -262,12 +264,23 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     );
     void receiveLoop(this.router, (frames) => this.onRequest(frames));
     void receiveLoop(this.collector, (frames) => this.onCollected(frames));
+    // Every node sends HUGZ, as the guide's passive does: the active's carry the published
+    // sequence, a passive's its own. A client only follows the active's publisher; what a passive's
+    // HUGZ are for is its advertisement (`twinstar=1`), so that an auto-mode client learns the
+    // node speaks the native protocol, and can be told "no-history", even while no node is active.
+    this.hugzTimer = setInterval(() => this.sendHugz(), this.options.heartbeatMs);
+  }
+
+  private sendHugz(): void {
+    if (this.closed) return;
+    this.publish(encodeHugz(this.active ? this.publishedSequence : this.store.sequence, this.advertised));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.setActive(false);
+    clearInterval(this.hugzTimer);
     this.routerOut.close();
     this.pubOut.close();
     this.router.close();
@@ -283,17 +296,12 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     this.unpublished = [];
     this.unpublishedHead = 0;
     this.followers.clear();
-    clearInterval(this.hugzTimer);
     clearInterval(this.ttlTimer);
-    this.hugzTimer = this.ttlTimer = undefined;
+    this.ttlTimer = undefined;
     if (!active || this.closed) return;
     this.publishedSequence = this.store.sequence;
-    this.hugzTimer = setInterval(
-      () => this.publish(encodeHugz(this.publishedSequence, this.advertised)),
-      this.options.heartbeatMs,
-    );
     this.ttlTimer = setInterval(() => this.expireTtl(), Math.min(100, this.options.heartbeatMs));
-    this.publish(encodeHugz(this.publishedSequence, this.advertised));
+    this.sendHugz();
     this.expireTtl();
   }
 
@@ -424,7 +432,13 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private onRequest([identity, command, ...args]: Buffer[]): void {
     if (identity === undefined || command === undefined) return;
     try {
-      // With security on, the routing id is the client's session token (security/session.ts).
+      // With security on, the routing id is the client's session token (security/session.ts),
+      // and an empty message is libzmq's notice that its connection began or ended.
+      if (this.guard && command.length === 0 && args.length === 0) {
+        const refused = this.guard.connectionNotice(identity);
+        if (refused) this.warnings.warn({ reason: refused }, 'session token refused');
+        return;
+      }
       const principal = this.guard?.principalOf(identity);
       if (this.guard && principal === undefined) return this.unauthenticated(identity, args);
       this.dispatch(identity, command.toString('latin1'), args, principal);
@@ -684,7 +698,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       identity,
       Buffer.from(Native.PONG),
       encodeRequestId(reqId),
-      Buffer.from(this.sequencing() ? 'ACTIVE' : this.options.policy.stateName()),
+      Buffer.from(this.sequencing() ? 'ACTIVE' : this.active ? 'FENCED' : this.options.policy.stateName()),
       encodeSequence(this.store.sequence),
       Buffer.from(this.options.policy.term()),
       Buffer.from(String(this.options.heartbeatMs)),

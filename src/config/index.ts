@@ -10,6 +10,7 @@ import convict from 'convict';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_LIMITS, DEFAULT_QUOTAS, type Limits } from '../clone/index.js';
 import { ConfigError } from '../errors.js';
+import { DEFAULT_SESSION_LIFETIME_MS } from '../security/binding.js';
 
 const hostPort = (value: unknown) => {
   if (value === null) return;
@@ -253,6 +254,16 @@ export const schema = {
     env: 'TWINSTAR_PEER_KEY_FILE',
     arg: 'peer-key-file',
   },
+  sessionLifetimeMs: {
+    doc: 'with curve: how long after a client minted its session token the token may start a connection, in ms (at least 60000)',
+    format: (value: unknown) => {
+      positive(value);
+      if ((value as number) < 60_000) throw new Error('must be at least 60000');
+    },
+    default: DEFAULT_SESSION_LIFETIME_MS,
+    env: 'TWINSTAR_SESSION_LIFETIME_MS',
+    arg: 'session-lifetime-ms',
+  },
   clientsFile: {
     doc: 'allow-list of client keys and their read/write prefixes (JSON, docs/security.md); reloaded on SIGHUP and on change',
     format: String,
@@ -298,6 +309,7 @@ export interface ServerConfig {
   keyFile: string;
   peerKeyFile: string;
   clientsFile: string;
+  sessionLifetimeMs: number;
 }
 
 export const ROLE_DEFAULTS = {

@@ -209,6 +209,11 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
       'Client keys on the allow-list in force',
       () => security.allowList.current.size,
     );
+    gauge(
+      'twinstar_client_sessions',
+      'Client connections on the snapshot socket that hold a session (a token bound to their key)',
+      () => security.guard.liveSessions,
+    );
     security.guard.on('authFailure', (socket, reason) => authFailures.inc({ socket, reason }));
     security.allowList.on('reloaded', () => reloads.inc({ result: 'ok' }));
     security.allowList.on('reloadFailed', () => reloads.inc({ result: 'failed' }));

@@ -170,7 +170,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     const limits = (this.limits = limitsOf(config));
     const guard = options.guard;
     const context = guard ? new zmq.Context() : undefined;
-    if (guard && context) this.zap = new ZapHandler(context, (domain, key) => guard.authorize(domain, key));
+    if (guard && context) this.zap = new ZapHandler(context, (domain, key) => guard.admit(domain, key));
     const dedupeWarnings = new RateLimitedLog(log, 1, 10_000, this.now);
     this.store = new Store({
       replayLogSize: config.replayLogSize,

@@ -154,14 +154,18 @@ describe('Binary Star pair (real processes)', function () {
     expect(a.keys).to.equal(1600);
   });
 
-  it('promise 3: SIGSTOP of the active past the timeout, promotion of the backup, SIGCONT: the dual active resolves by epoch and the loser resyncs', async () => {
+  it('promise 3: SIGSTOP of the active past the timeout, promotion of the backup, SIGCONT: the dual active resolves for the node that served, and the loser resyncs without a false "lost" report', async () => {
     const { primary, backup } = await startPair();
     const c = await client('/s/');
     for (let i = 0; i < 50; i++) await c.set(`/s/before${i}`, 'x');
     const failedOver = new Promise((resolve) => c.once('failover', resolve));
+    // Writes in flight when the active freezes: some are sequenced there and never replicated;
+    // the client re-sends them (same uuids) to the new active, which must not make them "lost".
+    const inFlight = Array.from({ length: 300 }, (_, i) => c.set(`/s/inflight${i}`, 'z'));
     primary.signal('SIGSTOP');
     await within(failedOver, 10_000, 'the client to fail over');
     expect(c.server).to.equal(backup.endpoint);
+    await within(Promise.all(inFlight), 15_000, 'the in-flight writes to be acknowledged by the new active');
     for (let i = 0; i < 50; i++) await c.set(`/s/after${i}`, 'y');
     expect((await backup.status()).epoch).to.equal(2);
     primary.signal('SIGCONT');
@@ -171,12 +175,29 @@ describe('Binary Star pair (real processes)', function () {
       'the woken primary to demote',
     );
     expect((await backup.status()).state).to.equal('ACTIVE');
-    expect(primary.logs((l) => l.msg === 'dual active: this node loses and demotes')).to.have.length(1);
+    expect(
+      primary.logs(
+        (l) => l.msg === 'dual active: the peer served more since the fork; this node demotes and resyncs',
+      ),
+    ).to.have.length(1);
     await waitFor(
       async () => (await backup.status()).degraded === false,
       10_000,
       'the loser to resync and attach',
     );
+    // The frozen primary sequenced nothing the backup lacks (every write it had was replicated):
+    // its report says so at info level, with no error-level "lost" line.
+    await waitFor(
+      () => primary.logs((l) => String(l.msg).startsWith('dual active lost')).length > 0,
+      10_000,
+      'the loser to report after its resync',
+    );
+    expect(primary.logs((l) => String(l.msg).startsWith('dual active lost') && l.level === 50)).to.deep.equal(
+      [],
+    );
+    // and the case was exercised: the frozen primary had sequenced writes the client then re-sent
+    const [report] = primary.logs((l) => String(l.msg).startsWith('dual active lost'));
+    expect(report!.candidates).to.be.greaterThan(0);
     const [a, b] = await Promise.all([digest(backup.http), digest(primary.http)]);
     expect(b).to.deep.equal(a);
     expect(primary.exited || backup.exited).to.equal(false, 'nobody crashed');
