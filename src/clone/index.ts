@@ -37,6 +37,6 @@ export {
   type NotActiveReason,
 } from './protocol.js';
 export { Outbox, errorCode } from './outbox.js';
-export { UuidWindow } from './uuid-window.js';
+export { UuidWindow, type UuidWindowOptions } from './uuid-window.js';
 export { receiveLoop } from './receive-loop.js';
 export { newUuid } from './uuid.js';

@@ -314,15 +314,15 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   /** Sequence a change, publish it and tell listeners (replication, metrics). Active only. */
-  commit(change: Change, source: ChangeSource): CommitResult {
-    const result = this.store.commit(change);
+  commit(change: Change, source: ChangeSource, now: number): CommitResult {
+    const result = this.store.commit(change, now);
     if (!result.duplicate) this.announce(result.entry, source);
     return result;
   }
 
   /** Apply a change the active sequenced (this node is passive): no publishing. */
-  applyReplicated(entry: Entry): ReplicateResult {
-    return this.store.replicate(entry);
+  applyReplicated(entry: Entry, now: number): ReplicateResult {
+    return this.store.replicate(entry, now);
   }
 
   /**
@@ -426,7 +426,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       this.options.policy.collectWhileInactive(msg, now);
       return;
     }
-    const result = this.commit(change, 'collector');
+    const result = this.commit(change, 'collector', now);
     if (result.duplicate) this.emit('dropped', 'collector', 'duplicate');
   }
 
@@ -647,7 +647,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       return this.denyWrites(identity, reqId, changes, principal);
     if (!this.admitNative(identity, reqId, Native.SET)) return;
     const sequences = changes.map((change) => {
-      const result = this.commit(change, 'native');
+      const result = this.commit(change, 'native', now);
       return result.duplicate ? result.sequence : result.entry.sequence;
     });
     const seqFrame = Buffer.allocUnsafe(8 * sequences.length);

@@ -125,10 +125,20 @@ export const schema = {
     env: 'TWINSTAR_REPLAY_LOG_SIZE',
     arg: 'replay-log-size',
   },
+  dedupeMs: {
+    doc: "every write uuid is remembered at least this long, so that a retried write applies once; keep it above the clients' writeTimeoutMs (10 s); at least 1000",
+    format: (value: unknown) => {
+      positive(value);
+      if ((value as number) < 1000) throw new Error('must be at least 1000 (1 s)');
+    },
+    default: 30_000,
+    env: 'TWINSTAR_DEDUPE_MS',
+    arg: 'dedupe-ms',
+  },
   dedupeSize: {
-    doc: 'recent write uuids remembered so that a retried write applies once',
+    doc: 'memory cap on the write uuids remembered (40 to 75 bytes of heap each, about 225 MB when full); a uuid it forces out before dedupeMs is counted in twinstar_dedupe_evicted_early_total',
     format: positive,
-    default: 100_000,
+    default: 3_000_000,
     env: 'TWINSTAR_DEDUPE_SIZE',
     arg: 'dedupe-size',
   },
@@ -280,6 +290,7 @@ export interface ServerConfig {
   httpPort: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   replayLogSize: number;
+  dedupeMs: number;
   dedupeSize: number;
   pendingMax: number;
   pendingMaxAgeMs: number;

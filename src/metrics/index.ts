@@ -159,6 +159,11 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
     help: 'Updates this node had accepted that the winner of a dual active did not have',
     registers: r,
   });
+  const evictedEarly = new Counter({
+    name: 'twinstar_dedupe_evicted_early_total',
+    help: 'Write uuids forgotten before dedupeMs because dedupeSize was reached: a retry of one would apply twice',
+    registers: r,
+  });
   const stalls = new Counter({
     name: 'twinstar_event_loop_stalls_total',
     help: 'Event-loop stalls longer than half the failover timeout',
@@ -170,6 +175,7 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
   node.on('divergent', (count) => divergent.inc(count));
   node.on('peer-dropped', (reason) => dropped.inc({ socket: 'peer', reason }));
   node.on('stall', () => stalls.inc());
+  node.on('dedupe-evicted-early', () => evictedEarly.inc());
   node.server.on('change', (_entry, source) => updates.inc({ source }));
   node.server.on('snapshot', (kind, _keys, ms) => {
     snapshots.inc({ kind });
