@@ -24,6 +24,7 @@ import {
   formatProperties,
   HUGZ,
   KTHXBAI,
+  KvMsgError,
   Native,
   newUuid,
   packBatch,
@@ -32,7 +33,6 @@ import {
   DEFAULT_LIMITS,
   type Durability,
   type Entry,
-  type KvMsg,
   type Limits,
   type ReplicaChange,
 } from '../clone/index.js';
@@ -47,6 +47,16 @@ import {
 import type { Logger } from '../log/index.js';
 import { silentLogger } from '../log/index.js';
 import { KeyError, keyBytes, publicKeyOf, readKeyFile, type KeyPair } from '../security/index.js';
+import {
+  decodeAckSequences,
+  DropCounter,
+  isMalformed,
+  Quarantine,
+  reasonOf,
+  ReplyError,
+  type DropInfo,
+  type DropSource,
+} from './drops.js';
 import { parseServer, VoteBook, type ServerAddress } from './servers.js';
 import { zmqTransport, type Link, type Transport } from './transport.js';
 import { WatchStream } from './watch.js';
@@ -135,7 +145,15 @@ export interface ClientEvents {
   mode: [mode: 'native' | 'chp'];
   ready: [info: { server: string; sequence: number }];
   error: [error: Error];
+  /** a message from a server was malformed and dropped (counted in `stats().dropped`) */
+  dropped: [info: DropInfo];
   close: [];
+}
+
+/** Counters of what the client has seen go wrong. */
+export interface ClientStats {
+  /** messages from servers dropped as malformed, by reason (e.g. 'batch-truncated', 'ack-size') */
+  readonly dropped: Record<string, number>;
 }
 
 export interface SetOptions {
@@ -205,6 +223,9 @@ export class Client extends EventEmitter<ClientEvents> {
   private pendingFailoverFrom: string | undefined;
   private readonly timer: unknown;
   private readonly readyWaiters: { resolve(): void; reject(error: Error): void }[] = [];
+  private readonly drops = new DropCounter();
+  /** servers whose replies were malformed: no vote goes to them until their time is up */
+  private readonly quarantine = new Quarantine();
 
   constructor(options: ClientOptions) {
     super();
@@ -236,8 +257,8 @@ export class Client extends EventEmitter<ClientEvents> {
     const transport = options.transport ?? zmqTransport;
     this.links = this.servers.map((server, i) =>
       transport(server, {
-        reply: (frames) => this.onReply(i, frames),
-        update: (frames) => this.onPublished(i, frames),
+        reply: (frames) => this.guard(i, 'reply', frames),
+        update: (frames) => this.guard(i, 'published', frames),
       }),
     );
     this.lastTick = this.startedAt = this.clock.now();
@@ -368,6 +389,11 @@ export class Client extends EventEmitter<ClientEvents> {
     return this.degradedNow;
   }
 
+  /** What the client has dropped since it started. */
+  stats(): ClientStats {
+    return { dropped: this.drops.snapshot() };
+  }
+
   /** Writes issued and not yet settled (acknowledged, failed or timed out). */
   get pendingWrites(): number {
     return this.unsettled;
@@ -410,7 +436,8 @@ export class Client extends EventEmitter<ClientEvents> {
   private voteRound(): void {
     const now = this.clock.now();
     this.lastVoteRound = now;
-    for (const i of this.votes.due(this.links.length, now)) this.sendSync(i, true);
+    for (const i of this.votes.due(this.links.length, now))
+      if (!this.quarantine.has(i, now)) this.sendSync(i, true);
   }
 
   private sendSync(server: number, vote: boolean): void {
@@ -507,11 +534,55 @@ export class Client extends EventEmitter<ClientEvents> {
   // ------------------------------------------------------------------------------------------
   // Incoming messages.
 
+  /**
+   * Every message from a socket comes through here: nothing a server sends may throw out of a
+   * socket handler (it would end the receive loop or the application's process). A malformed
+   * message is dropped and counted; whatever else goes wrong is logged and counted too.
+   */
+  private guard(server: number, source: DropSource, frames: Buffer[]): void {
+    try {
+      if (source === 'reply') this.onReply(server, frames);
+      else this.onPublished(server, frames);
+    } catch (error) {
+      try {
+        this.dropped(server, source, error);
+      } catch (inner) {
+        this.log.error({ err: inner }, 'failed to handle a dropped message');
+      }
+    }
+  }
+
+  /**
+   * A message from `server` was dropped. A malformed reply means that server is broken for now:
+   * it gets no vote for a server timeout and, if it is the one in use, the client looks for the
+   * active again (it tries the other server). A malformed update may hide a change: resume.
+   */
+  private dropped(server: number, source: DropSource, error: unknown, broken = true): void {
+    const reason = reasonOf(error);
+    this.drops.count(reason);
+    const info: DropInfo = {
+      server: this.servers[server]!.snapshot,
+      source,
+      reason,
+      message: error instanceof Error ? error.message : String(error),
+    };
+    if (isMalformed(error)) this.log.warn(info, `dropped a malformed ${source} message`);
+    else this.log.error({ ...info, err: error }, `failed to handle a ${source} message`);
+    if (this.phase !== 'closed' && broken && isMalformed(error)) {
+      if (source === 'reply') {
+        this.quarantine.add(server, this.clock.now() + this.options.serverTimeoutMs);
+        if (server === this.current) this.findActive(`malformed reply (${reason})`);
+      } else if (server === this.current) {
+        this.resyncCurrent();
+      }
+    }
+    this.emit('dropped', info);
+  }
+
   private onPublished(server: number, frames: Buffer[]): void {
     if (server !== this.current || this.phase === 'closed') return;
     this.lastHeard = this.clock.now();
-    const msg = this.decode(frames, 'published');
-    if (msg === undefined) return;
+    const msg = decodeKvMsg(frames, this.limits);
     if (!this.subscriptionConfirmed) {
       this.subscriptionConfirmed = true;
       // The subscription is in force from now on, but updates published between the sync's answer
@@ -543,10 +614,9 @@ export class Client extends EventEmitter<ClientEvents> {
       return;
     }
     if (frames.length === 5 && this.modeNow !== 'native') return this.onChpSnapshot(server, frames);
-    this.log.warn(
-      { server: this.servers[server]!.snapshot, tag: tag?.slice(0, 16) },
-      'dropped an unexpected reply',
-    );
+    // Not a message of the protocol (or an answer in the other mode): counted, the server kept.
+    const what = `unexpected reply ${JSON.stringify(tag?.slice(0, 16))} (${frames.length} frames)`;
+    this.dropped(server, 'reply', new ReplyError('unexpected-reply', what), false);
   }
 
   /** Returns false if the frames are not a native reply after all. */
@@ -554,15 +624,20 @@ export class Client extends EventEmitter<ClientEvents> {
     switch (tag) {
       case Native.SYNC:
       case Native.SYNC_END: {
-        if (this.phase === 'finding' && this.votes.serverOf(reqId) === server) this.choose(server, reqId);
-        const sync = this.sync;
-        if (!sync || sync.reqId !== reqId || sync.server !== server) return true; // a losing vote's answer
+        const voteAnswer = this.phase === 'finding' && this.votes.serverOf(reqId) === server;
+        const wanted = this.sync?.reqId === reqId && this.sync.server === server;
+        if (!voteAnswer && !wanted) return true; // a losing vote's answer
+        // Decode before acting on it: a malformed answer throws here and changes nothing.
+        if (frames[2] === undefined) throw new KvMsgError('frame-count', `${tag} without its data frame`);
+        const batch = tag === Native.SYNC ? unpackBatch(frames[2], this.limits) : undefined;
+        const sequence = tag === Native.SYNC_END ? decodeSequence(frames[2]) : -1;
+        if (voteAnswer) this.choose(server, reqId);
+        const sync = this.sync!;
         sync.lastProgress = this.clock.now();
         this.lastHeard = sync.lastProgress;
-        if (tag === Native.SYNC) {
-          for (const entry of unpackBatch(frames[2] ?? Buffer.alloc(0))) sync.entries.push(entry);
+        if (batch) {
+          for (const entry of batch) sync.entries.push(entry);
         } else {
-          const sequence = decodeSequence(frames[2] ?? Buffer.alloc(0));
           this.finishSync(
             sequence,
             (frames[3] ?? Buffer.alloc(0)).toString(),
@@ -620,8 +695,7 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   private onChpSnapshot(server: number, frames: Buffer[]): void {
-    const msg = this.decode(frames, 'snapshot');
-    if (msg === undefined) return;
+    const msg = decodeKvMsg(frames, this.limits);
     if (this.phase === 'finding') {
       if (this.modeNow === 'auto') this.setMode('chp');
       this.votes.clear();
@@ -639,16 +713,6 @@ export class Client extends EventEmitter<ClientEvents> {
       this.finishSync(msg.sequence, '', 'snapshot', snap.entries);
     } else {
       snap.entries.push({ ...msg, expiresAt: 0 });
-    }
-  }
-
-  /** A server's kvmsg, or undefined (logged) if it is malformed: a bad message never stops the client. */
-  private decode(frames: Buffer[], what: 'published' | 'snapshot'): KvMsg | undefined {
-    try {
-      return decodeKvMsg(frames);
-    } catch (error) {
-      this.log.warn({ err: error }, `dropped a malformed ${what} message`);
-      return undefined;
     }
   }
 
@@ -755,12 +819,11 @@ export class Client extends EventEmitter<ClientEvents> {
   private onAck(reqId: number, frames: Buffer[]): void {
     const batch = this.inflight.get(reqId);
     if (!batch) return; // already answered, or re-sent after a timeout: the later answer settles it
+    // A malformed acknowledgement throws here: the batch stays in flight and goes to the active.
+    const seqs = decodeAckSequences(frames[2], batch.writes.length);
     this.inflight.delete(reqId);
-    const seqs = frames[2] ?? Buffer.alloc(0);
     const durability = (frames[3] ?? Buffer.alloc(0)).toString() as Durability;
-    batch.writes.forEach((w, i) =>
-      this.settle(w, 8 * i + 8 <= seqs.length ? Number(seqs.readBigInt64BE(8 * i)) : 0),
-    );
+    batch.writes.forEach((w, i) => this.settle(w, seqs[i]!));
     const degraded = durability === 'degraded';
     if (degraded !== this.degradedNow) {
       this.degradedNow = degraded;
@@ -846,7 +909,12 @@ export class Client extends EventEmitter<ClientEvents> {
 
   private deliver(changes: ReplicaChange[], resync: boolean): void {
     for (const c of changes) {
-      this.emit('update', { key: c.key, value: c.value, seq: c.sequence, deleted: c.deleted, resync });
+      try {
+        this.emit('update', { key: c.key, value: c.value, seq: c.sequence, deleted: c.deleted, resync });
+      } catch (error) {
+        // The application's bug: it must not stop the other listeners, the sync or the socket.
+        this.log.error({ err: error, key: c.key }, "an 'update' listener threw");
+      }
     }
   }
 }

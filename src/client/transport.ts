@@ -36,6 +36,21 @@ export type Transport = (server: ServerAddress, handlers: LinkHandlers) => Link;
 
 const SUBSCRIPTION_GRACE_MS = 20;
 
+/**
+ * The handlers (the client's) drop and count whatever they cannot use and never throw; this is the
+ * last line: an exception out of a handler would end the receive loop (the socket would go deaf)
+ * and reject a promise nobody awaits, which ends the application's process.
+ */
+function guarded(handle: (frames: Buffer[]) => void): (frames: Buffer[]) => void {
+  return (frames) => {
+    try {
+      handle(frames);
+    } catch (error) {
+      process.emitWarning(`twinstar client: a socket handler threw: ${String(error)}`);
+    }
+  };
+}
+
 export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server, handlers);
 
 class ZmqLink implements Link {
@@ -74,13 +89,16 @@ class ZmqLink implements Link {
     });
     this.dealerOut = new Outbox(this.dealer, () => undefined);
     this.dealer.connect(server.snapshot);
-    void receiveLoop(this.dealer, (frames) => {
-      if (frames[0]?.toString('latin1') === Native.PUBLISH) {
-        if (this.followingByRequest) handlers.update(frames.slice(1));
-      } else {
-        handlers.reply(frames);
-      }
-    });
+    void receiveLoop(
+      this.dealer,
+      guarded((frames) => {
+        if (frames[0]?.toString('latin1') === Native.PUBLISH) {
+          if (this.followingByRequest) handlers.update(frames.slice(1));
+        } else {
+          handlers.reply(frames);
+        }
+      }),
+    );
   }
 
   request(frames: Buffer[], onFail?: () => void): void {
@@ -105,9 +123,12 @@ class ZmqLink implements Link {
     for (const prefix of prefixes) sub.subscribe(prefix);
     sub.connect(this.server.publisher);
     this.sub = sub;
-    void receiveLoop(sub, (frames) => {
-      if (this.sub === sub) this.handlers.update(frames);
-    });
+    void receiveLoop(
+      sub,
+      guarded((frames) => {
+        if (this.sub === sub) this.handlers.update(frames);
+      }),
+    );
   }
 
   unfollow(): void {
