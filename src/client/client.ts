@@ -45,7 +45,7 @@ import {
   TimeoutError,
 } from '../errors.js';
 import type { Logger } from '../log/index.js';
-import { silentLogger } from '../log/index.js';
+import { RateLimitedLog, silentLogger } from '../log/index.js';
 import { KeyError, keyBytes, publicKeyOf, readKeyFile, type KeyPair } from '../security/index.js';
 import {
   decodeAckSequences,
@@ -224,6 +224,7 @@ export class Client extends EventEmitter<ClientEvents> {
   private readonly timer: unknown;
   private readonly readyWaiters: { resolve(): void; reject(error: Error): void }[] = [];
   private readonly drops = new DropCounter();
+  private readonly dropLog: RateLimitedLog;
   /** servers whose replies were malformed: no vote goes to them until their time is up */
   private readonly quarantine = new Quarantine();
 
@@ -252,6 +253,7 @@ export class Client extends EventEmitter<ClientEvents> {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? silentLogger();
+    this.dropLog = new RateLimitedLog(this.log, 10, 10_000, () => this.clock.now());
     this.votes = new VoteBook(this.options.serverTimeoutMs);
     this.replica = new Replica(this.subtree);
     const transport = options.transport ?? zmqTransport;
@@ -566,7 +568,7 @@ export class Client extends EventEmitter<ClientEvents> {
       reason,
       message: error instanceof Error ? error.message : String(error),
     };
-    if (isMalformed(error)) this.log.warn(info, `dropped a malformed ${source} message`);
+    if (isMalformed(error)) this.dropLog.warn({ ...info }, `dropped a malformed ${source} message`);
     else this.log.error({ ...info, err: error }, `failed to handle a ${source} message`);
     if (this.phase !== 'closed' && broken && isMalformed(error)) {
       if (source === 'reply') {
