@@ -57,6 +57,7 @@ import {
   type DropInfo,
   type DropSource,
 } from './drops.js';
+import { AppliedWaiters } from './read-your-writes.js';
 import { parseServer, VoteBook, type ServerAddress } from './servers.js';
 import { zmqTransport, type Link, type Transport } from './transport.js';
 import { WatchStream } from './watch.js';
@@ -227,6 +228,10 @@ export class Client extends EventEmitter<ClientEvents> {
   private readonly dropLog: RateLimitedLog;
   /** servers whose replies were malformed: no vote goes to them until their time is up */
   private readonly quarantine = new Quarantine();
+  /** acknowledged writes waiting for the replica to apply their sequence (read-your-writes) */
+  private readonly applying = new AppliedWaiters<Write>();
+  /** when a write last started waiting for the replica, or the replica last released one */
+  private applyProgress = 0;
 
   constructor(options: ClientOptions) {
     super();
@@ -408,6 +413,7 @@ export class Client extends EventEmitter<ClientEvents> {
     const error = new ClosedError();
     for (const w of this.queue) this.fail(w, error);
     for (const batch of this.inflight.values()) for (const w of batch.writes) this.fail(w, error);
+    this.applying.drain((w) => this.fail(w, error));
     this.queue = [];
     this.inflight.clear();
     for (const waiter of this.readyWaiters.splice(0)) waiter.reject(error);
@@ -825,12 +831,30 @@ export class Client extends EventEmitter<ClientEvents> {
     const seqs = decodeAckSequences(frames[2], batch.writes.length);
     this.inflight.delete(reqId);
     const durability = (frames[3] ?? Buffer.alloc(0)).toString() as Durability;
-    batch.writes.forEach((w, i) => this.settle(w, seqs[i]!));
+    batch.writes.forEach((w, i) => this.settleWhenApplied(w, seqs[i]!));
     const degraded = durability === 'degraded';
     if (degraded !== this.degradedNow) {
       this.degradedNow = degraded;
       this.emit('degraded', degraded);
     }
+  }
+
+  /**
+   * Read-your-writes: an acknowledged write resolves once the replica has applied its sequence,
+   * at once when it has (the usual case), else when the update or a resync brings it there, on
+   * this server or after a failover. The write's own deadline still bounds the wait.
+   */
+  private settleWhenApplied(w: Write, sequence: number): void {
+    if (sequence <= this.replica.sequence) return this.settle(w, sequence);
+    if (this.applying.size === 0) this.applyProgress = this.clock.now();
+    this.applying.add(sequence, w.deadline, w);
+  }
+
+  /** The replica moved: resolve the writes it now reflects. */
+  private releaseApplied(): void {
+    if (this.applying.lowest > this.replica.sequence) return;
+    this.applying.release(this.replica.sequence, (w, sequence) => this.settle(w, sequence));
+    this.applyProgress = this.clock.now();
   }
 
   /** At a failover every unacknowledged write goes back to the queue, in issue order, same uuid. */
@@ -907,6 +931,20 @@ export class Client extends EventEmitter<ClientEvents> {
     }
     for (const batch of this.inflight.values())
       for (const w of batch.writes) if (expired(w)) this.fail(w, timeout());
+    this.applying.expire(now, (w, sequence) =>
+      this.fail(
+        w,
+        new TimeoutError(
+          `write acknowledged as sequence ${sequence}, but this client's replica did not reach it within ${this.options.writeTimeoutMs} ms`,
+        ),
+      ),
+    );
+    // An acknowledged change that does not arrive (lost on the way, or a delete that changed
+    // nothing for a subtree client to see): a resume brings the replica up to the server's sequence.
+    if (this.applying.size > 0 && now - this.applyProgress > this.options.requestTimeoutMs) {
+      this.applyProgress = now;
+      this.resyncCurrent();
+    }
   }
 
   private deliver(changes: ReplicaChange[], resync: boolean): void {
@@ -918,6 +956,9 @@ export class Client extends EventEmitter<ClientEvents> {
         this.log.error({ err: error, key: c.key }, "an 'update' listener threw");
       }
     }
+    // Called each time the replica has moved (changes or not): writes it now reflects resolve,
+    // after their updates were delivered.
+    this.releaseApplied();
   }
 }
 
