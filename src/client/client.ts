@@ -57,6 +57,7 @@ import {
   type DropInfo,
   type DropSource,
 } from './drops.js';
+import { checkKey, checkPrefix, checkTtl, checkValue, jsonText, parseJson, rejectWith } from './arguments.js';
 import { AppliedWaiters } from './read-your-writes.js';
 import { parseServer, VoteBook, type ServerAddress } from './servers.js';
 import { zmqTransport, type Link, type Transport } from './transport.js';
@@ -310,44 +311,59 @@ export class Client extends EventEmitter<ClientEvents> {
     });
   }
 
-  /** Writes a value; resolves with its sequence number once acknowledged (0 in plain CHP mode). */
-  set(key: string, value: Buffer | string, options: SetOptions = {}): Promise<number> {
-    const body = typeof value === 'string' ? Buffer.from(value) : value;
-    if (!Buffer.isBuffer(body)) throw new InvalidArgumentError('value must be a Buffer or a string');
-    if (body.length === 0)
-      throw new InvalidArgumentError('value must not be empty (an empty body means delete: use delete())');
-    const ttl = options.ttl ?? 0;
-    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0)
-      throw new InvalidArgumentError('ttl must be a number of seconds >= 0');
-    return this.write(key, body, ttl > 0 ? formatProperties({ ttl: String(ttl) }) : '');
+  /**
+   * Writes a value; resolves with its sequence number once acknowledged and applied to this
+   * client's replica (0 in plain CHP mode). Bad arguments (a key outside the subtree, an empty or
+   * oversized value) reject with InvalidArgumentError.
+   */
+  set(key: string, value: Buffer | string, options?: SetOptions): Promise<number> {
+    try {
+      const body = checkValue(value, this.limits);
+      const ttl = checkTtl(options);
+      return this.write(key, body, ttl > 0 ? formatProperties({ ttl: String(ttl) }) : '');
+    } catch (error) {
+      return rejectWith(error);
+    }
   }
 
-  /** Deletes a key; resolves with the sequence number of the delete once acknowledged. */
+  /** Deletes a key; resolves with the sequence number of the delete once acknowledged and applied. */
   delete(key: string): Promise<number> {
     return this.write(key, Buffer.alloc(0), '');
   }
 
-  /** A value as JSON. */
+  /** A value as JSON; a value JSON cannot represent (a cycle, undefined) rejects with InvalidArgumentError. */
   setJson(key: string, value: unknown, options?: SetOptions): Promise<number> {
-    return this.set(key, JSON.stringify(value), options);
+    try {
+      return this.set(key, jsonText(value), options);
+    } catch (error) {
+      return rejectWith(error);
+    }
   }
 
-  /** The current value from the local replica (synchronous). */
+  /**
+   * The current value from the local replica (synchronous). Throws InvalidArgumentError for a key
+   * outside this client's subtree (the replica does not hold it).
+   */
   get(key: string): Buffer | undefined {
-    return this.replica.get(key)?.body;
+    return this.replica.get(checkKey(key, this.subtree))?.body;
   }
 
   getString(key: string): string | undefined {
     return this.get(key)?.toString();
   }
 
+  /** The value parsed as JSON; throws ValueFormatError if it is not JSON. */
   getJson<T = unknown>(key: string): T | undefined {
     const value = this.getString(key);
-    return value === undefined ? undefined : (JSON.parse(value) as T);
+    return value === undefined ? undefined : parseJson<T>(key, value);
   }
 
-  /** Every key and value under a prefix of this client's subtree, from the local replica. */
+  /**
+   * Every key and value under a prefix of this client's subtree, from the local replica. Throws
+   * InvalidArgumentError for a prefix outside the subtree.
+   */
   entries(prefix = this.subtree): Map<string, Buffer> {
+    checkPrefix(prefix, this.subtree);
     const out = new Map<string, Buffer>();
     for (const entry of this.replica.values(prefix)) out.set(entry.key, entry.body);
     return out;
@@ -355,9 +371,11 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /**
    * Changes under a prefix as an async iterator. With `initial` (the default) the current values
-   * come first, as NATS KV watchers do. The iterator ends when the client closes.
+   * come first, as NATS KV watchers do. The iterator ends when the client closes. A prefix outside
+   * this client's subtree throws InvalidArgumentError at once (watch() itself returns no promise).
    */
   watch(prefix = this.subtree, options: { initial?: boolean } = {}): AsyncIterableIterator<Update> {
+    checkPrefix(prefix, this.subtree);
     const stream = new WatchStream<Update>(() => {
       this.off('update', listener);
       this.off('close', end);
@@ -739,16 +757,10 @@ export class Client extends EventEmitter<ClientEvents> {
   // Writes.
 
   private write(key: string, body: Buffer, properties: string): Promise<number> {
-    if (typeof key !== 'string' || key.length === 0)
-      throw new InvalidArgumentError('key must be a non-empty string');
-    const keyBytes = Buffer.byteLength(key);
-    if (keyBytes > this.limits.maxKeyBytes) {
-      throw new InvalidArgumentError(`key is ${keyBytes} bytes; the limit is ${this.limits.maxKeyBytes}`);
-    }
-    if (body.length > this.limits.maxValueBytes) {
-      throw new InvalidArgumentError(
-        `value is ${body.length} bytes; the limit is ${this.limits.maxValueBytes}`,
-      );
+    try {
+      checkKey(key, this.subtree, this.limits);
+    } catch (error) {
+      return rejectWith(error);
     }
     if (this.phase === 'closed') return Promise.reject(new ClosedError());
     if (this.pendingWrites >= this.options.maxPendingWrites)
