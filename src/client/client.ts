@@ -231,8 +231,6 @@ export class Client extends EventEmitter<ClientEvents> {
   private readonly quarantine = new Quarantine();
   /** acknowledged writes waiting for the replica to apply their sequence (read-your-writes) */
   private readonly applying = new AppliedWaiters<Write>();
-  /** when a write last started waiting for the replica, or the replica last released one */
-  private applyProgress = 0;
 
   constructor(options: ClientOptions) {
     super();
@@ -857,16 +855,8 @@ export class Client extends EventEmitter<ClientEvents> {
    * this server or after a failover. The write's own deadline still bounds the wait.
    */
   private settleWhenApplied(w: Write, sequence: number): void {
-    if (sequence <= this.replica.sequence) return this.settle(w, sequence);
-    if (this.applying.size === 0) this.applyProgress = this.clock.now();
-    this.applying.add(sequence, w.deadline, w);
-  }
-
-  /** The replica moved: resolve the writes it now reflects. */
-  private releaseApplied(): void {
-    if (this.applying.lowest > this.replica.sequence) return;
-    this.applying.release(this.replica.sequence, (w, sequence) => this.settle(w, sequence));
-    this.applyProgress = this.clock.now();
+    if (sequence <= this.replica.sequence) this.settle(w, sequence);
+    else this.applying.add(sequence, w.deadline, w, this.clock.now());
   }
 
   /** At a failover every unacknowledged write goes back to the queue, in issue order, same uuid. */
@@ -951,12 +941,9 @@ export class Client extends EventEmitter<ClientEvents> {
         ),
       ),
     );
-    // An acknowledged change that does not arrive (lost on the way, or a delete that changed
-    // nothing for a subtree client to see): a resume brings the replica up to the server's sequence.
-    if (this.applying.size > 0 && now - this.applyProgress > this.options.requestTimeoutMs) {
-      this.applyProgress = now;
-      this.resyncCurrent();
-    }
+    // An acknowledged change that does not arrive (lost on the way): a resume brings the replica
+    // up to the server's sequence.
+    if (this.applying.stalled(now, this.options.requestTimeoutMs)) this.resyncCurrent();
   }
 
   private deliver(changes: ReplicaChange[], resync: boolean): void {
@@ -969,8 +956,8 @@ export class Client extends EventEmitter<ClientEvents> {
       }
     }
     // Called each time the replica has moved (changes or not): writes it now reflects resolve,
-    // after their updates were delivered.
-    this.releaseApplied();
+    // after their updates were delivered (read-your-writes).
+    this.applying.release(this.replica.sequence, this.clock.now(), (w, seq) => this.settle(w, seq));
   }
 }
 

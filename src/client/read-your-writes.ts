@@ -20,6 +20,8 @@ interface Waiter<T> {
 export class AppliedWaiters<T> {
   private heap: Waiter<T>[] = [];
   private earliestDeadline = Infinity;
+  /** when a waiter was last added to an empty set or released: for `stalled` */
+  private progressAt = 0;
 
   get size(): number {
     return this.heap.length;
@@ -30,8 +32,9 @@ export class AppliedWaiters<T> {
     return this.heap[0]?.sequence ?? Infinity;
   }
 
-  add(sequence: number, deadline: number, item: T): void {
+  add(sequence: number, deadline: number, item: T, now: number): void {
     const heap = this.heap;
+    if (heap.length === 0) this.progressAt = now;
     heap.push({ sequence, deadline, item });
     let i = heap.length - 1;
     while (i > 0) {
@@ -44,12 +47,24 @@ export class AppliedWaiters<T> {
   }
 
   /** Hands every waiter whose sequence is at or below `applied` to `release`, lowest first. */
-  release(applied: number, release: (item: T, sequence: number) => void): void {
+  release(applied: number, now: number, release: (item: T, sequence: number) => void): void {
+    if (this.lowest > applied) return;
+    this.progressAt = now;
     while (this.heap.length > 0 && this.heap[0]!.sequence <= applied) {
       const top = this.pop();
       release(top.item, top.sequence);
     }
     if (this.heap.length === 0) this.earliestDeadline = Infinity;
+  }
+
+  /**
+   * True (once per `afterMs`) when writes have waited that long with none released: the change
+   * they wait for may have been lost on the way, and the caller should resync.
+   */
+  stalled(now: number, afterMs: number): boolean {
+    if (this.heap.length === 0 || now - this.progressAt <= afterMs) return false;
+    this.progressAt = now;
+    return true;
   }
 
   /** Hands every waiter whose deadline has come to `expire`. */

@@ -176,12 +176,12 @@ describe('AppliedWaiters', () => {
         fc.array(fc.nat(1100), { maxLength: 10 }),
         (seqs, steps) => {
           const waiters = new AppliedWaiters<number>();
-          seqs.forEach((s, i) => waiters.add(s, Infinity, i));
+          seqs.forEach((s, i) => waiters.add(s, Infinity, i, 0));
           const released: number[] = [];
           let applied = -1;
           for (const step of [...steps].sort((x, y) => x - y)) {
             applied = step;
-            waiters.release(applied, (_item, seq) => released.push(seq));
+            waiters.release(applied, 0, (_item, seq) => released.push(seq));
           }
           const expected = seqs.filter((s) => s <= applied).sort((x, y) => x - y);
           expect(released).to.deep.equal(expected);
@@ -194,18 +194,33 @@ describe('AppliedWaiters', () => {
 
   it('expires exactly the waiters whose deadline has come, and keeps the rest in order', () => {
     const waiters = new AppliedWaiters<string>();
-    waiters.add(5, 100, 'a');
-    waiters.add(3, 300, 'b');
-    waiters.add(9, 50, 'c');
-    waiters.add(1, 200, 'd');
+    waiters.add(5, 100, 'a', 0);
+    waiters.add(3, 300, 'b', 0);
+    waiters.add(9, 50, 'c', 0);
+    waiters.add(1, 200, 'd', 0);
     const expired: string[] = [];
     waiters.expire(40, (item) => expired.push(item));
     expect(expired).to.deep.equal([]);
     waiters.expire(150, (item) => expired.push(item));
     expect(expired.sort()).to.deep.equal(['a', 'c']);
     const released: string[] = [];
-    waiters.release(10, (item) => released.push(item));
+    waiters.release(10, 0, (item) => released.push(item));
     expect(released).to.deep.equal(['d', 'b']);
     expect(waiters.size).to.equal(0);
+  });
+
+  it('says it is stalled once per period while writes wait with none released', () => {
+    const waiters = new AppliedWaiters<string>();
+    expect(waiters.stalled(1000, 100), 'nothing waits').to.equal(false);
+    waiters.add(5, Infinity, 'a', 1000);
+    expect(waiters.stalled(1100, 100)).to.equal(false);
+    expect(waiters.stalled(1101, 100)).to.equal(true);
+    expect(waiters.stalled(1150, 100), 'not again at once').to.equal(false);
+    waiters.release(4, 1190, () => undefined); // nothing released: no progress
+    expect(waiters.stalled(1202, 100)).to.equal(true);
+    waiters.add(3, Infinity, 'b', 1210);
+    waiters.release(3, 1250, () => undefined); // 'b' released: progress
+    expect(waiters.stalled(1340, 100)).to.equal(false);
+    expect(waiters.stalled(1351, 100)).to.equal(true);
   });
 });
