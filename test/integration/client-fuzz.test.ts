@@ -436,8 +436,33 @@ describe(`client against malformed servers (fuzz seed ${SEED}, ${MESSAGES} messa
       await router.bind(endpoint);
       await publisher.bind(`tcp://127.0.0.1:${port + 1}`);
 
-      // Who asked what: a reply goes to a client that asked, with its latest request id.
-      const peers = new Map<string, { id: Buffer; rids: Buffer[] }>();
+      const corpus = fc.sample(
+        weighted<FuzzMessage>([3, messageArb('reply', replyArb)], [1, messageArb('published', publishedArb)]),
+        { seed: SEED, numRuns: MESSAGES },
+      );
+      let next = 0;
+      let sent = 0;
+      // One send at a time per socket (zeromq.js refuses a send while one is in progress).
+      let routerChain: Promise<unknown> = Promise.resolve();
+      let publisherChain: Promise<unknown> = Promise.resolve();
+      const send = (msg: FuzzMessage, peer: Peer, rid: Buffer): Promise<unknown> => {
+        const frames = msg.mutations.reduce(mutate, msg.build({ rid: msg.foreignRid ?? rid }));
+        sent++;
+        if (msg.to === 'reply')
+          return (routerChain = routerChain.then(() =>
+            router.send([peer.id, ...frames]).catch(() => undefined),
+          ));
+        return (publisherChain = publisherChain.then(() => publisher.send(frames).catch(() => undefined)));
+      };
+
+      // Who asked what. Each request is answered at once with the next message of the corpus, with
+      // its own request id (so the client is waiting on it and decodes it); the rest of the corpus
+      // goes out from the loop below with recent request ids.
+      interface Peer {
+        id: Buffer;
+        rids: Buffer[];
+      }
+      const peers = new Map<string, Peer>();
       let requests = 0;
       void (async () => {
         try {
@@ -446,7 +471,9 @@ describe(`client against malformed servers (fuzz seed ${SEED}, ${MESSAGES} messa
             const key = id!.toString('hex');
             const peer = peers.get(key) ?? { id: id!, rids: [] };
             peers.set(key, peer);
-            if (rid?.length === 4) peer.rids = [rid, ...peer.rids].slice(0, 8);
+            if (rid?.length !== 4) continue;
+            peer.rids = [rid, ...peer.rids].slice(0, 8);
+            if (peers.size === 2 && next < corpus.length) void send(corpus[next++]!, peer, rid);
           }
         } catch {
           // closed
@@ -455,8 +482,10 @@ describe(`client against malformed servers (fuzz seed ${SEED}, ${MESSAGES} messa
 
       const options = {
         servers: [endpoint],
-        serverTimeoutMs: 300,
-        requestTimeoutMs: 500,
+        // short timeouts: a client that dropped a malformed reply asks again soon, so more of the
+        // corpus meets a request it is waiting on (and gets decoded) within the run
+        serverTimeoutMs: 100,
+        requestTimeoutMs: 200,
         writeTimeoutMs: 2000,
       };
       const native = new Client({ ...options, subtree: '/fz/', mode: 'native' });
@@ -468,22 +497,15 @@ describe(`client against malformed servers (fuzz seed ${SEED}, ${MESSAGES} messa
       ]);
       for (const c of [native, auto]) c.on('dropped', () => events.set(c, events.get(c)! + 1));
 
-      const corpus = fc.sample(
-        weighted<FuzzMessage>([3, messageArb('reply', replyArb)], [1, messageArb('published', publishedArb)]),
-        { seed: SEED, numRuns: MESSAGES },
-      );
       const writes: Promise<unknown>[] = [];
       const outcomes: unknown[] = [];
       await waitFor(() => peers.size === 2, 10_000, 'both clients to ask the fake server');
-      let sent = 0;
-      for (const [i, msg] of corpus.entries()) {
+      while (next < corpus.length) {
+        const i = next;
         const all = [...peers.values()];
         const peer = all[i % all.length]!;
-        const rid = msg.foreignRid ?? peer.rids[i % Math.max(1, peer.rids.length)] ?? Buffer.alloc(4);
-        const frames = msg.mutations.reduce(mutate, msg.build({ rid }));
-        if (msg.to === 'reply') await router.send([peer.id, ...frames]).catch(() => undefined);
-        else await publisher.send(frames);
-        sent++;
+        // mostly the latest request's id (the one the client waits on), sometimes an older one
+        await send(corpus[next++]!, peer, peer.rids[i % 4 === 0 ? i % 8 : 0] ?? Buffer.alloc(4));
         if (i % 40 === 0) {
           // the clients write meanwhile, so that acknowledgements meet writes in flight
           for (const c of [native, auto]) {
@@ -498,6 +520,8 @@ describe(`client against malformed servers (fuzz seed ${SEED}, ${MESSAGES} messa
         await turn();
         if (i % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
       }
+      await routerChain;
+      await publisherChain;
       expect(sent).to.equal(MESSAGES);
       expect(requests, 'requests the clients sent during the run').to.be.greaterThan(2);
 
