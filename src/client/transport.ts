@@ -51,6 +51,22 @@ function guarded(handle: (frames: Buffer[]) => void): (frames: Buffer[]) => void
   };
 }
 
+/**
+ * Runs a socket's receive loop with a guarded handler. The loop ends with an error when its socket
+ * is closed under it (ENOTSOCK on a SUB closed while its backlog drains: this crashed a client
+ * process that closed during a burst); that is expected then, and never left as an unhandled
+ * rejection, which would end the application's process.
+ */
+function listen(
+  socket: AsyncIterable<Buffer[]>,
+  wanted: () => boolean,
+  handle: (frames: Buffer[]) => void,
+): void {
+  receiveLoop(socket, guarded(handle)).catch((error: unknown) => {
+    if (wanted()) process.emitWarning(`twinstar client: a socket stopped receiving: ${String(error)}`);
+  });
+}
+
 export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server, handlers);
 
 class ZmqLink implements Link {
@@ -89,15 +105,16 @@ class ZmqLink implements Link {
     });
     this.dealerOut = new Outbox(this.dealer, () => undefined);
     this.dealer.connect(server.snapshot);
-    void receiveLoop(
+    listen(
       this.dealer,
-      guarded((frames) => {
+      () => !this.closed,
+      (frames) => {
         if (frames[0]?.toString('latin1') === Native.PUBLISH) {
           if (this.followingByRequest) handlers.update(frames.slice(1));
         } else {
           handlers.reply(frames);
         }
-      }),
+      },
     );
   }
 
@@ -123,11 +140,12 @@ class ZmqLink implements Link {
     for (const prefix of prefixes) sub.subscribe(prefix);
     sub.connect(this.server.publisher);
     this.sub = sub;
-    void receiveLoop(
+    listen(
       sub,
-      guarded((frames) => {
+      () => !this.closed && this.sub === sub,
+      (frames) => {
         if (this.sub === sub) this.handlers.update(frames);
-      }),
+      },
     );
   }
 
