@@ -28,6 +28,7 @@ import { freePorts, osPort, ServerProcess, waitFor, within } from '../helpers/in
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HOST = fileURLToPath(new URL('./client-host.ts', import.meta.url));
+const CLOSE_HOST = fileURLToPath(new URL('./client-close-host.ts', import.meta.url));
 
 function envSeed(): number {
   const raw = process.env.TWINSTAR_FUZZ_SEED;
@@ -52,8 +53,9 @@ interface Host {
 }
 
 /** A client in a child process that connect()s to `servers` (client-host.ts). */
-function host(connectTimeoutMs: number, servers: string[]): Host {
-  const child = spawn(process.execPath, ['--import', 'tsx', HOST, String(connectTimeoutMs), ...servers], {
+function host(connectTimeoutMs: number, servers: string[], script = HOST): Host {
+  const args = script === HOST ? [String(connectTimeoutMs), ...servers] : servers;
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -404,6 +406,58 @@ describe(`client against malformed servers (fuzz seed ${SEED}, ${MESSAGES} messa
       const connected = h.lines.find((l) => l.event === 'connected');
       expect(connected, JSON.stringify(h.lines.slice(-5))).to.include({ event: 'connected', server: good });
       expect(connected!.dropped).to.have.property('batch-truncated').that.is.at.least(1);
+    });
+  });
+
+  describe('closing during a burst of updates', function () {
+    it('close() while a backlog drains ends the receive loops quietly: the host process survives (8 runs)', async () => {
+      // A fake active: answers a snapshot request with an empty snapshot, then floods the publisher.
+      const router = new zmq.Router({ linger: 0 });
+      const publisher = new zmq.Publisher({ linger: 0, sendHighWaterMark: 0 });
+      const port = await freePorts(3);
+      await router.bind(`tcp://127.0.0.1:${port}`);
+      await publisher.bind(`tcp://127.0.0.1:${port + 1}`);
+      let flooding = true;
+      void (async () => {
+        try {
+          for await (const [id, command, rid] of router) {
+            if (command?.toString() !== Native.SNAPSHOT && command?.toString() !== Native.RESUME) continue;
+            await router.send([id!, b(Native.SYNC_END), rid!, encodeSequence(0), b('t'), b('snapshot')]);
+          }
+        } catch {
+          // closed
+        }
+      })();
+      const flood = (async () => {
+        let seq = 1;
+        while (flooding) {
+          for (let i = 0; i < 500; i++, seq++)
+            await publisher.send([
+              b(`/k${seq % 1000}`),
+              encodeSequence(seq),
+              Buffer.alloc(16),
+              b(''),
+              b('v'),
+            ]);
+          await turn();
+        }
+      })();
+      try {
+        for (let run = 0; run < 8; run++) {
+          const h = host(0, [`tcp://127.0.0.1:${port}`], CLOSE_HOST);
+          const exit = await within(h.exit, 60_000, 'the host process');
+          expect(exit, `run ${run}: exit; stderr:\n${h.stderr()}`).to.deep.equal({ code: 0, signal: null });
+          expect(
+            h.lines.find((l) => l.event === 'survived'),
+            `run ${run}`,
+          ).to.not.equal(undefined);
+        }
+      } finally {
+        flooding = false;
+        await flood;
+        router.close();
+        publisher.close();
+      }
     });
   });
 
