@@ -116,7 +116,7 @@ async function scenario(name: string, seconds: number): Promise<void> {
   const servers = [pair.primary.endpoint, pair.backup.endpoint];
   const ms = seconds * 1000;
   try {
-    const client = await writer(servers);
+    const client = await writer(servers, '/prof/');
     const key = (i: number) => `/prof/${i % 10_000}`;
     switch (name) {
       case 'ack-await': {

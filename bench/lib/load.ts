@@ -16,13 +16,18 @@ export function value(stamp: boolean, fill = 0x61): Buffer {
 }
 
 /**
- * A writing client. Its own subtree is one nothing is written to, so that measuring writes does
- * not also measure the client applying its own updates (fan-out is measured on its own).
+ * A writing client on the subtree it writes under. A client may write only inside its subtree,
+ * and a write resolves once the client's own replica has applied it (read-your-writes), so write
+ * figures include the writer applying its own updates.
  */
-export async function writer(servers: string[], options: Partial<ClientOptions> = {}): Promise<Client> {
+export async function writer(
+  servers: string[],
+  subtree: string,
+  options: Partial<ClientOptions> = {},
+): Promise<Client> {
   return connect({
     servers,
-    subtree: '/bench-writer/',
+    subtree,
     mode: 'native',
     connectTimeoutMs: 15_000,
     ...options,

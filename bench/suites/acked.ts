@@ -46,7 +46,7 @@ export async function acked(ctx: Context): Promise<void> {
     const setup = await setups(ctx, name);
     const clients: Client[] = [];
     try {
-      for (let i = 0; i < 4; i++) clients.push(await writer(setup.servers));
+      for (let i = 0; i < 4; i++) clients.push(await writer(setup.servers, `/ack/${i}/`));
       if (name === 'degraded') {
         const s = await setup.active.status();
         if (s.state !== 'ACTIVE' || !s.degraded)

@@ -71,7 +71,7 @@ export async function chp(ctx: Context): Promise<void> {
     if (!ctx.quick) {
       client = await connect({
         servers: [pair.primary.endpoint, pair.backup.endpoint],
-        subtree: '/bench-writer/',
+        subtree: '/chp/',
         mode: 'chp',
         connectTimeoutMs: 15_000,
       });

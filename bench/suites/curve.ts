@@ -44,6 +44,7 @@ export async function curve(ctx: Context): Promise<void> {
       try {
         c = await writer(
           [pair.primary.endpoint, pair.backup.endpoint],
+          '/curve/',
           mode === 'curve'
             ? { curve: { ...client, serverPublicKey: [primary.publicKey, backup.publicKey] } }
             : {},

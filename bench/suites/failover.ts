@@ -35,7 +35,7 @@ async function gaps(ctx: Context, pair: Pair): Promise<ServerNode> {
   const runs = ctx.quick ? 3 : 20;
   const client = await connect({
     servers: [pair.primary.endpoint, pair.backup.endpoint],
-    subtree: '/bench-writer/',
+    subtree: '/fo/',
     connectTimeoutMs: 15_000,
   });
   let stop = false;
@@ -124,7 +124,7 @@ async function noFalseFailover(ctx: Context, pair: Pair, active: ServerNode): Pr
   try {
     client = await connect({
       servers: [pair.primary.endpoint, pair.backup.endpoint],
-      subtree: '/bench-writer/',
+      subtree: '/load/',
       connectTimeoutMs: 15_000,
     });
     client.on('failover', () => failovers++);

@@ -22,7 +22,7 @@ const KEYS = 1000;
 
 export async function fanout(ctx: Context): Promise<void> {
   const pair = await startPair(ctx.serverNodeArgs);
-  const client = await writer([pair.primary.endpoint, pair.backup.endpoint]);
+  const client = await writer([pair.primary.endpoint, pair.backup.endpoint], '/fan/');
   try {
     const cpu: Record<number, number> = {};
     for (const subs of [1, 10, 100]) cpu[subs] = await fanoutWith(ctx, pair, client, subs);

@@ -15,7 +15,7 @@ const MB = 2 ** 20;
 export async function snapshot(ctx: Context): Promise<void> {
   const pair = await startPair(ctx.serverNodeArgs);
   const servers = [pair.primary.endpoint, pair.backup.endpoint];
-  const client = await writer(servers);
+  const client = await writer(servers, '/snap/');
   const sizes = ctx.quick ? [100_000] : [100_000, 1_000_000];
   let loaded = 0;
   try {
