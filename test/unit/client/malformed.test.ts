@@ -86,15 +86,58 @@ describe('Client: malformed messages from a server', function () {
     expect(s.drops).to.have.length(1);
     expect(s.drops[0]).to.include({ server: A, source: 'reply', reason: 'batch-truncated' });
     expect(s.client.server, 'A is not used').to.equal(undefined);
-    const votesToA = s.a.syncRequests.length;
-    // B takes over; A is broken for this search: no vote goes to it for a server timeout.
+    const toA = s.a.requests.length;
+    // B takes over; A is quarantined: nothing (no TPING, no sync) goes to it for a server timeout.
     s.b.copyFrom(s.a);
     s.b.promote();
     await s.net.advance(SERVER_TIMEOUT / 2);
     await s.client.ready(100);
     expect(s.client.server).to.equal(B);
-    expect(s.a.syncRequests.length, 'votes sent to the broken server').to.equal(votesToA);
+    expect(s.a.requests.length, 'requests sent to the broken server').to.equal(toA);
     expect(s.client.getString('/s/k4')).to.equal('v-/s/k4');
+    expect(s.client.entries().size).to.equal(4);
+  });
+
+  it('a quarantined server gets nothing (no TPING, TVOTE or sync) and its untried silence does not justify a vote for the passive; past the quarantine it is asked again and taken', async () => {
+    const s = setup();
+    // B would accept a vote (its peer link is cut): a vote sent now would make a second active.
+    s.b.acceptVotes = true;
+    s.tamper.reply = nthOf(Native.SYNC, 2, (f) => [f[0]!, f[1]!, Buffer.from([0x00, 0x09, 0x01])]);
+    await s.net.settle();
+    expect(s.client.stats().dropped).to.deep.equal({ 'batch-truncated': 1 });
+    const toA = s.a.requests.length;
+    const pingsToB = s.b.requestsOf(Native.PING).length;
+    await s.net.advance(SERVER_TIMEOUT - 50);
+    expect(s.a.requests.length, 'requests to the quarantined server').to.equal(toA);
+    expect(s.b.requestsOf(Native.PING).length, 'the other server is still probed').to.be.greaterThan(
+      pingsToB,
+    );
+    // A's quarantine ends at SERVER_TIMEOUT: its silence counts only from then, so no vote follows.
+    await s.net.advance(SERVER_TIMEOUT);
+    expect(s.b.votes, 'votes for the passive').to.have.length(0);
+    await s.client.ready(100);
+    expect(s.client.server).to.equal(A);
+    expect(s.client.entries().size).to.equal(4);
+    expect(s.b.isActive).to.equal(false);
+  });
+
+  it('plain CHP: a server whose snapshot has a malformed KVSYNC is not taken from the rest of that snapshot (its replica would miss the key), and is asked again later', async () => {
+    const s = setup({ mode: 'chp' });
+    s.tamper.reply = (f) =>
+      f.length === 5 &&
+      f[0]!.toString() === '/s/k1' &&
+      s.client.stats().dropped['sequence-size'] === undefined
+        ? [f[0]!, f[1]!.subarray(0, 3), f[2]!, f[3]!, f[4]!]
+        : f;
+    await s.net.settle();
+    expect(s.client.stats().dropped).to.deep.equal({ 'sequence-size': 1 });
+    expect(s.client.server, 'taken from a snapshot that lacks /s/k1').to.equal(undefined);
+    // A stays silent (asked, then quarantined), B is passive and ignores ICANHAZ?: after each has
+    // been silent for its timeout (3 x the assumed 1 s HUGZ interval) A is asked again.
+    await s.net.advance(7000);
+    await s.client.ready(100);
+    expect(s.client.server).to.equal(A);
+    expect(s.client.getString('/s/k1')).to.equal('v-/s/k1');
     expect(s.client.entries().size).to.equal(4);
   });
 
