@@ -10,9 +10,13 @@
  * phase and the status signals go through one funnel (session.ts). docs/protocol.md has the
  * procedure.
  *
- * Writes get a uuid when issued and keep it: on the native path they are acknowledged once the
- * pair has made them durable, and any write not yet acknowledged at a failover is sent again to
- * the new active, which applies it once (de-duplication by uuid). Every wait has a bound.
+ * Writes (writes.ts) get a uuid when issued and keep it: on the native path they are acknowledged
+ * once the pair has made them durable, resolve once this client's replica has applied them when
+ * their key is in its subtree (read-your-writes), and any write not yet acknowledged at a failover
+ * is sent again to the new active, which applies it once (de-duplication by uuid). Every wait has
+ * a bound. Nothing a server sends is thrown out of a socket handler: a malformed message is
+ * dropped and counted (drops.ts), and a server whose reply was malformed is quarantined for
+ * serverTimeoutMs (the finder leaves it alone, it is not chosen).
  */
 import { EventEmitter } from 'node:events';
 import {
