@@ -294,7 +294,7 @@ export class Client extends EventEmitter<ClientEvents> {
     }
   }
 
-  /** Deletes a key; resolves with the sequence number of the delete once acknowledged and applied. */
+  /** Deletes a key; resolves with the delete's sequence number as set() does (acknowledged, applied). */
   delete(key: string): Promise<number> {
     return this.writes.write(key, Buffer.alloc(0), '');
   }
@@ -584,8 +584,9 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /**
    * A message from `server` was dropped. A malformed reply means that server is broken for now:
-   * it gets no vote for a server timeout and, if it is the one in use, the client looks for the
-   * active again (it tries the other server). A malformed update may hide a change: resume.
+   * it is quarantined for a server timeout (the finder sends it nothing, it is not chosen) and, if
+   * it is the one in use, the client looks for the active again. A malformed update may hide a
+   * change: resume.
    */
   private dropped(server: number, source: DropSource, error: unknown, broken = true): void {
     const reason = reasonOf(error);
