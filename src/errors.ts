@@ -13,6 +13,7 @@ export const ErrorCodes = {
   ERR_SERVER_REJECTED: 'the server refused the request',
   ERR_ACCESS_DENIED: "the client's key has no right to write that key (docs/security.md)",
   ERR_INVALID_ARGUMENT: 'an API was called with an argument it cannot take',
+  ERR_VALUE_FORMAT: 'a stored value is not in the format asked for (getJson of a value that is not JSON)',
   ERR_UNAVAILABLE:
     'no server of the pair can serve: the active is gone and the other node refuses votes (no complete history)',
 } as const;
@@ -84,6 +85,15 @@ export class AccessDeniedError extends TwinstarError {
 export class InvalidArgumentError extends TwinstarError {
   constructor(message: string) {
     super('ERR_INVALID_ARGUMENT', message);
+  }
+}
+
+export class ValueFormatError extends TwinstarError {
+  /** the key whose value could not be read in the format asked for */
+  readonly key: string;
+  constructor(key: string, message: string) {
+    super('ERR_VALUE_FORMAT', message);
+    this.key = key;
   }
 }
 

@@ -7,6 +7,8 @@ export {
   Client,
   type ClientOptions,
   type ClientEvents,
+  type ClientStats,
+  type DropInfo,
   type Update,
   type FailoverInfo,
   type SetOptions,

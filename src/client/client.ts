@@ -10,9 +10,13 @@
  * phase and the status signals go through one funnel (session.ts). docs/protocol.md has the
  * procedure.
  *
- * Writes get a uuid when issued and keep it: on the native path they are acknowledged once the
- * pair has made them durable, and any write not yet acknowledged at a failover is sent again to
- * the new active, which applies it once (de-duplication by uuid). Every wait has a bound.
+ * Writes (writes.ts) get a uuid when issued and keep it: on the native path they are acknowledged
+ * once the pair has made them durable, resolve once this client's replica has applied them when
+ * their key is in its subtree (read-your-writes), and any write not yet acknowledged at a failover
+ * is sent again to the new active, which applies it once (de-duplication by uuid). Every wait has
+ * a bound. Nothing a server sends is thrown out of a socket handler: a malformed message is
+ * dropped and counted (drops.ts), and a server whose reply was malformed is quarantined for
+ * serverTimeoutMs (the finder leaves it alone, it is not chosen).
  */
 import { EventEmitter } from 'node:events';
 import {
@@ -21,47 +25,53 @@ import {
   decodeRequestId,
   decodeSequence,
   encodeIcanhaz,
-  encodeKvMsg,
   encodeRequestId,
   encodeSequence,
   formatProperties,
   HUGZ,
   KTHXBAI,
+  KvMsgError,
   Native,
-  newUuid,
-  packBatch,
   Replica,
   unpackBatch,
   DEFAULT_LIMITS,
-  type Durability,
   type Entry,
-  type KvMsg,
   type Limits,
   type ReplicaChange,
 } from '../clone/index.js';
-import {
-  ClosedError,
-  InvalidArgumentError,
-  NoActiveError,
-  UnavailableError,
-  QueueFullError,
-  ServerRejectedError,
-  AccessDeniedError,
-  TimeoutError,
-} from '../errors.js';
+import { ClosedError, InvalidArgumentError, NoActiveError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log/index.js';
-import { silentLogger } from '../log/index.js';
+import { RateLimitedLog, silentLogger } from '../log/index.js';
+import {
+  checkPrefix,
+  checkReadKey,
+  checkTtl,
+  checkValue,
+  jsonText,
+  parseJson,
+  rejectWith,
+} from './arguments.js';
 import { describeSeen } from './discovery.js';
+import {
+  DropCounter,
+  isMalformed,
+  Quarantine,
+  reasonOf,
+  ReplyError,
+  type DropInfo,
+  type DropSource,
+} from './drops.js';
 import { Finder, PROBE_MS, properties } from './finder.js';
 import { positiveOption, resolveCurve, systemClock, type Clock, type CurveOptions } from './options.js';
 import { parseServer, type ServerAddress } from './servers.js';
-import { eventStream, type ClientEvents } from './events.js';
+import { eventStream, type ClientEvents, type ClientStats } from './events.js';
 import { Session, type Phase, type PhaseContext, type Status } from './session.js';
 import { zmqTransport, type Link, type Transport } from './transport.js';
 import { WatchStream } from './watch.js';
+import { Writes } from './writes.js';
 
 export type Mode = 'auto' | 'native' | 'chp';
-export { systemClock, type Clock, type CurveOptions, type ClientEvents };
+export { systemClock, type Clock, type CurveOptions, type ClientEvents, type ClientStats };
 
 export interface ClientOptions {
   /** snapshot endpoints of the pair, e.g. ['tcp://127.0.0.1:5556', 'tcp://127.0.0.1:5566'] */
@@ -117,18 +127,6 @@ export interface SetOptions {
   ttl?: number;
 }
 
-interface Write {
-  readonly key: string;
-  readonly uuid: string;
-  readonly properties: string;
-  readonly body: Buffer;
-  readonly deadline: number;
-  readonly order: number;
-  resolve(sequence: number): void;
-  reject(error: Error): void;
-  done: boolean;
-}
-
 interface SyncStream {
   readonly reqId: number;
   readonly server: number;
@@ -137,8 +135,6 @@ interface SyncStream {
   /** the first sync with a newly found active rather than a resync with the server in use */
   readonly fresh: boolean;
 }
-
-const WRITE_BATCH = 1000;
 
 export class Client extends EventEmitter<ClientEvents> {
   readonly subtree: string;
@@ -165,16 +161,14 @@ export class Client extends EventEmitter<ClientEvents> {
   private sync: SyncStream | undefined;
   private chpSnapshot: { server: number; entries: Entry[] } | undefined;
   private nextReqId = 1;
-  private queue: Write[] = [];
-  private inflight = new Map<number, { writes: Write[]; sentAt: number }>();
-  private writeOrder = 0;
-  private flushScheduled = false;
-  private degradedNow = false;
-  /** a running count: walking the in-flight batches on every set() made writes O(in flight) */
-  private unsettled = 0;
   private pendingFailoverFrom: string | undefined;
   private readonly timer: unknown;
   private readonly readyWaiters: { resolve(): void; reject(error: Error): void }[] = [];
+  private readonly drops = new DropCounter();
+  private readonly dropLog: RateLimitedLog;
+  /** servers whose replies were malformed: not probed, asked or chosen until their time is up */
+  private readonly quarantine = new Quarantine();
+  private readonly writes: Writes;
 
   constructor(options: ClientOptions) {
     super();
@@ -204,12 +198,13 @@ export class Client extends EventEmitter<ClientEvents> {
     this.lingerMs = positiveOption('lingerMs', options.lingerMs, 2000, 0);
     // CURVE is twinstar's own (docs/security.md): a plain RFC 12 server never speaks it
     if (options.curve !== undefined && this.modeNow === 'auto') this.modeNow = 'native';
+    this.dropLog = new RateLimitedLog(this.log, 10, 10_000, () => this.clock.now());
     this.replica = new Replica(this.subtree);
     const transport = options.transport ?? zmqTransport;
     this.links = this.servers.map((server, i) =>
       transport(server, {
-        reply: (frames) => this.onReply(i, frames),
-        update: (frames) => this.onPublished(i, frames),
+        reply: (frames) => this.guard(i, 'reply', frames),
+        update: (frames) => this.guard(i, 'published', frames),
       }),
     );
     this.finder = new Finder(
@@ -221,10 +216,30 @@ export class Client extends EventEmitter<ClientEvents> {
         mode: () => this.modeNow,
         reqId: () => this.nextReqId++,
         unavailable: (error) => this.unavailable(error),
+        usable: (server, now) => !this.quarantine.has(server, now),
       },
       this.servers.map((s) => s.snapshot),
       this.options.serverTimeoutMs,
     );
+    this.writes = new Writes({
+      links: this.links,
+      subtree: this.subtree,
+      limits: this.limits,
+      writeTimeoutMs: this.options.writeTimeoutMs,
+      requestTimeoutMs: this.options.requestTimeoutMs,
+      maxPendingWrites: this.options.maxPendingWrites,
+      now: () => this.clock.now(),
+      mode: () => this.modeNow,
+      closed: () => this.phase === 'closed',
+      target: () =>
+        this.phase === 'finding' || this.phase === 'closed' || this.current < 0
+          ? undefined
+          : this.links[this.current],
+      reqId: () => this.nextReqId++,
+      applied: () => this.replica.sequence,
+      degraded: (degraded) => this.emit('degraded', degraded),
+      stalled: () => this.resyncCurrent(),
+    });
     this.lastTick = this.clock.now();
     this.timer = this.clock.setInterval(
       () => this.tick(),
@@ -264,44 +279,60 @@ export class Client extends EventEmitter<ClientEvents> {
     });
   }
 
-  /** Writes a value; resolves with its sequence number once acknowledged (0 in plain CHP mode). */
-  set(key: string, value: Buffer | string, options: SetOptions = {}): Promise<number> {
-    const body = typeof value === 'string' ? Buffer.from(value) : value;
-    if (!Buffer.isBuffer(body)) throw new InvalidArgumentError('value must be a Buffer or a string');
-    if (body.length === 0)
-      throw new InvalidArgumentError('value must not be empty (an empty body means delete: use delete())');
-    const ttl = options.ttl ?? 0;
-    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0)
-      throw new InvalidArgumentError('ttl must be a number of seconds >= 0');
-    return this.write(key, body, ttl > 0 ? formatProperties({ ttl: String(ttl) }) : '');
+  /**
+   * Writes a value; resolves with its sequence number once acknowledged and, for a key inside this
+   * client's subtree, applied to its replica (0 in plain CHP mode). A key outside the subtree may
+   * be written: it resolves on the acknowledgement. Bad arguments (an empty key, an empty or
+   * oversized value, a bad ttl) reject with InvalidArgumentError.
+   */
+  set(key: string, value: Buffer | string, options?: SetOptions): Promise<number> {
+    try {
+      const body = checkValue(value, this.limits);
+      const ttl = checkTtl(options);
+      return this.writes.write(key, body, ttl > 0 ? formatProperties({ ttl: String(ttl) }) : '');
+    } catch (error) {
+      return rejectWith(error);
+    }
   }
 
-  /** Deletes a key; resolves with the sequence number of the delete once acknowledged. */
+  /** Deletes a key; resolves with the delete's sequence number as set() does (acknowledged, applied). */
   delete(key: string): Promise<number> {
-    return this.write(key, Buffer.alloc(0), '');
+    return this.writes.write(key, Buffer.alloc(0), '');
   }
 
-  /** A value as JSON. */
+  /** A value as JSON; a value JSON cannot represent (a cycle, undefined) rejects with InvalidArgumentError. */
   setJson(key: string, value: unknown, options?: SetOptions): Promise<number> {
-    return this.set(key, JSON.stringify(value), options);
+    try {
+      return this.set(key, jsonText(value), options);
+    } catch (error) {
+      return rejectWith(error);
+    }
   }
 
-  /** The current value from the local replica (synchronous). */
+  /**
+   * The current value from the local replica (synchronous). Throws InvalidArgumentError for a key
+   * outside this client's subtree (the replica does not hold it).
+   */
   get(key: string): Buffer | undefined {
-    return this.replica.get(key)?.body;
+    return this.replica.get(checkReadKey(key, this.subtree))?.body;
   }
 
   getString(key: string): string | undefined {
     return this.get(key)?.toString();
   }
 
+  /** The value parsed as JSON; throws ValueFormatError if it is not JSON. */
   getJson<T = unknown>(key: string): T | undefined {
     const value = this.getString(key);
-    return value === undefined ? undefined : (JSON.parse(value) as T);
+    return value === undefined ? undefined : parseJson<T>(key, value);
   }
 
-  /** Every key and value under a prefix of this client's subtree, from the local replica. */
+  /**
+   * Every key and value under a prefix of this client's subtree, from the local replica. Throws
+   * InvalidArgumentError for a prefix outside the subtree.
+   */
   entries(prefix = this.subtree): Map<string, Buffer> {
+    checkPrefix(prefix, this.subtree);
     const out = new Map<string, Buffer>();
     for (const entry of this.replica.values(prefix)) out.set(entry.key, entry.body);
     return out;
@@ -309,9 +340,11 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /**
    * Changes under a prefix as an async iterator. With `initial` (the default) the current values
-   * come first, as NATS KV watchers do. The iterator ends when the client closes.
+   * come first, as NATS KV watchers do. The iterator ends when the client closes. A prefix outside
+   * this client's subtree throws InvalidArgumentError at once (watch() itself returns no promise).
    */
   watch(prefix = this.subtree, options: { initial?: boolean } = {}): AsyncIterableIterator<Update> {
+    checkPrefix(prefix, this.subtree);
     const stream = new WatchStream<Update>(() => {
       this.off('update', listener);
       this.off('close', end);
@@ -347,12 +380,17 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** True while the active acknowledges writes without a passive (the pair is degraded). */
   get degraded(): boolean {
-    return this.degradedNow;
+    return this.writes.degraded;
+  }
+
+  /** What the client has dropped since it started. */
+  stats(): ClientStats {
+    return { dropped: this.drops.snapshot() };
   }
 
   /** Writes issued and not yet settled (acknowledged, failed or timed out). */
   get pendingWrites(): number {
-    return this.unsettled;
+    return this.writes.pending;
   }
 
   /** Status signals (disconnected, reconnecting, reconnected, unavailable) until close. */
@@ -375,10 +413,7 @@ export class Client extends EventEmitter<ClientEvents> {
     this.setPhase('closed', {});
     this.clock.clearInterval(this.timer);
     const error = new ClosedError();
-    for (const w of this.queue) this.fail(w, error);
-    for (const batch of this.inflight.values()) for (const w of batch.writes) this.fail(w, error);
-    this.queue = [];
-    this.inflight.clear();
+    this.writes.failAll(error);
     for (const waiter of this.readyWaiters.splice(0)) waiter.reject(error);
     await Promise.all(this.links.map((link) => link.drain(this.lingerMs).catch(() => undefined)));
     for (const link of this.links) link.close();
@@ -420,7 +455,7 @@ export class Client extends EventEmitter<ClientEvents> {
     this.setPhase('finding', { server: from, reason: reason ?? 'starting' });
     this.sync = undefined;
     this.chpSnapshot = undefined;
-    this.requeueInflight();
+    this.writes.requeueAll();
     this.pendingFailoverFrom = reason === undefined ? undefined : (from ?? '');
     this.finder.begin(this.current >= 0 ? this.current : undefined);
     this.current = -1;
@@ -513,7 +548,7 @@ export class Client extends EventEmitter<ClientEvents> {
       (wasVote && this.subscriptionConfirmed && this.modeNow === 'native')
     )
       this.resyncCurrent();
-    this.scheduleFlush();
+    this.writes.scheduleFlush();
   }
 
   /** A sync (resume) with the server already in use: after a gap, or to confirm a subscription. */
@@ -530,14 +565,59 @@ export class Client extends EventEmitter<ClientEvents> {
   // ------------------------------------------------------------------------------------------
   // Incoming messages.
 
+  /**
+   * Every message from a socket comes through here: nothing a server sends may throw out of a
+   * socket handler (it would end the receive loop or the application's process). A malformed
+   * message is dropped and counted; whatever else goes wrong is logged and counted too.
+   */
+  private guard(server: number, source: DropSource, frames: Buffer[]): void {
+    try {
+      if (source === 'reply') this.onReply(server, frames);
+      else this.onPublished(server, frames);
+    } catch (error) {
+      try {
+        this.dropped(server, source, error);
+      } catch (inner) {
+        this.log.error({ err: inner }, 'failed to handle a dropped message');
+      }
+    }
+  }
+
+  /**
+   * A message from `server` was dropped. A malformed reply means that server is broken for now:
+   * it is quarantined for a server timeout (the finder sends it nothing, it is not chosen) and, if
+   * it is the one in use, the client looks for the active again. A malformed update may hide a
+   * change: resume.
+   */
+  private dropped(server: number, source: DropSource, error: unknown, broken = true): void {
+    const reason = reasonOf(error);
+    this.drops.count(reason);
+    const info: DropInfo = {
+      server: this.servers[server]!.snapshot,
+      source,
+      reason,
+      message: error instanceof Error ? error.message : String(error),
+    };
+    if (isMalformed(error)) this.dropLog.warn({ ...info }, `dropped a malformed ${source} message`);
+    else this.log.error({ ...info, err: error }, `failed to handle a ${source} message`);
+    if (this.phase !== 'closed' && broken && isMalformed(error)) {
+      if (source === 'reply') {
+        this.quarantine.add(server, this.clock.now() + this.options.serverTimeoutMs);
+        if (server === this.current) this.findActive(`malformed reply (${reason})`);
+      } else if (server === this.current) {
+        this.resyncCurrent();
+      }
+    }
+    this.emit('dropped', info);
+  }
+
   private onPublished(server: number, frames: Buffer[]): void {
     if (this.phase === 'closed') return;
     if (server !== this.current) return this.onAdvertisement(server, frames);
     const now = this.clock.now();
     this.lastHeard = now;
     this.finder.discovery.heard(server, now);
-    const msg = this.decode(frames, 'published');
-    if (msg === undefined) return;
+    const msg = decodeKvMsg(frames, this.limits);
     if (msg.key === HUGZ) {
       const props = properties(msg.properties);
       this.finder.discovery.hugz(server, now, props);
@@ -575,10 +655,9 @@ export class Client extends EventEmitter<ClientEvents> {
       return;
     }
     if (frames.length === 5 && this.modeNow !== 'native') return this.onChpSnapshot(server, frames);
-    this.log.warn(
-      { server: this.servers[server]!.snapshot, tag: tag?.slice(0, 16) },
-      'dropped an unexpected reply',
-    );
+    // Not a message of the protocol (or an answer in the other mode): counted, the server kept.
+    const what = `unexpected reply ${JSON.stringify(tag?.slice(0, 16))} (${frames.length} frames)`;
+    this.dropped(server, 'reply', new ReplyError('unexpected-reply', what), false);
   }
 
   /** Returns false if the frames are not a native reply after all. */
@@ -588,12 +667,15 @@ export class Client extends EventEmitter<ClientEvents> {
       case Native.SYNC_END: {
         const sync = this.sync;
         if (!sync || sync.reqId !== reqId || sync.server !== server) return true; // a stale answer
+        // Decode before acting on it: a malformed answer throws here and changes nothing.
+        if (frames[2] === undefined) throw new KvMsgError('frame-count', `${tag} without its data frame`);
+        const batch = tag === Native.SYNC ? unpackBatch(frames[2], this.limits) : undefined;
+        const sequence = tag === Native.SYNC_END ? decodeSequence(frames[2]) : -1;
         sync.lastProgress = this.clock.now();
         this.lastHeard = sync.lastProgress;
-        if (tag === Native.SYNC) {
-          for (const entry of unpackBatch(frames[2] ?? Buffer.alloc(0))) sync.entries.push(entry);
+        if (batch) {
+          for (const entry of batch) sync.entries.push(entry);
         } else {
-          const sequence = decodeSequence(frames[2] ?? Buffer.alloc(0));
           this.finishSync(
             sequence,
             (frames[3] ?? Buffer.alloc(0)).toString(),
@@ -607,42 +689,31 @@ export class Client extends EventEmitter<ClientEvents> {
         if (this.finder.onRefused(server, reqId, frames)) return true;
         const state = (frames[2] ?? Buffer.alloc(0)).toString();
         if (server !== this.current) return true;
-        const batch = this.inflight.get(reqId);
-        if (batch || this.sync?.reqId === reqId) this.findActive(`server says ${state}`);
+        if (this.writes.waiting(reqId) || this.sync?.reqId === reqId) this.findActive(`server says ${state}`);
         return true;
       }
       case Native.ACK:
-        this.onAck(reqId, frames);
+        this.writes.onAck(reqId, frames);
         return true;
       case Native.ERROR: {
-        const batch = this.inflight.get(reqId);
+        if (this.writes.onError(reqId, frames)) return true;
         const reason = (frames[2] ?? Buffer.alloc(0)).toString();
         const message = (frames[3] ?? Buffer.alloc(0)).toString();
-        if (!batch) {
-          this.log.warn(
-            { server: this.servers[server]!.snapshot, reason, message },
-            'server refused a request',
-          );
-          return true;
-        }
-        if (reason === 'access-denied' && frames[4] !== undefined) {
-          // Only the listed writes are refused; nothing of the batch was applied, so the rest go again.
-          const refused = frames[4];
-          for (let at = 0; at + 4 <= refused.length; at += 4) {
-            const w = batch.writes[refused.readUInt32BE(at)];
-            if (w) this.fail(w, new AccessDeniedError(w.key, `${message}: ${JSON.stringify(w.key)}`));
-          }
-          this.requeue(reqId);
-          this.flush();
-          return true;
-        }
-        this.inflight.delete(reqId);
-        for (const w of batch.writes) this.fail(w, new ServerRejectedError(reason, message));
+        this.log.warn(
+          { server: this.servers[server]!.snapshot, reason, message },
+          'server refused a request',
+        );
         return true;
       }
       case Native.PONG: {
         const pong = this.finder.onPong(server, reqId, frames);
-        if (pong?.state === 'ACTIVE' && this.phase === 'finding' && this.modeNow === 'native')
+        // a late pong from a quarantined server does not make it the one in use
+        if (
+          pong?.state === 'ACTIVE' &&
+          this.phase === 'finding' &&
+          this.modeNow === 'native' &&
+          !this.quarantine.has(server, this.clock.now())
+        )
           this.choose(server);
         return true;
       }
@@ -652,9 +723,9 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   private onChpSnapshot(server: number, frames: Buffer[]): void {
-    const msg = this.decode(frames, 'snapshot');
-    if (msg === undefined) return;
+    const msg = decodeKvMsg(frames, this.limits);
     if (this.phase === 'finding') {
+      if (this.quarantine.has(server, this.clock.now())) return; // a late answer from a broken server
       this.current = server;
       this.setPhase('syncing', { server: this.servers[server]!.snapshot });
       this.replica.beginSync();
@@ -681,24 +752,14 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** A HUGZ from a server not in use ('auto' listens to every publisher): learn what it says. */
   private onAdvertisement(server: number, frames: Buffer[]): void {
-    const msg = this.decode(frames, 'published');
-    if (msg === undefined || msg.key !== HUGZ) return;
+    const msg = decodeKvMsg(frames, this.limits);
+    if (msg.key !== HUGZ) return;
     const native = this.finder.onHugzElsewhere(server, msg.properties);
     if (native === undefined || this.modeNow !== 'auto' || this.phase !== 'finding') return;
     // twinstar=1: the native protocol (TPING probes from now on); a HUGZ without it: plain CHP
     this.setMode(native ? 'native' : 'chp');
     this.finder.listen(false, -1);
     this.probe();
-  }
-
-  /** A server's kvmsg, or undefined (logged) if it is malformed: a bad message never stops the client. */
-  private decode(frames: Buffer[], what: 'published' | 'snapshot'): KvMsg | undefined {
-    try {
-      return decodeKvMsg(frames);
-    } catch (error) {
-      this.log.warn({ err: error }, `dropped a malformed ${what} message`);
-      return undefined;
-    }
   }
 
   private setMode(mode: 'native' | 'chp'): void {
@@ -710,140 +771,6 @@ export class Client extends EventEmitter<ClientEvents> {
       );
     }
     this.emit('mode', mode);
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // Writes.
-
-  private write(key: string, body: Buffer, properties: string): Promise<number> {
-    if (typeof key !== 'string' || key.length === 0)
-      throw new InvalidArgumentError('key must be a non-empty string');
-    const keyBytes = Buffer.byteLength(key);
-    if (keyBytes > this.limits.maxKeyBytes) {
-      throw new InvalidArgumentError(`key is ${keyBytes} bytes; the limit is ${this.limits.maxKeyBytes}`);
-    }
-    if (body.length > this.limits.maxValueBytes) {
-      throw new InvalidArgumentError(
-        `value is ${body.length} bytes; the limit is ${this.limits.maxValueBytes}`,
-      );
-    }
-    if (this.phase === 'closed') return Promise.reject(new ClosedError());
-    if (this.pendingWrites >= this.options.maxPendingWrites)
-      return Promise.reject(new QueueFullError(this.options.maxPendingWrites));
-    const uuid = newUuid();
-    if (this.modeNow === 'chp') {
-      // Model Six: publish to every server's collector; the passive keeps it on its pending list.
-      const frames = encodeKvMsg({ key, sequence: 0, uuid, properties, body });
-      for (const link of this.links) link.publish(frames);
-      return Promise.resolve(0);
-    }
-    this.unsettled++;
-    return new Promise<number>((resolve, reject) => {
-      this.queue.push({
-        key,
-        uuid,
-        properties,
-        body,
-        deadline: this.clock.now() + this.options.writeTimeoutMs,
-        order: this.writeOrder++,
-        resolve,
-        reject,
-        done: false,
-      });
-      this.scheduleFlush();
-    });
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushScheduled || this.queue.length === 0) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.flush();
-    });
-  }
-
-  /** Sends queued writes to the active in batches (one socket call for many writes). */
-  private flush(): void {
-    // Writes go out once the active is known, even while a sync with it is still streaming.
-    if (this.phase === 'finding' || this.phase === 'closed' || this.current < 0) return;
-    if (this.modeNow === 'auto') return; // nothing native before a server advertised it
-    if (this.modeNow === 'chp') {
-      const queued = this.queue.splice(0);
-      for (const w of queued) {
-        const frames = encodeKvMsg({
-          key: w.key,
-          sequence: 0,
-          uuid: w.uuid,
-          properties: w.properties,
-          body: w.body,
-        });
-        for (const link of this.links) link.publish(frames);
-        this.settle(w, 0);
-      }
-      return;
-    }
-    while (this.queue.length > 0) {
-      const writes = this.queue.splice(0, WRITE_BATCH).filter((w) => !w.done);
-      if (writes.length === 0) continue;
-      const reqId = this.nextReqId++;
-      this.inflight.set(reqId, { writes, sentAt: this.clock.now() });
-      const batch = packBatch(
-        writes.map((w) => ({
-          key: w.key,
-          sequence: 0,
-          uuid: w.uuid,
-          properties: w.properties,
-          body: w.body,
-          expiresAt: 0,
-        })),
-      );
-      this.links[this.current]!.request([Buffer.from(Native.SET), encodeRequestId(reqId), batch]);
-    }
-  }
-
-  private onAck(reqId: number, frames: Buffer[]): void {
-    const batch = this.inflight.get(reqId);
-    if (!batch) return; // already answered, or re-sent after a timeout: the later answer settles it
-    this.inflight.delete(reqId);
-    const seqs = frames[2] ?? Buffer.alloc(0);
-    const durability = (frames[3] ?? Buffer.alloc(0)).toString() as Durability;
-    batch.writes.forEach((w, i) =>
-      this.settle(w, 8 * i + 8 <= seqs.length ? Number(seqs.readBigInt64BE(8 * i)) : 0),
-    );
-    const degraded = durability === 'degraded';
-    if (degraded !== this.degradedNow) {
-      this.degradedNow = degraded;
-      this.emit('degraded', degraded);
-    }
-  }
-
-  /** At a failover every unacknowledged write goes back to the queue, in issue order, same uuid. */
-  private requeueInflight(): void {
-    for (const reqId of [...this.inflight.keys()]) this.requeue(reqId);
-  }
-
-  /** A batch's unsettled writes go back to the queue in issue order, keeping their uuids. */
-  private requeue(reqId: number): void {
-    const batch = this.inflight.get(reqId);
-    if (!batch) return;
-    this.inflight.delete(reqId);
-    const back = batch.writes.filter((w) => !w.done);
-    if (back.length > 0) this.queue = back.concat(this.queue).sort((a, b) => a.order - b.order);
-  }
-
-  private settle(w: Write, sequence: number): void {
-    if (w.done) return;
-    w.done = true;
-    this.unsettled--;
-    w.resolve(sequence);
-  }
-
-  private fail(w: Write, error: Error): void {
-    if (w.done) return;
-    w.done = true;
-    this.unsettled--;
-    w.reject(error);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -859,9 +786,9 @@ export class Client extends EventEmitter<ClientEvents> {
       this.lastHeard = Math.max(this.lastHeard, now);
       this.finder.discovery.thaw(now);
       if (this.sync) this.sync.lastProgress = now;
-      for (const batch of this.inflight.values()) batch.sentAt = Math.max(batch.sentAt, now);
+      this.writes.thaw(now);
     }
-    this.expireWrites(now);
+    this.writes.expire(now);
     switch (this.phase) {
       case 'finding':
         return this.probe();
@@ -874,30 +801,22 @@ export class Client extends EventEmitter<ClientEvents> {
         return;
       case 'ready':
         if (now - this.lastHeard > this.finder.timeout(this.current)) return this.findActive('server silent');
-        for (const [reqId, batch] of [...this.inflight]) {
-          // No answer: send the same writes (same uuids) again; the server applies each once.
-          if (now - batch.sentAt > this.options.requestTimeoutMs) this.requeue(reqId);
-        }
-        this.scheduleFlush();
-        return;
+        return this.writes.retryUnanswered(now);
     }
-  }
-
-  private expireWrites(now: number): void {
-    const expired = (w: Write) => !w.done && w.deadline <= now;
-    const timeout = () => new TimeoutError(`write not acknowledged within ${this.options.writeTimeoutMs} ms`);
-    if (this.queue.some(expired)) {
-      for (const w of this.queue) if (expired(w)) this.fail(w, timeout());
-      this.queue = this.queue.filter((w) => !w.done);
-    }
-    for (const batch of this.inflight.values())
-      for (const w of batch.writes) if (expired(w)) this.fail(w, timeout());
   }
 
   private deliver(changes: ReplicaChange[], resync: boolean): void {
     for (const c of changes) {
-      this.emit('update', { key: c.key, value: c.value, seq: c.sequence, deleted: c.deleted, resync });
+      try {
+        this.emit('update', { key: c.key, value: c.value, seq: c.sequence, deleted: c.deleted, resync });
+      } catch (error) {
+        // The application's bug: it must not stop the other listeners, the sync or the socket.
+        this.log.error({ err: error, key: c.key }, "an 'update' listener threw");
+      }
     }
+    // Called each time the replica has moved (changes or not): writes it now reflects resolve,
+    // after their updates were delivered (read-your-writes).
+    this.writes.applied(this.replica.sequence);
   }
 }
 

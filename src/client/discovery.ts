@@ -114,6 +114,12 @@ export class Discovery {
     v.unreachable = false;
   }
 
+  /** The client is not trying this server now (quarantined): its silence so far does not count. */
+  untried(i: number, now: number): void {
+    const v = this.views[i]!;
+    v.quietSince = Math.max(v.quietSince, now);
+  }
+
   /** A send to this server failed at once (no connection). */
   unreachable(i: number): void {
     const v = this.views[i]!;
@@ -280,6 +286,11 @@ export class Discovery {
   /** The ICANHAZ? to `i` could not be sent: it will go again shortly. */
   chpNotSent(i: number): void {
     this.unreachable(i);
+    this.chpDeferred(i);
+  }
+
+  /** The ICANHAZ? to `i` was held back (quarantined): it goes once `i` may be asked again. */
+  chpDeferred(i: number): void {
     if (i === this.chpTarget) this.chpUnsent = true;
   }
 

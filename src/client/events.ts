@@ -4,6 +4,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { FailoverInfo, Update } from './client.js';
+import type { DropInfo } from './drops.js';
 import type { Status } from './session.js';
 import { WatchStream } from './watch.js';
 
@@ -21,7 +22,15 @@ export interface ClientEvents {
   reconnected: [status: Extract<Status, { type: 'reconnected' }>];
   unavailable: [status: Extract<Status, { type: 'unavailable' }>];
   error: [error: Error];
+  /** a message from a server was malformed and dropped (counted in `stats().dropped`) */
+  dropped: [info: DropInfo];
   close: [];
+}
+
+/** Counters of what the client has seen go wrong. */
+export interface ClientStats {
+  /** messages from servers dropped as malformed, by reason (e.g. 'batch-truncated', 'ack-size') */
+  readonly dropped: Record<string, number>;
 }
 
 /** Every `name` event of `emitter` until it emits 'close'. */

@@ -9,6 +9,8 @@
  * - auto: nothing native; HUGZ followed on every publisher until one advertises (or not)
  *   `twinstar=1`, and the RFC 12 way after a timeout with no HUGZ at all.
  * The client is told through `FinderHost` when a server says ACTIVE or the pair is unavailable.
+ * A server the host says is not `usable` (quarantined: it sent a malformed reply) gets no ping, vote
+ * or ICANHAZ? meanwhile, and its silence does not count while the client is not trying it.
  */
 import { encodeIcanhaz, encodeRequestId, HUGZ, Native, parseProperties } from '../clone/index.js';
 import { UnavailableError } from '../errors.js';
@@ -30,6 +32,8 @@ export interface FinderHost {
   reqId(): number;
   /** the pair is unavailable (no history): ready() fails with this, connected clients say so */
   unavailable(error: UnavailableError): void;
+  /** false while the server is quarantined (drops.ts): nothing is sent to it */
+  usable(server: number, now: number): boolean;
 }
 
 export class Finder {
@@ -84,9 +88,12 @@ export class Finder {
     const now = this.host.now();
     const d = this.discovery;
     const mode = this.host.mode();
+    const usable = (i: number) => this.host.usable(i, now);
+    // Not trying a quarantined server: its silence counts only from when the client asks again.
+    for (let i = 0; i < this.host.links.length; i++) if (!usable(i)) d.untried(i, now);
     if (mode === 'native') {
-      for (const i of d.pingsDue(now, PROBE_MS)) this.ping(i, now);
-      for (const x of d.voteCandidates(now)) if (this.votes.isDue(x, now)) this.vote(x, now);
+      for (const i of d.pingsDue(now, PROBE_MS)) if (usable(i)) this.ping(i, now);
+      for (const x of d.voteCandidates(now)) if (usable(x) && this.votes.isDue(x, now)) this.vote(x, now);
       if (d.unavailable(now)) {
         const seen = d.seen();
         this.host.unavailable(
@@ -99,7 +106,8 @@ export class Finder {
     } else if (mode === 'chp' || now - d.since >= d.timeout(0)) {
       // plain CHP, or 'auto' that heard no advertisement within a timeout: RFC 12's way
       const ask = d.chpAsk(now, PROBE_MS);
-      if (ask !== undefined)
+      if (ask !== undefined && !usable(ask)) d.chpDeferred(ask);
+      else if (ask !== undefined)
         this.host.links[ask]!.request(encodeIcanhaz(this.host.subtree), () => d.chpNotSent(ask));
     }
   }

@@ -48,6 +48,37 @@ const TOKEN_RENEW_MS = 30_000;
 const RENEW_CHECK_MS = 5_000;
 const RENEW_MIN_GAP_MS = 1000;
 
+/**
+ * The handlers (the client's) drop and count whatever they cannot use and never throw; this is the
+ * last line: an exception out of a handler would end the receive loop (the socket would go deaf)
+ * and reject a promise nobody awaits, which ends the application's process.
+ */
+function guarded(handle: (frames: Buffer[]) => void): (frames: Buffer[]) => void {
+  return (frames) => {
+    try {
+      handle(frames);
+    } catch (error) {
+      process.emitWarning(`twinstar client: a socket handler threw: ${String(error)}`);
+    }
+  };
+}
+
+/**
+ * Runs a socket's receive loop with a guarded handler. The loop ends with an error when its socket
+ * is closed under it (ENOTSOCK on a SUB closed while its backlog drains: this crashed a client
+ * process that closed during a burst); that is expected then, and never left as an unhandled
+ * rejection, which would end the application's process.
+ */
+function listen(
+  socket: AsyncIterable<Buffer[]>,
+  wanted: () => boolean,
+  handle: (frames: Buffer[]) => void,
+): void {
+  receiveLoop(socket, guarded(handle)).catch((error: unknown) => {
+    if (wanted()) process.emitWarning(`twinstar client: a socket stopped receiving: ${String(error)}`);
+  });
+}
+
 export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server, handlers);
 
 class ZmqLink implements Link {
@@ -117,15 +148,20 @@ class ZmqLink implements Link {
       });
     }
     dealer.connect(this.server.snapshot);
-    void receiveLoop(dealer, (frames) => {
-      if (this.dealer !== dealer) return;
-      if (frames[0]?.toString('latin1') === Native.PUBLISH) {
-        if (this.followingByRequest) this.handlers.update(frames.slice(1));
-        return;
-      }
-      if (curve && isUnauthenticated(frames)) this.renewDealer();
-      this.handlers.reply(frames);
-    });
+    // A DEALER replaced by renewDealer() is closed under its loop: that end is expected.
+    listen(
+      dealer,
+      () => !this.closed && this.dealer === dealer,
+      (frames) => {
+        if (this.dealer !== dealer) return;
+        if (frames[0]?.toString('latin1') === Native.PUBLISH) {
+          if (this.followingByRequest) this.handlers.update(frames.slice(1));
+          return;
+        }
+        if (curve && isUnauthenticated(frames)) this.renewDealer();
+        this.handlers.reply(frames);
+      },
+    );
   }
 
   /** A new DEALER with a new token; what was queued on the old one is lost, as on a disconnect. */
@@ -168,9 +204,13 @@ class ZmqLink implements Link {
     for (const prefix of prefixes) sub.subscribe(prefix);
     sub.connect(this.server.publisher);
     this.sub = sub;
-    void receiveLoop(sub, (frames) => {
-      if (this.sub === sub) this.handlers.update(frames);
-    });
+    listen(
+      sub,
+      () => !this.closed && this.sub === sub,
+      (frames) => {
+        if (this.sub === sub) this.handlers.update(frames);
+      },
+    );
   }
 
   unfollow(): void {
