@@ -703,7 +703,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       this.catchUpTo === undefined;
     source.setAttached(attach);
     this.server.releasePublications(); // detaching releases what waited for the passive
-    const degraded = !attach;
+    const degraded = !source.caughtUp;
     if (degraded !== this.wasDegraded) {
       this.wasDegraded = degraded;
       if (degraded)
@@ -773,8 +773,12 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     return this.now() - this.lastTick <= Math.max(5 * this.config.heartbeatMs, 1000);
   }
 
+  /**
+   * Running without a passive to vouch for what was acknowledged: none is attached, or the one
+   * that just attached does not yet hold everything acknowledged before it did.
+   */
   isDegraded(): boolean {
-    return this.pairRole !== undefined && this.current === 'ACTIVE' && !(this.source?.attached ?? false);
+    return this.pairRole !== undefined && this.current === 'ACTIVE' && !(this.source?.caughtUp ?? false);
   }
 
   peerUp(): boolean {
