@@ -100,7 +100,7 @@ export interface ServerEvents {
   snapshot: [kind: SnapshotKind, keys: number, ms: number];
   rejected: [command: string];
   /** these writes were acknowledged to the client that sent them */
-  acknowledged: [changes: readonly Change[]];
+  acknowledged: [changes: readonly Change[], durability: Durability];
 }
 
 export type DropReason =
@@ -656,7 +656,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     this.options.policy.durable(Math.max(0, ...sequences)).then(
       (durability) => {
         this.routerOut.post([identity, Buffer.from(Native.ACK), rid, seqFrame, Buffer.from(durability)]);
-        this.emit('acknowledged', changes);
+        this.emit('acknowledged', changes, durability);
       },
       () =>
         this.routerOut.post([

@@ -241,8 +241,11 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
         limits,
       });
       this.server.on('change', (entry) => this.source!.onChange(entry));
-      this.server.on('acknowledged', (changes) => {
-        for (const change of changes) this.acknowledged.add(change.uuid);
+      // Only a write acknowledged by this node alone can be lost in a dual active (one
+      // acknowledged 'replicated' is on the other node), so only those are remembered: healthy
+      // operation pays nothing for the divergence report.
+      this.server.on('acknowledged', (changes, durability) => {
+        if (durability === 'degraded') for (const change of changes) this.acknowledged.add(change.uuid);
       });
     }
   }
