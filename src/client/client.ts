@@ -30,6 +30,8 @@ import {
   Replica,
   unpackBatch,
   DEFAULT_LIMITS,
+  DEFAULT_QUOTAS,
+  socketFrameLimits,
   type Durability,
   type Entry,
   type KvMsg,
@@ -234,11 +236,16 @@ export class Client extends EventEmitter<ClientEvents> {
     this.votes = new VoteBook(this.options.serverTimeoutMs);
     this.replica = new Replica(this.subtree);
     const transport = options.transport ?? zmqTransport;
+    const sizes = socketFrameLimits(this.limits, DEFAULT_QUOTAS.maxSubtreeBytes);
+    const frames = { dealer: sizes.clientDealer, sub: sizes.clientSub, pub: sizes.subscriptionsOnly };
     this.links = this.servers.map((server, i) =>
-      transport(server, {
-        reply: (frames) => this.onReply(i, frames),
-        update: (frames) => this.onPublished(i, frames),
-      }),
+      transport(
+        { ...server, frames },
+        {
+          reply: (frames) => this.onReply(i, frames),
+          update: (frames) => this.onPublished(i, frames),
+        },
+      ),
     );
     this.lastTick = this.startedAt = this.clock.now();
     this.timer = this.clock.setInterval(
