@@ -115,10 +115,11 @@ describe('memory bounds under the B4 attacks (real servers, default limits)', fu
     ).to.equal(40);
   });
 
-  it('TFOLLOW: 8 followers with 16 prefixes of 10 MB each are refused with TERROR and hold nothing', async () => {
+  it('TFOLLOW: 8 followers with 16 prefixes of 10 MB each are refused with TERROR and hold nothing', async function () {
     // Before: every prefix was kept for as long as the follower stayed (220 MB per follower).
     // Now a prefix above max-subtree-bytes gets TERROR subtree-too-long. What the server
     // received is garbage it collects as the attack goes on, so RSS stays bounded.
+    this.timeout(180_000); // on old servers, each follower waits 8 s for an answer that never comes
     const server = await single();
     const before = await rss(server);
     const sampler = rssSampler(server);
@@ -133,12 +134,8 @@ describe('memory bounds under the B4 attacks (real servers, default limits)', fu
           if (tag?.toString() === Native.ERROR) errors.push(reason!.toString());
       })().catch(() => undefined);
       await dealer.send([Buffer.from(Native.FOLLOW), encodeRequestId(f), ...Array(16).fill(prefix)]);
-      // Old servers answer nothing to TFOLLOW: go on after a while, or once they hold too much.
-      await waitFor(
-        async () => errors.length > f || (await rss(server)) - before > 1000 * MiB,
-        30_000,
-        `follower ${f} to be refused (or its prefixes to be held)`,
-      ).catch(() => undefined);
+      // Old servers answer nothing to TFOLLOW (the assertions below say so): go on after a while.
+      await waitFor(() => errors.length > f, 8000, `follower ${f} to be refused`).catch(() => undefined);
     }
     const after = await rss(server);
     const peak = await sampler.stop();
