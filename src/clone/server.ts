@@ -173,6 +173,8 @@ interface Follower {
 const SNAPSHOT_DEADLINE_MS = 60_000;
 const TPUB = Buffer.from(Native.PUBLISH);
 const BACKOFF_MS = 5;
+/** what one queued update costs each subscriber's pipe: 5 frames of 64-byte zmq_msg_t */
+const SUBSCRIBER_BYTES_PER_UPDATE = 5 * 64;
 
 export class CloneServer extends EventEmitter<ServerEvents> {
   readonly endpoints: ServerEndpoints;
@@ -205,6 +207,15 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private closed = false;
   /** subscribers connected to the publisher right now */
   connectedClients = 0;
+
+  /**
+   * The most the publisher's queues can take for the subscribers connected now: each queues up
+   * to publisherQueue updates, and libzmq keeps a 64-byte message per frame (5 per update) for
+   * every subscriber; the values themselves are shared (docs/configuration.md, Memory bounds).
+   */
+  get subscriberQueueBoundBytes(): number {
+    return this.connectedClients * this.quotas.publisherQueue * SUBSCRIBER_BYTES_PER_UPDATE;
+  }
 
   constructor(private readonly options: CloneServerOptions) {
     super();

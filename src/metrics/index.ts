@@ -89,6 +89,11 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
     () => node.server.connectedClients,
   );
   gauge(
+    'twinstar_subscriber_queue_bound_bytes',
+    'Most memory the publisher queues may take for the subscribers connected now (subscribers x publisher-queue x 320 B)',
+    () => node.server.subscriberQueueBoundBytes,
+  );
+  gauge(
     'twinstar_pending_bytes',
     'Bytes of CHP updates held on the passive pending list (bounded by pending-max-bytes)',
     () => node.pendingList.bytes,
