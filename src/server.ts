@@ -130,6 +130,11 @@ function loadSecurity(config: ServerConfig): SecurityEvents {
       ? undefined
       : load('peerKeyFile', () => readKeyFile(config.peerKeyFile).publicKey);
   const allowList = load('clientsFile', () => new AccessFile(config.clientsFile));
-  const guard = new Guard({ keys, peerPublicKey, access: () => allowList.current });
+  const guard = new Guard({
+    keys,
+    peerPublicKey,
+    access: () => allowList.current,
+    sessionLifetimeMs: config.sessionLifetimeMs,
+  });
   return { guard, allowList };
 }

@@ -148,9 +148,16 @@ export async function pairCommand(args: string[]): Promise<number> {
     };
     children.forEach((child, i) => {
       child.on('exit', (code, signal) => {
-        if (!stopping && !failed) {
-          // A node that stops on its own (it failed to start, or crashed) takes the pair down:
-          // half a pair on the advertised ports is not what the user asked for.
+        if (!stopping && !failed && signal !== null) {
+          // Killed from outside (kill -9, the OOM killer): that is a failover to watch, not a
+          // reason to stop the survivor, which takes over as the pair is designed to.
+          process.stderr.write(
+            `twinstar pair: the ${roles[i]} was killed by ${signal}; the ${roles[1 - i]} keeps serving (Ctrl-C stops it)\n`,
+          );
+          result = 1;
+        } else if (!stopping && !failed) {
+          // A node that exits on its own (it failed to start: a port in use, bad settings) takes
+          // the pair down: half a pair on the advertised ports is not what the user asked for.
           failed = true;
           result = code !== null && code !== 0 ? code : 1;
           const other = roles[1 - i]!;

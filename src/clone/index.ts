@@ -37,7 +37,7 @@ export {
   type NotActiveReason,
 } from './protocol.js';
 export { Outbox, errorCode } from './outbox.js';
-export { UuidWindow } from './uuid-window.js';
+export { UuidWindow, type UuidWindowOptions } from './uuid-window.js';
 export { receiveLoop } from './receive-loop.js';
 export { newUuid } from './uuid.js';
 export * from './sizes.js';

@@ -84,7 +84,7 @@ export function maxKvFrameBytes(limits: Limits): number {
 }
 
 /**
- * Most writes a twinstar client packs into one TSET (the client's WRITE_BATCH). Until native
+ * Most writes a twinstar client packs into one TSET (WRITE_BATCH in client/writes.ts). Until native
  * batches have limits of their own, the largest TSET frame a server must accept follows from it.
  */
 export const NATIVE_BATCH_ENTRIES = 1000;

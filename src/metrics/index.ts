@@ -205,6 +205,11 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
     help: 'Updates this node had accepted that the winner of a dual active did not have',
     registers: r,
   });
+  const evictedEarly = new Counter({
+    name: 'twinstar_dedupe_evicted_early_total',
+    help: 'Write uuids forgotten before dedupeMs because dedupeSize was reached: a retry of one would apply twice',
+    registers: r,
+  });
   const stalls = new Counter({
     name: 'twinstar_event_loop_stalls_total',
     help: 'Event-loop stalls longer than half the failover timeout',
@@ -216,6 +221,7 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
   node.on('divergent', (count) => divergent.inc(count));
   node.on('peer-dropped', (reason) => dropped.inc({ socket: 'peer', reason }));
   node.on('stall', () => stalls.inc());
+  node.on('dedupe-evicted-early', () => evictedEarly.inc());
   node.server.on('change', (_entry, source) => updates.inc({ source }));
   node.server.on('snapshot', (kind, _keys, ms) => {
     snapshots.inc({ kind });
@@ -248,6 +254,11 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
       'twinstar_allow_list_clients',
       'Client keys on the allow-list in force',
       () => security.allowList.current.size,
+    );
+    gauge(
+      'twinstar_client_sessions',
+      'Client connections on the snapshot socket that hold a session (a token bound to their key)',
+      () => security.guard.liveSessions,
     );
     security.guard.on('authFailure', (socket, reason) => authFailures.inc({ socket, reason }));
     security.allowList.on('reloaded', () => reloads.inc({ result: 'ok' }));

@@ -61,6 +61,8 @@ export interface NodeEvents {
   'peer-refused': [reason: string];
   'peer-dropped': [reason: string];
   stall: [ms: number];
+  /** `dedupeSize` forced out a write uuid only `ageMs` old, younger than `dedupeMs` */
+  'dedupe-evicted-early': [ageMs: number];
 }
 
 export interface PeerStatus {
@@ -163,17 +165,27 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     // syncs. (Without durable storage a primary restarted without its data looks the same as a
     // fresh one: the data directory will tell them apart.)
     this.history = this.pairRole !== 'backup';
-    this.acknowledged = new AcknowledgedWrites(config.dedupeSize);
+    this.acknowledged = new AcknowledgedWrites();
     this.pending = new PendingList(config.pendingMax, config.pendingMaxAgeMs, config.pendingMaxBytes);
     this.refusals = new RateLimitedLog(log, 5, 10_000, this.now);
     const limits = (this.limits = limitsOf(config));
     const guard = options.guard;
     const context = guard ? new zmq.Context() : undefined;
-    if (guard && context) this.zap = new ZapHandler(context, (domain, key) => guard.authorize(domain, key));
+    if (guard && context) this.zap = new ZapHandler(context, (domain, key) => guard.admit(domain, key));
+    const dedupeWarnings = new RateLimitedLog(log, 1, 10_000, this.now);
     this.store = new Store({
       replayLogSize: config.replayLogSize,
       replayLogBytes: config.replayLogBytes,
       dedupeSize: config.dedupeSize,
+      dedupeMs: config.dedupeMs,
+      onEvictedEarly: (ageMs) => {
+        this.emit('dedupe-evicted-early', ageMs);
+        const { dedupeSize, dedupeMs } = config;
+        dedupeWarnings.warn(
+          { ageMs, dedupeSize, dedupeMs },
+          'dedupeSize forced out a write uuid younger than dedupeMs: a retry of that write would apply twice',
+        );
+      },
     });
     this.server = new CloneServer({
       host: config.host,
@@ -490,7 +502,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       const change = toChange(msg, receivedAt, this.limits);
       if (change.expiresAt > 0 && change.expiresAt <= now) continue; // its TTL ran out meanwhile
       if (this.store.appliedSequence(msg.uuid) !== undefined) continue;
-      this.server.commit(change, 'pending');
+      this.server.commit(change, 'pending', now);
       applied++;
     }
     return applied;
@@ -695,7 +707,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       this.catchUpTo === undefined;
     source.setAttached(attach);
     this.server.releasePublications(); // detaching releases what waited for the passive
-    const degraded = !attach;
+    const degraded = !source.caughtUp;
     if (degraded !== this.wasDegraded) {
       this.wasDegraded = degraded;
       if (degraded)
@@ -765,8 +777,12 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     return this.now() - this.lastTick <= Math.max(5 * this.config.heartbeatMs, 1000);
   }
 
+  /**
+   * Running without a passive to vouch for what was acknowledged: none is attached, or the one
+   * that just attached does not yet hold everything acknowledged before it did.
+   */
   isDegraded(): boolean {
-    return this.pairRole !== undefined && this.current === 'ACTIVE' && !(this.source?.attached ?? false);
+    return this.pairRole !== undefined && this.current === 'ACTIVE' && !(this.source?.caughtUp ?? false);
   }
 
   peerUp(): boolean {

@@ -42,6 +42,7 @@ export class ReplicationSource {
   private attachedNow = false;
   private streamId: number | undefined;
   private forgivenAt = 0;
+  private degradedUpTo = 0;
 
   constructor(private readonly options: SourceOptions) {}
 
@@ -93,6 +94,17 @@ export class ReplicationSource {
     if (attached === this.attachedNow) return;
     this.attachedNow = attached;
     if (!attached) this.release(Infinity, 'degraded');
+    // Everything committed up to now may have been acknowledged or published while no passive
+    // counted: the pair stays degraded until the passive confirms it holds all of it.
+    else this.degradedUpTo = this.options.store.sequence;
+  }
+
+  /**
+   * The passive holds every change that was acknowledged or published while it did not count.
+   * Until then the pair is still degraded, although new writes already wait for the passive.
+   */
+  get caughtUp(): boolean {
+    return this.attachedNow && this.ackedSequence >= this.degradedUpTo;
   }
 
   onChange(entry: Entry): void {

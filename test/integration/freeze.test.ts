@@ -70,7 +70,9 @@ describe('freezes decide nothing (real processes)', function () {
 
   it('a frozen passive refuses a client vote that queued while it slept, and stays passive', async () => {
     const { primary, backup } = await startPair();
-    const epoch = (await backup.status()).epoch;
+    // the passive adopts the active's epoch from the heartbeats after it turned passive
+    const epoch = (await primary.status()).epoch;
+    await waitFor(async () => (await backup.status()).epoch === epoch, 5000, 'the backup to adopt the epoch');
     const voter = dealer(backup.endpoint);
     // the channel works: a ping is answered before the freeze
     await voter.send(['TPING', encodeRequestId(1)]);
