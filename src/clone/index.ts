@@ -40,3 +40,4 @@ export { Outbox, errorCode } from './outbox.js';
 export { UuidWindow, type UuidWindowOptions } from './uuid-window.js';
 export { receiveLoop } from './receive-loop.js';
 export { newUuid } from './uuid.js';
+export * from './sizes.js';

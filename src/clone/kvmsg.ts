@@ -49,7 +49,9 @@ export type DecodeReason =
   | 'ttl-out-of-range'
   | 'too-many-properties'
   | 'unknown-command'
-  | 'batch-truncated';
+  | 'batch-truncated'
+  | 'subtree-too-long'
+  | 'too-many-prefixes';
 
 export class KvMsgError extends TwinstarError {
   readonly reason: DecodeReason;
@@ -234,7 +236,8 @@ export interface PackedEntry extends KvMsg {
   readonly expiresAt: number;
 }
 
-const FIXED_BYTES = 2 + 8 + 1 + 2 + 8 + 4;
+/** Bytes of a packed entry besides its key, uuid, properties and body. */
+export const FIXED_BYTES = 2 + 8 + 1 + 2 + 8 + 4;
 
 export function packBatch(entries: readonly PackedEntry[]): Buffer {
   let size = 0;
