@@ -136,6 +136,12 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   /** no data, no vote: see Context.history in src/fsm/binary-star.ts */
   private history: boolean;
   private fenced = false;
+  /**
+   * An active that woke from a stall sequences nothing until a fresh heartbeat of its peer has
+   * been heard (the first ones it reads may have queued while it slept): the peer may have been
+   * promoted meanwhile, and a write accepted now would be lost when the two meet.
+   */
+  private relearnUntil: number | undefined;
   private unavailable: string | null = null;
   private readonly divergence = new Divergence();
   private readonly acknowledged: AcknowledgedWrites;
@@ -297,7 +303,9 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   }
 
   serving(): boolean {
-    return !this.pairRole || (this.current === 'ACTIVE' && !this.fenced);
+    if (!this.pairRole) return true;
+    this.noticeStall(this.now());
+    return this.current === 'ACTIVE' && !this.fenced && this.relearnUntil === undefined;
   }
 
   hasHistory(): boolean {
@@ -383,6 +391,8 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     }
     this.noteHistory();
     this.run({ type: 'peer', peer: { ...hb, served: this.servedSinceFork(hb).theirs } }, `peer-${hb.state}`);
+    // A heartbeat read well after the wake is fresh: the peer's state is known again.
+    if (this.relearnUntil !== undefined && this.now() >= this.relearnUntil) this.relearnUntil = undefined;
     this.updateAttachment();
   }
 
@@ -484,6 +494,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     this.openTerm(epoch, reason);
     this.history = true;
     this.fenced = false;
+    this.relearnUntil = undefined;
     this.sink!.stop();
     this.source!.start();
     this.catchUpTo = undefined;
@@ -554,6 +565,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
 
   private follow(reason: string, from: State): void {
     this.history = false;
+    this.relearnUntil = undefined;
     if (from === 'ACTIVE') {
       this.fenced = false;
       this.server.setActive(false);
@@ -623,6 +635,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     this.lastTick = now;
     this.peerExpiresAt = Math.max(this.peerExpiresAt, now + this.config.failoverMs);
     this.source?.forgiveWaits(now);
+    if (this.pairRole && this.current === 'ACTIVE') this.relearnUntil = now + 2 * this.config.heartbeatMs;
     if (gap > this.config.heartbeatMs + this.config.failoverMs / 2) {
       this.log.warn({ stalledMs: gap }, 'event loop stalled; peer silence before now does not count');
       this.emit('stall', gap);
@@ -636,6 +649,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     if (!this.link) return;
     this.noteHistory();
     if (this.fenced && now >= this.peerExpiresAt) this.unfence('the peer fell silent');
+    if (this.relearnUntil !== undefined && now >= this.peerExpiresAt) this.relearnUntil = undefined;
     this.link.send({ type: 'heartbeat', heartbeat: this.heartbeat() });
     this.updateAttachment();
     this.updateAvailability();
@@ -691,6 +705,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   private updateAttachment(): void {
     const source = this.source;
     if (!source || this.current !== 'ACTIVE') return;
+    // While two actives settle which one serves, or while a woken active re-learns its peer, the
+    // writes waiting for the passive keep waiting: detaching would acknowledge them as degraded,
+    // and the node may be about to lose them. It wins (and then decides) or demotes (and rejects).
+    if (this.fenced || this.relearnUntil !== undefined) return;
     const now = this.now();
     if (source.oldestWaitMs(now) > this.config.failoverMs) {
       this.catchUpTo = this.store.sequence;

