@@ -134,6 +134,48 @@ describe('freezes decide nothing (real processes)', function () {
     expect((await primary.status()).degraded).to.equal(false);
   });
 
+  it('a frozen active whose passive was promoted meanwhile acknowledges nothing that queued while it slept', async () => {
+    const { primary, backup } = await startPair();
+    const writer = dealer(primary.endpoint);
+    await writer.send(['TSET', encodeRequestId(1), writes(1, '/before/')]);
+    expect((await writer.receive())[0]!.toString()).to.equal('TACK');
+
+    primary.signal('SIGSTOP');
+    // the backup finds the primary silent and a client votes for it
+    await waitFor(
+      async () => (await backup.status()).peer?.up === false,
+      10_000,
+      'the backup to miss the primary',
+    );
+    const voter = dealer(backup.endpoint);
+    await waitFor(
+      async () => {
+        await voter.send(['TVOTE', encodeRequestId(7)]);
+        return (await voter.receive())[2]!.toString() === 'ACTIVE';
+      },
+      10_000,
+      'the vote to promote the backup',
+    );
+    // writes that queue at the frozen primary, as a client that has not yet noticed would send
+    for (let i = 0; i < 5; i++)
+      await writer.send(['TSET', encodeRequestId(10 + i), writes(20, `/queued/${i}/`)]);
+    primary.signal('SIGCONT');
+
+    const answers: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const reply = await within(writer.receive(), 10_000, 'an answer to a queued write');
+      answers.push(`${reply[0]!.toString()} ${reply[3]?.toString() ?? ''}`);
+    }
+    // Whatever it says, it must not claim them acknowledged: it is about to lose to the backup.
+    expect(answers.filter((a) => a.startsWith('TACK'))).to.deep.equal([]);
+    await waitFor(
+      async () => (await primary.status()).state === 'PASSIVE',
+      10_000,
+      'the woken primary to demote',
+    );
+    expect((await backup.status()).state).to.equal('ACTIVE');
+  });
+
   it('sixteen concurrent /digest requests on a 100k-key map neither stall the node nor move the pair', async () => {
     const { primary, backup } = await startPair();
     const writer = dealer(primary.endpoint);
