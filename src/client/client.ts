@@ -47,6 +47,7 @@ import {
 import type { Logger } from '../log/index.js';
 import { silentLogger } from '../log/index.js';
 import { KeyError, keyBytes, publicKeyOf, readKeyFile, type KeyPair } from '../security/index.js';
+import { BatchSizer } from './batches.js';
 import { parseServer, VoteBook, type ServerAddress } from './servers.js';
 import { zmqTransport, type Link, type Transport } from './transport.js';
 import { WatchStream } from './watch.js';
@@ -181,6 +182,7 @@ export class Client extends EventEmitter<ClientEvents> {
   >;
   private readonly votes: VoteBook;
   private readonly limits: Limits;
+  private readonly batches: BatchSizer;
   private modeNow: Mode;
   private phase: Phase = 'finding';
   private current = -1;
@@ -229,6 +231,7 @@ export class Client extends EventEmitter<ClientEvents> {
       maxPendingWrites: positiveOption('maxPendingWrites', options.maxPendingWrites, 100_000, 1, true),
     };
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.batches = new BatchSizer(this.limits, WRITE_BATCH);
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? silentLogger();
     this.votes = new VoteBook(this.options.serverTimeoutMs);
@@ -608,6 +611,12 @@ export class Client extends EventEmitter<ClientEvents> {
           this.flush();
           return true;
         }
+        if (reason === 'batch-too-large' && this.batches.refused(batch.writes, frames[4], frames[5])) {
+          // Nothing of it was applied: the same writes go again in batches cut to the server's limits.
+          this.requeue(reqId);
+          this.flush();
+          return true;
+        }
         this.inflight.delete(reqId);
         for (const w of batch.writes) this.fail(w, new ServerRejectedError(reason, message));
         return true;
@@ -734,7 +743,7 @@ export class Client extends EventEmitter<ClientEvents> {
       return;
     }
     while (this.queue.length > 0) {
-      const writes = this.queue.splice(0, WRITE_BATCH).filter((w) => !w.done);
+      const writes = this.queue.splice(0, this.batches.next(this.queue)).filter((w) => !w.done);
       if (writes.length === 0) continue;
       const reqId = this.nextReqId++;
       this.inflight.set(reqId, { writes, sentAt: this.clock.now() });

@@ -49,7 +49,8 @@ export type DecodeReason =
   | 'ttl-out-of-range'
   | 'too-many-properties'
   | 'unknown-command'
-  | 'batch-truncated';
+  | 'batch-truncated'
+  | 'batch-too-large';
 
 export class KvMsgError extends TwinstarError {
   readonly reason: DecodeReason;
@@ -68,6 +69,13 @@ export interface Limits {
   /** shortest and longest TTL a write may ask for, in seconds (checked where writes enter) */
   minTtlSeconds: number;
   maxTtlSeconds: number;
+  /**
+   * Most writes, and most bytes of packed batch, in one native write (TSET). A bigger batch is
+   * refused whole with TERROR 'batch-too-large'; the client splits its batches to fit. Applying a
+   * batch is one synchronous step, so this bounds how long one request can hold the event loop.
+   */
+  maxBatchEntries: number;
+  maxBatchBytes: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -77,6 +85,8 @@ export const DEFAULT_LIMITS: Limits = {
   maxProperties: 32,
   minTtlSeconds: 0.001,
   maxTtlSeconds: 30 * 24 * 3600,
+  maxBatchEntries: 10_000,
+  maxBatchBytes: 16 * 1024 * 1024,
 };
 
 const EMPTY = Buffer.alloc(0);
@@ -236,16 +246,21 @@ export interface PackedEntry extends KvMsg {
 
 const FIXED_BYTES = 2 + 8 + 1 + 2 + 8 + 4;
 
+/** The bytes one entry takes in a packed batch. */
+export function packedSize(e: Omit<PackedEntry, 'sequence' | 'expiresAt'>): number {
+  return (
+    FIXED_BYTES + Buffer.byteLength(e.key) + e.uuid.length + Buffer.byteLength(e.properties) + e.body.length
+  );
+}
+
+/** The most bytes one write within the limits can take in a packed batch. */
+export function largestPackedEntry(limits: Limits): number {
+  return FIXED_BYTES + limits.maxKeyBytes + MAX_UUID_BYTES + limits.maxPropertiesBytes + limits.maxValueBytes;
+}
+
 export function packBatch(entries: readonly PackedEntry[]): Buffer {
   let size = 0;
-  for (const e of entries) {
-    size +=
-      FIXED_BYTES +
-      Buffer.byteLength(e.key) +
-      e.uuid.length +
-      Buffer.byteLength(e.properties) +
-      e.body.length;
-  }
+  for (const e of entries) size += packedSize(e);
   const out = Buffer.allocUnsafe(size);
   let at = 0;
   for (const e of entries) {
@@ -270,9 +285,14 @@ export function packBatch(entries: readonly PackedEntry[]): Buffer {
 
 /**
  * Unpacks a batch. Bodies are copied out so that one retained value does not pin the whole
- * batch buffer in memory.
+ * batch buffer in memory. More than `maxEntries` entries throw 'batch-too-large' as soon as the
+ * next one starts, before anything more is decoded.
  */
-export function unpackBatch(frame: Buffer, limits: Limits = DEFAULT_LIMITS): PackedEntry[] {
+export function unpackBatch(
+  frame: Buffer,
+  limits: Limits = DEFAULT_LIMITS,
+  maxEntries = Infinity,
+): PackedEntry[] {
   const entries: PackedEntry[] = [];
   let at = 0;
   const need = (n: number) => {
@@ -280,6 +300,8 @@ export function unpackBatch(frame: Buffer, limits: Limits = DEFAULT_LIMITS): Pac
       throw new KvMsgError('batch-truncated', `batch ends inside an entry at byte ${at}`);
   };
   while (at < frame.length) {
+    if (entries.length >= maxEntries)
+      throw new KvMsgError('batch-too-large', `batch holds more than ${maxEntries} entries`);
     need(2);
     const keyLen = frame.readUInt16BE(at);
     at += 2;
