@@ -166,6 +166,8 @@ interface Follower {
 const SNAPSHOT_DEADLINE_MS = 60_000;
 const TPUB = Buffer.from(Native.PUBLISH);
 const BACKOFF_MS = 5;
+/** messages on a send queue above which publishing waits for a later turn */
+const RELEASE_BACKLOG = 2_000;
 
 export class CloneServer extends EventEmitter<ServerEvents> {
   readonly endpoints: ServerEndpoints;
@@ -329,8 +331,11 @@ export class CloneServer extends EventEmitter<ServerEvents> {
 
   /**
    * Publish, in order, every committed change the policy allows clients to see now. Each change
-   * goes to the publisher and to every follower; after DRAIN_BUDGET_MS of that the rest waits for
-   * the next event-loop turn (promise 7), so a big batch times many followers never freezes the node.
+   * goes to the publisher and to every follower. The rest waits for a later event-loop turn after
+   * DRAIN_BUDGET_MS of that (promise 7), or while more than RELEASE_BACKLOG messages already wait
+   * on a send queue: replies to clients (TPONG, TACK) queue behind follower updates, and a client
+   * that waits longer than its server timeout for an answer fails over (issue 13: a 200-write
+   * batch to 1,000 followers delayed every reply by 47 s).
    */
   releasePublications(): void {
     if (this.releaseScheduled) return; // the scheduled turn picks up from where the last one stopped
@@ -339,7 +344,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     const started = performance.now();
     let i = this.unpublishedHead;
     for (; i < queue.length && queue[i]!.sequence <= limit; i++) {
-      if (performance.now() - started > DRAIN_BUDGET_MS) {
+      const backlog = this.routerOut.length > RELEASE_BACKLOG || this.pubOut.length > RELEASE_BACKLOG;
+      if (backlog || (i > this.unpublishedHead && performance.now() - started > DRAIN_BUDGET_MS)) {
         this.releaseScheduled = setImmediate(() => {
           this.releaseScheduled = undefined;
           this.releasePublications();
