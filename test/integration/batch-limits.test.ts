@@ -386,12 +386,13 @@ describe('a raised batch limit (issue 13, B1; real single server)', function () 
   let client: RawClient;
 
   before(async () => {
-    const port = await freePorts(4);
+    const port = await freePorts(5);
     // Through the environment, not flags: a build without the setting still starts (and shows the bug).
     server = new ServerProcess({
       role: 'single',
       port,
-      httpPort: port + 3,
+      heartbeatPort: port + 3,
+      httpPort: port + 4,
       env: { TWINSTAR_MAX_BATCH_ENTRIES: '200000' },
     });
     await server.ready('ACTIVE', 20_000);
