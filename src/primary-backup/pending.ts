@@ -7,7 +7,7 @@
  * It never grows without bound: at most `max` items (oldest dropped first), none older than
  * `maxAgeMs` (the active evidently never got it), and none whose TTL has already run out.
  */
-import type { KvMsg } from '../clone/index.js';
+import { Fifo, type KvMsg } from '../clone/index.js';
 
 export interface PendingItem {
   readonly msg: KvMsg;
@@ -16,7 +16,8 @@ export interface PendingItem {
 
 export class PendingList {
   private readonly items = new Map<string, PendingItem>();
-  private anonymous: PendingItem[] = [];
+  /** arrival order; a Fifo, so dropping the oldest is O(1) however large `max` is */
+  private anonymous = new Fifo<PendingItem>();
   dropped = 0;
 
   constructor(
@@ -50,27 +51,31 @@ export class PendingList {
       this.items.delete(uuid);
       this.dropped++;
     }
-    const before = this.anonymous.length;
-    this.anonymous = this.anonymous.filter((item) => now - item.receivedAt <= this.maxAgeMs);
-    this.dropped += before - this.anonymous.length;
+    // Arrival order is age order: the expired ones are at the front.
+    for (let oldest = this.anonymous.peek(); oldest !== undefined; oldest = this.anonymous.peek()) {
+      if (now - oldest.receivedAt <= this.maxAgeMs) break;
+      this.anonymous.shift();
+      this.dropped++;
+    }
   }
 
   /** Everything left, in arrival order, emptying the list (at promotion). */
   drain(): PendingItem[] {
-    const all = [...this.items.values(), ...this.anonymous].sort((a, b) => a.receivedAt - b.receivedAt);
+    const all = [...this.items.values(), ...this.anonymous.takeAll()].sort(
+      (a, b) => a.receivedAt - b.receivedAt,
+    );
     this.items.clear();
-    this.anonymous = [];
     return all;
   }
 
   clear(): void {
     this.items.clear();
-    this.anonymous = [];
+    this.anonymous.takeAll();
   }
 
   private dropOldest(): void {
     const first = this.items.entries().next();
-    const oldestAnon = this.anonymous[0];
+    const oldestAnon = this.anonymous.peek();
     if (!first.done && (oldestAnon === undefined || first.value[1].receivedAt <= oldestAnon.receivedAt)) {
       this.items.delete(first.value[0]);
     } else {

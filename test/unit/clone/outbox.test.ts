@@ -158,11 +158,15 @@ describe('Fifo', () => {
         fifo.push(next);
         model.push(next++);
       }
-      for (let i = 0; i < 500; i++) expect(fifo.shift()).to.equal(model.shift());
+      for (let i = 0; i < 500; i++) {
+        expect(fifo.peek()).to.equal(model[0]);
+        expect(fifo.shift()).to.equal(model.shift());
+      }
       expect(fifo.length).to.equal(model.length);
     }
     expect(fifo.takeAll()).to.deep.equal(model);
     expect(fifo.length).to.equal(0);
     expect(fifo.shift()).to.equal(undefined);
+    expect(fifo.peek()).to.equal(undefined);
   });
 });
