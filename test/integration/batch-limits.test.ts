@@ -15,6 +15,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { expect } from 'chai';
 import * as zmq from 'zeromq';
+import { connect, type Client, type ClientOptions } from '../../src/index.js';
 import {
   DEFAULT_LIMITS,
   Native,
@@ -420,5 +421,62 @@ describe('a raised batch limit (issue 13, B1; real single server)', function () 
     expect(await metric(server.http, 'twinstar_dropped_messages_total', { reason: 'bad-request' })).to.equal(
       0,
     );
+  });
+});
+
+describe('the client cuts its write batches to the server limits (issue 13, B1; real single server)', function () {
+  this.timeout(60_000);
+  let server: ServerProcess;
+  const clients: Client[] = [];
+  const refusals = () =>
+    metric(server.http, 'twinstar_dropped_messages_total', { socket: 'snapshot', reason: 'batch-too-large' });
+
+  before(async () => {
+    const port = await freePorts(5);
+    // One write of 1000-byte values packs to at most 6,400 bytes (docs/configuration.md): allow
+    // exactly one such write per batch by bytes, and at most 50 writes by count.
+    server = new ServerProcess({
+      role: 'single',
+      port,
+      heartbeatPort: port + 3,
+      httpPort: port + 4,
+      extraArgs: ['--max-value-bytes', '1000', '--max-batch-entries', '50', '--max-batch-bytes', '6400'],
+    });
+    await server.ready('ACTIVE', 20_000);
+  });
+
+  after(async () => {
+    for (const c of clients) await c.close();
+    await server?.kill();
+  });
+
+  const client = async (limits: ClientOptions['limits']) => {
+    const c = await connect({ servers: [server.endpoint], mode: 'native', connectTimeoutMs: 10_000, limits });
+    clients.push(c);
+    return c;
+  };
+
+  it('a client told the limits splits by count and by bytes: nothing is refused', async () => {
+    const c = await client({ maxValueBytes: 1000, maxBatchEntries: 50, maxBatchBytes: 6400 });
+    const before = await refusals();
+    const small = await Promise.all(Array.from({ length: 200 }, (_, i) => c.set(`/c/s/${i}`, 'v')));
+    const big = await Promise.all(Array.from({ length: 20 }, (_, i) => c.set(`/c/b/${i}`, 'x'.repeat(1000))));
+    expect(new Set([...small, ...big]).size).to.equal(220);
+    expect(await refusals()).to.equal(before);
+  });
+
+  it('a client with larger limits is refused once, adopts the limits the server names, and every write lands', async () => {
+    const c = await client({ maxValueBytes: 1000 }); // default batch limits: 1,000 writes, 16 MiB
+    const before = await refusals();
+    const small = Promise.all(Array.from({ length: 200 }, (_, i) => c.set(`/c/t/${i}`, 'v')));
+    const sequences = await within(small, 30_000, '200 small writes');
+    expect(new Set(sequences).size).to.equal(200);
+    const afterCount = await refusals();
+    expect(afterCount - before, 'batches refused before the client adopted the limits').to.equal(1);
+    const big = Promise.all(Array.from({ length: 20 }, (_, i) => c.set(`/c/u/${i}`, 'x'.repeat(1000))));
+    expect(new Set(await within(big, 30_000, '20 writes of 1000 bytes')).size).to.equal(20);
+    // The refusal named the byte limit too: 20 writes of 1000 bytes (more than 6,400 bytes in one
+    // batch of 50) are cut by bytes from the start, and none is refused.
+    expect(await refusals()).to.equal(afterCount);
   });
 });
