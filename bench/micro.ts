@@ -1,11 +1,19 @@
 /**
- * Micro-benchmarks in one process: the CHP codec, packed batches, the store at a million keys
- * (commit time and memory), point-in-time snapshots, and the raw per-message cost of CURVE.
+ * Micro-benchmarks in one process: the CHP codec, packed batches, the de-duplication window's
+ * memory per uuid, the store at a million keys (commit time and memory), point-in-time snapshots, and the raw per-message cost of CURVE.
  *   npm run bench:micro        (runs with --expose-gc so memory is measured after a collection)
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as zmq from 'zeromq';
-import { decodeKvMsg, encodeKvMsg, newUuid, packBatch, Store, unpackBatch } from '../src/clone/index.js';
+import {
+  decodeKvMsg,
+  encodeKvMsg,
+  newUuid,
+  packBatch,
+  Store,
+  unpackBatch,
+  UuidWindow,
+} from '../src/clone/index.js';
 import { curveClientOptions, curveServerOptions, generateKeyPair } from '../src/security/index.js';
 
 const body = Buffer.alloc(100, 120);
@@ -28,12 +36,23 @@ const packed = packBatch(entries);
 rate('packBatch (entries)', 2000, 1000, () => packBatch(entries));
 rate('unpackBatch (entries)', 2000, 1000, () => unpackBatch(packed));
 
+// The de-duplication window's heap per remembered uuid: its Map entry, its ring slots and the
+// 16-byte uuid string (in a server the string is shared with the key's entry while that holds it).
+gc();
+const heapBefore = process.memoryUsage().heapUsed;
+const window = new UuidWindow({ horizonMs: 60_000, maxSize: 1_000_000 });
+for (let i = 0; i < 1_000_000; i++) window.set(newUuid(), i + 1, i / 100);
+gc();
+console.log(
+  `${'heap per remembered uuid (1M in the window)'.padEnd(44)} ${Math.round((process.memoryUsage().heapUsed - heapBefore) / window.size)} B`,
+);
+
 gc();
 const before = process.memoryUsage().rss;
-const store = new Store({ replayLogSize: 100_000, dedupeSize: 100_000 });
+const store = new Store({ replayLogSize: 100_000, dedupeSize: 100_000, dedupeMs: 30_000 });
 let started = performance.now();
 for (let i = 0; i < 1_000_000; i++) {
-  store.commit({ key: `/k/${i}`, uuid: newUuid(), properties: '', body: Buffer.from(body), expiresAt: 0 });
+  store.commit({ key: `/k/${i}`, uuid: newUuid(), properties: '', body: Buffer.from(body), expiresAt: 0 }, 0);
 }
 console.log(`${'commit 1M keys (100-byte values)'.padEnd(44)} ${Math.round(performance.now() - started)} ms`);
 gc();

@@ -13,6 +13,7 @@ export const ErrorCodes = {
   ERR_SERVER_REJECTED: 'the server refused the request',
   ERR_ACCESS_DENIED: "the client's key has no right to write that key (docs/security.md)",
   ERR_INVALID_ARGUMENT: 'an API was called with an argument it cannot take',
+  ERR_VALUE_FORMAT: 'a stored value is not in the format asked for (getJson of a value that is not JSON)',
   ERR_UNAVAILABLE:
     'no server of the pair can serve: the active is gone and the other node refuses votes (no complete history)',
 } as const;
@@ -87,11 +88,40 @@ export class InvalidArgumentError extends TwinstarError {
   }
 }
 
+export class ValueFormatError extends TwinstarError {
+  /** the key whose value could not be read in the format asked for */
+  readonly key: string;
+  constructor(key: string, message: string) {
+    super('ERR_VALUE_FORMAT', message);
+    this.key = key;
+  }
+}
+
 export class UnavailableError extends TwinstarError {
   /** why, in a word: 'no-history' (the only reachable node lacks a complete history) */
   readonly reason: string;
   constructor(reason: string, message: string) {
     super('ERR_UNAVAILABLE', message);
     this.reason = reason;
+  }
+}
+
+/** What a client saw of one server while it looked for the active (src/client/discovery.ts). */
+export interface ServerSeenInfo {
+  readonly server: string;
+  /** 'unreachable': sends failed (connection refused or down); 'silent': no answer at all */
+  readonly seen: 'unreachable' | 'silent' | 'answered';
+  /** the Binary Star state it reported, if it answered */
+  readonly state?: string;
+  /** it said it holds no complete history (it never accepts a vote) */
+  readonly noHistory?: boolean;
+}
+
+/** No active server was found in time; `seen` says what each server did (also in the message). */
+export class NoActiveError extends TimeoutError {
+  readonly seen: readonly ServerSeenInfo[];
+  constructor(message: string, seen: readonly ServerSeenInfo[]) {
+    super(message);
+    this.seen = seen;
   }
 }

@@ -7,10 +7,13 @@ export {
   Client,
   type ClientOptions,
   type ClientEvents,
+  type ClientStats,
+  type DropInfo,
   type Update,
   type FailoverInfo,
   type SetOptions,
   type Mode,
+  type Status,
 } from './client/index.js';
 export * from './errors.js';
 export { startServer, type RunningServer } from './server.js';

@@ -58,7 +58,7 @@ export async function startServer(config: ServerConfig, log?: Logger): Promise<R
     await node.close();
     security?.allowList.close();
     process.off('SIGHUP', reload);
-    throw error;
+    throw bindError(error, config) ?? error;
   }
   logger.info({ http: http.url }, 'metrics and health endpoints listening');
   const running = node;
@@ -83,6 +83,35 @@ export async function startServer(config: ServerConfig, log?: Logger): Promise<R
   };
 }
 
+const BIND_REASONS: Record<string, string> = {
+  EADDRINUSE: 'address already in use',
+  EADDRNOTAVAIL: 'address not available on this host',
+  EACCES: 'permission denied',
+};
+
+/**
+ * A socket that could not bind becomes a ConfigError whose one-line message names the endpoint,
+ * e.g. "cannot bind tcp://127.0.0.1:5556: address already in use" (exit code 2 from the CLI).
+ * ZeroMQ's errors carry the endpoint as `address`; Node's HTTP server's carry `address` and `port`.
+ */
+export function bindError(error: unknown, config: ServerConfig): ConfigError | undefined {
+  const e = error as {
+    code?: unknown;
+    address?: unknown;
+    port?: unknown;
+    syscall?: unknown;
+    message?: unknown;
+  };
+  if (typeof e?.address !== 'string' || typeof e.code !== 'string') return undefined;
+  const http = e.syscall === 'listen' && typeof e.port === 'number';
+  const endpoint = http ? `http://${e.address}:${e.port as number}` : e.address;
+  if (!http && !/^[a-z]+:\/\//.test(endpoint)) return undefined;
+  const reason = BIND_REASONS[e.code] ?? String(e.message).toLowerCase();
+  const port = Number(/:(\d+)$/.exec(endpoint)?.[1]);
+  const setting = http ? 'httpPort' : port === config.heartbeatPort ? 'heartbeatPort' : 'port';
+  return new ConfigError(setting, `cannot bind ${endpoint}: ${reason}`, { cause: error });
+}
+
 /**
  * The keys and allow-list a secure server needs. Any missing or malformed file stops start-up
  * with a ConfigError naming the setting (exit code 2 from the CLI).
@@ -101,6 +130,11 @@ function loadSecurity(config: ServerConfig): SecurityEvents {
       ? undefined
       : load('peerKeyFile', () => readKeyFile(config.peerKeyFile).publicKey);
   const allowList = load('clientsFile', () => new AccessFile(config.clientsFile));
-  const guard = new Guard({ keys, peerPublicKey, access: () => allowList.current });
+  const guard = new Guard({
+    keys,
+    peerPublicKey,
+    access: () => allowList.current,
+    sessionLifetimeMs: config.sessionLifetimeMs,
+  });
   return { guard, allowList };
 }

@@ -1,47 +1,116 @@
 /**
  * The client side of the `twinstar` command: set, get, del, watch and dump, in the spirit of
  * etcdctl and `nats kv`. Every command takes `--servers` (or TWINSTAR_SERVERS), defaulting to the
- * local pair that `npm start` runs. Output goes to stdout, diagnostics to stderr; exit code 0 on
- * success, 1 on failure (for example a key that does not exist), 2 on bad usage.
+ * local pair that `npm start` runs. Values are bytes: `set KEY -` reads stdin, `get` writes the
+ * value as it is, and `--base64` carries binary values through text. Output goes to stdout,
+ * diagnostics to stderr, one line each. Exit codes follow etcdctl's (EXIT below).
  */
-import { parseArgs } from 'node:util';
 import { connect, type Client, type ClientOptions, type Mode } from '../client/index.js';
-import { TwinstarError } from '../errors.js';
+import { InvalidArgumentError, TwinstarError } from '../errors.js';
+import { parseCommandLine, parseMillis, parseSeconds, UsageError, decodeBase64 } from './args.js';
+import { awaitEcho } from './confirm.js';
 
 const DEFAULT_SERVERS = 'tcp://127.0.0.1:5556,tcp://127.0.0.1:5566';
+const DEFAULT_TIMEOUT_MS = 5000;
+
+/** etcdctl's codes where it has one (ExitError 1, ExitBadConnection 2, ExitBadArgs 128). */
+export const EXIT = {
+  OK: 0,
+  /** the command ran and failed: no such key, nothing deleted, the server refused, a timeout */
+  FAILED: 1,
+  /** no active server answered (etcdctl's ExitBadConnection) */
+  NO_SERVER: 2,
+  /** a plain CHP write was sent but not seen published back within --timeout */
+  NOT_CONFIRMED: 3,
+  /** bad usage: a wrong option, value or number of arguments (etcdctl's ExitBadArgs) */
+  USAGE: 128,
+} as const;
 
 const COMMON = `Options:
   --servers LIST     comma-separated snapshot endpoints (env TWINSTAR_SERVERS; default ${DEFAULT_SERVERS})
-  --timeout MS       how long to wait for the active server (default 5000)
+  --timeout MS       how long to wait for the active server, and for a write (default ${DEFAULT_TIMEOUT_MS})
   --mode MODE        auto, native or chp (plain RFC 12 server) (default auto)
   --key-file FILE    this client's CURVE secret key file, for servers run with --curve
                      (env TWINSTAR_KEY_FILE)
   --server-key FILES the servers' public key files, one for all or comma-separated per
                      server (env TWINSTAR_SERVER_KEY)
-  --help             this text`;
+  -h, --help         this text
+
+Exit status: 0 done, 1 failed (no such key, nothing deleted, refused), 2 no server
+answered, 3 a plain CHP write not confirmed, 128 bad usage.`;
+
+const CHP_NOTE = `With a plain CHP server (--mode chp, or found by auto) writes are not acknowledged: the
+command waits up to --timeout to see the write published back and says "confirmed", or
+"sent, not confirmed" and exits 3.`;
 
 const HELP: Record<string, string> = {
-  set: `Usage: twinstar set KEY VALUE [--ttl SECONDS]\n\nWrites VALUE and prints its sequence number once the pair has acknowledged it.\n  --ttl SECONDS      the key expires after this many seconds\n${COMMON}\n`,
-  get: `Usage: twinstar get KEY\n\nPrints the value of KEY; exits 1 if there is none.\n${COMMON}\n`,
-  del: `Usage: twinstar del KEY\n\nDeletes KEY and prints the sequence number of the delete.\n${COMMON}\n`,
-  watch: `Usage: twinstar watch [SUBTREE] [--no-initial]\n\nPrints the current values under SUBTREE, then every change, as JSON lines\n({"key","value","seq","deleted"}), until interrupted.\n  --no-initial       only changes from now on\n${COMMON}\n`,
-  dump: `Usage: twinstar dump [SUBTREE]\n\nPrints every key under SUBTREE (default: all) as one JSON object.\n${COMMON}\n`,
+  set: `Usage: twinstar set KEY VALUE [--ttl SECONDS] [--base64]
+       twinstar set KEY - [--ttl SECONDS] [--base64]     (the value from stdin, as bytes)
+
+Writes VALUE and prints its sequence number once the pair has acknowledged it.
+  --ttl SECONDS      the key expires after this many seconds (0: never)
+  --base64           VALUE (or stdin) is base64; the decoded bytes are stored
+${CHP_NOTE}
+${COMMON}\n`,
+  get: `Usage: twinstar get KEY [--base64]\n\nWrites the value of KEY to stdout as it is (bytes; a newline is added only on a terminal);
+exits 1 if there is none.
+  --base64           print the value as base64 and a newline
+${COMMON}\n`,
+  del: `Usage: twinstar del KEY\n\nDeletes KEY and prints how many keys were deleted: 1, or 0 (and exit status 1) if
+KEY does not exist. Nothing is written for a key that does not exist.
+${CHP_NOTE}
+${COMMON}\n`,
+  watch: `Usage: twinstar watch [SUBTREE] [--no-initial] [--base64]\n\nPrints the current values under SUBTREE, then every change, as JSON lines
+({"key","value","seq","deleted"}), until interrupted.
+  --no-initial       only changes from now on
+  --base64           values as base64 (binary-safe; otherwise UTF-8 text)
+${COMMON}\n`,
+  dump: `Usage: twinstar dump [SUBTREE] [--base64]\n\nPrints every key under SUBTREE (default: all) as one JSON object.
+  --base64           values as base64 (binary-safe; otherwise UTF-8 text)
+${COMMON}\n`,
 };
 
-class UsageError extends Error {}
+const OPTIONS = {
+  servers: { type: 'string', takes: 'comma-separated tcp://HOST:PORT endpoints' },
+  timeout: { type: 'string', takes: 'a number of milliseconds' },
+  mode: { type: 'string', takes: 'auto, native or chp' },
+  'key-file': { type: 'string', takes: 'a file name' },
+  'server-key': { type: 'string', takes: 'file names, comma-separated' },
+  help: { type: 'boolean', short: 'h' },
+  ttl: { type: 'string', takes: 'a number of seconds >= 0' },
+  'no-initial': { type: 'boolean' },
+  base64: { type: 'boolean' },
+} as const;
 
-async function withClient<T>(
-  values: Record<string, unknown>,
-  subtree: string,
-  run: (client: Client) => Promise<T>,
-): Promise<T> {
+/** Which command takes which of its own options (the connection options go with every one). */
+const OWN: Record<string, string[]> = {
+  set: ['ttl', 'base64'],
+  get: ['base64'],
+  del: [],
+  watch: ['no-initial', 'base64'],
+  dump: ['base64'],
+};
+
+type Values = Record<string, string | boolean | undefined>;
+
+/** connect() failed: no active server (exit 2), as opposed to a command that failed (exit 1). */
+class NoServerError extends Error {}
+
+interface Connected {
+  client: Client;
+  timeout: number;
+}
+
+async function withClient<T>(values: Values, subtree: string, run: (c: Connected) => Promise<T>): Promise<T> {
   const servers = String(values.servers ?? process.env.TWINSTAR_SERVERS ?? DEFAULT_SERVERS)
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  const timeout = Number(values.timeout ?? 5000);
-  if (!Number.isFinite(timeout) || timeout <= 0)
-    throw new UsageError('--timeout must be a positive number of ms');
+  const timeout =
+    values.timeout === undefined ? DEFAULT_TIMEOUT_MS : parseMillis('--timeout', String(values.timeout));
+  const mode = (values.mode as Mode | undefined) ?? 'auto';
+  if (!['auto', 'native', 'chp'].includes(mode))
+    throw new UsageError(`--mode takes auto, native or chp, not ${JSON.stringify(mode)}`);
   const keyFile = (values['key-file'] as string | undefined) ?? process.env.TWINSTAR_KEY_FILE;
   const serverKey = (values['server-key'] as string | undefined) ?? process.env.TWINSTAR_SERVER_KEY;
   if ((keyFile === undefined) !== (serverKey === undefined))
@@ -49,117 +118,171 @@ async function withClient<T>(
   const options: ClientOptions = {
     servers,
     subtree,
-    mode: (values.mode as Mode | undefined) ?? 'auto',
+    mode,
     connectTimeoutMs: timeout,
     writeTimeoutMs: timeout,
     ...(keyFile && serverKey ? { curve: { keyFile, serverKeyFile: serverKey.split(',') } } : {}),
   };
-  const client = await connect(options);
+  let client: Client;
   try {
-    return await run(client);
+    client = await connect(options);
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) throw new UsageError(error.message);
+    if (error instanceof TwinstarError) throw new NoServerError(`${error.message} (${error.code})`);
+    throw error;
+  }
+  try {
+    return await run({ client, timeout });
   } finally {
     await client.close();
   }
 }
 
-function parse(args: string[]) {
-  return parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      servers: { type: 'string' },
-      timeout: { type: 'string' },
-      mode: { type: 'string' },
-      'key-file': { type: 'string' },
-      'server-key': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-      ttl: { type: 'string' },
-      'no-initial': { type: 'boolean' },
-    },
-  });
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }
 
-function jsonValue(value: Buffer | undefined): string | null {
-  return value === undefined ? null : value.toString();
+/** The bytes `set` stores: from the argument or stdin ('-'), base64-decoded with --base64. */
+async function valueOf(arg: string, base64: boolean): Promise<Buffer> {
+  const raw = arg === '-' ? await readStdin() : Buffer.from(arg);
+  const value = base64 ? decodeBase64(arg === '-' ? 'stdin' : 'VALUE', raw.toString('latin1')) : raw;
+  if (value.length === 0)
+    throw new UsageError(
+      `the value${arg === '-' ? ' from stdin' : ''} is empty (an empty value deletes in CHP: use twinstar del)`,
+    );
+  return value;
+}
+
+const say = (command: string, line: string) => process.stderr.write(`twinstar ${command}: ${line}\n`);
+
+const text = (value: Buffer | undefined, base64: boolean): string | null =>
+  value === undefined ? null : base64 ? value.toString('base64') : value.toString();
+
+/**
+ * In plain CHP mode the server does not acknowledge: wait for the write to be published back.
+ * Returns the sequence it was published at, or undefined (and says so) if it was not seen.
+ */
+async function sendUnacknowledged(
+  command: string,
+  { client, timeout }: Connected,
+  key: string,
+  value: Buffer | undefined,
+  send: () => Promise<number>,
+): Promise<number | undefined> {
+  const echo = awaitEcho(client, key, value, client.sequence, timeout);
+  try {
+    await send();
+  } catch (error) {
+    echo.cancel();
+    throw error;
+  }
+  const seq = await echo.seen;
+  if (seq === undefined)
+    say(
+      command,
+      `sent, not confirmed (plain CHP writes are not acknowledged): not seen published back within ${timeout} ms`,
+    );
+  else say(command, `confirmed: published back at sequence ${seq} (plain CHP server)`);
+  return seq;
 }
 
 async function run(command: string, args: string[]): Promise<number> {
-  const { values, positionals } = parse(args);
-  if (values.ttl !== undefined && command !== 'set') throw new UsageError('--ttl goes with set only');
-  if (values['no-initial'] && command !== 'watch') throw new UsageError('--no-initial goes with watch only');
+  const { values, positionals } = parseCommandLine(args, OPTIONS);
   if (values.help) {
     process.stdout.write(HELP[command]!);
-    return 0;
+    return EXIT.OK;
   }
+  for (const own of ['ttl', 'no-initial', 'base64'])
+    if (values[own] !== undefined && !OWN[command]!.includes(own))
+      throw new UsageError(`--${own} does not go with ${command}`);
+  const base64 = values.base64 === true;
   switch (command) {
     case 'set': {
-      if (positionals.length !== 2) throw new UsageError('set takes KEY VALUE');
-      const [key, value] = positionals as [string, string];
-      const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
-      if (ttl !== undefined && !(ttl >= 0)) throw new UsageError('--ttl must be a number of seconds');
-      return withClient(values, key, async (client) => {
+      if (positionals.length !== 2) throw new UsageError('set takes KEY and VALUE (or - to read stdin)');
+      const [key, arg] = positionals as [string, string];
+      const ttl = values.ttl === undefined ? undefined : parseSeconds('--ttl', String(values.ttl));
+      const value = await valueOf(arg, base64);
+      return withClient(values, key, async (c) => {
+        const { client } = c;
+        if (client.mode === 'chp') {
+          const seq = await sendUnacknowledged('set', c, key, value, () => client.set(key, value, { ttl }));
+          if (seq === undefined) return EXIT.NOT_CONFIRMED;
+          process.stdout.write(`${seq}\n`);
+          return EXIT.OK;
+        }
         const seq = await client.set(key, value, { ttl });
-        if (client.mode === 'chp')
-          process.stderr.write('twinstar: plain CHP server: the write was sent but cannot be acknowledged\n');
         if (client.degraded)
-          process.stderr.write(
-            'twinstar: warning: the pair is degraded (no passive): acknowledged by the active alone\n',
-          );
+          say('set', 'warning: the pair is degraded (no passive): acknowledged by the active alone');
         process.stdout.write(`${seq}\n`);
-        return 0;
+        return EXIT.OK;
       });
     }
     case 'get': {
-      if (positionals.length !== 1) throw new UsageError('get takes KEY');
+      if (positionals.length !== 1) throw new UsageError('get takes one KEY');
       const key = positionals[0]!;
-      return withClient(values, key, async (client) => {
+      return withClient(values, key, async ({ client }) => {
         const value = client.get(key);
         if (value === undefined) {
-          process.stderr.write(`twinstar: key not found: ${key}\n`);
-          return 1;
+          say('get', `key not found: ${key}`);
+          return EXIT.FAILED;
         }
-        process.stdout.write(`${value.toString()}\n`);
-        return 0;
+        // The bytes as they are (etcdctl prints values raw); a terminal gets a newline after them.
+        if (base64) process.stdout.write(`${value.toString('base64')}\n`);
+        else process.stdout.write(process.stdout.isTTY ? Buffer.concat([value, Buffer.from('\n')]) : value);
+        return EXIT.OK;
       });
     }
     case 'del': {
-      if (positionals.length !== 1) throw new UsageError('del takes KEY');
+      if (positionals.length !== 1) throw new UsageError('del takes one KEY');
       const key = positionals[0]!;
-      return withClient(values, key, async (client) => {
-        process.stdout.write(`${await client.delete(key)}\n`);
-        return 0;
+      // The client mirrors the subtree KEY, so its replica says whether KEY exists. Like etcd,
+      // deleting nothing writes nothing (a CHP delete of an absent key would still take a sequence).
+      return withClient(values, key, async (c) => {
+        const { client } = c;
+        if (client.get(key) === undefined) {
+          process.stdout.write('0\n');
+          return EXIT.FAILED;
+        }
+        if (client.mode === 'chp') {
+          const seq = await sendUnacknowledged('del', c, key, undefined, () => client.delete(key));
+          if (seq === undefined) return EXIT.NOT_CONFIRMED;
+        } else {
+          await client.delete(key);
+        }
+        process.stdout.write('1\n');
+        return EXIT.OK;
       });
     }
     case 'dump': {
       if (positionals.length > 1) throw new UsageError('dump takes at most one SUBTREE');
       const subtree = positionals[0] ?? '';
-      return withClient(values, subtree, async (client) => {
-        const entries: Record<string, string> = {};
+      return withClient(values, subtree, async ({ client }) => {
+        const entries: Record<string, string | null> = {};
         for (const [key, value] of [...client.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-          entries[key] = value.toString();
+          entries[key] = text(value, base64);
         process.stdout.write(
           `${JSON.stringify({ sequence: client.sequence, server: client.server, entries }, null, 2)}\n`,
         );
-        return 0;
+        return EXIT.OK;
       });
     }
     case 'watch': {
       if (positionals.length > 1) throw new UsageError('watch takes at most one SUBTREE');
       const subtree = positionals[0] ?? '';
-      return withClient(values, subtree, async (client) => {
-        client.on('failover', (info) =>
-          process.stderr.write(`twinstar: failover to ${info.to} at sequence ${info.sequence}\n`),
-        );
+      return withClient(values, subtree, async ({ client }) => {
+        client.on('failover', (info) => say('watch', `failover to ${info.to} at sequence ${info.sequence}`));
         const stream = client.watch(subtree, { initial: !values['no-initial'] });
         const stop = () => void stream.return?.();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
         for await (const u of stream) {
           process.stdout.write(
-            `${JSON.stringify({ key: u.key, value: jsonValue(u.value), seq: u.seq, deleted: u.deleted })}\n`,
+            `${JSON.stringify({ key: u.key, value: text(u.value, base64), seq: u.seq, deleted: u.deleted })}\n`,
           );
         }
-        return 0;
+        return EXIT.OK;
       });
     }
     default:
@@ -172,13 +295,21 @@ export function clientCommand(command: string): (args: string[]) => Promise<numb
     try {
       return await run(command, args);
     } catch (error) {
-      if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-        process.stderr.write(`twinstar ${command}: ${(error as Error).message}\n\n${HELP[command]}`);
-        return 2;
+      if (error instanceof UsageError) {
+        say(command, `${error.message} (see twinstar ${command} --help)`);
+        return EXIT.USAGE;
+      }
+      if (error instanceof NoServerError) {
+        say(command, error.message);
+        return EXIT.NO_SERVER;
+      }
+      if (error instanceof InvalidArgumentError) {
+        say(command, error.message);
+        return EXIT.USAGE;
       }
       if (error instanceof TwinstarError) {
-        process.stderr.write(`twinstar ${command}: ${error.message} (${error.code})\n`);
-        return 1;
+        say(command, `${error.message} (${error.code})`);
+        return EXIT.FAILED;
       }
       throw error;
     }

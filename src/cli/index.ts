@@ -6,14 +6,17 @@ const HELP = `Usage: twinstar <command> [options]
 
 Servers:
   server            run one node (--role single|primary|backup); see \`twinstar server --help\`
-  pair              run a primary and a backup on loopback (what \`npm start\` does)
+  pair              run a primary and a backup on one host (what \`npm start\` does);
+                    --port N moves the pair to ports N..N+14 (\`twinstar pair --help\`)
 
 Client (each takes --servers tcp://HOST:PORT,tcp://HOST:PORT; default the local pair):
   set KEY VALUE     write a value (--ttl SECONDS for an ephemeral key); prints its sequence
-  get KEY           print a value
-  del KEY           delete a key
+  set KEY -         the same, the value read from stdin as bytes
+  get KEY           write the value to stdout as it is (bytes)
+  del KEY           delete a key; prints 1, or 0 if there was none
   watch [SUBTREE]   print changes as JSON lines until interrupted
   dump [SUBTREE]    print the whole map (or a subtree) as JSON
+  --base64          binary values as base64: set's VALUE, get's, watch's and dump's output
 
 Security:
   keygen NAME       write a CURVE key pair: NAME.key (public) and NAME.key_secret (private)
@@ -22,6 +25,10 @@ Operations:
   status            both nodes of a pair from their /status endpoints (--nodes URL,URL);
                     exits 1 when the pair is unhealthy
   promote           force a node without the complete history to serve (--node URL --force)
+
+Client commands exit 0 when done, 1 when they failed (no such key, nothing deleted, refused),
+2 when no server answered, 3 when a plain CHP write was sent but not confirmed, 128 on bad
+usage (as etcdctl). Servers exit 2 on a configuration or bind error, naming it in one line.
 
 Each command has --help.
 `;

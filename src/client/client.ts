@@ -2,57 +2,76 @@
  * The failover-aware twinstar client.
  *
  * It keeps a local replica of one subtree (the Clone pattern) and follows whichever server of the
- * pair is active. Finding the active is the Binary Star client vote: a sync request (resume or
- * snapshot) goes to every server whose last vote is not still pending; the first server to start
- * answering with data is the active one, and the others' answers are ignored. The same procedure
- * runs at start, after the active falls silent (no HUGZ or update for `serverTimeoutMs`), and
- * after a server says it is no longer active.
+ * pair is active. Finding the active (discovery.ts) probes every server with TPING, which is never
+ * a vote, and syncs only with one that says ACTIVE. It votes (TVOTE) for a passive only once it has
+ * itself found every other server silent for its effective timeout (max(serverTimeoutMs, 3 HUGZ
+ * intervals)). In plain CHP, where ICANHAZ? is the vote, it asks servers in Binary Star order.
+ * 'auto' sends nothing native before a server advertised `twinstar=1` on a HUGZ or KTHXBAI. The
+ * phase and the status signals go through one funnel (session.ts). docs/protocol.md has the
+ * procedure.
  *
- * Writes get a uuid when issued and keep it: on the native path they are acknowledged once the
- * pair has made them durable, and any write not yet acknowledged at a failover is sent again to
- * the new active, which applies it once (de-duplication by uuid). Every wait has a bound.
+ * Writes (writes.ts) get a uuid when issued and keep it: on the native path they are acknowledged
+ * once the pair has made them durable, resolve once this client's replica has applied them when
+ * their key is in its subtree (read-your-writes), and any write not yet acknowledged at a failover
+ * is sent again to the new active, which applies it once (de-duplication by uuid). Every wait has
+ * a bound. Nothing a server sends is thrown out of a socket handler: a malformed message is
+ * dropped and counted (drops.ts), and a server whose reply was malformed is quarantined for
+ * serverTimeoutMs (the finder leaves it alone, it is not chosen).
  */
 import { EventEmitter } from 'node:events';
 import {
+  ADVERTISE,
   decodeKvMsg,
   decodeRequestId,
   decodeSequence,
   encodeIcanhaz,
-  encodeKvMsg,
   encodeRequestId,
   encodeSequence,
   formatProperties,
   HUGZ,
   KTHXBAI,
+  KvMsgError,
   Native,
-  newUuid,
-  packBatch,
   Replica,
   unpackBatch,
   DEFAULT_LIMITS,
-  type Durability,
   type Entry,
-  type KvMsg,
   type Limits,
   type ReplicaChange,
 } from '../clone/index.js';
-import {
-  ClosedError,
-  InvalidArgumentError,
-  QueueFullError,
-  ServerRejectedError,
-  AccessDeniedError,
-  TimeoutError,
-} from '../errors.js';
+import { ClosedError, InvalidArgumentError, NoActiveError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log/index.js';
-import { silentLogger } from '../log/index.js';
-import { KeyError, keyBytes, publicKeyOf, readKeyFile, type KeyPair } from '../security/index.js';
-import { BatchSizer } from './batches.js';
-import { parseServer, VoteBook, type ServerAddress } from './servers.js';
+import { RateLimitedLog, silentLogger } from '../log/index.js';
+import {
+  checkPrefix,
+  checkReadKey,
+  checkTtl,
+  checkValue,
+  jsonText,
+  parseJson,
+  rejectWith,
+} from './arguments.js';
+import { describeSeen } from './discovery.js';
+import {
+  DropCounter,
+  isMalformed,
+  Quarantine,
+  reasonOf,
+  ReplyError,
+  type DropInfo,
+  type DropSource,
+} from './drops.js';
+import { Finder, PROBE_MS, properties } from './finder.js';
+import { positiveOption, resolveCurve, systemClock, type Clock, type CurveOptions } from './options.js';
+import { parseServer, type ServerAddress } from './servers.js';
+import { eventStream, type ClientEvents, type ClientStats } from './events.js';
+import { Session, type Phase, type PhaseContext, type Status } from './session.js';
 import { zmqTransport, type Link, type Transport } from './transport.js';
 import { WatchStream } from './watch.js';
+import { Writes } from './writes.js';
 
 export type Mode = 'auto' | 'native' | 'chp';
+export { systemClock, type Clock, type CurveOptions, type ClientEvents, type ClientStats };
 
 export interface ClientOptions {
   /** snapshot endpoints of the pair, e.g. ['tcp://127.0.0.1:5556', 'tcp://127.0.0.1:5566'] */
@@ -71,6 +90,8 @@ export interface ClientOptions {
   maxPendingWrites?: number;
   /** how long connect() waits for the first sync */
   connectTimeoutMs?: number;
+  /** how long close() waits for plain CHP writes to reach the collectors (default 2000) */
+  lingerMs?: number;
   /** the server's size limits (default: the server defaults); bigger writes throw at once */
   limits?: Partial<Limits>;
   /**
@@ -83,33 +104,6 @@ export interface ClientOptions {
   transport?: Transport;
   clock?: Clock;
 }
-
-export type CurveOptions =
-  | {
-      /** this client's key pair, Z85 */
-      publicKey: string;
-      secretKey: string;
-      /** the servers' public keys: one for all, or one per entry of `servers` */
-      serverPublicKey: string | string[];
-    }
-  | {
-      /** this client's NAME.key_secret file */
-      keyFile: string;
-      /** the servers' NAME.key files: one for all, or one per entry of `servers` */
-      serverKeyFile: string | string[];
-    };
-
-export interface Clock {
-  now(): number;
-  setInterval(fn: () => void, ms: number): unknown;
-  clearInterval(handle: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setInterval: (fn, ms) => setInterval(fn, ms),
-  clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
-};
 
 /** One change as the application sees it. */
 export interface Update {
@@ -128,32 +122,9 @@ export interface FailoverInfo {
   readonly sequence: number;
 }
 
-export interface ClientEvents {
-  update: [update: Update];
-  failover: [info: FailoverInfo];
-  degraded: [degraded: boolean];
-  resync: [info: { sequence: number; server: string }];
-  mode: [mode: 'native' | 'chp'];
-  ready: [info: { server: string; sequence: number }];
-  error: [error: Error];
-  close: [];
-}
-
 export interface SetOptions {
   /** seconds until the key expires; the active server deletes it then (0 or absent: never) */
   ttl?: number;
-}
-
-interface Write {
-  readonly key: string;
-  readonly uuid: string;
-  readonly properties: string;
-  readonly body: Buffer;
-  readonly deadline: number;
-  readonly order: number;
-  resolve(sequence: number): void;
-  reject(error: Error): void;
-  done: boolean;
 }
 
 interface SyncStream {
@@ -161,14 +132,9 @@ interface SyncStream {
   readonly server: number;
   readonly entries: Entry[];
   lastProgress: number;
-  /** a vote (finding the active) rather than a sync with the server already in use */
-  readonly vote: boolean;
+  /** the first sync with a newly found active rather than a resync with the server in use */
+  readonly fresh: boolean;
 }
-
-type Phase = 'finding' | 'syncing' | 'ready' | 'closed';
-
-const WRITE_BATCH = 1000;
-const VOTE_INTERVAL_MS = 50;
 
 export class Client extends EventEmitter<ClientEvents> {
   readonly subtree: string;
@@ -180,33 +146,29 @@ export class Client extends EventEmitter<ClientEvents> {
   private readonly options: Required<
     Pick<ClientOptions, 'serverTimeoutMs' | 'requestTimeoutMs' | 'writeTimeoutMs' | 'maxPendingWrites'>
   >;
-  private readonly votes: VoteBook;
   private readonly limits: Limits;
-  private readonly batches: BatchSizer;
   private modeNow: Mode;
-  private phase: Phase = 'finding';
+  private readonly session = new Session();
+  private readonly finder: Finder;
+  private readonly lingerMs: number;
+  private closing: Promise<void> | undefined;
   private current = -1;
   private term = '';
   private lastHeard = 0;
   private lastTick: number;
-  private lastVoteRound = -Infinity;
   private following = false;
   private subscriptionConfirmed = false;
   private sync: SyncStream | undefined;
   private chpSnapshot: { server: number; entries: Entry[] } | undefined;
   private nextReqId = 1;
-  private queue: Write[] = [];
-  private inflight = new Map<number, { writes: Write[]; sentAt: number }>();
-  private writeOrder = 0;
-  private flushScheduled = false;
-  private degradedNow = false;
-  /** a running count: walking the in-flight batches on every set() made writes O(in flight) */
-  private unsettled = 0;
-  private sawNativeReply = false;
-  private readonly startedAt: number;
   private pendingFailoverFrom: string | undefined;
   private readonly timer: unknown;
   private readonly readyWaiters: { resolve(): void; reject(error: Error): void }[] = [];
+  private readonly drops = new DropCounter();
+  private readonly dropLog: RateLimitedLog;
+  /** servers whose replies were malformed: not probed, asked or chosen until their time is up */
+  private readonly quarantine = new Quarantine();
+  private readonly writes: Writes;
 
   constructor(options: ClientOptions) {
     super();
@@ -231,22 +193,57 @@ export class Client extends EventEmitter<ClientEvents> {
       maxPendingWrites: positiveOption('maxPendingWrites', options.maxPendingWrites, 100_000, 1, true),
     };
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.batches = new BatchSizer(this.limits, WRITE_BATCH);
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? silentLogger();
-    this.votes = new VoteBook(this.options.serverTimeoutMs);
+    this.lingerMs = positiveOption('lingerMs', options.lingerMs, 2000, 0);
+    // CURVE is twinstar's own (docs/security.md): a plain RFC 12 server never speaks it
+    if (options.curve !== undefined && this.modeNow === 'auto') this.modeNow = 'native';
+    this.dropLog = new RateLimitedLog(this.log, 10, 10_000, () => this.clock.now());
     this.replica = new Replica(this.subtree);
     const transport = options.transport ?? zmqTransport;
     this.links = this.servers.map((server, i) =>
       transport(server, {
-        reply: (frames) => this.onReply(i, frames),
-        update: (frames) => this.onPublished(i, frames),
+        reply: (frames) => this.guard(i, 'reply', frames),
+        update: (frames) => this.guard(i, 'published', frames),
       }),
     );
-    this.lastTick = this.startedAt = this.clock.now();
+    this.finder = new Finder(
+      {
+        links: this.links,
+        subtree: this.subtree,
+        log: this.log,
+        now: () => this.clock.now(),
+        mode: () => this.modeNow,
+        reqId: () => this.nextReqId++,
+        unavailable: (error) => this.unavailable(error),
+        usable: (server, now) => !this.quarantine.has(server, now),
+      },
+      this.servers.map((s) => s.snapshot),
+      this.options.serverTimeoutMs,
+    );
+    this.writes = new Writes({
+      links: this.links,
+      subtree: this.subtree,
+      limits: this.limits,
+      writeTimeoutMs: this.options.writeTimeoutMs,
+      requestTimeoutMs: this.options.requestTimeoutMs,
+      maxPendingWrites: this.options.maxPendingWrites,
+      now: () => this.clock.now(),
+      mode: () => this.modeNow,
+      closed: () => this.phase === 'closed',
+      target: () =>
+        this.phase === 'finding' || this.phase === 'closed' || this.current < 0
+          ? undefined
+          : this.links[this.current],
+      reqId: () => this.nextReqId++,
+      applied: () => this.replica.sequence,
+      degraded: (degraded) => this.emit('degraded', degraded),
+      stalled: () => this.resyncCurrent(),
+    });
+    this.lastTick = this.clock.now();
     this.timer = this.clock.setInterval(
       () => this.tick(),
-      Math.min(VOTE_INTERVAL_MS, this.options.serverTimeoutMs / 5),
+      Math.min(PROBE_MS, this.options.serverTimeoutMs / 5),
     );
     this.findActive(undefined);
   }
@@ -265,11 +262,8 @@ export class Client extends EventEmitter<ClientEvents> {
         const i = this.readyWaiters.indexOf(waiter);
         if (i === -1) return;
         this.readyWaiters.splice(i, 1);
-        reject(
-          new TimeoutError(
-            `no active server answered within ${timeoutMs} ms (${this.servers.map((s) => s.snapshot).join(', ')})`,
-          ),
-        );
+        const seen = this.finder.discovery.seen();
+        reject(new NoActiveError(`no active server within ${timeoutMs} ms: ${describeSeen(seen)}`, seen));
       }, timeoutMs);
       timer.unref?.();
       const settle = waiter.resolve;
@@ -285,44 +279,60 @@ export class Client extends EventEmitter<ClientEvents> {
     });
   }
 
-  /** Writes a value; resolves with its sequence number once acknowledged (0 in plain CHP mode). */
-  set(key: string, value: Buffer | string, options: SetOptions = {}): Promise<number> {
-    const body = typeof value === 'string' ? Buffer.from(value) : value;
-    if (!Buffer.isBuffer(body)) throw new InvalidArgumentError('value must be a Buffer or a string');
-    if (body.length === 0)
-      throw new InvalidArgumentError('value must not be empty (an empty body means delete: use delete())');
-    const ttl = options.ttl ?? 0;
-    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0)
-      throw new InvalidArgumentError('ttl must be a number of seconds >= 0');
-    return this.write(key, body, ttl > 0 ? formatProperties({ ttl: String(ttl) }) : '');
+  /**
+   * Writes a value; resolves with its sequence number once acknowledged and, for a key inside this
+   * client's subtree, applied to its replica (0 in plain CHP mode). A key outside the subtree may
+   * be written: it resolves on the acknowledgement. Bad arguments (an empty key, an empty or
+   * oversized value, a bad ttl) reject with InvalidArgumentError.
+   */
+  set(key: string, value: Buffer | string, options?: SetOptions): Promise<number> {
+    try {
+      const body = checkValue(value, this.limits);
+      const ttl = checkTtl(options);
+      return this.writes.write(key, body, ttl > 0 ? formatProperties({ ttl: String(ttl) }) : '');
+    } catch (error) {
+      return rejectWith(error);
+    }
   }
 
-  /** Deletes a key; resolves with the sequence number of the delete once acknowledged. */
+  /** Deletes a key; resolves with the delete's sequence number as set() does (acknowledged, applied). */
   delete(key: string): Promise<number> {
-    return this.write(key, Buffer.alloc(0), '');
+    return this.writes.write(key, Buffer.alloc(0), '');
   }
 
-  /** A value as JSON. */
+  /** A value as JSON; a value JSON cannot represent (a cycle, undefined) rejects with InvalidArgumentError. */
   setJson(key: string, value: unknown, options?: SetOptions): Promise<number> {
-    return this.set(key, JSON.stringify(value), options);
+    try {
+      return this.set(key, jsonText(value), options);
+    } catch (error) {
+      return rejectWith(error);
+    }
   }
 
-  /** The current value from the local replica (synchronous). */
+  /**
+   * The current value from the local replica (synchronous). Throws InvalidArgumentError for a key
+   * outside this client's subtree (the replica does not hold it).
+   */
   get(key: string): Buffer | undefined {
-    return this.replica.get(key)?.body;
+    return this.replica.get(checkReadKey(key, this.subtree))?.body;
   }
 
   getString(key: string): string | undefined {
     return this.get(key)?.toString();
   }
 
+  /** The value parsed as JSON; throws ValueFormatError if it is not JSON. */
   getJson<T = unknown>(key: string): T | undefined {
     const value = this.getString(key);
-    return value === undefined ? undefined : (JSON.parse(value) as T);
+    return value === undefined ? undefined : parseJson<T>(key, value);
   }
 
-  /** Every key and value under a prefix of this client's subtree, from the local replica. */
+  /**
+   * Every key and value under a prefix of this client's subtree, from the local replica. Throws
+   * InvalidArgumentError for a prefix outside the subtree.
+   */
   entries(prefix = this.subtree): Map<string, Buffer> {
+    checkPrefix(prefix, this.subtree);
     const out = new Map<string, Buffer>();
     for (const entry of this.replica.values(prefix)) out.set(entry.key, entry.body);
     return out;
@@ -330,9 +340,11 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /**
    * Changes under a prefix as an async iterator. With `initial` (the default) the current values
-   * come first, as NATS KV watchers do. The iterator ends when the client closes.
+   * come first, as NATS KV watchers do. The iterator ends when the client closes. A prefix outside
+   * this client's subtree throws InvalidArgumentError at once (watch() itself returns no promise).
    */
   watch(prefix = this.subtree, options: { initial?: boolean } = {}): AsyncIterableIterator<Update> {
+    checkPrefix(prefix, this.subtree);
     const stream = new WatchStream<Update>(() => {
       this.off('update', listener);
       this.off('close', end);
@@ -368,30 +380,70 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** True while the active acknowledges writes without a passive (the pair is degraded). */
   get degraded(): boolean {
-    return this.degradedNow;
+    return this.writes.degraded;
+  }
+
+  /** What the client has dropped since it started. */
+  stats(): ClientStats {
+    return { dropped: this.drops.snapshot() };
   }
 
   /** Writes issued and not yet settled (acknowledged, failed or timed out). */
   get pendingWrites(): number {
-    return this.unsettled;
+    return this.writes.pending;
   }
 
-  async close(): Promise<void> {
-    if (this.phase === 'closed') return;
-    this.phase = 'closed';
+  /** Status signals (disconnected, reconnecting, reconnected, unavailable) until close. */
+  status(): AsyncIterableIterator<Status> {
+    const stream = eventStream<Status>(this, 'status');
+    if (this.phase === 'closed') stream.end();
+    return stream;
+  }
+
+  /**
+   * Stops the client: pending writes and ready() reject with ClosedError. Plain CHP writes already
+   * published get up to `lingerMs` to reach the collectors before the sockets close.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.setPhase('closed', {});
     this.clock.clearInterval(this.timer);
     const error = new ClosedError();
-    for (const w of this.queue) this.fail(w, error);
-    for (const batch of this.inflight.values()) for (const w of batch.writes) this.fail(w, error);
-    this.queue = [];
-    this.inflight.clear();
+    this.writes.failAll(error);
     for (const waiter of this.readyWaiters.splice(0)) waiter.reject(error);
+    await Promise.all(this.links.map((link) => link.drain(this.lingerMs).catch(() => undefined)));
     for (const link of this.links) link.close();
     this.emit('close');
   }
 
   // ------------------------------------------------------------------------------------------
   // Finding the active (the vote) and syncing from it.
+
+  private get phase(): Phase {
+    return this.session.phase;
+  }
+
+  /** The one way the phase changes; status signals reach listeners on the next tick. */
+  private setPhase(next: Phase, context: Omit<PhaseContext, 'now'>): void {
+    const signals = this.session.setPhase(next, { now: this.clock.now(), ...context });
+    if (signals === undefined) {
+      this.log.error({ from: this.phase, to: next }, 'refused an impossible phase change');
+      return;
+    }
+    for (const status of signals) this.signal(status);
+  }
+
+  private signal(status: Status): void {
+    process.nextTick(() => {
+      if (this.phase === 'closed') return;
+      this.emit(status.type, status as never);
+      this.emit('status', status);
+    });
+  }
 
   private findActive(reason: string | undefined): void {
     if (this.phase === 'closed') return;
@@ -400,62 +452,61 @@ export class Client extends EventEmitter<ClientEvents> {
     if (this.following && this.current >= 0) this.links[this.current]!.unfollow();
     this.following = false;
     this.replica.dropHeld();
-    this.phase = 'finding';
+    this.setPhase('finding', { server: from, reason: reason ?? 'starting' });
     this.sync = undefined;
     this.chpSnapshot = undefined;
-    this.votes.clear();
-    this.requeueInflight();
+    this.writes.requeueAll();
     this.pendingFailoverFrom = reason === undefined ? undefined : (from ?? '');
+    this.finder.begin(this.current >= 0 ? this.current : undefined);
     this.current = -1;
-    this.voteRound();
+    this.probe();
   }
 
-  private voteRound(): void {
-    const now = this.clock.now();
-    this.lastVoteRound = now;
-    for (const i of this.votes.due(this.links.length, now)) this.sendSync(i, true);
+  private probe(): void {
+    this.finder.probe();
+    const d = this.finder.discovery;
+    const report = this.session.reconnecting(this.clock.now(), d.timeout(0), d.seen());
+    if (report) this.signal(report);
   }
 
-  private sendSync(server: number, vote: boolean): void {
-    const link = this.links[server]!;
-    const now = this.clock.now();
+  /** The only node that answers lacks history and no active is reachable: say so, keep trying. */
+  private unavailable(error: UnavailableError): void {
+    for (const waiter of this.readyWaiters.splice(0)) waiter.reject(error);
+    const status = this.session.unavailable(error.reason, this.finder.discovery.seen());
+    if (status) this.signal(status);
+  }
+
+  /** A native sync (resume if the replica has a place on a timeline, else snapshot); never a vote. */
+  private sendSync(server: number, fresh: boolean): void {
     const reqId = this.nextReqId++;
-    if (vote) this.votes.sent(server, reqId, now);
-    const onFail = () => {
-      if (vote && this.votes.serverOf(reqId) === server) this.votes.settle(server);
-    };
-    // In auto mode, servers that have not answered one native request for a while may be plain
-    // CHP servers: ask them the RFC 12 way too.
-    const tryChp =
-      this.modeNow === 'auto' &&
-      !this.sawNativeReply &&
-      now - this.startedAt > 2 * this.options.serverTimeoutMs;
-    if (this.modeNow === 'chp' || tryChp) link.request(encodeIcanhaz(this.subtree), onFail);
-    if (this.modeNow === 'chp') return;
     const rid = encodeRequestId(reqId);
     const sub = Buffer.from(this.subtree);
+    const link = this.links[server]!;
     if (this.replica.sequence >= 0 && this.term !== '') {
-      link.request(
-        [Buffer.from(Native.RESUME), rid, sub, encodeSequence(this.replica.sequence), Buffer.from(this.term)],
-        onFail,
-      );
+      link.request([
+        Buffer.from(Native.RESUME),
+        rid,
+        sub,
+        encodeSequence(this.replica.sequence),
+        Buffer.from(this.term),
+      ]);
     } else {
-      link.request([Buffer.from(Native.SNAPSHOT), rid, sub], onFail);
+      link.request([Buffer.from(Native.SNAPSHOT), rid, sub]);
     }
-    if (!vote) this.sync = { reqId, server, entries: [], lastProgress: now, vote: false };
+    this.sync = { reqId, server, entries: [], lastProgress: this.clock.now(), fresh };
   }
 
-  /** A server began answering a vote with data: it is the active. Follow its publisher. */
-  private choose(server: number, reqId: number): void {
-    this.votes.clear();
+  /** A server said ACTIVE: follow its publisher and sync from it. */
+  private choose(server: number): void {
     this.current = server;
-    this.phase = 'syncing';
+    this.setPhase('syncing', { server: this.servers[server]!.snapshot });
     this.replica.beginSync();
-    this.sync = { reqId, server, entries: [], lastProgress: this.clock.now(), vote: true };
     this.startFollowing();
+    this.sendSync(server, true);
   }
 
   private startFollowing(): void {
+    this.finder.chose(this.current);
     this.following = true;
     this.subscriptionConfirmed = false;
     this.links[this.current]!.follow([this.subtree, HUGZ]);
@@ -464,7 +515,7 @@ export class Client extends EventEmitter<ClientEvents> {
   private finishSync(sequence: number, term: string, kind: string, entries: Entry[]): void {
     const server = this.servers[this.current]!.snapshot;
     const hadReplica = this.replica.sequence >= 0;
-    const wasVote = this.sync?.vote ?? true;
+    const wasVote = this.sync?.fresh ?? true;
     this.sync = undefined;
     this.term = term;
     const resync = kind !== 'resume';
@@ -474,7 +525,8 @@ export class Client extends EventEmitter<ClientEvents> {
     const changes = resync
       ? this.replica.loadSnapshot(entries, sequence)
       : this.replica.loadResume(entries, sequence);
-    this.phase = 'ready';
+    this.finder.done();
+    this.setPhase('ready', { server, sequence: this.replica.sequence });
     this.lastHeard = this.clock.now();
     this.deliver(changes, resync && hadReplica);
     if (resync && hadReplica) this.emit('resync', { sequence, server });
@@ -491,17 +543,20 @@ export class Client extends EventEmitter<ClientEvents> {
     // Updates may have been published between the server's answer and our subscription taking
     // effect; once the subscription is confirmed (first message on it), one more resume closes
     // that window. Also resume again if updates overflowed while we synced.
-    if (this.replica.consumeOverflow() || (wasVote && this.subscriptionConfirmed && this.modeNow !== 'chp'))
+    if (
+      this.replica.consumeOverflow() ||
+      (wasVote && this.subscriptionConfirmed && this.modeNow === 'native')
+    )
       this.resyncCurrent();
-    this.scheduleFlush();
+    this.writes.scheduleFlush();
   }
 
   /** A sync (resume) with the server already in use: after a gap, or to confirm a subscription. */
   private resyncCurrent(): void {
     if (this.phase !== 'ready') return;
     this.replica.beginSync();
-    this.phase = 'syncing';
-    if (this.modeNow !== 'chp') return this.sendSync(this.current, false);
+    this.setPhase('syncing', {});
+    if (this.modeNow === 'native') return this.sendSync(this.current, false);
     // Plain CHP has no resume: take a fresh snapshot from the same server.
     this.chpSnapshot = { server: this.current, entries: [] };
     this.links[this.current]!.request(encodeIcanhaz(this.subtree));
@@ -510,17 +565,72 @@ export class Client extends EventEmitter<ClientEvents> {
   // ------------------------------------------------------------------------------------------
   // Incoming messages.
 
+  /**
+   * Every message from a socket comes through here: nothing a server sends may throw out of a
+   * socket handler (it would end the receive loop or the application's process). A malformed
+   * message is dropped and counted; whatever else goes wrong is logged and counted too.
+   */
+  private guard(server: number, source: DropSource, frames: Buffer[]): void {
+    try {
+      if (source === 'reply') this.onReply(server, frames);
+      else this.onPublished(server, frames);
+    } catch (error) {
+      try {
+        this.dropped(server, source, error);
+      } catch (inner) {
+        this.log.error({ err: inner }, 'failed to handle a dropped message');
+      }
+    }
+  }
+
+  /**
+   * A message from `server` was dropped. A malformed reply means that server is broken for now:
+   * it is quarantined for a server timeout (the finder sends it nothing, it is not chosen) and, if
+   * it is the one in use, the client looks for the active again. A malformed update may hide a
+   * change: resume.
+   */
+  private dropped(server: number, source: DropSource, error: unknown, broken = true): void {
+    const reason = reasonOf(error);
+    this.drops.count(reason);
+    const info: DropInfo = {
+      server: this.servers[server]!.snapshot,
+      source,
+      reason,
+      message: error instanceof Error ? error.message : String(error),
+    };
+    if (isMalformed(error)) this.dropLog.warn({ ...info }, `dropped a malformed ${source} message`);
+    else this.log.error({ ...info, err: error }, `failed to handle a ${source} message`);
+    if (this.phase !== 'closed' && broken && isMalformed(error)) {
+      if (source === 'reply') {
+        this.quarantine.add(server, this.clock.now() + this.options.serverTimeoutMs);
+        if (server === this.current) this.findActive(`malformed reply (${reason})`);
+      } else if (server === this.current) {
+        this.resyncCurrent();
+      }
+    }
+    this.emit('dropped', info);
+  }
+
   private onPublished(server: number, frames: Buffer[]): void {
-    if (server !== this.current || this.phase === 'closed') return;
-    this.lastHeard = this.clock.now();
-    const msg = this.decode(frames, 'published');
-    if (msg === undefined) return;
+    if (this.phase === 'closed') return;
+    if (server !== this.current) return this.onAdvertisement(server, frames);
+    const now = this.clock.now();
+    this.lastHeard = now;
+    this.finder.discovery.heard(server, now);
+    const msg = decodeKvMsg(frames, this.limits);
+    if (msg.key === HUGZ) {
+      const props = properties(msg.properties);
+      this.finder.discovery.hugz(server, now, props);
+      // A node that is not active says so on its HUGZ (a demoted active keeps sending them).
+      const state = props.get(ADVERTISE.STATE);
+      if (state !== undefined) return this.findActive(`server says ${state}`);
+    }
     if (!this.subscriptionConfirmed) {
       this.subscriptionConfirmed = true;
       // The subscription is in force from now on, but updates published between the sync's answer
       // and this moment were missed (a subtree client cannot see the hole). Resume first, so that
       // this message and the ones after it are held, not applied past the hole.
-      if (this.phase === 'ready' && this.modeNow !== 'chp') this.resyncCurrent();
+      if (this.phase === 'ready' && this.modeNow === 'native') this.resyncCurrent();
     }
     if (msg.key === HUGZ) {
       if (this.replica.heartbeat(msg.sequence)) this.resyncCurrent();
@@ -533,6 +643,7 @@ export class Client extends EventEmitter<ClientEvents> {
 
   private onReply(server: number, frames: Buffer[]): void {
     if (this.phase === 'closed') return;
+    this.finder.discovery.heard(server, this.clock.now());
     const tag = frames[0]?.toString('latin1');
     const reqId = decodeRequestId(frames[1]);
     if (
@@ -541,15 +652,12 @@ export class Client extends EventEmitter<ClientEvents> {
       tag.startsWith('T') &&
       this.onNativeReply(server, tag, reqId, frames)
     ) {
-      this.sawNativeReply = true;
-      if (this.modeNow === 'auto') this.setMode('native');
       return;
     }
     if (frames.length === 5 && this.modeNow !== 'native') return this.onChpSnapshot(server, frames);
-    this.log.warn(
-      { server: this.servers[server]!.snapshot, tag: tag?.slice(0, 16) },
-      'dropped an unexpected reply',
-    );
+    // Not a message of the protocol (or an answer in the other mode): counted, the server kept.
+    const what = `unexpected reply ${JSON.stringify(tag?.slice(0, 16))} (${frames.length} frames)`;
+    this.dropped(server, 'reply', new ReplyError('unexpected-reply', what), false);
   }
 
   /** Returns false if the frames are not a native reply after all. */
@@ -557,15 +665,17 @@ export class Client extends EventEmitter<ClientEvents> {
     switch (tag) {
       case Native.SYNC:
       case Native.SYNC_END: {
-        if (this.phase === 'finding' && this.votes.serverOf(reqId) === server) this.choose(server, reqId);
         const sync = this.sync;
-        if (!sync || sync.reqId !== reqId || sync.server !== server) return true; // a losing vote's answer
+        if (!sync || sync.reqId !== reqId || sync.server !== server) return true; // a stale answer
+        // Decode before acting on it: a malformed answer throws here and changes nothing.
+        if (frames[2] === undefined) throw new KvMsgError('frame-count', `${tag} without its data frame`);
+        const batch = tag === Native.SYNC ? unpackBatch(frames[2], this.limits) : undefined;
+        const sequence = tag === Native.SYNC_END ? decodeSequence(frames[2]) : -1;
         sync.lastProgress = this.clock.now();
         this.lastHeard = sync.lastProgress;
-        if (tag === Native.SYNC) {
-          for (const entry of unpackBatch(frames[2] ?? Buffer.alloc(0))) sync.entries.push(entry);
+        if (batch) {
+          for (const entry of batch) sync.entries.push(entry);
         } else {
-          const sequence = decodeSequence(frames[2] ?? Buffer.alloc(0));
           this.finishSync(
             sequence,
             (frames[3] ?? Buffer.alloc(0)).toString(),
@@ -576,66 +686,48 @@ export class Client extends EventEmitter<ClientEvents> {
         return true;
       }
       case Native.NOT_ACTIVE: {
-        if (this.votes.serverOf(reqId) === server) {
-          this.votes.settle(server);
-          return true;
-        }
+        if (this.finder.onRefused(server, reqId, frames)) return true;
+        const state = (frames[2] ?? Buffer.alloc(0)).toString();
         if (server !== this.current) return true;
-        const batch = this.inflight.get(reqId);
-        if (batch || this.sync?.reqId === reqId)
-          this.findActive(`server says ${(frames[2] ?? Buffer.alloc(0)).toString()}`);
+        if (this.writes.waiting(reqId) || this.sync?.reqId === reqId) this.findActive(`server says ${state}`);
         return true;
       }
       case Native.ACK:
-        this.onAck(reqId, frames);
+        this.writes.onAck(reqId, frames);
         return true;
       case Native.ERROR: {
-        const batch = this.inflight.get(reqId);
+        if (this.writes.onError(reqId, frames)) return true;
         const reason = (frames[2] ?? Buffer.alloc(0)).toString();
         const message = (frames[3] ?? Buffer.alloc(0)).toString();
-        if (!batch) {
-          this.log.warn(
-            { server: this.servers[server]!.snapshot, reason, message },
-            'server refused a request',
-          );
-          return true;
-        }
-        if (reason === 'access-denied' && frames[4] !== undefined) {
-          // Only the listed writes are refused; nothing of the batch was applied, so the rest go again.
-          const refused = frames[4];
-          for (let at = 0; at + 4 <= refused.length; at += 4) {
-            const w = batch.writes[refused.readUInt32BE(at)];
-            if (w) this.fail(w, new AccessDeniedError(w.key, `${message}: ${JSON.stringify(w.key)}`));
-          }
-          this.requeue(reqId);
-          this.flush();
-          return true;
-        }
-        if (reason === 'batch-too-large' && this.batches.refused(batch.writes, frames[4], frames[5])) {
-          // Nothing of it was applied: the same writes go again in batches cut to the server's limits.
-          this.requeue(reqId);
-          this.flush();
-          return true;
-        }
-        this.inflight.delete(reqId);
-        for (const w of batch.writes) this.fail(w, new ServerRejectedError(reason, message));
+        this.log.warn(
+          { server: this.servers[server]!.snapshot, reason, message },
+          'server refused a request',
+        );
         return true;
       }
-      case Native.PONG:
+      case Native.PONG: {
+        const pong = this.finder.onPong(server, reqId, frames);
+        // a late pong from a quarantined server does not make it the one in use
+        if (
+          pong?.state === 'ACTIVE' &&
+          this.phase === 'finding' &&
+          this.modeNow === 'native' &&
+          !this.quarantine.has(server, this.clock.now())
+        )
+          this.choose(server);
         return true;
+      }
       default:
         return false;
     }
   }
 
   private onChpSnapshot(server: number, frames: Buffer[]): void {
-    const msg = this.decode(frames, 'snapshot');
-    if (msg === undefined) return;
+    const msg = decodeKvMsg(frames, this.limits);
     if (this.phase === 'finding') {
-      if (this.modeNow === 'auto') this.setMode('chp');
-      this.votes.clear();
+      if (this.quarantine.has(server, this.clock.now())) return; // a late answer from a broken server
       this.current = server;
-      this.phase = 'syncing';
+      this.setPhase('syncing', { server: this.servers[server]!.snapshot });
       this.replica.beginSync();
       this.chpSnapshot = { server, entries: [] };
       this.startFollowing();
@@ -645,20 +737,29 @@ export class Client extends EventEmitter<ClientEvents> {
     this.lastHeard = this.clock.now();
     if (msg.key === KTHXBAI) {
       this.chpSnapshot = undefined;
+      this.finder.discovery.advertised(server, properties(msg.properties));
+      if (this.modeNow === 'auto' && this.finder.discovery.native(server) === true) {
+        // a twinstar server answered the RFC 12 way: from now on, its native protocol
+        this.setMode('native');
+        return this.sendSync(server, true);
+      }
+      if (this.modeNow === 'auto') this.setMode('chp');
       this.finishSync(msg.sequence, '', 'snapshot', snap.entries);
     } else {
       snap.entries.push({ ...msg, expiresAt: 0 });
     }
   }
 
-  /** A server's kvmsg, or undefined (logged) if it is malformed: a bad message never stops the client. */
-  private decode(frames: Buffer[], what: 'published' | 'snapshot'): KvMsg | undefined {
-    try {
-      return decodeKvMsg(frames);
-    } catch (error) {
-      this.log.warn({ err: error }, `dropped a malformed ${what} message`);
-      return undefined;
-    }
+  /** A HUGZ from a server not in use ('auto' listens to every publisher): learn what it says. */
+  private onAdvertisement(server: number, frames: Buffer[]): void {
+    const msg = decodeKvMsg(frames, this.limits);
+    if (msg.key !== HUGZ) return;
+    const native = this.finder.onHugzElsewhere(server, msg.properties);
+    if (native === undefined || this.modeNow !== 'auto' || this.phase !== 'finding') return;
+    // twinstar=1: the native protocol (TPING probes from now on); a HUGZ without it: plain CHP
+    this.setMode(native ? 'native' : 'chp');
+    this.finder.listen(false, -1);
+    this.probe();
   }
 
   private setMode(mode: 'native' | 'chp'): void {
@@ -673,139 +774,6 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   // ------------------------------------------------------------------------------------------
-  // Writes.
-
-  private write(key: string, body: Buffer, properties: string): Promise<number> {
-    if (typeof key !== 'string' || key.length === 0)
-      throw new InvalidArgumentError('key must be a non-empty string');
-    const keyBytes = Buffer.byteLength(key);
-    if (keyBytes > this.limits.maxKeyBytes) {
-      throw new InvalidArgumentError(`key is ${keyBytes} bytes; the limit is ${this.limits.maxKeyBytes}`);
-    }
-    if (body.length > this.limits.maxValueBytes) {
-      throw new InvalidArgumentError(
-        `value is ${body.length} bytes; the limit is ${this.limits.maxValueBytes}`,
-      );
-    }
-    if (this.phase === 'closed') return Promise.reject(new ClosedError());
-    if (this.pendingWrites >= this.options.maxPendingWrites)
-      return Promise.reject(new QueueFullError(this.options.maxPendingWrites));
-    const uuid = newUuid();
-    if (this.modeNow === 'chp') {
-      // Model Six: publish to every server's collector; the passive keeps it on its pending list.
-      const frames = encodeKvMsg({ key, sequence: 0, uuid, properties, body });
-      for (const link of this.links) link.publish(frames);
-      return Promise.resolve(0);
-    }
-    this.unsettled++;
-    return new Promise<number>((resolve, reject) => {
-      this.queue.push({
-        key,
-        uuid,
-        properties,
-        body,
-        deadline: this.clock.now() + this.options.writeTimeoutMs,
-        order: this.writeOrder++,
-        resolve,
-        reject,
-        done: false,
-      });
-      this.scheduleFlush();
-    });
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushScheduled || this.queue.length === 0) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.flush();
-    });
-  }
-
-  /** Sends queued writes to the active in batches (one socket call for many writes). */
-  private flush(): void {
-    // Writes go out once the active is known, even while a sync with it is still streaming.
-    if (this.phase === 'finding' || this.phase === 'closed' || this.current < 0) return;
-    if (this.modeNow === 'chp') {
-      const queued = this.queue.splice(0);
-      for (const w of queued) {
-        const frames = encodeKvMsg({
-          key: w.key,
-          sequence: 0,
-          uuid: w.uuid,
-          properties: w.properties,
-          body: w.body,
-        });
-        for (const link of this.links) link.publish(frames);
-        this.settle(w, 0);
-      }
-      return;
-    }
-    while (this.queue.length > 0) {
-      const writes = this.queue.splice(0, this.batches.next(this.queue)).filter((w) => !w.done);
-      if (writes.length === 0) continue;
-      const reqId = this.nextReqId++;
-      this.inflight.set(reqId, { writes, sentAt: this.clock.now() });
-      const batch = packBatch(
-        writes.map((w) => ({
-          key: w.key,
-          sequence: 0,
-          uuid: w.uuid,
-          properties: w.properties,
-          body: w.body,
-          expiresAt: 0,
-        })),
-      );
-      this.links[this.current]!.request([Buffer.from(Native.SET), encodeRequestId(reqId), batch]);
-    }
-  }
-
-  private onAck(reqId: number, frames: Buffer[]): void {
-    const batch = this.inflight.get(reqId);
-    if (!batch) return; // already answered, or re-sent after a timeout: the later answer settles it
-    this.inflight.delete(reqId);
-    const seqs = frames[2] ?? Buffer.alloc(0);
-    const durability = (frames[3] ?? Buffer.alloc(0)).toString() as Durability;
-    batch.writes.forEach((w, i) =>
-      this.settle(w, 8 * i + 8 <= seqs.length ? Number(seqs.readBigInt64BE(8 * i)) : 0),
-    );
-    const degraded = durability === 'degraded';
-    if (degraded !== this.degradedNow) {
-      this.degradedNow = degraded;
-      this.emit('degraded', degraded);
-    }
-  }
-
-  /** At a failover every unacknowledged write goes back to the queue, in issue order, same uuid. */
-  private requeueInflight(): void {
-    for (const reqId of [...this.inflight.keys()]) this.requeue(reqId);
-  }
-
-  /** A batch's unsettled writes go back to the queue in issue order, keeping their uuids. */
-  private requeue(reqId: number): void {
-    const batch = this.inflight.get(reqId);
-    if (!batch) return;
-    this.inflight.delete(reqId);
-    const back = batch.writes.filter((w) => !w.done);
-    if (back.length > 0) this.queue = back.concat(this.queue).sort((a, b) => a.order - b.order);
-  }
-
-  private settle(w: Write, sequence: number): void {
-    if (w.done) return;
-    w.done = true;
-    this.unsettled--;
-    w.resolve(sequence);
-  }
-
-  private fail(w: Write, error: Error): void {
-    if (w.done) return;
-    w.done = true;
-    this.unsettled--;
-    w.reject(error);
-  }
-
-  // ------------------------------------------------------------------------------------------
   // The one timer: silence, stalls, timeouts, vote rounds.
 
   private tick(): void {
@@ -816,69 +784,40 @@ export class Client extends EventEmitter<ClientEvents> {
     if (gap > this.options.serverTimeoutMs / 2) {
       // We were frozen (GC, SIGSTOP, a busy loop): silence we slept through proves nothing.
       this.lastHeard = Math.max(this.lastHeard, now);
+      this.finder.discovery.thaw(now);
       if (this.sync) this.sync.lastProgress = now;
-      for (const batch of this.inflight.values()) batch.sentAt = Math.max(batch.sentAt, now);
+      this.writes.thaw(now);
     }
-    this.expireWrites(now);
+    this.writes.expire(now);
     switch (this.phase) {
       case 'finding':
-        if (now - this.lastVoteRound >= VOTE_INTERVAL_MS) this.voteRound();
-        return;
+        return this.probe();
       case 'syncing':
-        if (now - this.lastHeard > this.options.serverTimeoutMs) this.findActive('server silent');
+        if (now - this.lastHeard > this.finder.timeout(this.current)) this.findActive('server silent');
         else if (this.sync && now - this.sync.lastProgress > this.options.requestTimeoutMs)
           this.findActive('sync stalled');
         else if (this.chpSnapshot && now - this.lastHeard > this.options.requestTimeoutMs)
           this.findActive('snapshot stalled');
         return;
       case 'ready':
-        if (now - this.lastHeard > this.options.serverTimeoutMs) return this.findActive('server silent');
-        for (const [reqId, batch] of [...this.inflight]) {
-          // No answer: send the same writes (same uuids) again; the server applies each once.
-          if (now - batch.sentAt > this.options.requestTimeoutMs) this.requeue(reqId);
-        }
-        this.scheduleFlush();
-        return;
+        if (now - this.lastHeard > this.finder.timeout(this.current)) return this.findActive('server silent');
+        return this.writes.retryUnanswered(now);
     }
-  }
-
-  private expireWrites(now: number): void {
-    const expired = (w: Write) => !w.done && w.deadline <= now;
-    const timeout = () => new TimeoutError(`write not acknowledged within ${this.options.writeTimeoutMs} ms`);
-    if (this.queue.some(expired)) {
-      for (const w of this.queue) if (expired(w)) this.fail(w, timeout());
-      this.queue = this.queue.filter((w) => !w.done);
-    }
-    for (const batch of this.inflight.values())
-      for (const w of batch.writes) if (expired(w)) this.fail(w, timeout());
   }
 
   private deliver(changes: ReplicaChange[], resync: boolean): void {
     for (const c of changes) {
-      this.emit('update', { key: c.key, value: c.value, seq: c.sequence, deleted: c.deleted, resync });
+      try {
+        this.emit('update', { key: c.key, value: c.value, seq: c.sequence, deleted: c.deleted, resync });
+      } catch (error) {
+        // The application's bug: it must not stop the other listeners, the sync or the socket.
+        this.log.error({ err: error, key: c.key }, "an 'update' listener threw");
+      }
     }
+    // Called each time the replica has moved (changes or not): writes it now reflects resolve,
+    // after their updates were delivered (read-your-writes).
+    this.writes.applied(this.replica.sequence);
   }
-}
-
-function positiveOption(
-  name: string,
-  value: number | undefined,
-  fallback: number,
-  min: number,
-  integer = false,
-): number {
-  if (value === undefined) return fallback;
-  if (
-    typeof value !== 'number' ||
-    !Number.isFinite(value) ||
-    value < min ||
-    (integer && !Number.isInteger(value))
-  ) {
-    throw new InvalidArgumentError(
-      `${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, not ${String(value)}`,
-    );
-  }
-  return value;
 }
 
 /** Connects and resolves once the replica is loaded from the active server. */
@@ -891,33 +830,4 @@ export async function connect(options: ClientOptions): Promise<Client> {
     throw error;
   }
   return client;
-}
-
-/** Keys from options or files; a bad key or file is the caller's mistake, so InvalidArgumentError. */
-function resolveCurve(curve: CurveOptions, servers: number): { own: KeyPair; servers: string[] } {
-  try {
-    let own: KeyPair;
-    let serverKeys: string[];
-    if ('keyFile' in curve) {
-      own = readKeyFile(curve.keyFile, true);
-      const files = Array.isArray(curve.serverKeyFile) ? curve.serverKeyFile : [curve.serverKeyFile];
-      serverKeys = files.map((file) => readKeyFile(file).publicKey);
-    } else {
-      keyBytes(curve.publicKey, 'curve.publicKey');
-      if (publicKeyOf(curve.secretKey) !== curve.publicKey)
-        throw new KeyError('curve.secretKey does not belong to curve.publicKey');
-      own = { publicKey: curve.publicKey, secretKey: curve.secretKey };
-      serverKeys = Array.isArray(curve.serverPublicKey) ? curve.serverPublicKey : [curve.serverPublicKey];
-      serverKeys.forEach((key, i) => keyBytes(key, `curve.serverPublicKey[${i}]`));
-    }
-    if (serverKeys.length === 1) serverKeys = Array(servers).fill(serverKeys[0]);
-    if (serverKeys.length !== servers)
-      throw new KeyError(
-        `curve needs one server key, or one per server (${servers}), not ${serverKeys.length}`,
-      );
-    return { own, servers: serverKeys };
-  } catch (error) {
-    if (error instanceof KeyError) throw new InvalidArgumentError(error.message);
-    throw error;
-  }
 }

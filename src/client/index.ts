@@ -5,12 +5,16 @@ export {
   systemClock,
   type ClientOptions,
   type ClientEvents,
+  type ClientStats,
   type Clock,
   type FailoverInfo,
   type Mode,
   type SetOptions,
   type Update,
 } from './client.js';
+export type { DropInfo, DropSource } from './drops.js';
 export { parseServer, VoteBook, type ServerAddress } from './servers.js';
+export type { Status } from './session.js';
+export type { ServerSeen } from './discovery.js';
 export { zmqTransport, type Link, type LinkHandlers, type Transport } from './transport.js';
 export { WatchStream } from './watch.js';

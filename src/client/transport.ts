@@ -6,11 +6,14 @@
  *
  * With CURVE every socket is encrypted and the DEALER's routing id is this client's session token
  * (security/session.ts). Updates then come over the DEALER (TFOLLOW), filtered by the server to
- * what this key may read, because a PUB cannot filter per subscriber (docs/security.md).
+ * what this key may read, because a PUB cannot filter per subscriber (docs/security.md). A server
+ * honours a token for one connection only, made soon after the token was minted: so the DEALER is
+ * replaced, with a new token, whenever its connection ends, when its token has aged while it was
+ * not connected, and when the server says the session is not valid.
  */
 import * as zmq from 'zeromq';
 import { encodeRequestId, Native, Outbox, receiveLoop } from '../clone/index.js';
-import { curveClientOptions, sessionToken } from '../security/index.js';
+import { curveClientOptions, sessionToken, tokenMintedAt } from '../security/index.js';
 import type { ServerAddress } from './servers.js';
 
 export interface LinkHandlers {
@@ -29,12 +32,52 @@ export interface Link {
   unfollow(): void;
   /** to the collector (plain CHP KVSET) */
   publish(frames: Buffer[]): void;
+  /**
+   * Resolves once every published KVSET has been handed to a completed collector connection, or
+   * after `timeoutMs` (the collector may be down); at once when nothing was published.
+   */
+  drain(timeoutMs: number): Promise<void>;
   close(): void;
 }
 
 export type Transport = (server: ServerAddress, handlers: LinkHandlers) => Link;
 
 const SUBSCRIPTION_GRACE_MS = 20;
+/** a token older than this is not used for a new connection (servers honour them for >= 60 s) */
+const TOKEN_RENEW_MS = 30_000;
+const RENEW_CHECK_MS = 5_000;
+const RENEW_MIN_GAP_MS = 1000;
+
+/**
+ * The handlers (the client's) drop and count whatever they cannot use and never throw; this is the
+ * last line: an exception out of a handler would end the receive loop (the socket would go deaf)
+ * and reject a promise nobody awaits, which ends the application's process.
+ */
+function guarded(handle: (frames: Buffer[]) => void): (frames: Buffer[]) => void {
+  return (frames) => {
+    try {
+      handle(frames);
+    } catch (error) {
+      process.emitWarning(`twinstar client: a socket handler threw: ${String(error)}`);
+    }
+  };
+}
+
+/**
+ * Runs a socket's receive loop with a guarded handler. The loop ends with an error when its socket
+ * is closed under it (ENOTSOCK on a SUB closed while its backlog drains: this crashed a client
+ * process that closed during a burst); that is expected then, and never left as an unhandled
+ * rejection, which would end the application's process.
+ */
+function listen(
+  socket: AsyncIterable<Buffer[]>,
+  wanted: () => boolean,
+  handle: (frames: Buffer[]) => void,
+): void {
+  receiveLoop(socket, guarded(handle)).catch((error: unknown) => {
+    if (wanted()) process.emitWarning(`twinstar client: a socket stopped receiving: ${String(error)}`);
+  });
+}
 
 export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server, handlers);
 
@@ -45,8 +88,13 @@ class ZmqLink implements Link {
   private readonly context = new zmq.Context({ ioThreads: 1 });
   // immediate: queue only to a completed connection, so votes to a dead server fail at once
   // instead of piling up and flooding it when it comes back.
-  private readonly dealer: zmq.Dealer;
-  private readonly dealerOut: Outbox;
+  private dealer!: zmq.Dealer;
+  private dealerOut!: Outbox;
+  /** the DEALER has a completed handshake (with CURVE: its token is in use) */
+  private dealerConnected = false;
+  private lastRenewAt = 0;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private renewLater: NodeJS.Timeout | undefined;
   private readonly curve: Record<string, string> = {};
   /** following over the DEALER (TFOLLOW) rather than a SUB */
   private followingByRequest = false;
@@ -55,6 +103,8 @@ class ZmqLink implements Link {
   private pubOut: Outbox | undefined;
   private pubReady = false;
   private pubWaiting: Buffer[][] = [];
+  /** sends handed to the PUB socket and not yet completed */
+  private pubSending = 0;
   private closed = false;
 
   constructor(
@@ -63,7 +113,20 @@ class ZmqLink implements Link {
   ) {
     const { curve } = server;
     if (curve) this.curve = curveClientOptions(curve.own, curve.serverPublicKey);
-    this.dealer = new zmq.Dealer({
+    this.openDealer();
+    if (curve) {
+      this.renewTimer = setInterval(() => {
+        const minted = tokenMintedAt(this.dealer.routingId ?? '');
+        if (!this.dealerConnected && minted !== undefined && Date.now() - minted > TOKEN_RENEW_MS)
+          this.renewDealer();
+      }, RENEW_CHECK_MS);
+      this.renewTimer.unref();
+    }
+  }
+
+  private openDealer(): void {
+    const { curve } = this.server;
+    const dealer = new zmq.Dealer({
       context: this.context,
       linger: 0,
       immediate: true,
@@ -72,15 +135,51 @@ class ZmqLink implements Link {
       ...this.curve,
       ...(curve ? { routingId: sessionToken(curve.own, curve.serverPublicKey) } : {}),
     });
-    this.dealerOut = new Outbox(this.dealer, () => undefined);
-    this.dealer.connect(server.snapshot);
-    void receiveLoop(this.dealer, (frames) => {
-      if (frames[0]?.toString('latin1') === Native.PUBLISH) {
-        if (this.followingByRequest) handlers.update(frames.slice(1));
-      } else {
-        handlers.reply(frames);
-      }
-    });
+    this.dealer = dealer;
+    this.dealerOut = new Outbox(dealer, () => undefined);
+    this.dealerConnected = false;
+    if (curve) {
+      dealer.events.on('handshake', () => {
+        if (this.dealer === dealer) this.dealerConnected = true;
+      });
+      // A reconnect by libzmq would reuse the token, which the server honours only once.
+      dealer.events.on('disconnect', () => {
+        if (this.dealer === dealer) this.renewDealer();
+      });
+    }
+    dealer.connect(this.server.snapshot);
+    // A DEALER replaced by renewDealer() is closed under its loop: that end is expected.
+    listen(
+      dealer,
+      () => !this.closed && this.dealer === dealer,
+      (frames) => {
+        if (this.dealer !== dealer) return;
+        if (frames[0]?.toString('latin1') === Native.PUBLISH) {
+          if (this.followingByRequest) this.handlers.update(frames.slice(1));
+          return;
+        }
+        if (curve && isUnauthenticated(frames)) this.renewDealer();
+        this.handlers.reply(frames);
+      },
+    );
+  }
+
+  /** A new DEALER with a new token; what was queued on the old one is lost, as on a disconnect. */
+  private renewDealer(): void {
+    if (this.closed || this.renewLater) return;
+    const wait = this.lastRenewAt + RENEW_MIN_GAP_MS - Date.now();
+    if (wait > 0) {
+      // At most one new socket a second, even if the server keeps refusing.
+      this.renewLater = setTimeout(() => {
+        this.renewLater = undefined;
+        this.renewDealer();
+      }, wait);
+      return;
+    }
+    this.lastRenewAt = Date.now();
+    this.dealerOut.close();
+    this.dealer.close();
+    this.openDealer();
   }
 
   request(frames: Buffer[], onFail?: () => void): void {
@@ -105,9 +204,13 @@ class ZmqLink implements Link {
     for (const prefix of prefixes) sub.subscribe(prefix);
     sub.connect(this.server.publisher);
     this.sub = sub;
-    void receiveLoop(sub, (frames) => {
-      if (this.sub === sub) this.handlers.update(frames);
-    });
+    listen(
+      sub,
+      () => !this.closed && this.sub === sub,
+      (frames) => {
+        if (this.sub === sub) this.handlers.update(frames);
+      },
+    );
   }
 
   unfollow(): void {
@@ -138,22 +241,50 @@ class ZmqLink implements Link {
       pub.events.on('handshake', () => {
         setTimeout(() => {
           this.pubReady = true;
-          for (const waiting of this.pubWaiting.splice(0)) this.pubOut!.post(waiting);
+          for (const waiting of this.pubWaiting.splice(0)) this.sendToCollector(waiting);
         }, SUBSCRIPTION_GRACE_MS);
       });
       pub.connect(this.server.collector);
     }
-    if (this.pubReady) this.pubOut!.post(frames);
+    if (this.pubReady) this.sendToCollector(frames);
     else this.pubWaiting.push(frames);
+  }
+
+  private sendToCollector(frames: Buffer[]): void {
+    this.pubSending++;
+    const done = () => this.pubSending--;
+    this.pubOut!.send(frames).then(done, done);
+  }
+
+  drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const drained = () =>
+      !this.pub || (this.pubReady && this.pubWaiting.length === 0 && this.pubSending === 0);
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.closed || drained() || Date.now() >= deadline) resolve();
+        else setTimeout(check, 5);
+      };
+      check();
+    });
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.renewTimer);
+    clearTimeout(this.renewLater);
     this.dealerOut.close();
     this.pubOut?.close();
     this.dealer.close();
     this.sub?.close();
     this.pub?.close();
   }
+}
+
+/** [TERROR, reqId, 'unauthenticated', ...]: the server holds no session for this connection. */
+function isUnauthenticated(frames: Buffer[]): boolean {
+  return (
+    frames[0]?.toString('latin1') === Native.ERROR && frames[2]?.toString('latin1') === 'unauthenticated'
+  );
 }

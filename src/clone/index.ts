@@ -1,6 +1,7 @@
 /** The Clone pattern over CHP (RFC 12): codec, sequenced map, store, server and client core. */
 export * from './kvmsg.js';
 export { KvMap, type Entry } from './kvmap.js';
+export { digestOf, type Digest } from './digest.js';
 export { ReplayLog } from './replay-log.js';
 export {
   Store,
@@ -37,6 +38,6 @@ export {
 } from './protocol.js';
 export { Outbox, errorCode, DRAIN_BUDGET_MS, type OutboxOptions } from './outbox.js';
 export { Fifo } from './fifo.js';
-export { UuidWindow } from './uuid-window.js';
+export { UuidWindow, type UuidWindowOptions } from './uuid-window.js';
 export { receiveLoop } from './receive-loop.js';
 export { newUuid } from './uuid.js';

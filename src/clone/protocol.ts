@@ -76,5 +76,7 @@ export const ADVERTISE = {
   NATIVE: 'twinstar',
   /** the server's HUGZ interval in milliseconds */
   HUGZ_MS: 'hugz-ms',
+  /** on HUGZ from a node that is not active (or is fenced): its state; absent on the active's */
+  STATE: 'state',
 } as const;
 export const NATIVE_VERSION = '1';

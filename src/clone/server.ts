@@ -16,6 +16,7 @@ import * as zmq from 'zeromq';
 import type { Logger } from '../log/index.js';
 import {
   curveServerOptions,
+  notifyConnections,
   watchHandshakes,
   type Domain,
   type Guard,
@@ -237,6 +238,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       receiveHighWaterMark: quotas.collectorQueue,
     });
     if (this.guard) {
+      notifyConnections(this.router);
       watchHandshakes(this.router, this.guard, 'snapshot');
       watchHandshakes(this.publisher, this.guard, 'publisher');
       watchHandshakes(this.collector, this.guard, 'collector');
@@ -265,12 +267,27 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     );
     void receiveLoop(this.router, (frames) => this.onRequest(frames));
     void receiveLoop(this.collector, (frames) => this.onCollected(frames));
+    // Every node sends HUGZ, as the guide's passive does: the active's carry the published
+    // sequence, a passive's its own. A client only follows the active's publisher; what a passive's
+    // HUGZ are for is its advertisement (`twinstar=1`), so that an auto-mode client learns the
+    // node speaks the native protocol, and can be told "no-history", even while no node is active.
+    this.hugzTimer = setInterval(() => this.sendHugz(), this.options.heartbeatMs);
+  }
+
+  private sendHugz(): void {
+    if (this.closed) return;
+    if (this.sequencing()) return this.publish(encodeHugz(this.publishedSequence, this.advertised));
+    // Not serving: say so, so that a client still following this node looks for the active at
+    // once instead of taking these HUGZ for the active's.
+    const state = this.active ? 'FENCED' : this.options.policy.stateName();
+    this.publish(encodeHugz(this.store.sequence, `${this.advertised}${ADVERTISE.STATE}=${state}\n`));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.setActive(false);
+    clearInterval(this.hugzTimer);
     this.routerOut.close();
     this.pubOut.close();
     this.router.close();
@@ -288,17 +305,12 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     clearImmediate(this.releaseScheduled);
     this.releaseScheduled = undefined;
     this.followers.clear();
-    clearInterval(this.hugzTimer);
     clearInterval(this.ttlTimer);
-    this.hugzTimer = this.ttlTimer = undefined;
+    this.ttlTimer = undefined;
     if (!active || this.closed) return;
     this.publishedSequence = this.store.sequence;
-    this.hugzTimer = setInterval(
-      () => this.publish(encodeHugz(this.publishedSequence, this.advertised)),
-      this.options.heartbeatMs,
-    );
     this.ttlTimer = setInterval(() => this.expireTtl(), Math.min(100, this.options.heartbeatMs));
-    this.publish(encodeHugz(this.publishedSequence, this.advertised));
+    this.sendHugz();
     this.expireTtl();
   }
 
@@ -307,15 +319,15 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   /** Sequence a change, publish it and tell listeners (replication, metrics). Active only. */
-  commit(change: Change, source: ChangeSource): CommitResult {
-    const result = this.store.commit(change);
+  commit(change: Change, source: ChangeSource, now: number): CommitResult {
+    const result = this.store.commit(change, now);
     if (!result.duplicate) this.announce(result.entry, source);
     return result;
   }
 
   /** Apply a change the active sequenced (this node is passive): no publishing. */
-  applyReplicated(entry: Entry): ReplicateResult {
-    return this.store.replicate(entry);
+  applyReplicated(entry: Entry, now: number): ReplicateResult {
+    return this.store.replicate(entry, now);
   }
 
   /**
@@ -436,7 +448,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       this.options.policy.collectWhileInactive(msg, now);
       return;
     }
-    const result = this.commit(change, 'collector');
+    const result = this.commit(change, 'collector', now);
     if (result.duplicate) this.emit('dropped', 'collector', 'duplicate');
   }
 
@@ -446,7 +458,13 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private onRequest([identity, command, ...args]: Buffer[]): void {
     if (identity === undefined || command === undefined) return;
     try {
-      // With security on, the routing id is the client's session token (security/session.ts).
+      // With security on, the routing id is the client's session token (security/session.ts),
+      // and an empty message is libzmq's notice that its connection began or ended.
+      if (this.guard && command.length === 0 && args.length === 0) {
+        const refused = this.guard.connectionNotice(identity);
+        if (refused) this.warnings.warn({ reason: refused }, 'session token refused');
+        return;
+      }
       const principal = this.guard?.principalOf(identity);
       if (this.guard && principal === undefined) return this.unauthenticated(identity, args);
       this.dispatch(identity, command.toString('latin1'), args, principal);
@@ -665,7 +683,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       return this.denyWrites(identity, reqId, changes, principal);
     if (!this.admitNative(identity, reqId, Native.SET)) return;
     const sequences = changes.map((change) => {
-      const result = this.commit(change, 'native');
+      const result = this.commit(change, 'native', now);
       return result.duplicate ? result.sequence : result.entry.sequence;
     });
     const seqFrame = Buffer.allocUnsafe(8 * sequences.length);
@@ -722,7 +740,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       identity,
       Buffer.from(Native.PONG),
       encodeRequestId(reqId),
-      Buffer.from(this.sequencing() ? 'ACTIVE' : this.options.policy.stateName()),
+      Buffer.from(this.sequencing() ? 'ACTIVE' : this.active ? 'FENCED' : this.options.policy.stateName()),
       encodeSequence(this.store.sequence),
       Buffer.from(this.options.policy.term()),
       Buffer.from(String(this.options.heartbeatMs)),

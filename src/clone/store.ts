@@ -6,7 +6,7 @@
 import { KvMap, type Entry } from './kvmap.js';
 import { ReplayLog } from './replay-log.js';
 import { UUID_BYTES } from './kvmsg.js';
-import { UuidWindow } from './uuid-window.js';
+import { UuidWindow, type UuidWindowOptions } from './uuid-window.js';
 
 /** A change not yet sequenced: what a client asked for. */
 export interface Change {
@@ -22,8 +22,12 @@ export type ReplicateResult = 'applied' | 'stale' | 'gap';
 
 export interface StoreOptions {
   replayLogSize: number;
-  /** how many recent uuids are remembered for de-duplication of retried writes */
+  /** the most write uuids remembered for de-duplication of retried writes (a memory bound) */
   dedupeSize: number;
+  /** every write uuid is remembered at least this long (ms) unless `dedupeSize` forces it out */
+  dedupeMs: number;
+  /** `dedupeSize` forced out a uuid only `ageMs` old, younger than `dedupeMs` */
+  onEvictedEarly?: (ageMs: number) => void;
 }
 
 const ZERO_UUID = '\0'.repeat(UUID_BYTES);
@@ -41,7 +45,7 @@ export class Store {
 
   constructor(private readonly options: StoreOptions) {
     this.log = new ReplayLog(options.replayLogSize);
-    this.applied = new UuidWindow(options.dedupeSize);
+    this.applied = new UuidWindow(this.windowOptions());
   }
 
   get sequence(): number {
@@ -61,8 +65,11 @@ export class Store {
     return this.applied.get(uuid);
   }
 
-  /** Active side: the change takes the next sequence number, unless its uuid was already applied. */
-  commit(change: Change): CommitResult {
+  /**
+   * Active side: the change takes the next sequence number, unless its uuid was already applied.
+   * `now` is when its uuid starts to be remembered.
+   */
+  commit(change: Change, now: number): CommitResult {
     if (isDedupeUuid(change.uuid)) {
       const earlier = this.applied.get(change.uuid);
       if (earlier !== undefined) return { duplicate: true, sequence: earlier };
@@ -77,22 +84,22 @@ export class Store {
       body: change.body,
       expiresAt: change.expiresAt,
     };
-    this.apply(entry);
+    this.apply(entry, now);
     return { duplicate: false, entry };
   }
 
   /** Passive side: apply a change the active sequenced. It must be exactly the next one. */
-  replicate(entry: Entry): ReplicateResult {
+  replicate(entry: Entry, now: number): ReplicateResult {
     if (entry.sequence <= this.seq) return 'stale';
     if (entry.sequence !== this.seq + 1) return 'gap';
-    this.apply(entry);
+    this.apply(entry, now);
     return 'applied';
   }
 
-  /** Replace everything with a snapshot taken at `sequence` (resync). */
-  reset(entries: Iterable<Entry>, sequence: number): void {
+  /** Replace everything with a snapshot taken at `sequence` (resync), learnt at `now`. */
+  reset(entries: Iterable<Entry>, sequence: number, now: number): void {
     const builder = this.builder();
-    builder.add(entries);
+    builder.add(entries, now);
     this.replaceWith(builder, sequence);
   }
 
@@ -101,7 +108,7 @@ export class Store {
    * `replaceWith`: the current state stays whole until the new one is complete.
    */
   builder(): StoreBuilder {
-    return new StoreBuilder(this.options.dedupeSize);
+    return new StoreBuilder(this.windowOptions());
   }
 
   replaceWith(builder: StoreBuilder, sequence: number): void {
@@ -121,41 +128,40 @@ export class Store {
   expire(now: number, newUuid: () => string, max = 10_000): Entry[] {
     const deletes: Entry[] = [];
     for (const gone of this.map.expired(now, max)) {
-      const result = this.commit({
-        key: gone.key,
-        uuid: newUuid(),
-        properties: '',
-        body: EMPTY,
-        expiresAt: 0,
-      });
+      const result = this.commit(
+        { key: gone.key, uuid: newUuid(), properties: '', body: EMPTY, expiresAt: 0 },
+        now,
+      );
       if (!result.duplicate) deletes.push(result.entry);
     }
     return deletes;
   }
 
-  private apply(entry: Entry): void {
+  private apply(entry: Entry, now: number): void {
     this.seq = entry.sequence;
     this.map.put(entry);
     this.log.append(entry);
-    this.remember(entry);
+    if (isDedupeUuid(entry.uuid)) this.applied.set(entry.uuid, entry.sequence, now);
   }
 
-  private remember(entry: Entry): void {
-    if (isDedupeUuid(entry.uuid)) this.applied.set(entry.uuid, entry.sequence);
+  private windowOptions(): UuidWindowOptions {
+    const { dedupeSize, dedupeMs, onEvictedEarly } = this.options;
+    return { maxSize: dedupeSize, horizonMs: dedupeMs, onEvictedEarly };
   }
 }
 
 export class StoreBuilder {
   readonly map = new KvMap();
   readonly applied: UuidWindow;
-  constructor(dedupeSize: number) {
-    this.applied = new UuidWindow(dedupeSize);
+  constructor(window: UuidWindowOptions) {
+    this.applied = new UuidWindow(window);
   }
 
-  add(entries: Iterable<Entry>): void {
+  /** Entries of a snapshot chunk that arrived at `now`: their uuids count from then. */
+  add(entries: Iterable<Entry>, now: number): void {
     for (const entry of entries) {
       this.map.put(entry);
-      if (isDedupeUuid(entry.uuid)) this.applied.set(entry.uuid, entry.sequence);
+      if (isDedupeUuid(entry.uuid)) this.applied.set(entry.uuid, entry.sequence, now);
     }
   }
 }

@@ -10,6 +10,7 @@ import convict from 'convict';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_LIMITS, DEFAULT_QUOTAS, largestPackedEntry, type Limits } from '../clone/index.js';
 import { ConfigError } from '../errors.js';
+import { DEFAULT_SESSION_LIFETIME_MS } from '../security/binding.js';
 
 const hostPort = (value: unknown) => {
   if (value === null) return;
@@ -124,10 +125,20 @@ export const schema = {
     env: 'TWINSTAR_REPLAY_LOG_SIZE',
     arg: 'replay-log-size',
   },
+  dedupeMs: {
+    doc: "every write uuid is remembered at least this long, so that a retried write applies once; keep it above the clients' writeTimeoutMs (10 s); at least 1000",
+    format: (value: unknown) => {
+      positive(value);
+      if ((value as number) < 1000) throw new Error('must be at least 1000 (1 s)');
+    },
+    default: 30_000,
+    env: 'TWINSTAR_DEDUPE_MS',
+    arg: 'dedupe-ms',
+  },
   dedupeSize: {
-    doc: 'recent write uuids remembered so that a retried write applies once',
+    doc: 'memory cap on the write uuids remembered (40 to 75 bytes of heap each, about 225 MB when full); a uuid it forces out before dedupeMs is counted in twinstar_dedupe_evicted_early_total',
     format: positive,
-    default: 100_000,
+    default: 3_000_000,
     env: 'TWINSTAR_DEDUPE_SIZE',
     arg: 'dedupe-size',
   },
@@ -257,6 +268,16 @@ export const schema = {
     env: 'TWINSTAR_PEER_KEY_FILE',
     arg: 'peer-key-file',
   },
+  sessionLifetimeMs: {
+    doc: 'with curve: how long after a client minted its session token the token may start a connection, in ms (at least 60000)',
+    format: (value: unknown) => {
+      positive(value);
+      if ((value as number) < 60_000) throw new Error('must be at least 60000');
+    },
+    default: DEFAULT_SESSION_LIFETIME_MS,
+    env: 'TWINSTAR_SESSION_LIFETIME_MS',
+    arg: 'session-lifetime-ms',
+  },
   clientsFile: {
     doc: 'allow-list of client keys and their read/write prefixes (JSON, docs/security.md); reloaded on SIGHUP and on change',
     format: String,
@@ -283,6 +304,7 @@ export interface ServerConfig {
   httpPort: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   replayLogSize: number;
+  dedupeMs: number;
   dedupeSize: number;
   pendingMax: number;
   pendingMaxAgeMs: number;
@@ -303,6 +325,7 @@ export interface ServerConfig {
   keyFile: string;
   peerKeyFile: string;
   clientsFile: string;
+  sessionLifetimeMs: number;
 }
 
 export const ROLE_DEFAULTS = {

@@ -159,6 +159,11 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
     help: 'Updates this node had accepted that the winner of a dual active did not have',
     registers: r,
   });
+  const evictedEarly = new Counter({
+    name: 'twinstar_dedupe_evicted_early_total',
+    help: 'Write uuids forgotten before dedupeMs because dedupeSize was reached: a retry of one would apply twice',
+    registers: r,
+  });
   const stalls = new Counter({
     name: 'twinstar_event_loop_stalls_total',
     help: 'Event-loop stalls longer than half the failover timeout',
@@ -170,6 +175,7 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
   node.on('divergent', (count) => divergent.inc(count));
   node.on('peer-dropped', (reason) => dropped.inc({ socket: 'peer', reason }));
   node.on('stall', () => stalls.inc());
+  node.on('dedupe-evicted-early', () => evictedEarly.inc());
   node.server.on('change', (_entry, source) => updates.inc({ source }));
   node.server.on('snapshot', (kind, _keys, ms) => {
     snapshots.inc({ kind });
@@ -203,6 +209,11 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
       'Client keys on the allow-list in force',
       () => security.allowList.current.size,
     );
+    gauge(
+      'twinstar_client_sessions',
+      'Client connections on the snapshot socket that hold a session (a token bound to their key)',
+      () => security.guard.liveSessions,
+    );
     security.guard.on('authFailure', (socket, reason) => authFailures.inc({ socket, reason }));
     security.allowList.on('reloaded', () => reloads.inc({ result: 'ok' }));
     security.allowList.on('reloadFailed', () => reloads.inc({ result: 'failed' }));
@@ -233,6 +244,11 @@ function promote(
 function isLoopback(address: string): boolean {
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 }
+
+/** Concurrent HTTP connections a node accepts; more are refused by the kernel's accept path. */
+export const HTTP_MAX_CONNECTIONS = 64;
+/** A request must arrive whole, and an idle connection closes, within this time. */
+export const HTTP_TIMEOUT_MS = 5000;
 
 /** The HTTP server for metrics and health. Resolves once listening. */
 export async function startMetricsHttp(
@@ -267,11 +283,22 @@ export async function startMetricsHttp(
       case '/status':
         return send(200, `${JSON.stringify(node.status())}\n`, 'application/json');
       case '/digest':
-        return send(200, `${JSON.stringify(node.digest())}\n`, 'application/json');
+        node.digest().then(
+          (digest) => send(200, `${JSON.stringify(digest)}\n`, 'application/json'),
+          (error) => send(500, `${String(error)}\n`),
+        );
+        return;
       default:
         return send(404, 'not found: try /metrics, /healthz, /readyz, /status or /digest\n');
     }
   });
+  // Anyone who reaches this port may call it: bound what they can hold. Prometheus and a few
+  // operators need a handful of connections; slow or idle ones are closed.
+  server.maxConnections = HTTP_MAX_CONNECTIONS;
+  server.headersTimeout = HTTP_TIMEOUT_MS;
+  server.requestTimeout = HTTP_TIMEOUT_MS;
+  server.keepAliveTimeout = HTTP_TIMEOUT_MS / 2;
+  server.setTimeout(HTTP_TIMEOUT_MS, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());

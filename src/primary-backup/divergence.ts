@@ -85,7 +85,8 @@ export class AcknowledgedWrites {
   private head = 0;
   private readonly set = new Set<string>();
 
-  constructor(capacity: number) {
+  /** 100,000 by default (not dedupeSize, which caps a time horizon and defaults to millions) */
+  constructor(capacity = 100_000) {
     this.ring = new Array<string | undefined>(Math.max(1, capacity));
   }
 

@@ -9,13 +9,15 @@
  * on the strength of silence it slept through.
  */
 import { EventEmitter } from 'node:events';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   CloneServer,
   Store,
   toChange,
   type Durability,
+  digestOf,
   type Admission,
+  type Digest,
   type Entry,
   type KvMsg,
   type Limits,
@@ -58,6 +60,8 @@ export interface NodeEvents {
   'peer-refused': [reason: string];
   'peer-dropped': [reason: string];
   stall: [ms: number];
+  /** `dedupeSize` forced out a write uuid only `ageMs` old, younger than `dedupeMs` */
+  'dedupe-evicted-early': [ageMs: number];
 }
 
 export interface PeerStatus {
@@ -134,6 +138,8 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   private unavailable: string | null = null;
   private readonly divergence = new Divergence();
   private readonly acknowledged: AcknowledgedWrites;
+  private digesting: Promise<Digest> | undefined;
+  private lastDigest: { sequence: number; result: Promise<Digest> } | undefined;
   private catchUpTo: number | undefined;
   private wasDegraded = false;
   private lastTick: number;
@@ -158,14 +164,27 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     // syncs. (Without durable storage a primary restarted without its data looks the same as a
     // fresh one: the data directory will tell them apart.)
     this.history = this.pairRole !== 'backup';
-    this.acknowledged = new AcknowledgedWrites(config.dedupeSize);
+    this.acknowledged = new AcknowledgedWrites();
     this.pending = new PendingList(config.pendingMax, config.pendingMaxAgeMs);
     this.refusals = new RateLimitedLog(log, 5, 10_000, this.now);
     const limits = (this.limits = limitsOf(config));
     const guard = options.guard;
     const context = guard ? new zmq.Context() : undefined;
-    if (guard && context) this.zap = new ZapHandler(context, (domain, key) => guard.authorize(domain, key));
-    this.store = new Store({ replayLogSize: config.replayLogSize, dedupeSize: config.dedupeSize });
+    if (guard && context) this.zap = new ZapHandler(context, (domain, key) => guard.admit(domain, key));
+    const dedupeWarnings = new RateLimitedLog(log, 1, 10_000, this.now);
+    this.store = new Store({
+      replayLogSize: config.replayLogSize,
+      dedupeSize: config.dedupeSize,
+      dedupeMs: config.dedupeMs,
+      onEvictedEarly: (ageMs) => {
+        this.emit('dedupe-evicted-early', ageMs);
+        const { dedupeSize, dedupeMs } = config;
+        dedupeWarnings.warn(
+          { ageMs, dedupeSize, dedupeMs },
+          'dedupeSize forced out a write uuid younger than dedupeMs: a retry of that write would apply twice',
+        );
+      },
+    });
     this.server = new CloneServer({
       host: config.host,
       port: config.port,
@@ -260,7 +279,9 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
 
   admit(): Admission {
     if (!this.pairRole) return { accepted: true };
-    const effects = this.run({ type: 'client-request', now: this.now() }, 'client-request');
+    const now = this.now();
+    this.noticeStall(now);
+    const effects = this.run({ type: 'client-request', now }, 'client-request');
     for (const effect of effects) {
       if (effect.type === 'accept') return { accepted: true };
       if (effect.type === 'reject') return { accepted: false, reason: effect.reason };
@@ -306,6 +327,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   // The peer.
 
   private onPeerMessage(msg: PeerMessage): void {
+    this.noticeStall(this.now());
     if (msg.type === 'heartbeat') return this.onHeartbeat(msg.heartbeat);
     if (this.refused) return;
     this.heardPeer();
@@ -476,7 +498,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       const change = toChange(msg, receivedAt, this.limits);
       if (change.expiresAt > 0 && change.expiresAt <= now) continue; // its TTL ran out meanwhile
       if (this.store.appliedSequence(msg.uuid) !== undefined) continue;
-      this.server.commit(change, 'pending');
+      this.server.commit(change, 'pending', now);
       applied++;
     }
     return applied;
@@ -546,7 +568,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     if (!Number.isFinite(common)) return;
     const changes: Entry[] =
       this.store.changesSince(common) ?? this.store.map.snapshot('').filter((e) => e.sequence > common);
-    if (changes.length > 0) this.divergence.lost(common, changes, (uuid) => this.acknowledged.has(uuid));
+    this.divergence.lost(common, changes, (uuid) => this.acknowledged.has(uuid));
   }
 
   /** We lost a dual-active meeting and have synced from the winner: say what the winner lacks. */
@@ -577,19 +599,33 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   }
 
   // ------------------------------------------------------------------------------------------
-  // The one periodic timer.
+  // The one periodic timer, and stalls.
 
-  private tick(): void {
-    const now = this.now();
+  /**
+   * Were we frozen (SIGSTOP, a long GC, a costly request)? Then whatever silence we measured, we
+   * slept through it. Checked first thing wherever a decision is taken, not only by the timer: on
+   * waking, the event loop runs queued socket callbacks (a client vote, the passive's acks) before
+   * any timer, and those must not decide on stale clocks. So: suspend judgment of the peer for one
+   * failover timeout (a queued vote is refused, fresh heartbeats decide), and restart the clock of
+   * writes waiting for the passive (it is not slow for time we did not observe). A gap of two
+   * heartbeats triggers this; it is logged and counted as a stall past the old threshold only.
+   */
+  private noticeStall(now: number): void {
     const gap = now - this.lastTick;
+    if (gap <= 2 * this.config.heartbeatMs) return;
     this.lastTick = now;
+    this.peerExpiresAt = Math.max(this.peerExpiresAt, now + this.config.failoverMs);
+    this.source?.forgiveWaits(now);
     if (gap > this.config.heartbeatMs + this.config.failoverMs / 2) {
-      // We were frozen: whatever silence we measured, we slept through it. Suspend judgment for one
-      // failover timeout so that fresh heartbeats, not stale clocks, decide.
-      this.peerExpiresAt = Math.max(this.peerExpiresAt, now + this.config.failoverMs);
       this.log.warn({ stalledMs: gap }, 'event loop stalled; peer silence before now does not count');
       this.emit('stall', gap);
     }
+  }
+
+  private tick(): void {
+    const now = this.now();
+    this.noticeStall(now);
+    this.lastTick = now;
     if (!this.link) return;
     this.noteHistory();
     if (this.fenced && now >= this.peerExpiresAt) this.unfence('the peer fell silent');
@@ -667,7 +703,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       this.catchUpTo === undefined;
     source.setAttached(attach);
     this.server.releasePublications(); // detaching releases what waited for the passive
-    const degraded = !attach;
+    const degraded = !source.caughtUp;
     if (degraded !== this.wasDegraded) {
       this.wasDegraded = degraded;
       if (degraded)
@@ -714,17 +750,22 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   }
 
   /**
-   * A fingerprint of the whole map (keys, values, sequences, uuids, deadlines): two nodes with the
-   * same digest hold the same state. O(n log n); for operators and tests, not for hot paths.
+   * A fingerprint of the whole map (src/clone/digest.ts): two nodes with the same digest hold the
+   * same state. Computed a chunk per event-loop turn over a point-in-time copy; concurrent callers
+   * share one computation, and a result is reused while the sequence has not moved, so a flood of
+   * requests costs one computation at a time.
    */
-  digest(): { sequence: number; keys: number; digest: string } {
-    const hash = createHash('sha256');
-    const entries = this.store.map.snapshot('').sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    for (const e of entries) {
-      hash.update(e.key).update('\0').update(String(e.sequence)).update('\0').update(e.uuid, 'latin1');
-      hash.update('\0').update(String(e.expiresAt)).update('\0').update(e.body).update('\n');
-    }
-    return { sequence: this.store.sequence, keys: entries.length, digest: hash.digest('hex') };
+  digest(): Promise<Digest> {
+    const sequence = this.store.sequence;
+    const last = this.lastDigest;
+    if (last && last.sequence === sequence) return last.result;
+    if (this.digesting) return this.digesting;
+    const run = digestOf(this.store.map.snapshot(''), sequence).finally(() => {
+      this.digesting = undefined;
+    });
+    this.digesting = run;
+    this.lastDigest = { sequence, result: run };
+    return run;
   }
 
   /** The periodic timer ran recently: the event loop is turning on time. */
@@ -732,8 +773,12 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     return this.now() - this.lastTick <= Math.max(5 * this.config.heartbeatMs, 1000);
   }
 
+  /**
+   * Running without a passive to vouch for what was acknowledged: none is attached, or the one
+   * that just attached does not yet hold everything acknowledged before it did.
+   */
   isDegraded(): boolean {
-    return this.pairRole !== undefined && this.current === 'ACTIVE' && !(this.source?.attached ?? false);
+    return this.pairRole !== undefined && this.current === 'ACTIVE' && !(this.source?.caughtUp ?? false);
   }
 
   peerUp(): boolean {

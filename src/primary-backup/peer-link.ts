@@ -67,7 +67,7 @@ export class PeerLink implements PeerChannel {
       ...(guard ? curveClientOptions(guard.keys, peerKey!) : {}),
     });
     if (guard) {
-      this.zap = new ZapHandler(this.context, (domain, key) => guard.authorize(domain, key));
+      this.zap = new ZapHandler(this.context, (domain, key) => guard.admit(domain, key));
       watchHandshakes(this.pub, guard, 'peer');
       watchHandshakes(this.sub, guard, 'peer');
     }

@@ -90,7 +90,7 @@ export class ReplicationSink {
       this.resumeAskedAt = undefined;
     }
     this.lastProgress = this.options.now();
-    this.builder!.add(entries);
+    this.builder!.add(entries, this.lastProgress); // a snapshot's uuids count from when they arrive
   }
 
   onSnapshotEnd(streamId: number, sequence: number, timeline: readonly TimelineEntry[]): void {
@@ -132,9 +132,10 @@ export class ReplicationSink {
 
   private apply(entries: Entry[]): void {
     const { server, onApplied } = this.options;
+    const now = this.options.now();
     let applied = false;
     for (const entry of entries) {
-      const result = server.applyReplicated(entry);
+      const result = server.applyReplicated(entry, now);
       if (result === 'applied') {
         applied = true;
         onApplied(entry);

@@ -39,6 +39,8 @@ export class ReplicationSource {
   private ackedSequence = 0;
   private attachedNow = false;
   private streamId: number | undefined;
+  private forgivenAt = 0;
+  private degradedUpTo = 0;
 
   constructor(private readonly options: SourceOptions) {}
 
@@ -74,7 +76,12 @@ export class ReplicationSource {
   /** Age of the oldest write still waiting for the passive, in ms (0 if none). */
   oldestWaitMs(now: number): number {
     const first = this.waiters[0];
-    return first === undefined ? 0 : now - first.since;
+    return first === undefined ? 0 : now - Math.max(first.since, this.forgivenAt);
+  }
+
+  /** This node was frozen: waits count from now, not from before the time it did not observe. */
+  forgiveWaits(now: number): void {
+    this.forgivenAt = now;
   }
 
   /**
@@ -85,6 +92,17 @@ export class ReplicationSource {
     if (attached === this.attachedNow) return;
     this.attachedNow = attached;
     if (!attached) this.release(Infinity, 'degraded');
+    // Everything committed up to now may have been acknowledged or published while no passive
+    // counted: the pair stays degraded until the passive confirms it holds all of it.
+    else this.degradedUpTo = this.options.store.sequence;
+  }
+
+  /**
+   * The passive holds every change that was acknowledged or published while it did not count.
+   * Until then the pair is still degraded, although new writes already wait for the passive.
+   */
+  get caughtUp(): boolean {
+    return this.attachedNow && this.ackedSequence >= this.degradedUpTo;
   }
 
   onChange(entry: Entry): void {

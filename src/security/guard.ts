@@ -1,7 +1,8 @@
 /**
  * The server's security decisions in one place, free of sockets: which key may connect to which
- * socket (the ZAP domains), which principal sent a ROUTER request (its session token), and the
- * counting of every refusal. The clone server and the peer link ask; the guard answers.
+ * socket (the ZAP domains), which principal sent a ROUTER request (its session token, bound to
+ * the key its connection authenticated with: binding.ts), and the counting of every refusal. The
+ * clone server and the peer link ask; the guard answers.
  *
  * Domains, one per kind of socket:
  *   snapshot   any listed key; what it may read and write is checked per request
@@ -13,7 +14,8 @@
 import { EventEmitter } from 'node:events';
 import type { AccessList, Principal } from './access.js';
 import { sharedSecret, type KeyPair } from './keys.js';
-import { verifySessionToken } from './session.js';
+import { DEFAULT_SESSION_LIFETIME_MS, SessionBinder, type BindRefusal } from './binding.js';
+import { readSessionToken } from './session.js';
 import type { ZapDecision } from './zap.js';
 
 export type Domain = 'snapshot' | 'publisher' | 'collector' | 'peer';
@@ -39,17 +41,22 @@ export interface GuardOptions {
   peerPublicKey?: string;
   /** the allow-list in force now (it may be reloaded at any time) */
   access: () => AccessList;
+  /** how long after it was minted a session token may start a connection (ms, default 5 min) */
+  sessionLifetimeMs?: number;
 }
 
-const SESSION_CACHE = 10_000;
+const SECRET_CACHE = 10_000;
 
 export class Guard extends EventEmitter<GuardEvents> {
-  /** verified routing ids, to the client key they stand for (null: not a valid token) */
-  private readonly sessions = new Map<string, string | null>();
   private readonly secrets = new Map<string, Buffer>();
+  private readonly binder: SessionBinder;
 
   constructor(private readonly options: GuardOptions) {
     super();
+    this.binder = new SessionBinder({
+      lifetimeMs: options.sessionLifetimeMs ?? DEFAULT_SESSION_LIFETIME_MS,
+      read: (id) => readSessionToken(id, options.keys.publicKey, (k) => this.secretWith(k)),
+    });
   }
 
   get keys(): KeyPair {
@@ -78,21 +85,42 @@ export class Guard extends EventEmitter<GuardEvents> {
   }
 
   /**
+   * The ZAP answer, given once the connection may be let in: a snapshot connection waits until
+   * the one admitted before it has reached the ROUTER, so each session is bound to its own key.
+   */
+  async admit(domain: string, publicKey: string): Promise<ZapDecision> {
+    const decision = this.authorize(domain, publicKey);
+    if (decision.ok && domain === 'snapshot') await this.binder.admit(publicKey);
+    return decision;
+  }
+
+  /**
+   * An empty message from `routingId` on the snapshot ROUTER: a connection began or ended. A new
+   * connection whose token is not bound to it is counted as `bad-session`; returns why.
+   */
+  connectionNotice(routingId: Buffer): BindRefusal | undefined {
+    const refused = this.binder.notice(routingId);
+    if (refused) this.emit('authFailure', 'snapshot', 'bad-session');
+    return refused;
+  }
+
+  /**
    * The principal behind a ROUTER request, from its routing id, under the allow-list in force now;
-   * undefined (and counted) when the id is not a valid session token or its key is not listed.
+   * undefined (and counted) when the connection holds no session (its token was not genuine,
+   * named another key than the connection's, or was stale; or the session ended), or its key is
+   * no longer listed.
    */
   principalOf(routingId: Buffer): Principal | undefined {
-    const id = routingId.toString('latin1');
-    let key = this.sessions.get(id);
-    if (key === undefined) {
-      key = verifySessionToken(routingId, this.options.keys.publicKey, (k) => this.secretWith(k)) ?? null;
-      if (this.sessions.size >= SESSION_CACHE) this.sessions.clear();
-      this.sessions.set(id, key);
-    }
-    const principal = key === null ? undefined : this.options.access().get(key);
+    const key = this.binder.keyOf(routingId);
+    const principal = key === undefined ? undefined : this.options.access().get(key);
     if (principal === undefined)
-      this.emit('authFailure', 'snapshot', key === null ? 'bad-session' : 'unknown-key');
+      this.emit('authFailure', 'snapshot', key === undefined ? 'bad-session' : 'unknown-key');
     return principal;
+  }
+
+  /** Snapshot-socket connections that hold a session now. */
+  get liveSessions(): number {
+    return this.binder.liveSessions;
   }
 
   /** A CURVE handshake failed before ZAP was asked (no key, wrong server key, bad box). */
@@ -104,7 +132,7 @@ export class Guard extends EventEmitter<GuardEvents> {
     let secret = this.secrets.get(clientPublicKey);
     if (secret === undefined) {
       secret = sharedSecret(this.options.keys.secretKey, clientPublicKey);
-      if (this.secrets.size >= SESSION_CACHE) this.secrets.clear();
+      if (this.secrets.size >= SECRET_CACHE) this.secrets.clear();
       this.secrets.set(clientPublicKey, secret);
     }
     return secret;

@@ -27,3 +27,18 @@ export function watchHandshakes(socket: zmq.Socket, guard: Guard, domain: Domain
   socket.events.on('handshake:error:protocol', failed);
   socket.events.on('handshake:error:other', failed);
 }
+
+/** libzmq's ZMQ_ROUTER_NOTIFY (draft API; zeromq.js is built with it but has no setter for it). */
+const ROUTER_NOTIFY = 97;
+const NOTIFY_CONNECT_AND_DISCONNECT = 1 | 2;
+
+/**
+ * Makes a ROUTER deliver an empty message from a peer's routing id when its connection is made
+ * (before anything the peer sends) and when it ends: how the guard binds sessions (binding.ts).
+ */
+export function notifyConnections(router: zmq.Router): void {
+  (router as unknown as { setInt32Option(option: number, value: number): void }).setInt32Option(
+    ROUTER_NOTIFY,
+    NOTIFY_CONNECT_AND_DISCONNECT,
+  );
+}

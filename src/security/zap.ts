@@ -10,7 +10,11 @@ import { z85Encode } from './z85.js';
 export type ZapDecision = { ok: true; userId: string } | { ok: false; reason: string };
 
 /** The decision for one connection: its socket's ZAP domain, client key (Z85) and IP address. */
-export type Authorize = (domain: string, publicKey: string, address: string) => ZapDecision;
+export type Authorize = (
+  domain: string,
+  publicKey: string,
+  address: string,
+) => ZapDecision | Promise<ZapDecision>;
 
 const ENDPOINT = 'inproc://zeromq.zap.01';
 
@@ -43,23 +47,31 @@ export class ZapHandler {
       } catch {
         return; // closed
       }
-      await this.socket.send(this.answer(request)).catch(() => undefined);
+      // One request at a time: the guard may hold an answer back (security/binding.ts).
+      const answer = await this.answer(request).catch(() => zapReply(request[1], '500', 'internal error'));
+      await this.socket.send(answer).catch(() => undefined);
     }
   }
 
-  private answer([version, requestId, domain, address, , mechanism, key]: Buffer[]): Buffer[] {
-    const id = requestId ?? Buffer.alloc(0);
-    const reply = (code: string, text: string, userId = '') => [
-      Buffer.from('1.0'),
-      id,
-      Buffer.from(code),
-      Buffer.from(text),
-      Buffer.from(userId),
-      Buffer.alloc(0),
-    ];
+  // The identity frame (the fifth) is the server socket's own routing id in libzmq, not the
+  // connecting peer's, so it says nothing about the client and is not read.
+  private async answer([version, requestId, domain, address, , mechanism, key]: Buffer[]): Promise<Buffer[]> {
+    const reply = (code: string, text: string, userId = '') => zapReply(requestId, code, text, userId);
     if (version?.toString() !== '1.0') return reply('500', 'unsupported ZAP version');
     if (mechanism?.toString() !== 'CURVE' || key?.length !== 32) return reply('400', 'CURVE required');
-    const decision = this.authorize(domain!.toString(), z85Encode(key), address?.toString() ?? '');
+    const decision = await this.authorize(domain!.toString(), z85Encode(key), address?.toString() ?? '');
     return decision.ok ? reply('200', 'OK', decision.userId) : reply('400', decision.reason);
   }
+}
+
+/** A ZAP reply (RFC 27): version, request id, status code and text, user id, metadata. */
+function zapReply(requestId: Buffer | undefined, code: string, text: string, userId = ''): Buffer[] {
+  return [
+    Buffer.from('1.0'),
+    requestId ?? Buffer.alloc(0),
+    Buffer.from(code),
+    Buffer.from(text),
+    Buffer.from(userId),
+    Buffer.alloc(0),
+  ];
 }

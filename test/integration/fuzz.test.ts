@@ -359,6 +359,8 @@ const heartbeatArb = fc.record({
   heartbeatMs: weighted<number>([9, fc.constant(100)], [1, fc.nat(1000)]),
   failoverMs: weighted<number>([9, fc.constant(500)], [1, fc.nat(5000)]),
   synced: fc.boolean(),
+  history: fc.boolean(),
+  fenced: weighted<boolean>([9, fc.constant(false)], [1, fc.constant(true)]),
 });
 
 const HEARTBEAT_FIELDS = [
@@ -372,6 +374,8 @@ const HEARTBEAT_FIELDS = [
   'heartbeatMs',
   'failoverMs',
   'synced',
+  'history',
+  'fenced',
 ];
 
 const heartbeatJsonArb = weighted<(live: Live) => string>(
@@ -1106,6 +1110,8 @@ describe(`fuzzing with fast-check against live server sockets (seed ${SEED}, ${P
           heartbeatMs: 100,
           failoverMs: 500,
           synced: true,
+          history: true,
+          fenced: false,
         }),
       ),
     ];
@@ -1308,6 +1314,8 @@ describe(`fuzzing with fast-check against live server sockets (seed ${SEED}, ${P
             heartbeatMs: 100,
             failoverMs: 500,
             synced: true,
+            history: true,
+            fenced: false,
           }),
         ),
       ];

@@ -1,8 +1,8 @@
 /**
  * Promise 3's hardest case: a partition between the two nodes while clients reach both. Each side
- * ends up active; when the partition heals, exactly one wins (higher epoch), the other demotes,
- * reports every update it accepted that the winner lacks, and resyncs; its clients converge on
- * the winner with no stale key (promise 4).
+ * ends up active; when the partition heals, both fence and exactly one wins (the one that served
+ * more since the fork), the other demotes, reports every update it accepted that the winner lacks,
+ * and resyncs; its clients converge on the winner with no stale key (promise 4).
  *
  * The nodes run in this process with real client-facing sockets, but the peer link between them
  * is a cable we can cut and mend (messages still go through the real peer codec), which makes the
@@ -52,7 +52,7 @@ describe('split brain: a partition between the nodes, then healing', function ()
     await Promise.all(nodes.map((n) => n.close()));
   });
 
-  it('resolves the dual active by epoch, reports the divergent updates, and the loser and its clients converge on the winner', async () => {
+  it('resolves the dual active in favour of the side that served more, reports the divergent updates, and the loser and its clients converge on the winner', async () => {
     const cable = new Cable();
     const p = await freePorts(3);
     const b = await freePorts(3);
@@ -104,27 +104,31 @@ describe('split brain: a partition between the nodes, then healing', function ()
     clients.push(onlyBackup);
     expect(backup.state).to.equal('ACTIVE');
     expect(backup.status().epoch).to.be.greaterThan(primary.status().epoch);
-    for (let i = 0; i < 10; i++) await onlyBackup.set(`/sb/winner/${i}`, 'w');
-    // Meanwhile the primary keeps accepting writes from its own client: these will be lost.
+    for (let i = 0; i < 20; i++) await onlyBackup.set(`/sb/winner/${i}`, 'w');
+    // Meanwhile the primary keeps accepting writes from its own client: fewer (16 with the probe)
+    // than the backup's 20, so these will be lost.
     for (let i = 0; i < 15; i++) await a.set(`/sb/during/${i}`, 'lost');
     expect(primary.state).to.equal('ACTIVE');
 
-    // Heal. The higher epoch (the backup) wins; the primary demotes and reports what it had alone.
+    // Heal. The backup served more since the fork (20 against 16) and wins; the primary demotes,
+    // resyncs, and reports what it had alone.
     const failedOver = new Promise((resolve) => a.once('failover', resolve));
     const resynced = new Promise((resolve) => a.once('resync', resolve));
     cable.cut = false;
     await waitFor(() => primary.state === 'PASSIVE', 5000, 'the primary to demote');
     expect(backup.state).to.equal('ACTIVE');
-    expect(divergent).to.deep.equal([16], 'the probe and the 15 writes accepted during the partition');
     await waitFor(() => !backup.isDegraded(), 5000, 'the loser to resync and attach');
-    expect(primary.digest()).to.deep.equal(backup.digest());
+    // reported once the loser has synced from the winner and checked which uuids it holds
+    await waitFor(() => divergent.length > 0, 5000, 'the divergence report');
+    expect(divergent).to.deep.equal([16], 'the probe and the 15 writes accepted during the partition');
+    expect(await primary.digest()).to.deep.equal(await backup.digest());
 
     // The primary's client converges on the winner: the lost keys are gone, the winner's are there.
     await within(failedOver, 5000, 'the client to fail over to the winner');
     await within(resynced, 5000, 'a full resync (its history forked from the winner)');
-    await waitFor(() => a.get('/sb/winner/9') !== undefined, 5000, 'the winner state');
+    await waitFor(() => a.get('/sb/winner/19') !== undefined, 5000, 'the winner state');
     expect([...a.entries().keys()].filter((k) => k.startsWith('/sb/during/'))).to.deep.equal([]);
-    expect(a.entries().size).to.equal(30);
+    expect(a.entries().size).to.equal(40);
     expect(new Map(a.entries())).to.deep.equal(new Map(onlyBackup.entries()));
   });
 });

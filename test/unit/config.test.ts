@@ -225,6 +225,20 @@ describe('loadConfig', () => {
       );
     });
 
+    it('dedupeMs below one second; 1000 and the 30 s default are accepted', () => {
+      for (const options of [
+        { args: ['--dedupe-ms', '999'], env: {} },
+        { env: { TWINSTAR_DEDUPE_MS: '0' } },
+        { args: ['--dedupe-ms=1500.5'], env: {} },
+      ]) {
+        const e = configError(options);
+        expect(e.setting).to.equal('dedupeMs');
+        expect(e.message).to.match(/^invalid configuration: dedupeMs: must be/);
+      }
+      expect(loadConfig({ args: ['--dedupe-ms', '1000'], env: {} }).dedupeMs).to.equal(1000);
+      expect(loadConfig({ env: {} })).to.deep.include({ dedupeMs: 30_000, dedupeSize: 3_000_000 });
+    });
+
     it('unknown flag --bogus', () => {
       for (const args of [['--bogus'], ['--bogus=1'], ['--role', 'primary', '--bogus', 'x']]) {
         const e = configError({ args, env: {} });

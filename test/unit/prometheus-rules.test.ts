@@ -77,6 +77,7 @@ const ALERTS = [
   'TwinstarFlapping',
   'TwinstarNodeDown',
   'TwinstarAuthFailuresRising',
+  'TwinstarDedupeEvictedEarly',
 ];
 
 describe('deploy/prometheus', function () {

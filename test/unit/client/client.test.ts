@@ -64,6 +64,7 @@ function harness(
   const client = new Client({
     servers: [A, B],
     serverTimeoutMs: SERVER_TIMEOUT,
+    mode: 'native', // 'auto' has tests of its own
     transport: net.transport,
     clock: net.clock,
     ...options,
@@ -119,6 +120,25 @@ function expectInOrderOnce(updates: Update[]): void {
   }
 }
 
+/** `call` returns a promise (it does not throw) and that promise rejects with `type`. */
+async function expectRejects(
+  call: () => Promise<unknown>,
+  type: new (...args: never[]) => Error,
+): Promise<void> {
+  let promise: Promise<unknown>;
+  try {
+    promise = call();
+  } catch (error) {
+    throw new Error(`threw synchronously instead of rejecting: ${String(error)}`);
+  }
+  let outcome: unknown = 'resolved';
+  await promise.then(
+    () => undefined,
+    (error: unknown) => (outcome = error),
+  );
+  expect(outcome).to.be.instanceOf(type);
+}
+
 function asObject(map: Map<string, Buffer>): Record<string, string> {
   return Object.fromEntries([...map].map(([k, v]) => [k, v.toString()]));
 }
@@ -141,7 +161,7 @@ describe('Client (fake clock, fake transport)', function () {
   });
 
   describe('finding the active', () => {
-    it('votes on both servers, ignores the PASSIVE one (TNOTACTIVE), loads the snapshot of the ACTIVE one; ready() resolves and get() returns values', async () => {
+    it('pings both servers (TPING, never a vote), syncs only with the one whose TPONG says ACTIVE; ready() resolves and get() returns values', async () => {
       const h = harness({ a: { state: 'PASSIVE' }, b: { state: 'ACTIVE', chunk: 2 } }, (_a, b) => {
         b.set('/k1', 'v1');
         b.set('/k2', 'v2');
@@ -150,11 +170,17 @@ describe('Client (fake clock, fake transport)', function () {
       await h.net.settle();
       await h.client.ready(1000);
 
-      expect(h.a.syncRequests.map((r) => r.command)).to.deep.equal([Native.SNAPSHOT]);
-      expect(h.a.replies.map((r) => r.command)).to.deep.equal([Native.NOT_ACTIVE]);
-      expect(h.b.syncRequests.map((r) => r.command)).to.deep.equal([Native.SNAPSHOT]);
+      expect(h.a.requests.map((r) => r.command)).to.deep.equal([Native.PING]);
+      expect(h.a.replies.map((r) => r.command)).to.deep.equal([Native.PONG]);
+      expect(h.b.requests.map((r) => r.command)).to.deep.equal([Native.PING, Native.SNAPSHOT]);
       // 3 keys in chunks of 2: two TSYNC and the end
-      expect(h.b.replies.map((r) => r.command)).to.deep.equal([Native.SYNC, Native.SYNC, Native.SYNC_END]);
+      expect(h.b.replies.map((r) => r.command)).to.deep.equal([
+        Native.PONG,
+        Native.SYNC,
+        Native.SYNC,
+        Native.SYNC_END,
+      ]);
+      expect([...h.a.votes, ...h.b.votes], 'no vote while an active answers').to.have.length(0);
       expect(h.client.server).to.equal(B);
       expect(h.client.sequence).to.equal(3);
       expect(h.client.mode).to.equal('native');
@@ -186,15 +212,22 @@ describe('Client (fake clock, fake transport)', function () {
       expect(h.readies).to.have.length(1);
     });
 
-    it('keeps voting while no server is active, and takes the first one that becomes active', async () => {
+    it('votes (TVOTE) for the passive only once the active has been silent for the timeout, backs off after refusals, and takes the first server that becomes active', async () => {
       const h = harness({ a: { state: 'DEAD' }, b: { state: 'PASSIVE' } }, (a) => a.set('/k', 'v'));
       const ready = track(h.client.ready(5000));
-      await h.net.advance(300);
+      await h.net.advance(SERVER_TIMEOUT - 100);
+      expect(h.b.requestsOf(Native.PING).length, 'B is probed').to.be.greaterThan(0);
+      expect(h.b.votes, 'no vote before A has been silent for the timeout').to.have.length(0);
+      await h.net.advance(1000);
       expect(ready.status).to.equal('pending');
       expect(h.client.server).to.equal(undefined);
-      const votesSoFar = h.b.syncRequests.length;
+      const votesSoFar = h.b.votes.length;
       expect(votesSoFar).to.be.greaterThan(1); // a refused vote is followed by another one
-      expect(votesSoFar).to.be.at.most(300 / 50 + 1); // but not a flood: one per vote interval
+      expect(votesSoFar).to.be.at.most(8); // but not a flood: a growing back-off
+      expect(
+        h.b.replies.filter((r) => r.command === Native.NOT_ACTIVE).map((r) => r.frames[3]!.toString()),
+      ).to.include('peer-alive');
+      expect(h.b.syncRequests, 'nothing but pings and votes reached the passive').to.have.length(0);
       h.b.copyFrom(h.a);
       h.b.promote();
       await h.net.advance(100);
@@ -671,14 +704,14 @@ describe('Client (fake clock, fake transport)', function () {
   });
 
   describe('invalid API use', () => {
-    it('throws InvalidArgumentError for an empty key, an empty value, a negative ttl, a bad endpoint, no servers', async () => {
+    it('rejects with InvalidArgumentError an empty key, an empty value, a negative ttl; throws it for a bad endpoint, no servers', async () => {
       const h = await readyOnA();
-      expect(() => h.client.set('', 'v')).to.throw(InvalidArgumentError);
-      expect(() => h.client.delete('')).to.throw(InvalidArgumentError);
-      expect(() => h.client.set('/k', '')).to.throw(InvalidArgumentError);
-      expect(() => h.client.set('/k', Buffer.alloc(0))).to.throw(InvalidArgumentError);
-      expect(() => h.client.set('/k', 'v', { ttl: -1 })).to.throw(InvalidArgumentError);
-      expect(() => h.client.set('/k', 'v', { ttl: Number.NaN })).to.throw(InvalidArgumentError);
+      await expectRejects(() => h.client.set('', 'v'), InvalidArgumentError);
+      await expectRejects(() => h.client.delete(''), InvalidArgumentError);
+      await expectRejects(() => h.client.set('/k', ''), InvalidArgumentError);
+      await expectRejects(() => h.client.set('/k', Buffer.alloc(0)), InvalidArgumentError);
+      await expectRejects(() => h.client.set('/k', 'v', { ttl: -1 }), InvalidArgumentError);
+      await expectRejects(() => h.client.set('/k', 'v', { ttl: Number.NaN }), InvalidArgumentError);
       const net = new FakeNetwork();
       const base = { transport: net.transport, clock: net.clock };
       expect(() => new Client({ ...base, servers: ['127.0.0.1:5556'] })).to.throw(InvalidArgumentError);
@@ -700,32 +733,25 @@ describe('Client (fake clock, fake transport)', function () {
   });
 
   describe('invalid API use (beyond the basics)', () => {
-    it('a key or value over the wire limits (1 KiB key, 1 MiB value) throws InvalidArgumentError and never poisons the other writes of its batch', async () => {
+    it('a key or value over the wire limits (1 KiB key, 1 MiB value) rejects with InvalidArgumentError and never poisons the other writes of its batch', async () => {
       const h = await readyOnA();
       const ok = track(h.client.set('/ok', 'x'));
-      const thrown: unknown[] = [];
-      const accepted: Tracked<number>[] = [];
-      for (const attempt of [
-        () => h.client.set('/big', Buffer.alloc(1024 * 1024 + 1, 1)),
-        () => h.client.set('/'.padEnd(1025, 'k'), 'v'),
-      ]) {
-        try {
-          accepted.push(track(attempt()));
-        } catch (error) {
-          thrown.push(error);
-        }
-      }
+      const refused = [
+        track(h.client.set('/big', Buffer.alloc(1024 * 1024 + 1, 1))),
+        track(h.client.set('/'.padEnd(1025, 'k'), 'v')),
+      ];
       await h.net.advance(300);
-      expect(accepted, 'oversized writes accepted').to.have.length(0);
-      expect(thrown).to.have.length(2);
-      for (const error of thrown) expect(error).to.be.instanceOf(InvalidArgumentError);
+      for (const t of refused) {
+        expect(t.status, 'oversized write').to.equal('rejected');
+        expect(t.error).to.be.instanceOf(InvalidArgumentError);
+      }
       expect(h.a.malformed, 'the server dropped a whole TSET as malformed').to.deep.equal([]);
       expect(ok.status, 'a valid write is acknowledged').to.equal('resolved');
     });
 
-    it('setJson with a value JSON cannot represent (undefined) throws InvalidArgumentError, not a TypeError', async () => {
+    it('setJson with a value JSON cannot represent (undefined) rejects with InvalidArgumentError, not a TypeError', async () => {
       const h = await readyOnA();
-      expect(() => h.client.setJson('/j', undefined)).to.throw(InvalidArgumentError);
+      await expectRejects(() => h.client.setJson('/j', undefined), InvalidArgumentError);
     });
 
     it('nonsensical timing and queue options throw InvalidArgumentError', () => {
@@ -768,7 +794,12 @@ describe('Client (fake clock, fake transport)', function () {
         },
         { mode: 'chp' },
       );
-      await h.net.settle();
+      // Binary Star order: A (listed first) is asked; B only once A has been silent for the
+      // timeout, 3 x the 1 s HUGZ interval RFC 12 servers are assumed to have until one is seen.
+      await h.net.advance(2900);
+      expect(h.a.requests.map((r) => r.command)).to.deep.equal([ICANHAZ]);
+      expect(h.b.requests, 'B not asked while A may still answer').to.have.length(0);
+      await h.net.advance(200);
       await h.client.ready(1000);
       expect(h.client.server).to.equal(B);
       expect(h.client.mode).to.equal('chp');
@@ -809,7 +840,7 @@ describe('Client (fake clock, fake transport)', function () {
       );
       await h.net.settle();
       await h.client.ready(1000);
-      await h.net.advance(200);
+      await h.net.advance(400); // a few HUGZ gaps: the client learns A's 100 ms interval
       expect(h.client.server).to.equal(A);
       h.b.copyFrom(h.a);
       h.a.setState('DEAD');
@@ -825,10 +856,14 @@ describe('Client (fake clock, fake transport)', function () {
       expect([...h.a.requests, ...h.b.requests].every((r) => r.command === ICANHAZ)).to.equal(true);
     });
 
-    it("'auto' mode falls back to plain CHP against a server that ignores native requests", async () => {
+    it("'auto' mode settles on plain CHP against servers whose HUGZ advertise nothing, and sends them nothing native", async () => {
       const h = harness(
-        { a: { state: 'ACTIVE', plainChp: true }, b: { state: 'PASSIVE', plainChp: true } },
+        {
+          a: { state: 'ACTIVE', plainChp: true },
+          b: { state: 'PASSIVE', plainChp: true, passiveHugz: true },
+        },
         (a) => a.set('/k', 'v'),
+        { mode: 'auto' },
       );
       const ready = track(h.client.ready(5000));
       const early = track(h.client.set('/early', 'e')); // issued before the mode is known
@@ -841,6 +876,11 @@ describe('Client (fake clock, fake transport)', function () {
       expect(h.client.mode).to.equal('chp');
       expect(h.client.getString('/k')).to.equal('v');
       expect(await h.client.set('/w', 'x')).to.equal(0);
+      const native = [...h.a.requests, ...h.b.requests].filter((r) => r.command.startsWith('T'));
+      expect(
+        native.map((r) => r.command),
+        'a plain server would abort on these',
+      ).to.deep.equal([]);
     });
   });
 });

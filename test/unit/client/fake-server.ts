@@ -5,9 +5,12 @@
  *   every due interval callback runs once per period, in time order.
  * - `FakeServer` holds a map, a sequence, a replay log and a term history, and answers the native
  *   requests the way `src/clone/server.ts` does (TSNAP/TRESUME -> TSYNC* + TSYNCEND, TSET -> TACK
- *   or TNOTACTIVE, de-duplication by uuid, ICANHAZ? -> KVSYNC* + KTHXBAI). Its state decides what
- *   it does: ACTIVE serves, PASSIVE says TNOTACTIVE (and ignores ICANHAZ?), SILENT (a frozen
- *   process) takes requests and answers nothing, DEAD takes nothing and fails every send.
+ *   or TNOTACTIVE 'not-active', de-duplication by uuid, ICANHAZ? -> KVSYNC* + KTHXBAI, TPING ->
+ *   TPONG with heartbeat and history, TVOTE -> TPONG ACTIVE or TNOTACTIVE 'peer-alive' /
+ *   'no-history'). Its state decides what it does: ACTIVE serves, PASSIVE says TNOTACTIVE (and
+ *   ignores ICANHAZ?) unless it accepts votes, SILENT (a frozen process) takes requests and
+ *   answers nothing, DEAD takes nothing and fails every send. A twinstar server advertises
+ *   `twinstar=1` and `hugz-ms` on KTHXBAI and HUGZ; a plain (RFC 12 / guide) one does not.
  * - `FakeNetwork` makes the `Transport` the client is given. Every message crosses it
  *   asynchronously (one `setImmediate` per message, so order on the wire is kept), and a test can
  *   drop, hold and reorder published updates on cue. `settle()` waits until the wire is quiet;
@@ -21,9 +24,12 @@ import {
   decodeKvMsg,
   decodeRequestId,
   decodeSequence,
-  encodeHugz,
-  encodeKthxbai,
+  ADVERTISE,
   encodeKvMsg,
+  formatProperties,
+  HUGZ,
+  KTHXBAI,
+  NATIVE_VERSION,
   encodeRequestId,
   encodeSequence,
   ICANHAZ,
@@ -134,8 +140,18 @@ export interface FakeServerOptions {
   chunk?: number;
   /** durability reported in TACK */
   durability?: Durability;
-  /** a plain RFC 12 server: native (T*) requests are dropped unanswered */
+  /** a plain RFC 12 server: native (T*) requests are dropped unanswered, nothing advertised */
   plainChp?: boolean;
+  /** HUGZ period of this server (default: the network's) */
+  heartbeatMs?: number;
+  /** advertise twinstar=1 and hugz-ms on KTHXBAI/HUGZ and in TPONG (default: !plainChp) */
+  advertise?: boolean;
+  /** TPONG/TVOTE: whether this node holds a complete history (default 'complete') */
+  history?: 'complete' | 'incomplete';
+  /** a non-active node accepts a vote (TVOTE, or ICANHAZ? when plain): its peer is silent */
+  acceptVotes?: boolean;
+  /** sends HUGZ while PASSIVE too (the ZeroMQ guide's servers do) */
+  passiveHugz?: boolean;
 }
 
 let termCounter = 0;
@@ -146,6 +162,11 @@ export class FakeServer {
   chunk: number;
   durability: Durability;
   plainChp: boolean;
+  heartbeatMs: number | undefined;
+  advertise: boolean;
+  history: 'complete' | 'incomplete';
+  acceptVotes: boolean;
+  passiveHugz: boolean;
   /** while true, TSET is applied (and published) but its TACK waits for `releaseAcks()` */
   holdAcks = false;
   /** called after each request is handled (its replies are on the wire): a hook for races */
@@ -178,6 +199,8 @@ export class FakeServer {
   private held: Buffer[][] = [];
   private heldAcks: { link: FakeLink; frames: Buffer[] }[] = [];
   lastHugz = -Infinity;
+  /** when each HUGZ went out */
+  readonly hugzAt: number[] = [];
 
   constructor(
     readonly net: FakeNetwork,
@@ -191,6 +214,11 @@ export class FakeServer {
     this.chunk = options.chunk ?? 2;
     this.durability = options.durability ?? 'replicated';
     this.plainChp = options.plainChp ?? false;
+    this.heartbeatMs = options.heartbeatMs;
+    this.advertise = options.advertise ?? !this.plainChp;
+    this.history = options.history ?? 'complete';
+    this.acceptVotes = options.acceptVotes ?? false;
+    this.passiveHugz = options.passiveHugz ?? false;
     if (this.state === 'ACTIVE') this.openTerm();
   }
 
@@ -212,7 +240,12 @@ export class FakeServer {
     if (was === 'ACTIVE' && state === 'PASSIVE') {
       // durable() rejects when the node stops being active: the writes are told TNOTACTIVE
       for (const { link, frames } of this.heldAcks.splice(0)) {
-        this.reply(link, [Buffer.from(Native.NOT_ACTIVE), frames[1]!, Buffer.from(this.state)]);
+        this.reply(link, [
+          Buffer.from(Native.NOT_ACTIVE),
+          frames[1]!,
+          Buffer.from(this.state),
+          Buffer.from('not-active'),
+        ]);
       }
     }
     if (state === 'DEAD') this.heldAcks = [];
@@ -275,10 +308,34 @@ export class FakeServer {
     return { duplicate: false, entry };
   }
 
-  /** Publishes a heartbeat with the current sequence (the network does this every heartbeatMs). */
+  /** This server's HUGZ period. */
+  get hugzMs(): number {
+    return this.heartbeatMs ?? this.net.heartbeatMs;
+  }
+
+  /** What a twinstar server adds to KTHXBAI and HUGZ (nothing on a plain one). */
+  get advertisement(): string {
+    if (!this.advertise) return '';
+    return formatProperties({ [ADVERTISE.NATIVE]: NATIVE_VERSION, [ADVERTISE.HUGZ_MS]: String(this.hugzMs) });
+  }
+
+  /** Whether this server sends HUGZ in its current state. */
+  get sendsHugz(): boolean {
+    return this.isActive || (this.passiveHugz && this.state === 'PASSIVE');
+  }
+
+  /** Publishes a heartbeat with the current sequence (the network does this every hugzMs). */
   hugz(): void {
     this.lastHugz = this.net.clock.now();
-    this.publishRaw(encodeHugz(this.sequence));
+    if (this.sendsHugz) this.hugzAt.push(this.lastHugz);
+    const frames = encodeKvMsg({
+      key: HUGZ,
+      sequence: this.sequence,
+      uuid: '',
+      properties: this.advertisement,
+      body: Buffer.alloc(0),
+    });
+    this.publishRaw(frames, this.sendsHugz);
   }
 
   /** The next `n` KVPUB messages are lost on the way to every follower. */
@@ -321,7 +378,12 @@ export class FakeServer {
     return this.requests.filter((r) => r.command === command);
   }
 
-  /** Sync requests (the client's votes and resumes). */
+  /** Votes (TVOTE) received. */
+  get votes(): ReceivedRequest[] {
+    return this.requestsOf(Native.VOTE);
+  }
+
+  /** Sync requests (snapshots and resumes, native or ICANHAZ?). */
   get syncRequests(): ReceivedRequest[] {
     return this.requests.filter(
       (r) => r.command === Native.SNAPSHOT || r.command === Native.RESUME || r.command === ICANHAZ,
@@ -372,8 +434,8 @@ export class FakeServer {
     this.publishRaw(frames);
   }
 
-  private publishRaw(frames: Buffer[]): void {
-    if (this.state !== 'ACTIVE') return;
+  private publishRaw(frames: Buffer[], allowed = this.state === 'ACTIVE'): void {
+    if (!allowed) return;
     this.published.push(frames);
     for (const link of this.followers)
       if (link.subscribed(frames[0]!)) this.net.deliver(() => link.handlers.update(frames), link);
@@ -427,31 +489,66 @@ export class FakeServer {
         return this.onSet(link, request);
       case Native.PING:
         if (this.plainChp) return;
-        return this.reply(link, [
-          Buffer.from(Native.PONG),
-          frames[1]!,
-          Buffer.from(this.state),
-          encodeSequence(this.sequence),
-          Buffer.from(this.term),
-        ]);
+        return this.pong(link, frames[1]!);
+      case Native.VOTE:
+        if (this.plainChp) return;
+        return this.onVote(link, frames[1]!);
       default:
         return; // the real server drops unknown commands
     }
   }
 
-  /** Plain RFC 12 snapshot; an inactive server turns the client away with silence. */
+  private pong(link: FakeLink, rid: Buffer): void {
+    const frames = [
+      Buffer.from(Native.PONG),
+      rid,
+      Buffer.from(this.state),
+      encodeSequence(this.sequence),
+      Buffer.from(this.term),
+    ];
+    if (this.advertise) frames.push(Buffer.from(String(this.hugzMs)), Buffer.from(this.history));
+    this.reply(link, frames);
+  }
+
+  private notActive(link: FakeLink, rid: Buffer, reason: string): void {
+    this.reply(link, [Buffer.from(Native.NOT_ACTIVE), rid, Buffer.from(this.state), Buffer.from(reason)]);
+  }
+
+  /** Whether a vote (TVOTE, or ICANHAZ? on a plain server) makes this node active. */
+  private voteWins(): boolean {
+    if (this.isActive) return true;
+    if (this.history !== 'complete' || !this.acceptVotes) return false;
+    this.promote();
+    return true;
+  }
+
+  private onVote(link: FakeLink, rid: Buffer): void {
+    if (this.history !== 'complete' && !this.isActive) return this.notActive(link, rid, 'no-history');
+    if (!this.voteWins()) return this.notActive(link, rid, 'peer-alive');
+    this.pong(link, rid);
+  }
+
+  /** Plain RFC 12 snapshot (a vote); an inactive server turns the client away with silence. */
   private onIcanhaz(link: FakeLink, request: ReceivedRequest): void {
-    if (request.frames.length !== 2 || !this.isActive) return;
+    if (request.frames.length !== 2 || !this.voteWins()) return;
     const subtree = request.subtree ?? '';
     const sequence = this.sequence;
     for (const entry of this.snapshot(subtree)) this.reply(link, encodeKvMsg(entry));
-    this.reply(link, encodeKthxbai(sequence, subtree));
+    this.reply(
+      link,
+      encodeKvMsg({
+        key: KTHXBAI,
+        sequence,
+        uuid: '',
+        properties: this.advertisement,
+        body: Buffer.from(subtree),
+      }),
+    );
   }
 
   private onSync(link: FakeLink, request: ReceivedRequest): void {
     const rid = encodeRequestId(request.reqId ?? 0);
-    if (!this.isActive)
-      return this.reply(link, [Buffer.from(Native.NOT_ACTIVE), rid, Buffer.from(this.state)]);
+    if (!this.isActive) return this.notActive(link, rid, 'not-active');
     const subtree = request.subtree ?? '';
     const sequence = this.sequence;
     let entries: Entry[] | undefined;
@@ -479,8 +576,7 @@ export class FakeServer {
 
   private onSet(link: FakeLink, request: ReceivedRequest): void {
     const rid = encodeRequestId(request.reqId ?? 0);
-    if (!this.isActive)
-      return this.reply(link, [Buffer.from(Native.NOT_ACTIVE), rid, Buffer.from(this.state)]);
+    if (!this.isActive) return this.notActive(link, rid, 'not-active');
     const sequences = request.writes.map((w) => {
       const result = this.commit({ key: w.key, uuid: w.uuid, properties: w.properties, body: w.body });
       return result.duplicate ? result.sequence : result.entry.sequence;
@@ -525,6 +621,9 @@ export class FakeLink implements Link {
   prefixes: string[] | undefined;
   /** how many times follow() was called */
   follows = 0;
+  /** KVSETs waiting for the collector connection (see FakeNetwork.collectorsUp) */
+  private unsent: Buffer[][] = [];
+  private publishing = 0;
 
   constructor(
     readonly net: FakeNetwork,
@@ -568,14 +667,45 @@ export class FakeLink implements Link {
 
   publish(frames: Buffer[]): void {
     if (this.closed) return;
+    if (!this.net.collectorsUp) {
+      this.unsent.push(frames);
+      return;
+    }
     const server = this.server;
     if (server === undefined) return;
-    this.net.deliver(() => server.collect(frames));
+    this.publishing++;
+    this.net.deliver(() => {
+      this.publishing--;
+      server.collect(frames);
+    });
   }
+
+  /** The collector connection is up: what waited goes out. */
+  connectCollector(): void {
+    for (const frames of this.unsent.splice(0)) this.publish(frames);
+  }
+
+  /** Polls (real time, bounded) until nothing waits for the collector. */
+  drain(timeoutMs: number): Promise<void> {
+    this.drains++;
+    const deadline = Date.now() + timeoutMs;
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.closed || (this.unsent.length === 0 && this.publishing === 0) || Date.now() >= deadline)
+          resolve();
+        else setTimeout(check, 1);
+      };
+      check();
+    });
+  }
+
+  /** how many times drain() was called */
+  drains = 0;
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.unsent = []; // a closed socket sends nothing more
     this.unfollow();
   }
 }
@@ -592,6 +722,8 @@ export class FakeNetwork {
   heartbeatMs: number;
   /** whether `advance` sends HUGZ from active servers */
   heartbeats = true;
+  /** while false, clients' KVSETs wait in their link (the PUB has not connected yet) */
+  collectorsUp = true;
   private readonly servers = new Map<string, FakeServer>();
   private inFlight = 0;
   private readonly errors: unknown[] = [];
@@ -621,6 +753,12 @@ export class FakeNetwork {
     this.links.push(link);
     return link;
   };
+
+  /** Brings every client's collector connection up (see collectorsUp). */
+  connectCollectors(): void {
+    this.collectorsUp = true;
+    for (const link of this.links) link.connectCollector();
+  }
 
   /** Carries one message (or one send failure) across the wire, after the current turn. */
   deliver(fn: () => void, to?: FakeLink): void {
@@ -659,7 +797,7 @@ export class FakeNetwork {
       this.rethrow();
       if (this.heartbeats) {
         for (const server of this.servers.values()) {
-          if (server.isActive && this.clock.now() - server.lastHugz >= this.heartbeatMs) server.hugz();
+          if (server.sendsHugz && this.clock.now() - server.lastHugz >= server.hugzMs) server.hugz();
         }
       }
       await this.settle();

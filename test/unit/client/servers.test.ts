@@ -97,4 +97,20 @@ describe('VoteBook', () => {
     expect(book.due(2, 1)).to.deep.equal([0, 1]);
     expect(book.serverOf(11)).to.equal(undefined);
   });
+
+  it('refused() backs off with a growing, jittered wait, so that clients do not vote in lockstep', () => {
+    const low = new VoteBook(1000, { baseMs: 50, maxMs: 1000, random: () => 0 });
+    const high = new VoteBook(1000, { baseMs: 50, maxMs: 1000, random: () => 0.99 });
+    low.sent(0, 1, 0);
+    expect(low.refused(0, 0)).to.equal(25);
+    expect(low.isDue(0, 24)).to.equal(false);
+    expect(low.isDue(0, 25)).to.equal(true);
+    expect(low.refused(0, 25)).to.equal(50);
+    expect(low.refused(0, 75)).to.equal(100);
+    for (let i = 0; i < 10; i++) low.refused(0, 0);
+    expect(low.refused(0, 0), 'capped').to.equal(500);
+    high.sent(0, 1, 0);
+    expect(high.refused(0, 0)).to.be.closeTo(74.5, 0.01);
+    expect(high.serverOf(1)).to.equal(undefined);
+  });
 });

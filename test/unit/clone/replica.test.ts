@@ -151,14 +151,14 @@ describe('Replica', () => {
       // The client reacts to `gap` by resuming from replica.sequence (client.ts resyncCurrent ->
       // sendSync). If offer() already moved the sequence past the hole, the resume starts after
       // the missing change and it is never delivered (promise 4: no update is skipped).
-      const server = new Store({ replayLogSize: 100, dedupeSize: 100 });
+      const server = new Store({ replayLogSize: 100, dedupeSize: 100, dedupeMs: 60_000 });
       const published: Entry[] = [];
       for (const [key, body] of [
         ['/a', '1'],
         ['/b', '2'],
         ['/c', '3'],
       ] as const) {
-        const r = server.commit({ key, uuid: '', properties: '', body: Buffer.from(body), expiresAt: 0 });
+        const r = server.commit({ key, uuid: '', properties: '', body: Buffer.from(body), expiresAt: 0 }, 0);
         if (!r.duplicate) published.push(r.entry);
       }
       const replica = loaded('', [], 0);
@@ -270,7 +270,7 @@ describe('Replica', () => {
      * duplicates and (when allowed) swap neighbouring messages.
      */
     function run(ops: Op[], subtree: string, allowReorder: boolean, logSize: number): void {
-      const server = new Store({ replayLogSize: logSize, dedupeSize: 100 });
+      const server = new Store({ replayLogSize: logSize, dedupeSize: 100, dedupeMs: 60_000 });
       const replica = new Replica(subtree);
       const delivered: { sequence: number; resync: boolean }[] = [];
       const queue: Published[] = []; // published, not yet delivered
@@ -305,13 +305,16 @@ describe('Replica', () => {
       for (const op of ops) {
         if (op.kind === 'set' || op.kind === 'del') {
           const key = op.key % 2 === 0 ? `/s/${op.key}` : `/t/${op.key}`;
-          const r = server.commit({
-            key,
-            uuid: '',
-            properties: '',
-            body: Buffer.from(op.kind === 'set' ? op.body : ''),
-            expiresAt: 0,
-          });
+          const r = server.commit(
+            {
+              key,
+              uuid: '',
+              properties: '',
+              body: Buffer.from(op.kind === 'set' ? op.body : ''),
+              expiresAt: 0,
+            },
+            0,
+          );
           if (!r.duplicate) queue.push({ entry: r.entry });
         } else if (op.kind === 'hugz') {
           queue.push({ hugz: server.sequence });

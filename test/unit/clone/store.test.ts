@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { Store, isDedupeUuid, type Change } from '../../../src/clone/store.js';
 import type { Entry } from '../../../src/clone/kvmap.js';
 
-const OPTIONS = { replayLogSize: 1000, dedupeSize: 1000 };
+const OPTIONS = { replayLogSize: 1000, dedupeSize: 1000, dedupeMs: 60_000 };
 
 let uuidCounter = 0;
 /** A distinct, non-zero 16-byte uuid as a latin1 string. */
@@ -23,8 +23,8 @@ function change(key: string, body: string, overrides: Partial<Change> = {}): Cha
   return { key, uuid: uuid(), properties: '', body: Buffer.from(body), expiresAt: 0, ...overrides };
 }
 
-function committed(store: Store, c: Change): Entry {
-  const result = store.commit(c);
+function committed(store: Store, c: Change, now = 0): Entry {
+  const result = store.commit(c, now);
   if (result.duplicate) throw new Error(`unexpected duplicate of ${c.key}`);
   return result.entry;
 }
@@ -60,7 +60,7 @@ describe('Store', () => {
       committed(store, change('/x', 'before'));
       const first = committed(store, change('/a', 'v1', { uuid: id }));
       committed(store, change('/b', 'other'));
-      const again = store.commit(change('/a', 'v2', { uuid: id }));
+      const again = store.commit(change('/a', 'v2', { uuid: id }), 0);
       expect(again).to.deep.equal({ duplicate: true, sequence: first.sequence });
       expect(store.sequence).to.equal(3);
       expect(store.map.get('/a')!.body.toString()).to.equal('v1');
@@ -70,8 +70,8 @@ describe('Store', () => {
     it('all-zero, short, long and empty uuids are never de-duplicated', () => {
       for (const id of ['\0'.repeat(16), '', 'abcde', 'x'.repeat(15), 'y'.repeat(17)]) {
         const store = new Store(OPTIONS);
-        const r1 = store.commit(change('/a', '1', { uuid: id }));
-        const r2 = store.commit(change('/a', '2', { uuid: id }));
+        const r1 = store.commit(change('/a', '1', { uuid: id }), 0);
+        const r2 = store.commit(change('/a', '2', { uuid: id }), 0);
         expect(r1.duplicate, JSON.stringify(id)).to.equal(false);
         expect(r2.duplicate, JSON.stringify(id)).to.equal(false);
         expect(store.sequence).to.equal(2);
@@ -81,13 +81,38 @@ describe('Store', () => {
       expect(isDedupeUuid(uuid())).to.equal(true);
     });
 
-    it('remembers only the newest dedupeSize uuids', () => {
-      const store = new Store({ replayLogSize: 10, dedupeSize: 2 });
+    it('remembers a uuid for dedupeMs however many writes follow, then forgets it', () => {
+      const store = new Store({ replayLogSize: 10, dedupeSize: 1_000_000, dedupeMs: 30_000 });
+      const id = uuid();
+      const first = committed(store, change('/k', 'v', { uuid: id }), 1000);
+      // 150,000 writes in 1.5 s: more than the old count-based window (100,000) ever held
+      for (let i = 0; i < 150_000; i++) committed(store, change(`/n/${i % 100}`, 'v'), 1000 + i / 100);
+      const sequence = store.sequence;
+      expect(store.commit(change('/k', 'retry', { uuid: id }), 3000)).to.deep.equal({
+        duplicate: true,
+        sequence: first.sequence,
+      });
+      expect(store.sequence).to.equal(sequence);
+      expect(store.map.get('/k')!.body.toString()).to.equal('v');
+      committed(store, change('/other', 'v'), 31_000); // 30 s after the first write
+      expect(store.appliedSequence(id)).to.equal(undefined);
+      expect(store.commit(change('/k', 'late', { uuid: id }), 31_000).duplicate).to.equal(false);
+    });
+
+    it('dedupeSize caps the uuids remembered; forcing one out before dedupeMs is reported', () => {
+      const early: number[] = [];
+      const store = new Store({
+        replayLogSize: 10,
+        dedupeSize: 2,
+        dedupeMs: 60_000,
+        onEvictedEarly: (ageMs) => early.push(ageMs),
+      });
       const ids = [uuid(), uuid(), uuid()];
-      for (const id of ids) committed(store, change('/k', 'v', { uuid: id }));
+      ids.forEach((id, i) => committed(store, change('/k', 'v', { uuid: id }), 100 * i));
+      expect(early).to.deep.equal([200]);
       expect(store.appliedSequence(ids[0]!)).to.equal(undefined);
-      expect(store.commit(change('/k', 'again', { uuid: ids[0]! })).duplicate).to.equal(false);
-      expect(store.commit(change('/k', 'again', { uuid: ids[2]! })).duplicate).to.equal(true);
+      expect(store.commit(change('/k', 'again', { uuid: ids[0]! }), 300).duplicate).to.equal(false);
+      expect(store.commit(change('/k', 'again', { uuid: ids[2]! }), 300).duplicate).to.equal(true);
     });
   });
 
@@ -98,15 +123,15 @@ describe('Store', () => {
       const e2 = committed(active, change('/b', '2'));
       const e3 = committed(active, change('/c', '3'));
       const passive = new Store(OPTIONS);
-      expect(passive.replicate(e2)).to.equal('gap');
+      expect(passive.replicate(e2, 0)).to.equal('gap');
       expect(passive.sequence).to.equal(0);
       expect(passive.map.size).to.equal(0);
-      expect(passive.replicate(e1)).to.equal('applied');
-      expect(passive.replicate(e1)).to.equal('stale');
-      expect(passive.replicate(e3)).to.equal('gap');
-      expect(passive.replicate(e2)).to.equal('applied');
-      expect(passive.replicate(e3)).to.equal('applied');
-      expect(passive.replicate(e2)).to.equal('stale');
+      expect(passive.replicate(e1, 0)).to.equal('applied');
+      expect(passive.replicate(e1, 0)).to.equal('stale');
+      expect(passive.replicate(e3, 0)).to.equal('gap');
+      expect(passive.replicate(e2, 0)).to.equal('applied');
+      expect(passive.replicate(e3, 0)).to.equal('applied');
+      expect(passive.replicate(e2, 0)).to.equal('stale');
       expect(passive.sequence).to.equal(3);
       expect(state(passive)).to.deep.equal(state(active));
     });
@@ -116,11 +141,23 @@ describe('Store', () => {
       const id = uuid();
       const e1 = committed(active, change('/a', '1', { uuid: id }));
       const passive = new Store(OPTIONS);
-      passive.replicate(e1);
-      expect(passive.commit(change('/a', 'retry', { uuid: id }))).to.deep.equal({
+      passive.replicate(e1, 0);
+      expect(passive.commit(change('/a', 'retry', { uuid: id }), 0)).to.deep.equal({
         duplicate: true,
         sequence: 1,
       });
+    });
+
+    it('a replicated uuid is remembered for dedupeMs from when the passive applied it', () => {
+      const active = new Store(OPTIONS);
+      const id = uuid();
+      const e1 = committed(active, change('/a', '1', { uuid: id }), 0);
+      const passive = new Store({ ...OPTIONS, dedupeMs: 1000 });
+      passive.replicate(e1, 5000); // the passive applied it late: it counts from then
+      passive.replicate(committed(active, change('/b', '2'), 5999), 5999);
+      expect(passive.appliedSequence(id)).to.equal(1);
+      passive.replicate(committed(active, change('/b', '3'), 6000), 6000);
+      expect(passive.appliedSequence(id)).to.equal(undefined);
     });
   });
 
@@ -138,7 +175,7 @@ describe('Store', () => {
     });
 
     it('returns undefined once the log was trimmed past n, and for n ahead of the store', () => {
-      const store = new Store({ replayLogSize: 3, dedupeSize: 10 });
+      const store = new Store({ replayLogSize: 3, dedupeSize: 10, dedupeMs: 60_000 });
       for (let i = 0; i < 6; i++) committed(store, change(`/k${i}`, 'v'));
       expect(store.changesSince(2)).to.equal(undefined);
       expect(store.changesSince(3)!.map((e) => e.sequence)).to.deep.equal([4, 5, 6]);
@@ -194,7 +231,7 @@ describe('Store', () => {
       const passive = new Store(OPTIONS);
       const all: Entry[] = [committed(active, change('/a', 'v', { expiresAt: 10 }))];
       all.push(...active.expire(10, () => uuid()));
-      for (const e of all) expect(passive.replicate(e)).to.equal('applied');
+      for (const e of all) expect(passive.replicate(e, 0)).to.equal('applied');
       expect(passive.map.size).to.equal(0);
       expect(passive.sequence).to.equal(2);
     });
@@ -207,19 +244,23 @@ describe('Store', () => {
       const before = state(store);
       const builder = store.builder();
       const id = uuid();
-      builder.add([
-        { key: '/new/1', sequence: 40, uuid: id, properties: '', body: Buffer.from('a'), expiresAt: 0 },
-      ]);
-      builder.add([
-        {
-          key: '/new/2',
-          sequence: 41,
-          uuid: uuid(),
-          properties: 'ttl=5\n',
-          body: Buffer.from('b'),
-          expiresAt: 7000,
-        },
-      ]);
+      builder.add(
+        [{ key: '/new/1', sequence: 40, uuid: id, properties: '', body: Buffer.from('a'), expiresAt: 0 }],
+        0,
+      );
+      builder.add(
+        [
+          {
+            key: '/new/2',
+            sequence: 41,
+            uuid: uuid(),
+            properties: 'ttl=5\n',
+            body: Buffer.from('b'),
+            expiresAt: 7000,
+          },
+        ],
+        0,
+      );
       expect(state(store)).to.deep.equal(before, 'unchanged until replaceWith');
       expect(store.sequence).to.equal(1);
       store.replaceWith(builder, 42);
@@ -228,7 +269,7 @@ describe('Store', () => {
       expect(store.map.get('/new/1')!.sequence).to.equal(40);
       expect(store.map.nextDeadline()).to.equal(7000);
       // uuids of the snapshot are remembered: a retry of that write is a duplicate
-      expect(store.commit(change('/new/1', 'retry', { uuid: id }))).to.deep.equal({
+      expect(store.commit(change('/new/1', 'retry', { uuid: id }), 0)).to.deep.equal({
         duplicate: true,
         sequence: 40,
       });
@@ -236,13 +277,62 @@ describe('Store', () => {
       expect(committed(store, change('/c', 'v')).sequence).to.equal(43);
     });
 
+    it("a snapshot's uuids are remembered for dedupeMs from when their chunk arrived", () => {
+      const early: number[] = [];
+      const store = new Store({ ...OPTIONS, dedupeMs: 1000, onEvictedEarly: (age) => early.push(age) });
+      const builder = store.builder();
+      const [old, newer] = [uuid(), uuid()];
+      const entry = (key: string, sequence: number, id: string): Entry => ({
+        key,
+        sequence,
+        uuid: id,
+        properties: '',
+        body: Buffer.from('v'),
+        expiresAt: 0,
+      });
+      // written long ago on the active (sequence 1), learnt by this node at t=10,000
+      builder.add([entry('/old', 1, old)], 10_000);
+      builder.add([entry('/newer', 2, newer)], 10_500);
+      store.replaceWith(builder, 2);
+      committed(store, change('/x', 'v'), 10_999);
+      expect(store.commit(change('/old', 'retry', { uuid: old }), 10_999)).to.deep.equal({
+        duplicate: true,
+        sequence: 1,
+      });
+      committed(store, change('/y', 'v'), 11_000);
+      expect(store.appliedSequence(old)).to.equal(undefined, '1000 ms after it was learnt');
+      expect(store.appliedSequence(newer)).to.equal(2);
+      expect(early).to.deep.equal([]);
+    });
+
+    it('the builder keeps the dedupeSize cap and reports what it forces out early', () => {
+      const early: number[] = [];
+      const store = new Store({ ...OPTIONS, dedupeSize: 2, onEvictedEarly: (age) => early.push(age) });
+      const builder = store.builder();
+      const ids = [uuid(), uuid(), uuid()];
+      builder.add(
+        ids.map((id, i) => ({
+          key: `/k${i}`,
+          sequence: i + 1,
+          uuid: id,
+          properties: '',
+          body: Buffer.from('v'),
+          expiresAt: 0,
+        })),
+        500,
+      );
+      store.replaceWith(builder, 3);
+      expect(early).to.deep.equal([0]);
+      expect(ids.map((id) => store.appliedSequence(id))).to.deep.equal([undefined, 2, 3]);
+    });
+
     it('replaceWith drops the uuids of the replaced state', () => {
       const store = new Store(OPTIONS);
       const id = uuid();
       committed(store, change('/a', 'v', { uuid: id }));
-      store.reset([], 5);
+      store.reset([], 5, 0);
       expect(store.appliedSequence(id)).to.equal(undefined);
-      expect(store.commit(change('/a', 'v', { uuid: id })).duplicate).to.equal(false);
+      expect(store.commit(change('/a', 'v', { uuid: id }), 0).duplicate).to.equal(false);
     });
 
     it('reset() with deletes in the snapshot stores no tombstones', () => {
@@ -253,6 +343,7 @@ describe('Store', () => {
           { key: '/b', sequence: 2, uuid: '', properties: '', body: Buffer.alloc(0), expiresAt: 0 },
         ],
         2,
+        0,
       );
       expect(store.map.size).to.equal(1);
       expect(store.sequence).to.equal(2);
@@ -280,17 +371,20 @@ describe('Store', () => {
             now += op.advance;
             const id = op.retry && ids.length > 0 ? ids[ids.length - 1]! : uuid();
             ids.push(id);
-            const result = active.commit({
-              key: op.key,
-              uuid: id,
-              properties: op.ttl ? `ttl=${op.ttl}\n` : '',
-              body: Buffer.from(op.body),
-              expiresAt: op.ttl ? now + op.ttl : 0,
-            });
+            const result = active.commit(
+              {
+                key: op.key,
+                uuid: id,
+                properties: op.ttl ? `ttl=${op.ttl}\n` : '',
+                body: Buffer.from(op.body),
+                expiresAt: op.ttl ? now + op.ttl : 0,
+              },
+              now,
+            );
             if (!result.duplicate) log.push(result.entry);
             if (op.expireAfter) log.push(...active.expire(now, () => uuid()));
           }
-          for (const e of log) expect(passive.replicate(e)).to.equal('applied');
+          for (const e of log) expect(passive.replicate(e, now)).to.equal('applied');
           expect(passive.sequence).to.equal(active.sequence);
           expect(state(passive)).to.deep.equal(state(active));
           expect(passive.map.nextDeadline()).to.equal(active.map.nextDeadline());

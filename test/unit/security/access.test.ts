@@ -124,18 +124,32 @@ describe('Guard', () => {
     ]);
   });
 
-  it('knows the principal behind a session token, under the list in force now', () => {
+  it('knows the principal behind a bound session token, under the list in force now', async () => {
     const { g, failures, setList } = guard();
     const token = Buffer.from(sessionToken(limited, server.publicKey));
+    expect(g.principalOf(token), 'a token before its connection was bound').to.equal(undefined);
+    expect((await g.admit('snapshot', limited.publicKey)).ok).to.equal(true);
+    expect(g.connectionNotice(token)).to.equal(undefined);
     expect(g.principalOf(token)?.name).to.equal('limited');
-    expect(g.principalOf(Buffer.from(sessionToken(stranger, server.publicKey)))).to.equal(undefined);
     expect(g.principalOf(Buffer.from([0, 0, 0, 0, 7]))).to.equal(undefined);
     setList(AccessList.empty);
     expect(g.principalOf(token), 'a removed key keeps no rights').to.equal(undefined);
     expect(failures).to.deep.equal([
-      ['snapshot', 'unknown-key'],
+      ['snapshot', 'bad-session'],
       ['snapshot', 'bad-session'],
       ['snapshot', 'unknown-key'],
+    ]);
+  });
+
+  it('refuses a token on a connection another key made, and counts it as bad-session', async () => {
+    const { g, failures } = guard();
+    expect((await g.admit('snapshot', ops.publicKey)).ok).to.equal(true);
+    const stolen = Buffer.from(sessionToken(limited, server.publicKey));
+    expect(g.connectionNotice(stolen)).to.equal('wrong-key');
+    expect(g.principalOf(stolen)).to.equal(undefined);
+    expect(failures).to.deep.equal([
+      ['snapshot', 'bad-session'],
+      ['snapshot', 'bad-session'],
     ]);
   });
 });

@@ -13,7 +13,8 @@ import {
   publicKeyOf,
   sessionToken,
   sharedSecret,
-  verifySessionToken,
+  readSessionToken,
+  tokenMintedAt,
   z85Decode,
   z85Encode,
 } from '../../../src/security/index.js';
@@ -107,29 +108,42 @@ describe('session tokens', () => {
     const token = Buffer.from(sessionToken(client, server.publicKey));
     expect(token.length).to.be.below(256); // a ZeroMQ routing id
     expect(token[0]).to.not.equal(0); // ids starting with a zero byte are libzmq's
-    expect(verifySessionToken(token, server.publicKey, secretFor)).to.equal(client.publicKey);
+    expect(readSessionToken(token, server.publicKey, secretFor)?.publicKey).to.equal(client.publicKey);
+  });
+
+  it('carry the time they were minted, covered by the MAC', () => {
+    const token = sessionToken(client, server.publicKey, 1_700_000_000_123);
+    expect(readSessionToken(Buffer.from(token), server.publicKey, secretFor)).to.deep.equal({
+      publicKey: client.publicKey,
+      mintedAt: 1_700_000_000_123,
+    });
+    expect(tokenMintedAt(token)).to.equal(1_700_000_000_123);
+    // Another time in the same token (the nonce re-encoded) no longer verifies.
+    const later = sessionToken(client, server.publicKey, 1_800_000_000_000);
+    const spliced = token.slice(0, 43) + later.slice(43, 63) + token.slice(63);
+    expect(readSessionToken(Buffer.from(spliced), server.publicKey, secretFor)).to.equal(undefined);
   });
 
   it('cannot be made for another key, altered, or used with another server', () => {
     const victim = generateKeyPair();
     // An attacker with its own key claims the victim's: the MAC needs the victim's secret key.
     const forged = sessionToken(client, server.publicKey).replace(client.publicKey, victim.publicKey);
-    expect(verifySessionToken(Buffer.from(forged), server.publicKey, secretFor)).to.equal(undefined);
+    expect(readSessionToken(Buffer.from(forged), server.publicKey, secretFor)).to.equal(undefined);
     const token = sessionToken(client, server.publicKey);
     fc.assert(
       fc.property(fc.nat(token.length - 1), fc.integer({ min: 1, max: 255 }), (at, flip) => {
         const bytes = Buffer.from(token);
         bytes[at] = bytes[at]! ^ flip;
-        expect(verifySessionToken(bytes, server.publicKey, secretFor)).to.equal(undefined);
+        expect(readSessionToken(bytes, server.publicKey, secretFor)).to.equal(undefined);
       }),
     );
     const otherServer = generateKeyPair();
     expect(
-      verifySessionToken(Buffer.from(token), otherServer.publicKey, (k) =>
+      readSessionToken(Buffer.from(token), otherServer.publicKey, (k: string) =>
         sharedSecret(otherServer.secretKey, k),
       ),
     ).to.equal(undefined);
-    expect(verifySessionToken(Buffer.from([0, 0, 0, 0, 1]), server.publicKey, secretFor)).to.equal(undefined);
+    expect(readSessionToken(Buffer.from([0, 0, 0, 0, 1]), server.publicKey, secretFor)).to.equal(undefined);
   });
 
   it('differ per connection (a fresh nonce each time)', () => {

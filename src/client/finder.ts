@@ -1,0 +1,186 @@
+/**
+ * The search for the active server, on the client's links: the I/O half of discovery.ts. While the
+ * client looks, every tick calls `probe()`:
+ * - native: TPING to every server (never a vote); TVOTE to a non-active server only once every
+ *   other server has been silent for its effective timeout, at most one outstanding per server,
+ *   jittered back-off after refusals (VoteBook); the pair is unavailable when the only node that
+ *   answers lacks history;
+ * - chp: ICANHAZ? (a vote on RFC 12 servers) in Binary Star order, one server at a time;
+ * - auto: nothing native; HUGZ followed on every publisher until one advertises (or not)
+ *   `twinstar=1`, and the RFC 12 way after a timeout with no HUGZ at all.
+ * The client is told through `FinderHost` when a server says ACTIVE or the pair is unavailable.
+ * A server the host says is not `usable` (quarantined: it sent a malformed reply) gets no ping, vote
+ * or ICANHAZ? meanwhile, and its silence does not count while the client is not trying it.
+ */
+import { encodeIcanhaz, encodeRequestId, HUGZ, Native, parseProperties } from '../clone/index.js';
+import { UnavailableError } from '../errors.js';
+import type { Logger } from '../log/index.js';
+import { describeSeen, Discovery, parsePong, type Pong } from './discovery.js';
+import { VoteBook } from './servers.js';
+import type { Link } from './transport.js';
+
+/** how often a server is pinged while the client looks for the active */
+export const PROBE_MS = 50;
+
+export interface FinderHost {
+  readonly links: readonly Link[];
+  readonly subtree: string;
+  readonly log: Logger;
+  now(): number;
+  /** 'native' | 'chp', or 'auto' while undecided */
+  mode(): string;
+  reqId(): number;
+  /** the pair is unavailable (no history): ready() fails with this, connected clients say so */
+  unavailable(error: UnavailableError): void;
+  /** false while the server is quarantined (drops.ts): nothing is sent to it */
+  usable(server: number, now: number): boolean;
+}
+
+export class Finder {
+  readonly discovery: Discovery;
+  readonly votes: VoteBook;
+  /** a search is under way (silence measured so far still counts) */
+  private searching = false;
+  /** 'auto': following HUGZ on every publisher to read the advertisements */
+  private listening = false;
+
+  constructor(
+    private readonly host: FinderHost,
+    endpoints: readonly string[],
+    serverTimeoutMs: number,
+  ) {
+    this.discovery = new Discovery(endpoints, serverTimeoutMs);
+    this.votes = new VoteBook(serverTimeoutMs, {
+      baseMs: PROBE_MS,
+      maxMs: Math.max(1000, serverTimeoutMs),
+      random: Math.random,
+    });
+  }
+
+  /** The client lost (or never had) its server: look. `lost` is the server it was using. */
+  begin(lost: number | undefined): void {
+    this.votes.clear();
+    // A search already under way keeps the silence it measured (a server that answered "not
+    // active" to a sync must not restart the clock on the one that is dead).
+    if (!this.searching) this.discovery.begin(this.host.now(), lost);
+    this.searching = true;
+    if (this.host.mode() === 'auto') this.listen(true, -1);
+  }
+
+  /** The client chose `server`: stop listening elsewhere, measure its HUGZ afresh. */
+  chose(server: number): void {
+    this.votes.clear();
+    this.listen(false, server);
+    this.discovery.forgetHugz(server);
+  }
+
+  /** The client is ready: the next search starts from scratch. */
+  done(): void {
+    this.searching = false;
+  }
+
+  timeout(server: number): number {
+    return this.discovery.timeout(server);
+  }
+
+  /** One step of the search. */
+  probe(): void {
+    const now = this.host.now();
+    const d = this.discovery;
+    const mode = this.host.mode();
+    const usable = (i: number) => this.host.usable(i, now);
+    // Not trying a quarantined server: its silence counts only from when the client asks again.
+    for (let i = 0; i < this.host.links.length; i++) if (!usable(i)) d.untried(i, now);
+    if (mode === 'native') {
+      for (const i of d.pingsDue(now, PROBE_MS)) if (usable(i)) this.ping(i, now);
+      for (const x of d.voteCandidates(now)) if (usable(x) && this.votes.isDue(x, now)) this.vote(x, now);
+      if (d.unavailable(now)) {
+        const seen = d.seen();
+        this.host.unavailable(
+          new UnavailableError(
+            'no-history',
+            `no active server, and the node that answers has no complete history: ${describeSeen(seen)}`,
+          ),
+        );
+      }
+    } else if (mode === 'chp' || now - d.since >= d.timeout(0)) {
+      // plain CHP, or 'auto' that heard no advertisement within a timeout: RFC 12's way
+      const ask = d.chpAsk(now, PROBE_MS);
+      if (ask !== undefined && !usable(ask)) d.chpDeferred(ask);
+      else if (ask !== undefined)
+        this.host.links[ask]!.request(encodeIcanhaz(this.host.subtree), () => d.chpNotSent(ask));
+    }
+  }
+
+  private ping(server: number, now: number): void {
+    const reqId = this.host.reqId();
+    this.discovery.pinged(server, reqId, now);
+    this.host.links[server]!.request([Buffer.from(Native.PING), encodeRequestId(reqId)], () =>
+      this.discovery.unreachable(server),
+    );
+  }
+
+  /** TVOTE: only once every other server has been silent for its timeout (promise 3). */
+  private vote(server: number, now: number): void {
+    const reqId = this.host.reqId();
+    this.votes.sent(server, reqId, now);
+    this.host.log.info({ server: this.discovery.seen()[server]!.server }, 'the active is silent: voting');
+    this.host.links[server]!.request([Buffer.from(Native.VOTE), encodeRequestId(reqId)], () => {
+      if (this.votes.serverOf(reqId) === server) this.votes.settle(server);
+      this.discovery.unreachable(server);
+    });
+  }
+
+  /** A TPONG: the pong if it answers our ping or vote, else undefined. */
+  onPong(server: number, reqId: number, frames: Buffer[]): Pong | undefined {
+    const vote = this.votes.serverOf(reqId) === server;
+    if (vote) this.votes.settle(server);
+    if (!vote && !this.discovery.isPing(server, reqId)) return undefined;
+    const pong = parsePong(frames);
+    this.discovery.pong(server, pong);
+    return pong;
+  }
+
+  /** A TNOTACTIVE: true if it refused our vote ('peer-alive': back off; 'no-history': never). */
+  onRefused(server: number, reqId: number, frames: Buffer[]): boolean {
+    if (this.votes.serverOf(reqId) !== server) return false;
+    this.discovery.pong(server, { state: (frames[2] ?? Buffer.alloc(0)).toString() });
+    if ((frames[3] ?? Buffer.alloc(0)).toString() === 'no-history') this.discovery.refusedNoHistory(server);
+    this.votes.refused(server, this.host.now());
+    return true;
+  }
+
+  /**
+   * A HUGZ from a server not in use while listening ('auto'): returns what it says about the
+   * protocol (true: twinstar=1; false: plain CHP), or undefined when not listening.
+   */
+  onHugzElsewhere(server: number, props: string): boolean | undefined {
+    if (!this.listening) return undefined;
+    this.discovery.hugz(server, this.host.now(), properties(props));
+    return this.discovery.native(server) === true;
+  }
+
+  /** Follow HUGZ on every publisher but the one in use ('auto'), or stop. */
+  listen(on: boolean, current: number): void {
+    if (this.listening === on) return;
+    this.listening = on;
+    this.host.links.forEach((link, i) => {
+      if (i === current) return;
+      if (on) {
+        this.discovery.forgetHugz(i);
+        link.follow([HUGZ]);
+      } else {
+        link.unfollow();
+      }
+    });
+  }
+}
+
+/** Properties of a control message; malformed ones count as none (they only carry hints). */
+export function properties(text: string): Map<string, string> {
+  try {
+    return parseProperties(text);
+  } catch {
+    return new Map();
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * How the client finds the active, against real servers: a connecting watcher never promotes the
+ * passive while the active answers (promise 3) but does vote once the active is gone; a server
+ * with a 1 s heartbeat is not called silent by a client with a 500 ms server timeout; and close()
+ * delivers plain CHP writes before it closes the sockets.
+ */
+import { expect } from 'chai';
+import { connect, type Client } from '../../src/index.js';
+import { loadConfig } from '../../src/config/index.js';
+import { silentLogger } from '../../src/log/index.js';
+import {
+  Node,
+  decodePeerMessage,
+  encodePeerMessage,
+  type PeerChannel,
+  type PeerMessage,
+} from '../../src/primary-backup/index.js';
+import { freePorts, startSingle, waitFor, type ServerProcess } from '../helpers/index.js';
+
+/** A peer link that can be cut (the real peer codec, no network namespaces). */
+class Cable {
+  cut = false;
+  private readonly ends: ((msg: PeerMessage) => void)[] = [];
+
+  end(side: 0 | 1): (onMessage: (msg: PeerMessage) => void) => PeerChannel {
+    return (onMessage) => {
+      this.ends[side] = onMessage;
+      return {
+        send: (msg) => {
+          if (this.cut) return;
+          const frames = encodePeerMessage(msg).map((f) => Buffer.from(f));
+          setImmediate(() => {
+            if (!this.cut) this.ends[1 - side]?.(decodePeerMessage(frames));
+          });
+        },
+        close: async () => undefined,
+      };
+    };
+  }
+}
+
+describe('client: finding the active (real servers)', function () {
+  this.timeout(60_000);
+  const clients: Client[] = [];
+  const nodes: Node[] = [];
+  const procs: ServerProcess[] = [];
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await Promise.all(nodes.splice(0).map((n) => n.close()));
+    await Promise.all(procs.splice(0).map((p) => p.kill()));
+  });
+
+  it('promise 3: a watcher that connects while the peer link is cut never promotes the passive; once the active is gone it votes and the passive takes over', async () => {
+    const cable = new Cable();
+    const p = await freePorts(3);
+    const b = await freePorts(3);
+    const common = [
+      '--heartbeat-ms',
+      '50',
+      '--failover-ms',
+      '300',
+      '--log-level',
+      'silent',
+      '--http-port',
+      '0',
+    ];
+    const node = (role: 'primary' | 'backup', port: number, side: 0 | 1) =>
+      new Node({
+        config: loadConfig({ args: ['--role', role, '--port', String(port), ...common], env: {} }),
+        log: silentLogger(),
+        channel: cable.end(side),
+      });
+    const primary = node('primary', p, 0);
+    const backup = node('backup', b, 1);
+    nodes.push(primary, backup);
+    await Promise.all([primary.start(), backup.start()]);
+    await waitFor(
+      () => primary.state === 'ACTIVE' && backup.state === 'PASSIVE' && !primary.isDegraded(),
+      5000,
+      'the pair',
+    );
+    const both = [`tcp://127.0.0.1:${p}`, `tcp://127.0.0.1:${b}`];
+    const writer = await connect({ servers: both, mode: 'native' });
+    clients.push(writer);
+    await writer.set('/f/before', '1');
+
+    cable.cut = true;
+    await waitFor(() => primary.isDegraded(), 5000, 'the primary to run degraded');
+    await new Promise((resolve) => setTimeout(resolve, 600)); // past the backup's failover timeout
+
+    // A read-only watcher connects now (default mode: auto) and watches for a while.
+    const watcher = await connect({ servers: both, serverTimeoutMs: 300 });
+    clients.push(watcher);
+    const seen: string[] = [];
+    watcher.on('update', (u) => seen.push(u.key));
+    await writer.set('/f/during', '2');
+    await waitFor(() => seen.includes('/f/during'), 5000, 'the watcher to see a write (it works)');
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(watcher.server).to.equal(both[0]);
+    expect(backup.state, 'no vote reached the passive').to.equal('PASSIVE');
+    expect(primary.state).to.equal('ACTIVE');
+
+    // The active goes away: now the watcher finds it silent and votes for the passive.
+    await primary.close();
+    await waitFor(() => watcher.server === both[1], 10_000, 'the watcher to fail over by voting');
+    expect(backup.state).to.equal('ACTIVE');
+    // '/f/during' was acknowledged as degraded (the primary alone) and went with it; the watcher
+    // converges on the new active
+    await waitFor(() => watcher.get('/f/during') === undefined, 5000, 'the watcher to converge');
+    expect(watcher.getString('/f/before')).to.equal('1');
+  });
+
+  it('a server with a 1 s heartbeat: an idle client with serverTimeoutMs 500 never fails over or resyncs', async () => {
+    const [port, http] = await freePorts(4).then((p) => [p, p + 3] as const);
+    const server = startSingle(port, http, ['--heartbeat-ms', '1000', '--failover-ms', '3000']);
+    procs.push(server);
+    await server.ready('ACTIVE');
+    const servers = [`tcp://127.0.0.1:${port}`];
+    const idle = await connect({ servers, serverTimeoutMs: 500 });
+    clients.push(idle);
+    const events: string[] = [];
+    for (const name of ['failover', 'resync', 'disconnected'] as const)
+      idle.on(name, () => events.push(name));
+    const writer = await connect({ servers, mode: 'native' });
+    clients.push(writer);
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    await writer.set('/hb/k', 'v');
+    await waitFor(() => idle.get('/hb/k') !== undefined, 5000, 'the idle client to still follow');
+    expect(events).to.deep.equal([]);
+  });
+
+  it('close() in chp mode delivers a write made just before it (the collector connection was not up yet)', async () => {
+    const [port, http] = await freePorts(4).then((p) => [p, p + 3] as const);
+    const server = startSingle(port, http);
+    procs.push(server);
+    await server.ready('ACTIVE');
+    const servers = [`tcp://127.0.0.1:${port}`];
+    const chp = await connect({ servers, mode: 'chp' });
+    expect(await chp.set('/chp/k', 'sent')).to.equal(0);
+    await chp.close();
+    const reader = await connect({ servers, mode: 'native' });
+    clients.push(reader);
+    await waitFor(() => reader.get('/chp/k') !== undefined, 5000, 'the write to have reached the server');
+    expect(reader.getString('/chp/k')).to.equal('sent');
+  });
+});

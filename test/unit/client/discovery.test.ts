@@ -1,0 +1,82 @@
+/** The client's bookkeeping for finding the active (src/client/discovery.ts): pure, given `now`. */
+import { expect } from 'chai';
+import { describeSeen, Discovery, parsePong } from '../../../src/client/discovery.js';
+import { Native } from '../../../src/clone/index.js';
+
+const A = 'tcp://a:1';
+const B = 'tcp://b:1';
+const props = (o: Record<string, string>) => new Map(Object.entries(o));
+
+describe('Discovery', () => {
+  it('the effective timeout: 3 x the 1 s assumed interval until learned; advertised, measured or the pair-mate interval once known', () => {
+    const d = new Discovery([A, B], 500);
+    expect(d.timeout(0)).to.equal(3000);
+    d.hugz(0, 0, props({}));
+    d.hugz(0, 100, props({}));
+    expect(d.timeout(0), 'one gap is not enough').to.equal(3000);
+    d.hugz(0, 220, props({}));
+    expect(d.heartbeatMs(0)).to.equal(120);
+    expect(d.timeout(0), 'never under serverTimeoutMs').to.equal(500);
+    d.pong(1, { state: 'PASSIVE', heartbeatMs: 1000, history: 'complete' });
+    expect(d.timeout(1)).to.equal(3000);
+    const e = new Discovery([A, B], 500);
+    e.advertised(1, props({ twinstar: '1', 'hugz-ms': '100' }));
+    expect(e.native(1)).to.equal(true);
+    expect(e.heartbeatMs(0), "A's interval from B's advertisement (same pair)").to.equal(100);
+    e.advertised(0, props({}));
+    expect(e.native(0)).to.equal(false);
+  });
+
+  it('a vote is justified only for a non-active server with history once every other server is silent', () => {
+    const d = new Discovery([A, B], 500);
+    d.begin(0);
+    d.pong(1, { state: 'PASSIVE', heartbeatMs: 100, history: 'complete' });
+    expect(d.voteCandidates(499)).to.deep.equal([]);
+    expect(d.voteCandidates(500)).to.deep.equal([1]);
+    d.heard(0, 450); // A said something: its silence starts again
+    expect(d.voteCandidates(900)).to.deep.equal([]);
+    expect(d.voteCandidates(950)).to.deep.equal([1]);
+    d.thaw(2000); // the client was frozen: no silence is proved
+    expect(d.voteCandidates(2100)).to.deep.equal([]);
+    d.pong(1, { state: 'PASSIVE', history: 'incomplete' });
+    expect(d.voteCandidates(5000), 'no history, no vote').to.deep.equal([]);
+    expect(d.unavailable(5000)).to.equal(true);
+  });
+
+  it('after a failover the lost server already counts as silent; its pair-mate is asked first in chp order', () => {
+    const d = new Discovery([A, B], 500);
+    d.begin(0);
+    d.heard(0, 100);
+    d.begin(700, 0); // A (in use) went silent at 100
+    d.pong(1, { state: 'PASSIVE', heartbeatMs: 100 });
+    expect(d.voteCandidates(700)).to.deep.equal([1]);
+    expect(d.chpAsk(700)).to.equal(1);
+    expect(d.chpAsk(1000), 'B may still answer').to.equal(undefined);
+    expect(d.chpAsk(1200)).to.equal(0);
+  });
+
+  it('pings: one outstanding per server, re-sent after the probe period once answered', () => {
+    const d = new Discovery([A, B], 500);
+    d.begin(0);
+    expect(d.pingsDue(0, 50)).to.deep.equal([0, 1]);
+    d.pinged(0, 7, 0);
+    d.pinged(1, 8, 0);
+    expect(d.pingsDue(60, 50)).to.deep.equal([]);
+    expect(d.isPing(1, 8)).to.equal(true);
+    expect(d.isPing(1, 8)).to.equal(false);
+    expect(d.pingsDue(60, 50)).to.deep.equal([1]);
+    d.unreachable(0);
+    expect(describeSeen(d.seen())).to.equal(`${A} no connection (refused or down); ${B} no answer`);
+  });
+
+  it('parsePong reads the optional heartbeat and history, and tolerates old 5-frame replies', () => {
+    const f = (...xs: string[]) => [Native.PONG, 'rid', ...xs].map((x) => Buffer.from(x));
+    expect(parsePong(f('ACTIVE', 'seq', 'term', '100', 'complete'))).to.deep.equal({
+      state: 'ACTIVE',
+      heartbeatMs: 100,
+      history: 'complete',
+    });
+    expect(parsePong(f('PASSIVE', 'seq', 'term'))).to.deep.equal({ state: 'PASSIVE' });
+    expect(parsePong(f('PASSIVE', 'seq', 'term', 'x', 'maybe'))).to.deep.equal({ state: 'PASSIVE' });
+  });
+});

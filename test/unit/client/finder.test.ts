@@ -1,0 +1,93 @@
+/**
+ * The finder's side of the quarantine (src/client/finder.ts): a server the host says is not
+ * usable (it sent a malformed reply) gets no TPING, TVOTE or ICANHAZ?, and its silence while the
+ * client is not trying it does not count, so it justifies no vote for the other server. A fake
+ * host with recording links and a hand-driven clock.
+ */
+import { expect } from 'chai';
+import { Finder } from '../../../src/client/finder.js';
+import type { Link } from '../../../src/client/transport.js';
+import { ICANHAZ, Native } from '../../../src/clone/index.js';
+import { silentLogger } from '../../../src/log/index.js';
+
+const SERVER_TIMEOUT = 500;
+
+function setup(mode: 'native' | 'chp') {
+  const sent: { server: number; command: string }[] = [];
+  const links: Link[] = [0, 1].map((server) => ({
+    request: (frames: Buffer[]) => {
+      sent.push({ server, command: frames[0]!.toString('latin1') });
+    },
+    follow: () => undefined,
+    unfollow: () => undefined,
+    publish: () => undefined,
+    drain: () => Promise.resolve(),
+    close: () => undefined,
+  }));
+  const clock = { now: 0 };
+  const quarantined = new Set<number>();
+  let reqId = 1;
+  const finder = new Finder(
+    {
+      links,
+      subtree: '',
+      log: silentLogger(),
+      now: () => clock.now,
+      mode: () => mode,
+      reqId: () => reqId++,
+      unavailable: () => undefined,
+      usable: (server) => !quarantined.has(server),
+    },
+    ['tcp://127.0.0.1:5556', 'tcp://127.0.0.1:5566'],
+    SERVER_TIMEOUT,
+  );
+  /** probes every 50 ms for `ms` */
+  const run = (ms: number) => {
+    const end = clock.now + ms;
+    for (; clock.now < end; clock.now += 50) finder.probe();
+  };
+  return { sent, clock, quarantined, finder, run };
+}
+
+describe('Finder: quarantined servers', () => {
+  it('native: pings only the usable server; a passive that answers gets no vote while the other is quarantined, and one once the other has been silent after its quarantine', () => {
+    const f = setup('native');
+    f.quarantined.add(0);
+    f.finder.begin(undefined);
+    f.run(50);
+    expect(f.sent.map((s) => s.server)).to.deep.equal([1]);
+    // B answers PASSIVE to its ping: a vote for it needs A silent for its timeout.
+    f.finder.discovery.pong(1, { state: 'PASSIVE', heartbeatMs: 100, history: 'complete' });
+    f.run(3 * SERVER_TIMEOUT);
+    expect(
+      f.sent.filter((s) => s.server === 0),
+      'requests to the quarantined server',
+    ).to.deep.equal([]);
+    expect(
+      f.sent.filter((s) => s.command === Native.VOTE),
+      'votes while A was not tried',
+    ).to.deep.equal([]);
+    f.quarantined.clear();
+    f.run(50);
+    expect(f.sent.filter((s) => s.server === 0).map((s) => s.command)).to.deep.equal([Native.PING]);
+    // A never answers: once silent for its timeout after the quarantine, B may be voted for.
+    f.run(SERVER_TIMEOUT + 100);
+    expect(f.sent.filter((s) => s.command === Native.VOTE).map((s) => s.server)).to.deep.equal([1]);
+  });
+
+  it('plain CHP: ICANHAZ? is held back while the server to ask is quarantined, the next server is not asked meanwhile, and it goes once the quarantine ends', () => {
+    const f = setup('chp');
+    f.quarantined.add(0);
+    f.finder.begin(undefined);
+    f.run(4000); // longer than A's timeout (3 x the assumed 1 s HUGZ interval)
+    expect(f.sent, 'nothing to A (quarantined), nothing to B (A not yet silent)').to.deep.equal([]);
+    f.quarantined.clear();
+    f.run(100);
+    expect(f.sent).to.deep.equal([{ server: 0, command: ICANHAZ }]);
+    f.run(3100);
+    expect(f.sent).to.deep.equal([
+      { server: 0, command: ICANHAZ },
+      { server: 1, command: ICANHAZ },
+    ]);
+  });
+});
