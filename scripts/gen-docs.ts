@@ -37,8 +37,52 @@ export function configurationDoc(): string {
     '| --- | --- | --- | --- |',
     ...rows,
     '',
+    ...MEMORY_BOUNDS,
   ].join('\n');
 }
+
+/** What bounds the memory of a node, and what is not bounded by bytes (issue 13 B4). */
+const MEMORY_BOUNDS = [
+  '## Memory bounds',
+  '',
+  'Every structure a client or a peer can grow is bounded in bytes, not only in count:',
+  '',
+  '- **Requests**: a subtree (`ICANHAZ?`, `TSNAP`, `TRESUME`) or follow prefix longer than',
+  '  `max-subtree-bytes`, or a `TFOLLOW` with more than `max-follow-prefixes` prefixes, is dropped',
+  '  before anything is kept for it and counted in `twinstar_dropped_messages_total` (reason',
+  '  `subtree-too-long` or `too-many-prefixes`); a native request gets `TERROR` with that reason.',
+  "- **Frames**: every socket sets ZeroMQ's `maxMessageSize` (per frame; a larger frame disconnects",
+  "  its sender before it is read), derived from the limits: the collector and a client's SUB",
+  '  accept the largest kvmsg frame (`max-value-bytes` and the key/properties limits, plus 4 KiB),',
+  '  the publisher and the peer PUB only a subscription (`max-subtree-bytes` + 4 KiB), the peer SUB',
+  "  and a client's DEALER one packed chunk (snapshot chunks and replication batches are split at",
+  '  twice the largest entry, about 2 MiB by default), and the snapshot ROUTER a native write',
+  '  batch of twice `max-batch-bytes` (32 MiB by default): a `TSET` above `max-batch-bytes` or',
+  '  `max-batch-entries` is read, refused with `TERROR` `batch-too-large` naming both limits and',
+  '  counted, so that a client with larger limits learns them; a larger frame disconnects.',
+  '- **Replay log**: at most `replay-log-size` changes and `replay-log-bytes` bytes; the oldest go',
+  '  first (`twinstar_replay_log_evicted_total`), and a passive or client resuming from before them',
+  '  gets a snapshot. Held: `twinstar_replay_log_bytes`, `twinstar_replay_log_entries`.',
+  '- **Pending list** (passive, Model Six): at most `pending-max` updates and `pending-max-bytes`',
+  '  bytes, none older than `pending-max-age-ms`; the oldest go first, counted in',
+  '  `twinstar_pending_dropped_total{reason="count|bytes|age"}`. Held: `twinstar_pending_bytes`.',
+  '',
+  'Sizes count an entry as its key, properties, uuid and value plus about 160 bytes of overhead.',
+  '',
+  '**Subscribers** are not capped: ZeroMQ gives no way to refuse one connection on a PUB. Each',
+  'subscriber that stops reading can make the publisher queue up to `publisher-queue` updates for',
+  'it; libzmq keeps a 64-byte message per frame, 5 per update, so about 32 MB per such subscriber at',
+  'the default of 100,000 (measured: 33 MB each for 4 idle subscribers over 120,000 updates). The',
+  'values themselves are shared by all subscribers, but those of the last `publisher-queue` updates',
+  'stay in memory while any subscriber lags that far. `twinstar_connected_clients` counts',
+  'subscribers and `twinstar_subscriber_queue_bound_bytes` gives that bound for them; lower',
+  '`publisher-queue` where many untrusted subscribers may connect (a subscriber that falls further',
+  'behind misses updates and resyncs), and use `--curve` to admit only listed clients.',
+  '',
+  'RSS may stay near its peak after a burst even when the data is freed: glibc keeps large freed',
+  'blocks for reuse. `MALLOC_MMAP_THRESHOLD_=65536` in the environment returns them at once.',
+  '',
+];
 
 export function fsmTable(): string {
   const header = `| state | ${EVENT_KINDS.map((k) => (k === 'CLIENT_REQUEST' ? 'client request' : `peer ${k}`)).join(' | ')} |`;

@@ -35,6 +35,8 @@ import {
   Replica,
   unpackBatch,
   DEFAULT_LIMITS,
+  DEFAULT_QUOTAS,
+  socketFrameLimits,
   type Entry,
   type Limits,
   type ReplicaChange,
@@ -201,11 +203,16 @@ export class Client extends EventEmitter<ClientEvents> {
     this.dropLog = new RateLimitedLog(this.log, 10, 10_000, () => this.clock.now());
     this.replica = new Replica(this.subtree);
     const transport = options.transport ?? zmqTransport;
+    const sizes = socketFrameLimits(this.limits, DEFAULT_QUOTAS.maxSubtreeBytes);
+    const frames = { dealer: sizes.clientDealer, sub: sizes.clientSub, pub: sizes.subscriptionsOnly };
     this.links = this.servers.map((server, i) =>
-      transport(server, {
-        reply: (frames) => this.guard(i, 'reply', frames),
-        update: (frames) => this.guard(i, 'published', frames),
-      }),
+      transport(
+        { ...server, frames },
+        {
+          reply: (frames) => this.guard(i, 'reply', frames),
+          update: (frames) => this.guard(i, 'published', frames),
+        },
+      ),
     );
     this.finder = new Finder(
       {

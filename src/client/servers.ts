@@ -12,6 +12,8 @@ export interface ServerAddress {
   readonly collector: string;
   /** with CURVE: this client's keys and the server's public key (docs/security.md) */
   readonly curve?: { readonly own: KeyPair; readonly serverPublicKey: string };
+  /** frame size limits of this client's sockets, from its `limits` (clone/sizes.ts) */
+  readonly frames?: { readonly dealer: number; readonly sub: number; readonly pub: number };
 }
 
 export function parseServer(endpoint: string): ServerAddress {

@@ -132,6 +132,7 @@ class ZmqLink implements Link {
       immediate: true,
       sendTimeout: 0,
       sendHighWaterMark: 100_000,
+      maxMessageSize: this.server.frames?.dealer ?? -1,
       ...this.curve,
       ...(curve ? { routingId: sessionToken(curve.own, curve.serverPublicKey) } : {}),
     });
@@ -199,6 +200,7 @@ class ZmqLink implements Link {
       context: this.context,
       linger: 0,
       receiveHighWaterMark: 1_000_000,
+      maxMessageSize: this.server.frames?.sub ?? -1,
       ...this.curve,
     });
     for (const prefix of prefixes) sub.subscribe(prefix);
@@ -232,6 +234,7 @@ class ZmqLink implements Link {
         // libzmq's default of 1000 queued messages silently dropped bursts of KVSETs (465 of
         // 60,000 in the benchmark); match the server's collector queue.
         sendHighWaterMark: 100_000,
+        maxMessageSize: this.server.frames?.pub ?? -1,
         ...this.curve,
       });
       this.pub = pub;

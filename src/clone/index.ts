@@ -41,3 +41,4 @@ export { Fifo } from './fifo.js';
 export { UuidWindow, type UuidWindowOptions } from './uuid-window.js';
 export { receiveLoop } from './receive-loop.js';
 export { newUuid } from './uuid.js';
+export * from './sizes.js';

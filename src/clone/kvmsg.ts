@@ -50,7 +50,9 @@ export type DecodeReason =
   | 'too-many-properties'
   | 'unknown-command'
   | 'batch-truncated'
-  | 'batch-too-large';
+  | 'batch-too-large'
+  | 'subtree-too-long'
+  | 'too-many-prefixes';
 
 export class KvMsgError extends TwinstarError {
   readonly reason: DecodeReason;
@@ -244,23 +246,19 @@ export interface PackedEntry extends KvMsg {
   readonly expiresAt: number;
 }
 
-const FIXED_BYTES = 2 + 8 + 1 + 2 + 8 + 4;
-
-/** The bytes one entry takes in a packed batch. */
-export function packedSize(e: Omit<PackedEntry, 'sequence' | 'expiresAt'>): number {
-  return (
-    FIXED_BYTES + Buffer.byteLength(e.key) + e.uuid.length + Buffer.byteLength(e.properties) + e.body.length
-  );
-}
-
-/** The most bytes one write within the limits can take in a packed batch. */
-export function largestPackedEntry(limits: Limits): number {
-  return FIXED_BYTES + limits.maxKeyBytes + MAX_UUID_BYTES + limits.maxPropertiesBytes + limits.maxValueBytes;
-}
+/** Bytes of a packed entry besides its key, uuid, properties and body. */
+export const FIXED_BYTES = 2 + 8 + 1 + 2 + 8 + 4;
 
 export function packBatch(entries: readonly PackedEntry[]): Buffer {
   let size = 0;
-  for (const e of entries) size += packedSize(e);
+  for (const e of entries) {
+    size +=
+      FIXED_BYTES +
+      Buffer.byteLength(e.key) +
+      e.uuid.length +
+      Buffer.byteLength(e.properties) +
+      e.body.length;
+  }
   const out = Buffer.allocUnsafe(size);
   let at = 0;
   for (const e of entries) {

@@ -2,16 +2,37 @@
  * A bounded log of the most recent sequenced changes, so that a passive or a client that missed a
  * few updates can resume from its last sequence instead of taking a whole snapshot. Sequences in
  * the log are contiguous; `since(n)` answers only when the log still covers n + 1.
+ *
+ * It is bounded twice: by entry count and by bytes (`footprint`), oldest out first. Counting alone
+ * let one key overwritten with 1 MiB values hold 100k × 1 MiB; the byte budget keeps that at the
+ * budget, and a resume from further back than the log reaches gets a snapshot instead.
  */
 import type { Entry } from './kvmap.js';
+import { footprint } from './sizes.js';
 
 export class ReplayLog {
   private readonly ring: (Entry | undefined)[];
   private start = 0; // index of the oldest entry
   private count = 0;
+  private held = 0;
+  /** entries evicted to stay within the byte budget (not those pushed out by count) */
+  evictedForBytes = 0;
 
-  constructor(readonly capacity: number) {
+  constructor(
+    readonly capacity: number,
+    readonly maxBytes = Infinity,
+  ) {
     this.ring = new Array<Entry | undefined>(Math.max(1, capacity));
+  }
+
+  /** entries held */
+  get size(): number {
+    return this.count;
+  }
+
+  /** bytes held, as `footprint` counts them */
+  get bytes(): number {
+    return this.held;
   }
 
   get firstSequence(): number | undefined {
@@ -27,12 +48,14 @@ export class ReplayLog {
   append(entry: Entry): void {
     const last = this.lastSequence;
     if (last !== undefined && entry.sequence !== last + 1) this.clear(); // never hold a gap
-    if (this.count === this.ring.length) {
-      this.ring[this.start] = entry;
-      this.start = (this.start + 1) % this.ring.length;
-    } else {
-      this.ring[(this.start + this.count) % this.ring.length] = entry;
-      this.count++;
+    if (this.count === this.ring.length) this.dropOldest();
+    this.ring[(this.start + this.count) % this.ring.length] = entry;
+    this.count++;
+    this.held += footprint(entry);
+    // The newest entry always stays: it is no bigger than one message the limits allow.
+    while (this.held > this.maxBytes && this.count > 1) {
+      this.dropOldest();
+      this.evictedForBytes++;
     }
   }
 
@@ -40,6 +63,14 @@ export class ReplayLog {
     this.ring.fill(undefined);
     this.start = 0;
     this.count = 0;
+    this.held = 0;
+  }
+
+  private dropOldest(): void {
+    this.held -= footprint(this.ring[this.start]!);
+    this.ring[this.start] = undefined;
+    this.start = (this.start + 1) % this.ring.length;
+    this.count--;
   }
 
   /** Whether every change after `sequence` up to the newest is still held. */

@@ -55,6 +55,7 @@ import { DRAIN_BUDGET_MS, errorCode, Outbox } from './outbox.js';
 import { receiveLoop } from './receive-loop.js';
 import { RateLimiter } from './rate-limiter.js';
 import { newUuid } from './uuid.js';
+import { chunkBytes, chunked, socketFrameLimits } from './sizes.js';
 import type { Change, CommitResult, ReplicateResult, Store } from './store.js';
 
 /** What the node around the server decides: who is served and when a write is durable. */
@@ -100,7 +101,7 @@ export interface ServerEvents {
   snapshot: [kind: SnapshotKind, keys: number, ms: number];
   rejected: [command: string];
   /** these writes were acknowledged to the client that sent them */
-  acknowledged: [changes: readonly Change[]];
+  acknowledged: [changes: readonly Change[], durability: Durability];
 }
 
 export type DropReason =
@@ -123,6 +124,10 @@ export interface ServerQuotas {
   publisherQueue: number;
   /** messages queued from all CHP writers on the collector */
   collectorQueue: number;
+  /** longest subtree (snapshot, resume) or follow prefix a client may ask for */
+  maxSubtreeBytes: number;
+  /** most prefixes in one TFOLLOW */
+  maxFollowPrefixes: number;
 }
 
 export const DEFAULT_QUOTAS: ServerQuotas = {
@@ -130,6 +135,8 @@ export const DEFAULT_QUOTAS: ServerQuotas = {
   clientQueue: 10_000,
   publisherQueue: 100_000,
   collectorQueue: 100_000,
+  maxSubtreeBytes: 1024,
+  maxFollowPrefixes: 16,
 };
 
 export interface ServerEndpoints {
@@ -169,6 +176,8 @@ const TPUB = Buffer.from(Native.PUBLISH);
 const BACKOFF_MS = 5;
 /** messages on a send queue above which publishing waits for a later turn */
 const RELEASE_BACKLOG = 2_000;
+/** what one queued update costs each subscriber's pipe: 5 frames of 64-byte zmq_msg_t */
+const SUBSCRIBER_BYTES_PER_UPDATE = 5 * 64;
 
 export class CloneServer extends EventEmitter<ServerEvents> {
   readonly endpoints: ServerEndpoints;
@@ -177,6 +186,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private readonly collector: zmq.Subscriber;
   private readonly routerOut: Outbox;
   private readonly guard: Guard | undefined;
+  private readonly quotas: ServerQuotas;
   private readonly snapshotLimiter: RateLimiter;
   private readonly followers = new Map<string, Follower>();
   private revoking: Promise<void> = Promise.resolve();
@@ -202,6 +212,15 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   /** subscribers connected to the publisher right now */
   connectedClients = 0;
 
+  /**
+   * The most the publisher's queues can take for the subscribers connected now: each queues up
+   * to publisherQueue updates, and libzmq keeps a 64-byte message per frame (5 per update) for
+   * every subscriber; the values themselves are shared (docs/configuration.md, Memory bounds).
+   */
+  get subscriberQueueBoundBytes(): number {
+    return this.connectedClients * this.quotas.publisherQueue * SUBSCRIBER_BYTES_PER_UPDATE;
+  }
+
   constructor(private readonly options: CloneServerOptions) {
     super();
     this.advertised = formatProperties({
@@ -216,7 +235,9 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     };
     this.now = options.now ?? Date.now;
     this.guard = options.guard;
-    const quotas = options.quotas ?? DEFAULT_QUOTAS;
+    const quotas = (this.quotas = options.quotas ?? DEFAULT_QUOTAS);
+    // A frame above what the limits allow disconnects its sender before it is ever buffered.
+    const frames = socketFrameLimits(options.limits, quotas.maxSubtreeBytes);
     const common = (domain: Domain) => ({
       linger: 0,
       ...(options.context ? { context: options.context } : {}),
@@ -227,15 +248,18 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       mandatory: true,
       sendTimeout: 0,
       sendHighWaterMark: quotas.clientQueue,
+      maxMessageSize: frames.router,
     });
     this.publisher = new zmq.Publisher({
       ...common('publisher'),
       sendTimeout: 0,
       sendHighWaterMark: quotas.publisherQueue,
+      maxMessageSize: frames.publisher,
     });
     this.collector = new zmq.Subscriber({
       ...common('collector'),
       receiveHighWaterMark: quotas.collectorQueue,
+      maxMessageSize: frames.collector,
     });
     if (this.guard) {
       notifyConnections(this.router);
@@ -515,6 +539,30 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     ]);
   }
 
+  /**
+   * A subtree or prefix longer than the limit is refused before anything is held for it: a
+   * native request gets TERROR (its id is readable), a CHP one silence. Counted as dropped.
+   */
+  private checkSubtree(identity: Buffer, reqId: number | undefined, frame: Buffer): void {
+    const max = this.quotas.maxSubtreeBytes;
+    if (frame.length <= max) return;
+    const detail = `subtree or prefix is ${frame.length} bytes, limit ${max}`;
+    if (reqId === undefined) throw new KvMsgError('subtree-too-long', detail);
+    this.refuse(identity, reqId, 'subtree-too-long', detail);
+  }
+
+  /** TERROR with a typed reason, then the request is dropped and counted under that reason. */
+  private refuse(identity: Buffer, reqId: number, reason: DecodeReason, detail: string): never {
+    this.routerOut.post([
+      identity,
+      Buffer.from(Native.ERROR),
+      encodeRequestId(reqId),
+      Buffer.from(reason),
+      Buffer.from(detail),
+    ]);
+    throw new KvMsgError(reason, detail);
+  }
+
   /** Reading a subtree the client may read only part of is allowed, filtered, and counted. */
   private checkRead(subtree: string, principal: Principal | undefined): void {
     if (principal && !principal.canReadAll(subtree)) this.emit('denied', 'read', principal.name);
@@ -530,8 +578,16 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   /** TFOLLOW: updates under the prefixes, sent over this socket, only those the client may read. */
   private onFollow(identity: Buffer, args: Buffer[], principal: Principal | undefined): void {
     const reqId = decodeRequestId(args[0]);
-    if (reqId === undefined || args.length < 2 || args.length > 17)
-      throw new KvMsgError('frame-count', 'TFOLLOW is malformed');
+    if (reqId === undefined || args.length < 2) throw new KvMsgError('frame-count', 'TFOLLOW is malformed');
+    const { maxFollowPrefixes } = this.quotas;
+    if (args.length - 1 > maxFollowPrefixes)
+      this.refuse(
+        identity,
+        reqId,
+        'too-many-prefixes',
+        `${args.length - 1} prefixes, limit ${maxFollowPrefixes}`,
+      );
+    for (const frame of args.slice(1)) this.checkSubtree(identity, reqId, frame);
     const prefixes = args.slice(1).map((frame) => frame.toString());
     if (!this.admitNative(identity, reqId, Native.FOLLOW)) return;
     for (const prefix of prefixes) this.checkRead(prefix, principal);
@@ -542,6 +598,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private onIcanhaz(identity: Buffer, args: Buffer[], principal: Principal | undefined): void {
     if (args.length !== 1)
       throw new KvMsgError('frame-count', `ICANHAZ? has ${args.length + 1} frames, not 2`);
+    this.checkSubtree(identity, undefined, args[0]!);
     const subtree = args[0]!.toString();
     if (!this.allowSnapshot(identity, principal)) return;
     this.checkRead(subtree, principal);
@@ -600,6 +657,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     if (reqId === undefined || args.length !== frames) {
       throw new KvMsgError('frame-count', `${command} has ${args.length + 1} frames, not ${frames + 1}`);
     }
+    this.checkSubtree(identity, reqId, args[1]!);
     const subtree = args[1]!.toString();
     if (!this.allowSnapshot(identity, principal)) return;
     this.checkRead(subtree, principal);
@@ -623,12 +681,10 @@ export class CloneServer extends EventEmitter<ServerEvents> {
         if (!ready) return false;
         const entries = await filterInTurns(all, changes ? '' : subtree, principal);
         count = entries.length;
-        const chunk = this.options.snapshotChunk;
         const messages: (() => Buffer[])[] = [];
-        for (let i = 0; i < entries.length; i += chunk) {
-          const slice = entries.slice(i, i + chunk);
+        // Bounded by bytes too: no chunk outgrows what the client's socket accepts (sizes.ts).
+        for (const slice of chunked(entries, this.options.snapshotChunk, chunkBytes(this.options.limits)))
           messages.push(() => [identity, Buffer.from(Native.SYNC), rid, packBatch(slice)]);
-        }
         messages.push(() => [
           identity,
           Buffer.from(Native.SYNC_END),
@@ -694,7 +750,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     this.options.policy.durable(highest).then(
       (durability) => {
         this.routerOut.post([identity, Buffer.from(Native.ACK), rid, seqFrame, Buffer.from(durability)]);
-        this.emit('acknowledged', changes);
+        this.emit('acknowledged', changes, durability);
       },
       () =>
         this.routerOut.post([

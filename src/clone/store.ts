@@ -22,6 +22,8 @@ export type ReplicateResult = 'applied' | 'stale' | 'gap';
 
 export interface StoreOptions {
   replayLogSize: number;
+  /** bytes the replay log may hold (default: no byte bound, only the count) */
+  replayLogBytes?: number;
   /** the most write uuids remembered for de-duplication of retried writes (a memory bound) */
   dedupeSize: number;
   /** every write uuid is remembered at least this long (ms) unless `dedupeSize` forces it out */
@@ -44,7 +46,7 @@ export class Store {
   private applied: UuidWindow;
 
   constructor(private readonly options: StoreOptions) {
-    this.log = new ReplayLog(options.replayLogSize);
+    this.log = new ReplayLog(options.replayLogSize, options.replayLogBytes);
     this.applied = new UuidWindow(this.windowOptions());
   }
 
@@ -54,6 +56,11 @@ export class Store {
 
   get map(): KvMap {
     return this.currentMap;
+  }
+
+  /** The replay log's entries, bytes and evictions to stay within its byte budget (metrics). */
+  get replayLog(): { readonly size: number; readonly bytes: number; readonly evictedForBytes: number } {
+    return this.log;
   }
 
   private set map(map: KvMap) {

@@ -8,7 +8,7 @@
  */
 import convict from 'convict';
 import { readFileSync } from 'node:fs';
-import { DEFAULT_LIMITS, DEFAULT_QUOTAS, largestPackedEntry, type Limits } from '../clone/index.js';
+import { DEFAULT_LIMITS, DEFAULT_QUOTAS, maxEntryBytes, type Limits } from '../clone/index.js';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_SESSION_LIFETIME_MS } from '../security/binding.js';
 
@@ -247,6 +247,36 @@ export const schema = {
     env: 'TWINSTAR_COLLECTOR_QUEUE',
     arg: 'collector-queue',
   },
+  // Memory bounds against oversized requests and state (issue 13 B4): one block, kept together.
+  maxSubtreeBytes: {
+    doc: 'longest subtree (ICANHAZ?, TSNAP, TRESUME) or follow prefix (TFOLLOW) accepted; longer requests are dropped and counted (native ones get TERROR subtree-too-long)',
+    format: positive,
+    default: DEFAULT_QUOTAS.maxSubtreeBytes,
+    env: 'TWINSTAR_MAX_SUBTREE_BYTES',
+    arg: 'max-subtree-bytes',
+  },
+  maxFollowPrefixes: {
+    doc: 'most prefixes in one follow request (TFOLLOW); more are dropped and counted (TERROR too-many-prefixes)',
+    format: positive,
+    default: DEFAULT_QUOTAS.maxFollowPrefixes,
+    env: 'TWINSTAR_MAX_FOLLOW_PREFIXES',
+    arg: 'max-follow-prefixes',
+  },
+  replayLogBytes: {
+    doc: 'bytes the replay log may hold (besides replay-log-size entries); the oldest changes go first, and a resume from before them gets a snapshot',
+    format: positive,
+    default: 64 * 1024 * 1024,
+    env: 'TWINSTAR_REPLAY_LOG_BYTES',
+    arg: 'replay-log-bytes',
+  },
+  pendingMaxBytes: {
+    doc: 'bytes of CHP updates the passive holds on its pending list (besides pending-max updates); the oldest go first, counted in twinstar_pending_dropped_total',
+    format: positive,
+    default: 64 * 1024 * 1024,
+    env: 'TWINSTAR_PENDING_MAX_BYTES',
+    arg: 'pending-max-bytes',
+  },
+  // End of the B4 memory bounds block.
   curve: {
     doc: 'encrypt and authenticate every socket with CurveZMQ (needs key-file, clients-file, and peer-key-file in a pair)',
     format: Boolean,
@@ -321,6 +351,10 @@ export interface ServerConfig {
   clientQueue: number;
   publisherQueue: number;
   collectorQueue: number;
+  maxSubtreeBytes: number;
+  maxFollowPrefixes: number;
+  replayLogBytes: number;
+  pendingMaxBytes: number;
   curve: boolean;
   keyFile: string;
   peerKeyFile: string;
@@ -403,7 +437,7 @@ export function resolveDefaults(raw: ServerConfig): ServerConfig {
       `invalid configuration: minTtlMs: ${resolved.minTtlMs} is above maxTtlMs (${resolved.maxTtlMs})`,
     );
   }
-  const largest = largestPackedEntry(limitsOf(resolved));
+  const largest = maxEntryBytes(limitsOf(resolved));
   if (resolved.maxBatchBytes < largest) {
     throw new ConfigError(
       'maxBatchBytes',

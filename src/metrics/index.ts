@@ -85,8 +85,54 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
   );
   gauge(
     'twinstar_connected_clients',
-    'Subscribers connected to the publisher socket',
+    'Subscribers connected to the publisher socket (each may hold up to publisher-queue messages: docs/configuration.md)',
     () => node.server.connectedClients,
+  );
+  gauge(
+    'twinstar_subscriber_queue_bound_bytes',
+    'Most memory the publisher queues may take for the subscribers connected now (subscribers x publisher-queue x 320 B)',
+    () => node.server.subscriberQueueBoundBytes,
+  );
+  gauge(
+    'twinstar_pending_bytes',
+    'Bytes of CHP updates held on the passive pending list (bounded by pending-max-bytes)',
+    () => node.pendingList.bytes,
+  );
+  gauge('twinstar_replay_log_entries', 'Changes held in the replay log', () => node.store.replayLog.size);
+  gauge(
+    'twinstar_replay_log_bytes',
+    'Bytes held in the replay log (bounded by replay-log-bytes)',
+    () => node.store.replayLog.bytes,
+  );
+  // Counts kept by the pending list and the replay log, exported as counters.
+  const counted = (name: string, help: string, labelNames: string[], read: () => Record<string, number>) => {
+    const seen = new Map<string, number>();
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: r,
+      collect() {
+        for (const [label, value] of Object.entries(read())) {
+          const grew = value - (seen.get(label) ?? 0);
+          if (grew > 0 && labelNames.length > 0) this.inc({ [labelNames[0]!]: label }, grew);
+          else if (grew > 0) this.inc(grew);
+          seen.set(label, value);
+        }
+      },
+    });
+  };
+  counted(
+    'twinstar_pending_dropped_total',
+    'CHP updates dropped from the passive pending list, by reason (count: pending-max, bytes: pending-max-bytes, age: pending-max-age-ms)',
+    ['reason'],
+    () => node.pendingList.droppedBy,
+  );
+  counted(
+    'twinstar_replay_log_evicted_total',
+    'Changes evicted from the replay log to stay within replay-log-bytes (a resume from before them gets a snapshot)',
+    [],
+    () => ({ all: node.store.replayLog.evictedForBytes }),
   );
   gauge('twinstar_peer_refused', '1 while the peer is refused because settings differ', () =>
     node.status().peerRefused ? 1 : 0,

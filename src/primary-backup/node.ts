@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import {
   CloneServer,
   Store,
+  chunkBytes,
   toChange,
   type Durability,
   digestOf,
@@ -165,7 +166,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     // fresh one: the data directory will tell them apart.)
     this.history = this.pairRole !== 'backup';
     this.acknowledged = new AcknowledgedWrites();
-    this.pending = new PendingList(config.pendingMax, config.pendingMaxAgeMs);
+    this.pending = new PendingList(config.pendingMax, config.pendingMaxAgeMs, config.pendingMaxBytes);
     this.refusals = new RateLimitedLog(log, 5, 10_000, this.now);
     const limits = (this.limits = limitsOf(config));
     const guard = options.guard;
@@ -174,6 +175,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     const dedupeWarnings = new RateLimitedLog(log, 1, 10_000, this.now);
     this.store = new Store({
       replayLogSize: config.replayLogSize,
+      replayLogBytes: config.replayLogBytes,
       dedupeSize: config.dedupeSize,
       dedupeMs: config.dedupeMs,
       onEvictedEarly: (ageMs) => {
@@ -207,6 +209,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
           bind: `tcp://${config.heartbeatHost}:${config.heartbeatPort}`,
           connect: `tcp://${config.peerHeartbeat}`,
           limits,
+          maxSubtreeBytes: config.maxSubtreeBytes,
           guard,
           onMessage,
           onDropped: (reason, error) => {
@@ -222,6 +225,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
         store: this.store,
         timeline: this.timeline,
         snapshotChunk: config.snapshotChunk,
+        chunkBytes: chunkBytes(limits),
         now: this.now,
       });
       this.sink = new ReplicationSink({
@@ -241,8 +245,11 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
         limits,
       });
       this.server.on('change', (entry) => this.source!.onChange(entry));
-      this.server.on('acknowledged', (changes) => {
-        for (const change of changes) this.acknowledged.add(change.uuid);
+      // Only a write acknowledged by this node alone can be lost in a dual active (one
+      // acknowledged 'replicated' is on the other node), so only those are remembered: healthy
+      // operation pays nothing for the divergence report.
+      this.server.on('acknowledged', (changes, durability) => {
+        if (durability === 'degraded') for (const change of changes) this.acknowledged.add(change.uuid);
       });
     }
   }
@@ -790,6 +797,11 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   /** Milliseconds since the peer was last heard (Infinity if never). */
   peerSilenceMs(): number {
     return this.peer === undefined ? Infinity : this.now() - this.peerHeardAt;
+  }
+
+  /** The pending list's bytes and drops by reason (metrics). */
+  get pendingList(): Pick<PendingList, 'bytes' | 'droppedBy'> {
+    return this.pending;
   }
 
   get pendingSize(): number {

@@ -5,7 +5,14 @@
  * delays messages on cue.
  */
 import * as zmq from 'zeromq';
-import { KvMsgError, Outbox, receiveLoop, type DecodeReason, type Limits } from '../clone/index.js';
+import {
+  KvMsgError,
+  Outbox,
+  receiveLoop,
+  socketFrameLimits,
+  type DecodeReason,
+  type Limits,
+} from '../clone/index.js';
 import {
   curveClientOptions,
   curveServerOptions,
@@ -26,6 +33,8 @@ export interface PeerLinkOptions {
   /** tcp://host:port of the other node's PUB */
   connect: string;
   limits: Limits;
+  /** the configured subtree limit (it bounds subscriptions on this node's PUB) */
+  maxSubtreeBytes: number;
   /**
    * With a guard the link is CURVE on both sockets: this node's PUB admits only the peer's key
    * (ZAP), and the SUB completes a handshake only with the holder of the peer's secret key, so
@@ -52,18 +61,23 @@ export class PeerLink implements PeerChannel {
     const { guard } = options;
     const peerKey = guard?.peerPublicKey;
     if (guard && peerKey === undefined) throw new Error('a secure peer link needs the peer public key');
+    // A frame beyond the largest replication chunk the limits allow (the source splits by bytes)
+    // disconnects its sender; the PUB itself only ever receives subscriptions.
+    const frames = socketFrameLimits(options.limits, options.maxSubtreeBytes);
     // Deep queues: a snapshot to the passive travels here in chunks and must not be dropped.
     this.pub = new zmq.Publisher({
       context: this.context,
       linger: 0,
       sendTimeout: 0,
       sendHighWaterMark: 1_000_000,
+      maxMessageSize: frames.subscriptionsOnly,
       ...(guard ? curveServerOptions(guard.keys, 'peer') : {}),
     });
     this.sub = new zmq.Subscriber({
       context: this.context,
       linger: 0,
       receiveHighWaterMark: 1_000_000,
+      maxMessageSize: frames.peer,
       ...(guard ? curveClientOptions(guard.keys, peerKey!) : {}),
     });
     if (guard) {

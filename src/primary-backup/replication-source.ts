@@ -10,7 +10,7 @@
  * one chunk per event-loop turn so heartbeats keep flowing (promise 7).
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { Durability, Entry, Store } from '../clone/index.js';
+import { chunked, type Durability, type Entry, type Store } from '../clone/index.js';
 import { NotActiveError } from '../errors.js';
 import type { PeerChannel } from './peer-link.js';
 import { packEntries } from './peer-protocol.js';
@@ -28,6 +28,8 @@ export interface SourceOptions {
   store: Store;
   timeline: Timeline;
   snapshotChunk: number;
+  /** byte budget of one packed batch: the passive's peer socket refuses bigger frames */
+  chunkBytes: number;
   now: () => number;
 }
 
@@ -133,35 +135,26 @@ export class ReplicationSource {
   onRequest(streamId: number, fromSequence: number, term: string): void {
     if (!this.running) return;
     this.flush(); // everything already committed goes first, in order
-    const { store, timeline, channel, snapshotChunk } = this.options;
+    const { store, timeline, channel, snapshotChunk, chunkBytes } = this.options;
     const changes = timeline.includes(fromSequence, term) ? store.changesSince(fromSequence) : undefined;
     if (changes === undefined) {
       void this.streamSnapshot(streamId);
       return;
     }
     this.streamId = streamId;
-    for (let i = 0; i < changes.length; i += snapshotChunk) {
-      channel.send({
-        type: 'data',
-        term: timeline.term,
-        batch: packEntries(changes.slice(i, i + snapshotChunk)),
-      });
-    }
+    for (const slice of chunked(changes, snapshotChunk, chunkBytes))
+      channel.send({ type: 'data', term: timeline.term, batch: packEntries(slice) });
     channel.send({ type: 'resume-end', streamId, sequence: store.sequence, timeline: timeline.list() });
   }
 
   private async streamSnapshot(streamId: number): Promise<void> {
     this.streamId = streamId;
-    const { store, timeline, channel, snapshotChunk } = this.options;
+    const { store, timeline, channel, snapshotChunk, chunkBytes } = this.options;
     const entries = store.map.snapshot('');
     const sequence = store.sequence;
-    for (let i = 0; i < entries.length; i += snapshotChunk) {
+    for (const slice of chunked(entries, snapshotChunk, chunkBytes)) {
       if (this.streamId !== streamId || !this.running) return; // superseded or demoted
-      channel.send({
-        type: 'snapshot-chunk',
-        streamId,
-        batch: packEntries(entries.slice(i, i + snapshotChunk)),
-      });
+      channel.send({ type: 'snapshot-chunk', streamId, batch: packEntries(slice) });
       await yieldToLoop();
     }
     if (this.streamId !== streamId || !this.running) return;
@@ -175,12 +168,10 @@ export class ReplicationSource {
     if (this.batch.length === 0) return;
     const entries = this.batch;
     this.batch = [];
-    if (this.running)
-      this.options.channel.send({
-        type: 'data',
-        term: this.options.timeline.term,
-        batch: packEntries(entries),
-      });
+    if (!this.running) return;
+    const { channel, timeline, chunkBytes } = this.options;
+    for (const slice of chunked(entries, Infinity, chunkBytes))
+      channel.send({ type: 'data', term: timeline.term, batch: packEntries(slice) });
   }
 
   private release(upTo: number, durability: Durability): void {

@@ -8,8 +8,6 @@ import {
   decodeKvMsg,
   decodeSequence,
   DEFAULT_LIMITS,
-  largestPackedEntry,
-  packedSize,
   MAX_SEQUENCE,
   encodeHugz,
   encodeIcanhaz,
@@ -287,27 +285,6 @@ describe('kvmsg codec', () => {
       const batch = packBatch([entry, entry, entry]);
       expect(unpackBatch(batch, DEFAULT_LIMITS, 3)).to.have.length(3);
       expect(reasonOf(() => unpackBatch(batch, DEFAULT_LIMITS, 2))).to.equal('batch-too-large');
-    });
-
-    it('packedSize is the bytes an entry takes in a batch, and largestPackedEntry bounds it', () => {
-      const entry = {
-        key: '/kéy',
-        sequence: 0,
-        uuid: UUID,
-        properties: 'a=1\n',
-        body: Buffer.from('body'),
-        expiresAt: 0,
-      };
-      expect(packBatch([entry, entry]).length).to.equal(2 * packedSize(entry));
-      const biggest = {
-        key: 'k'.repeat(DEFAULT_LIMITS.maxKeyBytes),
-        sequence: 0,
-        uuid: 'u'.repeat(255),
-        properties: 'p'.repeat(DEFAULT_LIMITS.maxPropertiesBytes),
-        body: Buffer.alloc(DEFAULT_LIMITS.maxValueBytes),
-        expiresAt: 0,
-      };
-      expect(packedSize(biggest)).to.equal(largestPackedEntry(DEFAULT_LIMITS));
     });
   });
 

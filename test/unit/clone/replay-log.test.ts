@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { ReplayLog } from '../../../src/clone/replay-log.js';
 import type { Entry } from '../../../src/clone/kvmap.js';
+import { footprint } from '../../../src/clone/sizes.js';
 
 function entry(sequence: number, key = `/k${sequence}`): Entry {
   return { key, sequence, uuid: '', properties: '', body: Buffer.from(`v${sequence}`), expiresAt: 0 };
@@ -114,5 +115,43 @@ describe('ReplayLog', () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  describe('byte budget', () => {
+    const big = (sequence: number) => ({ ...entry(sequence, '/one'), body: Buffer.alloc(1000) });
+
+    it('one key overwritten with big values holds no more than the budget, newest kept', () => {
+      const budget = 10 * footprint(big(1));
+      const log = new ReplayLog(100_000, budget);
+      for (let s = 1; s <= 1000; s++) log.append(big(s));
+      expect(log.bytes).to.be.at.most(budget);
+      expect(log.size).to.equal(10);
+      expect(log.lastSequence).to.equal(1000);
+      expect(log.firstSequence).to.equal(991);
+      expect(log.evictedForBytes).to.equal(990);
+    });
+
+    it('a resume from before the oldest held entry is refused (the caller sends a snapshot)', () => {
+      const log = new ReplayLog(100, 5 * footprint(big(1)));
+      for (let s = 1; s <= 20; s++) log.append(big(s));
+      expect(log.since(10)).to.equal(undefined);
+      expect(seqs(log.since(16))).to.deep.equal([17, 18, 19, 20]);
+    });
+
+    it('an entry bigger than the whole budget is still held alone, as the newest', () => {
+      const log = new ReplayLog(100, 10);
+      log.append(big(1));
+      log.append(big(2));
+      expect(log.size).to.equal(1);
+      expect(seqs(log.since(1))).to.deep.equal([2]);
+    });
+
+    it('bytes go back to zero on clear and follow evictions by count', () => {
+      const log = new ReplayLog(3, Infinity);
+      for (let s = 1; s <= 10; s++) log.append(big(s));
+      expect(log.bytes).to.equal(3 * footprint(big(1)));
+      log.clear();
+      expect(log.bytes).to.equal(0);
+    });
   });
 });

@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import { PendingList } from '../../../src/primary-backup/pending.js';
 import type { KvMsg } from '../../../src/clone/kvmsg.js';
+import { footprint } from '../../../src/clone/sizes.js';
 
 function uuid(n: number): string {
   const b = Buffer.alloc(16);
@@ -118,5 +119,33 @@ describe('PendingList', () => {
     list.clear();
     expect(list.size).to.equal(0);
     expect(list.dropped).to.equal(0);
+  });
+
+  describe('byte budget', () => {
+    const big = (key: string, id: string): KvMsg => ({ ...msg(key, id), body: Buffer.alloc(1000) });
+    const each = footprint(big('/k0', uuid(0)));
+
+    it('drops the oldest past the budget, counted as bytes, newest kept', () => {
+      const list = new PendingList(1_000_000, 1e9, 3 * each);
+      for (let i = 0; i < 10; i++) list.add(big(`/k${i}`, uuid(i)), i, false);
+      expect(list.size).to.equal(3);
+      expect(list.bytes).to.be.at.most(3 * each);
+      expect(list.droppedBy).to.deep.equal({ count: 0, bytes: 7, age: 0 });
+      expect(keysOf(list.drain())).to.deep.equal(['/k7', '/k8', '/k9']);
+      expect(list.bytes).to.equal(0);
+    });
+
+    it('bytes follow matches, re-sends, anonymous updates and expiry', () => {
+      const list = new PendingList(100, 100, Infinity);
+      list.add(big('/k1', uuid(1)), 0, false);
+      list.add(big('/k1', uuid(1)), 1, false); // re-sent: held once
+      list.add(big('/k2', ''), 2, false);
+      expect(list.bytes).to.equal(2 * each - uuid(1).length);
+      list.match(uuid(1));
+      expect(list.bytes).to.equal(each - uuid(1).length);
+      list.expire(1000);
+      expect(list.bytes).to.equal(0);
+      expect(list.droppedBy.age).to.equal(1);
+    });
   });
 });
