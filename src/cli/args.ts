@@ -31,7 +31,7 @@ export function parseCommandLine(args: readonly string[], spec: Record<string, O
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === '--') {
-      positionals.push(...args.slice(i + 1));
+      for (const rest of args.slice(i + 1)) positionals.push(rest); // no spread into a call: argv is unbounded
       break;
     }
     // '-' alone is a positional (stdin), as for cat and etcdctl.

@@ -145,7 +145,7 @@ export function formatTable(probes: readonly NodeProbe[]): string {
       String(s.pid),
     ];
   });
-  const widths = COLUMNS.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
+  const widths = COLUMNS.map((c, i) => rows.reduce((width, r) => Math.max(width, r[i]!.length), c.length));
   const line = (cells: string[]) =>
     cells
       .map((cell, i) => cell.padEnd(widths[i]!))

@@ -26,6 +26,7 @@ import {
 } from '../errors.js';
 import { checkKey, rejectWith } from './arguments.js';
 import { decodeAckSequences } from './drops.js';
+import { BatchSizer } from './batches.js';
 import { AppliedWaiters } from './read-your-writes.js';
 import type { Link } from './transport.js';
 
@@ -75,8 +76,12 @@ export class Writes {
   private degradedNow = false;
   /** a running count: walking the in-flight batches on every set() made writes O(in flight) */
   private unsettled = 0;
+  /** batches cut to the server's maxBatchEntries and maxBatchBytes (issue 13) */
+  private readonly batches: BatchSizer;
 
-  constructor(private readonly host: WritesHost) {}
+  constructor(private readonly host: WritesHost) {
+    this.batches = new BatchSizer(host.limits, WRITE_BATCH);
+  }
 
   /** Writes issued and not yet settled. */
   get pending(): number {
@@ -146,7 +151,7 @@ export class Writes {
       return;
     }
     while (this.queue.length > 0) {
-      const writes = this.queue.splice(0, WRITE_BATCH).filter((w) => !w.done);
+      const writes = this.queue.splice(0, this.batches.next(this.queue)).filter((w) => !w.done);
       if (writes.length === 0) continue;
       const reqId = this.host.reqId();
       this.inflight.set(reqId, { writes, sentAt: this.host.now() });
@@ -197,6 +202,12 @@ export class Writes {
         const w = batch.writes[refused.readUInt32BE(at)];
         if (w) this.fail(w, new AccessDeniedError(w.key, `${message}: ${JSON.stringify(w.key)}`));
       }
+      this.requeue(reqId);
+      this.flush();
+      return true;
+    }
+    if (reason === 'batch-too-large' && this.batches.refused(batch.writes, frames[4], frames[5])) {
+      // Nothing of it was applied: the same writes go again in batches cut to the server's limits.
       this.requeue(reqId);
       this.flush();
       return true;

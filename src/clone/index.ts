@@ -36,7 +36,8 @@ export {
   type Durability,
   type NotActiveReason,
 } from './protocol.js';
-export { Outbox, errorCode } from './outbox.js';
+export { Outbox, errorCode, DRAIN_BUDGET_MS, type OutboxOptions } from './outbox.js';
+export { Fifo } from './fifo.js';
 export { UuidWindow, type UuidWindowOptions } from './uuid-window.js';
 export { receiveLoop } from './receive-loop.js';
 export { newUuid } from './uuid.js';

@@ -50,6 +50,7 @@ export type DecodeReason =
   | 'too-many-properties'
   | 'unknown-command'
   | 'batch-truncated'
+  | 'batch-too-large'
   | 'subtree-too-long'
   | 'too-many-prefixes';
 
@@ -70,6 +71,13 @@ export interface Limits {
   /** shortest and longest TTL a write may ask for, in seconds (checked where writes enter) */
   minTtlSeconds: number;
   maxTtlSeconds: number;
+  /**
+   * Most writes, and most bytes of packed batch, in one native write (TSET). A bigger batch is
+   * refused whole with TERROR 'batch-too-large'; the client splits its batches to fit. Applying a
+   * batch is one synchronous step, so this bounds how long one request can hold the event loop.
+   */
+  maxBatchEntries: number;
+  maxBatchBytes: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -79,6 +87,8 @@ export const DEFAULT_LIMITS: Limits = {
   maxProperties: 32,
   minTtlSeconds: 0.001,
   maxTtlSeconds: 30 * 24 * 3600,
+  maxBatchEntries: 10_000,
+  maxBatchBytes: 16 * 1024 * 1024,
 };
 
 const EMPTY = Buffer.alloc(0);
@@ -273,9 +283,14 @@ export function packBatch(entries: readonly PackedEntry[]): Buffer {
 
 /**
  * Unpacks a batch. Bodies are copied out so that one retained value does not pin the whole
- * batch buffer in memory.
+ * batch buffer in memory. More than `maxEntries` entries throw 'batch-too-large' as soon as the
+ * next one starts, before anything more is decoded.
  */
-export function unpackBatch(frame: Buffer, limits: Limits = DEFAULT_LIMITS): PackedEntry[] {
+export function unpackBatch(
+  frame: Buffer,
+  limits: Limits = DEFAULT_LIMITS,
+  maxEntries = Infinity,
+): PackedEntry[] {
   const entries: PackedEntry[] = [];
   let at = 0;
   const need = (n: number) => {
@@ -283,6 +298,8 @@ export function unpackBatch(frame: Buffer, limits: Limits = DEFAULT_LIMITS): Pac
       throw new KvMsgError('batch-truncated', `batch ends inside an entry at byte ${at}`);
   };
   while (at < frame.length) {
+    if (entries.length >= maxEntries)
+      throw new KvMsgError('batch-too-large', `batch holds more than ${maxEntries} entries`);
     need(2);
     const keyLen = frame.readUInt16BE(at);
     at += 2;

@@ -3,8 +3,15 @@
  * outbox serialises every send of one socket through a single drain loop, so the rest of the code
  * can `post()` from anywhere. Sockets here use `sendTimeout: 0`, so a send never waits: a full
  * pipe answers EAGAIN at once and the caller decides whether to retry later or drop.
+ *
+ * The drain loop must never hold the event loop (promise 7). zeromq.js resolves a send at once
+ * when the pipe has room, so awaiting sends runs in microtasks and starves timers, heartbeats
+ * included; and a queue drained with `Array.shift` costs O(n²). The queue is a `Fifo` (O(1) per
+ * message) and the loop gives the event loop a turn whenever it has worked for `budgetMs`.
  */
 import type { Socket } from 'zeromq';
+import { setImmediate as yieldToLoopNow } from 'node:timers/promises';
+import { Fifo } from './fifo.js';
 
 type Frames = Buffer[];
 
@@ -15,16 +22,40 @@ interface Item {
   stream?: object;
 }
 
+export interface OutboxOptions {
+  /** longest the drain loop runs before it yields to the event loop, in ms (default 10) */
+  budgetMs?: number;
+  /** a monotonic clock in ms (tests inject a fake) */
+  now?: () => number;
+  /** gives the event loop a turn (default: setImmediate) */
+  yieldToLoop?: () => Promise<unknown>;
+}
+
+export const DRAIN_BUDGET_MS = 10;
+
 export class Outbox {
-  private queue: Item[] = [];
+  private queue = new Fifo<Item>();
   private readonly failedStreams = new WeakSet<object>();
   private draining = false;
   private closed = false;
+  private readonly budgetMs: number;
+  private readonly now: () => number;
+  private readonly yieldToLoop: () => Promise<unknown>;
 
   constructor(
     private readonly socket: Pick<Socket & { send(frames: Frames): Promise<void> }, 'send'>,
     private readonly onError: (error: unknown) => void,
-  ) {}
+    options: OutboxOptions = {},
+  ) {
+    this.budgetMs = options.budgetMs ?? DRAIN_BUDGET_MS;
+    this.now = options.now ?? (() => performance.now());
+    this.yieldToLoop = options.yieldToLoop ?? yieldToLoopNow;
+  }
+
+  /** Messages waiting to be sent. */
+  get length(): number {
+    return this.queue.length;
+  }
 
   /** Queue a message; failures are reported to `onError`. */
   post(frames: Frames): void {
@@ -49,9 +80,7 @@ export class Outbox {
 
   close(): void {
     this.closed = true;
-    const left = this.queue;
-    this.queue = [];
-    for (const item of left) item.settle?.(new Error('outbox closed'));
+    for (const item of this.queue.takeAll()) item.settle?.(new Error('outbox closed'));
   }
 
   private drain(): void {
@@ -62,6 +91,7 @@ export class Outbox {
 
   private async run(): Promise<void> {
     try {
+      let sliceStart = this.now();
       for (let item = this.queue.shift(); item !== undefined; item = this.queue.shift()) {
         try {
           if (item.stream && this.failedStreams.has(item.stream))
@@ -72,6 +102,10 @@ export class Outbox {
           if (item.stream) this.failedStreams.add(item.stream);
           if (item.settle) item.settle(error);
           else if (!this.closed) this.onError(error);
+        }
+        if (this.now() - sliceStart > this.budgetMs) {
+          await this.yieldToLoop();
+          sliceStart = this.now();
         }
       }
     } finally {

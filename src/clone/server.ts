@@ -51,7 +51,7 @@ import {
   type Durability,
   type NotActiveReason,
 } from './protocol.js';
-import { errorCode, Outbox } from './outbox.js';
+import { DRAIN_BUDGET_MS, errorCode, Outbox } from './outbox.js';
 import { receiveLoop } from './receive-loop.js';
 import { RateLimiter } from './rate-limiter.js';
 import { newUuid } from './uuid.js';
@@ -151,7 +151,7 @@ export interface CloneServerOptions {
   port: number;
   heartbeatMs: number;
   limits: Limits;
-  /** entries per native snapshot chunk, and plain KVSYNC messages per event-loop turn */
+  /** entries per native snapshot chunk (TSYNC) and per replication snapshot chunk */
   snapshotChunk: number;
   quotas?: ServerQuotas;
   store: Store;
@@ -174,6 +174,8 @@ interface Follower {
 const SNAPSHOT_DEADLINE_MS = 60_000;
 const TPUB = Buffer.from(Native.PUBLISH);
 const BACKOFF_MS = 5;
+/** messages on a send queue above which publishing waits for a later turn */
+const RELEASE_BACKLOG = 2_000;
 /** what one queued update costs each subscriber's pipe: 5 frames of 64-byte zmq_msg_t */
 const SUBSCRIBER_BYTES_PER_UPDATE = 5 * 64;
 
@@ -201,6 +203,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   /** committed changes not yet published: clients only ever see what the passive holds */
   private unpublished: Entry[] = [];
   private unpublishedHead = 0;
+  private releaseScheduled: NodeJS.Immediate | undefined;
   private publishedSequence = 0;
   private hugzTimer: NodeJS.Timeout | undefined;
   private ttlTimer: NodeJS.Timeout | undefined;
@@ -323,6 +326,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     // Changes a demoted node never got to publish are not on the winner's timeline: drop them.
     this.unpublished = [];
     this.unpublishedHead = 0;
+    clearImmediate(this.releaseScheduled);
+    this.releaseScheduled = undefined;
     this.followers.clear();
     clearInterval(this.ttlTimer);
     this.ttlTimer = undefined;
@@ -360,12 +365,29 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     this.releasePublications();
   }
 
-  /** Publish, in order, every committed change the policy allows clients to see now. */
+  /**
+   * Publish, in order, every committed change the policy allows clients to see now. Each change
+   * goes to the publisher and to every follower. The rest waits for a later event-loop turn after
+   * DRAIN_BUDGET_MS of that (promise 7), or while more than RELEASE_BACKLOG messages already wait
+   * on a send queue: replies to clients (TPONG, TACK) queue behind follower updates, and a client
+   * that waits longer than its server timeout for an answer fails over (issue 13: a 200-write
+   * batch to 1,000 followers delayed every reply by 47 s).
+   */
   releasePublications(): void {
+    if (this.releaseScheduled) return; // the scheduled turn picks up from where the last one stopped
     const limit = this.options.policy.publishableUpTo();
     const queue = this.unpublished;
+    const started = performance.now();
     let i = this.unpublishedHead;
     for (; i < queue.length && queue[i]!.sequence <= limit; i++) {
+      const backlog = this.routerOut.length > RELEASE_BACKLOG || this.pubOut.length > RELEASE_BACKLOG;
+      if (backlog || (i > this.unpublishedHead && performance.now() - started > DRAIN_BUDGET_MS)) {
+        this.releaseScheduled = setImmediate(() => {
+          this.releaseScheduled = undefined;
+          this.releasePublications();
+        });
+        break;
+      }
       this.publish(encodeKvMsg(queue[i]!), queue[i]!.key);
       this.publishedSequence = queue[i]!.sequence;
     }
@@ -491,6 +513,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       case Native.FOLLOW:
         return this.onFollow(identity, args, principal);
       case Native.UNFOLLOW:
+        if (decodeRequestId(args[0]) === undefined || args.length !== 1)
+          throw new KvMsgError('frame-count', 'TUNFOLLOW is malformed');
         this.followers.delete(identity.toString('latin1'));
         return;
       default:
@@ -629,11 +653,12 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     principal: Principal | undefined,
   ): void {
     const reqId = decodeRequestId(args[0]);
-    if (reqId === undefined || args[1] === undefined) {
-      throw new KvMsgError('frame-count', `${command} is malformed`);
+    const frames = command === Native.RESUME ? 4 : 2;
+    if (reqId === undefined || args.length !== frames) {
+      throw new KvMsgError('frame-count', `${command} has ${args.length + 1} frames, not ${frames + 1}`);
     }
-    this.checkSubtree(identity, reqId, args[1]);
-    const subtree = args[1].toString();
+    this.checkSubtree(identity, reqId, args[1]!);
+    const subtree = args[1]!.toString();
     if (!this.allowSnapshot(identity, principal)) return;
     this.checkRead(subtree, principal);
     if (!this.admitNative(identity, reqId, command)) return;
@@ -678,23 +703,34 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   /** Acknowledged writes: sequence each, then answer once all are durable (promise 2). */
   private onSet(identity: Buffer, args: Buffer[], principal: Principal | undefined): void {
     const reqId = decodeRequestId(args[0]);
-    if (reqId === undefined || args[1] === undefined)
-      throw new KvMsgError('frame-count', 'TSET is malformed');
+    if (reqId === undefined) throw new KvMsgError('frame-count', 'TSET is malformed');
     let changes: Change[];
     const now = this.now();
     const limits = this.options.limits;
     try {
-      changes = unpackBatch(args[1], limits).map((write) => toChange(write, now, limits));
+      if (args.length !== 2) throw new KvMsgError('frame-count', `TSET has ${args.length + 1} frames, not 3`);
+      const batch = args[1]!;
+      // A batch is applied in one synchronous step: its size bounds how long it holds the reactor.
+      if (batch.length > limits.maxBatchBytes)
+        throw new KvMsgError(
+          'batch-too-large',
+          `batch is ${batch.length} bytes, limit ${limits.maxBatchBytes}`,
+        );
+      changes = unpackBatch(batch, limits, limits.maxBatchEntries).map((write) =>
+        toChange(write, now, limits),
+      );
     } catch (error) {
       // The request id is readable, so say why instead of leaving the client to time out and
       // retry a batch that can never succeed. Nothing in the batch is applied.
       if (error instanceof KvMsgError) {
+        const fit = error.reason === 'batch-too-large' ? [limits.maxBatchEntries, limits.maxBatchBytes] : [];
         this.routerOut.post([
           identity,
           Buffer.from(Native.ERROR),
           encodeRequestId(reqId),
           Buffer.from(error.reason),
           Buffer.from(error.message),
+          ...fit.map((n) => Buffer.from(String(n))),
         ]);
       }
       throw error;
@@ -709,7 +745,9 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     const seqFrame = Buffer.allocUnsafe(8 * sequences.length);
     sequences.forEach((s, i) => writeSequence(seqFrame, s, 8 * i));
     const rid = encodeRequestId(reqId);
-    this.options.policy.durable(Math.max(0, ...sequences)).then(
+    let highest = 0; // a loop, not Math.max(...sequences): a spread of 120k+ overflows the stack
+    for (const sequence of sequences) if (sequence > highest) highest = sequence;
+    this.options.policy.durable(highest).then(
       (durability) => {
         this.routerOut.post([identity, Buffer.from(Native.ACK), rid, seqFrame, Buffer.from(durability)]);
         this.emit('acknowledged', changes, durability);
@@ -798,13 +836,14 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   /**
-   * Sends a sequence of messages to one client in order, a chunk per event-loop turn. A full pipe
+   * Sends a sequence of messages to one client in order, yielding to the event loop after each
+   * DRAIN_BUDGET_MS of work. A full pipe
    * (EAGAIN) is retried after a short pause from the first message that did not go out; a client
    * that left, or one that reads nothing for SNAPSHOT_DEADLINE_MS, ends the stream.
    */
   private async stream(messages: (() => Buffer[])[]): Promise<boolean> {
     const deadline = this.now() + SNAPSHOT_DEADLINE_MS;
-    const turn = Math.max(1, this.options.snapshotChunk);
+    let sliceStart = performance.now();
     for (let i = 0; i < messages.length;) {
       if (this.closed) return false;
       try {
@@ -823,7 +862,10 @@ export class CloneServer extends EventEmitter<ServerEvents> {
         continue;
       }
       i++;
-      if (i % turn === 0) await yieldToLoop();
+      if (performance.now() - sliceStart > DRAIN_BUDGET_MS) {
+        await yieldToLoop();
+        sliceStart = performance.now();
+      }
     }
     return true;
   }

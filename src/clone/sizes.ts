@@ -84,14 +84,12 @@ export function maxKvFrameBytes(limits: Limits): number {
 }
 
 /**
- * Most writes a twinstar client packs into one TSET (WRITE_BATCH in client/writes.ts). Until native
- * batches have limits of their own, the largest TSET frame a server must accept follows from it.
+ * The largest TSET batch frame the snapshot ROUTER reads: twice `maxBatchBytes`. A batch above
+ * `maxBatchBytes` is refused with TERROR 'batch-too-large' naming the limits, so that a client
+ * configured with larger ones learns them; a frame beyond this disconnects its sender unread.
  */
-export const NATIVE_BATCH_ENTRIES = 1000;
-
-/** The largest TSET batch frame: NATIVE_BATCH_ENTRIES of the largest entry. */
 export function maxNativeBatchBytes(limits: Limits): number {
-  return NATIVE_BATCH_ENTRIES * maxEntryBytes(limits);
+  return 2 * limits.maxBatchBytes;
 }
 
 /** Every socket's `maxMessageSize` (bytes per frame, a larger one disconnects its sender). */

@@ -8,7 +8,7 @@
  */
 import convict from 'convict';
 import { readFileSync } from 'node:fs';
-import { DEFAULT_LIMITS, DEFAULT_QUOTAS, type Limits } from '../clone/index.js';
+import { DEFAULT_LIMITS, DEFAULT_QUOTAS, maxEntryBytes, type Limits } from '../clone/index.js';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_SESSION_LIFETIME_MS } from '../security/binding.js';
 
@@ -157,7 +157,7 @@ export const schema = {
     arg: 'pending-max-age-ms',
   },
   snapshotChunk: {
-    doc: 'entries per snapshot chunk (native) and per event-loop turn (CHP)',
+    doc: 'entries per native snapshot chunk (TSYNC) and per replication chunk to the passive',
     format: positive,
     default: 1000,
     env: 'TWINSTAR_SNAPSHOT_CHUNK',
@@ -204,6 +204,20 @@ export const schema = {
     default: DEFAULT_LIMITS.maxTtlSeconds * 1000,
     env: 'TWINSTAR_MAX_TTL_MS',
     arg: 'max-ttl-ms',
+  },
+  maxBatchEntries: {
+    doc: 'most writes in one native write request (TSET); a bigger one is refused whole (TERROR batch-too-large) and the client splits its batches to fit. One batch is applied in one step: this bounds how long it holds the event loop',
+    format: positive,
+    default: DEFAULT_LIMITS.maxBatchEntries,
+    env: 'TWINSTAR_MAX_BATCH_ENTRIES',
+    arg: 'max-batch-entries',
+  },
+  maxBatchBytes: {
+    doc: 'largest packed batch in one native write request (TSET), refused like max-batch-entries; at least one largest write (max-key-bytes + max-value-bytes + max-properties-bytes + 280)',
+    format: positive,
+    default: DEFAULT_LIMITS.maxBatchBytes,
+    env: 'TWINSTAR_MAX_BATCH_BYTES',
+    arg: 'max-batch-bytes',
   },
   snapshotsPerSecond: {
     doc: 'snapshot and resume requests one client may make per second (bursts of as many)',
@@ -331,6 +345,8 @@ export interface ServerConfig {
   maxProperties: number;
   minTtlMs: number;
   maxTtlMs: number;
+  maxBatchEntries: number;
+  maxBatchBytes: number;
   snapshotsPerSecond: number;
   clientQueue: number;
   publisherQueue: number;
@@ -421,6 +437,13 @@ export function resolveDefaults(raw: ServerConfig): ServerConfig {
       `invalid configuration: minTtlMs: ${resolved.minTtlMs} is above maxTtlMs (${resolved.maxTtlMs})`,
     );
   }
+  const largest = maxEntryBytes(limitsOf(resolved));
+  if (resolved.maxBatchBytes < largest) {
+    throw new ConfigError(
+      'maxBatchBytes',
+      `invalid configuration: maxBatchBytes: ${resolved.maxBatchBytes} is below the largest single write the other limits allow (${largest} bytes)`,
+    );
+  }
   if (resolved.curve) {
     const needed: [keyof ServerConfig, boolean][] = [
       ['keyFile', true],
@@ -444,6 +467,8 @@ export function limitsOf(config: ServerConfig): Limits {
     maxProperties: config.maxProperties,
     minTtlSeconds: config.minTtlMs / 1000,
     maxTtlSeconds: config.maxTtlMs / 1000,
+    maxBatchEntries: config.maxBatchEntries,
+    maxBatchBytes: config.maxBatchBytes,
   };
 }
 

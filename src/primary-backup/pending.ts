@@ -8,7 +8,7 @@
  * dropped first), none older than `maxAgeMs` (the active evidently never got it), and none whose
  * TTL has already run out. Every drop is counted by reason (the node exports the counts).
  */
-import { footprint, type KvMsg } from '../clone/index.js';
+import { Fifo, footprint, type KvMsg } from '../clone/index.js';
 
 export interface PendingItem {
   readonly msg: KvMsg;
@@ -20,7 +20,8 @@ export type PendingDropReason = 'count' | 'bytes' | 'age';
 
 export class PendingList {
   private readonly items = new Map<string, PendingItem>();
-  private anonymous: PendingItem[] = [];
+  /** arrival order; a Fifo, so dropping the oldest is O(1) however large `max` is */
+  private anonymous = new Fifo<PendingItem>();
   private held = 0;
   /** updates dropped so far, by reason */
   readonly droppedBy: Record<PendingDropReason, number> = { count: 0, bytes: 0, age: 0 };
@@ -73,33 +74,33 @@ export class PendingList {
       this.match(uuid);
       this.droppedBy.age++;
     }
-    const kept: PendingItem[] = [];
-    for (const item of this.anonymous) {
-      if (now - item.receivedAt <= this.maxAgeMs) kept.push(item);
-      else {
-        this.held -= footprint(item.msg);
-        this.droppedBy.age++;
-      }
+    // Arrival order is age order: the expired ones are at the front.
+    for (let oldest = this.anonymous.peek(); oldest !== undefined; oldest = this.anonymous.peek()) {
+      if (now - oldest.receivedAt <= this.maxAgeMs) break;
+      this.anonymous.shift();
+      this.held -= footprint(oldest.msg);
+      this.droppedBy.age++;
     }
-    this.anonymous = kept;
   }
 
   /** Everything left, in arrival order, emptying the list (at promotion). */
   drain(): PendingItem[] {
-    const all = [...this.items.values(), ...this.anonymous].sort((a, b) => a.receivedAt - b.receivedAt);
+    const all = [...this.items.values(), ...this.anonymous.takeAll()].sort(
+      (a, b) => a.receivedAt - b.receivedAt,
+    );
     this.clear();
     return all;
   }
 
   clear(): void {
     this.items.clear();
-    this.anonymous = [];
+    this.anonymous.takeAll();
     this.held = 0;
   }
 
   private dropOldest(reason: PendingDropReason): void {
     const first = this.items.entries().next();
-    const oldestAnon = this.anonymous[0];
+    const oldestAnon = this.anonymous.peek();
     if (!first.done && (oldestAnon === undefined || first.value[1].receivedAt <= oldestAnon.receivedAt)) {
       this.match(first.value[0]);
     } else {

@@ -663,13 +663,15 @@ function snapshotReason(frames: Buffer[]): { reason: string; certain: boolean } 
       return certain(args.length !== 1 ? 'frame-count' : undefined);
     case Native.SNAPSHOT:
     case Native.RESUME: {
-      if (decodeRequestId(args[0]) === undefined || args[1] === undefined) return certain('frame-count');
+      // Every native request has an exact frame count: extra frames are refused too (issue 13).
+      const frames = command!.toString('latin1') === Native.RESUME ? 4 : 2;
+      if (decodeRequestId(args[0]) === undefined || args.length !== frames) return certain('frame-count');
       if (command!.toString('latin1') === Native.SNAPSHOT) return undefined;
       const late = reasonOf(() => decodeSequence(args[2] ?? Buffer.alloc(0)));
       return late === undefined ? undefined : { reason: late, certain: false };
     }
     case Native.SET: {
-      if (decodeRequestId(args[0]) === undefined || args[1] === undefined) return certain('frame-count');
+      if (decodeRequestId(args[0]) === undefined || args.length !== 2) return certain('frame-count');
       let writes: { properties: string }[] = [];
       const unpacked = reasonOf(() => (writes = unpackBatch(args[1]!, DEFAULT_LIMITS)));
       if (unpacked !== undefined) return certain(unpacked);
@@ -682,7 +684,7 @@ function snapshotReason(frames: Buffer[]): { reason: string; certain: boolean } 
       return undefined;
     }
     case Native.PING:
-      return certain(decodeRequestId(args[0]) === undefined ? 'frame-count' : undefined);
+      return certain(decodeRequestId(args[0]) === undefined || args.length !== 1 ? 'frame-count' : undefined);
     default:
       return certain('unknown-command');
   }

@@ -211,6 +211,20 @@ describe('loadConfig', () => {
       ).to.equal(200);
     });
 
+    it('maxBatchBytes below one largest write the other limits allow', () => {
+      const e = configError({ args: ['--max-value-bytes', '1000', '--max-batch-bytes', '2000'], env: {} });
+      expect(e.setting).to.equal('maxBatchBytes');
+      expect(e.message).to.include('maxBatchBytes');
+      // 25 fixed bytes + key 1024 + uuid 255 + properties 4096 + value 1000 = 6400
+      const fits = loadConfig({ args: ['--max-value-bytes', '1000', '--max-batch-bytes', '6400'], env: {} });
+      expect(fits.maxBatchBytes).to.equal(6400);
+      const config = loadConfig({ env: { TWINSTAR_MAX_BATCH_ENTRIES: '500' } });
+      expect(config.maxBatchEntries).to.equal(500);
+      expect(configError({ args: ['--max-batch-entries', '0'], env: {} }).setting).to.equal(
+        'maxBatchEntries',
+      );
+    });
+
     it('dedupeMs below one second; 1000 and the 30 s default are accepted', () => {
       for (const options of [
         { args: ['--dedupe-ms', '999'], env: {} },

@@ -272,6 +272,20 @@ describe('kvmsg codec', () => {
     it('unpackBatch of an empty buffer is an empty list', () => {
       expect(unpackBatch(Buffer.alloc(0))).to.deep.equal([]);
     });
+
+    it('unpackBatch refuses a batch of more than maxEntries entries as batch-too-large, and accepts one of exactly that many', () => {
+      const entry = {
+        key: '/k',
+        sequence: 0,
+        uuid: UUID,
+        properties: '',
+        body: Buffer.from('v'),
+        expiresAt: 0,
+      };
+      const batch = packBatch([entry, entry, entry]);
+      expect(unpackBatch(batch, DEFAULT_LIMITS, 3)).to.have.length(3);
+      expect(reasonOf(() => unpackBatch(batch, DEFAULT_LIMITS, 2))).to.equal('batch-too-large');
+    });
   });
 
   describe('refusals', () => {

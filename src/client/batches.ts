@@ -1,0 +1,66 @@
+/**
+ * How a native client cuts its queued writes into write requests (TSET) that the server accepts.
+ * A server refuses a batch with more than maxBatchEntries writes or maxBatchBytes of packed batch
+ * (TERROR 'batch-too-large', which names its limits); the client cuts batches to its own copy of
+ * those limits and, told of smaller ones, adopts them and sends the refused writes again.
+ */
+import { packedSize, type Limits } from '../clone/index.js';
+
+export interface BatchWrite {
+  readonly key: string;
+  readonly uuid: string;
+  readonly properties: string;
+  readonly body: Buffer;
+}
+
+export class BatchSizer {
+  private maxEntries: number;
+  private maxBytes: number;
+
+  constructor(limits: Pick<Limits, 'maxBatchEntries' | 'maxBatchBytes'>, cap = Infinity) {
+    this.maxEntries = Math.max(1, Math.min(cap, limits.maxBatchEntries));
+    this.maxBytes = Math.max(1, limits.maxBatchBytes);
+  }
+
+  get limits(): { readonly entries: number; readonly bytes: number } {
+    return { entries: this.maxEntries, bytes: this.maxBytes };
+  }
+
+  /**
+   * How many writes from the front of `queue` go in the next batch: as many as fit both limits,
+   * and always at least one (a write too big on its own is refused by the server, and failed).
+   */
+  next(queue: readonly BatchWrite[]): number {
+    let bytes = 0;
+    let n = 0;
+    for (; n < queue.length && n < this.maxEntries; n++) {
+      bytes += packedSize(queue[n]!);
+      if (bytes > this.maxBytes && n > 0) break;
+    }
+    return Math.max(n, Math.min(1, queue.length));
+  }
+
+  /**
+   * A server refused a batch of `writes` as too large, naming its limits (ASCII decimal frames;
+   * absent from a server that does not). Returns whether sending those writes again in smaller
+   * batches can help: false for a single write, which no split shrinks.
+   */
+  refused(writes: readonly BatchWrite[], entries?: Buffer, bytes?: Buffer): boolean {
+    const sent = writes.length;
+    if (sent <= 1) return false;
+    let sentBytes = 0;
+    for (const w of writes) sentBytes += packedSize(w);
+    const told = (frame: Buffer | undefined) => {
+      const n = Number(frame?.toString());
+      return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+    };
+    const serverEntries = told(entries);
+    const serverBytes = told(bytes);
+    if (serverEntries !== undefined) this.maxEntries = Math.min(this.maxEntries, serverEntries);
+    if (serverBytes !== undefined) this.maxBytes = Math.min(this.maxBytes, serverBytes);
+    // Limits the refused batch already met (or none given) say nothing: halve, so retries shrink.
+    if (sent <= this.maxEntries && sentBytes <= this.maxBytes)
+      this.maxEntries = Math.max(1, Math.ceil(sent / 2));
+    return true;
+  }
+}
