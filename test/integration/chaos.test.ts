@@ -176,13 +176,15 @@ describe('chaos: random faults under write load (real processes)', function () {
       const node = pair.nodes[target];
       if (random() < 0.5) {
         faults.push(`kill ${target}`);
-        if (process.env.TWINSTAR_CHAOS_DEBUG) console.log(`      ${new Date().toISOString().slice(11)} kill ${target}`);
+        if (process.env.TWINSTAR_CHAOS_DEBUG)
+          console.log(`      ${new Date().toISOString().slice(11)} kill ${target}`);
         await node.kill();
         if (target === active) await progress(ws, 20); // the clients have failed over
         await pair.restart(target).ready(undefined, 15_000);
       } else {
         faults.push(`freeze ${target}`);
-        if (process.env.TWINSTAR_CHAOS_DEBUG) console.log(`      ${new Date().toISOString().slice(11)} freeze ${target}`);
+        if (process.env.TWINSTAR_CHAOS_DEBUG)
+          console.log(`      ${new Date().toISOString().slice(11)} freeze ${target}`);
         node.signal('SIGSTOP');
         if (target === active) await progress(ws, 20);
         else
@@ -212,17 +214,22 @@ describe('chaos: random faults under write load (real processes)', function () {
     clients.push(check);
     let total = 0;
     for (const w of ws) {
-      for (const [key, value] of w.acked)
-        {
-          if (check.getString(key) !== value && process.env.TWINSTAR_CHAOS_DEBUG) {
-            console.log('LOST', key, JSON.stringify(w.ackInfo.get(key)));
-            for (const n of [...pair.all, pair.nodes.primary, pair.nodes.backup])
-              for (const l of n.logLines)
-                if (/dual|fenced|promoted|settled|->|lost|detach|attach|synced|stalled|unavailable|voting/.test(String(l.msg)))
-                  console.log(`DBG ${String(l.time).slice(11)} ${String(l.node)} ${String(l.msg)} ${JSON.stringify({ ...l, msg: undefined, time: undefined, node: undefined, role: undefined, level: undefined }).slice(0, 300)}`);
-          }
-          expect(check.getString(key), `${key} after ${faults.join(', ')}`).to.equal(value);
+      for (const [key, value] of w.acked) {
+        if (check.getString(key) !== value && process.env.TWINSTAR_CHAOS_DEBUG) {
+          console.log('LOST', key, JSON.stringify(w.ackInfo.get(key)));
+          for (const n of [...pair.all, pair.nodes.primary, pair.nodes.backup])
+            for (const l of n.logLines)
+              if (
+                /dual|fenced|promoted|settled|->|lost|detach|attach|synced|stalled|unavailable|voting/.test(
+                  String(l.msg),
+                )
+              )
+                console.log(
+                  `DBG ${String(l.time).slice(11)} ${String(l.node)} ${String(l.msg)} ${JSON.stringify({ ...l, msg: undefined, time: undefined, node: undefined, role: undefined, level: undefined }).slice(0, 300)}`,
+                );
         }
+        expect(check.getString(key), `${key} after ${faults.join(', ')}`).to.equal(value);
+      }
       total += w.acked.size;
     }
     expect(total).to.be.greaterThan(20 * 30);
