@@ -635,7 +635,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     this.lastTick = now;
     this.peerExpiresAt = Math.max(this.peerExpiresAt, now + this.config.failoverMs);
     this.source?.forgiveWaits(now);
-    if (this.pairRole && this.current === 'ACTIVE') this.relearnUntil = now + 2 * this.config.heartbeatMs;
+    // The peer can have been promoted only if it heard nothing from us for a failover timeout;
+    // a shorter gap (a busy turn, a GC pause) cannot have let that happen, so it changes nothing.
+    if (this.pairRole && this.current === 'ACTIVE' && gap >= this.config.failoverMs - this.config.heartbeatMs)
+      this.relearnUntil = now + 2 * this.config.heartbeatMs;
     if (gap > this.config.heartbeatMs + this.config.failoverMs / 2) {
       this.log.warn({ stalledMs: gap }, 'event loop stalled; peer silence before now does not count');
       this.emit('stall', gap);
