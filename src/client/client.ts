@@ -136,6 +136,8 @@ interface SyncStream {
   lastProgress: number;
   /** the first sync with a newly found active rather than a resync with the server in use */
   readonly fresh: boolean;
+  /** the server was busy (TERROR 'busy'): ask it again at this time */
+  retryAt?: number;
 }
 
 export class Client extends EventEmitter<ClientEvents> {
@@ -705,6 +707,12 @@ export class Client extends EventEmitter<ClientEvents> {
       case Native.ERROR: {
         if (this.writes.onError(reqId, frames)) return true;
         const reason = (frames[2] ?? Buffer.alloc(0)).toString();
+        const sync = this.sync;
+        if (reason === 'busy' && sync?.reqId === reqId && sync.server === server) {
+          // The server is at its cap of snapshot streams: a transient refusal, asked again later.
+          sync.retryAt = this.clock.now() + busyBackoffMs(this.options.requestTimeoutMs);
+          return true;
+        }
         const message = (frames[3] ?? Buffer.alloc(0)).toString();
         this.log.warn(
           { server: this.servers[server]!.snapshot, reason, message },
@@ -801,6 +809,8 @@ export class Client extends EventEmitter<ClientEvents> {
         return this.probe();
       case 'syncing':
         if (now - this.lastHeard > this.finder.timeout(this.current)) this.findActive('server silent');
+        else if (this.sync?.retryAt !== undefined && now >= this.sync.retryAt)
+          this.sendSync(this.sync.server, this.sync.fresh);
         else if (this.sync && now - this.sync.lastProgress > this.options.requestTimeoutMs)
           this.findActive('sync stalled');
         else if (this.chpSnapshot && now - this.lastHeard > this.options.requestTimeoutMs)
@@ -828,6 +838,12 @@ export class Client extends EventEmitter<ClientEvents> {
 }
 
 /** Connects and resolves once the replica is loaded from the active server. */
+/** How long a client waits before asking a busy server again: a random part spreads the retries. */
+function busyBackoffMs(requestTimeoutMs: number): number {
+  const base = Math.min(250, requestTimeoutMs / 4);
+  return base + Math.random() * base;
+}
+
 export async function connect(options: ClientOptions): Promise<Client> {
   const client = new Client(options);
   try {

@@ -44,7 +44,8 @@ export class Outbox {
 
   constructor(
     private readonly socket: Pick<Socket & { send(frames: Frames): Promise<void> }, 'send'>,
-    private readonly onError: (error: unknown) => void,
+    /** a posted message failed: why, and the message (its first frame names a ROUTER's peer) */
+    private readonly onError: (error: unknown, frames: Frames) => void,
     options: OutboxOptions = {},
   ) {
     this.budgetMs = options.budgetMs ?? DRAIN_BUDGET_MS;
@@ -101,7 +102,7 @@ export class Outbox {
         } catch (error) {
           if (item.stream) this.failedStreams.add(item.stream);
           if (item.settle) item.settle(error);
-          else if (!this.closed) this.onError(error);
+          else if (!this.closed) this.onError(error, item.frames);
         }
         if (this.now() - sliceStart > this.budgetMs) {
           await this.yieldToLoop();

@@ -52,6 +52,14 @@ import {
   type NotActiveReason,
 } from './protocol.js';
 import { DRAIN_BUDGET_MS, errorCode, Outbox } from './outbox.js';
+import {
+  chunksThenLast,
+  eachThenLast,
+  SnapshotStreams,
+  type StreamEnd,
+  type StreamRefusal,
+  type StreamSource,
+} from './snapshot-streams.js';
 import { receiveLoop } from './receive-loop.js';
 import { RateLimiter } from './rate-limiter.js';
 import { newUuid } from './uuid.js';
@@ -100,6 +108,9 @@ export interface ServerEvents {
   denied: [operation: 'read' | 'write', client: string];
   snapshot: [kind: SnapshotKind, keys: number, ms: number];
   rejected: [command: string];
+  /** snapshot streams in progress changed; or a request or stream was refused by a cap */
+  streams: [count: number];
+  'stream-refused': [reason: StreamRefusal];
   /** these writes were acknowledged to the client that sent them */
   acknowledged: [changes: readonly Change[], durability: Durability];
 }
@@ -111,6 +122,8 @@ export type DropReason =
   | 'client-gone'
   | 'bad-request'
   | 'rate-limited'
+  | 'busy'
+  | 'stalled'
   | 'unauthenticated'
   | 'access-denied';
 
@@ -128,6 +141,12 @@ export interface ServerQuotas {
   maxSubtreeBytes: number;
   /** most prefixes in one TFOLLOW */
   maxFollowPrefixes: number;
+  /** snapshot and resume streams in progress on the server; more are refused ('busy') */
+  maxSnapshotStreams: number;
+  /** snapshot and resume streams in progress towards one client; one more stops its oldest */
+  maxSnapshotStreamsPerClient: number;
+  /** a snapshot stream whose client takes nothing for this long is stopped, in ms */
+  snapshotIdleMs: number;
 }
 
 export const DEFAULT_QUOTAS: ServerQuotas = {
@@ -137,6 +156,9 @@ export const DEFAULT_QUOTAS: ServerQuotas = {
   collectorQueue: 100_000,
   maxSubtreeBytes: 1024,
   maxFollowPrefixes: 16,
+  maxSnapshotStreams: 16,
+  maxSnapshotStreamsPerClient: 1,
+  snapshotIdleMs: 30_000,
 };
 
 export interface ServerEndpoints {
@@ -171,9 +193,9 @@ interface Follower {
   principal: Principal | undefined;
 }
 
-const SNAPSHOT_DEADLINE_MS = 60_000;
 const TPUB = Buffer.from(Native.PUBLISH);
-const BACKOFF_MS = 5;
+const TSYNC = Buffer.from(Native.SYNC);
+const TSYNC_END = Buffer.from(Native.SYNC_END);
 /** messages on a send queue above which publishing waits for a later turn */
 const RELEASE_BACKLOG = 2_000;
 /** what one queued update costs each subscriber's pipe: 5 frames of 64-byte zmq_msg_t */
@@ -185,6 +207,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private readonly publisher: zmq.Publisher;
   private readonly collector: zmq.Subscriber;
   private readonly routerOut: Outbox;
+  private readonly streams: SnapshotStreams;
   private readonly guard: Guard | undefined;
   private readonly quotas: ServerQuotas;
   private readonly snapshotLimiter: RateLimiter;
@@ -209,6 +232,11 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private ttlTimer: NodeJS.Timeout | undefined;
   private started = false;
   private closed = false;
+  /** snapshot and resume streams in progress */
+  get snapshotStreams(): number {
+    return this.streams.size;
+  }
+
   /** subscribers connected to the publisher right now */
   connectedClients = 0;
 
@@ -269,7 +297,20 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     }
     this.snapshotLimiter = new RateLimiter(quotas.snapshotsPerSecond, this.now);
     this.warnings = new RateLimitedLog(options.log);
-    this.routerOut = new Outbox(this.router, (error) => this.sendFailed('snapshot', error));
+    this.routerOut = new Outbox(this.router, (error, frames) => this.sendFailed('snapshot', error, frames));
+    this.streams = new SnapshotStreams(
+      {
+        maxStreams: quotas.maxSnapshotStreams,
+        maxStreamsPerClient: quotas.maxSnapshotStreamsPerClient,
+        idleMs: quotas.snapshotIdleMs,
+      },
+      {
+        send: (frames) => this.routerOut.send(frames),
+        onCount: (count) => this.emit('streams', count),
+        onRefused: (reason) => this.emit('stream-refused', reason),
+        now: this.now,
+      },
+    );
     this.pubOut = new Outbox(this.publisher, (error) => options.log.warn({ err: error }, 'publish failed'));
   }
 
@@ -312,6 +353,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     this.closed = true;
     this.setActive(false);
     clearInterval(this.hugzTimer);
+    this.streams.stopAll();
     this.routerOut.close();
     this.pubOut.close();
     this.router.close();
@@ -418,7 +460,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       this.routerOut.send([follower.identity, TPUB, ...frames], follower).catch((error: unknown) => {
         if (this.followers.get(id) !== follower) return;
         this.followers.delete(id);
-        this.sendFailed('snapshot', error);
+        this.sendFailed('snapshot', error, [follower.identity]);
       });
     }
   }
@@ -607,19 +649,29 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       return;
     }
     const started = this.now();
-    const all = this.store.map.snapshot('');
     const sequence = this.store.sequence;
     let count = 0;
-    void this.whenPublishable(sequence)
-      .then(async (ready) => {
-        if (!ready) return false;
-        const entries = await filterInTurns(all, subtree, principal);
-        count = entries.length;
-        return this.streamPlain(identity, entries, sequence, subtree);
-      })
-      .then((ok) => {
-        if (ok) this.emit('snapshot', 'chp', count, this.now() - started);
-      });
+    const ending = this.streams.serve(identity.toString('latin1'), async () => {
+      // The point-in-time view is taken now, in one O(n) step; the stream walks it with an index.
+      const all = this.store.map.snapshot('');
+      if (!(await this.whenPublishable(sequence))) return undefined;
+      const entries = await filterInTurns(all, subtree, principal);
+      count = entries.length;
+      return eachThenLast(
+        entries,
+        (entry) => [identity, ...encodeKvMsg(entry)],
+        () => [identity, ...encodeKthxbai(sequence, subtree, this.advertised)],
+      );
+    });
+    // At the cap: a CHP client is not told (RFC 12 has no such answer); dropped and counted.
+    if (ending === undefined) {
+      this.emit('dropped', 'snapshot', 'busy');
+      return;
+    }
+    void ending.then((end) => {
+      this.streamEnded(end);
+      if (end === 'done') this.emit('snapshot', 'chp', count, this.now() - started);
+    });
   }
 
   /**
@@ -632,17 +684,6 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       () => this.active,
       () => false,
     );
-  }
-
-  private async streamPlain(
-    identity: Buffer,
-    entries: Entry[],
-    sequence: number,
-    subtree: string,
-  ): Promise<boolean> {
-    const messages = entries.map((entry) => () => [identity, ...encodeKvMsg(entry)]);
-    messages.push(() => [identity, ...encodeKthxbai(sequence, subtree, this.advertised)]);
-    return this.stream(messages);
   }
 
   /** Native snapshot or resume: packed chunks, then TSYNCEND saying which it was. */
@@ -672,32 +713,50 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       if (this.options.policy.onTimeline(from, fromTerm)) changes = this.store.changesSince(from, subtree);
     }
     const kind = changes === undefined ? 'snapshot' : 'resume';
-    // One O(n) step takes the point-in-time copy; filtering it by subtree runs across turns.
-    const all = changes ?? this.store.map.snapshot('');
     const rid = encodeRequestId(reqId);
     let count = 0;
-    void this.whenPublishable(sequence)
-      .then(async (ready) => {
-        if (!ready) return false;
+    const ending = this.streams.serve(
+      identity.toString('latin1'),
+      async (): Promise<StreamSource | undefined> => {
+        // One O(n) step takes the point-in-time view; filtering it by subtree runs across turns.
+        const all = changes ?? this.store.map.snapshot('');
+        if (!(await this.whenPublishable(sequence))) return undefined;
         const entries = await filterInTurns(all, changes ? '' : subtree, principal);
         count = entries.length;
-        const messages: (() => Buffer[])[] = [];
         // Bounded by bytes too: no chunk outgrows what the client's socket accepts (sizes.ts).
-        for (const slice of chunked(entries, this.options.snapshotChunk, chunkBytes(this.options.limits)))
-          messages.push(() => [identity, Buffer.from(Native.SYNC), rid, packBatch(slice)]);
-        messages.push(() => [
-          identity,
-          Buffer.from(Native.SYNC_END),
-          rid,
-          encodeSequence(sequence),
-          Buffer.from(term),
-          Buffer.from(kind),
-        ]);
-        return this.stream(messages);
-      })
-      .then((ok) => {
-        if (ok) this.emit('snapshot', kind === 'resume' ? 'resume' : 'native', count, this.now() - started);
-      });
+        const chunks = chunked(entries, this.options.snapshotChunk, chunkBytes(this.options.limits));
+        return chunksThenLast(
+          chunks,
+          (slice) => [identity, TSYNC, rid, packBatch(slice)],
+          () => [identity, TSYNC_END, rid, encodeSequence(sequence), Buffer.from(term), Buffer.from(kind)],
+        );
+      },
+    );
+    if (ending === undefined) {
+      // At the cap: the client is told so, backs off and asks again (docs/protocol.md).
+      this.routerOut.post([
+        identity,
+        Buffer.from(Native.ERROR),
+        rid,
+        Buffer.from('busy'),
+        Buffer.from(
+          `${this.streams.size} snapshot streams in progress, limit ${this.quotas.maxSnapshotStreams}`,
+        ),
+      ]);
+      this.emit('dropped', 'snapshot', 'busy');
+      return;
+    }
+    void ending.then((end) => {
+      this.streamEnded(end);
+      if (end === 'done')
+        this.emit('snapshot', kind === 'resume' ? 'resume' : 'native', count, this.now() - started);
+    });
+  }
+
+  /** A stream that did not finish is counted under why (the caps' refusals are counted apart). */
+  private streamEnded(end: StreamEnd): void {
+    if (end === 'client-gone' || end === 'send-failed' || end === 'stalled')
+      this.emit('dropped', 'snapshot', end);
   }
 
   /** Acknowledged writes: sequence each, then answer once all are durable (promise 2). */
@@ -835,43 +894,11 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     ]);
   }
 
-  /**
-   * Sends a sequence of messages to one client in order, yielding to the event loop after each
-   * DRAIN_BUDGET_MS of work. A full pipe
-   * (EAGAIN) is retried after a short pause from the first message that did not go out; a client
-   * that left, or one that reads nothing for SNAPSHOT_DEADLINE_MS, ends the stream.
-   */
-  private async stream(messages: (() => Buffer[])[]): Promise<boolean> {
-    const deadline = this.now() + SNAPSHOT_DEADLINE_MS;
-    let sliceStart = performance.now();
-    for (let i = 0; i < messages.length;) {
-      if (this.closed) return false;
-      try {
-        // One at a time: a later message must never overtake one that met a full pipe.
-        await this.routerOut.send(messages[i]!());
-      } catch (error) {
-        if (errorCode(error) !== 'EAGAIN' || this.now() > deadline) {
-          this.emit(
-            'dropped',
-            'snapshot',
-            errorCode(error) === 'EHOSTUNREACH' ? 'client-gone' : 'send-failed',
-          );
-          return false;
-        }
-        await sleep(BACKOFF_MS);
-        continue;
-      }
-      i++;
-      if (performance.now() - sliceStart > DRAIN_BUDGET_MS) {
-        await yieldToLoop();
-        sliceStart = performance.now();
-      }
-    }
-    return true;
-  }
-
-  private sendFailed(socket: SocketName, error: unknown): void {
-    this.emit('dropped', socket, errorCode(error) === 'EHOSTUNREACH' ? 'client-gone' : 'send-failed');
+  /** A send failed; with no route to its client, that client is gone: stop its streams now. */
+  private sendFailed(socket: SocketName, error: unknown, frames?: Buffer[]): void {
+    const gone = errorCode(error) === 'EHOSTUNREACH';
+    if (gone && socket === 'snapshot' && frames?.[0]) this.streams.clientGone(frames[0].toString('latin1'));
+    this.emit('dropped', socket, gone ? 'client-gone' : 'send-failed');
   }
 
   private drop(socket: SocketName, error: unknown, frames: number): void {

@@ -262,6 +262,28 @@ export const schema = {
     env: 'TWINSTAR_MAX_FOLLOW_PREFIXES',
     arg: 'max-follow-prefixes',
   },
+  // Snapshot streams in progress (issue 13 B3): what bounds the memory snapshots take.
+  maxSnapshotStreams: {
+    doc: 'snapshot and resume streams in progress on the server (each holds a point-in-time array of its entries plus up to client-queue messages in its pipe); beyond it a request is refused: TERROR busy to a native client, which backs off and asks again, silence to ICANHAZ?; counted in twinstar_snapshot_refused_total{reason="server-busy"}',
+    format: positive,
+    default: DEFAULT_QUOTAS.maxSnapshotStreams,
+    env: 'TWINSTAR_MAX_SNAPSHOT_STREAMS',
+    arg: 'max-snapshot-streams',
+  },
+  maxSnapshotStreamsPerClient: {
+    doc: 'snapshot and resume streams in progress towards one client connection; a request beyond it stops that client\'s oldest stream (twinstar_snapshot_refused_total{reason="superseded"})',
+    format: positive,
+    default: DEFAULT_QUOTAS.maxSnapshotStreamsPerClient,
+    env: 'TWINSTAR_MAX_SNAPSHOT_STREAMS_PER_CLIENT',
+    arg: 'max-snapshot-streams-per-client',
+  },
+  snapshotIdleMs: {
+    doc: 'a snapshot stream whose client takes no message for this long is stopped (a client that is gone stops its streams at once)',
+    format: positive,
+    default: DEFAULT_QUOTAS.snapshotIdleMs,
+    env: 'TWINSTAR_SNAPSHOT_IDLE_MS',
+    arg: 'snapshot-idle-ms',
+  },
   replayLogBytes: {
     doc: 'bytes the replay log may hold (besides replay-log-size entries); the oldest changes go first, and a resume from before them gets a snapshot',
     format: positive,
@@ -353,6 +375,9 @@ export interface ServerConfig {
   collectorQueue: number;
   maxSubtreeBytes: number;
   maxFollowPrefixes: number;
+  maxSnapshotStreams: number;
+  maxSnapshotStreamsPerClient: number;
+  snapshotIdleMs: number;
   replayLogBytes: number;
   pendingMaxBytes: number;
   curve: boolean;

@@ -228,6 +228,22 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
     snapshotSeconds.observe({ kind }, ms / 1000);
   });
   node.server.on('rejected', (command) => rejected.inc({ command }));
+  new Gauge({
+    name: 'twinstar_snapshot_streams',
+    help: 'Snapshot and resume streams in progress (bounded by maxSnapshotStreams)',
+    registers: r,
+    collect() {
+      this.set(node.server.snapshotStreams);
+    },
+  });
+  const streamsRefused = new Counter({
+    name: 'twinstar_snapshot_refused_total',
+    help: 'Snapshot requests refused at the server cap (server-busy) and streams stopped for a newer request of the same client (superseded)',
+    labelNames: ['reason'],
+    registers: r,
+  });
+  for (const reason of ['server-busy', 'superseded']) streamsRefused.inc({ reason }, 0);
+  node.server.on('stream-refused', (reason) => streamsRefused.inc({ reason }));
   node.server.on('dropped', (socket, reason) => dropped.inc({ socket, reason }));
 
   const authFailures = new Counter({

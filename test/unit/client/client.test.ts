@@ -161,6 +161,26 @@ describe('Client (fake clock, fake transport)', function () {
   });
 
   describe('finding the active', () => {
+    it("a sync refused with TERROR 'busy' is asked again of the same server after a back-off", async () => {
+      const h = harness({ a: { state: 'ACTIVE', chunk: 2 }, b: { state: 'PASSIVE' } }, (a) => {
+        a.set('/k1', 'v1');
+        a.busySyncs = 2;
+      });
+      await h.net.settle();
+      await h.net.advance(2000);
+      await h.client.ready(1000);
+      const syncs = h.a.requestsOf(Native.SNAPSHOT);
+      expect(syncs, 'two refused, the third served').to.have.length(3);
+      expect(h.a.replies.filter((r) => r.command === Native.ERROR)).to.have.length(2);
+      // each retry waits at least the back-off (250 ms), and for a new request id
+      expect(syncs[1]!.at - syncs[0]!.at).to.be.at.least(250);
+      expect(syncs[2]!.at - syncs[1]!.at).to.be.at.least(250);
+      expect(new Set(syncs.map((s) => s.reqId)).size).to.equal(3);
+      expect(h.client.server).to.equal(A);
+      expect(h.client.getString('/k1')).to.equal('v1');
+      expect([...h.a.votes, ...h.b.votes], 'a busy answer is no reason to vote').to.have.length(0);
+    });
+
     it('pings both servers (TPING, never a vote), syncs only with the one whose TPONG says ACTIVE; ready() resolves and get() returns values', async () => {
       const h = harness({ a: { state: 'PASSIVE' }, b: { state: 'ACTIVE', chunk: 2 } }, (_a, b) => {
         b.set('/k1', 'v1');

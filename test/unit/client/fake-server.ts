@@ -171,6 +171,8 @@ export class FakeServer {
   holdAcks = false;
   /** called after each request is handled (its replies are on the wire): a hook for races */
   onRequest: ((request: ReceivedRequest) => void) | undefined;
+  /** answer this many more TSNAP/TRESUME with TERROR 'busy' (the server's cap of streams) */
+  busySyncs = 0;
 
   readonly map = new Map<string, Entry>();
   sequence = 0;
@@ -483,6 +485,15 @@ export class FakeServer {
       case Native.SNAPSHOT:
       case Native.RESUME:
         if (this.plainChp) return;
+        if (this.busySyncs > 0) {
+          this.busySyncs--;
+          return this.reply(link, [
+            Buffer.from(Native.ERROR),
+            frames[1]!,
+            Buffer.from('busy'),
+            Buffer.from('at cap'),
+          ]);
+        }
         return this.onSync(link, request);
       case Native.SET:
         if (this.plainChp) return;
