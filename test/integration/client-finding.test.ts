@@ -8,36 +8,9 @@ import { expect } from 'chai';
 import { connect, type Client } from '../../src/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { silentLogger } from '../../src/log/index.js';
-import {
-  Node,
-  decodePeerMessage,
-  encodePeerMessage,
-  type PeerChannel,
-  type PeerMessage,
-} from '../../src/primary-backup/index.js';
+import { Node } from '../../src/primary-backup/index.js';
+import { Wire } from '../helpers/in-process-pair.js';
 import { freePorts, startSingle, waitFor, type ServerProcess } from '../helpers/index.js';
-
-/** A peer link that can be cut (the real peer codec, no network namespaces). */
-class Cable {
-  cut = false;
-  private readonly ends: ((msg: PeerMessage) => void)[] = [];
-
-  end(side: 0 | 1): (onMessage: (msg: PeerMessage) => void) => PeerChannel {
-    return (onMessage) => {
-      this.ends[side] = onMessage;
-      return {
-        send: (msg) => {
-          if (this.cut) return;
-          const frames = encodePeerMessage(msg).map((f) => Buffer.from(f));
-          setImmediate(() => {
-            if (!this.cut) this.ends[1 - side]?.(decodePeerMessage(frames));
-          });
-        },
-        close: async () => undefined,
-      };
-    };
-  }
-}
 
 describe('client: finding the active (real servers)', function () {
   this.timeout(60_000);
@@ -52,7 +25,7 @@ describe('client: finding the active (real servers)', function () {
   });
 
   it('promise 3: a watcher that connects while the peer link is cut never promotes the passive; once the active is gone it votes and the passive takes over', async () => {
-    const cable = new Cable();
+    const cable = new Wire();
     const p = await freePorts(3);
     const b = await freePorts(3);
     const common = [
@@ -69,7 +42,7 @@ describe('client: finding the active (real servers)', function () {
       new Node({
         config: loadConfig({ args: ['--role', role, '--port', String(port), ...common], env: {} }),
         log: silentLogger(),
-        channel: cable.end(side),
+        channel: cable.side(side),
       });
     const primary = node('primary', p, 0);
     const backup = node('backup', b, 1);
@@ -85,7 +58,7 @@ describe('client: finding the active (real servers)', function () {
     clients.push(writer);
     await writer.set('/f/before', '1');
 
-    cable.cut = true;
+    cable.cut();
     await waitFor(() => primary.isDegraded(), 5000, 'the primary to run degraded');
     await new Promise((resolve) => setTimeout(resolve, 600)); // past the backup's failover timeout
 

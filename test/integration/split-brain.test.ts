@@ -12,35 +12,9 @@ import { expect } from 'chai';
 import { connect, type Client } from '../../src/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { silentLogger } from '../../src/log/index.js';
-import {
-  Node,
-  decodePeerMessage,
-  encodePeerMessage,
-  type PeerChannel,
-  type PeerMessage,
-} from '../../src/primary-backup/index.js';
+import { Node } from '../../src/primary-backup/index.js';
+import { Wire } from '../helpers/in-process-pair.js';
 import { freePorts, waitFor, within } from '../helpers/index.js';
-
-class Cable {
-  cut = false;
-  private readonly ends: ((msg: PeerMessage) => void)[] = [];
-
-  end(side: 0 | 1): (onMessage: (msg: PeerMessage) => void) => PeerChannel {
-    return (onMessage) => {
-      this.ends[side] = onMessage;
-      return {
-        send: (msg) => {
-          if (this.cut) return;
-          const frames = encodePeerMessage(msg).map((f) => Buffer.from(f));
-          setImmediate(() => {
-            if (!this.cut) this.ends[1 - side]?.(decodePeerMessage(frames));
-          });
-        },
-        close: async () => undefined,
-      };
-    };
-  }
-}
 
 describe('split brain: a partition between the nodes, then healing', function () {
   this.timeout(60_000);
@@ -53,7 +27,7 @@ describe('split brain: a partition between the nodes, then healing', function ()
   });
 
   it('resolves the dual active in favour of the side that served more, reports the divergent updates, and the loser and its clients converge on the winner', async () => {
-    const cable = new Cable();
+    const cable = new Wire();
     const p = await freePorts(3);
     const b = await freePorts(3);
     const common = [
@@ -69,12 +43,12 @@ describe('split brain: a partition between the nodes, then healing', function ()
     const primary = new Node({
       config: loadConfig({ args: ['--role', 'primary', '--port', String(p), ...common], env: {} }),
       log: silentLogger(),
-      channel: cable.end(0),
+      channel: cable.side(0),
     });
     const backup = new Node({
       config: loadConfig({ args: ['--role', 'backup', '--port', String(b), ...common], env: {} }),
       log: silentLogger(),
-      channel: cable.end(1),
+      channel: cable.side(1),
     });
     nodes.push(primary, backup);
     const divergent: number[] = [];
@@ -93,7 +67,7 @@ describe('split brain: a partition between the nodes, then healing', function ()
     await waitFor(() => backup.store.sequence === primary.store.sequence, 5000, 'replication');
 
     // Partition: the nodes stop hearing each other; clients still reach both.
-    cable.cut = true;
+    cable.cut();
     await waitFor(() => primary.isDegraded(), 5000, 'the primary to notice and run degraded');
     const degraded = await a.set('/sb/during/probe', 'p');
     expect(degraded).to.be.greaterThan(0);
@@ -114,7 +88,7 @@ describe('split brain: a partition between the nodes, then healing', function ()
     // resyncs, and reports what it had alone.
     const failedOver = new Promise((resolve) => a.once('failover', resolve));
     const resynced = new Promise((resolve) => a.once('resync', resolve));
-    cable.cut = false;
+    cable.heal();
     await waitFor(() => primary.state === 'PASSIVE', 5000, 'the primary to demote');
     expect(backup.state).to.equal('ACTIVE');
     await waitFor(() => !backup.isDegraded(), 5000, 'the loser to resync and attach');
