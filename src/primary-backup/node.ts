@@ -685,7 +685,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   private updateAvailability(): void {
     if (!this.pairRole) return;
     const activePeer = this.peerUp() && this.peer?.state === 'ACTIVE';
-    const reason = this.current !== 'ACTIVE' && !this.history && !activePeer ? 'no-history' : null;
+    // A node just started gives its peer one failover timeout to speak up first: a backup that
+    // starts a moment before its primary is not an outage.
+    const settled = this.now() >= this.startedAt + this.config.failoverMs;
+    const reason = settled && this.current !== 'ACTIVE' && !this.history && !activePeer ? 'no-history' : null;
     if (reason === this.unavailable) return;
     this.unavailable = reason;
     if (reason)
