@@ -163,7 +163,8 @@ export class Client extends EventEmitter<ClientEvents> {
   private following = false;
   private subscriptionConfirmed = false;
   private sync: SyncStream | undefined;
-  private chpSnapshot: { server: number; entries: Entry[] } | undefined;
+  /** a plain CHP snapshot being received; `progress`: when its last message came */
+  private chpSnapshot: { server: number; entries: Entry[]; progress: number } | undefined;
   private nextReqId = 1;
   private pendingFailoverFrom: string | undefined;
   private readonly timer: unknown;
@@ -560,6 +561,14 @@ export class Client extends EventEmitter<ClientEvents> {
     this.writes.scheduleFlush();
   }
 
+  /** A plain CHP snapshot from the server in use got lost on the way: start it over. */
+  private reaskChpSnapshot(now: number): void {
+    const snap = this.chpSnapshot!;
+    this.log.warn({ server: this.servers[snap.server]!.snapshot }, 'snapshot stalled: asking again');
+    this.chpSnapshot = { server: snap.server, entries: [], progress: now };
+    this.links[snap.server]!.request(encodeIcanhaz(this.subtree));
+  }
+
   /** A sync (resume) with the server already in use: after a gap, or to confirm a subscription. */
   private resyncCurrent(): void {
     if (this.phase !== 'ready') return;
@@ -567,7 +576,7 @@ export class Client extends EventEmitter<ClientEvents> {
     this.setPhase('syncing', {});
     if (this.modeNow === 'native') return this.sendSync(this.current, false);
     // Plain CHP has no resume: take a fresh snapshot from the same server.
-    this.chpSnapshot = { server: this.current, entries: [] };
+    this.chpSnapshot = { server: this.current, entries: [], progress: this.clock.now() };
     this.links[this.current]!.request(encodeIcanhaz(this.subtree));
   }
 
@@ -744,12 +753,12 @@ export class Client extends EventEmitter<ClientEvents> {
       this.current = server;
       this.setPhase('syncing', { server: this.servers[server]!.snapshot });
       this.replica.beginSync();
-      this.chpSnapshot = { server, entries: [] };
+      this.chpSnapshot = { server, entries: [], progress: this.clock.now() };
       this.startFollowing();
     }
     const snap = this.chpSnapshot;
     if (!snap || snap.server !== server) return;
-    this.lastHeard = this.clock.now();
+    this.lastHeard = snap.progress = this.clock.now();
     if (msg.key === KTHXBAI) {
       this.chpSnapshot = undefined;
       this.finder.discovery.advertised(server, properties(msg.properties));
@@ -813,8 +822,11 @@ export class Client extends EventEmitter<ClientEvents> {
           this.sendSync(this.sync.server, this.sync.fresh);
         else if (this.sync && now - this.sync.lastProgress > this.options.requestTimeoutMs)
           this.findActive('sync stalled');
-        else if (this.chpSnapshot && now - this.lastHeard > this.options.requestTimeoutMs)
-          this.findActive('snapshot stalled');
+        // HUGZ keep lastHeard fresh, so a snapshot whose request or answer was lost is judged by
+        // its own progress, or the client would wait for it for ever. The server is alive (it is
+        // heard): ask it again. Asking the other one would be a vote while the active answers.
+        else if (this.chpSnapshot && now - this.chpSnapshot.progress > this.options.requestTimeoutMs)
+          this.reaskChpSnapshot(now);
         return;
       case 'ready':
         if (now - this.lastHeard > this.finder.timeout(this.current)) return this.findActive('server silent');

@@ -293,7 +293,7 @@ for (const mode of ['chp', 'auto'] as const) {
         'the replica to equal the backup',
       ).catch((error: Error) => {
         throw new Error(
-          `${error.message}\nclient ${client.sequence} ${JSON.stringify(valuesOfClient(client, '/fo/'))}\nbackup ${JSON.stringify(dump)}`,
+          `${error.message}\nclient ${client.sequence} ${JSON.stringify(valuesOfClient(client, '/fo/'))}\nbackup ${JSON.stringify(dump)}\nclient log ${JSON.stringify(events).slice(0, 3000)}`,
         );
       });
       expect(valuesOfClient(client, '/fo/')).to.deep.equal({

@@ -849,6 +849,32 @@ describe('Client (fake clock, fake transport)', function () {
       expect([...h.a.requests, ...h.b.requests].every((r) => r.command === ICANHAZ)).to.equal(true);
     });
 
+    it('a resync whose ICANHAZ? is lost is asked again although HUGZ keep coming', async () => {
+      const h = harness(
+        { a: { state: 'ACTIVE', plainChp: true }, b: { state: 'PASSIVE', plainChp: true } },
+        (a) => a.set('/k1', 'v1'),
+        { mode: 'chp' },
+      );
+      await h.net.advance(200);
+      await h.client.ready(1000);
+      expect(h.a.requestsOf(ICANHAZ)).to.have.length(1);
+      // An update is lost (a gap the client will see from the next HUGZ), and so is the ICANHAZ?
+      // of the resync it triggers; HUGZ go on every second.
+      h.a.dropPublished(1);
+      h.a.set('/k2', 'v2');
+      h.a.loseRequests(ICANHAZ, 1);
+      await h.net.advance(1500);
+      expect(h.a.requestsOf(ICANHAZ), 'the resync asked once (lost)').to.have.length(2);
+      expect(h.client.getString('/k2')).to.equal(undefined);
+      await h.net.advance(3000);
+      expect(h.a.requestsOf(ICANHAZ).length, 'asked again after requestTimeoutMs').to.be.greaterThan(2);
+      expect(
+        h.b.requestsOf(ICANHAZ),
+        'no ICANHAZ? (a vote) to the passive while the active answers',
+      ).to.deep.equal([]);
+      expect(h.client.getString('/k2')).to.equal('v2');
+    });
+
     it('fails over to the other server: its ICANHAZ? snapshot replaces the replica (resync), stale keys deleted', async () => {
       const h = harness(
         { a: { state: 'ACTIVE', plainChp: true }, b: { state: 'PASSIVE', plainChp: true } },

@@ -197,6 +197,7 @@ export class FakeServer {
   readonly followers = new Set<FakeLink>();
 
   private dropNext = 0;
+  private readonly lose = new Map<string, number>();
   private holding = false;
   private held: Buffer[][] = [];
   private heldAcks: { link: FakeLink; frames: Buffer[] }[] = [];
@@ -340,6 +341,11 @@ export class FakeServer {
     this.publishRaw(frames, this.sendsHugz);
   }
 
+  /** The next `n` requests of `command` are lost on the wire (received, never answered). */
+  loseRequests(command: string, n = 1): void {
+    this.lose.set(command, (this.lose.get(command) ?? 0) + n);
+  }
+
   /** The next `n` KVPUB messages are lost on the way to every follower. */
   dropPublished(n = 1): void {
     this.dropNext += n;
@@ -473,6 +479,8 @@ export class FakeServer {
     }
     this.requests.push(request);
     if (this.state === 'SILENT') return;
+    const lose = this.lose.get(command) ?? 0;
+    if (lose > 0) return void this.lose.set(command, lose - 1);
     this.handle(link, request);
     this.onRequest?.(request);
   }
