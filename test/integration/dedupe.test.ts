@@ -170,8 +170,12 @@ describe('de-duplication of retried writes (real server)', function () {
       10_000,
       'the early eviction to be counted',
     );
+    // (an empty array is truthy: wait for a line, not for the list)
     const warned = await waitFor(
-      () => s.logs((l) => l.level === 40 && String(l.msg).includes('younger than dedupeMs')),
+      () => {
+        const lines = s.logs((l) => l.level === 40 && String(l.msg).includes('younger than dedupeMs'));
+        return lines.length > 0 ? lines : undefined;
+      },
       10_000,
       'the warning',
     );
