@@ -540,14 +540,16 @@ export class Client extends EventEmitter<ClientEvents> {
     this.lastHeard = this.clock.now();
     this.deliver(changes, resync && hadReplica);
     if (resync && hadReplica) this.emit('resync', { sequence, server });
-    if (wasVote && this.pendingFailoverFrom !== undefined) {
+    // A search that ends on the same server (it was fenced for a moment, or re-learning its
+    // peer) is a reconnection, reported by the status signals, not a failover.
+    if (wasVote && this.pendingFailoverFrom !== undefined && this.pendingFailoverFrom !== server) {
       this.emit('failover', {
         from: this.pendingFailoverFrom || undefined,
         to: server,
         sequence: this.replica.sequence,
       });
-      this.pendingFailoverFrom = undefined;
     }
+    if (wasVote) this.pendingFailoverFrom = undefined;
     if (wasVote) this.emit('ready', { server, sequence: this.replica.sequence });
     for (const waiter of this.readyWaiters.splice(0)) waiter.resolve();
     // Updates may have been published between the server's answer and our subscription taking
