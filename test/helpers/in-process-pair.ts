@@ -76,7 +76,12 @@ export interface Started {
   logs: Record<string, unknown>[];
 }
 
-export async function startNode(role: 'primary' | 'backup', wire: Wire): Promise<Started> {
+/** A node of the pair on `wire`, started; `failoverMs` defaults to FAILOVER_MS. */
+export async function startNode(
+  role: 'primary' | 'backup',
+  wire: Wire,
+  { failoverMs = FAILOVER_MS }: { failoverMs?: number } = {},
+): Promise<Started> {
   const port = await freePorts(3);
   const config = loadConfig({
     args: [
@@ -89,7 +94,7 @@ export async function startNode(role: 'primary' | 'backup', wire: Wire): Promise
       '--heartbeat-ms',
       String(HEARTBEAT_MS),
       '--failover-ms',
-      String(FAILOVER_MS),
+      String(failoverMs),
     ],
     env: {},
   });

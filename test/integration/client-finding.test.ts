@@ -6,10 +6,8 @@
  */
 import { expect } from 'chai';
 import { connect, type Client } from '../../src/index.js';
-import { loadConfig } from '../../src/config/index.js';
-import { silentLogger } from '../../src/log/index.js';
 import { Node } from '../../src/primary-backup/index.js';
-import { Wire } from '../helpers/in-process-pair.js';
+import { startNode, Wire } from '../helpers/in-process-pair.js';
 import { freePorts, startSingle, waitFor, type ServerProcess } from '../helpers/index.js';
 
 describe('client: finding the active (real servers)', function () {
@@ -26,34 +24,19 @@ describe('client: finding the active (real servers)', function () {
 
   it('promise 3: a watcher that connects while the peer link is cut never promotes the passive; once the active is gone it votes and the passive takes over', async () => {
     const cable = new Wire();
-    const p = await freePorts(3);
-    const b = await freePorts(3);
-    const common = [
-      '--heartbeat-ms',
-      '50',
-      '--failover-ms',
-      '300',
-      '--log-level',
-      'silent',
-      '--http-port',
-      '0',
+    const [pn, bn] = [
+      await startNode('primary', cable, { failoverMs: 300 }),
+      await startNode('backup', cable, { failoverMs: 300 }),
     ];
-    const node = (role: 'primary' | 'backup', port: number, side: 0 | 1) =>
-      new Node({
-        config: loadConfig({ args: ['--role', role, '--port', String(port), ...common], env: {} }),
-        log: silentLogger(),
-        channel: cable.side(side),
-      });
-    const primary = node('primary', p, 0);
-    const backup = node('backup', b, 1);
+    const { node: primary } = pn;
+    const { node: backup } = bn;
     nodes.push(primary, backup);
-    await Promise.all([primary.start(), backup.start()]);
     await waitFor(
       () => primary.state === 'ACTIVE' && backup.state === 'PASSIVE' && !primary.isDegraded(),
       5000,
       'the pair',
     );
-    const both = [`tcp://127.0.0.1:${p}`, `tcp://127.0.0.1:${b}`];
+    const both = [pn.endpoint, bn.endpoint];
     const writer = await connect({ servers: both, mode: 'native' });
     clients.push(writer);
     await writer.set('/f/before', '1');

@@ -10,11 +10,9 @@
  */
 import { expect } from 'chai';
 import { connect, type Client } from '../../src/index.js';
-import { loadConfig } from '../../src/config/index.js';
-import { silentLogger } from '../../src/log/index.js';
 import { Node } from '../../src/primary-backup/index.js';
-import { Wire } from '../helpers/in-process-pair.js';
-import { freePorts, waitFor, within } from '../helpers/index.js';
+import { startNode, Wire } from '../helpers/in-process-pair.js';
+import { waitFor, within } from '../helpers/index.js';
 
 describe('split brain: a partition between the nodes, then healing', function () {
   this.timeout(60_000);
@@ -28,39 +26,22 @@ describe('split brain: a partition between the nodes, then healing', function ()
 
   it('resolves the dual active in favour of the side that served more, reports the divergent updates, and the loser and its clients converge on the winner', async () => {
     const cable = new Wire();
-    const p = await freePorts(3);
-    const b = await freePorts(3);
-    const common = [
-      '--heartbeat-ms',
-      '50',
-      '--failover-ms',
-      '300',
-      '--log-level',
-      'silent',
-      '--http-port',
-      '0',
+    const [pn, bn] = [
+      await startNode('primary', cable, { failoverMs: 300 }),
+      await startNode('backup', cable, { failoverMs: 300 }),
     ];
-    const primary = new Node({
-      config: loadConfig({ args: ['--role', 'primary', '--port', String(p), ...common], env: {} }),
-      log: silentLogger(),
-      channel: cable.side(0),
-    });
-    const backup = new Node({
-      config: loadConfig({ args: ['--role', 'backup', '--port', String(b), ...common], env: {} }),
-      log: silentLogger(),
-      channel: cable.side(1),
-    });
+    const { node: primary } = pn;
+    const { node: backup } = bn;
     nodes.push(primary, backup);
     const divergent: number[] = [];
     primary.on('divergent', (count) => divergent.push(count));
-    await Promise.all([primary.start(), backup.start()]);
     await waitFor(
       () => primary.state === 'ACTIVE' && backup.state === 'PASSIVE' && !primary.isDegraded(),
       5000,
       'the pair',
     );
 
-    const both = [`tcp://127.0.0.1:${p}`, `tcp://127.0.0.1:${b}`];
+    const both = [pn.endpoint, bn.endpoint];
     const a = await connect({ servers: both, subtree: '/sb/', serverTimeoutMs: 300 });
     clients.push(a);
     for (let i = 0; i < 20; i++) await a.set(`/sb/before/${i}`, 'shared');
