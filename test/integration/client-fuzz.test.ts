@@ -15,6 +15,7 @@
  * TWINSTAR_FUZZ_SEED=<n> replays a run (the seed is in the suite title), TWINSTAR_CLIENT_FUZZ_MESSAGES
  * sets the number of messages (default 2000).
  */
+import { mutate, type Mutation, type Op } from '../helpers/mutate.js';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -147,14 +148,6 @@ interface Live {
   rid: Buffer;
 }
 type Build = (live: Live) => Buffer[];
-type Op = 'flip' | 'truncate' | 'extend' | 'drop' | 'duplicate' | 'insert' | 'swap' | 'empty' | 'huge';
-interface Mutation {
-  op: Op;
-  frame: number;
-  at: number;
-  value: number;
-  data: Buffer;
-}
 interface FuzzMessage {
   to: 'reply' | 'published';
   build: Build;
@@ -314,59 +307,6 @@ function messageArb(to: 'reply' | 'published', valid: fc.Arbitrary<Build>): fc.A
     ],
     [1, randomFramesArb.map((frames) => ({ to, build: () => frames, mutations: [], foreignRid: undefined }))],
   );
-}
-
-function mutate(frames: Buffer[], m: Mutation): Buffer[] {
-  const out = frames.length > 0 ? [...frames] : [Buffer.alloc(0)];
-  const i = m.frame === 0 || out.length === 1 ? 0 : 1 + ((m.frame - 1) % (out.length - 1));
-  const f = out[i]!;
-  switch (m.op) {
-    case 'flip':
-      if (f.length > 0) {
-        const copy = Buffer.from(f);
-        copy[m.at % copy.length]! ^= m.value || 0x80;
-        out[i] = copy;
-      }
-      break;
-    case 'truncate':
-      out[i] = f.subarray(0, m.at % (f.length + 1));
-      break;
-    case 'extend':
-      out[i] = Buffer.concat([f, m.data]);
-      break;
-    case 'drop':
-      out.splice(i, 1);
-      break;
-    case 'duplicate':
-      out.splice(i, 0, f);
-      break;
-    case 'insert':
-      out.splice(i, 0, m.data);
-      break;
-    case 'swap': {
-      const j = m.at % out.length;
-      out[i] = out[j]!;
-      out[j] = f;
-      break;
-    }
-    case 'empty':
-      out[i] = Buffer.alloc(0);
-      break;
-    case 'huge': {
-      // a length or number field at its largest (or a poisonous) value
-      const width = [1, 2, 4, 8][m.value % 4]!;
-      if (f.length < width) break;
-      const copy = Buffer.from(f);
-      const at = m.at % (copy.length - width + 1);
-      if (width === 1) copy.writeUInt8(0xff, at);
-      else if (width === 2) copy.writeUInt16BE(0xffff, at);
-      else if (width === 4) copy.writeUInt32BE([0xffffffff, 0x7fffffff, 0x00100001][m.value % 3]!, at);
-      else copy.writeDoubleBE([NaN, Infinity, -1, 2 ** 60][m.value % 4]!, at);
-      out[i] = copy;
-      break;
-    }
-  }
-  return out.length > 0 ? out : [Buffer.alloc(0)];
 }
 
 // ---------------------------------------------------------------------------------------------
