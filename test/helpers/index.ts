@@ -72,14 +72,24 @@ export async function osPort(): Promise<number> {
   return port;
 }
 
-/** `count` consecutive free TCP ports on 127.0.0.1 (a server needs P, P+1, P+2). */
+/** Every port freePorts handed out in this process: a later call never returns one of them again. */
+const handedOut = new Set<number>();
+
+/**
+ * `count` consecutive free TCP ports on 127.0.0.1 (a server needs P, P+1, P+2). Nothing listens on
+ * them yet when this returns, so two calls in a row (a pair's two nodes) could otherwise get
+ * overlapping ranges; the ranges handed out are remembered and never given twice.
+ */
 export async function freePorts(count: number): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const base = await osPort();
     if (base + count > 65535) continue;
     let ok = true;
+    for (let i = 0; i < count && ok; i++) ok = !handedOut.has(base + i);
     for (let i = 1; i < count && ok; i++) ok = await portIsFree(base + i);
-    if (ok) return base;
+    if (!ok) continue;
+    for (let i = 0; i < count; i++) handedOut.add(base + i);
+    return base;
   }
   throw new Error(`no ${count} consecutive free ports found`);
 }

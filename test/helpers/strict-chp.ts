@@ -182,7 +182,8 @@ export async function startStrictPair(hugzMs = 1000): Promise<StrictPair> {
     await backup.waitState('PASSIVE');
   } catch (error) {
     await pair.stop();
-    throw error;
+    // Either node's log tells why (a port taken, a peer never heard): show both, not just the one awaited.
+    throw new Error(`${(error as Error).message}\n${primary.describe()}\n${backup.describe()}`);
   }
   return pair;
 }
