@@ -12,7 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import * as zmq from 'zeromq';
-import { encodeRequestId, Native, packBatch } from '../src/clone/index.js';
+import { encodeRequestId, Native, packBatch } from '../src/wire/index.js';
 import { metric, pairOptions, pairPorts, ServerProcess, waitFor } from '../test/helpers/index.js';
 
 const { values } = parseArgs({

@@ -5,15 +5,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as zmq from 'zeromq';
-import {
-  decodeKvMsg,
-  encodeKvMsg,
-  newUuid,
-  packBatch,
-  Store,
-  unpackBatch,
-  UuidWindow,
-} from '../src/clone/index.js';
+import { decodeKvMsg, encodeKvMsg, packBatch, unpackBatch } from '../src/wire/index.js';
+import { newUuid, Store, UuidWindow } from '../src/core/index.js';
 import { curveClientOptions, curveServerOptions, generateKeyPair } from '../src/security/index.js';
 
 const body = Buffer.alloc(100, 120);

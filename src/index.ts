@@ -18,4 +18,4 @@ export {
 export * from './errors.js';
 export { startServer, type RunningServer } from './server.js';
 export { loadConfig, type ServerConfig } from './config/index.js';
-export type { Durability } from './clone/index.js';
+export type { Durability } from './wire/index.js';

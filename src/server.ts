@@ -7,7 +7,7 @@ import type { ServerConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { createLogger, type Logger } from './log/index.js';
 import { createMetrics, startMetricsHttp, type SecurityEvents } from './metrics/index.js';
-import { Node } from './primary-backup/index.js';
+import { Node } from './pair/index.js';
 import { AccessFile, Guard, readKeyFile } from './security/index.js';
 
 export interface RunningServer {

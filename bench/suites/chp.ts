@@ -17,7 +17,7 @@
 import * as zmq from 'zeromq';
 import { randomBytes } from 'node:crypto';
 import { connect, type Client } from '../../src/index.js';
-import { encodeKvMsg } from '../../src/clone/index.js';
+import { encodeKvMsg } from '../../src/wire/index.js';
 import { value } from '../lib/load.js';
 import { nowMs, startPair, sleep, waitFor, type Pair } from '../lib/proc.js';
 import { Worker } from '../lib/worker-client.js';

@@ -8,7 +8,7 @@
  * data. Only Node built-ins here: the command must start fast and never load the server's sockets.
  */
 import { parseArgs } from 'node:util';
-import type { NodeStatus } from '../primary-backup/index.js';
+import type { NodeStatus } from '../pair/index.js';
 
 export const DEFAULT_STATUS_NODES = ['http://127.0.0.1:9556', 'http://127.0.0.1:9566'];
 export const STATUS_TIMEOUT_MS = 2000;

@@ -8,7 +8,7 @@
  * go anywhere (a producer often writes under a prefix it does not mirror); such a write resolves
  * on the server's acknowledgement, as the client's replica never sees it.
  */
-import type { Limits } from '../clone/index.js';
+import type { Limits } from '../wire/index.js';
 import { InvalidArgumentError, TwinstarError, ValueFormatError } from '../errors.js';
 
 /** A key to write: a non-empty string within the key size limit (any subtree). */

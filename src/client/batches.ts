@@ -4,7 +4,7 @@
  * (TERROR 'batch-too-large', which names its limits); the client cuts batches to its own copy of
  * those limits and, told of smaller ones, adopts them and sends the refused writes again.
  */
-import { packedSize, type Limits } from '../clone/index.js';
+import { packedSize, type Limits } from '../wire/index.js';
 
 export interface BatchWrite {
   readonly key: string;

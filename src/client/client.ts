@@ -32,15 +32,13 @@ import {
   KTHXBAI,
   KvMsgError,
   Native,
-  Replica,
   unpackBatch,
   DEFAULT_LIMITS,
-  DEFAULT_QUOTAS,
   socketFrameLimits,
-  type Entry,
   type Limits,
-  type ReplicaChange,
-} from '../clone/index.js';
+} from '../wire/index.js';
+import { Replica, type Entry, type ReplicaChange } from '../kv/index.js';
+import { DEFAULT_QUOTAS } from '../server/index.js';
 import { ClosedError, InvalidArgumentError, NoActiveError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import { RateLimitedLog, silentLogger } from '../log/index.js';

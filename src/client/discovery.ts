@@ -13,7 +13,7 @@
  * - Votes. A non-active server may be sent TVOTE only once every other server is silent, and never
  *   if it said it has no complete history. Probing (TPING) is never a vote.
  */
-import { ADVERTISE, NATIVE_VERSION } from '../clone/index.js';
+import { ADVERTISE, NATIVE_VERSION } from '../wire/index.js';
 import type { ServerSeenInfo } from '../errors.js';
 
 /** RFC 12 and the guide's servers send HUGZ every second; assumed until a server says otherwise. */

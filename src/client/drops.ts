@@ -6,7 +6,7 @@
  *
  * Pure bookkeeping: no sockets, and time comes from the caller.
  */
-import { isCounter, KvMsgError, MAX_SEQUENCE } from '../clone/index.js';
+import { isCounter, KvMsgError, MAX_SEQUENCE } from '../wire/index.js';
 
 /** Where the dropped message came from: the snapshot socket (replies) or the publisher. */
 export type DropSource = 'reply' | 'published';
@@ -16,7 +16,7 @@ export interface DropInfo {
   /** the snapshot endpoint of the server that sent it */
   readonly server: string;
   readonly source: DropSource;
-  /** a short stable word: a codec reason (src/clone/kvmsg.ts) or one of ClientDropReason */
+  /** a short stable word: a codec reason (src/wire/chp.ts) or one of ClientDropReason */
   readonly reason: string;
   readonly message: string;
 }

@@ -12,7 +12,7 @@
  * A server the host says is not `usable` (quarantined: it sent a malformed reply) gets no ping, vote
  * or ICANHAZ? meanwhile, and its silence does not count while the client is not trying it.
  */
-import { encodeIcanhaz, encodeRequestId, HUGZ, Native, parseProperties } from '../clone/index.js';
+import { encodeIcanhaz, encodeRequestId, HUGZ, Native, parseProperties } from '../wire/index.js';
 import { UnavailableError } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import { describeSeen, Discovery, parsePong, type Pong } from './discovery.js';

@@ -12,7 +12,7 @@ export interface ServerAddress {
   readonly collector: string;
   /** with CURVE: this client's keys and the server's public key (docs/security.md) */
   readonly curve?: { readonly own: KeyPair; readonly serverPublicKey: string };
-  /** frame size limits of this client's sockets, from its `limits` (clone/sizes.ts) */
+  /** frame size limits of this client's sockets, from its `limits` (wire/sizes.ts) */
   readonly frames?: { readonly dealer: number; readonly sub: number; readonly pub: number };
 }
 

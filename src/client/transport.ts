@@ -12,7 +12,8 @@
  * not connected, and when the server says the session is not valid.
  */
 import * as zmq from 'zeromq';
-import { encodeRequestId, Native, Outbox, receiveLoop } from '../clone/index.js';
+import { encodeRequestId, Native } from '../wire/index.js';
+import { Outbox, receiveLoop } from '../zmq/index.js';
 import { curveClientOptions, sessionToken, tokenMintedAt } from '../security/index.js';
 import type { ServerAddress } from './servers.js';
 

@@ -12,11 +12,11 @@ import {
   encodeKvMsg,
   encodeRequestId,
   Native,
-  newUuid,
   packBatch,
   type Durability,
   type Limits,
-} from '../clone/index.js';
+} from '../wire/index.js';
+import { newUuid } from '../core/index.js';
 import {
   AccessDeniedError,
   ClosedError,

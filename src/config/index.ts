@@ -8,7 +8,8 @@
  */
 import convict from 'convict';
 import { readFileSync } from 'node:fs';
-import { DEFAULT_LIMITS, DEFAULT_QUOTAS, maxEntryBytes, type Limits } from '../clone/index.js';
+import { DEFAULT_LIMITS, maxEntryBytes, type Limits } from '../wire/index.js';
+import { DEFAULT_QUOTAS } from '../server/index.js';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_SESSION_LIFETIME_MS } from '../security/binding.js';
 

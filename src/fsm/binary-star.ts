@@ -1,7 +1,7 @@
 /**
  * The Binary Star state machine as a pure function: (state, event, context) -> next state and
  * effects. No sockets, timers or clock reads: the time of a client request arrives in the event,
- * and the node (src/primary-backup/node.ts) performs the effects.
+ * and the node (src/pair/node.ts) performs the effects.
  *
  * The table below is the single source of truth. The exhaustive unit test walks every cell of it
  * and docs/binary-star.md's diagram is generated from it (`npm run docs`).

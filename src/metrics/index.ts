@@ -16,7 +16,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { STATES } from '../fsm/index.js';
-import type { Node } from '../primary-backup/index.js';
+import type { Node } from '../pair/index.js';
 import type { AccessFile, Guard } from '../security/index.js';
 
 /** A secure node's guard and allow-list file, whose refusals and reloads are counted too. */

@@ -8,14 +8,10 @@ import { Writable } from 'node:stream';
 import * as zmq from 'zeromq';
 import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/log/index.js';
-import { decodeRequestId, encodeRequestId, newUuid, packBatch } from '../../src/clone/index.js';
-import {
-  Node,
-  decodePeerMessage,
-  encodePeerMessage,
-  type PeerChannel,
-  type PeerMessage,
-} from '../../src/primary-backup/index.js';
+import { decodeRequestId, encodeRequestId, packBatch } from '../../src/wire/index.js';
+import { newUuid } from '../../src/core/index.js';
+import { Node, type PeerChannel } from '../../src/pair/index.js';
+import { decodePeerMessage, encodePeerMessage, type PeerMessage } from '../../src/wire/index.js';
 import { freePorts } from './index.js';
 
 export const HEARTBEAT_MS = 50;

@@ -7,8 +7,8 @@ import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
-export type { NodeStatus } from '../../src/primary-backup/index.js';
-import type { NodeStatus } from '../../src/primary-backup/index.js';
+export type { NodeStatus } from '../../src/pair/index.js';
+import type { NodeStatus } from '../../src/pair/index.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/twinstar.js', import.meta.url));
 

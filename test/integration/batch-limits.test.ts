@@ -24,7 +24,7 @@ import {
   encodeSequence,
   packBatch,
   type PackedEntry,
-} from '../../src/clone/index.js';
+} from '../../src/wire/index.js';
 import {
   freePorts,
   metric,

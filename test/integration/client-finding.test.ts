@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { connect, type Client } from '../../src/index.js';
-import { Node } from '../../src/primary-backup/index.js';
+import { Node } from '../../src/pair/index.js';
 import { startNode, Wire } from '../helpers/in-process-pair.js';
 import { freePorts, startSingle, waitFor, type ServerProcess } from '../helpers/index.js';
 

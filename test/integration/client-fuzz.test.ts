@@ -24,7 +24,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import * as zmq from 'zeromq';
 import { Client, connect, TwinstarError } from '../../src/index.js';
-import { encodeSequence, Native, packBatch, type PackedEntry } from '../../src/clone/index.js';
+import { encodeSequence, Native, packBatch, type PackedEntry } from '../../src/wire/index.js';
 import { freePorts, osPort, ServerProcess, waitFor, within } from '../helpers/index.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

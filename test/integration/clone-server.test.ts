@@ -12,7 +12,7 @@ import {
   Native,
   encodeRequestId,
   decodeKvMsg,
-} from '../../src/clone/index.js';
+} from '../../src/wire/index.js';
 import { freePorts, metric, startSingle, waitFor, within, type ServerProcess } from '../helpers/index.js';
 
 describe('clone server (single node, real sockets)', function () {

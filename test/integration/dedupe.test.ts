@@ -16,10 +16,10 @@ import {
   encodeIcanhaz,
   encodeRequestId,
   Native,
-  newUuid,
   packBatch,
   type PackedEntry,
-} from '../../src/clone/index.js';
+} from '../../src/wire/index.js';
+import { newUuid } from '../../src/core/index.js';
 import {
   digest,
   freePorts,

@@ -7,7 +7,7 @@
  * winner does not hold, marked acknowledged or not. At no poll do both nodes sequence at once.
  */
 import { expect } from 'chai';
-import { newUuid } from '../../src/clone/index.js';
+import { newUuid } from '../../src/core/index.js';
 import { waitFor } from '../helpers/index.js';
 import { startNode, vote, Wire, write, type Started } from '../helpers/in-process-pair.js';
 

@@ -9,7 +9,8 @@
  */
 import { expect } from 'chai';
 import * as zmq from 'zeromq';
-import { decodeRequestId, encodeRequestId, newUuid, packBatch } from '../../src/clone/index.js';
+import { decodeRequestId, encodeRequestId, packBatch } from '../../src/wire/index.js';
+import { newUuid } from '../../src/core/index.js';
 import {
   metric,
   pairOptions,

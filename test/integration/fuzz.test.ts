@@ -7,12 +7,12 @@
  * traffic). The backup's peer SUB connects out, so it is fuzzed through a lone backup whose
  * --peer-heartbeat is a PUB this test binds. Mutations start from valid messages of
  * docs/protocol.md (KVSET, ICANHAZ?, TSNAP, TRESUME, TSET, TPING and the peer messages of
- * src/primary-backup/peer-protocol.ts): flipped bytes, truncated and extended frames, dropped,
+ * src/wire/peer.ts): flipped bytes, truncated and extended frames, dropped,
  * duplicated and swapped frames, huge lengths written into packed batches.
  *
  * Afterwards every node must still be alive and answering, its memory bounded, and its drop
  * counters must show that the messages reached the parser: the test classifies every message it
- * sent with the project's own codec (src/clone/kvmsg.ts, peer-protocol.ts), and for each reason
+ * sent with the project's own codec (src/wire/chp.ts, wire/peer.ts), and for each reason
  * the server must have counted at least what the codec predicts. Then normal clients still write,
  * read back and converge, the backup is still passive and both nodes' digests agree.
  *
@@ -39,9 +39,9 @@ import {
   encodeSequence,
   ttlSeconds,
   unpackBatch,
-} from '../../src/clone/index.js';
+} from '../../src/wire/index.js';
 import { STATES } from '../../src/fsm/index.js';
-import { decodePeerMessage } from '../../src/primary-backup/index.js';
+import { decodePeerMessage } from '../../src/wire/index.js';
 import {
   digest,
   freePorts,
@@ -402,7 +402,7 @@ const streamArb = weighted<(live: Live) => number>(
   [1, fc.integer({ min: 0, max: 0xffffffff }).map((n) => () => n)],
 );
 
-/** Valid peer messages (src/primary-backup/peer-protocol.ts), aimed at the live stream when asked. */
+/** Valid peer messages (src/wire/peer.ts), aimed at the live stream when asked. */
 const peerMessageArb = weighted<Build>(
   [4, heartbeatJsonArb.map((json) => (live: Live) => [b('TSHB'), b(json(live))])],
   [
@@ -583,7 +583,7 @@ function collectorReason(frames: Buffer[]): string | undefined {
 }
 
 /**
- * The snapshot socket (what src/clone/server.ts checks before doing anything). `certain` is false
+ * The snapshot socket (what src/server/server.ts checks before doing anything). `certain` is false
  * for a check that runs only after a request was let through (a resume's sequence), because a
  * node may turn a request away first for reasons of its own.
  */

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import * as zmq from 'zeromq';
 import { connect, ServerRejectedError, type Client } from '../../src/index.js';
-import { encodeKvMsg, encodeRequestId, Native } from '../../src/clone/index.js';
+import { encodeKvMsg, encodeRequestId, Native } from '../../src/wire/index.js';
 import { freePorts, metric, startSingle, waitFor, type ServerProcess } from '../helpers/index.js';
 
 describe('limits (real server)', function () {

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import * as zmq from 'zeromq';
 import { connect, type Client } from '../../src/index.js';
-import { encodeKvMsg, encodeRequestId, ICANHAZ, Native } from '../../src/clone/index.js';
+import { encodeKvMsg, encodeRequestId, ICANHAZ, Native } from '../../src/wire/index.js';
 import { freePorts, metric, pairOptions, pairPorts, ServerProcess, waitFor } from '../helpers/index.js';
 
 const MiB = 1024 * 1024;

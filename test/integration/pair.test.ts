@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import * as zmq from 'zeromq';
 import { connect, type Client, type Update } from '../../src/index.js';
-import { encodeKvMsg, encodeRequestId, Native } from '../../src/clone/index.js';
+import { encodeKvMsg, encodeRequestId, Native } from '../../src/wire/index.js';
 import {
   digest,
   metric,

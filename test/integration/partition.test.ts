@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { expect } from 'chai';
 import * as zmq from 'zeromq';
 import { connect, type Client } from '../../src/index.js';
-import { encodeRequestId, Native } from '../../src/clone/index.js';
+import { encodeRequestId, Native } from '../../src/wire/index.js';
 import {
   BIN,
   metric,

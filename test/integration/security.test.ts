@@ -17,7 +17,7 @@ import {
   TimeoutError,
   type Client,
 } from '../../src/index.js';
-import { encodeIcanhaz, encodeKvMsg, encodeRequestId, Native } from '../../src/clone/index.js';
+import { encodeIcanhaz, encodeKvMsg, encodeRequestId, Native } from '../../src/wire/index.js';
 import {
   curveClientOptions,
   generateKeyPair,

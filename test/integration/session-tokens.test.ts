@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zmq from 'zeromq';
 import { connect, type Client } from '../../src/index.js';
-import { encodeRequestId, Native, newUuid, packBatch, unpackBatch } from '../../src/clone/index.js';
+import { encodeRequestId, Native, packBatch, unpackBatch } from '../../src/wire/index.js';
+import { newUuid } from '../../src/core/index.js';
 import {
   curveClientOptions,
   generateKeyPair,

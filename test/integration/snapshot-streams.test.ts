@@ -9,7 +9,7 @@
 import { expect } from 'chai';
 import * as zmq from 'zeromq';
 import { connect, type Client } from '../../src/index.js';
-import { encodeRequestId, ICANHAZ, Native, packBatch } from '../../src/clone/index.js';
+import { encodeRequestId, ICANHAZ, Native, packBatch } from '../../src/wire/index.js';
 import { freePorts, metric, ServerProcess, waitFor } from '../helpers/index.js';
 
 const MiB = 1024 * 1024;

@@ -10,7 +10,7 @@
  */
 import { expect } from 'chai';
 import { connect, type Client } from '../../src/index.js';
-import { Node } from '../../src/primary-backup/index.js';
+import { Node } from '../../src/pair/index.js';
 import { startNode, Wire } from '../helpers/in-process-pair.js';
 import { waitFor, within } from '../helpers/index.js';
 

@@ -4,7 +4,7 @@
  * the per-node timeout.
  */
 import { expect } from 'chai';
-import type { NodeStatus, PeerStatus } from '../../src/primary-backup/index.js';
+import type { NodeStatus, PeerStatus } from '../../src/pair/index.js';
 import {
   formatAge,
   formatTable,

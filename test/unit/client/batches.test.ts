@@ -4,7 +4,7 @@
  * smaller limits refuses a batch as 'batch-too-large' (issue 13, B1).
  */
 import { expect } from 'chai';
-import { packBatch, packedSize } from '../../../src/clone/index.js';
+import { packBatch, packedSize } from '../../../src/wire/index.js';
 import { BatchSizer, type BatchWrite } from '../../../src/client/batches.js';
 
 const write = (i: number, bodyBytes = 10): BatchWrite => ({

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { Client, type ClientOptions, type FailoverInfo, type Update } from '../../../src/client/client.js';
-import { Native, ICANHAZ } from '../../../src/clone/index.js';
+import { Native, ICANHAZ } from '../../../src/wire/index.js';
 import { ClosedError, InvalidArgumentError, QueueFullError, TimeoutError } from '../../../src/errors.js';
 import { FakeNetwork, FakeServer, type FakeServerOptions } from './fake-server.js';
 

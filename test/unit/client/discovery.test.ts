@@ -1,7 +1,7 @@
 /** The client's bookkeeping for finding the active (src/client/discovery.ts): pure, given `now`. */
 import { expect } from 'chai';
 import { describeSeen, Discovery, parsePong } from '../../../src/client/discovery.js';
-import { Native } from '../../../src/clone/index.js';
+import { Native } from '../../../src/wire/index.js';
 
 const A = 'tcp://a:1';
 const B = 'tcp://b:1';

@@ -4,7 +4,7 @@
  * - `FakeClock` implements the client's `Clock`: time moves only when a test advances it, and
  *   every due interval callback runs once per period, in time order.
  * - `FakeServer` holds a map, a sequence, a replay log and a term history, and answers the native
- *   requests the way `src/clone/server.ts` does (TSNAP/TRESUME -> TSYNC* + TSYNCEND, TSET -> TACK
+ *   requests the way `src/server/server.ts` does (TSNAP/TRESUME -> TSYNC* + TSYNCEND, TSET -> TACK
  *   or TNOTACTIVE 'not-active', de-duplication by uuid, ICANHAZ? -> KVSYNC* + KTHXBAI, TPING ->
  *   TPONG with heartbeat and history, TVOTE -> TPONG ACTIVE or TNOTACTIVE 'peer-alive' /
  *   'no-history'). Its state decides what it does: ACTIVE serves, PASSIVE says TNOTACTIVE (and
@@ -37,9 +37,9 @@ import {
   packBatch,
   unpackBatch,
   type Durability,
-  type Entry,
   type KvMsg,
-} from '../../../src/clone/index.js';
+} from '../../../src/wire/index.js';
+import { type Entry } from '../../../src/kv/index.js';
 
 // ---------------------------------------------------------------------------------------------
 // Clock.

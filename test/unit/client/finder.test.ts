@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { Finder } from '../../../src/client/finder.js';
 import type { Link } from '../../../src/client/transport.js';
-import { ICANHAZ, Native } from '../../../src/clone/index.js';
+import { ICANHAZ, Native } from '../../../src/wire/index.js';
 import { silentLogger } from '../../../src/log/index.js';
 
 const SERVER_TIMEOUT = 500;

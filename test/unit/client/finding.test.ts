@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { Client, type ClientOptions } from '../../../src/client/client.js';
 import type { Status } from '../../../src/client/session.js';
-import { ICANHAZ, Native } from '../../../src/clone/index.js';
+import { ICANHAZ, Native } from '../../../src/wire/index.js';
 import { NoActiveError, TimeoutError, UnavailableError } from '../../../src/errors.js';
 import { FakeNetwork, type FakeServer, type FakeServerOptions } from './fake-server.js';
 

@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import { Client, type ClientOptions } from '../../../src/client/client.js';
 import type { DropInfo } from '../../../src/client/drops.js';
 import type { Transport } from '../../../src/client/transport.js';
-import { Native, encodeKvMsg } from '../../../src/clone/index.js';
+import { Native, encodeKvMsg } from '../../../src/wire/index.js';
 import { FakeNetwork, type FakeServer } from './fake-server.js';
 
 const A = 'tcp://127.0.0.1:5556';

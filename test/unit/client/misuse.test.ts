@@ -8,7 +8,7 @@
  */
 import { expect } from 'chai';
 import { Client } from '../../../src/client/client.js';
-import { Native } from '../../../src/clone/index.js';
+import { Native } from '../../../src/wire/index.js';
 import { InvalidArgumentError, TwinstarError, ValueFormatError } from '../../../src/errors.js';
 import { FakeNetwork, type FakeServer } from './fake-server.js';
 

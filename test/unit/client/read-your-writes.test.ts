@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { Client, type ClientOptions } from '../../../src/client/client.js';
 import { AppliedWaiters } from '../../../src/client/read-your-writes.js';
-import { Native } from '../../../src/clone/index.js';
+import { Native } from '../../../src/wire/index.js';
 import { ClosedError, TimeoutError } from '../../../src/errors.js';
 import { FakeNetwork, type FakeServer } from './fake-server.js';
 

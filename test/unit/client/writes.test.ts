@@ -13,7 +13,7 @@ import {
   encodeSequence,
   Native,
   unpackBatch,
-} from '../../../src/clone/index.js';
+} from '../../../src/wire/index.js';
 import { TimeoutError } from '../../../src/errors.js';
 
 function setup() {

@@ -532,7 +532,7 @@ describe('Binary Star FSM', () => {
       return [...t.effects];
     }
 
-    /** What the node does on a heartbeat, as src/primary-backup/node.ts does. */
+    /** What the node does on a heartbeat, as src/pair/node.ts does. */
     function deliver(to: SimNode, view: PeerView, now: number): void {
       to.peerExpiresAt = now + FAILOVER_MS;
       to.peerEpoch = Math.max(to.peerEpoch, view.epoch);

@@ -1,0 +1,4 @@
+/** ZeroMQ socket utilities every folder uses: a send queue that never blocks the loop, a receive loop, errno codes. */
+export { Outbox, errorCode, DRAIN_BUDGET_MS, type OutboxOptions } from './outbox.js';
+export { Fifo } from './fifo.js';
+export { receiveLoop } from './receive-loop.js';

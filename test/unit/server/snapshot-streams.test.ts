@@ -1,0 +1,137 @@
+import { expect } from 'chai';
+import {
+  chunksThenLast,
+  eachThenLast,
+  SnapshotStreams,
+  type StreamRefusal,
+  type StreamSource,
+} from '../../../src/server/snapshot-streams.js';
+
+const code = (c: string) => Object.assign(new Error(c), { code: c });
+const until = async (cond: () => boolean) => {
+  for (let i = 0; i < 2000 && !cond(); i++) await new Promise((resolve) => setTimeout(resolve, 1));
+  expect(cond()).to.equal(true);
+};
+
+/** A source of `n` messages that counts how many were made (each is made only when sent). */
+function counted(n: number) {
+  const made = { count: 0 };
+  const source = eachThenLast(
+    Array.from({ length: n }, (_, i) => i),
+    (i) => {
+      made.count++;
+      return [Buffer.from(String(i))];
+    },
+    () => [Buffer.from('end')],
+  );
+  return { made, source };
+}
+
+describe('SnapshotStreams', () => {
+  function setup(caps: { maxStreams: number; maxStreamsPerClient: number; idleMs?: number }) {
+    const sent: string[] = [];
+    const refused: StreamRefusal[] = [];
+    let full = false;
+    let gone = false;
+    const streams = new SnapshotStreams(
+      { idleMs: 60_000, ...caps },
+      {
+        send: (frames) => {
+          if (gone) return Promise.reject(code('EHOSTUNREACH'));
+          if (full) return Promise.reject(code('EAGAIN'));
+          sent.push(frames[0]!.toString());
+          return Promise.resolve();
+        },
+        onRefused: (reason) => refused.push(reason),
+      },
+    );
+    return {
+      streams,
+      sent,
+      refused,
+      fill: (v: boolean) => (full = v),
+      leave: () => (gone = true),
+    };
+  }
+
+  it('sends every message in order and the last one, encoding each only when it is sent', async () => {
+    const { streams, sent } = setup({ maxStreams: 4, maxStreamsPerClient: 1 });
+    const { made, source } = counted(3);
+    expect(made.count).to.equal(0);
+    expect(await streams.serve('a', () => Promise.resolve(source))).to.equal('done');
+    expect(sent).to.deep.equal(['0', '1', '2', 'end']);
+    expect(made.count).to.equal(3);
+    expect(streams.size).to.equal(0);
+  });
+
+  it('refuses a stream beyond the server cap and counts it', async () => {
+    const { streams, refused, fill } = setup({ maxStreams: 1, maxStreamsPerClient: 1 });
+    fill(true);
+    const first = streams.serve('a', () => Promise.resolve(counted(5).source));
+    expect(first).to.not.equal(undefined);
+    expect(streams.serve('b', () => Promise.resolve(counted(5).source))).to.equal(undefined);
+    expect(refused).to.deep.equal(['server-busy']);
+    expect(streams.size).to.equal(1);
+    streams.stopAll();
+    expect(await first).to.equal('stopped');
+  });
+
+  it("a client's new request stops its oldest stream beyond the per-client cap", async () => {
+    const { streams, refused, fill } = setup({ maxStreams: 4, maxStreamsPerClient: 1 });
+    fill(true);
+    const first = streams.serve('a', () => Promise.resolve(counted(5).source));
+    const second = streams.serve('a', () => Promise.resolve(counted(5).source));
+    expect(await first).to.equal('stopped');
+    expect(refused).to.deep.equal(['superseded']);
+    expect(streams.size).to.equal(1);
+    streams.stopAll();
+    expect(await second).to.equal('stopped');
+    expect(streams.size).to.equal(0);
+  });
+
+  it('stops every stream of a client that is gone, at its first unroutable send', async () => {
+    const { streams, fill, leave } = setup({ maxStreams: 4, maxStreamsPerClient: 2 });
+    fill(true);
+    const a1 = streams.serve('a', () => Promise.resolve(counted(5).source));
+    const a2 = streams.serve('a', () => Promise.resolve(counted(5).source));
+    const b = streams.serve('b', () => Promise.resolve(counted(5).source));
+    await until(() => streams.size === 3);
+    leave();
+    const ends = await Promise.all([a1, a2, b]);
+    expect(ends.filter((end) => end === 'client-gone').length).to.be.at.least(1);
+    expect(streams.size).to.equal(0);
+  });
+
+  it('stops a stream whose client takes nothing for idleMs', async () => {
+    const { streams, fill } = setup({ maxStreams: 4, maxStreamsPerClient: 1, idleMs: 20 });
+    fill(true);
+    expect(await streams.serve('a', () => Promise.resolve(counted(5).source))).to.equal('stalled');
+    expect(streams.size).to.equal(0);
+  });
+
+  it('counts a stream while it waits to start, and releases it when it gives up', async () => {
+    const { streams } = setup({ maxStreams: 1, maxStreamsPerClient: 1 });
+    let start!: (source: StreamSource | undefined) => void;
+    const ending = streams.serve('a', () => new Promise((resolve) => (start = resolve)));
+    expect(streams.size).to.equal(1);
+    start(undefined);
+    expect(await ending).to.equal('stopped');
+    expect(streams.size).to.equal(0);
+  });
+
+  it('chunksThenLast makes each chunk on demand, then the last message once', () => {
+    function* chunks() {
+      yield 1;
+      yield 2;
+    }
+    const source = chunksThenLast(
+      chunks(),
+      (n) => [Buffer.from(String(n))],
+      () => [Buffer.from('end')],
+    );
+    const out: string[] = [];
+    for (let m = source.next(); m !== undefined; m = source.next()) out.push(m[0]!.toString());
+    expect(out).to.deep.equal(['1', '2', 'end']);
+    expect(source.next()).to.equal(undefined);
+  });
+});
