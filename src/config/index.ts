@@ -285,6 +285,20 @@ export const schema = {
     env: 'TWINSTAR_SNAPSHOT_IDLE_MS',
     arg: 'snapshot-idle-ms',
   },
+  maxSnapshotBytes: {
+    doc: 'bytes all snapshot streams together may hold buffered, worst case: a stream counts min(its bytes, client-queue x its largest message); a stream that does not fit is refused (TERROR busy, or silence to ICANHAZ?) unless no other stream holds bytes; counted in twinstar_snapshot_refused_total{reason="bytes-busy"}',
+    format: positive,
+    default: DEFAULT_QUOTAS.maxSnapshotBytes,
+    env: 'TWINSTAR_MAX_SNAPSHOT_BYTES',
+    arg: 'max-snapshot-bytes',
+  },
+  maxSnapshotBytesPerClient: {
+    doc: 'bytes one snapshot stream may hold buffered, worst case: a native stream whose full-size chunks would not fit it is cut into chunks of max-snapshot-bytes-per-client / client-queue bytes (at least 4 KiB) so a full pipe does; a larger stream (CHP with large values) only runs while no other stream holds bytes',
+    format: positive,
+    default: DEFAULT_QUOTAS.maxSnapshotBytesPerClient,
+    env: 'TWINSTAR_MAX_SNAPSHOT_BYTES_PER_CLIENT',
+    arg: 'max-snapshot-bytes-per-client',
+  },
   replayLogBytes: {
     doc: 'bytes the replay log may hold (besides replay-log-size entries); the oldest changes go first, and a resume from before them gets a snapshot',
     format: positive,
@@ -379,6 +393,8 @@ export interface ServerConfig {
   maxSnapshotStreams: number;
   maxSnapshotStreamsPerClient: number;
   snapshotIdleMs: number;
+  maxSnapshotBytes: number;
+  maxSnapshotBytesPerClient: number;
   replayLogBytes: number;
   pendingMaxBytes: number;
   curve: boolean;

@@ -58,15 +58,18 @@ import { DRAIN_BUDGET_MS, errorCode, Outbox } from '../zmq/outbox.js';
 import {
   chunksThenLast,
   eachThenLast,
+  measureInTurns,
+  QUEUED_FRAME_BYTES,
   SnapshotStreams,
+  type Measured,
+  type PreparedStream,
   type StreamEnd,
   type StreamRefusal,
-  type StreamSource,
 } from './snapshot-streams.js';
 import { receiveLoop } from '../zmq/receive-loop.js';
 import { RateLimiter } from './rate-limiter.js';
 import { newUuid } from '../core/uuid.js';
-import { chunkBytes, chunked, socketFrameLimits } from '../wire/sizes.js';
+import { chunkBytes, packedSize, sizedChunks, socketFrameLimits } from '../wire/sizes.js';
 import type { Change, CommitResult, ReplicateResult, Store } from '../core/store.js';
 
 /** What the node around the server decides: who is served and when a write is durable. */
@@ -112,7 +115,8 @@ export interface ServerEvents {
   snapshot: [kind: SnapshotKind, keys: number, ms: number];
   rejected: [command: string];
   /** snapshot streams in progress changed; or a request or stream was refused by a cap */
-  streams: [count: number];
+  /** streams in progress, and the bytes they can hold buffered at most */
+  streams: [count: number, bytes: number];
   'stream-refused': [reason: StreamRefusal];
   /** these writes were acknowledged to the client that sent them */
   acknowledged: [changes: readonly Change[], durability: Durability];
@@ -150,6 +154,10 @@ export interface ServerQuotas {
   maxSnapshotStreamsPerClient: number;
   /** a snapshot stream whose client takes nothing for this long is stopped, in ms */
   snapshotIdleMs: number;
+  /** bytes all snapshot streams can hold buffered at once, worst case (snapshot-streams.ts) */
+  maxSnapshotBytes: number;
+  /** bytes one snapshot stream can hold buffered, worst case; native chunks are cut to fit it */
+  maxSnapshotBytesPerClient: number;
 }
 
 export const DEFAULT_QUOTAS: ServerQuotas = {
@@ -162,6 +170,8 @@ export const DEFAULT_QUOTAS: ServerQuotas = {
   maxSnapshotStreams: 16,
   maxSnapshotStreamsPerClient: 1,
   snapshotIdleMs: 30_000,
+  maxSnapshotBytes: 256 * 1024 * 1024,
+  maxSnapshotBytesPerClient: 64 * 1024 * 1024,
 };
 
 export interface ServerEndpoints {
@@ -239,6 +249,11 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     return this.streams.size;
   }
 
+  /** worst-case bytes those streams can hold buffered */
+  get snapshotStreamBytes(): number {
+    return this.streams.reservedBytes;
+  }
+
   /** subscribers connected to the publisher right now */
   connectedClients = 0;
 
@@ -310,10 +325,12 @@ export class CloneServer extends EventEmitter<ServerEvents> {
         maxStreams: quotas.maxSnapshotStreams,
         maxStreamsPerClient: quotas.maxSnapshotStreamsPerClient,
         idleMs: quotas.snapshotIdleMs,
+        maxBytes: quotas.maxSnapshotBytes,
+        maxBytesPerClient: quotas.maxSnapshotBytesPerClient,
       },
       {
         send: (frames) => this.routerOut.send(frames),
-        onCount: (count) => this.emit('streams', count),
+        onCount: (count, bytes) => this.emit('streams', count, bytes),
         onRefused: (reason) => this.emit('stream-refused', reason),
         now: this.now,
       },
@@ -665,11 +682,22 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       if (!(await this.whenPublishable(sequence))) return undefined;
       const entries = await filterInTurns(all, subtree, principal);
       count = entries.length;
-      return eachThenLast(
-        entries,
-        (entry) => [identity, ...encodeKvMsg(entry)],
-        () => [identity, ...encodeKthxbai(sequence, subtree, this.advertised)],
+      // One KVSYNC per entry: identity and five frames, the entry's bytes in them.
+      const measured = await measureInTurns(
+        mapIterable(entries, (entry) => ({
+          message: entry,
+          bytes: packedSize(entry) + 6 * QUEUED_FRAME_BYTES,
+        })),
+        this.quotas.clientQueue,
       );
+      return {
+        bytes: measured.bytes,
+        source: eachThenLast(
+          measured.messages,
+          (entry) => [identity, ...encodeKvMsg(entry)],
+          () => [identity, ...encodeKthxbai(sequence, subtree, this.advertised)],
+        ),
+      };
     });
     // At the cap: a CHP client is not told (RFC 12 has no such answer); dropped and counted.
     if (ending === undefined) {
@@ -677,6 +705,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       return;
     }
     void ending.then((end) => {
+      if (end === 'busy') this.emit('dropped', 'snapshot', 'busy');
       this.streamEnded(end);
       if (end === 'done') this.emit('snapshot', 'chp', count, this.now() - started);
     });
@@ -717,37 +746,74 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     let count = 0;
     const ending = this.streams.serve(
       identity.toString('latin1'),
-      async (): Promise<StreamSource | undefined> => {
+      async (): Promise<PreparedStream | undefined> => {
         // One O(n) step takes the point-in-time view; filtering it by subtree runs across turns.
         const all = changes ?? this.store.map.snapshot('');
         if (!(await this.whenPublishable(sequence))) return undefined;
         const entries = await filterInTurns(all, changes ? '' : subtree, principal);
         count = entries.length;
-        // Bounded by bytes too: no chunk outgrows what the client's socket accepts (sizes.ts).
-        const chunks = chunked(entries, this.options.snapshotChunk, chunkBytes(this.options.limits));
-        return chunksThenLast(
-          chunks,
-          (slice) => [identity, ...encodeReply({ command: 'TSYNC', reqId, entries: slice })],
-          () => [identity, ...encodeReply({ command: 'TSYNCEND', reqId, sequence, term, kind })],
-        );
+        // Chunks as large as allowed; if a full pipe of those would not fit the per-client byte
+        // budget, cut again, small enough that it does.
+        let measured = await this.measureChunks(entries, chunkBytes(this.options.limits));
+        if (measured.bytes > this.quotas.maxSnapshotBytesPerClient)
+          measured = await this.measureChunks(entries, this.streamChunkBytes);
+        return {
+          bytes: measured.bytes,
+          source: chunksThenLast(
+            measured.messages[Symbol.iterator](),
+            (slice) => [identity, ...encodeReply({ command: 'TSYNC', reqId, entries: slice })],
+            () => [identity, ...encodeReply({ command: 'TSYNCEND', reqId, sequence, term, kind })],
+          ),
+        };
       },
     );
     if (ending === undefined) {
-      // At the cap: the client is told so, backs off and asks again (docs/protocol.md).
-      this.reply(identity, {
-        command: 'TERROR',
+      this.refuseBusy(
+        identity,
         reqId,
-        reason: 'busy',
-        message: `${this.streams.size} snapshot streams in progress, limit ${this.quotas.maxSnapshotStreams}`,
-      });
-      this.emit('dropped', 'snapshot', 'busy');
+        `${this.streams.size} snapshot streams in progress, limit ${this.quotas.maxSnapshotStreams}`,
+      );
       return;
     }
     void ending.then((end) => {
+      if (end === 'busy')
+        this.refuseBusy(
+          identity,
+          reqId,
+          `snapshot streams hold ${this.streams.reservedBytes} bytes, limit ${this.quotas.maxSnapshotBytes}`,
+        );
       this.streamEnded(end);
       if (end === 'done')
         this.emit('snapshot', kind === 'resume' ? 'resume' : 'native', count, this.now() - started);
     });
+  }
+
+  /** At a cap: the client is told so, backs off and asks again (docs/protocol.md). */
+  private refuseBusy(identity: Buffer, reqId: number, detail: string): void {
+    this.reply(identity, { command: 'TERROR', reqId, reason: 'busy', message: detail });
+    this.emit('dropped', 'snapshot', 'busy');
+  }
+
+  private measureChunks(entries: Entry[], maxBytes: number): Promise<Measured<Entry[]>> {
+    const chunks = sizedChunks(entries, this.options.snapshotChunk, maxBytes);
+    return measureInTurns(
+      mapIterable(chunks, (chunk) => ({
+        message: chunk.entries,
+        bytes: chunk.bytes + 4 * QUEUED_FRAME_BYTES,
+      })),
+      this.quotas.clientQueue,
+    );
+  }
+
+  /**
+   * Target bytes of one native snapshot chunk: a pipe full of them (clientQueue) stays within the
+   * per-client budget, but never below 4 KiB (tiny chunks cost more than they save) nor above what
+   * a client's socket accepts.
+   */
+  private get streamChunkBytes(): number {
+    const fit =
+      Math.floor(this.quotas.maxSnapshotBytesPerClient / this.quotas.clientQueue) - 4 * QUEUED_FRAME_BYTES;
+    return Math.min(chunkBytes(this.options.limits), Math.max(4096, fit));
   }
 
   /** A stream that did not finish is counted under why (the caps' refusals are counted apart). */
@@ -894,6 +960,10 @@ async function rebind(socket: zmq.Socket, endpoint: string, log: Logger): Promis
  * The entries under a prefix that the principal may read (all of them when security is off),
  * scanning 50k per event-loop turn so a big map never stalls the reactor.
  */
+function* mapIterable<T, U>(items: Iterable<T>, f: (item: T) => U): Generator<U> {
+  for (const item of items) yield f(item);
+}
+
 async function filterInTurns(entries: Entry[], prefix: string, principal?: Principal): Promise<Entry[]> {
   if (prefix === '' && (principal === undefined || principal.readsEverything)) return entries;
   const out: Entry[] = [];
