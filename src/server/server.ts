@@ -25,20 +25,16 @@ import {
 import { RateLimitedLog } from '../log/index.js';
 import {
   decodeKvMsg,
-  decodeSequence,
   encodeHugz,
   encodeKthxbai,
   encodeKvMsg,
-  encodeSequence,
   formatProperties,
   KvMsgError,
-  packBatch,
   checkedTtlSeconds,
-  writeSequence,
-  unpackBatch,
   type DecodeReason,
   type KvMsg,
   type Limits,
+  type PackedEntry,
   ICANHAZ,
 } from '../wire/chp.js';
 import type { Entry } from '../kv/kvmap.js';
@@ -46,10 +42,17 @@ import {
   ADVERTISE,
   Native,
   NATIVE_VERSION,
+  NativeMsgError,
+  decodeRequest,
   decodeRequestId,
-  encodeRequestId,
+  encodePublication,
+  encodeReply,
   type Durability,
+  type NativeReply,
+  type NativeRequest,
   type NotActiveReason,
+  type RequestBounds,
+  type SnapshotSocketRequest,
 } from '../wire/native.js';
 import { DRAIN_BUDGET_MS, errorCode, Outbox } from '../zmq/outbox.js';
 import {
@@ -203,9 +206,6 @@ interface Follower {
   principal: Principal | undefined;
 }
 
-const TPUB = Buffer.from(Native.PUBLISH);
-const TSYNC = Buffer.from(Native.SYNC);
-const TSYNC_END = Buffer.from(Native.SYNC_END);
 /** messages on a send queue above which publishing waits for a later turn */
 const RELEASE_BACKLOG = 2_000;
 /** what one queued update costs each subscriber's pipe: 5 frames of 64-byte zmq_msg_t */
@@ -220,6 +220,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private readonly streams: SnapshotStreams;
   private readonly guard: Guard | undefined;
   private readonly quotas: ServerQuotas;
+  /** what the native codec refuses before a request is dispatched */
+  private readonly bounds: RequestBounds;
   private readonly snapshotLimiter: RateLimiter;
   private readonly followers = new Map<string, Follower>();
   private revoking: Promise<void> = Promise.resolve();
@@ -279,6 +281,11 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     this.now = options.now ?? Date.now;
     this.guard = options.guard;
     const quotas = (this.quotas = options.quotas ?? DEFAULT_QUOTAS);
+    this.bounds = {
+      limits: options.limits,
+      maxSubtreeBytes: quotas.maxSubtreeBytes,
+      maxFollowPrefixes: quotas.maxFollowPrefixes,
+    };
     // A frame above what the limits allow disconnects its sender before it is ever buffered.
     const frames = socketFrameLimits(options.limits, quotas.maxSubtreeBytes);
     const common = (domain: Domain) => ({
@@ -474,11 +481,13 @@ export class CloneServer extends EventEmitter<ServerEvents> {
         if (!follower.prefixes.some((prefix) => key.startsWith(prefix))) continue;
       }
       // The follower is the stream: once one message to it fails, none queued after it goes out.
-      this.routerOut.send([follower.identity, TPUB, ...frames], follower).catch((error: unknown) => {
-        if (this.followers.get(id) !== follower) return;
-        this.followers.delete(id);
-        this.sendFailed('snapshot', error, [follower.identity]);
-      });
+      this.routerOut
+        .send([follower.identity, ...encodePublication(frames)], follower)
+        .catch((error: unknown) => {
+          if (this.followers.get(id) !== follower) return;
+          this.followers.delete(id);
+          this.sendFailed('snapshot', error, [follower.identity]);
+        });
     }
   }
 
@@ -536,7 +545,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   // ------------------------------------------------------------------------------------------
-  // Snapshot socket: frames destructured at the head of the handler.
+  // Snapshot socket: every request decoded by the native codec (wire/native.ts), then dispatched.
 
   private onRequest([identity, command, ...args]: Buffer[]): void {
     if (identity === undefined || command === undefined) return;
@@ -550,35 +559,70 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       }
       const principal = this.guard?.principalOf(identity);
       if (this.guard && principal === undefined) return this.unauthenticated(identity, args);
-      this.dispatch(identity, command.toString('latin1'), args, principal);
+      let request;
+      try {
+        request = decodeRequest([command, ...args], this.bounds);
+      } catch (error) {
+        if (error instanceof NativeMsgError) this.answerMalformed(identity, error);
+        throw error;
+      }
+      this.dispatch(identity, request, principal);
     } catch (error) {
       this.drop('snapshot', error, args.length + 1);
     }
   }
 
-  private dispatch(identity: Buffer, command: string, args: Buffer[], principal?: Principal): void {
-    switch (command) {
+  private dispatch(identity: Buffer, request: SnapshotSocketRequest, principal?: Principal): void {
+    switch (request.command) {
       case ICANHAZ:
-        return this.onIcanhaz(identity, args, principal);
-      case Native.SNAPSHOT:
-      case Native.RESUME:
-        return this.onNativeSync(identity, command, args, principal);
-      case Native.SET:
-        return this.onSet(identity, args, principal);
-      case Native.PING:
-        return this.onPing(identity, args);
-      case Native.VOTE:
-        return this.onVote(identity, args);
-      case Native.FOLLOW:
-        return this.onFollow(identity, args, principal);
-      case Native.UNFOLLOW:
-        if (decodeRequestId(args[0]) === undefined || args.length !== 1)
-          throw new KvMsgError('frame-count', 'TUNFOLLOW is malformed');
+        return this.onIcanhaz(identity, request.subtree, principal);
+      case 'TSNAP':
+      case 'TRESUME':
+        return this.onNativeSync(identity, request, principal);
+      case 'TSET':
+        return this.onSet(identity, request.reqId, request.writes, principal);
+      case 'TPING':
+        return this.pong(identity, request.reqId);
+      case 'TVOTE':
+        return this.onVote(identity, request.reqId);
+      case 'TFOLLOW':
+        return this.onFollow(identity, request.reqId, request.prefixes, principal);
+      case 'TUNFOLLOW':
         this.followers.delete(identity.toString('latin1'));
         return;
-      default:
-        throw new KvMsgError('unknown-command', `unknown command ${JSON.stringify(command.slice(0, 32))}`);
     }
+  }
+
+  /**
+   * A malformed request whose id is readable is told why when the client could only retry it in
+   * vain: a TSET (nothing of it is applied), a subtree or prefix too long, too many prefixes.
+   */
+  private answerMalformed(identity: Buffer, error: NativeMsgError): void {
+    if (error.reqId === undefined) return;
+    if (error.command === Native.SET) return this.refuseWrites(identity, error.reqId, error);
+    if (error.reason === 'subtree-too-long' || error.reason === 'too-many-prefixes')
+      this.reply(identity, {
+        command: 'TERROR',
+        reqId: error.reqId,
+        reason: error.reason,
+        message: error.detail,
+      });
+  }
+
+  /** A TSET that cannot be applied: TERROR with the reason, and the limits if it was too large. */
+  private refuseWrites(identity: Buffer, reqId: number, error: KvMsgError): void {
+    const { maxBatchEntries, maxBatchBytes } = this.options.limits;
+    this.reply(identity, {
+      command: 'TERROR',
+      reqId,
+      reason: error.reason,
+      message: error.message,
+      ...(error.reason === 'batch-too-large' ? { fit: { maxBatchEntries, maxBatchBytes } } : {}),
+    });
+  }
+
+  private reply(identity: Buffer, reply: NativeReply): void {
+    this.routerOut.post([identity, ...encodeReply(reply)]);
   }
 
   /**
@@ -589,37 +633,12 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     this.emit('dropped', 'snapshot', 'unauthenticated');
     const reqId = decodeRequestId(args[0]);
     if (reqId === undefined) return;
-    this.routerOut.post([
-      identity,
-      Buffer.from(Native.ERROR),
-      encodeRequestId(reqId),
-      Buffer.from('unauthenticated'),
-      Buffer.from('this server requires a session token of a listed client key (docs/security.md)'),
-    ]);
-  }
-
-  /**
-   * A subtree or prefix longer than the limit is refused before anything is held for it: a
-   * native request gets TERROR (its id is readable), a CHP one silence. Counted as dropped.
-   */
-  private checkSubtree(identity: Buffer, reqId: number | undefined, frame: Buffer): void {
-    const max = this.quotas.maxSubtreeBytes;
-    if (frame.length <= max) return;
-    const detail = `subtree or prefix is ${frame.length} bytes, limit ${max}`;
-    if (reqId === undefined) throw new KvMsgError('subtree-too-long', detail);
-    this.refuse(identity, reqId, 'subtree-too-long', detail);
-  }
-
-  /** TERROR with a typed reason, then the request is dropped and counted under that reason. */
-  private refuse(identity: Buffer, reqId: number, reason: DecodeReason, detail: string): never {
-    this.routerOut.post([
-      identity,
-      Buffer.from(Native.ERROR),
-      encodeRequestId(reqId),
-      Buffer.from(reason),
-      Buffer.from(detail),
-    ]);
-    throw new KvMsgError(reason, detail);
+    this.reply(identity, {
+      command: 'TERROR',
+      reqId,
+      reason: 'unauthenticated',
+      message: 'this server requires a session token of a listed client key (docs/security.md)',
+    });
   }
 
   /** Reading a subtree the client may read only part of is allowed, filtered, and counted. */
@@ -635,30 +654,19 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   /** TFOLLOW: updates under the prefixes, sent over this socket, only those the client may read. */
-  private onFollow(identity: Buffer, args: Buffer[], principal: Principal | undefined): void {
-    const reqId = decodeRequestId(args[0]);
-    if (reqId === undefined || args.length < 2) throw new KvMsgError('frame-count', 'TFOLLOW is malformed');
-    const { maxFollowPrefixes } = this.quotas;
-    if (args.length - 1 > maxFollowPrefixes)
-      this.refuse(
-        identity,
-        reqId,
-        'too-many-prefixes',
-        `${args.length - 1} prefixes, limit ${maxFollowPrefixes}`,
-      );
-    for (const frame of args.slice(1)) this.checkSubtree(identity, reqId, frame);
-    const prefixes = args.slice(1).map((frame) => frame.toString());
+  private onFollow(
+    identity: Buffer,
+    reqId: number,
+    prefixes: readonly string[],
+    principal: Principal | undefined,
+  ): void {
     if (!this.admitNative(identity, reqId, Native.FOLLOW)) return;
     for (const prefix of prefixes) this.checkRead(prefix, principal);
-    this.followers.set(identity.toString('latin1'), { identity, prefixes, principal });
+    this.followers.set(identity.toString('latin1'), { identity, prefixes: [...prefixes], principal });
   }
 
   /** Plain RFC 12 snapshot. A turned-away CHP client gets silence and tries the other server. */
-  private onIcanhaz(identity: Buffer, args: Buffer[], principal: Principal | undefined): void {
-    if (args.length !== 1)
-      throw new KvMsgError('frame-count', `ICANHAZ? has ${args.length + 1} frames, not 2`);
-    this.checkSubtree(identity, undefined, args[0]!);
-    const subtree = args[0]!.toString();
+  private onIcanhaz(identity: Buffer, subtree: string, principal: Principal | undefined): void {
     if (!this.allowSnapshot(identity, principal)) return;
     this.checkRead(subtree, principal);
     if (!this.options.policy.admit().accepted) {
@@ -718,31 +726,23 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   /** Native snapshot or resume: packed chunks, then TSYNCEND saying which it was. */
   private onNativeSync(
     identity: Buffer,
-    command: string,
-    args: Buffer[],
+    request: Extract<NativeRequest, { command: 'TSNAP' | 'TRESUME' }>,
     principal: Principal | undefined,
   ): void {
-    const reqId = decodeRequestId(args[0]);
-    const frames = command === Native.RESUME ? 4 : 2;
-    if (reqId === undefined || args.length !== frames) {
-      throw new KvMsgError('frame-count', `${command} has ${args.length + 1} frames, not ${frames + 1}`);
-    }
-    this.checkSubtree(identity, reqId, args[1]!);
-    const subtree = args[1]!.toString();
+    const { reqId, subtree } = request;
     if (!this.allowSnapshot(identity, principal)) return;
     this.checkRead(subtree, principal);
-    if (!this.admitNative(identity, reqId, command)) return;
+    if (!this.admitNative(identity, reqId, request.command)) return;
     const started = this.now();
     const sequence = this.store.sequence;
     const term = this.options.policy.term();
     let changes: Entry[] | undefined;
-    if (command === Native.RESUME) {
-      const from = decodeSequence(args[2] ?? Buffer.alloc(0));
-      const fromTerm = (args[3] ?? Buffer.alloc(0)).toString();
-      if (this.options.policy.onTimeline(from, fromTerm)) changes = this.store.changesSince(from, subtree);
+    if (request.command === Native.RESUME) {
+      const { fromSequence, term: fromTerm } = request;
+      if (this.options.policy.onTimeline(fromSequence, fromTerm))
+        changes = this.store.changesSince(fromSequence, subtree);
     }
     const kind = changes === undefined ? 'snapshot' : 'resume';
-    const rid = encodeRequestId(reqId);
     let count = 0;
     const ending = this.streams.serve(
       identity.toString('latin1'),
@@ -761,8 +761,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
           bytes: measured.bytes,
           source: chunksThenLast(
             measured.messages[Symbol.iterator](),
-            (slice) => [identity, TSYNC, rid, packBatch(slice)],
-            () => [identity, TSYNC_END, rid, encodeSequence(sequence), Buffer.from(term), Buffer.from(kind)],
+            (slice) => [identity, ...encodeReply({ command: 'TSYNC', reqId, entries: slice })],
+            () => [identity, ...encodeReply({ command: 'TSYNCEND', reqId, sequence, term, kind })],
           ),
         };
       },
@@ -770,7 +770,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     if (ending === undefined) {
       this.refuseBusy(
         identity,
-        rid,
+        reqId,
         `${this.streams.size} snapshot streams in progress, limit ${this.quotas.maxSnapshotStreams}`,
       );
       return;
@@ -779,7 +779,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       if (end === 'busy')
         this.refuseBusy(
           identity,
-          rid,
+          reqId,
           `snapshot streams hold ${this.streams.reservedBytes} bytes, limit ${this.quotas.maxSnapshotBytes}`,
         );
       this.streamEnded(end);
@@ -789,8 +789,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   /** At a cap: the client is told so, backs off and asks again (docs/protocol.md). */
-  private refuseBusy(identity: Buffer, rid: Buffer, detail: string): void {
-    this.routerOut.post([identity, Buffer.from(Native.ERROR), rid, Buffer.from('busy'), Buffer.from(detail)]);
+  private refuseBusy(identity: Buffer, reqId: number, detail: string): void {
+    this.reply(identity, { command: 'TERROR', reqId, reason: 'busy', message: detail });
     this.emit('dropped', 'snapshot', 'busy');
   }
 
@@ -823,38 +823,20 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   /** Acknowledged writes: sequence each, then answer once all are durable (promise 2). */
-  private onSet(identity: Buffer, args: Buffer[], principal: Principal | undefined): void {
-    const reqId = decodeRequestId(args[0]);
-    if (reqId === undefined) throw new KvMsgError('frame-count', 'TSET is malformed');
+  private onSet(
+    identity: Buffer,
+    reqId: number,
+    writes: readonly PackedEntry[],
+    principal: Principal | undefined,
+  ): void {
     let changes: Change[];
     const now = this.now();
-    const limits = this.options.limits;
     try {
-      if (args.length !== 2) throw new KvMsgError('frame-count', `TSET has ${args.length + 1} frames, not 3`);
-      const batch = args[1]!;
-      // A batch is applied in one synchronous step: its size bounds how long it holds the reactor.
-      if (batch.length > limits.maxBatchBytes)
-        throw new KvMsgError(
-          'batch-too-large',
-          `batch is ${batch.length} bytes, limit ${limits.maxBatchBytes}`,
-        );
-      changes = unpackBatch(batch, limits, limits.maxBatchEntries).map((write) =>
-        toChange(write, now, limits),
-      );
+      changes = writes.map((write) => toChange(write, now, this.options.limits));
     } catch (error) {
       // The request id is readable, so say why instead of leaving the client to time out and
       // retry a batch that can never succeed. Nothing in the batch is applied.
-      if (error instanceof KvMsgError) {
-        const fit = error.reason === 'batch-too-large' ? [limits.maxBatchEntries, limits.maxBatchBytes] : [];
-        this.routerOut.post([
-          identity,
-          Buffer.from(Native.ERROR),
-          encodeRequestId(reqId),
-          Buffer.from(error.reason),
-          Buffer.from(error.message),
-          ...fit.map((n) => Buffer.from(String(n))),
-        ]);
-      }
+      if (error instanceof KvMsgError) this.refuseWrites(identity, reqId, error);
       throw error;
     }
     if (principal && !changes.every((change) => principal.canWrite(change.key)))
@@ -864,24 +846,20 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       const result = this.commit(change, 'native', now);
       return result.duplicate ? result.sequence : result.entry.sequence;
     });
-    const seqFrame = Buffer.allocUnsafe(8 * sequences.length);
-    sequences.forEach((s, i) => writeSequence(seqFrame, s, 8 * i));
-    const rid = encodeRequestId(reqId);
     let highest = 0; // a loop, not Math.max(...sequences): a spread of 120k+ overflows the stack
     for (const sequence of sequences) if (sequence > highest) highest = sequence;
     this.options.policy.durable(highest).then(
       (durability) => {
-        this.routerOut.post([identity, Buffer.from(Native.ACK), rid, seqFrame, Buffer.from(durability)]);
+        this.reply(identity, { command: 'TACK', reqId, sequences, durability });
         this.emit('acknowledged', changes, durability);
       },
       () =>
-        this.routerOut.post([
-          identity,
-          Buffer.from(Native.NOT_ACTIVE),
-          rid,
-          Buffer.from(this.options.policy.stateName()),
-          Buffer.from('not-active'),
-        ]),
+        this.reply(identity, {
+          command: 'TNOTACTIVE',
+          reqId,
+          state: this.options.policy.stateName(),
+          reason: 'not-active',
+        }),
     );
   }
 
@@ -891,48 +869,37 @@ export class CloneServer extends EventEmitter<ServerEvents> {
    */
   private denyWrites(identity: Buffer, reqId: number, changes: Change[], principal: Principal): void {
     const refused = changes.flatMap((change, i) => (principal.canWrite(change.key) ? [] : [i]));
-    const indexes = Buffer.allocUnsafe(4 * refused.length);
-    refused.forEach((index, i) => indexes.writeUInt32BE(index, 4 * i));
     for (let i = 0; i < refused.length; i++) this.emit('denied', 'write', principal.name);
     this.emit('dropped', 'snapshot', 'access-denied');
     const first = changes[refused[0]!]!.key;
-    this.routerOut.post([
-      identity,
-      Buffer.from(Native.ERROR),
-      encodeRequestId(reqId),
-      Buffer.from('access-denied'),
-      Buffer.from(`client ${principal.name} may not write ${JSON.stringify(first.slice(0, 200))}`),
-      indexes,
-    ]);
+    this.reply(identity, {
+      command: 'TERROR',
+      reqId,
+      reason: 'access-denied',
+      message: `client ${principal.name} may not write ${JSON.stringify(first.slice(0, 200))}`,
+      refused,
+    });
   }
 
-  /** Never a vote: who this node is, so a client can find the active without voting. */
-  private onPing(identity: Buffer, args: Buffer[]): void {
-    const reqId = decodeRequestId(args[0]);
-    if (reqId === undefined || args.length !== 1) throw new KvMsgError('frame-count', 'TPING is malformed');
-    this.pong(identity, reqId);
-  }
-
+  /** Never a vote (TPING), or an accepted vote: who this node is, so a client can find the active. */
   private pong(identity: Buffer, reqId: number): void {
-    this.routerOut.post([
-      identity,
-      Buffer.from(Native.PONG),
-      encodeRequestId(reqId),
-      Buffer.from(this.sequencing() ? 'ACTIVE' : this.active ? 'FENCED' : this.options.policy.stateName()),
-      encodeSequence(this.store.sequence),
-      Buffer.from(this.options.policy.term()),
-      Buffer.from(String(this.options.heartbeatMs)),
-      Buffer.from(this.options.policy.hasHistory() ? 'complete' : 'incomplete'),
-    ]);
+    const { policy } = this.options;
+    this.reply(identity, {
+      command: 'TPONG',
+      reqId,
+      state: this.sequencing() ? 'ACTIVE' : this.active ? 'FENCED' : policy.stateName(),
+      sequence: this.store.sequence,
+      term: policy.term(),
+      heartbeatMs: this.options.heartbeatMs,
+      history: policy.hasHistory() ? 'complete' : 'incomplete',
+    });
   }
 
   /**
    * The Binary Star vote of a native client, which sends it only after it found the active silent
    * itself. Accepted: TPONG (ACTIVE). Refused: TNOTACTIVE with the reason, at once.
    */
-  private onVote(identity: Buffer, args: Buffer[]): void {
-    const reqId = decodeRequestId(args[0]);
-    if (reqId === undefined || args.length !== 1) throw new KvMsgError('frame-count', 'TVOTE is malformed');
+  private onVote(identity: Buffer, reqId: number): void {
     const admission = this.options.policy.admit();
     if (admission.accepted) return this.pong(identity, reqId);
     this.emit('rejected', Native.VOTE);
@@ -948,13 +915,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   private notActive(identity: Buffer, reqId: number, reason: NotActiveReason): void {
-    this.routerOut.post([
-      identity,
-      Buffer.from(Native.NOT_ACTIVE),
-      encodeRequestId(reqId),
-      Buffer.from(this.options.policy.stateName()),
-      Buffer.from(reason),
-    ]);
+    this.reply(identity, { command: 'TNOTACTIVE', reqId, state: this.options.policy.stateName(), reason });
   }
 
   /** A send failed; with no route to its client, that client is gone: stop its streams now. */
