@@ -19,7 +19,7 @@ export function configurationDoc(): string {
   return [
     '# Configuration',
     '',
-    '<!-- Generated from src/config/index.ts by `npm run docs`; edit the schema, not this file. -->',
+    '<!-- Generated from src/config/schema.ts by `npm run docs`; edit the schema, not this file. -->',
     '',
     'Every setting can be given as a command-line flag of `twinstar server`, as an environment',
     'variable, or in a JSON file named by `--config FILE` or `TWINSTAR_CONFIG` (keys as in the',
