@@ -197,6 +197,20 @@ describe('wire/native: the native codec', () => {
     for (const command of Object.values(Native)) expect(commands.has(command), command).to.equal(true);
   });
 
+  it('a command named like an Object property (constructor, __proto__...) is unknown, not a request', () => {
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+      const frames = [Buffer.from(name), Buffer.from(RID, 'hex')];
+      expect(
+        reasonOf(() => decodeRequest(frames)),
+        name,
+      ).to.equal('unknown-command');
+      expect(
+        reasonOf(() => decodeReply(frames)),
+        name,
+      ).to.equal('unknown-command');
+    }
+  });
+
   describe('requests', () => {
     for (const v of REQUESTS) {
       it(`${v.name}: encodes to the exact bytes and decodes back`, () => {
