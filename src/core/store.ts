@@ -3,19 +3,15 @@
  * recently applied uuids. Every change goes through here, so promise 1 (one order, no reuse) is
  * this module's to keep. No I/O, no clock: time and fresh uuids are passed in.
  */
-import { KvMap, type Entry } from '../kv/kvmap.js';
+import type { KvMap, Entry } from '../kv/kvmap.js';
+import { KvMachine } from './kv-machine.js';
 import { ReplayLog } from './replay-log.js';
 import { UUID_BYTES } from '../wire/chp.js';
 import { UuidWindow, type UuidWindowOptions } from './uuid-window.js';
 
-/** A change not yet sequenced: what a client asked for. */
-export interface Change {
-  readonly key: string;
-  readonly uuid: string;
-  readonly properties: string;
-  readonly body: Buffer;
-  readonly expiresAt: number;
-}
+import type { Change } from './state-machine.js';
+
+export type { Change };
 
 export type CommitResult = { duplicate: false; entry: Entry } | { duplicate: true; sequence: number };
 export type ReplicateResult = 'applied' | 'stale' | 'gap';
@@ -40,7 +36,7 @@ export function isDedupeUuid(uuid: string): boolean {
 }
 
 export class Store {
-  private currentMap = new KvMap();
+  private kv = new KvMachine();
   private seq = 0;
   private readonly log: ReplayLog;
   private applied: UuidWindow;
@@ -55,16 +51,12 @@ export class Store {
   }
 
   get map(): KvMap {
-    return this.currentMap;
+    return this.kv.map;
   }
 
   /** The replay log's entries, bytes and evictions to stay within its byte budget (metrics). */
   get replayLog(): { readonly size: number; readonly bytes: number; readonly evictedForBytes: number } {
     return this.log;
-  }
-
-  private set map(map: KvMap) {
-    this.currentMap = map;
   }
 
   /** The sequence of an earlier write with this uuid, if it is still remembered. */
@@ -119,7 +111,7 @@ export class Store {
   }
 
   replaceWith(builder: StoreBuilder, sequence: number): void {
-    this.map = builder.map;
+    this.kv = builder.kv;
     this.applied = builder.applied;
     this.log.clear();
     this.seq = sequence;
@@ -131,14 +123,16 @@ export class Store {
     return this.log.since(sequence, prefix);
   }
 
+  /** The earliest TTL deadline of a live key, if any. */
+  nextDeadline(): number | undefined {
+    return this.kv.nextDeadline();
+  }
+
   /** Sequenced deletes for every key whose TTL has run out (active only, promise 5). */
   expire(now: number, newUuid: () => string, max = 10_000): Entry[] {
     const deletes: Entry[] = [];
-    for (const gone of this.map.expired(now, max)) {
-      const result = this.commit(
-        { key: gone.key, uuid: newUuid(), properties: '', body: EMPTY, expiresAt: 0 },
-        now,
-      );
+    for (const change of this.kv.due(now, max)) {
+      const result = this.commit({ ...change, uuid: newUuid() }, now);
       if (!result.duplicate) deletes.push(result.entry);
     }
     return deletes;
@@ -146,7 +140,7 @@ export class Store {
 
   private apply(entry: Entry, now: number): void {
     this.seq = entry.sequence;
-    this.map.put(entry);
+    this.kv.apply(entry);
     this.log.append(entry);
     if (isDedupeUuid(entry.uuid)) this.applied.set(entry.uuid, entry.sequence, now);
   }
@@ -158,7 +152,7 @@ export class Store {
 }
 
 export class StoreBuilder {
-  readonly map = new KvMap();
+  readonly kv = new KvMachine();
   readonly applied: UuidWindow;
   constructor(window: UuidWindowOptions) {
     this.applied = new UuidWindow(window);
@@ -167,10 +161,8 @@ export class StoreBuilder {
   /** Entries of a snapshot chunk that arrived at `now`: their uuids count from then. */
   add(entries: Iterable<Entry>, now: number): void {
     for (const entry of entries) {
-      this.map.put(entry);
+      this.kv.apply(entry);
       if (isDedupeUuid(entry.uuid)) this.applied.set(entry.uuid, entry.sequence, now);
     }
   }
 }
-
-const EMPTY = Buffer.alloc(0);
