@@ -4,8 +4,8 @@
  * and never reach into the CloneServer.
  */
 import type { EventEmitter } from 'node:events';
-import type { Change, CommitResult, Store } from '../core/store.js';
-import type { NativeReply } from '../wire/native.js';
+import type { Change, CommitResult, Store } from '../core/index.js';
+import type { NativeReply } from '../wire/index.js';
 import type { Followers } from './followers.js';
 import type { SnapshotStreams } from './snapshot-streams.js';
 import type { ChangeSource, CloneServerOptions, ServerEvents, ServerQuotas, ServicePolicy } from './types.js';

@@ -7,7 +7,7 @@
  * replica silently wrong, while a forgotten follower hears no HUGZ and resyncs.
  */
 import type { Principal } from '../security/index.js';
-import { encodePublication } from '../wire/native.js';
+import { encodePublication } from '../wire/index.js';
 
 export interface Follower {
   readonly identity: Buffer;

@@ -3,10 +3,10 @@
  * once the policy allows (the publication watermark, core/publication.ts), in order, without
  * holding the event loop.
  */
-import { encodeKvMsg } from '../wire/chp.js';
-import { PublicationQueue } from '../core/publication.js';
-import type { Entry } from '../kv/kvmap.js';
-import { DRAIN_BUDGET_MS, type Outbox } from '../zmq/outbox.js';
+import { encodeKvMsg } from '../wire/index.js';
+import { PublicationQueue } from '../core/index.js';
+import type { Entry } from '../kv/index.js';
+import { DRAIN_BUDGET_MS, type Outbox } from '../zmq/index.js';
 import type { Followers } from './followers.js';
 
 /** messages on a send queue above which publishing waits for a later turn */

@@ -11,15 +11,15 @@
  *
  * Nothing escapes: whatever a request throws is dropped and counted.
  */
-import { ICANHAZ } from '../wire/chp.js';
 import {
+  ICANHAZ,
   decodeRequest,
   decodeRequestId,
   Native,
   NativeMsgError,
   type RequestBounds,
   type SnapshotSocketRequest,
-} from '../wire/native.js';
+} from '../wire/index.js';
 import type { Guard, Principal } from '../security/index.js';
 import type { RateLimitedLog } from '../log/index.js';
 import type { RateLimiter } from './rate-limiter.js';

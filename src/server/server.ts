@@ -13,12 +13,19 @@
  */
 import { EventEmitter } from 'node:events';
 import { RateLimitedLog } from '../log/index.js';
-import { decodeKvMsg, encodeHugz, formatProperties, KvMsgError, type KvMsg } from '../wire/chp.js';
-import { ADVERTISE, encodeReply, NATIVE_VERSION } from '../wire/native.js';
-import type { Entry } from '../kv/kvmap.js';
-import { newUuid } from '../core/uuid.js';
-import type { Change, CommitResult, ReplicateResult, Store } from '../core/store.js';
-import { errorCode } from '../zmq/outbox.js';
+import {
+  decodeKvMsg,
+  encodeHugz,
+  formatProperties,
+  KvMsgError,
+  type KvMsg,
+  ADVERTISE,
+  encodeReply,
+  NATIVE_VERSION,
+} from '../wire/index.js';
+import type { Entry } from '../kv/index.js';
+import { newUuid, type Change, type CommitResult, type ReplicateResult, type Store } from '../core/index.js';
+import { errorCode } from '../zmq/index.js';
 import { SnapshotStreams } from './snapshot-streams.js';
 import { RateLimiter } from './rate-limiter.js';
 import { ServerSockets } from './sockets.js';

@@ -20,10 +20,8 @@ import {
   type Domain,
   type Guard,
 } from '../security/index.js';
-import type { Limits } from '../wire/chp.js';
-import { socketFrameLimits } from '../wire/sizes.js';
-import { Outbox } from '../zmq/outbox.js';
-import { receiveLoop } from '../zmq/receive-loop.js';
+import { type Limits, socketFrameLimits } from '../wire/index.js';
+import { Outbox, receiveLoop } from '../zmq/index.js';
 import type { ServerEndpoints, ServerQuotas } from './types.js';
 
 export interface SocketOptions {

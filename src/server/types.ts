@@ -5,10 +5,9 @@
 import type * as zmq from 'zeromq';
 import type { Logger } from '../log/index.js';
 import type { Guard } from '../security/index.js';
-import type { DecodeReason, KvMsg, Limits } from '../wire/chp.js';
-import type { Durability, NotActiveReason } from '../wire/native.js';
-import type { Entry } from '../kv/kvmap.js';
-import type { Change, Store } from '../core/store.js';
+import type { DecodeReason, KvMsg, Limits, Durability, NotActiveReason } from '../wire/index.js';
+import type { Entry } from '../kv/index.js';
+import type { Change, Store } from '../core/index.js';
 import type { StreamRefusal } from './snapshot-streams.js';
 
 /** What the node around the server decides: who is served and when a write is durable. */

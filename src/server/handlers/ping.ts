@@ -3,7 +3,7 @@
  * TPING is never a vote; TVOTE is the Binary Star vote of a native client, which sends it only
  * after it found the active silent itself (the router asks the policy, then answers here).
  */
-import type { NotActiveReason } from '../../wire/native.js';
+import type { NotActiveReason } from '../../wire/index.js';
 import type { ServerContext } from '../context.js';
 
 /** TPONG: state (ACTIVE only while sequencing), sequence, term, HUGZ interval and history. */

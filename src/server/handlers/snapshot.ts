@@ -5,10 +5,17 @@
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Principal } from '../../security/index.js';
-import { encodeKthxbai, encodeKvMsg } from '../../wire/chp.js';
-import { encodeReply, Native, type NativeRequest } from '../../wire/native.js';
-import { chunkBytes, packedSize, sizedChunks } from '../../wire/sizes.js';
-import type { Entry } from '../../kv/kvmap.js';
+import {
+  encodeKthxbai,
+  encodeKvMsg,
+  encodeReply,
+  Native,
+  type NativeRequest,
+  chunkBytes,
+  packedSize,
+  sizedChunks,
+} from '../../wire/index.js';
+import type { Entry } from '../../kv/index.js';
 import {
   chunksThenLast,
   eachThenLast,

@@ -4,8 +4,14 @@
  * durable (promise 2). Nothing of a batch that cannot be applied whole is applied.
  */
 import type { Principal } from '../../security/index.js';
-import { checkedTtlSeconds, KvMsgError, type KvMsg, type Limits, type PackedEntry } from '../../wire/chp.js';
-import type { Change } from '../../core/store.js';
+import {
+  checkedTtlSeconds,
+  KvMsgError,
+  type KvMsg,
+  type Limits,
+  type PackedEntry,
+} from '../../wire/index.js';
+import type { Change } from '../../core/index.js';
 import type { ServerContext } from '../context.js';
 
 /**
