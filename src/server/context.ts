@@ -27,6 +27,11 @@ export interface ServerContext {
   isActive(): boolean;
   /** active and not fenced: this node may sequence changes */
   sequencing(): boolean;
+  /**
+   * Bumps at every change of activity (promotion, demotion): an async continuation that started
+   * under one generation does not act under another (STYLE habit 6).
+   */
+  generation(): number;
   /** sequence a change, publish it and tell listeners */
   commit(change: Change, source: ChangeSource, now: number): CommitResult;
 }

@@ -56,6 +56,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private readonly warnings: RateLimitedLog;
   private readonly now: () => number;
   private active = false;
+  /** bumps at every setActive change: see ServerContext.generation */
+  private generation = 0;
   /**
    * CHP-legal properties on KTHXBAI and HUGZ that tell a client, without it sending anything a
    * plain RFC 12 server would refuse, that this server speaks the native extension and how often
@@ -163,6 +165,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       reply: (identity, reply) => this.sockets.routerOut.post([identity, ...encodeReply(reply)]),
       isActive: () => this.active,
       sequencing: () => this.sequencing(),
+      generation: () => this.generation,
       commit: (change, source, now) => this.commit(change, source, now),
     };
   }
@@ -210,6 +213,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   setActive(active: boolean): void {
     if (active === this.active) return;
     this.active = active;
+    this.generation++;
     // Changes a demoted node never got to publish are not on the winner's timeline: drop them.
     // A node that becomes active has, in effect, published everything it holds.
     const serving = active && !this.closed;

@@ -36,12 +36,14 @@ export function serveChpSnapshot(
 ): void {
   const started = ctx.now();
   const sequence = ctx.store.sequence;
+  const generation = ctx.generation();
   let count = 0;
   const ending = ctx.streams.serve(identity.toString('latin1'), async () => {
     // The point-in-time view is taken now, in one O(n) step; the stream walks it with an index.
     const all = ctx.store.map.snapshot('');
-    if (!(await whenPublishable(ctx, sequence))) return undefined;
+    if (!(await whenPublishable(ctx, sequence, generation))) return undefined;
     const entries = await filterInTurns(all, subtree, principal);
+    if (ctx.generation() !== generation) return undefined;
     count = entries.length;
     // One KVSYNC per entry: identity and five frames, the entry's bytes in them.
     const measured = await measureInTurns(
@@ -83,6 +85,7 @@ export function serveNativeSync(
   const started = ctx.now();
   const sequence = ctx.store.sequence;
   const term = ctx.policy.term();
+  const generation = ctx.generation();
   let changes: Entry[] | undefined;
   if (request.command === Native.RESUME) {
     const { fromSequence, term: fromTerm } = request;
@@ -96,8 +99,9 @@ export function serveNativeSync(
     async (): Promise<PreparedStream | undefined> => {
       // One O(n) step takes the point-in-time view; filtering it by subtree runs across turns.
       const all = changes ?? ctx.store.map.snapshot('');
-      if (!(await whenPublishable(ctx, sequence))) return undefined;
+      if (!(await whenPublishable(ctx, sequence, generation))) return undefined;
       const entries = await filterInTurns(all, changes ? '' : subtree, principal);
+      if (ctx.generation() !== generation) return undefined;
       count = entries.length;
       // Chunks as large as allowed; if a full pipe of those would not fit the per-client byte
       // budget, cut again, small enough that it does.
@@ -142,12 +146,14 @@ export function serveNativeSync(
 
 /**
  * A snapshot or resume may show clients only what the passive holds, like the publisher: wait
- * until its sequence is durable. False if this node stopped being active meanwhile.
+ * until its sequence is durable. False if this node stopped being active meanwhile, or is active
+ * again under a later generation (a later term: the view taken belongs to the old one). The same
+ * generation guard follows the filtering, which runs across event-loop turns.
  */
-function whenPublishable(ctx: ServerContext, sequence: number): Promise<boolean> {
+function whenPublishable(ctx: ServerContext, sequence: number, generation: number): Promise<boolean> {
   if (sequence <= ctx.policy.publishableUpTo()) return Promise.resolve(true);
   return ctx.policy.durable(sequence).then(
-    () => ctx.isActive(),
+    () => ctx.isActive() && ctx.generation() === generation,
     () => false,
   );
 }

@@ -28,6 +28,7 @@ import {
   type PackedEntry,
 } from '../../../src/wire/chp.js';
 import {
+  type Durability,
   decodeReply,
   encodeReply,
   encodeRequest,
@@ -52,10 +53,19 @@ interface Options {
   admit?: Admission;
   guard?: Map<string, Principal | undefined>;
   limits?: Partial<typeof DEFAULT_LIMITS>;
+  /** what the policy's durable() returns (default: resolved at once) */
+  durable?: () => Promise<Durability>;
+  /** the policy's watermark (default: everything is publishable) */
+  publishableUpTo?: number;
 }
 
 function harness(options: Options = {}) {
-  const state = { active: options.active ?? true, serving: options.serving ?? true, admits: 0 };
+  const state = {
+    active: options.active ?? true,
+    serving: options.serving ?? true,
+    admits: 0,
+    generation: 1,
+  };
   const sent: Buffer[][] = [];
   const events: unknown[][] = [];
   const drops: string[] = [];
@@ -71,8 +81,8 @@ function harness(options: Options = {}) {
     stateName: () => 'PASSIVE',
     term: () => 'T1',
     onTimeline: () => true,
-    durable: () => Promise.resolve('single'),
-    publishableUpTo: () => Infinity,
+    durable: options.durable ?? (() => Promise.resolve('single')),
+    publishableUpTo: () => options.publishableUpTo ?? Infinity,
     collectWhileInactive: () => undefined,
   };
   const emitter = new EventEmitter<ServerEvents>();
@@ -112,6 +122,7 @@ function harness(options: Options = {}) {
     reply: (identity, reply) => void post([identity, ...encodeReply(reply)]),
     isActive: () => state.active,
     sequencing: () => state.active && state.serving,
+    generation: () => state.generation,
     commit: (change, _source, now) => store.commit(change, now),
   };
   const guard = options.guard && {
@@ -330,5 +341,42 @@ describe('server/router: requests on the snapshot socket, on a fake context', ()
       },
     ]);
     expect(h.named('dropped').map((e) => e[2])).to.deep.equal(['unauthenticated', 'unauthenticated']);
+  });
+
+  describe('the generation guard: a snapshot prepared under one activity is not sent under another', () => {
+    const snapshotOf = async (h: ReturnType<typeof harness>, reqId: number) => {
+      for (let i = 0; i < 50 && !h.replies().some((r) => r.command === 'TSYNCEND'); i++) await turn();
+      return h.replies().filter((r) => 'reqId' in r && r.reqId === reqId);
+    };
+
+    it('waiting for durability: served in the same generation, not after a demotion and promotion', async () => {
+      for (const bump of [false, true]) {
+        let durable!: (d: Durability) => void;
+        const h = harness({
+          publishableUpTo: 0,
+          durable: () => new Promise((resolve) => (durable = resolve)),
+        });
+        h.store.commit({ key: '/a', uuid: UUID, properties: '', body: Buffer.from('x'), expiresAt: 0 }, 1);
+        h.send({ command: 'TSNAP', reqId: 1, subtree: '' });
+        await turn();
+        expect(h.sent, 'nothing before the sequence is durable').to.deep.equal([]);
+        if (bump) h.state.generation += 2; // demoted, then active again: still active, later term
+        durable('replicated');
+        const replies = await snapshotOf(h, 1);
+        if (bump) expect(replies, 'not served under a later generation').to.deep.equal([]);
+        else expect(replies.map((r) => r.command)).to.deep.equal(['TSYNC', 'TSYNCEND']);
+      }
+    });
+
+    it('while the view is filtered across turns: not served once the generation changed', async () => {
+      const h = harness();
+      h.send({ command: 'TSNAP', reqId: 1, subtree: '' });
+      h.state.generation++;
+      expect(await snapshotOf(h, 1)).to.deep.equal([]);
+      h.send(encodeIcanhaz(''));
+      h.state.generation++;
+      for (let i = 0; i < 10; i++) await turn();
+      expect(h.sent, 'no KVSYNC or KTHXBAI either').to.deep.equal([]);
+    });
   });
 });
