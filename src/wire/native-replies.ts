@@ -72,6 +72,14 @@ export function encodePublication(kvmsg: readonly Buffer[]): Buffer[] {
   return [TPUB, ...kvmsg];
 }
 
+/**
+ * Whether a message's first frame names a native reply (TSYNC ... TPONG, or TPUB): what a client
+ * hands to `decodeReply`, as opposed to a CHP snapshot message (KVSYNC, KTHXBAI) on the same socket.
+ */
+export function isNativeReply(command: string): boolean {
+  return command === Native.PUBLISH || REPLY_FRAMES.has(command);
+}
+
 /** Frames a reply takes, [min, max]; the reason of a TERROR decides within its range. */
 const REPLY_FRAMES = new Map<string, readonly [number, number]>([
   ['TSYNC', [3, 3]],

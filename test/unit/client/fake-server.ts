@@ -5,7 +5,7 @@
  *   every due interval callback runs once per period, in time order.
  * - `FakeServer` holds a map, a sequence, a replay log and a term history, and answers (decoding
  *   and encoding with the real codec, src/wire/native.ts) the native
- *   requests the way `src/server/server.ts` does (TSNAP/TRESUME -> TSYNC* + TSYNCEND, TSET -> TACK
+ *   requests the way the real server does (src/server/router.ts, handlers/) (TSNAP/TRESUME -> TSYNC* + TSYNCEND, TSET -> TACK
  *   or TNOTACTIVE 'not-active', de-duplication by uuid, ICANHAZ? -> KVSYNC* + KTHXBAI, TPING ->
  *   TPONG with heartbeat and history, TVOTE -> TPONG ACTIVE or TNOTACTIVE 'peer-alive' /
  *   'no-history'). Its state decides what it does: ACTIVE serves, PASSIVE says TNOTACTIVE (and

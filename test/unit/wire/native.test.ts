@@ -11,6 +11,7 @@ import {
   encodePublication,
   encodeReply,
   encodeRequest,
+  isNativeReply,
   Native,
   NativeMsgError,
   type NativeReply,
@@ -330,6 +331,12 @@ describe('wire/native: the native codec', () => {
         expect(decodeReply(buffers(v.frames))).to.deep.equal(v.message);
       });
     }
+
+    it('isNativeReply names every reply command and nothing else', () => {
+      for (const v of REPLIES) expect(isNativeReply(v.message.command), v.name).to.equal(true);
+      for (const other of ['TSNAP', 'TPING', 'KTHXBAI', '/a', '', 'constructor'])
+        expect(isNativeReply(other), other).to.equal(false);
+    });
 
     it('a publication of frames already encoded is the TPUB of that kvmsg', () => {
       expect(bytes(encodePublication(encodeKvMsg(KVPUB)))).to.deep.equal(REPLIES.at(-1)!.frames);
