@@ -68,6 +68,7 @@ import { eventStream, type ClientEvents, type ClientStats } from './events.js';
 import { Session, type Phase, type PhaseContext, type Status } from './session.js';
 import { zmqTransport, type Link, type Transport } from './transport.js';
 import { WatchStream } from './watch.js';
+import { busyBackoffMs, type Random } from './votes.js';
 import { Writes } from './writes.js';
 
 export type Mode = 'auto' | 'native' | 'chp';
@@ -100,6 +101,11 @@ export interface ClientOptions {
    */
   curve?: CurveOptions;
   log?: Logger;
+  /**
+   * The source of the jitter that spreads a fleet's votes and retries (votes.ts): numbers in
+   * [0, 1), Math.random by default. Give a fixed one to make a test deterministic.
+   */
+  random?: () => number;
   /** for tests: the sockets and the clock */
   transport?: Transport;
   clock?: Clock;
@@ -144,6 +150,7 @@ export class Client extends EventEmitter<ClientEvents> {
   private readonly links: Link[];
   private readonly replica: Replica;
   private readonly clock: Clock;
+  private readonly random: Random;
   private readonly log: Logger;
   private readonly options: Required<
     Pick<ClientOptions, 'serverTimeoutMs' | 'requestTimeoutMs' | 'writeTimeoutMs' | 'maxPendingWrites'>
@@ -197,6 +204,9 @@ export class Client extends EventEmitter<ClientEvents> {
     };
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.clock = options.clock ?? systemClock;
+    if (options.random !== undefined && typeof options.random !== 'function')
+      throw new InvalidArgumentError('random must be a function returning numbers in [0, 1)');
+    this.random = options.random ?? Math.random;
     this.log = options.log ?? silentLogger();
     this.lingerMs = positiveOption('lingerMs', options.lingerMs, 2000, 0);
     // CURVE is twinstar's own (docs/security.md): a plain RFC 12 server never speaks it
@@ -225,6 +235,7 @@ export class Client extends EventEmitter<ClientEvents> {
         reqId: () => this.nextReqId++,
         unavailable: (error) => this.unavailable(error),
         usable: (server, now) => !this.quarantine.has(server, now),
+        random: this.random,
       },
       this.servers.map((s) => s.snapshot),
       this.options.serverTimeoutMs,
@@ -719,7 +730,7 @@ export class Client extends EventEmitter<ClientEvents> {
         const sync = this.sync;
         if (reason === 'busy' && sync?.reqId === reqId && sync.server === server) {
           // The server is at its cap of snapshot streams: a transient refusal, asked again later.
-          sync.retryAt = this.clock.now() + busyBackoffMs(this.options.requestTimeoutMs);
+          sync.retryAt = this.clock.now() + busyBackoffMs(this.options.requestTimeoutMs, this.random);
           return true;
         }
         const message = (frames[3] ?? Buffer.alloc(0)).toString();
@@ -850,12 +861,6 @@ export class Client extends EventEmitter<ClientEvents> {
 }
 
 /** Connects and resolves once the replica is loaded from the active server. */
-/** How long a client waits before asking a busy server again: a random part spreads the retries. */
-function busyBackoffMs(requestTimeoutMs: number): number {
-  const base = Math.min(250, requestTimeoutMs / 4);
-  return base + Math.random() * base;
-}
-
 export async function connect(options: ClientOptions): Promise<Client> {
   const client = new Client(options);
   try {

@@ -16,7 +16,7 @@ import { encodeIcanhaz, encodeRequestId, HUGZ, Native, parseProperties } from '.
 import { UnavailableError } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import { describeSeen, Discovery, parsePong, type Pong } from './discovery.js';
-import { VoteBook } from './servers.js';
+import { VoteBook, type Random } from './votes.js';
 import type { Link } from './transport.js';
 
 /** how often a server is pinged while the client looks for the active */
@@ -34,6 +34,8 @@ export interface FinderHost {
   unavailable(error: UnavailableError): void;
   /** false while the server is quarantined (drops.ts): nothing is sent to it */
   usable(server: number, now: number): boolean;
+  /** the jitter of votes (votes.ts) */
+  readonly random: Random;
 }
 
 export class Finder {
@@ -53,7 +55,7 @@ export class Finder {
     this.votes = new VoteBook(serverTimeoutMs, {
       baseMs: PROBE_MS,
       maxMs: Math.max(1000, serverTimeoutMs),
-      random: Math.random,
+      random: host.random,
     });
   }
 
