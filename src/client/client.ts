@@ -70,6 +70,7 @@ import { zmqTransport, type Link, type Transport } from './transport.js';
 import { WatchStream } from './watch.js';
 import { busyBackoffMs, type Random } from './votes.js';
 import { Writes } from './writes.js';
+import { ReadyWaiters } from './ready.js';
 
 export type Mode = 'auto' | 'native' | 'chp';
 export { systemClock, type Clock, type CurveOptions, type ClientEvents, type ClientStats };
@@ -173,7 +174,7 @@ export class Client extends EventEmitter<ClientEvents> {
   private nextReqId = 1;
   private pendingFailoverFrom: string | undefined;
   private readonly timer: unknown;
-  private readonly readyWaiters: { resolve(): void; reject(error: Error): void }[] = [];
+  private readonly readyWaiters = new ReadyWaiters();
   private readonly drops = new DropCounter();
   private readonly dropLog: RateLimitedLog;
   /** servers whose replies were malformed: not probed, asked or chosen until their time is up */
@@ -274,28 +275,7 @@ export class Client extends EventEmitter<ClientEvents> {
   ready(timeoutMs = 10_000): Promise<void> {
     if (this.phase === 'closed') return Promise.reject(new ClosedError());
     if (this.replica.sequence >= 0 && this.phase === 'ready') return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const waiter = { resolve, reject };
-      this.readyWaiters.push(waiter);
-      const timer = setTimeout(() => {
-        const i = this.readyWaiters.indexOf(waiter);
-        if (i === -1) return;
-        this.readyWaiters.splice(i, 1);
-        const seen = this.finder.discovery.seen();
-        reject(new NoActiveError(`no active server within ${timeoutMs} ms: ${describeSeen(seen)}`, seen));
-      }, timeoutMs);
-      timer.unref?.();
-      const settle = waiter.resolve;
-      waiter.resolve = () => {
-        clearTimeout(timer);
-        settle();
-      };
-      const fail = waiter.reject;
-      waiter.reject = (error) => {
-        clearTimeout(timer);
-        fail(error);
-      };
-    });
+    return this.readyWaiters.wait(this.clock.now(), timeoutMs);
   }
 
   /**
@@ -433,7 +413,7 @@ export class Client extends EventEmitter<ClientEvents> {
     this.clock.clearInterval(this.timer);
     const error = new ClosedError();
     this.writes.failAll(error);
-    for (const waiter of this.readyWaiters.splice(0)) waiter.reject(error);
+    this.readyWaiters.rejectAll(error);
     await Promise.all(this.links.map((link) => link.drain(this.lingerMs).catch(() => undefined)));
     for (const link of this.links) link.close();
     this.emit('close');
@@ -490,7 +470,7 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** The only node that answers lacks history and no active is reachable: say so, keep trying. */
   private unavailable(error: UnavailableError): void {
-    for (const waiter of this.readyWaiters.splice(0)) waiter.reject(error);
+    this.readyWaiters.rejectAll(error);
     const status = this.session.unavailable(error.reason, this.finder.discovery.seen());
     if (status) this.signal(status);
   }
@@ -560,7 +540,7 @@ export class Client extends EventEmitter<ClientEvents> {
     }
     if (wasVote) this.pendingFailoverFrom = undefined;
     if (wasVote) this.emit('ready', { server, sequence: this.replica.sequence });
-    for (const waiter of this.readyWaiters.splice(0)) waiter.resolve();
+    this.readyWaiters.resolveAll();
     // Updates may have been published between the server's answer and our subscription taking
     // effect; once the subscription is confirmed (first message on it), one more resume closes
     // that window. Also resume again if updates overflowed while we synced.
@@ -824,6 +804,10 @@ export class Client extends EventEmitter<ClientEvents> {
       this.writes.thaw(now);
     }
     this.writes.expire(now);
+    this.readyWaiters.expire(now, (timeoutMs) => {
+      const seen = this.finder.discovery.seen();
+      return new NoActiveError(`no active server within ${timeoutMs} ms: ${describeSeen(seen)}`, seen);
+    });
     switch (this.phase) {
       case 'finding':
         return this.probe();

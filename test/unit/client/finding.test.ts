@@ -294,13 +294,27 @@ describe('Client: finding the active', function () {
       expect(iterated).to.deep.equal(types);
     });
 
+    it("ready()'s timeout is on the injected clock: pending through 999 ms of fake time, NoActiveError at 1000 ms", async () => {
+      const s = setup({ a: { state: 'DEAD' }, b: { state: 'DEAD' } }, { mode: 'native' });
+      const ready = outcome(s.client.ready(1000));
+      await s.net.advance(990);
+      expect(ready.settled, 'still waiting before its timeout').to.equal(false);
+      await s.net.advance(100);
+      expect(ready.settled, 'timed out in fake time, no real timer needed').to.equal(true);
+      expect(ready.error).to.be.instanceOf(NoActiveError);
+      expect((ready.error as Error).message).to.match(/within 1000 ms/);
+    });
+
     it('connect times out with NoActiveError saying what each server did: no connection, answered PASSIVE', async () => {
       const s = setup({ a: { state: 'DEAD' } }, { mode: 'native' });
       await s.net.advance(1500);
-      const error = await s.client.ready(20).then(
+      // ready()'s timeout runs on the injected clock: fake time decides it, not a real timer
+      const waiting = s.client.ready(20).then(
         () => undefined,
         (e: unknown) => e,
       );
+      await s.net.advance(100);
+      const error = await waiting;
       expect(error).to.be.instanceOf(NoActiveError);
       expect(error).to.be.instanceOf(TimeoutError);
       expect((error as NoActiveError).seen).to.deep.equal([
