@@ -71,6 +71,7 @@ import { WatchStream } from './watch.js';
 import { busyBackoffMs, type Random } from './votes.js';
 import { Writes } from './writes.js';
 import { ReadyWaiters } from './ready.js';
+import { SyncAssembly } from './sync.js';
 
 export type Mode = 'auto' | 'native' | 'chp';
 export { systemClock, type Clock, type CurveOptions, type ClientEvents, type ClientStats };
@@ -134,17 +135,6 @@ export interface SetOptions {
   ttl?: number;
 }
 
-interface SyncStream {
-  readonly reqId: number;
-  readonly server: number;
-  readonly entries: Entry[];
-  lastProgress: number;
-  /** the first sync with a newly found active rather than a resync with the server in use */
-  readonly fresh: boolean;
-  /** the server was busy (TERROR 'busy'): ask it again at this time */
-  retryAt?: number;
-}
-
 export class Client extends EventEmitter<ClientEvents> {
   readonly subtree: string;
   private readonly servers: ServerAddress[];
@@ -168,9 +158,7 @@ export class Client extends EventEmitter<ClientEvents> {
   private lastTick: number;
   private following = false;
   private subscriptionConfirmed = false;
-  private sync: SyncStream | undefined;
-  /** a plain CHP snapshot being received; `progress`: when its last message came */
-  private chpSnapshot: { server: number; entries: Entry[]; progress: number } | undefined;
+  private readonly syncs = new SyncAssembly();
   private nextReqId = 1;
   private pendingFailoverFrom: string | undefined;
   private readonly timer: unknown;
@@ -452,8 +440,7 @@ export class Client extends EventEmitter<ClientEvents> {
     this.following = false;
     this.replica.dropHeld();
     this.setPhase('finding', { server: from, reason: reason ?? 'starting' });
-    this.sync = undefined;
-    this.chpSnapshot = undefined;
+    this.syncs.stop();
     this.writes.requeueAll();
     this.pendingFailoverFrom = reason === undefined ? undefined : (from ?? '');
     this.finder.begin(this.current >= 0 ? this.current : undefined);
@@ -492,7 +479,7 @@ export class Client extends EventEmitter<ClientEvents> {
     } else {
       link.request([Buffer.from(Native.SNAPSHOT), rid, sub]);
     }
-    this.sync = { reqId, server, entries: [], lastProgress: this.clock.now(), fresh };
+    this.syncs.startNative(reqId, server, fresh, this.clock.now());
   }
 
   /** A server said ACTIVE: follow its publisher and sync from it. */
@@ -511,11 +498,10 @@ export class Client extends EventEmitter<ClientEvents> {
     this.links[this.current]!.follow([this.subtree, HUGZ]);
   }
 
-  private finishSync(sequence: number, term: string, kind: string, entries: Entry[]): void {
+  /** `wasVote`: the first sync with a newly found active (a plain CHP snapshot always counts). */
+  private finishSync(sequence: number, term: string, kind: string, entries: Entry[], wasVote = true): void {
     const server = this.servers[this.current]!.snapshot;
     const hadReplica = this.replica.sequence >= 0;
-    const wasVote = this.sync?.fresh ?? true;
-    this.sync = undefined;
     this.term = term;
     const resync = kind !== 'resume';
     // The vote was answered before we subscribed to this server, so updates held meanwhile may
@@ -553,11 +539,10 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   /** A plain CHP snapshot from the server in use got lost on the way: start it over. */
-  private reaskChpSnapshot(now: number): void {
-    const snap = this.chpSnapshot!;
-    this.log.warn({ server: this.servers[snap.server]!.snapshot }, 'snapshot stalled: asking again');
-    this.chpSnapshot = { server: snap.server, entries: [], progress: now };
-    this.links[snap.server]!.request(encodeIcanhaz(this.subtree));
+  private reaskChpSnapshot(server: number, now: number): void {
+    this.log.warn({ server: this.servers[server]!.snapshot }, 'snapshot stalled: asking again');
+    this.syncs.startChp(server, now);
+    this.links[server]!.request(encodeIcanhaz(this.subtree));
   }
 
   /** A sync (resume) with the server already in use: after a gap, or to confirm a subscription. */
@@ -567,7 +552,7 @@ export class Client extends EventEmitter<ClientEvents> {
     this.setPhase('syncing', {});
     if (this.modeNow === 'native') return this.sendSync(this.current, false);
     // Plain CHP has no resume: take a fresh snapshot from the same server.
-    this.chpSnapshot = { server: this.current, entries: [], progress: this.clock.now() };
+    this.syncs.startChp(this.current, this.clock.now());
     this.links[this.current]!.request(encodeIcanhaz(this.subtree));
   }
 
@@ -674,23 +659,18 @@ export class Client extends EventEmitter<ClientEvents> {
     switch (tag) {
       case Native.SYNC:
       case Native.SYNC_END: {
-        const sync = this.sync;
-        if (!sync || sync.reqId !== reqId || sync.server !== server) return true; // a stale answer
+        if (!this.syncs.answers(server, reqId)) return true; // a stale answer
         // Decode before acting on it: a malformed answer throws here and changes nothing.
         if (frames[2] === undefined) throw new KvMsgError('frame-count', `${tag} without its data frame`);
         const batch = tag === Native.SYNC ? unpackBatch(frames[2], this.limits) : undefined;
         const sequence = tag === Native.SYNC_END ? decodeSequence(frames[2]) : -1;
-        sync.lastProgress = this.clock.now();
-        this.lastHeard = sync.lastProgress;
+        this.lastHeard = this.clock.now();
         if (batch) {
-          for (const entry of batch) sync.entries.push(entry);
+          this.syncs.batch(batch, this.lastHeard);
         } else {
-          this.finishSync(
-            sequence,
-            (frames[3] ?? Buffer.alloc(0)).toString(),
-            (frames[4] ?? Buffer.alloc(0)).toString(),
-            sync.entries,
-          );
+          const { entries, fresh } = this.syncs.end();
+          const term = (frames[3] ?? Buffer.alloc(0)).toString();
+          this.finishSync(sequence, term, (frames[4] ?? Buffer.alloc(0)).toString(), entries, fresh);
         }
         return true;
       }
@@ -698,7 +678,7 @@ export class Client extends EventEmitter<ClientEvents> {
         if (this.finder.onRefused(server, reqId, frames)) return true;
         const state = (frames[2] ?? Buffer.alloc(0)).toString();
         if (server !== this.current) return true;
-        if (this.writes.waiting(reqId) || this.sync?.reqId === reqId) this.findActive(`server says ${state}`);
+        if (this.writes.waiting(reqId) || this.syncs.isNative(reqId)) this.findActive(`server says ${state}`);
         return true;
       }
       case Native.ACK:
@@ -707,10 +687,9 @@ export class Client extends EventEmitter<ClientEvents> {
       case Native.ERROR: {
         if (this.writes.onError(reqId, frames)) return true;
         const reason = (frames[2] ?? Buffer.alloc(0)).toString();
-        const sync = this.sync;
-        if (reason === 'busy' && sync?.reqId === reqId && sync.server === server) {
+        if (reason === 'busy' && this.syncs.answers(server, reqId)) {
           // The server is at its cap of snapshot streams: a transient refusal, asked again later.
-          sync.retryAt = this.clock.now() + busyBackoffMs(this.options.requestTimeoutMs, this.random);
+          this.syncs.busy(this.clock.now() + busyBackoffMs(this.options.requestTimeoutMs, this.random));
           return true;
         }
         const message = (frames[3] ?? Buffer.alloc(0)).toString();
@@ -744,14 +723,13 @@ export class Client extends EventEmitter<ClientEvents> {
       this.current = server;
       this.setPhase('syncing', { server: this.servers[server]!.snapshot });
       this.replica.beginSync();
-      this.chpSnapshot = { server, entries: [], progress: this.clock.now() };
+      this.syncs.startChp(server, this.clock.now());
       this.startFollowing();
     }
-    const snap = this.chpSnapshot;
-    if (!snap || snap.server !== server) return;
-    this.lastHeard = snap.progress = this.clock.now();
+    if (!this.syncs.receivingChp(server)) return;
+    this.lastHeard = this.clock.now();
     if (msg.key === KTHXBAI) {
-      this.chpSnapshot = undefined;
+      const entries = this.syncs.chpEnd();
       this.finder.discovery.advertised(server, properties(msg.properties));
       if (this.modeNow === 'auto' && this.finder.discovery.native(server) === true) {
         // a twinstar server answered the RFC 12 way: from now on, its native protocol
@@ -759,9 +737,9 @@ export class Client extends EventEmitter<ClientEvents> {
         return this.sendSync(server, true);
       }
       if (this.modeNow === 'auto') this.setMode('chp');
-      this.finishSync(msg.sequence, '', 'snapshot', snap.entries);
+      this.finishSync(msg.sequence, '', 'snapshot', entries);
     } else {
-      snap.entries.push({ ...msg, expiresAt: 0 });
+      this.syncs.chpEntry({ ...msg, expiresAt: 0 }, this.lastHeard);
     }
   }
 
@@ -800,7 +778,7 @@ export class Client extends EventEmitter<ClientEvents> {
       // We were frozen (GC, SIGSTOP, a busy loop): silence we slept through proves nothing.
       this.lastHeard = Math.max(this.lastHeard, now);
       this.finder.discovery.thaw(now);
-      if (this.sync) this.sync.lastProgress = now;
+      this.syncs.thaw(now);
       this.writes.thaw(now);
     }
     this.writes.expire(now);
@@ -812,21 +790,24 @@ export class Client extends EventEmitter<ClientEvents> {
       case 'finding':
         return this.probe();
       case 'syncing':
-        if (now - this.lastHeard > this.finder.timeout(this.current)) this.findActive('server silent');
-        else if (this.sync?.retryAt !== undefined && now >= this.sync.retryAt)
-          this.sendSync(this.sync.server, this.sync.fresh);
-        else if (this.sync && now - this.sync.lastProgress > this.options.requestTimeoutMs)
-          this.findActive('sync stalled');
-        // HUGZ keep lastHeard fresh, so a snapshot whose request or answer was lost is judged by
-        // its own progress, or the client would wait for it for ever. The server is alive (it is
-        // heard): ask it again. Asking the other one would be a vote while the active answers.
-        else if (this.chpSnapshot && now - this.chpSnapshot.progress > this.options.requestTimeoutMs)
-          this.reaskChpSnapshot(now);
-        return;
+        if (now - this.lastHeard > this.finder.timeout(this.current)) return this.findActive('server silent');
+        return this.syncDue(now);
       case 'ready':
         if (now - this.lastHeard > this.finder.timeout(this.current)) return this.findActive('server silent');
         return this.writes.retryUnanswered(now);
     }
+  }
+
+  /**
+   * A sync in progress with a server that is heard: a native one asked again after 'busy', or
+   * given up when it stalls; a plain CHP snapshot whose request or answer was lost (HUGZ keep the
+   * server heard) is asked again of the same server: asking the other would be a vote.
+   */
+  private syncDue(now: number): void {
+    const due = this.syncs.due(now, this.options.requestTimeoutMs);
+    if (due?.action === 'retry') this.sendSync(due.server, due.fresh);
+    else if (due?.action === 'stalled') this.findActive('sync stalled');
+    else if (due?.action === 'reask') this.reaskChpSnapshot(due.server, now);
   }
 
   private deliver(changes: ReplicaChange[], resync: boolean): void {
