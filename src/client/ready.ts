@@ -13,6 +13,12 @@ interface Waiter {
 export class ReadyWaiters {
   private waiters: Waiter[] = [];
 
+  /**
+   * `later` runs each settling step: the client's next-tick queue, so a waiter resolves after the
+   * events queued before it ('ready', the updates of the sync); at once by default.
+   */
+  constructor(private readonly later: (step: () => void) => void = (step) => step()) {}
+
   get size(): number {
     return this.waiters.length;
   }
@@ -29,11 +35,13 @@ export class ReadyWaiters {
   }
 
   resolveAll(): void {
-    for (const w of this.waiters.splice(0)) w.resolve();
+    const settled = this.waiters.splice(0);
+    if (settled.length > 0) this.later(() => settled.forEach((w) => w.resolve()));
   }
 
   rejectAll(error: Error): void {
-    for (const w of this.waiters.splice(0)) w.reject(error);
+    const settled = this.waiters.splice(0);
+    if (settled.length > 0) this.later(() => settled.forEach((w) => w.reject(error)));
   }
 
   /** Waiters whose deadline has come reject with the error `timedOut` makes for their wait. */
@@ -41,6 +49,6 @@ export class ReadyWaiters {
     if (!this.waiters.some((w) => w.deadline <= now)) return;
     const due = this.waiters.filter((w) => w.deadline <= now);
     this.waiters = this.waiters.filter((w) => w.deadline > now);
-    for (const w of due) w.reject(timedOut(w.timeoutMs));
+    this.later(() => due.forEach((w) => w.reject(timedOut(w.timeoutMs))));
   }
 }

@@ -64,6 +64,11 @@ export interface WritesHost {
   degraded(degraded: boolean): void;
   /** acknowledged writes wait for changes that did not come: resume */
   stalled(): void;
+  /**
+   * Runs the step that settles a write's promise: the client's next-tick queue, so a write
+   * resolves after the updates queued before it (at once when absent).
+   */
+  later?(step: () => void): void;
 }
 
 export class Writes {
@@ -295,13 +300,18 @@ export class Writes {
     if (w.done) return;
     w.done = true;
     this.unsettled--;
-    w.resolve(sequence);
+    this.later(() => w.resolve(sequence));
   }
 
   private fail(w: Write, error: Error): void {
     if (w.done) return;
     w.done = true;
     this.unsettled--;
-    w.reject(error);
+    this.later(() => w.reject(error));
+  }
+
+  private later(step: () => void): void {
+    if (this.host.later) this.host.later(step);
+    else step();
   }
 }
