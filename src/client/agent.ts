@@ -6,14 +6,7 @@
  * facade's next-tick queue (`AgentHost`), never to a listener inside a transition.
  * Messages from servers are handled in inbound.ts. docs/protocol.md has the procedure.
  */
-import {
-  encodeIcanhaz,
-  encodeRequestId,
-  encodeSequence,
-  HUGZ,
-  Native,
-  socketFrameLimits,
-} from '../wire/index.js';
+import { encodeIcanhaz, encodeRequest, HUGZ, socketFrameLimits } from '../wire/index.js';
 import type { Limits } from '../wire/index.js';
 import { Replica, type Entry, type ReplicaChange } from '../kv/index.js';
 import { DEFAULT_QUOTAS } from '../server/index.js';
@@ -207,15 +200,15 @@ export class Agent implements InboundHost {
   /** A native sync (resume if the replica has a place on a timeline, else snapshot); never a vote. */
   sendSync(server: number, fresh: boolean): void {
     const reqId = this.nextReqId++;
-    const rid = encodeRequestId(reqId);
-    const sub = Buffer.from(this.options.subtree);
-    const link = this.links[server]!;
-    if (this.replica.sequence >= 0 && this.term !== '') {
-      const from = encodeSequence(this.replica.sequence);
-      link.request([Buffer.from(Native.RESUME), rid, sub, from, Buffer.from(this.term)]);
-    } else {
-      link.request([Buffer.from(Native.SNAPSHOT), rid, sub]);
-    }
+    const { subtree } = this.options;
+    const resume = this.replica.sequence >= 0 && this.term !== '';
+    this.links[server]!.request(
+      encodeRequest(
+        resume
+          ? { command: 'TRESUME', reqId, subtree, fromSequence: this.replica.sequence, term: this.term }
+          : { command: 'TSNAP', reqId, subtree },
+      ),
+    );
     this.syncs.startNative(reqId, server, fresh, this.now());
   }
 

@@ -12,10 +12,17 @@
  * A server the host says is not `usable` (quarantined: it sent a malformed reply) gets no ping, vote
  * or ICANHAZ? meanwhile, and its silence does not count while the client is not trying it.
  */
-import { encodeIcanhaz, encodeRequestId, HUGZ, Native, parseProperties } from '../wire/index.js';
+import {
+  encodeIcanhaz,
+  encodeRequest,
+  HUGZ,
+  parseProperties,
+  type NativeReply,
+  type PongReply,
+} from '../wire/index.js';
 import { UnavailableError } from '../errors.js';
 import type { Logger } from '../log/index.js';
-import { describeSeen, Discovery, parsePong, type Pong } from './discovery.js';
+import { describeSeen, Discovery, pongOf, type Pong } from './discovery.js';
 import { VoteBook, type Random } from './votes.js';
 import type { Link } from './transport.js';
 
@@ -117,7 +124,7 @@ export class Finder {
   private ping(server: number, now: number): void {
     const reqId = this.host.reqId();
     this.discovery.pinged(server, reqId, now);
-    this.host.links[server]!.request([Buffer.from(Native.PING), encodeRequestId(reqId)], () =>
+    this.host.links[server]!.request(encodeRequest({ command: 'TPING', reqId }), () =>
       this.discovery.unreachable(server),
     );
   }
@@ -127,27 +134,28 @@ export class Finder {
     const reqId = this.host.reqId();
     this.votes.sent(server, reqId, now);
     this.host.log.info({ server: this.discovery.seen()[server]!.server }, 'the active is silent: voting');
-    this.host.links[server]!.request([Buffer.from(Native.VOTE), encodeRequestId(reqId)], () => {
+    this.host.links[server]!.request(encodeRequest({ command: 'TVOTE', reqId }), () => {
       if (this.votes.serverOf(reqId) === server) this.votes.settle(server);
       this.discovery.unreachable(server);
     });
   }
 
   /** A TPONG: the pong if it answers our ping or vote, else undefined. */
-  onPong(server: number, reqId: number, frames: Buffer[]): Pong | undefined {
+  onPong(server: number, reply: PongReply): Pong | undefined {
+    const { reqId } = reply;
     const vote = this.votes.serverOf(reqId) === server;
     if (vote) this.votes.settle(server);
     if (!vote && !this.discovery.isPing(server, reqId)) return undefined;
-    const pong = parsePong(frames);
+    const pong = pongOf(reply);
     this.discovery.pong(server, pong);
     return pong;
   }
 
   /** A TNOTACTIVE: true if it refused our vote ('peer-alive': back off; 'no-history': never). */
-  onRefused(server: number, reqId: number, frames: Buffer[]): boolean {
-    if (this.votes.serverOf(reqId) !== server) return false;
-    this.discovery.pong(server, { state: (frames[2] ?? Buffer.alloc(0)).toString() });
-    if ((frames[3] ?? Buffer.alloc(0)).toString() === 'no-history') this.discovery.refusedNoHistory(server);
+  onRefused(server: number, reply: Extract<NativeReply, { command: 'TNOTACTIVE' }>): boolean {
+    if (this.votes.serverOf(reply.reqId) !== server) return false;
+    this.discovery.pong(server, { state: reply.state });
+    if (reply.reason === 'no-history') this.discovery.refusedNoHistory(server);
     this.votes.refused(server, this.host.now());
     return true;
   }

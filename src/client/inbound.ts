@@ -8,14 +8,13 @@
 import {
   ADVERTISE,
   decodeKvMsg,
+  decodeReply,
   decodeRequestId,
-  decodeSequence,
   HUGZ,
   KTHXBAI,
-  KvMsgError,
   Native,
-  unpackBatch,
   type Limits,
+  type NativeReply,
 } from '../wire/index.js';
 import type { Entry, Replica, ReplicaChange } from '../kv/index.js';
 import type { Logger } from '../log/index.js';
@@ -103,78 +102,63 @@ function onPublished(host: InboundHost, server: number, frames: Buffer[]): void 
   }
 }
 
+/** The replies of the native extension the client takes on its DEALER (TPUB is the transport's). */
+const NATIVE_REPLIES: ReadonlySet<string> = new Set([
+  Native.SYNC,
+  Native.SYNC_END,
+  Native.ACK,
+  Native.NOT_ACTIVE,
+  Native.ERROR,
+  Native.PONG,
+]);
+
 function onReply(host: InboundHost, server: number, frames: Buffer[]): void {
   if (host.phase === 'closed') return;
   host.finder.discovery.heard(server, host.now());
   const tag = frames[0]?.toString('latin1');
-  const reqId = decodeRequestId(frames[1]);
-  if (
-    reqId !== undefined &&
-    tag !== undefined &&
-    tag.startsWith('T') &&
-    onNativeReply(host, server, tag, reqId, frames)
-  ) {
-    return;
-  }
+  // A native reply is decoded by the codec: a malformed one throws here and changes nothing.
+  if (tag !== undefined && NATIVE_REPLIES.has(tag) && decodeRequestId(frames[1]) !== undefined)
+    return onNativeReply(host, server, decodeReply(frames, host.limits));
   if (frames.length === 5 && host.modeNow !== 'native') return onChpSnapshot(host, server, frames);
   // Not a message of the protocol (or an answer in the other mode): counted, the server kept.
   const what = `unexpected reply ${JSON.stringify(tag?.slice(0, 16))} (${frames.length} frames)`;
   host.dropped(server, 'reply', new ReplyError('unexpected-reply', what), false);
 }
 
-const text = (frame: Buffer | undefined) => (frame ?? Buffer.alloc(0)).toString();
-
-/** Returns false if the frames are not a native reply after all. */
-function onNativeReply(
-  host: InboundHost,
-  server: number,
-  tag: string,
-  reqId: number,
-  frames: Buffer[],
-): boolean {
-  switch (tag) {
-    case Native.SYNC:
-    case Native.SYNC_END: {
-      if (!host.syncs.answers(server, reqId)) return true; // a stale answer
-      // Decode before acting on it: a malformed answer throws here and changes nothing.
-      if (frames[2] === undefined) throw new KvMsgError('frame-count', `${tag} without its data frame`);
-      const batch = tag === Native.SYNC ? unpackBatch(frames[2], host.limits) : undefined;
-      const sequence = tag === Native.SYNC_END ? decodeSequence(frames[2]) : -1;
+function onNativeReply(host: InboundHost, server: number, reply: NativeReply): void {
+  switch (reply.command) {
+    case 'TSYNC':
+      if (!host.syncs.answers(server, reply.reqId)) return; // a stale answer
       host.lastHeard = host.now();
-      if (batch) {
-        host.syncs.batch(batch, host.lastHeard);
-      } else {
-        const { entries, fresh } = host.syncs.end();
-        host.finishSync(sequence, text(frames[3]), text(frames[4]), entries, fresh);
-      }
-      return true;
+      return host.syncs.batch(reply.entries, host.lastHeard);
+    case 'TSYNCEND': {
+      if (!host.syncs.answers(server, reply.reqId)) return;
+      host.lastHeard = host.now();
+      const { entries, fresh } = host.syncs.end();
+      return host.finishSync(reply.sequence, reply.term, reply.kind, entries, fresh);
     }
-    case Native.NOT_ACTIVE: {
-      if (host.finder.onRefused(server, reqId, frames)) return true;
-      if (server !== host.current) return true;
-      if (host.writes.waiting(reqId) || host.syncs.isNative(reqId))
-        host.findActive(`server says ${text(frames[2])}`);
-      return true;
-    }
-    case Native.ACK:
-      host.writes.onAck(reqId, frames);
-      return true;
-    case Native.ERROR: {
-      if (host.writes.onError(reqId, frames)) return true;
-      const reason = text(frames[2]);
-      if (reason === 'busy' && host.syncs.answers(server, reqId)) {
+    case 'TNOTACTIVE':
+      if (host.finder.onRefused(server, reply)) return;
+      if (server !== host.current) return;
+      if (host.writes.waiting(reply.reqId) || host.syncs.isNative(reply.reqId))
+        host.findActive(`server says ${reply.state}`);
+      return;
+    case 'TACK':
+      return host.writes.onAck(reply.reqId, reply.sequences, reply.durability);
+    case 'TERROR': {
+      if (host.writes.onError(reply)) return;
+      const { reason, message } = reply;
+      if (reason === 'busy' && host.syncs.answers(server, reply.reqId)) {
         // The server is at its cap of snapshot streams: a transient refusal, asked again later.
         const { requestTimeoutMs, random } = host.options;
-        host.syncs.busy(host.now() + busyBackoffMs(requestTimeoutMs, random));
-        return true;
+        return host.syncs.busy(host.now() + busyBackoffMs(requestTimeoutMs, random));
       }
-      const message = text(frames[3]);
       const endpoint = host.options.servers[server]!.snapshot;
       host.log.warn({ server: endpoint, reason, message }, 'server refused a request');
-      return true;
+      return;
     }
-    case Native.PONG: {
-      const pong = host.finder.onPong(server, reqId, frames);
+    case 'TPONG': {
+      const pong = host.finder.onPong(server, reply);
       // a late pong from a quarantined server does not make it the one in use
       if (
         pong?.state === 'ACTIVE' &&
@@ -183,10 +167,10 @@ function onNativeReply(
         !host.quarantine.has(server, host.now())
       )
         host.choose(server);
-      return true;
+      return;
     }
-    default:
-      return false;
+    case 'TPUB':
+      return; // comes through the transport as an update, never as a reply
   }
 }
 
