@@ -6,8 +6,7 @@
  * facade's next-tick queue (`AgentHost`), never to a listener inside a transition.
  * Messages from servers are handled in inbound.ts. docs/protocol.md has the procedure.
  */
-import { encodeIcanhaz, encodeRequest, HUGZ, socketFrameLimits } from '../wire/index.js';
-import type { Limits } from '../wire/index.js';
+import { encodeIcanhaz, encodeRequest, HUGZ, socketFrameLimits, type Limits } from '../wire/index.js';
 import { Replica, type Entry, type ReplicaChange } from '../kv/index.js';
 import { DEFAULT_QUOTAS } from '../server/index.js';
 import { ClosedError, NoActiveError, UnavailableError } from '../errors.js';
