@@ -211,6 +211,21 @@ describe('Client: malformed messages from a server', function () {
     expect(s.client.getString('/s/k5')).to.equal('later');
   });
 
+  it('a native reply the codec refuses (a TPONG with a frame too many) is dropped as frame-count, and that server is not chosen', async () => {
+    const s = setup();
+    // Every TPONG from A carries an extra frame: A answers ACTIVE, but never in a decodable reply.
+    s.tamper.reply = (f) => (f[0]?.toString('latin1') === Native.PONG ? [...f, Buffer.from('extra')] : f);
+    await s.net.advance(200);
+    expect(s.client.stats().dropped['frame-count'], 'dropped and counted').to.be.greaterThan(0);
+    expect(s.drops[0]).to.include({ server: A, source: 'reply', reason: 'frame-count' });
+    expect(s.client.server, 'A is not used').to.equal(undefined);
+    expect(s.a.syncRequests, 'no sync asked of A').to.have.length(0);
+    // The same pongs decodable again: A is taken once its quarantine is over and it is pinged again.
+    s.tamper.reply = (f) => f;
+    for (let i = 0; i < 30 && s.client.server === undefined; i++) await s.net.advance(100);
+    expect(s.client.server).to.equal(A);
+  });
+
   it('a reply that is no message of the protocol is counted as unexpected-reply', async () => {
     const s = setup({ mode: 'native' });
     await s.net.settle();
