@@ -1,5 +1,5 @@
 /**
- * Server addresses and vote bookkeeping (src/client/servers.ts).
+ * Server addresses (src/client/servers.ts); the vote bookkeeping has its own test (votes.test.ts).
  */
 import { expect } from 'chai';
 import { parseServer } from '../../../src/client/servers.js';
