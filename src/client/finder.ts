@@ -3,8 +3,8 @@
  * client looks, every tick calls `probe()`:
  * - native: TPING to every server (never a vote); TVOTE to a non-active server only once every
  *   other server has been silent for its effective timeout, at most one outstanding per server,
- *   jittered back-off after refusals (VoteBook); the pair is unavailable when the only node that
- *   answers lacks history;
+ *   the first one jittered and a jittered back-off after refusals (votes.ts); the pair is
+ *   unavailable when the only node that answers lacks history;
  * - chp: ICANHAZ? (a vote on RFC 12 servers) in Binary Star order, one server at a time;
  * - auto: nothing native; HUGZ followed on every publisher until one advertises (or not)
  *   `twinstar=1`, and the RFC 12 way after a timeout with no HUGZ at all.
