@@ -66,6 +66,8 @@ export interface ServerProcessOptions {
 /** A real `twinstar server` process. Its stderr (pino JSON) is kept, parsed, for assertions. */
 export class ServerProcess {
   child: ChildProcess;
+  /** Resolves once the process has exited and its last log line has been read. */
+  closed!: Promise<void>;
   readonly logLines: Record<string, unknown>[] = [];
   readonly http: string;
   readonly endpoint: string;
@@ -113,6 +115,7 @@ export class ServerProcess {
       }
     });
     child.stdout!.resume();
+    this.closed = new Promise((resolve) => child.once('close', () => resolve()));
     return child;
   }
 
