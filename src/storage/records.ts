@@ -130,6 +130,9 @@ function readMeta(fd: number, offset: number): Meta | undefined {
  * is long enough to hold every page its newest meta page says is in use.
  */
 export function checkHeader(file: string, size: number): void {
+  if (size < PAGE_HEADER + META_BYTES) {
+    throw new RecordError('truncated', `the file is only ${size} bytes, shorter than its header`);
+  }
   const fd = openSync(file, 'r');
   try {
     const first = readMeta(fd, 0);
