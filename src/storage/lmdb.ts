@@ -64,6 +64,8 @@ export interface LmdbStorageOptions extends MemoryStorageOptions {
   pairId?: string;
 }
 
+const ignore = (): void => undefined;
+
 function checkKey(entry: Entry): Entry {
   const bytes = Buffer.byteLength(entry.key);
   if (bytes > MAX_KEY_BYTES) throw new Error(`a key of ${bytes} bytes (the most is ${MAX_KEY_BYTES})`);
@@ -288,7 +290,9 @@ export class LmdbStorage implements Storage {
     if (this.timer) clearInterval(this.timer);
     await this.flush().catch(() => undefined);
     if (this.fsync === 'batch' && !this.failure) await this.syncNow();
-    await this.env.close();
+    // After a failed commit lmdb's close() waits for a flush that never comes: a failed file is
+    // left to the process's exit (the node keeps serving reads until then).
+    if (!this.failure) await this.env.close();
   }
 
   private write(action: () => void): void {
@@ -305,9 +309,17 @@ export class LmdbStorage implements Storage {
     if (promise === this.lastWrite) return;
     this.lastWrite = promise;
     promise.catch((err: unknown) => this.fail(err));
+    // lmdb-js 3.5 also makes a promise of its own for the turn's batch (in a setImmediate it
+    // scheduled at the turn's first write, so before this one) and leaves it unhandled: a failed
+    // commit would reject it and take the process down. Its `committed` is that promise.
+    setImmediate(() => void this.env.committed.then(ignore, ignore));
   }
 
   private fail(err: unknown): void {
+    // lmdb rejects a failed commit with a generic error whose `commitError` promise rejects with
+    // the cause (EIO, ENOSPC...): handled here, so nothing escapes as an unhandled rejection.
+    const detail = (err as { commitError?: Promise<unknown> } | undefined)?.commitError;
+    if (detail && typeof detail.then === 'function') detail.then(undefined, () => undefined);
     if (this.failure) return;
     const problem = `write failed, nothing more is written: ${(err as Error).message ?? String(err)}`;
     this.failure = new StorageError('write', this.file, problem, { cause: err });
