@@ -122,7 +122,8 @@ export class Sequencer<M extends readonly StateMachine[] = readonly StateMachine
   }
 
   private apply(entry: Entry, now: number): void {
-    for (const machine of this.current) machine.apply(entry, now);
+    const machines = this.current;
+    for (let i = 0; i < machines.length; i++) machines[i]!.apply(entry, now);
     this.storage.append(entry, now);
   }
 }

@@ -75,6 +75,11 @@ export class Store {
     this.sequencer.replaceWith(builder, sequence);
   }
 
+  /** Every machine's state at this point, for a passive's resync (today: the whole map). */
+  snapshot(): Entry[] {
+    return this.sequencer.snapshot();
+  }
+
   /** Changes after `sequence` under a prefix, or undefined if the replay log no longer reaches back. */
   changesSince(sequence: number, prefix = ''): Entry[] | undefined {
     return this.sequencer.changesSince(sequence, prefix);

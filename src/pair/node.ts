@@ -106,7 +106,9 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly pairRole: PairRole | undefined;
-  private readonly timeline = new Timeline();
+  private get timeline(): Timeline {
+    return this.store.timeline; // kept with the log, where storage persists it
+  }
   private readonly pending: PendingList;
   private readonly refusals: RateLimitedLog;
   private readonly limits: Limits;

@@ -161,6 +161,18 @@ describe('Store', () => {
     });
   });
 
+  describe('snapshot', () => {
+    it("is every machine's state: today the whole map, as a point-in-time array", () => {
+      const store = new Store(OPTIONS);
+      committed(store, change('/a', '1'));
+      committed(store, change('/b', '2'));
+      const snap = store.snapshot();
+      committed(store, change('/c', '3'));
+      expect(snap.map((e) => e.key).sort()).to.deep.equal(['/a', '/b']);
+      expect(store.snapshot()).to.have.length(3);
+    });
+  });
+
   describe('changesSince', () => {
     it('returns the changes after n from the replay log, optionally under a prefix', () => {
       const store = new Store(OPTIONS);
