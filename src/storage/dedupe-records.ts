@@ -49,12 +49,10 @@ export class DedupeRecords {
     return { time, sequence, uuid };
   }
 
-  /** Records loaded at start, oldest first. */
-  restore(records: readonly DedupeRecord[]): void {
-    for (const r of records) {
-      this.times.push(r.time);
-      this.seqs.push(r.sequence);
-    }
+  /** A record loaded at start (they come oldest first). */
+  restore(record: DedupeRecord): void {
+    this.times.push(record.time);
+    this.seqs.push(record.sequence);
   }
 
   /**

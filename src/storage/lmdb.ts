@@ -128,12 +128,11 @@ export class LmdbStorage implements Storage {
     this.timeline = new Timeline(history, () => this.writeTimeline());
     this.loaded = [];
     for (const { key, value } of entries.getRange()) this.loaded.push(decodeEntry(key, value));
-    const records: DedupeRecord[] = [];
     for (const { key, value } of dedupeDb.getRange()) {
-      records.push(DedupeRecords.decode(key, value));
+      const record = DedupeRecords.decode(key, value);
+      this.applied.set(record.uuid, record.sequence, record.time);
+      this.dedupe.restore(record);
     }
-    for (const r of records) this.applied.set(r.uuid, r.sequence, r.time);
-    this.dedupe.restore(records);
     if (this.fsync === 'batch') {
       this.timer = setInterval(() => this.syncNow(), options.syncIntervalMs ?? 200);
       this.timer.unref();

@@ -43,7 +43,7 @@ export function unseal(key: string, sealed: Uint8Array | undefined, what: string
   if (sealed === undefined || sealed.length < CRC_BYTES) {
     throw new RecordError('corrupt', `${what} ${JSON.stringify(key)} is cut short`);
   }
-  const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length);
+  const buf = Buffer.isBuffer(sealed) ? sealed : Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length);
   const payload = buf.subarray(CRC_BYTES);
   if (buf.readUInt32BE(0) !== checksum(key, payload)) {
     throw new RecordError('corrupt', `${what} ${JSON.stringify(key)} fails its checksum`);
@@ -81,7 +81,8 @@ export function decodeEntry(key: string, sealed: Uint8Array | undefined): Entry 
   if (at + propsLen > p.length) throw cut();
   const properties = p.toString('utf8', at, at + propsLen);
   at += propsLen;
-  const body = Buffer.from(p.subarray(at));
+  const body = Buffer.allocUnsafe(p.length - at); // a copy: lmdb reuses the buffer it read into
+  p.copy(body, 0, at);
   return { key, sequence, uuid, properties, body, expiresAt };
 }
 
