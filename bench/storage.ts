@@ -60,6 +60,7 @@ async function runCase(kind: 'memory' | FsyncMode, count: number, dir: string): 
   const appendMs = performance.now() - started;
   const appendCpu = process.cpuUsage(cpu0);
   const afterAppend = rss();
+  const afterAppendParts = rssParts();
   let oneWriter = 0;
   const writerStarted = performance.now();
   for (let s = count + 1; s <= count + 2_000 && performance.now() - writerStarted < 5_000; s++) {
@@ -93,7 +94,7 @@ async function runCase(kind: 'memory' | FsyncMode, count: number, dir: string): 
     count,
     appendMs: Math.round(appendMs),
     appendCpuMs: Math.round((appendCpu.user + appendCpu.system) / 1000),
-    rssAfterAppendParts: rssParts(),
+    rssAfterAppendParts: afterAppendParts,
     appendPerSec: Math.round(count / (appendMs / 1000)),
     rssBeforeMb: Math.round(before),
     rssAfterAppendMb: Math.round(afterAppend),
