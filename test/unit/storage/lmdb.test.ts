@@ -144,6 +144,17 @@ describe('LmdbStorage', () => {
     expect(again.appliedSequence(uuid(7)), 'a staged delete still counts for dedupe').to.equal(20_001);
   });
 
+  it('opens a directory written under any fsync mode under any other', async () => {
+    const dir = dirs.make();
+    let sequence = 0;
+    for (const fsync of ['always', 'batch', 'off', 'always'] as const) {
+      const storage = dirs.storage({ dir, fsync });
+      expect(storage.load().entries, fsync).to.have.length(sequence);
+      storage.append(entry(++sequence), 0);
+      await storage.close();
+    }
+  });
+
   it('refuses a stage made by another kind of storage', () => {
     const storage = dirs.storage({ dir: dirs.make() });
     expect(() => storage.install({ add: () => undefined }, 1)).to.throw(TypeError);
