@@ -128,9 +128,8 @@ describe('LmdbStorage', () => {
     expect(storage.appliedSequence(uuid(100_000)), 'nothing changes before install').to.equal(undefined);
     storage.install(stage, 20_500);
     storage.append(entry(20_501, '/after'), 6);
-    await storage.flush();
+    await storage.close(); // waits for every write queued, in any later turn too
     expect(ids, 'the install and the append after it: one transaction').to.have.length(1);
-    await storage.close();
 
     const again = dirs.storage({ dir });
     const loaded = again.load();
