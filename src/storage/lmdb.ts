@@ -19,7 +19,7 @@
  *   writer thread syncs right after each commit, and an OS crash rolls back to the last synced one);
  * - `batch`: `flush()` resolves at commit (in the OS page cache: a killed process loses nothing),
  *   and the file is fsynced every `syncIntervalMs` (lmdb `noSync` + `sync()`): a crash of the OS or
- *   a power cut loses at most the commits of that interval;
+ *   a power cut loses at most the commits of that interval and of the fsync then running;
  * - `off`: `noSync`, never fsynced by us; the OS writes back when it likes.
  *
  * A write that fails (disk full, I/O error) makes the storage failed for good: nothing more is
@@ -189,7 +189,11 @@ export class LmdbStorage implements Storage {
       void env?.close().catch(() => undefined);
       if (err instanceof StorageError) throw err;
       if (err instanceof RecordError) fail(err.reason, err.message);
-      return fail('corrupt', `lmdb cannot read it: ${(err as Error).message}`, err);
+      // LMDB's own findings (MDB_CORRUPTED, MDB_INVALID, MDB_PAGE_NOTFOUND...) are damage; anything
+      // else (permissions, a missing mount) is a directory that cannot be opened.
+      const message = (err as Error).message ?? String(err);
+      const reason = /MDB_|corrupt|invalid/i.test(message) ? 'corrupt' : 'open';
+      return fail(reason, `lmdb cannot open it: ${message}`, err);
     }
   }
 

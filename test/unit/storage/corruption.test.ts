@@ -105,6 +105,18 @@ describe('LmdbStorage refuses a bad data directory', () => {
     expect(err.message).to.include('pair-a').and.include('pair-b');
   });
 
+  it('a directory that cannot be made: open, not corrupt', () => {
+    const file = join(dirs.make(), 'a-file');
+    writeFileSync(file, 'not a directory');
+    const dir = join(file, 'data');
+    expect(() => LmdbStorage.open({ ...BASE, dir }))
+      .to.throw(StorageError)
+      .that.includes({ reason: 'open', code: 'ERR_STORAGE' })
+      .and.has.property('message')
+      .that.includes(join(dir, 'data.mdb'))
+      .and.not.include('\n');
+  });
+
   it('an lmdb file that twinstar did not write: corrupt', async () => {
     const dir = dirs.make();
     const env = open({ path: dir, maxDbs: 4 });
