@@ -30,20 +30,25 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { Entry } from '../kv/kvmap.js';
-import type {
-  MemoryStorageOptions,
-  ReplayLogStats,
-  Storage,
-  StorageStage,
-  StoredState,
-} from '../core/storage.js';
-import { ReplayLog } from '../core/replay-log.js';
-import { Timeline, type StoredHistory, type TimelineEntry } from '../core/timeline.js';
-import { UuidWindow, isDedupeUuid } from '../core/uuid-window.js';
+import {
+  ReplayLog,
+  Timeline,
+  UuidWindow,
+  isDedupeUuid,
+  type MemoryStorageOptions,
+  type ReplayLogStats,
+  type Storage,
+  type StorageStage,
+  type StoredState,
+  type TimelineEntry,
+} from '../core/index.js';
+import type { Entry } from '../kv/index.js';
 import { StorageError, type StorageErrorReason } from '../errors.js';
 import { DedupeRecords, type DedupeRecord } from './dedupe-records.js';
 import { RecordError, checkHeader, decodeEntry, decodeJson, encodeEntry, encodeJson } from './records.js';
+
+/** A history as Timeline takes it from storage. */
+type StoredHistory = NonNullable<ConstructorParameters<typeof Timeline>[0]>;
 
 /** Bumped whenever the record layout changes; a file of another version is refused. */
 export const FORMAT_VERSION = 1;

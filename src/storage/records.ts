@@ -11,7 +11,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
-import type { Entry } from '../kv/kvmap.js';
+import type { Entry } from '../kv/index.js';
 
 /** Raised inside this module; LmdbStorage turns it into a StorageError naming the file. */
 export class RecordError extends Error {
