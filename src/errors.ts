@@ -16,6 +16,8 @@ export const ErrorCodes = {
   ERR_VALUE_FORMAT: 'a stored value is not in the format asked for (getJson of a value that is not JSON)',
   ERR_UNAVAILABLE:
     'no server of the pair can serve: the active is gone and the other node refuses votes (no complete history)',
+  ERR_STORAGE:
+    'the data directory cannot be used (corrupt, truncated, another version or pair) or a write to it failed',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
@@ -103,6 +105,24 @@ export class UnavailableError extends TwinstarError {
   constructor(reason: string, message: string) {
     super('ERR_UNAVAILABLE', message);
     this.reason = reason;
+  }
+}
+
+/** Why a data directory was refused or a write to it failed (src/storage/). */
+export type StorageErrorReason = 'corrupt' | 'truncated' | 'version' | 'foreign-pair' | 'open' | 'write';
+
+/**
+ * The storage engine refused its data directory at open, or a write failed. The message is one
+ * line that names the file and the problem, as an operator reads it at start-up.
+ */
+export class StorageError extends TwinstarError {
+  readonly reason: StorageErrorReason;
+  /** the file or directory concerned */
+  readonly file: string;
+  constructor(reason: StorageErrorReason, file: string, problem: string, options?: { cause?: unknown }) {
+    super('ERR_STORAGE', `${file}: ${problem.replace(/\s*\n\s*/g, ' ')}`, options);
+    this.reason = reason;
+    this.file = file;
   }
 }
 
