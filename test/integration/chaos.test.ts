@@ -242,8 +242,12 @@ describe('chaos: random faults under write load (real processes)', function () {
     await pair.healthy(15_000);
     const ws = await writers(['/c0/', '/c1/', '']);
     let failovers = 0;
-    for (const w of ws) w.client.on('failover', () => failovers++);
     const events: string[] = [];
+    for (const [i, w] of ws.entries())
+      w.client.on('failover', (f) => {
+        failovers++;
+        events.push(`${Date.now()} client ${i} failover ${f.from} -> ${f.to}`);
+      });
     for (let round = 0; round < 10; round++) {
       const { active } = await pair.healthy(30_000);
       events.push(`${Date.now()} kill ${active}`);
@@ -253,7 +257,7 @@ describe('chaos: random faults under write load (real processes)', function () {
     }
     await pair.healthy(30_000);
     await finish(ws);
-    expect(failovers).to.be.at.least(3 * 10);
+    expect(failovers, events.join('\n')).to.be.at.least(3 * 10);
     // Let every replica catch up with the final sequence, then compare with the server's dump.
     const check = await connect({ servers: pair.servers, subtree: '' });
     clients.push(check);
