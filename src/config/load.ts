@@ -7,11 +7,13 @@ import convict from 'convict';
 import { readFileSync } from 'node:fs';
 import { maxEntryBytes, type Limits } from '../wire/index.js';
 import { ConfigError } from '../errors.js';
+import type { ServerQuotas } from '../server/index.js';
 import { schema } from './schema.js';
 
 export type Role = 'single' | 'primary' | 'backup';
 
-export interface ServerConfig {
+/** Every setting; the server's quotas (snapshot rates, queues, stream caps) are named as it names them. */
+export interface ServerConfig extends ServerQuotas {
   role: Role;
   name: string;
   host: string;
@@ -39,17 +41,6 @@ export interface ServerConfig {
   maxTtlMs: number;
   maxBatchEntries: number;
   maxBatchBytes: number;
-  snapshotsPerSecond: number;
-  clientQueue: number;
-  publisherQueue: number;
-  collectorQueue: number;
-  maxSubtreeBytes: number;
-  maxFollowPrefixes: number;
-  maxSnapshotStreams: number;
-  maxSnapshotStreamsPerClient: number;
-  snapshotIdleMs: number;
-  maxSnapshotBytes: number;
-  maxSnapshotBytesPerClient: number;
   replayLogBytes: number;
   pendingMaxBytes: number;
   curve: boolean;

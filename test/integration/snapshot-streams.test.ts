@@ -62,6 +62,28 @@ describe('snapshot streams are bounded (issue 13 B3, real server, default limits
     return s;
   }
 
+  /**
+   * A client connects while `hog` holds what the cap allows: it is refused (`reason`) and asks
+   * again until the count reaches `refusals`; once the hog leaves it gets all 2000 keys.
+   */
+  async function servedOnceTheHogLeaves(
+    s: ServerProcess,
+    hog: zmq.Dealer,
+    reason: string,
+    refusals: number,
+  ): Promise<void> {
+    const patient = connect({ servers: [s.endpoint], mode: 'native', connectTimeoutMs: 60_000 });
+    await waitFor(
+      async () => (await metric(s.http, 'twinstar_snapshot_refused_total', { reason })) >= refusals,
+      20_000,
+      'the client to be refused and to ask again',
+    );
+    hog.close();
+    const client = await patient;
+    clients.push(client);
+    expect(client.entries('').size).to.equal(2000);
+  }
+
   it('a flood of snapshot requests that are never read, and clients that leave, hold bounded memory', async () => {
     const s = await filledServer();
     const before = await rss(s);
@@ -158,16 +180,7 @@ describe('snapshot streams are bounded (issue 13 B3, real server, default limits
     expect(reason!.toString()).to.equal('busy');
     expect(await metric(s.http, 'twinstar_snapshot_refused_total', { reason: 'server-busy' })).to.equal(1);
     // A client that meets 'busy' backs off and asks again: once the hog leaves, it is served.
-    const patient = connect({ servers: [s.endpoint], mode: 'native', connectTimeoutMs: 60_000 });
-    await waitFor(
-      async () => (await metric(s.http, 'twinstar_snapshot_refused_total', { reason: 'server-busy' })) >= 3,
-      20_000,
-      'the client to be refused and to ask again',
-    );
-    hog.close();
-    const client = await patient;
-    clients.push(client);
-    expect(client.entries('').size).to.equal(2000);
+    await servedOnceTheHogLeaves(s, hog, 'server-busy', 3);
   });
 
   it('beyond max-snapshot-bytes a stream is refused with TERROR busy and counted bytes-busy; the gauge stays within the budget', async () => {
@@ -211,16 +224,7 @@ describe('snapshot streams are bounded (issue 13 B3, real server, default limits
     expect(await metric(s.http, 'twinstar_snapshot_refused_total', { reason: 'server-busy' })).to.equal(0);
     expect(await held()).to.equal(reserved);
     // A client that meets 'busy' asks again, and is served once the hog leaves and frees its bytes.
-    const patient = connect({ servers: [s.endpoint], mode: 'native', connectTimeoutMs: 60_000 });
-    await waitFor(
-      async () => (await metric(s.http, 'twinstar_snapshot_refused_total', { reason: 'bytes-busy' })) >= 2,
-      20_000,
-      'the client to be refused and to ask again',
-    );
-    hog.close();
-    const client = await patient;
-    clients.push(client);
-    expect(client.entries('').size).to.equal(2000);
+    await servedOnceTheHogLeaves(s, hog, 'bytes-busy', 2);
     await waitFor(async () => (await held()) === 0, 10_000, 'the reservations to be released');
   });
 });
