@@ -15,8 +15,12 @@ import { Store, digestOf, type Digest } from '../core/index.js';
 import { chunkBytes, type Durability, type KvMsg, type Limits } from '../wire/index.js';
 import { type Entry } from '../kv/index.js';
 import {
-  transition,
+  heard,
+  stalled,
+  startContext,
   startState,
+  synced,
+  transition,
   type Context,
   type Effect,
   type Event,
@@ -116,16 +120,14 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   private source: ReplicationSource | undefined;
   private sink: ReplicationSink | undefined;
   private current: State;
-  private epoch = 0;
+  /**
+   * The FSM's context (epoch, peer expiry, history, fenced): handed back by every transition and
+   * kept as it is; see src/fsm/binary-star.ts.
+   */
+  private ctx: Context;
   private peer: Heartbeat | undefined;
-  /** the highest epoch the peer has ever announced */
-  private peerEpoch = 0;
   private peerHeardAt = 0;
-  private peerExpiresAt: number;
   private refused: string | undefined;
-  /** no data, no vote: see Context.history in src/fsm/binary-star.ts */
-  private history: boolean;
-  private fenced = false;
   /**
    * An active that woke from a stall sequences nothing until a fresh heartbeat of its peer has
    * been heard (the first ones it reads may have queued while it slept): the peer may have been
@@ -153,14 +155,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     this.log = log;
     this.now = options.now ?? Date.now;
     this.startedAt = this.lastTick = this.now();
-    // A starting node gives its peer one failover timeout to speak up before a vote can promote it.
-    this.peerExpiresAt = this.startedAt + config.failoverMs;
     this.pairRole = config.role === 'single' ? undefined : config.role;
     this.current = this.pairRole ? startState(this.pairRole) : 'ACTIVE';
-    // A primary starting a fresh pair is the origin of the history; a backup has none until it
-    // syncs. (Without durable storage a primary restarted without its data looks the same as a
-    // fresh one: the data directory will tell them apart.)
-    this.history = this.pairRole !== 'backup';
+    // A starting node gives its peer one failover timeout to speak up before a vote can promote it.
+    this.ctx = startContext(this.pairRole ?? 'primary', config.failoverMs, this.startedAt);
     this.acknowledged = new AcknowledgedWrites();
     this.pending = new PendingList(config.pendingMax, config.pendingMaxAgeMs, config.pendingMaxBytes);
     this.refusals = new RateLimitedLog(log, 5, 10_000, this.now);
@@ -373,14 +371,12 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     }
     this.refused = undefined;
     this.peer = hb;
-    this.peerEpoch = Math.max(this.peerEpoch, hb.epoch);
     this.heardPeer();
-    if (this.current === 'PASSIVE' && hb.state === 'ACTIVE') {
-      this.epoch = Math.max(this.epoch, hb.epoch);
-      if (this.sink!.synced) this.timeline.adopt(hb.timeline);
-    }
+    if (this.current === 'PASSIVE' && hb.state === 'ACTIVE' && this.sink!.synced)
+      this.timeline.adopt(hb.timeline);
     this.noteHistory();
-    this.run({ type: 'peer', peer: { ...hb, served: this.servedSinceFork(hb).theirs } }, `peer-${hb.state}`);
+    const peer = { ...hb, served: this.servedSinceFork(hb).theirs };
+    this.run({ type: 'peer', peer, now: this.now() }, `peer-${hb.state}`);
     // A heartbeat read well after the wake is fresh: the peer's state is known again.
     if (this.relearnUntil !== undefined && this.now() >= this.relearnUntil) this.relearnUntil = undefined;
     this.updateAttachment();
@@ -398,7 +394,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   private heardPeer(): void {
     const now = this.now();
     this.peerHeardAt = now;
-    this.peerExpiresAt = now + this.config.failoverMs;
+    this.ctx = heard(this.ctx, now);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -406,15 +402,36 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
 
   private context(): Context {
     return {
-      role: this.pairRole!,
-      epoch: this.epoch,
+      ...this.ctx,
       sequence: this.store.sequence,
-      peerExpiresAt: this.peerExpiresAt,
-      peerEpoch: this.peerEpoch,
-      history: this.history,
-      fenced: this.fenced,
       served: this.peer ? this.servedSinceFork(this.peer).mine : 0,
     };
+  }
+
+  // Transitional accessors while the node still carries out the effects itself.
+  private get epoch(): number {
+    return this.ctx.epoch;
+  }
+  private set epoch(epoch: number) {
+    this.ctx = { ...this.ctx, epoch };
+  }
+  private get peerEpoch(): number {
+    return this.ctx.peerEpoch;
+  }
+  private get peerExpiresAt(): number {
+    return this.ctx.peerExpiresAt;
+  }
+  private get history(): boolean {
+    return this.ctx.history;
+  }
+  private set history(history: boolean) {
+    this.ctx = { ...this.ctx, history };
+  }
+  private get fenced(): boolean {
+    return this.ctx.fenced;
+  }
+  private set fenced(fenced: boolean) {
+    this.ctx = { ...this.ctx, fenced };
   }
 
   /**
@@ -433,7 +450,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   /** A passive that finished its sync holds the history; after a lost dual active, report. */
   private noteHistory(): void {
     if (this.current !== 'PASSIVE' || this.history || !this.sink!.synced) return;
-    this.history = true;
+    this.ctx = synced(this.ctx);
     this.log.info({ sequence: this.store.sequence }, 'synced: this node holds the complete history');
     if (this.divergence.waiting) this.reportDivergence();
   }
@@ -468,6 +485,8 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
           break;
       }
     }
+    // The effects above moved the node's fields the same way; from here the FSM's word is kept.
+    this.ctx = next.context;
     return next.effects;
   }
 
@@ -623,7 +642,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     const gap = now - this.lastTick;
     if (gap <= 2 * this.config.heartbeatMs) return;
     this.lastTick = now;
-    this.peerExpiresAt = Math.max(this.peerExpiresAt, now + this.config.failoverMs);
+    this.ctx = stalled(this.ctx, now);
     this.source?.forgiveWaits(now);
     // The peer can have been promoted only if it heard nothing from us for a failover timeout;
     // a shorter gap (a busy turn, a GC pause) cannot have let that happen, so it changes nothing.
