@@ -34,6 +34,7 @@ import { RateLimitedLog, type Logger } from '../log/index.js';
 import { PeerLink, type PeerChannel } from './peer-link.js';
 import type { Heartbeat, PeerMessage } from '../wire/peer.js';
 import { PendingList } from './pending.js';
+import { attachment } from './attachment.js';
 import { ReplicationSink } from './replication-sink.js';
 import { ReplicationSource } from './replication-source.js';
 import { Timeline } from '../core/timeline.js';
@@ -709,38 +710,33 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     process.nextTick(() => this.emit('unavailable', reason));
   }
 
-  /**
-   * Does the active count its passive for acknowledgements (promise 2)? A passive is attached once
-   * it is heard and says it is synced. It stays attached while it is heard and passive, even while
-   * it resumes after a gap: writes then wait for it rather than being acknowledged by the active
-   * alone, because a passive that is catching up is still the one that would take over. Only a
-   * passive that leaves a write waiting longer than the failover timeout is detached, until it has
-   * caught up with everything sequenced meanwhile.
-   */
+  /** Does the active count its passive for acknowledgements? The rule: src/pair/attachment.ts. */
   private updateAttachment(): void {
     const source = this.source;
     if (!source || this.current !== 'ACTIVE') return;
-    // While two actives settle which one serves, or while a woken active re-learns its peer, the
-    // writes waiting for the passive keep waiting: detaching would acknowledge them as degraded,
-    // and the node may be about to lose them. It wins (and then decides) or demotes (and rejects).
-    if (this.fenced || this.relearnUntil !== undefined) return;
     const now = this.now();
-    if (source.oldestWaitMs(now) > this.config.failoverMs) {
-      this.catchUpTo = this.store.sequence;
+    const peer = this.refused ? undefined : this.peer;
+    const decision = attachment({
+      now,
+      failoverMs: this.config.failoverMs,
+      sequence: this.store.sequence,
+      acked: source.acked,
+      attached: source.attached,
+      oldestWaitMs: source.oldestWaitMs(now),
+      catchUpTo: this.catchUpTo,
+      fenced: this.fenced,
+      relearning: this.relearnUntil !== undefined,
+      peer,
+      peerExpiresAt: this.peerExpiresAt,
+    });
+    if (decision.hold) return;
+    if (decision.detachedSlow)
       this.log.warn(
         { acked: source.acked, sequence: this.store.sequence },
         'passive is not keeping up; detaching it',
       );
-    }
-    if (this.catchUpTo !== undefined && source.acked >= this.catchUpTo) this.catchUpTo = undefined;
-    const peer = this.peer;
-    const attach =
-      peer !== undefined &&
-      !this.refused &&
-      now < this.peerExpiresAt &&
-      peer.state === 'PASSIVE' &&
-      (peer.synced || source.attached) &&
-      this.catchUpTo === undefined;
+    this.catchUpTo = decision.catchUpTo;
+    const attach = decision.attach;
     source.setAttached(attach);
     this.server.releasePublications(); // detaching releases what waited for the passive
     const degraded = !source.caughtUp;
