@@ -36,7 +36,9 @@ async function setups(ctx: Context, name: Setup['name']): Promise<Setup> {
     label: 'primary alone (degraded)',
     servers: [node.endpoint],
     active: node,
-    stop: () => node.stop(),
+    stop: async () => {
+      await node.stop();
+    },
   };
 }
 

@@ -14,8 +14,42 @@ export interface TimelineEntry {
 
 const KEEP = 32;
 
+/** A history as a storage keeps it. */
+export interface StoredHistory {
+  readonly entries?: readonly TimelineEntry[];
+  readonly epoch?: number;
+}
+
 export class Timeline {
-  private entries: TimelineEntry[] = [];
+  private entries: TimelineEntry[];
+  private highestEpoch: number;
+
+  /**
+   * Starts from a history loaded from storage. `onChange` is called after every change of the
+   * terms or the epoch, so that a storage can persist them with the log.
+   */
+  constructor(
+    stored: StoredHistory = {},
+    private readonly onChange?: () => void,
+  ) {
+    this.entries = (stored.entries ?? []).slice(-KEEP);
+    this.highestEpoch = Math.max(stored.epoch ?? 0, this.current?.epoch ?? 0);
+  }
+
+  /**
+   * The highest epoch this node knows was taken: by its own promotions, or by the active it
+   * follows. A promotion must take a higher one (dual actives are decided by epoch).
+   */
+  get epoch(): number {
+    return this.highestEpoch;
+  }
+
+  /** Learn of a higher epoch (never lowers it). */
+  raiseEpoch(epoch: number): void {
+    if (epoch <= this.highestEpoch) return;
+    this.highestEpoch = epoch;
+    this.onChange?.();
+  }
 
   get current(): TimelineEntry | undefined {
     return this.entries[this.entries.length - 1];
@@ -33,11 +67,14 @@ export class Timeline {
   open(entry: TimelineEntry): void {
     this.entries.push(entry);
     if (this.entries.length > KEEP) this.entries.splice(0, this.entries.length - KEEP);
+    this.highestEpoch = Math.max(this.highestEpoch, entry.epoch);
+    this.onChange?.();
   }
 
   /** Take the active's history as ours (after a sync from it). */
   adopt(entries: readonly TimelineEntry[]): void {
     this.entries = entries.slice(-KEEP);
+    this.onChange?.();
   }
 
   /** Does a history that reached `sequence` under `term` agree with ours up to that point? */

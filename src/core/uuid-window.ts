@@ -10,6 +10,15 @@
  * `map.keys().next()` instead looks O(1) but walks V8's tombstones of earlier deletes, which made
  * this quadratic: 40 ms per thousand inserts past 100k.)
  */
+import { UUID_BYTES } from '../wire/chp.js';
+
+const ZERO_UUID = '\0'.repeat(UUID_BYTES);
+
+/** Only a proper 16-byte, non-zero uuid identifies a write; foreign clients may send anything. */
+export function isDedupeUuid(uuid: string): boolean {
+  return uuid.length === UUID_BYTES && uuid !== ZERO_UUID;
+}
+
 export interface UuidWindowOptions {
   /** every uuid is remembered at least this long (ms) unless `maxSize` forces it out */
   horizonMs: number;

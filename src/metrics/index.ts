@@ -236,13 +236,21 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
       this.set(node.server.snapshotStreams);
     },
   });
+  new Gauge({
+    name: 'twinstar_snapshot_stream_bytes',
+    help: 'Worst-case bytes the snapshot streams in progress can hold buffered (bounded by maxSnapshotBytes)',
+    registers: r,
+    collect() {
+      this.set(node.server.snapshotStreamBytes);
+    },
+  });
   const streamsRefused = new Counter({
     name: 'twinstar_snapshot_refused_total',
-    help: 'Snapshot requests refused at the server cap (server-busy) and streams stopped for a newer request of the same client (superseded)',
+    help: 'Snapshot requests refused at the server cap (server-busy) or the byte budget (bytes-busy), and streams stopped for a newer request of the same client (superseded)',
     labelNames: ['reason'],
     registers: r,
   });
-  for (const reason of ['server-busy', 'superseded']) streamsRefused.inc({ reason }, 0);
+  for (const reason of ['server-busy', 'bytes-busy', 'superseded']) streamsRefused.inc({ reason }, 0);
   node.server.on('stream-refused', (reason) => streamsRefused.inc({ reason }));
   node.server.on('dropped', (socket, reason) => dropped.inc({ socket, reason }));
 

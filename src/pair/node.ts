@@ -1,6 +1,6 @@
 /**
- * A twinstar server process: the composition root. It builds what every node has (the store, the
- * timeline of terms, the clone server, the pending list) and one mode: a single server
+ * A twinstar server process: the composition root. It builds what every node has (the store, with
+ * its timeline of terms, the clone server, the pending list) and one mode: a single server
  * (src/pair/single.ts), or a node of a Binary Star pair (src/pair/pair-mode.ts: the reactor of
  * src/pair/binary-star.ts plus replication). The clone server asks this node whether it may serve
  * (ServicePolicy); the node asks its mode.
@@ -21,7 +21,7 @@ import { limitsOf, type ServerConfig } from '../config/index.js';
 import { ZapHandler } from '../security/index.js';
 import { RateLimitedLog, type Logger } from '../log/index.js';
 import { PendingList } from './pending.js';
-import { Timeline } from '../core/timeline.js';
+import type { Timeline } from '../core/timeline.js';
 import type { ForceResult, Mode, NodeParts } from './mode.js';
 import { SingleMode } from './single.js';
 import { PairMode } from './pair-mode.js';
@@ -35,7 +35,9 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   readonly config: ServerConfig;
   private readonly log: Logger;
   private readonly now: () => number;
-  private readonly timeline = new Timeline();
+  private get timeline(): Timeline {
+    return this.store.timeline; // kept with the log, where storage persists it
+  }
   private readonly pending: PendingList;
   /** a secure node's client sockets have a context of their own, for their ZAP handler */
   private readonly zap: ZapHandler | undefined;

@@ -25,20 +25,16 @@ import {
 import { RateLimitedLog } from '../log/index.js';
 import {
   decodeKvMsg,
-  decodeSequence,
   encodeHugz,
   encodeKthxbai,
   encodeKvMsg,
-  encodeSequence,
   formatProperties,
   KvMsgError,
-  packBatch,
   checkedTtlSeconds,
-  writeSequence,
-  unpackBatch,
   type DecodeReason,
   type KvMsg,
   type Limits,
+  type PackedEntry,
   ICANHAZ,
 } from '../wire/chp.js';
 import type { Entry } from '../kv/kvmap.js';
@@ -46,24 +42,34 @@ import {
   ADVERTISE,
   Native,
   NATIVE_VERSION,
+  NativeMsgError,
+  decodeRequest,
   decodeRequestId,
-  encodeRequestId,
+  encodePublication,
+  encodeReply,
   type Durability,
+  type NativeReply,
+  type NativeRequest,
   type NotActiveReason,
+  type RequestBounds,
+  type SnapshotSocketRequest,
 } from '../wire/native.js';
 import { DRAIN_BUDGET_MS, errorCode, Outbox } from '../zmq/outbox.js';
 import {
   chunksThenLast,
   eachThenLast,
+  measureInTurns,
+  QUEUED_FRAME_BYTES,
   SnapshotStreams,
+  type Measured,
+  type PreparedStream,
   type StreamEnd,
   type StreamRefusal,
-  type StreamSource,
 } from './snapshot-streams.js';
 import { receiveLoop } from '../zmq/receive-loop.js';
 import { RateLimiter } from './rate-limiter.js';
 import { newUuid } from '../core/uuid.js';
-import { chunkBytes, chunked, socketFrameLimits } from '../wire/sizes.js';
+import { chunkBytes, packedSize, sizedChunks, socketFrameLimits } from '../wire/sizes.js';
 import type { Change, CommitResult, ReplicateResult, Store } from '../core/store.js';
 
 /** What the node around the server decides: who is served and when a write is durable. */
@@ -109,7 +115,8 @@ export interface ServerEvents {
   snapshot: [kind: SnapshotKind, keys: number, ms: number];
   rejected: [command: string];
   /** snapshot streams in progress changed; or a request or stream was refused by a cap */
-  streams: [count: number];
+  /** streams in progress, and the bytes they can hold buffered at most */
+  streams: [count: number, bytes: number];
   'stream-refused': [reason: StreamRefusal];
   /** these writes were acknowledged to the client that sent them */
   acknowledged: [changes: readonly Change[], durability: Durability];
@@ -147,6 +154,10 @@ export interface ServerQuotas {
   maxSnapshotStreamsPerClient: number;
   /** a snapshot stream whose client takes nothing for this long is stopped, in ms */
   snapshotIdleMs: number;
+  /** bytes all snapshot streams can hold buffered at once, worst case (snapshot-streams.ts) */
+  maxSnapshotBytes: number;
+  /** bytes one snapshot stream can hold buffered, worst case; native chunks are cut to fit it */
+  maxSnapshotBytesPerClient: number;
 }
 
 export const DEFAULT_QUOTAS: ServerQuotas = {
@@ -159,6 +170,8 @@ export const DEFAULT_QUOTAS: ServerQuotas = {
   maxSnapshotStreams: 16,
   maxSnapshotStreamsPerClient: 1,
   snapshotIdleMs: 30_000,
+  maxSnapshotBytes: 256 * 1024 * 1024,
+  maxSnapshotBytesPerClient: 64 * 1024 * 1024,
 };
 
 export interface ServerEndpoints {
@@ -193,9 +206,6 @@ interface Follower {
   principal: Principal | undefined;
 }
 
-const TPUB = Buffer.from(Native.PUBLISH);
-const TSYNC = Buffer.from(Native.SYNC);
-const TSYNC_END = Buffer.from(Native.SYNC_END);
 /** messages on a send queue above which publishing waits for a later turn */
 const RELEASE_BACKLOG = 2_000;
 /** what one queued update costs each subscriber's pipe: 5 frames of 64-byte zmq_msg_t */
@@ -210,6 +220,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private readonly streams: SnapshotStreams;
   private readonly guard: Guard | undefined;
   private readonly quotas: ServerQuotas;
+  /** what the native codec refuses before a request is dispatched */
+  private readonly bounds: RequestBounds;
   private readonly snapshotLimiter: RateLimiter;
   private readonly followers = new Map<string, Follower>();
   private revoking: Promise<void> = Promise.resolve();
@@ -235,6 +247,11 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   /** snapshot and resume streams in progress */
   get snapshotStreams(): number {
     return this.streams.size;
+  }
+
+  /** worst-case bytes those streams can hold buffered */
+  get snapshotStreamBytes(): number {
+    return this.streams.reservedBytes;
   }
 
   /** subscribers connected to the publisher right now */
@@ -264,6 +281,11 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     this.now = options.now ?? Date.now;
     this.guard = options.guard;
     const quotas = (this.quotas = options.quotas ?? DEFAULT_QUOTAS);
+    this.bounds = {
+      limits: options.limits,
+      maxSubtreeBytes: quotas.maxSubtreeBytes,
+      maxFollowPrefixes: quotas.maxFollowPrefixes,
+    };
     // A frame above what the limits allow disconnects its sender before it is ever buffered.
     const frames = socketFrameLimits(options.limits, quotas.maxSubtreeBytes);
     const common = (domain: Domain) => ({
@@ -303,10 +325,12 @@ export class CloneServer extends EventEmitter<ServerEvents> {
         maxStreams: quotas.maxSnapshotStreams,
         maxStreamsPerClient: quotas.maxSnapshotStreamsPerClient,
         idleMs: quotas.snapshotIdleMs,
+        maxBytes: quotas.maxSnapshotBytes,
+        maxBytesPerClient: quotas.maxSnapshotBytesPerClient,
       },
       {
         send: (frames) => this.routerOut.send(frames),
-        onCount: (count) => this.emit('streams', count),
+        onCount: (count, bytes) => this.emit('streams', count, bytes),
         onRefused: (reason) => this.emit('stream-refused', reason),
         now: this.now,
       },
@@ -457,11 +481,13 @@ export class CloneServer extends EventEmitter<ServerEvents> {
         if (!follower.prefixes.some((prefix) => key.startsWith(prefix))) continue;
       }
       // The follower is the stream: once one message to it fails, none queued after it goes out.
-      this.routerOut.send([follower.identity, TPUB, ...frames], follower).catch((error: unknown) => {
-        if (this.followers.get(id) !== follower) return;
-        this.followers.delete(id);
-        this.sendFailed('snapshot', error, [follower.identity]);
-      });
+      this.routerOut
+        .send([follower.identity, ...encodePublication(frames)], follower)
+        .catch((error: unknown) => {
+          if (this.followers.get(id) !== follower) return;
+          this.followers.delete(id);
+          this.sendFailed('snapshot', error, [follower.identity]);
+        });
     }
   }
 
@@ -519,7 +545,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   // ------------------------------------------------------------------------------------------
-  // Snapshot socket: frames destructured at the head of the handler.
+  // Snapshot socket: every request decoded by the native codec (wire/native.ts), then dispatched.
 
   private onRequest([identity, command, ...args]: Buffer[]): void {
     if (identity === undefined || command === undefined) return;
@@ -533,35 +559,70 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       }
       const principal = this.guard?.principalOf(identity);
       if (this.guard && principal === undefined) return this.unauthenticated(identity, args);
-      this.dispatch(identity, command.toString('latin1'), args, principal);
+      let request;
+      try {
+        request = decodeRequest([command, ...args], this.bounds);
+      } catch (error) {
+        if (error instanceof NativeMsgError) this.answerMalformed(identity, error);
+        throw error;
+      }
+      this.dispatch(identity, request, principal);
     } catch (error) {
       this.drop('snapshot', error, args.length + 1);
     }
   }
 
-  private dispatch(identity: Buffer, command: string, args: Buffer[], principal?: Principal): void {
-    switch (command) {
+  private dispatch(identity: Buffer, request: SnapshotSocketRequest, principal?: Principal): void {
+    switch (request.command) {
       case ICANHAZ:
-        return this.onIcanhaz(identity, args, principal);
-      case Native.SNAPSHOT:
-      case Native.RESUME:
-        return this.onNativeSync(identity, command, args, principal);
-      case Native.SET:
-        return this.onSet(identity, args, principal);
-      case Native.PING:
-        return this.onPing(identity, args);
-      case Native.VOTE:
-        return this.onVote(identity, args);
-      case Native.FOLLOW:
-        return this.onFollow(identity, args, principal);
-      case Native.UNFOLLOW:
-        if (decodeRequestId(args[0]) === undefined || args.length !== 1)
-          throw new KvMsgError('frame-count', 'TUNFOLLOW is malformed');
+        return this.onIcanhaz(identity, request.subtree, principal);
+      case 'TSNAP':
+      case 'TRESUME':
+        return this.onNativeSync(identity, request, principal);
+      case 'TSET':
+        return this.onSet(identity, request.reqId, request.writes, principal);
+      case 'TPING':
+        return this.pong(identity, request.reqId);
+      case 'TVOTE':
+        return this.onVote(identity, request.reqId);
+      case 'TFOLLOW':
+        return this.onFollow(identity, request.reqId, request.prefixes, principal);
+      case 'TUNFOLLOW':
         this.followers.delete(identity.toString('latin1'));
         return;
-      default:
-        throw new KvMsgError('unknown-command', `unknown command ${JSON.stringify(command.slice(0, 32))}`);
     }
+  }
+
+  /**
+   * A malformed request whose id is readable is told why when the client could only retry it in
+   * vain: a TSET (nothing of it is applied), a subtree or prefix too long, too many prefixes.
+   */
+  private answerMalformed(identity: Buffer, error: NativeMsgError): void {
+    if (error.reqId === undefined) return;
+    if (error.command === Native.SET) return this.refuseWrites(identity, error.reqId, error);
+    if (error.reason === 'subtree-too-long' || error.reason === 'too-many-prefixes')
+      this.reply(identity, {
+        command: 'TERROR',
+        reqId: error.reqId,
+        reason: error.reason,
+        message: error.detail,
+      });
+  }
+
+  /** A TSET that cannot be applied: TERROR with the reason, and the limits if it was too large. */
+  private refuseWrites(identity: Buffer, reqId: number, error: KvMsgError): void {
+    const { maxBatchEntries, maxBatchBytes } = this.options.limits;
+    this.reply(identity, {
+      command: 'TERROR',
+      reqId,
+      reason: error.reason,
+      message: error.message,
+      ...(error.reason === 'batch-too-large' ? { fit: { maxBatchEntries, maxBatchBytes } } : {}),
+    });
+  }
+
+  private reply(identity: Buffer, reply: NativeReply): void {
+    this.routerOut.post([identity, ...encodeReply(reply)]);
   }
 
   /**
@@ -572,37 +633,12 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     this.emit('dropped', 'snapshot', 'unauthenticated');
     const reqId = decodeRequestId(args[0]);
     if (reqId === undefined) return;
-    this.routerOut.post([
-      identity,
-      Buffer.from(Native.ERROR),
-      encodeRequestId(reqId),
-      Buffer.from('unauthenticated'),
-      Buffer.from('this server requires a session token of a listed client key (docs/security.md)'),
-    ]);
-  }
-
-  /**
-   * A subtree or prefix longer than the limit is refused before anything is held for it: a
-   * native request gets TERROR (its id is readable), a CHP one silence. Counted as dropped.
-   */
-  private checkSubtree(identity: Buffer, reqId: number | undefined, frame: Buffer): void {
-    const max = this.quotas.maxSubtreeBytes;
-    if (frame.length <= max) return;
-    const detail = `subtree or prefix is ${frame.length} bytes, limit ${max}`;
-    if (reqId === undefined) throw new KvMsgError('subtree-too-long', detail);
-    this.refuse(identity, reqId, 'subtree-too-long', detail);
-  }
-
-  /** TERROR with a typed reason, then the request is dropped and counted under that reason. */
-  private refuse(identity: Buffer, reqId: number, reason: DecodeReason, detail: string): never {
-    this.routerOut.post([
-      identity,
-      Buffer.from(Native.ERROR),
-      encodeRequestId(reqId),
-      Buffer.from(reason),
-      Buffer.from(detail),
-    ]);
-    throw new KvMsgError(reason, detail);
+    this.reply(identity, {
+      command: 'TERROR',
+      reqId,
+      reason: 'unauthenticated',
+      message: 'this server requires a session token of a listed client key (docs/security.md)',
+    });
   }
 
   /** Reading a subtree the client may read only part of is allowed, filtered, and counted. */
@@ -618,30 +654,19 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   /** TFOLLOW: updates under the prefixes, sent over this socket, only those the client may read. */
-  private onFollow(identity: Buffer, args: Buffer[], principal: Principal | undefined): void {
-    const reqId = decodeRequestId(args[0]);
-    if (reqId === undefined || args.length < 2) throw new KvMsgError('frame-count', 'TFOLLOW is malformed');
-    const { maxFollowPrefixes } = this.quotas;
-    if (args.length - 1 > maxFollowPrefixes)
-      this.refuse(
-        identity,
-        reqId,
-        'too-many-prefixes',
-        `${args.length - 1} prefixes, limit ${maxFollowPrefixes}`,
-      );
-    for (const frame of args.slice(1)) this.checkSubtree(identity, reqId, frame);
-    const prefixes = args.slice(1).map((frame) => frame.toString());
+  private onFollow(
+    identity: Buffer,
+    reqId: number,
+    prefixes: readonly string[],
+    principal: Principal | undefined,
+  ): void {
     if (!this.admitNative(identity, reqId, Native.FOLLOW)) return;
     for (const prefix of prefixes) this.checkRead(prefix, principal);
-    this.followers.set(identity.toString('latin1'), { identity, prefixes, principal });
+    this.followers.set(identity.toString('latin1'), { identity, prefixes: [...prefixes], principal });
   }
 
   /** Plain RFC 12 snapshot. A turned-away CHP client gets silence and tries the other server. */
-  private onIcanhaz(identity: Buffer, args: Buffer[], principal: Principal | undefined): void {
-    if (args.length !== 1)
-      throw new KvMsgError('frame-count', `ICANHAZ? has ${args.length + 1} frames, not 2`);
-    this.checkSubtree(identity, undefined, args[0]!);
-    const subtree = args[0]!.toString();
+  private onIcanhaz(identity: Buffer, subtree: string, principal: Principal | undefined): void {
     if (!this.allowSnapshot(identity, principal)) return;
     this.checkRead(subtree, principal);
     if (!this.options.policy.admit().accepted) {
@@ -657,11 +682,22 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       if (!(await this.whenPublishable(sequence))) return undefined;
       const entries = await filterInTurns(all, subtree, principal);
       count = entries.length;
-      return eachThenLast(
-        entries,
-        (entry) => [identity, ...encodeKvMsg(entry)],
-        () => [identity, ...encodeKthxbai(sequence, subtree, this.advertised)],
+      // One KVSYNC per entry: identity and five frames, the entry's bytes in them.
+      const measured = await measureInTurns(
+        mapIterable(entries, (entry) => ({
+          message: entry,
+          bytes: packedSize(entry) + 6 * QUEUED_FRAME_BYTES,
+        })),
+        this.quotas.clientQueue,
       );
+      return {
+        bytes: measured.bytes,
+        source: eachThenLast(
+          measured.messages,
+          (entry) => [identity, ...encodeKvMsg(entry)],
+          () => [identity, ...encodeKthxbai(sequence, subtree, this.advertised)],
+        ),
+      };
     });
     // At the cap: a CHP client is not told (RFC 12 has no such answer); dropped and counted.
     if (ending === undefined) {
@@ -669,6 +705,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       return;
     }
     void ending.then((end) => {
+      if (end === 'busy') this.emit('dropped', 'snapshot', 'busy');
       this.streamEnded(end);
       if (end === 'done') this.emit('snapshot', 'chp', count, this.now() - started);
     });
@@ -689,68 +726,94 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   /** Native snapshot or resume: packed chunks, then TSYNCEND saying which it was. */
   private onNativeSync(
     identity: Buffer,
-    command: string,
-    args: Buffer[],
+    request: Extract<NativeRequest, { command: 'TSNAP' | 'TRESUME' }>,
     principal: Principal | undefined,
   ): void {
-    const reqId = decodeRequestId(args[0]);
-    const frames = command === Native.RESUME ? 4 : 2;
-    if (reqId === undefined || args.length !== frames) {
-      throw new KvMsgError('frame-count', `${command} has ${args.length + 1} frames, not ${frames + 1}`);
-    }
-    this.checkSubtree(identity, reqId, args[1]!);
-    const subtree = args[1]!.toString();
+    const { reqId, subtree } = request;
     if (!this.allowSnapshot(identity, principal)) return;
     this.checkRead(subtree, principal);
-    if (!this.admitNative(identity, reqId, command)) return;
+    if (!this.admitNative(identity, reqId, request.command)) return;
     const started = this.now();
     const sequence = this.store.sequence;
     const term = this.options.policy.term();
     let changes: Entry[] | undefined;
-    if (command === Native.RESUME) {
-      const from = decodeSequence(args[2] ?? Buffer.alloc(0));
-      const fromTerm = (args[3] ?? Buffer.alloc(0)).toString();
-      if (this.options.policy.onTimeline(from, fromTerm)) changes = this.store.changesSince(from, subtree);
+    if (request.command === Native.RESUME) {
+      const { fromSequence, term: fromTerm } = request;
+      if (this.options.policy.onTimeline(fromSequence, fromTerm))
+        changes = this.store.changesSince(fromSequence, subtree);
     }
     const kind = changes === undefined ? 'snapshot' : 'resume';
-    const rid = encodeRequestId(reqId);
     let count = 0;
     const ending = this.streams.serve(
       identity.toString('latin1'),
-      async (): Promise<StreamSource | undefined> => {
+      async (): Promise<PreparedStream | undefined> => {
         // One O(n) step takes the point-in-time view; filtering it by subtree runs across turns.
         const all = changes ?? this.store.map.snapshot('');
         if (!(await this.whenPublishable(sequence))) return undefined;
         const entries = await filterInTurns(all, changes ? '' : subtree, principal);
         count = entries.length;
-        // Bounded by bytes too: no chunk outgrows what the client's socket accepts (sizes.ts).
-        const chunks = chunked(entries, this.options.snapshotChunk, chunkBytes(this.options.limits));
-        return chunksThenLast(
-          chunks,
-          (slice) => [identity, TSYNC, rid, packBatch(slice)],
-          () => [identity, TSYNC_END, rid, encodeSequence(sequence), Buffer.from(term), Buffer.from(kind)],
-        );
+        // Chunks as large as allowed; if a full pipe of those would not fit the per-client byte
+        // budget, cut again, small enough that it does.
+        let measured = await this.measureChunks(entries, chunkBytes(this.options.limits));
+        if (measured.bytes > this.quotas.maxSnapshotBytesPerClient)
+          measured = await this.measureChunks(entries, this.streamChunkBytes);
+        return {
+          bytes: measured.bytes,
+          source: chunksThenLast(
+            measured.messages[Symbol.iterator](),
+            (slice) => [identity, ...encodeReply({ command: 'TSYNC', reqId, entries: slice })],
+            () => [identity, ...encodeReply({ command: 'TSYNCEND', reqId, sequence, term, kind })],
+          ),
+        };
       },
     );
     if (ending === undefined) {
-      // At the cap: the client is told so, backs off and asks again (docs/protocol.md).
-      this.routerOut.post([
+      this.refuseBusy(
         identity,
-        Buffer.from(Native.ERROR),
-        rid,
-        Buffer.from('busy'),
-        Buffer.from(
-          `${this.streams.size} snapshot streams in progress, limit ${this.quotas.maxSnapshotStreams}`,
-        ),
-      ]);
-      this.emit('dropped', 'snapshot', 'busy');
+        reqId,
+        `${this.streams.size} snapshot streams in progress, limit ${this.quotas.maxSnapshotStreams}`,
+      );
       return;
     }
     void ending.then((end) => {
+      if (end === 'busy')
+        this.refuseBusy(
+          identity,
+          reqId,
+          `snapshot streams hold ${this.streams.reservedBytes} bytes, limit ${this.quotas.maxSnapshotBytes}`,
+        );
       this.streamEnded(end);
       if (end === 'done')
         this.emit('snapshot', kind === 'resume' ? 'resume' : 'native', count, this.now() - started);
     });
+  }
+
+  /** At a cap: the client is told so, backs off and asks again (docs/protocol.md). */
+  private refuseBusy(identity: Buffer, reqId: number, detail: string): void {
+    this.reply(identity, { command: 'TERROR', reqId, reason: 'busy', message: detail });
+    this.emit('dropped', 'snapshot', 'busy');
+  }
+
+  private measureChunks(entries: Entry[], maxBytes: number): Promise<Measured<Entry[]>> {
+    const chunks = sizedChunks(entries, this.options.snapshotChunk, maxBytes);
+    return measureInTurns(
+      mapIterable(chunks, (chunk) => ({
+        message: chunk.entries,
+        bytes: chunk.bytes + 4 * QUEUED_FRAME_BYTES,
+      })),
+      this.quotas.clientQueue,
+    );
+  }
+
+  /**
+   * Target bytes of one native snapshot chunk: a pipe full of them (clientQueue) stays within the
+   * per-client budget, but never below 4 KiB (tiny chunks cost more than they save) nor above what
+   * a client's socket accepts.
+   */
+  private get streamChunkBytes(): number {
+    const fit =
+      Math.floor(this.quotas.maxSnapshotBytesPerClient / this.quotas.clientQueue) - 4 * QUEUED_FRAME_BYTES;
+    return Math.min(chunkBytes(this.options.limits), Math.max(4096, fit));
   }
 
   /** A stream that did not finish is counted under why (the caps' refusals are counted apart). */
@@ -760,38 +823,20 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   /** Acknowledged writes: sequence each, then answer once all are durable (promise 2). */
-  private onSet(identity: Buffer, args: Buffer[], principal: Principal | undefined): void {
-    const reqId = decodeRequestId(args[0]);
-    if (reqId === undefined) throw new KvMsgError('frame-count', 'TSET is malformed');
+  private onSet(
+    identity: Buffer,
+    reqId: number,
+    writes: readonly PackedEntry[],
+    principal: Principal | undefined,
+  ): void {
     let changes: Change[];
     const now = this.now();
-    const limits = this.options.limits;
     try {
-      if (args.length !== 2) throw new KvMsgError('frame-count', `TSET has ${args.length + 1} frames, not 3`);
-      const batch = args[1]!;
-      // A batch is applied in one synchronous step: its size bounds how long it holds the reactor.
-      if (batch.length > limits.maxBatchBytes)
-        throw new KvMsgError(
-          'batch-too-large',
-          `batch is ${batch.length} bytes, limit ${limits.maxBatchBytes}`,
-        );
-      changes = unpackBatch(batch, limits, limits.maxBatchEntries).map((write) =>
-        toChange(write, now, limits),
-      );
+      changes = writes.map((write) => toChange(write, now, this.options.limits));
     } catch (error) {
       // The request id is readable, so say why instead of leaving the client to time out and
       // retry a batch that can never succeed. Nothing in the batch is applied.
-      if (error instanceof KvMsgError) {
-        const fit = error.reason === 'batch-too-large' ? [limits.maxBatchEntries, limits.maxBatchBytes] : [];
-        this.routerOut.post([
-          identity,
-          Buffer.from(Native.ERROR),
-          encodeRequestId(reqId),
-          Buffer.from(error.reason),
-          Buffer.from(error.message),
-          ...fit.map((n) => Buffer.from(String(n))),
-        ]);
-      }
+      if (error instanceof KvMsgError) this.refuseWrites(identity, reqId, error);
       throw error;
     }
     if (principal && !changes.every((change) => principal.canWrite(change.key)))
@@ -801,24 +846,20 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       const result = this.commit(change, 'native', now);
       return result.duplicate ? result.sequence : result.entry.sequence;
     });
-    const seqFrame = Buffer.allocUnsafe(8 * sequences.length);
-    sequences.forEach((s, i) => writeSequence(seqFrame, s, 8 * i));
-    const rid = encodeRequestId(reqId);
     let highest = 0; // a loop, not Math.max(...sequences): a spread of 120k+ overflows the stack
     for (const sequence of sequences) if (sequence > highest) highest = sequence;
     this.options.policy.durable(highest).then(
       (durability) => {
-        this.routerOut.post([identity, Buffer.from(Native.ACK), rid, seqFrame, Buffer.from(durability)]);
+        this.reply(identity, { command: 'TACK', reqId, sequences, durability });
         this.emit('acknowledged', changes, durability);
       },
       () =>
-        this.routerOut.post([
-          identity,
-          Buffer.from(Native.NOT_ACTIVE),
-          rid,
-          Buffer.from(this.options.policy.stateName()),
-          Buffer.from('not-active'),
-        ]),
+        this.reply(identity, {
+          command: 'TNOTACTIVE',
+          reqId,
+          state: this.options.policy.stateName(),
+          reason: 'not-active',
+        }),
     );
   }
 
@@ -828,48 +869,37 @@ export class CloneServer extends EventEmitter<ServerEvents> {
    */
   private denyWrites(identity: Buffer, reqId: number, changes: Change[], principal: Principal): void {
     const refused = changes.flatMap((change, i) => (principal.canWrite(change.key) ? [] : [i]));
-    const indexes = Buffer.allocUnsafe(4 * refused.length);
-    refused.forEach((index, i) => indexes.writeUInt32BE(index, 4 * i));
     for (let i = 0; i < refused.length; i++) this.emit('denied', 'write', principal.name);
     this.emit('dropped', 'snapshot', 'access-denied');
     const first = changes[refused[0]!]!.key;
-    this.routerOut.post([
-      identity,
-      Buffer.from(Native.ERROR),
-      encodeRequestId(reqId),
-      Buffer.from('access-denied'),
-      Buffer.from(`client ${principal.name} may not write ${JSON.stringify(first.slice(0, 200))}`),
-      indexes,
-    ]);
+    this.reply(identity, {
+      command: 'TERROR',
+      reqId,
+      reason: 'access-denied',
+      message: `client ${principal.name} may not write ${JSON.stringify(first.slice(0, 200))}`,
+      refused,
+    });
   }
 
-  /** Never a vote: who this node is, so a client can find the active without voting. */
-  private onPing(identity: Buffer, args: Buffer[]): void {
-    const reqId = decodeRequestId(args[0]);
-    if (reqId === undefined || args.length !== 1) throw new KvMsgError('frame-count', 'TPING is malformed');
-    this.pong(identity, reqId);
-  }
-
+  /** Never a vote (TPING), or an accepted vote: who this node is, so a client can find the active. */
   private pong(identity: Buffer, reqId: number): void {
-    this.routerOut.post([
-      identity,
-      Buffer.from(Native.PONG),
-      encodeRequestId(reqId),
-      Buffer.from(this.sequencing() ? 'ACTIVE' : this.active ? 'FENCED' : this.options.policy.stateName()),
-      encodeSequence(this.store.sequence),
-      Buffer.from(this.options.policy.term()),
-      Buffer.from(String(this.options.heartbeatMs)),
-      Buffer.from(this.options.policy.hasHistory() ? 'complete' : 'incomplete'),
-    ]);
+    const { policy } = this.options;
+    this.reply(identity, {
+      command: 'TPONG',
+      reqId,
+      state: this.sequencing() ? 'ACTIVE' : this.active ? 'FENCED' : policy.stateName(),
+      sequence: this.store.sequence,
+      term: policy.term(),
+      heartbeatMs: this.options.heartbeatMs,
+      history: policy.hasHistory() ? 'complete' : 'incomplete',
+    });
   }
 
   /**
    * The Binary Star vote of a native client, which sends it only after it found the active silent
    * itself. Accepted: TPONG (ACTIVE). Refused: TNOTACTIVE with the reason, at once.
    */
-  private onVote(identity: Buffer, args: Buffer[]): void {
-    const reqId = decodeRequestId(args[0]);
-    if (reqId === undefined || args.length !== 1) throw new KvMsgError('frame-count', 'TVOTE is malformed');
+  private onVote(identity: Buffer, reqId: number): void {
     const admission = this.options.policy.admit();
     if (admission.accepted) return this.pong(identity, reqId);
     this.emit('rejected', Native.VOTE);
@@ -885,13 +915,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   private notActive(identity: Buffer, reqId: number, reason: NotActiveReason): void {
-    this.routerOut.post([
-      identity,
-      Buffer.from(Native.NOT_ACTIVE),
-      encodeRequestId(reqId),
-      Buffer.from(this.options.policy.stateName()),
-      Buffer.from(reason),
-    ]);
+    this.reply(identity, { command: 'TNOTACTIVE', reqId, state: this.options.policy.stateName(), reason });
   }
 
   /** A send failed; with no route to its client, that client is gone: stop its streams now. */
@@ -936,6 +960,10 @@ async function rebind(socket: zmq.Socket, endpoint: string, log: Logger): Promis
  * The entries under a prefix that the principal may read (all of them when security is off),
  * scanning 50k per event-loop turn so a big map never stalls the reactor.
  */
+function* mapIterable<T, U>(items: Iterable<T>, f: (item: T) => U): Generator<U> {
+  for (const item of items) yield f(item);
+}
+
 async function filterInTurns(entries: Entry[], prefix: string, principal?: Principal): Promise<Entry[]> {
   if (prefix === '' && (principal === undefined || principal.readsEverything)) return entries;
   const out: Entry[] = [];

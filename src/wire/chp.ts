@@ -52,7 +52,9 @@ export type DecodeReason =
   | 'batch-truncated'
   | 'batch-too-large'
   | 'subtree-too-long'
-  | 'too-many-prefixes';
+  | 'too-many-prefixes'
+  /** a native frame holds a value its field cannot take (an unknown kind, a bad number) */
+  | 'field-invalid';
 
 export class KvMsgError extends TwinstarError {
   readonly reason: DecodeReason;

@@ -1,13 +1,5 @@
 /** Byte formats only, pure: CHP (RFC 12) kvmsg and the packed batch, the native extension, peer messages, sizes. */
 export * from './chp.js';
 export * from './sizes.js';
-export {
-  Native,
-  ADVERTISE,
-  NATIVE_VERSION,
-  encodeRequestId,
-  decodeRequestId,
-  type Durability,
-  type NotActiveReason,
-} from './native.js';
+export * from './native.js';
 export { encodePeerMessage, decodePeerMessage, type Heartbeat, type PeerMessage } from './peer.js';

@@ -64,18 +64,27 @@ export function* chunked<T extends Sized>(
   maxEntries: number,
   maxBytes: number,
 ): Generator<T[]> {
+  for (const chunk of sizedChunks(entries, maxEntries, maxBytes)) yield chunk.entries;
+}
+
+/** `chunked`, with each run's packed size (the sum of its entries' `packedSize`). */
+export function* sizedChunks<T extends Sized>(
+  entries: readonly T[],
+  maxEntries: number,
+  maxBytes: number,
+): Generator<{ entries: T[]; bytes: number }> {
   let start = 0;
   let bytes = 0;
   for (let i = 0; i < entries.length; i++) {
     const size = packedSize(entries[i]!);
     if (i > start && (i - start >= maxEntries || bytes + size > maxBytes)) {
-      yield entries.slice(start, i);
+      yield { entries: entries.slice(start, i), bytes };
       start = i;
       bytes = 0;
     }
     bytes += size;
   }
-  if (start < entries.length) yield entries.slice(start);
+  if (start < entries.length) yield { entries: entries.slice(start), bytes };
 }
 
 /** The largest single frame of a kvmsg (key, sequence, uuid, properties or body). */

@@ -1174,13 +1174,28 @@ describe(`fuzzing with fast-check against live server sockets (seed ${SEED}, ${P
       return { ports, primary, backup };
     }
 
-    async function collector(port: number): Promise<zmq.Publisher> {
+    /**
+     * A PUB connected to `node`'s collector, returned once the node is proven to take what it sends
+     * (its SUB's subscription has arrived): a one-frame probe, which the collector drops and counts
+     * as frame-count without touching any state, is sent again until that count rises.
+     */
+    async function collector(node: ServerProcess): Promise<zmq.Publisher> {
       const pub = new zmq.Publisher({ linger: 0 });
       sockets.push(pub);
       const connected = handshake(pub);
-      pub.connect(`tcp://127.0.0.1:${port}`);
+      pub.connect(`tcp://127.0.0.1:${node.options.port + 2}`);
       await within(connected, 10_000, 'the collector handshake');
-      await grace(100);
+      const probes = async () => (await droppedOn(node.http, 'collector')).get('frame-count') ?? 0;
+      const before = await probes();
+      await waitFor(
+        async () => {
+          await pub.send(b('probe'));
+          return (await probes()) > before;
+        },
+        10_000,
+        `${node.options.role}'s collector to take a probe`,
+        100,
+      );
       return pub;
     }
 
@@ -1189,8 +1204,8 @@ describe(`fuzzing with fast-check against live server sockets (seed ${SEED}, ${P
     // Bug 1: the collector accepted a 256-byte uuid, then packing it for the passive (u8 length)
     // threw outside any handler: the active exited, and the passive too once promoted (Model Six).
     it('a KVSET with a 256-byte uuid, sent to both collectors, is dropped and both nodes keep serving', async () => {
-      const { ports, primary, backup } = await pair();
-      const pubs = await Promise.all([ports.primary.port + 2, ports.backup.port + 2].map(collector));
+      const { primary, backup } = await pair();
+      const pubs = await Promise.all([primary, backup].map(collector));
       for (const pub of pubs) await pub.send(kvset('/bug/long-uuid', Buffer.alloc(MAX_PACKED_UUID + 1, 7)));
       for (const node of [primary, backup]) {
         await waitFor(

@@ -229,31 +229,46 @@ describe('Binary Star pair (real processes)', function () {
     for (let batch = 0; batch < 20; batch++) {
       await Promise.all(Array.from({ length: 10_000 }, (_, i) => w.set(`/big/${batch}/${i}`, value)));
     }
+    const attachedLines = () => primary.logs((l) => String(l.msg).startsWith('passive attached')).length;
+    const syncedLines = (p: ServerProcess) => p.logs((l) => String(l.msg).startsWith('synced:')).length;
     // A new passive is killed while the active streams it 200k keys (about 30 MB). In flight means:
     // the new passive asked (it is PASSIVE), the snapshot is on the wire (megabytes have crossed
-    // the peer link, which heartbeats alone never do), and it has not been completed (the passive
-    // swaps a snapshot in only when whole, so it still has 0 keys).
+    // the peer link, which heartbeats alone never do), and it had not been completed when the
+    // passive died: the passive swaps a snapshot in only when whole (it still has 0 keys), never
+    // said it was synced, and the active never counted it as attached.
     const primaryStalls = await metric(primary.http, 'twinstar_event_loop_stalls_total');
     await backup.kill();
+    await waitFor(
+      async () => (await primary.status()).degraded,
+      10_000,
+      'the active to notice its passive is gone',
+    );
+    const attachedBefore = attachedLines();
     const second = start('backup');
     await second.ready('PASSIVE');
     await crossed(ports.primary.heartbeat, IN_FLIGHT_BYTES, 30_000);
     await assertMidSnapshot(second);
     await second.kill();
+    await within(second.closed, 10_000, "the killed passive's last log lines");
+    expect(syncedLines(second), 'the killed passive had completed its sync').to.equal(0);
     expect((await fetch(`${primary.http}/healthz`)).status).to.equal(200);
     const seq = await within(w.set('/big/after', 'ok'), 5000, 'a write after the passive died mid-snapshot');
     expect(seq).to.be.greaterThan(200_000);
+    expect(attachedLines(), 'the active had counted the killed passive as attached').to.equal(attachedBefore);
     expect(await metric(primary.http, 'twinstar_event_loop_stalls_total')).to.equal(
       primaryStalls,
       'the active never stalled',
     );
-    // The other way round: the active dies while the new passive is still receiving. The passive
-    // must stay responsive and never expose half a snapshot. The writer still connected will vote
-    // for it: only a passive that completed its sync may take over (promise 1); one that did not
-    // stays PASSIVE (what clients see then is no-history.test.ts's subject).
+    // The other way round: the active dies while the new passive is still receiving. The active is
+    // frozen (SIGSTOP) first, so that the passive can be seen mid-snapshot at the moment the
+    // stream stops (what the sockets still buffer is a few MB of the 30), then killed. The passive
+    // must stay responsive and never expose half a snapshot. Only a passive that completed its
+    // sync may take over (promise 1): this one refuses a vote and stays PASSIVE with nothing (what
+    // clients see then is no-history.test.ts's subject).
     const third = start('backup');
     await third.ready('PASSIVE');
     await crossed(ports.primary.heartbeat, IN_FLIGHT_BYTES, 30_000);
+    primary.signal('SIGSTOP');
     const thirdStalls = await metric(third.http, 'twinstar_event_loop_stalls_total');
     await assertMidSnapshot(third);
     await primary.kill();
@@ -263,10 +278,22 @@ describe('Binary Star pair (real processes)', function () {
       10_000,
       'three failover timeouts of silence',
     );
+    // A vote now would promote a passive that holds the history: this one must refuse it.
+    const voter = new zmq.Dealer({ linger: 0 });
+    voter.connect(third.endpoint);
+    try {
+      await voter.send([Buffer.from(Native.VOTE), encodeRequestId(1)]);
+      const [tag, , state, reason] = await within(voter.receive(), 5000, 'an answer to the vote');
+      expect([tag, state, reason].map(String)).to.deep.equal([Native.NOT_ACTIVE, 'PASSIVE', 'no-history']);
+    } finally {
+      voter.close();
+    }
     const status = await third.status();
-    if (status.state === 'ACTIVE') expect(status.keys).to.equal(200_001, 'promoted with all the keys');
-    else expect(status.state).to.equal('PASSIVE');
-    expect([0, 200_001]).to.include(status.keys, 'all of the snapshot or none of it');
+    expect(status.state, 'a passive with half a snapshot took over').to.equal('PASSIVE');
+    expect(status.keys, 'half a snapshot exposed').to.equal(0);
+    expect(status.history).to.equal('incomplete');
+    expect(syncedLines(third), 'the passive completed its sync from a dead active').to.equal(0);
+    expect((await fetch(`${third.http}/readyz`)).status).to.equal(503);
     expect(await metric(third.http, 'twinstar_event_loop_stalls_total')).to.equal(
       thirdStalls,
       'the passive never stalled',

@@ -2,7 +2,9 @@
  * Security against real server processes run with --curve: who gets in, what each key may read
  * and write, allow-list reloads, and an impostor on the peer link. Refusals are waited for by
  * their metric (the event that proves the server saw and refused the attempt), then the test
- * checks that nothing got through.
+ * checks that nothing got through: a refused socket's receive must stay pending (one that fails
+ * proves nothing and fails the test) while a control socket, built the same way with a listed key
+ * on the same endpoint, keeps receiving (expectRefused).
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
@@ -17,7 +19,7 @@ import {
   TimeoutError,
   type Client,
 } from '../../src/index.js';
-import { encodeIcanhaz, encodeKvMsg, encodeRequestId, Native } from '../../src/wire/index.js';
+import { encodeIcanhaz, encodeKvMsg, encodeRequestId, KTHXBAI, Native } from '../../src/wire/index.js';
 import {
   curveClientOptions,
   generateKeyPair,
@@ -117,18 +119,88 @@ describe('security: CURVE, allow-list and per-subtree rights (real processes)', 
     return s;
   }
 
-  async function nothingWithin(receive: Promise<unknown>, ms: number): Promise<boolean> {
-    const timer = new Promise<'none'>((resolve) => setTimeout(() => resolve('none'), ms));
-    return (
-      (await Promise.race([
-        receive.then(
-          () => 'got' as const,
-          () => 'none' as const,
-        ),
-        timer,
-      ])) === 'none'
-    );
+  /** A receive on a socket the server must refuse, watched: it must stay pending. */
+  interface Refused {
+    what: string;
+    outcome(): string;
   }
+  const SILENT = 'nothing arrived';
+
+  /**
+   * Watches `receive`: resolving is a leak; rejecting means the socket broke (closed, errored), and
+   * a broken socket proves nothing about the server, so that fails the check too.
+   */
+  function watchRefused(what: string, receive: Promise<unknown>): Refused {
+    let outcome = SILENT;
+    receive.then(
+      () => {
+        if (outcome === SILENT) outcome = 'a message arrived';
+      },
+      (error: unknown) => {
+        if (outcome === SILENT) outcome = `the receive failed (${String(error)}): the check proves nothing`;
+      },
+    );
+    return { what, outcome: () => outcome };
+  }
+
+  /**
+   * The negative check, which first proves its channel. `probe` has a control socket, built like
+   * the refused ones and connected to the same endpoint but with a key that is let in, receive
+   * fresh traffic of the kind the refused ones would get; it runs `rounds` times, so the refused
+   * sockets wait through that much delivered traffic (an event, not a fixed time). Then every
+   * refused receive must still be pending.
+   */
+  async function expectRefused(watched: Refused[], probe: () => Promise<void>, rounds = 3): Promise<void> {
+    for (let i = 0; i < rounds; i++) await probe();
+    for (const w of watched) expect(w.outcome(), w.what).to.equal(SILENT);
+  }
+
+  /** A probe of the snapshot socket: `control` asks for a (fresh, empty) subtree and gets its KTHXBAI. */
+  function snapshotProbe(control: zmq.Dealer): () => Promise<void> {
+    let n = 0;
+    return async () => {
+      const subtree = `/probe-${n++}/`;
+      await control.send(encodeIcanhaz(subtree));
+      await within(
+        (async () => {
+          for (;;) {
+            const [key, , , , body] = await control.receive();
+            if (String(key) === KTHXBAI && String(body) === subtree) return;
+          }
+        })(),
+        10_000,
+        `the control socket's snapshot of ${subtree}`,
+      );
+    };
+  }
+
+  /** A probe of the publisher: `ops` writes a marker (again, until `control` is subscribed) and `control` gets it. */
+  function publisherProbe(ops: Client, control: zmq.Subscriber): () => Promise<void> {
+    let n = 0;
+    return async () => {
+      const key = `/b/probe-${n++}-${Math.random()}`;
+      const write = () => void ops.set(key, 'x').catch(() => undefined);
+      write();
+      const again = setInterval(write, 200);
+      try {
+        await within(
+          (async () => {
+            for (;;) if (String((await control.receive())[0]) === key) return;
+          })(),
+          10_000,
+          `the control subscriber to get ${key}`,
+        );
+      } finally {
+        clearInterval(again);
+      }
+    };
+  }
+
+  /** Curve options of a raw snapshot DEALER for `key`, as the client builds them. */
+  const rawDealerOptions = (key: KeyPair) => ({
+    ...curveClientOptions(key, keys.primary.publicKey),
+    routingId: sessionToken(key, keys.primary.publicKey),
+  });
 
   async function authFailures(p: ServerProcess, labels: Record<string, string>): Promise<number> {
     return metric(p.http, 'twinstar_auth_failures_total', labels);
@@ -194,25 +266,32 @@ describe('security: CURVE, allow-list and per-subtree rights (real processes)', 
     const plain = socket(new zmq.Dealer({ linger: 0 }));
     plain.connect(endpoint);
     void plain.send(encodeIcanhaz(''));
-    const plainReply = plain.receive();
+    const plainReply = watchRefused('a keyless client got a snapshot', plain.receive());
     await waitFor(
       async () => (await authFailures(primary, { socket: 'snapshot', reason: 'handshake' })) > before,
       10_000,
       'the keyless handshake to be refused',
     );
-    expect(await nothingWithin(plainReply, 300), 'a keyless client got a snapshot').to.equal(true);
+    // The control: the same kind of socket on the same endpoint with a listed key gets snapshots.
+    const controlDealer = socket(new zmq.Dealer({ linger: 0, ...rawDealerOptions(keys.ops) }));
+    controlDealer.connect(endpoint);
+    const snapshotsFlow = snapshotProbe(controlDealer);
+    await expectRefused([plainReply], snapshotsFlow);
 
     // A keyless CHP writer and subscriber: refused on the collector and the publisher.
     before = await authFailures(primary, { socket: 'collector', reason: 'handshake' });
+    const beforeSub = await authFailures(primary, { socket: 'publisher', reason: 'handshake' });
     const plainPub = socket(new zmq.Publisher({ linger: 0 }));
     plainPub.connect(collector);
     const plainSub = socket(new zmq.Subscriber({ linger: 0 }));
     plainSub.connect(publisher);
     plainSub.subscribe();
     await waitFor(
-      async () => (await authFailures(primary, { socket: 'collector', reason: 'handshake' })) > before,
+      async () =>
+        (await authFailures(primary, { socket: 'collector', reason: 'handshake' })) > before &&
+        (await authFailures(primary, { socket: 'publisher', reason: 'handshake' })) > beforeSub,
       10_000,
-      'the keyless collector connection to be refused',
+      'the keyless collector and subscriber connections to be refused',
     );
     for (let i = 0; i < 20; i++)
       void plainPub.send(encodeKvMsg(kv('/b/evil-plain', 'x'))).catch(() => undefined);
@@ -240,15 +319,10 @@ describe('security: CURVE, allow-list and per-subtree rights (real processes)', 
       TimeoutError,
     );
     expect(await authFailures(primary, { socket: 'snapshot', reason: 'unknown-key' })).to.be.above(before);
-    const strangerRaw = socket(
-      new zmq.Dealer({
-        linger: 0,
-        ...curveClientOptions(keys.stranger, keys.primary.publicKey),
-        routingId: sessionToken(keys.stranger, keys.primary.publicKey),
-      }),
-    );
+    const strangerRaw = socket(new zmq.Dealer({ linger: 0, ...rawDealerOptions(keys.stranger) }));
     strangerRaw.connect(endpoint);
     void strangerRaw.send([Buffer.from(Native.SNAPSHOT), encodeRequestId(1), Buffer.from('')]);
+    const strangerReply = watchRefused('a stranger got a snapshot', strangerRaw.receive());
     const strangerSub = socket(
       new zmq.Subscriber({ linger: 0, ...curveClientOptions(keys.stranger, keys.primary.publicKey) }),
     );
@@ -275,10 +349,17 @@ describe('security: CURVE, allow-list and per-subtree rights (real processes)', 
     expect(watcher.get('/b/evil-plain'), 'a keyless CHP write landed').to.equal(undefined);
     expect(watcher.get('/b/evil-stranger'), 'an unlisted CHP write landed').to.equal(undefined);
     expect(watcher.getString('/b/after')).to.equal('3');
-    expect(await nothingWithin(plainSub.receive(), 200), 'a keyless subscriber got an update').to.equal(true);
-    expect(await nothingWithin(strangerSub.receive(), 200), 'a stranger got an update').to.equal(true);
-    expect(await nothingWithin(strangerRaw.receive(), 200), 'a stranger got a snapshot').to.equal(true);
-    expect(await nothingWithin(plainReply, 200), 'a keyless client got a snapshot').to.equal(true);
+    // The refused subscribers see none of the live traffic a listed subscriber gets, and the refused
+    // snapshot requests still have no answer while a listed client's are answered.
+    const plainUpdates = watchRefused('a keyless subscriber got an update', plainSub.receive());
+    const strangerUpdates = watchRefused('a stranger got an update', strangerSub.receive());
+    const controlSub = socket(
+      new zmq.Subscriber({ linger: 0, ...curveClientOptions(keys.ops, keys.primary.publicKey) }),
+    );
+    controlSub.connect(publisher);
+    controlSub.subscribe();
+    await expectRefused([plainUpdates, strangerUpdates], publisherProbe(ops, controlSub));
+    await expectRefused([strangerReply, plainReply], snapshotsFlow);
   });
 
   it('a key limited to /a/ reads and writes /a/ and nothing else', async () => {
@@ -326,11 +407,13 @@ describe('security: CURVE, allow-list and per-subtree rights (real processes)', 
     ).to.be.at.least(2);
 
     // Its plain CHP sockets are refused outright: a PUB could not filter, a SUB could not tell writers apart.
+    const publisher = `tcp://127.0.0.1:${ports.primary.port + 1}`;
     const rawSub = socket(
       new zmq.Subscriber({ linger: 0, ...curveClientOptions(keys.limited, keys.primary.publicKey) }),
     );
-    rawSub.connect(`tcp://127.0.0.1:${ports.primary.port + 1}`);
+    rawSub.connect(publisher);
     rawSub.subscribe();
+    const limitedUpdates = watchRefused('the limited key read the publisher', rawSub.receive());
     const rawPub = socket(
       new zmq.Publisher({ linger: 0, ...curveClientOptions(keys.limited, keys.primary.publicKey) }),
     );
@@ -346,7 +429,12 @@ describe('security: CURVE, allow-list and per-subtree rights (real processes)', 
     await ops.set('/b/visible-to-ops', '1');
     await barrier(ops, ops);
     expect(ops.get('/b/chp')).to.equal(undefined);
-    expect(await nothingWithin(rawSub.receive(), 200), 'the limited key read the publisher').to.equal(true);
+    const controlSub = socket(
+      new zmq.Subscriber({ linger: 0, ...curveClientOptions(keys.ops, keys.primary.publicKey) }),
+    );
+    controlSub.connect(publisher);
+    controlSub.subscribe();
+    await expectRefused([limitedUpdates], publisherProbe(ops, controlSub));
   });
 
   it('the allow-list reloads on SIGHUP: a new key gets in, a removed key loses its rights', async () => {

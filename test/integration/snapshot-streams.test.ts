@@ -169,4 +169,58 @@ describe('snapshot streams are bounded (issue 13 B3, real server, default limits
     clients.push(client);
     expect(client.entries('').size).to.equal(2000);
   });
+
+  it('beyond max-snapshot-bytes a stream is refused with TERROR busy and counted bytes-busy; the gauge stays within the budget', async () => {
+    const port = await freePorts(4);
+    const budget = 15_000_000;
+    const s = (server = new ServerProcess({
+      role: 'single',
+      port,
+      httpPort: port + 3,
+      extraArgs: ['--max-snapshot-bytes', String(budget), '--client-queue', '1000'],
+    }));
+    await s.ready('ACTIVE');
+    const writer = await connect({ servers: [s.endpoint], mode: 'native', connectTimeoutMs: 10_000 });
+    clients.push(writer);
+    // 2000 values of 10 kB: about 20 MB, more than a pipe of 1000 messages and the TCP buffers take.
+    await Promise.all(Array.from({ length: 2000 }, (_, i) => writer.set(`/bytes/${i}`, 'x'.repeat(10_000))));
+    await writer.close();
+    clients.splice(0);
+    const held = () => metric(s.http, 'twinstar_snapshot_stream_bytes');
+    expect(await held(), 'nothing held before any stream').to.equal(0);
+    const hog = new zmq.Dealer({ linger: 0, receiveHighWaterMark: 1 });
+    sockets.push(hog);
+    hog.connect(s.endpoint);
+    await hog.send([Buffer.from(ICANHAZ), Buffer.alloc(0)]);
+    // The hog's stream reserves its worst case: a full pipe of its largest message, 1000 x ~10 kB.
+    await waitFor(async () => (await held()) > 10_000_000, 10_000, "the hog stream's reservation");
+    const reserved = await held();
+    expect(reserved).to.be.below(11_000_000);
+    expect(await streams(s)).to.equal(1);
+    // A second stream of the same size does not fit: refused, told busy, counted; nothing more held.
+    const asker = new zmq.Dealer({ linger: 0 });
+    sockets.push(asker);
+    asker.connect(s.endpoint);
+    await asker.send([Buffer.from(Native.SNAPSHOT), encodeRequestId(9), Buffer.alloc(0)]);
+    const [tag, rid, reason, detail] = await asker.receive();
+    expect(tag!.toString()).to.equal(Native.ERROR);
+    expect(rid).to.deep.equal(encodeRequestId(9));
+    expect(reason!.toString()).to.equal('busy');
+    expect(detail!.toString()).to.match(/bytes, limit 15000000/);
+    expect(await metric(s.http, 'twinstar_snapshot_refused_total', { reason: 'bytes-busy' })).to.equal(1);
+    expect(await metric(s.http, 'twinstar_snapshot_refused_total', { reason: 'server-busy' })).to.equal(0);
+    expect(await held()).to.equal(reserved);
+    // A client that meets 'busy' asks again, and is served once the hog leaves and frees its bytes.
+    const patient = connect({ servers: [s.endpoint], mode: 'native', connectTimeoutMs: 60_000 });
+    await waitFor(
+      async () => (await metric(s.http, 'twinstar_snapshot_refused_total', { reason: 'bytes-busy' })) >= 2,
+      20_000,
+      'the client to be refused and to ask again',
+    );
+    hog.close();
+    const client = await patient;
+    clients.push(client);
+    expect(client.entries('').size).to.equal(2000);
+    await waitFor(async () => (await held()) === 0, 10_000, 'the reservations to be released');
+  });
 });

@@ -1,5 +1,5 @@
 /**
- * loadConfig (src/config/index.ts): role-dependent defaults, the precedence file < env < flags,
+ * loadConfig (src/config/load.ts): role-dependent defaults, the precedence file < env < flags,
  * and one-line ConfigErrors naming the bad setting.
  */
 import { expect } from 'chai';

@@ -3,7 +3,8 @@
  *
  * - `FakeClock` implements the client's `Clock`: time moves only when a test advances it, and
  *   every due interval callback runs once per period, in time order.
- * - `FakeServer` holds a map, a sequence, a replay log and a term history, and answers the native
+ * - `FakeServer` holds a map, a sequence, a replay log and a term history, and answers (decoding
+ *   and encoding with the real codec, src/wire/native.ts) the native
  *   requests the way `src/server/server.ts` does (TSNAP/TRESUME -> TSYNC* + TSYNCEND, TSET -> TACK
  *   or TNOTACTIVE 'not-active', de-duplication by uuid, ICANHAZ? -> KVSYNC* + KTHXBAI, TPING ->
  *   TPONG with heartbeat and history, TVOTE -> TPONG ACTIVE or TNOTACTIVE 'peer-alive' /
@@ -22,22 +23,21 @@ import type { ServerAddress } from '../../../src/client/servers.js';
 import type { Link, LinkHandlers, Transport } from '../../../src/client/transport.js';
 import {
   decodeKvMsg,
-  decodeRequestId,
-  decodeSequence,
+  decodeRequest,
   ADVERTISE,
   encodeKvMsg,
+  encodeReply,
   formatProperties,
   HUGZ,
   KTHXBAI,
   NATIVE_VERSION,
-  encodeRequestId,
-  encodeSequence,
   ICANHAZ,
   Native,
-  packBatch,
-  unpackBatch,
   type Durability,
   type KvMsg,
+  type NativeReply,
+  type NotActiveReason,
+  type SnapshotSocketRequest,
 } from '../../../src/wire/index.js';
 import { type Entry } from '../../../src/kv/index.js';
 
@@ -200,7 +200,7 @@ export class FakeServer {
   private readonly lose = new Map<string, number>();
   private holding = false;
   private held: Buffer[][] = [];
-  private heldAcks: { link: FakeLink; frames: Buffer[] }[] = [];
+  private heldAcks: { link: FakeLink; ack: NativeReply & { command: 'TACK' } }[] = [];
   lastHugz = -Infinity;
   /** when each HUGZ went out */
   readonly hugzAt: number[] = [];
@@ -242,14 +242,7 @@ export class FakeServer {
     this.state = state;
     if (was === 'ACTIVE' && state === 'PASSIVE') {
       // durable() rejects when the node stops being active: the writes are told TNOTACTIVE
-      for (const { link, frames } of this.heldAcks.splice(0)) {
-        this.reply(link, [
-          Buffer.from(Native.NOT_ACTIVE),
-          frames[1]!,
-          Buffer.from(this.state),
-          Buffer.from('not-active'),
-        ]);
-      }
+      for (const { link, ack } of this.heldAcks.splice(0)) this.notActive(link, ack.reqId, 'not-active');
     }
     if (state === 'DEAD') this.heldAcks = [];
   }
@@ -374,7 +367,7 @@ export class FakeServer {
   /** Sends the write acknowledgements held by `holdAcks`. */
   releaseAcks(): void {
     this.holdAcks = false;
-    for (const { link, frames } of this.heldAcks.splice(0)) this.reply(link, frames);
+    for (const { link, ack } of this.heldAcks.splice(0)) this.reply(link, ack);
   }
 
   get heldAckCount(): number {
@@ -449,8 +442,11 @@ export class FakeServer {
       if (link.subscribed(frames[0]!)) this.net.deliver(() => link.handlers.update(frames), link);
   }
 
-  private reply(link: FakeLink, frames: Buffer[]): void {
-    this.replies.push({ command: frames[0]!.toString('latin1'), reqId: decodeRequestId(frames[1]), frames });
+  /** A native reply, encoded by the codec the real server uses; or the frames of a CHP snapshot. */
+  private reply(link: FakeLink, reply: NativeReply | Buffer[]): void {
+    const frames = Array.isArray(reply) ? reply : encodeReply(reply);
+    const reqId = Array.isArray(reply) || reply.command === 'TPUB' ? undefined : reply.reqId;
+    this.replies.push({ command: frames[0]!.toString('latin1'), reqId, frames });
     this.net.deliver(() => link.handlers.reply(frames), link);
   }
 
@@ -458,25 +454,26 @@ export class FakeServer {
   receive(link: FakeLink, frames: Buffer[]): void {
     if (this.state === 'DEAD') return; // died while the message was on the wire
     const command = frames[0]?.toString('latin1') ?? '';
-    const reqId = command === ICANHAZ ? undefined : decodeRequestId(frames[1]);
-    let request: ReceivedRequest;
+    let decoded: SnapshotSocketRequest;
     try {
-      request = {
-        command,
-        reqId,
-        subtree: command === ICANHAZ ? frames[1]?.toString() : frames[2]?.toString(),
-        fromSequence: command === Native.RESUME && frames[3] ? decodeSequence(frames[3]) : undefined,
-        term: command === Native.RESUME ? frames[4]?.toString() : undefined,
-        writes: command === Native.SET && frames[2] ? unpackBatch(frames[2]) : [],
-        state: this.state,
-        at: this.net.clock.now(),
-        frames,
-      };
+      // the real server's codec, with its default limits
+      decoded = decodeRequest(frames);
     } catch (error) {
       // the real server drops a malformed request (counted and logged) and answers nothing
       this.malformed.push({ command, error: error as Error });
       return;
     }
+    const request: ReceivedRequest = {
+      command,
+      reqId: 'reqId' in decoded ? decoded.reqId : undefined,
+      subtree: 'subtree' in decoded ? decoded.subtree : undefined,
+      fromSequence: decoded.command === 'TRESUME' ? decoded.fromSequence : undefined,
+      term: decoded.command === 'TRESUME' ? decoded.term : undefined,
+      writes: decoded.command === 'TSET' ? [...decoded.writes] : [],
+      state: this.state,
+      at: this.net.clock.now(),
+      frames,
+    };
     this.requests.push(request);
     if (this.state === 'SILENT') return;
     const lose = this.lose.get(command) ?? 0;
@@ -486,7 +483,8 @@ export class FakeServer {
   }
 
   private handle(link: FakeLink, request: ReceivedRequest): void {
-    const { command, frames } = request;
+    const { command } = request;
+    const reqId = request.reqId ?? 0;
     switch (command) {
       case ICANHAZ:
         return this.onIcanhaz(link, request);
@@ -495,12 +493,7 @@ export class FakeServer {
         if (this.plainChp) return;
         if (this.busySyncs > 0) {
           this.busySyncs--;
-          return this.reply(link, [
-            Buffer.from(Native.ERROR),
-            frames[1]!,
-            Buffer.from('busy'),
-            Buffer.from('at cap'),
-          ]);
+          return this.reply(link, { command: 'TERROR', reqId, reason: 'busy', message: 'at cap' });
         }
         return this.onSync(link, request);
       case Native.SET:
@@ -508,29 +501,29 @@ export class FakeServer {
         return this.onSet(link, request);
       case Native.PING:
         if (this.plainChp) return;
-        return this.pong(link, frames[1]!);
+        return this.pong(link, reqId);
       case Native.VOTE:
         if (this.plainChp) return;
-        return this.onVote(link, frames[1]!);
+        return this.onVote(link, reqId);
       default:
         return; // the real server drops unknown commands
     }
   }
 
-  private pong(link: FakeLink, rid: Buffer): void {
-    const frames = [
-      Buffer.from(Native.PONG),
-      rid,
-      Buffer.from(this.state),
-      encodeSequence(this.sequence),
-      Buffer.from(this.term),
-    ];
-    if (this.advertise) frames.push(Buffer.from(String(this.hugzMs)), Buffer.from(this.history));
-    this.reply(link, frames);
+  private pong(link: FakeLink, reqId: number): void {
+    const pong = {
+      command: 'TPONG',
+      reqId,
+      state: this.state,
+      sequence: this.sequence,
+      term: this.term,
+    } as const;
+    // a plain (older) server's TPONG has neither heartbeatMs nor history
+    this.reply(link, this.advertise ? { ...pong, heartbeatMs: this.hugzMs, history: this.history } : pong);
   }
 
-  private notActive(link: FakeLink, rid: Buffer, reason: string): void {
-    this.reply(link, [Buffer.from(Native.NOT_ACTIVE), rid, Buffer.from(this.state), Buffer.from(reason)]);
+  private notActive(link: FakeLink, reqId: number, reason: NotActiveReason): void {
+    this.reply(link, { command: 'TNOTACTIVE', reqId, state: this.state, reason });
   }
 
   /** Whether a vote (TVOTE, or ICANHAZ? on a plain server) makes this node active. */
@@ -541,15 +534,15 @@ export class FakeServer {
     return true;
   }
 
-  private onVote(link: FakeLink, rid: Buffer): void {
-    if (this.history !== 'complete' && !this.isActive) return this.notActive(link, rid, 'no-history');
-    if (!this.voteWins()) return this.notActive(link, rid, 'peer-alive');
-    this.pong(link, rid);
+  private onVote(link: FakeLink, reqId: number): void {
+    if (this.history !== 'complete' && !this.isActive) return this.notActive(link, reqId, 'no-history');
+    if (!this.voteWins()) return this.notActive(link, reqId, 'peer-alive');
+    this.pong(link, reqId);
   }
 
   /** Plain RFC 12 snapshot (a vote); an inactive server turns the client away with silence. */
   private onIcanhaz(link: FakeLink, request: ReceivedRequest): void {
-    if (request.frames.length !== 2 || !this.voteWins()) return;
+    if (!this.voteWins()) return;
     const subtree = request.subtree ?? '';
     const sequence = this.sequence;
     for (const entry of this.snapshot(subtree)) this.reply(link, encodeKvMsg(entry));
@@ -566,8 +559,8 @@ export class FakeServer {
   }
 
   private onSync(link: FakeLink, request: ReceivedRequest): void {
-    const rid = encodeRequestId(request.reqId ?? 0);
-    if (!this.isActive) return this.notActive(link, rid, 'not-active');
+    const reqId = request.reqId ?? 0;
+    if (!this.isActive) return this.notActive(link, reqId, 'not-active');
     const subtree = request.subtree ?? '';
     const sequence = this.sequence;
     let entries: Entry[] | undefined;
@@ -581,29 +574,20 @@ export class FakeServer {
       if (entries !== undefined) kind = 'resume';
     }
     entries ??= this.snapshot(subtree);
-    for (let i = 0; i < entries.length; i += this.chunk) {
-      this.reply(link, [Buffer.from(Native.SYNC), rid, packBatch(entries.slice(i, i + this.chunk))]);
-    }
-    this.reply(link, [
-      Buffer.from(Native.SYNC_END),
-      rid,
-      encodeSequence(sequence),
-      Buffer.from(this.term),
-      Buffer.from(kind),
-    ]);
+    for (let i = 0; i < entries.length; i += this.chunk)
+      this.reply(link, { command: 'TSYNC', reqId, entries: entries.slice(i, i + this.chunk) });
+    this.reply(link, { command: 'TSYNCEND', reqId, sequence, term: this.term, kind });
   }
 
   private onSet(link: FakeLink, request: ReceivedRequest): void {
-    const rid = encodeRequestId(request.reqId ?? 0);
-    if (!this.isActive) return this.notActive(link, rid, 'not-active');
+    const reqId = request.reqId ?? 0;
+    if (!this.isActive) return this.notActive(link, reqId, 'not-active');
     const sequences = request.writes.map((w) => {
       const result = this.commit({ key: w.key, uuid: w.uuid, properties: w.properties, body: w.body });
       return result.duplicate ? result.sequence : result.entry.sequence;
     });
-    const seqFrame = Buffer.alloc(8 * sequences.length);
-    sequences.forEach((s, i) => seqFrame.writeBigInt64BE(BigInt(s), 8 * i));
-    const ack = [Buffer.from(Native.ACK), rid, seqFrame, Buffer.from(this.durability)];
-    if (this.holdAcks) this.heldAcks.push({ link, frames: ack });
+    const ack = { command: 'TACK', reqId, sequences, durability: this.durability } as const;
+    if (this.holdAcks) this.heldAcks.push({ link, ack });
     else this.reply(link, ack);
   }
 

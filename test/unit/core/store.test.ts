@@ -161,6 +161,18 @@ describe('Store', () => {
     });
   });
 
+  describe('snapshot', () => {
+    it("is every machine's state: today the whole map, as a point-in-time array", () => {
+      const store = new Store(OPTIONS);
+      committed(store, change('/a', '1'));
+      committed(store, change('/b', '2'));
+      const snap = store.snapshot();
+      committed(store, change('/c', '3'));
+      expect(snap.map((e) => e.key).sort()).to.deep.equal(['/a', '/b']);
+      expect(store.snapshot()).to.have.length(3);
+    });
+  });
+
   describe('changesSince', () => {
     it('returns the changes after n from the replay log, optionally under a prefix', () => {
       const store = new Store(OPTIONS);
@@ -267,7 +279,7 @@ describe('Store', () => {
       expect(store.sequence).to.equal(42);
       expect(store.map.get('/old')).to.equal(undefined);
       expect(store.map.get('/new/1')!.sequence).to.equal(40);
-      expect(store.map.nextDeadline()).to.equal(7000);
+      expect(store.nextDeadline()).to.equal(7000);
       // uuids of the snapshot are remembered: a retry of that write is a duplicate
       expect(store.commit(change('/new/1', 'retry', { uuid: id }), 0)).to.deep.equal({
         duplicate: true,
@@ -387,7 +399,7 @@ describe('Store', () => {
           for (const e of log) expect(passive.replicate(e, now)).to.equal('applied');
           expect(passive.sequence).to.equal(active.sequence);
           expect(state(passive)).to.deep.equal(state(active));
-          expect(passive.map.nextDeadline()).to.equal(active.map.nextDeadline());
+          expect(passive.nextDeadline()).to.equal(active.nextDeadline());
           // sequences are exactly 1..n, never reused
           expect(log.map((e) => e.sequence)).to.deep.equal(log.map((_, i) => i + 1));
         }),

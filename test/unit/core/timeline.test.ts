@@ -26,6 +26,35 @@ describe('Timeline', () => {
     expect(tl.includes(0, '')).to.equal(false);
   });
 
+  it('starts from a stored history (the newest 32 terms) and reports every change to its storage', () => {
+    const stored = Array.from({ length: 40 }, (_, i) => t(`s${i}`, i + 1, i * 10 + 1));
+    const seen: string[] = [];
+    const tl: Timeline = new Timeline({ entries: stored }, () => seen.push(`${tl.term}/${tl.epoch}`));
+    expect(tl.term).to.equal('s39');
+    expect(tl.epoch, 'the epoch of the newest stored term').to.equal(40);
+    expect(tl.list()).to.have.length(32);
+    expect(tl.includes(385, 's38')).to.equal(true);
+    expect(seen, 'loading is not a change').to.deep.equal([]);
+    tl.open(t('n1', 41, 401));
+    tl.adopt([t('a1', 42, 500)]);
+    expect(seen).to.deep.equal(['n1/41', 'a1/41']);
+  });
+
+  it('epoch: raised by a stored value, by open() and by raiseEpoch(), never lowered', () => {
+    const seen: number[] = [];
+    const tl: Timeline = new Timeline({ epoch: 7 }, () => seen.push(tl.epoch));
+    expect(tl.epoch).to.equal(7);
+    tl.raiseEpoch(3);
+    expect(tl.epoch).to.equal(7);
+    expect(seen, 'no change, no report').to.deep.equal([]);
+    tl.raiseEpoch(9);
+    tl.open(t('x', 12, 1));
+    tl.open(t('y', 10, 2)); // an older epoch's term cannot lower it
+    expect(tl.epoch).to.equal(12);
+    expect(seen).to.deep.equal([9, 12, 12]);
+    expect(new Timeline().epoch).to.equal(0);
+  });
+
   it('open() makes the new term current', () => {
     const tl = timeline(t('t1', 1, 1), t('t2', 2, 50));
     expect(tl.term).to.equal('t2');

@@ -3,6 +3,8 @@ import {
   chunksThenLast,
   eachThenLast,
   SnapshotStreams,
+  measureInTurns,
+  type PreparedStream,
   type StreamRefusal,
   type StreamSource,
 } from '../../../src/server/snapshot-streams.js';
@@ -12,6 +14,9 @@ const until = async (cond: () => boolean) => {
   for (let i = 0; i < 2000 && !cond(); i++) await new Promise((resolve) => setTimeout(resolve, 1));
   expect(cond()).to.equal(true);
 };
+
+/** A stream ready to send, holding `bytes` buffered at most. */
+const ready = (source: StreamSource, bytes = 0) => Promise.resolve({ source, bytes });
 
 /** A source of `n` messages that counts how many were made (each is made only when sent). */
 function counted(n: number) {
@@ -28,13 +33,19 @@ function counted(n: number) {
 }
 
 describe('SnapshotStreams', () => {
-  function setup(caps: { maxStreams: number; maxStreamsPerClient: number; idleMs?: number }) {
+  function setup(caps: {
+    maxStreams: number;
+    maxStreamsPerClient: number;
+    idleMs?: number;
+    maxBytes?: number;
+    maxBytesPerClient?: number;
+  }) {
     const sent: string[] = [];
     const refused: StreamRefusal[] = [];
     let full = false;
     let gone = false;
     const streams = new SnapshotStreams(
-      { idleMs: 60_000, ...caps },
+      { idleMs: 60_000, maxBytes: 1000, maxBytesPerClient: 600, ...caps },
       {
         send: (frames) => {
           if (gone) return Promise.reject(code('EHOSTUNREACH'));
@@ -58,7 +69,7 @@ describe('SnapshotStreams', () => {
     const { streams, sent } = setup({ maxStreams: 4, maxStreamsPerClient: 1 });
     const { made, source } = counted(3);
     expect(made.count).to.equal(0);
-    expect(await streams.serve('a', () => Promise.resolve(source))).to.equal('done');
+    expect(await streams.serve('a', () => ready(source))).to.equal('done');
     expect(sent).to.deep.equal(['0', '1', '2', 'end']);
     expect(made.count).to.equal(3);
     expect(streams.size).to.equal(0);
@@ -67,9 +78,9 @@ describe('SnapshotStreams', () => {
   it('refuses a stream beyond the server cap and counts it', async () => {
     const { streams, refused, fill } = setup({ maxStreams: 1, maxStreamsPerClient: 1 });
     fill(true);
-    const first = streams.serve('a', () => Promise.resolve(counted(5).source));
+    const first = streams.serve('a', () => ready(counted(5).source));
     expect(first).to.not.equal(undefined);
-    expect(streams.serve('b', () => Promise.resolve(counted(5).source))).to.equal(undefined);
+    expect(streams.serve('b', () => ready(counted(5).source))).to.equal(undefined);
     expect(refused).to.deep.equal(['server-busy']);
     expect(streams.size).to.equal(1);
     streams.stopAll();
@@ -79,8 +90,8 @@ describe('SnapshotStreams', () => {
   it("a client's new request stops its oldest stream beyond the per-client cap", async () => {
     const { streams, refused, fill } = setup({ maxStreams: 4, maxStreamsPerClient: 1 });
     fill(true);
-    const first = streams.serve('a', () => Promise.resolve(counted(5).source));
-    const second = streams.serve('a', () => Promise.resolve(counted(5).source));
+    const first = streams.serve('a', () => ready(counted(5).source));
+    const second = streams.serve('a', () => ready(counted(5).source));
     expect(await first).to.equal('stopped');
     expect(refused).to.deep.equal(['superseded']);
     expect(streams.size).to.equal(1);
@@ -92,9 +103,9 @@ describe('SnapshotStreams', () => {
   it('stops every stream of a client that is gone, at its first unroutable send', async () => {
     const { streams, fill, leave } = setup({ maxStreams: 4, maxStreamsPerClient: 2 });
     fill(true);
-    const a1 = streams.serve('a', () => Promise.resolve(counted(5).source));
-    const a2 = streams.serve('a', () => Promise.resolve(counted(5).source));
-    const b = streams.serve('b', () => Promise.resolve(counted(5).source));
+    const a1 = streams.serve('a', () => ready(counted(5).source));
+    const a2 = streams.serve('a', () => ready(counted(5).source));
+    const b = streams.serve('b', () => ready(counted(5).source));
     await until(() => streams.size === 3);
     leave();
     const ends = await Promise.all([a1, a2, b]);
@@ -105,18 +116,63 @@ describe('SnapshotStreams', () => {
   it('stops a stream whose client takes nothing for idleMs', async () => {
     const { streams, fill } = setup({ maxStreams: 4, maxStreamsPerClient: 1, idleMs: 20 });
     fill(true);
-    expect(await streams.serve('a', () => Promise.resolve(counted(5).source))).to.equal('stalled');
+    expect(await streams.serve('a', () => ready(counted(5).source))).to.equal('stalled');
     expect(streams.size).to.equal(0);
   });
 
   it('counts a stream while it waits to start, and releases it when it gives up', async () => {
     const { streams } = setup({ maxStreams: 1, maxStreamsPerClient: 1 });
-    let start!: (source: StreamSource | undefined) => void;
+    let start!: (prepared: PreparedStream | undefined) => void;
     const ending = streams.serve('a', () => new Promise((resolve) => (start = resolve)));
     expect(streams.size).to.equal(1);
     start(undefined);
     expect(await ending).to.equal('stopped');
     expect(streams.size).to.equal(0);
+  });
+
+  it('refuses a stream whose bytes do not fit the server budget while others hold bytes, and counts it', async () => {
+    const { streams, refused, fill } = setup({ maxStreams: 8, maxStreamsPerClient: 1 });
+    fill(true); // nobody reads: the streams stay in progress
+    const a = streams.serve('a', () => ready(counted(5).source, 500));
+    const b = streams.serve('b', () => ready(counted(5).source, 400));
+    await until(() => streams.reservedBytes === 900);
+    // 900 + 200 > 1000: refused, not started; the two others keep their reservations.
+    expect(await streams.serve('c', () => ready(counted(5).source, 200))).to.equal('busy');
+    expect(refused).to.deep.equal(['bytes-busy']);
+    expect(streams.reservedBytes).to.equal(900);
+    // 900 + 100 fits.
+    const d = streams.serve('d', () => ready(counted(5).source, 100));
+    await until(() => streams.reservedBytes === 1000);
+    streams.stopAll();
+    expect(await Promise.all([a, b, d])).to.deep.equal(['stopped', 'stopped', 'stopped']);
+    expect(streams.reservedBytes).to.equal(0);
+    expect(streams.size).to.equal(0);
+  });
+
+  it('a stream larger than the per-client or server budget runs only while no other stream holds bytes', async () => {
+    const { streams, refused, fill, sent } = setup({ maxStreams: 8, maxStreamsPerClient: 1 });
+    fill(true);
+    const small = streams.serve('a', () => ready(counted(5).source, 100));
+    await until(() => streams.reservedBytes === 100);
+    expect(await streams.serve('b', () => ready(counted(5).source, 700))).to.equal('busy'); // > 600 per client
+    expect(await streams.serve('c', () => ready(counted(5).source, 5000))).to.equal('busy'); // > 1000
+    expect(refused).to.deep.equal(['bytes-busy', 'bytes-busy']);
+    streams.stopAll();
+    expect(await small).to.equal('stopped');
+    // Alone, the oversize stream is served in full: every snapshot can still be had.
+    fill(false);
+    expect(await streams.serve('c', () => ready(counted(2).source, 5000))).to.equal('done');
+    expect(sent).to.deep.equal(['0', '1', 'end']);
+    expect(streams.reservedBytes).to.equal(0);
+  });
+
+  it('measureInTurns: a stream holds at most all its bytes, or a full pipe of its largest message', async () => {
+    const sized = (sizes: number[]) => sizes.map((bytes, i) => ({ message: i, bytes }));
+    const whole = await measureInTurns(sized([10, 30, 20]), 5);
+    expect(whole).to.deep.equal({ messages: [0, 1, 2], bytes: 60 });
+    const piped = await measureInTurns(sized([10, 30, 20, 10, 10]), 2);
+    expect(piped.bytes).to.equal(60); // 2 messages of at most 30
+    expect(piped.messages).to.deep.equal([0, 1, 2, 3, 4]);
   });
 
   it('chunksThenLast makes each chunk on demand, then the last message once', () => {

@@ -1,0 +1,76 @@
+/**
+ * The key-value map as a state machine: `KvMap` holds the entries, a `Deadlines` heap their TTLs.
+ * An expired key becomes a sequenced delete that only the active asks for (promise 5); the
+ * passive schedules the same deadlines so that it can take over at promotion.
+ *
+ * It lives beside the sequencer, not in kv/, so that kv/ stays a leaf that imports no core
+ * module (core already depends on kv for `Entry`): no import cycle between the folders.
+ */
+import { KvMap, type Entry } from '../kv/kvmap.js';
+import { Deadlines, type Scheduled } from './deadlines.js';
+import type { DueChange, StateMachine } from './state-machine.js';
+
+interface Ttl extends Scheduled {
+  readonly at: number;
+  readonly key: string;
+  readonly sequence: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class KvMachine implements StateMachine {
+  readonly map = new KvMap();
+  private readonly ttl = new Deadlines<Ttl>({
+    // A deadline counts while the entry it was set for is still the current one.
+    isLive: (d) => {
+      const current = this.map.get(d.key);
+      return current !== undefined && current.sequence === d.sequence && current.expiresAt === d.at;
+    },
+    liveBound: () => this.map.size,
+  });
+
+  /** TTL items held, superseded ones included (memory bound checks). */
+  get deadlinesHeld(): number {
+    return this.ttl.held;
+  }
+
+  apply(entry: Entry): void {
+    this.map.put(entry);
+    if (entry.expiresAt > 0 && entry.body.length > 0)
+      this.ttl.schedule({ at: entry.expiresAt, key: entry.key, sequence: entry.sequence });
+  }
+
+  snapshot(): Entry[] {
+    return this.map.snapshot('');
+  }
+
+  empty(): KvMachine {
+    return new KvMachine();
+  }
+
+  restore(entries: Iterable<Entry>): void {
+    for (const entry of entries) this.apply(entry);
+  }
+
+  /** The earliest live TTL deadline, if any. */
+  nextDeadline(): number | undefined {
+    return this.ttl.next();
+  }
+
+  /**
+   * Entries whose TTL has run out, earliest first. They stay in the map until the delete the
+   * caller sequences for each is applied.
+   */
+  expired(now: number, max = Infinity): Entry[] {
+    return this.ttl.due(now, max).map((d) => this.map.get(d.key)!);
+  }
+
+  due(now: number, max: number): DueChange[] {
+    return this.expired(now, max).map((gone) => ({
+      key: gone.key,
+      properties: '',
+      body: EMPTY,
+      expiresAt: 0,
+    }));
+  }
+}

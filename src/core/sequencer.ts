@@ -1,0 +1,143 @@
+/**
+ * The sequencer: every change of one server passes through here, so promise 1 (one order, no
+ * reuse) is this module's to keep. It gives changes their sequence numbers (`commit`, active),
+ * takes the active's in order (`replicate`, passive), installs a snapshot (`replaceWith`, resync)
+ * and turns deadlines into changes (`expire`, active). It drives one or more state machines and
+ * writes every change to a `Storage`; it holds no state of its own beyond which machines are
+ * current. No I/O, no clock: time and fresh uuids are passed in.
+ */
+import type { Entry } from '../kv/kvmap.js';
+import type { Change, StateMachine } from './state-machine.js';
+import type { ReplayLogStats, Storage, StorageStage } from './storage.js';
+import type { Timeline } from './timeline.js';
+import { isDedupeUuid } from './uuid-window.js';
+
+export type CommitResult = { duplicate: false; entry: Entry } | { duplicate: true; sequence: number };
+export type ReplicateResult = 'applied' | 'stale' | 'gap';
+
+export class Sequencer<M extends readonly StateMachine[] = readonly StateMachine[]> {
+  private current: M;
+
+  constructor(
+    machines: M,
+    private readonly storage: Storage,
+    now = 0,
+  ) {
+    this.current = machines;
+    const stored = storage.load();
+    for (const machine of machines) machine.restore(stored.entries, now);
+  }
+
+  get sequence(): number {
+    return this.storage.sequence;
+  }
+
+  /** The state machines, in the order they were given (replaced as a whole by `replaceWith`). */
+  get machines(): M {
+    return this.current;
+  }
+
+  get timeline(): Timeline {
+    return this.storage.timeline;
+  }
+
+  get replayLog(): ReplayLogStats {
+    return this.storage.replayLog;
+  }
+
+  /** The sequence of an earlier write with this uuid, if it is still remembered. */
+  appliedSequence(uuid: string): number | undefined {
+    return this.storage.appliedSequence(uuid);
+  }
+
+  /**
+   * Active side: the change takes the next sequence number, unless its uuid was already applied.
+   * `now` is when its uuid starts to be remembered.
+   */
+  commit(change: Change, now: number): CommitResult {
+    if (isDedupeUuid(change.uuid)) {
+      const earlier = this.storage.appliedSequence(change.uuid);
+      if (earlier !== undefined) return { duplicate: true, sequence: earlier };
+    }
+    // A literal with a fixed field order, not `{ ...change }`: V8 gives every entry the same
+    // compact shape (about 260 B less per key, and three times faster to pack for snapshots).
+    const entry: Entry = {
+      key: change.key,
+      sequence: this.storage.sequence + 1,
+      uuid: change.uuid,
+      properties: change.properties,
+      body: change.body,
+      expiresAt: change.expiresAt,
+    };
+    this.apply(entry, now);
+    return { duplicate: false, entry };
+  }
+
+  /** Passive side: apply a change the active sequenced. It must be exactly the next one. */
+  replicate(entry: Entry, now: number): ReplicateResult {
+    const sequence = this.storage.sequence;
+    if (entry.sequence <= sequence) return 'stale';
+    if (entry.sequence !== sequence + 1) return 'gap';
+    this.apply(entry, now);
+    return 'applied';
+  }
+
+  /**
+   * Fresh machines and storage, filled chunk by chunk while a snapshot streams in, then swapped in
+   * at once by `replaceWith`: the current state stays whole until the new one is complete.
+   */
+  stage(): SequencerStage<M> {
+    return new SequencerStage(this.current.map((m) => m.empty()) as unknown as M, this.storage.stage());
+  }
+
+  replaceWith(stage: SequencerStage<M>, sequence: number): void {
+    this.current = stage.machines;
+    this.storage.install(stage.storage, sequence);
+  }
+
+  /** Changes after `sequence` under a prefix, or undefined if the replay log no longer reaches back. */
+  changesSince(sequence: number, prefix = ''): Entry[] | undefined {
+    return this.storage.since(sequence, prefix);
+  }
+
+  /** Every machine's state at this point, for a resync. */
+  snapshot(): Entry[] {
+    if (this.current.length === 1) return this.current[0]!.snapshot();
+    return this.current.flatMap((m) => m.snapshot());
+  }
+
+  /**
+   * Sequences the changes that passed deadlines call for (TTL deletes), at most `max` per machine.
+   * Active only (promise 5): a passive gets them replicated.
+   */
+  expire(now: number, newUuid: () => string, max = 10_000): Entry[] {
+    const done: Entry[] = [];
+    for (const machine of this.current) {
+      for (const change of machine.due(now, max)) {
+        const result = this.commit({ ...change, uuid: newUuid() }, now);
+        if (!result.duplicate) done.push(result.entry);
+      }
+    }
+    return done;
+  }
+
+  private apply(entry: Entry, now: number): void {
+    const machines = this.current;
+    for (let i = 0; i < machines.length; i++) machines[i]!.apply(entry, now);
+    this.storage.append(entry, now);
+  }
+}
+
+export class SequencerStage<M extends readonly StateMachine[] = readonly StateMachine[]> {
+  constructor(
+    readonly machines: M,
+    readonly storage: StorageStage,
+  ) {}
+
+  /** Entries of a snapshot chunk that arrived at `now`: their uuids count from then. */
+  add(entries: Iterable<Entry>, now: number): void {
+    const chunk = Array.isArray(entries) ? (entries as readonly Entry[]) : [...entries];
+    for (const machine of this.machines) machine.restore(chunk, now);
+    for (const entry of chunk) this.storage.add(entry, now);
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Where the sequenced log lives: the sequence number, the replay window, the de-duplication
+ * window of write uuids and the pair's history (terms and their epochs). The sequencer writes
+ * every change here, so a durable engine (lmdb next, REVIEW.md §3.1) implements this interface and
+ * nothing above it changes: it appends each change in the same transaction as the sequence, the
+ * uuid and the history, makes a batch durable at `flush()`, and hands back at `load()` what it
+ * holds after a restart.
+ *
+ * `MemoryStorage` is today's behaviour: nothing survives the process, every change is durable as
+ * soon as it is appended.
+ */
+import type { Entry } from '../kv/kvmap.js';
+import { ReplayLog } from './replay-log.js';
+import { Timeline, type StoredHistory } from './timeline.js';
+import { UuidWindow, isDedupeUuid, type UuidWindowOptions } from './uuid-window.js';
+
+/** What a storage holds at start. */
+export interface StoredState {
+  /** the last sequence number stored (0: nothing) */
+  readonly sequence: number;
+  /** the machines' state at `sequence`, as entries to restore */
+  readonly entries: readonly Entry[];
+}
+
+/** The replay window's size, for metrics. */
+export interface ReplayLogStats {
+  readonly size: number;
+  readonly bytes: number;
+  readonly evictedForBytes: number;
+}
+
+/**
+ * A replacement filled while a snapshot streams in (resync), installed at once by
+ * `Storage.install`: what is stored stays whole until the new state is complete.
+ */
+export interface StorageStage {
+  /** A snapshot entry that arrived at `now`: its uuid counts for de-duplication from then. */
+  add(entry: Entry, now: number): void;
+}
+
+export interface Storage {
+  /** The last sequence number appended or installed. */
+  readonly sequence: number;
+  /**
+   * The pair's terms and epoch, stored with the log: a restarted node must know which history it
+   * holds and which epoch it may not reuse.
+   */
+  readonly timeline: Timeline;
+  readonly replayLog: ReplayLogStats;
+  /** What survived the last run (called once, before anything is appended). */
+  load(): StoredState;
+  /**
+   * One sequenced change, exactly the next sequence, applied at `now`: appended atomically with
+   * the new sequence number and, if it carries a write uuid, that uuid.
+   */
+  append(entry: Entry, now: number): void;
+  /** The sequence of an earlier write with this uuid, while it is remembered. */
+  appliedSequence(uuid: string): number | undefined;
+  /** Changes after `sequence` under a prefix, or undefined if the log no longer reaches back. */
+  since(sequence: number, prefix: string): Entry[] | undefined;
+  /** An empty replacement for `install`. */
+  stage(): StorageStage;
+  /** Replace everything with a staged snapshot taken at `sequence`; the replay window starts over. */
+  install(stage: StorageStage, sequence: number): void;
+  /** Resolves once every change appended so far is durable. */
+  flush(): Promise<void>;
+}
+
+export interface MemoryStorageOptions {
+  replayLogSize: number;
+  /** bytes the replay log may hold (default: no byte bound, only the count) */
+  replayLogBytes?: number;
+  /** the most write uuids remembered for de-duplication of retried writes (a memory bound) */
+  dedupeSize: number;
+  /** every write uuid is remembered at least this long (ms) unless `dedupeSize` forces it out */
+  dedupeMs: number;
+  /** `dedupeSize` forced out a uuid only `ageMs` old, younger than `dedupeMs` */
+  onEvictedEarly?: (ageMs: number) => void;
+}
+
+class MemoryStage implements StorageStage {
+  constructor(readonly applied: UuidWindow) {}
+
+  add(entry: Entry, now: number): void {
+    if (isDedupeUuid(entry.uuid)) this.applied.set(entry.uuid, entry.sequence, now);
+  }
+}
+
+export class MemoryStorage implements Storage {
+  readonly timeline: Timeline;
+  private seq = 0;
+  private readonly log: ReplayLog;
+  private applied: UuidWindow;
+
+  constructor(
+    private readonly options: MemoryStorageOptions,
+    history: StoredHistory = {},
+  ) {
+    this.log = new ReplayLog(options.replayLogSize, options.replayLogBytes);
+    this.applied = new UuidWindow(this.windowOptions());
+    this.timeline = new Timeline(history);
+  }
+
+  get sequence(): number {
+    return this.seq;
+  }
+
+  get replayLog(): ReplayLogStats {
+    return this.log;
+  }
+
+  load(): StoredState {
+    return { sequence: this.seq, entries: [] };
+  }
+
+  append(entry: Entry, now: number): void {
+    this.seq = entry.sequence;
+    this.log.append(entry);
+    if (isDedupeUuid(entry.uuid)) this.applied.set(entry.uuid, entry.sequence, now);
+  }
+
+  appliedSequence(uuid: string): number | undefined {
+    return this.applied.get(uuid);
+  }
+
+  since(sequence: number, prefix: string): Entry[] | undefined {
+    if (sequence === this.seq) return [];
+    return this.log.since(sequence, prefix);
+  }
+
+  stage(): MemoryStage {
+    return new MemoryStage(new UuidWindow(this.windowOptions()));
+  }
+
+  install(stage: StorageStage, sequence: number): void {
+    if (!(stage instanceof MemoryStage)) throw new TypeError('a stage of another storage');
+    this.applied = stage.applied;
+    this.log.clear();
+    this.seq = sequence;
+  }
+
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  private windowOptions(): UuidWindowOptions {
+    const { dedupeSize, dedupeMs, onEvictedEarly } = this.options;
+    return { maxSize: dedupeSize, horizonMs: dedupeMs, onEvictedEarly };
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * The native extension's constants, message types and error (docs/protocol.md). Import them
+ * from `native.ts`, the codec's public face, which also holds the encoders and decoders.
+ */
+import { ICANHAZ, KvMsgError, type DecodeReason, type KvMsg, type Limits, type PackedEntry } from './chp.js';
+
+export { ICANHAZ, KTHXBAI, HUGZ } from './chp.js';
+
+/** Native requests a twinstar client sends on the snapshot ROUTER (DEALER side), and replies. */
+export const Native = {
+  /** [TSNAP, reqId, subtree] -> TSYNC* + TSYNCEND(kind=snapshot) */
+  SNAPSHOT: 'TSNAP',
+  /** [TRESUME, reqId, subtree, fromSeq, term] -> TSYNC* + TSYNCEND(kind=resume or snapshot) */
+  RESUME: 'TRESUME',
+  /** [TSYNC, reqId, packed batch] */
+  SYNC: 'TSYNC',
+  /** [TSYNCEND, reqId, sequence, term, kind] */
+  SYNC_END: 'TSYNCEND',
+  /** [TSET, reqId, packed batch of writes] -> TACK | TNOTACTIVE | TERROR */
+  SET: 'TSET',
+  /** [TACK, reqId, sequences (8 bytes each, in request order), durability] */
+  ACK: 'TACK',
+  /**
+   * [TNOTACTIVE, reqId, state, reason]: this node does not serve. Reason (may be absent from old
+   * servers): 'not-active' (a non-vote request reached a node that is not active), 'peer-alive'
+   * (a vote was refused because this node still hears an active peer), 'no-history' (this node
+   * does not hold a complete copy of the history and never accepts a vote: promise 3), 'fenced'
+   * (this active met another active and does not sequence until one of them has demoted).
+   */
+  NOT_ACTIVE: 'TNOTACTIVE',
+  /** [TERROR, reqId, reason, message] */
+  ERROR: 'TERROR',
+  /**
+   * [TPING, reqId] -> [TPONG, reqId, state, sequence, term, heartbeatMs, history]; never a vote.
+   * heartbeatMs: the server's HUGZ interval as ASCII decimal. history: 'complete' when this node
+   * holds a complete copy of the pair's history (it could accept a vote), 'incomplete' otherwise.
+   */
+  PING: 'TPING',
+  PONG: 'TPONG',
+  /**
+   * [TVOTE, reqId]: the Binary Star client vote. A client sends it to a non-active server only
+   * after it has itself found the active silent for its server timeout. Accepted: TPONG (state
+   * ACTIVE). Refused: TNOTACTIVE with a reason. No other native request is ever a vote: TSNAP,
+   * TRESUME, TSET and TFOLLOW sent to a node that is not active get TNOTACTIVE 'not-active'.
+   */
+  VOTE: 'TVOTE',
+  /** [TFOLLOW, reqId, prefix, ...] -> TPUB* until TUNFOLLOW, the client leaves or the node steps down */
+  FOLLOW: 'TFOLLOW',
+  /** [TUNFOLLOW, reqId] */
+  UNFOLLOW: 'TUNFOLLOW',
+  /** [TPUB, key, sequence, uuid, properties, body]: a KVPUB or HUGZ, for one follower only */
+  PUBLISH: 'TPUB',
+} as const;
+
+/** How a write was made durable: on both nodes, on the active alone, or by a lone single server. */
+export type Durability = 'replicated' | 'degraded' | 'single';
+
+export function encodeRequestId(id: number): Buffer {
+  const frame = Buffer.allocUnsafe(4);
+  frame.writeUInt32BE(id >>> 0);
+  return frame;
+}
+
+export function decodeRequestId(frame: Buffer | undefined): number | undefined {
+  return frame !== undefined && frame.length === 4 ? frame.readUInt32BE() : undefined;
+}
+
+/** TNOTACTIVE reasons (docs/protocol.md). */
+export type NotActiveReason = 'not-active' | 'peer-alive' | 'no-history' | 'fenced';
+
+/**
+ * Properties twinstar adds to KTHXBAI and HUGZ, CHP-legal places (RFC 12 allows any properties),
+ * so that a client can learn, without sending anything a plain RFC 12 server would refuse, that
+ * the server speaks the native extension and how often it sends HUGZ.
+ */
+export const ADVERTISE = {
+  /** native protocol version; present only on twinstar servers */
+  NATIVE: 'twinstar',
+  /** the server's HUGZ interval in milliseconds */
+  HUGZ_MS: 'hugz-ms',
+  /** on HUGZ from a node that is not active (or is fenced): its state; absent on the active's */
+  STATE: 'state',
+} as const;
+export const NATIVE_VERSION = '1';
+
+// ------------------------------------------------------------------------------------------------
+// Types.
+
+/** TSYNCEND's kind: a full snapshot (the client replaces its replica) or a resume (it applies on top). */
+export type SyncKind = 'snapshot' | 'resume';
+/** TPONG's history: whether the node holds the pair's complete history (could accept a vote). */
+export type PongHistory = 'complete' | 'incomplete';
+
+/** A request a twinstar client sends on its DEALER to the snapshot ROUTER. */
+export type NativeRequest =
+  | { readonly command: 'TSNAP'; readonly reqId: number; readonly subtree: string }
+  | {
+      readonly command: 'TRESUME';
+      readonly reqId: number;
+      readonly subtree: string;
+      /** the last sequence the client applied, on timeline `term` */
+      readonly fromSequence: number;
+      readonly term: string;
+    }
+  /** writes to sequence; a client sends expiresAt 0 and a `ttl=` property instead */
+  | { readonly command: 'TSET'; readonly reqId: number; readonly writes: readonly PackedEntry[] }
+  | { readonly command: 'TPING'; readonly reqId: number }
+  | { readonly command: 'TVOTE'; readonly reqId: number }
+  | { readonly command: 'TFOLLOW'; readonly reqId: number; readonly prefixes: readonly string[] }
+  | { readonly command: 'TUNFOLLOW'; readonly reqId: number };
+
+/** The plain RFC 12 snapshot request, which reaches the same ROUTER: [ICANHAZ?, subtree]. */
+export interface IcanhazRequest {
+  readonly command: typeof ICANHAZ;
+  readonly subtree: string;
+}
+
+/** Every request the snapshot socket takes. */
+export type SnapshotSocketRequest = NativeRequest | IcanhazRequest;
+
+/** TPONG: who the node is. Servers before heartbeatMs and history sent neither (5 frames). */
+export type PongReply = {
+  readonly command: 'TPONG';
+  readonly reqId: number;
+  /** ACTIVE only while the node sequences; otherwise its Binary Star state, or FENCED */
+  readonly state: string;
+  readonly sequence: number;
+  readonly term: string;
+} & (
+  | { readonly heartbeatMs: number; readonly history: PongHistory }
+  | { readonly heartbeatMs?: undefined; readonly history?: undefined }
+);
+
+/** TERROR: a request refused for good (or 'busy': for now). Some reasons carry more frames. */
+export interface ErrorReply {
+  readonly command: 'TERROR';
+  readonly reqId: number;
+  /** a DecodeReason of the request, or 'busy', 'unauthenticated', 'access-denied' */
+  readonly reason: string;
+  readonly message: string;
+  /** 'access-denied': indexes (into the TSET batch) of the writes refused */
+  readonly refused?: readonly number[];
+  /** 'batch-too-large': the server's limits, so the client can cut its batches to fit */
+  readonly fit?: { readonly maxBatchEntries: number; readonly maxBatchBytes: number };
+}
+
+/** A reply a twinstar server sends on the snapshot ROUTER to a client's DEALER. */
+export type NativeReply =
+  | { readonly command: 'TSYNC'; readonly reqId: number; readonly entries: readonly PackedEntry[] }
+  | {
+      readonly command: 'TSYNCEND';
+      readonly reqId: number;
+      readonly sequence: number;
+      readonly term: string;
+      readonly kind: SyncKind;
+    }
+  | {
+      readonly command: 'TACK';
+      readonly reqId: number;
+      /** one per write, in request order (a duplicate write's is its original sequence) */
+      readonly sequences: readonly number[];
+      readonly durability: Durability;
+    }
+  | {
+      readonly command: 'TNOTACTIVE';
+      readonly reqId: number;
+      readonly state: string;
+      /** absent from servers older than the reasons */
+      readonly reason?: NotActiveReason;
+    }
+  | ErrorReply
+  | PongReply
+  /** an update for a follower (TFOLLOW): a KVPUB or HUGZ as the publisher sends it; no reqId */
+  | { readonly command: 'TPUB'; readonly msg: KvMsg };
+
+/** What a decoder refuses. `command` and `reqId` are set when they could be read. */
+export class NativeMsgError extends KvMsgError {
+  /** the message without its reason prefix */
+  readonly detail: string;
+  constructor(
+    reason: DecodeReason,
+    detail: string,
+    readonly command?: string,
+    readonly reqId?: number,
+  ) {
+    super(reason, detail);
+    this.detail = detail;
+  }
+}
+
+/** Bounds a server applies while decoding requests; each defaults to no bound beyond the limits. */
+export interface RequestBounds {
+  /** key, value and properties limits, and maxBatchEntries/maxBatchBytes of a TSET */
+  readonly limits?: Limits;
+  /** longest subtree (TSNAP, TRESUME, ICANHAZ?) or follow prefix, in bytes */
+  readonly maxSubtreeBytes?: number;
+  /** most prefixes in one TFOLLOW */
+  readonly maxFollowPrefixes?: number;
+}
+
+/** The command frame; shared and never written to (zeromq only reads what it sends). */
+const FRAMES = new Map([...Object.values(Native), ICANHAZ].map((c) => [c, Buffer.from(c)] as const));
+export function commandFrame(command: string): Buffer {
+  return FRAMES.get(command) ?? Buffer.from(command);
+}

@@ -1,0 +1,97 @@
+/**
+ * Free TCP ports on 127.0.0.1 for servers that tests and benchmarks start. A server needs
+ * consecutive ports (P, P+1, P+2, and a pair node also its heartbeat and HTTP ports), so a range is
+ * chosen by binding port 0 (the OS picks a free P) and then binding P+1.. while still holding P: no
+ * other socket can take a port of the range while it is being chosen, and the whole range is
+ * released at once, right before it is handed out. A range where any port is busy is given up and
+ * another one tried. Every port handed out is remembered: one process never hands a port out twice,
+ * even if the server it was meant for has not bound it yet (a pair's two ranges cannot overlap).
+ */
+import { createServer, type AddressInfo, type Server } from 'node:net';
+
+/** Every port freePorts handed out in this process: a later call never returns one of them again. */
+const handedOut = new Set<number>();
+
+/** A listening socket on 127.0.0.1:`port` (0: the OS picks), or undefined if the port is busy. */
+function hold(port: number): Promise<Server | undefined> {
+  const server = createServer();
+  server.unref();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(undefined));
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
+async function release(servers: Server[]): Promise<void> {
+  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+}
+
+/**
+ * Holds listening sockets on `base`..`base + count - 1` on top of `held` (sockets already on the
+ * first ports of the range); returns all of them, or undefined (having released them) if a port of
+ * the range is busy, out of range, or was handed out before.
+ */
+export async function holdRange(
+  base: number,
+  count: number,
+  held: Server[] = [],
+): Promise<Server[] | undefined> {
+  const servers = [...held];
+  let ok = base + count - 1 <= 65535;
+  for (let i = 0; ok && i < count; i++) ok = !handedOut.has(base + i);
+  for (let i = servers.length; ok && i < count; i++) {
+    const server = await hold(base + i);
+    if (server) servers.push(server);
+    else ok = false;
+  }
+  if (ok) return servers;
+  await release(servers);
+  return undefined;
+}
+
+/**
+ * `count` consecutive TCP ports on 127.0.0.1 that were all free a moment ago, never handed out
+ * before by this process. Nothing listens on them when this returns: the caller's server binds them.
+ */
+export async function freePorts(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const first = await hold(0);
+    if (!first) continue;
+    const base = (first.address() as AddressInfo).port;
+    const servers = await holdRange(base, count, [first]);
+    if (!servers) continue;
+    // Remembered before the sockets close, so that a concurrent call cannot take them meanwhile.
+    for (let i = 0; i < count; i++) handedOut.add(base + i);
+    await release(servers);
+    return base;
+  }
+  throw new Error(`no ${count} consecutive free ports found`);
+}
+
+/** One free port (handed out like freePorts(1)), e.g. a peer address where nothing listens. */
+export function osPort(): Promise<number> {
+  return freePorts(1);
+}
+
+/** True if nothing on 127.0.0.1 listens on `port` right now. */
+export async function portIsFree(port: number): Promise<boolean> {
+  const server = await hold(port);
+  if (!server) return false;
+  await release([server]);
+  return true;
+}
+
+export interface PairPorts {
+  primary: { port: number; heartbeat: number; http: number };
+  backup: { port: number; heartbeat: number; http: number };
+}
+
+/** Ports for a pair: each node gets P..P+2 for clients, one heartbeat port and one HTTP port. */
+export async function pairPorts(): Promise<PairPorts> {
+  const p = await freePorts(5);
+  const b = await freePorts(5);
+  return {
+    primary: { port: p, heartbeat: p + 3, http: p + 4 },
+    backup: { port: b, heartbeat: b + 3, http: b + 4 },
+  };
+}
