@@ -96,8 +96,9 @@ export class BinaryStar {
     const { role, failoverMs, heartbeatMs, now, log } = options;
     this.startedAt = now();
     this.current = startState(role);
-    // A starting node gives its peer one failover timeout to speak up before a vote can promote it.
-    this.ctx = startContext(role, failoverMs, this.startedAt);
+    // A starting node gives its peer one failover timeout to speak up before a vote can promote it;
+    // it never takes an epoch below one its storage says was taken.
+    this.ctx = { ...startContext(role, failoverMs, this.startedAt), epoch: options.timeline.epoch };
     this.stalls = new StallClock(heartbeatMs, failoverMs, this.startedAt, log);
   }
 
@@ -324,6 +325,7 @@ export class BinaryStar {
     const next = transition(from, event, { ...this.ctx, sequence: this.options.sequence(), served });
     this.setState(next.state, effectReason(next.effects) ?? reason);
     this.ctx = next.context;
+    this.options.timeline.raiseEpoch(this.ctx.epoch); // stored with the log (a passive learns it)
     const { log, hooks } = this.options;
     for (const effect of next.effects) {
       switch (effect.type) {

@@ -23,9 +23,16 @@ interface Sim {
   timeline: Timeline;
 }
 
-function node(role: Role, wire: FakeWire, index: 0 | 1, clock: FakeClock, failoverMs = FAILOVER): Sim {
+function node(
+  role: Role,
+  wire: FakeWire,
+  index: 0 | 1,
+  clock: FakeClock,
+  failoverMs = FAILOVER,
+  timeline = new Timeline(),
+): Sim {
   const log = silentLogger();
-  const sim = { calls: [] as string[], sequence: 0, synced: false, timeline: new Timeline() } as Sim;
+  const sim = { calls: [] as string[], sequence: 0, synced: false, timeline } as Sim;
   sim.reactor = new BinaryStar({
     name: role,
     role,
@@ -58,6 +65,24 @@ function node(role: Role, wire: FakeWire, index: 0 | 1, clock: FakeClock, failov
   });
   wire.receiver(index, (msg) => sim.reactor.receive(msg));
   return sim;
+}
+
+/** A heartbeat as a freshly started node of `role` sends it. */
+function heartbeatOf(role: Role, state: 'PRIMARY' | 'BACKUP') {
+  return {
+    name: role,
+    role,
+    state,
+    epoch: 0,
+    sequence: 0,
+    term: '',
+    timeline: [],
+    heartbeatMs: HB,
+    failoverMs: FAILOVER,
+    synced: false,
+    history: role === 'primary',
+    fenced: false,
+  };
 }
 
 class Pair {
@@ -208,6 +233,25 @@ describe('Binary Star reactor (fake clock, fake peer link)', () => {
     expect(p.b.reactor.state).to.equal('BACKUP');
     expect(p.b.calls).to.deep.equal(['unavailable no-history']);
     expect(p.b.reactor.unavailableBecause).to.equal('no-history');
+  });
+
+  it('the epoch is kept with the terms (where storage persists it), and a node never takes one below it', () => {
+    const p = new Pair();
+    p.form();
+    expect(p.a.timeline.epoch).to.equal(1);
+    expect(p.b.timeline.epoch, 'a passive keeps the epoch it learned from the active').to.equal(1);
+
+    const clock = new FakeClock();
+    const wire = new FakeWire();
+    const restarted = node('primary', wire, 0, clock, FAILOVER, new Timeline({ epoch: 7 }));
+    node('backup', wire, 1, clock);
+    clock.advance(HB);
+    restarted.reactor.tick();
+    wire.deliver(); // (the backup has not ticked: the primary has heard nothing yet)
+    expect(restarted.calls).to.deep.equal([]);
+    wire.end(1).send({ type: 'heartbeat', heartbeat: heartbeatOf('backup', 'BACKUP') });
+    wire.deliver();
+    expect(restarted.calls).to.deep.equal(['active 8 peer-is-backup']);
   });
 
   it('force() promotes a node without the history, but never while the peer is heard active', () => {
