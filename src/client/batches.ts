@@ -41,23 +41,22 @@ export class BatchSizer {
   }
 
   /**
-   * A server refused a batch of `writes` as too large, naming its limits (ASCII decimal frames;
-   * absent from a server that does not). Returns whether sending those writes again in smaller
-   * batches can help: false for a single write, which no split shrinks.
+   * A server refused a batch of `writes` as too large, naming its limits (TERROR's `fit`, absent
+   * from a server that does not). Returns whether sending those writes again in smaller batches
+   * can help: false for a single write, which no split shrinks.
    */
-  refused(writes: readonly BatchWrite[], entries?: Buffer, bytes?: Buffer): boolean {
+  refused(
+    writes: readonly BatchWrite[],
+    fit?: { readonly maxBatchEntries: number; readonly maxBatchBytes: number },
+  ): boolean {
     const sent = writes.length;
     if (sent <= 1) return false;
     let sentBytes = 0;
     for (const w of writes) sentBytes += packedSize(w);
-    const told = (frame: Buffer | undefined) => {
-      const n = Number(frame?.toString());
-      return Number.isSafeInteger(n) && n > 0 ? n : undefined;
-    };
-    const serverEntries = told(entries);
-    const serverBytes = told(bytes);
-    if (serverEntries !== undefined) this.maxEntries = Math.min(this.maxEntries, serverEntries);
-    if (serverBytes !== undefined) this.maxBytes = Math.min(this.maxBytes, serverBytes);
+    if (fit !== undefined) {
+      this.maxEntries = Math.min(this.maxEntries, fit.maxBatchEntries);
+      this.maxBytes = Math.min(this.maxBytes, fit.maxBatchBytes);
+    }
     // Limits the refused batch already met (or none given) say nothing: halve, so retries shrink.
     if (sent <= this.maxEntries && sentBytes <= this.maxBytes)
       this.maxEntries = Math.max(1, Math.ceil(sent / 2));

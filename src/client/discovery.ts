@@ -13,7 +13,7 @@
  * - Votes. A non-active server may be sent TVOTE only once every other server is silent, and never
  *   if it said it has no complete history. Probing (TPING) is never a vote.
  */
-import { ADVERTISE, NATIVE_VERSION } from '../wire/index.js';
+import { ADVERTISE, NATIVE_VERSION, type PongReply } from '../wire/index.js';
 import type { ServerSeenInfo } from '../errors.js';
 
 /** RFC 12 and the guide's servers send HUGZ every second; assumed until a server says otherwise. */
@@ -321,14 +321,8 @@ function clampInterval(ms: number): number {
   return Math.min(60_000, Math.max(1, ms));
 }
 
-/** [TPONG, reqId, state, sequence, term, heartbeatMs, history]; old servers send the first five. */
-export function parsePong(frames: readonly Buffer[]): Pong {
-  const state = frames[2]?.toString() ?? '';
-  const heartbeatMs = frames[5] === undefined ? NaN : Number(frames[5].toString());
-  const history = frames[6]?.toString();
-  return {
-    state,
-    ...(Number.isFinite(heartbeatMs) && heartbeatMs > 0 ? { heartbeatMs } : {}),
-    ...(history === 'complete' || history === 'incomplete' ? { history } : {}),
-  };
+/** What a TPONG (decoded by the codec) says; old servers send no heartbeatMs and history. */
+export function pongOf(reply: PongReply): Pong {
+  const { state, heartbeatMs, history } = reply;
+  return { state, ...(heartbeatMs === undefined ? {} : { heartbeatMs, history }) };
 }

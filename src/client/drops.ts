@@ -93,24 +93,16 @@ export class Quarantine {
 }
 
 /**
- * The sequences of a TACK: 8 bytes per write, in request order, each a counter from 1 to
- * MAX_SEQUENCE. Anything else is a malformed acknowledgement (ReplyError), and none of its writes
- * is settled by it.
+ * The sequences of a TACK (decoded by the codec) against the writes they answer: one per write, in
+ * request order, each a counter from 1 to MAX_SEQUENCE. Anything else is a malformed
+ * acknowledgement (ReplyError), and none of its writes is settled by it.
  */
-export function decodeAckSequences(frame: Buffer | undefined, writes: number): number[] {
-  if (frame === undefined || frame.length !== 8 * writes) {
-    throw new ReplyError(
-      'ack-size',
-      `TACK carries ${frame === undefined ? 'no sequence frame' : `${frame.length} bytes`} for ${writes} writes`,
-    );
-  }
-  const out = new Array<number>(writes);
-  for (let i = 0; i < writes; i++) {
-    const high = frame.readUInt32BE(8 * i);
-    const value = high * 0x1_0000_0000 + frame.readUInt32BE(8 * i + 4);
+export function checkAckSequences(sequences: readonly number[], writes: number): readonly number[] {
+  if (sequences.length !== writes)
+    throw new ReplyError('ack-size', `TACK carries ${sequences.length} sequences for ${writes} writes`);
+  sequences.forEach((value, i) => {
     if (!isCounter(value) || value === 0 || value > MAX_SEQUENCE)
       throw new ReplyError('ack-sequence', `TACK sequence ${value} of write ${i} is out of range`);
-    out[i] = value;
-  }
-  return out;
+  });
+  return sequences;
 }

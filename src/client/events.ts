@@ -1,12 +1,29 @@
 /**
- * The events a client emits, and an async iterator over one of them that ends when the client
- * closes.
+ * The events a client emits, the queue that delivers them on the next tick, and an async iterator
+ * over one of them that ends when the client closes.
  */
 import type { EventEmitter } from 'node:events';
-import type { FailoverInfo, Update } from './client.js';
+import type { Logger } from '../log/index.js';
 import type { DropInfo } from './drops.js';
 import type { Status } from './session.js';
 import { WatchStream } from './watch.js';
+
+/** One change as the application sees it. */
+export interface Update {
+  readonly key: string;
+  /** undefined when deleted */
+  readonly value: Buffer | undefined;
+  readonly seq: number;
+  readonly deleted: boolean;
+  /** true when this change comes from a full resync rather than the live stream */
+  readonly resync: boolean;
+}
+
+export interface FailoverInfo {
+  readonly from: string | undefined;
+  readonly to: string;
+  readonly sequence: number;
+}
 
 export interface ClientEvents {
   update: [update: Update];
@@ -44,4 +61,39 @@ export function eventStream<T>(emitter: EventEmitter<ClientEvents>, name: 'statu
   emitter.on(name, push);
   emitter.on('close', end);
   return stream;
+}
+
+/**
+ * Everything the client tells its application (events, and the settling of its promises) goes
+ * through one first-in first-out queue, run on the next tick: a listener never runs inside a
+ * caller's call or half-way through a state change, so it cannot re-enter one (STYLE habit 7), and
+ * the order stays what the client decided (an update before the write it acknowledges resolves).
+ * A step that throws (a listener's bug) is logged and does not stop the steps after it.
+ */
+export class LaterQueue {
+  private steps: (() => void)[] = [];
+  private scheduled = false;
+
+  constructor(private readonly log: Logger) {}
+
+  /** Runs `step` on the next tick, after every step queued before it. */
+  later(step: () => void): void {
+    this.steps.push(step);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    process.nextTick(() => this.run());
+  }
+
+  private run(): void {
+    // Steps queued while running (a listener that writes) run in this same pass, after these.
+    for (let i = 0; i < this.steps.length; i++) {
+      try {
+        this.steps[i]!();
+      } catch (error) {
+        this.log.error({ err: error }, 'a client event listener threw');
+      }
+    }
+    this.steps = [];
+    this.scheduled = false;
+  }
 }

@@ -3,8 +3,8 @@
  * client looks, every tick calls `probe()`:
  * - native: TPING to every server (never a vote); TVOTE to a non-active server only once every
  *   other server has been silent for its effective timeout, at most one outstanding per server,
- *   jittered back-off after refusals (VoteBook); the pair is unavailable when the only node that
- *   answers lacks history;
+ *   the first one jittered and a jittered back-off after refusals (votes.ts); the pair is
+ *   unavailable when the only node that answers lacks history;
  * - chp: ICANHAZ? (a vote on RFC 12 servers) in Binary Star order, one server at a time;
  * - auto: nothing native; HUGZ followed on every publisher until one advertises (or not)
  *   `twinstar=1`, and the RFC 12 way after a timeout with no HUGZ at all.
@@ -12,11 +12,18 @@
  * A server the host says is not `usable` (quarantined: it sent a malformed reply) gets no ping, vote
  * or ICANHAZ? meanwhile, and its silence does not count while the client is not trying it.
  */
-import { encodeIcanhaz, encodeRequestId, HUGZ, Native, parseProperties } from '../wire/index.js';
+import {
+  encodeIcanhaz,
+  encodeRequest,
+  HUGZ,
+  parseProperties,
+  type NativeReply,
+  type PongReply,
+} from '../wire/index.js';
 import { UnavailableError } from '../errors.js';
 import type { Logger } from '../log/index.js';
-import { describeSeen, Discovery, parsePong, type Pong } from './discovery.js';
-import { VoteBook } from './servers.js';
+import { describeSeen, Discovery, pongOf, type Pong } from './discovery.js';
+import { VoteBook, type Random } from './votes.js';
 import type { Link } from './transport.js';
 
 /** how often a server is pinged while the client looks for the active */
@@ -34,6 +41,8 @@ export interface FinderHost {
   unavailable(error: UnavailableError): void;
   /** false while the server is quarantined (drops.ts): nothing is sent to it */
   usable(server: number, now: number): boolean;
+  /** the jitter of votes (votes.ts) */
+  readonly random: Random;
 }
 
 export class Finder {
@@ -53,7 +62,7 @@ export class Finder {
     this.votes = new VoteBook(serverTimeoutMs, {
       baseMs: PROBE_MS,
       maxMs: Math.max(1000, serverTimeoutMs),
-      random: Math.random,
+      random: host.random,
     });
   }
 
@@ -115,7 +124,7 @@ export class Finder {
   private ping(server: number, now: number): void {
     const reqId = this.host.reqId();
     this.discovery.pinged(server, reqId, now);
-    this.host.links[server]!.request([Buffer.from(Native.PING), encodeRequestId(reqId)], () =>
+    this.host.links[server]!.request(encodeRequest({ command: 'TPING', reqId }), () =>
       this.discovery.unreachable(server),
     );
   }
@@ -125,27 +134,28 @@ export class Finder {
     const reqId = this.host.reqId();
     this.votes.sent(server, reqId, now);
     this.host.log.info({ server: this.discovery.seen()[server]!.server }, 'the active is silent: voting');
-    this.host.links[server]!.request([Buffer.from(Native.VOTE), encodeRequestId(reqId)], () => {
+    this.host.links[server]!.request(encodeRequest({ command: 'TVOTE', reqId }), () => {
       if (this.votes.serverOf(reqId) === server) this.votes.settle(server);
       this.discovery.unreachable(server);
     });
   }
 
   /** A TPONG: the pong if it answers our ping or vote, else undefined. */
-  onPong(server: number, reqId: number, frames: Buffer[]): Pong | undefined {
+  onPong(server: number, reply: PongReply): Pong | undefined {
+    const { reqId } = reply;
     const vote = this.votes.serverOf(reqId) === server;
     if (vote) this.votes.settle(server);
     if (!vote && !this.discovery.isPing(server, reqId)) return undefined;
-    const pong = parsePong(frames);
+    const pong = pongOf(reply);
     this.discovery.pong(server, pong);
     return pong;
   }
 
   /** A TNOTACTIVE: true if it refused our vote ('peer-alive': back off; 'no-history': never). */
-  onRefused(server: number, reqId: number, frames: Buffer[]): boolean {
-    if (this.votes.serverOf(reqId) !== server) return false;
-    this.discovery.pong(server, { state: (frames[2] ?? Buffer.alloc(0)).toString() });
-    if ((frames[3] ?? Buffer.alloc(0)).toString() === 'no-history') this.discovery.refusedNoHistory(server);
+  onRefused(server: number, reply: Extract<NativeReply, { command: 'TNOTACTIVE' }>): boolean {
+    if (this.votes.serverOf(reply.reqId) !== server) return false;
+    this.discovery.pong(server, { state: reply.state });
+    if (reply.reason === 'no-history') this.discovery.refusedNoHistory(server);
     this.votes.refused(server, this.host.now());
     return true;
   }

@@ -13,7 +13,8 @@ export {
   type Update,
 } from './client.js';
 export type { DropInfo, DropSource } from './drops.js';
-export { parseServer, VoteBook, type ServerAddress } from './servers.js';
+export { parseServer, type ServerAddress } from './servers.js';
+export { VoteBook, type Random } from './votes.js';
 export type { Status } from './session.js';
 export type { ServerSeen } from './discovery.js';
 export { zmqTransport, type Link, type LinkHandlers, type Transport } from './transport.js';

@@ -12,7 +12,7 @@
  * not connected, and when the server says the session is not valid.
  */
 import * as zmq from 'zeromq';
-import { encodeRequestId, Native } from '../wire/index.js';
+import { decodeReply, encodeRequest, Native } from '../wire/index.js';
 import { Outbox, receiveLoop } from '../zmq/index.js';
 import { curveClientOptions, sessionToken, tokenMintedAt } from '../security/index.js';
 import type { ServerAddress } from './servers.js';
@@ -193,8 +193,7 @@ class ZmqLink implements Link {
     this.unfollow();
     if (this.server.curve) {
       this.followingByRequest = true;
-      const frames = [Buffer.from(Native.FOLLOW), encodeRequestId(0), ...prefixes.map((p) => Buffer.from(p))];
-      this.request(frames);
+      this.request(encodeRequest({ command: 'TFOLLOW', reqId: 0, prefixes }));
       return;
     }
     const sub = new zmq.Subscriber({
@@ -219,7 +218,7 @@ class ZmqLink implements Link {
   unfollow(): void {
     if (this.followingByRequest) {
       this.followingByRequest = false;
-      this.request([Buffer.from(Native.UNFOLLOW), encodeRequestId(0)]);
+      this.request(encodeRequest({ command: 'TUNFOLLOW', reqId: 0 }));
     }
     this.sub?.close();
     this.sub = undefined;
@@ -286,9 +285,13 @@ class ZmqLink implements Link {
   }
 }
 
-/** [TERROR, reqId, 'unauthenticated', ...]: the server holds no session for this connection. */
+/** TERROR 'unauthenticated': the server holds no session for this connection. */
 function isUnauthenticated(frames: Buffer[]): boolean {
-  return (
-    frames[0]?.toString('latin1') === Native.ERROR && frames[2]?.toString('latin1') === 'unauthenticated'
-  );
+  if (frames[0]?.toString('latin1') !== Native.ERROR) return false;
+  try {
+    const reply = decodeReply(frames);
+    return reply.command === 'TERROR' && reply.reason === 'unauthenticated';
+  } catch {
+    return false; // malformed: the client's handler drops and counts it
+  }
 }

@@ -8,14 +8,7 @@
  * - plain CHP: published to every server's collector (Model Six) and resolved with 0.
  * Every wait is bounded by writeTimeoutMs. The client owns the sockets and the phase (WritesHost).
  */
-import {
-  encodeKvMsg,
-  encodeRequestId,
-  Native,
-  packBatch,
-  type Durability,
-  type Limits,
-} from '../wire/index.js';
+import { encodeKvMsg, encodeRequest, type Durability, type ErrorReply, type Limits } from '../wire/index.js';
 import { newUuid } from '../core/index.js';
 import {
   AccessDeniedError,
@@ -25,7 +18,7 @@ import {
   TimeoutError,
 } from '../errors.js';
 import { checkKey, rejectWith } from './arguments.js';
-import { decodeAckSequences } from './drops.js';
+import { checkAckSequences } from './drops.js';
 import { BatchSizer } from './batches.js';
 import { AppliedWaiters } from './read-your-writes.js';
 import type { Link } from './transport.js';
@@ -64,6 +57,11 @@ export interface WritesHost {
   degraded(degraded: boolean): void;
   /** acknowledged writes wait for changes that did not come: resume */
   stalled(): void;
+  /**
+   * Runs the step that settles a write's promise: the client's next-tick queue, so a write
+   * resolves after the updates queued before it (at once when absent).
+   */
+  later?(step: () => void): void;
 }
 
 export class Writes {
@@ -155,17 +153,10 @@ export class Writes {
       if (writes.length === 0) continue;
       const reqId = this.host.reqId();
       this.inflight.set(reqId, { writes, sentAt: this.host.now() });
-      const batch = packBatch(
-        writes.map(({ key, uuid, properties, body }) => ({
-          key,
-          sequence: 0,
-          uuid,
-          properties,
-          body,
-          expiresAt: 0,
-        })),
-      );
-      link.request([Buffer.from(Native.SET), encodeRequestId(reqId), batch]);
+      const entries = writes.map(({ key, uuid, properties, body }) => {
+        return { key, sequence: 0, uuid, properties, body, expiresAt: 0 };
+      });
+      link.request(encodeRequest({ command: 'TSET', reqId, writes: entries }));
     }
   }
 
@@ -174,13 +165,15 @@ export class Writes {
     return this.inflight.has(reqId);
   }
 
-  /** A TACK. A malformed one throws (ReplyError) and settles nothing: the batch stays in flight. */
-  onAck(reqId: number, frames: Buffer[]): void {
+  /**
+   * A TACK (decoded). One whose sequences do not match the writes throws (ReplyError) and settles
+   * nothing: the batch stays in flight.
+   */
+  onAck(reqId: number, sequences: readonly number[], durability: Durability): void {
     const batch = this.inflight.get(reqId);
     if (!batch) return; // already answered, or re-sent after a timeout: the later answer settles it
-    const seqs = decodeAckSequences(frames[2], batch.writes.length);
+    const seqs = checkAckSequences(sequences, batch.writes.length);
     this.inflight.delete(reqId);
-    const durability = (frames[3] ?? Buffer.alloc(0)).toString() as Durability;
     batch.writes.forEach((w, i) => this.settleWhenApplied(w, seqs[i]!));
     const degraded = durability === 'degraded';
     if (degraded !== this.degradedNow) {
@@ -189,24 +182,22 @@ export class Writes {
     }
   }
 
-  /** A TERROR: true if it answered a write batch. */
-  onError(reqId: number, frames: Buffer[]): boolean {
+  /** A TERROR (decoded): true if it answered a write batch. */
+  onError(error: ErrorReply): boolean {
+    const { reqId, reason, message } = error;
     const batch = this.inflight.get(reqId);
     if (!batch) return false;
-    const reason = (frames[2] ?? Buffer.alloc(0)).toString();
-    const message = (frames[3] ?? Buffer.alloc(0)).toString();
-    if (reason === 'access-denied' && frames[4] !== undefined) {
+    if (reason === 'access-denied' && error.refused !== undefined) {
       // Only the listed writes are refused; nothing of the batch was applied, so the rest go again.
-      const refused = frames[4];
-      for (let at = 0; at + 4 <= refused.length; at += 4) {
-        const w = batch.writes[refused.readUInt32BE(at)];
+      for (const index of error.refused) {
+        const w = batch.writes[index];
         if (w) this.fail(w, new AccessDeniedError(w.key, `${message}: ${JSON.stringify(w.key)}`));
       }
       this.requeue(reqId);
       this.flush();
       return true;
     }
-    if (reason === 'batch-too-large' && this.batches.refused(batch.writes, frames[4], frames[5])) {
+    if (reason === 'batch-too-large' && this.batches.refused(batch.writes, error.fit)) {
       // Nothing of it was applied: the same writes go again in batches cut to the server's limits.
       this.requeue(reqId);
       this.flush();
@@ -295,13 +286,18 @@ export class Writes {
     if (w.done) return;
     w.done = true;
     this.unsettled--;
-    w.resolve(sequence);
+    this.later(() => w.resolve(sequence));
   }
 
   private fail(w: Write, error: Error): void {
     if (w.done) return;
     w.done = true;
     this.unsettled--;
-    w.reject(error);
+    this.later(() => w.reject(error));
+  }
+
+  private later(step: () => void): void {
+    if (this.host.later) this.host.later(step);
+    else step();
   }
 }

@@ -10,7 +10,7 @@
  */
 import { DEFAULT_LIMITS } from '../wire/index.js';
 import { DEFAULT_QUOTAS } from '../server/index.js';
-import { DEFAULT_SESSION_LIFETIME_MS } from '../security/binding.js';
+import { DEFAULT_SESSION_LIFETIME_MS } from '../security/index.js';
 
 const hostPort = (value: unknown) => {
   if (value === null) return;

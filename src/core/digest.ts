@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { Entry } from '../kv/kvmap.js';
+import type { Entry } from '../kv/index.js';
 
 export interface Digest {
   sequence: number;

@@ -27,3 +27,4 @@ export {
 export { UuidWindow, type UuidWindowOptions } from './uuid-window.js';
 export { newUuid } from './uuid.js';
 export { Timeline, type TimelineEntry } from './timeline.js';
+export { PublicationQueue, type ReleaseOutcome, type Sequenced } from './publication.js';

@@ -6,7 +6,7 @@
  * It lives beside the sequencer, not in kv/, so that kv/ stays a leaf that imports no core
  * module (core already depends on kv for `Entry`): no import cycle between the folders.
  */
-import { KvMap, type Entry } from '../kv/kvmap.js';
+import { KvMap, type Entry } from '../kv/index.js';
 import { Deadlines, type Scheduled } from './deadlines.js';
 import type { DueChange, StateMachine } from './state-machine.js';
 

@@ -7,8 +7,8 @@
  * let one key overwritten with 1 MiB values hold 100k × 1 MiB; the byte budget keeps that at the
  * budget, and a resume from further back than the log reaches gets a snapshot instead.
  */
-import type { Entry } from '../kv/kvmap.js';
-import { footprint } from '../wire/sizes.js';
+import type { Entry } from '../kv/index.js';
+import { footprint } from '../wire/index.js';
 
 export class ReplayLog {
   private readonly ring: (Entry | undefined)[];

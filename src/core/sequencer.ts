@@ -6,7 +6,7 @@
  * writes every change to a `Storage`; it holds no state of its own beyond which machines are
  * current. No I/O, no clock: time and fresh uuids are passed in.
  */
-import type { Entry } from '../kv/kvmap.js';
+import type { Entry } from '../kv/index.js';
 import type { Change, StateMachine } from './state-machine.js';
 import type { ReplayLogStats, Storage, StorageStage } from './storage.js';
 import type { Timeline } from './timeline.js';

@@ -6,7 +6,7 @@
  * Both nodes apply every change in sequence order; only the active asks `due` for the changes a
  * passed deadline calls for (TTL expiry today, redelivery later), and sequences them like writes.
  */
-import type { Entry } from '../kv/kvmap.js';
+import type { Entry } from '../kv/index.js';
 
 /** A change not yet sequenced: what a client asked for. */
 export interface Change {

@@ -9,7 +9,7 @@
  * `MemoryStorage` is today's behaviour: nothing survives the process, every change is durable as
  * soon as it is appended.
  */
-import type { Entry } from '../kv/kvmap.js';
+import type { Entry } from '../kv/index.js';
 import { ReplayLog } from './replay-log.js';
 import { Timeline, type StoredHistory } from './timeline.js';
 import { UuidWindow, isDedupeUuid, type UuidWindowOptions } from './uuid-window.js';

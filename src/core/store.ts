@@ -3,7 +3,7 @@
  * a `MemoryStorage`. This is the face the server and the pair use; the sequencing itself is in
  * sequencer.ts, the map and its TTLs in kv-machine.ts, the log and dedupe window in storage.ts.
  */
-import type { Entry, KvMap } from '../kv/kvmap.js';
+import type { Entry, KvMap } from '../kv/index.js';
 import { KvMachine } from './kv-machine.js';
 import { Sequencer, SequencerStage, type CommitResult, type ReplicateResult } from './sequencer.js';
 import type { Change } from './state-machine.js';

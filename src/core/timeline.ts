@@ -6,11 +6,8 @@
  * sequence falls before the next term began. Anything else must take a full snapshot, because the
  * same sequence numbers may mean different changes on the other branch (promise 4).
  */
-export interface TimelineEntry {
-  readonly term: string;
-  readonly epoch: number;
-  readonly startSequence: number;
-}
+import type { TimelineEntry } from '../wire/index.js';
+export type { TimelineEntry };
 
 const KEEP = 32;
 

@@ -10,7 +10,7 @@
  * `map.keys().next()` instead looks O(1) but walks V8's tombstones of earlier deletes, which made
  * this quadratic: 40 ms per thousand inserts past 100k.)
  */
-import { UUID_BYTES } from '../wire/chp.js';
+import { UUID_BYTES } from '../wire/index.js';
 
 const ZERO_UUID = '\0'.repeat(UUID_BYTES);
 

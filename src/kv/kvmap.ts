@@ -7,7 +7,7 @@
  * the Unix epoch) that this map only stores: the sequencer's key-value machine
  * (src/core/kv-machine.ts) schedules it and turns it into a sequenced delete on the active.
  */
-import type { PackedEntry } from '../wire/chp.js';
+import type { PackedEntry } from '../wire/index.js';
 
 export type Entry = PackedEntry;
 

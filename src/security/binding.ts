@@ -20,7 +20,7 @@
  * are remembered until their token could no longer start a session anyway.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { Fifo } from '../zmq/fifo.js';
+import { Fifo } from '../zmq/index.js';
 import type { SessionClaim } from './session.js';
 
 export interface SessionBinderOptions {

@@ -1,8 +1,12 @@
-/** The Clone server: snapshot ROUTER, publisher and collector sockets, quotas and snapshot streams. */
+/**
+ * The Clone server: snapshot ROUTER, publisher and collector sockets (sockets.ts), the request
+ * router and its handlers (router.ts, handlers/), TFOLLOW fan-out (followers.ts), publication
+ * (publishing.ts), quotas and snapshot streams. `CloneServer` (server.ts) wires them together.
+ */
+export { CloneServer } from './server.js';
+export { toChange } from './handlers/write.js';
 export {
-  CloneServer,
   DEFAULT_QUOTAS,
-  toChange,
   type ServerQuotas,
   type ServicePolicy,
   type Admission,
@@ -12,4 +16,4 @@ export {
   type SnapshotKind,
   type CloneServerOptions,
   type ServerEndpoints,
-} from './server.js';
+} from './types.js';

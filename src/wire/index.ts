@@ -2,4 +2,10 @@
 export * from './chp.js';
 export * from './sizes.js';
 export * from './native.js';
-export { encodePeerMessage, decodePeerMessage, type Heartbeat, type PeerMessage } from './peer.js';
+export {
+  encodePeerMessage,
+  decodePeerMessage,
+  type Heartbeat,
+  type PeerMessage,
+  type TimelineEntry,
+} from './peer.js';

@@ -72,15 +72,23 @@ export function encodePublication(kvmsg: readonly Buffer[]): Buffer[] {
   return [TPUB, ...kvmsg];
 }
 
+/**
+ * Whether a message's first frame names a native reply (TSYNC ... TPONG, or TPUB): what a client
+ * hands to `decodeReply`, as opposed to a CHP snapshot message (KVSYNC, KTHXBAI) on the same socket.
+ */
+export function isNativeReply(command: string): boolean {
+  return command === Native.PUBLISH || REPLY_FRAMES.has(command);
+}
+
 /** Frames a reply takes, [min, max]; the reason of a TERROR decides within its range. */
-const REPLY_FRAMES: Record<string, readonly [number, number]> = {
-  TSYNC: [3, 3],
-  TSYNCEND: [5, 5],
-  TACK: [4, 4],
-  TNOTACTIVE: [3, 4],
-  TERROR: [4, 6],
-  TPONG: [5, 7],
-};
+const REPLY_FRAMES = new Map<string, readonly [number, number]>([
+  ['TSYNC', [3, 3]],
+  ['TSYNCEND', [5, 5]],
+  ['TACK', [4, 4]],
+  ['TNOTACTIVE', [3, 4]],
+  ['TERROR', [4, 6]],
+  ['TPONG', [5, 7]],
+]);
 
 const DURABILITY: ReadonlySet<string> = new Set<Durability>(['replicated', 'degraded', 'single']);
 const NOT_ACTIVE: ReadonlySet<string> = new Set<NotActiveReason>([
@@ -106,7 +114,7 @@ export function decodeReply(frames: readonly Buffer[], limits: Limits = DEFAULT_
   } catch (error) {
     throw rethrown(error, command, undefined);
   }
-  const range = REPLY_FRAMES[command];
+  const range = REPLY_FRAMES.get(command); // a Map: no prototype keys (a command 'constructor')
   if (range === undefined)
     throw new NativeMsgError('unknown-command', `unknown reply ${JSON.stringify(command.slice(0, 32))}`);
   const reqId = decodeRequestId(frames[1]);

@@ -47,16 +47,16 @@ export function encodeRequest(request: SnapshotSocketRequest): Buffer[] {
 }
 
 /** Frames a command takes, routing id excluded: [min, max]. */
-const REQUEST_FRAMES: Record<string, readonly [number, number]> = {
-  [ICANHAZ]: [2, 2],
-  TSNAP: [3, 3],
-  TRESUME: [5, 5],
-  TSET: [3, 3],
-  TPING: [2, 2],
-  TVOTE: [2, 2],
-  TFOLLOW: [3, Infinity],
-  TUNFOLLOW: [2, 2],
-};
+const REQUEST_FRAMES = new Map<string, readonly [number, number]>([
+  [ICANHAZ, [2, 2]],
+  ['TSNAP', [3, 3]],
+  ['TRESUME', [5, 5]],
+  ['TSET', [3, 3]],
+  ['TPING', [2, 2]],
+  ['TVOTE', [2, 2]],
+  ['TFOLLOW', [3, Infinity]],
+  ['TUNFOLLOW', [2, 2]],
+]);
 
 /**
  * A request as a server received it (routing id stripped). Checks, in this order: the command,
@@ -65,7 +65,7 @@ const REQUEST_FRAMES: Record<string, readonly [number, number]> = {
  */
 export function decodeRequest(frames: readonly Buffer[], bounds: RequestBounds = {}): SnapshotSocketRequest {
   const command = frames[0]?.toString('latin1') ?? '';
-  const range = REQUEST_FRAMES[command];
+  const range = REQUEST_FRAMES.get(command); // a Map: no prototype keys (a command 'constructor')
   if (range === undefined)
     throw new NativeMsgError('unknown-command', `unknown command ${JSON.stringify(command.slice(0, 32))}`);
   const reqId = command === ICANHAZ ? undefined : decodeRequestId(frames[1]);

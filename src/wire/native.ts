@@ -14,4 +14,4 @@
  */
 export * from './native-types.js';
 export { encodeRequest, decodeRequest } from './native-requests.js';
-export { encodeReply, decodeReply, encodePublication } from './native-replies.js';
+export { encodeReply, decodeReply, encodePublication, isNativeReply } from './native-replies.js';

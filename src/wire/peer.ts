@@ -23,7 +23,13 @@ import {
   type PackedEntry,
 } from './index.js';
 import type { Role, State } from '../fsm/index.js';
-import type { TimelineEntry } from '../core/timeline.js';
+
+/** One promotion in the pair's history, as heartbeats and sync ends carry it (core/timeline.ts keeps them). */
+export interface TimelineEntry {
+  readonly term: string;
+  readonly epoch: number;
+  readonly startSequence: number;
+}
 
 export interface Heartbeat {
   readonly name: string;

@@ -45,7 +45,7 @@ describe('BatchSizer', () => {
   it('adopts the limits a refusing server names, so the same writes then fit', () => {
     const sizer = new BatchSizer({ maxBatchEntries: 10_000, maxBatchBytes: 16 << 20 }, 1000);
     const refused = writes(1000);
-    expect(sizer.refused(refused, Buffer.from('250'), Buffer.from(String(1 << 20)))).to.equal(true);
+    expect(sizer.refused(refused, { maxBatchEntries: 250, maxBatchBytes: 1 << 20 })).to.equal(true);
     expect(sizer.limits).to.deep.equal({ entries: 250, bytes: 1 << 20 });
     expect(sizer.next(refused)).to.equal(250);
   });
@@ -54,7 +54,7 @@ describe('BatchSizer', () => {
     const sizer = new BatchSizer({ maxBatchEntries: 10_000, maxBatchBytes: 16 << 20 }, 1000);
     expect(sizer.refused(writes(1000))).to.equal(true);
     expect(sizer.limits.entries).to.equal(500);
-    expect(sizer.refused(writes(500), Buffer.from('5000'), Buffer.from('garbage'))).to.equal(true);
+    expect(sizer.refused(writes(500), { maxBatchEntries: 5000, maxBatchBytes: 16 << 20 })).to.equal(true);
     expect(sizer.limits.entries).to.equal(250);
     // Repeated refusals shrink to single writes, never to zero.
     for (let n = 250; n > 1; n = sizer.limits.entries) sizer.refused(writes(n));
@@ -63,6 +63,6 @@ describe('BatchSizer', () => {
 
   it('says a refused single write cannot be helped by splitting', () => {
     const sizer = new BatchSizer({ maxBatchEntries: 10, maxBatchBytes: 100 });
-    expect(sizer.refused(writes(1, 1000), Buffer.from('10'), Buffer.from('100'))).to.equal(false);
+    expect(sizer.refused(writes(1, 1000), { maxBatchEntries: 10, maxBatchBytes: 100 })).to.equal(false);
   });
 });

@@ -1,7 +1,13 @@
 /** The client's bookkeeping for finding the active (src/client/discovery.ts): pure, given `now`. */
 import { expect } from 'chai';
-import { describeSeen, Discovery, parsePong } from '../../../src/client/discovery.js';
-import { Native } from '../../../src/wire/index.js';
+import { describeSeen, Discovery, pongOf } from '../../../src/client/discovery.js';
+import {
+  decodeReply,
+  encodeRequestId,
+  encodeSequence,
+  Native,
+  type PongReply,
+} from '../../../src/wire/index.js';
 
 const A = 'tcp://a:1';
 const B = 'tcp://b:1';
@@ -69,14 +75,15 @@ describe('Discovery', () => {
     expect(describeSeen(d.seen())).to.equal(`${A} no connection (refused or down); ${B} no answer`);
   });
 
-  it('parsePong reads the optional heartbeat and history, and tolerates old 5-frame replies', () => {
-    const f = (...xs: string[]) => [Native.PONG, 'rid', ...xs].map((x) => Buffer.from(x));
-    expect(parsePong(f('ACTIVE', 'seq', 'term', '100', 'complete'))).to.deep.equal({
+  it('pongOf reads the optional heartbeat and history of a decoded TPONG, and takes old 5-frame replies', () => {
+    const pong = (...frames: Buffer[]) =>
+      decodeReply([Buffer.from(Native.PONG), encodeRequestId(7), ...frames]) as PongReply;
+    const head = [Buffer.from('ACTIVE'), encodeSequence(3), Buffer.from('term')];
+    expect(pongOf(pong(...head, Buffer.from('100'), Buffer.from('complete')))).to.deep.equal({
       state: 'ACTIVE',
       heartbeatMs: 100,
       history: 'complete',
     });
-    expect(parsePong(f('PASSIVE', 'seq', 'term'))).to.deep.equal({ state: 'PASSIVE' });
-    expect(parsePong(f('PASSIVE', 'seq', 'term', 'x', 'maybe'))).to.deep.equal({ state: 'PASSIVE' });
+    expect(pongOf(pong(...head))).to.deep.equal({ state: 'ACTIVE' });
   });
 });

@@ -3,12 +3,12 @@
  *
  * - `FakeClock` implements the client's `Clock`: time moves only when a test advances it, and
  *   every due interval callback runs once per period, in time order.
- * - `FakeServer` holds a map, a sequence, a replay log and a term history, and answers (decoding
- *   and encoding with the real codec, src/wire/native.ts) the native
- *   requests the way `src/server/server.ts` does (TSNAP/TRESUME -> TSYNC* + TSYNCEND, TSET -> TACK
+ * - `FakeServer` holds a map, a sequence, a replay log and a term history, and answers the native
+ *   requests, decoded and encoded with the real codec (src/wire/native.ts), the way the real
+ *   server does (src/server/router.ts, handlers/): TSNAP/TRESUME -> TSYNC* + TSYNCEND, TSET -> TACK
  *   or TNOTACTIVE 'not-active', de-duplication by uuid, ICANHAZ? -> KVSYNC* + KTHXBAI, TPING ->
  *   TPONG with heartbeat and history, TVOTE -> TPONG ACTIVE or TNOTACTIVE 'peer-alive' /
- *   'no-history'). Its state decides what it does: ACTIVE serves, PASSIVE says TNOTACTIVE (and
+ *   'no-history'. Its state decides what it does: ACTIVE serves, PASSIVE says TNOTACTIVE (and
  *   ignores ICANHAZ?) unless it accepts votes, SILENT (a frozen process) takes requests and
  *   answers nothing, DEAD takes nothing and fails every send. A twinstar server advertises
  *   `twinstar=1` and `hugz-ms` on KTHXBAI and HUGZ; a plain (RFC 12 / guide) one does not.

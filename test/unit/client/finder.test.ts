@@ -37,6 +37,7 @@ function setup(mode: 'native' | 'chp') {
       reqId: () => reqId++,
       unavailable: () => undefined,
       usable: (server) => !quarantined.has(server),
+      random: () => 0,
     },
     ['tcp://127.0.0.1:5556', 'tcp://127.0.0.1:5566'],
     SERVER_TIMEOUT,

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { Client, type ClientOptions } from '../../../src/client/client.js';
 import type { Status } from '../../../src/client/session.js';
 import { ICANHAZ, Native } from '../../../src/wire/index.js';
-import { NoActiveError, TimeoutError, UnavailableError } from '../../../src/errors.js';
+import { InvalidArgumentError, NoActiveError, TimeoutError, UnavailableError } from '../../../src/errors.js';
 import { FakeNetwork, type FakeServer, type FakeServerOptions } from './fake-server.js';
 
 const A = 'tcp://127.0.0.1:5556';
@@ -119,6 +119,28 @@ describe('Client: finding the active', function () {
       expect(s.b.votes).to.have.length(1);
       expect(s.failovers).to.deep.equal([`${A}->${B}`]);
       expect(s.client.getString('/k')).to.equal('v');
+    });
+
+    it('the random option spreads the first vote: an early draw votes sooner than a late one (votes.ts)', async () => {
+      const voteDelay = async (draw: number) => {
+        const s = setup({ b: { acceptVotes: true } }, { mode: 'native', random: () => draw });
+        await s.client.ready(1000);
+        await s.net.advance(300);
+        s.a.setState('DEAD');
+        const died = s.net.clock.now();
+        await advanceUntil(s.net, () => s.b.votes.length > 0, 3000, 10);
+        expect(s.b.votes, `draw ${draw}: voted`).to.have.length(1);
+        return s.b.votes[0]!.at - died;
+      };
+      const early = await voteDelay(0);
+      const late = await voteDelay(0.98);
+      expect(late, 'fake time: the late draw waits ~49 ms more').to.be.greaterThan(early);
+    });
+
+    it('rejects a random option that is not a function', () => {
+      expect(() => new Client({ servers: [A], random: 0.5 as unknown as () => number })).to.throw(
+        InvalidArgumentError,
+      );
     });
 
     it('the only reachable node has no complete history: connect gets UnavailableError(no-history) at once, not after the connect timeout, and no vote is sent', async () => {
@@ -272,13 +294,27 @@ describe('Client: finding the active', function () {
       expect(iterated).to.deep.equal(types);
     });
 
+    it("ready()'s timeout is on the injected clock: pending through 999 ms of fake time, NoActiveError at 1000 ms", async () => {
+      const s = setup({ a: { state: 'DEAD' }, b: { state: 'DEAD' } }, { mode: 'native' });
+      const ready = outcome(s.client.ready(1000));
+      await s.net.advance(990);
+      expect(ready.settled, 'still waiting before its timeout').to.equal(false);
+      await s.net.advance(100);
+      expect(ready.settled, 'timed out in fake time, no real timer needed').to.equal(true);
+      expect(ready.error).to.be.instanceOf(NoActiveError);
+      expect((ready.error as Error).message).to.match(/within 1000 ms/);
+    });
+
     it('connect times out with NoActiveError saying what each server did: no connection, answered PASSIVE', async () => {
       const s = setup({ a: { state: 'DEAD' } }, { mode: 'native' });
       await s.net.advance(1500);
-      const error = await s.client.ready(20).then(
+      // ready()'s timeout runs on the injected clock: fake time decides it, not a real timer
+      const waiting = s.client.ready(20).then(
         () => undefined,
         (e: unknown) => e,
       );
+      await s.net.advance(100);
+      const error = await waiting;
       expect(error).to.be.instanceOf(NoActiveError);
       expect(error).to.be.instanceOf(TimeoutError);
       expect((error as NoActiveError).seen).to.deep.equal([

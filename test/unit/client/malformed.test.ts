@@ -154,25 +154,30 @@ describe('Client: malformed messages from a server', function () {
     expect(s.client.sequence).to.equal(4);
   });
 
-  it('a TACK whose sequence frame is short is dropped (ack-size): the write is not settled by it, is re-sent with its uuid, and resolves with its real sequence', async () => {
-    const s = setup();
-    await s.net.settle();
-    await s.client.ready(100);
-    await s.net.advance(200);
-    s.tamper.reply = nthOf(Native.ACK, 1, (f) => [f[0]!, f[1]!, f[2]!.subarray(0, 4), f[3]!]);
-    let outcome: number | Error | undefined;
-    s.client.set('/s/w', 'x').then(
-      (seq) => (outcome = seq),
-      (error: Error) => (outcome = error),
-    );
-    await s.net.settle();
-    expect(outcome, 'settled by a malformed acknowledgement').to.equal(undefined);
-    expect(s.client.stats().dropped).to.deep.equal({ 'ack-size': 1 });
-    await s.net.advance(SERVER_TIMEOUT + 300);
-    expect(outcome).to.equal(5);
-    expect(s.a.changesOf('/s/w'), 'applied once (same uuid)').to.equal(1);
-    expect(s.client.getString('/s/w')).to.equal('x');
-  });
+  for (const [what, cut, reason] of [
+    ['short (4 bytes: the codec refuses it)', 4, 'sequence-size'],
+    ['empty (no sequence for the write: the client refuses it)', 0, 'ack-size'],
+  ] as const) {
+    it(`a TACK whose sequence frame is ${what} is dropped (${reason}): the write is not settled by it, is re-sent with its uuid, and resolves with its real sequence`, async () => {
+      const s = setup();
+      await s.net.settle();
+      await s.client.ready(100);
+      await s.net.advance(200);
+      s.tamper.reply = nthOf(Native.ACK, 1, (f) => [f[0]!, f[1]!, f[2]!.subarray(0, cut), f[3]!]);
+      let outcome: number | Error | undefined;
+      s.client.set('/s/w', 'x').then(
+        (seq) => (outcome = seq),
+        (error: Error) => (outcome = error),
+      );
+      await s.net.settle();
+      expect(outcome, 'settled by a malformed acknowledgement').to.equal(undefined);
+      expect(s.client.stats().dropped).to.deep.equal({ [reason]: 1 });
+      await s.net.advance(SERVER_TIMEOUT + 300);
+      expect(outcome).to.equal(5);
+      expect(s.a.changesOf('/s/w'), 'applied once (same uuid)').to.equal(1);
+      expect(s.client.getString('/s/w')).to.equal('x');
+    });
+  }
 
   it('a malformed KVPUB for a subtree client is dropped and counted, and a resume brings the change it carried', async () => {
     const s = setup({ subtree: '/s/' });
@@ -204,6 +209,21 @@ describe('Client: malformed messages from a server', function () {
     await s.net.advance(200);
     expect(seen).to.include.members(['/s/k1', '/s/k3', '/s/k4', '/s/k5']);
     expect(s.client.getString('/s/k5')).to.equal('later');
+  });
+
+  it('a native reply the codec refuses (a TPONG with a frame too many) is dropped as frame-count, and that server is not chosen', async () => {
+    const s = setup();
+    // Every TPONG from A carries an extra frame: A answers ACTIVE, but never in a decodable reply.
+    s.tamper.reply = (f) => (f[0]?.toString('latin1') === Native.PONG ? [...f, Buffer.from('extra')] : f);
+    await s.net.advance(200);
+    expect(s.client.stats().dropped['frame-count'], 'dropped and counted').to.be.greaterThan(0);
+    expect(s.drops[0]).to.include({ server: A, source: 'reply', reason: 'frame-count' });
+    expect(s.client.server, 'A is not used').to.equal(undefined);
+    expect(s.a.syncRequests, 'no sync asked of A').to.have.length(0);
+    // The same pongs decodable again: A is taken once its quarantine is over and it is pinged again.
+    s.tamper.reply = (f) => f;
+    for (let i = 0; i < 30 && s.client.server === undefined; i++) await s.net.advance(100);
+    expect(s.client.server).to.equal(A);
   });
 
   it('a reply that is no message of the protocol is counted as unexpected-reply', async () => {

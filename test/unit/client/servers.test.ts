@@ -1,8 +1,8 @@
 /**
- * Server addresses and vote bookkeeping (src/client/servers.ts).
+ * Server addresses (src/client/servers.ts); the vote bookkeeping has its own test (votes.test.ts).
  */
 import { expect } from 'chai';
-import { parseServer, VoteBook } from '../../../src/client/servers.js';
+import { parseServer } from '../../../src/client/servers.js';
 import { InvalidArgumentError } from '../../../src/errors.js';
 
 describe('parseServer', () => {
@@ -50,67 +50,5 @@ describe('parseServer', () => {
         /tcp:\/\/HOST:PORT/,
       );
     }
-  });
-});
-
-describe('VoteBook', () => {
-  it('every server is due before any vote is sent', () => {
-    expect(new VoteBook(1000).due(3, 0)).to.deep.equal([0, 1, 2]);
-    expect(new VoteBook(1000).due(0, 0)).to.deep.equal([]);
-  });
-
-  it('a server with an outstanding vote is not due until the vote timeout has passed', () => {
-    const book = new VoteBook(1000);
-    book.sent(1, 77, 5000);
-    expect(book.due(2, 5000)).to.deep.equal([0]);
-    expect(book.due(2, 6000)).to.deep.equal([0], 'exactly the timeout is still outstanding');
-    expect(book.due(2, 6001)).to.deep.equal([0, 1]);
-  });
-
-  it('serverOf(reqId) finds the server of an outstanding vote only', () => {
-    const book = new VoteBook(1000);
-    book.sent(0, 10, 0);
-    book.sent(1, 11, 0);
-    expect(book.serverOf(10)).to.equal(0);
-    expect(book.serverOf(11)).to.equal(1);
-    expect(book.serverOf(12)).to.equal(undefined);
-    book.sent(0, 13, 1); // a new vote replaces the old one
-    expect(book.serverOf(10)).to.equal(undefined);
-    expect(book.serverOf(13)).to.equal(0);
-  });
-
-  it('settle() makes the server due again at once and forgets its reqId', () => {
-    const book = new VoteBook(1000);
-    book.sent(0, 10, 0);
-    book.sent(1, 11, 0);
-    book.settle(0);
-    expect(book.due(2, 1)).to.deep.equal([0]);
-    expect(book.serverOf(10)).to.equal(undefined);
-    expect(book.serverOf(11)).to.equal(1);
-  });
-
-  it('clear() forgets every vote', () => {
-    const book = new VoteBook(1000);
-    book.sent(0, 10, 0);
-    book.sent(1, 11, 0);
-    book.clear();
-    expect(book.due(2, 1)).to.deep.equal([0, 1]);
-    expect(book.serverOf(11)).to.equal(undefined);
-  });
-
-  it('refused() backs off with a growing, jittered wait, so that clients do not vote in lockstep', () => {
-    const low = new VoteBook(1000, { baseMs: 50, maxMs: 1000, random: () => 0 });
-    const high = new VoteBook(1000, { baseMs: 50, maxMs: 1000, random: () => 0.99 });
-    low.sent(0, 1, 0);
-    expect(low.refused(0, 0)).to.equal(25);
-    expect(low.isDue(0, 24)).to.equal(false);
-    expect(low.isDue(0, 25)).to.equal(true);
-    expect(low.refused(0, 25)).to.equal(50);
-    expect(low.refused(0, 75)).to.equal(100);
-    for (let i = 0; i < 10; i++) low.refused(0, 0);
-    expect(low.refused(0, 0), 'capped').to.equal(500);
-    high.sent(0, 1, 0);
-    expect(high.refused(0, 0)).to.be.closeTo(74.5, 0.01);
-    expect(high.serverOf(1)).to.equal(undefined);
   });
 });

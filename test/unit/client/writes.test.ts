@@ -7,13 +7,7 @@ import { expect } from 'chai';
 import { ReplyError } from '../../../src/client/drops.js';
 import type { Link } from '../../../src/client/transport.js';
 import { Writes } from '../../../src/client/writes.js';
-import {
-  decodeRequestId,
-  DEFAULT_LIMITS,
-  encodeSequence,
-  Native,
-  unpackBatch,
-} from '../../../src/wire/index.js';
+import { decodeRequest, DEFAULT_LIMITS, type NativeRequest } from '../../../src/wire/index.js';
 import { TimeoutError } from '../../../src/errors.js';
 
 function setup() {
@@ -51,19 +45,14 @@ function setup() {
       (seq) => outcomes.set(key, seq),
       (error: unknown) => outcomes.set(key, error),
     );
-  /** [TACK, reqId, sequences, durability] */
-  const ack = (reqId: number, seqs: number[]) => [
-    Buffer.from(Native.ACK),
-    Buffer.alloc(0),
-    Buffer.concat(seqs.map((s) => encodeSequence(s))),
-    Buffer.from('replicated'),
-  ];
   const flushed = () => new Promise((resolve) => setImmediate(resolve));
-  return { sent, state, writes, outcomes, issue, ack, flushed };
+  return { sent, state, writes, outcomes, issue, flushed };
 }
 
-const reqIdOf = (frames: Buffer[]) => decodeRequestId(frames[1])!;
-const keysOf = (frames: Buffer[]) => unpackBatch(frames[2]!).map((e) => e.key);
+/** A TSET the pipeline sent, decoded by the codec. */
+const tset = (frames: Buffer[]) => decodeRequest(frames) as Extract<NativeRequest, { command: 'TSET' }>;
+const reqIdOf = (frames: Buffer[]) => tset(frames).reqId;
+const keysOf = (frames: Buffer[]) => tset(frames).writes.map((e) => e.key);
 
 describe('Writes (the client write pipeline)', () => {
   it('a key outside the subtree resolves on its acknowledgement; one inside waits until the replica has applied it', async () => {
@@ -72,7 +61,7 @@ describe('Writes (the client write pipeline)', () => {
     void w.issue('/other/k');
     await w.flushed();
     expect(w.sent.map(keysOf)).to.deep.equal([['/app/k', '/other/k']]);
-    w.writes.onAck(reqIdOf(w.sent[0]!), w.ack(0, [11, 12]));
+    w.writes.onAck(reqIdOf(w.sent[0]!), [11, 12], 'replicated');
     await w.flushed();
     expect(w.outcomes.get('/other/k')).to.equal(12);
     expect(w.outcomes.has('/app/k'), 'resolved before the replica had it').to.equal(false);
@@ -89,14 +78,14 @@ describe('Writes (the client write pipeline)', () => {
     void w.issue('/app/b');
     await w.flushed();
     const first = w.sent[0]!;
-    expect(() => w.writes.onAck(reqIdOf(first), w.ack(0, [11]))).to.throw(ReplyError);
+    expect(() => w.writes.onAck(reqIdOf(first), [11], 'replicated')).to.throw(ReplyError);
     expect(w.writes.waiting(reqIdOf(first))).to.equal(true);
     expect(w.writes.pending).to.equal(2);
     w.state.now = 250;
     w.writes.retryUnanswered(w.state.now);
     await w.flushed();
     expect(w.sent).to.have.length(2);
-    const uuids = (frames: Buffer[]) => unpackBatch(frames[2]!).map((e) => e.uuid);
+    const uuids = (frames: Buffer[]) => tset(frames).writes.map((e) => e.uuid);
     expect(uuids(w.sent[1]!)).to.deep.equal(uuids(first));
   });
 
@@ -104,7 +93,7 @@ describe('Writes (the client write pipeline)', () => {
     const w = setup();
     void w.issue('/app/k');
     await w.flushed();
-    w.writes.onAck(reqIdOf(w.sent[0]!), w.ack(0, [20]));
+    w.writes.onAck(reqIdOf(w.sent[0]!), [20], 'replicated');
     w.state.now = 300;
     w.writes.expire(w.state.now);
     expect(w.state.stalls, 'a resume asked for').to.equal(1);

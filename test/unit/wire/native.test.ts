@@ -11,6 +11,7 @@ import {
   encodePublication,
   encodeReply,
   encodeRequest,
+  isNativeReply,
   Native,
   NativeMsgError,
   type NativeReply,
@@ -197,6 +198,20 @@ describe('wire/native: the native codec', () => {
     for (const command of Object.values(Native)) expect(commands.has(command), command).to.equal(true);
   });
 
+  it('a command named like an Object property (constructor, __proto__...) is unknown, not a request', () => {
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+      const frames = [Buffer.from(name), Buffer.from(RID, 'hex')];
+      expect(
+        reasonOf(() => decodeRequest(frames)),
+        name,
+      ).to.equal('unknown-command');
+      expect(
+        reasonOf(() => decodeReply(frames)),
+        name,
+      ).to.equal('unknown-command');
+    }
+  });
+
   describe('requests', () => {
     for (const v of REQUESTS) {
       it(`${v.name}: encodes to the exact bytes and decodes back`, () => {
@@ -316,6 +331,12 @@ describe('wire/native: the native codec', () => {
         expect(decodeReply(buffers(v.frames))).to.deep.equal(v.message);
       });
     }
+
+    it('isNativeReply names every reply command and nothing else', () => {
+      for (const v of REPLIES) expect(isNativeReply(v.message.command), v.name).to.equal(true);
+      for (const other of ['TSNAP', 'TPING', 'KTHXBAI', '/a', '', 'constructor'])
+        expect(isNativeReply(other), other).to.equal(false);
+    });
 
     it('a publication of frames already encoded is the TPUB of that kvmsg', () => {
       expect(bytes(encodePublication(encodeKvMsg(KVPUB)))).to.deep.equal(REPLIES.at(-1)!.frames);

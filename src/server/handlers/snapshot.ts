@@ -1,0 +1,212 @@
+/**
+ * Snapshot requests: the plain RFC 12 ICANHAZ? (KVSYNC* then KTHXBAI) and the native TSNAP and
+ * TRESUME (TSYNC* then TSYNCEND). The router has already rate-limited, checked read rights and
+ * admitted the request; these handlers take the point-in-time view and stream it (snapshot-streams.ts).
+ */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { Principal } from '../../security/index.js';
+import {
+  encodeKthxbai,
+  encodeKvMsg,
+  encodeReply,
+  Native,
+  type NativeRequest,
+  chunkBytes,
+  packedSize,
+  sizedChunks,
+} from '../../wire/index.js';
+import type { Entry } from '../../kv/index.js';
+import {
+  chunksThenLast,
+  eachThenLast,
+  measureInTurns,
+  QUEUED_FRAME_BYTES,
+  type Measured,
+  type PreparedStream,
+  type StreamEnd,
+} from '../snapshot-streams.js';
+import type { ServerContext } from '../context.js';
+
+/** Plain RFC 12 snapshot, after the vote was accepted. */
+export function serveChpSnapshot(
+  ctx: ServerContext,
+  identity: Buffer,
+  subtree: string,
+  principal: Principal | undefined,
+): void {
+  const started = ctx.now();
+  const sequence = ctx.store.sequence;
+  const generation = ctx.generation();
+  let count = 0;
+  const ending = ctx.streams.serve(identity.toString('latin1'), async () => {
+    // The point-in-time view is taken now, in one O(n) step; the stream walks it with an index.
+    const all = ctx.store.map.snapshot('');
+    if (!(await whenPublishable(ctx, sequence, generation))) return undefined;
+    const entries = await filterInTurns(all, subtree, principal);
+    if (ctx.generation() !== generation) return undefined;
+    count = entries.length;
+    // One KVSYNC per entry: identity and five frames, the entry's bytes in them.
+    const measured = await measureInTurns(
+      mapIterable(entries, (entry) => ({
+        message: entry,
+        bytes: packedSize(entry) + 6 * QUEUED_FRAME_BYTES,
+      })),
+      ctx.quotas.clientQueue,
+    );
+    return {
+      bytes: measured.bytes,
+      source: eachThenLast(
+        measured.messages,
+        (entry) => [identity, ...encodeKvMsg(entry)],
+        () => [identity, ...encodeKthxbai(sequence, subtree, ctx.advertised)],
+      ),
+    };
+  });
+  // At the cap: a CHP client is not told (RFC 12 has no such answer); dropped and counted.
+  if (ending === undefined) {
+    ctx.events.emit('dropped', 'snapshot', 'busy');
+    return;
+  }
+  void ending.then((end) => {
+    if (end === 'busy') ctx.events.emit('dropped', 'snapshot', 'busy');
+    streamEnded(ctx, end);
+    if (end === 'done') ctx.events.emit('snapshot', 'chp', count, ctx.now() - started);
+  });
+}
+
+/** Native snapshot or resume, after admission: packed chunks, then TSYNCEND saying which it was. */
+export function serveNativeSync(
+  ctx: ServerContext,
+  identity: Buffer,
+  request: Extract<NativeRequest, { command: 'TSNAP' | 'TRESUME' }>,
+  principal: Principal | undefined,
+): void {
+  const { reqId, subtree } = request;
+  const started = ctx.now();
+  const sequence = ctx.store.sequence;
+  const term = ctx.policy.term();
+  const generation = ctx.generation();
+  let changes: Entry[] | undefined;
+  if (request.command === Native.RESUME) {
+    const { fromSequence, term: fromTerm } = request;
+    if (ctx.policy.onTimeline(fromSequence, fromTerm))
+      changes = ctx.store.changesSince(fromSequence, subtree);
+  }
+  const kind = changes === undefined ? 'snapshot' : 'resume';
+  let count = 0;
+  const ending = ctx.streams.serve(
+    identity.toString('latin1'),
+    async (): Promise<PreparedStream | undefined> => {
+      // One O(n) step takes the point-in-time view; filtering it by subtree runs across turns.
+      const all = changes ?? ctx.store.map.snapshot('');
+      if (!(await whenPublishable(ctx, sequence, generation))) return undefined;
+      const entries = await filterInTurns(all, changes ? '' : subtree, principal);
+      if (ctx.generation() !== generation) return undefined;
+      count = entries.length;
+      // Chunks as large as allowed; if a full pipe of those would not fit the per-client byte
+      // budget, cut again, small enough that it does.
+      let measured = await measureChunks(ctx, entries, chunkBytes(ctx.options.limits));
+      if (measured.bytes > ctx.quotas.maxSnapshotBytesPerClient)
+        measured = await measureChunks(ctx, entries, streamChunkBytes(ctx));
+      return {
+        bytes: measured.bytes,
+        source: chunksThenLast(
+          measured.messages[Symbol.iterator](),
+          (slice) => [identity, ...encodeReply({ command: 'TSYNC', reqId, entries: slice })],
+          () => [identity, ...encodeReply({ command: 'TSYNCEND', reqId, sequence, term, kind })],
+        ),
+      };
+    },
+  );
+  if (ending === undefined) {
+    const { streams, quotas } = ctx;
+    refuseBusy(
+      ctx,
+      identity,
+      reqId,
+      `${streams.size} snapshot streams in progress, limit ${quotas.maxSnapshotStreams}`,
+    );
+    return;
+  }
+  void ending.then((end) => {
+    if (end === 'busy') {
+      const { streams, quotas } = ctx;
+      refuseBusy(
+        ctx,
+        identity,
+        reqId,
+        `snapshot streams hold ${streams.reservedBytes} bytes, limit ${quotas.maxSnapshotBytes}`,
+      );
+    }
+    streamEnded(ctx, end);
+    if (end === 'done')
+      ctx.events.emit('snapshot', kind === 'resume' ? 'resume' : 'native', count, ctx.now() - started);
+  });
+}
+
+/**
+ * A snapshot or resume may show clients only what the passive holds, like the publisher: wait
+ * until its sequence is durable. False if this node stopped being active meanwhile, or is active
+ * again under a later generation (a later term: the view taken belongs to the old one). The same
+ * generation guard follows the filtering, which runs across event-loop turns.
+ */
+function whenPublishable(ctx: ServerContext, sequence: number, generation: number): Promise<boolean> {
+  if (sequence <= ctx.policy.publishableUpTo()) return Promise.resolve(true);
+  return ctx.policy.durable(sequence).then(
+    () => ctx.isActive() && ctx.generation() === generation,
+    () => false,
+  );
+}
+
+/** At a cap: the client is told so, backs off and asks again (docs/protocol.md). */
+function refuseBusy(ctx: ServerContext, identity: Buffer, reqId: number, detail: string): void {
+  ctx.reply(identity, { command: 'TERROR', reqId, reason: 'busy', message: detail });
+  ctx.events.emit('dropped', 'snapshot', 'busy');
+}
+
+function measureChunks(ctx: ServerContext, entries: Entry[], maxBytes: number): Promise<Measured<Entry[]>> {
+  const chunks = sizedChunks(entries, ctx.options.snapshotChunk, maxBytes);
+  return measureInTurns(
+    mapIterable(chunks, (chunk) => ({
+      message: chunk.entries,
+      bytes: chunk.bytes + 4 * QUEUED_FRAME_BYTES,
+    })),
+    ctx.quotas.clientQueue,
+  );
+}
+
+/**
+ * Target bytes of one native snapshot chunk: a pipe full of them (clientQueue) stays within the
+ * per-client budget, but never below 4 KiB (tiny chunks cost more than they save) nor above what
+ * a client's socket accepts.
+ */
+function streamChunkBytes(ctx: ServerContext): number {
+  const { quotas } = ctx;
+  const fit = Math.floor(quotas.maxSnapshotBytesPerClient / quotas.clientQueue) - 4 * QUEUED_FRAME_BYTES;
+  return Math.min(chunkBytes(ctx.options.limits), Math.max(4096, fit));
+}
+
+/** A stream that did not finish is counted under why (the caps' refusals are counted apart). */
+function streamEnded(ctx: ServerContext, end: StreamEnd): void {
+  if (end === 'client-gone' || end === 'send-failed' || end === 'stalled')
+    ctx.events.emit('dropped', 'snapshot', end);
+}
+
+function* mapIterable<T, U>(items: Iterable<T>, f: (item: T) => U): Generator<U> {
+  for (const item of items) yield f(item);
+}
+
+/**
+ * The entries under a prefix that the principal may read (all of them when security is off),
+ * scanning 50k per event-loop turn so a big map never stalls the reactor.
+ */
+async function filterInTurns(entries: Entry[], prefix: string, principal?: Principal): Promise<Entry[]> {
+  if (prefix === '' && (principal === undefined || principal.readsEverything)) return entries;
+  const out: Entry[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    const key = entries[i]!.key;
+    if (key.startsWith(prefix) && (principal === undefined || principal.canRead(key))) out.push(entries[i]!);
+    if (i % 50_000 === 49_999) await yieldToLoop();
+  }
+  return out;
+}

@@ -1,0 +1,119 @@
+/**
+ * Acknowledged writes (TSET): each write is checked (TTL), then the router checks write rights
+ * and admission, then every write is sequenced and the batch is answered once all of them are
+ * durable (promise 2). Nothing of a batch that cannot be applied whole is applied.
+ */
+import type { Principal } from '../../security/index.js';
+import {
+  checkedTtlSeconds,
+  KvMsgError,
+  type KvMsg,
+  type Limits,
+  type PackedEntry,
+} from '../../wire/index.js';
+import type { Change } from '../../core/index.js';
+import type { ServerContext } from '../context.js';
+
+/**
+ * The writes of a TSET as changes to sequence. A write that cannot be (a TTL out of range) fails
+ * the batch: the client is told why (TERROR) and the error is thrown on, to be counted.
+ */
+export function toChanges(
+  ctx: ServerContext,
+  identity: Buffer,
+  reqId: number,
+  writes: readonly PackedEntry[],
+  now: number,
+): Change[] {
+  try {
+    return writes.map((write) => toChange(write, now, ctx.options.limits));
+  } catch (error) {
+    // The request id is readable, so say why instead of leaving the client to time out and
+    // retry a batch that can never succeed. Nothing in the batch is applied.
+    if (error instanceof KvMsgError) refuseWrites(ctx, identity, reqId, error);
+    throw error;
+  }
+}
+
+/** A TSET that cannot be applied: TERROR with the reason, and the limits if it was too large. */
+export function refuseWrites(ctx: ServerContext, identity: Buffer, reqId: number, error: KvMsgError): void {
+  const { maxBatchEntries, maxBatchBytes } = ctx.options.limits;
+  ctx.reply(identity, {
+    command: 'TERROR',
+    reqId,
+    reason: error.reason,
+    message: error.message,
+    ...(error.reason === 'batch-too-large' ? { fit: { maxBatchEntries, maxBatchBytes } } : {}),
+  });
+}
+
+/**
+ * Nothing of a batch with a key the client may not write is applied. TERROR lists the refused
+ * writes (4-byte indexes) so the client fails those and sends the others again. False when every
+ * write is allowed.
+ */
+export function refuseUnwritable(
+  ctx: ServerContext,
+  identity: Buffer,
+  reqId: number,
+  changes: readonly Change[],
+  principal: Principal,
+): boolean {
+  if (changes.every((change) => principal.canWrite(change.key))) return false;
+  const refused = changes.flatMap((change, i) => (principal.canWrite(change.key) ? [] : [i]));
+  for (let i = 0; i < refused.length; i++) ctx.events.emit('denied', 'write', principal.name);
+  ctx.events.emit('dropped', 'snapshot', 'access-denied');
+  const first = changes[refused[0]!]!.key;
+  ctx.reply(identity, {
+    command: 'TERROR',
+    reqId,
+    reason: 'access-denied',
+    message: `client ${principal.name} may not write ${JSON.stringify(first.slice(0, 200))}`,
+    refused,
+  });
+  return true;
+}
+
+/** Sequence each write (a duplicate keeps its first sequence), then TACK once all are durable. */
+export function applyWrites(
+  ctx: ServerContext,
+  identity: Buffer,
+  reqId: number,
+  changes: Change[],
+  now: number,
+): void {
+  const sequences = changes.map((change) => {
+    const result = ctx.commit(change, 'native', now);
+    return result.duplicate ? result.sequence : result.entry.sequence;
+  });
+  let highest = 0; // a loop, not Math.max(...sequences): a spread of 120k+ overflows the stack
+  for (const sequence of sequences) if (sequence > highest) highest = sequence;
+  ctx.policy.durable(highest).then(
+    (durability) => {
+      ctx.reply(identity, { command: 'TACK', reqId, sequences, durability });
+      ctx.events.emit('acknowledged', changes, durability);
+    },
+    () =>
+      ctx.reply(identity, {
+        command: 'TNOTACTIVE',
+        reqId,
+        state: ctx.policy.stateName(),
+        reason: 'not-active',
+      }),
+  );
+}
+
+/**
+ * A client's KVSET (or native write) as a change to sequence: relative TTL becomes a deadline.
+ * A TTL outside the limits' range is refused.
+ */
+export function toChange(msg: KvMsg, now: number, limits: Limits): Change {
+  const ttl = checkedTtlSeconds(msg.properties, limits);
+  return {
+    key: msg.key,
+    uuid: msg.uuid,
+    properties: msg.properties,
+    body: msg.body,
+    expiresAt: ttl > 0 && msg.body.length > 0 ? now + ttl * 1000 : 0,
+  };
+}

@@ -1,0 +1,171 @@
+/**
+ * The three client-facing sockets of one node (RFC 12), their options, binds, receive loops and
+ * outboxes, and the rebind that ends every connection when the allow-list changes.
+ *
+ *   snapshot  ROUTER  requests (ICANHAZ? and the native ones) and their replies, TPUB to followers
+ *   publisher PUB     KVPUB for every change, HUGZ every heartbeat
+ *   collector SUB     KVSET from CHP clients, fire-and-forget
+ *
+ * Sends never wait (`sendTimeout: 0`): a client whose pipe is full fails its send, which the
+ * outbox reports. A frame above what the limits allow disconnects its sender before it is ever
+ * buffered (`maxMessageSize`, wire/sizes.ts).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as zmq from 'zeromq';
+import type { Logger } from '../log/index.js';
+import {
+  curveServerOptions,
+  notifyConnections,
+  watchHandshakes,
+  type Domain,
+  type Guard,
+} from '../security/index.js';
+import { type Limits, socketFrameLimits } from '../wire/index.js';
+import { Outbox, receiveLoop } from '../zmq/index.js';
+import type { ServerEndpoints, ServerQuotas } from './types.js';
+
+export interface SocketOptions {
+  host: string;
+  /** snapshot port; publisher is port + 1 and collector port + 2 */
+  port: number;
+  limits: Limits;
+  quotas: ServerQuotas;
+  log: Logger;
+  context?: zmq.Context;
+  guard?: Guard;
+  /** a reply posted on the snapshot socket failed (its first frame is the client's routing id) */
+  onSnapshotSendFailed(error: unknown, frames: Buffer[]): void;
+}
+
+/** what one queued update costs each subscriber's pipe: 5 frames of 64-byte zmq_msg_t */
+const SUBSCRIBER_BYTES_PER_UPDATE = 5 * 64;
+
+export class ServerSockets {
+  readonly endpoints: ServerEndpoints;
+  readonly router: zmq.Router;
+  readonly publisher: zmq.Publisher;
+  readonly collector: zmq.Subscriber;
+  /** every send on the snapshot ROUTER */
+  readonly routerOut: Outbox;
+  /** every send on the publisher */
+  readonly pubOut: Outbox;
+  /** subscribers connected to the publisher right now */
+  connectedClients = 0;
+  private revoking: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: SocketOptions) {
+    const { host, port, quotas, guard } = options;
+    this.endpoints = {
+      snapshot: `tcp://${host}:${port}`,
+      publisher: `tcp://${host}:${port + 1}`,
+      collector: `tcp://${host}:${port + 2}`,
+    };
+    const frames = socketFrameLimits(options.limits, quotas.maxSubtreeBytes);
+    const common = (domain: Domain) => ({
+      linger: 0,
+      ...(options.context ? { context: options.context } : {}),
+      ...(guard ? curveServerOptions(guard.keys, domain) : {}),
+    });
+    this.router = new zmq.Router({
+      ...common('snapshot'),
+      mandatory: true,
+      sendTimeout: 0,
+      sendHighWaterMark: quotas.clientQueue,
+      maxMessageSize: frames.router,
+    });
+    this.publisher = new zmq.Publisher({
+      ...common('publisher'),
+      sendTimeout: 0,
+      sendHighWaterMark: quotas.publisherQueue,
+      maxMessageSize: frames.publisher,
+    });
+    this.collector = new zmq.Subscriber({
+      ...common('collector'),
+      receiveHighWaterMark: quotas.collectorQueue,
+      maxMessageSize: frames.collector,
+    });
+    if (guard) {
+      notifyConnections(this.router);
+      watchHandshakes(this.router, guard, 'snapshot');
+      watchHandshakes(this.publisher, guard, 'publisher');
+      watchHandshakes(this.collector, guard, 'collector');
+    }
+    this.routerOut = new Outbox(this.router, (error, sent) => options.onSnapshotSendFailed(error, sent));
+    this.pubOut = new Outbox(this.publisher, (error) => options.log.warn({ err: error }, 'publish failed'));
+  }
+
+  /**
+   * The most the publisher's queues can take for the subscribers connected now: each queues up
+   * to publisherQueue updates, and libzmq keeps a 64-byte message per frame (5 per update) for
+   * every subscriber; the values themselves are shared (docs/configuration.md, Memory bounds).
+   */
+  get subscriberQueueBoundBytes(): number {
+    return this.connectedClients * this.options.quotas.publisherQueue * SUBSCRIBER_BYTES_PER_UPDATE;
+  }
+
+  /** Binds the three sockets and starts receiving requests and KVSETs. */
+  async start(onRequest: (frames: Buffer[]) => void, onCollected: (frames: Buffer[]) => void): Promise<void> {
+    await this.router.bind(this.endpoints.snapshot);
+    await this.publisher.bind(this.endpoints.publisher);
+    await this.collector.bind(this.endpoints.collector);
+    this.collector.subscribe();
+    this.publisher.events.on('accept', () => this.connectedClients++);
+    this.publisher.events.on(
+      'disconnect',
+      () => (this.connectedClients = Math.max(0, this.connectedClients - 1)),
+    );
+    void receiveLoop(this.router, onRequest);
+    void receiveLoop(this.collector, onCollected);
+  }
+
+  close(): void {
+    this.routerOut.close();
+    this.pubOut.close();
+    this.router.close();
+    this.publisher.close();
+    this.collector.close();
+  }
+
+  /**
+   * The allow-list changed: rights a client held may be gone, so it must earn them again. A PUB
+   * or SUB cannot drop one peer, and ZAP only runs when a connection is made: rebinding ends every
+   * connection accepted on the endpoint, and each client's reconnect asks ZAP again. `before`
+   * runs first, in turn (reloads can come close together, SIGHUP and the file watch: one rebind
+   * at a time).
+   */
+  revoke(before: () => void): Promise<void> {
+    this.revoking = this.revoking
+      .catch(() => undefined)
+      .then(async () => {
+        before();
+        for (const [socket, endpoint] of [
+          [this.publisher, this.endpoints.publisher],
+          [this.collector, this.endpoints.collector],
+        ] as const) {
+          await rebind(socket, endpoint, this.options.log);
+        }
+      });
+    return this.revoking;
+  }
+}
+
+/**
+ * Unbinds and binds again. libzmq closes the old listener in its I/O thread, after `unbind`
+ * resolves, so the new bind is retried until the port is free (a few milliseconds).
+ */
+async function rebind(socket: zmq.Socket, endpoint: string, log: Logger): Promise<void> {
+  await socket.unbind(endpoint).catch(() => undefined);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await socket.bind(endpoint);
+      return;
+    } catch (error) {
+      if (socket.closed) return;
+      if (attempt === 500) {
+        log.error({ err: error, endpoint }, 'cannot bind again after revoking access');
+        throw error;
+      }
+      await sleep(10);
+    }
+  }
+}
