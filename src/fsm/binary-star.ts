@@ -1,7 +1,9 @@
 /**
- * The Binary Star state machine as a pure function: (state, event, context) -> next state and
- * effects. No sockets, timers or clock reads: the time of a client request arrives in the event,
- * and the node (src/pair/node.ts) performs the effects.
+ * The Binary Star state machine as a pure function, xstate-style: (state, event, context) -> next
+ * state, next context and effects. No sockets, timers or clock reads: the time of an event arrives
+ * in the event, and the reactor (src/pair/binary-star.ts) keeps the context it is handed back and
+ * performs the effects. The context's bookkeeping (the epoch arithmetic, when the peer counts as
+ * dead, whether this node holds the history, whether it is fenced) lives here, not in the reactor.
  *
  * The table below is the single source of truth. The exhaustive unit test walks every cell of it
  * and docs/binary-star.md's diagram is generated from it (`npm run docs`).
@@ -26,12 +28,16 @@ export interface PeerView {
 }
 
 export type Event =
-  | { readonly type: 'peer'; readonly peer: PeerView }
+  /** a heartbeat of the peer, heard at `now` */
+  | { readonly type: 'peer'; readonly peer: PeerView; readonly now: number }
   | { readonly type: 'client-request'; readonly now: number };
 
 export interface Context {
   readonly role: Role;
+  /** how long the peer may be silent before it counts as dead (configuration, never changes) */
+  readonly failoverMs: number;
   readonly epoch: number;
+  /** this node's sequence (an input: the reactor refreshes it before each event) */
   readonly sequence: number;
   /** when the peer counts as dead if nothing more is heard (last heard + failover timeout) */
   readonly peerExpiresAt: number;
@@ -45,7 +51,10 @@ export interface Context {
   readonly history: boolean;
   /** this active met another active and stopped sequencing until the meeting is settled */
   readonly fenced: boolean;
-  /** changes this node sequenced since its history and the peer's forked (0 if they have not) */
+  /**
+   * changes this node sequenced since its history and the peer's forked (0 if they have not; an
+   * input like `sequence`)
+   */
   readonly served: number;
 }
 
@@ -70,9 +79,15 @@ export type ActivateReason =
   'peer-is-backup' | 'peer-restarted' | 'client-vote' | 'dual-passive-won' | 'forced';
 export type FollowReason = 'peer-active' | 'dual-active-lost';
 
+/** What one cell of the table decides: the next state and the effects. */
 export interface Transition {
   readonly state: State;
   readonly effects: readonly Effect[];
+}
+
+/** What `transition` returns: the cell's decision and the context the reactor keeps from now on. */
+export interface Next extends Transition {
+  readonly context: Context;
 }
 
 export type EventKind = State | 'CLIENT_REQUEST';
@@ -199,8 +214,103 @@ export function eventKind(event: Event): EventKind {
   return event.type === 'peer' ? event.peer.state : 'CLIENT_REQUEST';
 }
 
-export function transition(state: State, event: Event, ctx: Context): Transition {
-  return TABLE[state][eventKind(event)].apply(state, event, ctx);
+export function transition(state: State, event: Event, ctx: Context): Next {
+  const learned = learn(state, event, ctx);
+  const move = TABLE[state][eventKind(event)].apply(state, event, learned);
+  return { ...move, context: afterEffects(learned, move.effects) };
+}
+
+/**
+ * What a heartbeat teaches before its cell is applied: the peer is alive for another failover
+ * timeout, the highest epoch it has announced, and (for a passive hearing the active) the epoch
+ * the pair is in.
+ */
+function learn(state: State, event: Event, ctx: Context): Context {
+  if (event.type !== 'peer') return ctx;
+  const { peer } = event;
+  const follows = state === 'PASSIVE' && peer.state === 'ACTIVE';
+  return {
+    ...ctx,
+    peerExpiresAt: event.now + ctx.failoverMs,
+    peerEpoch: Math.max(ctx.peerEpoch, peer.epoch),
+    epoch: follows ? Math.max(ctx.epoch, peer.epoch) : ctx.epoch,
+  };
+}
+
+/** The context once the effects are carried out. */
+function afterEffects(ctx: Context, effects: readonly Effect[]): Context {
+  let next = ctx;
+  for (const effect of effects) {
+    switch (effect.type) {
+      case 'activate':
+        // an active holds the history it serves, and a fresh epoch ends any meeting of actives
+        next = { ...next, epoch: effect.epoch, history: true, fenced: false };
+        break;
+      case 'follow':
+        // a passive holds only what it has synced: nothing, until the sync completes
+        next = { ...next, history: false, fenced: false };
+        break;
+      case 'fence':
+        next = { ...next, fenced: true };
+        break;
+      case 'unfence':
+        next = { ...next, fenced: false };
+        break;
+    }
+  }
+  return next;
+}
+
+/**
+ * Context updates for what is not an FSM event. Any message of the peer (a replication batch, an
+ * ack) proves it alive as a heartbeat does.
+ */
+export function heard(ctx: Context, now: number): Context {
+  return { ...ctx, peerExpiresAt: now + ctx.failoverMs };
+}
+
+/** This node was frozen until `now`: the peer's silence before now does not count. */
+export function stalled(ctx: Context, now: number): Context {
+  return { ...ctx, peerExpiresAt: Math.max(ctx.peerExpiresAt, now + ctx.failoverMs) };
+}
+
+/** A passive finished its sync on the active's timeline: it holds the complete history. */
+export function synced(ctx: Context): Context {
+  return ctx.history ? ctx : { ...ctx, history: true };
+}
+
+/** A fenced active whose peer fell silent sequences again (there is no meeting left to settle). */
+export function unfenced(ctx: Context): Context {
+  return ctx.fenced ? { ...ctx, fenced: false } : ctx;
+}
+
+/**
+ * An operator's forced promotion (`twinstar promote --force`): an epoch above any the pair has
+ * used, and this node now counts as holding the history. Whether it is allowed is the reactor's
+ * call (never while the peer is heard active).
+ */
+export function forced(ctx: Context): Next {
+  const epoch = Math.max(ctx.epoch, ctx.peerEpoch) + 1;
+  const effects: Effect[] = [{ type: 'activate', epoch, reason: 'forced' }];
+  return { state: 'ACTIVE', effects, context: afterEffects(ctx, effects) };
+}
+
+/** The context a node starts with: its peer has one failover timeout to speak up. */
+export function startContext(role: Role, failoverMs: number, now: number): Context {
+  return {
+    role,
+    failoverMs,
+    epoch: 0,
+    sequence: 0,
+    peerExpiresAt: now + failoverMs,
+    peerEpoch: 0,
+    // A primary starting a fresh pair is the origin of the history; a backup has none until it
+    // syncs. (Without durable storage a primary restarted without its data looks the same as a
+    // fresh one: the data directory will tell them apart.)
+    history: role === 'primary',
+    fenced: false,
+    served: 0,
+  };
 }
 
 /** The rule's name in a cell, for documentation and tests. */

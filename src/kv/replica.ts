@@ -28,14 +28,63 @@ export interface OfferResult {
   readonly gap: boolean;
 }
 
+/**
+ * The Clone follower's hold, shared by the client's Replica and the passive's ReplicationSink
+ * (src/pair/replication-sink.ts): while a sync (a snapshot or a resume) is in flight, live updates
+ * are held in arrival order; when the sync has brought the follower to some sequence, the held
+ * updates it covers are dropped and the rest applied in order. Bounded: past `limit` entries it
+ * holds no more and remembers that it overflowed, and the follower resumes again once it has
+ * applied what it held (the updates it could not hold come after those).
+ */
+export class HeldUpdates {
+  private held: Entry[] = [];
+  private overflowed = false;
+
+  constructor(private readonly limit: number) {}
+
+  get size(): number {
+    return this.held.length;
+  }
+
+  hold(entry: Entry): void {
+    if (this.held.length < this.limit) this.held.push(entry);
+    else this.overflowed = true;
+  }
+
+  /**
+   * The sync is over: the held updates, in order, each only if it is above `reached()` when its
+   * turn comes (the follower's sequence, which moves as they are applied). The hold is empty from
+   * now on, whether or not the caller applies them all.
+   */
+  release(reached: () => number): Iterable<Entry> {
+    const held = this.held;
+    this.held = [];
+    return (function* () {
+      for (const entry of held) if (entry.sequence > reached()) yield entry;
+    })();
+  }
+
+  /** Forget what is held (the server it came from is no longer the one followed). */
+  clear(): void {
+    this.held = [];
+    this.overflowed = false;
+  }
+
+  /** Whether updates were left out since the last call: the follower must resume again. */
+  consumeOverflow(): boolean {
+    const overflowed = this.overflowed;
+    this.overflowed = false;
+    return overflowed;
+  }
+}
+
 const HELD_LIMIT = 100_000;
 
 export class Replica {
   private readonly entries = new Map<string, Entry>();
   private seq = -1;
   private syncing = false;
-  private held: Entry[] = [];
-  private heldOverflow = false;
+  private readonly held = new HeldUpdates(HELD_LIMIT);
 
   constructor(readonly subtree: string) {}
 
@@ -70,15 +119,12 @@ export class Replica {
    * old active and may not exist on the new one. The new active's resume or snapshot is the truth.
    */
   dropHeld(): void {
-    this.held = [];
-    this.heldOverflow = false;
+    this.held.clear();
   }
 
   /** Whether updates were dropped while the last sync was in flight; the caller must resume again. */
   consumeOverflow(): boolean {
-    const overflowed = this.heldOverflow;
-    this.heldOverflow = false;
-    return overflowed;
+    return this.held.consumeOverflow();
   }
 
   /**
@@ -88,8 +134,7 @@ export class Replica {
   offer(entry: Entry): OfferResult {
     if (!entry.key.startsWith(this.subtree)) return { changes: [], gap: false };
     if (this.syncing) {
-      if (this.held.length < HELD_LIMIT) this.held.push(entry);
-      else this.heldOverflow = true;
+      this.held.hold(entry);
       return { changes: [], gap: false };
     }
     if (entry.sequence <= this.seq) return { changes: [], gap: false };
@@ -98,7 +143,7 @@ export class Replica {
       // sequence past the hole and a resume would never fetch it: hold it, and everything after
       // it, until the caller's resume fills the hole.
       this.syncing = true;
-      this.held.push(entry);
+      this.held.hold(entry);
       return { changes: [], gap: true };
     }
     const change = this.apply(entry);
@@ -166,11 +211,8 @@ export class Replica {
 
   private releaseHeld(): Change[] {
     this.syncing = false;
-    const held = this.held;
-    this.held = [];
     const changes: Change[] = [];
-    for (const entry of held) {
-      if (entry.sequence <= this.seq) continue;
+    for (const entry of this.held.release(() => this.seq)) {
       const change = this.apply(entry);
       if (change) changes.push(change);
     }

@@ -8,7 +8,7 @@
  */
 import { KvMsgError, type Limits } from '../wire/index.js';
 import { type CloneServer } from '../server/index.js';
-import { type Entry } from '../kv/index.js';
+import { HeldUpdates, type Entry } from '../kv/index.js';
 import { type StoreBuilder } from '../core/index.js';
 import { unpackEntries } from '../wire/peer.js';
 import type { PeerChannel } from './peer-link.js';
@@ -30,13 +30,14 @@ export interface SinkOptions {
   limits: Limits;
 }
 
+/** deeper than a client's: the peer link's queues hold a million messages (src/pair/peer-link.ts) */
 const HOLD_LIMIT = 1_000_000;
 
 export class ReplicationSink {
   private phase: Phase = 'idle';
   private streamId = 0;
   private builder: StoreBuilder | undefined;
-  private held: Entry[] = [];
+  private readonly held = new HeldUpdates(HOLD_LIMIT);
   private lastProgress = 0;
   private resumeAskedAt: number | undefined;
   private ackScheduled = false;
@@ -55,7 +56,7 @@ export class ReplicationSink {
   stop(): void {
     this.phase = 'idle';
     this.builder = undefined;
-    this.held = [];
+    this.held.clear();
     this.resumeAskedAt = undefined;
   }
 
@@ -75,8 +76,7 @@ export class ReplicationSink {
     if (this.phase !== 'following') {
       // Live changes say nothing about our request: it may have been lost (the active's SUB had
       // not reconnected yet). Only an answer to it counts as progress, or we would never re-ask.
-      if (this.held.length + entries.length <= HOLD_LIMIT) for (const entry of entries) this.held.push(entry);
-      else this.held = []; // too much to hold: the gap after the snapshot will be resumed instead
+      for (const entry of entries) this.held.hold(entry);
       return;
     }
     this.lastProgress = this.options.now();
@@ -127,13 +127,14 @@ export class ReplicationSink {
     this.phase = 'following';
     this.resumeAskedAt = undefined;
     this.lastProgress = this.options.now();
-    const held = this.held;
-    this.held = [];
-    this.apply(held);
+    const { store } = this.options.server;
+    this.apply(this.held.release(() => store.sequence));
+    // what could not be held comes after what was: ask for it now
+    if (this.held.consumeOverflow() && this.resumeAskedAt === undefined) this.request();
     this.scheduleAck();
   }
 
-  private apply(entries: Entry[]): void {
+  private apply(entries: Iterable<Entry>): void {
     const { server, onApplied } = this.options;
     const now = this.options.now();
     let applied = false;

@@ -1,6 +1,7 @@
 /**
  * The Binary Star FSM (src/fsm/binary-star.ts): every cell of TABLE against DESIGN.md's table,
- * then invariants over random runs of two simulated nodes with a model clock.
+ * the next context each transition hands back, then invariants over random runs of two simulated
+ * nodes with a model clock (whose own bookkeeping the FSM's next context must match).
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
@@ -8,11 +9,17 @@ import {
   EVENT_KINDS,
   STATES,
   TABLE,
+  forced,
+  heard,
   mermaid,
   outranks,
   ruleName,
+  startContext,
   startState,
+  stalled,
+  synced,
   transition,
+  unfenced,
   type Context,
   type Effect,
   type Event,
@@ -28,6 +35,7 @@ const FAILOVER_MS = 500;
 function ctx(overrides: Partial<Context> = {}): Context {
   return {
     role: 'primary',
+    failoverMs: FAILOVER_MS,
     epoch: 3,
     sequence: 100,
     peerExpiresAt: 10_000,
@@ -51,6 +59,7 @@ function peer(state: State, overrides: Partial<PeerView> = {}): Event {
       served: 0,
       ...overrides,
     },
+    now: 0,
   };
 }
 const client = (now: number): Event => ({ type: 'client-request', now });
@@ -241,7 +250,95 @@ const CONTEXTS: Context[] = [
   ctx({ role: 'backup', fenced: true, served: 0, epoch: 7 }),
 ];
 
+/** What a heartbeat teaches, written out independently of the source. */
+function learnedBy(state: State, event: Event & { type: 'peer' }, c: Context): Partial<Context> {
+  return {
+    peerExpiresAt: event.now + c.failoverMs,
+    peerEpoch: Math.max(c.peerEpoch, event.peer.epoch),
+    epoch:
+      state === 'PASSIVE' && event.peer.state === 'ACTIVE' ? Math.max(c.epoch, event.peer.epoch) : c.epoch,
+  };
+}
+
+/** The next context: what the event taught, then what each effect changes. */
+function expectedContext(state: State, event: Event, c: Context, effects: readonly Effect[]): Context {
+  let next: Context = event.type === 'peer' ? { ...c, ...learnedBy(state, event, c) } : c;
+  for (const e of effects) {
+    if (e.type === 'activate') next = { ...next, epoch: e.epoch, history: true, fenced: false };
+    if (e.type === 'follow') next = { ...next, history: false, fenced: false };
+    if (e.type === 'fence') next = { ...next, fenced: true };
+    if (e.type === 'unfence') next = { ...next, fenced: false };
+  }
+  return next;
+}
+
 describe('Binary Star FSM', () => {
+  describe('the next context', () => {
+    it('a heartbeat extends the peer expiry to now + failoverMs and raises the peer epoch, never lowers it', () => {
+      const c = ctx({ peerEpoch: 9, peerExpiresAt: 100 });
+      const next = transition('ACTIVE', { ...peer('PASSIVE', { epoch: 5 }), now: 2_000 }, c).context;
+      expect(next.peerExpiresAt).to.equal(2_000 + FAILOVER_MS);
+      expect(next.peerEpoch).to.equal(9);
+      expect(
+        transition('ACTIVE', { ...peer('PASSIVE', { epoch: 12 }), now: 0 }, c).context.peerEpoch,
+      ).to.equal(12);
+    });
+
+    it('a passive adopts the epoch of the active it hears; no other state does', () => {
+      const c = ctx({ epoch: 3 });
+      expect(transition('PASSIVE', peer('ACTIVE', { epoch: 8 }), c).context.epoch).to.equal(8);
+      expect(transition('PASSIVE', peer('ACTIVE', { epoch: 2 }), c).context.epoch).to.equal(3);
+      expect(transition('ACTIVE', peer('PASSIVE', { epoch: 8 }), c).context.epoch).to.equal(3);
+    });
+
+    it('activating takes the new epoch and the history, and ends a fence', () => {
+      const c = ctx({ epoch: 3, peerEpoch: 4, history: true, fenced: true });
+      const next = transition('PASSIVE', client(c.peerExpiresAt), c);
+      expect(next.state).to.equal('ACTIVE');
+      expect(next.context).to.include({ epoch: 5, history: true, fenced: false });
+    });
+
+    it('following drops the history (a passive holds only what it has synced) and any fence', () => {
+      const next = transition('PRIMARY', peer('ACTIVE'), ctx({ history: true }));
+      expect(next.state).to.equal('PASSIVE');
+      expect(next.context).to.include({ history: false, fenced: false });
+    });
+
+    it('fence and unfence set and clear `fenced`', () => {
+      const fenced = transition('ACTIVE', peer('ACTIVE'), ctx({ fenced: false }));
+      expect(fenced.effects).to.deep.equal([{ type: 'fence' }]);
+      expect(fenced.context.fenced).to.equal(true);
+      const settled = transition('ACTIVE', peer('PASSIVE'), fenced.context);
+      expect(settled.effects).to.deep.equal([{ type: 'unfence' }]);
+      expect(settled.context.fenced).to.equal(false);
+    });
+
+    it('a client request teaches nothing: a refused vote hands the context back unchanged', () => {
+      const c = ctx({ history: false });
+      expect(transition('PASSIVE', client(99_999), c).context).to.deep.equal(c);
+    });
+
+    it('the updates outside the table: heard, stalled, synced, unfenced, forced, startContext', () => {
+      const c = ctx({ peerExpiresAt: 10_000 });
+      expect(heard(c, 50).peerExpiresAt).to.equal(50 + FAILOVER_MS);
+      // a stall only ever extends the peer's grace
+      expect(stalled(c, 50).peerExpiresAt).to.equal(10_000);
+      expect(stalled(c, 20_000).peerExpiresAt).to.equal(20_000 + FAILOVER_MS);
+      expect(synced(ctx({ history: false })).history).to.equal(true);
+      expect(unfenced(ctx({ fenced: true })).fenced).to.equal(false);
+      const f = forced(ctx({ epoch: 3, peerEpoch: 7, history: false, fenced: true }));
+      expect(f.state).to.equal('ACTIVE');
+      expect(f.effects).to.deep.equal([{ type: 'activate', epoch: 8, reason: 'forced' }]);
+      expect(f.context).to.include({ epoch: 8, history: true, fenced: false });
+      expect(startContext('primary', FAILOVER_MS, 1_000)).to.include({
+        history: true,
+        epoch: 0,
+        peerExpiresAt: 1_000 + FAILOVER_MS,
+      });
+      expect(startContext('backup', FAILOVER_MS, 0).history).to.equal(false);
+    });
+  });
+
   describe('every cell of TABLE', () => {
     const cells: [State, EventKind][] = STATES.flatMap((state) =>
       EVENT_KINDS.map((kind): [State, EventKind] => [state, kind]),
@@ -254,9 +351,14 @@ describe('Binary Star FSM', () => {
           expect(cases.length).to.be.greaterThan(0);
           for (const { event, expected } of cases) {
             const got = transition(state, event, c);
-            expect(got, `${state} ${JSON.stringify(event)} ctx ${JSON.stringify(c)}`).to.deep.equal(expected);
-            // the table lookup and transition() agree
-            expect(TABLE[state][kind].apply(state, event, c)).to.deep.equal(got);
+            const move = { state: got.state, effects: got.effects };
+            expect(move, `${state} ${JSON.stringify(event)} ctx ${JSON.stringify(c)}`).to.deep.equal(
+              expected,
+            );
+            // the table lookup and transition() agree (the cell sees the context the event taught)
+            const learned = event.type === 'peer' ? { ...c, ...learnedBy(state, event, c) } : c;
+            expect(TABLE[state][kind].apply(state, event, learned)).to.deep.equal(move);
+            expect(got.context, 'next context').to.deep.equal(expectedContext(state, event, c, got.effects));
           }
         }
       });
@@ -346,18 +448,21 @@ describe('Binary Star FSM', () => {
           const roleB: Role = aIsPrimary ? 'backup' : 'primary';
           const a = transition(
             'PASSIVE',
-            { type: 'peer', peer: pv('PASSIVE', epochB, seqB, roleB) },
+            { type: 'peer', peer: pv('PASSIVE', epochB, seqB, roleB), now: 0 },
             ctx({ role: roleA, epoch: epochA, sequence: seqA, peerEpoch: epochB }),
           );
           const b = transition(
             'PASSIVE',
-            { type: 'peer', peer: pv('PASSIVE', epochA, seqA, roleA) },
+            { type: 'peer', peer: pv('PASSIVE', epochA, seqA, roleA), now: 0 },
             ctx({ role: roleB, epoch: epochB, sequence: seqB, peerEpoch: epochA }),
           );
           expect([a.state, b.state].filter((s) => s === 'ACTIVE')).to.have.length(1);
           const winner = a.state === 'ACTIVE' ? a : b;
           const loser = a.state === 'ACTIVE' ? b : a;
-          expect(loser).to.deep.equal({ state: 'PASSIVE', effects: [] });
+          expect({ state: loser.state, effects: loser.effects }).to.deep.equal({
+            state: 'PASSIVE',
+            effects: [],
+          });
           expect(winner.effects).to.deep.equal([
             { type: 'activate', epoch: Math.max(epochA, epochB) + 1, reason: 'dual-passive-won' },
           ]);
@@ -377,7 +482,11 @@ describe('Binary Star FSM', () => {
           // seqA/seqB stand for the changes each served since the fork
           const a = transition(
             'ACTIVE',
-            { type: 'peer', peer: { ...pv('ACTIVE', epochB, seqB, roleB), fenced: true, served: seqB } },
+            {
+              type: 'peer',
+              peer: { ...pv('ACTIVE', epochB, seqB, roleB), fenced: true, served: seqB },
+              now: 0,
+            },
             ctx({
               role: roleA,
               epoch: epochA,
@@ -389,7 +498,11 @@ describe('Binary Star FSM', () => {
           );
           const b = transition(
             'ACTIVE',
-            { type: 'peer', peer: { ...pv('ACTIVE', epochA, seqA, roleA), fenced: true, served: seqA } },
+            {
+              type: 'peer',
+              peer: { ...pv('ACTIVE', epochA, seqA, roleA), fenced: true, served: seqA },
+              now: 0,
+            },
             ctx({
               role: roleB,
               epoch: epochB,
@@ -399,7 +512,7 @@ describe('Binary Star FSM', () => {
               served: seqB,
             }),
           );
-          const results = [a, b];
+          const results = [a, b].map((t) => ({ state: t.state, effects: t.effects }));
           expect(results.filter((t) => t.state === 'ACTIVE')).to.deep.equal([
             { state: 'ACTIVE', effects: [{ type: 'dual-active-won' }] },
           ]);
@@ -497,11 +610,16 @@ describe('Binary Star FSM', () => {
       };
     }
 
-    function step(node: SimNode, event: Event): Effect[] {
+    /**
+     * `taught` is what the model learned from a heartbeat before this step: the FSM is handed the
+     * context from before it (`untaught`) and must learn the same by itself.
+     */
+    function step(node: SimNode, event: Event, untaught: Partial<Context> = {}): Effect[] {
       const before = node.state;
       const epochBefore = node.epoch;
-      const t = transition(node.state, event, {
+      const input: Context = {
         role: node.role,
+        failoverMs: FAILOVER_MS,
         epoch: node.epoch,
         sequence: node.sequence,
         peerExpiresAt: node.peerExpiresAt,
@@ -510,7 +628,8 @@ describe('Binary Star FSM', () => {
         fenced: node.fenced,
         // both sides' sequences share the same prefix in the model, so the sequence stands for it
         served: node.sequence,
-      });
+      };
+      const t = transition(node.state, event, { ...input, ...untaught });
       const hadHistory = node.complete;
       for (const effect of t.effects) {
         // (e) no data, no vote: a node without the complete history never takes over
@@ -523,6 +642,15 @@ describe('Binary Star FSM', () => {
       }
       node.state = t.state;
       if (t.state !== before) node.history.push(t.state);
+      // the FSM's next context is the model's bookkeeping, field for field
+      expect(t.context, 'next context').to.deep.equal({
+        ...input,
+        epoch: node.epoch,
+        peerExpiresAt: node.peerExpiresAt,
+        peerEpoch: node.peerEpoch,
+        history: node.complete,
+        fenced: node.fenced,
+      });
       // (a) epochs never decrease, and every activation takes a strictly higher epoch
       expect(node.epoch).to.be.at.least(epochBefore);
       for (const effect of t.effects) {
@@ -534,6 +662,7 @@ describe('Binary Star FSM', () => {
 
     /** What the node does on a heartbeat, as src/pair/node.ts does. */
     function deliver(to: SimNode, view: PeerView, now: number): void {
+      const untaught = { peerExpiresAt: to.peerExpiresAt, peerEpoch: to.peerEpoch, epoch: to.epoch };
       to.peerExpiresAt = now + FAILOVER_MS;
       to.peerEpoch = Math.max(to.peerEpoch, view.epoch);
       if (to.state === 'PASSIVE' && view.state === 'ACTIVE') {
@@ -541,7 +670,7 @@ describe('Binary Star FSM', () => {
         to.sequence = view.sequence; // the passive syncs from the active (at once, in the model)
         to.complete = true;
       }
-      step(to, { type: 'peer', peer: view });
+      step(to, { type: 'peer', peer: view, now }, untaught);
     }
 
     const view = (n: SimNode): PeerView => ({

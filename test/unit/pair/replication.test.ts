@@ -1,0 +1,245 @@
+/**
+ * Replication (src/pair/replication-source.ts and replication-sink.ts) with the attachment rule
+ * (src/pair/attachment.ts), on a fake clock and a fake peer link: an active store and a passive
+ * store, no sockets. Resume, snapshot resync, acknowledgement and detaching are all driven step by
+ * step; the only waiting is for replication's own next-turn batching (`turns`).
+ */
+import { expect } from 'chai';
+import { ReplicationSource } from '../../../src/pair/replication-source.js';
+import { ReplicationSink } from '../../../src/pair/replication-sink.js';
+import { attachment } from '../../../src/pair/attachment.js';
+import { Store } from '../../../src/core/index.js';
+import { Timeline } from '../../../src/core/timeline.js';
+import { DEFAULT_LIMITS, chunkBytes, type Durability } from '../../../src/wire/index.js';
+import type { CloneServer } from '../../../src/server/index.js';
+import { FakeClock, FakeWire, turns } from './harness.js';
+
+const FAILOVER = 250;
+const STORE = { replayLogSize: 1000, dedupeSize: 1000, dedupeMs: 60_000 };
+
+let uuids = 0;
+function uuid(): string {
+  const b = Buffer.alloc(16);
+  b.writeUInt32BE(0xfeed0000, 0);
+  b.writeUInt32BE(++uuids, 12);
+  return b.toString('latin1');
+}
+
+class Replication {
+  readonly clock = new FakeClock();
+  readonly wire = new FakeWire();
+  readonly active = new Store(STORE);
+  readonly passive = new Store(STORE);
+  readonly activeTimeline = new Timeline();
+  readonly passiveTimeline = new Timeline();
+  readonly source: ReplicationSource;
+  readonly sink: ReplicationSink;
+  catchUpTo: number | undefined;
+
+  constructor() {
+    this.activeTimeline.open({ term: 'term-1', epoch: 1, startSequence: 1 });
+    this.source = new ReplicationSource({
+      channel: this.wire.end(0),
+      store: this.active,
+      timeline: this.activeTimeline,
+      snapshotChunk: 4,
+      chunkBytes: chunkBytes(DEFAULT_LIMITS),
+      now: this.clock.now,
+    });
+    // the sink needs of the clone server only its store and the replicated apply
+    const passive = this.passive;
+    const server = { store: passive, applyReplicated: (e, now) => passive.replicate(e, now) } as Pick<
+      CloneServer,
+      'store' | 'applyReplicated'
+    >;
+    this.sink = new ReplicationSink({
+      channel: this.wire.end(1),
+      server: server as CloneServer,
+      timeline: this.passiveTimeline,
+      retryMs: FAILOVER,
+      now: this.clock.now,
+      onApplied: () => undefined,
+      onMalformed: (error) => {
+        throw error;
+      },
+      limits: DEFAULT_LIMITS,
+    });
+    this.wire.receiver(0, (msg) => {
+      if (msg.type === 'request') this.source.onRequest(msg.streamId, msg.fromSequence, msg.term);
+      if (msg.type === 'ack') this.source.onAck(msg.sequence, msg.term);
+    });
+    this.wire.receiver(1, (msg) => {
+      if (msg.type === 'data') this.sink.onData(msg.batch);
+      if (msg.type === 'snapshot-chunk') this.sink.onSnapshotChunk(msg.streamId, msg.batch);
+      if (msg.type === 'snapshot-end') this.sink.onSnapshotEnd(msg.streamId, msg.sequence, msg.timeline);
+      if (msg.type === 'resume-end') this.sink.onResumeEnd(msg.streamId, msg.timeline);
+    });
+    this.source.start();
+  }
+
+  /** The active commits `n` changes, as the clone server does (store, then replication). */
+  commit(n: number, prefix = 'k'): number {
+    for (let i = 0; i < n; i++) {
+      const key = `${prefix}${this.active.sequence + 1}`;
+      const change = { key, uuid: uuid(), properties: '', body: Buffer.from(key), expiresAt: 0 };
+      const result = this.active.commit(change, this.clock.now());
+      if (result.duplicate) throw new Error('unexpected duplicate');
+      this.source.onChange(result.entry);
+    }
+    return this.active.sequence;
+  }
+
+  /** Run replication until it is quiet: next-turn flushes and acks, then delivery, bounded. */
+  async settle(): Promise<void> {
+    for (let i = 0; i < 200; i++) {
+      await turns(2);
+      if (this.wire.deliver() === 0) {
+        await turns(2);
+        if (this.wire.deliver() === 0) return;
+      }
+    }
+    throw new Error('replication never went quiet');
+  }
+
+  /** The active's periodic attachment decision, with a passive heard just now and synced. */
+  attach(
+    peer: { state: 'PASSIVE'; synced: boolean } | undefined = { state: 'PASSIVE', synced: this.sink.synced },
+  ) {
+    const now = this.clock.now();
+    const decision = attachment({
+      now,
+      failoverMs: FAILOVER,
+      sequence: this.active.sequence,
+      acked: this.source.acked,
+      attached: this.source.attached,
+      oldestWaitMs: this.source.oldestWaitMs(now),
+      catchUpTo: this.catchUpTo,
+      fenced: false,
+      relearning: false,
+      peer,
+      peerExpiresAt: now + FAILOVER,
+    });
+    if (decision.hold) return decision;
+    this.catchUpTo = decision.catchUpTo;
+    this.source.setAttached(decision.attach);
+    return decision;
+  }
+
+  entries(store: Store): [string, number][] {
+    return store.map.snapshot('').map((e) => [e.key, e.sequence]);
+  }
+
+  sentBy(end: 0 | 1, since: number): string[] {
+    return this.wire.sent[end]!.slice(since).map((m) => m.type);
+  }
+}
+
+function track(p: Promise<Durability>): { result: Durability | Error | undefined } {
+  const box: { result: Durability | Error | undefined } = { result: undefined };
+  p.then(
+    (d) => (box.result = d),
+    (e: Error) => (box.result = e),
+  );
+  return box;
+}
+
+describe('replication with the attachment rule (fake clock, fake peer link)', () => {
+  it('a passive syncs, follows in order and acks; a write attached to it is acknowledged only once it holds it', async () => {
+    const r = new Replication();
+    r.commit(6);
+    r.sink.start();
+    await r.settle();
+    expect(r.sink.synced).to.equal(true);
+    expect(r.passive.sequence).to.equal(6);
+    expect(r.attach()).to.deep.include({ attach: true });
+    const seq = r.commit(1);
+    const acked = track(r.source.durable(seq));
+    await turns(2);
+    expect(acked.result, 'not acknowledged before the passive holds it').to.equal(undefined);
+    await r.settle();
+    expect(acked.result).to.equal('replicated');
+    expect(r.source.acked).to.equal(7);
+    expect(r.entries(r.passive)).to.deep.equal(r.entries(r.active));
+    expect(r.source.caughtUp, 'the pair is no longer degraded').to.equal(true);
+  });
+
+  it('after a lost stretch of the stream the passive resumes from its own sequence, not a snapshot', async () => {
+    const r = new Replication();
+    r.sink.start();
+    r.commit(3);
+    await r.settle();
+    expect(r.passive.sequence).to.equal(3);
+    r.wire.cut();
+    r.commit(5);
+    await turns(2); // the batch went out and was lost
+    r.wire.heal();
+    const since = r.wire.sent[0]!.length;
+    r.commit(1); // starts after a gap: the passive asks for what it lacks
+    await r.settle();
+    const answers = r.sentBy(0, since);
+    expect(answers).to.include('resume-end');
+    expect(answers).to.not.include('snapshot-end');
+    expect(r.passive.sequence).to.equal(9);
+    expect(r.entries(r.passive)).to.deep.equal(r.entries(r.active));
+    expect(r.sink.synced).to.equal(true);
+  });
+
+  it('a passive whose history forked from the active (it lost a dual active) resyncs by snapshot', async () => {
+    const r = new Replication();
+    r.commit(10, 'winner-');
+    // the loser sequenced 1..4 on a term the winner never had
+    r.passiveTimeline.open({ term: 'lost-term', epoch: 1, startSequence: 1 });
+    for (let i = 1; i <= 4; i++)
+      r.passive.commit(
+        { key: `loser-${i}`, uuid: uuid(), properties: '', body: Buffer.from('x'), expiresAt: 0 },
+        0,
+      );
+    r.sink.start();
+    await r.settle();
+    expect(r.sentBy(0, 0)).to.include('snapshot-end');
+    expect(r.entries(r.passive)).to.deep.equal(r.entries(r.active));
+    expect(r.passiveTimeline.term).to.equal('term-1');
+    expect(r.sink.synced).to.equal(true);
+  });
+
+  it('a passive that leaves a write waiting past the failover timeout is detached (the write is acknowledged degraded) until it has caught up', async () => {
+    const r = new Replication();
+    r.sink.start();
+    await r.settle();
+    r.attach();
+    expect(r.source.attached).to.equal(true);
+    r.wire.cut(); // the passive hears nothing more and acks nothing
+    const seq = r.commit(1);
+    const acked = track(r.source.durable(seq));
+    r.clock.advance(FAILOVER);
+    expect(r.attach()).to.deep.include({ attach: true, detachedSlow: false });
+    await turns(2);
+    expect(acked.result, 'waiting exactly the failover timeout still waits').to.equal(undefined);
+    r.clock.advance(1);
+    expect(r.attach()).to.deep.include({ attach: false, detachedSlow: true, catchUpTo: seq });
+    await turns(1);
+    expect(acked.result).to.equal('degraded');
+    expect(r.source.caughtUp).to.equal(false);
+    // the link heals; the passive says it is synced but has not acked `seq` yet: still detached
+    r.wire.heal();
+    expect(r.attach()).to.deep.include({ attach: false, catchUpTo: seq });
+    r.commit(1); // a gap for the passive: it resumes and acks everything
+    await r.settle();
+    expect(r.passive.sequence).to.equal(r.active.sequence);
+    expect(r.attach()).to.deep.include({ attach: true, catchUpTo: undefined });
+  });
+
+  it('a stall is not the passive being slow: after forgiveWaits the waiting write keeps waiting', async () => {
+    const r = new Replication();
+    r.sink.start();
+    await r.settle();
+    r.attach();
+    r.wire.cut();
+    const acked = track(r.source.durable(r.commit(1)));
+    r.clock.advance(10 * FAILOVER); // frozen: the timer did not run
+    r.source.forgiveWaits(r.clock.now());
+    expect(r.attach()).to.deep.include({ attach: true, detachedSlow: false });
+    await turns(2);
+    expect(acked.result).to.equal(undefined);
+  });
+});
