@@ -11,9 +11,9 @@
  * slept through. Every decision (`vote`, `serving`, a peer message, the tick) checks first.
  */
 import type { Admission } from '../server/index.js';
-import type { Timeline } from '../core/timeline.js';
+import type { Timeline } from '../core/index.js';
 import type { Logger, RateLimitedLog } from '../log/index.js';
-import type { Heartbeat, PeerMessage } from '../wire/peer.js';
+import type { Heartbeat, PeerMessage } from '../wire/index.js';
 import {
   forced,
   heard,

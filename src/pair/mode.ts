@@ -6,7 +6,7 @@
 import type { EventEmitter } from 'node:events';
 import type { Admission, CloneServer } from '../server/index.js';
 import type { Store } from '../core/index.js';
-import type { Timeline } from '../core/timeline.js';
+import type { Timeline } from '../core/index.js';
 import type { Durability, Limits } from '../wire/index.js';
 import type { State } from '../fsm/index.js';
 import type { ServerConfig } from '../config/index.js';

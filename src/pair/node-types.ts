@@ -4,7 +4,7 @@ import type { State } from '../fsm/index.js';
 import type { ServerConfig } from '../config/index.js';
 import type { Guard } from '../security/index.js';
 import type { Logger } from '../log/index.js';
-import type { PeerMessage } from '../wire/peer.js';
+import type { PeerMessage } from '../wire/index.js';
 import type { PeerChannel } from './peer-link.js';
 
 export interface StateChange {

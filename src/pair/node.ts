@@ -21,7 +21,7 @@ import { limitsOf, type ServerConfig } from '../config/index.js';
 import { ZapHandler } from '../security/index.js';
 import { RateLimitedLog, type Logger } from '../log/index.js';
 import { PendingList } from './pending.js';
-import type { Timeline } from '../core/timeline.js';
+import type { Timeline } from '../core/index.js';
 import type { ForceResult, Mode, NodeParts } from './mode.js';
 import { SingleMode } from './single.js';
 import { PairMode } from './pair-mode.js';

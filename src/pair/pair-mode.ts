@@ -9,7 +9,7 @@ import { toChange, type Admission } from '../server/index.js';
 import { chunkBytes, type Durability } from '../wire/index.js';
 import type { Entry } from '../kv/index.js';
 import type { Role, State } from '../fsm/index.js';
-import type { Heartbeat, PeerMessage } from '../wire/peer.js';
+import type { Heartbeat, PeerMessage } from '../wire/index.js';
 import { PeerLink, type PeerChannel } from './peer-link.js';
 import { ReplicationSink } from './replication-sink.js';
 import { ReplicationSource } from './replication-source.js';

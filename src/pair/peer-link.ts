@@ -14,7 +14,7 @@ import {
   ZapHandler,
   type Guard,
 } from '../security/index.js';
-import { decodePeerMessage, encodePeerMessage, type PeerMessage } from '../wire/peer.js';
+import { decodePeerMessage, encodePeerMessage, type PeerMessage } from '../wire/index.js';
 
 export interface PeerChannel {
   send(msg: PeerMessage): void;

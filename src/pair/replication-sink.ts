@@ -10,9 +10,9 @@ import { KvMsgError, type Limits } from '../wire/index.js';
 import { type CloneServer } from '../server/index.js';
 import { HeldUpdates, type Entry } from '../kv/index.js';
 import { type StoreBuilder } from '../core/index.js';
-import { unpackEntries } from '../wire/peer.js';
+import { unpackEntries } from '../wire/index.js';
 import type { PeerChannel } from './peer-link.js';
-import type { Timeline, TimelineEntry } from '../core/timeline.js';
+import type { Timeline, TimelineEntry } from '../core/index.js';
 
 type Phase = 'idle' | 'requesting' | 'snapshot' | 'following';
 

@@ -15,8 +15,8 @@ import { type Entry } from '../kv/index.js';
 import { type Store } from '../core/index.js';
 import { NotActiveError } from '../errors.js';
 import type { PeerChannel } from './peer-link.js';
-import { packEntries } from '../wire/peer.js';
-import type { Timeline } from '../core/timeline.js';
+import { packEntries } from '../wire/index.js';
+import type { Timeline } from '../core/index.js';
 
 interface Waiter {
   readonly sequence: number;

@@ -26,7 +26,7 @@
  * say when a peer has read a message.
  */
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
-import { DRAIN_BUDGET_MS, errorCode } from '../zmq/outbox.js';
+import { DRAIN_BUDGET_MS, errorCode } from '../zmq/index.js';
 
 /** Messages of one stream, made on demand: `undefined` once all went out. */
 export interface StreamSource {

@@ -9,3 +9,4 @@ export {
   type PeerMessage,
   type TimelineEntry,
 } from './peer.js';
+export { unpackEntries, packEntries } from './peer.js';
