@@ -176,7 +176,11 @@ export class Agent implements InboundHost {
     this.setPhase('finding', { server: from, reason: reason ?? 'starting' });
     this.syncs.stop();
     this.writes.requeueAll();
-    this.pendingFailoverFrom = reason === undefined ? undefined : (from ?? '');
+    // The failover is from the server the client was last ready on. A search that starts again
+    // before it is ready anywhere (the new active froze while syncing) keeps that origin, so
+    // ending on the server it had just chosen is still a failover, and is reported once.
+    if (reason === undefined) this.pendingFailoverFrom = undefined;
+    else if (this.pendingFailoverFrom === undefined) this.pendingFailoverFrom = from ?? '';
     this.finder.begin(this.current >= 0 ? this.current : undefined);
     this.current = -1;
     this.probe();

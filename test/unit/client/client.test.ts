@@ -366,6 +366,28 @@ describe('Client (fake clock, fake transport)', function () {
       expect(h.a.followers.size).to.equal(0);
     });
 
+    it('a search that restarts while syncing with the new active still reports one failover, from the old active', async () => {
+      const h = await readyOnA();
+      h.b.copyFrom(h.a);
+      h.a.setState('DEAD');
+      h.b.promote();
+      // B says it is active and then freezes before the resume arrives: the client gives up on B
+      // and searches again, starting from B this time.
+      h.b.onRequest = (request) => {
+        if (request.command === Native.PING || request.command === Native.VOTE) h.b.setState('SILENT');
+      };
+      await h.net.advance(SERVER_TIMEOUT + 200);
+      expect(h.b.requestsOf(Native.RESUME), 'the client chose B and asked it to resume').to.have.length(1);
+      expect(h.client.server, 'not ready anywhere while B is frozen').to.not.equal(A);
+      h.b.onRequest = undefined;
+      await h.net.advance(2 * SERVER_TIMEOUT);
+      expect(h.failovers, 'nothing reported while no server is ready').to.deep.equal([]);
+      h.b.setState('ACTIVE');
+      await h.net.advance(2 * SERVER_TIMEOUT);
+      expect(h.client.server).to.equal(B);
+      expect(h.failovers.map((f) => [f.from, f.to])).to.deep.equal([[A, B]]);
+    });
+
     it('the active falling silent while a resume is in flight is also noticed after serverTimeoutMs', async () => {
       const h = await readyOnA();
       h.a.dropPublished(1);
