@@ -70,8 +70,8 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
     const primary = new ServerProcess(opts.primary);
     const backup = new ServerProcess(opts.backup);
     procs.push(primary, backup);
-    await primary.ready('ACTIVE');
-    await backup.ready('PASSIVE');
+    // Both at once: a backup that exits (a port taken) fails this at once, naming why.
+    await Promise.all([primary.ready('ACTIVE'), backup.ready('PASSIVE')]);
     await waitFor(
       async () => {
         const s = await primary.status();

@@ -174,7 +174,7 @@ export class ServerProcess {
       }
       if (Date.now() > deadline) {
         throw new Error(
-          `timed out after ${ms} ms waiting for ${this.options.role} on port ${this.options.port} to be ${what} (${last})`,
+          `timed out after ${ms} ms waiting for ${this.options.role} on port ${this.options.port} to be ${what} (${last}); its last log lines: ${this.tail(5)}`,
         );
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
