@@ -67,42 +67,31 @@ describe('VoteBook', () => {
   });
 });
 
-describe('VoteBook: the first vote of a search is jittered', () => {
-  it('spreads the first vote over [now, now + baseMs) by the injected random source', () => {
-    const late = new VoteBook(1000, { baseMs: 50, maxMs: 1000, random: () => 0.5 });
-    expect(late.isDue(0, 100), 'half of the base interval later').to.equal(false);
-    expect(late.isDue(0, 124)).to.equal(false);
-    expect(late.isDue(0, 125)).to.equal(true);
-    const early = new VoteBook(1000, { baseMs: 50, maxMs: 1000, random: () => 0 });
-    expect(early.isDue(0, 100), 'random 0: at once').to.equal(true);
+describe('VoteBook: the first vote of a search is not delayed', () => {
+  it('whatever the random source draws, the first vote is due at once (it is the failover time)', () => {
+    for (const r of [0, 0.5, 0.999, NaN, 1e9]) {
+      const book = new VoteBook(1000, { baseMs: 50, maxMs: 1000, random: () => r });
+      expect(book.isDue(0, 100), `draw ${r}`).to.equal(true);
+    }
   });
 
-  it('two clients with different draws vote at different moments (no lockstep)', () => {
+  it('clients with different draws retry a refused vote at different moments (no lockstep)', () => {
     const draws = [0.1, 0.9];
-    const books = draws.map((r) => new VoteBook(1000, { baseMs: 50, maxMs: 1000, random: () => r }));
-    const firstDue = books.map((book) => {
-      for (let t = 0; t <= 100; t++) if (book.isDue(0, t)) return t;
+    const retries = draws.map((r) => {
+      const book = new VoteBook(1000, { baseMs: 50, maxMs: 1000, random: () => r });
+      book.sent(0, 1, 0);
+      book.refused(0, 0);
+      for (let t = 0; t <= 200; t++) if (book.isDue(0, t)) return t;
       return -1;
     });
-    expect(firstDue).to.deep.equal([5, 45]);
+    expect(retries).to.deep.equal([30, 70]);
   });
 
-  it('clear() draws afresh for the next search', () => {
-    const draws = [0.8, 0];
-    const book = new VoteBook(1000, { baseMs: 50, maxMs: 1000, random: () => draws.shift() ?? 0 });
-    expect(book.isDue(0, 0)).to.equal(false);
-    book.clear();
-    expect(book.isDue(0, 1), 'the second draw is 0').to.equal(true);
-  });
-
-  it('a broken random source (NaN, out of range) cannot stall or hurry a vote past its bounds', () => {
+  it('a broken random source (NaN, out of range) cannot stall or hurry a retry past its bounds', () => {
     const nan = new VoteBook(1000, { baseMs: 50, maxMs: 1000, random: () => NaN });
-    expect(nan.isDue(0, 0)).to.equal(false);
-    expect(nan.isDue(0, 25)).to.equal(true);
+    nan.sent(0, 1, 0);
+    expect(nan.refused(0, 0)).to.equal(50);
     const huge = new VoteBook(1000, { baseMs: 50, maxMs: 1000, random: () => 1e9 });
-    expect(huge.isDue(0, 0)).to.equal(false);
-    expect(huge.isDue(0, 49)).to.equal(false);
-    expect(huge.isDue(0, 50), 'never past baseMs').to.equal(true);
     huge.sent(0, 1, 50);
     expect(huge.refused(0, 50)).to.be.lessThan(75);
   });
