@@ -108,8 +108,8 @@ export const DEFAULT_QUOTAS: ServerQuotas = {
   maxSnapshotStreams: 16,
   maxSnapshotStreamsPerClient: 1,
   snapshotIdleMs: 30_000,
-  maxSnapshotBytes: 256 * 1024 * 1024,
-  maxSnapshotBytesPerClient: 64 * 1024 * 1024,
+  maxSnapshotBytes: 1024 * 1024 * 1024,
+  maxSnapshotBytesPerClient: 256 * 1024 * 1024,
 };
 
 export interface ServerEndpoints {
