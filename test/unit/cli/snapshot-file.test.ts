@@ -24,7 +24,7 @@ const ENTRIES: Entry[] = [
     key: '/ttl/ü',
     sequence: 7,
     uuid: uuid(1),
-    properties: 'ttl=30\nowner=x',
+    properties: 'ttl=30\nowner=x\n',
     body: Buffer.from([0, 255, 10, 13]),
     expiresAt: 1_800_000_030_000,
   },
