@@ -16,6 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Entry } from '../kv/index.js';
+import { ttlSeconds } from '../wire/index.js';
 
 export const SNAPSHOT_MAGIC = Buffer.from([0x89, 0x54, 0x53, 0x4e, 0x41, 0x50, 0x0d, 0x0a]); // \x89TSNAP\r\n
 /** Bumped whenever the layout changes; a file of another version is refused, never guessed at. */
@@ -202,4 +203,18 @@ export function decodeSnapshot(file: Buffer): Snapshot & { info: SnapshotInfo } 
       `${file.length - HASH_BYTES - headerBytes - r.at} bytes after the last of ${info.keys} entries`,
     );
   return { sequence, term: info.term, savedAt: info.savedAt, entries, info };
+}
+
+/** Entries that carry a `ttl=` property but no deadline: the client saw them only live. */
+export function withoutDeadline(snapshot: Snapshot): number {
+  let n = 0;
+  for (const e of snapshot.entries) {
+    if (e.expiresAt !== 0 || !e.properties.includes('ttl=')) continue;
+    try {
+      if (ttlSeconds(e.properties) > 0) n++;
+    } catch {
+      // a property the server would have refused: not a TTL
+    }
+  }
+  return n;
 }
