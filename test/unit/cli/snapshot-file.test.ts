@@ -12,6 +12,7 @@ import {
   decodeSnapshot,
   encodeSnapshot,
   inspectSnapshot,
+  withoutDeadline,
   type Snapshot,
 } from '../../../src/cli/snapshot-file.js';
 import type { Entry } from '../../../src/kv/index.js';
@@ -144,6 +145,13 @@ describe('snapshot file format', () => {
   it('another kind of file (an lmdb data file, a text file) is not a snapshot', () => {
     expect(refusal(Buffer.from('{"sequence": 12}\n')).reason).to.equal('foreign');
     expect(refusal(Buffer.alloc(8192)).message).to.match(/not a twinstar snapshot/);
+  });
+
+  it('counts the keys with a ttl whose deadline the client did not see (live updates carry none)', () => {
+    const live = { ...ENTRIES[1]!, key: '/live', expiresAt: 0 };
+    const odd = { ...ENTRIES[0]!, key: '/odd', properties: 'ttl=abc\n' };
+    expect(withoutDeadline(SNAPSHOT)).to.equal(0);
+    expect(withoutDeadline({ ...SNAPSHOT, entries: [...ENTRIES, live, odd] })).to.equal(1);
   });
 
   describe('damage behind a valid checksum (a bug in a writer) is still refused', () => {
