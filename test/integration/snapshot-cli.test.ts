@@ -13,8 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../src/index.js';
 import { digestOf } from '../../src/core/index.js';
+import { decodeSnapshot } from '../../src/cli/snapshot-file.js';
 import { LmdbStorage } from '../../src/storage/index.js';
-import { BIN, digest, freePorts, startSingle, type ServerProcess } from '../helpers/index.js';
+import { BIN, digest, freePorts, startSingle, waitFor, type ServerProcess } from '../helpers/index.js';
 
 interface CliResult {
   code: number | null;
@@ -171,6 +172,38 @@ describe('twinstar snapshot (real processes, real files)', function () {
     expectRefusal(r, dir, /not empty/);
     expect(readdirSync(dir)).to.deep.equal(['keep.txt']);
     expect(readFileSync(join(dir, 'keep.txt'), 'utf8')).to.equal('mine');
+  });
+
+  it('save while a writer keeps writing: the file is the map at exactly its sequence, no write torn or skipped', async () => {
+    const target = join(work, 'busy.snap');
+    const writer = await connect({ servers: [server.endpoint], subtree: '/busy/' });
+    const acked = new Map<number, number>(); // write i -> its sequence
+    let stop = false;
+    const writing = (async () => {
+      for (let i = 0; i < 5000 && !stop; i++) acked.set(i, await writer.set(`/busy/${i}`, String(i)));
+    })();
+    try {
+      await waitFor(() => acked.size >= 50, 30_000, 'the writer to be under way');
+      const saved = await runCli(['snapshot', 'save', target, '--servers', server.endpoint]);
+      expect(saved.code, show(saved)).to.equal(0);
+    } finally {
+      stop = true;
+      await writing;
+      await writer.close();
+    }
+    const snapshot = decodeSnapshot(readFileSync(target));
+    const busy = new Map(
+      snapshot.entries.filter((e) => e.key.startsWith('/busy/')).map((e) => [Number(e.key.slice(6)), e]),
+    );
+    // Every write acknowledged at or below the snapshot's sequence is in it, with its own sequence
+    // and value; none after it is.
+    const expected = [...acked].filter(([, seq]) => seq <= snapshot.sequence).map(([i]) => i);
+    expect([...busy.keys()].sort((a, b) => a - b)).to.deep.equal(expected);
+    for (const i of expected) {
+      expect(busy.get(i)!.sequence).to.equal(acked.get(i));
+      expect(busy.get(i)!.body.toString()).to.equal(String(i));
+    }
+    expect(expected.length, 'writes made before the save are in it').to.be.at.least(50);
   });
 
   it('save with no server answering: exit 2 (as the client commands), no file written', async () => {
