@@ -13,7 +13,7 @@
  * A file that is damaged, cut short, of another version or not a snapshot, and a directory that is
  * not empty: one line naming it and the problem, exit status 2.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { InvalidArgumentError, TwinstarError } from '../errors.js';
 import { parseCommandLine, UsageError } from './args.js';
@@ -82,14 +82,19 @@ function writeDurably(file: string, pieces: readonly Buffer[]): void {
   const tmp = `${file}.tmp`;
   const fd = openSync(tmp, 'w', 0o600);
   try {
-    for (const piece of pieces) {
-      for (let at = 0; at < piece.length;) at += writeSync(fd, piece, at, piece.length - at);
+    try {
+      for (const piece of pieces) {
+        for (let at = 0; at < piece.length;) at += writeSync(fd, piece, at, piece.length - at);
+      }
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
     }
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    renameSync(tmp, file);
+  } catch (error) {
+    rmSync(tmp, { force: true }); // a disk that filled up gets its space back
+    throw error;
   }
-  renameSync(tmp, file);
   const dir = openSync(dirname(file), 'r');
   try {
     fsyncSync(dir);
@@ -181,7 +186,7 @@ async function run(args: string[]): Promise<number> {
     process.stdout.write(HELP);
     return sub === undefined ? EXIT.USAGE : EXIT.OK;
   }
-  if (!(sub in OWN))
+  if (!Object.hasOwn(OWN, sub))
     throw new UsageError(`unknown subcommand ${JSON.stringify(sub)}: save, status or restore`);
   const { values, positionals } = parseCommandLine(rest, OPTIONS);
   if (values.help) {
@@ -210,7 +215,7 @@ async function run(args: string[]): Promise<number> {
 }
 
 export async function snapshotCommand(args: string[]): Promise<number> {
-  const sub = OWN[args[0] ?? ''] ? args[0]! : '';
+  const sub = Object.hasOwn(OWN, args[0] ?? '') ? args[0]! : '';
   const name = sub ? `snapshot ${sub}` : 'snapshot';
   try {
     return await run(args);
