@@ -12,6 +12,7 @@ export {
   type Update,
   type FailoverInfo,
   type SetOptions,
+  type ReplicaView,
   type Mode,
   type Status,
 } from './client/index.js';

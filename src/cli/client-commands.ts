@@ -94,14 +94,18 @@ const OWN: Record<string, string[]> = {
 type Values = Record<string, string | boolean | undefined>;
 
 /** connect() failed: no active server (exit 2), as opposed to a command that failed (exit 1). */
-class NoServerError extends Error {}
+export class NoServerError extends Error {}
 
 interface Connected {
   client: Client;
   timeout: number;
 }
 
-async function withClient<T>(values: Values, subtree: string, run: (c: Connected) => Promise<T>): Promise<T> {
+export async function withClient<T>(
+  values: Values,
+  subtree: string,
+  run: (c: Connected) => Promise<T>,
+): Promise<T> {
   const servers = String(values.servers ?? process.env.TWINSTAR_SERVERS ?? DEFAULT_SERVERS)
     .split(',')
     .map((s) => s.trim())

@@ -25,6 +25,12 @@ Operations:
   status            both nodes of a pair from their /status endpoints (--nodes URL,URL);
                     exits 1 when the pair is unhealthy
   promote           force a node without the complete history to serve (--node URL --force)
+  snapshot save FILE
+                    back up the pair's map at one sequence, without pausing it (--servers)
+  snapshot status FILE
+                    check a backup; print its keys, sequence, term, size and hash
+  snapshot restore FILE --data-dir DIR
+                    write a backup into a new, empty data directory for a node to open
 
 Client commands exit 0 when done, 1 when they failed (no such key, nothing deleted, refused),
 2 when no server answered, 3 when a plain CHP write was sent but not confirmed, 128 on bad
@@ -46,6 +52,7 @@ const commands: Record<string, () => Promise<Command>> = {
   keygen: async () => (await import('./keygen-command.js')).keygenCommand,
   status: async () => (await import('./status-command.js')).statusCommand,
   promote: async () => (await import('./promote-command.js')).promoteCommand,
+  snapshot: async () => (await import('./snapshot-command.js')).snapshotCommand,
 };
 
 export async function main(argv: string[]): Promise<void> {

@@ -127,6 +127,11 @@ export class Agent implements InboundHost {
     return this.current >= 0 ? this.options.servers[this.current]!.snapshot : undefined;
   }
 
+  /** The term of the history the replica was last synced from ('' before a native sync). */
+  get syncedTerm(): string {
+    return this.term;
+  }
+
   /** Resolves once the replica has been loaded from the active server (on the injected clock). */
   ready(timeoutMs: number): Promise<void> {
     if (this.phase === 'closed') return Promise.reject(new ClosedError());

@@ -18,7 +18,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { formatProperties } from '../wire/index.js';
-import type { ReplicaChange } from '../kv/index.js';
+import type { Entry, ReplicaChange } from '../kv/index.js';
 import { Agent } from './agent.js';
 import {
   checkPrefix,
@@ -59,6 +59,13 @@ export {
   type Mode,
   type Update,
 };
+
+/** What `Client.view()` returns. */
+export interface ReplicaView {
+  readonly sequence: number;
+  readonly term: string;
+  readonly entries: readonly Entry[];
+}
 
 export interface SetOptions {
   /** seconds until the key expires; the active server deletes it then (0 or absent: never) */
@@ -185,6 +192,17 @@ export class Client extends EventEmitter<ClientEvents> {
     this.on('close', end);
     if (this.agent.phase === 'closed') stream.end();
     return stream;
+  }
+
+  /**
+   * A point-in-time copy of the whole replica, for backups (`twinstar snapshot save`): every entry
+   * with its sequence, uuid, properties and TTL deadline, the sequence they reflect and the term
+   * of the history they were synced from. A sync brings each entry's deadline; an update applied
+   * live since carries none (expiresAt 0, its `ttl=` property still there).
+   */
+  view(): ReplicaView {
+    const { replica } = this.agent;
+    return { sequence: replica.sequence, term: this.agent.syncedTerm, entries: [...replica.values('')] };
   }
 
   /** The sequence the replica reflects (-1 before the first sync). */

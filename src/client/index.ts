@@ -9,6 +9,7 @@ export {
   type Clock,
   type FailoverInfo,
   type Mode,
+  type ReplicaView,
   type SetOptions,
   type Update,
 } from './client.js';

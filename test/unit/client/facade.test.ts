@@ -116,6 +116,22 @@ describe('Client facade', function () {
     expect(got.map((u) => u.key)).to.deep.equal(['/k1', '/k2', '/k3']);
   });
 
+  it('view() copies the replica as synced: each entry with its uuid and TTL deadline, the sequence and the term', async () => {
+    const s = setup();
+    expect(s.client.view().sequence, 'before the first sync').to.equal(-1);
+    const ttl = s.a.set('/ttl', 'v');
+    s.a.map.set('/ttl', { ...ttl, properties: 'ttl=60\n', expiresAt: 1_800_000_060_000 });
+    await s.client.ready(1000);
+    const view = s.client.view();
+    expect(view.sequence).to.equal(s.a.sequence);
+    expect(view.term).to.equal(s.a.term).and.to.not.equal('');
+    const byKey = new Map(view.entries.map((e) => [e.key, e]));
+    expect(byKey.get('/ttl')).to.deep.equal(s.a.map.get('/ttl'));
+    expect(byKey.get('/k1')).to.deep.equal(s.a.map.get('/k1'));
+    expect(byKey.get('/k1')!.uuid).to.have.length(16);
+    expect(byKey.size).to.equal(2);
+  });
+
   it('closed() is pending while the client runs and resolves after close(), after the close event; never rejects', async () => {
     const s = setup();
     let closedAt = '';
