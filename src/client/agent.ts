@@ -28,8 +28,8 @@ export interface AgentHost {
   emit<K extends keyof ClientEvents>(name: K, ...args: ClientEvents[K]): void;
   /** runs `step` with the queued events, in order (settling promises) */
   later(step: () => void): void;
-  /** a change the replica applied, to be delivered as an 'update' */
-  update(change: ReplicaChange, resync: boolean): void;
+  /** Changes the replica applied, in order: told to the application on the next tick. */
+  updates(changes: readonly ReplicaChange[], resync: boolean): void;
 }
 
 export class Agent implements InboundHost {
@@ -300,7 +300,7 @@ export class Agent implements InboundHost {
 
   /** The replica moved: its changes go to the application, then the writes it reflects settle. */
   deliver(changes: ReplicaChange[], resync: boolean): void {
-    for (const c of changes) this.host.update(c, resync);
+    if (changes.length > 0) this.host.updates(changes, resync);
     // Called each time the replica has moved (changes or not): writes it now reflects resolve,
     // after their updates were delivered (read-your-writes).
     this.writes.applied(this.replica.sequence);

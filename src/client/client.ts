@@ -94,7 +94,7 @@ export class Client extends EventEmitter<ClientEvents> {
     this.agent = new Agent(resolved, {
       emit: (name, ...args) => this.queue.later(() => (this as EventEmitter).emit(name, ...args)),
       later: (step) => this.queue.later(step),
-      update: (change, resync) => this.queueUpdate(change, resync),
+      updates: (changes, resync) => this.queueUpdates(changes, resync),
     });
   }
 
@@ -276,16 +276,23 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   /** A change the replica applied: its 'update' event goes out with the queue, in order. */
-  private queueUpdate(c: ReplicaChange, resync: boolean): void {
-    const n = ++this.changesApplied;
-    const update: Update = { key: c.key, value: c.value, seq: c.sequence, deleted: c.deleted, resync };
+  /**
+   * One queued step for a whole batch of changes (a snapshot can bring a million): the Update
+   * objects are made as they are emitted, not all held until the next tick.
+   */
+  private queueUpdates(changes: readonly ReplicaChange[], resync: boolean): void {
+    const first = this.changesApplied + 1;
+    this.changesApplied += changes.length;
     this.queue.later(() => {
-      this.changeEmitting = n;
-      try {
-        this.emit('update', update);
-      } catch (error) {
-        // The application's bug: it must not stop the other steps, the sync or the socket.
-        this.agent.log.error({ err: error, key: c.key }, "an 'update' listener threw");
+      for (let i = 0; i < changes.length; i++) {
+        const c = changes[i]!;
+        this.changeEmitting = first + i;
+        try {
+          this.emit('update', { key: c.key, value: c.value, seq: c.sequence, deleted: c.deleted, resync });
+        } catch (error) {
+          // The application's bug: it must not stop the other updates, the sync or the socket.
+          this.agent.log.error({ err: error, key: c.key }, "an 'update' listener threw");
+        }
       }
     });
   }
