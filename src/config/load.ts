@@ -5,6 +5,7 @@
  */
 import convict from 'convict';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { maxEntryBytes, type Limits } from '../wire/index.js';
 import { ConfigError } from '../errors.js';
 import type { ServerQuotas } from '../server/index.js';
@@ -27,6 +28,11 @@ export interface ServerConfig extends ServerQuotas {
   httpHost: string;
   httpPort: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** resolved: data/NAME unless given */
+  dataDir: string;
+  memory: boolean;
+  fsync: 'always' | 'batch' | 'off';
+  pairId: string;
   replayLogSize: number;
   dedupeMs: number;
   dedupeSize: number;
@@ -111,6 +117,10 @@ export function resolveDefaults(raw: ServerConfig): ServerConfig {
     httpHost: raw.httpHost || raw.host,
     httpPort: raw.httpPort ?? defaults.httpPort,
   };
+  if (raw.memory && raw.dataDir) {
+    throw new ConfigError('memory', 'invalid configuration: memory: cannot be combined with dataDir');
+  }
+  resolved.dataDir = raw.memory ? '' : raw.dataDir || join('data', resolved.name);
   if (resolved.port > 65533)
     throw new ConfigError('port', 'invalid configuration: port: P+2 must be at most 65535');
   if (resolved.failoverMs < 2 * resolved.heartbeatMs) {
