@@ -92,6 +92,7 @@ export async function startServer(config: ServerConfig, log?: Logger): Promise<R
  * StorageError's one line (exit code 2): never an empty start by accident.
  */
 function newNode(config: ServerConfig, log: Logger, security: SecurityEvents | undefined): Node {
+  if (config.memory) log.info('storage: in memory only (--memory), nothing survives a restart');
   const openStorage = config.memory
     ? undefined
     : (options: MemoryStorageOptions) => {

@@ -117,9 +117,7 @@ export function resolveDefaults(raw: ServerConfig): ServerConfig {
     httpHost: raw.httpHost || raw.host,
     httpPort: raw.httpPort ?? defaults.httpPort,
   };
-  if (raw.memory && raw.dataDir) {
-    throw new ConfigError('memory', 'invalid configuration: memory: cannot be combined with dataDir');
-  }
+  // memory wins over a data dir (the image sets TWINSTAR_DATA_DIR; `--memory` must still work)
   resolved.dataDir = raw.memory ? '' : raw.dataDir || join('data', resolved.name);
   if (resolved.port > 65533)
     throw new ConfigError('port', 'invalid configuration: port: P+2 must be at most 65535');

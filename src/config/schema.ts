@@ -126,7 +126,7 @@ export const schema = {
     arg: 'data-dir',
   },
   memory: {
-    doc: 'keep everything in memory only, as before durable storage: nothing survives a restart, no files are written (not with data-dir)',
+    doc: 'keep everything in memory only, as before durable storage: nothing survives a restart, no files are written (data-dir is then ignored)',
     format: Boolean,
     default: false,
     env: 'TWINSTAR_MEMORY',

@@ -36,15 +36,17 @@ describe('storage settings', () => {
   it("--memory keeps today's behaviour: no data directory", () => {
     expect(loadConfig({ args: ['--memory'], env: {} })).to.deep.include({ memory: true, dataDir: '' });
     expect(loadConfig({ env: { TWINSTAR_MEMORY: 'true' } })).to.deep.include({ memory: true, dataDir: '' });
+    // it wins over a data dir from the environment (the image sets TWINSTAR_DATA_DIR=/data)
+    const both = loadConfig({ args: ['--memory'], env: { TWINSTAR_DATA_DIR: '/data' } });
+    expect(both).to.deep.include({ memory: true, dataDir: '' });
   });
 
   it('bad values stop start-up with one line naming the setting', () => {
-    const fsync = refused(['--fsync', 'sometimes']);
-    expect(fsync.setting).to.equal('fsync');
-    expect(fsync.message).to.match(/\bfsync\b/);
-    const both = refused(['--memory', '--data-dir', '/tmp/x']);
-    expect(both.setting).to.equal('memory');
-    expect(both.message).to.match(/memory.*dataDir/);
+    for (const options of [{ args: ['--fsync', 'sometimes'] }, { env: { TWINSTAR_FSYNC: 'yes' } }]) {
+      const fsync = refused(options.args ?? [], options.env);
+      expect(fsync.setting).to.equal('fsync');
+      expect(fsync.message).to.match(/\bfsync\b/);
+    }
   });
 
   it('twinstar pair gives each node a folder of its own', () => {
