@@ -204,6 +204,26 @@ describe('durable state (real processes, real files)', function () {
     );
   });
 
+  it('a key whose TTL ran out while the node was down is deleted by it, as a sequenced delete, once it serves', async () => {
+    const dir = join(tempDir(), 'node');
+    const node = await singleWithData(dir);
+    await node.ready('ACTIVE');
+    const c = await client([node.endpoint]);
+    await c.set('/d/keep', 'k');
+    const before = await c.set('/d/ttl', 't', { ttl: 1 });
+    const expiresAt = Date.now() + 1000;
+    await node.kill();
+    await waitFor(() => Date.now() > expiresAt + 100, 5000, 'the TTL to run out while the node is down');
+    node.restart();
+    await node.ready('ACTIVE');
+    const after = await client([node.endpoint]);
+    await after.ready(20_000);
+    await waitFor(() => after.getString('/d/ttl') === undefined, 10_000, 'the expired key to be deleted');
+    expect(after.getString('/d/keep')).to.equal('k');
+    // the delete took the next sequence number: it was sequenced, not dropped at load
+    expect((await node.status()).sequence).to.equal(before + 1);
+  });
+
   /** A node that must refuse its data dir: exit code 2 and one line naming the file. */
   async function expectRefused(node: ServerProcess, file: string, problem: RegExp): Promise<void> {
     await within(node.closed, 20_000, 'the refused node to exit');

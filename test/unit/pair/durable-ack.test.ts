@@ -11,6 +11,7 @@ import { createLogger } from '../../../src/log/index.js';
 import { MemoryStorage, newUuid } from '../../../src/core/index.js';
 import { StorageError } from '../../../src/errors.js';
 import { Node } from '../../../src/pair/index.js';
+import { createMetrics } from '../../../src/metrics/index.js';
 import { decodeRequestId, encodeRequestId, packBatch } from '../../../src/wire/index.js';
 import { freePorts, within } from '../../support/index.js';
 
@@ -98,6 +99,8 @@ describe('acknowledged writes over durable storage (a real single node)', functi
   }
 
   it('a write is acknowledged only once its change is flushed', async () => {
+    const healthy = await createMetrics(node).getSingleMetric('twinstar_storage_failed')!.get();
+    expect(healthy.values[0]!.value, 'twinstar_storage_failed while healthy').to.equal(0);
     storage.hold();
     const write = sendWrite('/a');
     const ping = sendPing();
@@ -126,6 +129,8 @@ describe('acknowledged writes over durable storage (a real single node)', functi
     expect(refused.frames[2]!.toString()).to.equal('storage');
     expect(refused.frames[3]!.toString()).to.match(/^ERR_STORAGE: \/data\/data\.mdb: write failed: ENOSPC$/);
     expect(node.storageFailure()).to.be.instanceOf(StorageError);
+    const gauge = await createMetrics(node).getSingleMetric('twinstar_storage_failed')!.get();
+    expect(gauge.values[0]!.value, 'twinstar_storage_failed').to.equal(1);
     const sequence = node.store.sequence;
     // A later write is refused up front: it is never sequenced.
     const later = sendWrite('/b');
