@@ -8,9 +8,10 @@ import { once } from 'node:events';
 import { mkdtempSync, openSync, readSync, rmSync, writeSync, closeSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type Client } from '../../src/index.js';
+import { connect, ServerRejectedError, type Client } from '../../src/index.js';
 import {
   freePorts,
+  metric,
   pairOptions,
   pairPorts,
   ServerProcess,
@@ -222,6 +223,55 @@ describe('durable state (real processes, real files)', function () {
     expect(after.getString('/d/keep')).to.equal('k');
     // the delete took the next sequence number: it was sequenced, not dropped at load
     expect((await node.status()).sequence).to.equal(before + 1);
+  });
+
+  it('a full disk: writes fail with ERR_STORAGE, the node stays up and serves reads, the metric says so, and nothing acknowledged is lost', async () => {
+    const dir = join(tempDir(), 'node');
+    const port = await freePorts(5);
+    const options: ServerProcessOptions = {
+      role: 'single',
+      port,
+      httpPort: port + 3,
+      heartbeatPort: port + 4,
+      dataDir: dir,
+      fsync: 'always',
+    };
+    const node = start({ ...options, fileSizeLimitKiB: 2048 }); // a disk that is full at 2 MiB
+    await node.ready('ACTIVE');
+    expect(await metric(node.http, 'twinstar_storage_failed')).to.equal(0);
+    const c = await client([node.endpoint]);
+    const acked = new Map<string, Acked>();
+    const value = 'x'.repeat(16 * 1024);
+    let refusal: unknown;
+    for (let i = 0; i < 1000 && refusal === undefined; i++) {
+      const key = `/d/big${i}`;
+      try {
+        acked.set(key, { value, seq: await c.set(key, value) });
+      } catch (error) {
+        refusal = error;
+      }
+    }
+    expect(refusal, 'a write was refused before 16 MB were written').to.be.instanceOf(ServerRejectedError);
+    expect((refusal as ServerRejectedError).reason).to.equal('storage');
+    expect((refusal as ServerRejectedError).message).to.match(/^ERR_STORAGE: .*data\.mdb: write failed/);
+    expect(acked.size, 'it wrote before the disk was full').to.be.above(10);
+    // The node stays up: later writes are refused at once, reads are served, the metric is 1.
+    const later = await c.set('/d/later', 'y').catch((error: unknown) => error);
+    expect(later).to.be.instanceOf(ServerRejectedError);
+    expect((later as ServerRejectedError).reason).to.equal('storage');
+    expect(await metric(node.http, 'twinstar_storage_failed')).to.equal(1);
+    const reader = await client([node.endpoint]);
+    await reader.ready(20_000);
+    const [firstKey, first] = [...acked][0]!;
+    expect(reader.getString(firstKey)).to.equal(first.value);
+    expect((await node.status()).state).to.equal('ACTIVE');
+    expect(node.exited).to.equal(false);
+    // Restarted on a disk with room, it holds every acknowledged write.
+    await node.kill();
+    start(options);
+    const restarted = procs[procs.length - 1]!;
+    await restarted.ready('ACTIVE');
+    await expectAllAcked([restarted.endpoint], acked);
   });
 
   /** A node that must refuse its data dir: exit code 2 and one line naming the file. */

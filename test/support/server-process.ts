@@ -69,6 +69,8 @@ export interface ServerProcessOptions {
   dataDir?: string;
   /** with dataDir: the fsync mode (default: the server's, batch) */
   fsync?: 'always' | 'batch' | 'off';
+  /** the largest file the process may write, in KiB (`ulimit -f`): a full disk, for tests */
+  fileSizeLimitKiB?: number;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
 }
@@ -115,7 +117,12 @@ export class ServerProcess {
     args.push('--log-level', o.logLevel ?? 'debug', ...(o.extraArgs ?? []));
     const storage = o.dataDir === undefined ? {} : { TWINSTAR_MEMORY: 'false' };
     const env = { ...process.env, ...storage, ...o.env };
-    const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env }));
+    const limit = o.fileSizeLimitKiB;
+    const [command, argv] =
+      limit === undefined
+        ? [process.execPath, args]
+        : ['bash', ['-c', `ulimit -f ${limit} && exec "$0" "$@"`, process.execPath, ...args]];
+    const child = track(spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env }));
     let buffer = '';
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (chunk: string) => {
