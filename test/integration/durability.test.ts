@@ -5,7 +5,16 @@
  */
 import { expect } from 'chai';
 import { once } from 'node:events';
-import { mkdtempSync, openSync, readSync, rmSync, writeSync, closeSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, ServerRejectedError, type Client } from '../../src/index.js';
@@ -324,6 +333,22 @@ describe('durable state (real processes, real files)', function () {
     }
     const second = await singleWithData(dir);
     await expectRefused(second, file, /damaged|corrupt|not a data file/);
+  });
+
+  it('a data file cut short refuses to start: exit 2, one line naming the file', async () => {
+    const dir = join(tempDir(), 'node');
+    const first = await singleWithData(dir);
+    await first.ready('ACTIVE');
+    const c = await client([first.endpoint]);
+    for (let i = 0; i < 20; i++) await c.set(`/d/k${i}`, 'v'.repeat(4096));
+    await c.close();
+    expect(await first.stop()).to.equal(0);
+    const file = join(dir, 'data.mdb');
+    const size = statSync(file).size;
+    expect(size).to.be.above(3 * 4096);
+    truncateSync(file, Math.floor(size / 2));
+    const second = await singleWithData(dir);
+    await expectRefused(second, file, /bytes but its last page ends at byte/);
   });
 
   it('a data dir of another pair refuses to start: exit 2, one line naming the file and both ids', async () => {
