@@ -218,6 +218,37 @@ describe('durable state (real processes, real files)', function () {
     );
   });
 
+  it('a passive restarted alone resumes from its persisted sequence (no snapshot) and catches up', async () => {
+    const ports = await pairPorts();
+    const options = pairOptions(ports);
+    const root = tempDir();
+    const primary = start({ ...options.primary, dataDir: join(root, 'primary') });
+    const backup = start({ ...options.backup, dataDir: join(root, 'backup') });
+    await primary.ready('ACTIVE');
+    await backup.ready('PASSIVE');
+    await waitFor(async () => (await primary.status()).degraded === false, 20_000, 'the passive to attach');
+    const c = await client([primary.endpoint, backup.endpoint]);
+    for (let i = 0; i < 50; i++) await c.set(`/d/before${i}`, 'b');
+    await backup.kill();
+    const held = 50;
+    for (let i = 0; i < 30; i++) await c.set(`/d/while${i}`, 'w');
+    const resumes = () => primary.logs((l) => l.msg === 'the passive resumes from its sequence');
+    const snapshots = () => primary.logs((l) => String(l.msg).startsWith('the passive gets a snapshot'));
+    const before = { resumes: resumes().length, snapshots: snapshots().length };
+    backup.restart();
+    await backup.ready('PASSIVE');
+    await waitFor(
+      async () => (await backup.status()).sequence === (await primary.status()).sequence,
+      20_000,
+      'the passive to catch up',
+    );
+    const resumed = resumes().slice(before.resumes);
+    expect(resumed, primary.tail(5)).to.have.length.at.least(1);
+    expect(resumed[0]!.fromSequence, 'from what it had stored').to.equal(held);
+    expect(resumed[0]!.changes).to.equal(30);
+    expect(snapshots().length, 'no snapshot').to.equal(before.snapshots);
+  });
+
   it('a key whose TTL ran out while the node was down is deleted by it, as a sequenced delete, once it serves', async () => {
     const dir = join(tempDir(), 'node');
     const node = await singleWithData(dir);
