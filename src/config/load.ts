@@ -13,6 +13,21 @@ import { schema } from './schema.js';
 
 export type Role = 'single' | 'primary' | 'backup';
 
+// convict's Boolean takes any string but 'false' as true, so TWINSTAR_MEMORY=0 or an empty value
+// would silently turn durable storage off: this format takes true/false/1/0 and refuses the rest.
+convict.addFormat({
+  name: 'strict-boolean',
+  validate(value: unknown) {
+    if (typeof value !== 'boolean') throw new Error('must be true or false');
+  },
+  coerce(value: unknown) {
+    const text = String(value).trim().toLowerCase();
+    if (text === 'true' || text === '1') return true;
+    if (text === 'false' || text === '0') return false;
+    return value;
+  },
+});
+
 /** Every setting; the server's quotas (snapshot rates, queues, stream caps) are named as it names them. */
 export interface ServerConfig extends ServerQuotas {
   role: Role;

@@ -127,7 +127,7 @@ export const schema = {
   },
   memory: {
     doc: 'keep everything in memory only, as before durable storage: nothing survives a restart, no files are written (data-dir is then ignored)',
-    format: Boolean,
+    format: 'strict-boolean',
     default: false,
     env: 'TWINSTAR_MEMORY',
     arg: 'memory',

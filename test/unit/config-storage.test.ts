@@ -42,6 +42,13 @@ describe('storage settings', () => {
   });
 
   it('bad values stop start-up with one line naming the setting', () => {
+    // TWINSTAR_MEMORY=0 must not mean "in memory" (convict's Boolean would take it as true)
+    expect(loadConfig({ env: { TWINSTAR_MEMORY: '0' } }).memory).to.equal(false);
+    expect(loadConfig({ env: { TWINSTAR_MEMORY: 'false' } }).memory).to.equal(false);
+    for (const value of ['', 'yes']) {
+      const memory = refused([], { TWINSTAR_MEMORY: value });
+      expect(memory.setting).to.equal('memory');
+    }
     for (const options of [{ args: ['--fsync', 'sometimes'] }, { env: { TWINSTAR_FSYNC: 'yes' } }]) {
       const fsync = refused(options.args ?? [], options.env);
       expect(fsync.setting).to.equal('fsync');
