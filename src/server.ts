@@ -2,9 +2,12 @@
  * Starting and stopping one twinstar server process: configuration in, a running node with its
  * metrics endpoint out. The CLI and tests both come through here.
  */
+import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { ServerConfig } from './config/index.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, StorageError } from './errors.js';
+import type { MemoryStorageOptions } from './core/index.js';
+import { LmdbStorage } from './storage/index.js';
 import { createLogger, type Logger } from './log/index.js';
 import { createMetrics, startMetricsHttp, type SecurityEvents } from './metrics/index.js';
 import { Node } from './pair/index.js';
@@ -31,7 +34,7 @@ export async function startServer(config: ServerConfig, log?: Logger): Promise<R
       state: () => holder.node?.state ?? 'STARTING',
     });
   const security = config.curve ? loadSecurity(config) : undefined;
-  const node = (holder.node = new Node({ config, log: logger, guard: security?.guard }));
+  const node = (holder.node = newNode(config, logger, security));
   const registry = createMetrics(node, security);
   let http: (Server & { url: string }) | undefined;
   const reload = () => security?.allowList.reload();
@@ -81,6 +84,50 @@ export async function startServer(config: ServerConfig, log?: Logger): Promise<R
       return closing;
     },
   };
+}
+
+/**
+ * The node, over lmdb on its data dir unless `memory`. A data dir that is refused (damaged, cut
+ * short, another format version, another pair) stops start-up with a ConfigError carrying the
+ * StorageError's one line (exit code 2): never an empty start by accident.
+ */
+function newNode(config: ServerConfig, log: Logger, security: SecurityEvents | undefined): Node {
+  if (config.memory) log.info('storage: in memory only (--memory), nothing survives a restart');
+  const openStorage = config.memory
+    ? undefined
+    : (options: MemoryStorageOptions) => {
+        mkdirSync(config.dataDir, { recursive: true });
+        const storage = LmdbStorage.open({
+          ...options,
+          dir: config.dataDir,
+          fsync: config.fsync,
+          ...(config.pairId ? { pairId: config.pairId } : {}),
+        });
+        log.info(
+          {
+            dataDir: config.dataDir,
+            fsync: config.fsync,
+            pairId: storage.pairId,
+            sequence: storage.sequence,
+          },
+          'storage opened',
+        );
+        return storage;
+      };
+  try {
+    return new Node({ config, log, guard: security?.guard, openStorage });
+  } catch (error) {
+    if (error instanceof StorageError) throw new ConfigError('dataDir', error.message, { cause: error });
+    if (isFsError(error)) {
+      const message = `${config.dataDir}: cannot create the data directory: ${(error as Error).message}`;
+      throw new ConfigError('dataDir', message, { cause: error });
+    }
+    throw error;
+  }
+}
+
+function isFsError(error: unknown): boolean {
+  return typeof (error as { syscall?: unknown })?.syscall === 'string';
 }
 
 const BIND_REASONS: Record<string, string> = {

@@ -10,7 +10,12 @@
  *   backup   snapshot N+10  publisher N+11  collector N+12  heartbeat N+13  http N+14
  * `--heartbeat-port H` puts the heartbeats on H and H+1 instead, `--http-port M` the HTTP servers
  * on M and M+10 (0: a free port each).
+ *
+ * Each node keeps its durable state in a folder of its own: `data/primary` and `data/backup` by
+ * default (the server's default, data/NAME); `--data-dir D` (or TWINSTAR_DATA_DIR) puts them in
+ * D/primary and D/backup, never one folder for both.
  */
+import { join } from 'node:path';
 import { ROLE_DEFAULTS } from '../config/index.js';
 
 export class PairUsageError extends Error {}
@@ -29,6 +34,8 @@ export interface PairLayout {
   /** the host each node's peer connection uses */
   readonly peerHost: string;
   readonly peerHeartbeatHost: string;
+  /** the folder holding each node's data folder, if given (`--data-dir`) */
+  readonly dataDir?: string;
   /** the flags every node gets as given (port flags removed) */
   readonly rest: string[];
 }
@@ -54,9 +61,13 @@ export function pairLayout(args: readonly string[], env: NodeJS.ProcessEnv = {})
     const flag = eq === -1 ? arg : arg.slice(0, eq);
     if (PER_NODE.includes(flag))
       throw new PairUsageError(`${flag} is set by pair for each node; run two \`twinstar server\` instead`);
-    if (flag in PORT_FLAGS || flag === '--host' || flag === '--heartbeat-host') {
+    if (flag in PORT_FLAGS || flag === '--host' || flag === '--heartbeat-host' || flag === '--data-dir') {
       const value = eq === -1 ? args[++i] : arg.slice(eq + 1);
       if (value === undefined) throw new PairUsageError(`${flag} needs a value`);
+      if (flag === '--data-dir') {
+        hosts[flag] = value;
+        continue;
+      }
       if (flag in PORT_FLAGS) {
         given[flag as PortFlag] = value;
         continue;
@@ -115,8 +126,10 @@ export function pairLayout(args: readonly string[], env: NodeJS.ProcessEnv = {})
   const loopback = (host: string | undefined) => (!host || WILDCARD.has(host) ? '127.0.0.1' : host);
   const host = hosts['--host'] ?? env.TWINSTAR_HOST ?? '127.0.0.1';
   const peerHost = loopback(host);
+  const dataDir = hosts['--data-dir'] ?? (env.TWINSTAR_DATA_DIR || undefined);
   return {
     host,
+    ...(dataDir === undefined ? {} : { dataDir }),
     primary,
     backup,
     peerHost,
@@ -145,6 +158,7 @@ export function nodeArgs(layout: PairLayout, role: 'primary' | 'backup'): string
     `${layout.peerHost}:${peer.port}`,
     '--peer-heartbeat',
     `${layout.peerHeartbeatHost}:${peer.heartbeatPort}`,
+    ...(layout.dataDir === undefined ? [] : ['--data-dir', join(layout.dataDir, role)]),
     ...layout.rest,
   ];
 }

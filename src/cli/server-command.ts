@@ -78,9 +78,12 @@ Other server options (see \`twinstar server --help\`) go to both nodes. Ports:
              backup   snapshot N+10 (N+11, N+12)                      heartbeat N+13  http N+14
   --heartbeat-port H  heartbeats on H (primary) and H+1 (backup)
   --http-port M       HTTP on M (primary) and M+10 (backup); 0 picks a free port for each
+Data: each node keeps its state in data/primary and data/backup under the working directory;
+  --data-dir D        in D/primary and D/backup instead; --memory keeps it in memory only
 --role, --name, --peer and --peer-heartbeat are set by pair for each node.
 Ctrl-C stops both. If either node fails to start or stops, pair stops the other and exits
-with that node's exit code (2: a configuration or bind error, named on the line above).
+with that node's exit code (2: a configuration or bind error, or a refused data dir, named on the
+line above).
 `;
 
 export async function pairCommand(args: string[]): Promise<number> {

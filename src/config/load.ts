@@ -5,12 +5,28 @@
  */
 import convict from 'convict';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { maxEntryBytes, type Limits } from '../wire/index.js';
 import { ConfigError } from '../errors.js';
 import type { ServerQuotas } from '../server/index.js';
 import { schema } from './schema.js';
 
 export type Role = 'single' | 'primary' | 'backup';
+
+// convict's Boolean takes any string but 'false' as true, so TWINSTAR_MEMORY=0 or an empty value
+// would silently turn durable storage off: this format takes true/false/1/0 and refuses the rest.
+convict.addFormat({
+  name: 'strict-boolean',
+  validate(value: unknown) {
+    if (typeof value !== 'boolean') throw new Error('must be true or false');
+  },
+  coerce(value: unknown) {
+    const text = String(value).trim().toLowerCase();
+    if (text === 'true' || text === '1') return true;
+    if (text === 'false' || text === '0') return false;
+    return value;
+  },
+});
 
 /** Every setting; the server's quotas (snapshot rates, queues, stream caps) are named as it names them. */
 export interface ServerConfig extends ServerQuotas {
@@ -27,6 +43,11 @@ export interface ServerConfig extends ServerQuotas {
   httpHost: string;
   httpPort: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** resolved: data/NAME unless given */
+  dataDir: string;
+  memory: boolean;
+  fsync: 'always' | 'batch' | 'off';
+  pairId: string;
   replayLogSize: number;
   dedupeMs: number;
   dedupeSize: number;
@@ -111,6 +132,8 @@ export function resolveDefaults(raw: ServerConfig): ServerConfig {
     httpHost: raw.httpHost || raw.host,
     httpPort: raw.httpPort ?? defaults.httpPort,
   };
+  // memory wins over a data dir (the image sets TWINSTAR_DATA_DIR; `--memory` must still work)
+  resolved.dataDir = raw.memory ? '' : raw.dataDir || join('data', resolved.name);
   if (resolved.port > 65533)
     throw new ConfigError('port', 'invalid configuration: port: P+2 must be at most 65535');
   if (resolved.failoverMs < 2 * resolved.heartbeatMs) {

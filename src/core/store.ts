@@ -1,6 +1,6 @@
 /**
  * The sequenced key-value store of one server: a `Sequencer` driving the key-value machine over
- * a `MemoryStorage`. This is the face the server and the pair use; the sequencing itself is in
+ * a `Storage` (`MemoryStorage` unless the node opened a durable one). This is the face the server and the pair use; the sequencing itself is in
  * sequencer.ts, the map and its TTLs in kv-machine.ts, the log and dedupe window in storage.ts.
  */
 import type { Entry, KvMap } from '../kv/index.js';
@@ -17,10 +17,35 @@ export type StoreBuilder = SequencerStage<readonly [KvMachine]>;
 
 export class Store {
   private readonly sequencer: Sequencer<readonly [KvMachine]>;
+  private failure: Error | undefined;
 
-  /** `storage` defaults to a `MemoryStorage` with these options (today's behaviour). */
-  constructor(options: StoreOptions, storage: Storage = new MemoryStorage(options)) {
-    this.sequencer = new Sequencer([new KvMachine()] as const, storage);
+  /**
+   * `storage` defaults to a `MemoryStorage` with these options (today's behaviour). What the
+   * storage holds is loaded at once; `now` is the time its TTL deadlines are measured from.
+   */
+  constructor(
+    options: StoreOptions,
+    private readonly storage: Storage = new MemoryStorage(options),
+    now = 0,
+  ) {
+    this.sequencer = new Sequencer([new KvMachine()] as const, storage, now);
+  }
+
+  /**
+   * Resolves once every change sequenced or replicated so far is durable (the acknowledgement
+   * point); rejects with the storage's error once a write has failed, and from then on.
+   */
+  flush(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return this.storage.flush().catch((error: unknown) => {
+      this.failure ??= error as Error;
+      throw error;
+    });
+  }
+
+  /** The storage's write error, once a flush has reported one: writes must be refused. */
+  get failed(): Error | undefined {
+    return this.failure;
   }
 
   get sequence(): number {

@@ -147,6 +147,11 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
     '1 while this active met another active and sequences nothing until one has demoted',
     () => (node.status().fenced ? 1 : 0),
   );
+  gauge(
+    'twinstar_storage_failed',
+    "1 once a write to this node's data dir failed (disk full, I/O error): writes are refused with ERR_STORAGE, reads still served",
+    () => (node.storageFailure() ? 1 : 0),
+  );
   new Gauge({
     name: 'twinstar_unavailable',
     help: '1 while the pair cannot serve from this node, by reason (no-history: no active peer, and this node lacks the history)',

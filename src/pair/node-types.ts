@@ -5,6 +5,7 @@ import type { ServerConfig } from '../config/index.js';
 import type { Guard } from '../security/index.js';
 import type { Logger } from '../log/index.js';
 import type { PeerMessage } from '../wire/index.js';
+import type { MemoryStorageOptions, Storage } from '../core/index.js';
 import type { PeerChannel } from './peer-link.js';
 
 export interface StateChange {
@@ -25,6 +26,8 @@ export interface NodeEvents {
   stall: [ms: number];
   /** `dedupeSize` forced out a write uuid only `ageMs` old, younger than `dedupeMs` */
   'dedupe-evicted-early': [ageMs: number];
+  /** a storage write failed: writes are refused from now on, reads still served */
+  'storage-failed': [error: Error];
 }
 
 export interface PeerStatus {
@@ -69,4 +72,13 @@ export interface NodeOptions {
   channel?: (onMessage: (msg: PeerMessage) => void) => PeerChannel;
   /** CURVE on every socket, the allow-list and per-subtree rights (docs/security.md) */
   guard?: Guard;
+  /**
+   * Opens the durable storage the store runs over (src/server.ts: lmdb on the data dir), given
+   * the store's window options; it may throw a StorageError (the directory is refused). Without
+   * it the node keeps everything in memory.
+   */
+  openStorage?: (options: MemoryStorageOptions) => ClosableStorage;
 }
+
+/** A storage the node closes when it stops (lmdb: the last commits are flushed and synced). */
+export type ClosableStorage = Storage & { close?(): Promise<void> };

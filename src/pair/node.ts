@@ -13,7 +13,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { CloneServer, type Admission, type ServicePolicy } from '../server/index.js';
-import { Store, digestOf, type Digest } from '../core/index.js';
+import { MemoryStorage, Store, digestOf, type Digest, type MemoryStorageOptions } from '../core/index.js';
 import type { Durability, KvMsg } from '../wire/index.js';
 import type { State } from '../fsm/index.js';
 import * as zmq from 'zeromq';
@@ -25,9 +25,16 @@ import type { Timeline } from '../core/index.js';
 import type { ForceResult, Mode, NodeParts } from './mode.js';
 import { SingleMode } from './single.js';
 import { PairMode } from './pair-mode.js';
-import type { NodeEvents, NodeOptions, NodeStatus } from './node-types.js';
+import type { ClosableStorage, NodeEvents, NodeOptions, NodeStatus } from './node-types.js';
 
-export type { NodeEvents, NodeOptions, NodeStatus, PeerStatus, StateChange } from './node-types.js';
+export type {
+  ClosableStorage,
+  NodeEvents,
+  NodeOptions,
+  NodeStatus,
+  PeerStatus,
+  StateChange,
+} from './node-types.js';
 
 export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   readonly store: Store;
@@ -42,11 +49,13 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   /** a secure node's client sockets have a context of their own, for their ZAP handler */
   private readonly zap: ZapHandler | undefined;
   private readonly mode: Mode;
+  private readonly storage: ClosableStorage;
   private digesting: Promise<Digest> | undefined;
   private lastDigest: { sequence: number; result: Promise<Digest> } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly startedAt: number;
   private started = false;
+  private reportedFailure = false;
   private closed = false;
 
   constructor(options: NodeOptions) {
@@ -62,7 +71,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     const context = guard ? new zmq.Context() : undefined;
     if (guard && context) this.zap = new ZapHandler(context, (domain, key) => guard.admit(domain, key));
     const dedupeWarnings = new RateLimitedLog(log, 1, 10_000, this.now);
-    this.store = new Store({
+    const storeOptions: MemoryStorageOptions = {
       replayLogSize: config.replayLogSize,
       replayLogBytes: config.replayLogBytes,
       dedupeSize: config.dedupeSize,
@@ -75,7 +84,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
           'dedupeSize forced out a write uuid younger than dedupeMs: a retry of that write would apply twice',
         );
       },
-    });
+    };
+    // What the storage holds is loaded here (entries, sequence, terms and epoch, dedupe window).
+    this.storage = options.openStorage?.(storeOptions) ?? new MemoryStorage(storeOptions);
+    this.store = new Store(storeOptions, this.storage, this.now());
     this.server = new CloneServer({
       host: config.host,
       port: config.port,
@@ -133,6 +145,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     await this.mode.close();
     await this.server.close();
     this.zap?.close();
+    await this.storage.close?.();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -162,8 +175,33 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     return this.timeline.includes(sequence, term);
   }
 
+  /**
+   * A write is acknowledged once its change is durable in this node's storage (`flush`) and the
+   * mode says so (in a pair: the passive holds it, after its own flush). A failed storage write
+   * rejects with the StorageError: the client is told ERR_STORAGE, never acknowledged.
+   */
   durable(sequence: number): Promise<Durability> {
-    return this.mode.durable(sequence);
+    const replicated = this.mode.durable(sequence);
+    return this.store.flush().then(
+      () => replicated,
+      (error: unknown) => {
+        replicated.catch(() => undefined);
+        this.storageFailed(error as Error);
+        throw error;
+      },
+    );
+  }
+
+  /** Set once a storage write failed: writes are refused up front, reads still served. */
+  storageFailure(): Error | undefined {
+    return this.store.failed;
+  }
+
+  private storageFailed(error: Error): void {
+    if (this.reportedFailure) return;
+    this.reportedFailure = true;
+    this.log.error({ err: error.message }, 'storage write failed: writes are refused, reads still served');
+    this.emit('storage-failed', error);
   }
 
   publishableUpTo(): number {

@@ -58,6 +58,7 @@ export class PairMode implements Mode {
       snapshotChunk: config.snapshotChunk,
       chunkBytes: chunkBytes(limits),
       now,
+      log,
     });
     this.sink = new ReplicationSink({
       channel: this.link,

@@ -173,10 +173,18 @@ export class ReplicationSink {
     this.ackScheduled = true;
     setImmediate(() => {
       this.ackScheduled = false;
-      if (this.phase === 'following') {
-        const { channel, server, timeline } = this.options;
-        channel.send({ type: 'ack', sequence: server.store.sequence, term: timeline.term });
-      }
+      const { channel, server, timeline } = this.options;
+      const sequence = server.store.sequence;
+      const term = timeline.term;
+      // Only what is durable in this node's own storage is acknowledged (under fsync always: on
+      // disk). A storage that failed never acknowledges again: the active stops counting on us.
+      server.store.flush().then(
+        () => {
+          if (this.phase === 'following' && timeline.term === term)
+            channel.send({ type: 'ack', sequence, term });
+        },
+        () => undefined,
+      );
     });
   }
 }

@@ -17,6 +17,7 @@ import { NotActiveError } from '../errors.js';
 import type { PeerChannel } from './peer-link.js';
 import { packEntries } from '../wire/index.js';
 import type { Timeline } from '../core/index.js';
+import type { Logger } from '../log/index.js';
 
 interface Waiter {
   readonly sequence: number;
@@ -33,6 +34,8 @@ export interface SourceOptions {
   /** byte budget of one packed batch: the passive's peer socket refuses bigger frames */
   chunkBytes: number;
   now: () => number;
+  /** says whether a passive that asks resumes or gets a snapshot */
+  log?: Logger;
 }
 
 export class ReplicationSource {
@@ -139,10 +142,16 @@ export class ReplicationSource {
     this.flush(); // everything already committed goes first, in order
     const { store, timeline, channel, snapshotChunk, chunkBytes } = this.options;
     const changes = timeline.includes(fromSequence, term) ? store.changesSince(fromSequence) : undefined;
+    const asked = { fromSequence, sequence: store.sequence };
     if (changes === undefined) {
+      this.options.log?.info(
+        asked,
+        'the passive gets a snapshot: its history is not ours up to there, or the replay log does not reach back',
+      );
       void this.streamSnapshot(streamId);
       return;
     }
+    this.options.log?.info({ ...asked, changes: changes.length }, 'the passive resumes from its sequence');
     this.streamId = streamId;
     for (const slice of chunked(changes, snapshotChunk, chunkBytes))
       channel.send({ type: 'data', term: timeline.term, batch: packEntries(slice) });

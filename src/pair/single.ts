@@ -19,7 +19,8 @@ export class SingleMode implements Mode {
   }
 
   async start(): Promise<void> {
-    this.epoch = 1;
+    // a restarted single server continues its stored history with a new epoch (1 on a fresh start)
+    this.epoch = this.parts.timeline.epoch + 1;
     this.parts.openTerm(this.epoch, 'single');
     this.parts.server.setActive(true);
   }

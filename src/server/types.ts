@@ -36,6 +36,8 @@ export interface ServicePolicy {
   publishableUpTo(): number;
   /** A CHP KVSET reached this node while it is not active (Model Six pending list). */
   collectWhileInactive(msg: KvMsg, receivedAt: number): void;
+  /** Set once a storage write failed: native writes are refused with TERROR 'storage'. */
+  storageFailure?(): Error | undefined;
 }
 
 export type Admission =

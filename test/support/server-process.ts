@@ -13,6 +13,12 @@ export type { NodeStatus };
 
 export const BIN = fileURLToPath(new URL('../../bin/twinstar.js', import.meta.url));
 
+// Every server a test starts keeps its state in memory unless the test gives it a data dir
+// (`dataDir` below): the tests written before durable storage, also those that spawn
+// `twinstar server` or `twinstar pair` themselves, inherit this and run as they always did,
+// and no test leaves a ./data folder behind.
+process.env.TWINSTAR_MEMORY ??= 'true';
+
 const children = new Set<ChildProcess>();
 
 /** Registers a child process so that killAll reaches it. */
@@ -59,6 +65,12 @@ export interface ServerProcessOptions {
   keepLogLines?: number;
   /** node.js options before the script, e.g. --cpu-prof */
   nodeArgs?: string[];
+  /** keep the node's state in this directory (lmdb) instead of in memory (the default in tests) */
+  dataDir?: string;
+  /** with dataDir: the fsync mode (default: the server's, batch) */
+  fsync?: 'always' | 'batch' | 'off';
+  /** the largest file the process may write, in KiB (`ulimit -f`): a full disk, for tests */
+  fileSizeLimitKiB?: number;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
 }
@@ -100,10 +112,17 @@ export class ServerProcess {
     if (o.peerHeartbeatPort !== undefined) args.push('--peer-heartbeat', `127.0.0.1:${o.peerHeartbeatPort}`);
     if (o.heartbeatMs !== undefined) args.push('--heartbeat-ms', String(o.heartbeatMs));
     if (o.failoverMs !== undefined) args.push('--failover-ms', String(o.failoverMs));
+    if (o.dataDir !== undefined) args.push('--data-dir', o.dataDir);
+    if (o.fsync !== undefined) args.push('--fsync', o.fsync);
     args.push('--log-level', o.logLevel ?? 'debug', ...(o.extraArgs ?? []));
-    const child = track(
-      spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } }),
-    );
+    const storage = o.dataDir === undefined ? {} : { TWINSTAR_MEMORY: 'false' };
+    const env = { ...process.env, ...storage, ...o.env };
+    const limit = o.fileSizeLimitKiB;
+    const [command, argv] =
+      limit === undefined
+        ? [process.execPath, args]
+        : ['bash', ['-c', `ulimit -f ${limit} && exec "$0" "$@"`, process.execPath, ...args]];
+    const child = track(spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env }));
     let buffer = '';
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (chunk: string) => {

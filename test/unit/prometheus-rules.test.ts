@@ -78,6 +78,7 @@ const ALERTS = [
   'TwinstarNodeDown',
   'TwinstarAuthFailuresRising',
   'TwinstarDedupeEvictedEarly',
+  'TwinstarStorageFailed',
 ];
 
 describe('deploy/prometheus', function () {

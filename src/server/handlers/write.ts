@@ -82,6 +82,8 @@ export function applyWrites(
   changes: Change[],
   now: number,
 ): void {
+  const failure = ctx.policy.storageFailure?.();
+  if (failure) return refuseForStorage(ctx, identity, reqId, failure);
   const sequences = changes.map((change) => {
     const result = ctx.commit(change, 'native', now);
     return result.duplicate ? result.sequence : result.entry.sequence;
@@ -93,14 +95,26 @@ export function applyWrites(
       ctx.reply(identity, { command: 'TACK', reqId, sequences, durability });
       ctx.events.emit('acknowledged', changes, durability);
     },
-    () =>
-      ctx.reply(identity, {
-        command: 'TNOTACTIVE',
-        reqId,
-        state: ctx.policy.stateName(),
-        reason: 'not-active',
-      }),
+    (error: unknown) =>
+      (error as { code?: unknown } | undefined)?.code === 'ERR_STORAGE'
+        ? refuseForStorage(ctx, identity, reqId, error as Error)
+        : ctx.reply(identity, {
+            command: 'TNOTACTIVE',
+            reqId,
+            state: ctx.policy.stateName(),
+            reason: 'not-active',
+          }),
   );
+}
+
+/** The node's storage cannot write (disk full, I/O error): TERROR 'storage', never a TACK. */
+function refuseForStorage(ctx: ServerContext, identity: Buffer, reqId: number, error: Error): void {
+  ctx.reply(identity, {
+    command: 'TERROR',
+    reqId,
+    reason: 'storage',
+    message: `ERR_STORAGE: ${error.message}`,
+  });
 }
 
 /**

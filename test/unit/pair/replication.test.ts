@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { ReplicationSource } from '../../../src/pair/replication-source.js';
 import { ReplicationSink } from '../../../src/pair/replication-sink.js';
 import { attachment } from '../../../src/pair/attachment.js';
-import { Store } from '../../../src/core/index.js';
+import { MemoryStorage, Store, type Storage } from '../../../src/core/index.js';
 import { Timeline } from '../../../src/core/timeline.js';
 import { DEFAULT_LIMITS, chunkBytes, type Durability } from '../../../src/wire/index.js';
 import type { CloneServer } from '../../../src/server/index.js';
@@ -29,14 +29,15 @@ class Replication {
   readonly clock = new FakeClock();
   readonly wire = new FakeWire();
   readonly active = new Store(STORE);
-  readonly passive = new Store(STORE);
+  readonly passive: Store;
   readonly activeTimeline = new Timeline();
   readonly passiveTimeline = new Timeline();
   readonly source: ReplicationSource;
   readonly sink: ReplicationSink;
   catchUpTo: number | undefined;
 
-  constructor() {
+  constructor(passiveStorage?: Storage) {
+    this.passive = new Store(STORE, passiveStorage);
     this.activeTimeline.open({ term: 'term-1', epoch: 1, startSequence: 1 });
     this.source = new ReplicationSource({
       channel: this.wire.end(0),
@@ -143,7 +144,63 @@ function track(p: Promise<Durability>): { result: Durability | Error | undefined
   return box;
 }
 
+/** A storage whose `flush()` (the durability point: under fsync always, the fsync) waits for the test. */
+class GatedStorage extends MemoryStorage {
+  private gate = Promise.resolve();
+  private open: (() => void) | undefined;
+  private fail: ((error: Error) => void) | undefined;
+
+  hold(): void {
+    this.gate = new Promise<void>((resolve, reject) => {
+      this.open = resolve;
+      this.fail = reject;
+    });
+    this.gate.catch(() => undefined);
+  }
+
+  release(): void {
+    this.open?.();
+  }
+
+  reject(error: Error): void {
+    this.fail?.(error);
+  }
+
+  override flush(): Promise<void> {
+    return this.gate;
+  }
+}
+
 describe('replication with the attachment rule (fake clock, fake peer link)', () => {
+  it("a passive acknowledges a change only once its own storage flushed it (under fsync always, after the passive's fsync)", async () => {
+    const storage = new GatedStorage(STORE);
+    const r = new Replication(storage);
+    r.commit(3);
+    r.sink.start();
+    await r.settle();
+    expect(r.attach()).to.deep.include({ attach: true });
+    const acksBefore = r.wire.sent[1]!.filter((m) => m.type === 'ack').length;
+    expect(acksBefore, 'the passive acks what its storage flushed').to.be.above(0);
+    storage.hold();
+    const seq = r.commit(1);
+    const acked = track(r.source.durable(seq));
+    await r.settle();
+    expect(r.passive.sequence, 'the passive applied the change').to.equal(seq);
+    expect(r.sentBy(1, 0).filter((t) => t === 'ack')).to.have.length(acksBefore);
+    expect(acked.result, 'not acknowledged before the passive flushed it').to.equal(undefined);
+    storage.release();
+    await r.settle();
+    expect(acked.result).to.equal('replicated');
+    expect(r.source.acked).to.equal(seq);
+    // A passive whose storage failed never acknowledges again.
+    storage.hold();
+    const failed = track(r.source.durable(r.commit(1)));
+    storage.reject(new Error('disk full'));
+    await r.settle();
+    expect(failed.result).to.equal(undefined);
+    expect(r.passive.failed?.message).to.equal('disk full');
+  });
+
   it('a passive syncs, follows in order and acks; a write attached to it is acknowledged only once it holds it', async () => {
     const r = new Replication();
     r.commit(6);
