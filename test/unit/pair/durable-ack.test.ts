@@ -8,38 +8,13 @@ import { expect } from 'chai';
 import * as zmq from 'zeromq';
 import { loadConfig } from '../../../src/config/index.js';
 import { createLogger } from '../../../src/log/index.js';
-import { MemoryStorage, newUuid } from '../../../src/core/index.js';
+import { newUuid } from '../../../src/core/index.js';
 import { StorageError } from '../../../src/errors.js';
 import { Node } from '../../../src/pair/index.js';
 import { createMetrics } from '../../../src/metrics/index.js';
 import { decodeRequestId, encodeRequestId, packBatch } from '../../../src/wire/index.js';
 import { freePorts, within } from '../../support/index.js';
-
-class GatedStorage extends MemoryStorage {
-  private gate = Promise.resolve();
-  private open: (() => void) | undefined;
-  private fail: ((error: Error) => void) | undefined;
-
-  hold(): void {
-    this.gate = new Promise<void>((resolve, reject) => {
-      this.open = resolve;
-      this.fail = reject;
-    });
-    this.gate.catch(() => undefined);
-  }
-
-  release(): void {
-    this.open?.();
-  }
-
-  reject(error: Error): void {
-    this.fail?.(error);
-  }
-
-  override flush(): Promise<void> {
-    return this.gate;
-  }
-}
+import { GatedStorage } from './gated-storage.js';
 
 const STORE = { replayLogSize: 1000, dedupeSize: 1000, dedupeMs: 60_000 };
 

@@ -8,9 +8,10 @@ import { expect } from 'chai';
 import { ReplicationSource } from '../../../src/pair/replication-source.js';
 import { ReplicationSink } from '../../../src/pair/replication-sink.js';
 import { attachment } from '../../../src/pair/attachment.js';
-import { MemoryStorage, Store, type Storage } from '../../../src/core/index.js';
+import { Store, type Storage } from '../../../src/core/index.js';
 import { Timeline } from '../../../src/core/timeline.js';
 import { DEFAULT_LIMITS, chunkBytes, type Durability } from '../../../src/wire/index.js';
+import { GatedStorage } from './gated-storage.js';
 import type { CloneServer } from '../../../src/server/index.js';
 import { FakeClock, FakeWire, turns } from './harness.js';
 
@@ -142,33 +143,6 @@ function track(p: Promise<Durability>): { result: Durability | Error | undefined
     (e: Error) => (box.result = e),
   );
   return box;
-}
-
-/** A storage whose `flush()` (the durability point: under fsync always, the fsync) waits for the test. */
-class GatedStorage extends MemoryStorage {
-  private gate = Promise.resolve();
-  private open: (() => void) | undefined;
-  private fail: ((error: Error) => void) | undefined;
-
-  hold(): void {
-    this.gate = new Promise<void>((resolve, reject) => {
-      this.open = resolve;
-      this.fail = reject;
-    });
-    this.gate.catch(() => undefined);
-  }
-
-  release(): void {
-    this.open?.();
-  }
-
-  reject(error: Error): void {
-    this.fail?.(error);
-  }
-
-  override flush(): Promise<void> {
-    return this.gate;
-  }
 }
 
 describe('replication with the attachment rule (fake clock, fake peer link)', () => {
