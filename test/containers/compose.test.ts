@@ -145,7 +145,12 @@ describe('docker-compose.ha.yml (primary, backup, Prometheus)', function () {
     const before = await compose.resources();
     expect(before.containers).to.have.length(3);
     expect(before.networks).to.have.length(1);
-    expect(before.volumes).to.have.length(1); // prometheus-data
+    // The nodes' data dirs and Prometheus's store, each named after the project.
+    expect(before.volumes.map((v) => v.replace(/^.*_/, '')).sort()).to.deep.equal([
+      'backup-data',
+      'primary-data',
+      'prometheus-data',
+    ]);
     await compose.down();
     expect(await compose.resources()).to.deep.equal({ containers: [], networks: [], volumes: [] });
   });
