@@ -64,6 +64,11 @@ export interface Storage {
   install(stage: StorageStage, sequence: number): void;
   /** Resolves once every change appended so far is durable. */
   flush(): Promise<void>;
+  /**
+   * True when every append is durable as soon as it returns (memory: nothing more to wait for),
+   * so callers on the hot path can skip awaiting `flush()`.
+   */
+  readonly durableOnAppend?: boolean;
 }
 
 export interface MemoryStorageOptions {
@@ -138,6 +143,9 @@ export class MemoryStorage implements Storage {
     this.log.clear();
     this.seq = sequence;
   }
+
+  /** Nothing survives the process, so an append is as durable as it will ever be at once. */
+  readonly durableOnAppend: boolean = true;
 
   flush(): Promise<void> {
     return Promise.resolve();

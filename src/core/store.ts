@@ -43,6 +43,11 @@ export class Store {
     });
   }
 
+  /** Whether waiting for `flush()` can be skipped: the storage is durable at append (memory). */
+  get durableOnAppend(): boolean {
+    return this.storage.durableOnAppend === true;
+  }
+
   /** The storage's write error, once a flush has reported one: writes must be refused. */
   get failed(): Error | undefined {
     return this.failure;

@@ -2,6 +2,8 @@
 import { MemoryStorage } from '../../../src/core/index.js';
 
 export class GatedStorage extends MemoryStorage {
+  /** Its flush is the test's to release: an append is not durable until then. */
+  override readonly durableOnAppend = false;
   private gate = Promise.resolve();
   private open: (() => void) | undefined;
   private fail: ((error: Error) => void) | undefined;
