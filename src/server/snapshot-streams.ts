@@ -257,26 +257,30 @@ export interface Measured<T> {
 }
 
 /**
- * Collects a stream's messages (each with its payload bytes) and works out the stream's worst case
- * in a pipe of `queue` messages: the whole stream when it fits, else `queue` times its largest
- * message. Gives the event loop a turn whenever it has worked for DRAIN_BUDGET_MS.
+ * Works out a stream's worst case in a pipe of `queue` messages: the whole stream when it fits,
+ * else `queue` times its largest message (`bytesOf` gives a message's payload bytes). The messages
+ * come back as an array (the very one given, if it was one). Gives the event loop a turn whenever
+ * it has worked for DRAIN_BUDGET_MS.
  */
 export async function measureInTurns<T>(
-  messages: Iterable<{ message: T; bytes: number }>,
+  messages: Iterable<T>,
+  bytesOf: (message: T) => number,
   queue: number,
 ): Promise<Measured<T>> {
-  const out: T[] = [];
+  const kept = Array.isArray(messages) ? undefined : ([] as T[]);
   let total = 0;
   let largest = 0;
+  let count = 0;
   let sliceStart = performance.now();
-  for (const { message, bytes } of messages) {
-    out.push(message);
+  for (const message of messages) {
+    kept?.push(message);
+    const bytes = bytesOf(message);
     total += bytes;
     largest = Math.max(largest, bytes);
-    if (out.length % 64 === 0 && performance.now() - sliceStart > DRAIN_BUDGET_MS) {
+    if (++count % 64 === 0 && performance.now() - sliceStart > DRAIN_BUDGET_MS) {
       await yieldToLoop();
       sliceStart = performance.now();
     }
   }
-  return { messages: out, bytes: Math.min(total, queue * largest) };
+  return { messages: kept ?? (messages as T[]), bytes: Math.min(total, queue * largest) };
 }

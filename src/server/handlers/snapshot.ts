@@ -47,10 +47,8 @@ export function serveChpSnapshot(
     count = entries.length;
     // One KVSYNC per entry: identity and five frames, the entry's bytes in them.
     const measured = await measureInTurns(
-      mapIterable(entries, (entry) => ({
-        message: entry,
-        bytes: packedSize(entry) + 6 * QUEUED_FRAME_BYTES,
-      })),
+      entries,
+      (entry) => packedSize(entry) + 6 * QUEUED_FRAME_BYTES,
       ctx.quotas.clientQueue,
     );
     return {
@@ -112,7 +110,7 @@ export function serveNativeSync(
         bytes: measured.bytes,
         source: chunksThenLast(
           measured.messages[Symbol.iterator](),
-          (slice) => [identity, ...encodeReply({ command: 'TSYNC', reqId, entries: slice })],
+          (chunk) => [identity, ...encodeReply({ command: 'TSYNC', reqId, entries: chunk.entries })],
           () => [identity, ...encodeReply({ command: 'TSYNCEND', reqId, sequence, term, kind })],
         ),
       };
@@ -164,15 +162,13 @@ function refuseBusy(ctx: ServerContext, identity: Buffer, reqId: number, detail:
   ctx.events.emit('dropped', 'snapshot', 'busy');
 }
 
-function measureChunks(ctx: ServerContext, entries: Entry[], maxBytes: number): Promise<Measured<Entry[]>> {
+function measureChunks(
+  ctx: ServerContext,
+  entries: Entry[],
+  maxBytes: number,
+): Promise<Measured<{ entries: Entry[]; bytes: number }>> {
   const chunks = sizedChunks(entries, ctx.options.snapshotChunk, maxBytes);
-  return measureInTurns(
-    mapIterable(chunks, (chunk) => ({
-      message: chunk.entries,
-      bytes: chunk.bytes + 4 * QUEUED_FRAME_BYTES,
-    })),
-    ctx.quotas.clientQueue,
-  );
+  return measureInTurns(chunks, (chunk) => chunk.bytes + 4 * QUEUED_FRAME_BYTES, ctx.quotas.clientQueue);
 }
 
 /**
@@ -190,10 +186,6 @@ function streamChunkBytes(ctx: ServerContext): number {
 function streamEnded(ctx: ServerContext, end: StreamEnd): void {
   if (end === 'client-gone' || end === 'send-failed' || end === 'stalled')
     ctx.events.emit('dropped', 'snapshot', end);
-}
-
-function* mapIterable<T, U>(items: Iterable<T>, f: (item: T) => U): Generator<U> {
-  for (const item of items) yield f(item);
 }
 
 /**

@@ -9,6 +9,7 @@ import { Client, type ClientOptions, type FailoverInfo, type Update } from '../.
 import { Native, ICANHAZ } from '../../../src/wire/index.js';
 import { ClosedError, InvalidArgumentError, QueueFullError, TimeoutError } from '../../../src/errors.js';
 import { FakeNetwork, FakeServer, type FakeServerOptions } from './fake-server.js';
+import { rejection } from './rejection.js';
 
 const A = 'tcp://127.0.0.1:5556';
 const B = 'tcp://127.0.0.1:5566';
@@ -125,18 +126,7 @@ async function expectRejects(
   call: () => Promise<unknown>,
   type: new (...args: never[]) => Error,
 ): Promise<void> {
-  let promise: Promise<unknown>;
-  try {
-    promise = call();
-  } catch (error) {
-    throw new Error(`threw synchronously instead of rejecting: ${String(error)}`);
-  }
-  let outcome: unknown = 'resolved';
-  await promise.then(
-    () => undefined,
-    (error: unknown) => (outcome = error),
-  );
-  expect(outcome).to.be.instanceOf(type);
+  expect(await rejection(call)).to.be.instanceOf(type);
 }
 
 function asObject(map: Map<string, Buffer>): Record<string, string> {

@@ -11,6 +11,7 @@ import { Client } from '../../../src/client/client.js';
 import { Native } from '../../../src/wire/index.js';
 import { InvalidArgumentError, TwinstarError, ValueFormatError } from '../../../src/errors.js';
 import { FakeNetwork, type FakeServer } from './fake-server.js';
+import { rejection } from './rejection.js';
 
 const A = 'tcp://127.0.0.1:5556';
 const clients: Client[] = [];
@@ -40,17 +41,7 @@ async function rejectsWith(
   call: () => Promise<unknown>,
   type: new (...args: never[]) => Error,
 ): Promise<Error> {
-  let promise: Promise<unknown>;
-  try {
-    promise = call();
-  } catch (error) {
-    throw new Error(`threw synchronously instead of rejecting: ${String(error)}`);
-  }
-  let outcome: unknown = 'resolved';
-  await promise.then(
-    () => undefined,
-    (error: unknown) => (outcome = error),
-  );
+  const outcome = await rejection(call);
   expect(outcome).to.be.instanceOf(type);
   expect(outcome).to.be.instanceOf(TwinstarError);
   return outcome as Error;

@@ -167,10 +167,15 @@ describe('SnapshotStreams', () => {
   });
 
   it('measureInTurns: a stream holds at most all its bytes, or a full pipe of its largest message', async () => {
-    const sized = (sizes: number[]) => sizes.map((bytes, i) => ({ message: i, bytes }));
-    const whole = await measureInTurns(sized([10, 30, 20]), 5);
+    // Messages 0..n-1, each as big as its entry in `sizes` (an iterable, not an array: collected).
+    const sized = (sizes: number[]) => ({ messages: sizes.keys(), bytesOf: (i: number) => sizes[i]! });
+    const measure = (sizes: number[], queue: number) => {
+      const { messages, bytesOf } = sized(sizes);
+      return measureInTurns(messages, bytesOf, queue);
+    };
+    const whole = await measure([10, 30, 20], 5);
     expect(whole).to.deep.equal({ messages: [0, 1, 2], bytes: 60 });
-    const piped = await measureInTurns(sized([10, 30, 20, 10, 10]), 2);
+    const piped = await measure([10, 30, 20, 10, 10], 2);
     expect(piped.bytes).to.equal(60); // 2 messages of at most 30
     expect(piped.messages).to.deep.equal([0, 1, 2, 3, 4]);
   });
