@@ -15,11 +15,19 @@ const KEEP = 32;
 export interface StoredHistory {
   readonly entries?: readonly TimelineEntry[];
   readonly epoch?: number;
+  /** the node held a complete copy of the history (the FSM's `history` fact) */
+  readonly history?: boolean;
 }
 
 export class Timeline {
   private entries: TimelineEntry[];
   private highestEpoch: number;
+  private complete: boolean | undefined;
+  /**
+   * What was stored when this node started, if it had a history at all: a node restarted from its
+   * data directory, as opposed to a fresh one (a restored snapshot starts a new history).
+   */
+  readonly restored: { readonly epoch: number; readonly history: boolean } | undefined;
 
   /**
    * Starts from a history loaded from storage. `onChange` is called after every change of the
@@ -31,6 +39,21 @@ export class Timeline {
   ) {
     this.entries = (stored.entries ?? []).slice(-KEEP);
     this.highestEpoch = Math.max(stored.epoch ?? 0, this.current?.epoch ?? 0);
+    this.complete = stored.history;
+    // A history stored before the flag existed counts as incomplete: the peer decides.
+    if (this.entries.length > 0)
+      this.restored = { epoch: this.highestEpoch, history: stored.history ?? false };
+  }
+
+  /** Whether this node holds a complete copy of the history (stored, so a restart knows). */
+  get history(): boolean | undefined {
+    return this.complete;
+  }
+
+  setHistory(complete: boolean): void {
+    if (complete === this.complete) return;
+    this.complete = complete;
+    this.onChange?.();
   }
 
   /**

@@ -9,6 +9,8 @@
  * and docs/binary-star.md's diagram is generated from it (`npm run docs`).
  */
 
+import { newer, wins } from './order.js';
+
 export const STATES = ['PRIMARY', 'BACKUP', 'ACTIVE', 'PASSIVE'] as const;
 export type State = (typeof STATES)[number];
 export type Role = 'primary' | 'backup';
@@ -25,6 +27,8 @@ export interface PeerView {
   readonly fenced: boolean;
   /** changes the peer sequenced since the two nodes' histories forked (0 if they have not) */
   readonly served: number;
+  /** the peer started from stored data (it may hold a newer history than ours) */
+  readonly restored: boolean;
 }
 
 export type Event =
@@ -56,6 +60,14 @@ export interface Context {
    * input like `sequence`)
    */
   readonly served: number;
+  /**
+   * This node started from stored data (a data directory with a history), not as a fresh node. It
+   * cannot know alone whether its peer served after it stopped, so it takes no vote before it has
+   * heard the peer and compared histories (an operator can force it).
+   */
+  readonly restored: boolean;
+  /** a heartbeat of the peer has been heard since this node started */
+  readonly peerHeard: boolean;
 }
 
 export type Effect =
@@ -73,10 +85,10 @@ export type Effect =
   | { readonly type: 'reject'; readonly reason: RejectReason };
 
 /** Why a client vote was refused: the peer still serves, or this node has no complete history. */
-export type RejectReason = 'peer-alive' | 'no-history' | 'fenced';
+export type RejectReason = 'peer-alive' | 'no-history' | 'fenced' | 'peer-unknown';
 
 export type ActivateReason =
-  'peer-is-backup' | 'peer-restarted' | 'client-vote' | 'dual-passive-won' | 'forced';
+  'peer-is-backup' | 'peer-restarted' | 'newer-history' | 'client-vote' | 'dual-passive-won' | 'forced';
 export type FollowReason = 'peer-active' | 'dual-active-lost';
 
 /** What one cell of the table decides: the next state and the effects. */
@@ -103,21 +115,47 @@ type Rule = {
 /** Nothing to do: the pair is consistent, or the other node moves next. */
 const stay: Rule = { name: 'stay', apply: (state) => ({ state, effects: [] }) };
 
-/** A starting primary that sees a starting backup serves; the backup will follow. */
-const promoteOverBackup: Rule = {
-  name: 'activate',
+/**
+ * Two starting nodes meet (a fresh pair, or both restarted). The one with the newer history serves,
+ * whatever its role: a complete history beats an incomplete one, then the order of `newer`. Both
+ * sides compute the same order, so exactly one activates; the other then hears ACTIVE and follows.
+ * A fresh pair is the classic case: the primary holds the (empty) history, the backup nothing.
+ */
+const resolveStart: Rule = {
+  name: 'resolve-start',
   apply: (state, event, ctx) =>
-    ctx.history ? activate(ctx, event, 'peer-is-backup') : { state, effects: [] },
+    event.type === 'peer' && ctx.history && (!event.peer.history || newer(ctx, event.peer))
+      ? activate(ctx, event, ctx.role === 'primary' && !ctx.restored ? 'peer-is-backup' : 'newer-history')
+      : { state, effects: [] },
 };
 
 /**
- * A passive whose peer is starting again (it restarted) holds the state: it takes over. A passive
- * that never completed its sync holds nothing to take over with: the pair is unavailable instead.
+ * A node restarted from stored data meets a passive (its peer was passive when the pair stopped
+ * serving, or never completed a sync). The restarted node serves if its stored history is complete
+ * and newer; otherwise the passive takes over (promoteOverRestart decides the same on its side).
+ * A fresh node never takes over from a passive: it holds nothing, the passive may hold a lot.
+ */
+const resolveRestart: Rule = {
+  name: 'resolve-restart',
+  apply: (state, event, ctx) =>
+    event.type === 'peer' && ctx.restored && ctx.history && (!event.peer.history || newer(ctx, event.peer))
+      ? activate(ctx, event, 'newer-history')
+      : { state, effects: [] },
+};
+
+/**
+ * A passive whose peer is starting again (it restarted) holds the state: it takes over, unless the
+ * peer restarted from stored data holding a complete and newer history (then the peer serves and
+ * this node follows it). A passive that never completed its sync holds nothing to take over with.
  */
 const promoteOverRestart: Rule = {
   name: 'activate',
-  apply: (state, event, ctx) =>
-    ctx.history ? activate(ctx, event, 'peer-restarted') : { state, effects: [] },
+  apply: (state, event, ctx) => {
+    if (event.type !== 'peer' || !ctx.history) return { state, effects: [] };
+    const { peer } = event;
+    const peerServes = peer.restored && peer.history && !newer(ctx, peer);
+    return peerServes ? { state, effects: [] } : activate(ctx, event, 'peer-restarted');
+  },
 };
 
 /** The peer serves: become passive and sync from it. */
@@ -151,6 +189,8 @@ const voteIfPeerSilent: Rule = {
   name: 'vote',
   apply: (state, event, ctx) => {
     if (!ctx.history) return { state, effects: [{ type: 'reject', reason: 'no-history' }] };
+    if (ctx.restored && !ctx.peerHeard)
+      return { state, effects: [{ type: 'reject', reason: 'peer-unknown' }] };
     if (event.type !== 'client-request' || event.now < ctx.peerExpiresAt)
       return { state, effects: [{ type: 'reject', reason: 'peer-alive' }] };
     const promoted = activate(ctx, event, 'client-vote');
@@ -185,29 +225,26 @@ const unfence: Rule = {
 };
 
 /**
- * Two passives and nobody serving would hang the pair. The node with the newer state takes over
- * (higher epoch, then higher sequence, then the primary), so exactly one of them moves; a node
- * without a complete history never does, and one with it always beats one without.
+ * Two passives and nobody serving would hang the pair. The node with the newer history takes over
+ * (`newer`), so exactly one of them moves; a node without a complete history never does, and one
+ * with it always beats one without.
  */
 const dualPassive: Rule = {
   name: 'resolve-dual-passive',
   apply: (state, event, ctx) => {
     if (event.type !== 'peer' || !ctx.history) return { state, effects: [] };
-    const { peer } = event;
-    const mine = [ctx.epoch, ctx.sequence, ctx.role === 'primary' ? 1 : 0];
-    const theirs = [peer.epoch, peer.sequence, peer.role === 'primary' ? 1 : 0];
-    const iWin = !peer.history || compareTuples(mine, theirs) > 0;
+    const iWin = !event.peer.history || newer(ctx, event.peer);
     return iWin ? activate(ctx, event, 'dual-passive-won') : { state, effects: [] };
   },
 };
 
 // prettier-ignore
-//                      peer PRIMARY        peer BACKUP          peer ACTIVE  peer PASSIVE  client request
+//                      peer PRIMARY        peer BACKUP          peer ACTIVE  peer PASSIVE     client request
 export const TABLE: Readonly<Record<State, Readonly<Record<EventKind, Rule>>>> = {
-  PRIMARY: { PRIMARY: stay,               BACKUP: promoteOverBackup,  ACTIVE: follow,     PASSIVE: stay,        CLIENT_REQUEST: voteIfPeerSilent },
-  BACKUP:  { PRIMARY: stay,               BACKUP: stay,               ACTIVE: follow,     PASSIVE: stay,        CLIENT_REQUEST: reject },
-  ACTIVE:  { PRIMARY: stay,               BACKUP: stay,               ACTIVE: dualActive, PASSIVE: unfence,     CLIENT_REQUEST: accept },
-  PASSIVE: { PRIMARY: promoteOverRestart, BACKUP: promoteOverRestart, ACTIVE: stay,       PASSIVE: dualPassive, CLIENT_REQUEST: voteIfPeerSilent },
+  PRIMARY: { PRIMARY: stay,               BACKUP: resolveStart,       ACTIVE: follow,     PASSIVE: resolveRestart, CLIENT_REQUEST: voteIfPeerSilent },
+  BACKUP:  { PRIMARY: resolveStart,       BACKUP: stay,               ACTIVE: follow,     PASSIVE: resolveRestart, CLIENT_REQUEST: reject },
+  ACTIVE:  { PRIMARY: stay,               BACKUP: stay,               ACTIVE: dualActive, PASSIVE: unfence,        CLIENT_REQUEST: accept },
+  PASSIVE: { PRIMARY: promoteOverRestart, BACKUP: promoteOverRestart, ACTIVE: stay,       PASSIVE: dualPassive,    CLIENT_REQUEST: voteIfPeerSilent },
 };
 
 export function eventKind(event: Event): EventKind {
@@ -234,6 +271,7 @@ function learn(state: State, event: Event, ctx: Context): Context {
     peerExpiresAt: event.now + ctx.failoverMs,
     peerEpoch: Math.max(ctx.peerEpoch, peer.epoch),
     epoch: follows ? Math.max(ctx.epoch, peer.epoch) : ctx.epoch,
+    peerHeard: true,
   };
 }
 
@@ -295,21 +333,30 @@ export function forced(ctx: Context): Next {
   return { state: 'ACTIVE', effects, context: afterEffects(ctx, effects) };
 }
 
+/** What a node's storage says of it at start (undefined: a fresh node, nothing stored). */
+export interface StoredFacts {
+  /** the highest epoch the pair used, as far as this node knows */
+  readonly epoch: number;
+  /** it held a complete copy of the history when it stopped */
+  readonly history: boolean;
+}
+
 /** The context a node starts with: its peer has one failover timeout to speak up. */
-export function startContext(role: Role, failoverMs: number, now: number): Context {
+export function startContext(role: Role, failoverMs: number, now: number, stored?: StoredFacts): Context {
   return {
     role,
     failoverMs,
-    epoch: 0,
+    epoch: stored?.epoch ?? 0,
     sequence: 0,
     peerExpiresAt: now + failoverMs,
     peerEpoch: 0,
     // A primary starting a fresh pair is the origin of the history; a backup has none until it
-    // syncs. (Without durable storage a primary restarted without its data looks the same as a
-    // fresh one: the data directory will tell them apart.)
-    history: role === 'primary',
+    // syncs. A node restarted from its data directory holds what it held when it stopped.
+    history: stored ? stored.history : role === 'primary',
     fenced: false,
     served: 0,
+    restored: stored !== undefined,
+    peerHeard: false,
   };
 }
 
@@ -322,50 +369,10 @@ export function startState(role: Role): State {
   return role === 'primary' ? 'PRIMARY' : 'BACKUP';
 }
 
-/** Does (epoch, role) beat the other? Higher epoch, tie to the primary. */
-export function outranks(epoch: number, role: Role, otherEpoch: number, otherRole: Role): boolean {
-  if (epoch !== otherEpoch) return epoch > otherEpoch;
-  return role === 'primary' && otherRole !== 'primary';
-}
-
-/** Does this fenced active keep serving? More changes since the fork, then `outranks`. */
-export function wins(ctx: Context, peer: PeerView): boolean {
-  if (ctx.served !== peer.served) return ctx.served > peer.served;
-  return outranks(ctx.epoch, ctx.role, peer.epoch, peer.role);
-}
-
 function activate(ctx: Context, event: Event, reason: ActivateReason): Transition {
   const peerEpoch = event.type === 'peer' ? Math.max(event.peer.epoch, ctx.peerEpoch) : ctx.peerEpoch;
   // Every promotion takes an epoch above any the pair has used, so a later meeting of two
   // actives always has a deterministic winner.
   const epoch = Math.max(ctx.epoch, peerEpoch) + 1;
   return { state: 'ACTIVE', effects: [{ type: 'activate', epoch, reason }] };
-}
-
-function compareTuples(a: number[], b: number[]): number {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return 0;
-}
-
-/** A Mermaid state diagram derived from TABLE (used by docs/binary-star.md). */
-export function mermaid(): string {
-  // Where each rule that can change the state leads, and how to label the arrow.
-  const moves: Record<string, { to: State; label: (kind: EventKind) => string }> = {
-    activate: { to: 'ACTIVE', label: (kind) => `peer ${kind}` },
-    follow: { to: 'PASSIVE', label: (kind) => `peer ${kind}` },
-    vote: { to: 'ACTIVE', label: () => 'client vote, peer silent past failoverMs' },
-    'resolve-dual-active': {
-      to: 'PASSIVE',
-      label: () => 'peer ACTIVE, both fenced, peer served more since the fork (dual active lost)',
-    },
-    'resolve-dual-passive': { to: 'ACTIVE', label: () => 'peer PASSIVE with older state (dual passive won)' },
-  };
-  const lines = ['stateDiagram-v2', '  [*] --> PRIMARY', '  [*] --> BACKUP'];
-  for (const state of STATES) {
-    for (const kind of EVENT_KINDS) {
-      const move = moves[ruleName(state, kind)];
-      if (move) lines.push(`  ${state} --> ${move.to}: ${move.label(kind)}`);
-    }
-  }
-  return lines.join('\n');
 }

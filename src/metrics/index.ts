@@ -154,11 +154,13 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
   );
   new Gauge({
     name: 'twinstar_unavailable',
-    help: '1 while the pair cannot serve from this node, by reason (no-history: no active peer, and this node lacks the history)',
+    help: '1 while the pair cannot serve from this node, by reason (no-history: no active peer, and this node lacks the history; peer-unknown: restarted from its data and waiting to hear its peer)',
     labelNames: ['reason'],
     registers: r,
     collect() {
-      this.set({ reason: 'no-history' }, node.status().unavailable === 'no-history' ? 1 : 0);
+      const { unavailable } = node.status();
+      for (const reason of ['no-history', 'peer-unknown'])
+        this.set({ reason }, unavailable === reason ? 1 : 0);
     },
   });
 

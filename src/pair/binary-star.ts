@@ -10,6 +10,7 @@
  * conclude on waking that its peer died, nor acknowledge writes on the strength of silence it
  * slept through. Every decision (`vote`, `serving`, a peer message, the tick) checks first.
  */
+import { UNAVAILABLE_MESSAGES, unavailability, type UnavailableReason } from './availability.js';
 import type { Admission } from '../server/index.js';
 import type { Timeline } from '../core/index.js';
 import type { Logger, RateLimitedLog } from '../log/index.js';
@@ -34,6 +35,7 @@ import {
 import type { PeerChannel } from './peer-link.js';
 import type { PeerStatus, StateChange } from './node-types.js';
 import { StallClock } from './stalls.js';
+import { pairingMismatch, servedSinceFork } from './peer-facts.js';
 
 /** What the application does when the pair moves; called synchronously, in order. */
 export interface BinaryStarHooks {
@@ -50,7 +52,7 @@ export interface BinaryStarHooks {
   onStall(ms: number): void;
   onState(change: StateChange): void;
   onRefused(reason: string): void;
-  onUnavailable(reason: string | null): void;
+  onUnavailable(reason: UnavailableReason | null): void;
 }
 
 export interface BinaryStarOptions {
@@ -88,7 +90,7 @@ export class BinaryStar {
    * promoted meanwhile, and a write accepted now would be lost when the two meet.
    */
   private relearnUntil: number | undefined;
-  private unavailable: string | null = null;
+  private unavailable: UnavailableReason | null = null;
   private readonly startedAt: number;
   readonly stalls: StallClock;
 
@@ -98,7 +100,14 @@ export class BinaryStar {
     this.current = startState(role);
     // A starting node gives its peer one failover timeout to speak up before a vote can promote it;
     // it never takes an epoch below one its storage says was taken.
-    this.ctx = { ...startContext(role, failoverMs, this.startedAt), epoch: options.timeline.epoch };
+    // A node restarted from its data directory starts from what it stored: its epoch and whether
+    // it held the complete history.
+    const { timeline } = options;
+    this.ctx = {
+      ...startContext(role, failoverMs, this.startedAt, timeline.restored),
+      epoch: timeline.epoch,
+    };
+    timeline.setHistory(this.ctx.history);
     this.stalls = new StallClock(heartbeatMs, failoverMs, this.startedAt, log);
   }
 
@@ -128,7 +137,7 @@ export class BinaryStar {
   get refusedBecause(): string | undefined {
     return this.refused;
   }
-  get unavailableBecause(): string | null {
+  get unavailableBecause(): UnavailableReason | null {
     return this.unavailable;
   }
 
@@ -187,6 +196,7 @@ export class BinaryStar {
       'forced promotion by an operator: this node may not hold every acknowledged write',
     );
     this.ctx = next.context;
+    this.options.timeline.setHistory(true);
     this.relearnUntil = undefined;
     this.setState('ACTIVE', 'forced');
     this.options.hooks.onActive(epoch, 'forced');
@@ -236,19 +246,22 @@ export class BinaryStar {
    * refuses votes), and no active peer is heard. Said once on each change.
    */
   updateAvailability(): void {
-    const activePeer = this.peerUp() && this.peer?.state === 'ACTIVE';
-    // A node just started gives its peer one failover timeout to speak up first: a backup that
-    // starts a moment before its primary is not an outage.
-    const settled = this.options.now() >= this.startedAt + this.options.failoverMs;
-    const reason =
-      settled && this.current !== 'ACTIVE' && !this.ctx.history && !activePeer ? 'no-history' : null;
+    const reason = unavailability({
+      // A node just started gives its peer one failover timeout to speak up first: a backup that
+      // starts a moment before its primary is not an outage.
+      settled: this.options.now() >= this.startedAt + this.options.failoverMs,
+      active: this.current === 'ACTIVE',
+      activePeer: this.peerUp() && this.peer?.state === 'ACTIVE',
+      history: this.ctx.history,
+      awaitingPeer: this.ctx.restored && !this.ctx.peerHeard,
+    });
     if (reason === this.unavailable) return;
     this.unavailable = reason;
     const { log } = this.options;
     if (reason)
       log.error(
         { reason, state: this.current, sequence: this.options.sequence() },
-        'unavailable: no active peer, and this node does not hold the complete history, so it refuses votes (twinstar promote --force overrides)',
+        UNAVAILABLE_MESSAGES[reason],
       );
     else log.info({ state: this.current }, 'available again');
     this.options.hooks.onUnavailable(reason);
@@ -257,7 +270,7 @@ export class BinaryStar {
   // ------------------------------------------------------------------------------------------
 
   private onHeartbeat(hb: Heartbeat): Received {
-    const mismatch = this.mismatch(hb);
+    const mismatch = pairingMismatch(hb, this.options);
     if (mismatch) {
       // Refuse to pair: this peer's heartbeats do not count, loudly and on every window.
       if (this.refused !== mismatch) this.options.hooks.onRefused(mismatch);
@@ -272,21 +285,12 @@ export class BinaryStar {
     if (this.current === 'PASSIVE' && hb.state === 'ACTIVE' && this.options.synced())
       this.options.timeline.adopt(hb.timeline);
     this.noteHistory();
-    const peer = { ...hb, served: this.servedSinceFork(hb).theirs };
+    const peer = { ...hb, served: this.servedSinceFork(hb).theirs, restored: hb.restored === true };
     this.run({ type: 'peer', peer, now: this.options.now() }, `peer-${hb.state}`);
     // A heartbeat read well after the wake is fresh: the peer's state is known again.
     if (this.relearnUntil !== undefined && this.options.now() >= this.relearnUntil)
       this.relearnUntil = undefined;
     return 'heartbeat';
-  }
-
-  private mismatch(hb: Heartbeat): string | undefined {
-    const { heartbeatMs, failoverMs, role } = this.options;
-    if (hb.heartbeatMs !== heartbeatMs || hb.failoverMs !== failoverMs) {
-      return `timing differs: peer heartbeatMs=${hb.heartbeatMs} failoverMs=${hb.failoverMs}, ours heartbeatMs=${heartbeatMs} failoverMs=${failoverMs}`;
-    }
-    if (hb.role === role) return `both nodes are configured as ${hb.role}`;
-    return undefined;
   }
 
   private heardPeer(): void {
@@ -295,23 +299,15 @@ export class BinaryStar {
     this.ctx = heard(this.ctx, now);
   }
 
-  /**
-   * Changes each node sequenced since the two histories parted. Both nodes compute the same
-   * numbers once both are fenced (the sequences no longer move), so they agree on the winner.
-   */
   private servedSinceFork(peer: Heartbeat): { mine: number; theirs: number } {
-    const common = this.options.timeline.commonUpTo(peer.timeline);
-    if (!Number.isFinite(common)) return { mine: 0, theirs: 0 };
-    return {
-      mine: Math.max(0, this.options.sequence() - common),
-      theirs: Math.max(0, peer.sequence - common),
-    };
+    return servedSinceFork(this.options.timeline, this.options.sequence(), peer);
   }
 
   /** A passive that finished its sync holds the history. */
   private noteHistory(): void {
     if (this.current !== 'PASSIVE' || this.ctx.history || !this.options.synced()) return;
     this.ctx = synced(this.ctx);
+    this.options.timeline.setHistory(true);
     this.options.log.info(
       { sequence: this.options.sequence() },
       'synced: this node holds the complete history',
@@ -325,7 +321,9 @@ export class BinaryStar {
     const next = transition(from, event, { ...this.ctx, sequence: this.options.sequence(), served });
     this.setState(next.state, effectReason(next.effects) ?? reason);
     this.ctx = next.context;
-    this.options.timeline.raiseEpoch(this.ctx.epoch); // stored with the log (a passive learns it)
+    // stored with the log: the epoch a passive learns, and whether this node holds the history
+    this.options.timeline.raiseEpoch(this.ctx.epoch);
+    this.options.timeline.setHistory(this.ctx.history);
     const { log, hooks } = this.options;
     for (const effect of next.effects) {
       switch (effect.type) {
@@ -387,6 +385,7 @@ export class BinaryStar {
       synced: this.options.synced(),
       history: this.ctx.history,
       fenced: this.ctx.fenced,
+      restored: this.ctx.restored,
     };
   }
 }

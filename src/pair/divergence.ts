@@ -1,5 +1,6 @@
 /**
- * What a node that lost a dual-active meeting had that the winner may not have.
+ * What a node that lost a dual-active meeting had that the winner may not have. The same holds for
+ * a node that restarted from its data and found its peer held the newer, forked history.
  *
  * At demotion the loser notes every change it sequenced after the two histories parted, and
  * whether it had acknowledged each one to a client. It cannot yet tell which of them the winner
@@ -20,7 +21,11 @@ export interface DivergentUpdate {
   readonly acknowledged: boolean;
 }
 
+/** How this node came to follow a peer whose history forked from its own. */
+export type DivergenceCause = 'dual-active' | 'restart';
+
 export interface DivergenceReport {
+  readonly cause: DivergenceCause;
   /** the last sequence both histories shared */
   readonly commonUpTo: number;
   /** changes the loser sequenced after that point */
@@ -36,11 +41,17 @@ interface Candidate {
 }
 
 export class Divergence {
-  private pending: { commonUpTo: number; candidates: Candidate[] } | undefined;
+  private pending: { cause: DivergenceCause; commonUpTo: number; candidates: Candidate[] } | undefined;
 
   /** The node just lost a dual-active meeting; `changes` are what it sequenced after `commonUpTo`. */
-  lost(commonUpTo: number, changes: readonly Entry[], acknowledged: (uuid: string) => boolean): void {
+  lost(
+    commonUpTo: number,
+    changes: readonly Entry[],
+    acknowledged: (uuid: string) => boolean,
+    cause: DivergenceCause = 'dual-active',
+  ): void {
     this.pending = {
+      cause,
       commonUpTo,
       candidates: changes.map((entry) => ({ entry, acknowledged: acknowledged(entry.uuid) })),
     };
@@ -68,6 +79,7 @@ export class Divergence {
         acknowledged,
       }));
     return {
+      cause: pending.cause,
       commonUpTo: pending.commonUpTo,
       candidates: pending.candidates.length,
       lost,

@@ -13,7 +13,7 @@ import type { Heartbeat, PeerMessage } from '../wire/index.js';
 import { PeerLink, type PeerChannel } from './peer-link.js';
 import { ReplicationSink } from './replication-sink.js';
 import { ReplicationSource } from './replication-source.js';
-import { AcknowledgedWrites, Divergence, type DivergenceReport } from './divergence.js';
+import { AcknowledgedWrites, Divergence, type DivergenceCause, type DivergenceReport } from './divergence.js';
 import { attachment } from './attachment.js';
 import { BinaryStar } from './binary-star.js';
 import type { ForceResult, Mode, ModeStatus, NodeParts } from './mode.js';
@@ -269,20 +269,25 @@ export class PairMode implements Mode {
           { epoch: this.reactor.epoch, peerEpoch: peer.epoch, peer: peer.name },
           'dual active: the peer served more since the fork; this node demotes and resyncs',
         );
-        this.noteDivergence(timeline.commonUpTo(peer.timeline));
+        this.noteDivergence(timeline.commonUpTo(peer.timeline), 'dual-active');
       }
+    } else if (peer && timeline.restored && (from === 'PRIMARY' || from === 'BACKUP')) {
+      // Restarted from our data, the peer held the newer history: if the two forked, what we
+      // stored after the fork is reported once we have synced (which acknowledgements we gave
+      // before the restart is not remembered: those are reported as not acknowledged).
+      this.noteDivergence(timeline.commonUpTo(peer.timeline), 'restart');
     }
     pending.clear();
     this.sink.start();
   }
 
   /** What we sequenced after the histories parted: checked against the winner once synced. */
-  private noteDivergence(common: number): void {
+  private noteDivergence(common: number, cause: DivergenceCause): void {
     if (!Number.isFinite(common)) return;
     const { store } = this.parts;
     const changes: Entry[] =
       store.changesSince(common) ?? store.map.snapshot('').filter((e) => e.sequence > common);
-    this.divergence.lost(common, changes, (uuid) => this.acknowledged.has(uuid));
+    this.divergence.lost(common, changes, (uuid) => this.acknowledged.has(uuid), cause);
   }
 
   /** We lost a dual-active meeting and have synced from the winner: say what the winner lacks. */
@@ -292,11 +297,12 @@ export class PairMode implements Mode {
       (uuid) => store.appliedSequence(uuid) !== undefined,
     );
     if (report === undefined) return;
-    const { lost, acknowledgedLost, candidates, commonUpTo } = report;
+    const { lost, acknowledgedLost, candidates, commonUpTo, cause } = report;
+    const what = cause === 'restart' ? 'restart: the peer held the newer history' : 'dual active lost';
     if (lost.length === 0) {
       log.info(
         { candidates, commonUpTo },
-        'dual active lost: the winner holds every update this node had sequenced after the fork',
+        `${what}: the winner holds every update this node had sequenced after the fork`,
       );
       return;
     }
@@ -308,7 +314,7 @@ export class PairMode implements Mode {
         commonUpTo,
         updates: lost.slice(0, 100),
       },
-      'dual active lost: these updates were accepted here and the winner does not have them',
+      `${what}: these updates were accepted here and the winner does not have them`,
     );
     process.nextTick(() => emit('divergent', lost.length));
   }

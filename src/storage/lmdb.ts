@@ -6,13 +6,15 @@
  * - `entries`: the map, key -> entry record (sequence, uuid, properties, body, absolute TTL
  *   deadline); a delete (empty body) removes the key;
  * - `meta`: format version, pair id, the last sequence, the term timeline and epoch;
- * - `dedupe`: the de-duplication window, (time, sequence) -> write uuid, oldest first.
+ * - `dedupe`: the de-duplication window, (time, sequence) -> write uuid, oldest first;
+ * - `log`: the replay window, sequence -> change, so that after a restart of both nodes a passive
+ *   (or a client) resumes from its sequence instead of taking a snapshot.
  *
  * Every change is written with the sequence and its uuid through lmdb's asynchronous writes:
  * lmdb-js puts every write issued in one event-loop turn into one transaction (`eventTurnBatching`,
  * its default), so a turn's appends, the timeline change they come with, or a whole `install`, are
- * committed together or not at all (group commit). The replay window stays in memory as in
- * MemoryStorage: after a restart a resume from before it gets a snapshot.
+ * committed together or not at all (group commit). The replay window is also held in memory (it
+ * is read on every resume) and loaded back at start.
  *
  * Durability (`fsync`), see docs/decisions.md:
  * - `always`: `flush()` resolves once the commits are fsynced (lmdb's `overlappingSync`: the
@@ -44,8 +46,18 @@ import {
 } from '../core/index.js';
 import type { Entry } from '../kv/index.js';
 import { StorageError, type StorageErrorReason } from '../errors.js';
-import { DedupeRecords, type DedupeRecord } from './dedupe-records.js';
-import { RecordError, checkHeader, decodeEntry, decodeJson, encodeEntry, encodeJson } from './records.js';
+import { DedupeRecords } from './dedupe-records.js';
+import { LmdbStage } from './stage.js';
+import {
+  RecordError,
+  checkHeader,
+  decodeEntry,
+  decodeJson,
+  decodeLogRecord,
+  encodeEntry,
+  encodeJson,
+  encodeLogRecord,
+} from './records.js';
 
 /** A history as Timeline takes it from storage. */
 type StoredHistory = NonNullable<ConstructorParameters<typeof Timeline>[0]>;
@@ -77,25 +89,6 @@ function checkKey(entry: Entry): Entry {
   return entry;
 }
 
-/** Entries of a snapshot, kept until `install` writes them in one transaction. */
-class LmdbStage implements StorageStage {
-  readonly entries: Entry[] = [];
-  readonly uuids: UuidWindow;
-  readonly records: DedupeRecord[] = [];
-
-  constructor(window: UuidWindow) {
-    this.uuids = window;
-  }
-
-  add(entry: Entry, now: number): void {
-    if (entry.body.length > 0) this.entries.push(entry);
-    if (isDedupeUuid(entry.uuid)) {
-      this.uuids.set(entry.uuid, entry.sequence, now);
-      this.records.push({ time: now, sequence: entry.sequence, uuid: entry.uuid });
-    }
-  }
-}
-
 export class LmdbStorage implements Storage {
   readonly timeline: Timeline;
   /** the pair this directory belongs to (written at first open) */
@@ -122,6 +115,7 @@ export class LmdbStorage implements Storage {
     private readonly entries: Database<Buffer, string>,
     private readonly meta: Database<Buffer, string>,
     private readonly dedupeDb: Database<Buffer, [number, number]>,
+    private readonly logDb: Database<Buffer, number>,
   ) {
     this.fsync = options.fsync ?? 'batch';
     this.log = new ReplayLog(options.replayLogSize, options.replayLogBytes);
@@ -138,6 +132,7 @@ export class LmdbStorage implements Storage {
       this.applied.set(record.uuid, record.sequence, record.time);
       this.dedupe.restore(record);
     }
+    this.loadReplayWindow();
     if (this.fsync === 'batch') {
       this.timer = setInterval(() => this.syncNow(), options.syncIntervalMs ?? 200);
       this.timer.unref();
@@ -164,10 +159,11 @@ export class LmdbStorage implements Storage {
     let env: RootDatabase | undefined;
     try {
       const noSync = options.fsync === 'batch' || options.fsync === 'off';
-      env = open({ path: options.dir, maxDbs: 4, noSync, overlappingSync: !noSync });
+      env = open({ path: options.dir, maxDbs: 5, noSync, overlappingSync: !noSync });
       const entries = env.openDB<Buffer, string>({ name: 'entries', encoding: 'binary' });
       const meta = env.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' });
       const dedupe = env.openDB<Buffer, [number, number]>({ name: 'dedupe', encoding: 'binary' });
+      const log = env.openDB<Buffer, number>({ name: 'log', encoding: 'binary' });
       const format = meta.get('format');
       if (format === undefined) {
         if (existed && entries.getKeysCount() + meta.getKeysCount() > 0) {
@@ -189,7 +185,7 @@ export class LmdbStorage implements Storage {
           fail('foreign-pair', `belongs to pair ${String(pair)}, not to this pair ${options.pairId}`);
         }
       }
-      return new LmdbStorage(options, file, env, entries, meta, dedupe);
+      return new LmdbStorage(options, file, env, entries, meta, dedupe, log);
     } catch (err) {
       void env?.close().catch(() => undefined);
       if (err instanceof StorageError) throw err;
@@ -223,19 +219,24 @@ export class LmdbStorage implements Storage {
 
   append(entry: Entry, now: number): void {
     this.seq = entry.sequence;
+    const firstBefore = this.log.firstSequence ?? entry.sequence;
     this.log.append(entry);
+    const firstAfter = this.log.firstSequence ?? entry.sequence; // changes before it left the window
     const uuid = isDedupeUuid(entry.uuid);
     if (uuid) this.applied.set(entry.uuid, entry.sequence, now);
     this.write(() => {
       // Everything is encoded and checked before the first write is queued: a throw half-way
       // would leave part of the change in the turn's transaction.
-      const record = entry.body.length === 0 ? undefined : encodeEntry(checkKey(entry));
+      const entryRecord = encodeEntry(checkKey(entry));
+      const logRecord = encodeLogRecord(entry.key, entryRecord);
       const sequenceRecord = encodeJson('sequence', entry.sequence);
       const seen = uuid ? { time: now, sequence: entry.sequence, uuid: entry.uuid } : undefined;
       const seenRecord = seen && DedupeRecords.encode(seen);
-      if (record === undefined) this.track(this.entries.remove(entry.key));
-      else this.track(this.entries.put(entry.key, record));
+      if (entry.body.length === 0) this.track(this.entries.remove(entry.key));
+      else this.track(this.entries.put(entry.key, entryRecord));
       this.track(this.meta.put('sequence', sequenceRecord));
+      this.track(this.logDb.put(entry.sequence, logRecord));
+      for (let s = firstBefore; s < firstAfter; s++) this.track(this.logDb.remove(s));
       if (seen && seenRecord) {
         for (const key of this.dedupe.add(seen)) this.track(this.dedupeDb.remove(key));
         this.track(this.dedupeDb.put(DedupeRecords.key(seen), seenRecord));
@@ -268,6 +269,7 @@ export class LmdbStorage implements Storage {
       const seen = stage.records.map((r) => DedupeRecords.encode(r));
       this.track(this.entries.clearAsync() as Promise<unknown> as Promise<boolean>);
       this.track(this.dedupeDb.clearAsync() as Promise<unknown> as Promise<boolean>);
+      this.track(this.logDb.clearAsync() as Promise<unknown> as Promise<boolean>);
       stage.entries.forEach((entry, i) => this.track(this.entries.put(entry.key, records[i]!)));
       stage.records.forEach((r, i) => {
         for (const key of this.dedupe.add(r)) this.track(this.dedupeDb.remove(key));
@@ -337,6 +339,7 @@ export class LmdbStorage implements Storage {
     const history: StoredHistory & { entries: TimelineEntry[] } = {
       entries: this.timeline.list(),
       epoch: this.timeline.epoch,
+      history: this.timeline.history,
     };
     this.write(() => this.track(this.meta.put('timeline', encodeJson('timeline', history))));
   }
@@ -356,6 +359,18 @@ export class LmdbStorage implements Storage {
         resolve();
       });
     });
+  }
+
+  /**
+   * The replay window as stored, back in memory. It must end at the stored sequence; what the
+   * window's bounds (perhaps smaller since a configuration change) leave out is removed.
+   */
+  private loadReplayWindow(): void {
+    for (const { key, value } of this.logDb.getRange()) this.log.append(decodeLogRecord(key, value));
+    if (this.log.lastSequence !== this.seq) this.log.clear();
+    const first = this.log.firstSequence ?? Infinity;
+    const stale = [...this.logDb.getKeys({ end: first })];
+    if (stale.length > 0) this.write(() => stale.forEach((s) => this.track(this.logDb.remove(s))));
   }
 
   private readMeta(key: string): unknown {

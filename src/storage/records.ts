@@ -8,6 +8,7 @@
  *
  * entry record := u32 crc | f64 sequence | f64 expiresAt | u8 uuidLen | uuid (latin1)
  *                 | u16 propsLen | properties (utf8) | body (the rest)
+ * log record   := u16 keyLen | key (utf8) | entry record      (the replay window, by sequence)
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
@@ -87,6 +88,28 @@ export function decodeEntry(key: string, sealed: Uint8Array | undefined): Entry 
 }
 
 /** A JSON value sealed under its key (the meta records: format, pair, sequence, timeline). */
+/** A change of the replay window: its key, then its entry record (whose CRC covers the key). */
+export function encodeLogRecord(key: string, entryRecord: Buffer): Buffer {
+  const keyBytes = Buffer.from(key);
+  const out = Buffer.allocUnsafe(2 + keyBytes.length + entryRecord.length);
+  out.writeUInt16BE(keyBytes.length, 0);
+  keyBytes.copy(out, 2);
+  entryRecord.copy(out, 2 + keyBytes.length);
+  return out;
+}
+
+export function decodeLogRecord(sequence: number, raw: Uint8Array | undefined): Entry {
+  const buf = raw === undefined ? Buffer.alloc(0) : Buffer.from(raw.buffer, raw.byteOffset, raw.length);
+  const keyLength = buf.length >= 2 ? buf.readUInt16BE(0) : Infinity;
+  if (2 + keyLength > buf.length) throw new RecordError('corrupt', `log record ${sequence} is cut short`);
+  const key = buf.toString('utf8', 2, 2 + keyLength);
+  const entry = decodeEntry(key, buf.subarray(2 + keyLength));
+  if (entry.sequence !== sequence) {
+    throw new RecordError('corrupt', `log record ${sequence} holds sequence ${entry.sequence}`);
+  }
+  return entry;
+}
+
 export function encodeJson(key: string, value: unknown): Buffer {
   return seal(key, Buffer.from(JSON.stringify(value)));
 }

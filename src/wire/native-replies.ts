@@ -96,6 +96,7 @@ const NOT_ACTIVE: ReadonlySet<string> = new Set<NotActiveReason>([
   'peer-alive',
   'no-history',
   'fenced',
+  'peer-unknown',
 ]);
 
 /**

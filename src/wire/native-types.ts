@@ -66,7 +66,7 @@ export function decodeRequestId(frame: Buffer | undefined): number | undefined {
 }
 
 /** TNOTACTIVE reasons (docs/protocol.md). */
-export type NotActiveReason = 'not-active' | 'peer-alive' | 'no-history' | 'fenced';
+export type NotActiveReason = 'not-active' | 'peer-alive' | 'no-history' | 'fenced' | 'peer-unknown';
 
 /**
  * Properties twinstar adds to KTHXBAI and HUGZ, CHP-legal places (RFC 12 allows any properties),

@@ -47,6 +47,11 @@ export interface Heartbeat {
   readonly history: boolean;
   /** this active met another active and sequences nothing until one of them has demoted */
   readonly fenced: boolean;
+  /**
+   * this node started from its data directory (not fresh): at start it competes with the peer on
+   * whose history is newer. Absent from nodes before this version (read as false).
+   */
+  readonly restored?: boolean;
 }
 
 export type PeerMessage =

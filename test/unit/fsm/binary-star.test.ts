@@ -11,8 +11,6 @@ import {
   TABLE,
   forced,
   heard,
-  mermaid,
-  outranks,
   ruleName,
   startContext,
   startState,
@@ -29,6 +27,8 @@ import {
   type State,
   type Transition,
 } from '../../../src/fsm/binary-star.js';
+import { mermaid } from '../../../src/fsm/diagram.js';
+import { outranks } from '../../../src/fsm/order.js';
 
 const FAILOVER_MS = 500;
 
@@ -43,6 +43,8 @@ function ctx(overrides: Partial<Context> = {}): Context {
     history: true,
     fenced: false,
     served: 0,
+    restored: false,
+    peerHeard: true,
     ...overrides,
   };
 }
@@ -57,6 +59,7 @@ function peer(state: State, overrides: Partial<PeerView> = {}): Event {
       history: true,
       fenced: false,
       served: 0,
+      restored: false,
       ...overrides,
     },
     now: 0,
@@ -83,54 +86,126 @@ const nextEpoch = (c: Context, peerEpoch: number) => Math.max(c.epoch, peerEpoch
 const voteCell =
   (state: State): Cell =>
   (c) =>
-    !c.history
-      ? // no data, no vote: refused whatever the time
+    c.history && c.restored && !c.peerHeard
+      ? // restarted from its data, the peer not heard yet: it cannot know who served last
         [0, c.peerExpiresAt, c.peerExpiresAt + 12_345].map((now) => ({
           event: client(now),
-          expected: { state, effects: [{ type: 'reject', reason: 'no-history' }] },
+          expected: { state, effects: [{ type: 'reject', reason: 'peer-unknown' }] },
         }))
-      : [
-          {
-            event: client(c.peerExpiresAt - 1),
-            expected: { state, effects: [{ type: 'reject', reason: 'peer-alive' }] },
-          },
-          { event: client(0), expected: { state, effects: [{ type: 'reject', reason: 'peer-alive' }] } },
-          {
-            event: client(c.peerExpiresAt),
-            expected: {
-              state: 'ACTIVE',
-              effects: [
-                { type: 'activate', epoch: Math.max(c.epoch, c.peerEpoch) + 1, reason: 'client-vote' },
-                { type: 'accept' },
-              ],
+      : !c.history
+        ? // no data, no vote: refused whatever the time
+          [0, c.peerExpiresAt, c.peerExpiresAt + 12_345].map((now) => ({
+            event: client(now),
+            expected: { state, effects: [{ type: 'reject', reason: 'no-history' }] },
+          }))
+        : [
+            {
+              event: client(c.peerExpiresAt - 1),
+              expected: { state, effects: [{ type: 'reject', reason: 'peer-alive' }] },
             },
-          },
-          {
-            event: client(c.peerExpiresAt + 12_345),
-            expected: {
-              state: 'ACTIVE',
-              effects: [
-                { type: 'activate', epoch: Math.max(c.epoch, c.peerEpoch) + 1, reason: 'client-vote' },
-                { type: 'accept' },
-              ],
+            { event: client(0), expected: { state, effects: [{ type: 'reject', reason: 'peer-alive' }] } },
+            {
+              event: client(c.peerExpiresAt),
+              expected: {
+                state: 'ACTIVE',
+                effects: [
+                  { type: 'activate', epoch: Math.max(c.epoch, c.peerEpoch) + 1, reason: 'client-vote' },
+                  { type: 'accept' },
+                ],
+              },
             },
-          },
-        ];
+            {
+              event: client(c.peerExpiresAt + 12_345),
+              expected: {
+                state: 'ACTIVE',
+                effects: [
+                  { type: 'activate', epoch: Math.max(c.epoch, c.peerEpoch) + 1, reason: 'client-vote' },
+                  { type: 'accept' },
+                ],
+              },
+            },
+          ];
 
-const activateCell =
-  (peerState: State, reason: 'peer-is-backup' | 'peer-restarted'): Cell =>
+/** The other role. */
+const otherRole = (c: Context): Role => (c.role === 'primary' ? 'backup' : 'primary');
+
+/**
+ * Is (served, epoch, sequence, primary) of `a` above `b`'s? DESIGN's order of histories, written
+ * out independently of the source.
+ */
+function above(a: Pick<Context, 'served' | 'epoch' | 'sequence' | 'role'>, b: typeof a): boolean {
+  const ka = [a.served, a.epoch, a.sequence, a.role === 'primary' ? 1 : 0];
+  const kb = [b.served, b.epoch, b.sequence, b.role === 'primary' ? 1 : 0];
+  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i]! > kb[i]!;
+  return false;
+}
+
+/** Peer views around this context: older, newer, equal, with and without the history. */
+function aroundPeers(c: Context, state: State, restored: boolean): PeerView[] {
+  const role = otherRole(c);
+  const base = {
+    state,
+    role,
+    fenced: false,
+    restored,
+    served: c.served,
+    epoch: c.epoch,
+    sequence: c.sequence,
+  };
+  return [
+    { ...base, history: true },
+    { ...base, history: false },
+    { ...base, history: true, epoch: c.epoch + 1 },
+    { ...base, history: true, epoch: c.epoch - 1, sequence: c.sequence + 50 },
+    { ...base, history: true, sequence: c.sequence + 1 },
+    { ...base, history: true, sequence: c.sequence - 1 },
+    { ...base, history: true, served: c.served + 1, epoch: c.epoch - 1 },
+    { ...base, history: false, epoch: c.epoch + 9 },
+  ];
+}
+
+const activation = (c: Context, view: PeerView, reason: string): Transition => ({
+  state: 'ACTIVE',
+  effects: [{ type: 'activate', epoch: nextEpoch(c, view.epoch), reason } as Effect],
+});
+
+/** Two starting nodes: the one with the complete and newer history serves, whatever its role. */
+const startCell =
+  (state: State, peerState: State): Cell =>
   (c) =>
-    [1, 7].map((peerEpoch) => ({
-      event: peer(peerState, { epoch: peerEpoch }),
-      expected: c.history
-        ? { state: 'ACTIVE', effects: [{ type: 'activate', epoch: nextEpoch(c, peerEpoch), reason }] }
-        : // nothing to take over with: stay, and the pair is unavailable
-          { state: stateOf(peerState, reason), effects: [] },
+    aroundPeers(c, peerState, true).map((view) => ({
+      event: { type: 'peer', peer: view, now: 0 },
+      expected:
+        c.history && (!view.history || above(c, view))
+          ? activation(c, view, c.role === 'primary' && !c.restored ? 'peer-is-backup' : 'newer-history')
+          : { state, effects: [] },
     }));
 
-/** The state a node is in for the activate cells (PRIMARY over a BACKUP, PASSIVE over a restart). */
-const stateOf = (_peer: State, reason: string): State =>
-  reason === 'peer-is-backup' ? 'PRIMARY' : 'PASSIVE';
+/** A starting node meets a passive: only one restarted with a complete, newer history takes over. */
+const restartCell =
+  (state: State): Cell =>
+  (c) =>
+    aroundPeers(c, 'PASSIVE', false).map((view) => ({
+      event: { type: 'peer', peer: view, now: 0 },
+      expected:
+        c.restored && c.history && (!view.history || above(c, view))
+          ? activation(c, view, 'newer-history')
+          : { state, effects: [] },
+    }));
+
+/** A passive whose peer restarted takes over, unless the peer came back with a newer complete history. */
+const overRestartCell =
+  (peerState: State): Cell =>
+  (c) =>
+    [true, false].flatMap((restored) =>
+      aroundPeers(c, peerState, restored).map((view) => ({
+        event: { type: 'peer', peer: view, now: 0 } as Event,
+        expected:
+          c.history && !(view.restored && view.history && !above(c, view))
+            ? activation(c, view, 'peer-restarted')
+            : ({ state: 'PASSIVE', effects: [] } as Transition),
+      })),
+    );
 
 const followCell: Cell = () => [
   {
@@ -162,47 +237,32 @@ const dualActiveCell: Cell = (c) => {
   ];
 };
 
-const dualPassiveCell: Cell = (c) => {
-  const other: Role = c.role === 'primary' ? 'backup' : 'primary';
-  const win = (peerEpoch: number): Transition => ({
-    state: 'ACTIVE',
-    effects: [{ type: 'activate', epoch: nextEpoch(c, peerEpoch), reason: 'dual-passive-won' }],
-  });
-  const lose: Transition = { state: 'PASSIVE', effects: [] };
-  // a node without the history never takes over; one with it beats one without
-  if (!c.history) return [{ event: peer('PASSIVE', { epoch: c.epoch - 1, history: false }), expected: lose }];
-  return [
-    {
-      event: peer('PASSIVE', { epoch: c.epoch + 1, role: other, history: false }),
-      expected: win(c.epoch + 1),
-    },
-    { event: peer('PASSIVE', { epoch: c.epoch - 1, role: other }), expected: win(c.epoch - 1) },
-    { event: peer('PASSIVE', { epoch: c.epoch + 1, role: other }), expected: lose },
-    {
-      event: peer('PASSIVE', { epoch: c.epoch, sequence: c.sequence - 1, role: other }),
-      expected: win(c.epoch),
-    },
-    { event: peer('PASSIVE', { epoch: c.epoch, sequence: c.sequence + 1, role: other }), expected: lose },
-    {
-      event: peer('PASSIVE', { epoch: c.epoch, sequence: c.sequence, role: other }),
-      expected: c.role === 'primary' ? win(c.epoch) : lose,
-    },
-  ];
-};
+/**
+ * Two passives and nobody serving: the one with the newer history takes over (the order of
+ * `above`); a node without the history never does, and one with it beats one without.
+ */
+const dualPassiveCell: Cell = (c) =>
+  aroundPeers(c, 'PASSIVE', false).map((view) => ({
+    event: { type: 'peer', peer: view, now: 0 },
+    expected:
+      c.history && (!view.history || above(c, view))
+        ? activation(c, view, 'dual-passive-won')
+        : { state: 'PASSIVE', effects: [] },
+  }));
 
 const EXPECTED: Record<State, Record<EventKind, Cell>> = {
   PRIMARY: {
     PRIMARY: stayCell('PRIMARY', 'PRIMARY'),
-    BACKUP: activateCell('BACKUP', 'peer-is-backup'),
+    BACKUP: startCell('PRIMARY', 'BACKUP'),
     ACTIVE: followCell,
-    PASSIVE: stayCell('PRIMARY', 'PASSIVE'),
+    PASSIVE: restartCell('PRIMARY'),
     CLIENT_REQUEST: voteCell('PRIMARY'),
   },
   BACKUP: {
-    PRIMARY: stayCell('BACKUP', 'PRIMARY'),
+    PRIMARY: startCell('BACKUP', 'PRIMARY'),
     BACKUP: stayCell('BACKUP', 'BACKUP'),
     ACTIVE: followCell,
-    PASSIVE: stayCell('BACKUP', 'PASSIVE'),
+    PASSIVE: restartCell('BACKUP'),
     // a backup rejects always, even long after the peer went silent
     CLIENT_REQUEST: (c) =>
       [0, c.peerExpiresAt - 1, c.peerExpiresAt, c.peerExpiresAt + 1e9].map((now) => ({
@@ -231,8 +291,8 @@ const EXPECTED: Record<State, Record<EventKind, Cell>> = {
       })),
   },
   PASSIVE: {
-    PRIMARY: activateCell('PRIMARY', 'peer-restarted'),
-    BACKUP: activateCell('BACKUP', 'peer-restarted'),
+    PRIMARY: overRestartCell('PRIMARY'),
+    BACKUP: overRestartCell('BACKUP'),
     ACTIVE: stayCell('PASSIVE', 'ACTIVE'),
     PASSIVE: dualPassiveCell,
     CLIENT_REQUEST: voteCell('PASSIVE'),
@@ -248,6 +308,11 @@ const CONTEXTS: Context[] = [
   ctx({ role: 'backup', history: false, epoch: 2, peerEpoch: 2 }),
   ctx({ fenced: true, served: 10 }),
   ctx({ role: 'backup', fenced: true, served: 0, epoch: 7 }),
+  // restarted from a data directory: with and without the history, before and after hearing the peer
+  ctx({ restored: true, peerHeard: false }),
+  ctx({ role: 'backup', restored: true, peerHeard: false, epoch: 6, sequence: 300 }),
+  ctx({ restored: true, peerHeard: true, served: 4 }),
+  ctx({ role: 'backup', restored: true, history: false, peerHeard: false }),
 ];
 
 /** What a heartbeat teaches, written out independently of the source. */
@@ -257,6 +322,7 @@ function learnedBy(state: State, event: Event & { type: 'peer' }, c: Context): P
     peerEpoch: Math.max(c.peerEpoch, event.peer.epoch),
     epoch:
       state === 'PASSIVE' && event.peer.state === 'ACTIVE' ? Math.max(c.epoch, event.peer.epoch) : c.epoch,
+    peerHeard: true,
   };
 }
 
@@ -336,6 +402,15 @@ describe('Binary Star FSM', () => {
         peerExpiresAt: 1_000 + FAILOVER_MS,
       });
       expect(startContext('backup', FAILOVER_MS, 0).history).to.equal(false);
+      expect(startContext('primary', FAILOVER_MS, 0)).to.include({ restored: false, peerHeard: false });
+      // restarted from a data directory: what it stored, whatever the role
+      expect(startContext('primary', FAILOVER_MS, 0, { epoch: 7, history: false })).to.include({
+        epoch: 7,
+        history: false,
+        restored: true,
+        peerHeard: false,
+      });
+      expect(startContext('backup', FAILOVER_MS, 0, { epoch: 3, history: true }).history).to.equal(true);
     });
   });
 
@@ -379,10 +454,7 @@ describe('Binary Star FSM', () => {
     it("'-' cells are the rule named stay", () => {
       const dashes: [State, EventKind][] = [
         ['PRIMARY', 'PRIMARY'],
-        ['PRIMARY', 'PASSIVE'],
-        ['BACKUP', 'PRIMARY'],
         ['BACKUP', 'BACKUP'],
-        ['BACKUP', 'PASSIVE'],
         ['ACTIVE', 'PRIMARY'],
         ['ACTIVE', 'BACKUP'],
         ['PASSIVE', 'ACTIVE'],
@@ -431,6 +503,7 @@ describe('Binary Star FSM', () => {
       history: true,
       fenced: false,
       served: 0,
+      restored: false,
     });
 
     const sides = fc.record({
@@ -471,6 +544,59 @@ describe('Binary Star FSM', () => {
           expect(a.state === 'ACTIVE').to.equal(aWins);
         }),
         { numRuns: 200 },
+      );
+    });
+
+    const stored = fc.record({
+      history: fc.boolean(),
+      served: fc.nat(3),
+      epoch: fc.nat(4),
+      sequence: fc.nat(4),
+      restored: fc.boolean(),
+    });
+    type Stored = { history: boolean; served: number; epoch: number; sequence: number; restored: boolean };
+    const meet = (state: State, me: Stored, role: Role, peerState: State, them: Stored, peerRole: Role) =>
+      transition(
+        state,
+        {
+          type: 'peer',
+          peer: { ...pv(peerState, them.epoch, them.sequence, peerRole), ...them },
+          now: 0,
+        },
+        ctx({ ...me, role, peerEpoch: 0, peerHeard: false }),
+      );
+
+    it('two starting nodes (a full restart): exactly one serves if either holds the history, the newer one, whatever its role', () => {
+      fc.assert(
+        fc.property(stored, stored, fc.boolean(), (a, b, aIsPrimary) => {
+          const [ra, rb]: [Role, Role] = aIsPrimary ? ['primary', 'backup'] : ['backup', 'primary'];
+          const sa = startState(ra);
+          const sb = startState(rb);
+          const ta = meet(sa, a, ra, sb, b, rb);
+          const tb = meet(sb, b, rb, sa, a, ra);
+          const active = [ta, tb].filter((t) => t.state === 'ACTIVE').length;
+          expect(active).to.equal(a.history || b.history ? 1 : 0);
+          if (active === 1) {
+            const aShould = a.history && (!b.history || above({ ...a, role: ra }, { ...b, role: rb }));
+            expect(ta.state === 'ACTIVE').to.equal(aShould);
+          }
+        }),
+        { numRuns: 500 },
+      );
+    });
+
+    it('a passive meets its restarted peer: at most one serves; exactly one if the passive holds the history or the peer came back with it', () => {
+      fc.assert(
+        fc.property(stored, stored, fc.boolean(), (p, r, passiveIsPrimary) => {
+          const [rp, rr]: [Role, Role] = passiveIsPrimary ? ['primary', 'backup'] : ['backup', 'primary'];
+          const passive = meet('PASSIVE', { ...p, restored: false }, rp, startState(rr), r, rr);
+          const back = meet(startState(rr), r, rr, 'PASSIVE', { ...p, restored: false }, rp);
+          const active = [passive, back].filter((t) => t.state === 'ACTIVE').length;
+          expect(active).to.equal(p.history || (r.restored && r.history) ? 1 : 0);
+          // a fresh node (nothing stored) never takes over from a passive
+          if (!r.restored) expect(back.state).to.not.equal('ACTIVE');
+        }),
+        { numRuns: 500 },
       );
     });
 
@@ -539,6 +665,9 @@ describe('Binary Star FSM', () => {
       /** the FSM's `history` fact: holds the pair's complete history */
       complete: boolean;
       fenced: boolean;
+      /** started from stored data (kept its epoch, sequence and `complete` over a restart) */
+      restored: boolean;
+      peerHeard: boolean;
       history: State[];
     }
 
@@ -548,7 +677,7 @@ describe('Binary Star FSM', () => {
       | { kind: 'vote'; to: 0 | 1 }
       | { kind: 'tick'; ms: number }
       | { kind: 'write'; to: 0 | 1 }
-      | { kind: 'restart'; who: 0 | 1 };
+      | { kind: 'restart'; who: 0 | 1; keepData: boolean };
 
     const stepArb: fc.Arbitrary<Step> = fc.oneof(
       {
@@ -591,6 +720,7 @@ describe('Binary Star FSM', () => {
         arbitrary: fc.record({
           kind: fc.constant('restart' as const),
           who: fc.constantFrom(0 as const, 1 as const),
+          keepData: fc.boolean(),
         }),
       },
     );
@@ -606,8 +736,16 @@ describe('Binary Star FSM', () => {
         peerEpoch: 0,
         complete: role === 'primary',
         fenced: false,
+        restored: false,
+        peerHeard: false,
         history: [state],
       };
+    }
+
+    /** A restart from the data directory: the stored epoch, sequence and history flag survive. */
+    function restarted(old: SimNode, now: number): SimNode {
+      const { epoch, sequence, complete } = old;
+      return { ...fresh(old.role, now), epoch, sequence, complete, restored: true };
     }
 
     /**
@@ -628,12 +766,17 @@ describe('Binary Star FSM', () => {
         fenced: node.fenced,
         // both sides' sequences share the same prefix in the model, so the sequence stands for it
         served: node.sequence,
+        restored: node.restored,
+        peerHeard: node.peerHeard,
       };
       const t = transition(node.state, event, { ...input, ...untaught });
       const hadHistory = node.complete;
       for (const effect of t.effects) {
         // (e) no data, no vote: a node without the complete history never takes over
         if (effect.type === 'activate') expect(hadHistory, 'activated without the history').to.equal(true);
+        // (f) a node restarted from its data serves only once it has compared histories with its peer
+        if (effect.type === 'activate' && node.restored)
+          expect(node.peerHeard, 'restored node activated before hearing its peer').to.equal(true);
         if (effect.type === 'activate')
           Object.assign(node, { epoch: effect.epoch, complete: true, fenced: false });
         if (effect.type === 'follow') Object.assign(node, { complete: false, fenced: false });
@@ -662,7 +805,13 @@ describe('Binary Star FSM', () => {
 
     /** What the node does on a heartbeat, as src/pair/node.ts does. */
     function deliver(to: SimNode, view: PeerView, now: number): void {
-      const untaught = { peerExpiresAt: to.peerExpiresAt, peerEpoch: to.peerEpoch, epoch: to.epoch };
+      const untaught = {
+        peerExpiresAt: to.peerExpiresAt,
+        peerEpoch: to.peerEpoch,
+        epoch: to.epoch,
+        peerHeard: to.peerHeard,
+      };
+      to.peerHeard = true;
       to.peerExpiresAt = now + FAILOVER_MS;
       to.peerEpoch = Math.max(to.peerEpoch, view.epoch);
       if (to.state === 'PASSIVE' && view.state === 'ACTIVE') {
@@ -681,6 +830,7 @@ describe('Binary Star FSM', () => {
       history: n.complete,
       fenced: n.fenced,
       served: n.sequence,
+      restored: n.restored,
     });
 
     it('fast-check: epochs never decrease; a dual active resolves within two exchanges; never both PASSIVE while one holds the history; no activation without the history; a BACKUP passes through PASSIVE before ACTIVE', () => {
@@ -707,8 +857,9 @@ describe('Binary Star FSM', () => {
                   if (nodes[s.to].state === 'ACTIVE' && !nodes[s.to].fenced) nodes[s.to].sequence++;
                   break;
                 case 'restart': {
-                  // a restart keeps nothing but the role (no persisted epoch)
-                  nodes[s.who] = fresh(nodes[s.who].role, now);
+                  // in memory a restart keeps nothing but the role; from a data directory it keeps
+                  // the epoch, the sequence and whether it held the history
+                  nodes[s.who] = s.keepData ? restarted(nodes[s.who], now) : fresh(nodes[s.who].role, now);
                   break;
                 }
                 case 'one-way': {
@@ -741,8 +892,10 @@ describe('Binary Star FSM', () => {
                   break;
                 }
               }
-              // (d) a node in BACKUP never goes straight to ACTIVE
+              // (d) a fresh node in BACKUP never goes straight to ACTIVE (a restored one may: its
+              // stored history can be the newer)
               for (const n of nodes) {
+                if (n.restored) continue;
                 for (let i = 1; i < n.history.length; i++) {
                   if (n.history[i - 1] === 'BACKUP')
                     expect(n.history[i], `history ${n.history.join('>')}`).to.equal('PASSIVE');

@@ -50,7 +50,39 @@ describe('LmdbStorage', () => {
     expect(again.appliedSequence(uuid(3)), 'a delete is a write like any other').to.equal(3);
     expect(again.appliedSequence(uuid(9))).to.equal(undefined);
     expect(again.since(4, '')).to.deep.equal([]);
-    expect(again.since(3, ''), 'the replay window starts empty after a restart').to.equal(undefined);
+    // the replay window survives too: a resume from before the restart is answered from it
+    expect(again.since(2, '')).to.deep.equal([
+      { ...entry(3, '/k2', ''), body: Buffer.alloc(0) },
+      { ...entry(4, '/plain'), uuid: '' },
+    ]);
+    expect(again.since(0, '')!.map((e) => e.sequence)).to.deep.equal([1, 2, 3, 4]);
+  });
+
+  it('keeps the replay window within its bounds on disk: what leaves it is removed, an install empties it', async () => {
+    const dir = dirs.make();
+    const small = dirs.storage({ dir, replayLogSize: 3 });
+    for (let s = 1; s <= 10; s++) small.append(entry(s), 0);
+    await small.close();
+    // reopened with a larger window: only the 3 the small one held are still stored
+    const larger = dirs.storage({ dir, replayLogSize: 100 });
+    expect(larger.since(7, '')!.map((e) => e.sequence)).to.deep.equal([8, 9, 10]);
+    expect(larger.since(6, ''), 'sequence 7 left the window').to.equal(undefined);
+    await larger.close();
+    // reopened with a smaller window: it loads the newest, and the rest is removed for good
+    const smaller = dirs.storage({ dir, replayLogSize: 2 });
+    expect(smaller.since(8, '')!.map((e) => e.sequence)).to.deep.equal([9, 10]);
+    expect(smaller.since(7, '')).to.equal(undefined);
+    await smaller.close();
+    const again = dirs.storage({ dir, replayLogSize: 100 });
+    expect(again.since(7, ''), 'the rows the smaller window dropped').to.equal(undefined);
+    expect(again.since(8, '')).to.have.length(2);
+    // an install replaces the history: the window starts over from the installed sequence
+    again.install(again.stage(), 50);
+    again.append(entry(51), 0);
+    await again.close();
+    const installed = dirs.storage({ dir, replayLogSize: 100 });
+    expect(installed.since(50, '')!.map((e) => e.sequence)).to.deep.equal([51]);
+    expect(installed.since(10, '')).to.equal(undefined);
   });
 
   it('generates a pair id at first open, keeps it, and takes one given by the caller', async () => {
