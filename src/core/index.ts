@@ -4,7 +4,7 @@
  */
 export { Deadlines, type DeadlinesOptions, type Scheduled } from './deadlines.js';
 export { digestOf, type Digest } from './digest.js';
-export { KvMachine } from './kv-machine.js';
+export { KvMachine, type KeyValueState } from './kv-machine.js';
 export { ReplayLog } from './replay-log.js';
 export { Sequencer, SequencerStage } from './sequencer.js';
 export type { Change, DueChange, StateMachine } from './state-machine.js';

@@ -1,5 +1,6 @@
 /**
- * The key-value map as a state machine: `KvMap` holds the entries, a `Deadlines` heap their TTLs.
+ * The key-value map as a state machine: a `KeyValueState` holds the entries (a `KvMap` in memory,
+ * or the durable storage's own, which keeps values out of the JS heap), a `Deadlines` heap their TTLs.
  * An expired key becomes a sequenced delete that only the active asks for (promise 5); the
  * passive schedules the same deadlines so that it can take over at promotion.
  *
@@ -10,6 +11,21 @@ import { KvMap, type Entry } from '../kv/index.js';
 import { Deadlines, type Scheduled } from './deadlines.js';
 import type { DueChange, StateMachine } from './state-machine.js';
 
+/** Where the key-value machine keeps its entries. */
+export interface KeyValueState {
+  readonly size: number;
+  get(key: string): Entry | undefined;
+  /** Stores the entry, or removes the key when the body is empty (CHP's delete). */
+  put(entry: Entry): void;
+  /**
+   * The entries under a prefix as they are now: the view is fixed when this is called, and may be
+   * read across event-loop turns (the map keeps changing meanwhile).
+   */
+  read(prefix: string): Promise<Entry[]>;
+  /** An empty state of the same kind, to fill while a snapshot streams in. */
+  empty(): KeyValueState;
+}
+
 interface Ttl extends Scheduled {
   readonly at: number;
   readonly key: string;
@@ -19,7 +35,8 @@ interface Ttl extends Scheduled {
 const EMPTY = Buffer.alloc(0);
 
 export class KvMachine implements StateMachine {
-  readonly map = new KvMap();
+  constructor(readonly map: KeyValueState = new KvMap()) {}
+
   private readonly ttl = new Deadlines<Ttl>({
     // A deadline counts while the entry it was set for is still the current one.
     isLive: (d) => {
@@ -40,12 +57,12 @@ export class KvMachine implements StateMachine {
       this.ttl.schedule({ at: entry.expiresAt, key: entry.key, sequence: entry.sequence });
   }
 
-  snapshot(): Entry[] {
-    return this.map.snapshot('');
+  snapshot(): Promise<Entry[]> {
+    return this.map.read('');
   }
 
   empty(): KvMachine {
-    return new KvMachine();
+    return new KvMachine(this.map.empty());
   }
 
   restore(entries: Iterable<Entry>): void {

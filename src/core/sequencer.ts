@@ -100,10 +100,12 @@ export class Sequencer<M extends readonly StateMachine[] = readonly StateMachine
     return this.storage.since(sequence, prefix);
   }
 
-  /** Every machine's state at this point, for a resync. */
-  snapshot(): Entry[] {
-    if (this.current.length === 1) return this.current[0]!.snapshot();
-    return this.current.flatMap((m) => m.snapshot());
+  /** Every machine's state at this point (fixed now, read across turns), for a resync. */
+  async snapshot(): Promise<{ sequence: number; entries: Entry[] }> {
+    const sequence = this.storage.sequence;
+    const reads = this.current.map((m) => m.snapshot());
+    const parts = await Promise.all(reads);
+    return { sequence, entries: parts.length === 1 ? parts[0]! : parts.flat() };
   }
 
   /**

@@ -23,8 +23,11 @@ export type DueChange = Omit<Change, 'uuid'>;
 export interface StateMachine {
   /** Apply one sequenced change. `now` is when this node applied it. */
   apply(entry: Entry, now: number): void;
-  /** A point-in-time copy of the whole state as entries, safe to stream while the machine changes. */
-  snapshot(): Entry[];
+  /**
+   * A point-in-time copy of the whole state as entries: the view is fixed when this is called (the
+   * machine may keep changing while it is read), and may be read across event-loop turns.
+   */
+  snapshot(): Promise<Entry[]>;
   /** An empty machine of the same kind, to restore a snapshot into while this one keeps serving. */
   empty(): StateMachine;
   /** Load snapshot entries (a chunk of them at a time) into a machine made by `empty()`. */

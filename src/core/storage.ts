@@ -10,6 +10,7 @@
  * soon as it is appended.
  */
 import type { Entry } from '../kv/index.js';
+import type { KeyValueState } from './kv-machine.js';
 import { ReplayLog } from './replay-log.js';
 import { Timeline, type StoredHistory } from './timeline.js';
 import { UuidWindow, isDedupeUuid, type UuidWindowOptions } from './uuid-window.js';
@@ -69,6 +70,11 @@ export interface Storage {
    * so callers on the hot path can skip awaiting `flush()`.
    */
   readonly durableOnAppend?: boolean;
+  /**
+   * A storage that keeps the values itself gives the key-value machine its map (values stay out
+   * of the JS heap); without it the map lives in memory. Called once, before `load()`.
+   */
+  keyValues?(): KeyValueState;
 }
 
 export interface MemoryStorageOptions {

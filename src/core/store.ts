@@ -3,8 +3,8 @@
  * a `Storage` (`MemoryStorage` unless the node opened a durable one). This is the face the server and the pair use; the sequencing itself is in
  * sequencer.ts, the map and its TTLs in kv-machine.ts, the log and dedupe window in storage.ts.
  */
-import type { Entry, KvMap } from '../kv/index.js';
-import { KvMachine } from './kv-machine.js';
+import type { Entry } from '../kv/index.js';
+import { KvMachine, type KeyValueState } from './kv-machine.js';
 import { Sequencer, SequencerStage, type CommitResult, type ReplicateResult } from './sequencer.js';
 import type { Change } from './state-machine.js';
 import { MemoryStorage, type MemoryStorageOptions, type ReplayLogStats, type Storage } from './storage.js';
@@ -28,7 +28,8 @@ export class Store {
     private readonly storage: Storage = new MemoryStorage(options),
     now = 0,
   ) {
-    this.sequencer = new Sequencer([new KvMachine()] as const, storage, now);
+    // A storage that keeps the values itself (lmdb) holds the map; otherwise it lives in memory.
+    this.sequencer = new Sequencer([new KvMachine(storage.keyValues?.())] as const, storage, now);
   }
 
   /**
@@ -57,7 +58,7 @@ export class Store {
     return this.sequencer.sequence;
   }
 
-  get map(): KvMap {
+  get map(): KeyValueState {
     return this.sequencer.machines[0].map;
   }
 
@@ -105,9 +106,18 @@ export class Store {
     this.sequencer.replaceWith(builder, sequence);
   }
 
-  /** Every machine's state at this point, for a passive's resync (today: the whole map). */
-  snapshot(): Entry[] {
+  /**
+   * Every machine's state at this point, for a resync or a client's snapshot: the view and its
+   * sequence are fixed when this is called; the entries may be read across event-loop turns.
+   */
+  snapshot(): Promise<{ sequence: number; entries: Entry[] }> {
     return this.sequencer.snapshot();
+  }
+
+  /** The map's entries under a prefix at this point (fixed now, read across turns). */
+  read(prefix: string): Promise<{ sequence: number; entries: Entry[] }> {
+    const sequence = this.sequence;
+    return this.map.read(prefix).then((entries) => ({ sequence, entries }));
   }
 
   /** Changes after `sequence` under a prefix, or undefined if the replay log no longer reaches back. */

@@ -42,6 +42,15 @@ export class KvMap {
     }
   }
 
+  /** The point-in-time copy of `snapshot`, as `KeyValueState.read` gives it. */
+  read(prefix: string): Promise<Entry[]> {
+    return Promise.resolve(this.snapshot(prefix));
+  }
+
+  empty(): KvMap {
+    return new KvMap();
+  }
+
   /** A point-in-time copy of the entries under a prefix, safe to stream while the map changes. */
   snapshot(prefix: string): Entry[] {
     if (prefix === '') return Array.from(this.entries.values());

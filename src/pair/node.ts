@@ -270,9 +270,12 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     const last = this.lastDigest;
     if (last && last.sequence === sequence) return last.result;
     if (this.digesting) return this.digesting;
-    const run = digestOf(this.store.map.snapshot(''), sequence).finally(() => {
-      this.digesting = undefined;
-    });
+    const run = this.store
+      .snapshot()
+      .then(({ entries, sequence: at }) => digestOf(entries, at))
+      .finally(() => {
+        this.digesting = undefined;
+      });
     this.digesting = run;
     this.lastDigest = { sequence, result: run };
     return run;

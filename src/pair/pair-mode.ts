@@ -285,9 +285,16 @@ export class PairMode implements Mode {
   private noteDivergence(common: number, cause: DivergenceCause): void {
     if (!Number.isFinite(common)) return;
     const { store } = this.parts;
-    const changes: Entry[] =
-      store.changesSince(common) ?? store.map.snapshot('').filter((e) => e.sequence > common);
-    this.divergence.lost(common, changes, (uuid) => this.acknowledged.has(uuid), cause);
+    const note = (changes: readonly Entry[]) =>
+      this.divergence.lost(common, changes, (uuid) => this.acknowledged.has(uuid), cause);
+    const changes = store.changesSince(common);
+    if (changes) return note(changes);
+    // Beyond the replay window: the map's entries changed since then (the view is fixed now, so
+    // before the resync replaces anything; deletes are not among them).
+    void store
+      .snapshot()
+      .then(({ entries }) => note(entries.filter((e) => e.sequence > common)))
+      .catch(() => undefined); // nothing to report from a storage that cannot be read
   }
 
   /** We lost a dual-active meeting and have synced from the winner: say what the winner lacks. */

@@ -161,8 +161,8 @@ export class ReplicationSource {
   private async streamSnapshot(streamId: number): Promise<void> {
     this.streamId = streamId;
     const { store, timeline, channel, snapshotChunk, chunkBytes } = this.options;
-    const entries = store.map.snapshot('');
-    const sequence = store.sequence;
+    // The view and its sequence are fixed at this call (read across turns from a durable store).
+    const { entries, sequence } = await store.snapshot();
     for (const slice of chunked(entries, snapshotChunk, chunkBytes)) {
       if (this.streamId !== streamId || !this.running) return; // superseded or demoted
       channel.send({ type: 'snapshot-chunk', streamId, batch: packEntries(slice) });

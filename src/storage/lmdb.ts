@@ -1,14 +1,10 @@
 /**
  * LmdbStorage: the `Storage` of src/core/storage.ts kept in an LMDB environment (lmdb-js 3.x),
- * so that a restart loses nothing that was acknowledged (issue 15). It holds, in one file
- * (`DIR/data.mdb`):
- *
- * - `entries`: the map, key -> entry record (sequence, uuid, properties, body, absolute TTL
- *   deadline); a delete (empty body) removes the key;
- * - `meta`: format version, pair id, the last sequence, the term timeline and epoch;
- * - `dedupe`: the de-duplication window, (time, sequence) -> write uuid, oldest first;
- * - `log`: the replay window, sequence -> change, so that after a restart of both nodes a passive
- *   (or a client) resumes from its sequence instead of taking a snapshot.
+ * so that a restart loses nothing that was acknowledged (issue 15). One file, `DIR/data.mdb`,
+ * holds the databases src/storage/environment.ts lists: the map (`entries`), the last sequence,
+ * the timeline, the de-duplication window, the replay window and an index of the keys with a TTL.
+ * With `keyValues()` the key-value machine reads its map from here (src/storage/stored-kv.ts):
+ * values stay out of the JS heap, and a start loads no entry into memory.
  *
  * Every change is written with the sequence and its uuid through lmdb's asynchronous writes:
  * lmdb-js puts every write issued in one event-loop turn into one transaction (`eventTurnBatching`,
@@ -28,15 +24,13 @@
  * written (a hole in the log must never be followed by later changes), every `flush()` rejects
  * with the StorageError, and what was committed before stays as it was for the next start.
  */
-import { randomUUID } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
 import {
   ReplayLog,
   Timeline,
   UuidWindow,
   isDedupeUuid,
+  type KeyValueState,
   type MemoryStorageOptions,
   type ReplayLogStats,
   type Storage,
@@ -45,25 +39,27 @@ import {
   type TimelineEntry,
 } from '../core/index.js';
 import type { Entry } from '../kv/index.js';
-import { StorageError, type StorageErrorReason } from '../errors.js';
+import { StorageError } from '../errors.js';
 import { DedupeRecords } from './dedupe-records.js';
+import { FORMAT_VERSION, asStorageError, openDatabases, type Databases } from './environment.js';
 import { LmdbStage } from './stage.js';
+import { StoredKv } from './stored-kv.js';
 import {
-  RecordError,
-  checkHeader,
+  checkEntry,
   decodeEntry,
   decodeJson,
   decodeLogRecord,
+  decodeTtl,
   encodeEntry,
   encodeJson,
   encodeLogRecord,
+  encodeTtl,
 } from './records.js';
+
+export { FORMAT_VERSION };
 
 /** A history as Timeline takes it from storage. */
 type StoredHistory = NonNullable<ConstructorParameters<typeof Timeline>[0]>;
-
-/** Bumped whenever the record layout changes; a file of another version is refused. */
-export const FORMAT_VERSION = 1;
 
 /** The longest key (UTF-8 bytes) LMDB takes with lmdb-js's default 4 KiB pages (1978, less a margin). */
 export const MAX_KEY_BYTES = 1976;
@@ -100,7 +96,19 @@ export class LmdbStorage implements Storage {
   private readonly log: ReplayLog;
   private applied: UuidWindow;
   private dedupe: DedupeRecords;
-  private loaded: Entry[] | undefined;
+  private loaded = false;
+  /** the map, when the key-value machine keeps it here (`keyValues`) instead of in memory */
+  private kv: StoredKv | undefined;
+  private stagedKv: StoredKv | undefined;
+  /** keys with a TTL record (only those: a write of any other key has no record to remove) */
+  private ttlKeys = new Set<string>();
+  private readonly file: string;
+  private readonly env: RootDatabase;
+  private readonly entries: Database<Buffer, string>;
+  private readonly meta: Database<Buffer, string>;
+  private readonly dedupeDb: Database<Buffer, [number, number]>;
+  private readonly logDb: Database<Buffer, number>;
+  private readonly ttlDb: Database<Buffer, string>;
   /** the commit promise of the newest write: lmdb gives every write of a transaction the same one */
   private lastWrite: Promise<boolean> | undefined;
   private failure: StorageError | undefined;
@@ -110,13 +118,10 @@ export class LmdbStorage implements Storage {
 
   private constructor(
     private readonly options: LmdbStorageOptions,
-    private readonly file: string,
-    private readonly env: RootDatabase,
-    private readonly entries: Database<Buffer, string>,
-    private readonly meta: Database<Buffer, string>,
-    private readonly dedupeDb: Database<Buffer, [number, number]>,
-    private readonly logDb: Database<Buffer, number>,
+    dbs: Databases,
   ) {
+    ({ file: this.file, env: this.env, entries: this.entries, meta: this.meta } = dbs);
+    ({ dedupe: this.dedupeDb, log: this.logDb, ttl: this.ttlDb } = dbs);
     this.fsync = options.fsync ?? 'batch';
     this.log = new ReplayLog(options.replayLogSize, options.replayLogBytes);
     this.applied = this.newWindow();
@@ -125,9 +130,8 @@ export class LmdbStorage implements Storage {
     this.seq = this.readMeta('sequence') as number;
     const history = (this.readMeta('timeline') ?? {}) as StoredHistory;
     this.timeline = new Timeline(history, () => this.writeTimeline());
-    this.loaded = [];
-    for (const { key, value } of entries.getRange()) this.loaded.push(decodeEntry(key, value));
-    for (const { key, value } of dedupeDb.getRange()) {
+    for (const key of this.ttlDb.getKeys()) this.ttlKeys.add(key);
+    for (const { key, value } of this.dedupeDb.getRange()) {
       const record = DedupeRecords.decode(key, value);
       this.applied.set(record.uuid, record.sequence, record.time);
       this.dedupe.restore(record);
@@ -145,56 +149,12 @@ export class LmdbStorage implements Storage {
    * of another pair.
    */
   static open(options: LmdbStorageOptions): LmdbStorage {
-    const file = join(options.dir, 'data.mdb');
-    const fail = (reason: StorageErrorReason, problem: string, cause?: unknown): never => {
-      throw new StorageError(reason, file, problem, { cause });
-    };
-    const existed = existsSync(file);
+    const dbs = openDatabases(options);
     try {
-      if (existed) checkHeader(file, statSync(file).size);
+      return new LmdbStorage(options, dbs);
     } catch (err) {
-      if (err instanceof RecordError) fail(err.reason, err.message);
-      fail('open', `cannot read: ${(err as Error).message}`, err);
-    }
-    let env: RootDatabase | undefined;
-    try {
-      const noSync = options.fsync === 'batch' || options.fsync === 'off';
-      env = open({ path: options.dir, maxDbs: 5, noSync, overlappingSync: !noSync });
-      const entries = env.openDB<Buffer, string>({ name: 'entries', encoding: 'binary' });
-      const meta = env.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' });
-      const dedupe = env.openDB<Buffer, [number, number]>({ name: 'dedupe', encoding: 'binary' });
-      const log = env.openDB<Buffer, number>({ name: 'log', encoding: 'binary' });
-      const format = meta.get('format');
-      if (format === undefined) {
-        if (existed && entries.getKeysCount() + meta.getKeysCount() > 0) {
-          fail('corrupt', 'no format version recorded: not a twinstar data file');
-        }
-        const pairId = options.pairId ?? randomUUID();
-        env.transactionSync(() => {
-          meta.putSync('format', encodeJson('format', FORMAT_VERSION));
-          meta.putSync('pair', encodeJson('pair', pairId));
-          meta.putSync('sequence', encodeJson('sequence', 0));
-        });
-      } else {
-        const version = decodeJson('format', format);
-        if (version !== FORMAT_VERSION) {
-          fail('version', `format version ${String(version)}, this build reads version ${FORMAT_VERSION}`);
-        }
-        const pair = decodeJson('pair', meta.get('pair'));
-        if (options.pairId !== undefined && pair !== options.pairId) {
-          fail('foreign-pair', `belongs to pair ${String(pair)}, not to this pair ${options.pairId}`);
-        }
-      }
-      return new LmdbStorage(options, file, env, entries, meta, dedupe, log);
-    } catch (err) {
-      void env?.close().catch(() => undefined);
-      if (err instanceof StorageError) throw err;
-      if (err instanceof RecordError) fail(err.reason, err.message);
-      // LMDB's own findings (MDB_CORRUPTED, MDB_INVALID, MDB_PAGE_NOTFOUND...) are damage; anything
-      // else (permissions, a missing mount) is a directory that cannot be opened.
-      const message = (err as Error).message ?? String(err);
-      const reason = /MDB_|corrupt|invalid/i.test(message) ? 'corrupt' : 'open';
-      return fail(reason, `lmdb cannot open it: ${message}`, err);
+      void dbs.env.close().catch(ignore);
+      throw asStorageError(err, dbs.file);
     }
   }
 
@@ -211,9 +171,40 @@ export class LmdbStorage implements Storage {
     return this.failure;
   }
 
+  /**
+   * The map, kept in this storage (values out of the JS heap). Called before `load`, it makes
+   * `load` hand back only the entries with a TTL (to schedule), not the whole map.
+   */
+  keyValues(): KeyValueState {
+    this.kv ??= new StoredKv({
+      entries: this.entries,
+      committed: () => this.flush(),
+      staged: (kv) => (this.stagedKv = kv),
+    });
+    return this.kv;
+  }
+
+  /**
+   * What was stored. Every entry record is checked (a damaged one stops start-up, naming the file
+   * and the key); with the map kept here, none is decoded into memory, and only the keys with a
+   * TTL come back, to be scheduled.
+   */
   load(): StoredState {
-    const entries = this.loaded ?? [];
-    this.loaded = undefined; // the machines hold them from now on
+    if (this.loaded) return { sequence: this.seq, entries: [] };
+    this.loaded = true;
+    const entries: Entry[] = [];
+    try {
+      for (const { key, value } of this.entries.getRange()) {
+        if (this.kv === undefined) entries.push(decodeEntry(key, value));
+        else checkEntry(key, value);
+      }
+      for (const { key, value } of this.kv ? this.ttlDb.getRange() : []) {
+        const entry = this.kv!.get(key);
+        if (entry?.sequence === decodeTtl(key, value).sequence) entries.push(entry);
+      }
+    } catch (err) {
+      throw asStorageError(err, this.file);
+    }
     return { sequence: this.seq, entries };
   }
 
@@ -236,6 +227,7 @@ export class LmdbStorage implements Storage {
       else this.track(this.entries.put(entry.key, entryRecord));
       this.track(this.meta.put('sequence', sequenceRecord));
       this.track(this.logDb.put(entry.sequence, logRecord));
+      this.indexTtl(entry);
       for (let s = firstBefore; s < firstAfter; s++) this.track(this.logDb.remove(s));
       if (seen && seenRecord) {
         for (const key of this.dedupe.add(seen)) this.track(this.dedupeDb.remove(key));
@@ -254,7 +246,9 @@ export class LmdbStorage implements Storage {
   }
 
   stage(): LmdbStage {
-    return new LmdbStage(this.newWindow());
+    const kv = this.stagedKv; // made by the staged key-value machine just before (Sequencer.stage)
+    this.stagedKv = undefined;
+    return new LmdbStage(this.newWindow(), kv);
   }
 
   /** Replaces everything with the stage in one transaction: the old state or the new, never a mix. */
@@ -270,6 +264,9 @@ export class LmdbStorage implements Storage {
       this.track(this.entries.clearAsync() as Promise<unknown> as Promise<boolean>);
       this.track(this.dedupeDb.clearAsync() as Promise<unknown> as Promise<boolean>);
       this.track(this.logDb.clearAsync() as Promise<unknown> as Promise<boolean>);
+      this.track(this.ttlDb.clearAsync() as Promise<unknown> as Promise<boolean>);
+      this.ttlKeys = new Set();
+      for (const entry of stage.entries) this.indexTtl(entry);
       stage.entries.forEach((entry, i) => this.track(this.entries.put(entry.key, records[i]!)));
       stage.records.forEach((r, i) => {
         for (const key of this.dedupe.add(r)) this.track(this.dedupeDb.remove(key));
@@ -277,6 +274,10 @@ export class LmdbStorage implements Storage {
       });
       this.track(this.meta.put('sequence', encodeJson('sequence', sequence)));
     });
+    if (stage.kv) {
+      this.kv = stage.kv;
+      stage.kv.installed(this.flush());
+    }
   }
 
   /**
@@ -359,6 +360,17 @@ export class LmdbStorage implements Storage {
         resolve();
       });
     });
+  }
+
+  /** Keeps the TTL index in step with a change (inside the caller's write). */
+  private indexTtl(entry: Entry): void {
+    const { key } = entry;
+    if (entry.expiresAt > 0 && entry.body.length > 0) {
+      this.ttlKeys.add(key);
+      this.track(this.ttlDb.put(key, encodeTtl(key, entry.expiresAt, entry.sequence)));
+    } else if (this.ttlKeys.delete(key)) {
+      this.track(this.ttlDb.remove(key));
+    }
   }
 
   /**

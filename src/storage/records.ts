@@ -9,6 +9,7 @@
  * entry record := u32 crc | f64 sequence | f64 expiresAt | u8 uuidLen | uuid (latin1)
  *                 | u16 propsLen | properties (utf8) | body (the rest)
  * log record   := u16 keyLen | key (utf8) | entry record      (the replay window, by sequence)
+ * ttl record   := u32 crc | f64 expiresAt | f64 sequence        (the keys with a TTL, by key)
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
@@ -66,20 +67,26 @@ export function encodeEntry(entry: Entry): Buffer {
 }
 
 /** An entry from its sealed record; the body is copied out of lmdb's reused read buffer. */
-export function decodeEntry(key: string, sealed: Uint8Array | undefined): Entry {
+/** Throws a RecordError unless the entry record is intact; returns where its uuid ends. */
+export function checkEntry(key: string, sealed: Uint8Array | undefined): Buffer {
   const p = unseal(key, sealed, 'entry');
   const cut = () => new RecordError('corrupt', `entry ${JSON.stringify(key)} has a bad layout`);
   if (p.length < HEAD_BYTES) throw cut();
+  const uuidEnd = HEAD_BYTES + p.readUInt8(16);
+  if (uuidEnd + 2 > p.length || uuidEnd + 2 + p.readUInt16BE(uuidEnd) > p.length) throw cut();
+  return p;
+}
+
+export function decodeEntry(key: string, sealed: Uint8Array | undefined): Entry {
+  const p = checkEntry(key, sealed);
   const sequence = p.readDoubleBE(0);
   const expiresAt = p.readDoubleBE(8);
   const uuidLen = p.readUInt8(16);
   let at = HEAD_BYTES;
-  if (at + uuidLen + 2 > p.length) throw cut();
   const uuid = p.toString('latin1', at, at + uuidLen);
   at += uuidLen;
   const propsLen = p.readUInt16BE(at);
   at += 2;
-  if (at + propsLen > p.length) throw cut();
   const properties = p.toString('utf8', at, at + propsLen);
   at += propsLen;
   const body = Buffer.allocUnsafe(p.length - at); // a copy: lmdb reuses the buffer it read into
@@ -88,6 +95,20 @@ export function decodeEntry(key: string, sealed: Uint8Array | undefined): Entry 
 }
 
 /** A JSON value sealed under its key (the meta records: format, pair, sequence, timeline). */
+/** A key's TTL deadline and the sequence of the entry it belongs to (the TTL index). */
+export function encodeTtl(key: string, expiresAt: number, sequence: number): Buffer {
+  const payload = Buffer.allocUnsafe(16);
+  payload.writeDoubleBE(expiresAt, 0);
+  payload.writeDoubleBE(sequence, 8);
+  return seal(key, payload);
+}
+
+export function decodeTtl(key: string, sealed: Uint8Array | undefined): { at: number; sequence: number } {
+  const p = unseal(key, sealed, 'ttl');
+  if (p.length !== 16) throw new RecordError('corrupt', `ttl ${JSON.stringify(key)} has a bad layout`);
+  return { at: p.readDoubleBE(0), sequence: p.readDoubleBE(8) };
+}
+
 /** A change of the replay window: its key, then its entry record (whose CRC covers the key). */
 export function encodeLogRecord(key: string, entryRecord: Buffer): Buffer {
   const keyBytes = Buffer.from(key);

@@ -2,6 +2,7 @@
 import { isDedupeUuid, type StorageStage, type UuidWindow } from '../core/index.js';
 import type { Entry } from '../kv/index.js';
 import type { DedupeRecord } from './dedupe-records.js';
+import type { StoredKv } from './stored-kv.js';
 
 /** Entries of a snapshot, kept until `install` writes them in one transaction. */
 export class LmdbStage implements StorageStage {
@@ -9,7 +10,11 @@ export class LmdbStage implements StorageStage {
   readonly uuids: UuidWindow;
   readonly records: DedupeRecord[] = [];
 
-  constructor(window: UuidWindow) {
+  constructor(
+    window: UuidWindow,
+    /** the staged key-value map, when the storage keeps the map (it becomes the live one) */
+    readonly kv?: StoredKv,
+  ) {
     this.uuids = window;
   }
 

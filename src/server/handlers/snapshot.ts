@@ -35,12 +35,12 @@ export function serveChpSnapshot(
   principal: Principal | undefined,
 ): void {
   const started = ctx.now();
-  const sequence = ctx.store.sequence;
   const generation = ctx.generation();
   let count = 0;
   const ending = ctx.streams.serve(identity.toString('latin1'), async () => {
-    // The point-in-time view is taken now, in one O(n) step; the stream walks it with an index.
-    const all = ctx.store.map.snapshot('');
+    // The point-in-time view and its sequence are fixed now (read across turns if the values are
+    // in the durable store); the stream walks it with an index.
+    const { sequence, entries: all } = await ctx.store.read(subtree);
     if (!(await whenPublishable(ctx, sequence, generation))) return undefined;
     const entries = await filterInTurns(all, subtree, principal);
     if (ctx.generation() !== generation) return undefined;
@@ -81,7 +81,7 @@ export function serveNativeSync(
 ): void {
   const { reqId, subtree } = request;
   const started = ctx.now();
-  const sequence = ctx.store.sequence;
+  const resumedAt = ctx.store.sequence;
   const term = ctx.policy.term();
   const generation = ctx.generation();
   let changes: Entry[] | undefined;
@@ -95,8 +95,10 @@ export function serveNativeSync(
   const ending = ctx.streams.serve(
     identity.toString('latin1'),
     async (): Promise<PreparedStream | undefined> => {
-      // One O(n) step takes the point-in-time view; filtering it by subtree runs across turns.
-      const all = changes ?? ctx.store.map.snapshot('');
+      // The point-in-time view and its sequence are fixed now; filtering runs across turns.
+      const { sequence, entries: all } = changes
+        ? { sequence: resumedAt, entries: changes }
+        : await ctx.store.read(subtree);
       if (!(await whenPublishable(ctx, sequence, generation))) return undefined;
       const entries = await filterInTurns(all, changes ? '' : subtree, principal);
       if (ctx.generation() !== generation) return undefined;

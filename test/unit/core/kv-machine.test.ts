@@ -21,25 +21,25 @@ describe('KvMachine', () => {
   });
 
   describe('as a state machine', () => {
-    it('apply stores and deletes like the map; snapshot is the whole map', () => {
+    it('apply stores and deletes like the map; snapshot is the whole map', async () => {
       const machine: StateMachine = new KvMachine();
       machine.apply(entry('/a', '1'), 0);
       machine.apply(entry('/b', '2'), 0);
       machine.apply(del('/a'), 0);
-      expect(keys(machine.snapshot())).to.deep.equal(['/b']);
+      expect(keys(await machine.snapshot())).to.deep.equal(['/b']);
     });
 
-    it('empty() is a fresh machine; restore() loads entries and their deadlines into it', () => {
+    it('empty() is a fresh machine; restore() loads entries and their deadlines into it', async () => {
       const machine = new KvMachine();
       machine.apply(entry('/old', 'v', 50));
       const fresh = machine.empty();
       fresh.restore([entry('/x', '1', 300), entry('/y', '2'), del('/z')]);
-      expect(keys(fresh.snapshot()).sort()).to.deep.equal(['/x', '/y']);
+      expect(keys(await fresh.snapshot()).sort()).to.deep.equal(['/x', '/y']);
       expect(fresh.nextDeadline()).to.equal(300);
       expect(machine.nextDeadline(), 'the original is untouched').to.equal(50);
     });
 
-    it('due(now, max) asks for a delete per expired key, at most max', () => {
+    it('due(now, max) asks for a delete per expired key, at most max', async () => {
       const machine = new KvMachine();
       for (let i = 0; i < 3; i++) machine.apply(entry(`/k${i}`, 'v', 10 + i));
       const due = machine.due(100, 2);
@@ -47,7 +47,7 @@ describe('KvMachine', () => {
         ['/k0', 0, 0, ''],
         ['/k1', 0, 0, ''],
       ]);
-      expect(keys(machine.snapshot()), 'the map keeps them until the deletes apply').to.have.length(3);
+      expect(keys(await machine.snapshot()), 'the map keeps them until the deletes apply').to.have.length(3);
       expect(machine.due(100, 10).map((c) => c.key)).to.deep.equal(['/k2']);
     });
   });

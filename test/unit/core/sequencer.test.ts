@@ -25,8 +25,8 @@ function uuid(): string {
 class Recorder implements StateMachine {
   readonly seen: string[] = [];
   readonly wants: DueChange[] = [];
-  snapshot(): Entry[] {
-    return [];
+  snapshot(): Promise<Entry[]> {
+    return Promise.resolve([]);
   }
   apply(entry: Entry, now: number): void {
     this.seen.push(`${entry.sequence}:${entry.key}@${now}`);
@@ -144,9 +144,11 @@ describe('Sequencer', () => {
     expect(seq.commit(change('/a'), 0)).to.have.nested.property('entry.sequence', 6);
   });
 
-  it("snapshot() holds every machine's state", () => {
+  it("snapshot() holds every machine's state, and the sequence it was taken at", async () => {
     const seq = new Sequencer([new KvMachine(), new KvMachine()] as const, new MemoryStorage(OPTIONS));
     seq.commit(change('/a'), 0);
-    expect(seq.snapshot().map((e) => e.key)).to.deep.equal(['/a', '/a']);
+    const snap = await seq.snapshot();
+    expect(snap.entries.map((e) => e.key)).to.deep.equal(['/a', '/a']);
+    expect(snap.sequence).to.equal(1);
   });
 });

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { Store, isDedupeUuid, type Change } from '../../../src/core/store.js';
-import type { Entry } from '../../../src/kv/kvmap.js';
+import type { Entry, KvMap } from '../../../src/kv/kvmap.js';
 
 const OPTIONS = { replayLogSize: 1000, dedupeSize: 1000, dedupeMs: 60_000 };
 
@@ -30,7 +30,7 @@ function committed(store: Store, c: Change, now = 0): Entry {
 }
 
 function state(store: Store): string[] {
-  return store.map
+  return (store.map as KvMap)
     .snapshot('')
     .map(
       (e) =>
@@ -162,14 +162,15 @@ describe('Store', () => {
   });
 
   describe('snapshot', () => {
-    it("is every machine's state: today the whole map, as a point-in-time array", () => {
+    it("is every machine's state: today the whole map, as a point-in-time array fixed at the call", async () => {
       const store = new Store(OPTIONS);
       committed(store, change('/a', '1'));
       committed(store, change('/b', '2'));
       const snap = store.snapshot();
       committed(store, change('/c', '3'));
-      expect(snap.map((e) => e.key).sort()).to.deep.equal(['/a', '/b']);
-      expect(store.snapshot()).to.have.length(3);
+      expect((await snap).entries.map((e) => e.key).sort()).to.deep.equal(['/a', '/b']);
+      expect((await snap).sequence).to.equal(2);
+      expect((await store.snapshot()).entries).to.have.length(3);
     });
   });
 
