@@ -1,7 +1,7 @@
 /**
  * twinstar benchmarks (issue 7). `npm run bench -- [options]`:
  *
- *   --quick          reduced set, 1 run per figure, under a minute (the CI smoke test)
+ *   --quick          reduced set, 1 run per figure, short loads (the CI smoke test)
  *   --json FILE      also write every figure, every run and the machine as JSON
  *   --runs N         runs per figure (default 3, quick 1)
  *   --only LIST      comma-separated suites: ceiling,ack,curve,chp,fanout,snapshot,failover,durability
