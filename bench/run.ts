@@ -1,10 +1,10 @@
 /**
  * twinstar benchmarks (issue 7). `npm run bench -- [options]`:
  *
- *   --quick          reduced set, 1 run per figure, under a minute (the CI smoke test)
+ *   --quick          reduced set, 1 run per figure, short loads (the CI smoke test)
  *   --json FILE      also write every figure, every run and the machine as JSON
  *   --runs N         runs per figure (default 3, quick 1)
- *   --only LIST      comma-separated suites: ceiling,ack,curve,chp,fanout,snapshot,failover
+ *   --only LIST      comma-separated suites: ceiling,ack,curve,chp,fanout,snapshot,failover,durability
  *   --window N       acknowledged writes in flight for pipelined writers (default 2000)
  *   --profile DIR    run server processes under --cpu-prof, profiles written to DIR
  *   --wait-idle S    first wait up to S seconds for the 1-minute load average to drop below 1
@@ -25,8 +25,9 @@ import { curve } from './suites/curve.js';
 import { fanout } from './suites/fanout.js';
 import { snapshot } from './suites/snapshot.js';
 import { failover } from './suites/failover.js';
+import { durability, durabilitySizes, MODES, SIGNALS } from './suites/durability.js';
 
-const SUITES = ['ceiling', 'ack', 'curve', 'chp', 'fanout', 'snapshot', 'failover'] as const;
+const SUITES = ['ceiling', 'ack', 'curve', 'chp', 'fanout', 'snapshot', 'failover', 'durability'] as const;
 type Suite = (typeof SUITES)[number];
 
 interface Args {
@@ -88,7 +89,7 @@ function parseArgs(argv: string[]): Args {
       case '--help':
       case '-h':
         process.stdout.write(
-          'npm run bench -- [--quick] [--json FILE] [--runs N] [--only ceiling,ack,chp,fanout,snapshot,failover] [--window N] [--profile DIR] [--wait-idle S]\n',
+          'npm run bench -- [--quick] [--json FILE] [--runs N] [--only ceiling,ack,curve,chp,fanout,snapshot,failover,durability] [--window N] [--profile DIR] [--wait-idle S]\n',
         );
         process.exit(0);
         break;
@@ -128,6 +129,20 @@ function expected(suite: Suite, quick: boolean): string[] {
         );
     case 'failover':
       return ['failover.median', 'failover.worst', 'failover.promotions'];
+    case 'durability':
+      return MODES.flatMap((m) => [`durability.ack.${m}.await1`, `durability.ack.${m}.pipelined`])
+        .concat(
+          durabilitySizes(quick).flatMap((n) =>
+            SIGNALS.flatMap((s) =>
+              ['write', 'snapshot', 'rss.vm', 'rss.anon', 'rss.file'].map(
+                (k) => `durability.restart.${n}.${s}.${k}`,
+              ),
+            ),
+          ),
+        )
+        .concat(
+          ['memory', 'batch'].flatMap((m) => ['vm', 'anon', 'file'].map((k) => `durability.rss.${m}.${k}`)),
+        );
   }
 }
 
@@ -164,6 +179,7 @@ async function main(): Promise<number> {
     fanout,
     snapshot,
     failover,
+    durability,
   };
   const errors: string[] = [];
   // The ceilings are what every other figure is divided by: always measure them first.

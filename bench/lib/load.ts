@@ -143,6 +143,30 @@ export function pipelinedWrites(client: Client, o: PipelineOptions): Promise<Wri
   });
 }
 
+/**
+ * Fills a server with keys `key(from)`..`key(to - 1)` of 100-byte values through one pipelined
+ * client, as fast as the acknowledgements come back (bounded: 300 s, then 60 s to drain); throws
+ * if any write fails. How the snapshot and durability suites load 100k or 1M keys.
+ */
+export async function loadKeys(
+  client: Client,
+  from: number,
+  to: number,
+  key: (i: number) => string,
+  window: number,
+): Promise<WriteResult> {
+  const w = await pipelinedWrites(client, {
+    ms: 300_000,
+    window,
+    max: to - from,
+    key: (i) => key(from + i),
+    drainMs: 60_000,
+  });
+  if (w.failed > 0 || w.done !== to - from)
+    throw new Error(`loading keys ${from} to ${to}: ${w.failed} failed (${w.firstError})`);
+  return w;
+}
+
 export interface PacedResult extends WriteResult {
   issued: number;
   /** how far behind schedule the writer ended (writes), e.g. when acknowledgements lag */

@@ -56,6 +56,10 @@ export class ServerNode extends ServerProcess {
     return rssBytes(this.pid);
   }
 
+  rssParts(): RssParts {
+    return rssParts(this.pid);
+  }
+
   threadCpu(): ThreadCpu {
     return threadCpu(this.pid);
   }
@@ -68,18 +72,23 @@ export interface Pair {
   stop(): Promise<void>;
 }
 
+/** More options for each node of a pair, e.g. its data dir and fsync mode (default: in memory). */
+export type NodeOptions = (role: 'primary' | 'backup') => Partial<ServerProcessOptions>;
+
 /**
  * Starts a primary and a backup on free ports; resolves once the primary is ACTIVE with its passive
  * attached. Other programs on the machine may take a port between our check and the bind: then
- * both are stopped and the pair starts again on other ports.
+ * both are stopped and the pair starts again on other ports (`options` is called again for each
+ * attempt, so a data dir it makes is a fresh one, not one a failed start has written to).
  */
 export async function startPair(
   nodeArgs: string[] = [],
   extraArgs: (role: 'primary' | 'backup') => string[] = () => [],
+  options: NodeOptions = () => ({}),
 ): Promise<Pair> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startPairOnce(nodeArgs, extraArgs);
+      return await startPairOnce(nodeArgs, extraArgs, options);
     } catch (error) {
       if (attempt >= 3 || !/exited/.test(String(error))) throw error;
     }
@@ -89,6 +98,7 @@ export async function startPair(
 async function startPairOnce(
   nodeArgs: string[],
   extraArgs: (role: 'primary' | 'backup') => string[],
+  options: NodeOptions,
 ): Promise<Pair> {
   const p = await freePorts(5);
   const b = await freePorts(5);
@@ -101,6 +111,7 @@ async function startPairOnce(
     peerHeartbeatPort: b + 3,
     nodeArgs,
     extraArgs: extraArgs('primary'),
+    ...options('primary'),
   });
   const backup = new ServerNode({
     role: 'backup',
@@ -111,6 +122,7 @@ async function startPairOnce(
     peerHeartbeatPort: p + 3,
     nodeArgs,
     extraArgs: extraArgs('backup'),
+    ...options('backup'),
   });
   const pair: Pair = {
     primary,
@@ -205,4 +217,23 @@ export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = /VmRSS:\s+(\d+) kB/.exec(status);
   return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** A process's resident memory in bytes, and what it is made of (Linux /proc/<pid>/status). */
+export interface RssParts {
+  /** VmRSS: all resident pages */
+  vm: number;
+  /** RssAnon: anonymous memory (JS heap, native allocations) */
+  anon: number;
+  /** RssFile: mapped file pages (the node binary, lmdb's map of data.mdb), which the kernel can drop */
+  file: number;
+}
+
+export function rssParts(pid: number): RssParts {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const bytes = (field: string) => {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+    return m ? Number(m[1]) * 1024 : NaN;
+  };
+  return { vm: bytes('VmRSS'), anon: bytes('RssAnon'), file: bytes('RssFile') };
 }

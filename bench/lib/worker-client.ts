@@ -15,7 +15,12 @@ export interface SubStats {
 }
 
 export interface JoinResult {
+  /** from the client's creation to its replica being loaded */
   ms: number;
+  /** when the replica was loaded (CLOCK_MONOTONIC ms, comparable with nowMs() in this process) */
+  doneAt: number;
+  /** connect() calls it took (more than 1 only with retryUnavailable) */
+  attempts: number;
   keys: number;
   sequence: number;
   rssBefore: number;
@@ -77,7 +82,7 @@ export class Worker {
  * RSS is a client's and nothing else's. Resolves with what it measured; the process exits after.
  */
 export async function joinOnce(
-  args: { servers: string[]; subtree: string; timeoutMs: number },
+  args: { servers: string[]; subtree: string; timeoutMs: number; retryUnavailable?: boolean },
   execArgv: string[] = [],
 ): Promise<JoinResult> {
   const child = track(fork(JOINER, [], { execArgv: ['--expose-gc', ...execArgv], stdio: 'inherit' }));

@@ -5,7 +5,7 @@
  * Server RSS comes from /proc/<pid>/status of both nodes; client RSS is the joiner's own (a plain
  * node process on the compiled client, bench/joiner.js), after a GC, with the replica loaded.
  */
-import { pipelinedWrites, writer } from '../lib/load.js';
+import { loadKeys, writer } from '../lib/load.js';
 import { startPair, type Pair } from '../lib/proc.js';
 import { joinOnce } from '../lib/worker-client.js';
 import { PS, type Context } from './context.js';
@@ -21,15 +21,13 @@ export async function snapshot(ctx: Context): Promise<void> {
   try {
     for (const size of sizes) {
       const t = Date.now();
-      const w = await pipelinedWrites(client, {
-        ms: 300_000,
-        window: ctx.window,
-        max: size - loaded,
-        key: (i) => `/snap/${String(loaded + i).padStart(7, '0')}`,
-        drainMs: 60_000,
-      });
-      if (w.failed > 0 || w.done !== size - loaded)
-        throw new Error(`loading ${size} keys: ${w.failed} failed (${w.firstError})`);
+      const w = await loadKeys(
+        client,
+        loaded,
+        size,
+        (i) => `/snap/${String(i).padStart(7, '0')}`,
+        ctx.window,
+      );
       loaded = size;
       const keys = (await pair.primary.status()).keys;
       ctx.log(
