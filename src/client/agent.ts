@@ -223,6 +223,9 @@ export class Agent implements InboundHost {
   /** A server said ACTIVE: follow its publisher and sync from it. */
   choose(server: number): void {
     this.current = server;
+    // It answered just now: its silence counts from here, not from whatever server came before (a
+    // snapshot that takes a while to start, as a restarted node reads its map, is not silence).
+    this.lastHeard = this.now();
     this.setPhase('syncing', { server: this.options.servers[server]!.snapshot });
     this.replica.beginSync();
     this.startFollowing();

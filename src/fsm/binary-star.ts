@@ -173,10 +173,21 @@ const accept: Rule = {
   }),
 };
 
-/** A backup that never saw an active primary must not serve: it may have no state at all. */
+/**
+ * A starting backup does not serve on a vote: a fresh one may have no state at all. One restarted
+ * from its data with the complete history says so (it waits to compare histories with its peer),
+ * so that clients keep trying instead of reporting the pair without a history.
+ */
 const reject: Rule = {
   name: 'reject',
-  apply: (state) => ({ state, effects: [{ type: 'reject', reason: 'no-history' }] }),
+  apply: (state, _e, ctx) => {
+    const reason = !(ctx.restored && ctx.history)
+      ? 'no-history'
+      : ctx.peerHeard
+        ? 'peer-alive'
+        : 'peer-unknown';
+    return { state, effects: [{ type: 'reject', reason }] };
+  },
 };
 
 /**

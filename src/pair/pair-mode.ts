@@ -272,10 +272,12 @@ export class PairMode implements Mode {
         this.noteDivergence(timeline.commonUpTo(peer.timeline), 'dual-active');
       }
     } else if (peer && timeline.restored && (from === 'PRIMARY' || from === 'BACKUP')) {
+      // (nothing to report unless we stored changes past the point the two histories share)
       // Restarted from our data, the peer held the newer history: if the two forked, what we
       // stored after the fork is reported once we have synced (which acknowledgements we gave
       // before the restart is not remembered: those are reported as not acknowledged).
-      this.noteDivergence(timeline.commonUpTo(peer.timeline), 'restart');
+      const common = timeline.commonUpTo(peer.timeline);
+      if (this.parts.store.sequence > common) this.noteDivergence(common, 'restart');
     }
     pending.clear();
     this.sink.start();

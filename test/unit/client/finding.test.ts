@@ -84,6 +84,22 @@ describe('Client: finding the active', function () {
   });
 
   describe('votes (promise 3)', () => {
+    it('a server just chosen as active is not called silent before the server timeout: its snapshot may be slow to start (a restarted node reading its map)', async () => {
+      const { net, a, client, statuses } = setup({});
+      a.loseRequests(Native.SNAPSHOT, 1); // stands for a snapshot that has not started streaming yet
+      a.holdPublished(); // and its HUGZ have not reached the new subscriber yet (the SUB connects)
+      await net.advance(300, 5); // the pong came back, the client chose A and asked for a snapshot
+      // within the server timeout (500 ms) the client keeps its choice: one ping, one snapshot asked
+      expect(nativeCommands(a), 'A dropped and found again').to.deep.equal([Native.PING, Native.SNAPSHOT]);
+      const silent = () => statuses.filter((s) => s.type === 'disconnected');
+      expect(silent(), 'called silent at once, although it answered the ping just now').to.deep.equal([]);
+      a.releasePublished();
+      // HUGZ keep it alive meanwhile; the lost request is asked again, and the client gets ready
+      await advanceUntil(net, () => client.get('/k') !== undefined, 5_000);
+      expect(client.get('/k')?.toString()).to.equal('v');
+      expect(silent()).to.deep.equal([]);
+    });
+
     it('a connecting watcher never votes while the active answers: a passive that would accept a vote (peer link cut) gets only pings', async () => {
       // B lost its peer link: any vote would promote it next to the live A (two actives).
       const s = setup({ b: { acceptVotes: true } }, { mode: 'native' });

@@ -263,11 +263,20 @@ const EXPECTED: Record<State, Record<EventKind, Cell>> = {
     BACKUP: stayCell('BACKUP', 'BACKUP'),
     ACTIVE: followCell,
     PASSIVE: restartCell('BACKUP'),
-    // a backup rejects always, even long after the peer went silent
+    // a backup rejects always, even long after the peer went silent; one restarted with the
+    // history says it waits for its peer (clients keep trying), or that the peer is there
     CLIENT_REQUEST: (c) =>
       [0, c.peerExpiresAt - 1, c.peerExpiresAt, c.peerExpiresAt + 1e9].map((now) => ({
         event: client(now),
-        expected: { state: 'BACKUP', effects: [{ type: 'reject', reason: 'no-history' }] },
+        expected: {
+          state: 'BACKUP',
+          effects: [
+            {
+              type: 'reject',
+              reason: !(c.restored && c.history) ? 'no-history' : c.peerHeard ? 'peer-alive' : 'peer-unknown',
+            },
+          ],
+        },
       })),
   },
   ACTIVE: {
