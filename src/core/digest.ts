@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { Entry } from '../kv/index.js';
+import type { Entry, KvView } from '../kv/index.js';
 
 export interface Digest {
   sequence: number;
@@ -23,12 +23,21 @@ export function entryHash(e: Entry): Buffer {
   return hash.update('\0').update(String(e.expiresAt)).update('\0').update(e.body).digest();
 }
 
-export async function digestOf(entries: readonly Entry[], sequence: number): Promise<Digest> {
+/** The digest of a view (read a run per turn, then closed) taken at `sequence`. */
+export async function digestOf(view: KvView, sequence: number): Promise<Digest> {
   const acc = Buffer.alloc(32);
-  for (let i = 0; i < entries.length; i++) {
-    const h = entryHash(entries[i]!);
-    for (let b = 0; b < 32; b++) acc[b]! ^= h[b]!;
-    if ((i + 1) % CHUNK === 0) await yieldToLoop();
+  let keys = 0;
+  try {
+    for (let run = view.next(CHUNK); run.length > 0; run = view.next(CHUNK)) {
+      for (const entry of run) {
+        const h = entryHash(entry);
+        for (let b = 0; b < 32; b++) acc[b]! ^= h[b]!;
+      }
+      keys += run.length;
+      await yieldToLoop();
+    }
+  } finally {
+    view.close();
   }
-  return { sequence, keys: entries.length, digest: acc.toString('hex') };
+  return { sequence, keys, digest: acc.toString('hex') };
 }

@@ -7,7 +7,7 @@
  * It lives beside the sequencer, not in kv/, so that kv/ stays a leaf that imports no core
  * module (core already depends on kv for `Entry`): no import cycle between the folders.
  */
-import { KvMap, type Entry } from '../kv/index.js';
+import { KvMap, readAll, type Entry, type KvView } from '../kv/index.js';
 import { Deadlines, type Scheduled } from './deadlines.js';
 import type { DueChange, StateMachine } from './state-machine.js';
 
@@ -19,9 +19,9 @@ export interface KeyValueState {
   put(entry: Entry): void;
   /**
    * The entries under a prefix as they are now: the view is fixed when this is called, and may be
-   * read across event-loop turns (the map keeps changing meanwhile).
+   * read across event-loop turns (the map keeps changing meanwhile). The caller closes it.
    */
-  read(prefix: string): Promise<Entry[]>;
+  view(prefix: string): KvView;
   /** An empty state of the same kind, to fill while a snapshot streams in. */
   empty(): KeyValueState;
 }
@@ -58,7 +58,7 @@ export class KvMachine implements StateMachine {
   }
 
   snapshot(): Promise<Entry[]> {
-    return this.map.read('');
+    return readAll(this.map.view(''));
   }
 
   empty(): KvMachine {

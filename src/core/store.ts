@@ -3,7 +3,7 @@
  * a `Storage` (`MemoryStorage` unless the node opened a durable one). This is the face the server and the pair use; the sequencing itself is in
  * sequencer.ts, the map and its TTLs in kv-machine.ts, the log and dedupe window in storage.ts.
  */
-import type { Entry } from '../kv/index.js';
+import { readAll, type Entry, type KvView } from '../kv/index.js';
 import { KvMachine, type KeyValueState } from './kv-machine.js';
 import { Sequencer, SequencerStage, type CommitResult, type ReplicateResult } from './sequencer.js';
 import type { Change } from './state-machine.js';
@@ -114,10 +114,18 @@ export class Store {
     return this.sequencer.snapshot();
   }
 
+  /**
+   * A view of the map under a prefix at this point and its sequence, to read a run at a time (a
+   * snapshot stream). The caller closes the view.
+   */
+  view(prefix: string): { sequence: number; view: KvView } {
+    return { sequence: this.sequence, view: this.map.view(prefix) };
+  }
+
   /** The map's entries under a prefix at this point (fixed now, read across turns). */
   read(prefix: string): Promise<{ sequence: number; entries: Entry[] }> {
-    const sequence = this.sequence;
-    return this.map.read(prefix).then((entries) => ({ sequence, entries }));
+    const { sequence, view } = this.view(prefix);
+    return readAll(view).then((entries) => ({ sequence, entries }));
   }
 
   /** Changes after `sequence` under a prefix, or undefined if the replay log no longer reaches back. */

@@ -8,6 +8,7 @@
  * (src/core/kv-machine.ts) schedules it and turns it into a sequenced delete on the active.
  */
 import type { PackedEntry } from '../wire/index.js';
+import { ArrayView } from './view.js';
 
 export type Entry = PackedEntry;
 
@@ -42,9 +43,9 @@ export class KvMap {
     }
   }
 
-  /** The point-in-time copy of `snapshot`, as `KeyValueState.read` gives it. */
-  read(prefix: string): Promise<Entry[]> {
-    return Promise.resolve(this.snapshot(prefix));
+  /** The point-in-time copy of `snapshot`, as a view (`KeyValueState.view`). */
+  view(prefix: string): ArrayView {
+    return new ArrayView(this.snapshot(prefix));
   }
 
   empty(): KvMap {

@@ -270,12 +270,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     const last = this.lastDigest;
     if (last && last.sequence === sequence) return last.result;
     if (this.digesting) return this.digesting;
-    const run = this.store
-      .snapshot()
-      .then(({ entries, sequence: at }) => digestOf(entries, at))
-      .finally(() => {
-        this.digesting = undefined;
-      });
+    const { view, sequence: at } = this.store.view('');
+    const run = digestOf(view, at).finally(() => {
+      this.digesting = undefined;
+    });
     this.digesting = run;
     this.lastDigest = { sequence, result: run };
     return run;

@@ -161,12 +161,19 @@ export class ReplicationSource {
   private async streamSnapshot(streamId: number): Promise<void> {
     this.streamId = streamId;
     const { store, timeline, channel, snapshotChunk, chunkBytes } = this.options;
-    // The view and its sequence are fixed at this call (read across turns from a durable store).
-    const { entries, sequence } = await store.snapshot();
-    for (const slice of chunked(entries, snapshotChunk, chunkBytes)) {
-      if (this.streamId !== streamId || !this.running) return; // superseded or demoted
-      channel.send({ type: 'snapshot-chunk', streamId, batch: packEntries(slice) });
-      await yieldToLoop();
+    // The view and its sequence are fixed at this call; it is read a run at a time (from a durable
+    // map, a million entries never sit in the heap at once).
+    const { view, sequence } = store.view('');
+    try {
+      for (let run = view.next(snapshotChunk); run.length > 0; run = view.next(snapshotChunk)) {
+        for (const slice of chunked(run, snapshotChunk, chunkBytes)) {
+          if (this.streamId !== streamId || !this.running) return; // superseded or demoted
+          channel.send({ type: 'snapshot-chunk', streamId, batch: packEntries(slice) });
+        }
+        await yieldToLoop();
+      }
+    } finally {
+      view.close();
     }
     if (this.streamId !== streamId || !this.running) return;
     // Changes committed while we streamed were batched to the passive as usual; it holds them

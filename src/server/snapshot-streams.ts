@@ -1,9 +1,10 @@
 /**
  * Snapshot streams in progress on the snapshot ROUTER, and the caps that bound them (issue 13 B3).
  *
- * A stream walks a point-in-time array (the view `KvMap.snapshot` returns) with an index and
- * encodes each message only when it is about to be sent, so what a stream holds in JavaScript is
- * that array of references plus one encoded message. What it can hold in ZeroMQ is bounded too: the
+ * A stream reads a point-in-time view (src/kv/view.ts, through view-streams.ts) a run at a time
+ * and encodes each message only when it is about to be sent, so what a stream holds in JavaScript
+ * is the view (an array of references in memory, a read transaction on a durable node) plus one
+ * run and one encoded message. What it can hold in ZeroMQ is bounded too: the
  * client's pipe takes at most `clientQueue` messages, so a stream never has more buffered than
  * `min(all its bytes, clientQueue × its largest message)`. The caller works that figure out from
  * the view before the stream starts (`PreparedStream.bytes`), and the caps bound it:
@@ -213,22 +214,6 @@ export class SnapshotStreams {
   }
 }
 
-/** A plain RFC 12 snapshot: one KVSYNC per entry, encoded when sent, then KTHXBAI. */
-export function eachThenLast<T>(
-  items: readonly T[],
-  encode: (item: T) => Buffer[],
-  last: () => Buffer[],
-): StreamSource {
-  let i = 0;
-  return {
-    next: () => {
-      if (i < items.length) return encode(items[i++]!);
-      if (i++ === items.length) return last();
-      return undefined;
-    },
-  };
-}
-
 /** Chunks from an iterator (packed when sent), then a last message. */
 export function chunksThenLast<T>(
   chunks: Iterator<T>,
@@ -249,38 +234,3 @@ export function chunksThenLast<T>(
 
 /** What ZeroMQ keeps per queued frame besides its bytes (a message header), roughly. */
 export const QUEUED_FRAME_BYTES = 64;
-
-/** A stream's messages, already cut, with the most bytes they can hold buffered at once. */
-export interface Measured<T> {
-  messages: T[];
-  bytes: number;
-}
-
-/**
- * Works out a stream's worst case in a pipe of `queue` messages: the whole stream when it fits,
- * else `queue` times its largest message (`bytesOf` gives a message's payload bytes). The messages
- * come back as an array (the very one given, if it was one). Gives the event loop a turn whenever
- * it has worked for DRAIN_BUDGET_MS.
- */
-export async function measureInTurns<T>(
-  messages: Iterable<T>,
-  bytesOf: (message: T) => number,
-  queue: number,
-): Promise<Measured<T>> {
-  const kept = Array.isArray(messages) ? undefined : ([] as T[]);
-  let total = 0;
-  let largest = 0;
-  let count = 0;
-  let sliceStart = performance.now();
-  for (const message of messages) {
-    kept?.push(message);
-    const bytes = bytesOf(message);
-    total += bytes;
-    largest = Math.max(largest, bytes);
-    if (++count % 64 === 0 && performance.now() - sliceStart > DRAIN_BUDGET_MS) {
-      await yieldToLoop();
-      sliceStart = performance.now();
-    }
-  }
-  return { messages: kept ?? (messages as T[]), bytes: Math.min(total, queue * largest) };
-}

@@ -5,11 +5,11 @@
  * a turn's writes later, on its writer thread, and a read sees only what is committed).
  *
  * - `get` looks in the overlay, then in lmdb (decoding the record: a copy per read);
- * - `read(prefix)` fixes its view at the call: a fresh lmdb read transaction plus a copy of the
- *   overlay under the prefix, then reads the range in chunks across event-loop turns. Every change
- *   is either committed before that transaction began, or still in the overlay (an entry leaves
- *   the overlay only once its commit resolved, and lmdb renews its read transaction before that),
- *   so the view is exactly the map at the call;
+ * - `view(prefix)` fixes its view at the call: a fresh lmdb read transaction plus a copy of the
+ *   overlay under the prefix; it is read a run at a time, across event-loop turns, and holds the
+ *   transaction until closed. Every change is either committed before that transaction began, or
+ *   still in the overlay (an entry leaves the overlay only once its commit resolved, and lmdb
+ *   renews its read transaction before that), so the view is exactly the map at the call;
  * - while a snapshot streams in (resync), an `empty()` map collects the staged entries in its
  *   overlay; from the install until its commit resolves, lmdb still holds the old state, so the
  *   new map reads the overlay alone.
@@ -17,13 +17,11 @@
  * Memory: a key costs nothing in the heap once its change is committed; the overlay holds the
  * last turn or two of changes (and a whole staged snapshot during a resync).
  */
-import type { Database } from 'lmdb';
+import type { Database, Transaction } from 'lmdb';
 import type { KeyValueState } from '../core/index.js';
-import type { Entry } from '../kv/index.js';
+import { ArrayView, type Entry, type KvView, type SizedKey } from '../kv/index.js';
+import { FIXED_BYTES as PACKED_FIXED_BYTES, packedSize } from '../wire/index.js';
 import { decodeEntry } from './records.js';
-
-/** Entries decoded per event-loop turn by `read`. */
-const READ_CHUNK = 10_000;
 
 export interface StoredKvHost {
   readonly entries: Database<Buffer, string>;
@@ -32,8 +30,6 @@ export interface StoredKvHost {
   /** A map made by `empty()`: the storage installs it with the next staged snapshot. */
   staged(kv: StoredKv): void;
 }
-
-const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class StoredKv implements KeyValueState {
   /** changes not known to be committed, by key; a delete is an entry with an empty body */
@@ -94,40 +90,19 @@ export class StoredKv implements KeyValueState {
     });
   }
 
-  async read(prefix: string): Promise<Entry[]> {
-    const { entries } = this.host;
-    const pending = new Map<string, Entry>();
-    for (const [key, entry] of this.overlay) if (key.startsWith(prefix)) pending.set(key, entry);
-    const out: Entry[] = [];
-    if (!this.staging && !this.baseStale) {
-      entries.resetReadTxn(); // a transaction that sees every commit resolved so far
-      const transaction = entries.useReadTransaction();
-      try {
-        let start = prefix;
-        let skipFirst = false;
-        for (;;) {
-          let n = 0;
-          let last: string | undefined;
-          for (const { key, value } of entries.getRange({ start, transaction, limit: READ_CHUNK + 1 })) {
-            if (skipFirst && n === 0 && key === start) {
-              n++;
-              continue;
-            }
-            if (!key.startsWith(prefix)) return this.withPending(out, pending);
-            if (!pending.has(key)) out.push(decodeEntry(key, value));
-            last = key;
-            n++;
-          }
-          if (last === undefined || n <= READ_CHUNK) break;
-          start = last;
-          skipFirst = true;
-          await yieldToLoop();
-        }
-      } finally {
-        transaction.done();
-      }
+  view(prefix: string): KvView {
+    const pending: Entry[] = [];
+    const shadowed = new Set<string>();
+    for (const [key, entry] of this.overlay) {
+      if (!key.startsWith(prefix)) continue;
+      shadowed.add(key);
+      if (entry.body.length > 0) pending.push(entry);
     }
-    return this.withPending(out, pending);
+    if (this.staging || this.baseStale) return new ArrayView(pending);
+    const { entries } = this.host;
+    entries.resetReadTxn(); // a transaction that sees every commit resolved so far
+    const held = { transaction: entries.useReadTransaction(), done: false };
+    return new LmdbView(entries, held, prefix, shadowed, pending);
   }
 
   empty(): StoredKv {
@@ -164,9 +139,89 @@ export class StoredKv implements KeyValueState {
   private forget(batch: readonly Entry[]): void {
     for (const entry of batch) if (this.overlay.get(entry.key) === entry) this.overlay.delete(entry.key);
   }
+}
 
-  private withPending(out: Entry[], pending: Map<string, Entry>): Entry[] {
-    for (const entry of pending.values()) if (entry.body.length > 0) out.push(entry);
+/** A read transaction shared by the cursors of one view, released when any of them is closed. */
+interface Held {
+  readonly transaction: Transaction;
+  done: boolean;
+}
+
+/**
+ * A cursor over the committed entries under a prefix in a held read transaction (in key order,
+ * each run read with one range call), the overlay's copy taking the place of the keys it shadows,
+ * then the overlay's live entries.
+ */
+class LmdbView implements KvView {
+  private start: string;
+  private skip: string | undefined;
+  private baseDone = false;
+  private pendingAt = 0;
+
+  constructor(
+    private readonly entries: Database<Buffer, string>,
+    private readonly held: Held,
+    private readonly prefix: string,
+    private readonly shadowed: ReadonlySet<string>,
+    private readonly pending: readonly Entry[],
+  ) {
+    this.start = prefix;
+  }
+
+  next(max: number): Entry[] {
+    return this.read(max, decodeEntry, (entry) => entry);
+  }
+
+  nextSizes(max: number): SizedKey[] {
+    // a record is 23 bytes of CRC and header, then uuid, properties and body: the packed size
+    // follows from its length, with no decoding
+    return this.read(
+      max,
+      (key, value) => ({ key, bytes: PACKED_FIXED_BYTES + Buffer.byteLength(key) + value.length - 23 }),
+      (entry) => ({ key: entry.key, bytes: packedSize(entry) }),
+    );
+  }
+
+  private read<T>(
+    max: number,
+    fromRecord: (key: string, value: Buffer) => T,
+    fromPending: (entry: Entry) => T,
+  ): T[] {
+    const out: T[] = [];
+    if (this.held.done) return out;
+    while (!this.baseDone && out.length < max) {
+      const { transaction } = this.held;
+      let read = 0;
+      for (const { key, value } of this.entries.getRange({
+        start: this.start,
+        transaction,
+        limit: max + 1,
+      })) {
+        read++;
+        if (key === this.skip) continue; // the last key of the previous run
+        if (!key.startsWith(this.prefix)) {
+          this.baseDone = true;
+          break;
+        }
+        this.start = key;
+        this.skip = key;
+        if (!this.shadowed.has(key)) out.push(fromRecord(key, value));
+        if (out.length === max) break;
+      }
+      if (read <= 1 && out.length < max) this.baseDone = true; // nothing beyond the last key read
+    }
+    while (out.length < max && this.pendingAt < this.pending.length)
+      out.push(fromPending(this.pending[this.pendingAt++]!));
     return out;
+  }
+
+  again(): LmdbView {
+    return new LmdbView(this.entries, this.held, this.prefix, this.shadowed, this.pending);
+  }
+
+  close(): void {
+    if (this.held.done) return;
+    this.held.done = true;
+    this.held.transaction.done();
   }
 }

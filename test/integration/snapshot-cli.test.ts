@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../src/index.js';
 import { digestOf } from '../../src/core/index.js';
+import { ArrayView } from '../../src/kv/index.js';
 import { decodeSnapshot } from '../../src/cli/snapshot-file.js';
 import { LmdbStorage } from '../../src/storage/index.js';
 import { BIN, digest, freePorts, startSingle, waitFor, type ServerProcess } from '../helpers/index.js';
@@ -132,7 +133,7 @@ describe('twinstar snapshot (real processes, real files)', function () {
       const loaded = storage.load();
       expect(storage.timeline.list(), 'a new history: no term').to.deep.equal([]);
       expect(storage.timeline.epoch).to.equal(0);
-      expect(await digestOf(loaded.entries, loaded.sequence)).to.deep.equal(live);
+      expect(await digestOf(new ArrayView(loaded.entries), loaded.sequence)).to.deep.equal(live);
       expect(loaded.entries.filter((e) => e.expiresAt > Date.now())).to.have.length(10);
     } finally {
       await storage.close();

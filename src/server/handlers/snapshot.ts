@@ -3,7 +3,6 @@
  * TRESUME (TSYNC* then TSYNCEND). The router has already rate-limited, checked read rights and
  * admitted the request; these handlers take the point-in-time view and stream it (snapshot-streams.ts).
  */
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Principal } from '../../security/index.js';
 import {
   encodeKthxbai,
@@ -13,18 +12,15 @@ import {
   type NativeRequest,
   chunkBytes,
   packedSize,
-  sizedChunks,
 } from '../../wire/index.js';
-import type { Entry } from '../../kv/index.js';
+import { ArrayView, type Entry, type KvView } from '../../kv/index.js';
 import {
   chunksThenLast,
-  eachThenLast,
-  measureInTurns,
   QUEUED_FRAME_BYTES,
-  type Measured,
   type PreparedStream,
   type StreamEnd,
 } from '../snapshot-streams.js';
+import { measureView, viewMessages } from '../view-streams.js';
 import type { ServerContext } from '../context.js';
 
 /** Plain RFC 12 snapshot, after the vote was accepted. */
@@ -37,25 +33,29 @@ export function serveChpSnapshot(
   const started = ctx.now();
   const generation = ctx.generation();
   let count = 0;
+  let taken: KvView | undefined;
   const ending = ctx.streams.serve(identity.toString('latin1'), async () => {
-    // The point-in-time view and its sequence are fixed now (read across turns if the values are
-    // in the durable store); the stream walks it with an index.
-    const { sequence, entries: all } = await ctx.store.read(subtree);
+    // The point-in-time view and its sequence are fixed now; it is read a run at a time.
+    const { sequence, view } = ctx.store.view(subtree);
+    taken = view;
     if (!(await whenPublishable(ctx, sequence, generation))) return undefined;
-    const entries = await filterInTurns(all, subtree, principal);
-    if (ctx.generation() !== generation) return undefined;
-    count = entries.length;
     // One KVSYNC per entry: identity and five frames, the entry's bytes in them.
-    const measured = await measureInTurns(
-      entries,
-      (entry) => packedSize(entry) + 6 * QUEUED_FRAME_BYTES,
+    const cut = { maxEntries: 1, maxBytes: Infinity };
+    const keep = readable(principal);
+    const measured = await measureView(
+      view.again(),
+      keep,
+      cut,
+      6 * QUEUED_FRAME_BYTES,
       ctx.quotas.clientQueue,
     );
+    if (ctx.generation() !== generation) return undefined;
+    count = measured.entries;
     return {
       bytes: measured.bytes,
-      source: eachThenLast(
-        measured.messages,
-        (entry) => [identity, ...encodeKvMsg(entry)],
+      source: chunksThenLast(
+        viewMessages(view.again(), keep, cut),
+        (message) => [identity, ...encodeKvMsg(message.entries[0]!)],
         () => [identity, ...encodeKthxbai(sequence, subtree, ctx.advertised)],
       ),
     };
@@ -66,6 +66,7 @@ export function serveChpSnapshot(
     return;
   }
   void ending.then((end) => {
+    taken?.close();
     if (end === 'busy') ctx.events.emit('dropped', 'snapshot', 'busy');
     streamEnded(ctx, end);
     if (end === 'done') ctx.events.emit('snapshot', 'chp', count, ctx.now() - started);
@@ -92,26 +93,38 @@ export function serveNativeSync(
   }
   const kind = changes === undefined ? 'snapshot' : 'resume';
   let count = 0;
+  let taken: KvView | undefined;
   const ending = ctx.streams.serve(
     identity.toString('latin1'),
     async (): Promise<PreparedStream | undefined> => {
-      // The point-in-time view and its sequence are fixed now; filtering runs across turns.
-      const { sequence, entries: all } = changes
-        ? { sequence: resumedAt, entries: changes }
-        : await ctx.store.read(subtree);
+      // The point-in-time view and its sequence are fixed now; it is read a run at a time.
+      const { sequence, view } = changes
+        ? { sequence: resumedAt, view: new ArrayView(changes) }
+        : ctx.store.view(subtree);
+      taken = view;
       if (!(await whenPublishable(ctx, sequence, generation))) return undefined;
-      const entries = await filterInTurns(all, changes ? '' : subtree, principal);
-      if (ctx.generation() !== generation) return undefined;
-      count = entries.length;
+      const keep = readable(principal);
       // Chunks as large as allowed; if a full pipe of those would not fit the per-client byte
       // budget, cut again, small enough that it does.
-      let measured = await measureChunks(ctx, entries, chunkBytes(ctx.options.limits));
-      if (measured.bytes > ctx.quotas.maxSnapshotBytesPerClient)
-        measured = await measureChunks(ctx, entries, streamChunkBytes(ctx));
+      const overhead = 4 * QUEUED_FRAME_BYTES;
+      const { clientQueue, maxSnapshotBytesPerClient } = ctx.quotas;
+      const cutAt = (maxBytes: number) => ({
+        maxEntries: ctx.options.snapshotChunk,
+        maxBytes,
+        sizeOf: packedSize,
+      });
+      let cut = cutAt(chunkBytes(ctx.options.limits));
+      let measured = await measureView(view.again(), keep, cut, overhead, clientQueue);
+      if (measured.bytes > maxSnapshotBytesPerClient) {
+        cut = cutAt(streamChunkBytes(ctx));
+        measured = await measureView(view.again(), keep, cut, overhead, clientQueue);
+      }
+      if (ctx.generation() !== generation) return undefined;
+      count = measured.entries;
       return {
         bytes: measured.bytes,
         source: chunksThenLast(
-          measured.messages[Symbol.iterator](),
+          viewMessages(view.again(), keep, cut),
           (chunk) => [identity, ...encodeReply({ command: 'TSYNC', reqId, entries: chunk.entries })],
           () => [identity, ...encodeReply({ command: 'TSYNCEND', reqId, sequence, term, kind })],
         ),
@@ -129,6 +142,7 @@ export function serveNativeSync(
     return;
   }
   void ending.then((end) => {
+    taken?.close();
     if (end === 'busy') {
       const { streams, quotas } = ctx;
       refuseBusy(
@@ -164,15 +178,6 @@ function refuseBusy(ctx: ServerContext, identity: Buffer, reqId: number, detail:
   ctx.events.emit('dropped', 'snapshot', 'busy');
 }
 
-function measureChunks(
-  ctx: ServerContext,
-  entries: Entry[],
-  maxBytes: number,
-): Promise<Measured<{ entries: Entry[]; bytes: number }>> {
-  const chunks = sizedChunks(entries, ctx.options.snapshotChunk, maxBytes);
-  return measureInTurns(chunks, (chunk) => chunk.bytes + 4 * QUEUED_FRAME_BYTES, ctx.quotas.clientQueue);
-}
-
 /**
  * Target bytes of one native snapshot chunk: a pipe full of them (clientQueue) stays within the
  * per-client budget, but never below 4 KiB (tiny chunks cost more than they save) nor above what
@@ -190,17 +195,8 @@ function streamEnded(ctx: ServerContext, end: StreamEnd): void {
     ctx.events.emit('dropped', 'snapshot', end);
 }
 
-/**
- * The entries under a prefix that the principal may read (all of them when security is off),
- * scanning 50k per event-loop turn so a big map never stalls the reactor.
- */
-async function filterInTurns(entries: Entry[], prefix: string, principal?: Principal): Promise<Entry[]> {
-  if (prefix === '' && (principal === undefined || principal.readsEverything)) return entries;
-  const out: Entry[] = [];
-  for (let i = 0; i < entries.length; i++) {
-    const key = entries[i]!.key;
-    if (key.startsWith(prefix) && (principal === undefined || principal.canRead(key))) out.push(entries[i]!);
-    if (i % 50_000 === 49_999) await yieldToLoop();
-  }
-  return out;
+/** The keys the principal may read (all of them when security is off). */
+function readable(principal: Principal | undefined): (key: string) => boolean {
+  if (principal === undefined || principal.readsEverything) return () => true;
+  return (key) => principal.canRead(key);
 }

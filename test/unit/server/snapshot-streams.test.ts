@@ -1,13 +1,14 @@
 import { expect } from 'chai';
 import {
   chunksThenLast,
-  eachThenLast,
   SnapshotStreams,
-  measureInTurns,
   type PreparedStream,
   type StreamRefusal,
   type StreamSource,
 } from '../../../src/server/snapshot-streams.js';
+import { measureView, viewMessages } from '../../../src/server/view-streams.js';
+import { ArrayView, type Entry } from '../../../src/kv/index.js';
+import { packedSize } from '../../../src/wire/index.js';
 
 const code = (c: string) => Object.assign(new Error(c), { code: c });
 const until = async (cond: () => boolean) => {
@@ -21,8 +22,8 @@ const ready = (source: StreamSource, bytes = 0) => Promise.resolve({ source, byt
 /** A source of `n` messages that counts how many were made (each is made only when sent). */
 function counted(n: number) {
   const made = { count: 0 };
-  const source = eachThenLast(
-    Array.from({ length: n }, (_, i) => i),
+  const source = chunksThenLast(
+    Array.from({ length: n }, (_, i) => i)[Symbol.iterator](),
     (i) => {
       made.count++;
       return [Buffer.from(String(i))];
@@ -166,18 +167,35 @@ describe('SnapshotStreams', () => {
     expect(streams.reservedBytes).to.equal(0);
   });
 
-  it('measureInTurns: a stream holds at most all its bytes, or a full pipe of its largest message', async () => {
-    // Messages 0..n-1, each as big as its entry in `sizes` (an iterable, not an array: collected).
-    const sized = (sizes: number[]) => ({ messages: sizes.keys(), bytesOf: (i: number) => sizes[i]! });
-    const measure = (sizes: number[], queue: number) => {
-      const { messages, bytesOf } = sized(sizes);
-      return measureInTurns(messages, bytesOf, queue);
-    };
-    const whole = await measure([10, 30, 20], 5);
-    expect(whole).to.deep.equal({ messages: [0, 1, 2], bytes: 60 });
-    const piped = await measure([10, 30, 20, 10, 10], 2);
-    expect(piped.bytes).to.equal(60); // 2 messages of at most 30
-    expect(piped.messages).to.deep.equal([0, 1, 2, 3, 4]);
+  it('measureView: a stream holds at most all its bytes, or a full pipe of its largest message; the stream cuts the same messages', async () => {
+    // packedSize is 25 bytes plus the key (3) and the body: sizes 38, 58, 48, 33, 38, 38
+    const entry = (i: number, size: number): Entry => ({
+      key: `/k${i}`,
+      sequence: i,
+      uuid: '',
+      properties: '',
+      body: Buffer.alloc(size),
+      expiresAt: 0,
+    });
+    const view = new ArrayView([10, 30, 20, 5, 10, 10].map((size, i) => entry(i, size)));
+    const one = { maxEntries: 1, maxBytes: Infinity };
+    const all = () => true;
+    expect(packedSize(entry(0, 10))).to.equal(38);
+    expect(await measureView(view.again(), all, one, 0, 10)).to.deep.equal({ entries: 6, bytes: 253 });
+    expect(await measureView(view.again(), all, one, 0, 2), '2 messages of at most 58').to.deep.equal({
+      entries: 6,
+      bytes: 116,
+    });
+    expect(await measureView(view.again(), all, one, 1, 2), 'with 1 byte each beside').to.deep.equal({
+      entries: 6,
+      bytes: 118,
+    });
+    // cut by bytes (at most 90 each) and by count (at most 2), only the even keys (38, 48, 38)
+    const even = (key: string) => Number(key.slice(2)) % 2 === 0;
+    const cut = { maxEntries: 2, maxBytes: 90 };
+    const messages = [...viewMessages(view.again(), even, cut)].map((m) => m.entries.map((e) => e.sequence));
+    expect(messages).to.deep.equal([[0, 2], [4]]);
+    expect(await measureView(view.again(), even, cut, 0, 1)).to.deep.equal({ entries: 3, bytes: 86 });
   });
 
   it('chunksThenLast makes each chunk on demand, then the last message once', () => {

@@ -6,7 +6,8 @@
  */
 import { expect } from 'chai';
 import { Store, type Change } from '../../../src/core/index.js';
-import type { KvMap } from '../../../src/kv/index.js';
+import type { Entry, KvMap } from '../../../src/kv/index.js';
+import { packedSize } from '../../../src/wire/index.js';
 import type { LmdbStorage } from '../../../src/storage/index.js';
 import type { StoredKv } from '../../../src/storage/stored-kv.js';
 import { BASE, Dirs, uuid } from './helpers.js';
@@ -79,6 +80,41 @@ describe('StoredKv: the map kept in lmdb', () => {
     const now = await store.read('');
     expect(now.entries).to.have.length(25_000);
     expect(now.sequence).to.equal(25_006);
+  });
+
+  it('a view reads runs in key order; nextSizes gives each packed size without decoding, the same as the entries; close ends every cursor', async () => {
+    const { store, storage } = open(dirs.make());
+    const made = [];
+    for (let i = 0; i < 300; i++) {
+      const key = `/v/${i % 3 === 0 ? 'ü' : 'a'}${String(i).padStart(3, '0')}`;
+      made.push(key);
+      store.commit(
+        { ...change(key, 'x'.repeat(1 + (i % 17))), properties: i % 5 === 0 ? 'ttl=9\nowner=me' : '' },
+        0,
+      );
+    }
+    await storage.flush();
+    await turn();
+    expect(kv(store).pending, 'all committed').to.equal(0);
+    store.commit(change('/v/a001', 'changed, not committed'), 0);
+    store.commit(change('/v/zz-new', 'pending only'), 0);
+    const { view } = store.view('/v/');
+    const sizes = [] as { key: string; bytes: number }[];
+    for (let run = view.nextSizes(64); run.length > 0; run = view.nextSizes(64)) sizes.push(...run);
+    const entries = [] as Entry[];
+    const again = view.again();
+    for (let run = again.next(64); run.length > 0; run = again.next(64)) entries.push(...run);
+    expect(entries).to.have.length(301);
+    expect(sizes).to.deep.equal(entries.map((e) => ({ key: e.key, bytes: packedSize(e) })));
+    expect(entries.find((e) => e.key === '/v/a001')!.body.toString()).to.equal('changed, not committed');
+    const committed = entries.slice(0, 299).map((e) => e.key);
+    expect(committed, 'the committed ones in key order').to.deep.equal(
+      [...committed].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
+    );
+    const third = view.again();
+    expect(third.next(10)).to.have.length(10);
+    view.close();
+    expect(third.next(10), 'closed for every cursor').to.deep.equal([]);
   });
 
   it('a resync: the staged map is empty until installed, then it is the live map, before and after its commit', async () => {

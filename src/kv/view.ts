@@ -1,0 +1,61 @@
+/**
+ * A point-in-time view of a map's entries, read a run at a time: what a snapshot streams from.
+ * The view is fixed when it is taken; the map may change while it is read (across event-loop
+ * turns). In memory it is an array of references (`ArrayView`); a durable map reads a held lmdb
+ * read transaction (src/storage/stored-kv.ts), so a million entries are never all in the heap.
+ */
+import { packedSize } from '../wire/index.js';
+import type { Entry } from './kvmap.js';
+
+/** An entry's key and its exact size in a packed batch (`packedSize`), without the entry. */
+export interface SizedKey {
+  readonly key: string;
+  readonly bytes: number;
+}
+
+export interface KvView {
+  /** The next entries, at most `max` (none once all were read). */
+  next(max: number): Entry[];
+  /** `next`, but only each entry's key and packed size: much cheaper from a durable map. */
+  nextSizes(max: number): SizedKey[];
+  /** A new cursor over the same point in time, from its start. */
+  again(): KvView;
+  /** Releases what the view holds, for every cursor of it. Idempotent. */
+  close(): void;
+}
+
+export class ArrayView implements KvView {
+  private at = 0;
+
+  constructor(private readonly entries: readonly Entry[]) {}
+
+  next(max: number): Entry[] {
+    const run = this.entries.slice(this.at, this.at + max);
+    this.at += run.length;
+    return run;
+  }
+
+  nextSizes(max: number): SizedKey[] {
+    return this.next(max).map((entry) => ({ key: entry.key, bytes: packedSize(entry) }));
+  }
+
+  again(): ArrayView {
+    return new ArrayView(this.entries);
+  }
+
+  close(): void {}
+}
+
+/** Every entry of a view, read a run per event-loop turn; the view is closed afterwards. */
+export async function readAll(view: KvView, run = 10_000): Promise<Entry[]> {
+  const out: Entry[] = [];
+  try {
+    for (let chunk = view.next(run); chunk.length > 0; chunk = view.next(run)) {
+      for (const entry of chunk) out.push(entry);
+      if (chunk.length === run) await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    view.close();
+  }
+  return out;
+}

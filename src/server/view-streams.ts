@@ -1,0 +1,122 @@
+/**
+ * Snapshot streams read from a point-in-time view (src/kv/view.ts) without holding it whole: a
+ * first pass, a run per slice of event-loop time, works out the stream's worst-case buffered
+ * bytes (what the budgets of snapshot-streams.ts need before a stream starts); the stream then
+ * reads the view again from its start and cuts the very same messages, each encoded only when it
+ * is about to be sent. In memory a view is an array of references; from a durable map it is a
+ * held read transaction, so a million entries never sit in the heap at once.
+ */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { Entry, KvView } from '../kv/index.js';
+import { packedSize } from '../wire/index.js';
+import { DRAIN_BUDGET_MS } from '../zmq/index.js';
+
+/** Entries read from a view at a time. */
+const RUN = 1_000;
+
+/**
+ * How a stream's messages are cut: at most `maxEntries` each, and `maxBytes` of packed entries
+ * (`packedSize`), but for one big entry.
+ */
+export interface Cut {
+  readonly maxEntries: number;
+  readonly maxBytes: number;
+}
+
+/** Which keys a stream carries (the principal's read rights). */
+export type Keep = (key: string) => boolean;
+
+/** The same cutting rule for both passes: feed sizes, learn where a message ends. */
+class Cutter {
+  count = 0;
+  bytes = 0;
+
+  constructor(private readonly cut: Cut) {}
+
+  /** Whether an entry of `size` bytes starts a new message (the one so far is complete). */
+  startsNew(size: number): boolean {
+    return this.count > 0 && (this.count >= this.cut.maxEntries || this.bytes + size > this.cut.maxBytes);
+  }
+
+  add(size: number): void {
+    this.count++;
+    this.bytes += size;
+  }
+
+  reset(): void {
+    this.count = 0;
+    this.bytes = 0;
+  }
+}
+
+export interface ViewMessage {
+  readonly entries: Entry[];
+  readonly bytes: number;
+}
+
+/** The messages of a view, in order: the entries `keep` accepts, cut by `cut`. */
+export function* viewMessages(view: KvView, keep: Keep, cut: Cut): Generator<ViewMessage> {
+  const cutter = new Cutter(cut);
+  let entries: Entry[] = [];
+  for (let run = view.next(RUN); run.length > 0; run = view.next(RUN)) {
+    for (const entry of run) {
+      if (!keep(entry.key)) continue;
+      const size = packedSize(entry);
+      if (cutter.startsNew(size)) {
+        yield { entries, bytes: cutter.bytes };
+        entries = [];
+        cutter.reset();
+      }
+      entries.push(entry);
+      cutter.add(size);
+    }
+  }
+  if (entries.length > 0) yield { entries, bytes: cutter.bytes };
+}
+
+export interface ViewMeasure {
+  /** entries the stream will carry */
+  readonly entries: number;
+  /** the most bytes it can hold in a pipe of `queue` messages: all of it, or `queue` × its largest */
+  readonly bytes: number;
+}
+
+/**
+ * Walks the messages `viewMessages` would cut and works out the worst case in a pipe of `queue`
+ * messages, each costing `overhead` bytes beside its entries. Gives the event loop a turn whenever
+ * it has worked for DRAIN_BUDGET_MS. The view is read to its end (pass `view.again()`).
+ */
+export async function measureView(
+  view: KvView,
+  keep: Keep,
+  cut: Cut,
+  overhead: number,
+  queue: number,
+): Promise<ViewMeasure> {
+  const cutter = new Cutter(cut);
+  let entries = 0;
+  let total = 0;
+  let largest = 0;
+  const close = () => {
+    if (cutter.count === 0) return;
+    total += cutter.bytes + overhead;
+    largest = Math.max(largest, cutter.bytes + overhead);
+    cutter.reset();
+  };
+  let sliceStart = performance.now();
+  // Sizes only: no entry is decoded (the durable map works them out from its records' lengths).
+  for (let run = view.nextSizes(RUN); run.length > 0; run = view.nextSizes(RUN)) {
+    for (const { key, bytes } of run) {
+      if (!keep(key)) continue;
+      if (cutter.startsNew(bytes)) close();
+      cutter.add(bytes);
+      entries++;
+    }
+    if (performance.now() - sliceStart > DRAIN_BUDGET_MS) {
+      await yieldToLoop();
+      sliceStart = performance.now();
+    }
+  }
+  close();
+  return { entries, bytes: Math.min(total, queue * largest) };
+}
