@@ -70,6 +70,8 @@ export interface Storage {
    * so callers on the hot path can skip awaiting `flush()`.
    */
   readonly durableOnAppend?: boolean;
+  /** Forgets the write uuids past the de-duplication horizon at `now` (called by a timer). */
+  prune?(now: number): void;
   /**
    * A storage that keeps the values itself gives the key-value machine its map (values stay out
    * of the JS heap); without it the map lives in memory. Called once, before `load()`.
@@ -148,6 +150,10 @@ export class MemoryStorage implements Storage {
     this.applied = stage.applied;
     this.log.clear();
     this.seq = sequence;
+  }
+
+  prune(now: number): void {
+    this.applied.prune(now);
   }
 
   /** Nothing survives the process, so an append is as durable as it will ever be at once. */

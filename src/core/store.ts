@@ -72,6 +72,11 @@ export class Store {
     return this.sequencer.replayLog;
   }
 
+  /** Forgets the write uuids past the de-duplication horizon at `now` (the node's timer). */
+  prune(now: number): void {
+    this.storage.prune?.(now);
+  }
+
   /** The sequence of an earlier write with this uuid, if it is still remembered. */
   appliedSequence(uuid: string): number | undefined {
     return this.sequencer.appliedSequence(uuid);

@@ -86,6 +86,14 @@ export class UuidWindow {
     this.seqs.set(uuid, sequence);
   }
 
+  /**
+   * Forgets the uuids past the horizon at `now` without a new one coming (a timer calls it), so
+   * that a burst of writes does not hold its uuids until the next writes push them out.
+   */
+  prune(now: number): void {
+    this.forgetOlderThan(now - this.options.horizonMs);
+  }
+
   /** Forgets every uuid set at or before `cutoff`; halves the ring once it is mostly empty. */
   private forgetOlderThan(cutoff: number): void {
     while (this.count > 0 && this.times[this.tail]! <= cutoff) this.dropOldest();

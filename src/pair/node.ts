@@ -133,7 +133,10 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     await this.zap?.start(); // before any CURVE socket binds: without a handler libzmq admits all
     await this.server.start();
     await this.mode.start();
-    this.timer = setInterval(() => this.mode.tick(), this.config.heartbeatMs);
+    this.timer = setInterval(() => {
+      this.mode.tick();
+      this.store.prune(this.now());
+    }, this.config.heartbeatMs);
     this.mode.tick();
     this.log.info({ endpoints: this.server.endpoints, heartbeat: this.config.heartbeatPort }, 'node started');
   }

@@ -55,6 +55,17 @@ export class DedupeRecords {
     this.seqs.push(record.sequence);
   }
 
+  /** The keys of the stored records past the horizon at `now` (forgotten here: delete them). */
+  expire(now: number): DedupeKey[] {
+    const drop: DedupeKey[] = [];
+    while (this.size > 0 && this.times[this.head]! <= now - this.horizonMs) {
+      drop.push([this.times[this.head]!, this.seqs[this.head]!]);
+      this.head++;
+    }
+    this.compact();
+    return drop;
+  }
+
   /**
    * A record is written: returns the keys of the stored records to delete with it, those past
    * the horizon at its time and the oldest beyond `maxSize`.
@@ -68,11 +79,15 @@ export class DedupeRecords {
       drop.push([this.times[this.head]!, this.seqs[this.head]!]);
       this.head++;
     }
+    this.compact();
+    return drop;
+  }
+
+  private compact(): void {
     if (this.head > 1024 && this.head * 2 > this.times.length) {
       this.times = this.times.slice(this.head);
       this.seqs = this.seqs.slice(this.head);
       this.head = 0;
     }
-    return drop;
   }
 }

@@ -8,6 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import type { MemoryStorageOptions } from '../core/index.js';
+import type { Entry } from '../kv/index.js';
 import { StorageError, type StorageErrorReason } from '../errors.js';
 import { RecordError, checkHeader, decodeEntry, decodeJson, encodeJson, encodeTtl } from './records.js';
 
@@ -30,10 +32,27 @@ export interface Databases {
   readonly ttl: Database<Buffer, string>;
 }
 
-export interface OpenOptions {
+/** The longest key (UTF-8 bytes) LMDB takes with lmdb-js's default 4 KiB pages (1978, less a margin). */
+export const MAX_KEY_BYTES = 1976;
+
+export type FsyncMode = 'always' | 'batch' | 'off';
+
+export interface LmdbStorageOptions extends MemoryStorageOptions {
+  /** the data directory (created if missing); the file is `data.mdb` inside it */
   dir: string;
-  fsync?: 'always' | 'batch' | 'off';
+  /** default 'batch' (docs/decisions.md) */
+  fsync?: FsyncMode;
+  /** `batch`: the longest time a commit waits for its fsync (ms, default 200) */
+  syncIntervalMs?: number;
+  /** the pair this directory must belong to; at first open it is written (generated if absent) */
   pairId?: string;
+}
+
+/** The entry, or an error if its key is too long for lmdb (checked before anything is written). */
+export function checkKey(entry: Entry): Entry {
+  const bytes = Buffer.byteLength(entry.key);
+  if (bytes > MAX_KEY_BYTES) throw new Error(`a key of ${bytes} bytes (the most is ${MAX_KEY_BYTES})`);
+  return entry;
 }
 
 /** Any failure to read the data directory, as one line naming the file. */
@@ -44,7 +63,7 @@ export function asStorageError(err: unknown, file: string): StorageError {
   return new StorageError('corrupt', file, `lmdb cannot read it: ${message}`, { cause: err });
 }
 
-export function openDatabases(options: OpenOptions): Databases {
+export function openDatabases(options: LmdbStorageOptions): Databases {
   const file = join(options.dir, 'data.mdb');
   const fail = (reason: StorageErrorReason, problem: string, cause?: unknown): never => {
     throw new StorageError(reason, file, problem, { cause });

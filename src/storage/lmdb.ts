@@ -31,7 +31,6 @@ import {
   UuidWindow,
   isDedupeUuid,
   type KeyValueState,
-  type MemoryStorageOptions,
   type ReplayLogStats,
   type Storage,
   type StorageStage,
@@ -41,7 +40,16 @@ import {
 import type { Entry } from '../kv/index.js';
 import { StorageError } from '../errors.js';
 import { DedupeRecords } from './dedupe-records.js';
-import { FORMAT_VERSION, asStorageError, openDatabases, type Databases } from './environment.js';
+import {
+  FORMAT_VERSION,
+  MAX_KEY_BYTES,
+  asStorageError,
+  checkKey,
+  openDatabases,
+  type Databases,
+  type FsyncMode,
+  type LmdbStorageOptions,
+} from './environment.js';
 import { LmdbStage } from './stage.js';
 import { StoredKv } from './stored-kv.js';
 import {
@@ -56,34 +64,12 @@ import {
   encodeTtl,
 } from './records.js';
 
-export { FORMAT_VERSION };
+export { FORMAT_VERSION, MAX_KEY_BYTES, type FsyncMode, type LmdbStorageOptions };
 
 /** A history as Timeline takes it from storage. */
 type StoredHistory = NonNullable<ConstructorParameters<typeof Timeline>[0]>;
 
-/** The longest key (UTF-8 bytes) LMDB takes with lmdb-js's default 4 KiB pages (1978, less a margin). */
-export const MAX_KEY_BYTES = 1976;
-
-export type FsyncMode = 'always' | 'batch' | 'off';
-
-export interface LmdbStorageOptions extends MemoryStorageOptions {
-  /** the data directory (created if missing); the file is `data.mdb` inside it */
-  dir: string;
-  /** default 'batch' (docs/decisions.md) */
-  fsync?: FsyncMode;
-  /** `batch`: the longest time a commit waits for its fsync (ms, default 200) */
-  syncIntervalMs?: number;
-  /** the pair this directory must belong to; at first open it is written (generated if absent) */
-  pairId?: string;
-}
-
 const ignore = (): void => undefined;
-
-function checkKey(entry: Entry): Entry {
-  const bytes = Buffer.byteLength(entry.key);
-  if (bytes > MAX_KEY_BYTES) throw new Error(`a key of ${bytes} bytes (the most is ${MAX_KEY_BYTES})`);
-  return entry;
-}
 
 export class LmdbStorage implements Storage {
   readonly timeline: Timeline;
@@ -234,6 +220,12 @@ export class LmdbStorage implements Storage {
         this.track(this.dedupeDb.put(DedupeRecords.key(seen), seenRecord));
       }
     });
+  }
+
+  prune(now: number): void {
+    this.applied.prune(now);
+    const expired = this.dedupe.expire(now);
+    if (expired.length > 0) this.write(() => expired.forEach((key) => this.track(this.dedupeDb.remove(key))));
   }
 
   appliedSequence(uuid: string): number | undefined {

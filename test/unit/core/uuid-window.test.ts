@@ -50,6 +50,20 @@ describe('UuidWindow', () => {
     expect(early).to.deep.equal([], 'forgetting by time is not early');
   });
 
+  it('prune(now) forgets what is past the horizon with no write coming, and gives the ring back', () => {
+    const { w } = window({ horizonMs: 1000 });
+    for (let i = 0; i < 100_000; i++) w.set(id(i), i + 1, i / 1000); // 100 ms of a burst
+    const burst = w.capacity;
+    expect(burst).to.be.at.least(100_000);
+    w.prune(1050); // the first 50 ms of the burst are past the horizon
+    expect(w.get(id(0))).to.equal(undefined);
+    expect(w.get(id(50_000)), 'set at exactly the cutoff').to.equal(undefined);
+    expect(w.get(id(50_001))).to.equal(50_002);
+    for (let t = 1100; t < 1200; t += 10) w.prune(t);
+    expect(w.size).to.equal(0);
+    expect(w.capacity, 'halved on each prune once mostly empty').to.be.below(burst / 100);
+  });
+
   it('the cap forces out the oldest uuid, and counts it when it is younger than horizonMs', () => {
     const { w, early } = window({ horizonMs: 1000, maxSize: 3 });
     w.set(id(1), 1, 0);

@@ -25,6 +25,19 @@ describe('DedupeRecords', () => {
     expect(records.size).to.equal(1);
   });
 
+  it('expire(now) gives the records past the horizon with no new record, oldest first', () => {
+    const records = new DedupeRecords(100, 1_000);
+    records.add(record(0, 1));
+    records.add(record(400, 2));
+    expect(records.expire(999)).to.deep.equal([]);
+    expect(records.expire(1_400)).to.deep.equal([
+      [0, 1],
+      [400, 2],
+    ]);
+    expect(records.size).to.equal(0);
+    expect(records.expire(5_000)).to.deep.equal([]);
+  });
+
   it('drops the oldest beyond the size bound, and takes loaded records first', () => {
     const records = new DedupeRecords(2, 60_000);
     records.restore(record(1, 1));

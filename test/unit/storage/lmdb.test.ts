@@ -113,6 +113,27 @@ describe('LmdbStorage', () => {
     });
   });
 
+  it('prune(now) forgets the uuids past the horizon, in memory and in the file, with no write coming', async () => {
+    const dir = dirs.make();
+    const storage = dirs.storage({ dir, dedupeMs: 1_000 });
+    for (let s = 1; s <= 5; s++) storage.append(entry(s), s < 4 ? 0 : 800);
+    storage.prune(1_000); // the three at time 0 are past the horizon; 4 and 5 (800) are not
+    expect([1, 3, 4, 5].map((s) => storage.appliedSequence(uuid(s)))).to.deep.equal([
+      undefined,
+      undefined,
+      4,
+      5,
+    ]);
+    await storage.close();
+    const again = dirs.storage({ dir, dedupeMs: 1_000_000 }); // a longer horizon: only the file speaks
+    expect([1, 3, 4, 5].map((s) => again.appliedSequence(uuid(s)))).to.deep.equal([
+      undefined,
+      undefined,
+      4,
+      5,
+    ]);
+  });
+
   it('keeps the stored dedupe window as bounded as the one in memory', async () => {
     const dir = dirs.make();
     const storage = dirs.storage({ dir, dedupeSize: 3, dedupeMs: 1_000 });
