@@ -141,7 +141,13 @@ function expected(suite: Suite, quick: boolean): string[] {
           ),
         )
         .concat(
-          ['memory', 'batch'].flatMap((m) => ['vm', 'anon', 'file'].map((k) => `durability.rss.${m}.${k}`)),
+          ['memory', 'batch'].flatMap((m) =>
+            ['vm', 'anon', 'file'].flatMap((k) =>
+              quick
+                ? [`durability.rss.${m}.${k}`]
+                : [`durability.rss.${m}.${k}`, `durability.rss.${m}.settled.${k}`],
+            ),
+          ),
         );
   }
 }
