@@ -1,13 +1,20 @@
 /**
  * Free TCP ports on 127.0.0.1 for servers that tests and benchmarks start. A server needs
  * consecutive ports (P, P+1, P+2, and a pair node also its heartbeat and HTTP ports), so a range is
- * chosen by binding port 0 (the OS picks a free P) and then binding P+1.. while still holding P: no
- * other socket can take a port of the range while it is being chosen, and the whole range is
- * released at once, right before it is handed out. A range where any port is busy is given up and
+ * chosen at random below the kernel's ephemeral range and bound whole: no other socket can take a
+ * port of the range while it is being chosen, and the whole range is released at once, right
+ * before it is handed out. Below the ephemeral range, because the kernel gives ports of that range
+ * to outgoing connections: a client connecting anywhere could take a port between its release
+ * here and its server's bind (seen in CI: "cannot bind ...: address already in use"). A range where any port is busy is given up and
  * another one tried. Every port handed out is remembered: one process never hands a port out twice,
  * even if the server it was meant for has not bound it yet (a pair's two ranges cannot overlap).
  */
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
+
+/** Ports are chosen in [LOWEST, BELOW_EPHEMERAL): above the well-known and registered services
+ * tests might meet, below Linux's default ephemeral range (32768-60999). */
+const LOWEST = 10_000;
+const BELOW_EPHEMERAL = 32_768;
 
 /** Every port freePorts handed out in this process: a later call never returns one of them again. */
 const handedOut = new Set<number>();
@@ -55,10 +62,8 @@ export async function holdRange(
  */
 export async function freePorts(count: number): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const first = await hold(0);
-    if (!first) continue;
-    const base = (first.address() as AddressInfo).port;
-    const servers = await holdRange(base, count, [first]);
+    const base = LOWEST + Math.floor(Math.random() * (BELOW_EPHEMERAL - LOWEST - count));
+    const servers = await holdRange(base, count);
     if (!servers) continue;
     // Remembered before the sockets close, so that a concurrent call cannot take them meanwhile.
     for (let i = 0; i < count; i++) handedOut.add(base + i);

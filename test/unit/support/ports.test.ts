@@ -20,6 +20,9 @@ describe('freePorts', () => {
   it('hands out `count` consecutive ports that are all free, with nothing left listening on them', async () => {
     const base = await freePorts(5);
     for (let i = 0; i < 5; i++) expect(await portIsFree(base + i), `port ${base + i}`).to.equal(true);
+    // below the kernel's ephemeral range, which outgoing connections draw from
+    expect(base).to.be.at.least(10_000);
+    expect(base + 4).to.be.below(32_768);
   });
 
   it('never hands a port out twice, also to concurrent calls', async () => {
