@@ -1,0 +1,14 @@
+/** The event bus's pure core (issue 16): topics, patterns and what a stream retains. */
+export {
+  MAX_TOPIC_BYTES,
+  ONE_TOKEN,
+  REST_TOKENS,
+  SEPARATOR,
+  TopicIndex,
+  checkPattern,
+  checkTopic,
+  matches,
+  prefixOf,
+  tokensMatch,
+  underPrefix,
+} from './topics.js';
