@@ -12,3 +12,11 @@ export {
   tokensMatch,
   underPrefix,
 } from './topics.js';
+export {
+  StreamIndex,
+  checkRules,
+  ruleFor,
+  type RetentionRule,
+  type StreamEvent,
+  type StreamStats,
+} from './retention.js';
