@@ -20,7 +20,8 @@
  * Cost, for B rules, n events held, t tokens in a topic: append O(t) plus amortised O(1) per
  * event dropped (queues with a moving head, compacted when half empty); expire O(B + d log d) for
  * d dropped; first/last without a pattern O(B); after O(B log n) to find where to start, then
- * O(B) per event scanned in the buckets a pattern can reach; covers O(1), O(B) with a pattern.
+ * O(B) per event scanned in the buckets a pattern can reach; last with a pattern scans back from
+ * the newest; covers O(1), O(B) with a pattern.
  */
 import { InvalidArgumentError } from '../errors.js';
 import {

@@ -112,6 +112,37 @@ describe('events/topics', () => {
     });
   });
 
+  describe('grammar properties', () => {
+    // Tokens from a mix of ordinary, wildcard, separator, space and control characters.
+    const text = fc
+      .array(fc.constantFrom('a', 'b', 'é', '.', '*', '>', ' ', '\u0001', '-'), { maxLength: 8 })
+      .map((chars) => chars.join(''));
+
+    it('a valid topic is a valid pattern that matches itself, and `>` matches it', () => {
+      fc.assert(
+        fc.property(text, (topic) => {
+          if (checkTopic(topic) !== undefined) return;
+          expect(checkPattern(topic)).to.equal(undefined);
+          expect(matches(topic, topic)).to.equal(true);
+          expect(matches('>', topic)).to.equal(true);
+        }),
+        { numRuns: 500 },
+      );
+    });
+
+    it('a valid pattern without wildcards is a valid topic; any string is checked without throwing', () => {
+      fc.assert(
+        fc.property(fc.oneof(text, fc.string()), (s) => {
+          const problem = checkPattern(s);
+          if (problem === undefined && !s.includes('*') && !s.includes('>'))
+            expect(checkTopic(s)).to.equal(undefined);
+          expect(['undefined', 'string']).to.include(typeof checkTopic(s));
+        }),
+        { numRuns: 500 },
+      );
+    });
+  });
+
   describe('prefixOf and underPrefix', () => {
     it('gives the literal tokens before the first wildcard', () => {
       expect(prefixOf('orders.*.eu')).to.equal('orders');
