@@ -191,12 +191,18 @@ export class GroupMachine {
     const load = new Map<string, number>();
     for (const [id, m] of this.members) load.set(id, m.inFlight);
     const deadline = now + this.config.ackWaitMs;
-    const assign = (event: number): boolean => {
+    // The member with room that sorts first by (is `avoid`, in flight, id).
+    const assign = (event: number, avoid?: string): boolean => {
       let best: string | undefined;
+      const rank = (id: string) => [id === avoid ? 1 : 0, load.get(id)!] as const;
       for (const [id, n] of load) {
         if (n >= this.config.maxAckPending) continue;
-        const b = best === undefined ? Infinity : load.get(best)!;
-        if (n < b || (n === b && id < best!)) best = id;
+        if (best === undefined) {
+          best = id;
+          continue;
+        }
+        const [a, b] = [rank(id), rank(best)];
+        if (a[0] < b[0] || (a[0] === b[0] && (a[1] < b[1] || (a[1] === b[1] && id < best)))) best = id;
       }
       if (best === undefined) return false;
       load.set(best, load.get(best)! + 1);
@@ -209,6 +215,7 @@ export class GroupMachine {
       .filter(([, p]) => p.member !== null && p.at <= now)
       .sort(([a, p], [b, q]) => p.at - q.at || a - b);
     const waiting = new Map<number, Pending>();
+    const lastHolder = new Map<number, string>();
     for (const [event, p] of expired) {
       if (full()) return ops;
       load.set(p.member!, load.get(p.member!)! - 1);
@@ -216,6 +223,7 @@ export class GroupMachine {
       else {
         ops.push({ type: 'expire', event });
         waiting.set(event, p);
+        lastHolder.set(event, p.member!);
       }
     }
     // 2. Waiting events that are due, oldest first.
@@ -225,7 +233,7 @@ export class GroupMachine {
     for (const event of due) {
       if (full()) return ops;
       if (waiting.get(event)!.deliveries >= this.config.maxDeliver) ops.push({ type: 'dead-letter', event });
-      else if (room) room = assign(event);
+      else if (room) room = assign(event, lastHolder.get(event));
     }
     // 3. New events in stream order, stopping at the first no member has room for.
     let cursor = this.cursor;
