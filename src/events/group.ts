@@ -23,7 +23,9 @@
  * - Waiting events go first, oldest sequence first, then new events in stream order; a new event
  *   is never skipped for lack of room (the cursor stops before it), so one member sees the backlog
  *   in order. Each goes to the member with the fewest in flight, ties to the smallest id; a full
- *   member is passed over, never waited for.
+ *   member is passed over, never waited for. An event redelivered in the decision that expired it
+ *   goes to another member than the one that let it expire when one has room (the issue: "goes to
+ *   another member"); a nak'ed or released one goes to any.
  * - `deliver` of a new event moves the cursor to it; `advance` moves it past events that were not
  *   the group's, so that `lag` counts only what is left to consider. The node may sequence
  *   `advance` lazily (it only affects `lag`).
