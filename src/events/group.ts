@@ -29,6 +29,8 @@
  * - `deliver` of a new event moves the cursor to it; `advance` moves it past events that were not
  *   the group's, so that `lag` counts only what is left to consider. The node may sequence
  *   `advance` lazily (it only affects `lag`).
+ * - A `deliver` or `advance` never names a sequence beyond the stream's head: the log orders a
+ *   publish before any op on it. The machine does not know the stream, so it cannot check this.
  * - Ops that do not fit (an ack from a member that does not hold the event, an unknown member, a
  *   full member, an event already done) are ignored and counted, never thrown: they are sequenced,
  *   so both nodes count them alike.

@@ -193,10 +193,30 @@ type Action =
       stale: boolean;
       ms: number;
     }
-  | { kind: 'decide' };
+  | { kind: 'decide' }
+  | {
+      kind: 'rogue';
+      op: 'expire' | 'dead-letter' | 'deliver' | 'advance';
+      event: number;
+      member: number;
+      ms: number;
+    };
 
-const actions = (memberOps: Array<'ack' | 'nak' | 'working' | 'term'>): fc.Arbitrary<Action> =>
+/**
+ * Ops the active would not decide at that point (a duplicate, an op from an older term, a skip):
+ * both the machine and the model must treat them alike, applying or ignoring them.
+ */
+const rogue = fc.record({
+  kind: fc.constant('rogue' as const),
+  op: fc.constantFrom('expire' as const, 'dead-letter' as const, 'deliver' as const, 'advance' as const),
+  event: fc.nat(40),
+  member: fc.nat(MEMBERS.length - 1),
+  ms: fc.integer({ min: 0, max: 1_500 }),
+});
+
+const actions = (memberOps: Array<'ack' | 'nak' | 'working' | 'term'>, rogues = 0): fc.Arbitrary<Action> =>
   fc.oneof(
+    { arbitrary: rogue, weight: rogues },
     {
       arbitrary: fc.record({
         kind: fc.constant('publish'),
@@ -225,7 +245,7 @@ const actions = (memberOps: Array<'ack' | 'nak' | 'working' | 'term'>): fc.Arbit
     },
     { arbitrary: fc.constant({ kind: 'decide' }), weight: 4 },
   ) as fc.Arbitrary<Action>;
-const action = actions(['ack', 'nak', 'working', 'term']);
+const action = actions(['ack', 'nak', 'working', 'term'], 2);
 
 const config: fc.Arbitrary<GroupConfig> = fc.record({
   name: fc.constant('g'),
@@ -326,8 +346,18 @@ class Run {
       this.apply({ type: a.kind, member: MEMBERS[a.member]!, at: this.now });
     else if (a.kind === 'wait') this.now += a.ms;
     else if (a.kind === 'act') this.act(a);
+    else if (a.kind === 'rogue') this.apply(this.rogueOp(a));
     else this.decide();
     this.check();
+  }
+
+  rogueOp(a: Extract<Action, { kind: 'rogue' }>): GroupOp {
+    // A sequenced op names only published events: the log orders a publish before any op on it.
+    const published = a.event % (this.model.events.length + 1);
+    if (a.op === 'advance') return { type: 'advance', upTo: published };
+    if (a.op === 'deliver')
+      return { type: 'deliver', event: published, member: MEMBERS[a.member]!, deadline: this.now + a.ms };
+    return { type: a.op, event: published };
   }
 
   /** Every member acks every event it holds. */

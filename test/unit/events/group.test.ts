@@ -232,6 +232,15 @@ describe('GroupMachine', () => {
     expect(g.apply({ type: 'advance', upTo: 9 }), 'the cursor never goes back').to.equal('ignored');
   });
 
+  it('skips candidates at or below the cursor (a view computed before the last ops were applied)', () => {
+    const g = new Pair();
+    g.join('a');
+    g.publish(2);
+    g.step();
+    const ops = g.active.decide(g.now, { candidates: [1, 2, 3], upTo: 3 });
+    expect(ops).to.deep.equal([{ type: 'deliver', event: 3, member: 'a', deadline: g.now + 1_000 }]);
+  });
+
   it('ignores ops from unknown members and for unknown events, without throwing', () => {
     const g = new Pair();
     g.join('a');
