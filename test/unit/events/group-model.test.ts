@@ -298,6 +298,10 @@ class Run {
     const view = this.model.view();
     const ops = this.active.decide(this.now, view);
     expect(ops, 'decide as the model').to.deep.equal(this.model.decide(this.now, view));
+    for (const max of [0, 1, ops.length - 1])
+      expect(this.active.decide(this.now, view, Math.max(0, max)), 'max keeps a prefix').to.deep.equal(
+        ops.slice(0, Math.max(0, max)),
+      );
     const next = this.active.nextDeadline();
     const timed = this.active.decide(this.now, { candidates: [], upTo: 0 });
     if (next === undefined || next > this.now)
