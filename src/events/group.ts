@@ -195,19 +195,13 @@ export class GroupMachine {
     const load = new Map<string, number>();
     for (const [id, m] of this.members) load.set(id, m.inFlight);
     const deadline = now + this.config.ackWaitMs;
-    // The member with room that sorts first by (is `avoid`, in flight, id).
+    // Members with room, ordered: not `avoid` first, then fewest in flight, then smallest id.
+    const before = (a: string, b: string, avoid?: string) =>
+      Number(a === avoid) - Number(b === avoid) || load.get(a)! - load.get(b)! || (a < b ? -1 : 1);
     const assign = (event: number, avoid?: string): boolean => {
       let best: string | undefined;
-      const rank = (id: string) => [id === avoid ? 1 : 0, load.get(id)!] as const;
-      for (const [id, n] of load) {
-        if (n >= this.config.maxAckPending) continue;
-        if (best === undefined) {
-          best = id;
-          continue;
-        }
-        const [a, b] = [rank(id), rank(best)];
-        if (a[0] < b[0] || (a[0] === b[0] && (a[1] < b[1] || (a[1] === b[1] && id < best)))) best = id;
-      }
+      for (const [id, n] of load)
+        if (n < this.config.maxAckPending && (best === undefined || before(id, best, avoid) < 0)) best = id;
       if (best === undefined) return false;
       load.set(best, load.get(best)! + 1);
       ops.push({ type: 'deliver', event, member: best, deadline });
