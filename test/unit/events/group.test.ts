@@ -259,6 +259,20 @@ describe('GroupMachine', () => {
     expect(g.active.stats(0).ignored).to.equal(stale.length);
   });
 
+  it('three members, 10,000 events, each acked as delivered: every event is acked exactly once', () => {
+    const g = new Pair({ maxAckPending: 64 });
+    for (const m of ['a', 'b', 'c']) g.join(m);
+    g.publish(10_000);
+    const acks = new Array<number>(10_001).fill(0);
+    for (let round = 0; round < 1_000 && g.active.stats(g.head).acked < 10_000; round++)
+      for (const [event, member] of g.step(1)) {
+        expect(g.apply({ type: 'ack', event, member })).to.equal('applied');
+        acks[event]!++;
+      }
+    expect(acks.slice(1).every((n) => n === 1)).to.equal(true);
+    expect(g.active.stats(g.head)).to.deep.include({ lag: 0, pending: 0, acked: 10_000, redeliveries: 0 });
+  });
+
   it('max bounds the ops one decision returns', () => {
     const g = new Pair();
     g.join('a');
