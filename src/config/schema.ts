@@ -292,7 +292,7 @@ export const schema = {
   },
   // Snapshot streams in progress (issue 13 B3): what bounds the memory snapshots take.
   maxSnapshotStreams: {
-    doc: 'snapshot and resume streams in progress on the server (each holds a point-in-time array of its entries plus up to client-queue messages in its pipe); beyond it a request is refused: TERROR busy to a native client, which backs off and asks again, silence to ICANHAZ?; counted in twinstar_snapshot_refused_total{reason="server-busy"}',
+    doc: 'snapshot and resume streams in progress on the server (each holds a point-in-time view of its entries, an array of references in memory or a read transaction on a durable node, plus up to client-queue messages in its pipe); beyond it a request is refused: TERROR busy to a native client, which backs off and asks again, silence to ICANHAZ?; counted in twinstar_snapshot_refused_total{reason="server-busy"}',
     format: positive,
     default: DEFAULT_QUOTAS.maxSnapshotStreams,
     env: 'TWINSTAR_MAX_SNAPSHOT_STREAMS',

@@ -20,3 +20,13 @@ export {
   type StreamEvent,
   type StreamStats,
 } from './retention.js';
+export { GroupMachine } from './group.js';
+export type {
+  ApplyResult,
+  GroupConfig,
+  GroupCounters,
+  GroupJson,
+  GroupOp,
+  GroupStats,
+  StreamView,
+} from './group-ops.js';
