@@ -75,6 +75,11 @@ export class Agent implements InboundHost {
         {
           reply: (frames) => guard(this, i, 'reply', frames),
           update: (frames) => guard(this, i, 'published', frames),
+          connected: () => {
+            // The first ping went out before the connection was up and was refused: ask now,
+            // not a probe interval later (most of what a connect() took on loopback).
+            if (this.phase === 'finding' && this.finder.discovery.reachable(i)) this.probe();
+          },
         },
       ),
     );

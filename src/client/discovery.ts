@@ -140,6 +140,17 @@ export class Discovery {
     return out;
   }
 
+  /**
+   * Server `i` can be reached now (its connection completed): a ping that could not go out is due
+   * at once rather than after the probe interval. True if one is.
+   */
+  reachable(i: number): boolean {
+    const v = this.views[i]!;
+    if (v.pingReqId !== undefined || v.answered) return false;
+    v.pingSentAt = -Infinity;
+    return true;
+  }
+
   pinged(i: number, reqId: number, now: number): void {
     this.views[i]!.pingReqId = reqId;
     this.views[i]!.pingSentAt = now;

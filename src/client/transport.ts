@@ -22,6 +22,11 @@ export interface LinkHandlers {
   reply(frames: Buffer[]): void;
   /** a message from the publisher (KVPUB or HUGZ) */
   update(frames: Buffer[]): void;
+  /**
+   * the snapshot socket finished a handshake with the server: requests queue from now (before,
+   * `immediate` refuses them, so the first ping of a new client is refused)
+   */
+  connected?(): void;
 }
 
 export interface Link {
@@ -140,10 +145,12 @@ class ZmqLink implements Link {
     this.dealer = dealer;
     this.dealerOut = new Outbox(dealer, () => undefined);
     this.dealerConnected = false;
+    dealer.events.on('handshake', () => {
+      if (this.dealer !== dealer || this.closed) return;
+      this.dealerConnected = true;
+      this.handlers.connected?.();
+    });
     if (curve) {
-      dealer.events.on('handshake', () => {
-        if (this.dealer === dealer) this.dealerConnected = true;
-      });
       // A reconnect by libzmq would reuse the token, which the server honours only once.
       dealer.events.on('disconnect', () => {
         if (this.dealer === dealer) this.renewDealer();

@@ -45,6 +45,9 @@ import {
   type SocketName,
 } from './types.js';
 
+/** The shortest gap between two HUGZ sent early for new subscribers (server.hugzSoon). */
+const EARLY_HUGZ_GAP_MS = 20;
+
 export class CloneServer extends EventEmitter<ServerEvents> {
   readonly endpoints: ServerEndpoints;
   private readonly sockets: ServerSockets;
@@ -65,6 +68,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
    */
   private readonly advertised: string;
   private hugzTimer: NodeJS.Timeout | undefined;
+  private earlyHugz: NodeJS.Timeout | undefined;
+  private earlyHugzAt = -Infinity;
   private ttlTimer: NodeJS.Timeout | undefined;
   private started = false;
   private closed = false;
@@ -180,12 +185,29 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     await this.sockets.start(
       (frames) => this.router.onRequest(frames),
       (frames) => this.onCollected(frames),
+      () => this.hugzSoon(),
     );
     // Every node sends HUGZ, as the guide's passive does: the active's carry the published
     // sequence, a passive's its own. A client only follows the active's publisher; what a passive's
     // HUGZ are for is its advertisement (`twinstar=1`), so that an auto-mode client learns the
     // node speaks the native protocol, and can be told "no-history", even while no node is active.
     this.hugzTimer = setInterval(() => this.sendHugz(), this.options.heartbeatMs);
+  }
+
+  /**
+   * A client just subscribed: send a HUGZ now rather than up to a heartbeat later, so that a client
+   * in 'auto' mode learns at once that this node speaks the native protocol (and which state it is
+   * in). Subscriptions arriving together share one; there is at most one early HUGZ per
+   * EARLY_HUGZ_GAP_MS, whatever clients send (a later subscriber waits for the next).
+   */
+  private hugzSoon(): void {
+    if (this.earlyHugz || this.closed) return; // one is on its way: it serves these too
+    const wait = Math.max(0, this.earlyHugzAt + EARLY_HUGZ_GAP_MS - performance.now());
+    this.earlyHugz = setTimeout(() => {
+      this.earlyHugz = undefined;
+      this.earlyHugzAt = performance.now();
+      this.sendHugz();
+    }, wait);
   }
 
   private sendHugz(): void {
@@ -205,6 +227,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     this.closed = true;
     this.setActive(false);
     clearInterval(this.hugzTimer);
+    clearTimeout(this.earlyHugz);
     this.streams.stopAll();
     this.sockets.close();
   }

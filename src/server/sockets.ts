@@ -3,7 +3,7 @@
  * outboxes, and the rebind that ends every connection when the allow-list changes.
  *
  *   snapshot  ROUTER  requests (ICANHAZ? and the native ones) and their replies, TPUB to followers
- *   publisher PUB     KVPUB for every change, HUGZ every heartbeat
+ *   publisher XPUB    KVPUB for every change, HUGZ every heartbeat and soon after a subscription
  *   collector SUB     KVSET from CHP clients, fire-and-forget
  *
  * Sends never wait (`sendTimeout: 0`): a client whose pipe is full fails its send, which the
@@ -43,7 +43,8 @@ const SUBSCRIBER_BYTES_PER_UPDATE = 5 * 64;
 export class ServerSockets {
   readonly endpoints: ServerEndpoints;
   readonly router: zmq.Router;
-  readonly publisher: zmq.Publisher;
+  /** an XPUB, so that a new subscriber is noticed (and sent a HUGZ at once, server.ts) */
+  readonly publisher: zmq.XPublisher;
   readonly collector: zmq.Subscriber;
   /** every send on the snapshot ROUTER */
   readonly routerOut: Outbox;
@@ -73,12 +74,13 @@ export class ServerSockets {
       sendHighWaterMark: quotas.clientQueue,
       maxMessageSize: frames.router,
     });
-    this.publisher = new zmq.Publisher({
+    this.publisher = new zmq.XPublisher({
       ...common('publisher'),
       sendTimeout: 0,
       sendHighWaterMark: quotas.publisherQueue,
       maxMessageSize: frames.publisher,
     });
+    this.publisher.verbosity = 'allSubs'; // every subscription, not only a topic's first
     this.collector = new zmq.Subscriber({
       ...common('collector'),
       receiveHighWaterMark: quotas.collectorQueue,
@@ -103,8 +105,15 @@ export class ServerSockets {
     return this.connectedClients * this.options.quotas.publisherQueue * SUBSCRIBER_BYTES_PER_UPDATE;
   }
 
-  /** Binds the three sockets and starts receiving requests and KVSETs. */
-  async start(onRequest: (frames: Buffer[]) => void, onCollected: (frames: Buffer[]) => void): Promise<void> {
+  /**
+   * Binds the three sockets and starts receiving requests, KVSETs and subscriptions (`onSubscribed`
+   * is told of each new subscription to the publisher).
+   */
+  async start(
+    onRequest: (frames: Buffer[]) => void,
+    onCollected: (frames: Buffer[]) => void,
+    onSubscribed: () => void = () => undefined,
+  ): Promise<void> {
     await this.router.bind(this.endpoints.snapshot);
     await this.publisher.bind(this.endpoints.publisher);
     await this.collector.bind(this.endpoints.collector);
@@ -116,6 +125,10 @@ export class ServerSockets {
     );
     void receiveLoop(this.router, onRequest);
     void receiveLoop(this.collector, onCollected);
+    // An XPUB delivers each subscription as a message: byte 1 (subscribe) or 0, then the prefix.
+    void receiveLoop(this.publisher, (frames) => {
+      if (frames[0]?.[0] === 1) onSubscribed();
+    });
   }
 
   close(): void {

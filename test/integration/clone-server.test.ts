@@ -275,4 +275,27 @@ describe('clone server (single node, real sockets)', function () {
       sub.close();
     }
   });
+
+  it('sends a new subscriber a HUGZ at once, not a heartbeat later, so an auto-mode client learns the protocol at once', async () => {
+    // A heartbeat of 20 s: the timer's first HUGZ is 20 s away; only the early one can arrive.
+    const slowPort = await freePorts(4);
+    const slow = startSingle(slowPort, slowPort + 3, ['--heartbeat-ms', '20000', '--failover-ms', '60000']);
+    const sub = new zmq.Subscriber({ linger: 0 });
+    try {
+      await slow.ready('ACTIVE');
+      sub.connect(`tcp://127.0.0.1:${slowPort + 1}`);
+      sub.subscribe('HUGZ');
+      const frames = await within(sub.receive(), 5000, 'a HUGZ soon after subscribing');
+      const msg = decodeKvMsg(frames);
+      expect(msg.key).to.equal('HUGZ');
+      expect(msg.properties).to.include('twinstar=1');
+      // and a client in the default ('auto') mode gets its snapshot long before the first heartbeat
+      const c = await within(connect({ servers: [slow.endpoint] }), 5000, 'an auto-mode connect');
+      clients.push(c);
+      expect(c.mode).to.equal('native');
+    } finally {
+      sub.close();
+      await slow.stop();
+    }
+  });
 });

@@ -84,6 +84,37 @@ describe('Client: finding the active', function () {
   });
 
   describe('votes (promise 3)', () => {
+    it('a ping refused because the connection is not up yet goes again as soon as it is, not a probe interval later', async () => {
+      const net = new FakeNetwork({ heartbeatMs: 100 });
+      const a = net.addServer(A, { state: 'ACTIVE' });
+      a.set('/k', 'v');
+      // The DEALER refuses every request (immediate) until its handshake completes.
+      let up = false;
+      let connected: (() => void) | undefined;
+      const transport: typeof net.transport = (address, handlers) => {
+        const link = net.transport(address, handlers);
+        connected = handlers.connected;
+        const request = link.request.bind(link);
+        link.request = (frames, onFail) => (up ? request(frames, onFail) : onFail?.());
+        return link;
+      };
+      const client = new Client({
+        servers: [A],
+        mode: 'native',
+        serverTimeoutMs: 500,
+        transport,
+        clock: net.clock,
+      });
+      clients.push(client);
+      await net.advance(5, 1);
+      expect(nativeCommands(a), 'refused before the connection is up').to.deep.equal([]);
+      up = true;
+      connected?.();
+      await net.advance(2, 1); // far less than the probe interval (50 ms)
+      expect(nativeCommands(a)).to.deep.equal([Native.PING, Native.SNAPSHOT]);
+      await advanceUntil(net, () => client.get('/k') !== undefined, 1_000);
+    });
+
     it('a server just chosen as active is not called silent before the server timeout: its snapshot may be slow to start (a restarted node reading its map)', async () => {
       const { net, a, client, statuses } = setup({});
       a.loseRequests(Native.SNAPSHOT, 1); // stands for a snapshot that has not started streaming yet
