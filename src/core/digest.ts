@@ -5,8 +5,7 @@
  * operator's (or anyone's) `/digest` must never freeze the reactor long enough for a failover.
  */
 import { createHash } from 'node:crypto';
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { Entry, KvView } from '../kv/index.js';
+import { eachRun, type Entry, type KvView } from '../kv/index.js';
 
 export interface Digest {
   sequence: number;
@@ -27,17 +26,12 @@ export function entryHash(e: Entry): Buffer {
 export async function digestOf(view: KvView, sequence: number): Promise<Digest> {
   const acc = Buffer.alloc(32);
   let keys = 0;
-  try {
-    for (let run = view.next(CHUNK); run.length > 0; run = view.next(CHUNK)) {
-      for (const entry of run) {
-        const h = entryHash(entry);
-        for (let b = 0; b < 32; b++) acc[b]! ^= h[b]!;
-      }
-      keys += run.length;
-      await yieldToLoop();
+  await eachRun(view, CHUNK, (run) => {
+    for (const entry of run) {
+      const h = entryHash(entry);
+      for (let b = 0; b < 32; b++) acc[b]! ^= h[b]!;
     }
-  } finally {
-    view.close();
-  }
+    keys += run.length;
+  });
   return { sequence, keys, digest: acc.toString('hex') };
 }

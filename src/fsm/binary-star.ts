@@ -9,7 +9,7 @@
  * and docs/binary-star.md's diagram is generated from it (`npm run docs`).
  */
 
-import { newer, wins } from './order.js';
+import { holdsNewer, newer, wins } from './order.js';
 
 export const STATES = ['PRIMARY', 'BACKUP', 'ACTIVE', 'PASSIVE'] as const;
 export type State = (typeof STATES)[number];
@@ -124,7 +124,7 @@ const stay: Rule = { name: 'stay', apply: (state) => ({ state, effects: [] }) };
 const resolveStart: Rule = {
   name: 'resolve-start',
   apply: (state, event, ctx) =>
-    event.type === 'peer' && ctx.history && (!event.peer.history || newer(ctx, event.peer))
+    event.type === 'peer' && holdsNewer(ctx, event.peer)
       ? activate(ctx, event, ctx.role === 'primary' && !ctx.restored ? 'peer-is-backup' : 'newer-history')
       : { state, effects: [] },
 };
@@ -138,7 +138,7 @@ const resolveStart: Rule = {
 const resolveRestart: Rule = {
   name: 'resolve-restart',
   apply: (state, event, ctx) =>
-    event.type === 'peer' && ctx.restored && ctx.history && (!event.peer.history || newer(ctx, event.peer))
+    event.type === 'peer' && ctx.restored && holdsNewer(ctx, event.peer)
       ? activate(ctx, event, 'newer-history')
       : { state, effects: [] },
 };
@@ -243,9 +243,8 @@ const unfence: Rule = {
 const dualPassive: Rule = {
   name: 'resolve-dual-passive',
   apply: (state, event, ctx) => {
-    if (event.type !== 'peer' || !ctx.history) return { state, effects: [] };
-    const iWin = !event.peer.history || newer(ctx, event.peer);
-    return iWin ? activate(ctx, event, 'dual-passive-won') : { state, effects: [] };
+    if (event.type !== 'peer' || !holdsNewer(ctx, event.peer)) return { state, effects: [] };
+    return activate(ctx, event, 'dual-passive-won');
   },
 };
 

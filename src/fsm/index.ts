@@ -1,4 +1,4 @@
 /** The Binary Star finite-state machine: pure, table-driven, no I/O. */
 export * from './binary-star.js';
-export { newer, outranks, wins, type HistoryView } from './order.js';
+export { holdsNewer, newer, outranks, wins, type HistoryView } from './order.js';
 export { mermaid } from './diagram.js';

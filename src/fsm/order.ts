@@ -27,6 +27,17 @@ export function newer(mine: HistoryView, theirs: HistoryView): boolean {
   return mine.role === 'primary' && theirs.role !== 'primary';
 }
 
+/**
+ * Does this node hold the history that should serve? A complete history beats an incomplete one;
+ * between two complete ones, `newer` decides. A node without a complete history never does.
+ */
+export function holdsNewer(
+  mine: HistoryView & { readonly history: boolean },
+  theirs: HistoryView & { readonly history: boolean },
+): boolean {
+  return mine.history && (!theirs.history || newer(mine, theirs));
+}
+
 /** Does (epoch, role) beat the other? Higher epoch, tie to the primary. */
 export function outranks(epoch: number, role: Role, otherEpoch: number, otherRole: Role): boolean {
   if (epoch !== otherEpoch) return epoch > otherEpoch;

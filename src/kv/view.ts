@@ -46,16 +46,30 @@ export class ArrayView implements KvView {
   close(): void {}
 }
 
-/** Every entry of a view, read a run per event-loop turn; the view is closed afterwards. */
-export async function readAll(view: KvView, run = 10_000): Promise<Entry[]> {
-  const out: Entry[] = [];
+/**
+ * Reads a view a run of `run` entries at a time, giving the event loop a turn after each, and
+ * closes it once read, or once `each` returns false (the reader stops early).
+ */
+export async function eachRun(
+  view: KvView,
+  run: number,
+  each: (entries: Entry[]) => boolean | void,
+): Promise<void> {
   try {
-    for (let chunk = view.next(run); chunk.length > 0; chunk = view.next(run)) {
-      for (const entry of chunk) out.push(entry);
-      if (chunk.length === run) await new Promise((resolve) => setImmediate(resolve));
+    for (let entries = view.next(run); entries.length > 0; entries = view.next(run)) {
+      if (each(entries) === false) return;
+      await new Promise((resolve) => setImmediate(resolve));
     }
   } finally {
     view.close();
   }
+}
+
+/** The entries of a view that `keep` accepts (all by default), read a run per event-loop turn. */
+export async function readAll(view: KvView, keep: (entry: Entry) => boolean = () => true): Promise<Entry[]> {
+  const out: Entry[] = [];
+  await eachRun(view, 10_000, (entries) => {
+    for (const entry of entries) if (keep(entry)) out.push(entry);
+  });
   return out;
 }

@@ -107,7 +107,7 @@ export class BinaryStar {
       ...startContext(role, failoverMs, this.startedAt, timeline.restored),
       epoch: timeline.epoch,
     };
-    timeline.setHistory(this.ctx.history);
+    this.keep(this.ctx);
     this.stalls = new StallClock(heartbeatMs, failoverMs, this.startedAt, log);
   }
 
@@ -195,8 +195,7 @@ export class BinaryStar {
       { epoch, history: this.ctx.history, sequence: this.options.sequence() },
       'forced promotion by an operator: this node may not hold every acknowledged write',
     );
-    this.ctx = next.context;
-    this.options.timeline.setHistory(true);
+    this.keep(next.context);
     this.relearnUntil = undefined;
     this.setState('ACTIVE', 'forced');
     this.options.hooks.onActive(epoch, 'forced');
@@ -285,7 +284,11 @@ export class BinaryStar {
     if (this.current === 'PASSIVE' && hb.state === 'ACTIVE' && this.options.synced())
       this.options.timeline.adopt(hb.timeline);
     this.noteHistory();
-    const peer = { ...hb, served: this.servedSinceFork(hb).theirs, restored: hb.restored === true };
+    const peer = {
+      ...hb,
+      served: servedSinceFork(this.options.timeline, this.options.sequence(), hb).theirs,
+      restored: hb.restored === true,
+    };
     this.run({ type: 'peer', peer, now: this.options.now() }, `peer-${hb.state}`);
     // A heartbeat read well after the wake is fresh: the peer's state is known again.
     if (this.relearnUntil !== undefined && this.options.now() >= this.relearnUntil)
@@ -299,15 +302,10 @@ export class BinaryStar {
     this.ctx = heard(this.ctx, now);
   }
 
-  private servedSinceFork(peer: Heartbeat): { mine: number; theirs: number } {
-    return servedSinceFork(this.options.timeline, this.options.sequence(), peer);
-  }
-
   /** A passive that finished its sync holds the history. */
   private noteHistory(): void {
     if (this.current !== 'PASSIVE' || this.ctx.history || !this.options.synced()) return;
-    this.ctx = synced(this.ctx);
-    this.options.timeline.setHistory(true);
+    this.keep(synced(this.ctx));
     this.options.log.info(
       { sequence: this.options.sequence() },
       'synced: this node holds the complete history',
@@ -317,13 +315,12 @@ export class BinaryStar {
 
   private run(event: Event, reason: string): readonly Effect[] {
     const from = this.current;
-    const served = this.peer ? this.servedSinceFork(this.peer).mine : 0;
+    const served = this.peer
+      ? servedSinceFork(this.options.timeline, this.options.sequence(), this.peer).mine
+      : 0;
     const next = transition(from, event, { ...this.ctx, sequence: this.options.sequence(), served });
     this.setState(next.state, effectReason(next.effects) ?? reason);
-    this.ctx = next.context;
-    // stored with the log: the epoch a passive learns, and whether this node holds the history
-    this.options.timeline.raiseEpoch(this.ctx.epoch);
-    this.options.timeline.setHistory(this.ctx.history);
+    this.keep(next.context);
     const { log, hooks } = this.options;
     for (const effect of next.effects) {
       switch (effect.type) {
@@ -353,6 +350,13 @@ export class BinaryStar {
       }
     }
     return next.effects;
+  }
+
+  /** Keeps the FSM's next context; what a restart needs of it (epoch, history) goes to the log. */
+  private keep(ctx: Context): void {
+    this.ctx = ctx;
+    this.options.timeline.raiseEpoch(ctx.epoch);
+    this.options.timeline.setHistory(ctx.history);
   }
 
   private unfence(why: string): void {

@@ -7,7 +7,7 @@
  */
 import { toChange, type Admission } from '../server/index.js';
 import { chunkBytes, type Durability } from '../wire/index.js';
-import type { Entry } from '../kv/index.js';
+import { readAll, type Entry } from '../kv/index.js';
 import type { Role, State } from '../fsm/index.js';
 import type { Heartbeat, PeerMessage } from '../wire/index.js';
 import { PeerLink, type PeerChannel } from './peer-link.js';
@@ -292,10 +292,9 @@ export class PairMode implements Mode {
     const changes = store.changesSince(common);
     if (changes) return note(changes);
     // Beyond the replay window: the map's entries changed since then (the view is fixed now, so
-    // before the resync replaces anything; deletes are not among them).
-    void store
-      .snapshot()
-      .then(({ entries }) => note(entries.filter((e) => e.sequence > common)))
+    // before the resync replaces anything; deletes are not among them), read a run at a time.
+    void readAll(store.view('').view, (e) => e.sequence > common)
+      .then(note)
       .catch(() => undefined); // nothing to report from a storage that cannot be read
   }
 

@@ -9,9 +9,8 @@
  * log if that still reaches back and the request is on our timeline, or else a snapshot, streamed
  * one chunk per event-loop turn so heartbeats keep flowing (promise 7).
  */
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { chunked, type Durability } from '../wire/index.js';
-import { type Entry } from '../kv/index.js';
+import { eachRun, type Entry } from '../kv/index.js';
 import { type Store } from '../core/index.js';
 import { NotActiveError } from '../errors.js';
 import type { PeerChannel } from './peer-link.js';
@@ -164,18 +163,14 @@ export class ReplicationSource {
     // The view and its sequence are fixed at this call; it is read a run at a time (from a durable
     // map, a million entries never sit in the heap at once).
     const { view, sequence } = store.view('');
-    try {
-      for (let run = view.next(snapshotChunk); run.length > 0; run = view.next(snapshotChunk)) {
-        for (const slice of chunked(run, snapshotChunk, chunkBytes)) {
-          if (this.streamId !== streamId || !this.running) return; // superseded or demoted
-          channel.send({ type: 'snapshot-chunk', streamId, batch: packEntries(slice) });
-        }
-        await yieldToLoop();
+    const current = () => this.streamId === streamId && this.running; // not superseded or demoted
+    await eachRun(view, snapshotChunk, (run) => {
+      for (const slice of chunked(run, snapshotChunk, chunkBytes)) {
+        if (!current()) return false;
+        channel.send({ type: 'snapshot-chunk', streamId, batch: packEntries(slice) });
       }
-    } finally {
-      view.close();
-    }
-    if (this.streamId !== streamId || !this.running) return;
+    });
+    if (!current()) return;
     // Changes committed while we streamed were batched to the passive as usual; it holds them
     // and applies those above `sequence` once this end marker arrives.
     channel.send({ type: 'snapshot-end', streamId, sequence, timeline: timeline.list() });

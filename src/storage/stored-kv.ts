@@ -47,7 +47,8 @@ export class StoredKv implements KeyValueState {
     options: { staging?: boolean } = {},
   ) {
     this.staging = options.staging === true;
-    this.count = this.staging ? 0 : host.entries.getCount();
+    // lmdb's own count (mdb_stat), not getCount(), which walks every entry at start-up
+    this.count = this.staging ? 0 : (host.entries.getStats() as { entryCount: number }).entryCount;
   }
 
   get size(): number {
