@@ -11,12 +11,10 @@ import { connect, type Client } from '../../src/index.js';
 import {
   ComposeProject,
   containerHealth,
-  hostPortFree,
   httpJson,
   httpStatus,
-  IMAGES,
   poll,
-  requireDocker,
+  requireComposeHost,
   uniqueProject,
   waitHealthy,
 } from './helpers.js';
@@ -47,11 +45,7 @@ describe('docker-compose.ha.yml (primary, backup, Prometheus)', function () {
   let started = false;
 
   before(async function () {
-    await requireDocker([IMAGES.app, IMAGES.prometheus]);
-    for (const port of PUBLISHED_PORTS) {
-      if (!(await hostPortFree(port)))
-        throw new Error(`host port 127.0.0.1:${port} is in use; the compose file publishes it`);
-    }
+    await requireComposeHost(PUBLISHED_PORTS);
     started = true;
     await compose.up();
     for (const service of ['primary', 'backup', 'prometheus'] as const)

@@ -153,6 +153,18 @@ export async function requireDocker(images: string[]): Promise<void> {
   }
 }
 
+/**
+ * What docker-compose.ha.yml needs before `up`: the engine, the app and Prometheus images, and its
+ * published host ports free (it publishes fixed ones).
+ */
+export async function requireComposeHost(publishedPorts: readonly number[]): Promise<void> {
+  await requireDocker([IMAGES.app, IMAGES.prometheus]);
+  for (const port of publishedPorts) {
+    if (!(await hostPortFree(port)))
+      throw new Error(`host port 127.0.0.1:${port} is in use; the compose file publishes it`);
+  }
+}
+
 /** A container's health status: starting, healthy, unhealthy, or none (no health check). */
 export async function containerHealth(id: string): Promise<string> {
   const { stdout } = await run(

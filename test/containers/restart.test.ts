@@ -14,16 +14,7 @@
  */
 import { expect } from 'chai';
 import { connect, type Client } from '../../src/index.js';
-import {
-  ComposeProject,
-  hostPortFree,
-  httpJson,
-  httpStatus,
-  IMAGES,
-  poll,
-  requireDocker,
-  uniqueProject,
-} from './helpers.js';
+import { ComposeProject, httpJson, httpStatus, poll, requireComposeHost, uniqueProject } from './helpers.js';
 
 const NODES = {
   primary: { http: 'http://127.0.0.1:9556', client: 'tcp://127.0.0.1:5556' },
@@ -81,11 +72,7 @@ describe('docker-compose.ha.yml: `docker-compose restart primary backup`', funct
   const clients: Client[] = [];
 
   before(async function () {
-    await requireDocker([IMAGES.app, IMAGES.prometheus]);
-    for (const port of PUBLISHED_PORTS) {
-      if (!(await hostPortFree(port)))
-        throw new Error(`host port 127.0.0.1:${port} is in use; the compose file publishes it`);
-    }
+    await requireComposeHost(PUBLISHED_PORTS);
     started = true;
     await compose.up();
   });

@@ -9,23 +9,12 @@ import {
   digest,
   pairOptions,
   pairPorts,
+  prng,
   ServerProcess,
   waitFor,
   within,
   type PairPorts,
 } from '../helpers/index.js';
-
-/** mulberry32: small, seedable, good enough to pick faults. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Pair {
   readonly nodes: { primary: ServerProcess; backup: ServerProcess };

@@ -5,25 +5,16 @@
  */
 import { expect } from 'chai';
 import { once } from 'node:events';
-import {
-  closeSync,
-  mkdtempSync,
-  openSync,
-  readSync,
-  rmSync,
-  statSync,
-  truncateSync,
-  writeSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, ServerRejectedError, type Client } from '../../src/index.js';
+import { ServerRejectedError, type Client } from '../../src/index.js';
 import {
   freePorts,
   metric,
   pairOptions,
   pairPorts,
-  ServerProcess,
+  Started,
+  type ServerProcess,
   waitFor,
   within,
   type ServerProcessOptions,
@@ -36,35 +27,11 @@ interface Acked {
 
 describe('durable state (real processes, real files)', function () {
   this.timeout(180_000);
-  let procs: ServerProcess[] = [];
-  const clients: Client[] = [];
-  let dirs: string[] = [];
-
-  function tempDir(): string {
-    const dir = mkdtempSync(join(tmpdir(), 'twinstar-durable-'));
-    dirs.push(dir);
-    return dir;
-  }
-
-  function start(options: ServerProcessOptions): ServerProcess {
-    const p = new ServerProcess(options);
-    procs.push(p);
-    return p;
-  }
-
-  async function client(servers: string[]): Promise<Client> {
-    const c = await connect({ servers, connectTimeoutMs: 20_000 });
-    clients.push(c);
-    return c;
-  }
-
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    await Promise.all(procs.map((p) => p.kill()));
-    procs = [];
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-    dirs = [];
-  });
+  const started = new Started();
+  const tempDir = () => started.dir('twinstar-durable-');
+  const start = (options: ServerProcessOptions) => started.server(options);
+  const client = (servers: string[]) => started.client(servers);
+  afterEach(() => started.cleanup());
 
   /**
    * Pipelined writes (`lanes` loops, each with `depth` writes in flight) until `stop()` is true
@@ -312,8 +279,7 @@ describe('durable state (real processes, real files)', function () {
     expect(node.exited).to.equal(false);
     // Restarted on a disk with room, it holds every acknowledged write.
     await node.kill();
-    start(options);
-    const restarted = procs[procs.length - 1]!;
+    const restarted = start(options);
     await restarted.ready('ACTIVE');
     await expectAllAcked([restarted.endpoint], acked);
   });

@@ -13,52 +13,27 @@
  */
 import { expect } from 'chai';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type Client } from '../../src/index.js';
-import { pairOptions, pairPorts, ServerProcess, waitFor, within, type NodeStatus } from '../helpers/index.js';
+import { pairOptions, pairPorts, prng, Started, waitFor, within, type NodeStatus } from '../helpers/index.js';
 
 const ROUNDS = 20;
-
-/** A small seeded generator (mulberry32): the same seed replays the same kill orders and gaps. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('restart chaos: both nodes SIGKILLed and restarted, 20 randomised rounds (real processes)', function () {
   this.timeout(600_000);
-  let procs: ServerProcess[] = [];
-  let clients: Client[] = [];
-  let root: string | undefined;
-
-  afterEach(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    clients = [];
-    await Promise.all(procs.map((p) => p.kill()));
-    procs = [];
-    if (root) rmSync(root, { recursive: true, force: true });
-  });
+  const started = new Started();
+  afterEach(() => started.cleanup());
 
   for (const fsync of ['always', 'batch'] as const) {
     it(`--fsync ${fsync}: every acknowledged write survives every round, and no sequence is given twice`, async () => {
       const seed = Number(process.env.TWINSTAR_SEED ?? Math.floor(Math.random() * 2 ** 31));
-      const rand = random(seed);
+      const rand = prng(seed); // the same seed replays the same kill orders and gaps
       const where = `seed ${seed}, fsync ${fsync}`;
-      root = mkdtempSync(join(tmpdir(), 'twinstar-chaos-'));
+      const root = started.dir('twinstar-chaos-');
       const options = pairOptions(await pairPorts());
-      const primary = new ServerProcess({ ...options.primary, dataDir: join(root, 'p'), fsync });
-      const backup = new ServerProcess({ ...options.backup, dataDir: join(root, 'b'), fsync });
-      procs = [primary, backup];
+      const primary = started.server({ ...options.primary, dataDir: join(root, 'p'), fsync });
+      const backup = started.server({ ...options.backup, dataDir: join(root, 'b'), fsync });
       const servers = [primary.endpoint, backup.endpoint];
       /** key -> value and sequence of every acknowledged write */
       const acked = new Map<string, { value: string; seq: number }>();
@@ -86,8 +61,7 @@ describe('restart chaos: both nodes SIGKILLed and restarted, 20 randomised round
         const active = await healthy();
         const highestBefore = highestAcked;
         expect(active.sequence, `the active's sequence (${at})`).to.be.at.least(highestBefore);
-        const c = await connect({ servers, connectTimeoutMs: 20_000 });
-        clients.push(c);
+        const c = await started.client(servers);
 
         // Pipelined writes (4 lanes of 25 in flight) until both nodes are dead.
         const target = 200 + Math.floor(rand() * 300);
@@ -140,8 +114,7 @@ describe('restart chaos: both nodes SIGKILLed and restarted, 20 randomised round
         const serving = await healthy();
         const highest = highestAcked;
         expect(serving.sequence, `the restarted active's sequence (${at})`).to.be.at.least(highest);
-        const reader = await connect({ servers, connectTimeoutMs: 20_000 });
-        clients.push(reader);
+        const reader = await started.client(servers);
         await reader.ready(20_000);
         const lost = [...acked].filter(([key, { value }]) => reader.getString(key) !== value);
         expect(

@@ -4,15 +4,14 @@
  * before it takes a vote, and the other node rejoins.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type Client } from '../../src/index.js';
+import { connect } from '../../src/index.js';
 import {
   metric,
   pairOptions,
   pairPorts,
-  ServerProcess,
+  Started,
+  type ServerProcess,
   waitFor,
   within,
   type ServerProcessOptions,
@@ -20,21 +19,10 @@ import {
 
 describe('restart of both nodes (real processes, real data directories)', function () {
   this.timeout(180_000);
-  let procs: ServerProcess[] = [];
-  const clients: Client[] = [];
-  let dirs: string[] = [];
-
-  function start(options: ServerProcessOptions): ServerProcess {
-    const p = new ServerProcess(options);
-    procs.push(p);
-    return p;
-  }
-
-  async function client(servers: string[]): Promise<Client> {
-    const c = await connect({ servers, connectTimeoutMs: 20_000 });
-    clients.push(c);
-    return c;
-  }
+  const started = new Started();
+  const start = (options: ServerProcessOptions) => started.server(options);
+  const client = (servers: string[]) => started.client(servers);
+  afterEach(() => started.cleanup());
 
   /** A pair with a data directory each (default fsync mode). */
   async function pairWithData(): Promise<{
@@ -42,8 +30,7 @@ describe('restart of both nodes (real processes, real data directories)', functi
     backup: ServerProcess;
     servers: string[];
   }> {
-    const root = mkdtempSync(join(tmpdir(), 'twinstar-restart-'));
-    dirs.push(root);
+    const root = started.dir('twinstar-restart-');
     const options = pairOptions(await pairPorts());
     const primary = start({ ...options.primary, dataDir: join(root, 'primary') });
     const backup = start({ ...options.backup, dataDir: join(root, 'backup') });
@@ -52,14 +39,6 @@ describe('restart of both nodes (real processes, real data directories)', functi
     await waitFor(async () => (await primary.status()).degraded === false, 20_000, 'the passive to attach');
     return { primary, backup, servers: [primary.endpoint, backup.endpoint] };
   }
-
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    await Promise.all(procs.map((p) => p.kill()));
-    procs = [];
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-    dirs = [];
-  });
 
   it('the backup was the last active and the primary restarts first: the primary waits for it, and the backup’s newer writes win', async () => {
     const { primary, backup, servers } = await pairWithData();
@@ -87,7 +66,7 @@ describe('restart of both nodes (real processes, real data directories)', functi
     expect(await metric(primary.http, 'twinstar_unavailable', { reason: 'peer-unknown' })).to.equal(1);
     const early = connect({ servers: [primary.endpoint], connectTimeoutMs: 1_500 });
     const refused = await early.then(
-      (x) => (clients.push(x), 'connected'),
+      (x) => (started.track(x), 'connected'),
       (error: Error) => error.name,
     );
     expect(refused, 'a vote to the waiting primary').to.not.equal('connected');
