@@ -48,7 +48,8 @@ export interface Link {
 
 export type Transport = (server: ServerAddress, handlers: LinkHandlers) => Link;
 
-const SUBSCRIPTION_GRACE_MS = 20;
+/** plain CHP writes held until the collector's subscription arrives (as many as the PUB queues) */
+const PUB_WAITING_MAX = 100_000;
 /** a token older than this is not used for a new connection (servers honour them for >= 60 s) */
 const TOKEN_RENEW_MS = 30_000;
 const RENEW_CHECK_MS = 5_000;
@@ -105,7 +106,7 @@ class ZmqLink implements Link {
   /** following over the DEALER (TFOLLOW) rather than a SUB */
   private followingByRequest = false;
   private sub: zmq.Subscriber | undefined;
-  private pub: zmq.Publisher | undefined;
+  private pub: zmq.XPublisher | undefined;
   private pubOut: Outbox | undefined;
   private pubReady = false;
   private pubWaiting: Buffer[][] = [];
@@ -234,7 +235,7 @@ class ZmqLink implements Link {
   publish(frames: Buffer[]): void {
     if (this.closed) return;
     if (!this.pub) {
-      const pub = new zmq.Publisher({
+      const pub = new zmq.XPublisher({
         context: this.context,
         linger: 1000,
         sendTimeout: 0,
@@ -247,17 +248,28 @@ class ZmqLink implements Link {
       this.pub = pub;
       this.pubOut = new Outbox(pub, () => undefined);
       // A PUB drops everything until the collector's subscription has arrived (the slow-joiner
-      // problem of RFC 12 clients), so hold writes until the handshake and a moment after it.
-      pub.events.on('handshake', () => {
-        setTimeout(() => {
-          this.pubReady = true;
-          for (const waiting of this.pubWaiting.splice(0)) this.sendToCollector(waiting);
-        }, SUBSCRIPTION_GRACE_MS);
-      });
+      // problem of RFC 12 clients). An XPUB sees that subscription arrive, so writes wait for it
+      // instead of guessing a delay after the handshake, which lost writes on a loaded machine.
+      void this.watchCollector(pub);
       pub.connect(this.server.collector);
     }
     if (this.pubReady) this.sendToCollector(frames);
-    else this.pubWaiting.push(frames);
+    else if (this.pubWaiting.length < PUB_WAITING_MAX) this.pubWaiting.push(frames);
+  }
+
+  private async watchCollector(pub: zmq.XPublisher): Promise<void> {
+    try {
+      for await (const [message] of pub) {
+        if (this.closed) return;
+        // A subscription message is byte 1, then the prefix (a collector subscribes to everything).
+        if (message?.[0] === 1 && !this.pubReady) {
+          this.pubReady = true;
+          for (const waiting of this.pubWaiting.splice(0)) this.sendToCollector(waiting);
+        }
+      }
+    } catch {
+      // closed
+    }
   }
 
   private sendToCollector(frames: Buffer[]): void {
