@@ -3,7 +3,9 @@
  * a `Storage` (`MemoryStorage` unless the node opened a durable one). This is the face the server and the pair use; the sequencing itself is in
  * sequencer.ts, the map and its TTLs in kv-machine.ts, the log and dedupe window in storage.ts.
  */
-import { readAll, type Entry, type KvView } from '../kv/index.js';
+import { ArrayView, FilteredView, readAll, type Entry, type KvView } from '../kv/index.js';
+import { isReserved, RESERVED_PREFIX, type RetentionRule } from '../events/index.js';
+import { BusMachine } from './bus-machine.js';
 import { KvMachine, type KeyValueState } from './kv-machine.js';
 import { Sequencer, SequencerStage, type CommitResult, type ReplicateResult } from './sequencer.js';
 import type { Change } from './state-machine.js';
@@ -12,12 +14,18 @@ import type { Timeline } from './timeline.js';
 
 export { isDedupeUuid } from './uuid-window.js';
 export type { Change, CommitResult, ReplicateResult };
-export type StoreOptions = MemoryStorageOptions;
-export type StoreBuilder = SequencerStage<readonly [KvMachine]>;
+export type StoreOptions = MemoryStorageOptions & {
+  /** the event stream's retention rules (docs/events.md); none: events are kept without limit */
+  readonly retention?: readonly RetentionRule[];
+};
+type Machines = readonly [KvMachine, BusMachine];
+export type StoreBuilder = SequencerStage<Machines>;
 
 export class Store {
-  private readonly sequencer: Sequencer<readonly [KvMachine]>;
+  private readonly sequencer: Sequencer<Machines>;
   private failure: Error | undefined;
+  /** the sequence the store was loaded or last replaced at: key changes up to it are unknown */
+  private baseSequence: number;
 
   /**
    * `storage` defaults to a `MemoryStorage` with these options (today's behaviour). What the
@@ -29,7 +37,31 @@ export class Store {
     now = 0,
   ) {
     // A storage that keeps the values itself (lmdb) holds the map; otherwise it lives in memory.
-    this.sequencer = new Sequencer([new KvMachine(storage.keyValues?.())] as const, storage, now);
+    const kv = new KvMachine(storage.keyValues?.());
+    const bus = new BusMachine(options.retention ?? []);
+    this.sequencer = new Sequencer([kv, bus] as const, storage, now);
+    this.baseSequence = this.sequencer.sequence;
+    // The bus's entries live in the map (a durable one holds them from the last run): index them.
+    const reserved = kv.map.view(RESERVED_PREFIX);
+    try {
+      for (let run = reserved.next(10_000); run.length > 0; run = reserved.next(10_000)) bus.restore(run);
+    } finally {
+      reserved.close();
+    }
+  }
+
+  /**
+   * The sequence of the last key change (not an event of the bus), as far as this process knows:
+   * for what it loaded or installed, that whole sequence counts (the safe side: a client compares
+   * it with its own and resumes if it is behind).
+   */
+  get lastKeySequence(): number {
+    return Math.max(this.baseSequence, this.bus.lastKeySequence);
+  }
+
+  /** The event bus: the stream's index and the consumer groups (issue 16). */
+  get bus(): BusMachine {
+    return this.sequencer.machines[1];
   }
 
   /**
@@ -109,6 +141,7 @@ export class Store {
 
   replaceWith(builder: StoreBuilder, sequence: number): void {
     this.sequencer.replaceWith(builder, sequence);
+    this.baseSequence = sequence;
   }
 
   /**
@@ -125,6 +158,28 @@ export class Store {
    */
   view(prefix: string): { sequence: number; view: KvView } {
     return { sequence: this.sequence, view: this.map.view(prefix) };
+  }
+
+  /**
+   * `view`, as a client may see it: without the event bus's reserved keys (a client's subtree in
+   * that namespace sees nothing).
+   */
+  keysView(prefix: string): { sequence: number; view: KvView } {
+    if (isReserved(prefix)) return { sequence: this.sequence, view: new ArrayView([]) };
+    const { sequence, view } = this.view(prefix);
+    return { sequence, view: prefix === '' ? new FilteredView(view, isReserved) : view };
+  }
+
+  /** `changesSince`, as a client may see them: without the event bus's reserved keys. */
+  keyChangesSince(sequence: number, prefix = ''): Entry[] | undefined {
+    if (isReserved(prefix)) return [];
+    const changes = this.changesSince(sequence, prefix);
+    return prefix === '' && changes !== undefined ? changes.filter((e) => !isReserved(e.key)) : changes;
+  }
+
+  /** Keys in the map that clients see (the event bus's are not keys). */
+  get keyCount(): number {
+    return this.map.size - this.bus.reservedKeys;
   }
 
   /** The map's entries under a prefix at this point (fixed now, read across turns). */

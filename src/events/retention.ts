@@ -290,6 +290,19 @@ export class StreamIndex {
     if (newest !== undefined && newest > this.droppedThrough) this.droppedThrough = newest;
   }
 
+  /**
+   * Drops the event with this sequence if it is the oldest of its bucket (a retention delete the
+   * active sequenced, applied on the passive); false when no bucket starts with it.
+   */
+  dropIfOldest(sequence: number): boolean {
+    for (const bucket of this.buckets.values()) {
+      if (bucket.oldest?.sequence !== sequence) continue;
+      this.noteDropped([bucket.dropOldest()]);
+      return true;
+    }
+    return false;
+  }
+
   /** Sequence of the oldest event held (matching `pattern` when given), undefined when none. */
   first(pattern?: string): number | undefined {
     if (pattern !== undefined) return this.after(Number.NEGATIVE_INFINITY, pattern, 1)[0]?.sequence;

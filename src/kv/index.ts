@@ -1,4 +1,11 @@
 /** The key-value state machine: the server's map and the client's replica. */
 export { KvMap, type Entry } from './kvmap.js';
-export { HeldUpdates, Replica, type Change as ReplicaChange, type OfferResult } from './replica.js';
-export { ArrayView, eachRun, readAll, type KvView, type SizedKey } from './view.js';
+export {
+  HeldUpdates,
+  PREV_PROPERTY,
+  Replica,
+  withoutPrev,
+  type Change as ReplicaChange,
+  type OfferResult,
+} from './replica.js';
+export { ArrayView, FilteredView, eachRun, readAll, type KvView, type SizedKey } from './view.js';

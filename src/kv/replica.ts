@@ -80,6 +80,25 @@ export class HeldUpdates {
 
 const HELD_LIMIT = 100_000;
 
+/**
+ * The property a server adds to a published key change when the entry before it on the log was
+ * not a key change (an event of the bus, which clients never see): the sequence of the last key
+ * change before it, so that a replica of the whole map can still tell a missed update from an
+ * event it was never meant to see.
+ */
+export const PREV_PROPERTY = 'twinstar-prev';
+const PREV_LINE = `${PREV_PROPERTY}=`;
+
+/** The entry without the server's `twinstar-prev` line, and that line's sequence. */
+export function withoutPrev(entry: Entry): { entry: Entry; prev: number | undefined } {
+  const at = entry.properties.indexOf(PREV_LINE);
+  if (at < 0 || (at > 0 && entry.properties[at - 1] !== '\n')) return { entry, prev: undefined };
+  const end = entry.properties.indexOf('\n', at);
+  const prev = Number(entry.properties.slice(at + PREV_LINE.length, end < 0 ? undefined : end));
+  const properties = entry.properties.slice(0, at) + (end < 0 ? '' : entry.properties.slice(end + 1));
+  return { entry: { ...entry, properties }, prev: Number.isSafeInteger(prev) ? prev : undefined };
+}
+
 export class Replica {
   private readonly entries = new Map<string, Entry>();
   private seq = -1;
@@ -131,14 +150,16 @@ export class Replica {
    * A published update (KVPUB) or one entry of a resume. Held while syncing; otherwise applied if
    * newer than the replica.
    */
-  offer(entry: Entry): OfferResult {
+  offer(published: Entry): OfferResult {
+    const { entry, prev } = withoutPrev(published);
     if (!entry.key.startsWith(this.subtree)) return { changes: [], gap: false };
     if (this.syncing) {
       this.held.hold(entry);
       return { changes: [], gap: false };
     }
     if (entry.sequence <= this.seq) return { changes: [], gap: false };
-    if (this.subtree === '' && this.seq >= 0 && entry.sequence !== this.seq + 1) {
+    const missed = prev === undefined ? entry.sequence !== this.seq + 1 : prev > this.seq;
+    if (this.subtree === '' && this.seq >= 0 && missed) {
       // Something between our sequence and this one was missed. Applying this one would move our
       // sequence past the hole and a resume would never fetch it: hold it, and everything after
       // it, until the caller's resume fills the hole.

@@ -73,3 +73,40 @@ export async function readAll(view: KvView, keep: (entry: Entry) => boolean = ()
   });
   return out;
 }
+
+/**
+ * A view without the keys `skip` names (the event bus's reserved namespace, for clients): each
+ * run still has up to `max` entries, and is empty only once the view underneath is read out.
+ */
+export class FilteredView implements KvView {
+  constructor(
+    private readonly inner: KvView,
+    private readonly skip: (key: string) => boolean,
+  ) {}
+
+  next(max: number): Entry[] {
+    return this.collect(max, (n) => this.inner.next(n));
+  }
+
+  nextSizes(max: number): SizedKey[] {
+    return this.collect(max, (n) => this.inner.nextSizes(n));
+  }
+
+  private collect<T extends { key: string }>(max: number, read: (n: number) => T[]): T[] {
+    const out: T[] = [];
+    while (out.length < max) {
+      const run = read(max - out.length);
+      if (run.length === 0) break;
+      for (const item of run) if (!this.skip(item.key)) out.push(item);
+    }
+    return out;
+  }
+
+  again(): FilteredView {
+    return new FilteredView(this.inner.again(), this.skip);
+  }
+
+  close(): void {
+    this.inner.close();
+  }
+}

@@ -60,7 +60,7 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
     () => node.status().epoch,
   );
   gauge('twinstar_sequence', 'Current sequence number of the key-value state', () => node.store.sequence);
-  gauge('twinstar_keys', 'Keys in the map', () => node.store.map.size);
+  gauge('twinstar_keys', 'Keys in the map', () => node.store.keyCount);
   gauge('twinstar_peer_up', '1 while the peer has been heard within the failover timeout', () =>
     node.peerUp() ? 1 : 0,
   );

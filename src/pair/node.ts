@@ -247,7 +247,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       epoch: mode.epoch,
       term: this.timeline.term,
       sequence: this.store.sequence,
-      keys: this.store.map.size,
+      keys: this.store.keyCount,
       degraded: mode.degraded,
       replicationLag: mode.replicationLag,
       pending: this.pending.size,

@@ -5,7 +5,8 @@
  */
 import { encodeKvMsg } from '../wire/index.js';
 import { PublicationQueue } from '../core/index.js';
-import type { Entry } from '../kv/index.js';
+import { PREV_PROPERTY, type Entry } from '../kv/index.js';
+import { isReserved } from '../events/index.js';
 import { DRAIN_BUDGET_MS, type Outbox } from '../zmq/index.js';
 import type { Followers } from './followers.js';
 
@@ -18,18 +19,32 @@ export interface PublishingDeps {
   readonly followers: Followers;
   /** the highest sequence clients may see now (ServicePolicy.publishableUpTo) */
   publishableUpTo(): number;
+  /** the sequence of the last key change the store holds (a node that becomes active starts there) */
+  lastKeySequence?(): number;
+  /** an entry of the event bus's namespace passed the watermark: its subscribers may get it */
+  released?(entry: Entry): void;
 }
 
 export class Publishing {
   /** committed changes not yet published: clients only ever see what the passive holds */
   private readonly queue = new PublicationQueue<Entry>();
   private scheduled: NodeJS.Immediate | undefined;
+  /** the last key change published (events of the bus are sequenced but never published) */
+  private lastKey = 0;
 
   constructor(private readonly deps: PublishingDeps) {}
 
-  /** The sequence of the last change published (what the active's HUGZ carry). */
+  /** The sequence of the last change released (key changes and events). */
   get publishedSequence(): number {
     return this.queue.publishedSequence;
+  }
+
+  /**
+   * The sequence of the last key change published: what the active's HUGZ carry, so that a
+   * replica of the whole map compares its sequence with the key changes it could have seen.
+   */
+  get keySequence(): number {
+    return this.lastKey;
   }
 
   /**
@@ -55,7 +70,7 @@ export class Publishing {
     const started = performance.now();
     const outcome = this.queue.release(
       this.deps.publishableUpTo(),
-      (entry) => this.publish(encodeKvMsg(entry), entry.key),
+      (entry) => this.releaseOne(entry),
       (released) => {
         const backlog = routerOut.length > RELEASE_BACKLOG || pubOut.length > RELEASE_BACKLOG;
         return !backlog && !(released > 0 && performance.now() - started > DRAIN_BUDGET_MS);
@@ -66,6 +81,21 @@ export class Publishing {
         this.scheduled = undefined;
         this.release();
       });
+  }
+
+  /**
+   * A key change goes out, with the sequence of the key change before it when an event came in
+   * between (kv/replica.ts PREV_PROPERTY); an event goes to the bus's subscribers instead.
+   */
+  private releaseOne(entry: Entry): void {
+    if (isReserved(entry.key)) return this.deps.released?.(entry);
+    const prev = this.lastKey;
+    this.lastKey = entry.sequence;
+    const published =
+      prev === entry.sequence - 1
+        ? entry
+        : { ...entry, properties: `${entry.properties}${PREV_PROPERTY}=${prev}\n` };
+    this.publish(encodeKvMsg(published), entry.key);
   }
 
   /** To the publisher, and to every follower whose prefixes match and who may read the key. */
@@ -80,6 +110,7 @@ export class Publishing {
    */
   reset(sequence?: number): void {
     this.queue.reset(sequence);
+    if (sequence !== undefined) this.lastKey = this.deps.lastKeySequence?.() ?? sequence;
     clearImmediate(this.scheduled);
     this.scheduled = undefined;
   }

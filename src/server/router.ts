@@ -25,7 +25,7 @@ import type { RateLimitedLog } from '../log/index.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { ServerContext } from './context.js';
 import { serveChpSnapshot, serveNativeSync } from './handlers/snapshot.js';
-import { applyWrites, refuseUnwritable, refuseWrites, toChanges } from './handlers/write.js';
+import { applyWrites, refuseReserved, refuseUnwritable, refuseWrites, toChanges } from './handlers/write.js';
 import { follow, unfollow } from './handlers/follow.js';
 import { notActive, pong } from './handlers/ping.js';
 
@@ -89,6 +89,7 @@ export class RequestRouter {
       case 'TSET': {
         const now = ctx.now();
         const changes = toChanges(ctx, identity, request.reqId, request.writes, now);
+        if (refuseReserved(ctx, identity, request.reqId, changes)) return;
         if (principal && refuseUnwritable(ctx, identity, request.reqId, changes, principal)) return;
         if (!this.admitNative(identity, request.reqId, Native.SET)) return;
         return applyWrites(ctx, identity, request.reqId, changes, now);

@@ -24,6 +24,7 @@ import {
   NATIVE_VERSION,
 } from '../wire/index.js';
 import type { Entry } from '../kv/index.js';
+import { isReserved } from '../events/index.js';
 import { newUuid, type Change, type CommitResult, type ReplicateResult, type Store } from '../core/index.js';
 import { errorCode } from '../zmq/index.js';
 import { SnapshotStreams } from './snapshot-streams.js';
@@ -141,6 +142,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       routerOut: sockets.routerOut,
       followers: this.followers,
       publishableUpTo: () => options.policy.publishableUpTo(),
+      lastKeySequence: () => options.store.lastKeySequence,
+      released: (entry) => this.emit('event-released', entry),
     });
     this.router = new RequestRouter(this.context(), {
       guard: options.guard,
@@ -213,7 +216,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private sendHugz(): void {
     if (this.closed) return;
     if (this.sequencing())
-      return this.publishing.publish(encodeHugz(this.publishing.publishedSequence, this.advertised));
+      return this.publishing.publish(encodeHugz(this.publishing.keySequence, this.advertised));
     // Not serving: say so, so that a client still following this node looks for the active at
     // once instead of taking these HUGZ for the active's.
     const state = this.active ? 'FENCED' : this.options.policy.stateName();
@@ -306,6 +309,10 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       change = toChange(msg, now, this.options.limits); // also validates the TTL property
     } catch (error) {
       this.drop('collector', error, frames.length);
+      return;
+    }
+    if (isReserved(msg.key)) {
+      this.emit('dropped', 'collector', 'reserved-key');
       return;
     }
     if (!this.sequencing()) {

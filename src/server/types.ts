@@ -60,6 +60,8 @@ export interface ServerEvents {
   'stream-refused': [reason: StreamRefusal];
   /** these writes were acknowledged to the client that sent them */
   acknowledged: [changes: readonly Change[], durability: Durability];
+  /** an event of the bus (or a group slot write) passed the publication watermark */
+  'event-released': [entry: Entry];
 }
 
 export type DropReason =
@@ -72,7 +74,8 @@ export type DropReason =
   | 'busy'
   | 'stalled'
   | 'unauthenticated'
-  | 'access-denied';
+  | 'access-denied'
+  | 'reserved-key';
 
 /** How much one client may ask for and how much the server queues for it. */
 export interface ServerQuotas {

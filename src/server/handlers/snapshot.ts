@@ -36,7 +36,7 @@ export function serveChpSnapshot(
   let taken: KvView | undefined;
   const ending = ctx.streams.serve(identity.toString('latin1'), async () => {
     // The point-in-time view and its sequence are fixed now; it is read a run at a time.
-    const { sequence, view } = ctx.store.view(subtree);
+    const { sequence, view } = ctx.store.keysView(subtree);
     taken = view;
     if (!(await whenPublishable(ctx, sequence, generation))) return undefined;
     // One KVSYNC per entry: identity and five frames, the entry's bytes in them.
@@ -89,7 +89,7 @@ export function serveNativeSync(
   if (request.command === Native.RESUME) {
     const { fromSequence, term: fromTerm } = request;
     if (ctx.policy.onTimeline(fromSequence, fromTerm))
-      changes = ctx.store.changesSince(fromSequence, subtree);
+      changes = ctx.store.keyChangesSince(fromSequence, subtree);
   }
   const kind = changes === undefined ? 'snapshot' : 'resume';
   let count = 0;
@@ -100,7 +100,7 @@ export function serveNativeSync(
       // The point-in-time view and its sequence are fixed now; it is read a run at a time.
       const { sequence, view } = changes
         ? { sequence: resumedAt, view: new ArrayView(changes) }
-        : ctx.store.view(subtree);
+        : ctx.store.keysView(subtree);
       taken = view;
       if (!(await whenPublishable(ctx, sequence, generation))) return undefined;
       const keep = readable(principal);

@@ -12,6 +12,7 @@ import {
   type PackedEntry,
 } from '../../wire/index.js';
 import type { Change } from '../../core/index.js';
+import { isReserved } from '../../events/index.js';
 import type { ServerContext } from '../context.js';
 
 /**
@@ -70,6 +71,28 @@ export function refuseUnwritable(
     reason: 'access-denied',
     message: `client ${principal.name} may not write ${JSON.stringify(first.slice(0, 200))}`,
     refused,
+  });
+  return true;
+}
+
+/**
+ * Keys in the event bus's reserved namespace (a leading NUL) are the server's own: a batch with
+ * one is refused whole with TERROR 'reserved-key'. False when there is none.
+ */
+export function refuseReserved(
+  ctx: ServerContext,
+  identity: Buffer,
+  reqId: number,
+  changes: readonly Change[],
+): boolean {
+  const bad = changes.find((change) => isReserved(change.key));
+  if (bad === undefined) return false;
+  ctx.events.emit('dropped', 'snapshot', 'reserved-key');
+  ctx.reply(identity, {
+    command: 'TERROR',
+    reqId,
+    reason: 'reserved-key',
+    message: `key ${JSON.stringify(bad.key.slice(0, 80))} starts with a NUL byte, the namespace the event bus keeps for itself`,
   });
   return true;
 }
