@@ -12,3 +12,4 @@ export {
   type ServerConfig,
   type LoadOptions,
 } from './load.js';
+export { retentionRules, DEFAULT_RETENTION } from './events-schema.js';

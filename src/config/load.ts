@@ -10,6 +10,7 @@ import { maxEntryBytes, type Limits } from '../wire/index.js';
 import { ConfigError } from '../errors.js';
 import type { ServerQuotas } from '../server/index.js';
 import { schema } from './schema.js';
+import type { EventConfig } from './events-schema.js';
 
 export type Role = 'single' | 'primary' | 'backup';
 
@@ -29,7 +30,7 @@ convict.addFormat({
 });
 
 /** Every setting; the server's quotas (snapshot rates, queues, stream caps) are named as it names them. */
-export interface ServerConfig extends ServerQuotas {
+export interface ServerConfig extends ServerQuotas, EventConfig {
   role: Role;
   name: string;
   host: string;

@@ -11,6 +11,7 @@
 import { DEFAULT_LIMITS } from '../wire/index.js';
 import { DEFAULT_QUOTAS } from '../server/index.js';
 import { DEFAULT_SESSION_LIFETIME_MS } from '../security/index.js';
+import { eventSchema } from './events-schema.js';
 
 const hostPort = (value: unknown) => {
   if (value === null) return;
@@ -379,6 +380,7 @@ export const schema = {
     env: 'TWINSTAR_CLIENTS_FILE',
     arg: 'clients-file',
   },
+  ...eventSchema,
 };
 
 /** Flag name, environment variable, default and doc of every setting, for --help and docs. */

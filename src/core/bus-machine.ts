@@ -21,6 +21,12 @@ import {
   parseOp,
   parseSlot,
   GROUP_PREFIX,
+  configSlot,
+  memberSlot,
+  opProperties,
+  pendingSlot,
+  type GroupOp,
+  type SlotOp,
   type GroupConfig,
   type GroupJson,
   type PendingJson,
@@ -30,9 +36,20 @@ import type { DueChange, StateMachine } from './state-machine.js';
 
 const EMPTY = Buffer.alloc(0);
 
+function slotChange(key: string, op: SlotOp, value: unknown): DueChange {
+  return {
+    key,
+    properties: opProperties(op),
+    body: value === undefined ? EMPTY : Buffer.from(JSON.stringify(value)),
+    expiresAt: 0,
+  };
+}
+
 /** The body of a group's config slot. */
 export interface GroupRecord {
   readonly config: GroupConfig;
+  /** the subscribe pattern every member of the group uses */
+  readonly pattern: string;
   readonly cursor: number;
 }
 
@@ -59,6 +76,8 @@ export class BusMachine implements StateMachine {
   /** events retention dropped from the index whose entries the map still holds */
   private readonly unreclaimed = new Set<number>();
   private restoring: Restoring | undefined;
+  /** each group's pattern, from its config slot */
+  private readonly patterns = new Map<string, string>();
   private lastEvent = 0;
   private lastKey = 0;
 
@@ -80,6 +99,71 @@ export class BusMachine implements StateMachine {
   get reservedKeys(): number {
     this.settle();
     return this.stream.size + this.unreclaimed.size + this.slots.size;
+  }
+
+  /** A group's subscribe pattern. */
+  patternOf(group: string): string | undefined {
+    this.settle();
+    return this.patterns.get(group);
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // The changes the active sequences (pure: what to write; the server commits them).
+
+  /** A new group at `cursor` (events after it are its to consider). */
+  createChange(config: GroupConfig, pattern: string, cursor: number): DueChange {
+    const record: GroupRecord = { config, pattern, cursor };
+    return slotChange(configSlot(config.name), { type: 'create' }, record);
+  }
+
+  /** The group's cursor as it is now, persisted (after deliveries moved it). */
+  cursorChange(name: string): DueChange | undefined {
+    const group = this.groups.get(name);
+    const pattern = this.patterns.get(name);
+    if (group === undefined || pattern === undefined) return undefined;
+    const record: GroupRecord = { config: group.config, pattern, cursor: group.considered };
+    return slotChange(configSlot(name), { type: 'cursor' }, record);
+  }
+
+  /** The slot write for one op of a group, its value as the op leaves it. */
+  opChange(name: string, op: GroupOp): DueChange {
+    const group = this.groups.get(name);
+    const before = 'event' in op ? group?.pendingOf(op.event) : undefined;
+    const pending = (event: number, record: PendingRecord | undefined) =>
+      slotChange(pendingSlot(name, event), op, record);
+    switch (op.type) {
+      case 'join':
+        return slotChange(memberSlot(name, op.member), op, { since: op.at });
+      case 'leave':
+        return slotChange(memberSlot(name, op.member), op, undefined);
+      case 'deliver':
+        return pending(op.event, { d: (before?.deliveries ?? 0) + 1, m: op.member, at: op.deadline });
+      case 'nak':
+        return pending(op.event, { d: before?.deliveries ?? 1, m: null, at: op.notBefore });
+      case 'working':
+        return pending(op.event, { d: before?.deliveries ?? 1, m: op.member, at: op.deadline });
+      case 'expire':
+        return pending(op.event, { d: before?.deliveries ?? 1, m: null, at: before?.at ?? 0 });
+      case 'ack':
+      case 'term':
+      case 'dead-letter':
+        return pending(op.event, undefined);
+      case 'advance': {
+        const record: GroupRecord = {
+          config: group!.config,
+          pattern: this.patterns.get(name) ?? '>',
+          cursor: op.upTo,
+        };
+        return slotChange(configSlot(name), op, record);
+      }
+    }
+  }
+
+  /** Deletes for every slot of an abandoned group, its config slot last. */
+  deleteChanges(name: string): DueChange[] {
+    const out = this.slotsOf(name).map((key) => slotChange(key, { type: 'forget' }, undefined));
+    out.push(slotChange(configSlot(name), { type: 'delete' }, undefined));
+    return out;
   }
 
   /** The slot keys of one group, for deleting it. */
@@ -104,7 +188,7 @@ export class BusMachine implements StateMachine {
     const slot = parseSlot(entry.key);
     if (slot === undefined) return;
     if (entry.body.length === 0) this.slots.delete(entry.key);
-    else if (slot.kind !== 'config') this.slots.add(entry.key);
+    else this.slots.add(entry.key);
     const op = parseOp(entry.properties);
     if (op === undefined) return;
     switch (op.type) {
@@ -113,10 +197,12 @@ export class BusMachine implements StateMachine {
         const group = new GroupMachine(record.config);
         if (record.cursor > 0) group.apply({ type: 'advance', upTo: record.cursor });
         this.groupMap.set(slot.group, group);
+        this.patterns.set(slot.group, record.pattern);
         return;
       }
       case 'delete':
         this.groupMap.delete(slot.group);
+        this.patterns.delete(slot.group);
         return;
       case 'cursor':
       case 'forget':
@@ -169,18 +255,17 @@ export class BusMachine implements StateMachine {
       const slot = parseSlot(entry.key);
       if (slot === undefined) continue;
       const body = JSON.parse(entry.body.toString()) as unknown;
+      this.slots.add(entry.key);
       if (slot.kind === 'config') r.configs.set(slot.group, body as GroupRecord);
       else if (slot.kind === 'member') {
         const members = r.members.get(slot.group) ?? new Map<string, number>();
         members.set(slot.id, (body as { since: number }).since);
         r.members.set(slot.group, members);
-        this.slots.add(entry.key);
       } else {
         const p = body as PendingRecord;
         const list = r.pending.get(slot.group) ?? [];
         list.push({ event: Number.parseInt(slot.id, 16), deliveries: p.d, member: p.m, at: p.at });
         r.pending.set(slot.group, list);
-        this.slots.add(entry.key);
       }
     }
   }
@@ -205,6 +290,7 @@ export class BusMachine implements StateMachine {
         counters: { acked: 0, termed: 0, deadLetters: 0, redeliveries: 0, ignored: 0 },
       };
       this.groupMap.set(name, GroupMachine.fromJSON(json));
+      this.patterns.set(name, record.pattern);
     }
   }
 

@@ -170,6 +170,22 @@ export class GroupMachine {
     return true;
   }
 
+  /** An event the group holds (in flight or waiting), as plain data; undefined when it holds none. */
+  pendingOf(event: number): { deliveries: number; member: string | null; at: number } | undefined {
+    const p = this.pending.get(event);
+    return p === undefined ? undefined : { ...p };
+  }
+
+  /** Whether this member is in the group. */
+  hasMember(member: string): boolean {
+    return this.members.has(member);
+  }
+
+  /** The members' ids. */
+  memberIds(): string[] {
+    return [...this.members.keys()];
+  }
+
   /** The event if `member` holds it now. */
   private held(event: number, member: string): Pending | undefined {
     const p = this.pending.get(event);
@@ -188,8 +204,15 @@ export class GroupMachine {
    * The ops the active should sequence at `now`, in order (asked on the active only; nothing
    * changes until they are applied). `max` bounds how many. Call it after every applied op that
    * frees room or adds work (publish, join, leave, ack, nak, term) and when `nextDeadline()` passes.
+   * `eligible` says which members may take events now; the others count as full (the node passes
+   * over a member whose client it cannot reach yet, as just after a failover).
    */
-  decide(now: number, stream: StreamView = { candidates: [], upTo: 0 }, max = Infinity): GroupOp[] {
+  decide(
+    now: number,
+    stream: StreamView = { candidates: [], upTo: 0 },
+    max = Infinity,
+    eligible: (member: string) => boolean = () => true,
+  ): GroupOp[] {
     const ops: GroupOp[] = [];
     const full = () => ops.length >= max;
     const load = new Map<string, number>();
@@ -201,7 +224,12 @@ export class GroupMachine {
     const assign = (event: number, avoid?: string): boolean => {
       let best: string | undefined;
       for (const [id, n] of load)
-        if (n < this.config.maxAckPending && (best === undefined || before(id, best, avoid) < 0)) best = id;
+        if (
+          n < this.config.maxAckPending &&
+          eligible(id) &&
+          (best === undefined || before(id, best, avoid) < 0)
+        )
+          best = id;
       if (best === undefined) return false;
       load.set(best, load.get(best)! + 1);
       ops.push({ type: 'deliver', event, member: best, deadline });

@@ -17,7 +17,7 @@ import { MemoryStorage, Store, digestOf, type Digest, type MemoryStorageOptions 
 import type { Durability, KvMsg } from '../wire/index.js';
 import type { State } from '../fsm/index.js';
 import * as zmq from 'zeromq';
-import { limitsOf, type ServerConfig } from '../config/index.js';
+import { limitsOf, retentionRules, type ServerConfig } from '../config/index.js';
 import { ZapHandler } from '../security/index.js';
 import { RateLimitedLog, type Logger } from '../log/index.js';
 import { PendingList } from './pending.js';
@@ -87,7 +87,11 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     };
     // What the storage holds is loaded here (entries, sequence, terms and epoch, dedupe window).
     this.storage = options.openStorage?.(storeOptions) ?? new MemoryStorage(storeOptions);
-    this.store = new Store(storeOptions, this.storage, this.now());
+    this.store = new Store(
+      { ...storeOptions, retention: retentionRules(config.eventRetention) },
+      this.storage,
+      this.now(),
+    );
     this.server = new CloneServer({
       host: config.host,
       port: config.port,
@@ -101,6 +105,12 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       now: this.now,
       context,
       guard,
+      events: {
+        memberTimeoutMs: config.eventMemberTimeoutMs,
+        ackWaitMs: config.eventAckWaitMs,
+        maxDeliver: config.eventMaxDeliver,
+        maxAckPending: config.eventMaxAckPending,
+      },
     });
     const parts: NodeParts = {
       config,

@@ -11,7 +11,13 @@
  *
  * Rules are key prefixes, as CHP subtrees are: "/billing/" covers every key that starts with it.
  * "*" covers every key. An empty list grants nothing.
+ *
+ * The event bus (docs/events.md) has its own optional lists, of topic prefixes, token-aligned:
+ * "publish": ["orders"] lets the client publish on `orders` and `orders.created`, not `ordersx`;
+ * "subscribe": ["orders"] lets it subscribe to patterns whose literal prefix lies under `orders`
+ * (`orders.*`, `orders.created`), not `>`. "*" covers every topic; a missing list grants nothing.
  */
+import { underPrefix } from '../events/index.js';
 import { isKey } from './keys.js';
 
 export const EVERYTHING = '*';
@@ -25,9 +31,21 @@ export class Principal {
     readonly publicKey: string,
     readonly read: readonly string[],
     readonly write: readonly string[],
+    readonly publish: readonly string[] = [],
+    readonly subscribe: readonly string[] = [],
   ) {
     this.readsEverything = read.includes(EVERYTHING);
     this.writesEverything = write.includes(EVERYTHING);
+  }
+
+  /** Whether the client may publish an event on `topic`. */
+  canPublish(topic: string): boolean {
+    return this.publish.some((prefix) => prefix === EVERYTHING || underPrefix(prefix, topic));
+  }
+
+  /** Whether the client may subscribe to a pattern whose literal prefix (`prefixOf`) is `prefix`. */
+  canSubscribe(prefix: string): boolean {
+    return this.subscribe.some((granted) => granted === EVERYTHING || underPrefix(granted, prefix));
   }
 
   canRead(key: string): boolean {
@@ -49,7 +67,9 @@ export class Principal {
       other !== undefined &&
       other.name === this.name &&
       other.read.join('\0') === this.read.join('\0') &&
-      other.write.join('\0') === this.write.join('\0')
+      other.write.join('\0') === this.write.join('\0') &&
+      other.publish.join('\0') === this.publish.join('\0') &&
+      other.subscribe.join('\0') === this.subscribe.join('\0')
     );
   }
 }
@@ -76,7 +96,7 @@ export class AccessList {
     const byKey = new Map<string, Principal>();
     clients.forEach((entry: unknown, i) => {
       const at = `${source}: clients[${i}]`;
-      const { name, publicKey, read, write } = (entry ?? {}) as Record<string, unknown>;
+      const { name, publicKey, read, write, publish, subscribe } = (entry ?? {}) as Record<string, unknown>;
       if (typeof name !== 'string' || name === '') throw new AccessListError(`${at} needs a "name"`);
       if (!isKey(publicKey))
         throw new AccessListError(`${at} (${name}): "publicKey" is not a CURVE key (40 characters of Z85)`);
@@ -88,6 +108,8 @@ export class AccessList {
           publicKey,
           rules(read, `${at} (${name}).read`),
           rules(write, `${at} (${name}).write`),
+          publish === undefined ? [] : rules(publish, `${at} (${name}).publish`, 'topic'),
+          subscribe === undefined ? [] : rules(subscribe, `${at} (${name}).subscribe`, 'topic'),
         ),
       );
     });
@@ -108,9 +130,9 @@ export class AccessList {
   }
 }
 
-function rules(value: unknown, at: string): string[] {
+function rules(value: unknown, at: string, of = 'key'): string[] {
   if (!Array.isArray(value) || !value.every((p) => typeof p === 'string')) {
-    throw new AccessListError(`${at} must be a list of key prefixes (use [] for none, ["*"] for all)`);
+    throw new AccessListError(`${at} must be a list of ${of} prefixes (use [] for none, ["*"] for all)`);
   }
   return value as string[];
 }

@@ -27,11 +27,17 @@ import type { ServerContext } from './context.js';
 import { serveChpSnapshot, serveNativeSync } from './handlers/snapshot.js';
 import { applyWrites, refuseReserved, refuseUnwritable, refuseWrites, toChanges } from './handlers/write.js';
 import { follow, unfollow } from './handlers/follow.js';
+import { ackEvents, publishEvents, subscribeEvents, unsubscribeEvents } from './handlers/events.js';
+import type { Dispatcher } from './dispatcher.js';
 import { notActive, pong } from './handlers/ping.js';
 
 export interface RouterDeps {
   readonly guard: Guard | undefined;
   readonly bounds: RequestBounds;
+  /** the event bus's delivery engine (subscriptions, acks, liveness) */
+  readonly dispatcher: Dispatcher;
+  /** events a fan-out subscription may have unseen when it does not say (maxAckPending) */
+  readonly eventWindow: number;
   /** snapshot and resume requests per client */
   readonly snapshotLimiter: RateLimiter;
   readonly warnings: RateLimitedLog;
@@ -65,6 +71,7 @@ export class RequestRouter {
         if (error instanceof NativeMsgError) this.answerMalformed(identity, error);
         throw error;
       }
+      this.deps.dispatcher.heardFrom(identity);
       this.dispatch(identity, request, principal);
     } catch (error) {
       this.deps.drop(error, args.length + 1);
@@ -108,6 +115,31 @@ export class RequestRouter {
         return follow(ctx, identity, request.prefixes, principal);
       case 'TUNFOLLOW':
         return unfollow(ctx, identity);
+      case 'TEPUB':
+        if (!this.admitNative(identity, request.reqId, Native.EVENT_PUBLISH)) return;
+        return publishEvents(ctx, identity, request.reqId, request.events, principal);
+      case 'TESUB': {
+        if (!this.admitNative(identity, request.reqId, Native.EVENT_SUBSCRIBE)) return;
+        const { reqId, subId, pattern, options } = request;
+        const { dispatcher, eventWindow } = this.deps;
+        return subscribeEvents(
+          ctx,
+          dispatcher,
+          identity,
+          reqId,
+          subId,
+          pattern,
+          options,
+          principal,
+          eventWindow,
+        );
+      }
+      case 'TEUNSUB':
+        if (!this.admitNative(identity, request.reqId, Native.EVENT_UNSUBSCRIBE)) return;
+        return unsubscribeEvents(ctx, this.deps.dispatcher, identity, request.reqId, request.subId);
+      case 'TEACK':
+        if (!this.admitNative(identity, request.reqId, Native.EVENT_ACK)) return;
+        return ackEvents(ctx, this.deps.dispatcher, identity, request.reqId, request.subId, request.acks);
     }
   }
 

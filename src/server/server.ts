@@ -33,10 +33,12 @@ import { ServerSockets } from './sockets.js';
 import { Followers } from './followers.js';
 import { Publishing } from './publishing.js';
 import { RequestRouter } from './router.js';
+import { Dispatcher } from './dispatcher.js';
 import type { ServerContext } from './context.js';
 import { toChange } from './handlers/write.js';
 import {
   DEFAULT_QUOTAS,
+  EVENT_DEFAULTS,
   type ChangeSource,
   type CloneServerOptions,
   type DropReason,
@@ -56,6 +58,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private readonly followers: Followers;
   private readonly publishing: Publishing;
   private readonly router: RequestRouter;
+  private readonly dispatcher: Dispatcher;
   private readonly quotas: ServerQuotas;
   private readonly warnings: RateLimitedLog;
   private readonly now: () => number;
@@ -143,9 +146,28 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       followers: this.followers,
       publishableUpTo: () => options.policy.publishableUpTo(),
       lastKeySequence: () => options.store.lastKeySequence,
-      released: (entry) => this.emit('event-released', entry),
+      released: (entry) => {
+        this.emit('event-released', entry);
+        this.dispatcher.released();
+      },
     });
-    this.router = new RequestRouter(this.context(), {
+    const events = options.events ?? EVENT_DEFAULTS;
+    const context = this.context();
+    this.dispatcher = new Dispatcher(
+      context,
+      {
+        memberTimeoutMs: events.memberTimeoutMs,
+        defaults: {
+          ackWaitMs: events.ackWaitMs,
+          maxDeliver: events.maxDeliver,
+          maxAckPending: events.maxAckPending,
+        },
+      },
+      () => this.publishing.publishedSequence,
+    );
+    this.router = new RequestRouter(context, {
+      dispatcher: this.dispatcher,
+      eventWindow: events.maxAckPending,
       guard: options.guard,
       bounds: {
         limits: options.limits,
@@ -245,9 +267,11 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     const serving = active && !this.closed;
     this.publishing.reset(serving ? this.store.sequence : undefined);
     this.followers.clear();
+    this.dispatcher.stop();
     clearInterval(this.ttlTimer);
     this.ttlTimer = undefined;
     if (!serving) return;
+    this.dispatcher.start();
     this.ttlTimer = setInterval(() => this.expireTtl(), Math.min(100, this.options.heartbeatMs));
     this.sendHugz();
     this.expireTtl();
@@ -283,7 +307,14 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   /** The allow-list changed: rights a client held may be gone, so it must earn them again. */
   revoke(): Promise<void> {
     // A follower was admitted under the old list: it resyncs, and follows again under the new one.
-    return this.sockets.revoke(() => this.followers.clear());
+    return this.sockets.revoke(() => {
+      this.followers.clear();
+      // Subscriptions were admitted under the old list too: their clients subscribe again.
+      if (this.active) {
+        this.dispatcher.stop();
+        this.dispatcher.start();
+      }
+    });
   }
 
   /** Sequencing is allowed: active, and not fenced by a meeting with another active. */

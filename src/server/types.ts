@@ -43,7 +43,7 @@ export interface ServicePolicy {
 export type Admission =
   { readonly accepted: true } | { readonly accepted: false; readonly reason: NotActiveReason };
 
-export type ChangeSource = 'collector' | 'native' | 'ttl' | 'pending';
+export type ChangeSource = 'collector' | 'native' | 'ttl' | 'pending' | 'bus';
 export type SocketName = 'snapshot' | 'collector';
 export type SnapshotKind = 'chp' | 'native' | 'resume';
 
@@ -140,4 +140,23 @@ export interface CloneServerOptions {
   context?: zmq.Context;
   /** with a guard, every socket is a CURVE server and every request is checked (docs/security.md) */
   guard?: Guard;
+  /** the event bus's settings (docs/events.md); defaults: EVENT_DEFAULTS */
+  events?: EventSettings;
 }
+
+/** How the active delivers events. */
+export interface EventSettings {
+  /** a group member (or fan-out subscriber) not heard for this long is gone */
+  readonly memberTimeoutMs: number;
+  /** group settings a subscription does not give (JetStream's defaults, but maxDeliver) */
+  readonly ackWaitMs: number;
+  readonly maxDeliver: number;
+  readonly maxAckPending: number;
+}
+
+export const EVENT_DEFAULTS: EventSettings = {
+  memberTimeoutMs: 5_000,
+  ackWaitMs: 30_000,
+  maxDeliver: 10,
+  maxAckPending: 1_000,
+};

@@ -12,7 +12,7 @@ import {
   type PackedEntry,
 } from '../../wire/index.js';
 import type { Change } from '../../core/index.js';
-import { isReserved } from '../../events/index.js';
+import { eventKey, isReserved } from '../../events/index.js';
 import type { ServerContext } from '../context.js';
 
 /**
@@ -108,7 +108,9 @@ export function applyWrites(
   const failure = ctx.policy.storageFailure?.();
   if (failure) return refuseForStorage(ctx, identity, reqId, failure);
   const sequences = changes.map((change) => {
-    const result = ctx.commit(change, 'native', now);
+    // An event (handlers/events.ts) is named by its own sequence: its key is taken at commit.
+    const named = change.key === '' ? { ...change, key: eventKey(ctx.store.sequence + 1) } : change;
+    const result = ctx.commit(named, 'native', now);
     return result.duplicate ? result.sequence : result.entry.sequence;
   });
   let highest = 0; // a loop, not Math.max(...sequences): a spread of 120k+ overflows the stack

@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
+import { Dispatcher } from '../../../src/server/dispatcher.js';
 import { RequestRouter } from '../../../src/server/router.js';
 import { Followers } from '../../../src/server/followers.js';
 import { SnapshotStreams } from '../../../src/server/snapshot-streams.js';
@@ -129,7 +130,14 @@ function harness(options: Options = {}) {
     connectionNotice: () => undefined,
     principalOf: (identity: Buffer) => options.guard!.get(identity.toString()),
   };
+  const dispatcher = new Dispatcher(
+    ctx,
+    { memberTimeoutMs: 5_000, defaults: { ackWaitMs: 30_000, maxDeliver: 10, maxAckPending: 1_000 } },
+    () => store.sequence,
+  );
   const router = new RequestRouter(ctx, {
+    dispatcher,
+    eventWindow: 1_000,
     guard: guard as unknown as Guard | undefined,
     bounds: { limits, maxSubtreeBytes: quotas.maxSubtreeBytes, maxFollowPrefixes: quotas.maxFollowPrefixes },
     snapshotLimiter: new RateLimiter(quotas.snapshotsPerSecond, () => 1_000),

@@ -1,0 +1,89 @@
+/**
+ * What the dispatcher (dispatcher.ts) keeps of a subscription, the requests it takes, and how an
+ * event goes out in a TEVT. Pure: no sockets, no clock.
+ */
+import type { GroupConfig } from '../events/index.js';
+import { headerLines } from '../events/index.js';
+import type { Entry } from '../kv/index.js';
+import type { PackedEntry } from '../wire/index.js';
+
+export type From = 'new' | 'first' | number;
+
+export interface SubscribeRequest {
+  readonly subId: number;
+  readonly pattern: string;
+  readonly member: string;
+  readonly from: From;
+  readonly group?: {
+    readonly name: string;
+    readonly ackWaitMs?: number;
+    readonly maxDeliver?: number;
+    readonly maxAckPending?: number;
+    readonly durable?: boolean;
+  };
+  /** fan-out: events sent and not yet taken, at most */
+  readonly window: number;
+}
+
+export interface Subscriber {
+  readonly member: string;
+  identity: Buffer;
+  subId: number;
+  readonly pattern: string;
+  readonly group: string | undefined;
+  /** fan-out: the last sequence sent, and those sent and not yet taken */
+  cursor: number;
+  readonly unseen: number[];
+  readonly window: number;
+}
+
+/** Why a subscription was refused: a TERROR reason and message. */
+export class SubscribeError extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function subKey(identity: Buffer, subId: number): string {
+  return `${identity.toString('latin1')}\n${subId}`;
+}
+
+export function orphanKey(group: string, member: string): string {
+  return `${group}\n${member}`;
+}
+
+export function topicOf(entry: Entry): string {
+  const line = entry.properties.split('\n').find((l) => l.startsWith('t='));
+  return line === undefined ? '' : line.slice(2);
+}
+
+/** An event as TEVT carries it: the topic as key, the headers as properties. */
+export function delivered(sequence: number, entry: Entry): PackedEntry {
+  return {
+    key: topicOf(entry),
+    sequence,
+    uuid: entry.uuid,
+    properties: headerLines(entry.properties),
+    body: entry.body,
+    expiresAt: 0,
+  };
+}
+
+export function checkSame(
+  name: string,
+  config: GroupConfig,
+  pattern: string,
+  request: SubscribeRequest,
+): void {
+  const asked = request.group!;
+  const differs: string[] = [];
+  if (pattern !== request.pattern) differs.push(`pattern ${pattern}`);
+  for (const field of ['ackWaitMs', 'maxDeliver', 'maxAckPending', 'durable'] as const)
+    if (asked[field] !== undefined && asked[field] !== config[field])
+      differs.push(`${field} ${config[field]}`);
+  if (differs.length > 0)
+    throw new SubscribeError('group-mismatch', `group ${name} exists with ${differs.join(', ')}`);
+}
