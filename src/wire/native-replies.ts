@@ -25,13 +25,25 @@ import {
   type NotActiveReason,
 } from './native-types.js';
 import { rethrown } from './native-requests.js';
+import {
+  decodeCounts,
+  decodeDeliveredEvents,
+  decodeNameValues,
+  encodeCounts,
+  encodeEvents,
+  encodeNameValues,
+  encodeSubId,
+} from './native-events.js';
 
 const frame = (text: string): Buffer => Buffer.from(text);
 const TPUB = commandFrame(Native.PUBLISH);
+const TEVT = commandFrame(Native.EVENT);
 
 /** The frames of a reply, as a server sends them after the client's routing id. */
 export function encodeReply(reply: NativeReply): Buffer[] {
   if (reply.command === 'TPUB') return encodePublication(encodeKvMsg(reply.msg));
+  if (reply.command === 'TEVT')
+    return [TEVT, encodeSubId(reply.subId), encodeEvents(reply.events), encodeCounts(reply.counts)];
   const head = [commandFrame(reply.command), encodeRequestId(reply.reqId)];
   switch (reply.command) {
     case 'TSYNC':
@@ -61,6 +73,8 @@ export function encodeReply(reply: NativeReply): Buffer[] {
       if (reply.heartbeatMs !== undefined) out.push(frame(String(reply.heartbeatMs)), frame(reply.history));
       return out;
     }
+    case 'TEOK':
+      return [...head, encodeNameValues(reply.info)];
   }
 }
 
@@ -88,6 +102,8 @@ const REPLY_FRAMES = new Map<string, readonly [number, number]>([
   ['TNOTACTIVE', [3, 4]],
   ['TERROR', [4, 6]],
   ['TPONG', [5, 7]],
+  ['TEOK', [3, 3]],
+  ['TEVT', [4, 4]],
 ]);
 
 const DURABILITY: ReadonlySet<string> = new Set<Durability>(['replicated', 'degraded', 'single']);
@@ -118,11 +134,16 @@ export function decodeReply(frames: readonly Buffer[], limits: Limits = DEFAULT_
   const range = REPLY_FRAMES.get(command); // a Map: no prototype keys (a command 'constructor')
   if (range === undefined)
     throw new NativeMsgError('unknown-command', `unknown reply ${JSON.stringify(command.slice(0, 32))}`);
+  // TEVT's second frame is a subscription id, in the same 4-byte form as a request id
   const reqId = decodeRequestId(frames[1]);
   const fail = (reason: DecodeReason, detail: string): never => {
     throw new NativeMsgError(reason, detail, command, reqId);
   };
-  if (reqId === undefined) return fail('frame-count', `${command} has no 4-byte request id`);
+  if (reqId === undefined)
+    return fail(
+      'frame-count',
+      `${command} has no 4-byte ${command === Native.EVENT ? 'subscription' : 'request'} id`,
+    );
   const count = (allowed: boolean, expected: string): void => {
     if (!allowed) fail('frame-count', `${command} has ${frames.length} frames, not ${expected}`);
   };
@@ -162,6 +183,12 @@ export function decodeReply(frames: readonly Buffer[], limits: Limits = DEFAULT_
       }
       case 'TERROR':
         return errorReply(reqId, frames, fail);
+      case 'TEOK':
+        return { command, reqId, info: decodeNameValues(frames[2]!, limits) };
+      case 'TEVT': {
+        const events = decodeDeliveredEvents(frames[2]!, limits);
+        return { command, subId: reqId, events, counts: decodeCounts(frames[3]!, events.length) };
+      }
       default: {
         count(frames.length !== 6, '5 or 7');
         const pong = {

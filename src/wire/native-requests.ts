@@ -22,6 +22,17 @@ import {
   type RequestBounds,
   type SnapshotSocketRequest,
 } from './native-types.js';
+import {
+  decodeAcks,
+  decodeEventBatch,
+  decodeNameValues,
+  decodePattern,
+  decodeSubId,
+  encodeAcks,
+  encodeEvents,
+  encodeNameValues,
+  encodeSubId,
+} from './native-events.js';
 
 // ------------------------------------------------------------------------------------------------
 // Requests.
@@ -41,6 +52,14 @@ export function encodeRequest(request: SnapshotSocketRequest): Buffer[] {
       return [...out, packBatch(request.writes)];
     case 'TFOLLOW':
       return [...out, ...request.prefixes.map(frame)];
+    case 'TEPUB':
+      return [...out, encodeEvents(request.events)];
+    case 'TESUB':
+      return [...out, encodeSubId(request.subId), frame(request.pattern), encodeNameValues(request.options)];
+    case 'TEUNSUB':
+      return [...out, encodeSubId(request.subId)];
+    case 'TEACK':
+      return [...out, encodeSubId(request.subId), encodeAcks(request.acks)];
     default:
       return out;
   }
@@ -56,6 +75,10 @@ const REQUEST_FRAMES = new Map<string, readonly [number, number]>([
   ['TVOTE', [2, 2]],
   ['TFOLLOW', [3, Infinity]],
   ['TUNFOLLOW', [2, 2]],
+  ['TEPUB', [3, 3]],
+  ['TESUB', [5, 5]],
+  ['TEUNSUB', [3, 3]],
+  ['TEACK', [4, 4]],
 ]);
 
 /**
@@ -84,6 +107,7 @@ export function decodeRequest(frames: readonly Buffer[], bounds: RequestBounds =
     return bytes.toString();
   };
   const id = reqId!;
+  const limits = bounds.limits ?? DEFAULT_LIMITS;
   try {
     switch (command) {
       case ICANHAZ:
@@ -101,7 +125,7 @@ export function decodeRequest(frames: readonly Buffer[], bounds: RequestBounds =
         };
       }
       case 'TSET':
-        return { command, reqId: id, writes: decodeWrites(frames[2]!, bounds.limits ?? DEFAULT_LIMITS) };
+        return { command, reqId: id, writes: decodeWrites(frames[2]!, limits) };
       case 'TFOLLOW': {
         const max = bounds.maxFollowPrefixes ?? Infinity;
         const count = frames.length - 2;
@@ -109,6 +133,19 @@ export function decodeRequest(frames: readonly Buffer[], bounds: RequestBounds =
         const prefixes: string[] = [];
         for (let at = 2; at < frames.length; at++) prefixes.push(subtree(at));
         return { command, reqId: id, prefixes };
+      }
+      case 'TEPUB':
+        return { command, reqId: id, events: decodeEventBatch(frames[2]!, limits) };
+      case 'TESUB': {
+        const subId = decodeSubId(frames[2]!);
+        const pattern = decodePattern(frames[3]!, limits);
+        return { command, reqId: id, subId, pattern, options: decodeNameValues(frames[4]!, limits) };
+      }
+      case 'TEUNSUB':
+        return { command, reqId: id, subId: decodeSubId(frames[2]!) };
+      case 'TEACK': {
+        const subId = decodeSubId(frames[2]!);
+        return { command, reqId: id, subId, acks: decodeAcks(frames[3]!, limits) };
       }
       default:
         return { command: command as 'TPING' | 'TVOTE' | 'TUNFOLLOW', reqId: id };

@@ -50,6 +50,18 @@ export const Native = {
   UNFOLLOW: 'TUNFOLLOW',
   /** [TPUB, key, sequence, uuid, properties, body]: a KVPUB or HUGZ, for one follower only */
   PUBLISH: 'TPUB',
+  /** [TEPUB, reqId, packed batch of events] -> TACK | TNOTACTIVE | TERROR (event bus, issue 16) */
+  EVENT_PUBLISH: 'TEPUB',
+  /** [TESUB, reqId, subId, pattern, options] -> TEOK (info) | TNOTACTIVE | TERROR */
+  EVENT_SUBSCRIBE: 'TESUB',
+  /** [TEUNSUB, reqId, subId] -> TEOK */
+  EVENT_UNSUBSCRIBE: 'TEUNSUB',
+  /** [TEACK, reqId, subId, acks (13 bytes each)] -> TEOK | TNOTACTIVE | TERROR */
+  EVENT_ACK: 'TEACK',
+  /** [TEOK, reqId, info]: info is `name=value\n` lines ('' for none) */
+  EVENT_OK: 'TEOK',
+  /** [TEVT, subId, packed batch of events, counts (4 bytes each)]: events for one subscription */
+  EVENT: 'TEVT',
 } as const;
 
 /** How a write was made durable: on both nodes, on the active alone, or by a lone single server. */
@@ -107,7 +119,35 @@ export type NativeRequest =
   | { readonly command: 'TPING'; readonly reqId: number }
   | { readonly command: 'TVOTE'; readonly reqId: number }
   | { readonly command: 'TFOLLOW'; readonly reqId: number; readonly prefixes: readonly string[] }
-  | { readonly command: 'TUNFOLLOW'; readonly reqId: number };
+  | { readonly command: 'TUNFOLLOW'; readonly reqId: number }
+  /** events to publish: key = topic, sequence 0, uuid 16 random bytes, properties = headers */
+  | { readonly command: 'TEPUB'; readonly reqId: number; readonly events: readonly PackedEntry[] }
+  | {
+      readonly command: 'TESUB';
+      readonly reqId: number;
+      /** chosen by the client, unique within it; TEVT carries it */
+      readonly subId: number;
+      readonly pattern: string;
+      /** `name=value` options (member, group, from, ackWaitMs...): only their syntax is checked here */
+      readonly options: Readonly<Record<string, string>>;
+    }
+  | { readonly command: 'TEUNSUB'; readonly reqId: number; readonly subId: number }
+  | {
+      readonly command: 'TEACK';
+      readonly reqId: number;
+      readonly subId: number;
+      readonly acks: readonly EventAck[];
+    };
+
+/** What a TEACK says of one event: 0 ack, 1 nak, 2 working, 3 term, 4 seen (fan-out) on the wire. */
+export type EventAckKind = 'ack' | 'nak' | 'working' | 'term' | 'seen';
+
+/** One ack of a TEACK. `delayMs` is the nak's delay (0: at once); 0 for every other kind. */
+export interface EventAck {
+  readonly sequence: number;
+  readonly kind: EventAckKind;
+  readonly delayMs: number;
+}
 
 /** The plain RFC 12 snapshot request, which reaches the same ROUTER: [ICANHAZ?, subtree]. */
 export interface IcanhazRequest {
@@ -171,7 +211,16 @@ export type NativeReply =
   | ErrorReply
   | PongReply
   /** an update for a follower (TFOLLOW): a KVPUB or HUGZ as the publisher sends it; no reqId */
-  | { readonly command: 'TPUB'; readonly msg: KvMsg };
+  | { readonly command: 'TPUB'; readonly msg: KvMsg }
+  /** TESUB, TEUNSUB or TEACK done; info: `name=value` lines (TESUB: start= or cursor=) */
+  | { readonly command: 'TEOK'; readonly reqId: number; readonly info: Readonly<Record<string, string>> }
+  /** events for subscription subId (no reqId): counts[i] is events[i]'s delivery count (>= 1) */
+  | {
+      readonly command: 'TEVT';
+      readonly subId: number;
+      readonly events: readonly PackedEntry[];
+      readonly counts: readonly number[];
+    };
 
 /** What a decoder refuses. `command` and `reqId` are set when they could be read. */
 export class NativeMsgError extends KvMsgError {
@@ -190,7 +239,10 @@ export class NativeMsgError extends KvMsgError {
 
 /** Bounds a server applies while decoding requests; each defaults to no bound beyond the limits. */
 export interface RequestBounds {
-  /** key, value and properties limits, and maxBatchEntries/maxBatchBytes of a TSET */
+  /**
+   * key, value and properties limits, maxBatchEntries/maxBatchBytes of a TSET or TEPUB, most acks
+   * of a TEACK (maxBatchEntries), a TESUB pattern (maxKeyBytes) and its options (properties limits)
+   */
   readonly limits?: Limits;
   /** longest subtree (TSNAP, TRESUME, ICANHAZ?) or follow prefix, in bytes */
   readonly maxSubtreeBytes?: number;

@@ -445,7 +445,7 @@ export class FakeServer {
   /** A native reply, encoded by the codec the real server uses; or the frames of a CHP snapshot. */
   private reply(link: FakeLink, reply: NativeReply | Buffer[]): void {
     const frames = Array.isArray(reply) ? reply : encodeReply(reply);
-    const reqId = Array.isArray(reply) || reply.command === 'TPUB' ? undefined : reply.reqId;
+    const reqId = Array.isArray(reply) || !('reqId' in reply) ? undefined : reply.reqId;
     this.replies.push({ command: frames[0]!.toString('latin1'), reqId, frames });
     this.net.deliver(() => link.handlers.reply(frames), link);
   }
