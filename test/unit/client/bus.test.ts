@@ -353,6 +353,21 @@ describe('Client event bus (fake clock, fake transport)', function () {
       ]);
     });
 
+    it('a loop that does not keep up holds a bounded buffer: beyond it the oldest events are dropped', async () => {
+      const h = await readyOnA();
+      const sub = h.client.subscribe('ticks', { maxAckPending: 1 });
+      await sub.ready();
+      const iterator = sub[Symbol.asyncIterator]();
+      for (let i = 0; i < 3 * SEEN_BATCH; i++) h.a.events.emit('ticks', `t${i}`);
+      await h.net.advance(20);
+      expect(sub.buffered).to.equal(2 * 1 + SEEN_BATCH);
+      const first = await iterator.next();
+      expect(first.value!.sequence, 'the oldest were dropped').to.equal(
+        3 * SEEN_BATCH - (2 + SEEN_BATCH) + 1,
+      );
+      await iterator.return!();
+    });
+
     it("fan-out with a loop: events are seen only once the loop takes them (the server's flow control)", async () => {
       const h = await readyOnA();
       const sub = h.client.subscribe('ticks');
@@ -394,6 +409,21 @@ describe('Client event bus (fake clock, fake transport)', function () {
       h.b.events.emit('news.eu', 'n3');
       await h.net.advance(20);
       expect(news.map((e) => e.sequence)).to.deep.equal([1, 2, 3, 4]);
+    });
+
+    it('re-subscribes after a resync with the same server (its history no longer reaches back to the client)', async () => {
+      const h = await readyOnA();
+      const sub = h.client.subscribe('a.>');
+      await sub.ready();
+      const resyncs: unknown[] = [];
+      h.client.on('resync', (r) => resyncs.push(r));
+      h.a.dropPublished(1);
+      h.a.set('/lost', '1');
+      h.a.forgetHistory();
+      h.a.set('/next', '2'); // the gap: the client resumes, and gets a snapshot
+      await h.net.advance(100);
+      expect(resyncs).to.have.length(1);
+      expect(sent(h.a, Native.EVENT_SUBSCRIBE).map((r) => r.subId)).to.deep.equal([sub.subId, sub.subId]);
     });
 
     it('a fan-out subscription from "new" that received nothing resumes after the start the server gave', async () => {
