@@ -15,6 +15,12 @@ export {
   type ReplicaView,
   type Mode,
   type Status,
+  type PublishOptions,
+  type SubscribeOptions,
+  type SubscribeFrom,
+  Subscription,
+  type SubscriptionEvent,
+  type SubscriptionEvents,
 } from './client/index.js';
 export * from './errors.js';
 export { startServer, type RunningServer } from './server.js';

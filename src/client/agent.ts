@@ -22,6 +22,7 @@ import { Session, type Phase, type PhaseContext, type Status } from './session.j
 import { SyncAssembly } from './sync.js';
 import type { Link } from './transport.js';
 import { Writes } from './writes.js';
+import { EventBus } from './bus.js';
 
 /** The facade: it delivers what the agent tells the application, in order, on the next tick. */
 export interface AgentHost {
@@ -39,6 +40,7 @@ export class Agent implements InboundHost {
   readonly log: Logger;
   readonly finder: Finder;
   readonly writes: Writes;
+  readonly bus: EventBus;
   readonly syncs = new SyncAssembly();
   readonly quarantine = new Quarantine();
   readonly drops = new DropCounter();
@@ -114,6 +116,7 @@ export class Agent implements InboundHost {
       stalled: () => this.resyncCurrent(),
       later: host.later,
     });
+    this.bus = new EventBus(this, () => this.nextReqId++, host.later);
     this.lastTick = clock.now();
     this.timer = clock.setInterval(() => this.tick(), Math.min(PROBE_MS, options.serverTimeoutMs / 5));
     this.findActive(undefined);
@@ -150,6 +153,7 @@ export class Agent implements InboundHost {
     this.options.clock.clearInterval(this.timer);
     const error = new ClosedError();
     this.writes.failAll(error);
+    this.bus.close();
     this.readyWaiters.rejectAll(error);
   }
 
@@ -186,6 +190,7 @@ export class Agent implements InboundHost {
     this.setPhase('finding', { server: from, reason: reason ?? 'starting' });
     this.syncs.stop();
     this.writes.requeueAll();
+    this.bus.lost();
     // The failover is from the server the client was last ready on. A search that starts again
     // before it is ready anywhere (the new active froze while syncing) keeps that origin, so
     // ending on the server it had just chosen is still a failover, and is reported once.
@@ -278,6 +283,7 @@ export class Agent implements InboundHost {
     )
       this.resyncCurrent();
     this.writes.scheduleFlush();
+    this.bus.onReady(wasVote || (resync && hadReplica));
   }
 
   /** A sync (resume) with the server already in use: after a gap, or to confirm a subscription. */
@@ -358,6 +364,7 @@ export class Agent implements InboundHost {
       this.writes.thaw(now);
     }
     this.writes.expire(now);
+    this.bus.tick(now, gap > this.options.serverTimeoutMs / 2);
     this.readyWaiters.expire(now, (timeoutMs) => {
       const seen = this.finder.discovery.seen();
       return new NoActiveError(`no active server within ${timeoutMs} ms: ${describeSeen(seen)}`, seen);

@@ -47,6 +47,8 @@ import {
 } from './options.js';
 import type { Status } from './session.js';
 import { WatchStream } from './watch.js';
+import type { PublishOptions } from './publishing.js';
+import type { SubscribeOptions, Subscription } from './subscription.js';
 
 export {
   systemClock,
@@ -120,6 +122,25 @@ export class Client extends EventEmitter<ClientEvents> {
     } catch (error) {
       return rejectWith(error);
     }
+  }
+
+  /**
+   * Publishes an event on `topic` (dotted tokens, docs/events.md); resolves with its sequence once
+   * stored as a `set` is (acknowledged), and is sent again with the same uuid across a failover.
+   * A bad topic, data or header rejects with InvalidArgumentError; a plain CHP server with
+   * ServerRejectedError 'plain-chp'.
+   */
+  publish(topic: string, data: string | Buffer | Uint8Array, options: PublishOptions = {}): Promise<number> {
+    return this.agent.bus.publishes.publish(topic, data, options);
+  }
+
+  /**
+   * Subscribes to the events whose topic matches `pattern` (`*` one token, `>` the rest): every
+   * event (fan-out), or with `group` one member's share. Iterate it (`for await`) or listen to its
+   * 'event'. Re-subscribed after every failover. A bad pattern or option throws InvalidArgumentError.
+   */
+  subscribe(pattern: string, options?: SubscribeOptions): Subscription {
+    return this.agent.bus.subscriptions.open(pattern, options);
   }
 
   /** Deletes a key; resolves with the delete's sequence number as set() does (acknowledged, applied). */

@@ -24,9 +24,16 @@ export interface DropInfo {
 /**
  * Reasons only the client gives (the codec's reasons, such as 'batch-truncated', come from
  * KvMsgError): a TACK whose sequences do not match its writes, a reply that is not a message of
- * the protocol, and an error the client's own handler hit (a bug: counted rather than thrown).
+ * the protocol, an event for no open subscription, and an error the client's own handler hit (a
+ * bug: counted rather than thrown).
  */
-export type ClientDropReason = 'ack-size' | 'ack-sequence' | 'unexpected-reply' | 'handler-error';
+export type ClientDropReason =
+  | 'ack-size'
+  | 'ack-sequence'
+  | 'unexpected-reply'
+  | 'handler-error'
+  /** a TEVT for a subscription that is not open, or from a server not in use */
+  | 'unknown-subscription';
 
 /** Thrown by the client's own checks of native replies; its reason is counted like a codec one. */
 export class ReplyError extends Error {

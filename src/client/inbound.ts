@@ -1,7 +1,8 @@
 /**
  * What the client does with each message a server sends, on the agent's state (`InboundHost`):
  * updates and HUGZ from the publisher in use, HUGZ advertisements from the others ('auto'), native
- * replies (sync streams, TNOTACTIVE, TACK, TERROR, TPONG) and plain CHP snapshots. `guard` is the
+ * replies (sync streams, TNOTACTIVE, TACK, TERROR, TPONG, and the event bus's TEOK and TEVT) and
+ * plain CHP snapshots. `guard` is the
  * only way in: nothing a server sends may throw out of a socket handler (it would end the receive
  * loop or the application's process). A malformed message is dropped and counted by the host.
  */
@@ -25,6 +26,7 @@ import type { Phase, PhaseContext } from './session.js';
 import type { SyncAssembly } from './sync.js';
 import { busyBackoffMs } from './votes.js';
 import type { Writes } from './writes.js';
+import type { EventBus } from './bus.js';
 
 /** The agent's state and transitions the message handlers use (agent.ts implements it). */
 export interface InboundHost {
@@ -34,6 +36,8 @@ export interface InboundHost {
   readonly replica: Replica;
   readonly finder: Finder;
   readonly writes: Writes;
+  /** publishing and subscriptions (event bus) */
+  readonly bus: EventBus;
   readonly syncs: SyncAssembly;
   readonly quarantine: Quarantine;
   readonly phase: Phase;
@@ -110,6 +114,8 @@ const NATIVE_REPLIES: ReadonlySet<string> = new Set([
   Native.NOT_ACTIVE,
   Native.ERROR,
   Native.PONG,
+  Native.EVENT_OK,
+  Native.EVENT,
 ]);
 
 function onReply(host: InboundHost, server: number, frames: Buffer[]): void {
@@ -140,13 +146,22 @@ function onNativeReply(host: InboundHost, server: number, reply: NativeReply): v
     case 'TNOTACTIVE':
       if (host.finder.onRefused(server, reply)) return;
       if (server !== host.current) return;
-      if (host.writes.waiting(reply.reqId) || host.syncs.isNative(reply.reqId))
+      if (
+        host.writes.waiting(reply.reqId) ||
+        host.syncs.isNative(reply.reqId) ||
+        host.bus.waiting(reply.reqId)
+      )
         host.findActive(`server says ${reply.state}`);
       return;
     case 'TACK':
+      if (host.bus.onAck(reply.reqId, reply.sequences)) return;
       return host.writes.onAck(reply.reqId, reply.sequences, reply.durability);
+    case 'TEOK':
+      return host.bus.onOk(reply.reqId, reply.info);
+    case 'TEVT':
+      return host.bus.onEvents(server, reply.subId, reply.events, reply.counts);
     case 'TERROR': {
-      if (host.writes.onError(reply)) return;
+      if (host.writes.onError(reply) || host.bus.onError(reply)) return;
       const { reason, message } = reply;
       if (reason === 'busy' && host.syncs.answers(server, reply.reqId)) {
         // The server is at its cap of snapshot streams: a transient refusal, asked again later.

@@ -20,3 +20,11 @@ export type { Status } from './session.js';
 export type { ServerSeen } from './discovery.js';
 export { zmqTransport, type Link, type LinkHandlers, type Transport } from './transport.js';
 export { WatchStream } from './watch.js';
+export type { PublishOptions } from './publishing.js';
+export {
+  Subscription,
+  type SubscribeFrom,
+  type SubscribeOptions,
+  type SubscriptionEvent,
+  type SubscriptionEvents,
+} from './subscription.js';

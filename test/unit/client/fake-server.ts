@@ -40,6 +40,7 @@ import {
   type SnapshotSocketRequest,
 } from '../../../src/wire/index.js';
 import { type Entry } from '../../../src/kv/index.js';
+import { FakeEventBus } from './fake-events.js';
 
 // ---------------------------------------------------------------------------------------------
 // Clock.
@@ -195,6 +196,8 @@ export class FakeServer {
   /** every message put on the publisher (after drop/hold filtering: what went out) */
   readonly published: Buffer[][] = [];
   readonly followers = new Set<FakeLink>();
+  /** the event bus (TEPUB, TESUB, TEUNSUB, TEACK): fake-events.ts */
+  readonly events = new FakeEventBus(this);
 
   private dropNext = 0;
   private readonly lose = new Map<string, number>();
@@ -262,6 +265,7 @@ export class FakeServer {
     this.replayFrom = other.replayFrom;
     this.terms = [...other.terms];
     this.applied = new Map(other.applied);
+    this.events.copyFrom(other.events);
   }
 
   /** The replay log no longer reaches back before the current sequence: older resumes get a snapshot. */
@@ -443,7 +447,7 @@ export class FakeServer {
   }
 
   /** A native reply, encoded by the codec the real server uses; or the frames of a CHP snapshot. */
-  private reply(link: FakeLink, reply: NativeReply | Buffer[]): void {
+  reply(link: FakeLink, reply: NativeReply | Buffer[]): void {
     const frames = Array.isArray(reply) ? reply : encodeReply(reply);
     const reqId = Array.isArray(reply) || !('reqId' in reply) ? undefined : reply.reqId;
     this.replies.push({ command: frames[0]!.toString('latin1'), reqId, frames });
@@ -505,6 +509,13 @@ export class FakeServer {
       case Native.VOTE:
         if (this.plainChp) return;
         return this.onVote(link, reqId);
+      case Native.EVENT_PUBLISH:
+      case Native.EVENT_SUBSCRIBE:
+      case Native.EVENT_UNSUBSCRIBE:
+      case Native.EVENT_ACK:
+        if (this.plainChp) return;
+        this.events.handle(link, request.frames);
+        return;
       default:
         return; // the real server drops unknown commands
     }

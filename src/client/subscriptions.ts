@@ -1,0 +1,391 @@
+/**
+ * The client's subscriptions to the event bus (issue 16; docs/protocol.md "Event bus"): TESUB
+ * for each subscription once the client is ready on the active, again after every failover or
+ * resync (same member id; a fan-out one from the event after the last one it received), TEVT
+ * delivered to the Subscription objects on the client's next-tick queue, acks batched into TEACK
+ * (one per subscription per turn) and sent again until answered, `seen` for fan-out events the
+ * application has taken (every SEEN_BATCH events or SEEN_FLUSH_MS), and a TPING to the server in
+ * use every half heartbeat while any subscription is open, so that the server knows its members
+ * are alive. No I/O of its own besides `link.request`; time is the agent's injected clock (`tick`).
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  encodeRequest,
+  type ErrorReply,
+  type EventAck,
+  type EventAckKind,
+  type Limits,
+  type PackedEntry,
+} from '../wire/index.js';
+import type { Logger } from '../log/index.js';
+import {
+  AccessDeniedError,
+  ClosedError,
+  InvalidArgumentError,
+  ServerRejectedError,
+  TimeoutError,
+} from '../errors.js';
+import { ReplyError } from './drops.js';
+import { plainChpError } from './publishing.js';
+import { ReadyWaiters } from './ready.js';
+import { eventOf, subscribeOptions, Subscription, type SubscriptionEvent } from './subscription.js';
+import type { Link } from './transport.js';
+
+/** A fan-out subscription's `seen` goes out after this many taken events, or this long after the first. */
+export const SEEN_BATCH = 100;
+export const SEEN_FLUSH_MS = 50;
+/** the server's default maxAckPending: the client's buffer is bounded by what it may send */
+const DEFAULT_MAX_ACK_PENDING = 1000;
+
+export interface SubscriptionsHost {
+  readonly limits: Limits;
+  readonly requestTimeoutMs: number;
+  readonly writeTimeoutMs: number;
+  readonly log: Logger;
+  now(): number;
+  mode(): string;
+  closed(): boolean;
+  /** the active's link when the client is ready on it, else undefined */
+  target(): Link | undefined;
+  reqId(): number;
+  /** the HUGZ interval of the server in use */
+  heartbeatMs(): number;
+  later(step: () => void): void;
+}
+
+interface AckOp extends EventAck {
+  readonly deadline: number;
+  /** absent for the client's own `seen` */
+  readonly settle?: (error?: Error) => void;
+}
+
+interface Sub {
+  readonly api: Subscription;
+  /** TESUB options but `from` (computed at each send) */
+  readonly options: Readonly<Record<string, string>>;
+  readonly fanOut: boolean;
+  readonly waiters: ReadyWaiters;
+  confirmed: boolean;
+  /** a TESUB went to the server in use (cleared when it is lost) */
+  sent: boolean;
+  /** the TESUB in flight (undefined: none, or answered) */
+  subReq: number | undefined;
+  subSentAt: number;
+  /** fan-out: the last sequence received (from the server's start=, then each TEVT) */
+  after: number | undefined;
+  /** fan-out: the last sequence taken, and the last one a `seen` went out for */
+  taken: number;
+  seenQueued: number;
+  seenCount: number;
+  seenSince: number;
+  queue: AckOp[];
+}
+
+type Pending =
+  | { readonly type: 'ack'; readonly subId: number; readonly ops: AckOp[]; sentAt: number }
+  | { readonly type: 'unsub'; readonly subId: number; readonly done: () => void };
+
+export class Subscriptions {
+  private readonly subs = new Map<number, Sub>();
+  private readonly pending = new Map<number, Pending>();
+  /** this client instance; member ids are `<instance>:<subId>` */
+  private readonly instance = randomBytes(8).toString('hex');
+  private nextSubId = 1;
+  private lastPing = -Infinity;
+  private flushScheduled = false;
+
+  constructor(private readonly host: SubscriptionsHost) {}
+
+  get size(): number {
+    return this.subs.size;
+  }
+
+  /** A new subscription; a bad pattern or option throws InvalidArgumentError. */
+  open(pattern: unknown, options: unknown): Subscription {
+    const wire = subscribeOptions(pattern, options);
+    const subId = this.nextSubId++;
+    const max = Number(wire.maxAckPending ?? DEFAULT_MAX_ACK_PENDING);
+    const control = {
+      taken: (id: number, event: SubscriptionEvent) => this.taken(id, event),
+      unsubscribe: (id: number) => this.unsubscribe(id),
+      ready: (id: number, timeoutMs: number) => this.ready(id, timeoutMs),
+      problem: (message: string, error?: unknown) => this.host.log.error({ err: error }, message),
+    };
+    const api = new Subscription(subId, pattern as string, wire.group, control, 2 * max + SEEN_BATCH);
+    const sub: Sub = {
+      api,
+      options: { ...wire, member: `${this.instance}:${subId}` },
+      fanOut: wire.group === undefined,
+      waiters: new ReadyWaiters(this.host.later),
+      confirmed: false,
+      sent: false,
+      subReq: undefined,
+      subSentAt: 0,
+      after: undefined,
+      taken: -1,
+      seenQueued: -1,
+      seenCount: 0,
+      seenSince: 0,
+      queue: [],
+    };
+    this.subs.set(subId, sub);
+    if (this.host.closed()) this.fail(sub, new ClosedError());
+    else if (this.host.mode() === 'chp') this.fail(sub, plainChpError());
+    else if (this.host.target() !== undefined) this.sendSub(sub);
+    return api;
+  }
+
+  /** Whether `reqId` is a request of ours (its TNOTACTIVE means: look for the active). */
+  waiting(reqId: number): boolean {
+    return this.pending.has(reqId) || [...this.subs.values()].some((s) => s.subReq === reqId);
+  }
+
+  /** The client is ready on a server: `again` (a new active, a resync) subscribes everything anew. */
+  onReady(again: boolean): void {
+    if (this.host.mode() === 'chp') {
+      for (const sub of [...this.subs.values()]) this.fail(sub, plainChpError());
+      return;
+    }
+    for (const sub of this.subs.values()) if (again || !sub.sent) this.sendSub(sub);
+    this.resendAcks();
+  }
+
+  /** The server in use is lost: what it did not answer goes again to the next one. */
+  lost(): void {
+    for (const [reqId, p] of [...this.pending]) {
+      if (p.type === 'unsub') p.done();
+      else this.subs.get(p.subId)?.queue.unshift(...p.ops);
+      this.pending.delete(reqId);
+    }
+    // A fan-out subscription starts again after the last event received: its `seen` are moot.
+    for (const sub of this.subs.values()) {
+      sub.subReq = undefined;
+      sub.sent = false;
+      sub.queue = sub.queue.filter((op) => op.kind !== 'seen');
+      sub.seenQueued = sub.taken;
+    }
+  }
+
+  onOk(reqId: number, info: Readonly<Record<string, string>>): boolean {
+    const sub = [...this.subs.values()].find((s) => s.subReq === reqId);
+    if (sub) {
+      sub.subReq = undefined;
+      sub.confirmed = true;
+      const start = Number(info.start);
+      if (sub.fanOut && info.start !== undefined && Number.isSafeInteger(start))
+        sub.after = Math.max(sub.after ?? start, start);
+      sub.waiters.resolveAll();
+      return true;
+    }
+    const p = this.pending.get(reqId);
+    if (!p) return false;
+    this.pending.delete(reqId);
+    if (p.type === 'unsub') p.done();
+    else for (const op of p.ops) this.settle(op);
+    return true;
+  }
+
+  onError(reply: ErrorReply): boolean {
+    const { reqId, reason, message } = reply;
+    const sub = [...this.subs.values()].find((s) => s.subReq === reqId);
+    if (sub) {
+      const pattern = sub.api.pattern;
+      const error =
+        reason === 'access-denied'
+          ? new AccessDeniedError(pattern, `${message}: ${JSON.stringify(pattern)}`)
+          : new ServerRejectedError(
+              reason,
+              `subscribe ${JSON.stringify(pattern)} refused: ${reason}: ${message}`,
+            );
+      this.fail(sub, error);
+      return true;
+    }
+    const p = this.pending.get(reqId);
+    if (!p) return false;
+    this.pending.delete(reqId);
+    if (p.type === 'unsub') p.done();
+    else for (const op of p.ops) this.settle(op, new ServerRejectedError(reason, message));
+    return true;
+  }
+
+  /** A TEVT (decoded) from the server in use. */
+  onEvents(subId: number, events: readonly PackedEntry[], counts: readonly number[]): void {
+    const sub = this.subs.get(subId);
+    if (!sub)
+      throw new ReplyError('unknown-subscription', `TEVT for subscription ${subId}, which is not open`);
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!;
+      if (sub.fanOut) {
+        if (sub.after !== undefined && e.sequence <= sub.after) continue; // already received
+        sub.after = e.sequence;
+      }
+      const event = eventOf(e, counts[i]!, (kind, delayMs) => this.ack(sub, e.sequence, kind, delayMs));
+      this.host.later(() => sub.api.deliver(event));
+    }
+  }
+
+  /** The agent's timer: pings while subscribed, `seen` batches, retries, deadlines. */
+  tick(now: number): void {
+    for (const sub of this.subs.values())
+      sub.waiters.expire(now, (ms) => new TimeoutError(`subscription not ready within ${ms} ms`));
+    for (const sub of this.subs.values())
+      for (const op of sub.queue) if (op.deadline <= now) this.settle(op, this.ackTimeout());
+    const link = this.host.target();
+    if (link === undefined) return;
+    if (this.subs.size > 0 && now - this.lastPing >= this.host.heartbeatMs() / 2) {
+      this.lastPing = now;
+      link.request(encodeRequest({ command: 'TPING', reqId: this.host.reqId() }));
+    }
+    for (const sub of this.subs.values()) {
+      if (sub.subReq !== undefined && now - sub.subSentAt > this.host.requestTimeoutMs) this.sendSub(sub);
+      if (sub.seenCount > 0 && now - sub.seenSince >= SEEN_FLUSH_MS) this.queueSeen(sub);
+    }
+    for (const [reqId, p] of [...this.pending]) {
+      if (p.type !== 'ack') continue;
+      for (const op of p.ops) if (op.deadline <= now) this.settle(op, this.ackTimeout());
+      const live = p.ops.filter((op) => op.settle === undefined || !settled.has(op));
+      if (now - p.sentAt <= this.host.requestTimeoutMs) continue;
+      this.pending.delete(reqId);
+      this.subs.get(p.subId)?.queue.unshift(...live);
+    }
+    this.flush();
+  }
+
+  /** Closing: every subscription ends, every wait rejects with ClosedError. */
+  close(): void {
+    const error = new ClosedError();
+    for (const [, p] of this.pending) if (p.type === 'ack') for (const op of p.ops) this.settle(op, error);
+    for (const [, p] of this.pending) if (p.type === 'unsub') p.done();
+    this.pending.clear();
+    for (const sub of [...this.subs.values()]) {
+      for (const op of sub.queue) this.settle(op, error);
+      sub.waiters.rejectAll(error);
+      this.subs.delete(sub.api.subId);
+      this.host.later(() => sub.api.end());
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  private sendSub(sub: Sub): void {
+    const link = this.host.target();
+    if (link === undefined) return;
+    const reqId = this.host.reqId();
+    sub.sent = true;
+    sub.subReq = reqId;
+    sub.subSentAt = this.host.now();
+    const options = { ...sub.options };
+    if (sub.fanOut && sub.after !== undefined) options.from = String(sub.after + 1);
+    const { subId, pattern } = sub.api;
+    link.request(encodeRequest({ command: 'TESUB', reqId, subId, pattern, options }));
+  }
+
+  private ready(subId: number, timeoutMs: number): Promise<void> {
+    const sub = this.subs.get(subId);
+    if (!sub) return Promise.reject(new ClosedError('subscription is closed'));
+    if (sub.confirmed) return Promise.resolve();
+    return sub.waiters.wait(this.host.now(), timeoutMs);
+  }
+
+  private unsubscribe(subId: number): Promise<void> {
+    const sub = this.subs.get(subId);
+    if (!sub) return Promise.resolve();
+    this.subs.delete(subId);
+    const error = new ClosedError('unsubscribed');
+    for (const op of sub.queue) this.settle(op, error);
+    sub.waiters.rejectAll(error);
+    this.host.later(() => sub.api.end());
+    const link = this.host.target();
+    if (link === undefined || (!sub.confirmed && sub.subReq === undefined)) return Promise.resolve();
+    const reqId = this.host.reqId();
+    return new Promise((resolve) => {
+      this.pending.set(reqId, { type: 'unsub', subId, done: () => this.host.later(resolve) });
+      link.request(encodeRequest({ command: 'TEUNSUB', reqId, subId }));
+    });
+  }
+
+  private ack(sub: Sub, sequence: number, kind: EventAckKind, delayMs: number): Promise<void> {
+    if (sub.fanOut) return Promise.resolve(); // fan-out: the client's own `seen` says it all
+    if (kind === 'nak' && !(Number.isSafeInteger(delayMs) && delayMs >= 0 && delayMs <= 0xffff_ffff))
+      return Promise.reject(new InvalidArgumentError('nak delayMs must be a whole number of ms from 0'));
+    if (!this.subs.has(sub.api.subId)) return Promise.reject(new ClosedError('subscription is closed'));
+    return new Promise((resolve, reject) => {
+      const settle = (error?: Error) => this.host.later(() => (error ? reject(error) : resolve()));
+      const deadline = this.host.now() + this.host.writeTimeoutMs;
+      sub.queue.push({ sequence, kind, delayMs: kind === 'nak' ? delayMs : 0, deadline, settle });
+      this.scheduleFlush();
+    });
+  }
+
+  private taken(subId: number, event: SubscriptionEvent): void {
+    const sub = this.subs.get(subId);
+    if (!sub?.fanOut || event.sequence <= sub.taken) return;
+    sub.taken = event.sequence;
+    if (sub.seenCount++ === 0) sub.seenSince = this.host.now();
+    if (sub.seenCount >= SEEN_BATCH) {
+      this.queueSeen(sub);
+      this.scheduleFlush();
+    }
+  }
+
+  private queueSeen(sub: Sub): void {
+    sub.seenCount = 0;
+    if (sub.taken <= sub.seenQueued) return;
+    sub.seenQueued = sub.taken;
+    sub.queue.push({ sequence: sub.taken, kind: 'seen', delayMs: 0, deadline: Infinity });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  /** One TEACK per subscription with queued acks, within the batch limit. */
+  private flush(): void {
+    const link = this.host.target();
+    if (link === undefined) return;
+    for (const sub of this.subs.values()) {
+      sub.queue = sub.queue.filter((op) => op.settle === undefined || !settled.has(op));
+      while (sub.queue.length > 0) {
+        const ops = sub.queue.splice(0, this.host.limits.maxBatchEntries);
+        const reqId = this.host.reqId();
+        this.pending.set(reqId, { type: 'ack', subId: sub.api.subId, ops, sentAt: this.host.now() });
+        link.request(encodeRequest({ command: 'TEACK', reqId, subId: sub.api.subId, acks: ops }));
+      }
+    }
+  }
+
+  private resendAcks(): void {
+    for (const [reqId, p] of [...this.pending]) {
+      if (p.type !== 'ack') continue;
+      this.pending.delete(reqId);
+      this.subs.get(p.subId)?.queue.unshift(...p.ops);
+    }
+    this.flush();
+  }
+
+  private settle(op: AckOp, error?: Error): void {
+    if (op.settle === undefined || settled.has(op)) return;
+    settled.add(op);
+    op.settle(error);
+  }
+
+  private ackTimeout(): TimeoutError {
+    return new TimeoutError(`ack not answered within ${this.host.writeTimeoutMs} ms`);
+  }
+
+  private fail(sub: Sub, error: Error): void {
+    this.subs.delete(sub.api.subId);
+    sub.api.failed(error);
+    for (const op of sub.queue) this.settle(op, error);
+    sub.waiters.rejectAll(error);
+    this.host.later(() => sub.api.end(error));
+  }
+}
+
+/** Ack operations already settled (a timeout, a close): they are sent no more. */
+const settled = new WeakSet<AckOp>();
