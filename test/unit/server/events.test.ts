@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { eventKey } from '../../../src/events/index.js';
-import type { EventAck, NativeReply, PackedEntry } from '../../../src/wire/native.js';
+import type { EventAck, NativeReply } from '../../../src/wire/native.js';
+import type { PackedEntry } from '../../../src/wire/chp.js';
 import { harness, write } from './router-harness.js';
 import { waitFor } from '../../support/wait.js';
 
