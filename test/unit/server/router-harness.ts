@@ -143,7 +143,7 @@ export function harness(options: Options = {}) {
     warnings: { warn: () => undefined } as unknown as RateLimitedLog,
     drop: (error) => drops.push((error as KvMsgError).reason ?? 'bad-request'),
   });
-  const send = (request: SnapshotSocketRequest | Buffer[], identity = ID) =>
+  const send = (request: SnapshotSocketRequest | Buffer[], identity: Buffer = ID) =>
     router.onRequest([identity, ...(Array.isArray(request) ? request : encodeRequest(request))]);
   /** the replies sent so far, decoded (routing id checked) */
   const replies = (): NativeReply[] =>
