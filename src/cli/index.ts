@@ -16,6 +16,8 @@ Client (each takes --servers tcp://HOST:PORT,tcp://HOST:PORT; default the local 
   del KEY           delete a key; prints 1, or 0 if there was none
   watch [SUBTREE]   print changes as JSON lines until interrupted
   dump [SUBTREE]    print the whole map (or a subtree) as JSON
+  pub TOPIC DATA    publish an event (--header NAME=VALUE,...); prints its sequence
+  sub PATTERN       print events as JSON lines (--group NAME, --from first|new|SEQ, --ack)
   --base64          binary values as base64: set's VALUE, get's, watch's and dump's output
 
 Security:
@@ -49,6 +51,8 @@ const commands: Record<string, () => Promise<Command>> = {
   del: async () => clientCommand('del'),
   watch: async () => clientCommand('watch'),
   dump: async () => clientCommand('dump'),
+  pub: async () => (await import('./event-commands.js')).eventCommand('pub'),
+  sub: async () => (await import('./event-commands.js')).eventCommand('sub'),
   keygen: async () => (await import('./keygen-command.js')).keygenCommand,
   status: async () => (await import('./status-command.js')).statusCommand,
   promote: async () => (await import('./promote-command.js')).promoteCommand,

@@ -9,31 +9,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import { connect } from '../../src/index.js';
 import { BIN, freePorts, startSingle, waitFor, within, type ServerProcess } from '../helpers/index.js';
-
-interface CliResult {
-  code: number | null;
-  stdout: Buffer;
-  stderr: string;
-}
-
-/** Runs the CLI to completion (SIGKILL after `ms`) and returns its exit code and output. */
-async function runCli(args: string[], options: { stdin?: Buffer; ms?: number } = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const out: Buffer[] = [];
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk: string) => (stderr += chunk));
-  child.stdin.on('error', () => undefined); // the command may exit before reading stdin
-  child.stdin.end(options.stdin ?? Buffer.alloc(0));
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.ms ?? 30_000);
-  const [code] = (await once(child, 'close')) as [number | null];
-  clearTimeout(timer);
-  return { code, stdout: Buffer.concat(out), stderr };
-}
-
-const describeRun = (r: CliResult) =>
-  `exit ${r.code}, stdout ${JSON.stringify(r.stdout.toString())}, stderr ${r.stderr}`;
+import { describeRun, runCli } from '../helpers/cli.js';
 
 /** Lines of stderr that are the CLI's own words (servers also log pino JSON there). */
 const ownLines = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('twinstar'));
