@@ -25,6 +25,62 @@ const standard = () =>
   );
 
 describe('AccessList', () => {
+  it('grants topics by token-aligned prefix for publish and subscribe; a missing list grants nothing', () => {
+    const list = AccessList.parse(
+      listText([
+        {
+          name: 'orders',
+          publicKey: limited.publicKey,
+          read: [],
+          write: [],
+          publish: ['orders'],
+          subscribe: ['orders.eu', 'audit'],
+        },
+        {
+          name: 'ops',
+          publicKey: ops.publicKey,
+          read: ['*'],
+          write: ['*'],
+          publish: ['*'],
+          subscribe: ['*'],
+        },
+        { name: 'kv', publicKey: stranger.publicKey, read: ['*'], write: ['*'] },
+      ]),
+    );
+    const o = list.get(limited.publicKey)!;
+    expect(o.canPublish('orders')).to.equal(true);
+    expect(o.canPublish('orders.created.eu')).to.equal(true);
+    expect(o.canPublish('ordersx')).to.equal(false);
+    expect(o.canPublish('audit.x')).to.equal(false);
+    expect(o.canSubscribe('orders.eu')).to.equal(true); // prefixOf('orders.eu.*')
+    expect(o.canSubscribe('orders')).to.equal(false); // prefixOf('orders.>') is wider than orders.eu
+    expect(o.canSubscribe('')).to.equal(false); // prefixOf('>')
+    expect(o.canSubscribe('audit.login')).to.equal(true);
+    expect(list.get(ops.publicKey)!.canSubscribe('')).to.equal(true);
+    expect(list.get(ops.publicKey)!.canPublish('anything.at.all')).to.equal(true);
+    const kv = list.get(stranger.publicKey)!;
+    expect([kv.canPublish('orders'), kv.canSubscribe('orders')]).to.deep.equal([false, false]);
+    expect(() =>
+      AccessList.parse(
+        listText([{ name: 'x', publicKey: ops.publicKey, read: [], write: [], publish: 'orders' }]),
+      ),
+    ).to.throw(AccessListError, /publish must be a list of topic prefixes/);
+    // A change of topic rights is a change of rights: the connections go.
+    const fewer = AccessList.parse(
+      listText([
+        {
+          name: 'orders',
+          publicKey: limited.publicKey,
+          read: [],
+          write: [],
+          publish: [],
+          subscribe: ['orders.eu', 'audit'],
+        },
+      ]),
+    );
+    expect(list.revokedIn(fewer)).to.include(limited.publicKey);
+  });
+
   it('grants by key prefix, "*" for everything, nothing for an empty list', () => {
     const list = standard();
     const l = list.get(limited.publicKey)!;

@@ -79,6 +79,31 @@ describe('server: the event bus through the router (fake context, real store)', 
     expect(h.store.keysView(eventKey(2)).view.next(10)).to.deep.equal([]);
   });
 
+  it('the allow-list: a publish or subscription outside the client’s topic prefixes is refused access-denied', async () => {
+    const { Principal } = await import('../../../src/security/index.js');
+    const limited = new Principal('limited', 'KEY', [], [], ['orders'], ['orders']);
+    const h = make({
+      guard: new Map([
+        [P.toString(), limited],
+        [A.toString(), limited],
+      ]),
+    });
+    h.publish(event('orders.created', 'ok'));
+    h.publish(event('orders.created', 'ok'), event('billing.paid', 'no'));
+    h.subscribe(A, 1, '>', { member: 'a:1' });
+    h.subscribe(A, 2, 'orders.*', { member: 'a:2' });
+    await waitFor(() => h.repliesTo(P).length === 2 && h.repliesTo(A).length === 2, 2000, 'four answers');
+    // a refusal is answered at once, an acknowledgement once durable: find each by its request id
+    const byId = new Map(h.repliesTo(P).map((r) => [(r as { reqId: number }).reqId, r]));
+    expect(byId.get(100)!.command).to.equal('TACK');
+    expect(byId.get(101)).to.deep.include({ command: 'TERROR', reason: 'access-denied', refused: [1] });
+    expect(h.repliesTo(A).map((r) => (r as { reason?: string }).reason ?? r.command)).to.deep.equal([
+      'access-denied',
+      'TEOK',
+    ]);
+    expect(h.store.bus.index.size, 'only the allowed publish was stored').to.equal(1);
+  });
+
   it('a bad topic refuses the whole TEPUB, and a TSET may not write the reserved namespace', async () => {
     const h = make();
     h.publish(event('orders.created', 'ok'), event('orders.*', 'bad'));
