@@ -10,7 +10,10 @@ export interface CliResult {
 }
 
 /** Runs the CLI to completion (SIGKILL after `ms`) and returns its exit code and output. */
-export async function runCli(args: string[], options: { stdin?: Buffer; ms?: number } = {}): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  options: { stdin?: Buffer; ms?: number } = {},
+): Promise<CliResult> {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   let stderr = '';
@@ -27,4 +30,3 @@ export async function runCli(args: string[], options: { stdin?: Buffer; ms?: num
 
 export const describeRun = (r: CliResult) =>
   `exit ${r.code}, stdout ${JSON.stringify(r.stdout.toString())}, stderr ${r.stderr}`;
-
