@@ -222,9 +222,10 @@ export class Subscription
       open = false;
       // The last loop left: what it did not take is let go (a group's events come back after
       // their ack wait), and counted as taken so that the server keeps sending.
-      if (this.iterators === 0)
-        for (const event of this.buffer.splice(0).slice(this.head)) this.control.taken(this.subId, event);
-      if (this.iterators === 0) this.head = 0;
+      if (this.iterators > 0) return;
+      for (const event of this.buffer.splice(0).slice(this.head)) this.control.taken(this.subId, event);
+      this.head = 0;
+      for (const w of this.waiting.splice(0)) w.resolve({ value: undefined, done: true });
     };
     const iterator: AsyncIterableIterator<SubscriptionEvent> = {
       next: () => {
