@@ -14,13 +14,16 @@ import { checkPattern } from '../events/index.js';
 import { isCounter, parseProperties, type EventAckKind, type PackedEntry } from '../wire/index.js';
 import { InvalidArgumentError } from '../errors.js';
 
-/** Where a fan-out subscription starts: new events only, the oldest still held, or a sequence. */
+/** Where a subscription starts: new events only, the oldest still held, or a sequence (from 1). */
 export type SubscribeFrom = 'new' | 'first' | { readonly sequence: number };
 
 export interface SubscribeOptions {
   /** a consumer group ([A-Za-z0-9_-], 1 to 64 characters): each event to one member; absent: fan-out */
   group?: string;
-  /** fan-out only (a group starts at its cursor): default 'new' */
+  /**
+   * where a fan-out subscription starts, or where a new group starts (a group that exists keeps its
+   * cursor): default 'new'
+   */
   from?: SubscribeFrom;
   /** group: an event not acked in this time goes to another member */
   ackWaitMs?: number;
@@ -103,8 +106,7 @@ export function subscribeOptions(pattern: unknown, options: unknown): Record<str
     if (typeof o.durable !== 'boolean') throw new InvalidArgumentError('durable must be true or false');
     out.durable = o.durable ? '1' : '0';
   }
-  if (o.from !== undefined && out.group === undefined) out.from = fromText(o.from);
-  else if (o.from !== undefined) fromText(o.from); // checked, not sent: a group starts at its cursor
+  if (o.from !== undefined) out.from = fromText(o.from);
   return out;
 }
 
@@ -112,8 +114,8 @@ function fromText(from: unknown): string {
   if (from === 'new' || from === 'first') return from;
   const sequence =
     typeof from === 'object' && from !== null ? (from as { sequence?: unknown }).sequence : undefined;
-  if (!isCounter(sequence))
-    throw new InvalidArgumentError("from must be 'new', 'first' or { sequence: a whole number >= 0 }");
+  if (!isCounter(sequence) || sequence < 1)
+    throw new InvalidArgumentError("from must be 'new', 'first' or { sequence: a whole number >= 1 }");
   return String(sequence);
 }
 

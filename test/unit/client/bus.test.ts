@@ -217,6 +217,7 @@ describe('Client event bus (fake clock, fake transport)', function () {
         ['a', { group: 'x'.repeat(65) }],
         ['a', { from: 'last' }],
         ['a', { from: { sequence: -1 } }],
+        ['a', { from: { sequence: 0 } }],
         ['a', { ackWaitMs: 5 }], // group only
         ['a', { group: 'g', ackWaitMs: 0 }],
         ['a', { group: 'g', maxDeliver: 1.5 }],

@@ -144,16 +144,18 @@ describe('Subscription (one subscription, without the client)', () => {
     ]);
   });
 
-  it('subscribeOptions: the options as TESUB name=value pairs (from only for fan-out)', () => {
+  it('subscribeOptions: the options as TESUB name=value pairs', () => {
     expect(subscribeOptions('a.*', undefined)).to.deep.equal({});
     expect(subscribeOptions('a.*', { from: 'first', maxAckPending: 5 })).to.deep.equal({
       from: 'first',
       maxAckPending: '5',
     });
-    expect(subscribeOptions('>', { from: { sequence: 0 } })).to.deep.equal({ from: '0' });
+    expect(subscribeOptions('>', { from: { sequence: 1 } })).to.deep.equal({ from: '1' });
+    // sequences start at 1: the server refuses from=0
+    expect(() => subscribeOptions('>', { from: { sequence: 0 } })).to.throw(InvalidArgumentError);
     expect(
       subscribeOptions('a', { group: 'g-1', from: 'new', ackWaitMs: 10, maxDeliver: 2, durable: true }),
-    ).to.deep.equal({ group: 'g-1', ackWaitMs: '10', maxDeliver: '2', durable: '1' });
+    ).to.deep.equal({ group: 'g-1', from: 'new', ackWaitMs: '10', maxDeliver: '2', durable: '1' });
     expect(() => subscribeOptions('a', { group: 'g', from: 'soon' })).to.throw(InvalidArgumentError);
     expect(() => subscribeOptions('a', { maxAckPending: 2 ** 32 })).to.throw(InvalidArgumentError);
     expect(() => subscribeOptions('a', { durable: false })).to.throw(InvalidArgumentError);
