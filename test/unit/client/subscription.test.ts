@@ -55,7 +55,7 @@ describe('Subscription (one subscription, without the client)', () => {
     expect(s.sub.buffered).to.equal(0);
   });
 
-  it('with a loop open, an event is taken when the loop gets it; the loop ending lets go of the rest', async () => {
+  it('with a loop open, an event is taken when the loop gets it; what a loop leaves (break) waits for the next loop', async () => {
     const s = setup();
     const iterator = s.sub[Symbol.asyncIterator]();
     for (let i = 1; i <= 4; i++) s.sub.deliver(s.event(i));
@@ -63,9 +63,43 @@ describe('Subscription (one subscription, without the client)', () => {
     expect((await iterator.next()).value!.sequence).to.equal(1);
     expect(s.taken).to.deep.equal([1]);
     await iterator.return!();
-    expect(s.taken, 'let go when the loop ended').to.deep.equal([1, 2, 3, 4]);
-    expect(s.sub.buffered).to.equal(0);
     expect((await iterator.next()).done).to.equal(true);
+    expect(s.taken, 'not taken by the loop that ended').to.deep.equal([1]);
+    expect(s.sub.buffered).to.equal(3);
+    const next: number[] = [];
+    for await (const e of s.sub) {
+      next.push(e.sequence);
+      if (next.length === 3) break;
+    }
+    expect(next).to.deep.equal([2, 3, 4]);
+    expect(s.taken).to.deep.equal([1, 2, 3, 4]);
+  });
+
+  it('with no loop and no listener yet, events wait in the buffer for a loop started later', async () => {
+    const s = setup();
+    s.sub.deliver(s.event(1));
+    s.sub.deliver(s.event(2));
+    expect(s.taken).to.deep.equal([]);
+    expect(s.sub.buffered).to.equal(2);
+    const got: number[] = [];
+    for await (const e of s.sub) {
+      got.push(e.sequence);
+      if (got.length === 2) break;
+    }
+    expect(got).to.deep.equal([1, 2]);
+    expect(s.taken).to.deep.equal([1, 2]);
+  });
+
+  it('a loop that ends while it waits finishes; another loop still gets the next event', async () => {
+    const s = setup();
+    const first = s.sub[Symbol.asyncIterator]();
+    const second = s.sub[Symbol.asyncIterator]();
+    const waiting = first.next();
+    const other = second.next();
+    await first.return!();
+    expect((await waiting).done).to.equal(true);
+    s.sub.deliver(s.event(5));
+    expect((await other).value!.sequence).to.equal(5);
   });
 
   it('a loop waiting for the next event gets it at once; ending the subscription finishes the loop', async () => {
