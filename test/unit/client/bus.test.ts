@@ -154,6 +154,18 @@ describe('Client event bus (fake clock, fake transport)', function () {
       expect(h.b.events.events).to.have.length(1);
     });
 
+    it('a publish acknowledged by the active alone makes the client degraded, as a write does', async () => {
+      const h = await readyOnA();
+      const said: boolean[] = [];
+      h.client.on('degraded', (d) => said.push(d));
+      await h.client.publish('a', 'x');
+      expect([h.client.degraded, said]).to.deep.equal([false, []]);
+      h.a.durability = 'degraded';
+      await h.client.publish('a', 'y');
+      await h.net.settle();
+      expect([h.client.degraded, said]).to.deep.equal([true, [true]]);
+    });
+
     it('rejects with ServerRejectedError plain-chp when the server speaks plain CHP only', async () => {
       const h = await readyOnA({ mode: 'chp' }, { plainChp: true });
       const error = await rejection(() => h.client.publish('a', 'x'));
