@@ -203,8 +203,15 @@ export class Subscriptions {
     const p = this.pending.get(reqId);
     if (!p) return false;
     this.pending.delete(reqId);
+    const owner = p.type === 'ack' ? this.subs.get(p.subId) : undefined;
     if (p.type === 'unsub') p.done();
-    else for (const op of p.ops) this.settle(op, new ServerRejectedError(reason, message));
+    else if (owner && reason === 'unknown-subscription') {
+      // The server lost the subscription (it forgot the member, or knows this client by another
+      // identity): subscribe again, then the acks go again after it.
+      owner.queue.unshift(...p.ops);
+      this.sendSub(owner);
+      this.scheduleFlush();
+    } else for (const op of p.ops) this.settle(op, new ServerRejectedError(reason, message));
     return true;
   }
 

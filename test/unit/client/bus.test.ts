@@ -439,6 +439,36 @@ describe('Client event bus (fake clock, fake transport)', function () {
       expect(sent(h.a, Native.EVENT_SUBSCRIBE).map((r) => r.subId)).to.deep.equal([sub.subId, sub.subId]);
     });
 
+    it('a new connection to the server in use (a new identity there) subscribes again, from after the last event received', async () => {
+      const h = await readyOnA();
+      const sub = h.client.subscribe('news.>');
+      const news = collect(sub);
+      await sub.ready();
+      h.a.events.emit('news.eu', 'n1');
+      await h.net.advance(20);
+      expect(news).to.have.length(1);
+      const link = h.net.links.find((l) => l.address.snapshot === A && !l.closed)!;
+      link.handlers.connected!();
+      await h.net.advance(20);
+      const tesubs = sent(h.a, Native.EVENT_SUBSCRIBE);
+      expect(tesubs.map((r) => r.options.from)).to.deep.equal([undefined, '2']);
+      expect(tesubs[1]!.options.member).to.equal(tesubs[0]!.options.member);
+    });
+
+    it('an ack answered unknown-subscription subscribes again and sends the ack again', async () => {
+      const h = await readyOnA();
+      const sub = h.client.subscribe('jobs', { group: 'w' });
+      const got = collect(sub);
+      await sub.ready();
+      h.a.events.emit('jobs', 'j');
+      await h.net.advance(20);
+      h.a.events.subs.clear(); // the server forgot the member
+      await got[0]!.ack();
+      expect(sent(h.a, Native.EVENT_SUBSCRIBE)).to.have.length(2);
+      expect(sent(h.a, Native.EVENT_ACK).map((r) => r.acks.length)).to.deep.equal([1, 1]);
+      expect(h.a.events.acks).to.deep.equal([{ sequence: 1, kind: 'ack', delayMs: 0, subId: sub.subId }]);
+    });
+
     it('a fan-out subscription from "new" that received nothing resumes after the start the server gave', async () => {
       const h = await readyOnA();
       h.a.events.emit('x', '1');
