@@ -175,6 +175,34 @@ describe('Client event bus (fake clock, fake transport)', function () {
     });
   });
 
+  describe("'auto' mode against plain CHP servers", () => {
+    it('a publish and a subscription made before the mode is known fail with plain-chp once it is, sending nothing native', async () => {
+      const net = new FakeNetwork({ heartbeatMs: 100 });
+      const a = net.addServer(A, { state: 'ACTIVE', plainChp: true });
+      const b = net.addServer(B, { state: 'PASSIVE', plainChp: true, passiveHugz: true });
+      const client = new Client({
+        servers: [A, B],
+        serverTimeoutMs: SERVER_TIMEOUT,
+        mode: 'auto',
+        transport: net.transport,
+        clock: net.clock,
+      });
+      clients.push(client);
+      const publishing = rejection(() => client.publish('a', 'x'));
+      const sub = client.subscribe('a');
+      const ready = rejection(() => sub.ready(5000));
+      await net.advance(2 * SERVER_TIMEOUT + 200);
+      expect(client.mode).to.equal('chp');
+      for (const error of [await publishing, await ready]) {
+        expect(error).to.be.instanceOf(ServerRejectedError);
+        expect((error as ServerRejectedError).reason).to.equal('plain-chp');
+      }
+      expect(sub.closed).to.equal(true);
+      const native = [...a.requests, ...b.requests].filter((r) => r.command.startsWith('T'));
+      expect(native.map((r) => r.command)).to.deep.equal([]);
+    });
+  });
+
   describe('subscribe', () => {
     it('sends TESUB with the member id and options; ready() resolves on TEOK', async () => {
       const h = await readyOnA();
