@@ -574,6 +574,21 @@ describe('Client event bus (fake clock, fake transport)', function () {
       expect(h.a.events.subsOf('a')).to.have.length(0);
     });
 
+    it('an unsubscribe the server does not answer is done after requestTimeoutMs', async () => {
+      const h = await readyOnA({ requestTimeoutMs: 1000 });
+      const sub = h.client.subscribe('a');
+      await sub.ready();
+      h.a.events.silent = true;
+      let done = false;
+      const unsubscribing = sub.unsubscribe().then(() => (done = true));
+      await h.net.advance(900);
+      expect(sent(h.a, Native.EVENT_UNSUBSCRIBE)).to.have.length(1);
+      expect(done, 'still waiting for the answer').to.equal(false);
+      await h.net.advance(200);
+      await unsubscribing;
+      expect(done).to.equal(true);
+    });
+
     it('close() ends subscriptions: iterators finish, ready() and acks reject with ClosedError', async () => {
       const h = await readyOnA();
       const sub = h.client.subscribe('jobs', { group: 'w' });
