@@ -1,10 +1,9 @@
 /**
  * The client's agent: the state machine behind the public facade (client.ts). It owns the links,
  * the replica, the search for the active (finder.ts), the sync (sync.ts), the write queue
- * (writes.ts) and the one timer, on the injected clock. Every phase change goes through
- * `setPhase` (the pure table in session.ts); everything it tells the application goes to the
- * facade's next-tick queue (`AgentHost`), never to a listener inside a transition.
- * Messages from servers are handled in inbound.ts. docs/protocol.md has the procedure.
+ * (writes.ts), the event bus (bus.ts) and the one timer, on the injected clock. Every phase change
+ * goes through `setPhase` (session.ts); what it tells the application goes to the facade's
+ * next-tick queue (`AgentHost`). Messages from servers: inbound.ts; the procedure: docs/protocol.md.
  */
 import { encodeIcanhaz, encodeRequest, HUGZ, socketFrameLimits, type Limits } from '../wire/index.js';
 import { Replica, type Entry, type ReplicaChange } from '../kv/index.js';
@@ -78,9 +77,10 @@ export class Agent implements InboundHost {
           reply: (frames) => guard(this, i, 'reply', frames),
           update: (frames) => guard(this, i, 'published', frames),
           connected: () => {
-            // The first ping went out before the connection was up and was refused: ask now,
-            // not a probe interval later (most of what a connect() took on loopback).
+            // Ask now, not a probe interval later (the first ping was refused before this); a new
+            // connection to the server in use has a new identity, to subscribe the bus again with.
             if (this.phase === 'finding' && this.finder.discovery.reachable(i)) this.probe();
+            else if (i === this.current) this.bus.reconnected();
           },
         },
       ),

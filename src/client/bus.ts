@@ -76,6 +76,15 @@ export class EventBus {
     this.subscriptions.onReady(again);
   }
 
+  /**
+   * A new connection to the server in use (its DEALER reconnected): the server knows it by a new
+   * identity, so the subscriptions go again, and what the old connection carried unanswered.
+   */
+  reconnected(): void {
+    this.lost();
+    if (this.target() !== undefined) this.onReady(false);
+  }
+
   /** The server in use is lost: unanswered publishes, subscriptions and acks go to the next one. */
   lost(): void {
     this.publishes.requeueAll();

@@ -154,7 +154,7 @@ function onNativeReply(host: InboundHost, server: number, reply: NativeReply): v
         host.findActive(`server says ${reply.state}`);
       return;
     case 'TACK':
-      if (host.bus.onAck(reply.reqId, reply.sequences)) return;
+      if (host.bus.onAck(reply.reqId, reply.sequences)) return host.writes.noteDurability(reply.durability);
       return host.writes.onAck(reply.reqId, reply.sequences, reply.durability);
     case 'TEOK':
       return host.bus.onOk(reply.reqId, reply.info);

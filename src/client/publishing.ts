@@ -101,7 +101,13 @@ export function headerText(options: unknown, limits: Limits): string {
 /** The event's data as a Buffer (may be empty) within the value limit. */
 export function eventData(data: unknown, limits: Limits): Buffer {
   const body =
-    typeof data === 'string' ? Buffer.from(data) : data instanceof Uint8Array ? Buffer.from(data) : undefined;
+    typeof data === 'string'
+      ? Buffer.from(data)
+      : Buffer.isBuffer(data)
+        ? data
+        : data instanceof Uint8Array
+          ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+          : undefined;
   if (body === undefined) throw new InvalidArgumentError('data must be a string, a Buffer or a Uint8Array');
   if (body.length > limits.maxValueBytes)
     throw new InvalidArgumentError(`data is ${body.length} bytes; the limit is ${limits.maxValueBytes}`);

@@ -4,23 +4,27 @@
  * servers (TESUB, TEACK, re-subscribing after a failover) is the manager's (subscriptions.ts);
  * this class only queues what the manager delivers and tells it what the application has taken.
  *
- * Taking: while a `for await` loop (an iterator) is open, an event is taken when the iterator
- * hands it out; with no iterator open, when it is emitted as 'event'. The manager sends `seen` for
- * taken events of a fan-out subscription, which is what lets the server send more: so the buffer
- * holds at most about `maxAckPending` events, and a slow loop slows the server's sending to it.
+ * Taking: an event is taken when a `for await` loop gets it or, while no loop is open and 'event'
+ * listeners are attached, when it is emitted. Until then it waits in the buffer (also with no loop
+ * and no listener yet: a loop started later gets it). The manager sends `seen` for taken events
+ * of a fan-out subscription, which is what lets the server send more: so the buffer holds at most
+ * about `maxAckPending` events, and a slow loop slows the server's sending to it.
  */
 import { EventEmitter } from 'node:events';
 import { checkPattern } from '../events/index.js';
 import { isCounter, parseProperties, type EventAckKind, type PackedEntry } from '../wire/index.js';
 import { InvalidArgumentError } from '../errors.js';
 
-/** Where a fan-out subscription starts: new events only, the oldest still held, or a sequence. */
+/** Where a subscription starts: new events only, the oldest still held, or a sequence (from 1). */
 export type SubscribeFrom = 'new' | 'first' | { readonly sequence: number };
 
 export interface SubscribeOptions {
   /** a consumer group ([A-Za-z0-9_-], 1 to 64 characters): each event to one member; absent: fan-out */
   group?: string;
-  /** fan-out only (a group starts at its cursor): default 'new' */
+  /**
+   * where a fan-out subscription starts, or where a new group starts (a group that exists keeps its
+   * cursor): default 'new'
+   */
   from?: SubscribeFrom;
   /** group: an event not acked in this time goes to another member */
   ackWaitMs?: number;
@@ -103,8 +107,7 @@ export function subscribeOptions(pattern: unknown, options: unknown): Record<str
     if (typeof o.durable !== 'boolean') throw new InvalidArgumentError('durable must be true or false');
     out.durable = o.durable ? '1' : '0';
   }
-  if (o.from !== undefined && out.group === undefined) out.from = fromText(o.from);
-  else if (o.from !== undefined) fromText(o.from); // checked, not sent: a group starts at its cursor
+  if (o.from !== undefined) out.from = fromText(o.from);
   return out;
 }
 
@@ -112,8 +115,8 @@ function fromText(from: unknown): string {
   if (from === 'new' || from === 'first') return from;
   const sequence =
     typeof from === 'object' && from !== null ? (from as { sequence?: unknown }).sequence : undefined;
-  if (!isCounter(sequence))
-    throw new InvalidArgumentError("from must be 'new', 'first' or { sequence: a whole number >= 0 }");
+  if (!isCounter(sequence) || sequence < 1)
+    throw new InvalidArgumentError("from must be 'new', 'first' or { sequence: a whole number >= 1 }");
   return String(sequence);
 }
 
@@ -124,8 +127,12 @@ export class Subscription
   private readonly buffer: SubscriptionEvent[] = [];
   private head = 0;
   private iterators = 0;
-  private waiting: { resolve: (r: IteratorResult<SubscriptionEvent>) => void; reject: (e: Error) => void }[] =
-    [];
+  /** loops waiting for the next event, each with its own token */
+  private waiting: {
+    readonly owner: object;
+    readonly resolve: (r: IteratorResult<SubscriptionEvent>) => void;
+    readonly reject: (e: Error) => void;
+  }[] = [];
   private ended = false;
   private failure: Error | undefined;
 
@@ -172,7 +179,7 @@ export class Subscription
         this.control.problem("a subscription's 'event' listener threw", error);
       }
     }
-    if (this.iterators === 0) return this.control.taken(this.subId, event);
+    if (this.iterators === 0 && this.listenerCount('event') > 0) return this.control.taken(this.subId, event);
     const waiter = this.waiting.shift();
     if (waiter) {
       this.control.taken(this.subId, event);
@@ -217,14 +224,14 @@ export class Subscription
   [Symbol.asyncIterator](): AsyncIterableIterator<SubscriptionEvent> {
     this.iterators++;
     let open = true;
+    const owner = {};
+    // A loop that ends (break) leaves what it did not take in the buffer, for the next loop.
     const close = () => {
       if (open) this.iterators--;
       open = false;
-      // The last loop left: what it did not take is let go (a group's events come back after
-      // their ack wait), and counted as taken so that the server keeps sending.
-      if (this.iterators === 0)
-        for (const event of this.buffer.splice(0).slice(this.head)) this.control.taken(this.subId, event);
-      if (this.iterators === 0) this.head = 0;
+      const mine = this.waiting.filter((w) => w.owner === owner);
+      this.waiting = this.waiting.filter((w) => w.owner !== owner);
+      for (const w of mine) w.resolve({ value: undefined, done: true });
     };
     const iterator: AsyncIterableIterator<SubscriptionEvent> = {
       next: () => {
@@ -241,7 +248,7 @@ export class Subscription
             ? Promise.reject(this.failure)
             : Promise.resolve({ value: undefined, done: true });
         }
-        return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+        return new Promise((resolve, reject) => this.waiting.push({ owner, resolve, reject }));
       },
       return: () => {
         close();

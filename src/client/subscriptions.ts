@@ -83,7 +83,7 @@ interface Sub {
 
 type Pending =
   | { readonly type: 'ack'; readonly subId: number; readonly ops: AckOp[]; sentAt: number }
-  | { readonly type: 'unsub'; readonly subId: number; readonly done: () => void };
+  | { readonly type: 'unsub'; readonly subId: number; readonly done: () => void; readonly sentAt: number };
 
 export class Subscriptions {
   private readonly subs = new Map<number, Sub>();
@@ -95,10 +95,6 @@ export class Subscriptions {
   private flushScheduled = false;
 
   constructor(private readonly host: SubscriptionsHost) {}
-
-  get size(): number {
-    return this.subs.size;
-  }
 
   /** A new subscription; a bad pattern or option throws InvalidArgumentError. */
   open(pattern: unknown, options: unknown): Subscription {
@@ -203,8 +199,15 @@ export class Subscriptions {
     const p = this.pending.get(reqId);
     if (!p) return false;
     this.pending.delete(reqId);
+    const owner = p.type === 'ack' ? this.subs.get(p.subId) : undefined;
     if (p.type === 'unsub') p.done();
-    else for (const op of p.ops) this.settle(op, new ServerRejectedError(reason, message));
+    else if (owner && reason === 'unknown-subscription') {
+      // The server lost the subscription (it forgot the member, or knows this client by another
+      // identity): subscribe again, then the acks go again after it.
+      owner.queue.unshift(...p.ops);
+      this.sendSub(owner);
+      this.scheduleFlush();
+    } else for (const op of p.ops) this.settle(op, new ServerRejectedError(reason, message));
     return true;
   }
 
@@ -226,10 +229,10 @@ export class Subscriptions {
 
   /** The agent's timer: pings while subscribed, `seen` batches, retries, deadlines. */
   tick(now: number): void {
-    for (const sub of this.subs.values())
+    for (const sub of this.subs.values()) {
       sub.waiters.expire(now, (ms) => new TimeoutError(`subscription not ready within ${ms} ms`));
-    for (const sub of this.subs.values())
       for (const op of sub.queue) if (op.deadline <= now) this.settle(op, this.ackTimeout());
+    }
     const link = this.host.target();
     if (link === undefined) return;
     if (this.subs.size > 0 && now - this.lastPing >= this.host.heartbeatMs() / 2) {
@@ -241,12 +244,14 @@ export class Subscriptions {
       if (sub.seenCount > 0 && now - sub.seenSince >= SEEN_FLUSH_MS) this.queueSeen(sub);
     }
     for (const [reqId, p] of [...this.pending]) {
-      if (p.type !== 'ack') continue;
-      for (const op of p.ops) if (op.deadline <= now) this.settle(op, this.ackTimeout());
-      const live = p.ops.filter((op) => op.settle === undefined || !settled.has(op));
+      if (p.type === 'ack')
+        for (const op of p.ops) if (op.deadline <= now) this.settle(op, this.ackTimeout());
       if (now - p.sentAt <= this.host.requestTimeoutMs) continue;
+      // Unanswered: acks go again; an unsubscribe is done anyway (the server lets go of a member
+      // it does not hear).
       this.pending.delete(reqId);
-      this.subs.get(p.subId)?.queue.unshift(...live);
+      if (p.type === 'unsub') p.done();
+      else this.subs.get(p.subId)?.queue.unshift(...p.ops.filter((op) => !op.settle || !settled.has(op)));
     }
     this.flush();
   }
@@ -299,7 +304,8 @@ export class Subscriptions {
     if (link === undefined || (!sub.confirmed && sub.subReq === undefined)) return Promise.resolve();
     const reqId = this.host.reqId();
     return new Promise((resolve) => {
-      this.pending.set(reqId, { type: 'unsub', subId, done: () => this.host.later(resolve) });
+      const done = () => this.host.later(resolve);
+      this.pending.set(reqId, { type: 'unsub', subId, done, sentAt: this.host.now() });
       link.request(encodeRequest({ command: 'TEUNSUB', reqId, subId }));
     });
   }

@@ -175,6 +175,11 @@ export class Writes {
     const seqs = checkAckSequences(sequences, batch.writes.length);
     this.inflight.delete(reqId);
     batch.writes.forEach((w, i) => this.settleWhenApplied(w, seqs[i]!));
+    this.noteDurability(durability);
+  }
+
+  /** A TACK's durability (a write's or a published event's): a change of `degraded` is told. */
+  noteDurability(durability: Durability): void {
     const degraded = durability === 'degraded';
     if (degraded !== this.degradedNow) {
       this.degradedNow = degraded;

@@ -154,12 +154,52 @@ describe('Client event bus (fake clock, fake transport)', function () {
       expect(h.b.events.events).to.have.length(1);
     });
 
+    it('a publish acknowledged by the active alone makes the client degraded, as a write does', async () => {
+      const h = await readyOnA();
+      const said: boolean[] = [];
+      h.client.on('degraded', (d) => said.push(d));
+      await h.client.publish('a', 'x');
+      expect([h.client.degraded, said]).to.deep.equal([false, []]);
+      h.a.durability = 'degraded';
+      await h.client.publish('a', 'y');
+      await h.net.settle();
+      expect([h.client.degraded, said]).to.deep.equal([true, [true]]);
+    });
+
     it('rejects with ServerRejectedError plain-chp when the server speaks plain CHP only', async () => {
       const h = await readyOnA({ mode: 'chp' }, { plainChp: true });
       const error = await rejection(() => h.client.publish('a', 'x'));
       expect(error).to.be.instanceOf(ServerRejectedError);
       expect((error as ServerRejectedError).reason).to.equal('plain-chp');
       expect((error as Error).message).to.contain('plain CHP');
+    });
+  });
+
+  describe("'auto' mode against plain CHP servers", () => {
+    it('a publish and a subscription made before the mode is known fail with plain-chp once it is, sending nothing native', async () => {
+      const net = new FakeNetwork({ heartbeatMs: 100 });
+      const a = net.addServer(A, { state: 'ACTIVE', plainChp: true });
+      const b = net.addServer(B, { state: 'PASSIVE', plainChp: true, passiveHugz: true });
+      const client = new Client({
+        servers: [A, B],
+        serverTimeoutMs: SERVER_TIMEOUT,
+        mode: 'auto',
+        transport: net.transport,
+        clock: net.clock,
+      });
+      clients.push(client);
+      const publishing = rejection(() => client.publish('a', 'x'));
+      const sub = client.subscribe('a');
+      const ready = rejection(() => sub.ready(5000));
+      await net.advance(2 * SERVER_TIMEOUT + 200);
+      expect(client.mode).to.equal('chp');
+      for (const error of [await publishing, await ready]) {
+        expect(error).to.be.instanceOf(ServerRejectedError);
+        expect((error as ServerRejectedError).reason).to.equal('plain-chp');
+      }
+      expect(sub.closed).to.equal(true);
+      const native = [...a.requests, ...b.requests].filter((r) => r.command.startsWith('T'));
+      expect(native.map((r) => r.command)).to.deep.equal([]);
     });
   });
 
@@ -217,6 +257,7 @@ describe('Client event bus (fake clock, fake transport)', function () {
         ['a', { group: 'x'.repeat(65) }],
         ['a', { from: 'last' }],
         ['a', { from: { sequence: -1 } }],
+        ['a', { from: { sequence: 0 } }],
         ['a', { ackWaitMs: 5 }], // group only
         ['a', { group: 'g', ackWaitMs: 0 }],
         ['a', { group: 'g', maxDeliver: 1.5 }],
@@ -426,6 +467,36 @@ describe('Client event bus (fake clock, fake transport)', function () {
       expect(sent(h.a, Native.EVENT_SUBSCRIBE).map((r) => r.subId)).to.deep.equal([sub.subId, sub.subId]);
     });
 
+    it('a new connection to the server in use (a new identity there) subscribes again, from after the last event received', async () => {
+      const h = await readyOnA();
+      const sub = h.client.subscribe('news.>');
+      const news = collect(sub);
+      await sub.ready();
+      h.a.events.emit('news.eu', 'n1');
+      await h.net.advance(20);
+      expect(news).to.have.length(1);
+      const link = h.net.links.find((l) => l.address.snapshot === A && !l.closed)!;
+      link.handlers.connected!();
+      await h.net.advance(20);
+      const tesubs = sent(h.a, Native.EVENT_SUBSCRIBE);
+      expect(tesubs.map((r) => r.options.from)).to.deep.equal([undefined, '2']);
+      expect(tesubs[1]!.options.member).to.equal(tesubs[0]!.options.member);
+    });
+
+    it('an ack answered unknown-subscription subscribes again and sends the ack again', async () => {
+      const h = await readyOnA();
+      const sub = h.client.subscribe('jobs', { group: 'w' });
+      const got = collect(sub);
+      await sub.ready();
+      h.a.events.emit('jobs', 'j');
+      await h.net.advance(20);
+      h.a.events.subs.clear(); // the server forgot the member
+      await got[0]!.ack();
+      expect(sent(h.a, Native.EVENT_SUBSCRIBE)).to.have.length(2);
+      expect(sent(h.a, Native.EVENT_ACK).map((r) => r.acks.length)).to.deep.equal([1, 1]);
+      expect(h.a.events.acks).to.deep.equal([{ sequence: 1, kind: 'ack', delayMs: 0, subId: sub.subId }]);
+    });
+
     it('a fan-out subscription from "new" that received nothing resumes after the start the server gave', async () => {
       const h = await readyOnA();
       h.a.events.emit('x', '1');
@@ -501,6 +572,21 @@ describe('Client event bus (fake clock, fake transport)', function () {
       expect(sent(h.a, Native.EVENT_UNSUBSCRIBE).map((r) => r.subId)).to.deep.equal([sub.subId]);
       expect(await iterating).to.equal(0);
       expect(h.a.events.subsOf('a')).to.have.length(0);
+    });
+
+    it('an unsubscribe the server does not answer is done after requestTimeoutMs', async () => {
+      const h = await readyOnA({ requestTimeoutMs: 1000 });
+      const sub = h.client.subscribe('a');
+      await sub.ready();
+      h.a.events.silent = true;
+      let done = false;
+      const unsubscribing = sub.unsubscribe().then(() => (done = true));
+      await h.net.advance(900);
+      expect(sent(h.a, Native.EVENT_UNSUBSCRIBE)).to.have.length(1);
+      expect(done, 'still waiting for the answer').to.equal(false);
+      await h.net.advance(200);
+      await unsubscribing;
+      expect(done).to.equal(true);
     });
 
     it('close() ends subscriptions: iterators finish, ready() and acks reject with ClosedError', async () => {

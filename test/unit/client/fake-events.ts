@@ -92,6 +92,16 @@ export class FakeEventBus {
         this.server.reply(link, { command: 'TEOK', reqId: request.reqId, info: {} });
         return true;
       case 'TEACK':
+        if (![...this.subs.values()].some((sub) => sub.link === link && sub.subId === request.subId)) {
+          const message = `no subscription ${request.subId}`;
+          this.server.reply(link, {
+            command: 'TERROR',
+            reqId: request.reqId,
+            reason: 'unknown-subscription',
+            message,
+          });
+          return true;
+        }
         for (const ack of request.acks) this.acks.push({ ...ack, subId: request.subId });
         this.server.reply(link, { command: 'TEOK', reqId: request.reqId, info: {} });
         return true;
