@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Node } from '../pair/index.js';
+import { groupView, groupViews, streamViews } from './bus.js';
 
 export interface MetricsHttpOptions {
   host: string;
@@ -33,6 +34,25 @@ function promote(
   send(result.ok ? 200 : 409, body, 'application/json');
 }
 
+type Send = (code: number, body: string, type?: string) => void;
+
+function sendJson(send: Send, value: unknown, code = 200): void {
+  send(code, `${JSON.stringify(value)}\n`, 'application/json');
+}
+
+/** GET /groups/<name>: one consumer group, 404 when there is none of that name. */
+function oneGroup(node: Node, encoded: string, send: Send): void {
+  let name: string;
+  try {
+    name = decodeURIComponent(encoded);
+  } catch {
+    return sendJson(send, { error: 'bad group name' }, 400);
+  }
+  const view = groupView(node.store.bus, name);
+  if (view === undefined) return sendJson(send, { error: `no group named ${JSON.stringify(name)}` }, 404);
+  sendJson(send, view);
+}
+
 function isLoopback(address: string): boolean {
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 }
@@ -49,7 +69,7 @@ export async function startMetricsHttp(
   options: MetricsHttpOptions,
 ): Promise<Server & { url: string }> {
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     const send = (code: number, body: string, type = 'text/plain; charset=utf-8') => {
       res.writeHead(code, { 'content-type': type });
       res.end(body);
@@ -80,8 +100,17 @@ export async function startMetricsHttp(
           (error) => send(500, `${String(error)}\n`),
         );
         return;
-      default:
-        return send(404, 'not found: try /metrics, /healthz, /readyz, /status or /digest\n');
+      case '/streams':
+        return sendJson(send, streamViews(node.store.bus));
+      case '/groups':
+        return sendJson(send, groupViews(node.store.bus));
+      default: {
+        if (path.startsWith('/groups/')) return oneGroup(node, path.slice('/groups/'.length), send);
+        return send(
+          404,
+          'not found: try /metrics, /healthz, /readyz, /status, /digest, /streams, /groups or /groups/NAME\n',
+        );
+      }
     }
   });
   // Anyone who reaches this port may call it: bound what they can hold. Prometheus and a few

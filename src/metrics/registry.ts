@@ -7,6 +7,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { STATES } from '../fsm/index.js';
 import type { Node } from '../pair/index.js';
 import type { AccessFile, Guard } from '../security/index.js';
+import { registerBusMetrics } from './bus.js';
 
 /** A secure node's guard and allow-list file, whose refusals and reloads are counted too. */
 export interface SecurityEvents {
@@ -278,5 +279,6 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
     security.allowList.on('reloaded', () => reloads.inc({ result: 'ok' }));
     security.allowList.on('reloadFailed', () => reloads.inc({ result: 'failed' }));
   }
+  registerBusMetrics(registry, node);
   return registry;
 }
