@@ -224,6 +224,10 @@ describe('event bus operations: metrics, endpoints and commands (a real server)'
     expect((await getJson(`${server.http}/groups`)).body).to.deep.equal([billing]);
     const missing = await getJson(`${server.http}/groups/shipping`);
     expect(missing.status).to.equal(404);
+    expect(
+      (await getJson(`${server.http}/groups/%E0%A4%A`)).status,
+      'a name that is not URL-encoded UTF-8',
+    ).to.equal(400);
 
     // /streams: orders holds 5; audit 10 of 12; the dead letter went to $dlq.billing, under ''.
     const streams = await waitFor(
