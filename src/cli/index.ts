@@ -26,6 +26,12 @@ Security:
 Operations:
   status            both nodes of a pair from their /status endpoints (--nodes URL,URL);
                     exits 1 when the pair is unhealthy
+  stream ls|info [PREFIX]
+                    the event stream per retention rule: events, bytes, sequences, drops
+                    (asks the ACTIVE node's HTTP, --nodes URL,URL like status)
+  group ls|info [NAME]
+                    consumer groups: lag, pending, waiting, redeliveries, dead letters,
+                    members (exit 1 when no node is ACTIVE or there is no such group)
   promote           force a node without the complete history to serve (--node URL --force)
   snapshot save FILE
                     back up the pair's map at one sequence, without pausing it (--servers)
@@ -55,6 +61,8 @@ const commands: Record<string, () => Promise<Command>> = {
   sub: async () => (await import('./event-commands.js')).eventCommand('sub'),
   keygen: async () => (await import('./keygen-command.js')).keygenCommand,
   status: async () => (await import('./status-command.js')).statusCommand,
+  stream: async () => (await import('./stream-command.js')).streamCommand,
+  group: async () => (await import('./group-command.js')).groupCommand,
   promote: async () => (await import('./promote-command.js')).promoteCommand,
   snapshot: async () => (await import('./snapshot-command.js')).snapshotCommand,
 };

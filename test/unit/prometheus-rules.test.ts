@@ -79,6 +79,8 @@ const ALERTS = [
   'TwinstarAuthFailuresRising',
   'TwinstarDedupeEvictedEarly',
   'TwinstarStorageFailed',
+  'TwinstarGroupLagGrowing',
+  'TwinstarGroupDeadLetters',
 ];
 
 describe('deploy/prometheus', function () {
