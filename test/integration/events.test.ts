@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import type { Client } from '../../src/index.js';
 import {
+  metric,
   pairOptions,
   pairPorts,
   Started,
@@ -244,6 +245,29 @@ describe('event bus: consumer groups with real processes', function () {
     expect(second.deliveryCount).to.equal(2);
     expect(after, 'not before the delay').to.be.at.least(1_400);
     await second.ack();
+  });
+
+  it('events between key changes: a client of the whole map neither misses a change nor resumes for the events it never sees', async () => {
+    const { primary, servers } = await pair();
+    const whole = await started.client(servers); // subtree '': it checks every sequence for gaps
+    const writer = await started.client(servers);
+    const resumes = () => metric(primary.http, 'twinstar_snapshots_total', { kind: 'resume' });
+    const before = await resumes();
+    let last = 0;
+    for (let i = 0; i < 50; i++) {
+      await writer.publish('between.keys', `e${i}`);
+      await writer.publish('between.keys', `f${i}`);
+      last = await writer.set(`/between/${i}`, `v${i}`);
+    }
+    await waitFor(() => whole.sequence >= last, 20_000, 'the whole-map client at the last key change');
+    for (let i = 0; i < 50; i++) expect(whole.getString(`/between/${i}`)).to.equal(`v${i}`);
+    expect(
+      [...whole.entries()].filter(([key]) => key.startsWith('\0')),
+      'no event in the map',
+    ).to.deep.equal([]);
+    // A new client resumes once when its subscription starts (it may come after `before`); the
+    // events would cause one per key change that follows them (50) if they were taken for gaps.
+    expect((await resumes()) - before, 'resumes while events came between key changes').to.be.at.most(1);
   });
 
   it('with data directories, a durable group and its stream survive a restart of both nodes', async () => {

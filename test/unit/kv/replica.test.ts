@@ -129,6 +129,22 @@ describe('Replica', () => {
       expect(replica.offer(entry('/a', 8, 'y')).gap).to.equal(true);
     });
 
+    it('twinstar-prev: sequences taken by events are no gap; a missed key change still is; the property is not kept', () => {
+      const replica = loaded('', [], 5);
+      // 6 and 7 were events of the bus (never published to key-value clients)
+      const after = replica.offer(entry('/a', 8, 'x', 'ttl=60\ntwinstar-prev=5\n'));
+      expect(after.gap).to.equal(false);
+      expect(replica.get('/a')!.properties).to.equal('ttl=60\n');
+      expect(replica.sequence).to.equal(8);
+      // the key change before 12 was 10, which this replica never saw
+      expect(replica.offer(entry('/b', 12, 'y', 'twinstar-prev=10\n')).gap).to.equal(true);
+      expect(replica.get('/b'), 'held until the resume').to.equal(undefined);
+      // a property merely named like it, elsewhere in a value, is left alone
+      const other = loaded('', [], 1);
+      expect(other.offer(entry('/c', 2, 'z', 'x-twinstar-prev=9\n')).gap).to.equal(false);
+      expect(other.get('/c')!.properties).to.equal('x-twinstar-prev=9\n');
+    });
+
     it('reports no gap for a prefix subtree, where other keys legitimately use the numbers', () => {
       const replica = loaded('/orders/', [], 5);
       expect(replica.offer(entry('/orders/1', 9, 'x')).gap).to.equal(false);
