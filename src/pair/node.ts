@@ -105,6 +105,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
       now: this.now,
       context,
       guard,
+      httpPort: config.httpPort,
       events: {
         memberTimeoutMs: config.eventMemberTimeoutMs,
         ackWaitMs: config.eventAckWaitMs,

@@ -106,6 +106,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     this.advertised = formatProperties({
       [ADVERTISE.NATIVE]: NATIVE_VERSION,
       [ADVERTISE.HUGZ_MS]: String(options.heartbeatMs),
+      ...(options.httpPort ? { [ADVERTISE.HTTP]: String(options.httpPort) } : {}),
     });
     this.now = options.now ?? Date.now;
     const quotas = (this.quotas = options.quotas ?? DEFAULT_QUOTAS);

@@ -142,6 +142,8 @@ export interface CloneServerOptions {
   guard?: Guard;
   /** the event bus's settings (docs/events.md); defaults: EVENT_DEFAULTS */
   events?: EventSettings;
+  /** this node's HTTP port (metrics, health), advertised on KTHXBAI and HUGZ; absent: not advertised */
+  httpPort?: number;
 }
 
 /** How the active delivers events. */

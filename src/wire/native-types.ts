@@ -92,6 +92,8 @@ export const ADVERTISE = {
   HUGZ_MS: 'hugz-ms',
   /** on HUGZ from a node that is not active (or is fenced): its state; absent on the active's */
   STATE: 'state',
+  /** the node's metrics and health HTTP port (`twinstar endpoint status` finds it here) */
+  HTTP: 'http',
 } as const;
 export const NATIVE_VERSION = '1';
 
