@@ -7,7 +7,8 @@
  * It lives beside the sequencer, not in kv/, so that kv/ stays a leaf that imports no core
  * module (core already depends on kv for `Entry`): no import cycle between the folders.
  */
-import { KvMap, readAll, type Entry, type KvView } from '../kv/index.js';
+import { KvMap, isDeletePrefix, readAll, type Entry, type KvView } from '../kv/index.js';
+import { isReserved } from '../events/index.js';
 import { Deadlines, type Scheduled } from './deadlines.js';
 import type { DueChange, StateMachine } from './state-machine.js';
 
@@ -52,9 +53,24 @@ export class KvMachine implements StateMachine {
   }
 
   apply(entry: Entry): void {
+    if (isDeletePrefix(entry)) this.deleteUnder(entry);
     this.map.put(entry);
     if (entry.expiresAt > 0 && entry.body.length > 0)
       this.ttl.schedule({ at: entry.expiresAt, key: entry.key, sequence: entry.sequence });
+  }
+
+  /** A delete by prefix (issue 17): every key under it goes, at the change's sequence; never the bus's. */
+  private deleteUnder(change: Entry): void {
+    const view = this.map.view(change.key);
+    const gone: string[] = [];
+    try {
+      for (let run = view.next(10_000); run.length > 0; run = view.next(10_000))
+        for (const entry of run) if (!isReserved(entry.key)) gone.push(entry.key);
+    } finally {
+      view.close();
+    }
+    for (const key of gone)
+      this.map.put({ key, sequence: change.sequence, uuid: '', properties: '', body: EMPTY, expiresAt: 0 });
   }
 
   snapshot(): Promise<Entry[]> {

@@ -3,10 +3,11 @@
  * a `Storage` (`MemoryStorage` unless the node opened a durable one). This is the face the server and the pair use; the sequencing itself is in
  * sequencer.ts, the map and its TTLs in kv-machine.ts, the log and dedupe window in storage.ts.
  */
-import { ArrayView, FilteredView, readAll, type Entry, type KvView } from '../kv/index.js';
+import { ArrayView, FilteredView, isDeletePrefix, readAll, type Entry, type KvView } from '../kv/index.js';
 import { isReserved, RESERVED_PREFIX, type RetentionRule } from '../events/index.js';
 import { BusMachine } from './bus-machine.js';
 import { KvMachine, type KeyValueState } from './kv-machine.js';
+import { LeaseMachine } from './lease-machine.js';
 import { Sequencer, SequencerStage, type CommitResult, type ReplicateResult } from './sequencer.js';
 import type { Change } from './state-machine.js';
 import { MemoryStorage, type MemoryStorageOptions, type ReplayLogStats, type Storage } from './storage.js';
@@ -18,7 +19,7 @@ export type StoreOptions = MemoryStorageOptions & {
   /** the event stream's retention rules (docs/events.md); none: events are kept without limit */
   readonly retention?: readonly RetentionRule[];
 };
-type Machines = readonly [KvMachine, BusMachine];
+type Machines = readonly [KvMachine, BusMachine, LeaseMachine];
 export type StoreBuilder = SequencerStage<Machines>;
 
 export class Store {
@@ -39,15 +40,34 @@ export class Store {
     // A storage that keeps the values itself (lmdb) holds the map; otherwise it lives in memory.
     const kv = new KvMachine(storage.keyValues?.());
     const bus = new BusMachine(options.retention ?? []);
-    this.sequencer = new Sequencer([kv, bus] as const, storage, now);
+    const leases = new LeaseMachine();
+    this.sequencer = new Sequencer([kv, bus, leases] as const, storage, now);
     this.baseSequence = this.sequencer.sequence;
     // The bus's entries live in the map (a durable one holds them from the last run): index them.
     const reserved = kv.map.view(RESERVED_PREFIX);
     try {
-      for (let run = reserved.next(10_000); run.length > 0; run = reserved.next(10_000)) bus.restore(run);
+      for (let run = reserved.next(10_000); run.length > 0; run = reserved.next(10_000)) {
+        bus.restore(run);
+        leases.restore(run);
+      }
     } finally {
       reserved.close();
     }
+    // With leases held, which keys go with them: read from the keys' `lease=` properties.
+    if (leases.size > 0) {
+      const all = kv.map.view('');
+      try {
+        for (let run = all.next(10_000); run.length > 0; run = all.next(10_000))
+          leases.restore(run.filter((e) => e.properties.includes('lease=')));
+      } finally {
+        all.close();
+      }
+    }
+  }
+
+  /** Leases and the keys that go with them (issue 17). */
+  get leases(): LeaseMachine {
+    return this.sequencer.machines[2];
   }
 
   /**
@@ -173,13 +193,17 @@ export class Store {
   /** `changesSince`, as a client may see them: without the event bus's reserved keys. */
   keyChangesSince(sequence: number, prefix = ''): Entry[] | undefined {
     if (isReserved(prefix)) return [];
-    const changes = this.changesSince(sequence, prefix);
-    return prefix === '' && changes !== undefined ? changes.filter((e) => !isReserved(e.key)) : changes;
+    // From the whole window: a delete of a shorter prefix (issue 17) reaches this subtree too.
+    const changes = this.changesSince(sequence, '');
+    return changes?.filter(
+      (e) =>
+        (e.key.startsWith(prefix) || (isDeletePrefix(e) && prefix.startsWith(e.key))) && !isReserved(e.key),
+    );
   }
 
   /** Keys in the map that clients see (the event bus's are not keys). */
   get keyCount(): number {
-    return this.map.size - this.bus.reservedKeys;
+    return this.map.size - this.bus.reservedKeys - this.leases.size;
   }
 
   /** The map's entries under a prefix at this point (fixed now, read across turns). */

@@ -1,8 +1,10 @@
 /** The key-value state machine: the server's map and the client's replica. */
 export { KvMap, type Entry } from './kvmap.js';
 export {
+  DELETE_PREFIX_PROPERTY,
   HeldUpdates,
   PREV_PROPERTY,
+  isDeletePrefix,
   Replica,
   withoutPrev,
   type Change as ReplicaChange,

@@ -89,6 +89,17 @@ const HELD_LIMIT = 100_000;
 export const PREV_PROPERTY = 'twinstar-prev';
 const PREV_LINE = `${PREV_PROPERTY}=`;
 
+/**
+ * The property of a change that deletes every key under its key, as one change (issue 17,
+ * `deletePrefix`): its body is empty, and a replica applies it to every key it holds under the key.
+ */
+export const DELETE_PREFIX_PROPERTY = 'twinstar-delete-prefix';
+const DELETE_PREFIX_LINE = `${DELETE_PREFIX_PROPERTY}=1\n`;
+
+export function isDeletePrefix(entry: Entry): boolean {
+  return entry.body.length === 0 && entry.properties.includes(DELETE_PREFIX_LINE);
+}
+
 /** The entry without the server's `twinstar-prev` line, and that line's sequence. */
 export function withoutPrev(entry: Entry): { entry: Entry; prev: number | undefined } {
   const at = entry.properties.indexOf(PREV_LINE);
@@ -152,7 +163,7 @@ export class Replica {
    */
   offer(published: Entry): OfferResult {
     const { entry, prev } = withoutPrev(published);
-    if (!entry.key.startsWith(this.subtree)) return { changes: [], gap: false };
+    if (!this.covers(entry)) return { changes: [], gap: false };
     if (this.syncing) {
       this.held.hold(entry);
       return { changes: [], gap: false };
@@ -167,8 +178,14 @@ export class Replica {
       this.held.hold(entry);
       return { changes: [], gap: true };
     }
-    const change = this.apply(entry);
-    return { changes: change ? [change] : [], gap: false };
+    return { changes: this.apply(entry), gap: false };
+  }
+
+  /** Whether a change concerns this replica: under its subtree, or a delete of a prefix of it. */
+  private covers(entry: Entry): boolean {
+    return (
+      entry.key.startsWith(this.subtree) || (isDeletePrefix(entry) && this.subtree.startsWith(entry.key))
+    );
   }
 
   /** A HUGZ heartbeat: with the whole map followed, a higher sequence means updates were missed. */
@@ -222,9 +239,8 @@ export class Replica {
   loadResume(entries: Iterable<Entry>, sequence: number): Change[] {
     const changes: Change[] = [];
     for (const entry of entries) {
-      if (entry.sequence <= this.seq || !entry.key.startsWith(this.subtree)) continue;
-      const change = this.apply(entry);
-      if (change) changes.push(change);
+      if (entry.sequence <= this.seq || !this.covers(entry)) continue;
+      changes.push(...this.apply(entry));
     }
     this.seq = Math.max(this.seq, sequence);
     return changes.concat(this.releaseHeld());
@@ -233,29 +249,44 @@ export class Replica {
   private releaseHeld(): Change[] {
     this.syncing = false;
     const changes: Change[] = [];
-    for (const entry of this.held.release(() => this.seq)) {
-      const change = this.apply(entry);
-      if (change) changes.push(change);
-    }
+    for (const entry of this.held.release(() => this.seq)) changes.push(...this.apply(entry));
     return changes;
   }
 
-  private apply(entry: Entry): Change | undefined {
+  private apply(entry: Entry): Change[] {
     this.seq = entry.sequence;
+    if (isDeletePrefix(entry)) {
+      // One change: every key held under the prefix goes, each one event with this sequence.
+      const gone: Change[] = [];
+      for (const [key, before] of this.entries) {
+        if (!key.startsWith(entry.key)) continue;
+        this.entries.delete(key);
+        gone.push({
+          key,
+          value: undefined,
+          sequence: entry.sequence,
+          deleted: true,
+          properties: before.properties,
+        });
+      }
+      return gone;
+    }
     if (entry.body.length === 0) {
       const before = this.entries.get(entry.key);
-      if (before === undefined) return undefined; // deleting an absent key changes nothing
+      if (before === undefined) return []; // deleting an absent key changes nothing
       this.entries.delete(entry.key);
-      return {
-        key: entry.key,
-        value: undefined,
-        sequence: entry.sequence,
-        deleted: true,
-        properties: entry.properties,
-      };
+      return [
+        {
+          key: entry.key,
+          value: undefined,
+          sequence: entry.sequence,
+          deleted: true,
+          properties: entry.properties,
+        },
+      ];
     }
     this.entries.set(entry.key, entry);
-    return toChange(entry);
+    return [toChange(entry)];
   }
 }
 

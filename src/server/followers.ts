@@ -49,13 +49,15 @@ export class Followers {
    * A KVPUB (with its `key`) or a HUGZ (no key: every follower gets it), already encoded for the
    * publisher, to every follower that may see it.
    */
-  publish(kvmsg: readonly Buffer[], key?: string): void {
+  publish(kvmsg: readonly Buffer[], key?: string, deletesPrefix = false): void {
     if (this.byId.size === 0) return;
     const message = encodePublication(kvmsg);
     for (const [id, follower] of this.byId) {
       if (key !== undefined) {
         if (follower.principal && !follower.principal.canRead(key)) continue;
-        if (!follower.prefixes.some((prefix) => key.startsWith(prefix))) continue;
+        // A delete by prefix (issue 17) also reaches followers of a narrower prefix under it.
+        const under = (prefix: string) => key.startsWith(prefix) || (deletesPrefix && prefix.startsWith(key));
+        if (!follower.prefixes.some(under)) continue;
       }
       this.sink.send([follower.identity, ...message], follower).catch((error: unknown) => {
         if (this.byId.get(id) !== follower) return;

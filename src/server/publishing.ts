@@ -5,7 +5,7 @@
  */
 import { encodeKvMsg } from '../wire/index.js';
 import { PublicationQueue } from '../core/index.js';
-import { PREV_PROPERTY, type Entry } from '../kv/index.js';
+import { PREV_PROPERTY, isDeletePrefix, type Entry } from '../kv/index.js';
 import { isReserved } from '../events/index.js';
 import { DRAIN_BUDGET_MS, type Outbox } from '../zmq/index.js';
 import type { Followers } from './followers.js';
@@ -21,6 +21,8 @@ export interface PublishingDeps {
   publishableUpTo(): number;
   /** the sequence of the last key change the store holds (a node that becomes active starts there) */
   lastKeySequence?(): number;
+  /** the prefixes subscribed to on the publisher now (for deletes by prefix) */
+  subscriptions?(): Iterable<string>;
   /** an entry of the event bus's namespace passed the watermark: its subscribers may get it */
   released?(entry: Entry): void;
 }
@@ -95,7 +97,16 @@ export class Publishing {
       prev === entry.sequence - 1
         ? entry
         : { ...entry, properties: `${entry.properties}${PREV_PROPERTY}=${prev}\n` };
-    this.publish(encodeKvMsg(published), entry.key);
+    const kvmsg = encodeKvMsg(published);
+    if (!isDeletePrefix(entry)) return this.publish(kvmsg, entry.key);
+    // A delete by prefix: a SUB matches the key against its own prefix, so a subscriber of a
+    // narrower subtree under it gets a copy keyed by that subtree, which its replica applies to
+    // the same keys (issue 17).
+    this.deps.pubOut.post(kvmsg);
+    for (const prefix of this.deps.subscriptions?.() ?? [])
+      if (prefix.length > entry.key.length && prefix.startsWith(entry.key))
+        this.deps.pubOut.post(encodeKvMsg({ ...published, key: prefix }));
+    this.deps.followers.publish(kvmsg, entry.key, true);
   }
 
   /** To the publisher, and to every follower whose prefixes match and who may read the key. */

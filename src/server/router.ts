@@ -27,6 +27,7 @@ import type { ServerContext } from './context.js';
 import { serveChpSnapshot, serveNativeSync } from './handlers/snapshot.js';
 import { applyWrites, refuseReserved, refuseUnwritable, refuseWrites, toChanges } from './handlers/write.js';
 import { follow, unfollow } from './handlers/follow.js';
+import { checkConditions } from './handlers/conditions.js';
 import { ackEvents, publishEvents, subscribeEvents, unsubscribeEvents } from './handlers/events.js';
 import type { Dispatcher } from './dispatcher.js';
 import { notActive, pong } from './handlers/ping.js';
@@ -95,10 +96,12 @@ export class RequestRouter {
         return serveNativeSync(ctx, identity, request, principal);
       case 'TSET': {
         const now = ctx.now();
-        const changes = toChanges(ctx, identity, request.reqId, request.writes, now);
-        if (refuseReserved(ctx, identity, request.reqId, changes)) return;
-        if (principal && refuseUnwritable(ctx, identity, request.reqId, changes, principal)) return;
+        const asked = toChanges(ctx, identity, request.reqId, request.writes, now);
+        if (refuseReserved(ctx, identity, request.reqId, asked)) return;
+        if (principal && refuseUnwritable(ctx, identity, request.reqId, asked, principal)) return;
         if (!this.admitNative(identity, request.reqId, Native.SET)) return;
+        const changes = checkConditions(ctx, identity, request.reqId, asked);
+        if (changes === undefined) return;
         return applyWrites(ctx, identity, request.reqId, changes, now);
       }
       case 'TPING':

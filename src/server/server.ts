@@ -17,6 +17,7 @@ import {
   decodeKvMsg,
   encodeHugz,
   formatProperties,
+  HUGZ,
   KvMsgError,
   type KvMsg,
   ADVERTISE,
@@ -147,6 +148,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       followers: this.followers,
       publishableUpTo: () => options.policy.publishableUpTo(),
       lastKeySequence: () => options.store.lastKeySequence,
+      subscriptions: () => [...sockets.subscribed].filter((prefix) => prefix !== HUGZ),
       released: (entry) => {
         this.emit('event-released', entry);
         this.dispatcher.released();

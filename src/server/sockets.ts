@@ -50,6 +50,8 @@ export class ServerSockets {
   readonly routerOut: Outbox;
   /** every send on the publisher */
   readonly pubOut: Outbox;
+  /** the prefixes subscribed to on the publisher right now */
+  readonly subscribed = new Set<string>();
   /** subscribers connected to the publisher right now */
   connectedClients = 0;
   private revoking: Promise<void> = Promise.resolve();
@@ -126,8 +128,16 @@ export class ServerSockets {
     void receiveLoop(this.router, onRequest);
     void receiveLoop(this.collector, onCollected);
     // An XPUB delivers each subscription as a message: byte 1 (subscribe) or 0, then the prefix.
+    // With 'allSubs', every subscribe comes through but an unsubscribe only when the prefix's last
+    // subscriber is gone: the set holds the prefixes someone follows now.
     void receiveLoop(this.publisher, (frames) => {
-      if (frames[0]?.[0] === 1) onSubscribed();
+      const message = frames[0];
+      if (message === undefined || message.length === 0) return;
+      const prefix = message.toString('utf8', 1);
+      if (message[0] === 1) {
+        this.subscribed.add(prefix);
+        onSubscribed();
+      } else if (message[0] === 0) this.subscribed.delete(prefix);
     });
   }
 

@@ -75,7 +75,8 @@ export type DropReason =
   | 'stalled'
   | 'unauthenticated'
   | 'access-denied'
-  | 'reserved-key';
+  | 'reserved-key'
+  | 'conflict';
 
 /** How much one client may ask for and how much the server queues for it. */
 export interface ServerQuotas {

@@ -37,7 +37,7 @@ import {
   type StoredState,
   type TimelineEntry,
 } from '../core/index.js';
-import type { Entry } from '../kv/index.js';
+import { isDeletePrefix, type Entry } from '../kv/index.js';
 import { StorageError } from '../errors.js';
 import { DedupeRecords } from './dedupe-records.js';
 import {
@@ -51,7 +51,7 @@ import {
   type LmdbStorageOptions,
 } from './environment.js';
 import { LmdbStage } from './stage.js';
-import { StoredKv } from './stored-kv.js';
+import { StoredKv, keysUnder } from './stored-kv.js';
 import {
   checkEntry,
   decodeEntry,
@@ -211,6 +211,10 @@ export class LmdbStorage implements Storage {
       const seenRecord = seen && DedupeRecords.encode(seen);
       if (entry.body.length === 0) this.track(this.entries.remove(entry.key));
       else this.track(this.entries.put(entry.key, entryRecord));
+      for (const key of isDeletePrefix(entry) ? keysUnder(this.entries, this.kv, entry.key) : []) {
+        this.track(this.entries.remove(key));
+        if (this.ttlKeys.delete(key)) this.track(this.ttlDb.remove(key));
+      }
       this.track(this.meta.put('sequence', sequenceRecord));
       this.track(this.logDb.put(entry.sequence, logRecord));
       this.indexTtl(entry);

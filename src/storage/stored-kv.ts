@@ -19,6 +19,7 @@
  */
 import type { Database, Transaction } from 'lmdb';
 import type { KeyValueState } from '../core/index.js';
+import { isReserved } from '../events/index.js';
 import { ArrayView, type Entry, type KvView, type SizedKey } from '../kv/index.js';
 import { FIXED_BYTES as PACKED_FIXED_BYTES, packedSize } from '../wire/index.js';
 import { decodeEntry } from './records.js';
@@ -66,6 +67,13 @@ export class StoredKv implements KeyValueState {
     if (this.staging || this.baseStale) return undefined;
     const raw = this.host.entries.get(key);
     return raw === undefined ? undefined : decodeEntry(key, raw);
+  }
+
+  /** Keys under `prefix` with a change not yet committed (a delete by prefix removes them too). */
+  overlayKeys(prefix: string): string[] {
+    const keys: string[] = [];
+    for (const key of this.overlay.keys()) if (key.startsWith(prefix)) keys.push(key);
+    return keys;
   }
 
   put(entry: Entry): void {
@@ -225,4 +233,19 @@ class LmdbView implements KvView {
     this.held.done = true;
     this.held.transaction.done();
   }
+}
+
+/** Keys under a prefix, committed or not, but none of the event bus's: what a delete by prefix removes. */
+export function keysUnder(
+  entries: Database<Buffer, string>,
+  kv: StoredKv | undefined,
+  prefix: string,
+): Set<string> {
+  const keys = new Set(kv?.overlayKeys(prefix) ?? []);
+  for (const key of entries.getKeys({ start: prefix })) {
+    if (!key.startsWith(prefix)) break;
+    keys.add(key);
+  }
+  for (const key of keys) if (isReserved(key)) keys.delete(key);
+  return keys;
 }
