@@ -25,6 +25,8 @@ export interface StoredState {
 
 /** The replay window's size, for metrics. */
 export interface ReplayLogStats {
+  /** the first change the window holds (undefined: none) */
+  readonly firstSequence: number | undefined;
   readonly size: number;
   readonly bytes: number;
   readonly evictedForBytes: number;

@@ -124,6 +124,12 @@ export class Store {
     return this.sequencer.replayLog;
   }
 
+  /** The oldest sequence a watch or resume may start after: the replay window reaches back to it. */
+  get oldestReplayable(): number {
+    const first = this.replayLog.firstSequence;
+    return first === undefined ? this.sequence : first - 1;
+  }
+
   /** Forgets the write uuids past the de-duplication horizon at `now` (the node's timer). */
   prune(now: number): void {
     this.storage.prune?.(now);

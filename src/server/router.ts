@@ -24,10 +24,11 @@ import type { Guard, Principal } from '../security/index.js';
 import type { RateLimitedLog } from '../log/index.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { ServerContext } from './context.js';
-import { serveChpSnapshot, serveNativeSync } from './handlers/snapshot.js';
+import { serveChpSnapshot, serveNativeSync, serveWatch } from './handlers/snapshot.js';
 import { applyWrites, refuseReserved, refuseUnwritable, refuseWrites, toChanges } from './handlers/write.js';
 import { follow, unfollow } from './handlers/follow.js';
 import { checkConditions } from './handlers/conditions.js';
+import { serveLease } from './handlers/leases.js';
 import { ackEvents, publishEvents, subscribeEvents, unsubscribeEvents } from './handlers/events.js';
 import type { Dispatcher } from './dispatcher.js';
 import { notActive, pong } from './handlers/ping.js';
@@ -118,6 +119,16 @@ export class RequestRouter {
         return follow(ctx, identity, request.prefixes, principal);
       case 'TUNFOLLOW':
         return unfollow(ctx, identity);
+      case 'TLEASE':
+        if (principal && principal.write.length === 0)
+          return this.deniedLease(identity, request.reqId, principal);
+        if (!this.admitNative(identity, request.reqId, Native.LEASE)) return;
+        return serveLease(ctx, identity, request);
+      case 'TWATCH':
+        if (!this.allowSnapshot(identity, principal)) return;
+        this.checkRead(request.prefix, principal);
+        if (!this.admitNative(identity, request.reqId, Native.WATCH)) return;
+        return serveWatch(ctx, identity, request, principal);
       case 'TEPUB':
         if (!this.admitNative(identity, request.reqId, Native.EVENT_PUBLISH)) return;
         return publishEvents(ctx, identity, request.reqId, request.events, principal);
@@ -144,6 +155,17 @@ export class RequestRouter {
         if (!this.admitNative(identity, request.reqId, Native.EVENT_ACK)) return;
         return ackEvents(ctx, this.deps.dispatcher, identity, request.reqId, request.subId, request.acks);
     }
+  }
+
+  /** Leases go with keys: a client that may write no key may not hold or revoke one. */
+  private deniedLease(identity: Buffer, reqId: number, principal: Principal): void {
+    this.ctx.events.emit('denied', 'write', principal.name);
+    this.ctx.reply(identity, {
+      command: 'TERROR',
+      reqId,
+      reason: 'access-denied',
+      message: `client ${principal.name} may not write, so it may not hold leases`,
+    });
   }
 
   /** Every native request but TPING and TVOTE is served only by the active, and is never a vote. */

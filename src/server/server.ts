@@ -274,6 +274,8 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     clearInterval(this.ttlTimer);
     this.ttlTimer = undefined;
     if (!serving) return;
+    // Leases run on the active's clock: from here, each gets its whole TTL at least (issue 17).
+    this.store.leases.grace(this.now());
     this.dispatcher.start();
     this.ttlTimer = setInterval(() => this.expireTtl(), Math.min(100, this.options.heartbeatMs));
     this.sendHugz();

@@ -73,20 +73,47 @@ export function serveChpSnapshot(
   });
 }
 
+/**
+ * TWATCH (issue 17): the changes under a prefix after a sequence, from the replay window, as a
+ * resume; TERROR 'history-unavailable' when the window no longer reaches back that far.
+ */
+export function serveWatch(
+  ctx: ServerContext,
+  identity: Buffer,
+  request: Extract<NativeRequest, { command: 'TWATCH' }>,
+  principal: Principal | undefined,
+): void {
+  const { reqId, prefix, fromSequence } = request;
+  const changes = fromSequence >= ctx.store.sequence ? [] : ctx.store.keyChangesSince(fromSequence, prefix);
+  if (changes === undefined) {
+    const oldest = ctx.store.oldestReplayable;
+    return ctx.reply(identity, {
+      command: 'TERROR',
+      reqId,
+      reason: 'history-unavailable',
+      message: `the history after sequence ${fromSequence} is no longer kept: oldest ${oldest}`,
+    });
+  }
+  const resume = { command: 'TRESUME' as const, reqId, subtree: prefix, fromSequence, term: '' };
+  serveNativeSync(ctx, identity, resume, principal, changes);
+}
+
 /** Native snapshot or resume, after admission: packed chunks, then TSYNCEND saying which it was. */
 export function serveNativeSync(
   ctx: ServerContext,
   identity: Buffer,
   request: Extract<NativeRequest, { command: 'TSNAP' | 'TRESUME' }>,
   principal: Principal | undefined,
+  /** a watch's changes, already taken from the window */
+  given?: Entry[],
 ): void {
   const { reqId, subtree } = request;
   const started = ctx.now();
   const resumedAt = ctx.store.sequence;
   const term = ctx.policy.term();
   const generation = ctx.generation();
-  let changes: Entry[] | undefined;
-  if (request.command === Native.RESUME) {
+  let changes: Entry[] | undefined = given;
+  if (given === undefined && request.command === Native.RESUME) {
     const { fromSequence, term: fromTerm } = request;
     if (ctx.policy.onTimeline(fromSequence, fromTerm))
       changes = ctx.store.keyChangesSince(fromSequence, subtree);

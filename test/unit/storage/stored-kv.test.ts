@@ -53,6 +53,25 @@ describe('StoredKv: the map kept in lmdb', () => {
     expect(store.map.size, 'deleting a missing key counts nothing').to.equal(1);
   });
 
+  it('a delete by prefix removes committed keys and keys written in the same turn, and stays removed after a reopen', async () => {
+    const dir = dirs.make();
+    const { store, storage } = open(dir);
+    store.commit(change('/p/old', '1'), 0);
+    store.commit(change('/q', 'kept'), 0);
+    await storage.flush();
+    store.commit(change('/p/new', '2'), 0); // not committed yet when the delete comes
+    store.commit({ ...del('/p/'), properties: 'twinstar-delete-prefix=1\n' }, 0);
+    expect([store.map.get('/p/old'), store.map.get('/p/new')]).to.deep.equal([undefined, undefined]);
+    await storage.flush();
+    await turn();
+    expect(store.keyCount).to.equal(1);
+    await storage.close();
+    const again = open(dir);
+    expect([...(await again.store.read('')).entries].map((e) => e.key)).to.deep.equal(['/q']);
+    expect(again.store.keyCount).to.equal(1);
+    await again.storage.close();
+  });
+
   it('read(prefix) is the map at the call, whatever is committed or written while it reads', async () => {
     const { store, storage } = open(dirs.make());
     for (let i = 0; i < 25_000; i++) store.commit(change(`/r/${i}`, 'old'), 0);
