@@ -161,11 +161,11 @@ export class Histories {
     this.watches.delete(watch);
   }
 
-  /** Ready on an active: replays not finished are asked (again) of it. */
+  /** Ready on an active: replays not sent yet, or lost with the server before, are asked of it. */
   onReady(): void {
     const link = this.host.target();
     if (link === undefined) return;
-    for (const w of this.watches) if (w.replaying) w.send(this.host, link);
+    for (const w of this.watches) if (w.replaying && w.reqId === undefined) w.send(this.host, link);
   }
 
   /** The server in use is lost: replays in flight will be asked again. */
