@@ -23,6 +23,8 @@ export interface ServerContext {
   now(): number;
   /** a native reply to the client with this routing id */
   reply(identity: Buffer, reply: NativeReply): void;
+  /** `reply`, and whether it went out (a full pipe or a client gone rejects) */
+  deliver(identity: Buffer, reply: NativeReply): Promise<void>;
   /** this node is active (possibly fenced by a meeting with another active) */
   isActive(): boolean;
   /** active and not fenced: this node may sequence changes */

@@ -12,7 +12,7 @@
  *
  * Nothing here blocks the event loop: each pass is bounded, the rest waits for the next turn.
  */
-import { eventKey, eventProperties, type GroupConfig, type GroupOp } from '../events/index.js';
+import { eventKey, type GroupConfig, type GroupOp } from '../events/index.js';
 import type { DueChange } from '../core/index.js';
 import type { Entry } from '../kv/index.js';
 import type { EventAck, PackedEntry } from '../wire/index.js';
@@ -20,16 +20,17 @@ import type { ServerContext } from './context.js';
 import {
   SubscribeError,
   checkSame,
+  eventChange,
+  startOf,
   delivered,
   orphanKey,
   subKey,
   topicOf,
-  type From,
   type SubscribeRequest,
   type Subscriber,
 } from './subscriptions.js';
 
-export { SubscribeError, type From, type SubscribeRequest } from './subscriptions.js';
+export { SubscribeError, eventChange, type From, type SubscribeRequest } from './subscriptions.js';
 
 const ZERO_UUID = '\0'.repeat(16);
 /** Ops one group may sequence in one pass; the rest waits for the next turn. */
@@ -110,7 +111,7 @@ export class Dispatcher {
     const previous = this.subs.get(request.member);
     if (previous !== undefined) this.forget(previous);
     const { bus } = this.ctx.store;
-    const start = this.startOf(request.from);
+    const start = startOf(request.from, this.published());
     let info: Record<string, string>;
     if (request.group === undefined) {
       info = { start: String(start) };
@@ -188,11 +189,6 @@ export class Dispatcher {
     }
     this.schedule();
     await this.ctx.policy.durable(this.ctx.store.sequence);
-  }
-
-  /** A publish: the event entry to sequence, its key taken at commit time (see handlers/events.ts). */
-  static eventChange(topic: string, headers: Record<string, string>, data: Buffer, time: number): DueChange {
-    return { key: '', properties: eventProperties({ topic, time, headers }), body: data, expiresAt: 0 };
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -288,13 +284,44 @@ export class Dispatcher {
 
   private send(sub: Subscriber | undefined, events: PackedEntry[], counts: number[]): void {
     if (sub === undefined) return;
-    for (let i = 0; i < events.length; i += EVENTS_PER_MESSAGE)
-      this.ctx.reply(sub.identity, {
-        command: 'TEVT',
-        subId: sub.subId,
-        events: events.slice(i, i + EVENTS_PER_MESSAGE),
-        counts: counts.slice(i, i + EVENTS_PER_MESSAGE),
-      });
+    for (let i = 0; i < events.length; i += EVENTS_PER_MESSAGE) {
+      const batch = events.slice(i, i + EVENTS_PER_MESSAGE);
+      this.ctx
+        .deliver(sub.identity, {
+          command: 'TEVT',
+          subId: sub.subId,
+          events: batch,
+          counts: counts.slice(i, i + EVENTS_PER_MESSAGE),
+        })
+        .catch(() =>
+          this.undelivered(
+            sub,
+            batch.map((e) => e.sequence),
+          ),
+        );
+    }
+  }
+
+  /**
+   * A TEVT that did not go out (the client's pipe full, or the client gone): a group's events go
+   * back at once (a nak on the member's behalf) rather than after the ack wait; a fan-out
+   * subscriber's cursor goes back so that they are sent again.
+   */
+  private undelivered(sub: Subscriber, sequences: number[]): void {
+    if (!this.running || this.subs.get(sub.member) !== sub) return;
+    const now = this.ctx.now();
+    if (sub.group === undefined) {
+      sub.cursor = Math.min(sub.cursor, sequences[0]! - 1);
+      const lost = new Set(sequences);
+      const kept = sub.unseen.filter((s) => !lost.has(s));
+      sub.unseen.splice(0, sub.unseen.length, ...kept);
+    } else {
+      const group = this.ctx.store.bus.groups.get(sub.group);
+      for (const event of sequences)
+        if (group?.pendingOf(event)?.member === sub.member)
+          this.commitOp(sub.group, { type: 'nak', event, member: sub.member, notBefore: now }, now);
+    }
+    this.schedule();
   }
 
   /** An event out of deliveries: published again on `$dlq.<group>`, with where it came from. */
@@ -307,7 +334,7 @@ export class Dispatcher {
       'dlq-sequence': String(event),
       'dlq-deliveries': String(original?.config.maxDeliver ?? 0),
     };
-    this.commit(Dispatcher.eventChange(`$dlq.${group}`, headers, entry.body, now), now);
+    this.commit(eventChange(`$dlq.${group}`, headers, entry.body, now), now);
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -354,12 +381,6 @@ export class Dispatcher {
   private subOf(identity: Buffer, subId: number): Subscriber | undefined {
     const member = this.bySub.get(subKey(identity, subId));
     return member === undefined ? undefined : this.subs.get(member);
-  }
-
-  private startOf(from: From): number {
-    if (from === 'new') return this.published();
-    if (from === 'first') return 0;
-    return Math.max(0, from - 1);
   }
 
   private commitOp(name: string, op: GroupOp, now: number): void {

@@ -196,6 +196,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       events: this,
       now: this.now,
       reply: (identity, reply) => this.sockets.routerOut.post([identity, ...encodeReply(reply)]),
+      deliver: (identity, reply) => this.sockets.routerOut.send([identity, ...encodeReply(reply)]),
       isActive: () => this.active,
       sequencing: () => this.sequencing(),
       generation: () => this.generation,

@@ -3,7 +3,8 @@
  * event goes out in a TEVT. Pure: no sockets, no clock.
  */
 import type { GroupConfig } from '../events/index.js';
-import { headerLines } from '../events/index.js';
+import { eventProperties, headerLines } from '../events/index.js';
+import type { DueChange } from '../core/index.js';
 import type { Entry } from '../kv/index.js';
 import type { PackedEntry } from '../wire/index.js';
 
@@ -86,4 +87,21 @@ export function checkSame(
       differs.push(`${field} ${config[field]}`);
   if (differs.length > 0)
     throw new SubscribeError('group-mismatch', `group ${name} exists with ${differs.join(', ')}`);
+}
+
+/** A publish: the event entry to sequence, its key taken at commit time (handlers/events.ts). */
+export function eventChange(
+  topic: string,
+  headers: Record<string, string>,
+  data: Buffer,
+  time: number,
+): DueChange {
+  return { key: '', properties: eventProperties({ topic, time, headers }), body: data, expiresAt: 0 };
+}
+
+/** Where a subscription or a new group starts: after this sequence. */
+export function startOf(from: From, published: number): number {
+  if (from === 'new') return published;
+  if (from === 'first') return 0;
+  return Math.max(0, from - 1);
 }

@@ -8,7 +8,13 @@ import { checkGroupName, checkMemberId, checkPattern, checkTopic, prefixOf } fro
 import type { Principal } from '../../security/index.js';
 import { parseProperties, type EventAck, type PackedEntry } from '../../wire/index.js';
 import type { ServerContext } from '../context.js';
-import { Dispatcher, SubscribeError, type From, type SubscribeRequest } from '../dispatcher.js';
+import {
+  eventChange,
+  SubscribeError,
+  type Dispatcher,
+  type From,
+  type SubscribeRequest,
+} from '../dispatcher.js';
 import { applyWrites } from './write.js';
 
 /** The topic rights of a client: publishing and subscribing are checked by topic prefix. */
@@ -39,12 +45,7 @@ export function publishEvents(
   let changes;
   try {
     changes = events.map((event) => ({
-      ...Dispatcher.eventChange(
-        event.key,
-        Object.fromEntries(parseProperties(event.properties)),
-        event.body,
-        now,
-      ),
+      ...eventChange(event.key, Object.fromEntries(parseProperties(event.properties)), event.body, now),
       uuid: event.uuid,
     }));
   } catch (error) {

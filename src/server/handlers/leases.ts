@@ -26,16 +26,14 @@ export function serveLease(
   /** Sequence the changes, then answer once they are durable (or say this node stopped serving). */
   const commitThen = (changes: ReturnType<typeof leases.revokeChanges>, then: () => void) => {
     for (const change of changes) ctx.commit({ ...change, uuid: ZERO_UUID }, 'native', now);
-    ctx.policy
-      .durable(ctx.store.sequence)
-      .then(then, () =>
-        ctx.reply(identity, {
-          command: 'TNOTACTIVE',
-          reqId,
-          state: ctx.policy.stateName(),
-          reason: 'not-active',
-        }),
-      );
+    ctx.policy.durable(ctx.store.sequence).then(then, () =>
+      ctx.reply(identity, {
+        command: 'TNOTACTIVE',
+        reqId,
+        state: ctx.policy.stateName(),
+        reason: 'not-active',
+      }),
+    );
   };
   switch (op) {
     case 'list': {

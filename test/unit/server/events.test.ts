@@ -218,6 +218,22 @@ describe('server: the event bus through the router (fake context, real store)', 
     expect(h.store.bus.groups.get('w')!.stats(0).deadLetters).to.equal(1);
   });
 
+  it('a TEVT that does not go out (a full pipe): a group event comes again at once, a fan-out one too', async () => {
+    let failures = 1; // the next TEVT fails
+    const h = make({ deliverFails: () => failures-- > 0 });
+    h.subscribe(A, 1, 'jobs', { member: 'a:1', group: 'w' });
+    await waitFor(() => h.ok(A) === 1, 2000, 'a subscribed');
+    h.publish(event('jobs', 'one'));
+    await waitFor(() => delivered(h.repliesTo(A)).length === 1, 2000, 'the event, sent again');
+    // The clock has not moved: not the ack wait (30 s) but the failed send gave it back.
+    expect(delivered(h.repliesTo(A))[0]).to.include({ data: 'one', count: 2 });
+    failures = 1;
+    h.subscribe(B, 2, 'jobs', { member: 'b:2', from: 'first' });
+    await waitFor(() => delivered(h.repliesTo(B)).length === 1, 2000, 'the fan-out event, sent again');
+    expect(delivered(h.repliesTo(B))[0]).to.include({ data: 'one', count: 1 });
+    expect(failures, 'the send failed once').to.be.below(0);
+  });
+
   it('a member not heard for the member timeout leaves; what it held goes to the other member', async () => {
     const h = make({ memberTimeoutMs: 1_000 });
     h.subscribe(A, 1, 'jobs', { member: 'a:1', group: 'w', maxAckPending: '1' });

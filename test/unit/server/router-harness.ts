@@ -53,6 +53,8 @@ export interface Options {
   publishableUpTo?: number;
   /** the dispatcher's member timeout (default 5 s) */
   memberTimeoutMs?: number;
+  /** whether the next TEVT fails to go out (a full pipe) */
+  deliverFails?: () => boolean;
 }
 
 export function harness(options: Options = {}) {
@@ -117,6 +119,10 @@ export function harness(options: Options = {}) {
     events: emitter,
     now: () => state.now,
     reply: (identity, reply) => void post([identity, ...encodeReply(reply)]),
+    deliver: (identity, reply) =>
+      options.deliverFails?.()
+        ? Promise.reject(new Error('EAGAIN'))
+        : post([identity, ...encodeReply(reply)]),
     isActive: () => state.active,
     sequencing: () => state.active && state.serving,
     generation: () => state.generation,
