@@ -1,12 +1,10 @@
 /**
- * The client's subscriptions to the event bus (issue 16; docs/protocol.md "Event bus"): TESUB
- * for each subscription once the client is ready on the active, again after every failover or
- * resync (same member id; a fan-out one from the event after the last one it received), TEVT
- * delivered to the Subscription objects on the client's next-tick queue, acks batched into TEACK
- * (one per subscription per turn) and sent again until answered, `seen` for fan-out events the
- * application has taken (every SEEN_BATCH events or SEEN_FLUSH_MS), and a TPING to the server in
- * use every half heartbeat while any subscription is open, so that the server knows its members
- * are alive. No I/O of its own besides `link.request`; time is the agent's injected clock (`tick`).
+ * The client's subscriptions to the event bus (issue 16; docs/protocol.md "Event bus"): TESUB once
+ * ready on the active and again after every failover or resync (same member id; fan-out from after
+ * the last event received); TEVT to the Subscription objects on the next tick; acks batched into one
+ * TEACK per subscription per turn, sent again until answered; `seen` for fan-out events taken
+ * (every SEEN_BATCH events or SEEN_FLUSH_MS); a TPING every half heartbeat while subscribed, so the
+ * server knows its members live. No I/O besides `link.request`; time is the agent's clock (`tick`).
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -207,6 +205,11 @@ export class Subscriptions {
       owner.queue.unshift(...p.ops);
       this.sendSub(owner);
       this.scheduleFlush();
+    } else if (p.type === 'ack' && reply.refused !== undefined) {
+      const refused = new Set(reply.refused); // 'not-held': only those failed, the others took
+      p.ops.forEach((op, i) =>
+        this.settle(op, refused.has(i) ? new ServerRejectedError(reason, message) : undefined),
+      );
     } else for (const op of p.ops) this.settle(op, new ServerRejectedError(reason, message));
     return true;
   }

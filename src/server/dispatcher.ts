@@ -101,8 +101,7 @@ export class Dispatcher {
     this.schedule();
   }
 
-  // ----------------------------------------------------------------------------------------------
-  // Requests.
+  // Requests. ------------------------------------------------------------------------------------
 
   /** Registers a subscription; resolves with TEOK's info once the group ops it needed are durable. */
   async subscribe(identity: Buffer, request: SubscribeRequest): Promise<Record<string, string>> {
@@ -163,7 +162,11 @@ export class Dispatcher {
   }
 
   /** Acks of one subscription; resolves once their ops are durable. */
-  async ack(identity: Buffer, subId: number, acks: readonly EventAck[]): Promise<void> {
+  /**
+   * Acks of one subscription; resolves once durable, with the indexes of the acks for events the
+   * member does not hold (redelivered after the ack wait, or a delivery lost with the old active).
+   */
+  async ack(identity: Buffer, subId: number, acks: readonly EventAck[]): Promise<number[]> {
     this.heardFrom(identity);
     const sub = this.subOf(identity, subId);
     if (sub === undefined) throw new SubscribeError('unknown-subscription', `no subscription ${subId}`);
@@ -172,12 +175,13 @@ export class Dispatcher {
       for (const ack of acks)
         while (sub.unseen.length > 0 && sub.unseen[0]! <= ack.sequence) sub.unseen.shift();
       this.schedule();
-      return;
+      return [];
     }
     const group = this.ctx.store.bus.groups.get(sub.group);
-    for (const { sequence: event, kind, delayMs } of acks) {
-      // An ack for an event this member no longer holds changes nothing: accepted, not sequenced.
-      if (group?.pendingOf(event)?.member !== sub.member || kind === 'seen') continue;
+    const notHeld: number[] = [];
+    acks.forEach(({ sequence: event, kind, delayMs }, i) => {
+      if (kind === 'seen') return;
+      if (group?.pendingOf(event)?.member !== sub.member) return void notHeld.push(i);
       const { member } = sub;
       const op: GroupOp =
         kind === 'nak'
@@ -185,14 +189,14 @@ export class Dispatcher {
           : kind === 'working'
             ? { type: 'working', event, member, deadline: now + group.config.ackWaitMs }
             : { type: kind, event, member };
-      this.commitOp(sub.group, op, now);
-    }
+      this.commitOp(sub.group!, op, now);
+    });
     this.schedule();
     await this.ctx.policy.durable(this.ctx.store.sequence);
+    return notHeld;
   }
 
-  // ----------------------------------------------------------------------------------------------
-  // Delivery.
+  // Delivery. ------------------------------------------------------------------------------------
 
   private schedule(): void {
     if (!this.running || this.scheduled) return;
@@ -337,8 +341,7 @@ export class Dispatcher {
     this.commit(eventChange(`$dlq.${group}`, headers, entry.body, now), now);
   }
 
-  // ----------------------------------------------------------------------------------------------
-  // Members that are gone.
+  // Members that are gone. -----------------------------------------------------------------------
 
   private sweep(now: number): void {
     const timeout = this.options.memberTimeoutMs;

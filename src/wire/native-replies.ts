@@ -137,7 +137,7 @@ const NOT_ACTIVE: ReadonlySet<string> = new Set<NotActiveReason>([
  * A reply as a client's DEALER received it. `limits` bound the entries of a TSYNC and the kvmsg
  * of a TPUB (default: the server defaults). Optional frames that older servers leave out stay
  * optional: TNOTACTIVE's reason, TPONG's heartbeatMs and history, TERROR's refused indexes
- * ('access-denied', 'lease-not-found'), refused indexes and current sequences ('conflict', both
+ * ('access-denied', 'lease-not-found', 'not-held'), refused indexes and current sequences ('conflict', both
  * or neither) and limits ('batch-too-large'). Anything else missing or extra is
  * 'frame-count'; a field that breaks its format is 'sequence-size'/'sequence-range', a batch
  * reason, or 'field-invalid'. A TACK's sequences are checked against the range, not against the
@@ -269,7 +269,7 @@ function errorReply(reqId: number, frames: readonly Buffer[], fail: Fail): Nativ
     for (let at = 0; at < indexes.length; at += 4) refused.push(indexes.readUInt32BE(at));
     return refused;
   };
-  if ((reason === 'access-denied' || reason === 'lease-not-found') && extra === 1)
+  if ((reason === 'access-denied' || reason === 'lease-not-found' || reason === 'not-held') && extra === 1)
     return { command: 'TERROR', reqId, reason, message, refused: refusedIndexes() };
   if (reason === 'conflict' && extra === 2) {
     const refused = refusedIndexes();

@@ -125,7 +125,16 @@ export function ackEvents(
   acks: readonly EventAck[],
 ): void {
   dispatcher.ack(identity, subId, acks).then(
-    () => ctx.reply(identity, { command: 'TEOK', reqId, info: {} }),
+    (notHeld) =>
+      notHeld.length === 0
+        ? ctx.reply(identity, { command: 'TEOK', reqId, info: {} })
+        : ctx.reply(identity, {
+            command: 'TERROR',
+            reqId,
+            reason: 'not-held',
+            message: `event ${acks[notHeld[0]!]!.sequence} is not held by this member: it was redelivered after the ack wait, or its delivery was lost in a failover; it will be delivered again`,
+            refused: notHeld,
+          }),
     (error: unknown) =>
       error instanceof SubscribeError
         ? ctx.reply(identity, { command: 'TERROR', reqId, reason: error.reason, message: error.message })

@@ -497,6 +497,27 @@ describe('Client event bus (fake clock, fake transport)', function () {
       expect(h.a.events.acks).to.deep.equal([{ sequence: 1, kind: 'ack', delayMs: 0, subId: sub.subId }]);
     });
 
+    it('an ack the server refuses not-held rejects with that reason; the acks sent with it resolve', async () => {
+      const h = await readyOnA();
+      const sub = h.client.subscribe('jobs', { group: 'w' });
+      const got = collect(sub);
+      await sub.ready();
+      h.a.events.emit('jobs', 'one');
+      h.a.events.emit('jobs', 'two');
+      await h.net.advance(20);
+      h.a.events.notHeld.add(got[1]!.sequence);
+      const [first, second] = await Promise.allSettled([got[0]!.ack(), got[1]!.ack()]);
+      expect(
+        sent(h.a, Native.EVENT_ACK).map((r) => r.acks.length),
+        'one TEACK',
+      ).to.deep.equal([2]);
+      expect(first.status).to.equal('fulfilled');
+      expect(second.status).to.equal('rejected');
+      expect((second as PromiseRejectedResult).reason)
+        .to.be.instanceOf(ServerRejectedError)
+        .and.include({ reason: 'not-held' });
+    });
+
     it('a fan-out subscription from "new" that received nothing resumes after the start the server gave', async () => {
       const h = await readyOnA();
       h.a.events.emit('x', '1');

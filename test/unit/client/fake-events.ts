@@ -33,6 +33,8 @@ export class FakeEventBus {
   readonly subs = new Map<string, FakeSub>();
   /** every ack received, with its subscription id */
   readonly acks: (EventAck & { subId: number })[] = [];
+  /** sequences whose acks the fake refuses `not-held` (the member lost them) */
+  readonly notHeld = new Set<number>();
   /** answer the next TESUB with TERROR of this reason */
   refuseNext: string | undefined;
   /** TEPUB/TESUB/TEACK requests are received but not answered while true */
@@ -103,7 +105,19 @@ export class FakeEventBus {
           return true;
         }
         for (const ack of request.acks) this.acks.push({ ...ack, subId: request.subId });
-        this.server.reply(link, { command: 'TEOK', reqId: request.reqId, info: {} });
+        {
+          // events the test says this member no longer holds: refused 'not-held', the rest taken
+          const refused = request.acks.flatMap((ack, i) => (this.notHeld.has(ack.sequence) ? [i] : []));
+          if (refused.length > 0)
+            this.server.reply(link, {
+              command: 'TERROR',
+              reqId: request.reqId,
+              reason: 'not-held',
+              message: 'not held',
+              refused,
+            });
+          else this.server.reply(link, { command: 'TEOK', reqId: request.reqId, info: {} });
+        }
         return true;
       default:
         return false;

@@ -234,6 +234,31 @@ describe('server: the event bus through the router (fake context, real store)', 
     expect(failures, 'the send failed once').to.be.below(0);
   });
 
+  it('an ack for an event the member no longer holds is refused not-held (only that one); the others take', async () => {
+    const h = make();
+    h.subscribe(A, 1, 'jobs', { member: 'a:1', group: 'w', maxAckPending: '2' });
+    h.subscribe(B, 1, 'jobs', { member: 'b:1', group: 'w', maxAckPending: '2' });
+    await waitFor(() => h.ok(A) === 1 && h.ok(B) === 1, 2000, 'subscribed');
+    h.publish(event('jobs', 'x'), event('jobs', 'y'), event('jobs', 'z'));
+    await waitFor(
+      () => delivered(h.repliesTo(A)).length + delivered(h.repliesTo(B)).length === 3,
+      2000,
+      'three out',
+    );
+    const held = delivered(h.repliesTo(A)).map((e) => e.sequence);
+    expect(held.length, 'a holds two').to.equal(2);
+    h.ack(A, 1, [
+      { sequence: held[0]!, kind: 'ack', delayMs: 0 },
+      { sequence: 999_999, kind: 'ack', delayMs: 0 }, // never delivered to a
+    ]);
+    await waitFor(() => h.repliesTo(A).some((r) => r.command === 'TERROR'), 2000, 'the answer');
+    expect(h.repliesTo(A).find((r) => r.command === 'TERROR')).to.deep.include({
+      reason: 'not-held',
+      refused: [1],
+    });
+    expect(h.store.bus.groups.get('w')!.pendingOf(held[0]!), 'the held one was acked').to.equal(undefined);
+  });
+
   it('a member not heard for the member timeout leaves; what it held goes to the other member', async () => {
     const h = make({ memberTimeoutMs: 1_000 });
     h.subscribe(A, 1, 'jobs', { member: 'a:1', group: 'w', maxAckPending: '1' });
