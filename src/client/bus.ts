@@ -126,6 +126,7 @@ export class EventBus {
   onEvents(server: number, subId: number, events: readonly PackedEntry[], counts: readonly number[]): void {
     if (server !== this.agent.current) {
       const error = new ReplyError('unknown-subscription', `TEVT from a server not in use`);
+      this.subscriptions.missed(subId);
       return this.agent.dropped(server, 'reply', error, false);
     }
     try {

@@ -7,15 +7,7 @@
  * server knows its members live. No I/O besides `link.request`; time is the agent's clock (`tick`).
  */
 import { randomBytes } from 'node:crypto';
-import {
-  encodeRequest,
-  type ErrorReply,
-  type EventAck,
-  type EventAckKind,
-  type Limits,
-  type PackedEntry,
-} from '../wire/index.js';
-import type { Logger } from '../log/index.js';
+import { encodeRequest, type ErrorReply, type EventAckKind, type PackedEntry } from '../wire/index.js';
 import {
   AccessDeniedError,
   ClosedError,
@@ -26,62 +18,16 @@ import {
 import { ReplyError } from './drops.js';
 import { plainChpError } from './publishing.js';
 import { ReadyWaiters } from './ready.js';
+import { settled, type AckOp, type Pending, type Sub, type SubscriptionsHost } from './subscription-state.js';
 import { eventOf, subscribeOptions, Subscription, type SubscriptionEvent } from './subscription.js';
-import type { Link } from './transport.js';
+
+export type { SubscriptionsHost } from './subscription-state.js';
 
 /** A fan-out subscription's `seen` goes out after this many taken events, or this long after the first. */
 export const SEEN_BATCH = 100;
 export const SEEN_FLUSH_MS = 50;
 /** the server's default maxAckPending: the client's buffer is bounded by what it may send */
 const DEFAULT_MAX_ACK_PENDING = 1000;
-
-export interface SubscriptionsHost {
-  readonly limits: Limits;
-  readonly requestTimeoutMs: number;
-  readonly writeTimeoutMs: number;
-  readonly log: Logger;
-  now(): number;
-  mode(): string;
-  closed(): boolean;
-  /** the active's link when the client is ready on it, else undefined */
-  target(): Link | undefined;
-  reqId(): number;
-  /** the HUGZ interval of the server in use */
-  heartbeatMs(): number;
-  later(step: () => void): void;
-}
-
-interface AckOp extends EventAck {
-  readonly deadline: number;
-  /** absent for the client's own `seen` */
-  readonly settle?: (error?: Error) => void;
-}
-
-interface Sub {
-  readonly api: Subscription;
-  /** TESUB options but `from` (computed at each send) */
-  readonly options: Readonly<Record<string, string>>;
-  readonly fanOut: boolean;
-  readonly waiters: ReadyWaiters;
-  confirmed: boolean;
-  /** a TESUB went to the server in use (cleared when it is lost) */
-  sent: boolean;
-  /** the TESUB in flight (undefined: none, or answered) */
-  subReq: number | undefined;
-  subSentAt: number;
-  /** fan-out: the last sequence received (from the server's start=, then each TEVT) */
-  after: number | undefined;
-  /** fan-out: the last sequence taken, and the last one a `seen` went out for */
-  taken: number;
-  seenQueued: number;
-  seenCount: number;
-  seenSince: number;
-  queue: AckOp[];
-}
-
-type Pending =
-  | { readonly type: 'ack'; readonly subId: number; readonly ops: AckOp[]; sentAt: number }
-  | { readonly type: 'unsub'; readonly subId: number; readonly done: () => void; readonly sentAt: number };
 
 export class Subscriptions {
   private readonly subs = new Map<number, Sub>();
@@ -116,6 +62,7 @@ export class Subscriptions {
       subReq: undefined,
       subSentAt: 0,
       after: undefined,
+      stale: false,
       taken: -1,
       seenQueued: -1,
       seenCount: 0,
@@ -160,11 +107,26 @@ export class Subscriptions {
     }
   }
 
+  /**
+   * A TEVT of this subscription was dropped (it came while the client was between servers). A
+   * fan-out subscription must not take the TEVTs after it (it would move past the events lost):
+   * it drops them and subscribes again from after the last event it received.
+   */
+  missed(subId: number): void {
+    const sub = this.subs.get(subId);
+    if (!sub?.fanOut || sub.stale) return;
+    sub.stale = true;
+    sub.subReq = undefined;
+    sub.sent = false;
+    if (this.host.target() !== undefined) this.sendSub(sub);
+  }
+
   onOk(reqId: number, info: Readonly<Record<string, string>>): boolean {
     const sub = [...this.subs.values()].find((s) => s.subReq === reqId);
     if (sub) {
       sub.subReq = undefined;
       sub.confirmed = true;
+      sub.stale = false;
       const start = Number(info.start);
       if (sub.fanOut && info.start !== undefined && Number.isSafeInteger(start))
         sub.after = Math.max(sub.after ?? start, start);
@@ -219,6 +181,7 @@ export class Subscriptions {
     const sub = this.subs.get(subId);
     if (!sub)
       throw new ReplyError('unknown-subscription', `TEVT for subscription ${subId}, which is not open`);
+    if (sub.stale) return; // sent under the subscription before the gap: it comes again
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!;
       if (sub.fanOut) {
@@ -395,6 +358,3 @@ export class Subscriptions {
     this.host.later(() => sub.api.end(error));
   }
 }
-
-/** Ack operations already settled (a timeout, a close): they are sent no more. */
-const settled = new WeakSet<AckOp>();
