@@ -10,7 +10,7 @@ import { InvalidArgumentError, TwinstarError } from '../errors.js';
 import { parseCommandLine, parseMillis, parseSeconds, UsageError, decodeBase64 } from './args.js';
 import { awaitEcho } from './confirm.js';
 
-const DEFAULT_SERVERS = 'tcp://127.0.0.1:5556,tcp://127.0.0.1:5566';
+export const DEFAULT_SERVERS = 'tcp://127.0.0.1:5556,tcp://127.0.0.1:5566';
 const DEFAULT_TIMEOUT_MS = 5000;
 
 /** etcdctl's codes where it has one (ExitError 1, ExitBadConnection 2, ExitBadArgs 128). */

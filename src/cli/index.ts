@@ -24,6 +24,8 @@ Security:
   keygen NAME       write a CURVE key pair: NAME.key (public) and NAME.key_secret (private)
 
 Operations:
+  endpoint health   each server's /healthz, its HTTP port found from its HUGZ (-w table|json)
+  endpoint status   each server's role, state, sequence, term, keys and peer (-w table|json)
   status            both nodes of a pair from their /status endpoints (--nodes URL,URL);
                     exits 1 when the pair is unhealthy
   stream ls|info [PREFIX]
@@ -44,12 +46,13 @@ Client commands exit 0 when done, 1 when they failed (no such key, nothing delet
 2 when no server answered, 3 when a plain CHP write was sent but not confirmed, 128 on bad
 usage (as etcdctl). Servers exit 2 on a configuration or bind error, naming it in one line.
 
-Each command has --help.
+Each command has --help. \`twinstar --version\` (or -v) prints the version.
 `;
 
 type Command = (args: string[]) => Promise<number>;
 
-const commands: Record<string, () => Promise<Command>> = {
+/** Every command, loaded when run (completion.ts completes these names). */
+export const commands: Record<string, () => Promise<Command>> = {
   server: async () => serverCommand,
   pair: async () => pairCommand,
   set: async () => clientCommand('set'),
@@ -60,6 +63,7 @@ const commands: Record<string, () => Promise<Command>> = {
   pub: async () => (await import('./event-commands.js')).eventCommand('pub'),
   sub: async () => (await import('./event-commands.js')).eventCommand('sub'),
   keygen: async () => (await import('./keygen-command.js')).keygenCommand,
+  endpoint: async () => (await import('./endpoint-command.js')).endpointCommand,
   status: async () => (await import('./status-command.js')).statusCommand,
   stream: async () => (await import('./stream-command.js')).streamCommand,
   group: async () => (await import('./group-command.js')).groupCommand,
@@ -71,6 +75,10 @@ export async function main(argv: string[]): Promise<void> {
   const [name, ...args] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(HELP);
+    return;
+  }
+  if (name === '--version' || name === '-v' || name === 'version') {
+    process.stdout.write(`${(await import('./version.js')).packageVersion()}\n`);
     return;
   }
   const load = commands[name];
