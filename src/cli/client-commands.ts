@@ -1,6 +1,6 @@
 /**
- * The client side of the `twinstar` command: set, get, del, watch and dump, in the spirit of
- * etcdctl and `nats kv`. Every command takes `--servers` (or TWINSTAR_SERVERS), defaulting to the
+ * The client side of the `twinstar` command: set, del, watch and dump (get: get-command.ts), in
+ * the spirit of etcdctl and `nats kv`. Every command takes `--servers` (or TWINSTAR_SERVERS), defaulting to the
  * local pair that `npm start` runs. Values are bytes: `set KEY -` reads stdin, `get` writes the
  * value as it is, and `--base64` carries binary values through text. Output goes to stdout,
  * diagnostics to stderr, one line each. Exit codes follow etcdctl's (EXIT below).
@@ -26,7 +26,7 @@ export const EXIT = {
   USAGE: 128,
 } as const;
 
-const COMMON = `Options:
+export const COMMON = `Options:
   --servers LIST     comma-separated snapshot endpoints (env TWINSTAR_SERVERS; default ${DEFAULT_SERVERS})
   --timeout MS       how long to wait for the active server, and for a write (default ${DEFAULT_TIMEOUT_MS})
   --mode MODE        auto, native or chp (plain RFC 12 server) (default auto)
@@ -52,10 +52,6 @@ Writes VALUE and prints its sequence number once the pair has acknowledged it.
   --base64           VALUE (or stdin) is base64; the decoded bytes are stored
 ${CHP_NOTE}
 ${COMMON}\n`,
-  get: `Usage: twinstar get KEY [--base64]\n\nWrites the value of KEY to stdout as it is (bytes; a newline is added only on a terminal);
-exits 1 if there is none.
-  --base64           print the value as base64 and a newline
-${COMMON}\n`,
   del: `Usage: twinstar del KEY\n\nDeletes KEY and prints how many keys were deleted: 1, or 0 (and exit status 1) if
 KEY does not exist. Nothing is written for a key that does not exist.
 ${CHP_NOTE}
@@ -70,13 +66,18 @@ ${COMMON}\n`,
 ${COMMON}\n`,
 };
 
-const OPTIONS = {
+/** The options every client command takes (withClient reads them). */
+export const CONNECTION_OPTIONS = {
   servers: { type: 'string', takes: 'comma-separated tcp://HOST:PORT endpoints' },
   timeout: { type: 'string', takes: 'a number of milliseconds' },
   mode: { type: 'string', takes: 'auto, native or chp' },
   'key-file': { type: 'string', takes: 'a file name' },
   'server-key': { type: 'string', takes: 'file names, comma-separated' },
   help: { type: 'boolean', short: 'h' },
+} as const;
+
+const OPTIONS = {
+  ...CONNECTION_OPTIONS,
   ttl: { type: 'string', takes: 'a number of seconds >= 0' },
   'no-initial': { type: 'boolean' },
   base64: { type: 'boolean' },
@@ -85,7 +86,6 @@ const OPTIONS = {
 /** Which command takes which of its own options (the connection options go with every one). */
 const OWN: Record<string, string[]> = {
   set: ['ttl', 'base64'],
-  get: ['base64'],
   del: [],
   watch: ['no-initial', 'base64'],
   dump: ['base64'],
@@ -159,9 +159,9 @@ async function valueOf(arg: string, base64: boolean): Promise<Buffer> {
   return value;
 }
 
-const say = (command: string, line: string) => process.stderr.write(`twinstar ${command}: ${line}\n`);
+export const say = (command: string, line: string) => process.stderr.write(`twinstar ${command}: ${line}\n`);
 
-const text = (value: Buffer | undefined, base64: boolean): string | null =>
+export const text = (value: Buffer | undefined, base64: boolean): string | null =>
   value === undefined ? null : base64 ? value.toString('base64') : value.toString();
 
 /**
@@ -223,21 +223,6 @@ async function run(command: string, args: string[]): Promise<number> {
         return EXIT.OK;
       });
     }
-    case 'get': {
-      if (positionals.length !== 1) throw new UsageError('get takes one KEY');
-      const key = positionals[0]!;
-      return withClient(values, key, async ({ client }) => {
-        const value = client.get(key);
-        if (value === undefined) {
-          say('get', `key not found: ${key}`);
-          return EXIT.FAILED;
-        }
-        // The bytes as they are (etcdctl prints values raw); a terminal gets a newline after them.
-        if (base64) process.stdout.write(`${value.toString('base64')}\n`);
-        else process.stdout.write(process.stdout.isTTY ? Buffer.concat([value, Buffer.from('\n')]) : value);
-        return EXIT.OK;
-      });
-    }
     case 'del': {
       if (positionals.length !== 1) throw new UsageError('del takes one KEY');
       const key = positionals[0]!;
@@ -295,12 +280,20 @@ async function run(command: string, args: string[]): Promise<number> {
 }
 
 export function clientCommand(command: string): (args: string[]) => Promise<number> {
+  return guarded(command, (args) => run(command, args));
+}
+
+/** Runs a client command, turning what it throws into etcdctl's exit codes and one line on stderr. */
+export function guarded(
+  command: string,
+  body: (args: string[]) => Promise<number>,
+): (args: string[]) => Promise<number> {
   return async (args) => {
     try {
-      return await run(command, args);
+      return await body(args);
     } catch (error) {
       if (error instanceof UsageError) {
-        say(command, `${error.message} (see twinstar ${command} --help)`);
+        say(command, `${error.message} (see twinstar ${command.split(' ')[0]} --help)`);
         return EXIT.USAGE;
       }
       if (error instanceof NoServerError) {

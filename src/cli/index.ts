@@ -13,6 +13,8 @@ Client (each takes --servers tcp://HOST:PORT,tcp://HOST:PORT; default the local 
   set KEY VALUE     write a value (--ttl SECONDS for an ephemeral key); prints its sequence
   set KEY -         the same, the value read from stdin as bytes
   get KEY           write the value to stdout as it is (bytes)
+  get KEY --prefix  every key under KEY; -w simple|table|json shows each key's revision (SEQ)
+                    and the TTL it has left; --keys-only
   del KEY           delete a key; prints 1, or 0 if there was none
   watch [SUBTREE]   print changes as JSON lines until interrupted
   dump [SUBTREE]    print the whole map (or a subtree) as JSON
@@ -56,7 +58,7 @@ export const commands: Record<string, () => Promise<Command>> = {
   server: async () => serverCommand,
   pair: async () => pairCommand,
   set: async () => clientCommand('set'),
-  get: async () => clientCommand('get'),
+  get: async () => (await import('./get-command.js')).getCommand,
   del: async () => clientCommand('del'),
   watch: async () => clientCommand('watch'),
   dump: async () => clientCommand('dump'),

@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
+import { connect } from '../../src/index.js';
 import { freePorts, startSingle, type ServerProcess } from '../helpers/index.js';
 import { describeRun, runCli } from '../helpers/cli.js';
 
@@ -155,6 +156,94 @@ describe('twinstar CLI: issue 17 commands (real processes)', function () {
       const r = await runCli(['endpoint', 'health', '--servers', server.endpoint, '--timeout', '10000']);
       expect(r.code, describeRun(r)).to.equal(1);
       expect(r.stderr).to.contain(`${server.endpoint} is unhealthy: it advertises no HTTP port`);
+    });
+  });
+
+  describe('get with revisions and TTLs', () => {
+    let server: ServerProcess;
+    const seqs: Record<string, number> = {};
+    const cli = (args: string[]) => runCli([...args, '--servers', server.endpoint]);
+    before(async () => {
+      const port = await freePorts(4);
+      server = startSingle(port, port + 3);
+      await server.ready('ACTIVE');
+      const client = await connect({ servers: [server.endpoint], subtree: '/g' });
+      try {
+        seqs['/g/p/a'] = await client.set('/g/p/a', 'one');
+        seqs['/g/p/b'] = await client.set('/g/p/b', 'two', { ttl: 300 });
+        seqs['/g/p/a'] = await client.set('/g/p/a', 'uno'); // a later revision
+        seqs['/g/q'] = await client.set('/g/q', 'outside');
+      } finally {
+        await client.close();
+      }
+    });
+    after(async () => {
+      await server.kill();
+    });
+
+    it('--prefix -w json: every key under the prefix with its revision and the TTL left', async () => {
+      const r = await cli(['get', '/g/p/', '--prefix', '-w', 'json']);
+      expect(r.code, describeRun(r)).to.equal(0);
+      const out = JSON.parse(r.stdout.toString()) as {
+        sequence: number;
+        count: number;
+        kvs: { key: string; value: string; seq: number; ttlRemainingMs?: number }[];
+      };
+      expect(out.count).to.equal(2);
+      expect(out.sequence).to.be.at.least(seqs['/g/q']!);
+      expect(out.kvs.map((kv) => [kv.key, kv.value, kv.seq])).to.deep.equal([
+        ['/g/p/a', 'uno', seqs['/g/p/a']],
+        ['/g/p/b', 'two', seqs['/g/p/b']],
+      ]);
+      expect(out.kvs[0]).to.not.have.property('ttlRemainingMs');
+      expect(out.kvs[1]!.ttlRemainingMs).to.be.within(1, 300_000);
+    });
+
+    it('--prefix (simple): key and value lines; --keys-only: the keys', async () => {
+      const simple = await cli(['get', '/g/p/', '--prefix']);
+      expect(simple.code, describeRun(simple)).to.equal(0);
+      expect(simple.stdout.toString()).to.equal('/g/p/a\nuno\n/g/p/b\ntwo\n');
+      const keys = await cli(['get', '/g/', '--prefix', '--keys-only']);
+      expect(keys.code, describeRun(keys)).to.equal(0);
+      expect(keys.stdout.toString()).to.equal('/g/p/a\n/g/p/b\n/g/q\n');
+    });
+
+    it('-w table: one key, one row, with its SEQ and TTL', async () => {
+      const r = await cli(['get', '/g/p/b', '-w', 'table']);
+      expect(r.code, describeRun(r)).to.equal(0);
+      const rows = lines(r.stdout.toString());
+      expect(rows[1]).to.equal('| KEY    | VALUE | SEQ | TTL |');
+      expect(rows[3]).to.match(new RegExp(`^\\| /g/p/b \\| two +\\| +${seqs['/g/p/b']} \\| +\\d+ \\|$`));
+      expect(rows).to.have.length(5);
+    });
+
+    it('a missing key: one line on stderr and exit 1, in every output form', async () => {
+      for (const w of [[], ['-w', 'json'], ['-w', 'table']]) {
+        const r = await cli(['get', '/g/missing', ...w]);
+        expect(r.code, describeRun(r)).to.equal(1);
+        expect(r.stdout.length).to.equal(0);
+        expect(lines(r.stderr)).to.deep.equal(['twinstar get: key not found: /g/missing']);
+      }
+    });
+
+    it('a prefix with no keys: nothing, exit 0 (as etcdctl)', async () => {
+      const r = await cli(['get', '/g/none/', '--prefix']);
+      expect(r.code, describeRun(r)).to.equal(0);
+      expect(r.stdout.length).to.equal(0);
+    });
+
+    it('bad usage exits 128 with one line', async () => {
+      for (const args of [
+        ['get'],
+        ['get', '/a', '/b'],
+        ['get', '/a', '-w', 'yaml'],
+        ['get', ''],
+        ['get', '/a', '-w'],
+      ]) {
+        const r = await cli(args);
+        expect(r.code, `${args.join(' ')}: ${describeRun(r)}`).to.equal(128);
+        expect(lines(r.stderr), args.join(' ')).to.have.length(1);
+      }
     });
   });
 });
