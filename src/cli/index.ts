@@ -48,6 +48,10 @@ Client commands exit 0 when done, 1 when they failed (no such key, nothing delet
 2 when no server answered, 3 when a plain CHP write was sent but not confirmed, 128 on bad
 usage (as etcdctl). Servers exit 2 on a configuration or bind error, naming it in one line.
 
+Shell:
+  completion bash|zsh
+                    print a completion script: source <(twinstar completion bash)
+
 Each command has --help. \`twinstar --version\` (or -v) prints the version.
 `;
 
@@ -71,6 +75,7 @@ export const commands: Record<string, () => Promise<Command>> = {
   group: async () => (await import('./group-command.js')).groupCommand,
   promote: async () => (await import('./promote-command.js')).promoteCommand,
   snapshot: async () => (await import('./snapshot-command.js')).snapshotCommand,
+  completion: async () => (await import('./completion.js')).completionCommand,
 };
 
 export async function main(argv: string[]): Promise<void> {
