@@ -1,6 +1,6 @@
 /**
  * `twinstar completion bash|zsh`: a completion script for the shell, printed to stdout, to be
- * sourced (`source <(twinstar completion bash)`) or installed (docs: README "Shell completion").
+ * sourced (`source <(twinstar completion bash)`) or installed (README, "Command line").
  * It completes command names, subcommands, each command's flags, and the values of the flags that
  * take a fixed set (-w, --mode, --role, ...) or a file. The server's flags come from the config
  * schema, so they stay true; the others are listed here and a unit test checks each against the
