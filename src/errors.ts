@@ -16,6 +16,11 @@ export const ErrorCodes = {
   ERR_VALUE_FORMAT: 'a stored value is not in the format asked for (getJson of a value that is not JSON)',
   ERR_UNAVAILABLE:
     'no server of the pair can serve: the active is gone and the other node refuses votes (no complete history)',
+  ERR_CONFLICT:
+    "a conditional write's condition failed: the key's current sequence is not the one given (create: the key exists)",
+  ERR_HISTORY_UNAVAILABLE:
+    'a watch from a sequence asked for changes the server no longer holds (etcd: compacted)',
+  ERR_LEASE_NOT_FOUND: 'the lease does not exist (never granted, expired or revoked)',
   ERR_STORAGE:
     'the data directory cannot be used (corrupt, truncated, another version or pair) or a write to it failed',
 } as const;
@@ -105,6 +110,41 @@ export class UnavailableError extends TwinstarError {
   constructor(reason: string, message: string) {
     super('ERR_UNAVAILABLE', message);
     this.reason = reason;
+  }
+}
+
+/**
+ * A conditional write (`create`, `set` or `delete` with `ifSequence`) whose condition failed:
+ * nothing of it was applied. `currentSequence` is the key's sequence at the server (0: absent).
+ */
+export class ConflictError extends TwinstarError {
+  readonly key: string;
+  readonly currentSequence: number;
+  constructor(key: string, currentSequence: number, message: string) {
+    super('ERR_CONFLICT', message);
+    this.key = key;
+    this.currentSequence = currentSequence;
+  }
+}
+
+/**
+ * `watch(prefix, { fromSequence })` asked for changes older than the server's history reaches
+ * (etcd's "compacted"). `oldestAvailable` is the oldest sequence it still holds, when it said.
+ */
+export class HistoryUnavailableError extends TwinstarError {
+  readonly oldestAvailable: number | undefined;
+  constructor(message: string, oldestAvailable?: number) {
+    super('ERR_HISTORY_UNAVAILABLE', message);
+    this.oldestAvailable = oldestAvailable;
+  }
+}
+
+/** A lease operation (keep-alive, revoke, or a write attached to it) named a lease the server lacks. */
+export class LeaseNotFoundError extends TwinstarError {
+  readonly leaseId: number;
+  constructor(leaseId: number, message: string) {
+    super('ERR_LEASE_NOT_FOUND', message);
+    this.leaseId = leaseId;
   }
 }
 

@@ -21,6 +21,12 @@ export {
   Subscription,
   type SubscriptionEvent,
   type SubscriptionEvents,
+  Lease,
+  type LeaseEvents,
+  type LeaseInfo,
+  type LeaseAdmin,
+  type KeyEntry,
+  type WatchOptions,
 } from './client/index.js';
 export * from './errors.js';
 export { startServer, type RunningServer } from './server.js';

@@ -1,9 +1,10 @@
 /**
  * The client's agent: the state machine behind the public facade (client.ts). It owns the links,
  * the replica, the search for the active (finder.ts), the sync (sync.ts), the write queue
- * (writes.ts), the event bus (bus.ts) and the one timer, on the injected clock. Every phase change
- * goes through `setPhase` (session.ts); what it tells the application goes to the facade's
- * next-tick queue (`AgentHost`). Messages from servers: inbound.ts; the procedure: docs/protocol.md.
+ * (writes.ts), the event bus (bus.ts), leases and watches from a sequence (kv.ts) and the one
+ * timer, on the injected clock. Every phase change goes through `setPhase` (session.ts); what it
+ * tells the application goes to the facade's next-tick queue (`AgentHost`). Messages from
+ * servers: inbound.ts; the procedure: docs/protocol.md.
  */
 import { encodeIcanhaz, encodeRequest, HUGZ, socketFrameLimits, type Limits } from '../wire/index.js';
 import { Replica, type Entry, type ReplicaChange } from '../kv/index.js';
@@ -22,6 +23,7 @@ import { SyncAssembly } from './sync.js';
 import type { Link } from './transport.js';
 import { Writes } from './writes.js';
 import { EventBus } from './bus.js';
+import { KvParity } from './kv.js';
 
 /** The facade: it delivers what the agent tells the application, in order, on the next tick. */
 export interface AgentHost {
@@ -40,6 +42,7 @@ export class Agent implements InboundHost {
   readonly finder: Finder;
   readonly writes: Writes;
   readonly bus: EventBus;
+  readonly kv: KvParity;
   readonly syncs = new SyncAssembly();
   readonly quarantine = new Quarantine();
   readonly drops = new DropCounter();
@@ -117,6 +120,7 @@ export class Agent implements InboundHost {
       later: host.later,
     });
     this.bus = new EventBus(this, () => this.nextReqId++, host.later);
+    this.kv = new KvParity(this, () => this.nextReqId++, host.later);
     this.lastTick = clock.now();
     this.timer = clock.setInterval(() => this.tick(), Math.min(PROBE_MS, options.serverTimeoutMs / 5));
     this.findActive(undefined);
@@ -154,13 +158,11 @@ export class Agent implements InboundHost {
     const error = new ClosedError();
     this.writes.failAll(error);
     this.bus.close();
+    this.kv.close();
     this.readyWaiters.rejectAll(error);
   }
 
-  // ------------------------------------------------------------------------------------------
-  // The phase funnel, finding the active (the vote) and syncing from it.
-
-  /** The one way the phase changes; status signals reach listeners on the next tick. */
+  /** The phase funnel, the one way the phase changes; status signals reach listeners on the next tick. */
   setPhase(next: Phase, context: Omit<PhaseContext, 'now'>): void {
     const from = this.phase;
     const signals = this.session.setPhase(next, { now: this.now(), ...context });
@@ -191,9 +193,9 @@ export class Agent implements InboundHost {
     this.syncs.stop();
     this.writes.requeueAll();
     this.bus.lost();
-    // The failover is from the server the client was last ready on. A search that starts again
-    // before it is ready anywhere (the new active froze while syncing) keeps that origin, so
-    // ending on the server it had just chosen is still a failover, and is reported once.
+    this.kv.lost();
+    // The failover is from the server last ready on. A search that starts again before it is ready
+    // anywhere (the new active froze while syncing) keeps that origin: reported once.
     if (reason === undefined) this.pendingFailoverFrom = undefined;
     else if (this.pendingFailoverFrom === undefined) this.pendingFailoverFrom = from ?? '';
     this.finder.begin(this.current >= 0 ? this.current : undefined);
@@ -233,8 +235,7 @@ export class Agent implements InboundHost {
   /** A server said ACTIVE: follow its publisher and sync from it. */
   choose(server: number): void {
     this.current = server;
-    // It answered just now: its silence counts from here, not from whatever server came before (a
-    // snapshot that takes a while to start, as a restarted node reads its map, is not silence).
+    // It answered just now: its silence counts from here (a slow snapshot start is not silence).
     this.lastHeard = this.now();
     this.setPhase('syncing', { server: this.options.servers[server]!.snapshot });
     this.replica.beginSync();
@@ -271,12 +272,13 @@ export class Agent implements InboundHost {
     const from = this.pendingFailoverFrom;
     if (wasVote && from !== undefined && from !== server)
       this.host.emit('failover', { from: from || undefined, to: server, sequence: this.replica.sequence });
-    if (wasVote) this.pendingFailoverFrom = undefined;
-    if (wasVote) this.host.emit('ready', { server, sequence: this.replica.sequence });
+    if (wasVote) {
+      this.pendingFailoverFrom = undefined;
+      this.host.emit('ready', { server, sequence: this.replica.sequence });
+    }
     this.readyWaiters.resolveAll();
-    // Updates may have been published between the server's answer and our subscription taking
-    // effect; once the subscription is confirmed (first message on it), one more resume closes
-    // that window. Also resume again if updates overflowed while we synced.
+    // Updates published between the server's answer and our subscription taking effect: once it
+    // is confirmed (first message), one more resume closes that window; also after an overflow.
     if (
       this.replica.consumeOverflow() ||
       (wasVote && this.subscriptionConfirmed && this.modeNow === 'native')
@@ -284,6 +286,7 @@ export class Agent implements InboundHost {
       this.resyncCurrent();
     this.writes.scheduleFlush();
     this.bus.onReady(wasVote || (resync && hadReplica));
+    this.kv.onReady(wasVote);
   }
 
   /** A sync (resume) with the server already in use: after a gap, or to confirm a subscription. */
@@ -315,16 +318,14 @@ export class Agent implements InboundHost {
   /** The replica moved: its changes go to the application, then the writes it reflects settle. */
   deliver(changes: ReplicaChange[], resync: boolean): void {
     if (changes.length > 0) this.host.updates(changes, resync);
-    // Called each time the replica has moved (changes or not): writes it now reflects resolve,
-    // after their updates were delivered (read-your-writes).
+    // Each time the replica moved: writes it reflects resolve after their updates (read-your-writes).
     this.writes.applied(this.replica.sequence);
   }
 
   /**
-   * A message from `server` was dropped. A malformed reply means that server is broken for now:
-   * it is quarantined for a server timeout (the finder sends it nothing, it is not chosen) and, if
-   * it is the one in use, the client looks for the active again. A malformed update may hide a
-   * change: resume.
+   * A message from `server` was dropped. A malformed reply: that server is quarantined for a
+   * server timeout (not asked, not chosen) and, if in use, the active is looked for again. A
+   * malformed update may hide a change: resume.
    */
   dropped(server: number, source: DropSource, error: unknown, broken = true): void {
     const reason = reasonOf(error);
@@ -348,15 +349,13 @@ export class Agent implements InboundHost {
     this.host.emit('dropped', info);
   }
 
-  // ------------------------------------------------------------------------------------------
-  // The one timer: silence, stalls, timeouts, vote rounds.
-
+  /** The one timer: silence, stalls, timeouts, vote rounds. */
   private tick(): void {
     if (this.phase === 'closed') return;
     const now = this.now();
-    const gap = now - this.lastTick;
+    const frozen = now - this.lastTick > this.options.serverTimeoutMs / 2;
     this.lastTick = now;
-    if (gap > this.options.serverTimeoutMs / 2) {
+    if (frozen) {
       // We were frozen (GC, SIGSTOP, a busy loop): silence we slept through proves nothing.
       this.lastHeard = Math.max(this.lastHeard, now);
       this.finder.discovery.thaw(now);
@@ -364,7 +363,8 @@ export class Agent implements InboundHost {
       this.writes.thaw(now);
     }
     this.writes.expire(now);
-    this.bus.tick(now, gap > this.options.serverTimeoutMs / 2);
+    this.bus.tick(now, frozen);
+    this.kv.tick(now, frozen);
     this.readyWaiters.expire(now, (timeoutMs) => {
       const seen = this.finder.discovery.seen();
       return new NoActiveError(`no active server within ${timeoutMs} ms: ${describeSeen(seen)}`, seen);

@@ -17,18 +17,9 @@
  * is thrown out of a socket handler: a malformed message is dropped and counted (drops.ts).
  */
 import { EventEmitter } from 'node:events';
-import { formatProperties } from '../wire/index.js';
 import type { Entry, ReplicaChange } from '../kv/index.js';
 import { Agent } from './agent.js';
-import {
-  checkPrefix,
-  checkReadKey,
-  checkTtl,
-  checkValue,
-  jsonText,
-  parseJson,
-  rejectWith,
-} from './arguments.js';
+import { checkPrefix, checkReadKey, jsonText, parseJson, rejectWith } from './arguments.js';
 import {
   eventStream,
   LaterQueue,
@@ -49,6 +40,11 @@ import type { Status } from './session.js';
 import { WatchStream } from './watch.js';
 import type { PublishOptions } from './publishing.js';
 import type { SubscribeOptions, Subscription } from './subscription.js';
+import type { WriteConditions } from './conditions.js';
+import type { Lease } from './leases.js';
+import type { KeyEntry } from './revisions.js';
+import { checkSequence, type WatchOptions } from './kv-arguments.js';
+import * as kvApi from './kv-api.js';
 
 export {
   systemClock,
@@ -69,10 +65,8 @@ export interface ReplicaView {
   readonly entries: readonly Entry[];
 }
 
-export interface SetOptions {
-  /** seconds until the key expires; the active server deletes it then (0 or absent: never) */
-  ttl?: number;
-}
+/** `set` options: `ttl` seconds (0 or absent: never), `ifSequence` (compare-and-set), `lease`. */
+export type SetOptions = WriteConditions;
 
 export class Client extends EventEmitter<ClientEvents> {
   readonly subtree: string;
@@ -115,13 +109,37 @@ export class Client extends EventEmitter<ClientEvents> {
    * oversized value, a bad ttl) reject with InvalidArgumentError.
    */
   set(key: string, value: Buffer | string, options?: SetOptions): Promise<number> {
-    try {
-      const body = checkValue(value, this.agent.limits);
-      const ttl = checkTtl(options);
-      return this.agent.writes.write(key, body, ttl > 0 ? formatProperties({ ttl: String(ttl) }) : '');
-    } catch (error) {
-      return rejectWith(error);
-    }
+    return kvApi.write(this.agent, key, value, options, undefined);
+  }
+
+  /**
+   * Writes a key that must not exist yet (`set` with ifSequence 0): a key that exists rejects with
+   * ConflictError carrying its current sequence.
+   */
+  create(key: string, value: Buffer | string, options?: Omit<SetOptions, 'ifSequence'>): Promise<number> {
+    return kvApi.write(this.agent, key, value, options, 0);
+  }
+
+  /**
+   * Deletes every key that starts with `prefix` as one sequenced change; resolves with its
+   * sequence (acknowledged and, for a prefix inside the subtree, applied to the replica).
+   */
+  deletePrefix(prefix: string): Promise<number> {
+    return kvApi.deletePrefix(this.agent, prefix);
+  }
+
+  /**
+   * A lease of `ttlMs` (>= 1000) kept alive every ttl/3 by this client, across failovers, until
+   * its `close()` or `revoke()`; its 'lost' event says it is gone. Attach keys with `set(key,
+   * value, { lease })`.
+   */
+  lease(options: { ttlMs: number }): Promise<Lease> {
+    return kvApi.grant(this.agent, options);
+  }
+
+  /** Leases by id (the CLI's `lease revoke|keep-alive|ls`): revoke, keepAliveOnce, list. */
+  get leases(): kvApi.LeaseAdmin {
+    return kvApi.leaseAdmin(this.agent);
   }
 
   /**
@@ -143,9 +161,12 @@ export class Client extends EventEmitter<ClientEvents> {
     return this.agent.bus.subscriptions.open(pattern, options);
   }
 
-  /** Deletes a key; resolves with the delete's sequence number as set() does (acknowledged, applied). */
-  delete(key: string): Promise<number> {
-    return this.agent.writes.write(key, Buffer.alloc(0), '');
+  /**
+   * Deletes a key; resolves with the delete's sequence number as set() does (acknowledged,
+   * applied). With `ifSequence`, only if the key is at that sequence (else ConflictError).
+   */
+  delete(key: string, options?: { ifSequence?: number }): Promise<number> {
+    return kvApi.remove(this.agent, key, options);
   }
 
   /** A value as JSON; a value JSON cannot represent (a cycle, undefined) rejects with InvalidArgumentError. */
@@ -163,6 +184,32 @@ export class Client extends EventEmitter<ClientEvents> {
    */
   get(key: string): Buffer | undefined {
     return this.agent.replica.get(checkReadKey(key, this.subtree))?.body;
+  }
+
+  /**
+   * The value, its sequence (the key's revision), its TTL left and its lease, from the replica
+   * (synchronous). A key outside the subtree throws InvalidArgumentError.
+   */
+  getEntry(key: string): KeyEntry | undefined {
+    const entry = this.agent.replica.get(checkReadKey(key, this.subtree));
+    return this.agent.kv.revisions.entry(entry, this.agent.now());
+  }
+
+  /** The sequence the replica has applied (-1 before the first sync). */
+  lastSequence(): number {
+    return this.agent.replica.sequence;
+  }
+
+  /** The keys under a prefix of the subtree, from the replica, sorted. */
+  keys(prefix = this.subtree): string[] {
+    checkPrefix(prefix, this.subtree);
+    return [...this.agent.replica.values(prefix)].map((e) => e.key).sort();
+  }
+
+  /** How many keys the replica holds under a prefix of the subtree. */
+  count(prefix = this.subtree): number {
+    checkPrefix(prefix, this.subtree);
+    return kvApi.count(this.agent.replica.values(prefix));
   }
 
   getString(key: string): string | undefined {
@@ -191,8 +238,10 @@ export class Client extends EventEmitter<ClientEvents> {
    * come first, as NATS KV watchers do. The iterator ends when the client closes. A prefix outside
    * this client's subtree throws InvalidArgumentError at once (watch() itself returns no promise).
    */
-  watch(prefix = this.subtree, options: { initial?: boolean } = {}): AsyncIterableIterator<Update> {
+  watch(prefix = this.subtree, options: WatchOptions = {}): AsyncIterableIterator<Update> {
     checkPrefix(prefix, this.subtree);
+    if (options.fromSequence !== undefined)
+      return kvApi.watchFrom(this, this.agent, prefix, checkSequence(options.fromSequence, 'fromSequence'));
     const stream = new WatchStream<Update>(() => {
       this.off('update', listener);
       this.off('close', end);
@@ -206,8 +255,18 @@ export class Client extends EventEmitter<ClientEvents> {
     const end = () => stream.end();
     if (options.initial ?? true) {
       const initial = [...this.agent.replica.values(prefix)].sort((a, b) => a.sequence - b.sequence);
-      for (const e of initial)
-        stream.push({ key: e.key, value: e.body, seq: e.sequence, deleted: false, resync: false });
+      const now = this.agent.now();
+      for (const e of initial) {
+        const ttlRemainingMs = this.agent.kv.revisions.ttlRemainingMs(e, now);
+        stream.push({
+          key: e.key,
+          value: e.body,
+          seq: e.sequence,
+          deleted: false,
+          resync: false,
+          ttlRemainingMs,
+        });
+      }
     }
     this.on('update', listener);
     this.on('close', end);
@@ -304,12 +363,16 @@ export class Client extends EventEmitter<ClientEvents> {
   private queueUpdates(changes: readonly ReplicaChange[], resync: boolean): void {
     const first = this.changesApplied + 1;
     this.changesApplied += changes.length;
+    const { replica, kv } = this.agent;
     this.queue.later(() => {
+      const now = this.agent.now();
       for (let i = 0; i < changes.length; i++) {
         const c = changes[i]!;
         this.changeEmitting = first + i;
+        const ttlRemainingMs = kv.revisions.ofChange(replica, c, now);
         try {
-          this.emit('update', { key: c.key, value: c.value, seq: c.sequence, deleted: c.deleted, resync });
+          const { key, value, sequence: seq, deleted } = c;
+          this.emit('update', { key, value, seq, deleted, resync, ttlRemainingMs });
         } catch (error) {
           // The application's bug: it must not stop the other updates, the sync or the socket.
           this.agent.log.error({ err: error, key: c.key }, "an 'update' listener threw");

@@ -17,6 +17,8 @@ export interface Update {
   readonly deleted: boolean;
   /** true when this change comes from a full resync rather than the live stream */
   readonly resync: boolean;
+  /** milliseconds until the key expires, when it has a TTL (undefined: none, or a delete) */
+  readonly ttlRemainingMs?: number | undefined;
 }
 
 export interface FailoverInfo {

@@ -27,6 +27,7 @@ import type { SyncAssembly } from './sync.js';
 import { busyBackoffMs } from './votes.js';
 import type { Writes } from './writes.js';
 import type { EventBus } from './bus.js';
+import type { KvParity } from './kv.js';
 
 /** The agent's state and transitions the message handlers use (agent.ts implements it). */
 export interface InboundHost {
@@ -38,6 +39,8 @@ export interface InboundHost {
   readonly writes: Writes;
   /** publishing and subscriptions (event bus) */
   readonly bus: EventBus;
+  /** revisions, leases, watches from a sequence (issue 17) */
+  readonly kv: KvParity;
   readonly syncs: SyncAssembly;
   readonly quarantine: Quarantine;
   readonly phase: Phase;
@@ -100,6 +103,7 @@ function onPublished(host: InboundHost, server: number, frames: Buffer[]): void 
   if (msg.key === HUGZ) {
     if (host.replica.heartbeat(msg.sequence)) host.resyncCurrent();
   } else {
+    host.kv.revisions.noteLive(msg, now);
     const { changes, gap } = host.replica.offer({ ...msg, expiresAt: 0 });
     host.deliver(changes, false);
     if (gap) host.resyncCurrent();
@@ -116,6 +120,7 @@ const NATIVE_REPLIES: ReadonlySet<string> = new Set([
   Native.PONG,
   Native.EVENT_OK,
   Native.EVENT,
+  Native.LEASE_OK,
 ]);
 
 function onReply(host: InboundHost, server: number, frames: Buffer[]): void {
@@ -134,10 +139,12 @@ function onReply(host: InboundHost, server: number, frames: Buffer[]): void {
 function onNativeReply(host: InboundHost, server: number, reply: NativeReply): void {
   switch (reply.command) {
     case 'TSYNC':
+      if (host.kv.onSync(server, reply)) return; // a watch's replay
       if (!host.syncs.answers(server, reply.reqId)) return; // a stale answer
       host.lastHeard = host.now();
       return host.syncs.batch(reply.entries, host.lastHeard);
     case 'TSYNCEND': {
+      if (host.kv.onSync(server, reply)) return;
       if (!host.syncs.answers(server, reply.reqId)) return;
       host.lastHeard = host.now();
       const { entries, fresh } = host.syncs.end();
@@ -149,19 +156,22 @@ function onNativeReply(host: InboundHost, server: number, reply: NativeReply): v
       if (
         host.writes.waiting(reply.reqId) ||
         host.syncs.isNative(reply.reqId) ||
-        host.bus.waiting(reply.reqId)
+        host.bus.waiting(reply.reqId) ||
+        host.kv.waiting(reply.reqId)
       )
         host.findActive(`server says ${reply.state}`);
       return;
     case 'TACK':
       if (host.bus.onAck(reply.reqId, reply.sequences)) return host.writes.noteDurability(reply.durability);
       return host.writes.onAck(reply.reqId, reply.sequences, reply.durability);
+    case 'TLEASEOK':
+      return host.kv.onLeaseOk(reply);
     case 'TEOK':
       return host.bus.onOk(reply.reqId, reply.info);
     case 'TEVT':
       return host.bus.onEvents(server, reply.subId, reply.events, reply.counts);
     case 'TERROR': {
-      if (host.writes.onError(reply) || host.bus.onError(reply)) return;
+      if (host.writes.onError(reply) || host.bus.onError(reply) || host.kv.onError(reply)) return;
       const { reason, message } = reply;
       if (reason === 'busy' && host.syncs.answers(server, reply.reqId)) {
         // The server is at its cap of snapshot streams: a transient refusal, asked again later.

@@ -14,6 +14,12 @@ export {
   type Update,
 } from './client.js';
 export type { DropInfo, DropSource } from './drops.js';
+export { Lease, type LeaseEvents } from './leases.js';
+export type { LeaseInfo } from '../wire/index.js';
+export type { KeyEntry } from './revisions.js';
+export type { WatchOptions } from './kv-arguments.js';
+export type { LeaseAdmin } from './kv-api.js';
+export type { LeaseRef, WriteConditions } from './conditions.js';
 export { parseServer, type ServerAddress } from './servers.js';
 export { VoteBook, type Random } from './votes.js';
 export type { Status } from './session.js';

@@ -7,7 +7,10 @@ export class WatchStream<T> implements AsyncIterableIterator<T> {
   private readonly items: T[] = [];
   private head = 0;
   private waiting: ((result: IteratorResult<T>) => void) | undefined;
+  private rejectWaiting: ((error: Error) => void) | undefined;
   private ended = false;
+  /** the error the stream ended with: next() rejects with it once the items before it are taken */
+  private error: Error | undefined;
 
   constructor(private readonly detach: () => void) {}
 
@@ -16,6 +19,7 @@ export class WatchStream<T> implements AsyncIterableIterator<T> {
     if (this.waiting) {
       const resolve = this.waiting;
       this.waiting = undefined;
+      this.rejectWaiting = undefined;
       resolve({ value: item, done: false });
     } else {
       this.items.push(item);
@@ -27,10 +31,22 @@ export class WatchStream<T> implements AsyncIterableIterator<T> {
     this.ended = true;
     this.detach();
     if (this.waiting) {
-      const resolve = this.waiting;
+      const [resolve, reject] = [this.waiting, this.rejectWaiting];
       this.waiting = undefined;
-      resolve({ value: undefined, done: true });
+      this.rejectWaiting = undefined;
+      if (this.error && reject) {
+        const error = this.error;
+        this.error = undefined;
+        reject(error);
+      } else resolve({ value: undefined, done: true });
     }
+  }
+
+  /** Ends the stream with an error: a `for await` over it throws `error` after the items before it. */
+  fail(error: Error): void {
+    if (this.ended) return;
+    this.error = error;
+    this.end();
   }
 
   next(): Promise<IteratorResult<T>> {
@@ -42,12 +58,21 @@ export class WatchStream<T> implements AsyncIterableIterator<T> {
       }
       return Promise.resolve({ value, done: false });
     }
+    if (this.error) {
+      const error = this.error;
+      this.error = undefined;
+      return Promise.reject(error);
+    }
     if (this.ended) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve) => (this.waiting = resolve));
+    return new Promise((resolve, reject) => {
+      this.waiting = resolve;
+      this.rejectWaiting = reject;
+    });
   }
 
   return(): Promise<IteratorResult<T>> {
     this.end();
+    this.error = undefined;
     this.items.length = 0;
     this.head = 0;
     return Promise.resolve({ value: undefined, done: true });

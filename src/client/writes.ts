@@ -13,6 +13,8 @@ import { newUuid } from '../core/index.js';
 import {
   AccessDeniedError,
   ClosedError,
+  ConflictError,
+  LeaseNotFoundError,
   QueueFullError,
   ServerRejectedError,
   TimeoutError,
@@ -32,6 +34,8 @@ interface Write {
   readonly body: Buffer;
   readonly deadline: number;
   readonly order: number;
+  /** a condition, lease or delete by prefix: a plain CHP server cannot honour it */
+  readonly nativeOnly: boolean;
   resolve(sequence: number): void;
   reject(error: Error): void;
   done: boolean;
@@ -90,8 +94,11 @@ export class Writes {
     return this.degradedNow;
   }
 
-  /** A write of `body` (empty: a delete) to `key`; never throws, rejects with a typed error. */
-  write(key: string, body: Buffer, properties: string): Promise<number> {
+  /**
+   * A write of `body` (empty: a delete) to `key`; never throws, rejects with a typed error.
+   * `nativeOnly` (a condition, a lease): a plain CHP server rejects it with 'plain-chp'.
+   */
+  write(key: string, body: Buffer, properties: string, nativeOnly = false): Promise<number> {
     const host = this.host;
     try {
       checkKey(key, host.limits);
@@ -102,6 +109,7 @@ export class Writes {
     if (this.unsettled >= host.maxPendingWrites)
       return Promise.reject(new QueueFullError(host.maxPendingWrites));
     const uuid = newUuid();
+    if (nativeOnly && host.mode() === 'chp') return Promise.reject(plainChp());
     if (host.mode() === 'chp') {
       // Model Six: publish to every server's collector; the passive keeps it on its pending list.
       const frames = encodeKvMsg({ key, sequence: 0, uuid, properties, body });
@@ -117,6 +125,7 @@ export class Writes {
         body,
         deadline: host.now() + host.writeTimeoutMs,
         order: this.order++,
+        nativeOnly,
         resolve,
         reject,
         done: false,
@@ -141,6 +150,10 @@ export class Writes {
     if (link === undefined || mode === 'auto') return; // nothing native before a server advertised it
     if (mode === 'chp') {
       for (const w of this.queue.splice(0)) {
+        if (w.nativeOnly) {
+          this.fail(w, plainChp());
+          continue;
+        }
         const { key, uuid, properties, body } = w;
         const frames = encodeKvMsg({ key, sequence: 0, uuid, properties, body });
         for (const l of this.host.links) l.publish(frames);
@@ -198,6 +211,16 @@ export class Writes {
         const w = batch.writes[index];
         if (w) this.fail(w, new AccessDeniedError(w.key, `${message}: ${JSON.stringify(w.key)}`));
       }
+      this.requeue(reqId);
+      this.flush();
+      return true;
+    }
+    if ((reason === 'conflict' || reason === 'lease-not-found') && error.refused !== undefined) {
+      // A TSET is all or nothing: the refused writes fail, the others of the batch go again.
+      error.refused.forEach((index, i) => {
+        const w = batch.writes[index];
+        if (w) this.fail(w, refusal(reason, w, message, error.current?.[i]));
+      });
       this.requeue(reqId);
       this.flush();
       return true;
@@ -305,4 +328,20 @@ export class Writes {
     if (this.host.later) this.host.later(step);
     else step();
   }
+}
+
+function plainChp(): ServerRejectedError {
+  return new ServerRejectedError(
+    'plain-chp',
+    'a plain CHP server cannot apply conditions, leases or deletes by prefix',
+  );
+}
+
+/** The typed error of a write refused in a 'conflict' or 'lease-not-found' TERROR. */
+function refusal(reason: string, w: Write, message: string, current: number | undefined): Error {
+  const key = JSON.stringify(w.key);
+  if (reason === 'conflict')
+    return new ConflictError(w.key, current ?? 0, `${message}: ${key} is at sequence ${current ?? 0}`);
+  const lease = Number(/(?:^|\n)lease=(\d+)/.exec(w.properties)?.[1] ?? 0);
+  return new LeaseNotFoundError(lease, `${message}: ${key}`);
 }

@@ -34,6 +34,14 @@ import {
   encodeNameValues,
   encodeSubId,
 } from './native-events.js';
+import {
+  decodeLeaseList,
+  decodeMs,
+  decodeSequences,
+  encodeLeaseList,
+  encodeMs,
+  encodeSequences,
+} from './native-kv.js';
 
 const frame = (text: string): Buffer => Buffer.from(text);
 const TPUB = commandFrame(Native.PUBLISH);
@@ -64,6 +72,7 @@ export function encodeReply(reply: NativeReply): Buffer[] {
         reply.refused.forEach((index, i) => indexes.writeUInt32BE(index, 4 * i));
         out.push(indexes);
       }
+      if (reply.current) out.push(encodeSequences(reply.current));
       if (reply.fit)
         out.push(frame(String(reply.fit.maxBatchEntries)), frame(String(reply.fit.maxBatchBytes)));
       return out;
@@ -75,6 +84,14 @@ export function encodeReply(reply: NativeReply): Buffer[] {
     }
     case 'TEOK':
       return [...head, encodeNameValues(reply.info)];
+    case 'TLEASEOK':
+      return [
+        ...head,
+        encodeSequence(reply.id),
+        encodeMs(reply.ttlMs),
+        encodeMs(reply.remainingMs),
+        encodeLeaseList(reply.leases),
+      ];
   }
 }
 
@@ -104,6 +121,7 @@ const REPLY_FRAMES = new Map<string, readonly [number, number]>([
   ['TPONG', [5, 7]],
   ['TEOK', [3, 3]],
   ['TEVT', [4, 4]],
+  ['TLEASEOK', [6, 6]],
 ]);
 
 const DURABILITY: ReadonlySet<string> = new Set<Durability>(['replicated', 'degraded', 'single']);
@@ -119,7 +137,8 @@ const NOT_ACTIVE: ReadonlySet<string> = new Set<NotActiveReason>([
  * A reply as a client's DEALER received it. `limits` bound the entries of a TSYNC and the kvmsg
  * of a TPUB (default: the server defaults). Optional frames that older servers leave out stay
  * optional: TNOTACTIVE's reason, TPONG's heartbeatMs and history, TERROR's refused indexes
- * ('access-denied') and limits ('batch-too-large'). Anything else missing or extra is
+ * ('access-denied', 'lease-not-found'), refused indexes and current sequences ('conflict', both
+ * or neither) and limits ('batch-too-large'). Anything else missing or extra is
  * 'frame-count'; a field that breaks its format is 'sequence-size'/'sequence-range', a batch
  * reason, or 'field-invalid'. A TACK's sequences are checked against the range, not against the
  * writes of the request: the client that sent them does that.
@@ -185,6 +204,17 @@ export function decodeReply(frames: readonly Buffer[], limits: Limits = DEFAULT_
         return errorReply(reqId, frames, fail);
       case 'TEOK':
         return { command, reqId, info: decodeNameValues(frames[2]!, limits) };
+      case 'TLEASEOK': {
+        const leases = decodeLeaseList(frames[5]!);
+        return {
+          command,
+          reqId,
+          id: decodeSequence(frames[2]!),
+          ttlMs: decodeMs(frames[3]!, 'ttlMs'),
+          remainingMs: decodeMs(frames[4]!, 'remainingMs'),
+          ...(leases === undefined ? {} : { leases }),
+        };
+      }
       case 'TEVT': {
         const events = decodeDeliveredEvents(frames[2]!, limits);
         return { command, subId: reqId, events, counts: decodeCounts(frames[3]!, events.length) };
@@ -232,12 +262,19 @@ function errorReply(reqId: number, frames: readonly Buffer[], fail: Fail): Nativ
   const message = frames[3]!.toString();
   const extra = frames.length - 4;
   if (extra === 0) return { command: 'TERROR', reqId, reason, message };
-  if (reason === 'access-denied' && extra === 1) {
+  const refusedIndexes = (): number[] => {
     const indexes = frames[4]!;
     if (indexes.length % 4 !== 0) fail('field-invalid', `refused indexes frame is ${indexes.length} bytes`);
     const refused: number[] = [];
     for (let at = 0; at < indexes.length; at += 4) refused.push(indexes.readUInt32BE(at));
-    return { command: 'TERROR', reqId, reason, message, refused };
+    return refused;
+  };
+  if ((reason === 'access-denied' || reason === 'lease-not-found') && extra === 1)
+    return { command: 'TERROR', reqId, reason, message, refused: refusedIndexes() };
+  if (reason === 'conflict' && extra === 2) {
+    const refused = refusedIndexes();
+    const current = decodeSequences(frames[5]!, refused.length, 'conflict current sequence');
+    return { command: 'TERROR', reqId, reason, message, refused, current };
   }
   if (reason === 'batch-too-large' && extra === 2) {
     const [maxBatchEntries, maxBatchBytes] = [4, 5].map((at) => {

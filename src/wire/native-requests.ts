@@ -33,6 +33,7 @@ import {
   encodeNameValues,
   encodeSubId,
 } from './native-events.js';
+import { decodeLeaseOp, decodeMs, encodeMs } from './native-kv.js';
 
 // ------------------------------------------------------------------------------------------------
 // Requests.
@@ -60,6 +61,10 @@ export function encodeRequest(request: SnapshotSocketRequest): Buffer[] {
       return [...out, encodeSubId(request.subId)];
     case 'TEACK':
       return [...out, encodeSubId(request.subId), encodeAcks(request.acks)];
+    case 'TLEASE':
+      return [...out, frame(request.op), encodeSequence(request.id), encodeMs(request.ttlMs)];
+    case 'TWATCH':
+      return [...out, frame(request.prefix), encodeSequence(request.fromSequence)];
     default:
       return out;
   }
@@ -79,12 +84,15 @@ const REQUEST_FRAMES = new Map<string, readonly [number, number]>([
   ['TESUB', [5, 5]],
   ['TEUNSUB', [3, 3]],
   ['TEACK', [4, 4]],
+  ['TLEASE', [5, 5]],
+  ['TWATCH', [4, 4]],
 ]);
 
 /**
  * A request as a server received it (routing id stripped). Checks, in this order: the command,
  * the request id and the frame count ('frame-count'), too many follow prefixes, each subtree or
- * prefix's length ('subtree-too-long'), then the fields ('sequence-size', the batch's reasons).
+ * prefix's length ('subtree-too-long'; a TWATCH prefix too), then the fields ('sequence-size',
+ * the batch's reasons, 'field-invalid' for a TLEASE op or ttlMs).
  */
 export function decodeRequest(frames: readonly Buffer[], bounds: RequestBounds = {}): SnapshotSocketRequest {
   const command = frames[0]?.toString('latin1') ?? '';
@@ -146,6 +154,20 @@ export function decodeRequest(frames: readonly Buffer[], bounds: RequestBounds =
       case 'TEACK': {
         const subId = decodeSubId(frames[2]!);
         return { command, reqId: id, subId, acks: decodeAcks(frames[3]!, limits) };
+      }
+      case 'TLEASE': {
+        const op = decodeLeaseOp(frames[2]!);
+        return {
+          command,
+          reqId: id,
+          op,
+          id: decodeSequence(frames[3]!),
+          ttlMs: decodeMs(frames[4]!, 'ttlMs'),
+        };
+      }
+      case 'TWATCH': {
+        const prefix = subtree(2);
+        return { command, reqId: id, prefix, fromSequence: decodeSequence(frames[3]!) };
       }
       default:
         return { command: command as 'TPING' | 'TVOTE' | 'TUNFOLLOW', reqId: id };

@@ -62,6 +62,37 @@ export const Native = {
   EVENT_OK: 'TEOK',
   /** [TEVT, subId, packed batch of events, counts (4 bytes each)]: events for one subscription */
   EVENT: 'TEVT',
+  /** [TLEASE, reqId, op, id (8 bytes), ttlMs (4 bytes)] -> TLEASEOK | TNOTACTIVE | TERROR (issue 17) */
+  LEASE: 'TLEASE',
+  /** [TLEASEOK, reqId, id (8), ttlMs (4), remainingMs (4), json ('' except for op list)] */
+  LEASE_OK: 'TLEASEOK',
+  /** [TWATCH, reqId, prefix, fromSequence (8)] -> TSYNC* + TSYNCEND(resume) | TERROR history-unavailable */
+  WATCH: 'TWATCH',
+} as const;
+
+/** What a TLEASE asks (docs/protocol.md, Leases). */
+export type LeaseOp = 'grant' | 'keepalive' | 'revoke' | 'list';
+export const LEASE_OPS: ReadonlySet<string> = new Set<LeaseOp>(['grant', 'keepalive', 'revoke', 'list']);
+
+/** One lease of a TLEASEOK answering op 'list'. */
+export interface LeaseInfo {
+  readonly id: number;
+  readonly ttlMs: number;
+  readonly remainingMs: number;
+  /** how many keys are attached to it */
+  readonly keys: number;
+}
+
+/** Write properties of KV parity (issue 17), in a TSET write's properties. */
+export const WRITE_PROPERTY = {
+  /** apply only if the key's current sequence is exactly this (0: the key must not exist); not stored */
+  IF_SEQUENCE: 'if-seq',
+  /** attach the key to this lease (decimal id); stored */
+  LEASE: 'lease',
+  /** `1` with an empty body: delete every key under the write's key, as one change */
+  DELETE_PREFIX: 'delete-prefix',
+  /** on the published change of a delete by prefix: a twinstar replica deletes every key under it */
+  PUBLISHED_DELETE_PREFIX: 'twinstar-delete-prefix',
 } as const;
 
 /** How a write was made durable: on both nodes, on the active alone, or by a lone single server. */
@@ -135,6 +166,22 @@ export type NativeRequest =
     }
   | { readonly command: 'TEUNSUB'; readonly reqId: number; readonly subId: number }
   | {
+      readonly command: 'TLEASE';
+      readonly reqId: number;
+      readonly op: LeaseOp;
+      /** grant: 0 (the server picks) or the client's choice; list: 0 */
+      readonly id: number;
+      /** grant: the lease's TTL (>= 1000); otherwise 0 */
+      readonly ttlMs: number;
+    }
+  | {
+      readonly command: 'TWATCH';
+      readonly reqId: number;
+      readonly prefix: string;
+      /** the changes wanted are those with a sequence above this one */
+      readonly fromSequence: number;
+    }
+  | {
       readonly command: 'TEACK';
       readonly reqId: number;
       readonly subId: number;
@@ -180,8 +227,10 @@ export interface ErrorReply {
   /** a DecodeReason of the request, or 'busy', 'unauthenticated', 'access-denied' */
   readonly reason: string;
   readonly message: string;
-  /** 'access-denied': indexes (into the TSET batch) of the writes refused */
+  /** 'access-denied', 'conflict', 'lease-not-found': indexes (into the TSET batch) of the writes refused */
   readonly refused?: readonly number[];
+  /** 'conflict': the current sequence of each refused write's key (0: absent), in `refused` order */
+  readonly current?: readonly number[];
   /** 'batch-too-large': the server's limits, so the client can cut its batches to fit */
   readonly fit?: { readonly maxBatchEntries: number; readonly maxBatchBytes: number };
 }
@@ -216,6 +265,15 @@ export type NativeReply =
   | { readonly command: 'TPUB'; readonly msg: KvMsg }
   /** TESUB, TEUNSUB or TEACK done; info: `name=value` lines (TESUB: start= or cursor=) */
   | { readonly command: 'TEOK'; readonly reqId: number; readonly info: Readonly<Record<string, string>> }
+  /** a TLEASE done: the lease, its TTL and time left; `leases` only for op 'list' */
+  | {
+      readonly command: 'TLEASEOK';
+      readonly reqId: number;
+      readonly id: number;
+      readonly ttlMs: number;
+      readonly remainingMs: number;
+      readonly leases?: readonly LeaseInfo[];
+    }
   /** events for subscription subId (no reqId): counts[i] is events[i]'s delivery count (>= 1) */
   | {
       readonly command: 'TEVT';

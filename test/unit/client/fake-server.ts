@@ -41,6 +41,7 @@ import {
 } from '../../../src/wire/index.js';
 import { type Entry } from '../../../src/kv/index.js';
 import { FakeEventBus } from './fake-events.js';
+import { FakeKv } from './fake-kv.js';
 
 // ---------------------------------------------------------------------------------------------
 // Clock.
@@ -198,6 +199,8 @@ export class FakeServer {
   readonly followers = new Set<FakeLink>();
   /** the event bus (TEPUB, TESUB, TEUNSUB, TEACK): fake-events.ts */
   readonly events = new FakeEventBus(this);
+  /** KV parity: conditions, leases, watch from a sequence (fake-kv.ts) */
+  readonly kv = new FakeKv(this);
 
   private dropNext = 0;
   private readonly lose = new Map<string, number>();
@@ -266,6 +269,7 @@ export class FakeServer {
     this.terms = [...other.terms];
     this.applied = new Map(other.applied);
     this.events.copyFrom(other.events);
+    this.kv.copyFrom(other.kv);
   }
 
   /** The replay log no longer reaches back before the current sequence: older resumes get a snapshot. */
@@ -302,6 +306,7 @@ export class FakeServer {
     this.sequence = entry.sequence;
     if (entry.body.length === 0) this.map.delete(entry.key);
     else this.map.set(entry.key, entry);
+    this.kv.applied(entry);
     this.log.push(entry);
     if (dedupe) this.applied.set(change.uuid, entry.sequence);
     if (this.isActive) this.publishUpdate(encodeKvMsg(entry));
@@ -516,6 +521,10 @@ export class FakeServer {
         if (this.plainChp) return;
         this.events.handle(link, request.frames);
         return;
+      case Native.LEASE:
+      case Native.WATCH:
+        if (this.plainChp) return;
+        return this.kv.handle(link, request.frames);
       default:
         return; // the real server drops unknown commands
     }
@@ -593,8 +602,10 @@ export class FakeServer {
   private onSet(link: FakeLink, request: ReceivedRequest): void {
     const reqId = request.reqId ?? 0;
     if (!this.isActive) return this.notActive(link, reqId, 'not-active');
+    const refused = this.kv.refusal(reqId, request.writes);
+    if (refused) return this.reply(link, refused);
     const sequences = request.writes.map((w) => {
-      const result = this.commit({ key: w.key, uuid: w.uuid, properties: w.properties, body: w.body });
+      const result = this.commit(this.kv.stored(w));
       return result.duplicate ? result.sequence : result.entry.sequence;
     });
     const ack = { command: 'TACK', reqId, sequences, durability: this.durability } as const;

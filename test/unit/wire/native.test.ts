@@ -25,6 +25,7 @@ import {
   type PackedEntry,
 } from '../../../src/wire/chp.js';
 import { EVENT_REPLIES, EVENT_REQUESTS } from './event-vectors.js';
+import { KV_REPLIES, KV_REQUESTS } from './kv-vectors.js';
 
 const UUID_HEX = '00112233445566778899aabbccddeeff';
 const UUID = Buffer.from(UUID_HEX, 'hex').toString('latin1');
@@ -195,7 +196,14 @@ function reasonOf(fn: () => unknown): DecodeReason {
 
 describe('wire/native: the native codec', () => {
   it('has a request vector for every native request and a reply vector for every reply', () => {
-    const vectors = [...REQUESTS, ...REPLIES, ...EVENT_REQUESTS, ...EVENT_REPLIES];
+    const vectors = [
+      ...REQUESTS,
+      ...REPLIES,
+      ...EVENT_REQUESTS,
+      ...EVENT_REPLIES,
+      ...KV_REQUESTS,
+      ...KV_REPLIES,
+    ];
     const commands = new Set(vectors.map((v) => v.message.command));
     for (const command of Object.values(Native)) expect(commands.has(command), command).to.equal(true);
   });
