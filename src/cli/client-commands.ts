@@ -6,9 +6,11 @@
  * diagnostics to stderr, one line each. Exit codes follow etcdctl's (EXIT below).
  */
 import { connect, type Client, type ClientOptions, type Mode } from '../client/index.js';
-import { InvalidArgumentError, TwinstarError } from '../errors.js';
+import { HistoryUnavailableError, InvalidArgumentError, TwinstarError } from '../errors.js';
 import { parseCommandLine, parseMillis, parseSeconds, UsageError, decodeBase64 } from './args.js';
 import { awaitEcho } from './confirm.js';
+import { deletePrefix, historyLine, refusedSays } from './kv-commands.js';
+import { conditionsOf, fromSequenceOf } from './kv-options.js';
 
 export const DEFAULT_SERVERS = 'tcp://127.0.0.1:5556,tcp://127.0.0.1:5566';
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -44,21 +46,32 @@ command waits up to --timeout to see the write published back and says "confirme
 "sent, not confirmed" and exits 3.`;
 
 const HELP: Record<string, string> = {
-  set: `Usage: twinstar set KEY VALUE [--ttl SECONDS] [--base64]
-       twinstar set KEY - [--ttl SECONDS] [--base64]     (the value from stdin, as bytes)
+  set: `Usage: twinstar set KEY VALUE [--ttl SECONDS] [--base64] [--create | --if-seq N] [--lease ID]
+       twinstar set KEY - ...                            (the value from stdin, as bytes)
 
 Writes VALUE and prints its sequence number once the pair has acknowledged it.
   --ttl SECONDS      the key expires after this many seconds (0: never)
   --base64           VALUE (or stdin) is base64; the decoded bytes are stored
+  --create           only if KEY does not exist (else exit 1, naming its sequence)
+  --if-seq N         only if KEY is at sequence N, its revision (else exit 1, naming the
+                     sequence it is at): compare-and-set
+  --lease ID         attach KEY to lease ID (twinstar lease grant): deleted with the lease
 ${CHP_NOTE}
 ${COMMON}\n`,
-  del: `Usage: twinstar del KEY\n\nDeletes KEY and prints how many keys were deleted: 1, or 0 (and exit status 1) if
+  del: `Usage: twinstar del KEY [--if-seq N]
+       twinstar del PREFIX --prefix
+
+Deletes KEY and prints how many keys were deleted: 1, or 0 (and exit status 1) if
 KEY does not exist. Nothing is written for a key that does not exist.
+  --prefix           every key that starts with PREFIX, as one change; prints how many
+  --if-seq N         only if KEY is at sequence N (else exit 1, naming the sequence it is at)
 ${CHP_NOTE}
 ${COMMON}\n`,
-  watch: `Usage: twinstar watch [SUBTREE] [--no-initial] [--base64]\n\nPrints the current values under SUBTREE, then every change, as JSON lines
+  watch: `Usage: twinstar watch [SUBTREE] [--no-initial | --rev SEQ] [--base64]\n\nPrints the current values under SUBTREE, then every change, as JSON lines
 ({"key","value","seq","deleted"}), until interrupted.
   --no-initial       only changes from now on
+  --rev SEQ          every change from sequence SEQ on (SEQ included), then live ones; exit 1
+                     when the server's history no longer reaches back to SEQ (etcd: compacted)
   --base64           values as base64 (binary-safe; otherwise UTF-8 text)
 ${COMMON}\n`,
   dump: `Usage: twinstar dump [SUBTREE] [--base64]\n\nPrints every key under SUBTREE (default: all) as one JSON object.
@@ -81,13 +94,18 @@ const OPTIONS = {
   ttl: { type: 'string', takes: 'a number of seconds >= 0' },
   'no-initial': { type: 'boolean' },
   base64: { type: 'boolean' },
+  create: { type: 'boolean' },
+  'if-seq': { type: 'string', takes: "the key's current sequence" },
+  lease: { type: 'string', takes: 'a lease id' },
+  prefix: { type: 'boolean' },
+  rev: { type: 'string', takes: 'a sequence' },
 } as const;
 
 /** Which command takes which of its own options (the connection options go with every one). */
 const OWN: Record<string, string[]> = {
-  set: ['ttl', 'base64'],
-  del: [],
-  watch: ['no-initial', 'base64'],
+  set: ['ttl', 'base64', 'create', 'if-seq', 'lease'],
+  del: ['prefix', 'if-seq'],
+  watch: ['no-initial', 'base64', 'rev'],
   dump: ['base64'],
 };
 
@@ -198,7 +216,7 @@ async function run(command: string, args: string[]): Promise<number> {
     process.stdout.write(HELP[command]!);
     return EXIT.OK;
   }
-  for (const own of ['ttl', 'no-initial', 'base64'])
+  for (const own of ['ttl', 'no-initial', 'base64', 'create', 'if-seq', 'lease', 'prefix', 'rev'])
     if (values[own] !== undefined && !OWN[command]!.includes(own))
       throw new UsageError(`--${own} does not go with ${command}`);
   const base64 = values.base64 === true;
@@ -208,6 +226,15 @@ async function run(command: string, args: string[]): Promise<number> {
       const [key, arg] = positionals as [string, string];
       const ttl = values.ttl === undefined ? undefined : parseSeconds('--ttl', String(values.ttl));
       const value = await valueOf(arg, base64);
+      const conditions = conditionsOf(values);
+      if (Object.keys(conditions).length > 0)
+        return withClient(values, key, async ({ client }) => {
+          const seq = await refusedSays('set', conditions.ifSequence, () =>
+            client.set(key, value, { ttl, ...conditions }),
+          );
+          if (seq !== undefined) process.stdout.write(`${seq}\n`);
+          return seq === undefined ? EXIT.FAILED : EXIT.OK;
+        });
       return withClient(values, key, async (c) => {
         const { client } = c;
         if (client.mode === 'chp') {
@@ -224,8 +251,13 @@ async function run(command: string, args: string[]): Promise<number> {
       });
     }
     case 'del': {
-      if (positionals.length !== 1) throw new UsageError('del takes one KEY');
+      if (positionals.length !== 1) throw new UsageError(`del takes one ${values.prefix ? 'PREFIX' : 'KEY'}`);
       const key = positionals[0]!;
+      if (values.prefix === true) {
+        if (values['if-seq'] !== undefined) throw new UsageError('--if-seq does not go with --prefix');
+        return withClient(values, key, ({ client }) => deletePrefix(client, key));
+      }
+      const { ifSequence } = conditionsOf(values);
       // The client mirrors the subtree KEY, so its replica says whether KEY exists. Like etcd,
       // deleting nothing writes nothing (a CHP delete of an absent key would still take a sequence).
       return withClient(values, key, async (c) => {
@@ -234,7 +266,10 @@ async function run(command: string, args: string[]): Promise<number> {
           process.stdout.write('0\n');
           return EXIT.FAILED;
         }
-        if (client.mode === 'chp') {
+        if (ifSequence !== undefined) {
+          const seq = await refusedSays('del', ifSequence, () => client.delete(key, { ifSequence }));
+          if (seq === undefined) return EXIT.FAILED;
+        } else if (client.mode === 'chp') {
           const seq = await sendUnacknowledged('del', c, key, undefined, () => client.delete(key));
           if (seq === undefined) return EXIT.NOT_CONFIRMED;
         } else {
@@ -260,9 +295,15 @@ async function run(command: string, args: string[]): Promise<number> {
     case 'watch': {
       if (positionals.length > 1) throw new UsageError('watch takes at most one SUBTREE');
       const subtree = positionals[0] ?? '';
+      const fromSequence = fromSequenceOf(values);
+      if (fromSequence !== undefined && values['no-initial'] === true)
+        throw new UsageError('--rev and --no-initial do not go together');
       return withClient(values, subtree, async ({ client }) => {
         client.on('failover', (info) => say('watch', `failover to ${info.to} at sequence ${info.sequence}`));
-        const stream = client.watch(subtree, { initial: !values['no-initial'] });
+        const stream = client.watch(
+          subtree,
+          fromSequence === undefined ? { initial: !values['no-initial'] } : { fromSequence },
+        );
         const stop = () => void stream.return?.();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
@@ -303,6 +344,10 @@ export function guarded(
       if (error instanceof InvalidArgumentError) {
         say(command, error.message);
         return EXIT.USAGE;
+      }
+      if (error instanceof HistoryUnavailableError) {
+        say(command, historyLine(error));
+        return EXIT.FAILED;
       }
       if (error instanceof TwinstarError) {
         say(command, `${error.message} (${error.code})`);

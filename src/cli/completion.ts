@@ -35,13 +35,27 @@ export function commandSpecs(): Record<string, Spec> {
       about: 'run a primary and a backup on one host',
       flags: server.filter((f) => !PAIR_SETS.includes(f)),
     },
-    set: { about: 'write a value', flags: [...CONNECTION, '--ttl', '--base64'] },
+    set: {
+      about: 'write a value',
+      flags: [...CONNECTION, '--ttl', '--base64', '--create', '--if-seq', '--lease'],
+    },
     get: {
       about: 'read a key, or the keys under a prefix',
       flags: [...CONNECTION, '--base64', '--prefix', '--keys-only', '-w', '--write-out'],
     },
-    del: { about: 'delete a key', flags: CONNECTION },
-    watch: { about: 'print changes as JSON lines', flags: [...CONNECTION, '--no-initial', '--base64'] },
+    del: {
+      about: 'delete a key, or the keys under a prefix',
+      flags: [...CONNECTION, '--prefix', '--if-seq'],
+    },
+    watch: {
+      about: 'print changes as JSON lines',
+      flags: [...CONNECTION, '--no-initial', '--rev', '--base64'],
+    },
+    lease: {
+      about: 'grant, keep alive, revoke and list leases',
+      subs: ['grant', 'keep-alive', 'revoke', 'ls'],
+      flags: [...CONNECTION, '--once', '-w', '--write-out'],
+    },
     dump: { about: 'print the map as JSON', flags: [...CONNECTION, '--base64'] },
     pub: { about: 'publish an event', flags: [...BUS, '--header', '--base64'] },
     sub: { about: 'print events', flags: [...BUS, '--group', '--from', '--ack', '--count', '--base64'] },

@@ -15,8 +15,15 @@ Client (each takes --servers tcp://HOST:PORT,tcp://HOST:PORT; default the local 
   get KEY           write the value to stdout as it is (bytes)
   get KEY --prefix  every key under KEY; -w simple|table|json shows each key's revision (SEQ)
                     and the TTL it has left; --keys-only
-  del KEY           delete a key; prints 1, or 0 if there was none
-  watch [SUBTREE]   print changes as JSON lines until interrupted
+  set KEY VALUE --create | --if-seq N
+                    only if KEY does not exist, or is at sequence N (compare-and-set);
+                    --lease ID attaches KEY to a lease
+  del KEY           delete a key; prints 1, or 0 if there was none (--if-seq N)
+  del PREFIX --prefix
+                    delete every key under PREFIX as one change; prints how many
+  watch [SUBTREE]   print changes as JSON lines until interrupted (--rev SEQ: from SEQ on)
+  lease grant TTL | keep-alive ID | revoke ID | ls
+                    leases, as etcdctl's: keys attached to one go when it expires
   dump [SUBTREE]    print the whole map (or a subtree) as JSON
   pub TOPIC DATA    publish an event (--header NAME=VALUE,...); prints its sequence
   sub PATTERN       print events as JSON lines (--group NAME, --from first|new|SEQ, --ack)
@@ -66,6 +73,7 @@ export const commands: Record<string, () => Promise<Command>> = {
   del: async () => clientCommand('del'),
   watch: async () => clientCommand('watch'),
   dump: async () => clientCommand('dump'),
+  lease: async () => (await import('./lease-command.js')).leaseCommand,
   pub: async () => (await import('./event-commands.js')).eventCommand('pub'),
   sub: async () => (await import('./event-commands.js')).eventCommand('sub'),
   keygen: async () => (await import('./keygen-command.js')).keygenCommand,
