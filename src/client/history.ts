@@ -3,8 +3,9 @@
  * every change under a prefix after `fromSequence` (TSYNC batches, then TSYNCEND at the server's
  * sequence S), then the watch goes on with the replica's live updates. No gap, no duplicate:
  * live updates that come while the replay runs are held, and only those above S are told after
- * it; a replay cut short by a failover is asked again from the last change told. The server's
- * 'history-unavailable' ends the watch with HistoryUnavailableError.
+ * it; a replay cut short by a failover, unanswered or refused 'busy' (the server's cap of
+ * streams) is asked again from the last change told. The server's 'history-unavailable' ends the
+ * watch with HistoryUnavailableError, any other refusal with ServerRejectedError.
  */
 import { encodeRequest, type ErrorReply, type PackedEntry } from '../wire/index.js';
 import { HistoryUnavailableError, ServerRejectedError } from '../errors.js';
@@ -94,6 +95,11 @@ export class HistoryWatch {
     }
   }
 
+  /** The server is at its cap of streams ('busy'): asked again once `due`, as after no answer. */
+  busy(now: number): void {
+    this.sentAt = now;
+  }
+
   /** No answer for `timeoutMs`: ask again. */
   due(now: number, timeoutMs: number): boolean {
     return this.reqId !== undefined && now - this.sentAt > timeoutMs;
@@ -161,11 +167,11 @@ export class Histories {
     this.watches.delete(watch);
   }
 
-  /** Ready on an active: replays not finished are asked (again) of it. */
+  /** Ready on an active: replays not sent yet, or lost with the server before, are asked of it. */
   onReady(): void {
     const link = this.host.target();
     if (link === undefined) return;
-    for (const w of this.watches) if (w.replaying) w.send(this.host, link);
+    for (const w of this.watches) if (w.replaying && w.reqId === undefined) w.send(this.host, link);
   }
 
   /** The server in use is lost: replays in flight will be asked again. */
@@ -200,6 +206,7 @@ export class Histories {
   onError(reply: ErrorReply): boolean {
     const w = this.answering(reply.reqId);
     if (!w) return false;
+    if (reply.reason === 'busy') return (w.busy(this.host.now()), true); // a transient refusal
     w.refused(reply);
     this.watches.delete(w);
     return true;

@@ -179,6 +179,51 @@ describe('client: watch from a sequence (issue 17)', () => {
     await it.return?.();
   });
 
+  it('a replay in flight is not asked again by a resync with the same server, only after requestTimeoutMs unanswered', async () => {
+    const h = await readyOnA((a) => a.set('/p/1', '1'));
+    h.a.loseRequests(Native.WATCH, 1);
+    const it = h.client.watch('/p/', { fromSequence: 0 });
+    await h.net.advance(50);
+    const resumes = h.a.requestsOf(Native.RESUME).length;
+    h.a.dropPublished(1);
+    h.a.set('/p/2', '2'); // lost on the wire
+    h.a.set('/p/3', '3'); // the gap: the client resumes
+    await h.net.advance(100);
+    expect(h.a.requestsOf(Native.RESUME).length, 'a resync happened').to.equal(resumes + 1);
+    expect(h.a.requestsOf(Native.WATCH), 'the replay was not asked again').to.have.length(1);
+    const first = track(it.next());
+    await h.net.advance(500);
+    expect(first.status, 'nothing before the request timeout').to.equal('pending');
+    await h.net.advance(2000);
+    expect(h.a.requestsOf(Native.WATCH)).to.have.length(2);
+    expect(first.status).to.equal('resolved');
+    expect((first.value as IteratorResult<Update>).value.seq).to.equal(1);
+    expect((await take(it, 2, h.net)).map((u) => u.seq)).to.deep.equal([2, 3]);
+    await it.return?.();
+  });
+
+  it("a replay refused 'busy' (the server's cap of streams) is asked again later, not ended", async () => {
+    const h = await readyOnA((a) => a.set('/p/1', '1'));
+    h.a.loseRequests(Native.WATCH, 1); // received, unanswered: the refusal is sent by hand below
+    const it = h.client.watch('/p/', { fromSequence: 0 });
+    await h.net.advance(20);
+    const [request] = h.a.requestsOf(Native.WATCH);
+    h.a.reply(h.a.followers.values().next().value!, {
+      command: 'TERROR',
+      reqId: request!.reqId!,
+      reason: 'busy',
+      message: 'at cap',
+    });
+    const first = track(it.next());
+    await h.net.advance(500);
+    expect(first.status, 'not ended by busy').to.equal('pending');
+    await h.net.advance(2000);
+    expect(h.a.requestsOf(Native.WATCH)).to.have.length(2);
+    expect(first.status).to.equal('resolved');
+    expect((first.value as IteratorResult<Update>).value.seq).to.equal(1);
+    await it.return?.();
+  });
+
   it('a prefix outside the subtree throws InvalidArgumentError; a bad fromSequence too', async () => {
     const h = await readyOnA(() => undefined, { subtree: '/s/' });
     expect(() => h.client.watch('/t/', { fromSequence: 0 })).to.throw(InvalidArgumentError);

@@ -5,7 +5,12 @@
  * update, lastSequence, keys and count.
  */
 import { expect } from 'chai';
-import { ConflictError, InvalidArgumentError, LeaseNotFoundError } from '../../../src/errors.js';
+import {
+  ConflictError,
+  InvalidArgumentError,
+  LeaseNotFoundError,
+  ServerRejectedError,
+} from '../../../src/errors.js';
 import { Native } from '../../../src/wire/index.js';
 import { failover, readyOnA, closeClients, track } from './kv-harness.js';
 import { rejection } from './rejection.js';
@@ -145,6 +150,32 @@ describe('client: conditional writes and revisions (issue 17)', () => {
     await h.net.advance(50);
     expect(h.client.getEntry('/plain')!.ttlRemainingMs).to.equal(undefined);
     expect(h.client.getEntry('/plain')!).to.not.have.property('lease');
+  });
+
+  it("in plain CHP mode conditions, leases, deletes by prefix and watch from a sequence are refused 'plain-chp', nothing sent", async () => {
+    const h = await readyOnA((a) => a.set('/k', 'v'), { mode: 'chp' });
+    expect(await h.client.set('/plain', 'ok')).to.equal(0);
+    await h.net.advance(50);
+    expect(
+      h.a.collected.map((m) => m.key),
+      'the collector works',
+    ).to.deep.equal(['/plain']);
+    for (const call of [
+      () => h.client.set('/k', 'x', { ifSequence: 1 }),
+      () => h.client.create('/c', 'x'),
+      () => h.client.delete('/k', { ifSequence: 1 }),
+      () => h.client.deletePrefix('/'),
+      () => h.client.lease({ ttlMs: 1000 }),
+    ]) {
+      const error = await rejection(call);
+      expect(error).to.be.instanceOf(ServerRejectedError);
+      expect(error).to.include({ reason: 'plain-chp' });
+    }
+    const it = h.client.watch('/', { fromSequence: 0 });
+    expect(await it.next().catch((e: unknown) => e)).to.be.instanceOf(ServerRejectedError);
+    await h.net.advance(50);
+    expect(h.a.collected.map((m) => m.key)).to.deep.equal(['/plain']);
+    expect(h.a.requests.filter((r) => r.command.startsWith('T'))).to.deep.equal([]);
   });
 
   it('lastSequence, keys and count come from the replica, within the subtree', async () => {

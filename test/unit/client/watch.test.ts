@@ -108,4 +108,27 @@ describe('WatchStream', () => {
     expect(await loop).to.equal('ended');
     expect(seen).to.deep.equal([1, 2]);
   });
+
+  it('fail(error): buffered items first, then next() rejects once with the error, then done; a waiting next() rejects', async () => {
+    const { s, detached } = stream<number>();
+    s.push(1);
+    s.fail(new Error('gone'));
+    expect(detached()).to.equal(1);
+    expect(await s.next()).to.deep.equal({ value: 1, done: false });
+    const error = await s.next().then(
+      () => 'resolved',
+      (e: unknown) => (e as Error).message,
+    );
+    expect(error).to.equal('gone');
+    expect(await s.next()).to.deep.equal({ value: undefined, done: true });
+    const other = stream<number>().s;
+    const waiting = other.next();
+    other.fail(new Error('later'));
+    expect(
+      await waiting.then(
+        () => 'resolved',
+        (e: unknown) => (e as Error).message,
+      ),
+    ).to.equal('later');
+  });
 });
