@@ -8,7 +8,16 @@ import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from '../../src/index.js';
-import { BIN, freePorts, startSingle, waitFor, within, type ServerProcess } from '../helpers/index.js';
+import {
+  BIN,
+  freePorts,
+  pairOptions,
+  pairPorts,
+  ServerProcess,
+  startSingle,
+  waitFor,
+  within,
+} from '../helpers/index.js';
 import { describeRun, runCli } from '../helpers/cli.js';
 
 const VERSION = (
@@ -153,6 +162,40 @@ describe('twinstar CLI: issue 17 commands (real processes)', function () {
         expect(r.code, `${args.join(' ')}: ${describeRun(r)}`).to.equal(128);
         expect(lines(r.stderr), args.join(' ')).to.have.length(1);
       }
+    });
+  });
+
+  describe('endpoint against a pair', () => {
+    let primary: ServerProcess;
+    let backup: ServerProcess;
+    before(async () => {
+      const opts = pairOptions(await pairPorts());
+      primary = new ServerProcess(opts.primary);
+      backup = new ServerProcess(opts.backup);
+      await primary.ready('ACTIVE', 20_000);
+      await backup.ready('PASSIVE', 20_000);
+    });
+    after(async () => {
+      await primary.kill();
+      await backup.kill();
+    });
+
+    it('status finds both nodes from their HUGZ, the passive too: ACTIVE and PASSIVE', async () => {
+      const servers = `${primary.endpoint},${backup.endpoint}`;
+      const r = await runCli(['endpoint', 'status', '-w', 'json', '--servers', servers]);
+      expect(r.code, describeRun(r)).to.equal(0);
+      const nodes = JSON.parse(r.stdout.toString()) as {
+        endpoint: string;
+        http: string;
+        status: { state: string };
+      }[];
+      expect(nodes.map((n) => [n.endpoint, n.http, n.status.state])).to.deep.equal([
+        [primary.endpoint, primary.http, 'ACTIVE'],
+        [backup.endpoint, backup.http, 'PASSIVE'],
+      ]);
+      const health = await runCli(['endpoint', 'health', '--servers', servers]);
+      expect(health.code, describeRun(health)).to.equal(0);
+      expect(lines(health.stdout.toString())).to.have.length(2);
     });
   });
 
