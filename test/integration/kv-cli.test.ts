@@ -197,6 +197,33 @@ describe('twinstar CLI: issue 17 commands (real processes)', function () {
       expect(health.code, describeRun(health)).to.equal(0);
       expect(lines(health.stdout.toString())).to.have.length(2);
     });
+
+    // last: it kills the primary
+    it('lease keep-alive goes on through a failover of the pair, and the lease with it', async () => {
+      const servers = `${primary.endpoint},${backup.endpoint}`;
+      const grant = await runCli(['lease', 'grant', '3', '--servers', servers]);
+      expect(grant.code, describeRun(grant)).to.equal(0);
+      const id = Number(grant.stdout.toString());
+      const keep = startCli(['lease', 'keep-alive', String(id), '--servers', servers, '--timeout', '15000']);
+      await waitFor(() => lines(keep.out.stdout).length >= 2, 20_000, `keep-alives: ${keep.out.stderr}`);
+      await primary.kill();
+      await backup.ready('ACTIVE', 20_000);
+      const before = lines(keep.out.stdout).length;
+      await waitFor(
+        () => lines(keep.out.stdout).length >= before + 2,
+        30_000,
+        `keep-alives to the new active: ${keep.out.stdout}${keep.out.stderr}`,
+      );
+      expect(keep.child.exitCode, keep.out.stderr).to.equal(null);
+      const ls = await runCli(['lease', 'ls', '-w', 'json', '--servers', servers]);
+      expect(ls.code, describeRun(ls)).to.equal(0);
+      expect(
+        (JSON.parse(ls.stdout.toString()) as { leases: { id: number }[] }).leases.map((l) => l.id),
+      ).to.include(id);
+      keep.child.kill('SIGINT');
+      const [code] = await within(keep.exited, 15_000, 'keep-alive to stop on SIGINT');
+      expect(code, keep.out.stderr).to.equal(0);
+    });
   });
 
   describe('endpoint against a server that does not advertise HTTP', () => {
