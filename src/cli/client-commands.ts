@@ -1,16 +1,18 @@
 /**
- * The client side of the `twinstar` command: set, get, del, watch and dump, in the spirit of
- * etcdctl and `nats kv`. Every command takes `--servers` (or TWINSTAR_SERVERS), defaulting to the
+ * The client side of the `twinstar` command: set, del, watch and dump (get: get-command.ts), in
+ * the spirit of etcdctl and `nats kv`. Every command takes `--servers` (or TWINSTAR_SERVERS), defaulting to the
  * local pair that `npm start` runs. Values are bytes: `set KEY -` reads stdin, `get` writes the
  * value as it is, and `--base64` carries binary values through text. Output goes to stdout,
  * diagnostics to stderr, one line each. Exit codes follow etcdctl's (EXIT below).
  */
 import { connect, type Client, type ClientOptions, type Mode } from '../client/index.js';
-import { InvalidArgumentError, TwinstarError } from '../errors.js';
+import { HistoryUnavailableError, InvalidArgumentError, TwinstarError } from '../errors.js';
 import { parseCommandLine, parseMillis, parseSeconds, UsageError, decodeBase64 } from './args.js';
 import { awaitEcho } from './confirm.js';
+import { deletePrefix, historyLine, refusedSays } from './kv-commands.js';
+import { conditionsOf, fromSequenceOf } from './kv-options.js';
 
-const DEFAULT_SERVERS = 'tcp://127.0.0.1:5556,tcp://127.0.0.1:5566';
+export const DEFAULT_SERVERS = 'tcp://127.0.0.1:5556,tcp://127.0.0.1:5566';
 const DEFAULT_TIMEOUT_MS = 5000;
 
 /** etcdctl's codes where it has one (ExitError 1, ExitBadConnection 2, ExitBadArgs 128). */
@@ -26,7 +28,7 @@ export const EXIT = {
   USAGE: 128,
 } as const;
 
-const COMMON = `Options:
+export const COMMON = `Options:
   --servers LIST     comma-separated snapshot endpoints (env TWINSTAR_SERVERS; default ${DEFAULT_SERVERS})
   --timeout MS       how long to wait for the active server, and for a write (default ${DEFAULT_TIMEOUT_MS})
   --mode MODE        auto, native or chp (plain RFC 12 server) (default auto)
@@ -44,25 +46,32 @@ command waits up to --timeout to see the write published back and says "confirme
 "sent, not confirmed" and exits 3.`;
 
 const HELP: Record<string, string> = {
-  set: `Usage: twinstar set KEY VALUE [--ttl SECONDS] [--base64]
-       twinstar set KEY - [--ttl SECONDS] [--base64]     (the value from stdin, as bytes)
+  set: `Usage: twinstar set KEY VALUE [--ttl SECONDS] [--base64] [--create | --if-seq N] [--lease ID]
+       twinstar set KEY - ...                            (the value from stdin, as bytes)
 
 Writes VALUE and prints its sequence number once the pair has acknowledged it.
   --ttl SECONDS      the key expires after this many seconds (0: never)
   --base64           VALUE (or stdin) is base64; the decoded bytes are stored
+  --create           only if KEY does not exist (else exit 1, naming its sequence)
+  --if-seq N         only if KEY is at sequence N, its revision (else exit 1, naming the
+                     sequence it is at): compare-and-set
+  --lease ID         attach KEY to lease ID (twinstar lease grant): deleted with the lease
 ${CHP_NOTE}
 ${COMMON}\n`,
-  get: `Usage: twinstar get KEY [--base64]\n\nWrites the value of KEY to stdout as it is (bytes; a newline is added only on a terminal);
-exits 1 if there is none.
-  --base64           print the value as base64 and a newline
-${COMMON}\n`,
-  del: `Usage: twinstar del KEY\n\nDeletes KEY and prints how many keys were deleted: 1, or 0 (and exit status 1) if
+  del: `Usage: twinstar del KEY [--if-seq N]
+       twinstar del PREFIX --prefix
+
+Deletes KEY and prints how many keys were deleted: 1, or 0 (and exit status 1) if
 KEY does not exist. Nothing is written for a key that does not exist.
+  --prefix           every key that starts with PREFIX, as one change; prints how many
+  --if-seq N         only if KEY is at sequence N (else exit 1, naming the sequence it is at)
 ${CHP_NOTE}
 ${COMMON}\n`,
-  watch: `Usage: twinstar watch [SUBTREE] [--no-initial] [--base64]\n\nPrints the current values under SUBTREE, then every change, as JSON lines
+  watch: `Usage: twinstar watch [SUBTREE] [--no-initial | --rev SEQ] [--base64]\n\nPrints the current values under SUBTREE, then every change, as JSON lines
 ({"key","value","seq","deleted"}), until interrupted.
   --no-initial       only changes from now on
+  --rev SEQ          every change from sequence SEQ on (SEQ included), then live ones; exit 1
+                     when the server's history no longer reaches back to SEQ (etcd: compacted)
   --base64           values as base64 (binary-safe; otherwise UTF-8 text)
 ${COMMON}\n`,
   dump: `Usage: twinstar dump [SUBTREE] [--base64]\n\nPrints every key under SUBTREE (default: all) as one JSON object.
@@ -70,24 +79,33 @@ ${COMMON}\n`,
 ${COMMON}\n`,
 };
 
-const OPTIONS = {
+/** The options every client command takes (withClient reads them). */
+export const CONNECTION_OPTIONS = {
   servers: { type: 'string', takes: 'comma-separated tcp://HOST:PORT endpoints' },
   timeout: { type: 'string', takes: 'a number of milliseconds' },
   mode: { type: 'string', takes: 'auto, native or chp' },
   'key-file': { type: 'string', takes: 'a file name' },
   'server-key': { type: 'string', takes: 'file names, comma-separated' },
   help: { type: 'boolean', short: 'h' },
+} as const;
+
+const OPTIONS = {
+  ...CONNECTION_OPTIONS,
   ttl: { type: 'string', takes: 'a number of seconds >= 0' },
   'no-initial': { type: 'boolean' },
   base64: { type: 'boolean' },
+  create: { type: 'boolean' },
+  'if-seq': { type: 'string', takes: "the key's current sequence" },
+  lease: { type: 'string', takes: 'a lease id' },
+  prefix: { type: 'boolean' },
+  rev: { type: 'string', takes: 'a sequence' },
 } as const;
 
 /** Which command takes which of its own options (the connection options go with every one). */
 const OWN: Record<string, string[]> = {
-  set: ['ttl', 'base64'],
-  get: ['base64'],
-  del: [],
-  watch: ['no-initial', 'base64'],
+  set: ['ttl', 'base64', 'create', 'if-seq', 'lease'],
+  del: ['prefix', 'if-seq'],
+  watch: ['no-initial', 'base64', 'rev'],
   dump: ['base64'],
 };
 
@@ -159,9 +177,9 @@ async function valueOf(arg: string, base64: boolean): Promise<Buffer> {
   return value;
 }
 
-const say = (command: string, line: string) => process.stderr.write(`twinstar ${command}: ${line}\n`);
+export const say = (command: string, line: string) => process.stderr.write(`twinstar ${command}: ${line}\n`);
 
-const text = (value: Buffer | undefined, base64: boolean): string | null =>
+export const text = (value: Buffer | undefined, base64: boolean): string | null =>
   value === undefined ? null : base64 ? value.toString('base64') : value.toString();
 
 /**
@@ -198,7 +216,7 @@ async function run(command: string, args: string[]): Promise<number> {
     process.stdout.write(HELP[command]!);
     return EXIT.OK;
   }
-  for (const own of ['ttl', 'no-initial', 'base64'])
+  for (const own of ['ttl', 'no-initial', 'base64', 'create', 'if-seq', 'lease', 'prefix', 'rev'])
     if (values[own] !== undefined && !OWN[command]!.includes(own))
       throw new UsageError(`--${own} does not go with ${command}`);
   const base64 = values.base64 === true;
@@ -208,6 +226,15 @@ async function run(command: string, args: string[]): Promise<number> {
       const [key, arg] = positionals as [string, string];
       const ttl = values.ttl === undefined ? undefined : parseSeconds('--ttl', String(values.ttl));
       const value = await valueOf(arg, base64);
+      const conditions = conditionsOf(values);
+      if (Object.keys(conditions).length > 0)
+        return withClient(values, key, async ({ client }) => {
+          const seq = await refusedSays('set', conditions.ifSequence, () =>
+            client.set(key, value, { ttl, ...conditions }),
+          );
+          if (seq !== undefined) process.stdout.write(`${seq}\n`);
+          return seq === undefined ? EXIT.FAILED : EXIT.OK;
+        });
       return withClient(values, key, async (c) => {
         const { client } = c;
         if (client.mode === 'chp') {
@@ -223,24 +250,14 @@ async function run(command: string, args: string[]): Promise<number> {
         return EXIT.OK;
       });
     }
-    case 'get': {
-      if (positionals.length !== 1) throw new UsageError('get takes one KEY');
-      const key = positionals[0]!;
-      return withClient(values, key, async ({ client }) => {
-        const value = client.get(key);
-        if (value === undefined) {
-          say('get', `key not found: ${key}`);
-          return EXIT.FAILED;
-        }
-        // The bytes as they are (etcdctl prints values raw); a terminal gets a newline after them.
-        if (base64) process.stdout.write(`${value.toString('base64')}\n`);
-        else process.stdout.write(process.stdout.isTTY ? Buffer.concat([value, Buffer.from('\n')]) : value);
-        return EXIT.OK;
-      });
-    }
     case 'del': {
-      if (positionals.length !== 1) throw new UsageError('del takes one KEY');
+      if (positionals.length !== 1) throw new UsageError(`del takes one ${values.prefix ? 'PREFIX' : 'KEY'}`);
       const key = positionals[0]!;
+      if (values.prefix === true) {
+        if (values['if-seq'] !== undefined) throw new UsageError('--if-seq does not go with --prefix');
+        return withClient(values, key, ({ client }) => deletePrefix(client, key));
+      }
+      const { ifSequence } = conditionsOf(values);
       // The client mirrors the subtree KEY, so its replica says whether KEY exists. Like etcd,
       // deleting nothing writes nothing (a CHP delete of an absent key would still take a sequence).
       return withClient(values, key, async (c) => {
@@ -249,7 +266,10 @@ async function run(command: string, args: string[]): Promise<number> {
           process.stdout.write('0\n');
           return EXIT.FAILED;
         }
-        if (client.mode === 'chp') {
+        if (ifSequence !== undefined) {
+          const seq = await refusedSays('del', ifSequence, () => client.delete(key, { ifSequence }));
+          if (seq === undefined) return EXIT.FAILED;
+        } else if (client.mode === 'chp') {
           const seq = await sendUnacknowledged('del', c, key, undefined, () => client.delete(key));
           if (seq === undefined) return EXIT.NOT_CONFIRMED;
         } else {
@@ -275,9 +295,15 @@ async function run(command: string, args: string[]): Promise<number> {
     case 'watch': {
       if (positionals.length > 1) throw new UsageError('watch takes at most one SUBTREE');
       const subtree = positionals[0] ?? '';
+      const fromSequence = fromSequenceOf(values);
+      if (fromSequence !== undefined && values['no-initial'] === true)
+        throw new UsageError('--rev and --no-initial do not go together');
       return withClient(values, subtree, async ({ client }) => {
         client.on('failover', (info) => say('watch', `failover to ${info.to} at sequence ${info.sequence}`));
-        const stream = client.watch(subtree, { initial: !values['no-initial'] });
+        const stream = client.watch(
+          subtree,
+          fromSequence === undefined ? { initial: !values['no-initial'] } : { fromSequence },
+        );
         const stop = () => void stream.return?.();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
@@ -295,12 +321,20 @@ async function run(command: string, args: string[]): Promise<number> {
 }
 
 export function clientCommand(command: string): (args: string[]) => Promise<number> {
+  return guarded(command, (args) => run(command, args));
+}
+
+/** Runs a client command, turning what it throws into etcdctl's exit codes and one line on stderr. */
+export function guarded(
+  command: string,
+  body: (args: string[]) => Promise<number>,
+): (args: string[]) => Promise<number> {
   return async (args) => {
     try {
-      return await run(command, args);
+      return await body(args);
     } catch (error) {
       if (error instanceof UsageError) {
-        say(command, `${error.message} (see twinstar ${command} --help)`);
+        say(command, `${error.message} (see twinstar ${command.split(' ')[0]} --help)`);
         return EXIT.USAGE;
       }
       if (error instanceof NoServerError) {
@@ -310,6 +344,10 @@ export function clientCommand(command: string): (args: string[]) => Promise<numb
       if (error instanceof InvalidArgumentError) {
         say(command, error.message);
         return EXIT.USAGE;
+      }
+      if (error instanceof HistoryUnavailableError) {
+        say(command, historyLine(error));
+        return EXIT.FAILED;
       }
       if (error instanceof TwinstarError) {
         say(command, `${error.message} (${error.code})`);

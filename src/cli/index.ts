@@ -13,8 +13,17 @@ Client (each takes --servers tcp://HOST:PORT,tcp://HOST:PORT; default the local 
   set KEY VALUE     write a value (--ttl SECONDS for an ephemeral key); prints its sequence
   set KEY -         the same, the value read from stdin as bytes
   get KEY           write the value to stdout as it is (bytes)
-  del KEY           delete a key; prints 1, or 0 if there was none
-  watch [SUBTREE]   print changes as JSON lines until interrupted
+  get KEY --prefix  every key under KEY; -w simple|table|json shows each key's revision (SEQ)
+                    and the TTL it has left; --keys-only
+  set KEY VALUE --create | --if-seq N
+                    only if KEY does not exist, or is at sequence N (compare-and-set);
+                    --lease ID attaches KEY to a lease
+  del KEY           delete a key; prints 1, or 0 if there was none (--if-seq N)
+  del PREFIX --prefix
+                    delete every key under PREFIX as one change; prints how many
+  watch [SUBTREE]   print changes as JSON lines until interrupted (--rev SEQ: from SEQ on)
+  lease grant TTL | keep-alive ID | revoke ID | ls
+                    leases, as etcdctl's: keys attached to one go when it expires
   dump [SUBTREE]    print the whole map (or a subtree) as JSON
   pub TOPIC DATA    publish an event (--header NAME=VALUE,...); prints its sequence
   sub PATTERN       print events as JSON lines (--group NAME, --from first|new|SEQ, --ack)
@@ -24,6 +33,8 @@ Security:
   keygen NAME       write a CURVE key pair: NAME.key (public) and NAME.key_secret (private)
 
 Operations:
+  endpoint health   each server's /healthz, its HTTP port found from its HUGZ (-w table|json)
+  endpoint status   each server's role, state, sequence, term, keys and peer (-w table|json)
   status            both nodes of a pair from their /status endpoints (--nodes URL,URL);
                     exits 1 when the pair is unhealthy
   stream ls|info [PREFIX]
@@ -44,33 +55,45 @@ Client commands exit 0 when done, 1 when they failed (no such key, nothing delet
 2 when no server answered, 3 when a plain CHP write was sent but not confirmed, 128 on bad
 usage (as etcdctl). Servers exit 2 on a configuration or bind error, naming it in one line.
 
-Each command has --help.
+Shell:
+  completion bash|zsh
+                    print a completion script: source <(twinstar completion bash)
+
+Each command has --help. \`twinstar --version\` (or -v) prints the version.
 `;
 
 type Command = (args: string[]) => Promise<number>;
 
-const commands: Record<string, () => Promise<Command>> = {
+/** Every command, loaded when run (completion.ts completes these names). */
+export const commands: Record<string, () => Promise<Command>> = {
   server: async () => serverCommand,
   pair: async () => pairCommand,
   set: async () => clientCommand('set'),
-  get: async () => clientCommand('get'),
+  get: async () => (await import('./get-command.js')).getCommand,
   del: async () => clientCommand('del'),
   watch: async () => clientCommand('watch'),
   dump: async () => clientCommand('dump'),
+  lease: async () => (await import('./lease-command.js')).leaseCommand,
   pub: async () => (await import('./event-commands.js')).eventCommand('pub'),
   sub: async () => (await import('./event-commands.js')).eventCommand('sub'),
   keygen: async () => (await import('./keygen-command.js')).keygenCommand,
+  endpoint: async () => (await import('./endpoint-command.js')).endpointCommand,
   status: async () => (await import('./status-command.js')).statusCommand,
   stream: async () => (await import('./stream-command.js')).streamCommand,
   group: async () => (await import('./group-command.js')).groupCommand,
   promote: async () => (await import('./promote-command.js')).promoteCommand,
   snapshot: async () => (await import('./snapshot-command.js')).snapshotCommand,
+  completion: async () => (await import('./completion.js')).completionCommand,
 };
 
 export async function main(argv: string[]): Promise<void> {
   const [name, ...args] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(HELP);
+    return;
+  }
+  if (name === '--version' || name === '-v' || name === 'version') {
+    process.stdout.write(`${(await import('./version.js')).packageVersion()}\n`);
     return;
   }
   const load = commands[name];

@@ -12,9 +12,10 @@ export interface CliResult {
 /** Runs the CLI to completion (SIGKILL after `ms`) and returns its exit code and output. */
 export async function runCli(
   args: string[],
-  options: { stdin?: Buffer; ms?: number } = {},
+  options: { stdin?: Buffer; ms?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<CliResult> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const env = options.env ? { ...process.env, ...options.env } : process.env;
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
   const out: Buffer[] = [];
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
