@@ -1,0 +1,409 @@
+/**
+ * 9. The event bus (issue 16) on a real pair, with consumers in processes of their own
+ * (bench/event-worker.ts), each consumer its own client:
+ *
+ *   group       3 members of one consumer group (one process each), every event acked
+ *   fan-out     10 subscribers without a group (one process, 10 clients): each gets every event
+ *   redelivery  a group of 2 (one process each); one member holds its events unacked and is
+ *               SIGKILLed; the time from the kill until the other member has received every event
+ *               the dead one held. Run at the server's default member timeout (5 s) and on a
+ *               second pair started with `--event-member-timeout-ms 1000`; the ack wait stays at
+ *               its default (30 s), so the member timeout is what drives it (the figure says so)
+ *   JetStream   where nats-server is installed: the group workload against a JetStream work-queue
+ *               stream (memory storage, one node), one durable pull consumer with explicit acks
+ *               shared by 3 connections (one process each), and the ratios twinstar / JetStream
+ *
+ * Throughput: one client publishes as fast as acknowledgements come back (`--window` in flight);
+ * the rate is what the consumers received per second from the first publish to the last receipt.
+ * Latency: the publisher is paced at a fixed rate; every event carries its publish time and the
+ * consumer's handler records publish-call-to-handler latency (CLOCK_MONOTONIC, which every process
+ * on the machine shares).
+ */
+import type { Client } from '../../src/index.js';
+import { findNatsServer, startNatsServer, workQueue, CONSUMER, STREAM } from '../lib/jetstream.js';
+import { writer } from '../lib/load.js';
+import { nowMs, sleep, startPair, waitFor } from '../lib/proc.js';
+import { pacedPublishes, pipelinedPublishes, type Publish } from '../lib/publish-load.js';
+import { Histogram, median } from '../lib/stats.js';
+import { Worker } from '../lib/worker-client.js';
+import type { Context } from './context.js';
+
+const EVENT_WORKER = new URL('../event-worker.ts', import.meta.url).pathname;
+const ACK_WAIT_MS = 30_000; // the server's default eventAckWaitMs
+const DEFAULT_MEMBER_TIMEOUT_MS = 5_000; // the server's default eventMemberTimeoutMs
+const FAST_MEMBER_TIMEOUT_MS = 1_000;
+
+interface EventStats {
+  counts: number[];
+  firstAt: number[];
+  lastAt: number[];
+  hist: { counts: number[]; maxUs: number };
+  redeliveries: number;
+  ackFailed: number;
+  firstAckError?: string;
+}
+
+/** The figure ids the suite must produce; with nats-server installed, the JetStream ones too. */
+export function eventFigures(): string[] {
+  const load = (p: string) => [`${p}.rate`, `${p}.p50`, `${p}.p99`];
+  const ids = [...load('events.group3'), ...load('events.fanout10')].concat([
+    'events.redelivery.default',
+    'events.redelivery.fast',
+  ]);
+  if (!('missing' in findNatsServer()))
+    ids.push(...load('events.jetstream.group3'), ...load('events.ratio.group3'));
+  return ids;
+}
+
+function section(ctx: Context): string {
+  return `9. Event bus (pair; consumers in their own processes; latency at ${pacedRate(ctx).toLocaleString('en-US')} events/s)`;
+}
+
+function pacedRate(ctx: Context): number {
+  return ctx.quick ? 1000 : 2000;
+}
+
+export async function events(ctx: Context): Promise<void> {
+  const pair = await startPair(ctx.serverNodeArgs);
+  const client = await writer([pair.primary.endpoint, pair.backup.endpoint]);
+  const servers = [pair.primary.endpoint, pair.backup.endpoint];
+  const publish =
+    (topic: string): Publish =>
+    (_i, body) =>
+      client.publish(topic, body);
+  try {
+    const members = await consumers(3, 1, { servers, pattern: 'bench.work.>', options: { group: 'work' } });
+    try {
+      await measure(ctx, 'events.group3', 'group of 3', publish('bench.work.created'), members, 'group');
+    } finally {
+      await Promise.all(members.map((w) => w.close()));
+    }
+    const fans = await consumers(1, 10, { servers, pattern: 'bench.fan.>' });
+    try {
+      await measure(
+        ctx,
+        'events.fanout10',
+        '10 fan-out subscribers',
+        publish('bench.fan.created'),
+        fans,
+        'fanout',
+      );
+    } finally {
+      await Promise.all(fans.map((w) => w.close()));
+    }
+    await redelivery(ctx, client, servers, 'default', DEFAULT_MEMBER_TIMEOUT_MS);
+  } finally {
+    await client.close();
+    await pair.stop();
+  }
+  const fastPair = await startPair(ctx.serverNodeArgs, () => [
+    '--event-member-timeout-ms',
+    String(FAST_MEMBER_TIMEOUT_MS),
+  ]);
+  const fastServers = [fastPair.primary.endpoint, fastPair.backup.endpoint];
+  const fastClient = await writer(fastServers);
+  try {
+    await redelivery(ctx, fastClient, fastServers, 'fast', FAST_MEMBER_TIMEOUT_MS);
+  } finally {
+    await fastClient.close();
+    await fastPair.stop();
+  }
+  await jetstream(ctx);
+}
+
+/** `processes` event workers with `each` consumers each, started and subscribed. */
+async function consumers(processes: number, each: number, args: Record<string, unknown>): Promise<Worker[]> {
+  const workers: Worker[] = [];
+  try {
+    for (let i = 0; i < processes; i++) {
+      const w = new Worker([], EVENT_WORKER);
+      workers.push(w);
+      await w.call('start', { kind: 'twinstar', count: each, ...args }, 60_000);
+    }
+  } catch (error) {
+    await Promise.all(workers.map((w) => w.close()));
+    throw error;
+  }
+  return workers;
+}
+
+async function stats(workers: Worker[]): Promise<EventStats[]> {
+  return Promise.all(workers.map((w) => w.call<EventStats>('stats')));
+}
+
+/**
+ * Waits until the consumers have `expected` events in all (group) or each (fan-out), or their
+ * counts stop moving for 2 s; bounded by 60 s.
+ */
+async function drained(workers: Worker[], expected: number, kind: 'group' | 'fanout'): Promise<EventStats[]> {
+  const deadline = Date.now() + 60_000;
+  let last = -1;
+  let lastChange = Date.now();
+  for (;;) {
+    const all = await stats(workers);
+    const counts = all.flatMap((s) => s.counts);
+    const total = counts.reduce((a, b) => a + b, 0);
+    if ((kind === 'group' ? total : Math.min(...counts)) >= expected) return all;
+    if (total !== last) {
+      last = total;
+      lastChange = Date.now();
+    } else if (Date.now() - lastChange > 2000) return all;
+    if (Date.now() > deadline) return all;
+    await sleep(20);
+  }
+}
+
+/** The throughput and latency of one workload: figures `${id}.rate`, `.p50`, `.p99`. */
+async function measure(
+  ctx: Context,
+  id: string,
+  what: string,
+  publish: Publish,
+  workers: Worker[],
+  kind: 'group' | 'fanout',
+): Promise<void> {
+  const rates: number[] = [];
+  const p50: number[] = [];
+  const p99: number[] = [];
+  const detail = {
+    published: [] as number[],
+    duplicates: [] as number[],
+    lost: [] as number[],
+    redeliveries: [] as number[],
+    ackFailed: [] as number[],
+    pacedPublished: [] as number[],
+    pacedLost: [] as number[],
+    achievedRate: [] as number[],
+    publisherBehind: [] as number[],
+  };
+  const rate = pacedRate(ctx);
+  for (let run = 0; run < ctx.runs; run++) {
+    // Throughput: as fast as the publisher gets acknowledgements.
+    await Promise.all(workers.map((w) => w.call('reset')));
+    const t0 = nowMs();
+    const w = await pipelinedPublishes(publish, {
+      ms: ctx.secs(5, 1) * 1000,
+      window: ctx.window,
+      max: ctx.quick ? 10_000 : 100_000,
+    });
+    if (w.failed > 0) throw new Error(`${what}: ${w.failed} publishes failed: ${w.firstError}`);
+    const all = await drained(workers, w.done, kind);
+    const counts = all.flatMap((s) => s.counts);
+    const lastAt = all.flatMap((s) => s.lastAt);
+    const total = counts.reduce((a, b) => a + b, 0);
+    if (kind === 'group') {
+      rates.push((total / (Math.max(...lastAt) - t0)) * 1000);
+      const seqs = (await Promise.all(workers.map((x) => x.call<number[]>('seqs')))).flat();
+      const unique = new Set(seqs).size;
+      detail.duplicates.push(seqs.length - unique);
+      detail.lost.push(w.done - unique);
+    } else {
+      rates.push(median(counts.map((c, i) => (c / (lastAt[i]! - t0)) * 1000)));
+      detail.duplicates.push(Math.max(0, Math.max(...counts) - w.done));
+      detail.lost.push(w.done - Math.min(...counts));
+    }
+    detail.published.push(w.done);
+    detail.redeliveries.push(all.reduce((a, s) => a + s.redeliveries, 0));
+    detail.ackFailed.push(all.reduce((a, s) => a + s.ackFailed, 0));
+    const ackError = all.find((s) => s.firstAckError)?.firstAckError;
+    if (ackError) ctx.log(`  !! ${what}: an ack failed: ${ackError}`);
+
+    // Latency at a fixed rate.
+    await sleep(ctx.quick ? 100 : 300);
+    await Promise.all(workers.map((x) => x.call('reset')));
+    const paced = await pacedPublishes(publish, rate, ctx.secs(5, 1) * 1000);
+    if (paced.failed > 0)
+      throw new Error(`${what}: ${paced.failed} paced publishes failed: ${paced.firstError}`);
+    const pstats = await drained(workers, paced.done, kind);
+    const pcounts = pstats.flatMap((s) => s.counts);
+    const hist = new Histogram();
+    for (const s of pstats) hist.merge(s.hist);
+    p50.push(hist.percentile(0.5) / 1000);
+    p99.push(hist.percentile(0.99) / 1000);
+    detail.pacedPublished.push(paced.done);
+    detail.pacedLost.push(
+      kind === 'group' ? paced.done - pcounts.reduce((a, b) => a + b, 0) : paced.done - Math.min(...pcounts),
+    );
+    detail.achievedRate.push(Math.round(paced.rate));
+    detail.publisherBehind.push(paced.behind);
+    ctx.log(
+      `  ${what} run ${run + 1}: ${Math.round(rates.at(-1)!)} events/s (${w.done} published, lost ${detail.lost.at(-1)}, ` +
+        `duplicates ${detail.duplicates.at(-1)}); at ${Math.round(paced.rate)}/s p50 ${p50.at(-1)!.toFixed(2)} ms ` +
+        `p99 ${p99.at(-1)!.toFixed(2)} ms (lost ${detail.pacedLost.at(-1)})`,
+    );
+  }
+  const s = section(ctx);
+  const each = kind === 'group' ? 'consumed by the group' : 'delivered to each';
+  ctx.report.add({
+    id: `${id}.rate`,
+    section: s,
+    label: `${what}: events/s ${each} (max rate)`,
+    unit: 'events/s',
+    runs: rates,
+    detail,
+  });
+  ctx.report.add({
+    id: `${id}.p50`,
+    section: s,
+    label: `${what}: p50 publish-to-handler latency`,
+    unit: 'ms',
+    runs: p50,
+  });
+  ctx.report.add({
+    id: `${id}.p99`,
+    section: s,
+    label: `${what}: p99 publish-to-handler latency`,
+    unit: 'ms',
+    runs: p99,
+  });
+}
+
+/**
+ * A group of two; one member holds what it gets and is SIGKILLed: the time until the other member
+ * has every event the dead one held. Figure `events.redelivery.${name}`.
+ */
+async function redelivery(
+  ctx: Context,
+  client: Client,
+  servers: string[],
+  name: string,
+  memberTimeoutMs: number,
+): Promise<void> {
+  const all: number[] = [];
+  const first: number[] = [];
+  const held: number[] = [];
+  const lost: number[] = [];
+  const events = 200;
+  for (let run = 0; run < ctx.runs; run++) {
+    const topic = `bench.kill.${name}.${run}`;
+    const args = {
+      servers,
+      pattern: `${topic}.>`,
+      options: { group: `kill-${name}-${run}`, durable: false },
+    };
+    const survivor = new Worker([], EVENT_WORKER);
+    const victim = new Worker([], EVENT_WORKER);
+    try {
+      await survivor.call('start', { kind: 'twinstar', count: 1, ...args }, 60_000);
+      await victim.call('start', { kind: 'twinstar', count: 1, hold: true, ...args }, 60_000);
+      const w = await pipelinedPublishes((_i, body) => client.publish(`${topic}.e`, body), {
+        ms: 30_000,
+        window: events,
+        max: events,
+      });
+      if (w.failed > 0) throw new Error(`redelivery: ${w.failed} publishes failed: ${w.firstError}`);
+      await waitFor(
+        async () =>
+          (await stats([survivor, victim])).flatMap((s) => s.counts).reduce((a, b) => a + b) >= events,
+        30_000,
+        `the ${events} events to reach the two members`,
+        20,
+      );
+      const holding = await victim.call<number[]>('held');
+      if (holding.length === 0) throw new Error('redelivery: the member to kill received no event');
+      const killedAt = nowMs();
+      await victim.kill();
+      let times: number[] = [];
+      await waitFor(
+        async () => {
+          const got = new Map(await survivor.call<[number, number][]>('redelivered'));
+          times = holding.map((seq) => got.get(seq) ?? NaN);
+          return times.every((t) => Number.isFinite(t));
+        },
+        memberTimeoutMs + ACK_WAIT_MS + 15_000,
+        `the ${holding.length} events the killed member held to reach the other`,
+        10,
+      );
+      all.push(Math.max(...times) - killedAt);
+      first.push(Math.min(...times) - killedAt);
+      held.push(holding.length);
+      const seqs = new Set(await survivor.call<number[]>('seqs'));
+      lost.push(events - seqs.size);
+      ctx.log(
+        `  redelivery (member timeout ${memberTimeoutMs} ms) run ${run + 1}: ${holding.length} held events ` +
+          `redelivered ${first.at(-1)!.toFixed(0)} to ${all.at(-1)!.toFixed(0)} ms after the SIGKILL; ` +
+          `survivor has ${seqs.size} of ${events}`,
+      );
+    } finally {
+      await Promise.all([survivor.close(), victim.close()]);
+    }
+  }
+  const worst = Math.max(...all);
+  const driver = worst < ACK_WAIT_MS ? 'member timeout' : 'ack wait';
+  ctx.report.add({
+    id: `events.redelivery.${name}`,
+    section: section(ctx),
+    label:
+      `redelivery after a member's SIGKILL, member timeout ${memberTimeoutMs.toLocaleString('en-US')} ms` +
+      `${name === 'default' ? ' (default)' : ''}, ack wait ${ACK_WAIT_MS.toLocaleString('en-US')} ms: driven by the ${driver}`,
+    unit: 'ms',
+    runs: all,
+    detail: {
+      firstRedeliveredMs: first,
+      heldByTheKilledMember: held,
+      lostBySurvivor: lost,
+      memberTimeoutMs,
+      ackWaitMs: ACK_WAIT_MS,
+    },
+  });
+}
+
+/** The group workload against JetStream, and the ratios; a note when nats-server is missing. */
+async function jetstream(ctx: Context): Promise<void> {
+  const found = findNatsServer();
+  if ('missing' in found) {
+    const note = `JetStream comparison skipped: ${found.missing}`;
+    ctx.log(`  ${note}`);
+    ctx.report.notes.push(note);
+    return;
+  }
+  const server = await startNatsServer(found.path, found.version);
+  try {
+    const { nc, js } = await workQueue(server.url, 'bench.work.>', {
+      ackWaitMs: ACK_WAIT_MS,
+      maxAckPending: 3000,
+    });
+    const workers: Worker[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const w = new Worker([], EVENT_WORKER);
+        workers.push(w);
+        await w.call(
+          'start',
+          { kind: 'jetstream', count: 1, url: server.url, stream: STREAM, consumer: CONSUMER },
+          60_000,
+        );
+      }
+      await measure(
+        ctx,
+        'events.jetstream.group3',
+        `JetStream (${found.version}), 3 workers`,
+        (_i, body) => js.publish('bench.work.created', body),
+        workers,
+        'group',
+      );
+    } finally {
+      await Promise.all(workers.map((w) => w.close()));
+      await nc.close();
+    }
+  } finally {
+    await server.stop();
+  }
+  const s = section(ctx);
+  for (const [k, label] of [
+    ['rate', 'throughput'],
+    ['p50', 'p50 latency'],
+    ['p99', 'p99 latency'],
+  ] as const) {
+    const ours = ctx.report.get(`events.group3.${k}`)!.value;
+    const theirs = ctx.report.get(`events.jetstream.group3.${k}`)!.value;
+    ctx.report.add({
+      id: `events.ratio.group3.${k}`,
+      section: s,
+      label: `group of 3, ${label}: twinstar ÷ JetStream`,
+      unit: '×',
+      runs: [ours / theirs],
+      aggregate: 'single',
+    });
+  }
+}
