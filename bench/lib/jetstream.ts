@@ -19,14 +19,23 @@ import {
 } from 'nats';
 import { freePorts, track, waitFor } from './proc.js';
 
-/** The nats-server binary, or why there is none. */
+/**
+ * The nats-server binary (NATS_SERVER names it, else the PATH and Debian's /usr/sbin), or why
+ * there is none.
+ */
 export function findNatsServer(): { path: string; version: string } | { missing: string } {
-  for (const path of ['nats-server', '/usr/sbin/nats-server', '/usr/bin/nats-server']) {
-    if (path.startsWith('/') && !existsSync(path)) continue;
+  const named = process.env.NATS_SERVER;
+  const candidates = named ? [named] : ['nats-server', '/usr/sbin/nats-server', '/usr/bin/nats-server'];
+  for (const path of candidates) {
+    if (path.includes('/') && !existsSync(path)) continue;
     const run = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 5000 });
     if (run.status === 0) return { path, version: run.stdout.trim() };
   }
-  return { missing: 'nats-server is not installed (Debian: apt-get install nats-server)' };
+  return {
+    missing: named
+      ? `NATS_SERVER=${named} does not run`
+      : 'nats-server is not installed (Debian: apt-get install nats-server)',
+  };
 }
 
 export interface JetStreamServer {
