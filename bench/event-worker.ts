@@ -15,7 +15,7 @@
  * Every event's data starts with its publish time (CLOCK_MONOTONIC ms as a double, shared by every
  * process on the machine): latency is from the publish call to the consumer's handler. Each event
  * is acked in the handler, without waiting for the answer, so a consumer is never one round trip
- * per event; acks that fail are counted.
+ * per event; acks answered and acks that fail are counted.
  */
 import { connect as twinstar, type Client, type Subscription } from '../src/index.js';
 import { connect as nats, type ConsumerMessages, type NatsConnection } from 'nats';
@@ -37,6 +37,8 @@ interface Counters {
   redelivered: [number, number][];
   held: Set<number>;
   redeliveries: number;
+  /** acks the broker confirmed (twinstar); acks sent (JetStream's ack() is not answered) */
+  acked: number;
   ackFailed: number;
   firstAckError?: string;
 }
@@ -50,6 +52,7 @@ const fresh = (count: number): Counters => ({
   redelivered: [],
   held: new Set(),
   redeliveries: 0,
+  acked: 0,
   ackFailed: 0,
 });
 
@@ -101,7 +104,7 @@ async function startTwinstar(args: Record<string, unknown>, count: number): Prom
       try {
         for await (const event of subscription) {
           received(i, event.sequence, event.deliveryCount, event.data);
-          if (!hold) event.ack().catch(ackFailed);
+          if (!hold) event.ack().then(() => counters.acked++, ackFailed);
         }
       } catch (error) {
         ackFailed(error);
@@ -121,7 +124,9 @@ async function startJetStream(args: Record<string, unknown>, count: number): Pro
       try {
         for await (const m of messages) {
           received(i, m.seq, m.info.redeliveryCount, m.data);
-          if (!hold) m.ack();
+          if (hold) continue;
+          m.ack();
+          counters.acked++;
         }
       } catch (error) {
         ackFailed(error);
@@ -161,6 +166,7 @@ async function handle(req: Request): Promise<unknown> {
         lastAt: c.lastAt,
         hist: { counts: c.hist.counts, maxUs: c.hist.maxUs },
         redeliveries: c.redeliveries,
+        acked: c.acked,
         ackFailed: c.ackFailed,
         firstAckError: c.firstAckError,
       };

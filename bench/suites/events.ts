@@ -39,6 +39,7 @@ interface EventStats {
   lastAt: number[];
   hist: { counts: number[]; maxUs: number };
   redeliveries: number;
+  acked: number;
   ackFailed: number;
   firstAckError?: string;
 }
@@ -132,8 +133,8 @@ async function stats(workers: Worker[]): Promise<EventStats[]> {
 }
 
 /**
- * Waits until the consumers have `expected` events in all (group) or each (fan-out), or their
- * counts stop moving for 2 s; bounded by 60 s.
+ * Waits until the consumers have `expected` events in all (group: and acked them all) or each
+ * (fan-out), or their counts stop moving for 2 s; bounded by 60 s.
  */
 async function drained(workers: Worker[], expected: number, kind: 'group' | 'fanout'): Promise<EventStats[]> {
   const deadline = Date.now() + 60_000;
@@ -143,9 +144,10 @@ async function drained(workers: Worker[], expected: number, kind: 'group' | 'fan
     const all = await stats(workers);
     const counts = all.flatMap((s) => s.counts);
     const total = counts.reduce((a, b) => a + b, 0);
-    if ((kind === 'group' ? total : Math.min(...counts)) >= expected) return all;
-    if (total !== last) {
-      last = total;
+    const acked = all.reduce((a, s) => a + s.acked, 0);
+    if (kind === 'group' ? total >= expected && acked >= total : Math.min(...counts) >= expected) return all;
+    if (total + acked !== last) {
+      last = total + acked;
       lastChange = Date.now();
     } else if (Date.now() - lastChange > 2000) return all;
     if (Date.now() > deadline) return all;
@@ -171,6 +173,7 @@ async function measure(
     lost: [] as number[],
     redeliveries: [] as number[],
     ackFailed: [] as number[],
+    unacked: [] as number[],
     pacedPublished: [] as number[],
     pacedLost: [] as number[],
     achievedRate: [] as number[],
@@ -205,6 +208,7 @@ async function measure(
     detail.published.push(w.done);
     detail.redeliveries.push(all.reduce((a, s) => a + s.redeliveries, 0));
     detail.ackFailed.push(all.reduce((a, s) => a + s.ackFailed, 0));
+    if (kind === 'group') detail.unacked.push(total - all.reduce((a, s) => a + s.acked, 0));
     const ackError = all.find((s) => s.firstAckError)?.firstAckError;
     if (ackError) ctx.log(`  !! ${what}: an ack failed: ${ackError}`);
 
@@ -228,7 +232,7 @@ async function measure(
     detail.publisherBehind.push(paced.behind);
     ctx.log(
       `  ${what} run ${run + 1}: ${Math.round(rates.at(-1)!)} events/s (${w.done} published, lost ${detail.lost.at(-1)}, ` +
-        `duplicates ${detail.duplicates.at(-1)}); at ${Math.round(paced.rate)}/s p50 ${p50.at(-1)!.toFixed(2)} ms ` +
+        `duplicates ${detail.duplicates.at(-1)}${kind === 'group' ? `, unacked ${detail.unacked.at(-1)}` : ''}); at ${Math.round(paced.rate)}/s p50 ${p50.at(-1)!.toFixed(2)} ms ` +
         `p99 ${p99.at(-1)!.toFixed(2)} ms (lost ${detail.pacedLost.at(-1)})`,
     );
   }
