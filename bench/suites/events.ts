@@ -11,13 +11,15 @@
  *               its default (30 s), so the member timeout is what drives it (the figure says so)
  *   JetStream   where nats-server is installed: the group workload against a JetStream work-queue
  *               stream (memory storage, one node), one durable pull consumer with explicit acks
- *               shared by 3 connections (one process each), and the ratios twinstar / JetStream
+ *               shared by 3 connections (one process each), and the ratios twinstar / JetStream.
+ *               The two take turns run by run; without nats-server a note says it was skipped
  *
  * Throughput: one client publishes as fast as acknowledgements come back (`--window` in flight);
  * the rate is what the consumers received per second from the first publish to the last receipt.
  * Latency: the publisher is paced at a fixed rate; every event carries its publish time and the
  * consumer's handler records publish-call-to-handler latency (CLOCK_MONOTONIC, which every process
- * on the machine shares).
+ * on the machine shares). Each workload first publishes for 1 s (0.5 s quick), uncounted, so that
+ * the first run does not pay for the JIT's warm-up.
  */
 import type { Client } from '../../src/index.js';
 import { findNatsServer, startNatsServer, workQueue, CONSUMER, STREAM } from '../lib/jetstream.js';
@@ -75,20 +77,43 @@ export async function events(ctx: Context): Promise<void> {
   try {
     const members = await consumers(3, 1, { servers, pattern: 'bench.work.>', options: { group: 'work' } });
     try {
-      await measure(ctx, 'events.group3', 'group of 3', publish('bench.work.created'), members, 'group');
+      const group = new Workload(
+        'events.group3',
+        'group of 3',
+        publish('bench.work.created'),
+        members,
+        'group',
+      );
+      await withJetStream(ctx, async (js) => {
+        // twinstar and JetStream take turns, run by run, so that a busy minute on a shared
+        // machine does not fall on one of them only.
+        await group.warmUp(ctx);
+        await js?.warmUp(ctx);
+        for (let run = 0; run < ctx.runs; run++) {
+          await group.run(ctx, run);
+          await js?.run(ctx, run);
+        }
+        group.report(ctx);
+        if (js) {
+          js.report(ctx);
+          ratios(ctx);
+        }
+      });
     } finally {
       await Promise.all(members.map((w) => w.close()));
     }
     const fans = await consumers(1, 10, { servers, pattern: 'bench.fan.>' });
     try {
-      await measure(
-        ctx,
+      const fanout = new Workload(
         'events.fanout10',
         '10 fan-out subscribers',
         publish('bench.fan.created'),
         fans,
         'fanout',
       );
+      await fanout.warmUp(ctx);
+      for (let run = 0; run < ctx.runs; run++) await fanout.run(ctx, run);
+      fanout.report(ctx);
     } finally {
       await Promise.all(fans.map((w) => w.close()));
     }
@@ -109,7 +134,6 @@ export async function events(ctx: Context): Promise<void> {
     await fastClient.close();
     await fastPair.stop();
   }
-  await jetstream(ctx);
 }
 
 /** `processes` event workers with `each` consumers each, started and subscribed. */
@@ -155,19 +179,15 @@ async function drained(workers: Worker[], expected: number, kind: 'group' | 'fan
   }
 }
 
-/** The throughput and latency of one workload: figures `${id}.rate`, `.p50`, `.p99`. */
-async function measure(
-  ctx: Context,
-  id: string,
-  what: string,
-  publish: Publish,
-  workers: Worker[],
-  kind: 'group' | 'fanout',
-): Promise<void> {
-  const rates: number[] = [];
-  const p50: number[] = [];
-  const p99: number[] = [];
-  const detail = {
+/**
+ * One workload (a publisher and its consumers): a warm-up, then runs of throughput and latency,
+ * each run on its own so that two workloads can take turns; figures `${id}.rate`, `.p50`, `.p99`.
+ */
+class Workload {
+  readonly rates: number[] = [];
+  readonly p50: number[] = [];
+  readonly p99: number[] = [];
+  readonly detail = {
     published: [] as number[],
     duplicates: [] as number[],
     lost: [] as number[],
@@ -179,8 +199,28 @@ async function measure(
     achievedRate: [] as number[],
     publisherBehind: [] as number[],
   };
-  const rate = pacedRate(ctx);
-  for (let run = 0; run < ctx.runs; run++) {
+
+  constructor(
+    readonly id: string,
+    readonly what: string,
+    readonly publish: Publish,
+    readonly workers: Worker[],
+    readonly kind: 'group' | 'fanout',
+  ) {}
+
+  /** Publishes for a while and waits for it to drain, so that no run pays for the JIT's warm-up. */
+  async warmUp(ctx: Context): Promise<void> {
+    const w = await pipelinedPublishes(this.publish, {
+      ms: ctx.secs(1, 0.5) * 1000,
+      window: ctx.window,
+      max: 20_000,
+    });
+    if (w.failed > 0) throw new Error(`${this.what}: ${w.failed} warm-up publishes failed: ${w.firstError}`);
+    await drained(this.workers, w.done, this.kind);
+  }
+
+  async run(ctx: Context, run: number): Promise<void> {
+    const { what, kind, workers, publish, detail } = this;
     // Throughput: as fast as the publisher gets acknowledgements.
     await Promise.all(workers.map((w) => w.call('reset')));
     const t0 = nowMs();
@@ -195,35 +235,35 @@ async function measure(
     const lastAt = all.flatMap((s) => s.lastAt);
     const total = counts.reduce((a, b) => a + b, 0);
     if (kind === 'group') {
-      rates.push((total / (Math.max(...lastAt) - t0)) * 1000);
+      this.rates.push((total / (Math.max(...lastAt) - t0)) * 1000);
       const seqs = (await Promise.all(workers.map((x) => x.call<number[]>('seqs')))).flat();
       const unique = new Set(seqs).size;
       detail.duplicates.push(seqs.length - unique);
       detail.lost.push(w.done - unique);
+      detail.unacked.push(total - all.reduce((a, s) => a + s.acked, 0));
     } else {
-      rates.push(median(counts.map((c, i) => (c / (lastAt[i]! - t0)) * 1000)));
+      this.rates.push(median(counts.map((c, i) => (c / (lastAt[i]! - t0)) * 1000)));
       detail.duplicates.push(Math.max(0, Math.max(...counts) - w.done));
       detail.lost.push(w.done - Math.min(...counts));
     }
     detail.published.push(w.done);
     detail.redeliveries.push(all.reduce((a, s) => a + s.redeliveries, 0));
     detail.ackFailed.push(all.reduce((a, s) => a + s.ackFailed, 0));
-    if (kind === 'group') detail.unacked.push(total - all.reduce((a, s) => a + s.acked, 0));
     const ackError = all.find((s) => s.firstAckError)?.firstAckError;
     if (ackError) ctx.log(`  !! ${what}: an ack failed: ${ackError}`);
 
     // Latency at a fixed rate.
     await sleep(ctx.quick ? 100 : 300);
     await Promise.all(workers.map((x) => x.call('reset')));
-    const paced = await pacedPublishes(publish, rate, ctx.secs(5, 1) * 1000);
+    const paced = await pacedPublishes(publish, pacedRate(ctx), ctx.secs(5, 1) * 1000);
     if (paced.failed > 0)
       throw new Error(`${what}: ${paced.failed} paced publishes failed: ${paced.firstError}`);
     const pstats = await drained(workers, paced.done, kind);
     const pcounts = pstats.flatMap((s) => s.counts);
     const hist = new Histogram();
     for (const s of pstats) hist.merge(s.hist);
-    p50.push(hist.percentile(0.5) / 1000);
-    p99.push(hist.percentile(0.99) / 1000);
+    this.p50.push(hist.percentile(0.5) / 1000);
+    this.p99.push(hist.percentile(0.99) / 1000);
     detail.pacedPublished.push(paced.done);
     detail.pacedLost.push(
       kind === 'group' ? paced.done - pcounts.reduce((a, b) => a + b, 0) : paced.done - Math.min(...pcounts),
@@ -231,35 +271,40 @@ async function measure(
     detail.achievedRate.push(Math.round(paced.rate));
     detail.publisherBehind.push(paced.behind);
     ctx.log(
-      `  ${what} run ${run + 1}: ${Math.round(rates.at(-1)!)} events/s (${w.done} published, lost ${detail.lost.at(-1)}, ` +
-        `duplicates ${detail.duplicates.at(-1)}${kind === 'group' ? `, unacked ${detail.unacked.at(-1)}` : ''}); at ${Math.round(paced.rate)}/s p50 ${p50.at(-1)!.toFixed(2)} ms ` +
-        `p99 ${p99.at(-1)!.toFixed(2)} ms (lost ${detail.pacedLost.at(-1)})`,
+      `  ${what} run ${run + 1}: ${Math.round(this.rates.at(-1)!)} events/s (${w.done} published, ` +
+        `lost ${detail.lost.at(-1)}, duplicates ${detail.duplicates.at(-1)}` +
+        `${kind === 'group' ? `, unacked ${detail.unacked.at(-1)}` : ''}); at ${Math.round(paced.rate)}/s ` +
+        `p50 ${this.p50.at(-1)!.toFixed(2)} ms p99 ${this.p99.at(-1)!.toFixed(2)} ms (lost ${detail.pacedLost.at(-1)})`,
     );
   }
-  const s = section(ctx);
-  const each = kind === 'group' ? 'consumed by the group' : 'delivered to each';
-  ctx.report.add({
-    id: `${id}.rate`,
-    section: s,
-    label: `${what}: events/s ${each} (max rate)`,
-    unit: 'events/s',
-    runs: rates,
-    detail,
-  });
-  ctx.report.add({
-    id: `${id}.p50`,
-    section: s,
-    label: `${what}: p50 publish-to-handler latency`,
-    unit: 'ms',
-    runs: p50,
-  });
-  ctx.report.add({
-    id: `${id}.p99`,
-    section: s,
-    label: `${what}: p99 publish-to-handler latency`,
-    unit: 'ms',
-    runs: p99,
-  });
+
+  report(ctx: Context): void {
+    const s = section(ctx);
+    const each = this.kind === 'group' ? 'consumed by the group' : 'delivered to each';
+    const { id, what } = this;
+    ctx.report.add({
+      id: `${id}.rate`,
+      section: s,
+      label: `${what}: events/s ${each} (max rate)`,
+      unit: 'events/s',
+      runs: this.rates,
+      detail: this.detail,
+    });
+    ctx.report.add({
+      id: `${id}.p50`,
+      section: s,
+      label: `${what}: p50 publish-to-handler latency`,
+      unit: 'ms',
+      runs: this.p50,
+    });
+    ctx.report.add({
+      id: `${id}.p99`,
+      section: s,
+      label: `${what}: p99 publish-to-handler latency`,
+      unit: 'ms',
+      runs: this.p99,
+    });
+  }
 }
 
 /**
@@ -352,22 +397,25 @@ async function redelivery(
   });
 }
 
-/** The group workload against JetStream, and the ratios; a note when nats-server is missing. */
-async function jetstream(ctx: Context): Promise<void> {
+/**
+ * Runs `body` with the group workload on JetStream (nats-server, its work-queue stream and 3
+ * workers), or with undefined and a note saying why when nats-server is missing; stops it all after.
+ */
+async function withJetStream(ctx: Context, body: (js: Workload | undefined) => Promise<void>): Promise<void> {
   const found = findNatsServer();
   if ('missing' in found) {
     const note = `JetStream comparison skipped: ${found.missing}`;
     ctx.log(`  ${note}`);
     ctx.report.notes.push(note);
-    return;
+    return body(undefined);
   }
   const server = await startNatsServer(found.path, found.version);
+  const workers: Worker[] = [];
   try {
     const { nc, js } = await workQueue(server.url, 'bench.work.>', {
       ackWaitMs: ACK_WAIT_MS,
       maxAckPending: 3000,
     });
-    const workers: Worker[] = [];
     try {
       for (let i = 0; i < 3; i++) {
         const w = new Worker([], EVENT_WORKER);
@@ -378,13 +426,15 @@ async function jetstream(ctx: Context): Promise<void> {
           60_000,
         );
       }
-      await measure(
-        ctx,
-        'events.jetstream.group3',
-        `JetStream (${found.version}), 3 workers`,
-        (_i, body) => js.publish('bench.work.created', body),
-        workers,
-        'group',
+      const publish: Publish = (_i, data) => js.publish('bench.work.created', data);
+      await body(
+        new Workload(
+          'events.jetstream.group3',
+          `JetStream (${found.version}), 3 workers`,
+          publish,
+          workers,
+          'group',
+        ),
       );
     } finally {
       await Promise.all(workers.map((w) => w.close()));
@@ -393,6 +443,10 @@ async function jetstream(ctx: Context): Promise<void> {
   } finally {
     await server.stop();
   }
+}
+
+/** twinstar ÷ JetStream for the group workload's throughput, p50 and p99. */
+function ratios(ctx: Context): void {
   const s = section(ctx);
   for (const [k, label] of [
     ['rate', 'throughput'],
