@@ -158,7 +158,7 @@ async function stats(workers: Worker[]): Promise<EventStats[]> {
 
 /**
  * Waits until the consumers have `expected` events in all (group: and acked them all) or each
- * (fan-out), or their counts stop moving for 2 s; bounded by 60 s.
+ * (fan-out), or their counts stop moving for 5 s; bounded by 60 s.
  */
 async function drained(workers: Worker[], expected: number, kind: 'group' | 'fanout'): Promise<EventStats[]> {
   const deadline = Date.now() + 60_000;
@@ -173,7 +173,7 @@ async function drained(workers: Worker[], expected: number, kind: 'group' | 'fan
     if (total + acked !== last) {
       last = total + acked;
       lastChange = Date.now();
-    } else if (Date.now() - lastChange > 2000) return all;
+    } else if (Date.now() - lastChange > 5000) return all;
     if (Date.now() > deadline) return all;
     await sleep(20);
   }
@@ -194,6 +194,8 @@ class Workload {
     redeliveries: [] as number[],
     ackFailed: [] as number[],
     unacked: [] as number[],
+    /** runs where events were missing when deliveries stopped: how many still were after waiting */
+    late: [] as { run: number; missing: number; waitedMs: number }[],
     pacedPublished: [] as number[],
     pacedLost: [] as number[],
     achievedRate: [] as number[],
@@ -230,17 +232,30 @@ class Workload {
       max: ctx.quick ? 10_000 : 100_000,
     });
     if (w.failed > 0) throw new Error(`${what}: ${w.failed} publishes failed: ${w.firstError}`);
-    const all = await drained(workers, w.done, kind);
+    let all = await drained(workers, w.done, kind);
     const counts = all.flatMap((s) => s.counts);
     const lastAt = all.flatMap((s) => s.lastAt);
-    const total = counts.reduce((a, b) => a + b, 0);
     if (kind === 'group') {
-      this.rates.push((total / (Math.max(...lastAt) - t0)) * 1000);
-      const seqs = (await Promise.all(workers.map((x) => x.call<number[]>('seqs')))).flat();
-      const unique = new Set(seqs).size;
+      let seqs = (await Promise.all(workers.map((x) => x.call<number[]>('seqs')))).flat();
+      let unique = new Set(seqs).size;
+      if (unique < w.done) {
+        // Missing: late (stuck until an ack wait or member timeout gives them to a member) or lost.
+        const since = nowMs();
+        ctx.log(`  !! ${what}: ${w.done - unique} events missing once deliveries stopped; waiting for them`);
+        while (unique < w.done && nowMs() - since < ACK_WAIT_MS + 15_000) {
+          await sleep(500);
+          seqs = (await Promise.all(workers.map((x) => x.call<number[]>('seqs')))).flat();
+          unique = new Set(seqs).size;
+        }
+        detail.late.push({ run, missing: w.done - unique, waitedMs: Math.round(nowMs() - since) });
+        all = await stats(workers); // the rate counts the late ones, at the time they came
+        ctx.log(`  !! ${what}: ${w.done - unique} still missing after ${Math.round(nowMs() - since)} ms`);
+      }
+      const final = all.flatMap((s) => s.counts).reduce((a, b) => a + b, 0);
+      this.rates.push((final / (Math.max(...all.flatMap((s) => s.lastAt)) - t0)) * 1000);
       detail.duplicates.push(seqs.length - unique);
       detail.lost.push(w.done - unique);
-      detail.unacked.push(total - all.reduce((a, s) => a + s.acked, 0));
+      detail.unacked.push(final - all.reduce((a, s) => a + s.acked, 0));
     } else {
       this.rates.push(median(counts.map((c, i) => (c / (lastAt[i]! - t0)) * 1000)));
       detail.duplicates.push(Math.max(0, Math.max(...counts) - w.done));
