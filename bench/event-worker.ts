@@ -34,6 +34,8 @@ interface Counters {
   lastAt: number[];
   hist: Histogram;
   seqs: number[];
+  /** the sequences each consumer received, in the order received */
+  perClient: number[][];
   redelivered: [number, number][];
   held: Set<number>;
   redeliveries: number;
@@ -49,6 +51,7 @@ const fresh = (count: number): Counters => ({
   lastAt: new Array<number>(count).fill(0),
   hist: new Histogram(),
   seqs: [],
+  perClient: Array.from({ length: count }, () => []),
   redelivered: [],
   held: new Set(),
   redeliveries: 0,
@@ -57,6 +60,8 @@ const fresh = (count: number): Counters => ({
 });
 
 let counters = fresh(0);
+/** what the clients told: drops, disconnections, failovers, resyncs, subscription errors */
+const notices: { client: number; at: number; name: string; info: string }[] = [];
 let hold = false;
 const clients: Client[] = [];
 const subscriptions: Subscription[] = [];
@@ -74,6 +79,7 @@ function received(i: number, sequence: number, deliveryCount: number, data: Uint
     c.hist.record((now - sent) * 1000);
   }
   c.seqs.push(sequence);
+  c.perClient[i]?.push(sequence);
   if (deliveryCount > 1) {
     c.redeliveries++;
     c.redelivered.push([sequence, now]);
@@ -97,7 +103,21 @@ async function startTwinstar(args: Record<string, unknown>, count: number): Prom
       connectTimeoutMs: 15_000,
     });
     clients.push(client);
+    for (const name of [
+      'dropped',
+      'disconnected',
+      'reconnected',
+      'failover',
+      'resync',
+      'unavailable',
+    ] as const)
+      client.on(name, (info: unknown) =>
+        notices.push({ client: i, at: nowMs(), name, info: JSON.stringify(info) }),
+      );
     const subscription = client.subscribe(String(args.pattern), options);
+    subscription.on('error', (error) =>
+      notices.push({ client: i, at: nowMs(), name: 'error', info: String(error) }),
+    );
     subscriptions.push(subscription);
     await subscription.ready(15_000);
     void (async () => {
@@ -174,6 +194,10 @@ async function handle(req: Request): Promise<unknown> {
       return c.seqs;
     case 'redelivered':
       return c.redelivered;
+    case 'seqsOf':
+      return c.perClient[Number(req.args.client)] ?? [];
+    case 'notices':
+      return notices;
     case 'held':
       return [...c.held];
     case 'exit':

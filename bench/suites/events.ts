@@ -24,7 +24,7 @@
 import type { Client } from '../../src/index.js';
 import { findNatsServer, startNatsServer, workQueue, CONSUMER, STREAM } from '../lib/jetstream.js';
 import { writer } from '../lib/load.js';
-import { nowMs, sleep, startPair, waitFor } from '../lib/proc.js';
+import { nowMs, sleep, startPair, waitFor, type ServerNode } from '../lib/proc.js';
 import { pacedPublishes, pipelinedPublishes, type Publish } from '../lib/publish-load.js';
 import { Histogram, median } from '../lib/stats.js';
 import { Worker } from '../lib/worker-client.js';
@@ -110,6 +110,7 @@ export async function events(ctx: Context): Promise<void> {
         publish('bench.fan.created'),
         fans,
         'fanout',
+        pair.primary,
       );
       await fanout.warmUp(ctx);
       for (let run = 0; run < ctx.runs; run++) await fanout.run(ctx, run);
@@ -208,6 +209,8 @@ class Workload {
     readonly publish: Publish,
     readonly workers: Worker[],
     readonly kind: 'group' | 'fanout',
+    /** the active, whose warnings are shown when events are lost */
+    readonly server?: ServerNode,
   ) {}
 
   /** Publishes for a while and waits for it to drain, so that no run pays for the JIT's warm-up. */
@@ -233,29 +236,38 @@ class Workload {
     });
     if (w.failed > 0) throw new Error(`${what}: ${w.failed} publishes failed: ${w.firstError}`);
     let all = await drained(workers, w.done, kind);
+    // What each consumer is short of: group, the events no member received; fan-out, each
+    // subscriber's own.
+    const short = async (): Promise<number> => {
+      if (kind === 'fanout') return w.done - Math.min(...(await stats(workers)).flatMap((s) => s.counts));
+      const seqs = (await Promise.all(workers.map((x) => x.call<number[]>('seqs')))).flat();
+      return w.done - new Set(seqs).size;
+    };
+    let missing = await short();
+    if (missing > 0) {
+      // Late (held until an ack wait or a member timeout gives them to a member) or lost.
+      const since = nowMs();
+      ctx.log(`  !! ${what}: ${missing} events missing once deliveries stopped; waiting for them`);
+      while (missing > 0 && nowMs() - since < ACK_WAIT_MS + 15_000) {
+        await sleep(500);
+        missing = await short();
+      }
+      const waitedMs = Math.round(nowMs() - since);
+      detail.late.push({ run, missing, waitedMs });
+      all = await stats(workers); // the rate counts the late ones, at the time they came
+      ctx.log(`  !! ${what}: ${missing} still missing after ${waitedMs} ms`);
+      if (missing > 0) await this.diagnose(ctx);
+    }
     const counts = all.flatMap((s) => s.counts);
     const lastAt = all.flatMap((s) => s.lastAt);
+    const total = counts.reduce((a, b) => a + b, 0);
     if (kind === 'group') {
-      let seqs = (await Promise.all(workers.map((x) => x.call<number[]>('seqs')))).flat();
-      let unique = new Set(seqs).size;
-      if (unique < w.done) {
-        // Missing: late (stuck until an ack wait or member timeout gives them to a member) or lost.
-        const since = nowMs();
-        ctx.log(`  !! ${what}: ${w.done - unique} events missing once deliveries stopped; waiting for them`);
-        while (unique < w.done && nowMs() - since < ACK_WAIT_MS + 15_000) {
-          await sleep(500);
-          seqs = (await Promise.all(workers.map((x) => x.call<number[]>('seqs')))).flat();
-          unique = new Set(seqs).size;
-        }
-        detail.late.push({ run, missing: w.done - unique, waitedMs: Math.round(nowMs() - since) });
-        all = await stats(workers); // the rate counts the late ones, at the time they came
-        ctx.log(`  !! ${what}: ${w.done - unique} still missing after ${Math.round(nowMs() - since)} ms`);
-      }
-      const final = all.flatMap((s) => s.counts).reduce((a, b) => a + b, 0);
-      this.rates.push((final / (Math.max(...all.flatMap((s) => s.lastAt)) - t0)) * 1000);
+      const seqs = (await Promise.all(workers.map((x) => x.call<number[]>('seqs')))).flat();
+      const unique = new Set(seqs).size;
+      this.rates.push((total / (Math.max(...lastAt) - t0)) * 1000);
       detail.duplicates.push(seqs.length - unique);
       detail.lost.push(w.done - unique);
-      detail.unacked.push(final - all.reduce((a, s) => a + s.acked, 0));
+      detail.unacked.push(total - all.reduce((a, s) => a + s.acked, 0));
     } else {
       this.rates.push(median(counts.map((c, i) => (c / (lastAt[i]! - t0)) * 1000)));
       detail.duplicates.push(Math.max(0, Math.max(...counts) - w.done));
@@ -291,6 +303,19 @@ class Workload {
         `${kind === 'group' ? `, unacked ${detail.unacked.at(-1)}` : ''}); at ${Math.round(paced.rate)}/s ` +
         `p50 ${this.p50.at(-1)!.toFixed(2)} ms p99 ${this.p99.at(-1)!.toFixed(2)} ms (lost ${detail.pacedLost.at(-1)})`,
     );
+  }
+
+  /** Events were lost: what the consumers' clients reported and the active's warnings, in the log. */
+  private async diagnose(ctx: Context): Promise<void> {
+    for (const [i, w] of this.workers.entries()) {
+      const notices = await w.call<unknown[]>('notices');
+      const s = await w.call<EventStats>('stats');
+      ctx.log(
+        `  !! consumer process ${i}: counts ${s.counts.join(', ')}; client notices ${JSON.stringify(notices)}`,
+      );
+    }
+    const warnings = this.server?.logLines.filter((l) => Number(l.level) >= 40).slice(-10) ?? [];
+    for (const line of warnings) ctx.log(`  !! active: ${JSON.stringify(line)}`);
   }
 
   report(ctx: Context): void {
