@@ -19,6 +19,7 @@
  */
 import { connect as twinstar, type Client, type Subscription } from '../src/index.js';
 import { connect as nats, type ConsumerMessages, type NatsConnection } from 'nats';
+import { pino } from 'pino';
 import { Histogram } from './lib/stats.js';
 import { nowMs } from './lib/proc.js';
 
@@ -60,7 +61,7 @@ const fresh = (count: number): Counters => ({
 });
 
 let counters = fresh(0);
-/** what the clients told: drops, disconnections, failovers, resyncs, subscription errors */
+/** what the clients told: drops, disconnections, failovers, resyncs, subscription errors, warnings */
 const notices: { client: number; at: number; name: string; info: string }[] = [];
 let hold = false;
 const clients: Client[] = [];
@@ -96,11 +97,20 @@ async function startTwinstar(args: Record<string, unknown>, count: number): Prom
   const servers = args.servers as string[];
   const options = (args.options as Record<string, unknown> | undefined) ?? {};
   for (let i = 0; i < count; i++) {
+    // The client's warnings and errors (e.g. a subscription buffer overflowing) become notices.
+    const log = pino(
+      { level: 'warn' },
+      {
+        write: (line: string) =>
+          notices.push({ client: i, at: nowMs(), name: 'log', info: line.slice(0, 400) }),
+      },
+    );
     const client = await twinstar({
       servers,
       subtree: '/bench-events-none/',
       mode: 'native',
       connectTimeoutMs: 15_000,
+      log,
     });
     clients.push(client);
     for (const name of [
