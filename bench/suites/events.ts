@@ -197,6 +197,8 @@ class Workload {
     unacked: [] as number[],
     /** runs where events were missing when deliveries stopped: how many still were after waiting */
     late: [] as { run: number; missing: number; waitedMs: number }[],
+    /** whether the active was degraded (its passive detached) at some point of each run */
+    degraded: [] as boolean[],
     pacedPublished: [] as number[],
     pacedLost: [] as number[],
     achievedRate: [] as number[],
@@ -226,9 +228,11 @@ class Workload {
 
   async run(ctx: Context, run: number): Promise<void> {
     const { what, kind, workers, publish, detail } = this;
+    await this.attached(ctx);
     // Throughput: as fast as the publisher gets acknowledgements.
     await Promise.all(workers.map((w) => w.call('reset')));
     const t0 = nowMs();
+    const started = Date.now();
     const w = await pipelinedPublishes(publish, {
       ms: ctx.secs(5, 1) * 1000,
       window: ctx.window,
@@ -295,6 +299,13 @@ class Workload {
     detail.pacedLost.push(
       kind === 'group' ? paced.done - pcounts.reduce((a, b) => a + b, 0) : paced.done - Math.min(...pcounts),
     );
+    if (this.server) {
+      // The active detaches a passive that falls too far behind: then the run measured it alone.
+      const degraded = (await this.server.status()).degraded || this.detachedSince(started);
+      detail.degraded.push(degraded);
+      if (degraded)
+        ctx.log(`  !! ${what} run ${run + 1}: the passive was detached during the run (degraded)`);
+    }
     detail.achievedRate.push(Math.round(paced.rate));
     detail.publisherBehind.push(paced.behind);
     ctx.log(
@@ -302,6 +313,22 @@ class Workload {
         `lost ${detail.lost.at(-1)}, duplicates ${detail.duplicates.at(-1)}` +
         `${kind === 'group' ? `, unacked ${detail.unacked.at(-1)}` : ''}); at ${Math.round(paced.rate)}/s ` +
         `p50 ${this.p50.at(-1)!.toFixed(2)} ms p99 ${this.p99.at(-1)!.toFixed(2)} ms (lost ${detail.pacedLost.at(-1)})`,
+    );
+  }
+
+  /** Before a run: the passive attached (the active detaches one that falls behind; it comes back). */
+  private async attached(ctx: Context): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    if (!(await server.status()).degraded) return;
+    ctx.log(`  ${this.what}: waiting for the passive to attach again`);
+    await waitFor(async () => !(await server.status()).degraded, 60_000, 'the passive to attach again', 100);
+  }
+
+  /** Whether the active logged that it detached its passive, or was degraded, since `since` (ms). */
+  private detachedSince(since: number): boolean {
+    return (this.server?.logLines ?? []).some(
+      (l) => Date.parse(String(l.time)) >= since && /detaching it|degraded/.test(String(l.msg)),
     );
   }
 
