@@ -83,6 +83,7 @@ export async function events(ctx: Context): Promise<void> {
         publish('bench.work.created'),
         members,
         'group',
+        pair.primary,
       );
       await withJetStream(ctx, async (js) => {
         // twinstar and JetStream take turns, run by run, so that a busy minute on a shared
@@ -260,7 +261,7 @@ class Workload {
       detail.late.push({ run, missing, waitedMs });
       all = await stats(workers); // the rate counts the late ones, at the time they came
       ctx.log(`  !! ${what}: ${missing} still missing after ${waitedMs} ms`);
-      if (missing > 0) await this.diagnose(ctx);
+      await this.diagnose(ctx); // late or lost: what the clients and the active said
     }
     const counts = all.flatMap((s) => s.counts);
     const lastAt = all.flatMap((s) => s.lastAt);
@@ -332,7 +333,7 @@ class Workload {
     );
   }
 
-  /** Events were lost: what the consumers' clients reported and the active's warnings, in the log. */
+  /** Events were late or lost: what the consumers' clients reported and the active's warnings. */
   private async diagnose(ctx: Context): Promise<void> {
     for (const [i, w] of this.workers.entries()) {
       const notices = await w.call<unknown[]>('notices');
