@@ -4,7 +4,7 @@
  *   --quick          reduced set, 1 run per figure, short loads (the CI smoke test)
  *   --json FILE      also write every figure, every run and the machine as JSON
  *   --runs N         runs per figure (default 3, quick 1)
- *   --only LIST      comma-separated suites: ceiling,ack,curve,chp,fanout,snapshot,failover,durability
+ *   --only LIST      comma-separated suites: ceiling,ack,curve,chp,fanout,snapshot,failover,durability,events
  *   --window N       acknowledged writes in flight for pipelined writers (default 2000)
  *   --profile DIR    run server processes under --cpu-prof, profiles written to DIR
  *   --wait-idle S    first wait up to S seconds for the 1-minute load average to drop below 1
@@ -26,8 +26,19 @@ import { fanout } from './suites/fanout.js';
 import { snapshot } from './suites/snapshot.js';
 import { failover } from './suites/failover.js';
 import { durability, durabilitySizes, MODES, SIGNALS } from './suites/durability.js';
+import { events, eventFigures } from './suites/events.js';
 
-const SUITES = ['ceiling', 'ack', 'curve', 'chp', 'fanout', 'snapshot', 'failover', 'durability'] as const;
+const SUITES = [
+  'ceiling',
+  'ack',
+  'curve',
+  'chp',
+  'fanout',
+  'snapshot',
+  'failover',
+  'durability',
+  'events',
+] as const;
 type Suite = (typeof SUITES)[number];
 
 interface Args {
@@ -89,7 +100,7 @@ function parseArgs(argv: string[]): Args {
       case '--help':
       case '-h':
         process.stdout.write(
-          'npm run bench -- [--quick] [--json FILE] [--runs N] [--only ceiling,ack,curve,chp,fanout,snapshot,failover,durability] [--window N] [--profile DIR] [--wait-idle S]\n',
+          'npm run bench -- [--quick] [--json FILE] [--runs N] [--only ceiling,ack,curve,chp,fanout,snapshot,failover,durability,events] [--window N] [--profile DIR] [--wait-idle S]\n',
         );
         process.exit(0);
         break;
@@ -149,6 +160,8 @@ function expected(suite: Suite, quick: boolean): string[] {
             ),
           ),
         );
+    case 'events':
+      return eventFigures();
   }
 }
 
@@ -186,6 +199,7 @@ async function main(): Promise<number> {
     snapshot,
     failover,
     durability,
+    events,
   };
   const errors: string[] = [];
   // The ceilings are what every other figure is divided by: always measure them first.

@@ -34,9 +34,10 @@ export class Worker {
   private nextId = 1;
   private readonly calls = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
 
-  constructor(execArgv: string[] = []) {
+  /** `script`: bench/worker.ts by default; the events suite forks bench/event-worker.ts. */
+  constructor(execArgv: string[] = [], script = WORKER) {
     // The parent runs under tsx (--import tsx): the worker inherits that and adds its own options.
-    this.child = track(fork(WORKER, [], { execArgv: [...process.execArgv, ...execArgv], stdio: 'inherit' }));
+    this.child = track(fork(script, [], { execArgv: [...process.execArgv, ...execArgv], stdio: 'inherit' }));
     this.child.on('message', (msg: { id: number; result?: unknown; error?: string }) => {
       const call = this.calls.get(msg.id);
       if (!call) return;
@@ -65,6 +66,14 @@ export class Worker {
 
   subStats(): Promise<SubStats> {
     return this.call<SubStats>('sub.stats');
+  }
+
+  /** Kills the process at once (SIGKILL: it gets no chance to leave a group) and waits for its exit. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const done = once(this.child, 'exit');
+    this.child.kill('SIGKILL');
+    await done;
   }
 
   async close(): Promise<void> {
