@@ -93,7 +93,7 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   if (name === '--version' || name === '-v' || name === 'version') {
-    process.stdout.write(`${(await import('./version.js')).packageVersion()}\n`);
+    process.stdout.write(`${(await import('../version.js')).packageVersion()}\n`);
     return;
   }
   const load = commands[name];

@@ -42,6 +42,8 @@ export interface PeerStatus {
 
 export interface NodeStatus {
   name: string;
+  /** twinstar's version (package.json) */
+  version?: string;
   role: ServerConfig['role'];
   state: State;
   epoch: number;

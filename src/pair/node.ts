@@ -18,6 +18,9 @@ import type { Durability, KvMsg } from '../wire/index.js';
 import type { State } from '../fsm/index.js';
 import * as zmq from 'zeromq';
 import { limitsOf, retentionRules, type ServerConfig } from '../config/index.js';
+import { packageVersion } from '../version.js';
+
+const VERSION = packageVersion();
 import { ZapHandler } from '../security/index.js';
 import { RateLimitedLog, type Logger } from '../log/index.js';
 import { PendingList } from './pending.js';
@@ -253,6 +256,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
     // in the order /status has always shown
     return {
       name: this.config.name,
+      version: VERSION,
       role: this.config.role,
       state: mode.state,
       epoch: mode.epoch,

@@ -13,7 +13,7 @@ import { httpFromHugz, splitEndpoint } from '../../../src/cli/discover-http.js';
 import { renderHealth, renderStatus } from '../../../src/cli/endpoint-command.js';
 import { renderTable, writeOutOf } from '../../../src/cli/table.js';
 import { UsageError } from '../../../src/cli/args.js';
-import { packageVersion } from '../../../src/cli/version.js';
+import { packageVersion } from '../../../src/version.js';
 
 const STATUS: NodeStatus = {
   name: 'primary',

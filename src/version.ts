@@ -1,6 +1,6 @@
 /**
- * `twinstar --version`: the version in the package's package.json, found by walking up from this
- * module (src/cli when run from source, dist/src/cli once built), so one code path serves both.
+ * The version in the package's package.json (`twinstar --version`, /status), found by walking up from this
+ * module (src when run from source, dist/src once built), so one code path serves both.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
