@@ -1,16 +1,9 @@
 /**
- * The event bus's delivery engine on the active (issue 16, docs/events.md): who is subscribed,
- * which events go to whom, and the group ops that record it on the log.
- *
- * - A fan-out subscription has a cursor of its own, in memory: it gets every matching event the
- *   passive already holds (the publication watermark), at most `window` not yet taken (`seen`).
- *   After a failover the client subscribes again from the last sequence it took.
- * - A group's state is on the log (core/bus-machine.ts): this engine asks each group what to do
- *   (`decide`), sequences those ops, and only then sends the deliveries. Only members whose client
- *   it can reach take events; a member not heard for `memberTimeoutMs` leaves (what it held goes to
- *   the others), and so does a member restored from the log whose client does not come back.
- *
- * Nothing here blocks the event loop: each pass is bounded, the rest waits for the next turn.
+ * The event bus's delivery engine on the active (issue 16, docs/events.md "Delivery"). A fan-out
+ * subscription has an in-memory cursor: every matching event the passive holds, at most `window`
+ * not yet taken. A group's state is on the log (core/bus-machine.ts): the engine asks each group
+ * what to do (`decide`), sequences those ops, then sends the deliveries, only to members whose
+ * client it can reach; a member not heard for `memberTimeoutMs` leaves. Each pass is bounded.
  */
 import { eventKey, type GroupConfig, type GroupOp } from '../events/index.js';
 import type { DueChange } from '../core/index.js';
@@ -19,6 +12,7 @@ import type { EventAck, PackedEntry } from '../wire/index.js';
 import type { ServerContext } from './context.js';
 import {
   SubscribeError,
+  ackOp,
   checkSame,
   eventChange,
   startOf,
@@ -87,10 +81,6 @@ export class Dispatcher {
     this.orphans.clear();
   }
 
-  get subscribers(): number {
-    return this.subs.size;
-  }
-
   /** Any request from a client: it is alive. */
   heardFrom(identity: Buffer): void {
     if (this.running) this.heard.set(identity.toString('latin1'), this.ctx.now());
@@ -112,6 +102,7 @@ export class Dispatcher {
     const { bus } = this.ctx.store;
     const start = startOf(request.from, this.published());
     let info: Record<string, string>;
+    let resend = false;
     if (request.group === undefined) {
       info = { start: String(start) };
     } else {
@@ -131,6 +122,7 @@ export class Dispatcher {
       }
       if (!bus.groups.get(name)!.hasMember(request.member))
         this.commitOp(name, { type: 'join', member: request.member, at: now }, now);
+      else resend = true;
       this.orphans.delete(orphanKey(name, request.member));
       info = { cursor: String(bus.groups.get(name)!.considered) };
     }
@@ -147,6 +139,9 @@ export class Dispatcher {
     this.subs.set(sub.member, sub);
     this.bySub.set(subKey(identity, request.subId), sub.member);
     await this.ctx.policy.durable(this.ctx.store.sequence);
+    // A member back (a new connection, a failover): what it holds may have been lost on the way;
+    // it goes to it again now, as delivered (same count), rather than after the ack wait.
+    if (resend && this.subs.get(sub.member) === sub) this.resendHeld(sub);
     this.schedule();
     return info;
   }
@@ -182,14 +177,7 @@ export class Dispatcher {
     acks.forEach(({ sequence: event, kind, delayMs }, i) => {
       if (kind === 'seen') return;
       if (group?.pendingOf(event)?.member !== sub.member) return void notHeld.push(i);
-      const { member } = sub;
-      const op: GroupOp =
-        kind === 'nak'
-          ? { type: 'nak', event, member, notBefore: now + delayMs }
-          : kind === 'working'
-            ? { type: 'working', event, member, deadline: now + group.config.ackWaitMs }
-            : { type: kind, event, member };
-      this.commitOp(sub.group!, op, now);
+      this.commitOp(sub.group!, ackOp(kind, event, sub.member, now, delayMs, group.config.ackWaitMs), now);
     });
     this.schedule();
     await this.ctx.policy.durable(this.ctx.store.sequence);
@@ -304,6 +292,19 @@ export class Dispatcher {
           ),
         );
     }
+  }
+
+  private resendHeld(sub: Subscriber): void {
+    const group = this.ctx.store.bus.groups.get(sub.group!);
+    const events: PackedEntry[] = [];
+    const counts: number[] = [];
+    for (const { event, deliveries } of group?.heldBy(sub.member) ?? []) {
+      const entry = this.ctx.store.map.get(eventKey(event));
+      if (entry === undefined) continue;
+      events.push(delivered(event, entry));
+      counts.push(deliveries);
+    }
+    this.send(sub, events, counts);
   }
 
   /**

@@ -2,11 +2,11 @@
  * What the dispatcher (dispatcher.ts) keeps of a subscription, the requests it takes, and how an
  * event goes out in a TEVT. Pure: no sockets, no clock.
  */
-import type { GroupConfig } from '../events/index.js';
+import type { GroupConfig, GroupOp } from '../events/index.js';
 import { eventProperties, headerLines } from '../events/index.js';
 import type { DueChange } from '../core/index.js';
 import type { Entry } from '../kv/index.js';
-import type { PackedEntry } from '../wire/index.js';
+import type { EventAckKind, PackedEntry } from '../wire/index.js';
 
 export type From = 'new' | 'first' | number;
 
@@ -104,4 +104,18 @@ export function startOf(from: From, published: number): number {
   if (from === 'new') return published;
   if (from === 'first') return 0;
   return Math.max(0, from - 1);
+}
+
+/** The group op of one ack of a TEACK (not `seen`, which is fan-out's). */
+export function ackOp(
+  kind: Exclude<EventAckKind, 'seen'>,
+  event: number,
+  member: string,
+  now: number,
+  delayMs: number,
+  ackWaitMs: number,
+): GroupOp {
+  if (kind === 'nak') return { type: 'nak', event, member, notBefore: now + delayMs };
+  if (kind === 'working') return { type: 'working', event, member, deadline: now + ackWaitMs };
+  return { type: kind, event, member };
 }

@@ -518,6 +518,30 @@ describe('Client event bus (fake clock, fake transport)', function () {
         .and.include({ reason: 'not-held' });
     });
 
+    it('a fan-out TEVT dropped (from a server not in use) makes the subscription drop the next ones and subscribe again after the last received', async () => {
+      const h = await readyOnA();
+      const sub = h.client.subscribe('news');
+      const got = collect(sub);
+      await sub.ready();
+      h.a.events.emit('news', 'n1');
+      await h.net.advance(20);
+      expect(got.map((e) => e.data.toString())).to.deep.equal(['n1']);
+      const link = h.net.links.filter((l) => l.server === h.b).at(-1)!;
+      const event = {
+        key: 'news',
+        sequence: 2,
+        uuid: '',
+        properties: '',
+        body: Buffer.from('n2'),
+        expiresAt: 0,
+      };
+      h.b.reply(link, { command: 'TEVT', subId: sub.subId, events: [event], counts: [1] });
+      await h.net.advance(20);
+      const tesubs = sent(h.a, Native.EVENT_SUBSCRIBE);
+      expect(tesubs, 'subscribed again at once').to.have.length(2);
+      expect(tesubs[1]!.options.from, 'after the last event received').to.equal(String(got[0]!.sequence + 1));
+    });
+
     it('a fan-out subscription from "new" that received nothing resumes after the start the server gave', async () => {
       const h = await readyOnA();
       h.a.events.emit('x', '1');
