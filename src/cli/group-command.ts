@@ -4,19 +4,10 @@
  * `nats consumer info`): lag, in flight, waiting, acked, redeliveries, dead letters and members.
  * The rendering is pure (`formatGroupList`, `formatGroupInfo`), tested with plain data.
  */
-import { parseArgs } from 'node:util';
 import type { GroupView } from '../metrics/index.js';
-import {
-  askActive,
-  fields,
-  formatCount,
-  formatMs,
-  parseNodes,
-  table,
-  where,
-  type BusDeps,
-} from './bus-query.js';
+import { fields, formatCount, formatMs, table, where, type BusDeps } from './bus-query.js';
 import { DEFAULT_STATUS_NODES } from './status-command.js';
+import { askActiveOrFail, busInvocation } from './bus-invocation.js';
 
 export const GROUP_HELP = `Usage: twinstar group ls [--nodes URL,URL] [--json]
        twinstar group info NAME [--nodes URL,URL] [--json]
@@ -117,68 +108,32 @@ function isGroup(value: unknown): value is GroupView {
 }
 
 export async function groupCommand(args: string[], deps: BusDeps = {}): Promise<number> {
-  const stdout = deps.stdout ?? ((text: string) => void process.stdout.write(text));
-  const stderr = deps.stderr ?? ((text: string) => void process.stderr.write(text));
-  const usage = (why: string) => {
-    stderr(`twinstar group: ${why}\n\n${GROUP_HELP}`);
-    return 2;
-  };
-  let values;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args,
-      options: {
-        nodes: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: true,
-    }));
-  } catch (error) {
-    return usage((error as Error).message);
-  }
-  if (values.help) {
-    stdout(GROUP_HELP);
-    return 0;
-  }
-  const [sub, name, ...extra] = positionals;
-  if (sub !== 'ls' && sub !== 'info')
-    return usage(sub === undefined ? 'ls or info?' : `unknown subcommand ${sub}`);
-  if (sub === 'ls' && name !== undefined) return usage('ls takes no NAME');
-  if (sub === 'info' && (name === undefined || name === '')) return usage('info needs a group NAME');
-  if (extra.length > 0) return usage(`unexpected ${extra.join(' ')}`);
-  let urls: string[];
-  try {
-    urls = parseNodes(values.nodes);
-  } catch (error) {
-    return usage(`invalid --nodes: ${(error as Error).message}`);
-  }
-
+  const inv = busInvocation(
+    { command: 'group', help: GROUP_HELP, argName: 'a group NAME', emptyArg: false },
+    args,
+    deps,
+  );
+  if (typeof inv === 'number') return inv;
+  const { sub, arg: name } = inv;
   const path = sub === 'ls' ? '/groups' : `/groups/${encodeURIComponent(name!)}`;
-  const answer = await askActive(urls, path, deps);
-  if ('error' in answer) {
-    stderr(`twinstar group: ${answer.error}\n`);
-    return 1;
-  }
-  if (answer.warning) stderr(`twinstar group: warning: ${answer.warning}\n`);
+  const answer = await askActiveOrFail(inv, 'group', path, deps);
+  if (typeof answer === 'number') return answer;
   const source = where(answer.node);
   if (sub === 'info' && answer.code === 404) {
-    stderr(`twinstar group: no group named ${JSON.stringify(name)} on ${source}\n`);
+    inv.err(`twinstar group: no group named ${JSON.stringify(name)} on ${source}\n`);
     return 1;
   }
   const body = answer.body;
   const ok =
     answer.code === 200 && (sub === 'ls' ? Array.isArray(body) && body.every(isGroup) : isGroup(body));
   if (!ok) {
-    stderr(
+    inv.err(
       `twinstar group: ${source} gave no group ${sub === 'ls' ? 'list' : 'info'} (HTTP ${answer.code})\n`,
     );
     return 1;
   }
-  if (values.json) stdout(`${JSON.stringify(body, null, 2)}\n`);
-  else if (sub === 'ls') stdout(formatGroupList(body as GroupView[]));
-  else stdout(formatGroupInfo(body as GroupView, source));
+  if (inv.json) inv.out(`${JSON.stringify(body, null, 2)}\n`);
+  else if (sub === 'ls') inv.out(formatGroupList(body as GroupView[]));
+  else inv.out(formatGroupInfo(body as GroupView, source));
   return 0;
 }

@@ -3,20 +3,10 @@
  * ACTIVE node's GET /streams tells it (in the manner of `nats stream ls` and `nats stream info`).
  * The rendering is pure (`formatStreamList`, `formatStreamInfo`), tested with plain data.
  */
-import { parseArgs } from 'node:util';
 import type { StreamView } from '../metrics/index.js';
-import {
-  askActive,
-  fields,
-  formatBytes,
-  formatCount,
-  formatMs,
-  parseNodes,
-  table,
-  where,
-  type BusDeps,
-} from './bus-query.js';
+import { fields, formatBytes, formatCount, formatMs, table, where, type BusDeps } from './bus-query.js';
 import { DEFAULT_STATUS_NODES } from './status-command.js';
+import { askActiveOrFail, busInvocation } from './bus-invocation.js';
 
 export const STREAM_HELP = `Usage: twinstar stream ls [--nodes URL,URL] [--json]
        twinstar stream info PREFIX [--nodes URL,URL] [--json]
@@ -99,66 +89,32 @@ function isStreamList(body: unknown): body is StreamView[] {
 }
 
 export async function streamCommand(args: string[], deps: BusDeps = {}): Promise<number> {
-  const stdout = deps.stdout ?? ((text: string) => void process.stdout.write(text));
-  const stderr = deps.stderr ?? ((text: string) => void process.stderr.write(text));
-  const usage = (why: string) => {
-    stderr(`twinstar stream: ${why}\n\n${STREAM_HELP}`);
-    return 2;
-  };
-  let values;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args,
-      options: {
-        nodes: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: true,
-    }));
-  } catch (error) {
-    return usage((error as Error).message);
-  }
-  if (values.help) {
-    stdout(STREAM_HELP);
-    return 0;
-  }
-  const [sub, prefix, ...extra] = positionals;
-  if (sub !== 'ls' && sub !== 'info')
-    return usage(sub === undefined ? 'ls or info?' : `unknown subcommand ${sub}`);
-  if (sub === 'ls' && prefix !== undefined) return usage('ls takes no PREFIX');
-  if (sub === 'info' && prefix === undefined) return usage("info needs a PREFIX ('' for the default rule)");
-  if (extra.length > 0) return usage(`unexpected ${extra.join(' ')}`);
-  let urls: string[];
-  try {
-    urls = parseNodes(values.nodes);
-  } catch (error) {
-    return usage(`invalid --nodes: ${(error as Error).message}`);
-  }
-
-  const answer = await askActive(urls, '/streams', deps);
-  if ('error' in answer) {
-    stderr(`twinstar stream: ${answer.error}\n`);
-    return 1;
-  }
-  if (answer.warning) stderr(`twinstar stream: warning: ${answer.warning}\n`);
+  const spec = {
+    command: 'stream',
+    help: STREAM_HELP,
+    argName: "a PREFIX ('' for the default rule)",
+    emptyArg: true,
+  } as const;
+  const inv = busInvocation(spec, args, deps);
+  if (typeof inv === 'number') return inv;
+  const answer = await askActiveOrFail(inv, 'stream', '/streams', deps);
+  if (typeof answer === 'number') return answer;
   if (answer.code !== 200 || !isStreamList(answer.body)) {
-    stderr(`twinstar stream: ${where(answer.node)} gave no stream list (HTTP ${answer.code})\n`);
+    inv.err(`twinstar stream: ${where(answer.node)} gave no stream list (HTTP ${answer.code})\n`);
     return 1;
   }
   const streams = answer.body;
-  if (sub === 'ls') {
-    stdout(values.json ? `${JSON.stringify(streams, null, 2)}\n` : formatStreamList(streams));
+  if (inv.sub === 'ls') {
+    inv.out(inv.json ? `${JSON.stringify(streams, null, 2)}\n` : formatStreamList(streams));
     return 0;
   }
+  const prefix = inv.arg!;
   const stream = streams.find((s) => s.prefix === prefix);
   if (stream === undefined) {
     const known = streams.map((s) => showPrefix(s.prefix)).join(', ');
-    stderr(`twinstar stream: no retention rule for prefix ${showPrefix(prefix!)} (rules: ${known})\n`);
+    inv.err(`twinstar stream: no retention rule for prefix ${showPrefix(prefix)} (rules: ${known})\n`);
     return 1;
   }
-  stdout(values.json ? `${JSON.stringify(stream, null, 2)}\n` : formatStreamInfo(stream, where(answer.node)));
+  inv.out(inv.json ? `${JSON.stringify(stream, null, 2)}\n` : formatStreamInfo(stream, where(answer.node)));
   return 0;
 }
