@@ -88,8 +88,3 @@ export function entryLease(properties: string): number | undefined {
     return undefined;
   }
 }
-
-/** Whether a published or replayed change is a delete by prefix (`twinstar-delete-prefix=1`). */
-export function isDeletePrefix(properties: string, body: Buffer): boolean {
-  return body.length === 0 && `\n${properties}`.includes(`\n${WRITE_PROPERTY.PUBLISHED_DELETE_PREFIX}=1\n`);
-}

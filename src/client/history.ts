@@ -9,7 +9,7 @@
  */
 import { encodeRequest, type ErrorReply, type PackedEntry } from '../wire/index.js';
 import { HistoryUnavailableError, ServerRejectedError } from '../errors.js';
-import { isDeletePrefix } from './conditions.js';
+import { isDeletePrefix } from '../kv/index.js';
 import type { Update } from './events.js';
 import type { Link } from './transport.js';
 import type { WatchStream } from './watch.js';
@@ -68,7 +68,7 @@ export class HistoryWatch {
     this.sentAt = host.now();
     for (const entry of entries) {
       if (entry.sequence <= this.told) continue;
-      if (isDeletePrefix(entry.properties, entry.body)) this.deletePrefix(entry);
+      if (isDeletePrefix(entry)) this.deletePrefix(entry);
       else if (entry.key.startsWith(this.prefix)) this.replayed(entry, host);
     }
   }

@@ -19,6 +19,7 @@ export {
 export {
   Store,
   isDedupeUuid,
+  ZERO_UUID,
   type CommitResult,
   type ReplicateResult,
   type StoreBuilder,

@@ -13,7 +13,7 @@ import type { Change } from './state-machine.js';
 import { MemoryStorage, type MemoryStorageOptions, type ReplayLogStats, type Storage } from './storage.js';
 import type { Timeline } from './timeline.js';
 
-export { isDedupeUuid } from './uuid-window.js';
+export { isDedupeUuid, ZERO_UUID } from './uuid-window.js';
 export type { Change, CommitResult, ReplicateResult };
 export type StoreOptions = MemoryStorageOptions & {
   /** the event stream's retention rules (docs/events.md); none: events are kept without limit */

@@ -12,7 +12,8 @@
  */
 import { UUID_BYTES } from '../wire/index.js';
 
-const ZERO_UUID = '\0'.repeat(UUID_BYTES);
+/** The uuid of a change the server makes itself (a group op, a lease): never de-duplicated. */
+export const ZERO_UUID = '\0'.repeat(UUID_BYTES);
 
 /** Only a proper 16-byte, non-zero uuid identifies a write; foreign clients may send anything. */
 export function isDedupeUuid(uuid: string): boolean {

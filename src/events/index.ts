@@ -42,6 +42,7 @@ export {
   eventKey,
   eventProperties,
   eventSequence,
+  eventTopic,
   headerLines,
   isReserved,
   memberSlot,

@@ -86,6 +86,13 @@ export function parseEventProperties(properties: string): EventMeta {
   return { topic, time: Number.isFinite(time) ? time : 0, headers };
 }
 
+/** The topic of an event entry: `eventProperties` writes it first, so no parsing of the rest. */
+export function eventTopic(properties: string): string {
+  if (!properties.startsWith('t=')) return parseEventProperties(properties).topic;
+  const end = properties.indexOf('\n');
+  return properties.slice(2, end < 0 ? undefined : end);
+}
+
 /** The headers of an event entry's properties, as `name=value\n` lines (what TEVT carries). */
 export function headerLines(properties: string): string {
   let out = '';

@@ -96,8 +96,10 @@ const PREV_LINE = `${PREV_PROPERTY}=`;
 export const DELETE_PREFIX_PROPERTY = 'twinstar-delete-prefix';
 const DELETE_PREFIX_LINE = `${DELETE_PREFIX_PROPERTY}=1\n`;
 
-export function isDeletePrefix(entry: Entry): boolean {
-  return entry.body.length === 0 && entry.properties.includes(DELETE_PREFIX_LINE);
+export function isDeletePrefix(entry: Pick<Entry, 'properties' | 'body'>): boolean {
+  if (entry.body.length !== 0) return false;
+  const { properties } = entry;
+  return properties.startsWith(DELETE_PREFIX_LINE) || properties.includes(`\n${DELETE_PREFIX_LINE}`);
 }
 
 /** The entry without the server's `twinstar-prev` line, and that line's sequence. */

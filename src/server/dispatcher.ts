@@ -5,8 +5,8 @@
  * what to do (`decide`), sequences those ops, then sends the deliveries, only to members whose
  * client it can reach; a member not heard for `memberTimeoutMs` leaves. Each pass is bounded.
  */
-import { eventKey, type GroupConfig, type GroupOp } from '../events/index.js';
-import type { DueChange } from '../core/index.js';
+import { eventKey, eventTopic, type GroupConfig, type GroupOp } from '../events/index.js';
+import { ZERO_UUID, type DueChange } from '../core/index.js';
 import type { Entry } from '../kv/index.js';
 import type { EventAck, PackedEntry } from '../wire/index.js';
 import type { ServerContext } from './context.js';
@@ -19,14 +19,12 @@ import {
   delivered,
   orphanKey,
   subKey,
-  topicOf,
   type SubscribeRequest,
   type Subscriber,
 } from './subscriptions.js';
 
 export { SubscribeError, eventChange, type From, type SubscribeRequest } from './subscriptions.js';
 
-const ZERO_UUID = '\0'.repeat(16);
 /** Ops one group may sequence in one pass; the rest waits for the next turn. */
 const OPS_PER_PASS = 2_000;
 /** Events in one TEVT. */
@@ -335,7 +333,7 @@ export class Dispatcher {
     if (entry === undefined) return;
     const original = this.ctx.store.bus.groups.get(group);
     const headers: Record<string, string> = {
-      'dlq-topic': topicOf(entry),
+      'dlq-topic': eventTopic(entry.properties),
       'dlq-sequence': String(event),
       'dlq-deliveries': String(original?.config.maxDeliver ?? 0),
     };

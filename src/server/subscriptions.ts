@@ -3,7 +3,7 @@
  * event goes out in a TEVT. Pure: no sockets, no clock.
  */
 import type { GroupConfig, GroupOp } from '../events/index.js';
-import { eventProperties, headerLines } from '../events/index.js';
+import { eventProperties, eventTopic, headerLines } from '../events/index.js';
 import type { DueChange } from '../core/index.js';
 import type { Entry } from '../kv/index.js';
 import type { EventAckKind, PackedEntry } from '../wire/index.js';
@@ -56,15 +56,10 @@ export function orphanKey(group: string, member: string): string {
   return `${group}\n${member}`;
 }
 
-export function topicOf(entry: Entry): string {
-  const line = entry.properties.split('\n').find((l) => l.startsWith('t='));
-  return line === undefined ? '' : line.slice(2);
-}
-
 /** An event as TEVT carries it: the topic as key, the headers as properties. */
 export function delivered(sequence: number, entry: Entry): PackedEntry {
   return {
-    key: topicOf(entry),
+    key: eventTopic(entry.properties),
     sequence,
     uuid: entry.uuid,
     properties: headerLines(entry.properties),

@@ -4,10 +4,10 @@
  * a lease the client was told about survives a failover; a keep-alive is not a key change, so no
  * watcher sees it.
  */
+import { ZERO_UUID } from '../../core/index.js';
 import type { NativeRequest } from '../../wire/index.js';
 import type { ServerContext } from '../context.js';
 
-const ZERO_UUID = '\0'.repeat(16);
 /** The shortest lease: a keep-alive every third of it must be practical (etcd's minimum is 5 s). */
 export const MIN_LEASE_TTL_MS = 1_000;
 
