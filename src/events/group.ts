@@ -176,14 +176,6 @@ export class GroupMachine {
     return p === undefined ? undefined : { ...p };
   }
 
-  /** The events a member holds now (delivered, not acked), in sequence order, with their deliveries. */
-  heldBy(member: string): { event: number; deliveries: number }[] {
-    const out: { event: number; deliveries: number }[] = [];
-    for (const [event, p] of this.pending)
-      if (p.member === member) out.push({ event, deliveries: p.deliveries });
-    return out.sort((a, b) => a.event - b.event);
-  }
-
   /** Whether this member is in the group. */
   hasMember(member: string): boolean {
     return this.members.has(member);

@@ -100,7 +100,6 @@ export class Dispatcher {
     const { bus } = this.ctx.store;
     const start = startOf(request.from, this.published());
     let info: Record<string, string>;
-    let resend = false;
     if (request.group === undefined) {
       info = { start: String(start) };
     } else {
@@ -120,7 +119,6 @@ export class Dispatcher {
       }
       if (!bus.groups.get(name)!.hasMember(request.member))
         this.commitOp(name, { type: 'join', member: request.member, at: now }, now);
-      else resend = true;
       this.orphans.delete(orphanKey(name, request.member));
       info = { cursor: String(bus.groups.get(name)!.considered) };
     }
@@ -137,9 +135,6 @@ export class Dispatcher {
     this.subs.set(sub.member, sub);
     this.bySub.set(subKey(identity, request.subId), sub.member);
     await this.ctx.policy.durable(this.ctx.store.sequence);
-    // A member back (a new connection, a failover): what it holds may have been lost on the way;
-    // it goes to it again now, as delivered (same count), rather than after the ack wait.
-    if (resend && this.subs.get(sub.member) === sub) this.resendHeld(sub);
     this.schedule();
     return info;
   }
@@ -292,19 +287,6 @@ export class Dispatcher {
           ),
         );
     }
-  }
-
-  private resendHeld(sub: Subscriber): void {
-    const group = this.ctx.store.bus.groups.get(sub.group!);
-    const events: PackedEntry[] = [];
-    const counts: number[] = [];
-    for (const { event, deliveries } of group?.heldBy(sub.member) ?? []) {
-      const entry = this.ctx.store.map.get(eventKey(event));
-      if (entry === undefined) continue;
-      events.push(delivered(event, entry));
-      counts.push(deliveries);
-    }
-    this.send(sub, events, counts);
   }
 
   /**

@@ -259,19 +259,6 @@ describe('server: the event bus through the router (fake context, real store)', 
     expect(h.store.bus.groups.get('w')!.pendingOf(held[0]!), 'the held one was acked').to.equal(undefined);
   });
 
-  it('a member that subscribes again (a new connection) gets what it holds again at once, same delivery count', async () => {
-    const h = make();
-    h.subscribe(A, 1, 'jobs', { member: 'a:1', group: 'w' });
-    await waitFor(() => h.ok(A) === 1, 2000, 'subscribed');
-    h.publish(event('jobs', 'held'));
-    await waitFor(() => delivered(h.repliesTo(A)).length === 1, 2000, 'delivered');
-    const again = Buffer.from('client-a-reconnected'); // the same client, known by a new identity
-    h.subscribe(again, 1, 'jobs', { member: 'a:1', group: 'w' });
-    await waitFor(() => delivered(h.repliesTo(again)).length === 1, 2000, 'sent again');
-    expect(delivered(h.repliesTo(again))[0]).to.include({ data: 'held', count: 1 });
-    expect(h.store.bus.groups.get('w')!.stats(0).redeliveries, 'not a redelivery').to.equal(0);
-  });
-
   it('a member not heard for the member timeout leaves; what it held goes to the other member', async () => {
     const h = make({ memberTimeoutMs: 1_000 });
     h.subscribe(A, 1, 'jobs', { member: 'a:1', group: 'w', maxAckPending: '1' });
