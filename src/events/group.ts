@@ -176,6 +176,15 @@ export class GroupMachine {
     return p === undefined ? undefined : { ...p };
   }
 
+  /**
+   * Whether the event is done for the group: considered (at or below the cursor) and no longer
+   * pending. It was acked, termed or dead-lettered, or it was not the group's: it will not be
+   * delivered again.
+   */
+  settled(event: number): boolean {
+    return event <= this.cursor && !this.pending.has(event);
+  }
+
   /** Whether this member is in the group. */
   hasMember(member: string): boolean {
     return this.members.has(member);

@@ -169,7 +169,12 @@ export class Dispatcher {
     const notHeld: number[] = [];
     acks.forEach(({ sequence: event, kind, delayMs }, i) => {
       if (kind === 'seen') return;
-      if (group?.pendingOf(event)?.member !== sub.member) return void notHeld.push(i);
+      if (group?.pendingOf(event)?.member !== sub.member) {
+        // An ack (or term) of an event already done is confirmed: it will not be delivered again.
+        // This is the retry of an ack whose reply was lost, often in a failover.
+        if (!(group?.settled(event) && (kind === 'ack' || kind === 'term'))) notHeld.push(i);
+        return;
+      }
       this.commitOp(sub.group!, ackOp(kind, event, sub.member, now, delayMs, group.config.ackWaitMs), now);
     });
     this.schedule();

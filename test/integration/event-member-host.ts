@@ -34,6 +34,10 @@ for await (const event of subscription) {
     await event.ack();
     say({ acked: event.sequence });
   };
-  if ((holdMs as number) > 0) setTimeout(() => void ack().catch(() => undefined), holdMs as number);
-  else await ack().catch((error: unknown) => say({ ackError: String(error) }));
+  if ((holdMs as number) > 0)
+    setTimeout(
+      () => void ack().catch((error: unknown) => say({ ackError: String(error), seq: event.sequence })),
+      holdMs as number,
+    );
+  else await ack().catch((error: unknown) => say({ ackError: String(error), seq: event.sequence }));
 }

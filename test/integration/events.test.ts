@@ -36,6 +36,7 @@ class Member {
   readonly got: { seq: number; n: number; t: number }[] = [];
   readonly acked: number[] = [];
   readonly ackedAt = new Map<number, number>();
+  readonly ackErrors: { seq: number; error: string }[] = [];
   ready = false;
   readonly child: ChildProcess;
   readonly exited: Promise<unknown>;
@@ -58,11 +59,14 @@ class Member {
           got?: number;
           n?: number;
           acked?: number;
+          ackError?: string;
+          seq?: number;
           t: number;
         };
         out = out.slice(nl + 1);
         if (line.ready) this.ready = true;
         if (line.got !== undefined) this.got.push({ seq: line.got, n: line.n!, t: line.t });
+        if (line.ackError !== undefined) this.ackErrors.push({ seq: line.seq!, error: line.ackError });
         if (line.acked !== undefined) {
           this.acked.push(line.acked);
           this.ackedAt.set(line.acked, line.t);
@@ -178,12 +182,22 @@ describe('event bus: consumer groups with real processes', function () {
     // Publishing goes on through the failover; every acknowledged publish must come out.
     acked.push(...(await publishMany(publisher, 'jobs', 1_500, 1_500)));
     await backup.ready('ACTIVE', 30_000);
+    const handled = () => new Set(group.flatMap((m) => m.acked));
     await waitFor(
-      () => new Set(group.flatMap((m) => m.acked)).size >= acked.length,
+      () => handled().size >= acked.length,
       120_000,
-      'every acknowledged publish handled after the failover',
+      'every acknowledged publish handled',
       100,
-    );
+    ).catch(async (error: Error) => {
+      // Say what is missing and where it is, so that a failure can be read without a rerun.
+      const missing = acked.filter((s) => !handled().has(s));
+      const refusals = group.flatMap((m) => m.ackErrors).filter((e) => missing.includes(e.seq));
+      const state = await fetch(`${backup.http}/groups/fail`).then((r) => r.text(), String);
+      throw new Error(
+        `${error.message}: ${missing.length} missing (${missing.slice(0, 10).join(', ')}); ` +
+          `their ack refusals: ${JSON.stringify(refusals.slice(0, 3))}; the group on the new active: ${state}`,
+      );
+    });
     const deliveries = group.flatMap((m) => m.got.map((g) => g.seq));
     const duplicates = deliveries.length - new Set(deliveries).size;
     console.log(`      ${acked.length} events, ${deliveries.length} deliveries, ${duplicates} duplicates`);

@@ -259,6 +259,30 @@ describe('server: the event bus through the router (fake context, real store)', 
     expect(h.store.bus.groups.get('w')!.pendingOf(held[0]!), 'the held one was acked').to.equal(undefined);
   });
 
+  it('an ack sent again after the first was recorded (its reply lost in a failover) is confirmed; a nak of a done event is refused', async () => {
+    const h = make();
+    h.subscribe(A, 1, 'jobs', { member: 'a:1', group: 'w' });
+    await waitFor(() => h.ok(A) === 1, 2000, 'subscribed');
+    h.publish(event('jobs', 'x'));
+    await waitFor(() => delivered(h.repliesTo(A)).length === 1, 2000, 'delivered');
+    const { sequence } = delivered(h.repliesTo(A))[0]!;
+    h.ack(A, 1, [{ sequence, kind: 'ack', delayMs: 0 }]);
+    await waitFor(() => h.ok(A) === 2, 2000, 'the first ack confirmed');
+    expect(h.store.bus.groups.get('w')!.settled(sequence), 'the event is done').to.equal(true);
+    // The client did not see that reply and sends the same ack again: it must be confirmed too,
+    // or the member is told its handled event "will be delivered again" while it never will be.
+    h.ack(A, 1, [{ sequence, kind: 'ack', delayMs: 0 }]);
+    await waitFor(() => h.repliesTo(A).length >= 4, 2000, 'the second answer');
+    expect(h.repliesTo(A).at(-1)).to.include({ command: 'TEOK' });
+    // A nak asks for a redelivery that will never come: that one is refused.
+    h.ack(A, 1, [{ sequence, kind: 'nak', delayMs: 0 }]);
+    await waitFor(() => h.repliesTo(A).some((r) => r.command === 'TERROR'), 2000, 'the third answer');
+    expect(h.repliesTo(A).find((r) => r.command === 'TERROR')).to.deep.include({
+      reason: 'not-held',
+      refused: [0],
+    });
+  });
+
   it('a member not heard for the member timeout leaves; what it held goes to the other member', async () => {
     const h = make({ memberTimeoutMs: 1_000 });
     h.subscribe(A, 1, 'jobs', { member: 'a:1', group: 'w', maxAckPending: '1' });
