@@ -8,24 +8,11 @@
  * phase (PublishHost); no I/O of its own besides `link.request`.
  */
 import { checkTopic } from '../events/index.js';
-import {
-  encodeRequest,
-  formatProperties,
-  type ErrorReply,
-  type Limits,
-  type PackedEntry,
-} from '../wire/index.js';
+import { encodeRequest, formatProperties, type Limits, type PackedEntry } from '../wire/index.js';
 import { newUuid } from '../core/index.js';
-import {
-  AccessDeniedError,
-  ClosedError,
-  InvalidArgumentError,
-  QueueFullError,
-  ServerRejectedError,
-  TimeoutError,
-} from '../errors.js';
+import { ClosedError, InvalidArgumentError, QueueFullError, ServerRejectedError } from '../errors.js';
+import { AckedQueue, type Queued } from './acked-queue.js';
 import { rejectWith } from './arguments.js';
-import { BatchSizer } from './batches.js';
 import { checkAckSequences } from './drops.js';
 import type { Link } from './transport.js';
 
@@ -35,18 +22,6 @@ const PUBLISH_BATCH = 1000;
 export interface PublishOptions {
   /** headers of the event: names [A-Za-z0-9_.-]+, values without a newline */
   headers?: Record<string, string>;
-}
-
-interface Pending {
-  readonly key: string;
-  readonly uuid: string;
-  readonly properties: string;
-  readonly body: Buffer;
-  readonly deadline: number;
-  readonly order: number;
-  resolve(sequence: number): void;
-  reject(error: Error): void;
-  done: boolean;
 }
 
 export interface PublishHost {
@@ -114,21 +89,9 @@ export function eventData(data: unknown, limits: Limits): Buffer {
   return body;
 }
 
-export class Publishes {
-  private queue: Pending[] = [];
-  private readonly inflight = new Map<number, { events: Pending[]; sentAt: number }>();
-  private order = 0;
-  private unsettled = 0;
-  private flushScheduled = false;
-  private readonly batches: BatchSizer;
-
+export class Publishes extends AckedQueue<Queued> {
   constructor(private readonly host: PublishHost) {
-    this.batches = new BatchSizer(host.limits, PUBLISH_BATCH);
-  }
-
-  /** Events published and not yet settled. */
-  get pending(): number {
-    return this.unsettled;
+    super(host, PUBLISH_BATCH);
   }
 
   /** Never throws: a bad topic, data or header rejects with InvalidArgumentError. */
@@ -150,31 +113,9 @@ export class Publishes {
     if (host.mode() === 'chp') return Promise.reject(plainChpError());
     if (this.unsettled >= host.maxPendingWrites)
       return Promise.reject(new QueueFullError(host.maxPendingWrites));
-    this.unsettled++;
     return new Promise<number>((resolve, reject) => {
       const deadline = host.now() + host.writeTimeoutMs;
-      const uuid = newUuid();
-      this.queue.push({
-        key,
-        uuid,
-        properties,
-        body,
-        deadline,
-        order: this.order++,
-        resolve,
-        reject,
-        done: false,
-      });
-      this.scheduleFlush();
-    });
-  }
-
-  scheduleFlush(): void {
-    if (this.flushScheduled || this.queue.length === 0) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.flush();
+      this.enqueue({ key, uuid: newUuid(), properties, body, deadline, resolve, reject });
     });
   }
 
@@ -187,113 +128,26 @@ export class Publishes {
     }
     const link = this.host.target();
     if (link === undefined || mode === 'auto') return;
-    while (this.queue.length > 0) {
-      const events = this.queue.splice(0, this.batches.next(this.queue)).filter((p) => !p.done);
-      if (events.length === 0) continue;
-      const reqId = this.host.reqId();
-      this.inflight.set(reqId, { events, sentAt: this.host.now() });
+    this.sendBatches(link, (reqId, events) => {
       const entries: PackedEntry[] = events.map(({ key, uuid, properties, body }) => {
         return { key, sequence: 0, uuid, properties, body, expiresAt: 0 };
       });
-      link.request(encodeRequest({ command: 'TEPUB', reqId, events: entries }));
-    }
-  }
-
-  /** Whether `reqId` is a publish batch waiting for its answer. */
-  waiting(reqId: number): boolean {
-    return this.inflight.has(reqId);
+      return encodeRequest({ command: 'TEPUB', reqId, events: entries });
+    });
   }
 
   /** A TACK for a publish batch: one sequence per event, or it throws (ReplyError) and settles nothing. */
   onAck(reqId: number, sequences: readonly number[]): boolean {
     const batch = this.inflight.get(reqId);
     if (!batch) return false;
-    const seqs = checkAckSequences(sequences, batch.events.length);
+    const seqs = checkAckSequences(sequences, batch.items.length);
     this.inflight.delete(reqId);
-    batch.events.forEach((p, i) => this.settle(p, seqs[i]!));
+    batch.items.forEach((p, i) => this.settle(p, seqs[i]!));
     return true;
-  }
-
-  /** A TERROR: true if it answered a publish batch. */
-  onError(error: ErrorReply): boolean {
-    const { reqId, reason, message } = error;
-    const batch = this.inflight.get(reqId);
-    if (!batch) return false;
-    if (reason === 'access-denied' && error.refused !== undefined) {
-      for (const index of error.refused) {
-        const p = batch.events[index];
-        if (p) this.fail(p, new AccessDeniedError(p.key, `${message}: ${JSON.stringify(p.key)}`));
-      }
-      this.requeue(reqId);
-      this.flush();
-      return true;
-    }
-    if (reason === 'batch-too-large' && this.batches.refused(batch.events, error.fit)) {
-      this.requeue(reqId);
-      this.flush();
-      return true;
-    }
-    this.inflight.delete(reqId);
-    for (const p of batch.events) this.fail(p, new ServerRejectedError(reason, message));
-    return true;
-  }
-
-  /** At a failover every unacknowledged event goes back to the queue, in order, same uuid. */
-  requeueAll(): void {
-    for (const reqId of [...this.inflight.keys()]) this.requeue(reqId);
-  }
-
-  /** Batches unanswered for requestTimeoutMs go again (same uuids: stored once). */
-  retryUnanswered(now: number): void {
-    for (const [reqId, batch] of [...this.inflight])
-      if (now - batch.sentAt > this.host.requestTimeoutMs) this.requeue(reqId);
-    this.scheduleFlush();
-  }
-
-  /** The client was frozen: time it slept through does not count against requests. */
-  thaw(now: number): void {
-    for (const batch of this.inflight.values()) batch.sentAt = Math.max(batch.sentAt, now);
   }
 
   /** Fails events past their deadline with TimeoutError. */
   expire(now: number): void {
-    const expired = (p: Pending) => !p.done && p.deadline <= now;
-    const timeout = () => new TimeoutError(`publish not acknowledged within ${this.host.writeTimeoutMs} ms`);
-    if (this.queue.some(expired)) {
-      for (const p of this.queue) if (expired(p)) this.fail(p, timeout());
-      this.queue = this.queue.filter((p) => !p.done);
-    }
-    for (const batch of this.inflight.values())
-      for (const p of batch.events) if (expired(p)) this.fail(p, timeout());
-  }
-
-  /** Closing: every event not settled rejects with `error`. */
-  failAll(error: Error): void {
-    for (const p of this.queue) this.fail(p, error);
-    for (const batch of this.inflight.values()) for (const p of batch.events) this.fail(p, error);
-    this.queue = [];
-    this.inflight.clear();
-  }
-
-  private requeue(reqId: number): void {
-    const batch = this.inflight.get(reqId);
-    if (!batch) return;
-    this.inflight.delete(reqId);
-    const back = batch.events.filter((p) => !p.done);
-    if (back.length > 0) this.queue = back.concat(this.queue).sort((a, b) => a.order - b.order);
-  }
-
-  private settle(p: Pending, sequence: number): void {
-    if (p.done) return;
-    p.done = true;
-    this.unsettled--;
-    this.host.later(() => p.resolve(sequence));
-  }
-
-  private fail(p: Pending, error: Error): void {
-    if (p.done) return;
-    p.done = true;
-    this.unsettled--;
-    this.host.later(() => p.reject(error));
+    this.expireItems(now, `publish not acknowledged within ${this.host.writeTimeoutMs} ms`);
   }
 }

@@ -11,7 +11,6 @@
 import { encodeKvMsg, encodeRequest, type Durability, type ErrorReply, type Limits } from '../wire/index.js';
 import { newUuid } from '../core/index.js';
 import {
-  AccessDeniedError,
   ClosedError,
   ConflictError,
   LeaseNotFoundError,
@@ -19,26 +18,17 @@ import {
   ServerRejectedError,
   TimeoutError,
 } from '../errors.js';
+import { AckedQueue, type Queued } from './acked-queue.js';
 import { checkKey, rejectWith } from './arguments.js';
 import { checkAckSequences } from './drops.js';
-import { BatchSizer } from './batches.js';
 import { AppliedWaiters } from './read-your-writes.js';
 import type { Link } from './transport.js';
 
 const WRITE_BATCH = 1000;
 
-interface Write {
-  readonly key: string;
-  readonly uuid: string;
-  readonly properties: string;
-  readonly body: Buffer;
-  readonly deadline: number;
-  readonly order: number;
+interface Write extends Queued {
   /** a condition, lease or delete by prefix: a plain CHP server cannot honour it */
   readonly nativeOnly: boolean;
-  resolve(sequence: number): void;
-  reject(error: Error): void;
-  done: boolean;
 }
 
 export interface WritesHost {
@@ -68,26 +58,13 @@ export interface WritesHost {
   later?(step: () => void): void;
 }
 
-export class Writes {
-  private queue: Write[] = [];
-  private readonly inflight = new Map<number, { writes: Write[]; sentAt: number }>();
+export class Writes extends AckedQueue<Write> {
   /** acknowledged writes waiting for the replica to apply their sequence (read-your-writes) */
   private readonly applying = new AppliedWaiters<Write>();
-  private order = 0;
-  private flushScheduled = false;
   private degradedNow = false;
-  /** a running count: walking the in-flight batches on every set() made writes O(in flight) */
-  private unsettled = 0;
-  /** batches cut to the server's maxBatchEntries and maxBatchBytes (issue 13) */
-  private readonly batches: BatchSizer;
 
   constructor(private readonly host: WritesHost) {
-    this.batches = new BatchSizer(host.limits, WRITE_BATCH);
-  }
-
-  /** Writes issued and not yet settled. */
-  get pending(): number {
-    return this.unsettled;
+    super(host, WRITE_BATCH);
   }
 
   get degraded(): boolean {
@@ -116,30 +93,9 @@ export class Writes {
       for (const link of host.links) link.publish(frames);
       return Promise.resolve(0);
     }
-    this.unsettled++;
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({
-        key,
-        uuid,
-        properties,
-        body,
-        deadline: host.now() + host.writeTimeoutMs,
-        order: this.order++,
-        nativeOnly,
-        resolve,
-        reject,
-        done: false,
-      });
-      this.scheduleFlush();
-    });
-  }
-
-  scheduleFlush(): void {
-    if (this.flushScheduled || this.queue.length === 0) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.flush();
+      const deadline = host.now() + host.writeTimeoutMs;
+      this.enqueue({ key, uuid, properties, body, deadline, nativeOnly, resolve, reject });
     });
   }
 
@@ -161,21 +117,12 @@ export class Writes {
       }
       return;
     }
-    while (this.queue.length > 0) {
-      const writes = this.queue.splice(0, this.batches.next(this.queue)).filter((w) => !w.done);
-      if (writes.length === 0) continue;
-      const reqId = this.host.reqId();
-      this.inflight.set(reqId, { writes, sentAt: this.host.now() });
+    this.sendBatches(link, (reqId, writes) => {
       const entries = writes.map(({ key, uuid, properties, body }) => {
         return { key, sequence: 0, uuid, properties, body, expiresAt: 0 };
       });
-      link.request(encodeRequest({ command: 'TSET', reqId, writes: entries }));
-    }
-  }
-
-  /** Whether `reqId` is a write batch still waiting for its answer. */
-  waiting(reqId: number): boolean {
-    return this.inflight.has(reqId);
+      return encodeRequest({ command: 'TSET', reqId, writes: entries });
+    });
   }
 
   /**
@@ -185,9 +132,9 @@ export class Writes {
   onAck(reqId: number, sequences: readonly number[], durability: Durability): void {
     const batch = this.inflight.get(reqId);
     if (!batch) return; // already answered, or re-sent after a timeout: the later answer settles it
-    const seqs = checkAckSequences(sequences, batch.writes.length);
+    const seqs = checkAckSequences(sequences, batch.items.length);
     this.inflight.delete(reqId);
-    batch.writes.forEach((w, i) => this.settleWhenApplied(w, seqs[i]!));
+    batch.items.forEach((w, i) => this.settleWhenApplied(w, seqs[i]!));
     this.noteDurability(durability);
   }
 
@@ -201,39 +148,13 @@ export class Writes {
   }
 
   /** A TERROR (decoded): true if it answered a write batch. */
-  onError(error: ErrorReply): boolean {
-    const { reqId, reason, message } = error;
-    const batch = this.inflight.get(reqId);
-    if (!batch) return false;
-    if (reason === 'access-denied' && error.refused !== undefined) {
-      // Only the listed writes are refused; nothing of the batch was applied, so the rest go again.
-      for (const index of error.refused) {
-        const w = batch.writes[index];
-        if (w) this.fail(w, new AccessDeniedError(w.key, `${message}: ${JSON.stringify(w.key)}`));
-      }
-      this.requeue(reqId);
-      this.flush();
-      return true;
-    }
-    if ((reason === 'conflict' || reason === 'lease-not-found') && error.refused !== undefined) {
-      // A TSET is all or nothing: the refused writes fail, the others of the batch go again.
-      error.refused.forEach((index, i) => {
-        const w = batch.writes[index];
-        if (w) this.fail(w, refusal(reason, w, message, error.current?.[i]));
-      });
-      this.requeue(reqId);
-      this.flush();
-      return true;
-    }
-    if (reason === 'batch-too-large' && this.batches.refused(batch.writes, error.fit)) {
-      // Nothing of it was applied: the same writes go again in batches cut to the server's limits.
-      this.requeue(reqId);
-      this.flush();
-      return true;
-    }
-    this.inflight.delete(reqId);
-    for (const w of batch.writes) this.fail(w, new ServerRejectedError(reason, message));
-    return true;
+  override onError(error: ErrorReply): boolean {
+    // A TSET is all or nothing: refused conditions and leases fail those writes, the others go again.
+    return super.onError(error, (reason) =>
+      reason === 'conflict' || reason === 'lease-not-found'
+        ? (w, i) => refusal(reason, w, error.message, error.current?.[i])
+        : undefined,
+    );
   }
 
   /**
@@ -251,34 +172,10 @@ export class Writes {
     this.applying.release(sequence, this.host.now(), (w, seq) => this.settle(w, seq));
   }
 
-  /** At a failover every unacknowledged write goes back to the queue, in issue order, same uuid. */
-  requeueAll(): void {
-    for (const reqId of [...this.inflight.keys()]) this.requeue(reqId);
-  }
-
-  /** Batches unanswered for requestTimeoutMs go again (same uuids: the server applies each once). */
-  retryUnanswered(now: number): void {
-    for (const [reqId, batch] of [...this.inflight])
-      if (now - batch.sentAt > this.host.requestTimeoutMs) this.requeue(reqId);
-    this.scheduleFlush();
-  }
-
-  /** The client was frozen: time it slept through does not count against requests. */
-  thaw(now: number): void {
-    for (const batch of this.inflight.values()) batch.sentAt = Math.max(batch.sentAt, now);
-  }
-
   /** Fails writes past their deadline; asks for a resume when acknowledged changes do not come. */
   expire(now: number): void {
-    const expired = (w: Write) => !w.done && w.deadline <= now;
     const ms = this.host.writeTimeoutMs;
-    const timeout = () => new TimeoutError(`write not acknowledged within ${ms} ms`);
-    if (this.queue.some(expired)) {
-      for (const w of this.queue) if (expired(w)) this.fail(w, timeout());
-      this.queue = this.queue.filter((w) => !w.done);
-    }
-    for (const batch of this.inflight.values())
-      for (const w of batch.writes) if (expired(w)) this.fail(w, timeout());
+    this.expireItems(now, `write not acknowledged within ${ms} ms`);
     this.applying.expire(now, (w, sequence) =>
       this.fail(
         w,
@@ -293,40 +190,9 @@ export class Writes {
   }
 
   /** Closing: every write not settled rejects with `error`. */
-  failAll(error: Error): void {
-    for (const w of this.queue) this.fail(w, error);
-    for (const batch of this.inflight.values()) for (const w of batch.writes) this.fail(w, error);
+  override failAll(error: Error): void {
+    super.failAll(error);
     this.applying.drain((w) => this.fail(w, error));
-    this.queue = [];
-    this.inflight.clear();
-  }
-
-  /** A batch's unsettled writes go back to the queue in issue order, keeping their uuids. */
-  private requeue(reqId: number): void {
-    const batch = this.inflight.get(reqId);
-    if (!batch) return;
-    this.inflight.delete(reqId);
-    const back = batch.writes.filter((w) => !w.done);
-    if (back.length > 0) this.queue = back.concat(this.queue).sort((a, b) => a.order - b.order);
-  }
-
-  private settle(w: Write, sequence: number): void {
-    if (w.done) return;
-    w.done = true;
-    this.unsettled--;
-    this.later(() => w.resolve(sequence));
-  }
-
-  private fail(w: Write, error: Error): void {
-    if (w.done) return;
-    w.done = true;
-    this.unsettled--;
-    this.later(() => w.reject(error));
-  }
-
-  private later(step: () => void): void {
-    if (this.host.later) this.host.later(step);
-    else step();
   }
 }
 
