@@ -218,13 +218,15 @@ export class Dispatcher {
     const { bus } = this.ctx.store;
     const group = bus.groups.get(name)!;
     const pattern = bus.patternOf(name) ?? '>';
-    const events = bus.index.after(group.considered, pattern, OPS_PER_PASS).filter((e) => e.sequence <= upTo);
+    const reachable = (member: string) => this.subs.get(member)?.group === name;
+    // No member to place them: one candidate says as much as a page (decide stops at the first).
+    const page = group.memberIds().some(reachable) ? OPS_PER_PASS : 1;
+    const events = bus.index.after(group.considered, pattern, page).filter((e) => e.sequence <= upTo);
     // With nothing to deliver, the cursor moves past the events that were not the group's, up to
     // the newest released event (never to the log's sequence: the group's own ops move that).
     const head = bus.index.last() ?? 0;
     const idle = events.length === 0 && head <= upTo;
     const view = { candidates: events.map((e) => e.sequence), upTo: idle ? head : group.considered };
-    const reachable = (member: string) => this.subs.get(member)?.group === name;
     const ops = group.decide(now, view, OPS_PER_PASS, reachable);
     if (ops.length === 0) return false;
     const cursorBefore = group.considered;
