@@ -7,7 +7,8 @@
  *   redis     a primary and one replica, no persistence (lib/redis.ts), node-redis 4: PUBLISH for
  *             the fan-out, SET + WAIT 1 0 for an acknowledged write, MSET to load
  *   nats      one nats-server -js (lib/jetstream.ts), nats.js 2: KV buckets in memory storage with
- *             one replica (R1), history 1; kv.put() (acknowledged by JetStream) for every write
+ *             one replica (R1), history 64 (fan-out) and 1 (snapshot); kv.put() (acknowledged by
+ *             JetStream) for every write
  *
  * Every load loop is bounded by a count and a deadline; stop() kills what start() spawned.
  */
@@ -149,10 +150,14 @@ export async function startNats(): Promise<PeerSystem | { missing: string }> {
   try {
     nc = await natsConnect({ servers: server.url });
     const js = nc.jetstream();
-    const bucket = (name: string): Promise<KV> =>
-      js.views.kv(name, { storage: StorageType.Memory, history: 1, replicas: 1 });
-    const fan = await bucket(FAN.natsBucket);
-    const snap = await bucket(SNAP.natsBucket);
+    const bucket = (name: string, history: number): Promise<KV> =>
+      js.views.kv(name, { storage: StorageType.Memory, history, replicas: 1 });
+    // A KV watcher that falls behind is sent only the revisions the stream still holds: with
+    // history 1 it skips every update overwritten meanwhile (state, not every change). 64 (the
+    // most NATS allows) keeps each of the 100 fan-out keys' last 64 updates, several seconds at
+    // 1,000 updates/s, so that its watchers get every update, as twinstar's and Redis's do.
+    const fan = await bucket(FAN.natsBucket, 64);
+    const snap = await bucket(SNAP.natsBucket, 1);
     const conn = nc;
     return {
       system: 'nats',

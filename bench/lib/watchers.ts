@@ -21,7 +21,7 @@
  */
 import { connect as twinstarConnect, type Client } from '../../src/index.js';
 import { commandOptions, createClient } from 'redis';
-import { connect as natsConnect, KvWatchInclude, type KV, type NatsConnection } from 'nats';
+import { connect as natsConnect, Events, KvWatchInclude, type KV, type NatsConnection } from 'nats';
 import { Histogram } from './stats.js';
 import { nowMs } from './proc.js';
 import { FAN, SNAP, type PeerTarget } from './peer-systems.js';
@@ -34,6 +34,8 @@ interface Group {
   watchers: Watcher[];
   counts: number[];
   hist: Histogram;
+  /** connections lost and re-established (a slow watcher cut by its server, for one) */
+  disconnects: number;
 }
 
 let group: Group | undefined;
@@ -47,7 +49,11 @@ function record(g: Group, i: number, body: Uint8Array): void {
   }
 }
 
-async function startWatcher(t: PeerTarget, onValue: (body: Uint8Array) => void): Promise<Watcher> {
+async function startWatcher(
+  t: PeerTarget,
+  onValue: (body: Uint8Array) => void,
+  onDisconnect: () => void = () => undefined,
+): Promise<Watcher> {
   switch (t.system) {
     case 'twinstar': {
       const client: Client = await twinstarConnect({
@@ -59,17 +65,22 @@ async function startWatcher(t: PeerTarget, onValue: (body: Uint8Array) => void):
       client.on('update', (u) => {
         if (u.value) onValue(u.value);
       });
+      client.on('disconnected', onDisconnect);
       return { close: () => client.close() };
     }
     case 'redis': {
       const client = createClient({ url: t.url! });
       client.on('error', () => undefined);
+      client.on('reconnecting', onDisconnect);
       await client.connect();
       await client.subscribe(FAN.redisChannel, (message: Buffer) => onValue(message), true);
       return { close: () => client.disconnect() };
     }
     case 'nats': {
       const nc = await natsConnect({ servers: t.url! });
+      void (async () => {
+        for await (const s of nc.status()) if (s.type === Events.Disconnect) onDisconnect();
+      })().catch(() => undefined);
       const kv = await nc.jetstream().views.kv(FAN.natsBucket, { bindOnly: true });
       const it = await kv.watch({ key: FAN.natsKeys, include: KvWatchInclude.UpdatesOnly });
       void (async () => {
@@ -102,11 +113,22 @@ async function connectTimes(t: PeerTarget, n: number): Promise<number[]> {
 
 async function watchStart(t: PeerTarget, count: number): Promise<{ ms: number }> {
   await watchStop();
-  const g: Group = { watchers: [], counts: new Array<number>(count).fill(0), hist: new Histogram() };
+  const g: Group = {
+    watchers: [],
+    counts: new Array<number>(count).fill(0),
+    hist: new Histogram(),
+    disconnects: 0,
+  };
   group = g;
   const t0 = nowMs();
   const started = await Promise.allSettled(
-    Array.from({ length: count }, (_, i) => startWatcher(t, (body) => record(g, i, body))),
+    Array.from({ length: count }, (_, i) =>
+      startWatcher(
+        t,
+        (body) => record(g, i, body),
+        () => g.disconnects++,
+      ),
+    ),
   );
   const ms = nowMs() - t0;
   for (const s of started) if (s.status === 'fulfilled') g.watchers.push(s.value);
@@ -123,13 +145,18 @@ async function watchStop(): Promise<void> {
 
 function stats(): unknown {
   if (!group) throw new Error('no watchers');
-  return { counts: group.counts, hist: { counts: group.hist.counts, maxUs: group.hist.maxUs } };
+  return {
+    counts: group.counts,
+    hist: { counts: group.hist.counts, maxUs: group.hist.maxUs },
+    disconnects: group.disconnects,
+  };
 }
 
 function reset(): void {
   if (!group) throw new Error('no watchers');
   group.counts.fill(0);
   group.hist = new Histogram();
+  group.disconnects = 0;
 }
 
 /** A new reader: from its connection to every key under the snapshot prefix held in memory. */

@@ -86,6 +86,8 @@ interface FanRun {
   clientCpu: number;
   serverCpu: number;
   lost: number;
+  /** watcher connections lost during the phase */
+  disconnects: number;
   achieved: number;
   failed: number;
 }
@@ -179,12 +181,16 @@ async function round(ctx: Context, p: Plan, s: PeerSystem, r: Runs, run: number)
         clientCpu: per1000(clientCpu),
         serverCpu: per1000(serverCpu),
         lost,
+        disconnects: stats.disconnects,
         achieved: paced.rate,
         failed: paced.failed,
       };
       if (paced.failed > 0)
         ctx.log(`  !! ${s.name}: ${paced.failed} fan-out writes failed: ${paced.firstError}`);
-      if (lost > 0) ctx.log(`  !! ${s.name}: ${lost} deliveries lost at ${rate}/s`);
+      if (lost > 0 || stats.disconnects > 0)
+        ctx.log(
+          `  !! ${s.name}: ${lost} deliveries lost at ${rate}/s (${paced.done} writes to ${p.watchers} watchers), ${stats.disconnects} watcher disconnections`,
+        );
       r.fan[rate]!.push(f);
       line.push(
         `${rate}/s p50 ${f.p50.toFixed(2)} p99 ${f.p99.toFixed(2)} ms, CPU/1k watchers ${f.clientCpu.toFixed(1)} server ${f.serverCpu.toFixed(1)} ms, lost ${lost}`,
@@ -214,9 +220,10 @@ async function round(ctx: Context, p: Plan, s: PeerSystem, r: Runs, run: number)
 interface Stats {
   counts: number[];
   hist: { counts: number[]; maxUs: number };
+  disconnects: number;
 }
 
-/** Waits until every watcher has `expected` deliveries, or the counts stop moving for 2 s. */
+/** Waits until every watcher has `expected` deliveries, or the counts stop moving for 5 s. */
 async function drained(worker: Worker, expected: number, ms: number): Promise<Stats> {
   const deadline = Date.now() + ms;
   let last = -1;
@@ -228,7 +235,7 @@ async function drained(worker: Worker, expected: number, ms: number): Promise<St
     if (total !== last) {
       last = total;
       lastChange = Date.now();
-    } else if (Date.now() - lastChange > 2000) return stats;
+    } else if (Date.now() - lastChange > 5000) return stats;
     if (Date.now() > deadline) return stats;
     await sleep(20);
   }
@@ -315,6 +322,7 @@ function report(ctx: Context, p: Plan, systems: PeerSystem[], runs: Map<System, 
       achievedRate: fan(r).map((f) => Math.round(f.achieved)),
       failedWrites: fan(r).map((f) => f.failed),
       lost: fan(r).map((f) => f.lost),
+      disconnects: fan(r).map((f) => f.disconnects),
     });
     rows(
       section,
