@@ -20,6 +20,7 @@
  * Rounds interleave the systems (twinstar, Redis, NATS, then again), so that a busy minute of
  * the shared machine does not fall on one of them only; figures are medians of the rounds.
  */
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { cpuSeconds, sleep } from '../lib/proc.js';
 import {
@@ -121,6 +122,10 @@ export async function peers(ctx: Context): Promise<void> {
       }
     }
     ran = systems.map((s) => s.system);
+    const clients = ['redis', '@redis/client', 'nats'].map((m) => `${m} ${packageVersion(m)}`);
+    const note = `peers: ${systems.map((s) => s.name).join(', ')}; client libraries ${clients.join(', ')}`;
+    ctx.report.notes.push(note);
+    ctx.log(`  ${note}`);
     for (const s of systems) {
       const t = Date.now();
       await s.load(p.keys);
@@ -145,6 +150,15 @@ export async function peers(ctx: Context): Promise<void> {
   } finally {
     for (const s of systems)
       await s.stop().catch((error) => ctx.log(`  !! stopping ${s.name}: ${String(error)}`));
+  }
+}
+
+function packageVersion(name: string): string {
+  try {
+    const url = new URL(`../../node_modules/${name}/package.json`, import.meta.url);
+    return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
   }
 }
 
