@@ -252,7 +252,7 @@ export async function awaitingWrites(
   let firstError: string | undefined;
   for (let i = 0; i < max && nowMs() - t0 < ms; i++) {
     try {
-      await s.ackedWrite(i, body);
+      await within(s.ackedWrite(i, body), 30_000, `${s.name}: an acknowledged write`);
       done++;
     } catch (error) {
       failed++;

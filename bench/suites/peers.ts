@@ -22,7 +22,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { cpuSeconds, sleep } from '../lib/proc.js';
+import { cpuSeconds, sleep, within } from '../lib/proc.js';
 import {
   awaitingWrites,
   pacedWrites,
@@ -128,7 +128,7 @@ export async function peers(ctx: Context): Promise<void> {
     ctx.log(`  ${note}`);
     for (const s of systems) {
       const t = Date.now();
-      await s.load(p.keys);
+      await within(s.load(p.keys), 300_000, `loading ${p.keys} keys into ${s.name}`);
       ctx.log(`  ${s.name}: ${p.keys} keys loaded in ${((Date.now() - t) / 1000).toFixed(1)} s`);
     }
     const runs = new Map<System, Runs>(
