@@ -4,7 +4,10 @@
  *   --quick          reduced set, 1 run per figure, short loads (the CI smoke test)
  *   --json FILE      also write every figure, every run and the machine as JSON
  *   --runs N         runs per figure (default 3, quick 1)
- *   --only LIST      comma-separated suites: ceiling,ack,curve,chp,fanout,snapshot,failover,durability,events
+ *   --only LIST      comma-separated suites: ceiling,ack,curve,chp,fanout,snapshot,failover,durability,events,peers
+ *   --peers          the peers suite (issue 18): twinstar beside redis-server and nats-server, where
+ *                    installed; alone, or added to --only. A full run leaves it out unless asked;
+ *                    --quick includes one short round of it
  *   --window N       acknowledged writes in flight for pipelined writers (default 2000)
  *   --profile DIR    run server processes under --cpu-prof, profiles written to DIR
  *   --wait-idle S    first wait up to S seconds for the 1-minute load average to drop below 1
@@ -27,6 +30,7 @@ import { snapshot } from './suites/snapshot.js';
 import { failover } from './suites/failover.js';
 import { durability, durabilitySizes, MODES, SIGNALS } from './suites/durability.js';
 import { events, eventFigures } from './suites/events.js';
+import { peers, peerFigures } from './suites/peers.js';
 
 const SUITES = [
   'ceiling',
@@ -38,6 +42,7 @@ const SUITES = [
   'failover',
   'durability',
   'events',
+  'peers',
 ] as const;
 type Suite = (typeof SUITES)[number];
 
@@ -49,6 +54,7 @@ interface Args {
   window: number;
   profile: string | undefined;
   waitIdle: number;
+  peers: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -60,7 +66,9 @@ function parseArgs(argv: string[]): Args {
     window: 2000,
     profile: undefined,
     waitIdle: 0,
+    peers: false,
   };
+  let only = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const next = () => {
@@ -87,6 +95,7 @@ function parseArgs(argv: string[]): Args {
         break;
       case '--only':
         args.only = next().split(',') as Suite[];
+        only = true;
         for (const s of args.only)
           if (!SUITES.includes(s)) throw new Error(`unknown suite ${s}; known: ${SUITES.join(',')}`);
         break;
@@ -94,13 +103,16 @@ function parseArgs(argv: string[]): Args {
         args.waitIdle = Number(next());
         if (!(args.waitIdle >= 0)) throw new Error('--wait-idle must be a number of seconds');
         break;
+      case '--peers':
+        args.peers = true;
+        break;
       case '--profile':
         args.profile = resolve(next());
         break;
       case '--help':
       case '-h':
         process.stdout.write(
-          'npm run bench -- [--quick] [--json FILE] [--runs N] [--only ceiling,ack,curve,chp,fanout,snapshot,failover,durability,events] [--window N] [--profile DIR] [--wait-idle S]\n',
+          'npm run bench -- [--quick] [--json FILE] [--runs N] [--only ceiling,ack,curve,chp,fanout,snapshot,failover,durability,events,peers] [--peers] [--window N] [--profile DIR] [--wait-idle S]\n',
         );
         process.exit(0);
         break;
@@ -108,6 +120,9 @@ function parseArgs(argv: string[]): Args {
         throw new Error(`unknown option ${a}`);
     }
   }
+  // The peers suite needs other programs and minutes: a full run has it only when asked for.
+  if (args.peers) args.only = only ? [...new Set([...args.only, 'peers' as const])] : ['peers'];
+  else if (!only && !args.quick) args.only = args.only.filter((s) => s !== 'peers');
   return args;
 }
 
@@ -162,6 +177,8 @@ function expected(suite: Suite, quick: boolean): string[] {
         );
     case 'events':
       return eventFigures();
+    case 'peers':
+      return peerFigures(quick);
   }
 }
 
@@ -200,10 +217,13 @@ async function main(): Promise<number> {
     failover,
     durability,
     events,
+    peers,
   };
   const errors: string[] = [];
   // The ceilings are what every other figure is divided by: always measure them first.
-  const order = SUITES.filter((s) => s === 'ceiling' || args.only.includes(s));
+  // (The peers suite alone needs no ceiling.)
+  const alone = args.only.length === 1 && args.only[0] === 'peers';
+  const order = SUITES.filter((s) => (s === 'ceiling' && !alone) || args.only.includes(s));
   for (const name of order) {
     const t = Date.now();
     log(`== ${name}`);
