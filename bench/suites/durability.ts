@@ -17,12 +17,16 @@
  *    empty node plus ten times what 100k keys added), and labelled so.
  *
  * Data dirs are made under the OS temporary directory and removed when the suite ends.
+ *
+ * This module holds the three measurements and their figures; the restart's first acknowledged
+ * write (a writer retrying while the pair comes up) is lib/first-ack.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UnavailableError, type Client } from '../../src/index.js';
-import { awaitingWrites, loadKeys, pipelinedWrites, value, writer } from '../lib/load.js';
+import type { Client } from '../../src/index.js';
+import { firstAck } from '../lib/first-ack.js';
+import { awaitingWrites, loadKeys, pipelinedWrites, writer } from '../lib/load.js';
 import {
   nowMs,
   sleep,
@@ -244,41 +248,6 @@ async function restartOnce(pair: Pair, servers: string[], size: number, stop: St
     rss: active.rssParts(),
     active: active.spec.role,
   };
-}
-
-/**
- * Connects a writer and writes until a write is acknowledged; resolves with when it was (nowMs)
- * and how many connects it took. While the pair starts, connect() can fail at once with
- * UnavailableError (the only node answering has no complete history yet): it is tried again, as
- * an application would, every 10 ms until the deadline.
- */
-async function firstAck(servers: string[], ms: number): Promise<{ at: number; connects: number }> {
-  const deadline = nowMs() + ms;
-  let client: Client | undefined;
-  let connects = 0;
-  while (client === undefined) {
-    connects++;
-    try {
-      client = await writer(servers, { connectTimeoutMs: Math.max(1, deadline - nowMs()) });
-    } catch (error) {
-      if (!(error instanceof UnavailableError) || nowMs() > deadline) throw error;
-      await sleep(10);
-    }
-  }
-  try {
-    const body = value(false);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await client.set('/probe/restart', body);
-        return { at: nowMs(), connects };
-      } catch (error) {
-        if (nowMs() > deadline || attempt >= 10_000) throw error;
-        await sleep(10);
-      }
-    }
-  } finally {
-    await client.close();
-  }
 }
 
 function reportRestarts(ctx: Context, size: number, results: Map<Stop, Restart[]>): void {
