@@ -269,6 +269,27 @@ describe('kvmsg codec', () => {
       expect(entry!.body.toString()).to.equal('abc');
     });
 
+    it('unpackBatch reads a key with non-ASCII bytes as UTF-8, and refuses a packed key that is empty or not UTF-8 as decodeKvMsg does', () => {
+      const entry = {
+        key: '/é/ü',
+        sequence: 1,
+        uuid: UUID,
+        properties: '',
+        body: Buffer.from('v'),
+        expiresAt: 0,
+      };
+      expect(unpackBatch(packBatch([entry]))[0]!.key).to.equal('/é/ü');
+      // The same entry with its key bytes replaced: a lone continuation byte, then no key at all.
+      const batch = packBatch([{ ...entry, key: '/abc' }]);
+      const invalid = Buffer.from(batch);
+      invalid[3] = 0x80;
+      expect(reasonOf(() => unpackBatch(invalid))).to.equal('key-encoding');
+      const empty = Buffer.concat([Buffer.from([0, 0]), batch.subarray(2 + 4)]);
+      expect(reasonOf(() => unpackBatch(empty))).to.equal('empty-key');
+      const long = packBatch([{ ...entry, key: `/${'k'.repeat(DEFAULT_LIMITS.maxKeyBytes)}` }]);
+      expect(reasonOf(() => unpackBatch(long))).to.equal('key-too-long');
+    });
+
     it('unpackBatch of an empty buffer is an empty list', () => {
       expect(unpackBatch(Buffer.alloc(0))).to.deep.equal([]);
     });
