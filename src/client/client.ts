@@ -365,6 +365,8 @@ export class Client extends EventEmitter<ClientEvents> {
     this.changesApplied += changes.length;
     const { replica, kv } = this.agent;
     this.queue.later(() => {
+      // No listener now (a late joiner awaiting connect()): each emit would do nothing, so none is made.
+      if (this.listenerCount('update') === 0) return void (this.changeEmitting = first + changes.length - 1);
       const now = this.agent.now();
       for (let i = 0; i < changes.length; i++) {
         const c = changes[i]!;

@@ -9,6 +9,7 @@
  * sequence) becomes none. No sockets, no clock: the transport drives this.
  */
 import type { Entry } from './kvmap.js';
+import { loadIntoEmpty, loadOver } from './snapshot-load.js';
 
 export interface Change {
   readonly key: string;
@@ -199,42 +200,17 @@ export class Replica {
    * A full snapshot as of `sequence` replaces the replica. Returns one change per key whose value
    * differs from before (including deletions of keys the snapshot no longer has), so the
    * application converges without stale keys, then the held updates newer than the snapshot.
+   * An empty replica (the first load) takes the fast path: nothing to compare (snapshot-load.ts).
    */
   loadSnapshot(entries: Iterable<Entry>, sequence: number): Change[] {
-    if (this.entries.size === 0) return this.loadFirstSnapshot(entries, sequence);
-    const changes: Change[] = [];
-    const seen = new Set<string>();
-    for (const entry of entries) {
-      if (!entry.key.startsWith(this.subtree) || entry.body.length === 0) continue;
-      seen.add(entry.key);
-      const before = this.entries.get(entry.key);
-      this.entries.set(entry.key, entry);
-      if (before === undefined || !before.body.equals(entry.body) || before.properties !== entry.properties) {
-        changes.push(toChange(entry));
-      }
-    }
-    for (const [key, before] of this.entries) {
-      if (seen.has(key)) continue;
-      this.entries.delete(key);
-      changes.push({ key, value: undefined, sequence, deleted: true, properties: before.properties });
-    }
+    const changes =
+      this.entries.size === 0
+        ? loadIntoEmpty(entries, this.subtree, this.entries)
+        : loadOver(entries, this.subtree, this.entries, sequence);
     this.seq = sequence;
-    // Deliver in sequence order; deletions of vanished keys carry the snapshot's own sequence.
-    changes.sort((a, b) => a.sequence - b.sequence);
-    return changes.concat(this.releaseHeld());
-  }
-
-  /** Loading into an empty replica: nothing to compare or delete, so no set of seen keys. */
-  private loadFirstSnapshot(entries: Iterable<Entry>, sequence: number): Change[] {
-    const changes: Change[] = [];
-    for (const entry of entries) {
-      if (!entry.key.startsWith(this.subtree) || entry.body.length === 0) continue;
-      this.entries.set(entry.key, entry);
-      changes.push(toChange(entry));
-    }
-    this.seq = sequence;
-    changes.sort((a, b) => a.sequence - b.sequence);
-    return changes.concat(this.releaseHeld());
+    const held = this.releaseHeld();
+    for (const change of held) changes.push(change);
+    return changes;
   }
 
   /** A resume batch: the changes after our sequence up to `sequence`, then the held updates. */

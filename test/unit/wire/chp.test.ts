@@ -260,6 +260,41 @@ describe('kvmsg codec', () => {
       );
     });
 
+    /** The packed entry format written out field by field with Buffer's own writers: the spec. */
+    function referencePack(entries: readonly PackedEntry[]): Buffer {
+      const parts: Buffer[] = [];
+      for (const e of entries) {
+        const key = Buffer.from(e.key, 'utf8');
+        const props = Buffer.from(e.properties, 'utf8');
+        const head = Buffer.alloc(2 + key.length + 8 + 1);
+        head.writeUInt16BE(key.length, 0);
+        key.copy(head, 2);
+        head.writeDoubleBE(e.sequence, 2 + key.length);
+        head.writeUInt8(e.uuid.length, 2 + key.length + 8);
+        const mid = Buffer.alloc(2);
+        mid.writeUInt16BE(props.length, 0);
+        const tail = Buffer.alloc(12);
+        tail.writeDoubleBE(e.expiresAt, 0);
+        tail.writeUInt32BE(e.body.length, 8);
+        parts.push(head, Buffer.from(e.uuid, 'latin1'), mid, props, tail, e.body);
+      }
+      return Buffer.concat(parts);
+    }
+
+    it('packBatch writes exactly the documented bytes (ASCII, non-ASCII and long keys, any uuid)', () => {
+      const anyKey = fc.oneof(
+        keyArb,
+        fc.string({ unit: fc.constantFrom('a', '/', '0', 'é', '€', '😀'), minLength: 1, maxLength: 80 }),
+      );
+      const arb = packedArb.chain((e) => anyKey.map((key) => ({ ...e, key })));
+      fc.assert(
+        fc.property(fc.array(arb, { maxLength: 12 }), (entries) => {
+          expect(packBatch(entries).toString('hex')).to.equal(referencePack(entries).toString('hex'));
+        }),
+        { numRuns: 300 },
+      );
+    });
+
     it('unpackBatch copies bodies out of the batch buffer', () => {
       const batch = packBatch([
         { key: '/k', sequence: 1, uuid: UUID, properties: '', body: Buffer.from('abc'), expiresAt: 0 },
@@ -267,6 +302,27 @@ describe('kvmsg codec', () => {
       const [entry] = unpackBatch(batch);
       batch.fill(0);
       expect(entry!.body.toString()).to.equal('abc');
+    });
+
+    it('unpackBatch reads a key with non-ASCII bytes as UTF-8, and refuses a packed key that is empty or not UTF-8 as decodeKvMsg does', () => {
+      const entry = {
+        key: '/é/ü',
+        sequence: 1,
+        uuid: UUID,
+        properties: '',
+        body: Buffer.from('v'),
+        expiresAt: 0,
+      };
+      expect(unpackBatch(packBatch([entry]))[0]!.key).to.equal('/é/ü');
+      // The same entry with its key bytes replaced: a lone continuation byte, then no key at all.
+      const batch = packBatch([{ ...entry, key: '/abc' }]);
+      const invalid = Buffer.from(batch);
+      invalid[3] = 0x80;
+      expect(reasonOf(() => unpackBatch(invalid))).to.equal('key-encoding');
+      const empty = Buffer.concat([Buffer.from([0, 0]), batch.subarray(2 + 4)]);
+      expect(reasonOf(() => unpackBatch(empty))).to.equal('empty-key');
+      const long = packBatch([{ ...entry, key: `/${'k'.repeat(DEFAULT_LIMITS.maxKeyBytes)}` }]);
+      expect(reasonOf(() => unpackBatch(long))).to.equal('key-too-long');
     });
 
     it('unpackBatch of an empty buffer is an empty list', () => {
