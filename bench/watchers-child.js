@@ -9,7 +9,9 @@
  * IPC: { cmd: 'start', servers, subtree, count } → { connectMs }; { cmd: 'reset' };
  * { cmd: 'stats' } → { delivered, counts: histogram, maxUs }; { cmd: 'stop' } closes and exits.
  */
-import { connect } from '../dist/src/index.js';
+// WATCHERS_CLIENT: another build of the client (bench/watchers.ts --variants), e.g. the one before
+// a change, copied under dist/variants/NAME/ so that it resolves the same node_modules.
+const { connect } = await import(process.env.WATCHERS_CLIENT ?? '../dist/src/index.js');
 
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 const GROWTH = Math.log(1.01);

@@ -6,7 +6,12 @@
  * /proc/<pid>/stat over the paced phase plus the time the watchers take to catch up.
  *
  *   npm run build && node --import tsx bench/watchers.ts [--n 1,10,100] [--rate 200,1000]
- *       [--secs 3] [--rounds 3] [--prof DIR]    (--prof: the watcher process runs with --cpu-prof)
+ *       [--secs 3] [--rounds 3] [--prof DIR] [--variants base,current]
+ *
+ * --prof: the watcher process runs with --cpu-prof. --variants: builds of the client compared in
+ * the same run, taking turns round by round: `current` is dist/src, any other NAME a copy of an
+ * earlier dist/src at dist/variants/NAME/src (e.g. `cp -r dist/src dist/variants/base/` before a
+ * change). Each round starts a fresh watcher process: connect, 1 s of uncounted warm-up, measure.
  *
  * Bounded: every paced phase lasts --secs, and the catch-up wait at most 60 s.
  */
@@ -31,15 +36,18 @@ const rates = arg('rate', '200,1000').split(',').map(Number);
 const secs = Number(arg('secs', '3'));
 const rounds = Number(arg('rounds', '3'));
 const profDir = arg('prof', '');
+/** builds of the client to compare: 'current' (dist/src) or NAME (dist/variants/NAME/src) */
+const variants = arg('variants', 'current').split(',');
 
 class Watchers {
   readonly child: ChildProcess;
   private nextId = 1;
   private readonly calls = new Map<number, (msg: { result?: unknown; error?: string }) => void>();
 
-  constructor() {
+  constructor(client: string | undefined) {
     const execArgv = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
-    this.child = track(fork(CHILD, [], { execArgv, stdio: 'inherit' }));
+    const env = client === undefined ? process.env : { ...process.env, WATCHERS_CLIENT: client };
+    this.child = track(fork(CHILD, [], { execArgv, env, stdio: 'inherit' }));
     this.child.on('message', (msg: { id: number; result?: unknown; error?: string }) => {
       this.calls.get(msg.id)?.(msg);
       this.calls.delete(msg.id);
@@ -127,10 +135,15 @@ async function round(
 
 let writerClient: Awaited<ReturnType<typeof writer>> | undefined;
 
+function clientPath(variant: string): string | undefined {
+  if (variant === 'current') return undefined;
+  return fileURLToPath(new URL(`../dist/variants/${variant}/src/index.js`, import.meta.url));
+}
+
 async function main(): Promise<void> {
   const load0 = loadavg().map((l) => l.toFixed(2));
   console.log(
-    `watchers bench: n=${counts} rate=${rates} secs=${secs} rounds=${rounds}; load ${load0.join(' ')}`,
+    `watchers bench: n=${counts} rate=${rates} secs=${secs} rounds=${rounds} variants=${variants}; load ${load0.join(' ')}`,
   );
   const pair = await startPair();
   const servers = [pair.primary.endpoint, pair.backup.endpoint];
@@ -138,35 +151,40 @@ async function main(): Promise<void> {
   const summary: string[] = [];
   try {
     for (const n of counts) {
-      const watchers = new Watchers();
-      try {
-        const { connectMs } = await watchers.call<{ connectMs: number }>('start', {
-          servers,
-          subtree: SUBTREE,
-          count: n,
-        });
-        console.log(`  ${n} watchers connected in ${connectMs.toFixed(0)} ms`);
-        for (const rate of rates) {
-          await round(pair, watchers, n, rate, false); // warm-up, uncounted
-          const rs: Round[] = [];
-          for (let r = 0; r < rounds; r++) {
-            await sleep(200);
-            const x = await round(pair, watchers, n, rate, true);
-            rs.push(x);
-            console.log(
-              `  n=${n} rate=${rate} round ${r + 1}: p50 ${x.p50.toFixed(2)} ms p99 ${x.p99.toFixed(2)} ms; ` +
-                `watchers ${x.clientMsPer1k.toFixed(1)} ms CPU/1k deliveries (${x.threads}); server ${x.serverUsPerUpdate.toFixed(1)} µs/update; ` +
-                `caught up ${x.catchUpMs.toFixed(0)} ms after the last write; lost ${x.lost}; load ${loadavg()[0]!.toFixed(2)}`,
-            );
+      for (const rate of rates) {
+        const results = new Map<string, Round[]>(variants.map((v) => [v, []]));
+        // Variants take turns round by round, so that a busy minute of the machine falls on each.
+        for (let r = 0; r < rounds; r++) {
+          for (const variant of variants) {
+            const watchers = new Watchers(clientPath(variant));
+            try {
+              const { connectMs } = await watchers.call<{ connectMs: number }>('start', {
+                servers,
+                subtree: SUBTREE,
+                count: n,
+              });
+              await round(pair, watchers, n, rate, false); // warm-up, uncounted
+              await sleep(200);
+              const x = await round(pair, watchers, n, rate, true);
+              results.get(variant)!.push(x);
+              console.log(
+                `  ${variant} n=${n} rate=${rate} round ${r + 1}: connect ${connectMs.toFixed(0)} ms; p50 ${x.p50.toFixed(2)} ms p99 ${x.p99.toFixed(2)} ms; ` +
+                  `watchers ${x.clientMsPer1k.toFixed(1)} ms CPU/1k deliveries (${x.threads}); server ${x.serverUsPerUpdate.toFixed(1)} µs/update; ` +
+                  `caught up ${x.catchUpMs.toFixed(0)} ms after the last write; lost ${x.lost}; load ${loadavg()[0]!.toFixed(2)}`,
+              );
+            } finally {
+              await watchers.stop();
+            }
           }
+        }
+        for (const variant of variants) {
+          const rs = results.get(variant)!;
           const m = (f: (r: Round) => number) => median(rs.map(f));
           summary.push(
-            `| ${n} | ${rate} | ${m((r) => r.p50).toFixed(2)} | ${m((r) => r.p99).toFixed(1)} | ` +
+            `| ${variant} | ${n} | ${rate} | ${m((r) => r.p50).toFixed(2)} | ${m((r) => r.p99).toFixed(1)} | ` +
               `${m((r) => r.clientMsPer1k).toFixed(1)} | ${m((r) => r.serverUsPerUpdate).toFixed(1)} | ${Math.max(...rs.map((r) => r.lost))} |`,
           );
         }
-      } finally {
-        await watchers.stop();
       }
     }
   } finally {
@@ -174,9 +192,9 @@ async function main(): Promise<void> {
     await pair.stop();
   }
   console.log(
-    '\n| watchers | updates/s | p50 ms | p99 ms | watcher CPU ms/1k deliveries | server µs/update | lost |',
+    '\n| client | watchers | updates/s | p50 ms | p99 ms | watcher CPU ms/1k deliveries | server µs/update | lost |',
   );
-  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const line of summary) console.log(line);
   console.log(
     `load average: start ${load0.join(' ')}, end ${loadavg()

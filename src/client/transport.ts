@@ -16,6 +16,7 @@ import { decodeReply, encodeRequest, Native } from '../wire/index.js';
 import { Outbox, receiveLoop } from '../zmq/index.js';
 import { curveClientOptions, sessionToken, tokenMintedAt } from '../security/index.js';
 import type { ServerAddress } from './servers.js';
+import { ContextPool, hostOf } from './contexts.js';
 
 export interface LinkHandlers {
   /** a reply on the snapshot socket */
@@ -88,11 +89,16 @@ function listen(
 
 export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server, handlers);
 
+/** Every link of the process to one host shares a context (one I/O thread): see contexts.ts. */
+const contexts = new ContextPool(() => new zmq.Context({ ioThreads: 1 }));
+
 class ZmqLink implements Link {
-  // One ZeroMQ context (I/O thread) per server: libzmq resolves host names again at every
-  // reconnect inside the I/O thread, and a dead server's name can take seconds to fail. It must
-  // not hold up the sockets to the other server, which is the one we are failing over to.
-  private readonly context = new zmq.Context({ ioThreads: 1 });
+  // One ZeroMQ context (I/O thread) per server host, shared by the process's clients: libzmq
+  // resolves host names again at every reconnect inside the I/O thread, and a dead server's name
+  // can take seconds to fail. It must not hold up the sockets to the other server, which is the
+  // one we are failing over to.
+  private readonly host: string;
+  private readonly context: zmq.Context;
   // immediate: queue only to a completed connection, so votes to a dead server fail at once
   // instead of piling up and flooding it when it comes back.
   private dealer!: zmq.Dealer;
@@ -118,6 +124,8 @@ class ZmqLink implements Link {
     private readonly server: ServerAddress,
     private readonly handlers: LinkHandlers,
   ) {
+    this.host = hostOf(server.snapshot);
+    this.context = contexts.acquire(this.host);
     const { curve } = server;
     if (curve) this.curve = curveClientOptions(curve.own, curve.serverPublicKey);
     this.openDealer();
@@ -301,6 +309,7 @@ class ZmqLink implements Link {
     this.dealer.close();
     this.sub?.close();
     this.pub?.close();
+    contexts.release(this.host);
   }
 }
 
