@@ -39,7 +39,28 @@ describe('decodeKvEntry', () => {
     });
     const entry = decodeKvEntry(frames);
     expect(entry).to.deep.equal({ ...decodeKvMsg(frames), expiresAt: 0 });
-    expect(entry.body).to.equal(frames[4], 'the body frame itself, not a copy');
+  });
+
+  it('copies a small body into the shared pool, and keeps a large one as it came', () => {
+    const small = encodeKvMsg({
+      key: '/k',
+      sequence: 1,
+      uuid: '',
+      properties: '',
+      body: Buffer.alloc(100, 1),
+    });
+    const body = decodeKvEntry(small).body;
+    expect(body).to.not.equal(small[4]);
+    expect(body.equals(small[4]!)).to.equal(true);
+    expect(body.buffer.byteLength, 'a slice of the pool').to.equal(Buffer.poolSize);
+    const large = encodeKvMsg({
+      key: '/k',
+      sequence: 1,
+      uuid: '',
+      properties: '',
+      body: Buffer.alloc(5000, 1),
+    });
+    expect(decodeKvEntry(large).body).to.equal(large[4]);
   });
 
   it('builds the entry in the field order of unpackBatch, so the replica holds one shape', () => {
