@@ -6,7 +6,7 @@
  * /proc/<pid>/stat over the paced phase plus the time the watchers take to catch up.
  *
  *   npm run build && node --import tsx bench/watchers.ts [--n 1,10,100] [--rate 200,1000]
- *       [--secs 3] [--rounds 3] [--prof DIR] [--variants base,current]
+ *       [--secs 3] [--rounds 3] [--prof DIR] [--variants base,current] [--idle]
  *
  * --prof: the watcher process runs with --cpu-prof. --variants: builds of the client compared in
  * the same run, taking turns round by round: `current` is dist/src, any other NAME a copy of an
@@ -38,6 +38,8 @@ const rounds = Number(arg('rounds', '3'));
 const profDir = arg('prof', '');
 /** builds of the client to compare: 'current' (dist/src) or NAME (dist/variants/NAME/src) */
 const variants = arg('variants', 'current').split(',');
+/** also measure the CPU of the connected watchers and the active with nothing written, for 3 s */
+const idle = process.argv.includes('--idle');
 
 class Watchers {
   readonly child: ChildProcess;
@@ -163,6 +165,20 @@ async function main(): Promise<void> {
                 subtree: SUBTREE,
                 count: n,
               });
+              if (idle && rate === rates[0]) {
+                // What N quiet clients cost with nothing written: timers, HUGZ, the I/O thread.
+                const cpu0 = cpuSeconds(watchers.child.pid!);
+                const th0 = threadCpu(watchers.child.pid!);
+                const srv0 = pair.primary.cpuSeconds();
+                await sleep(3000);
+                const th1 = threadCpu(watchers.child.pid!);
+                const ms = (sec: number) => ((sec * 1000) / 3).toFixed(1);
+                console.log(
+                  `  ${variant} n=${n} idle: watchers ${ms(cpuSeconds(watchers.child.pid!) - cpu0)} ms CPU/s ` +
+                    `(JS ${ms(th1.main - th0.main)}, zmq I/O ${ms(th1.zmqIo - th0.zmqIo)}, other ${ms(th1.other - th0.other)}), ` +
+                    `server ${ms(pair.primary.cpuSeconds() - srv0)} ms CPU/s`,
+                );
+              }
               await round(pair, watchers, n, rate, false); // warm-up, uncounted
               await sleep(200);
               const x = await round(pair, watchers, n, rate, true);

@@ -1,8 +1,9 @@
 /**
  * The client's sockets for one server, behind the narrow `Link` interface so the client's state
  * machine can be unit-tested with a fake transport. A DEALER talks to the snapshot ROUTER (votes,
- * snapshots, resumes, acknowledged writes); a SUB follows the publisher once this server is the
- * one in use; a PUB reaches the collector for plain CHP writes.
+ * snapshots, resumes, acknowledged writes); a subscriber follows the publisher once this server
+ * is the one in use (in native mode the client's own ZMTP SUB, zmtp-sub.ts; otherwise a libzmq
+ * SUB); a PUB reaches the collector for plain CHP writes.
  *
  * With CURVE every socket is encrypted and the DEALER's routing id is this client's session token
  * (security/session.ts). Updates then come over the DEALER (TFOLLOW), filtered by the server to
@@ -17,6 +18,7 @@ import { Outbox, receiveLoop } from '../zmq/index.js';
 import { curveClientOptions, sessionToken, tokenMintedAt } from '../security/index.js';
 import type { ServerAddress } from './servers.js';
 import { ContextPool, hostOf } from './contexts.js';
+import { ZmtpSub } from './zmtp-sub.js';
 
 export interface LinkHandlers {
   /** a reply on the snapshot socket */
@@ -33,8 +35,13 @@ export interface LinkHandlers {
 export interface Link {
   /** to the snapshot socket; `onFail` is told when the message could not be queued */
   request(frames: Buffer[], onFail?: () => void): void;
-  /** start (or restart) following the publisher with these prefix subscriptions */
-  follow(prefixes: string[]): void;
+  /**
+   * start (or restart) following the publisher with these prefix subscriptions. `native`: the
+   * client resumes once the first message shows its subscription in force (inbound.ts), so the
+   * lean ZMTP subscriber may take its time to connect; otherwise (plain CHP, HUGZ listening) a
+   * libzmq SUB, whose I/O thread subscribes within microseconds of the connection.
+   */
+  follow(prefixes: string[], native?: boolean): void;
   /** stop following the publisher */
   unfollow(): void;
   /** to the collector (plain CHP KVSET) */
@@ -111,7 +118,7 @@ class ZmqLink implements Link {
   private readonly curve: Record<string, string> = {};
   /** following over the DEALER (TFOLLOW) rather than a SUB */
   private followingByRequest = false;
-  private sub: zmq.Subscriber | undefined;
+  private sub: ZmtpSub | zmq.Subscriber | undefined;
   private pub: zmq.XPublisher | undefined;
   private pubOut: Outbox | undefined;
   private pubReady = false;
@@ -205,19 +212,47 @@ class ZmqLink implements Link {
     this.dealerOut.send(frames).catch(() => onFail?.());
   }
 
-  follow(prefixes: string[]): void {
+  follow(prefixes: string[], native = false): void {
     this.unfollow();
     if (this.server.curve) {
       this.followingByRequest = true;
       this.request(encodeRequest({ command: 'TFOLLOW', reqId: 0, prefixes }));
       return;
     }
+    if (native) this.followLean(prefixes);
+    else this.followZmq(prefixes);
+  }
+
+  /**
+   * The client's own ZMTP subscriber (zmtp-sub.ts), which handles every message of a TCP chunk in
+   * one 'data' event instead of an I/O-thread wake-up, a poll, a promise and an ArrayBuffer per
+   * frame for each message (issue 18). Its subscription takes a few event-loop turns to reach the
+   * server: an update published meanwhile is missed, which only a native client recovers (it
+   * resumes at the first message on the subscription). A plain CHP client would lose it.
+   */
+  private followLean(prefixes: string[]): void {
+    const handle = guarded((frames) => {
+      if (this.sub === sub) this.handlers.update(frames);
+    });
+    const sub: ZmtpSub = new ZmtpSub(
+      this.server.publisher,
+      prefixes,
+      this.server.frames?.sub ?? -1,
+      handle,
+      (error) => {
+        if (!this.closed && this.sub === sub)
+          process.emitWarning(`twinstar client: dropped the publisher connection: ${error.message}`);
+      },
+    );
+    this.sub = sub;
+  }
+
+  private followZmq(prefixes: string[]): void {
     const sub = new zmq.Subscriber({
       context: this.context,
       linger: 0,
       receiveHighWaterMark: 1_000_000,
       maxMessageSize: this.server.frames?.sub ?? -1,
-      ...this.curve,
     });
     for (const prefix of prefixes) sub.subscribe(prefix);
     sub.connect(this.server.publisher);
