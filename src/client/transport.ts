@@ -234,14 +234,17 @@ class ZmqLink implements Link {
     const handle = guarded((frames) => {
       if (this.sub === sub) this.handlers.update(frames);
     });
+    let warned = false;
     const sub: ZmtpSub = new ZmtpSub(
       this.server.publisher,
       prefixes,
       this.server.frames?.sub ?? -1,
       handle,
       (error) => {
-        if (!this.closed && this.sub === sub)
-          process.emitWarning(`twinstar client: dropped the publisher connection: ${error.message}`);
+        // Once per subscriber: a broken publisher would otherwise warn at every reconnect (10/s).
+        if (this.closed || this.sub !== sub || warned) return;
+        warned = true;
+        process.emitWarning(`twinstar client: dropped the publisher connection: ${error.message}`);
       },
     );
     this.sub = sub;
