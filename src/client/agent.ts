@@ -247,7 +247,7 @@ export class Agent implements InboundHost {
     this.finder.chose(this.current);
     this.following = true;
     this.subscriptionConfirmed = false;
-    this.links[this.current]!.follow([this.options.subtree, HUGZ]);
+    this.links[this.current]!.follow([this.options.subtree, HUGZ], this.modeNow === 'native');
   }
 
   /** `wasVote`: the first sync with a newly found active (a plain CHP snapshot always counts). */

@@ -8,6 +8,7 @@
  */
 import {
   ADVERTISE,
+  decodeKvEntry,
   decodeKvMsg,
   decodeReply,
   decodeRequestId,
@@ -85,7 +86,8 @@ function onPublished(host: InboundHost, server: number, frames: Buffer[]): void 
   const now = host.now();
   host.lastHeard = now;
   host.finder.discovery.heard(server, now);
-  const msg = decodeKvMsg(frames, host.limits);
+  // An entry straight away (expiresAt 0: a KVPUB's ttl is relative, noted below on receipt).
+  const msg = decodeKvEntry(frames, host.limits);
   if (msg.key === HUGZ) {
     const props = properties(msg.properties);
     host.finder.discovery.hugz(server, now, props);
@@ -104,7 +106,7 @@ function onPublished(host: InboundHost, server: number, frames: Buffer[]): void 
     if (host.replica.heartbeat(msg.sequence)) host.resyncCurrent();
   } else {
     host.kv.revisions.noteLive(msg, now);
-    const { changes, gap } = host.replica.offer({ ...msg, expiresAt: 0 });
+    const { changes, gap } = host.replica.offer(msg);
     host.deliver(changes, false);
     if (gap) host.resyncCurrent();
   }

@@ -9,6 +9,7 @@ import { KeyError, keyBytes, publicKeyOf, readKeyFile, type KeyPair } from '../s
 import { parseServer, type ServerAddress } from './servers.js';
 import { zmqTransport, type Transport } from './transport.js';
 import type { Random } from './votes.js';
+import { Ticker } from './ticker.js';
 
 export type Mode = 'auto' | 'native' | 'chp';
 
@@ -128,10 +129,13 @@ export interface Clock {
   clearInterval(handle: unknown): void;
 }
 
+/** Every client's ticks share one timer per period (ticker.ts): many clients, few wake-ups. */
+const ticker = new Ticker();
+
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setInterval: (fn, ms) => setInterval(fn, ms),
-  clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
+  setInterval: (fn, ms) => ticker.add(fn, ms),
+  clearInterval: (handle) => ticker.remove(handle),
 };
 
 export function positiveOption(

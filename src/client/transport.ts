@@ -1,8 +1,9 @@
 /**
  * The client's sockets for one server, behind the narrow `Link` interface so the client's state
  * machine can be unit-tested with a fake transport. A DEALER talks to the snapshot ROUTER (votes,
- * snapshots, resumes, acknowledged writes); a SUB follows the publisher once this server is the
- * one in use; a PUB reaches the collector for plain CHP writes.
+ * snapshots, resumes, acknowledged writes); a subscriber follows the publisher once this server
+ * is the one in use (in native mode the client's own ZMTP SUB, zmtp-sub.ts; otherwise a libzmq
+ * SUB); a PUB reaches the collector for plain CHP writes.
  *
  * With CURVE every socket is encrypted and the DEALER's routing id is this client's session token
  * (security/session.ts). Updates then come over the DEALER (TFOLLOW), filtered by the server to
@@ -16,6 +17,8 @@ import { decodeReply, encodeRequest, Native } from '../wire/index.js';
 import { Outbox, receiveLoop } from '../zmq/index.js';
 import { curveClientOptions, sessionToken, tokenMintedAt } from '../security/index.js';
 import type { ServerAddress } from './servers.js';
+import { ContextPool, hostOf } from './contexts.js';
+import { ZmtpSub } from './zmtp-sub.js';
 
 export interface LinkHandlers {
   /** a reply on the snapshot socket */
@@ -32,8 +35,13 @@ export interface LinkHandlers {
 export interface Link {
   /** to the snapshot socket; `onFail` is told when the message could not be queued */
   request(frames: Buffer[], onFail?: () => void): void;
-  /** start (or restart) following the publisher with these prefix subscriptions */
-  follow(prefixes: string[]): void;
+  /**
+   * start (or restart) following the publisher with these prefix subscriptions. `native`: the
+   * client resumes once the first message shows its subscription in force (inbound.ts), so the
+   * lean ZMTP subscriber may take its time to connect; otherwise (plain CHP, HUGZ listening) a
+   * libzmq SUB, whose I/O thread subscribes within microseconds of the connection.
+   */
+  follow(prefixes: string[], native?: boolean): void;
   /** stop following the publisher */
   unfollow(): void;
   /** to the collector (plain CHP KVSET) */
@@ -88,11 +96,16 @@ function listen(
 
 export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server, handlers);
 
+/** Every link of the process to one host shares a context (one I/O thread): see contexts.ts. */
+const contexts = new ContextPool(() => new zmq.Context({ ioThreads: 1 }));
+
 class ZmqLink implements Link {
-  // One ZeroMQ context (I/O thread) per server: libzmq resolves host names again at every
-  // reconnect inside the I/O thread, and a dead server's name can take seconds to fail. It must
-  // not hold up the sockets to the other server, which is the one we are failing over to.
-  private readonly context = new zmq.Context({ ioThreads: 1 });
+  // One ZeroMQ context (I/O thread) per server host, shared by the process's clients: libzmq
+  // resolves host names again at every reconnect inside the I/O thread, and a dead server's name
+  // can take seconds to fail. It must not hold up the sockets to the other server, which is the
+  // one we are failing over to.
+  private readonly host: string;
+  private readonly context: zmq.Context;
   // immediate: queue only to a completed connection, so votes to a dead server fail at once
   // instead of piling up and flooding it when it comes back.
   private dealer!: zmq.Dealer;
@@ -105,7 +118,7 @@ class ZmqLink implements Link {
   private readonly curve: Record<string, string> = {};
   /** following over the DEALER (TFOLLOW) rather than a SUB */
   private followingByRequest = false;
-  private sub: zmq.Subscriber | undefined;
+  private sub: ZmtpSub | zmq.Subscriber | undefined;
   private pub: zmq.XPublisher | undefined;
   private pubOut: Outbox | undefined;
   private pubReady = false;
@@ -118,6 +131,8 @@ class ZmqLink implements Link {
     private readonly server: ServerAddress,
     private readonly handlers: LinkHandlers,
   ) {
+    this.host = hostOf(server.snapshot);
+    this.context = contexts.acquire(this.host);
     const { curve } = server;
     if (curve) this.curve = curveClientOptions(curve.own, curve.serverPublicKey);
     this.openDealer();
@@ -197,19 +212,50 @@ class ZmqLink implements Link {
     this.dealerOut.send(frames).catch(() => onFail?.());
   }
 
-  follow(prefixes: string[]): void {
+  follow(prefixes: string[], native = false): void {
     this.unfollow();
     if (this.server.curve) {
       this.followingByRequest = true;
       this.request(encodeRequest({ command: 'TFOLLOW', reqId: 0, prefixes }));
       return;
     }
+    if (native) this.followLean(prefixes);
+    else this.followZmq(prefixes);
+  }
+
+  /**
+   * The client's own ZMTP subscriber (zmtp-sub.ts), which handles every message of a TCP chunk in
+   * one 'data' event instead of an I/O-thread wake-up, a poll, a promise and an ArrayBuffer per
+   * frame for each message (issue 18). Its subscription takes a few event-loop turns to reach the
+   * server: an update published meanwhile is missed, which only a native client recovers (it
+   * resumes at the first message on the subscription). A plain CHP client would lose it.
+   */
+  private followLean(prefixes: string[]): void {
+    const handle = guarded((frames) => {
+      if (this.sub === sub) this.handlers.update(frames);
+    });
+    let warned = false;
+    const sub: ZmtpSub = new ZmtpSub(
+      this.server.publisher,
+      prefixes,
+      this.server.frames?.sub ?? -1,
+      handle,
+      (error) => {
+        // Once per subscriber: a broken publisher would otherwise warn at every reconnect (10/s).
+        if (this.closed || this.sub !== sub || warned) return;
+        warned = true;
+        process.emitWarning(`twinstar client: dropped the publisher connection: ${error.message}`);
+      },
+    );
+    this.sub = sub;
+  }
+
+  private followZmq(prefixes: string[]): void {
     const sub = new zmq.Subscriber({
       context: this.context,
       linger: 0,
       receiveHighWaterMark: 1_000_000,
       maxMessageSize: this.server.frames?.sub ?? -1,
-      ...this.curve,
     });
     for (const prefix of prefixes) sub.subscribe(prefix);
     sub.connect(this.server.publisher);
@@ -301,6 +347,7 @@ class ZmqLink implements Link {
     this.dealer.close();
     this.sub?.close();
     this.pub?.close();
+    contexts.release(this.host);
   }
 }
 

@@ -165,7 +165,9 @@ export class Replica {
    * newer than the replica.
    */
   offer(published: Entry): OfferResult {
-    const { entry, prev } = withoutPrev(published);
+    // Most updates carry no properties at all: no search, no copy of the entry for them.
+    const { entry, prev } =
+      published.properties.length === 0 ? { entry: published, prev: undefined } : withoutPrev(published);
     if (!this.covers(entry)) return { changes: [], gap: false };
     if (this.syncing) {
       this.held.hold(entry);

@@ -1,0 +1,81 @@
+/**
+ * A subscriber to a server's publisher over a plain Node TCP socket, speaking ZMTP 3.0 (zmtp.ts):
+ * what the client follows updates with when it is not using CURVE (which follows over the DEALER,
+ * TFOLLOW). It behaves as the libzmq SUB it replaces did: it connects, and reconnects every
+ * 100 ms (libzmq's default interval) for as long as it is open, sending its subscriptions again
+ * on each new connection; a frame over the size limit or a protocol error ends the connection,
+ * and it reconnects. The host name is resolved by Node, asynchronously, at each connect.
+ *
+ * Unlike a libzmq SUB it has no queue of its own: messages are handled as their TCP chunk is
+ * read. While the event loop is busy, the kernel's socket buffers and then the server's queue for
+ * this subscriber (its publisher high-water mark) hold what comes.
+ */
+import { connect, type Socket } from 'node:net';
+import { greeting, readySub, subscription, ZmtpError, ZmtpReader } from './zmtp.js';
+
+const RECONNECT_MS = 100;
+
+export class ZmtpSub {
+  private socket: Socket | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly host: string;
+  private readonly port: number;
+
+  constructor(
+    /** tcp://HOST:PORT (a bracketed IPv6 host too) */
+    endpoint: string,
+    private readonly prefixes: readonly string[],
+    private readonly maxFrameBytes: number,
+    /** each message; must not throw (the transport guards it) */
+    private readonly onMessage: (frames: Buffer[]) => void,
+    /** a connection ended with a protocol error (logged by the caller, then reconnected) */
+    private readonly onError: (error: Error) => void,
+  ) {
+    const match = /^tcp:\/\/(?:\[([^\]]+)\]|([^:/\s]+)):(\d+)$/.exec(endpoint);
+    if (!match) throw new ZmtpError(`not a tcp://HOST:PORT endpoint: ${endpoint}`);
+    this.host = match[1] ?? match[2]!;
+    this.port = Number(match[3]);
+    this.open();
+  }
+
+  private open(): void {
+    if (this.closed) return;
+    const socket = connect({ host: this.host, port: this.port, noDelay: true });
+    this.socket = socket;
+    const reader = new ZmtpReader(
+      {
+        greeted: () => socket.write(Buffer.concat([readySub(), ...this.prefixes.map(subscription)])),
+        reply: (bytes) => socket.write(bytes),
+        message: (frames) => {
+          if (this.socket === socket) this.onMessage(frames);
+        },
+      },
+      this.maxFrameBytes,
+    );
+    socket.on('connect', () => socket.write(greeting()));
+    socket.on('data', (chunk: Buffer) => {
+      if (this.socket !== socket) return;
+      try {
+        reader.feed(chunk);
+      } catch (error) {
+        socket.destroy();
+        if (!this.closed) this.onError(error as Error);
+      }
+    });
+    socket.on('error', () => undefined); // 'close' follows
+    socket.on('close', () => {
+      if (this.socket !== socket || this.closed) return;
+      this.socket = undefined;
+      this.timer = setTimeout(() => this.open(), RECONNECT_MS);
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.socket?.destroy();
+    this.socket = undefined;
+  }
+}

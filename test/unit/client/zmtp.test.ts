@@ -1,0 +1,165 @@
+/**
+ * The client's ZMTP 3.0 subscriber side (src/client/zmtp.ts): the bytes it sends, byte for byte
+ * against RFC 23, and a reader that gives the same messages however TCP cuts the stream.
+ */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import {
+  FLAG_COMMAND,
+  FLAG_MORE,
+  frame,
+  greeting,
+  readySub,
+  subscription,
+  ZmtpError,
+  ZmtpReader,
+} from '../../../src/client/zmtp.js';
+
+/** A peer's greeting: version 3.1 (libzmq 4.3), NULL, as-server 1. */
+function peerGreeting(major = 3, mechanism = 'NULL'): Buffer {
+  const g = Buffer.alloc(64);
+  g[0] = 0xff;
+  g[9] = 0x7f;
+  g[10] = major;
+  g[11] = 1;
+  g.write(mechanism, 12, 'latin1');
+  g[32] = 1;
+  return g;
+}
+
+/** A message as a publisher sends it: every frame but the last with MORE. */
+function message(frames: Buffer[]): Buffer {
+  return Buffer.concat(frames.map((f, i) => frame(i < frames.length - 1 ? FLAG_MORE : 0, f)));
+}
+
+function reader(max = -1) {
+  const got = { messages: [] as string[][], greeted: 0, replies: [] as Buffer[] };
+  const r = new ZmtpReader(
+    {
+      message: (frames) => got.messages.push(frames.map((f) => f.toString('latin1'))),
+      greeted: () => got.greeted++,
+      reply: (bytes) => got.replies.push(bytes),
+    },
+    max,
+  );
+  return { r, got };
+}
+
+describe('ZMTP 3.0 subscriber bytes', () => {
+  it('greets as 3.0 with the NULL mechanism, not as server', () => {
+    const g = greeting();
+    expect(g.length).to.equal(64);
+    expect(g.subarray(0, 12).toString('hex')).to.equal('ff00000000000000007f0300');
+    expect(g.toString('latin1', 12, 16)).to.equal('NULL');
+    expect(g.subarray(16).every((b) => b === 0)).to.equal(true);
+  });
+
+  it('sends READY with Socket-Type SUB as a short command frame', () => {
+    expect(readySub().toString('hex')).to.equal(
+      '04' +
+        '19' +
+        '05' +
+        Buffer.from('READY').toString('hex') +
+        '0b' +
+        Buffer.from('Socket-Type').toString('hex') +
+        '00000003' +
+        Buffer.from('SUB').toString('hex'),
+    );
+  });
+
+  it('subscribes with a message of byte 1 then the prefix, long frames past 255 bytes', () => {
+    expect(subscription('/w/').toString('hex')).to.equal('0004012f772f');
+    expect(subscription('').toString('hex')).to.equal('000101');
+    const long = subscription('x'.repeat(300));
+    expect(long.subarray(0, 9).toString('hex')).to.equal('02000000000000012d');
+    expect(long.length).to.equal(9 + 301);
+  });
+});
+
+describe('ZmtpReader', () => {
+  const kvpub = [
+    Buffer.from('/w/1'),
+    Buffer.alloc(8, 1),
+    Buffer.alloc(16, 2),
+    Buffer.alloc(0),
+    Buffer.alloc(300, 3),
+  ];
+  const hugz = [Buffer.from('HUGZ'), Buffer.alloc(8), Buffer.alloc(0), Buffer.from('a=b\n'), Buffer.alloc(0)];
+  const stream = Buffer.concat([
+    peerGreeting(),
+    frame(FLAG_COMMAND, Buffer.from('\x05READY\x0bSocket-Type\x00\x00\x00\x04XPUB', 'latin1')),
+    message(kvpub),
+    message(hugz),
+    message([Buffer.alloc(5000, 4)]),
+  ]);
+  const expected = [kvpub, hugz, [Buffer.alloc(5000, 4)]].map((m) => m.map((f) => f.toString('latin1')));
+
+  it('gives every message, once, in order, after one greeting, from one chunk', () => {
+    const { r, got } = reader();
+    r.feed(stream);
+    expect(got.greeted).to.equal(1);
+    expect(got.messages).to.deep.equal(expected);
+  });
+
+  it('gives the same messages however the stream is cut into chunks', () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 1, max: stream.length - 1 }), { maxLength: 40 }),
+        (cuts) => {
+          const { r, got } = reader();
+          let from = 0;
+          for (const at of [...cuts].sort((a, b) => a - b).concat(stream.length)) {
+            r.feed(stream.subarray(from, at));
+            from = at;
+          }
+          expect(got.greeted).to.equal(1);
+          expect(got.messages).to.deep.equal(expected);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('reads a stream fed one byte at a time', () => {
+    const { r, got } = reader();
+    for (let i = 0; i < stream.length; i++) r.feed(stream.subarray(i, i + 1));
+    expect(got.messages).to.deep.equal(expected);
+  });
+
+  it('copies large frames out of the chunk and leaves small ones as views', () => {
+    const frames: Buffer[][] = [];
+    const r = new ZmtpReader({
+      message: (f) => frames.push(f),
+      greeted: () => undefined,
+      reply: () => undefined,
+    });
+    const chunk = Buffer.concat([peerGreeting(), message([Buffer.alloc(10, 1), Buffer.alloc(5000, 2)])]);
+    r.feed(chunk);
+    expect(frames[0]![0]!.buffer).to.equal(chunk.buffer);
+    expect(frames[0]![1]!.buffer).to.not.equal(chunk.buffer);
+  });
+
+  it('answers a PING with a PONG carrying its context', () => {
+    const { r, got } = reader();
+    r.feed(
+      Buffer.concat([peerGreeting(), frame(FLAG_COMMAND, Buffer.from('\x04PING\x00\x0actx', 'latin1'))]),
+    );
+    expect(got.replies.map((b) => b.toString('latin1'))).to.deep.equal(['\x04\x08\x04PONGctx']);
+  });
+
+  it('refuses a frame over the limit, and a message at the limit passes', () => {
+    const { r, got } = reader(10);
+    r.feed(Buffer.concat([peerGreeting(), message([Buffer.alloc(10), Buffer.alloc(10)])]));
+    expect(got.messages).to.have.length(1);
+    expect(() => r.feed(message([Buffer.alloc(11)]))).to.throw(ZmtpError, /limit 10/);
+  });
+
+  it('refuses what is not a ZMTP 3 NULL peer, as early as it can tell', () => {
+    expect(() => reader().r.feed(Buffer.from('HTTP/1.1 200 OK\r\n'))).to.throw(ZmtpError, /not a ZMTP peer/);
+    expect(() => reader().r.feed(peerGreeting(2))).to.throw(ZmtpError, /3.0 or later/);
+    expect(() => reader().r.feed(peerGreeting(3, 'CURVE'))).to.throw(ZmtpError, /CURVE/);
+    const { r } = reader();
+    r.feed(peerGreeting());
+    expect(() => r.feed(Buffer.from([0x80, 1, 0]))).to.throw(ZmtpError, /reserved/);
+  });
+});
