@@ -84,7 +84,11 @@ export interface ZmtpReaderHandlers {
 }
 
 export class ZmtpReader {
-  private pending: Buffer | undefined;
+  /** bytes of an unfinished frame (or greeting), kept as they came: joined once there are enough */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** how many pending bytes the unfinished frame needs (0: unknown yet, join at every chunk) */
+  private need = 0;
   private greeted = false;
   private frames: Buffer[] = [];
 
@@ -97,15 +101,22 @@ export class ZmtpReader {
   /** Takes the next bytes of the stream; throws ZmtpError when the connection must end. */
   feed(chunk: Buffer): void {
     let buf = chunk;
-    if (this.pending !== undefined) {
-      buf = Buffer.concat([this.pending, chunk]);
-      this.pending = undefined;
+    if (this.pendingBytes > 0) {
+      // A large frame comes in many TCP chunks: they are joined once, when it is complete, not
+      // again at every chunk (which would copy a 16 MB frame's bytes about 250 times).
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (this.pendingBytes < this.need) return;
+      buf = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.need = 0;
     }
     let at = 0;
     if (!this.greeted) {
       if (buf.length < GREETING_BYTES) {
         checkSignature(buf);
-        this.pending = Buffer.from(buf);
+        this.keep(buf, 0);
         return;
       }
       checkGreeting(buf);
@@ -114,6 +125,7 @@ export class ZmtpReader {
       this.handlers.greeted();
     }
     const end = buf.length;
+    let need = 0;
     while (at < end) {
       const flags = buf[at]!;
       if ((flags & ~(FLAG_MORE | FLAG_LONG | FLAG_COMMAND)) !== 0)
@@ -133,7 +145,10 @@ export class ZmtpReader {
       }
       if (this.maxFrameBytes >= 0 && size > this.maxFrameBytes)
         throw new ZmtpError(`frame of ${size} bytes, limit ${this.maxFrameBytes}`);
-      if (at + header + size > end) break;
+      if (at + header + size > end) {
+        need = header + size;
+        break;
+      }
       const start = at + header;
       at = start + size;
       if ((flags & FLAG_COMMAND) !== 0) {
@@ -149,7 +164,14 @@ export class ZmtpReader {
     }
     // The frames of an unfinished message stay views of `buf`, which is kept whole as long as they
     // are; a partial frame is kept as a copy.
-    if (at < end) this.pending = Buffer.from(buf.subarray(at));
+    if (at < end) this.keep(buf.subarray(at), need);
+  }
+
+  /** Keeps the start of an unfinished frame (a copy), which needs `need` bytes in all (0: unknown). */
+  private keep(bytes: Buffer, need: number): void {
+    this.pending = [Buffer.from(bytes)];
+    this.pendingBytes = bytes.length;
+    this.need = need;
   }
 
   private command(body: Buffer): void {

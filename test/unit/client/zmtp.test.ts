@@ -126,6 +126,28 @@ describe('ZmtpReader', () => {
     expect(got.messages).to.deep.equal(expected);
   });
 
+  it('joins a large frame that comes in many chunks once, not again at every chunk', () => {
+    const big = Buffer.alloc(4 * 1024 * 1024, 7);
+    const bytes = Buffer.concat([peerGreeting(), message([Buffer.from('/w/big'), big])]);
+    const { r, got } = reader();
+    const concat = Buffer.concat;
+    let copied = 0;
+    Buffer.concat = ((list: readonly Uint8Array[], total?: number) => {
+      const joined = concat(list, total);
+      copied += joined.length;
+      return joined;
+    }) as typeof Buffer.concat;
+    try {
+      for (let at = 0; at < bytes.length; at += 65_536) r.feed(bytes.subarray(at, at + 65_536));
+    } finally {
+      Buffer.concat = concat;
+    }
+    expect(got.messages).to.have.length(1);
+    expect(got.messages[0]![1]).to.equal(big.toString('latin1'));
+    // Joined at every chunk, 64 chunks would copy about 32 times the frame.
+    expect(copied, 'bytes copied by joins').to.be.below(2 * big.length);
+  });
+
   it('copies large frames out of the chunk and leaves small ones as views', () => {
     const frames: Buffer[][] = [];
     const r = new ZmtpReader({
