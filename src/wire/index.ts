@@ -1,5 +1,6 @@
 /** Byte formats only, pure: CHP (RFC 12) kvmsg and the packed batch, the native extension, peer messages, sizes. */
 export * from './chp.js';
+export * from './properties.js';
 export * from './sizes.js';
 export * from './native.js';
 export {

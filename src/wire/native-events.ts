@@ -10,13 +10,12 @@ import {
   isCounter,
   KvMsgError,
   packBatch,
-  parseProperties,
   unpackBatch,
   writeSequence,
-  formatProperties,
   type Limits,
   type PackedEntry,
 } from './chp.js';
+import { formatProperties, parseProperties } from './properties.js';
 import { decodeRequestId, encodeRequestId, type EventAck, type EventAckKind } from './native-types.js';
 
 /** Bytes of one ack in a TEACK: sequence (8, big-endian), kind (1), delayMs (4, big-endian). */

@@ -16,14 +16,13 @@ import {
   encodeSequence,
   KvMsgError,
   packBatch,
-  parseProperties,
-  ttlSeconds,
   unpackBatch,
   type DecodeReason,
   type KvMsg,
   type Limits,
   type PackedEntry,
 } from '../../../src/wire/chp.js';
+import { parseProperties, ttlSeconds } from '../../../src/wire/properties.js';
 
 const hex = (h: string) => Buffer.from(h.replace(/\s+/g, ''), 'hex');
 const latin1 = (b: Buffer) => b.toString('latin1');
