@@ -22,12 +22,7 @@ import { connect as nats, type ConsumerMessages, type NatsConnection } from 'nat
 import { pino } from 'pino';
 import { Histogram } from './lib/stats.js';
 import { nowMs } from './lib/proc.js';
-
-interface Request {
-  id: number;
-  cmd: string;
-  args: Record<string, unknown>;
-}
+import { serveRequests, type WorkerRequest } from './lib/worker-ipc.js';
 
 interface Counters {
   counts: number[];
@@ -181,7 +176,7 @@ async function stop(): Promise<void> {
   for (const nc of connections.splice(0)) await nc.close().catch(() => undefined);
 }
 
-async function handle(req: Request): Promise<unknown> {
+async function handle(req: WorkerRequest): Promise<unknown> {
   const c = counters;
   switch (req.cmd) {
     case 'start':
@@ -219,11 +214,4 @@ async function handle(req: Request): Promise<unknown> {
   }
 }
 
-process.on('message', (req: Request) => {
-  handle(req).then(
-    (result) => process.send!({ id: req.id, result }),
-    (error: Error) => process.send!({ id: req.id, error: String(error?.stack ?? error) }),
-  );
-});
-// The parent going away (even by SIGKILL) closes the IPC channel: never outlive it.
-process.on('disconnect', () => process.exit(0));
+serveRequests(handle);

@@ -14,12 +14,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Histogram } from './lib/stats.js';
 import { nowMs } from './lib/proc.js';
 import { ZmtpSubscriber } from './lib/zmtp.js';
-
-interface Request {
-  id: number;
-  cmd: string;
-  args: Record<string, unknown>;
-}
+import { serveRequests, type WorkerRequest } from './lib/worker-ipc.js';
 
 // ---------------------------------------------------------------------------------------------
 // Subscribers.
@@ -149,7 +144,7 @@ async function echoStart(args: Record<string, unknown>): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 
-async function handle(req: Request): Promise<unknown> {
+async function handle(req: WorkerRequest): Promise<unknown> {
   switch (req.cmd) {
     case 'sub.start':
       return subStart(req.args);
@@ -171,11 +166,4 @@ async function handle(req: Request): Promise<unknown> {
   }
 }
 
-process.on('message', (req: Request) => {
-  handle(req).then(
-    (result) => process.send!({ id: req.id, result }),
-    (error: Error) => process.send!({ id: req.id, error: String(error?.stack ?? error) }),
-  );
-});
-// The parent going away (even by SIGKILL) closes the IPC channel: never outlive it.
-process.on('disconnect', () => process.exit(0));
+serveRequests(handle);

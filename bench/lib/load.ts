@@ -173,13 +173,17 @@ export interface PacedResult extends WriteResult {
   behind: number;
 }
 
-/** Writes at `rate` per second for `ms`, stamped, with at most `window` in flight. */
-export async function pacedWrites(
-  client: Client,
+/**
+ * Calls `send(i)` at `rate` per second for `ms`, with at most `window` unsettled, then waits up to
+ * `drainMs` for the rest to settle. The one paced loop of the benchmarks: writes, publishes, and
+ * the peers' writes all go through it.
+ */
+export async function paced(
+  send: (i: number) => Promise<unknown>,
   rate: number,
   ms: number,
-  key: (i: number) => string,
   window = 50_000,
+  drainMs = 20_000,
 ): Promise<PacedResult> {
   const t0 = nowMs();
   let issued = 0;
@@ -192,9 +196,9 @@ export async function pacedWrites(
     if (now - t0 >= ms) break;
     const due = Math.floor(((now - t0) / 1000) * rate);
     while (issued < due && issued - done - failed < window) {
-      client.set(key(issued), value(true)).then(
+      send(issued).then(
         () => done++,
-        (error) => {
+        (error: unknown) => {
           failed++;
           firstError ??= String(error);
         },
@@ -205,7 +209,18 @@ export async function pacedWrites(
     await sleep(1);
   }
   const elapsed = nowMs() - t0;
-  const drainBy = Date.now() + 20_000;
-  while (done + failed < issued && Date.now() < drainBy) await sleep(5);
+  const drainBy = nowMs() + drainMs;
+  while (done + failed < issued && nowMs() < drainBy) await sleep(5);
   return { issued, done, failed, ms: elapsed, rate: (issued / elapsed) * 1000, behind, firstError };
+}
+
+/** Writes at `rate` per second for `ms`, stamped, with at most `window` in flight. */
+export function pacedWrites(
+  client: Client,
+  rate: number,
+  ms: number,
+  key: (i: number) => string,
+  window = 50_000,
+): Promise<PacedResult> {
+  return paced((i) => client.set(key(i), value(true)), rate, ms, window);
 }

@@ -16,8 +16,8 @@ import { connect as natsConnect, StorageType, type KV, type NatsConnection } fro
 import { createClient } from 'redis';
 import type { Client } from '../../src/index.js';
 import { findNatsServer, startNatsServer } from './jetstream.js';
-import { loadKeys, writer, VALUE_BYTES } from './load.js';
-import { cpuSeconds, nowMs, sleep, startPair, within } from './proc.js';
+import { loadKeys, paced, writer, VALUE_BYTES, type PacedResult } from './load.js';
+import { cpuSeconds, nowMs, startPair, within } from './proc.js';
 import { findRedisServer, startRedisPair } from './redis.js';
 
 export type System = 'twinstar' | 'redis' | 'nats';
@@ -196,47 +196,14 @@ export function stamped(): Buffer {
   return buf;
 }
 
-export interface Paced {
-  issued: number;
-  done: number;
-  failed: number;
-  /** writes/s offered, as achieved */
-  rate: number;
-  firstError?: string;
-}
-
-/** Writes at `rate` per second for `ms` through `write`, at most `window` unsettled. */
-export async function pacedWrites(
+/** Writes at `rate` per second for `ms` through `write`, each value stamped, at most `window` unsettled. */
+export function pacedWrites(
   write: (i: number, body: Buffer) => Promise<unknown>,
   rate: number,
   ms: number,
   window = 50_000,
-): Promise<Paced> {
-  const t0 = nowMs();
-  let issued = 0;
-  let done = 0;
-  let failed = 0;
-  let firstError: string | undefined;
-  for (let tick = 0; tick < 1_000_000; tick++) {
-    const now = nowMs();
-    if (now - t0 >= ms) break;
-    const due = Math.floor(((now - t0) / 1000) * rate);
-    while (issued < due && issued - done - failed < window) {
-      write(issued, stamped()).then(
-        () => done++,
-        (error) => {
-          failed++;
-          firstError ??= String(error);
-        },
-      );
-      issued++;
-    }
-    await sleep(1);
-  }
-  const elapsed = nowMs() - t0;
-  const drainBy = Date.now() + 30_000;
-  while (done + failed < issued && Date.now() < drainBy) await sleep(5);
-  return { issued, done, failed, rate: (issued / elapsed) * 1000, firstError };
+): Promise<PacedResult> {
+  return paced((i) => write(i, stamped()), rate, ms, window, 30_000);
 }
 
 /** One writer awaiting each acknowledged write, for `ms`: writes/s. */

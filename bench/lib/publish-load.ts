@@ -5,7 +5,7 @@
  * see lib/load.ts). Every loop is bounded by a count and a deadline.
  */
 import { nowMs, sleep } from './proc.js';
-import { value, type WriteResult } from './load.js';
+import { paced, value, type PacedResult, type WriteResult } from './load.js';
 
 /** Publishes event `i` with data `body`; resolves once the broker acknowledged it. */
 export type Publish = (i: number, body: Buffer) => Promise<unknown>;
@@ -46,44 +46,14 @@ export async function pipelinedPublishes(
   return { done, failed, ms: elapsed, rate: (done / elapsed) * 1000, firstError };
 }
 
-export interface PacedResult extends WriteResult {
-  issued: number;
-  /** publishes behind schedule when the loop ended */
-  behind: number;
-}
+export type { PacedResult };
 
-/** `rate` publishes per second for `ms`, at most `window` unacknowledged. */
-export async function pacedPublishes(
+/** `rate` publishes per second for `ms`, at most `window` unacknowledged (lib/load.ts `paced`). */
+export function pacedPublishes(
   publish: Publish,
   rate: number,
   ms: number,
   window = 10_000,
 ): Promise<PacedResult> {
-  const t0 = nowMs();
-  let issued = 0;
-  let done = 0;
-  let failed = 0;
-  let behind = 0;
-  let firstError: string | undefined;
-  for (let tick = 0; tick < 1_000_000; tick++) {
-    const now = nowMs();
-    if (now - t0 >= ms) break;
-    const due = Math.floor(((now - t0) / 1000) * rate);
-    while (issued < due && issued - done - failed < window) {
-      publish(issued, value(true)).then(
-        () => done++,
-        (error: unknown) => {
-          failed++;
-          firstError ??= String(error);
-        },
-      );
-      issued++;
-    }
-    behind = due - issued;
-    await sleep(1);
-  }
-  const elapsed = nowMs() - t0;
-  const drainBy = nowMs() + 20_000;
-  while (done + failed < issued && nowMs() < drainBy) await sleep(5);
-  return { issued, done, failed, ms: elapsed, rate: (issued / elapsed) * 1000, behind, firstError };
+  return paced((i) => publish(i, value(true)), rate, ms, window);
 }

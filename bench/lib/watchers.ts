@@ -25,6 +25,7 @@ import { connect as natsConnect, Events, KvWatchInclude, type KV, type NatsConne
 import { Histogram } from './stats.js';
 import { nowMs } from './proc.js';
 import { FAN, SNAP, type PeerTarget } from './peer-systems.js';
+import { serveRequests, type WorkerRequest } from './worker-ipc.js';
 
 interface Watcher {
   close(): Promise<void>;
@@ -221,13 +222,7 @@ async function snapshotRead(t: PeerTarget, expected: number): Promise<{ ms: numb
   }
 }
 
-interface Request {
-  id: number;
-  cmd: string;
-  args: Record<string, unknown>;
-}
-
-async function handle(req: Request): Promise<unknown> {
+async function handle(req: WorkerRequest): Promise<unknown> {
   const a = req.args;
   switch (req.cmd) {
     case 'connect.times':
@@ -251,11 +246,4 @@ async function handle(req: Request): Promise<unknown> {
   }
 }
 
-process.on('message', (req: Request) => {
-  handle(req).then(
-    (result) => process.send!({ id: req.id, result }),
-    (error: Error) => process.send!({ id: req.id, error: String(error?.stack ?? error) }),
-  );
-});
-// The parent going away (even by SIGKILL) closes the IPC channel: never outlive it.
-process.on('disconnect', () => process.exit(0));
+serveRequests(handle);

@@ -9,7 +9,7 @@
  * sequence) becomes none. No sockets, no clock: the transport drives this.
  */
 import type { Entry } from './kvmap.js';
-import { loadIntoEmpty, loadOver } from './snapshot-load.js';
+import { changeOf, loadIntoEmpty, loadOver } from './snapshot-load.js';
 
 export interface Change {
   readonly key: string;
@@ -266,16 +266,6 @@ export class Replica {
       ];
     }
     this.entries.set(entry.key, entry);
-    return [toChange(entry)];
+    return [changeOf(entry)];
   }
-}
-
-function toChange(entry: Entry): Change {
-  return {
-    key: entry.key,
-    value: entry.body,
-    sequence: entry.sequence,
-    deleted: false,
-    properties: entry.properties,
-  };
 }

@@ -20,7 +20,8 @@ import type { Change } from './replica.js';
 
 const bySequence = (a: Change, b: Change) => a.sequence - b.sequence;
 
-function changeOf(entry: Entry): Change {
+/** The change a live entry makes: its key set to its value (also the live path's, replica.ts). */
+export function changeOf(entry: Entry): Change {
   return {
     key: entry.key,
     value: entry.body,
