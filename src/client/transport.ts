@@ -14,7 +14,7 @@
  */
 import * as zmq from 'zeromq';
 import { decodeReply, encodeRequest, Native } from '../wire/index.js';
-import { Outbox, receiveLoop } from '../zmq/index.js';
+import { Outbox, receiveLoop, whenWritable } from '../zmq/index.js';
 import { curveClientOptions, sessionToken, tokenMintedAt } from '../security/index.js';
 import type { ServerAddress } from './servers.js';
 import { ContextPool, hostOf } from './contexts.js';
@@ -164,7 +164,12 @@ class ZmqLink implements Link {
     dealer.events.on('handshake', () => {
       if (this.dealer !== dealer || this.closed) return;
       this.dealerConnected = true;
-      this.handlers.connected?.();
+      // Told once the DEALER can take a request: right after the handshake it may not (when-writable.ts).
+      whenWritable(
+        () => dealer.writable,
+        () => this.handlers.connected?.(),
+        () => this.dealer !== dealer || this.closed,
+      );
     });
     if (curve) {
       // A reconnect by libzmq would reuse the token, which the server honours only once.

@@ -2,3 +2,4 @@
 export { Outbox, errorCode, DRAIN_BUDGET_MS, type OutboxOptions } from './outbox.js';
 export { Fifo } from './fifo.js';
 export { receiveLoop } from './receive-loop.js';
+export { whenWritable } from './when-writable.js';
