@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { askActive, parseNodes, type ActiveAnswer, type BusDeps } from './bus-query.js';
+import { NODE_QUERY_OPTIONS } from './status-command.js';
 
 export interface BusInvocation {
   readonly sub: 'ls' | 'info';
@@ -38,11 +39,7 @@ export function busInvocation(spec: BusCommandSpec, args: string[], deps: BusDep
   try {
     ({ values, positionals } = parseArgs({
       args,
-      options: {
-        nodes: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
+      options: NODE_QUERY_OPTIONS,
       strict: true,
       allowPositionals: true,
     }));

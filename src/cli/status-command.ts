@@ -13,6 +13,13 @@ import type { NodeStatus } from '../pair/index.js';
 export const DEFAULT_STATUS_NODES = ['http://127.0.0.1:9556', 'http://127.0.0.1:9566'];
 export const STATUS_TIMEOUT_MS = 2000;
 
+/** The options of every command that asks the nodes' HTTP endpoints: status, stream, group. */
+export const NODE_QUERY_OPTIONS = {
+  nodes: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export const STATUS_HELP = `Usage: twinstar status [--nodes URL,URL] [--json]
 
 Shows both nodes of a pair from their HTTP /status endpoints and says whether
@@ -229,11 +236,7 @@ export async function statusCommand(args: string[], deps: StatusDeps = {}): Prom
   try {
     ({ values } = parseArgs({
       args,
-      options: {
-        nodes: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
+      options: NODE_QUERY_OPTIONS,
       strict: true,
       allowPositionals: false,
     }));

@@ -105,12 +105,16 @@ export function isDeletePrefix(entry: Pick<Entry, 'properties' | 'body'>): boole
 
 /** The entry without the server's `twinstar-prev` line, and that line's sequence. */
 export function withoutPrev(entry: Entry): { entry: Entry; prev: number | undefined } {
+  // Most updates carry no such line (most carry no properties at all): the entry itself, no copy.
   const at = entry.properties.indexOf(PREV_LINE);
   if (at < 0 || (at > 0 && entry.properties[at - 1] !== '\n')) return { entry, prev: undefined };
   const end = entry.properties.indexOf('\n', at);
   const prev = Number(entry.properties.slice(at + PREV_LINE.length, end < 0 ? undefined : end));
   const properties = entry.properties.slice(0, at) + (end < 0 ? '' : entry.properties.slice(end + 1));
-  return { entry: { ...entry, properties }, prev: Number.isSafeInteger(prev) ? prev : undefined };
+  // A literal of the entry's own shape, not a spread: the replica holds one kind of object.
+  const { key, sequence, uuid, body, expiresAt } = entry;
+  const stripped: Entry = { key, sequence, uuid, properties, body, expiresAt };
+  return { entry: stripped, prev: Number.isSafeInteger(prev) ? prev : undefined };
 }
 
 export class Replica {
@@ -165,9 +169,7 @@ export class Replica {
    * newer than the replica.
    */
   offer(published: Entry): OfferResult {
-    // Most updates carry no properties at all: no search, no copy of the entry for them.
-    const { entry, prev } =
-      published.properties.length === 0 ? { entry: published, prev: undefined } : withoutPrev(published);
+    const { entry, prev } = withoutPrev(published);
     if (!this.covers(entry)) return { changes: [], gap: false };
     if (this.syncing) {
       this.held.hold(entry);
