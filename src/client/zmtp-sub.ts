@@ -15,6 +15,14 @@ import { greeting, readySub, subscription, ZmtpError, ZmtpReader } from './zmtp.
 
 const RECONNECT_MS = 100;
 
+/**
+ * Every subscriber of the process reads into this one buffer (`onread`): no Buffer, no ArrayBuffer
+ * and no stream event per TCP read. Reads run one at a time on the event loop, and the reader
+ * copies whatever it keeps (zmtp.ts), so sharing it is safe.
+ */
+let readBuffer: Buffer | undefined;
+const sharedReadBuffer = (): Buffer => (readBuffer ??= Buffer.allocUnsafe(64 * 1024));
+
 export class ZmtpSub {
   private socket: Socket | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -41,7 +49,24 @@ export class ZmtpSub {
 
   private open(): void {
     if (this.closed) return;
-    const socket = connect({ host: this.host, port: this.port, noDelay: true });
+    const socket: Socket = connect({
+      host: this.host,
+      port: this.port,
+      noDelay: true,
+      onread: {
+        buffer: sharedReadBuffer,
+        callback: (bytes: number, buffer: Uint8Array): boolean => {
+          if (this.socket !== socket) return true;
+          try {
+            reader.feed((buffer as Buffer).subarray(0, bytes));
+          } catch (error) {
+            socket.destroy();
+            if (!this.closed) this.onError(error as Error);
+          }
+          return true;
+        },
+      },
+    });
     this.socket = socket;
     const reader = new ZmtpReader(
       {
@@ -54,15 +79,6 @@ export class ZmtpSub {
       this.maxFrameBytes,
     );
     socket.on('connect', () => socket.write(greeting()));
-    socket.on('data', (chunk: Buffer) => {
-      if (this.socket !== socket) return;
-      try {
-        reader.feed(chunk);
-      } catch (error) {
-        socket.destroy();
-        if (!this.closed) this.onError(error as Error);
-      }
-    });
     socket.on('error', () => undefined); // 'close' follows
     socket.on('close', () => {
       if (this.socket !== socket || this.closed) return;

@@ -98,13 +98,17 @@ export class ZmtpReader {
     private readonly maxFrameBytes = -1,
   ) {}
 
-  /** Takes the next bytes of the stream; throws ZmtpError when the connection must end. */
+  /**
+   * Takes the next bytes of the stream; throws ZmtpError when the connection must end. The chunk
+   * may be a buffer the caller reuses for its next read (zmtp-sub.ts reads into one buffer shared
+   * by every subscriber of the process): nothing of it is kept past this call without a copy.
+   */
   feed(chunk: Buffer): void {
     let buf = chunk;
     if (this.pendingBytes > 0) {
       // A large frame comes in many TCP chunks: they are joined once, when it is complete, not
       // again at every chunk (which would copy a 16 MB frame's bytes about 250 times).
-      this.pending.push(chunk);
+      this.pending.push(Buffer.from(chunk));
       this.pendingBytes += chunk.length;
       if (this.pendingBytes < this.need) return;
       buf = Buffer.concat(this.pending, this.pendingBytes);
@@ -162,8 +166,8 @@ export class ZmtpReader {
       this.frames = [];
       this.handlers.message(frames);
     }
-    // The frames of an unfinished message stay views of `buf`, which is kept whole as long as they
-    // are; a partial frame is kept as a copy.
+    // The frames of an unfinished message and a partial frame are kept as copies.
+    for (let i = 0; i < this.frames.length; i++) this.frames[i] = Buffer.from(this.frames[i]!);
     if (at < end) this.keep(buf.subarray(at), need);
   }
 

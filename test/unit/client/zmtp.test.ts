@@ -120,6 +120,28 @@ describe('ZmtpReader', () => {
     );
   });
 
+  it('keeps nothing of a chunk past the call: the same messages from one buffer reused for every read', () => {
+    // zmtp-sub.ts reads every socket into one shared buffer, overwritten by the next read.
+    const shared = Buffer.alloc(stream.length);
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 1, max: stream.length - 1 }), { maxLength: 40 }),
+        (cuts) => {
+          const { r, got } = reader();
+          let from = 0;
+          for (const at of [...cuts].sort((a, b) => a - b).concat(stream.length)) {
+            stream.copy(shared, 0, from, at);
+            r.feed(shared.subarray(0, at - from));
+            shared.fill(0xee);
+            from = at;
+          }
+          expect(got.messages).to.deep.equal(expected);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('reads a stream fed one byte at a time', () => {
     const { r, got } = reader();
     for (let i = 0; i < stream.length; i++) r.feed(stream.subarray(i, i + 1));
