@@ -51,7 +51,13 @@ export interface Runs {
 }
 
 /** Adds the suite's figures for `systems` (those measured to the end) to the report. */
-export function reportPeers(ctx: Context, p: Plan, systems: PeerSystem[], runs: Map<System, Runs>): void {
+export function reportPeers(
+  ctx: Context,
+  p: Plan,
+  systems: PeerSystem[],
+  runs: Map<System, Runs>,
+  rawRoundTrips: number[],
+): void {
   const n = p.watchers;
   const quickNote = ctx.quick ? ` (quick: ${n} watchers)` : '';
   const redis = systems.find((s) => s.system === 'redis');
@@ -202,6 +208,30 @@ export function reportPeers(ctx: Context, p: Plan, systems: PeerSystem[], runs: 
     const ratio = a.get('twinstar')!.value / a.get('redis')!.value;
     target(a.get('twinstar'), '≥ 1.0× Redis SET + WAIT', ratio >= 1);
   }
+  // What zeromq.js itself allows: a replicated twinstar write crosses four one-way hops (client,
+  // active, passive, active, client), each costing at least half a raw round trip.
+  ctx.report.add({
+    id: 'peers.zmq.roundtrip',
+    section: writes,
+    label:
+      'raw zeromq.js round trips/s: DEALER → ROUTER echo → DEALER, one in flight, nothing done per message',
+    unit: 'rt/s',
+    runs: rawRoundTrips,
+  });
+  const ceiling = ctx.report.add({
+    id: 'peers.zmq.hops4',
+    section: writes,
+    label: 'the most awaited writes/s four zeromq.js hops allow, no work done: raw round trips ÷ 2',
+    unit: 'writes/s',
+    runs: rawRoundTrips.map((r) => r / 2),
+  });
+  if (redis) {
+    ceiling.ratioTo = 'ceiling ÷ Redis';
+    ceiling.ratio = ceiling.value / a.get('redis')!.value;
+  }
+  const mine = a.get('twinstar')!;
+  mine.ratioTo = 'twinstar ÷ that ceiling';
+  mine.ratio = mine.value / ceiling.value;
 
   const label = p.keys >= 1000 ? `${p.keys / 1000}k` : String(p.keys);
   const snap = `10d. Peers: ${label} keys of 100-byte values to a new reader`;

@@ -7,6 +7,7 @@
 import * as zmq from 'zeromq';
 import { freePorts, nowMs, sleep, waitFor } from '../lib/proc.js';
 import { Worker } from '../lib/worker-client.js';
+import { RawRoundTrip } from '../lib/raw-round-trip.js';
 import type { Context } from './context.js';
 
 const MESSAGE_BYTES = 100;
@@ -55,27 +56,15 @@ export async function ceilings(ctx: Context): Promise<void> {
     await worker.call('sub.stop');
 
     // DEALER -> ROUTER -> DEALER
-    const rport = await freePorts(1);
-    const rendpoint = `tcp://127.0.0.1:${rport}`;
-    await worker.call('echo.start', { endpoint: rendpoint });
-    const dealer = new zmq.Dealer({ linger: 0 });
-    dealer.connect(rendpoint);
-    for (let i = 0; i < 1000; i++) {
-      await dealer.send(msg);
-      await dealer.receive();
-    }
-    for (let run = 0; run < ctx.runs; run++) {
-      const t0 = nowMs();
-      let n = 0;
-      for (; n < 10_000_000; n++) {
-        if ((n & 255) === 0 && nowMs() - t0 > ms) break;
-        await dealer.send(msg);
-        await dealer.receive();
+    const raw = await RawRoundTrip.start();
+    try {
+      for (let run = 0; run < ctx.runs; run++) {
+        roundTrip.push(await raw.measure(ms));
+        ctx.log(`  round trip run ${run + 1}: ${Math.round(roundTrip.at(-1)!)} rt/s`);
       }
-      roundTrip.push((n / (nowMs() - t0)) * 1000);
-      ctx.log(`  round trip run ${run + 1}: ${Math.round(roundTrip.at(-1)!)} rt/s`);
+    } finally {
+      await raw.close();
     }
-    dealer.close();
   } finally {
     await worker.close();
   }

@@ -12,7 +12,9 @@
  *               CLOCK_MONOTONIC write time): p50/p99 write-to-watcher, watcher-process and
  *               server CPU (/proc/<pid>/stat) per 1,000 deliveries, deliveries lost
  *   awaiting    one writer awaiting each acknowledged write: twinstar set() on the pair, Redis
- *               SET + WAIT 1 0, NATS kv.put(): writes/s
+ *               SET + WAIT 1 0, NATS kv.put(): writes/s; and raw zeromq.js round trips (a DEALER
+ *               and a ROUTER echo, one in flight) at the start of each round, the ceiling
+ *               of twinstar's four hops
  *   snapshot    100k keys of 100-byte values loaded once, then per round a new reader gets them
  *               all: twinstar connect() on the subtree, Redis SCAN + MGET in batches of 1,000,
  *               NATS kv.watch() delivering every last value
@@ -38,6 +40,7 @@ import {
 } from '../lib/peer-systems.js';
 import { Histogram, median } from '../lib/stats.js';
 import { Worker } from '../lib/worker-client.js';
+import { RawRoundTrip } from '../lib/raw-round-trip.js';
 import { reportPeers, type FanRun, type Plan, type Runs } from '../lib/peers-report.js';
 import type { Context } from './context.js';
 
@@ -55,15 +58,17 @@ let ran: System[] = ['twinstar'];
 /** The figure ids the suite must produce, for the systems that ran. */
 export function peerFigures(quick: boolean): string[] {
   const p = plan(quick);
-  return ran.flatMap((s) => [
-    `peers.${s}.connect`,
-    `peers.${s}.start`,
-    ...p.rates.flatMap((r) =>
-      ['p50', 'p99', 'clientcpu', 'servercpu', 'lost'].map((k) => `peers.${s}.fan.${r}.${k}`),
-    ),
-    `peers.${s}.await`,
-    `peers.${s}.snapshot`,
-  ]);
+  return ran
+    .flatMap((s) => [
+      `peers.${s}.connect`,
+      `peers.${s}.start`,
+      ...p.rates.flatMap((r) =>
+        ['p50', 'p99', 'clientcpu', 'servercpu', 'lost'].map((k) => `peers.${s}.fan.${r}.${k}`),
+      ),
+      `peers.${s}.await`,
+      `peers.${s}.snapshot`,
+    ])
+    .concat(['peers.zmq.roundtrip', 'peers.zmq.hops4']);
 }
 
 export async function peers(ctx: Context): Promise<void> {
@@ -109,22 +114,32 @@ export async function peers(ctx: Context): Promise<void> {
       ]),
     );
     const measured = [...systems];
-    for (let run = 0; run < ctx.runs; run++) {
-      for (const s of [...measured]) {
-        try {
-          await round(ctx, p, s, runs.get(s.system)!, run);
-        } catch (error) {
-          if (s.system === 'twinstar') throw error;
-          // A peer that breaks is reported and left out; twinstar's figures still come out.
-          const note = `peers: ${s.name} left out after an error in round ${run + 1}: ${String(error)}`;
-          ctx.report.notes.push(note);
-          ctx.log(`  !! ${note}`);
-          measured.splice(measured.indexOf(s), 1);
-          ran = measured.map((m) => m.system);
+    // The ceiling over twinstar's awaited writes, measured at the start of each round: see
+    // lib/raw-round-trip.ts.
+    const raw = await RawRoundTrip.start();
+    const rawRuns: number[] = [];
+    try {
+      for (let run = 0; run < ctx.runs; run++) {
+        rawRuns.push(await raw.measure(p.awaitMs));
+        ctx.log(`  raw zeromq.js run ${run + 1}: ${Math.round(rawRuns.at(-1)!)} round trips/s`);
+        for (const s of [...measured]) {
+          try {
+            await round(ctx, p, s, runs.get(s.system)!, run);
+          } catch (error) {
+            if (s.system === 'twinstar') throw error;
+            // A peer that breaks is reported and left out; twinstar's figures still come out.
+            const note = `peers: ${s.name} left out after an error in round ${run + 1}: ${String(error)}`;
+            ctx.report.notes.push(note);
+            ctx.log(`  !! ${note}`);
+            measured.splice(measured.indexOf(s), 1);
+            ran = measured.map((m) => m.system);
+          }
         }
       }
+    } finally {
+      await raw.close();
     }
-    reportPeers(ctx, p, measured, runs);
+    reportPeers(ctx, p, measured, runs, rawRuns);
   } finally {
     for (const s of systems)
       await s.stop().catch((error) => ctx.log(`  !! stopping ${s.name}: ${String(error)}`));
