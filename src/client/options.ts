@@ -6,7 +6,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { DEFAULT_LIMITS, type Limits } from '../wire/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { KeyError, keyBytes, publicKeyOf, readKeyFile, type KeyPair } from '../security/index.js';
-import { parseServer, type ServerAddress } from './servers.js';
+import { parseServer, relayId, type ServerAddress } from './servers.js';
 import { zmqTransport, type Transport } from './transport.js';
 import type { Random } from './votes.js';
 import { Ticker } from './ticker.js';
@@ -73,9 +73,13 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     throw new InvalidArgumentError('servers must list at least one tcp://HOST:PORT endpoint');
   }
   const curve = options.curve === undefined ? undefined : resolveCurve(options.curve, options.servers.length);
+  // Without CURVE the client names its DEALERs alike on every server (servers.ts relayId()).
+  const routingId = relayId();
   const servers = options.servers.map((endpoint, i) => {
     const address = parseServer(endpoint);
-    return curve ? { ...address, curve: { own: curve.own, serverPublicKey: curve.servers[i]! } } : address;
+    return curve
+      ? { ...address, curve: { own: curve.own, serverPublicKey: curve.servers[i]! } }
+      : { ...address, routingId };
   });
   const subtree = options.subtree ?? '';
   if (typeof subtree !== 'string') throw new InvalidArgumentError('subtree must be a string');

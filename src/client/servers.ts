@@ -3,7 +3,9 @@
  * named by its snapshot endpoint `tcp://HOST:P`; its publisher is P+1 and its collector P+2
  * (RFC 12's layout, DESIGN.md's port table).
  */
+import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError } from '../errors.js';
+import { RELAY_ID_BYTES, RELAY_ID_MARK } from '../wire/index.js';
 import type { KeyPair } from '../security/index.js';
 
 export interface ServerAddress {
@@ -14,6 +16,22 @@ export interface ServerAddress {
   readonly curve?: { readonly own: KeyPair; readonly serverPublicKey: string };
   /** frame size limits of this client's sockets, from its `limits` (wire/sizes.ts) */
   readonly frames?: { readonly dealer: number; readonly sub: number; readonly pub: number };
+  /** without CURVE: the DEALER's routing id, the client's own on every server (relayId()) */
+  readonly routingId?: string;
+}
+
+/**
+ * A client's routing id for its DEALERs without CURVE, the same on both servers, so that the
+ * passive can send it the acknowledgements an active relays (wire isRelayId): the mark, then 15
+ * random URL-safe characters (90 bits; ASCII, so that the bytes on the wire are these).
+ */
+export function relayId(): string {
+  return (
+    String.fromCharCode(RELAY_ID_MARK) +
+    randomBytes(12)
+      .toString('base64url')
+      .slice(0, RELAY_ID_BYTES - 1)
+  );
 }
 
 export function parseServer(endpoint: string): ServerAddress {

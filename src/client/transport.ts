@@ -156,7 +156,11 @@ class ZmqLink implements Link {
       sendHighWaterMark: 100_000,
       maxMessageSize: this.server.frames?.dealer ?? -1,
       ...this.curve,
-      ...(curve ? { routingId: sessionToken(curve.own, curve.serverPublicKey) } : {}),
+      ...(curve
+        ? { routingId: sessionToken(curve.own, curve.serverPublicKey) }
+        : this.server.routingId !== undefined
+          ? { routingId: this.server.routingId }
+          : {}),
     });
     this.dealer = dealer;
     this.dealerOut = new Outbox(dealer, () => undefined);

@@ -244,6 +244,14 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
   for (const reason of ['server-busy', 'bytes-busy', 'superseded']) streamsRefused.inc({ reason }, 0);
   node.server.on('stream-refused', (reason) => streamsRefused.inc({ reason }));
   node.server.on('dropped', (socket, reason) => dropped.inc({ socket, reason }));
+  const relayed = new Counter({
+    name: 'twinstar_relayed_acks_total',
+    help: 'Write acknowledgements the active handed to this passive, by outcome: sent to the client, or undeliverable (the client has no connection here; the active answered it)',
+    labelNames: ['outcome'],
+    registers: r,
+  });
+  for (const outcome of ['sent', 'undeliverable']) relayed.inc({ outcome }, 0);
+  node.server.on('relayed', (delivered) => relayed.inc({ outcome: delivered ? 'sent' : 'undeliverable' }));
 
   const authFailures = new Counter({
     name: 'twinstar_auth_failures_total',

@@ -6,9 +6,8 @@
  * what this node holds is summed up by its sequence, its terms (src/core/timeline.ts) and whether
  * its replica is synced, all supplied by the application.
  *
- * It also watches for stalls: a node whose event loop was frozen (SIGSTOP, a long GC) must not
- * conclude on waking that its peer died, nor acknowledge writes on the strength of silence it
- * slept through. Every decision (`vote`, `serving`, a peer message, the tick) checks first.
+ * It also watches for stalls: a node frozen (SIGSTOP, a long GC) must not conclude on waking that its
+ * peer died, nor acknowledge writes on silence it slept through: every decision checks first.
  */
 import { UNAVAILABLE_MESSAGES, unavailability, type UnavailableReason } from './availability.js';
 import type { Admission } from '../server/index.js';
@@ -390,6 +389,7 @@ export class BinaryStar {
       history: this.ctx.history,
       fenced: this.ctx.fenced,
       restored: this.ctx.restored,
+      relays: true, // this version sends the TACKs an active relays (replication-sink.ts)
     };
   }
 }

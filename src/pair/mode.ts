@@ -7,7 +7,7 @@ import type { EventEmitter } from 'node:events';
 import type { Admission, CloneServer } from '../server/index.js';
 import type { Store } from '../core/index.js';
 import type { Timeline } from '../core/index.js';
-import type { Durability, Limits } from '../wire/index.js';
+import type { Durability, Limits, RelayedAck } from '../wire/index.js';
 import type { State } from '../fsm/index.js';
 import type { ServerConfig } from '../config/index.js';
 import type { Logger, RateLimitedLog } from '../log/index.js';
@@ -59,6 +59,8 @@ export interface Mode {
   serving(): boolean;
   hasHistory(): boolean;
   durable(sequence: number): Promise<Durability>;
+  /** a pair hands a write's TACK to its passive (false: it did not) */
+  relay?(ack: RelayedAck): boolean;
   publishableUpTo(): number;
   forcePromote(): ForceResult;
   isDegraded(): boolean;

@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { CloneServer, type Admission, type ServicePolicy } from '../server/index.js';
 import { MemoryStorage, Store, digestOf, type Digest, type MemoryStorageOptions } from '../core/index.js';
-import type { Durability, KvMsg } from '../wire/index.js';
+import type { Durability, KvMsg, RelayedAck } from '../wire/index.js';
 import type { State } from '../fsm/index.js';
 import * as zmq from 'zeromq';
 import { limitsOf, retentionRules, type ServerConfig } from '../config/index.js';
@@ -209,6 +209,21 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
         this.storageFailed(error as Error);
         throw error;
       },
+    );
+  }
+
+  /**
+   * A write's TACK the passive may send instead of this node (issue 18). It is handed over once
+   * this node's own storage has flushed the write, so that the passive's answer keeps the
+   * acknowledgement rule (docs/binary-star.md): flushed on both.
+   */
+  relay(ack: RelayedAck): void {
+    const mode = this.mode;
+    if (!mode.relay) return;
+    if (this.store.durableOnAppend) return void mode.relay(ack);
+    this.store.flush().then(
+      () => void mode.relay?.(ack),
+      () => undefined, // a failed flush answers nothing: durable() tells the client
     );
   }
 

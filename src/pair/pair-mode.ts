@@ -9,7 +9,7 @@ import { toChange, type Admission } from '../server/index.js';
 import { chunkBytes, type Durability } from '../wire/index.js';
 import { readAll, type Entry } from '../kv/index.js';
 import type { Role, State } from '../fsm/index.js';
-import type { Heartbeat, PeerMessage } from '../wire/index.js';
+import type { Heartbeat, PeerMessage, RelayedAck } from '../wire/index.js';
 import { PeerLink, type PeerChannel } from './peer-link.js';
 import { ReplicationSink } from './replication-sink.js';
 import { ReplicationSource } from './replication-source.js';
@@ -67,6 +67,7 @@ export class PairMode implements Mode {
       retryMs: Math.max(config.failoverMs, 4 * config.heartbeatMs),
       now,
       onApplied: (entry) => pending.match(entry.uuid),
+      answer: (ack) => server.answerRelayed(ack),
       onMalformed: (error) => {
         emit('peer-dropped', error.reason);
         refusals.warn({ reason: error.reason, detail: error.message }, 'dropped malformed replication batch');
@@ -147,6 +148,10 @@ export class PairMode implements Mode {
     return this.source.durable(sequence);
   }
 
+  relay(ack: RelayedAck): boolean {
+    return this.reactor.state === 'ACTIVE' && this.source.relay(ack);
+  }
+
   publishableUpTo(): number {
     return this.source.attached ? this.source.acked : Infinity;
   }
@@ -213,6 +218,9 @@ export class PairMode implements Mode {
         return;
       case 'request':
         if (active) this.source.onRequest(msg.streamId, msg.fromSequence, msg.term);
+        return;
+      case 'relay':
+        if (passive) this.sink.onRelay(msg.term, msg.acks);
         return;
       case 'ack':
         if (active) this.source.onAck(msg.sequence, msg.term);
@@ -331,6 +339,7 @@ export class PairMode implements Mode {
   private updateAttachment(): void {
     const { reactor, source } = this;
     if (reactor.state !== 'ACTIVE') return;
+    source.peerRelays = reactor.pairedPeer?.relays === true;
     const { now: clock, config, store, server, log, emit } = this.parts;
     const now = clock();
     const decision = attachment({

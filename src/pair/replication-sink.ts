@@ -6,7 +6,7 @@
  * our sequence) triggers a new request; nothing ever waits without a timeout, and a stream that
  * stops making progress is asked for again (promise 7).
  */
-import { KvMsgError, type Limits } from '../wire/index.js';
+import { highestOf, KvMsgError, type Limits, type RelayedAck } from '../wire/index.js';
 import { type CloneServer } from '../server/index.js';
 import { HeldUpdates, type Entry } from '../kv/index.js';
 import { type StoreBuilder } from '../core/index.js';
@@ -28,6 +28,8 @@ export interface SinkOptions {
   /** a batch from the active could not be unpacked */
   onMalformed: (error: KvMsgError) => void;
   limits: Limits;
+  /** sends a TACK the active relayed, once this node holds (and has flushed) the write */
+  answer?: (ack: RelayedAck) => void;
 }
 
 /** deeper than a client's: the peer link's queues hold a million messages (src/pair/peer-link.ts) */
@@ -41,6 +43,8 @@ export class ReplicationSink {
   private lastProgress = 0;
   private resumeAskedAt: number | undefined;
   private ackScheduled = false;
+  /** relayed TACKs for writes applied here, sent with the next acknowledgement */
+  private relayed: RelayedAck[] = [];
 
   constructor(private readonly options: SinkOptions) {}
 
@@ -57,6 +61,7 @@ export class ReplicationSink {
     this.phase = 'idle';
     this.builder = undefined;
     this.held.clear();
+    this.relayed = [];
     this.resumeAskedAt = undefined;
   }
 
@@ -81,6 +86,18 @@ export class ReplicationSink {
     }
     this.lastProgress = this.options.now();
     this.apply(entries);
+  }
+
+  /**
+   * TACKs the active relays for writes it sent us: each goes to its client once we hold the write,
+   * after our own flush, exactly when our acknowledgement to the active goes. One for a write we
+   * have not applied (held while we resync, or past a gap) is dropped: the active answers it.
+   */
+  onRelay(term: string, acks: readonly RelayedAck[]): void {
+    if (!this.synced || term !== this.options.timeline.term || !this.options.answer) return;
+    const applied = this.options.server.store.sequence;
+    for (const ack of acks) if (highestOf(ack) <= applied) this.relayed.push(ack);
+    if (this.relayed.length > 0) this.scheduleAck();
   }
 
   onSnapshotChunk(streamId: number, batch: Buffer): void {
@@ -173,15 +190,18 @@ export class ReplicationSink {
     this.ackScheduled = true;
     setImmediate(() => {
       this.ackScheduled = false;
-      const { channel, server, timeline } = this.options;
+      const { channel, server, timeline, answer } = this.options;
       const sequence = server.store.sequence;
       const term = timeline.term;
+      const relayed = this.relayed;
+      this.relayed = [];
       // Only what is durable in this node's own storage is acknowledged (under fsync always: on
       // disk). A storage that failed never acknowledges again: the active stops counting on us.
       server.store.flush().then(
         () => {
-          if (this.phase === 'following' && timeline.term === term)
-            channel.send({ type: 'ack', sequence, term });
+          if (this.phase !== 'following' || timeline.term !== term) return;
+          channel.send({ type: 'ack', sequence, term });
+          for (const ack of relayed) answer?.(ack);
         },
         () => undefined,
       );

@@ -23,6 +23,7 @@ import {
   ADVERTISE,
   encodeReply,
   NATIVE_VERSION,
+  type RelayedAck,
 } from '../wire/index.js';
 import type { Entry } from '../kv/index.js';
 import { isReserved } from '../events/index.js';
@@ -361,6 +362,20 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   }
 
   /** A send failed; with no route to its client, that client is gone: stop its streams now. */
+  /**
+   * A TACK the active relayed (this node is its passive and holds the write): to the client on the
+   * snapshot socket. One that cannot go (the client has no connection here) is only counted: the
+   * active answers that write too.
+   */
+  answerRelayed(ack: RelayedAck): void {
+    const { identity, reqId, sequences } = ack;
+    const reply = encodeReply({ command: 'TACK', reqId, sequences, durability: 'replicated' });
+    this.sockets.routerOut.send([identity, ...reply]).then(
+      () => this.emit('relayed', true),
+      () => this.emit('relayed', false),
+    );
+  }
+
   private sendFailed(socket: SocketName, error: unknown, frames?: Buffer[]): void {
     const gone = errorCode(error) === 'EHOSTUNREACH';
     if (gone && socket === 'snapshot' && frames?.[0]) this.streams.clientGone(frames[0].toString('latin1'));

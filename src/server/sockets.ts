@@ -72,6 +72,10 @@ export class ServerSockets {
     this.router = new zmq.Router({
       ...common('snapshot'),
       mandatory: true,
+      // A native client names its DEALER itself (the same id on both nodes: handlers/write.ts);
+      // reconnecting under it while the old connection lingers takes the id over, not refused.
+      // With CURVE the id is a session token, bound to a key: left as it was.
+      handover: !guard,
       sendTimeout: 0,
       sendHighWaterMark: quotas.clientQueue,
       maxMessageSize: frames.router,

@@ -5,7 +5,7 @@
 import type * as zmq from 'zeromq';
 import type { Logger } from '../log/index.js';
 import type { Guard } from '../security/index.js';
-import type { DecodeReason, KvMsg, Limits, Durability, NotActiveReason } from '../wire/index.js';
+import type { DecodeReason, KvMsg, Limits, Durability, NotActiveReason, RelayedAck } from '../wire/index.js';
 import type { Entry } from '../kv/index.js';
 import type { Change, Store } from '../core/index.js';
 import type { StreamRefusal } from './snapshot-streams.js';
@@ -38,6 +38,8 @@ export interface ServicePolicy {
   collectWhileInactive(msg: KvMsg, receivedAt: number): void;
   /** Set once a storage write failed: native writes are refused with TERROR 'storage'. */
   storageFailure?(): Error | undefined;
+  /** Hands a write's TACK to the passive to send, if there is one that can (pair/node.ts). */
+  relay?(ack: RelayedAck): void;
 }
 
 export type Admission =
@@ -54,6 +56,8 @@ export interface ServerEvents {
   denied: [operation: 'read' | 'write', client: string];
   snapshot: [kind: SnapshotKind, keys: number, ms: number];
   rejected: [command: string];
+  /** a TACK the active relayed went to its client (or could not: the client is not connected) */
+  relayed: [delivered: boolean];
   /** snapshot streams in progress changed; or a request or stream was refused by a cap */
   /** streams in progress, and the bytes they can hold buffered at most */
   streams: [count: number, bytes: number];

@@ -10,4 +10,4 @@ export {
   type PeerMessage,
   type TimelineEntry,
 } from './peer.js';
-export { unpackEntries, packEntries } from './peer.js';
+export { unpackEntries, packEntries, highestOf, type RelayedAck } from './peer.js';

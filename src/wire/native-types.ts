@@ -98,6 +98,20 @@ export const WRITE_PROPERTY = {
 /** How a write was made durable: on both nodes, on the active alone, or by a lone single server. */
 export type Durability = 'replicated' | 'degraded' | 'single';
 
+/**
+ * A native client without CURVE names its DEALERs itself, with the same routing id on both
+ * servers: this mark, then 15 random bytes. The passive can then send the TACK an active relays to
+ * it (issue 18) to the right client; an id libzmq made up (5 bytes, a leading 0) is one per
+ * server, and a TACK is never relayed to it.
+ */
+export const RELAY_ID_MARK = 0x74; // 't'
+export const RELAY_ID_BYTES = 16;
+
+/** Whether a routing id is one a client chose for both servers (RELAY_ID_MARK). */
+export function isRelayId(identity: Buffer): boolean {
+  return identity.length === RELAY_ID_BYTES && identity[0] === RELAY_ID_MARK;
+}
+
 export function encodeRequestId(id: number): Buffer {
   const frame = Buffer.allocUnsafe(4);
   frame.writeUInt32BE(id >>> 0);

@@ -11,6 +11,8 @@
  *   [TRSNAPEND, streamId, sequence, json]     end of snapshot, with the active's timeline
  *   [TRRESUMED, streamId, sequence, json]     end of a resume (the changes went as TRDATA)
  *   [TRACK, sequence, term]                   applied up to sequence (passive -> active)
+ *   [TRRELAY, term, acks]                     TACKs for the passive to send its clients once it
+ *                                             holds their writes (active -> passive, peer-relay.ts)
  */
 import {
   decodeSequence,
@@ -23,6 +25,9 @@ import {
   type PackedEntry,
 } from './index.js';
 import type { Role, State } from '../fsm/index.js';
+import { decodeRelayedAcks, encodeRelayedAcks, type RelayedAck } from './peer-relay.js';
+
+export { highestOf, type RelayedAck } from './peer-relay.js';
 
 /** One promotion in the pair's history, as heartbeats and sync ends carry it (core/timeline.ts keeps them). */
 export interface TimelineEntry {
@@ -52,6 +57,8 @@ export interface Heartbeat {
    * whose history is newer. Absent from nodes before this version (read as false).
    */
   readonly restored?: boolean;
+  /** this node sends the TACKs an active relays to it (TRRELAY). Absent before this version. */
+  readonly relays?: boolean;
 }
 
 export type PeerMessage =
@@ -61,7 +68,8 @@ export type PeerMessage =
   | { type: 'snapshot-chunk'; streamId: number; batch: Buffer }
   | { type: 'snapshot-end'; streamId: number; sequence: number; timeline: TimelineEntry[] }
   | { type: 'resume-end'; streamId: number; sequence: number; timeline: TimelineEntry[] }
-  | { type: 'ack'; sequence: number; term: string };
+  | { type: 'ack'; sequence: number; term: string }
+  | { type: 'relay'; term: string; acks: RelayedAck[] };
 
 const TAG = {
   heartbeat: 'TSHB',
@@ -71,6 +79,7 @@ const TAG = {
   'snapshot-end': 'TRSNAPEND',
   'resume-end': 'TRRESUMED',
   ack: 'TRACK',
+  relay: 'TRRELAY',
 } as const;
 
 function u32(n: number): Buffer {
@@ -106,6 +115,8 @@ export function encodePeerMessage(msg: PeerMessage): Buffer[] {
       ];
     case 'ack':
       return [tag, encodeSequence(msg.sequence), Buffer.from(msg.term)];
+    case 'relay':
+      return [tag, Buffer.from(msg.term), encodeRelayedAcks(msg.acks)];
   }
 }
 
@@ -163,6 +174,9 @@ export function decodePeerMessage(frames: Buffer[]): PeerMessage {
     case TAG.ack:
       expect(3);
       return { type: 'ack', sequence: decodeSequence(a!), term: b!.toString() };
+    case TAG.relay:
+      expect(3);
+      return { type: 'relay', term: a!.toString(), acks: decodeRelayedAcks(b!) };
     default:
       throw new KvMsgError('unknown-command', `unknown peer message ${JSON.stringify(tag?.slice(0, 16))}`);
   }

@@ -6,6 +6,7 @@
 import type { Principal } from '../../security/index.js';
 import {
   checkedTtlSeconds,
+  isRelayId,
   KvMsgError,
   type KvMsg,
   type Limits,
@@ -115,6 +116,9 @@ export function applyWrites(
   });
   let highest = 0; // a loop, not Math.max(...sequences): a spread of 120k+ overflows the stack
   for (const sequence of sequences) if (sequence > highest) highest = sequence;
+  // The passive may answer first (three hops, not four): only a client that named its DEALERs
+  // alike on both nodes can be found there, and never with CURVE, whose ids are per server.
+  if (!ctx.options.guard && isRelayId(identity)) ctx.policy.relay?.({ identity, reqId, sequences });
   ctx.policy.durable(highest).then(
     (durability) => {
       ctx.reply(identity, { command: 'TACK', reqId, sequences, durability });

@@ -10,7 +10,7 @@ import { ReplicationSink } from '../../../src/pair/replication-sink.js';
 import { attachment } from '../../../src/pair/attachment.js';
 import { Store, type Storage } from '../../../src/core/index.js';
 import { Timeline } from '../../../src/core/timeline.js';
-import { DEFAULT_LIMITS, chunkBytes, type Durability } from '../../../src/wire/index.js';
+import { DEFAULT_LIMITS, chunkBytes, type Durability, type RelayedAck } from '../../../src/wire/index.js';
 import type { KvMap } from '../../../src/kv/index.js';
 import { GatedStorage } from './gated-storage.js';
 import type { CloneServer } from '../../../src/server/index.js';
@@ -36,6 +36,8 @@ class Replication {
   readonly passiveTimeline = new Timeline();
   readonly source: ReplicationSource;
   readonly sink: ReplicationSink;
+  /** the TACKs the passive sent its clients on the active's behalf (TRRELAY) */
+  readonly answered: RelayedAck[] = [];
   catchUpTo: number | undefined;
 
   constructor(passiveStorage?: Storage) {
@@ -66,6 +68,7 @@ class Replication {
         throw error;
       },
       limits: DEFAULT_LIMITS,
+      answer: (ack) => this.answered.push(ack),
     });
     this.wire.receiver(0, (msg) => {
       if (msg.type === 'request') this.source.onRequest(msg.streamId, msg.fromSequence, msg.term);
@@ -76,6 +79,7 @@ class Replication {
       if (msg.type === 'snapshot-chunk') this.sink.onSnapshotChunk(msg.streamId, msg.batch);
       if (msg.type === 'snapshot-end') this.sink.onSnapshotEnd(msg.streamId, msg.sequence, msg.timeline);
       if (msg.type === 'resume-end') this.sink.onResumeEnd(msg.streamId, msg.timeline);
+      if (msg.type === 'relay') this.sink.onRelay(msg.term, msg.acks);
     });
     this.source.start();
   }
@@ -273,5 +277,79 @@ describe('replication with the attachment rule (fake clock, fake peer link)', ()
     expect(r.attach()).to.deep.include({ attach: true, detachedSlow: false });
     await turns(2);
     expect(acked.result).to.equal(undefined);
+  });
+});
+
+describe('relayed acknowledgements: the passive answers a write it holds (issue 18)', () => {
+  const client = Buffer.from('tABCDEFGHIJKLMNO', 'latin1');
+  const ackOf = (reqId: number, sequences: number[]): RelayedAck => ({ identity: client, reqId, sequences });
+
+  async function attached(passiveStorage?: Storage): Promise<Replication> {
+    const r = new Replication(passiveStorage);
+    r.commit(3);
+    r.sink.start();
+    await r.settle();
+    expect(r.attach()).to.deep.include({ attach: true });
+    r.source.peerRelays = true;
+    return r;
+  }
+
+  it('goes after the changes on the link, and the passive sends it once it has applied and flushed them', async () => {
+    const storage = new GatedStorage(STORE);
+    const r = await attached(storage);
+    const before = r.wire.sent[0]!.length;
+    const seq = r.commit(2);
+    expect(r.source.relay(ackOf(7, [seq - 1, seq]))).to.equal(true);
+    await turns(2);
+    expect(r.sentBy(0, before), 'data, then the relay, in one flush').to.deep.equal(['data', 'relay']);
+    storage.hold();
+    r.wire.deliver();
+    await turns(4);
+    expect(r.passive.sequence).to.equal(seq);
+    expect(r.answered, 'not before its own storage flushed the writes').to.deep.equal([]);
+    storage.release();
+    await r.settle();
+    expect(r.answered).to.deep.equal([ackOf(7, [seq - 1, seq])]);
+  });
+
+  it('is not handed over without an attached passive that relays, and a passive drops one for a write it does not hold', async () => {
+    const r = await attached();
+    r.source.peerRelays = false;
+    expect(r.source.relay(ackOf(1, [r.commit(1)])), 'a peer that does not relay').to.equal(false);
+    r.source.peerRelays = true;
+    r.source.setAttached(false);
+    expect(r.source.relay(ackOf(2, [r.commit(1)])), 'no passive attached').to.equal(false);
+    await r.settle();
+    expect(r.answered).to.deep.equal([]);
+    // A relay for a sequence past what the passive applied (its data was lost: a gap) is dropped.
+    r.sink.onRelay(r.passiveTimeline.term, [ackOf(3, [r.passive.sequence + 1])]);
+    r.sink.onRelay('another-term', [ackOf(4, [r.passive.sequence])]);
+    await r.settle();
+    expect(r.answered).to.deep.equal([]);
+    // The channel works: one it holds, on its term, is answered.
+    r.sink.onRelay(r.passiveTimeline.term, [ackOf(5, [r.passive.sequence])]);
+    await r.settle();
+    expect(r.answered.map((a) => a.reqId)).to.deep.equal([5]);
+  });
+
+  it('a passive that is resyncing answers nothing: the active does', async () => {
+    const r = await attached();
+    r.wire.cut();
+    r.commit(2); // lost: the passive will find a gap
+    await turns(2);
+    r.wire.heal();
+    const seq = r.commit(1);
+    r.source.relay(ackOf(9, [seq]));
+    // The write comes after a gap: the passive asks to resume, and the relay behind it finds it
+    // not in step, so it is dropped (the active answers on the passive's acknowledgement).
+    await r.settle();
+    expect(r.passive.sequence, 'resumed').to.equal(seq);
+    expect(r.source.acked).to.equal(seq);
+    expect(r.answered).to.deep.equal([]);
+    // In step again, the next one is answered.
+    const next = r.commit(1);
+    r.source.relay(ackOf(11, [next]));
+    await r.settle();
+    expect(r.answered.map((a) => a.reqId)).to.deep.equal([11]);
   });
 });

@@ -61,6 +61,14 @@ const ALL: PeerMessage[] = [
   { type: 'snapshot-end', streamId: 3, sequence: 42, timeline },
   { type: 'resume-end', streamId: 4, sequence: 0, timeline: [] },
   { type: 'ack', sequence: 42, term: 'bbbb' },
+  {
+    type: 'relay',
+    term: 'cccc',
+    acks: [
+      { identity: Buffer.from('tABCDEFGHIJKLMNO'), reqId: 0xffffffff, sequences: [1, 2 ** 52] },
+      { identity: Buffer.from([0x74]), reqId: 0, sequences: [] },
+    ],
+  },
 ];
 
 /** Compares with bodies as hex so Buffer identity does not matter. */
@@ -115,6 +123,7 @@ describe('peer protocol', () => {
         ['TRSNAPEND', 4],
         ['TRRESUMED', 4],
         ['TRACK', 3],
+        ['TRRELAY', 3],
       ]);
     });
 
@@ -197,6 +206,21 @@ describe('peer protocol', () => {
       ];
       for (const hb of broken)
         expect(reasonOf([tag('TSHB'), json(hb)]), JSON.stringify(hb)).to.equal('properties-syntax');
+    });
+
+    it('relayed acknowledgements cut short, without a routing id, or with a bad sequence are refused', () => {
+      const [t, term, acks] = encodePeerMessage(ALL.find((m) => m.type === 'relay')!);
+      const boundary = 1 + 16 + 8 + 2 * 8; // the end of the first acknowledgement: a shorter list
+      for (let cut = 1; cut < acks!.length; cut++) {
+        if (cut === boundary) continue;
+        const reason = reasonOf([t!, term!, acks!.subarray(0, cut)]);
+        expect(['batch-truncated', 'field-invalid'], `cut at ${cut}`).to.include(reason);
+      }
+      expect(reasonOf([t!, term!, Buffer.from([0, 0, 0, 0, 1, 0, 0, 0, 0])])).to.equal('field-invalid');
+      const huge = Buffer.concat([Buffer.from([1, 0x74]), u32(1), u32(1), Buffer.alloc(8, 0xff)]);
+      expect(reasonOf([t!, term!, huge])).to.equal('sequence-range');
+      const decoded = decodePeerMessage([t!, term!, Buffer.alloc(0)]);
+      expect(decoded).to.deep.equal({ type: 'relay', term: 'cccc', acks: [] });
     });
 
     it('a bad stream id is refused (frame-count)', () => {
