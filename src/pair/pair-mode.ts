@@ -205,7 +205,7 @@ export class PairMode implements Mode {
     const passive = this.reactor.state === 'PASSIVE';
     switch (msg.type) {
       case 'data':
-        if (passive) this.sink.onData(msg.batch);
+        if (passive) this.sink.onData(msg.batch, msg.term, msg.acks);
         return;
       case 'snapshot-chunk':
         if (passive) this.sink.onSnapshotChunk(msg.streamId, msg.batch);

@@ -74,7 +74,7 @@ export class ReplicationSink {
       this.request();
   }
 
-  onData(batch: Buffer): void {
+  onData(batch: Buffer, term = this.options.timeline.term, acks?: readonly RelayedAck[]): void {
     if (this.phase === 'idle') return;
     const entries = this.unpack(batch);
     if (entries === undefined) return;
@@ -86,6 +86,7 @@ export class ReplicationSink {
     }
     this.lastProgress = this.options.now();
     this.apply(entries);
+    if (acks !== undefined) this.onRelay(term, acks);
   }
 
   /**
@@ -200,8 +201,8 @@ export class ReplicationSink {
       server.store.flush().then(
         () => {
           if (this.phase !== 'following' || timeline.term !== term) return;
+          for (const ack of relayed) answer?.(ack); // the clients first: they wait on it
           channel.send({ type: 'ack', sequence, term });
-          for (const ack of relayed) answer?.(ack);
         },
         () => undefined,
       );

@@ -123,7 +123,8 @@ export class ReplicationSource {
 
   /**
    * Hands a write's TACK to the passive, to send once it holds the write: three one-way hops
-   * instead of four (issue 18). It goes after the changes, on the same ordered link. This node
+   * instead of four (issue 18). It goes with the changes when they have not left yet (in memory),
+   * else right after them, on the same ordered link. This node
    * still answers when the passive acknowledges, so a TACK the passive cannot deliver (the client
    * has no connection to it) costs the client nothing but that hop. False when not handed over.
    */
@@ -204,9 +205,20 @@ export class ReplicationSource {
     this.relays = [];
     if (!this.running) return;
     const { channel, timeline, chunkBytes } = this.options;
-    for (const slice of chunked(entries, Infinity, chunkBytes))
-      channel.send({ type: 'data', term: timeline.term, batch: packEntries(slice) });
-    if (acks.length > 0) channel.send({ type: 'relay', term: timeline.term, acks });
+    const slices = Array.from(chunked(entries, Infinity, chunkBytes));
+    // The acknowledgements ride with the last slice of changes: the passive applies them and
+    // takes the TACKs in one go, before it acknowledges (a message of their own could come a turn
+    // after its acknowledgement, and the TACKs a turn later than they could).
+    slices.forEach((slice, i) => {
+      const last = i === slices.length - 1 && acks.length > 0;
+      channel.send({
+        type: 'data',
+        term: timeline.term,
+        batch: packEntries(slice),
+        ...(last ? { acks } : {}),
+      });
+    });
+    if (slices.length === 0 && acks.length > 0) channel.send({ type: 'relay', term: timeline.term, acks });
   }
 
   private release(upTo: number, durability: Durability): void {

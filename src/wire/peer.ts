@@ -5,7 +5,8 @@
  * (passive -> active), so a slow client can never hold up the pair's own traffic.
  *
  *   [TSHB, json]                              heartbeat (both ways)
- *   [TRDATA, term, packed batch]              sequenced changes (active -> passive)
+ *   [TRDATA, term, packed batch(, acks)]      sequenced changes (active -> passive), and the
+ *                                             TACKs of writes among them (peer-relay.ts)
  *   [TRREQ, streamId, fromSeq, term]          "send me what follows fromSeq" (passive -> active)
  *   [TRSNAP, streamId, packed batch]          snapshot chunk (active -> passive)
  *   [TRSNAPEND, streamId, sequence, json]     end of snapshot, with the active's timeline
@@ -63,7 +64,7 @@ export interface Heartbeat {
 
 export type PeerMessage =
   | { type: 'heartbeat'; heartbeat: Heartbeat }
-  | { type: 'data'; term: string; batch: Buffer }
+  | { type: 'data'; term: string; batch: Buffer; acks?: RelayedAck[] }
   | { type: 'request'; streamId: number; fromSequence: number; term: string }
   | { type: 'snapshot-chunk'; streamId: number; batch: Buffer }
   | { type: 'snapshot-end'; streamId: number; sequence: number; timeline: TimelineEntry[] }
@@ -100,7 +101,9 @@ export function encodePeerMessage(msg: PeerMessage): Buffer[] {
     case 'heartbeat':
       return [tag, Buffer.from(JSON.stringify(msg.heartbeat))];
     case 'data':
-      return [tag, Buffer.from(msg.term), msg.batch];
+      return msg.acks === undefined || msg.acks.length === 0
+        ? [tag, Buffer.from(msg.term), msg.batch]
+        : [tag, Buffer.from(msg.term), msg.batch, encodeRelayedAcks(msg.acks)];
     case 'request':
       return [tag, u32(msg.streamId), encodeSequence(msg.fromSequence), Buffer.from(msg.term)];
     case 'snapshot-chunk':
@@ -147,6 +150,9 @@ export function decodePeerMessage(frames: Buffer[]): PeerMessage {
       expect(2);
       return { type: 'heartbeat', heartbeat: parseHeartbeat(a!) };
     case TAG.data:
+      // The acknowledgements frame is there only with some in it (encodePeerMessage).
+      if (frames.length === 4 && c!.length > 0)
+        return { type: 'data', term: a!.toString(), batch: b!, acks: decodeRelayedAcks(c!) };
       expect(3);
       return { type: 'data', term: a!.toString(), batch: b! };
     case TAG.request:

@@ -75,7 +75,7 @@ class Replication {
       if (msg.type === 'ack') this.source.onAck(msg.sequence, msg.term);
     });
     this.wire.receiver(1, (msg) => {
-      if (msg.type === 'data') this.sink.onData(msg.batch);
+      if (msg.type === 'data') this.sink.onData(msg.batch, msg.term, msg.acks);
       if (msg.type === 'snapshot-chunk') this.sink.onSnapshotChunk(msg.streamId, msg.batch);
       if (msg.type === 'snapshot-end') this.sink.onSnapshotEnd(msg.streamId, msg.sequence, msg.timeline);
       if (msg.type === 'resume-end') this.sink.onResumeEnd(msg.streamId, msg.timeline);
@@ -294,14 +294,19 @@ describe('relayed acknowledgements: the passive answers a write it holds (issue 
     return r;
   }
 
-  it('goes after the changes on the link, and the passive sends it once it has applied and flushed them', async () => {
+  it('rides with the changes, and the passive sends it once it has applied and flushed them', async () => {
     const storage = new GatedStorage(STORE);
     const r = await attached(storage);
     const before = r.wire.sent[0]!.length;
     const seq = r.commit(2);
     expect(r.source.relay(ackOf(7, [seq - 1, seq]))).to.equal(true);
     await turns(2);
-    expect(r.sentBy(0, before), 'data, then the relay, in one flush').to.deep.equal(['data', 'relay']);
+    const sent = r.wire.sent[0]!.slice(before);
+    expect(
+      sent.map((m) => m.type),
+      'one message: the changes and the acknowledgement',
+    ).to.deep.equal(['data']);
+    expect(sent[0]!.type === 'data' && sent[0]!.acks).to.deep.equal([ackOf(7, [seq - 1, seq])]);
     storage.hold();
     r.wire.deliver();
     await turns(4);
@@ -310,6 +315,18 @@ describe('relayed acknowledgements: the passive answers a write it holds (issue 
     storage.release();
     await r.settle();
     expect(r.answered).to.deep.equal([ackOf(7, [seq - 1, seq])]);
+  });
+
+  it('handed over after its changes left (the active flushed its own storage first) it goes on its own, and is answered', async () => {
+    const r = await attached();
+    const seq = r.commit(1);
+    await turns(2); // the changes leave
+    const before = r.wire.sent[0]!.length;
+    r.source.relay(ackOf(8, [seq]));
+    await turns(2);
+    expect(r.sentBy(0, before)).to.deep.equal(['relay']);
+    await r.settle();
+    expect(r.answered).to.deep.equal([ackOf(8, [seq])]);
   });
 
   it('is not handed over without an attached passive that relays, and a passive drops one for a write it does not hold', async () => {

@@ -56,6 +56,12 @@ const heartbeat: Heartbeat = {
 const ALL: PeerMessage[] = [
   { type: 'heartbeat', heartbeat },
   { type: 'data', term: 'bbbb', batch: packEntries(entries) },
+  {
+    type: 'data',
+    term: 'dddd',
+    batch: packEntries(entries),
+    acks: [{ identity: Buffer.from('tABCDEFGHIJKLMNO'), reqId: 3, sequences: [5, 6] }],
+  },
   { type: 'request', streamId: 7, fromSequence: 2 ** 40 + 5, term: 'aaaa' },
   { type: 'snapshot-chunk', streamId: 0xffffffff, batch: packEntries(entries) },
   { type: 'snapshot-end', streamId: 3, sequence: 42, timeline },
@@ -118,6 +124,7 @@ describe('peer protocol', () => {
       expect(shapes).to.deep.equal([
         ['TSHB', 2],
         ['TRDATA', 3],
+        ['TRDATA', 4],
         ['TRREQ', 4],
         ['TRSNAP', 3],
         ['TRSNAPEND', 4],
@@ -170,9 +177,13 @@ describe('peer protocol', () => {
     it('a wrong frame count for any tag is frame-count', () => {
       for (const msg of ALL) {
         const frames = encodePeerMessage(msg);
-        expect(reasonOf(frames.slice(0, -1)), `${msg.type} short`).to.equal('frame-count');
+        // data without its optional acknowledgements frame is data without acknowledgements
+        if (!(msg.type === 'data' && msg.acks))
+          expect(reasonOf(frames.slice(0, -1)), `${msg.type} short`).to.equal('frame-count');
         expect(reasonOf([...frames, Buffer.alloc(0)]), `${msg.type} long`).to.equal('frame-count');
       }
+      const data = encodePeerMessage(ALL[1]!);
+      expect(reasonOf([...data, Buffer.alloc(0)]), 'an empty acknowledgements frame').to.equal('frame-count');
     });
 
     it('a heartbeat that is not JSON is refused with properties-syntax', () => {
