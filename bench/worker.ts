@@ -8,8 +8,11 @@
  *                                                  latency (the body starts with the writer's
  *                                                  CLOCK_MONOTONIC time in ms as a double)
  *   echo.start                                     a raw ROUTER that echoes every message
+ *   netecho.start                                  a plain Node TCP server that echoes what it
+ *                                                  reads (no ZeroMQ: the transport's own cost)
  */
 import * as zmq from 'zeromq';
+import { createServer, type Server } from 'node:net';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Histogram } from './lib/stats.js';
 import { nowMs } from './lib/proc.js';
@@ -142,6 +145,18 @@ async function echoStart(args: Record<string, unknown>): Promise<void> {
   })();
 }
 
+let netEcho: Server | undefined;
+
+/** Resolves to the port it listens on (127.0.0.1, chosen by the OS). */
+async function netEchoStart(): Promise<number> {
+  const server = createServer({ noDelay: true }, (socket) =>
+    socket.on('data', (chunk) => socket.write(chunk)),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  netEcho = server;
+  return (server.address() as { port: number }).port;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function handle(req: WorkerRequest): Promise<unknown> {
@@ -156,9 +171,12 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       return subStop();
     case 'echo.start':
       return echoStart(req.args);
+    case 'netecho.start':
+      return netEchoStart();
     case 'exit':
       subStop();
       echo?.close();
+      netEcho?.close();
       setTimeout(() => process.exit(0), 10);
       return undefined;
     default:

@@ -68,7 +68,7 @@ export function peerFigures(quick: boolean): string[] {
       `peers.${s}.await`,
       `peers.${s}.snapshot`,
     ])
-    .concat(['peers.zmq.roundtrip', 'peers.zmq.hops4']);
+    .concat(['peers.zmq.roundtrip', 'peers.zmq.hops4', 'peers.zmq.hops3', 'peers.net.roundtrip']);
 }
 
 export async function peers(ctx: Context): Promise<void> {
@@ -118,10 +118,14 @@ export async function peers(ctx: Context): Promise<void> {
     // lib/raw-round-trip.ts.
     const raw = await RawRoundTrip.start();
     const rawRuns: number[] = [];
+    const netRuns: number[] = [];
     try {
       for (let run = 0; run < ctx.runs; run++) {
         rawRuns.push(await raw.measure(p.awaitMs));
-        ctx.log(`  raw zeromq.js run ${run + 1}: ${Math.round(rawRuns.at(-1)!)} round trips/s`);
+        netRuns.push(await raw.measureNet(p.awaitMs));
+        ctx.log(
+          `  raw round trips run ${run + 1}: zeromq.js ${Math.round(rawRuns.at(-1)!)}/s, plain TCP ${Math.round(netRuns.at(-1)!)}/s`,
+        );
         for (const s of [...measured]) {
           try {
             await round(ctx, p, s, runs.get(s.system)!, run);
@@ -139,7 +143,7 @@ export async function peers(ctx: Context): Promise<void> {
     } finally {
       await raw.close();
     }
-    reportPeers(ctx, p, measured, runs, rawRuns);
+    reportPeers(ctx, p, measured, runs, { zmq: rawRuns, net: netRuns });
   } finally {
     for (const s of systems)
       await s.stop().catch((error) => ctx.log(`  !! stopping ${s.name}: ${String(error)}`));
