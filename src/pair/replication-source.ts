@@ -124,9 +124,9 @@ export class ReplicationSource {
   /**
    * Hands a write's TACK to the passive, to send once it holds the write: three one-way hops
    * instead of four (issue 18). It goes with the changes when they have not left yet (in memory),
-   * else right after them, on the same ordered link. This node
-   * still answers when the passive acknowledges, so a TACK the passive cannot deliver (the client
-   * has no connection to it) costs the client nothing but that hop. False when not handed over.
+   * else right after them, on the same ordered link. This node still answers when the passive
+   * acknowledges, so a TACK the passive cannot deliver (the client has no connection to it) costs
+   * the client nothing but that hop. False when not handed over.
    */
   relay(ack: RelayedAck): boolean {
     if (!this.running || !this.attachedNow || !this.peerRelays) return false;

@@ -100,9 +100,9 @@ export type Durability = 'replicated' | 'degraded' | 'single';
 
 /**
  * A native client without CURVE names its DEALERs itself, with the same routing id on both
- * servers: this mark, then 15 random bytes. The passive can then send the TACK an active relays to
- * it (issue 18) to the right client; an id libzmq made up (5 bytes, a leading 0) is one per
- * server, and a TACK is never relayed to it.
+ * servers: this mark, then 15 random URL-safe characters. The passive can then send the TACK an
+ * active relays to it (issue 18) to the right client; an id libzmq made up (5 bytes, a leading 0)
+ * is one per server, and a TACK is never relayed to it.
  */
 export const RELAY_ID_MARK = 0x74; // 't'
 export const RELAY_ID_BYTES = 16;

@@ -2,7 +2,7 @@
  * The acknowledgements an active hands to its passive to send (issue 18): a native write is
  * acknowledged to its client by the passive, which holds the write once it has applied and flushed
  * it, so the answer takes three one-way hops (client, active, passive, client) instead of four.
- * Import from `peer.ts`: the frame of a TRRELAY message.
+ * Import from `peer.ts`: the acknowledgements frame of TRDATA and TRRELAY messages.
  *
  *   per acknowledgement: id length (1 byte), the client's routing id, request id (4 bytes),
  *   count (4 bytes), then `count` sequences of 8 bytes each (the TACK's, in the batch's order)
