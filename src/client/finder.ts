@@ -80,6 +80,8 @@ export class Finder {
   chose(server: number): void {
     this.votes.clear();
     this.listen(false, server);
+    // A plain CHP search subscribed to each server it asked: only the chosen one stays followed.
+    this.host.links.forEach((link, i) => i !== server && link.unfollow());
     this.discovery.forgetHugz(server);
   }
 
@@ -116,8 +118,12 @@ export class Finder {
       // plain CHP, or 'auto' that heard no advertisement within a timeout: RFC 12's way
       const ask = d.chpAsk(now, PROBE_MS);
       if (ask !== undefined && !usable(ask)) d.chpDeferred(ask);
-      else if (ask !== undefined)
+      else if (ask !== undefined) {
+        // Subscribed before asking, as RFC 12's clients are: a plain CHP client never gets back an
+        // update published between the snapshot and a subscription made after it.
+        this.host.links[ask]!.follow([this.host.subtree, HUGZ]);
         this.host.links[ask]!.request(encodeIcanhaz(this.host.subtree), () => d.chpNotSent(ask));
+      }
     }
   }
 

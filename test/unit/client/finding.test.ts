@@ -263,6 +263,27 @@ describe('Client: finding the active', function () {
     });
   });
 
+  describe('plain CHP: subscribed before the snapshot', () => {
+    // RFC 12 has no resume: an update published between the snapshot and a subscription made
+    // after it never reaches the client (strict-chp.test.ts lost writes made right after connect).
+    it('an update the server publishes right after answering ICANHAZ? reaches the client', async () => {
+      const s = setup({ a: { plainChp: true }, b: { plainChp: true } }, { mode: 'chp', subtree: '/w/' });
+      s.a.set('/w/before', 'in the snapshot');
+      let published = false;
+      s.a.onRequest = (request) => {
+        if (request.command !== ICANHAZ || published) return;
+        published = true; // the snapshot is on its way; this update follows it at once
+        s.a.set('/w/after', 'published after the snapshot');
+      };
+      await advanceUntil(s.net, () => s.client.sequence >= 0, 1000);
+      await advanceUntil(s.net, () => s.client.getString('/w/after') !== undefined, 1000);
+      expect(published).to.equal(true);
+      expect(s.client.getString('/w/before')).to.equal('in the snapshot');
+      expect(s.client.getString('/w/after')).to.equal('published after the snapshot');
+      expect(s.b.requests, 'only the server it asked').to.have.length(0);
+    });
+  });
+
   describe("'auto' mode", () => {
     it('sends nothing native before a HUGZ advertised twinstar=1, then goes native', async () => {
       const s = setup({}, { mode: 'auto' });
