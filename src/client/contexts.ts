@@ -10,6 +10,8 @@
  * Reference-counted: a context is held while a link uses it and forgotten when the last one lets go
  * (zeromq.js keeps it alive for sockets still lingering and ends it when they are gone).
  */
+import { splitEndpoint } from './servers.js';
+
 export class ContextPool<C> {
   private readonly held = new Map<string, { context: C; users: number }>();
 
@@ -40,6 +42,5 @@ export class ContextPool<C> {
 
 /** The host of a `tcp://HOST:PORT` endpoint (the endpoint itself if it has no such form). */
 export function hostOf(endpoint: string): string {
-  const match = /^tcp:\/\/(\[[^\]]+\]|[^:/\s]+):\d+$/.exec(endpoint);
-  return match ? match[1]! : endpoint;
+  return splitEndpoint(endpoint)?.host ?? endpoint;
 }

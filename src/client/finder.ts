@@ -79,8 +79,9 @@ export class Finder {
   /** The client chose `server`: stop listening elsewhere, measure its HUGZ afresh. */
   chose(server: number): void {
     this.votes.clear();
-    this.listen(false, server);
-    // A plain CHP search subscribed to each server it asked: only the chosen one stays followed.
+    // Only the chosen server stays followed: auto mode listened to every publisher's HUGZ, and a
+    // plain CHP search subscribed to each server it asked.
+    this.listening = false;
     this.host.links.forEach((link, i) => i !== server && link.unfollow());
     this.discovery.forgetHugz(server);
   }

@@ -34,13 +34,19 @@ export function relayId(): string {
   );
 }
 
+/** The host (an IPv6 one in its brackets) and port of `tcp://HOST:PORT`, or undefined. */
+export function splitEndpoint(endpoint: string): { host: string; port: number } | undefined {
+  const match = /^tcp:\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})$/.exec(endpoint);
+  return match ? { host: match[1]!, port: Number(match[2]) } : undefined;
+}
+
 export function parseServer(endpoint: string): ServerAddress {
-  const match = /^tcp:\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})$/.exec(endpoint.trim());
-  const port = match ? Number(match[2]) : NaN;
-  if (!match || !(port > 0 && port <= 65533)) {
+  const split = splitEndpoint(endpoint.trim());
+  const port = split ? split.port : NaN;
+  if (!split || !(port > 0 && port <= 65533)) {
     throw new InvalidArgumentError(`server endpoint ${JSON.stringify(endpoint)} is not tcp://HOST:PORT`);
   }
-  const host = match[1];
+  const { host } = split;
   return {
     snapshot: `tcp://${host}:${port}`,
     publisher: `tcp://${host}:${port + 1}`,

@@ -237,9 +237,9 @@ class ZmqLink implements Link {
   }
 
   /**
-   * The client's own ZMTP subscriber (zmtp-sub.ts), which handles every message of a TCP chunk in
-   * one 'data' event instead of an I/O-thread wake-up, a poll, a promise and an ArrayBuffer per
-   * frame for each message (issue 18). Its subscription takes a few event-loop turns to reach the
+   * The client's own ZMTP subscriber (zmtp-sub.ts), which handles every message of a TCP read in
+   * one call instead of an I/O-thread wake-up, a poll, a promise and an ArrayBuffer per frame for
+   * each message (issue 18). Its subscription takes a few event-loop turns to reach the
    * server: an update published meanwhile is missed, which only a native client recovers (it
    * resumes at the first message on the subscription). A plain CHP client would lose it.
    */

@@ -12,6 +12,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { greeting, readySub, subscription, ZmtpError, ZmtpReader } from './zmtp.js';
+import { splitEndpoint } from './servers.js';
 
 const RECONNECT_MS = 100;
 
@@ -40,10 +41,10 @@ export class ZmtpSub {
     /** a connection ended with a protocol error (logged by the caller, then reconnected) */
     private readonly onError: (error: Error) => void,
   ) {
-    const match = /^tcp:\/\/(?:\[([^\]]+)\]|([^:/\s]+)):(\d+)$/.exec(endpoint);
-    if (!match) throw new ZmtpError(`not a tcp://HOST:PORT endpoint: ${endpoint}`);
-    this.host = match[1] ?? match[2]!;
-    this.port = Number(match[3]);
+    const split = splitEndpoint(endpoint);
+    if (!split) throw new ZmtpError(`not a tcp://HOST:PORT endpoint: ${endpoint}`);
+    this.host = split.host.replace(/^\[(.*)\]$/, '$1'); // Node's connect takes an IPv6 host bare
+    this.port = split.port;
     this.open();
   }
 

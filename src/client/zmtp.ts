@@ -8,7 +8,7 @@
  * the libzmq I/O thread, a signal to the socket's mailbox, a poll started and stopped on the event
  * loop, a native call, a promise and one ArrayBuffer per frame: about 19 ms of CPU per 1,000
  * deliveries for 100 subscribers in one process at 200 messages/s, against 8 ms for this reader,
- * which parses every message of a TCP chunk in one 'data' event.
+ * which parses every message of a TCP read in one call.
  */
 
 export const FLAG_MORE = 0x01;

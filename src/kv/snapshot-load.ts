@@ -7,9 +7,9 @@
  *    a key whose value or properties differ is one change, a key the snapshot no longer has is one
  *    deletion (carrying the snapshot's sequence), all in sequence order;
  *  - `loadIntoEmpty`, the first load (a late joiner's million keys): nothing to compare and
- *    nothing to delete, so no lookup and no set of seen keys; and since a server streams its keys mostly in the
- *    order they were written, the changes are sorted only when they are not already in order (the
- *    sort is stable, so skipping it on sorted input changes nothing).
+ *    nothing to delete, so no lookup and no set of seen keys; and since a server streams its keys
+ *    mostly in the order they were written, the changes are sorted only when they are not already
+ *    in order (the sort is stable, so skipping it on sorted input changes nothing).
  *
  * Both keep only the keys under the subtree with a body (an empty body is a delete, which a
  * snapshot never holds). For an empty map they give the same map and the same changes, in the same

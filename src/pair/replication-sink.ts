@@ -74,7 +74,7 @@ export class ReplicationSink {
       this.request();
   }
 
-  onData(batch: Buffer, term = this.options.timeline.term, acks?: readonly RelayedAck[]): void {
+  onData(batch: Buffer, term: string, acks?: readonly RelayedAck[]): void {
     if (this.phase === 'idle') return;
     const entries = this.unpack(batch);
     if (entries === undefined) return;
@@ -97,7 +97,7 @@ export class ReplicationSink {
   onRelay(term: string, acks: readonly RelayedAck[]): void {
     if (!this.synced || term !== this.options.timeline.term || !this.options.answer) return;
     const applied = this.options.server.store.sequence;
-    for (const ack of acks) if (highestOf(ack) <= applied) this.relayed.push(ack);
+    for (const ack of acks) if (highestOf(ack.sequences) <= applied) this.relayed.push(ack);
     if (this.relayed.length > 0) this.scheduleAck();
   }
 

@@ -16,10 +16,13 @@ export interface RelayedAck {
   readonly sequences: readonly number[];
 }
 
-/** The highest sequence an acknowledgement covers: the passive answers once it has applied it. */
-export function highestOf(ack: RelayedAck): number {
+/**
+ * The highest of a TACK's sequences (0 for none): what must be durable before it is sent, and
+ * what a passive must have applied to send a relayed one.
+ */
+export function highestOf(sequences: readonly number[]): number {
   let highest = 0; // a loop, not Math.max(...): a batch of 120k+ writes would overflow the stack
-  for (const sequence of ack.sequences) if (sequence > highest) highest = sequence;
+  for (const sequence of sequences) if (sequence > highest) highest = sequence;
   return highest;
 }
 

@@ -6,6 +6,7 @@
 import type { Principal } from '../../security/index.js';
 import {
   checkedTtlSeconds,
+  highestOf,
   isRelayId,
   KvMsgError,
   type KvMsg,
@@ -114,8 +115,7 @@ export function applyWrites(
     const result = ctx.commit(named, 'native', now);
     return result.duplicate ? result.sequence : result.entry.sequence;
   });
-  let highest = 0; // a loop, not Math.max(...sequences): a spread of 120k+ overflows the stack
-  for (const sequence of sequences) if (sequence > highest) highest = sequence;
+  const highest = highestOf(sequences);
   // The passive may answer first (three hops, not four): only a client that named its DEALERs
   // alike on both nodes can be found there, and never with CURVE, whose ids are per server.
   if (!ctx.options.guard && isRelayId(identity)) ctx.policy.relay?.({ identity, reqId, sequences });
