@@ -18,15 +18,17 @@ const say = (line: Record<string, unknown>) =>
 
 const client = await connect({ servers: servers!.split(','), connectTimeoutMs: 20_000 });
 const subscription = client.subscribe(pattern!, { group: group!, ...options });
-await subscription.ready();
-say({ ready: true });
-// SIGTERM: leave the group the way a service that shuts down does, then exit.
+// SIGTERM: leave the group the way a service that shuts down does, then exit. Installed before
+// the ready line: a test may send SIGTERM as soon as it reads it, and a signal that came between
+// that write and this line ended the process by the default action (exit code null; seen once in CI).
 process.once('SIGTERM', () => {
   void subscription
     .unsubscribe()
     .then(() => client.close())
     .finally(() => process.exit(0));
 });
+await subscription.ready();
+say({ ready: true });
 for await (const event of subscription) {
   say({ got: event.sequence, n: event.deliveryCount });
   if (noAck) continue;
