@@ -16,7 +16,10 @@ import {
   encodeSequence,
   KvMsgError,
   packBatch,
+  packEntry,
+  packedKeyStartsWith,
   unpackBatch,
+  unpackEntry,
   type DecodeReason,
   type KvMsg,
   type Limits,
@@ -290,6 +293,69 @@ describe('kvmsg codec', () => {
         fc.property(fc.array(arb, { maxLength: 12 }), (entries) => {
           expect(packBatch(entries).toString('hex')).to.equal(referencePack(entries).toString('hex'));
         }),
+        { numRuns: 300 },
+      );
+    });
+
+    it("packEntry writes packBatch's bytes at any offset; unpackEntry reads them back from there", () => {
+      fc.assert(
+        fc.property(packedArb, fc.nat({ max: 9 }), fc.nat({ max: 9 }), (e, before, after) => {
+          const packed = packBatch([e]);
+          const out = Buffer.alloc(before + packed.length + after, 0xee);
+          expect(packEntry(out, e, before)).to.equal(before + packed.length);
+          expect(out.subarray(before, before + packed.length).toString('hex')).to.equal(
+            packed.toString('hex'),
+          );
+          for (const limits of [DEFAULT_LIMITS, undefined]) {
+            const cursor = { at: before };
+            const back = unpackEntry(out, cursor, limits);
+            expect(cursor.at).to.equal(before + packed.length);
+            same(back, e);
+            expect(back.expiresAt).to.equal(e.expiresAt);
+          }
+        }),
+        { numRuns: 200 },
+      );
+    });
+
+    it('unpackEntry without limits reads back what the checks would refuse, exactly as it was written', () => {
+      const odd = {
+        key: '',
+        sequence: -1.5,
+        uuid: 'x'.repeat(40),
+        properties: 'not a property',
+        body: Buffer.alloc(10),
+        expiresAt: Infinity,
+      };
+      for (const e of [odd, { ...odd, key: '/\n', properties: '\n', expiresAt: -0, sequence: 2 ** 60 }]) {
+        const back = unpackEntry(packBatch([e]), { at: 0 });
+        expect({ ...back, body: back.body.toString('hex') }).to.deep.equal({
+          ...e,
+          body: e.body.toString('hex'),
+        });
+        expect(() => unpackEntry(packBatch([e]), { at: 0 }, TINY)).to.throw(KvMsgError);
+      }
+    });
+
+    it('packedKeyStartsWith is key.startsWith for a well-formed prefix, on the UTF-8 bytes in place', () => {
+      const unit = fc.constantFrom('a', '/', 'é', '€', '😀');
+      fc.assert(
+        fc.property(
+          fc.string({ unit, maxLength: 8 }),
+          fc.string({ unit, maxLength: 4 }),
+          fc.nat({ max: 5 }),
+          (key, prefix, at) => {
+            const batch = Buffer.concat([
+              Buffer.alloc(at),
+              packBatch([
+                { key, sequence: 1, uuid: '', properties: '', body: Buffer.from(prefix), expiresAt: 0 },
+              ]),
+            ]);
+            for (const p of [prefix, [...key].slice(0, [...prefix].length).join('')]) {
+              expect(packedKeyStartsWith(batch, at, Buffer.from(p))).to.equal(key.startsWith(p));
+            }
+          },
+        ),
         { numRuns: 300 },
       );
     });

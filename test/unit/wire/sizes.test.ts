@@ -9,6 +9,7 @@ import {
   chunked,
   FRAME_SLACK_BYTES,
   maxEntryBytes,
+  packedEntryEnd,
   packedSize,
   socketFrameLimits,
 } from '../../../src/wire/sizes.js';
@@ -27,6 +28,22 @@ describe('sizes', () => {
   it('packedSize is the exact size packBatch gives an entry', () => {
     const e = entry('/k/é', 123);
     expect(packedSize(e)).to.equal(packBatch([e]).length);
+  });
+
+  it('packedEntryEnd finds where each entry of a batch ends, from its length fields', () => {
+    const entries = [
+      entry('/a', 0),
+      { ...entry('/日本', 300), uuid: '', properties: 'é=1\n' },
+      entry('/c', 70_000),
+    ];
+    const batch = packBatch(entries);
+    let at = 0;
+    for (const e of entries) {
+      const end = packedEntryEnd(batch, at);
+      expect(end - at).to.equal(packedSize(e));
+      at = end;
+    }
+    expect(at).to.equal(batch.length);
   });
 
   it('chunked keeps order, covers every entry once, and respects both bounds', () => {
