@@ -5,11 +5,31 @@
  * it is younger than the horizon, and `onEvictedEarly` is told (a retry of that write could then
  * apply twice). Pure: the caller passes the time in.
  *
- * A FIFO ring of (uuid, time) gives the eviction order; a Map gives the lookup. The ring grows and
- * shrinks by doubling and halving, so insert and lookup stay O(1) amortised. (Evicting through
- * `map.keys().next()` instead looks O(1) but walks V8's tombstones of earlier deletes, which made
- * this quadratic: 40 ms per thousand inserts past 100k.)
+ * Packed, because a server loading a million keys within `horizonMs` holds a million uuids here.
+ * A Map of uuid strings plus a ring of references cost about 77 B per uuid, 69 B of it on the JS
+ * heap (the 16-char string, the Map entry, the ring slot), and left the GC a million strings to
+ * mark. Here nothing per uuid is a JS object; it all lives in typed arrays, outside the JS heap:
+ *
+ *   ring, oldest first from `tail` (wrapping), one slot per uuid remembered:
+ *     bytes  Uint8Array   16 B  the uuid's latin1 bytes (its char codes)
+ *     seqs   Float64Array  8 B  the sequence it was applied at
+ *     times  Float64Array  8 B  when it was first set: the start of its horizon
+ *   index  Int32Array, a power of two of at least twice the ring's slots (load <= 0.5), open
+ *     addressing with linear probing; a slot holds ring position + 1, 0 is empty: 8-16 B a uuid.
+ *
+ * So 40-48 B per ring slot (41 B per uuid with 1M in a full ring). The ring grows by doubling when full and halves once under a quarter
+ * full (insert and lookup O(1) amortised); either re-packs it oldest first at position 0, and the
+ * index is rebuilt. Forgetting the oldest deletes its index slot by backward shift (later entries
+ * of its cluster move back), so there are no tombstones and probes stay short. The hash runs
+ * all 16 bytes, a word at a time, through murmur3's finalizer from a random per-instance seed: the
+ * slot a uuid lands in depends on a seed no client sees, so a foreign client cannot craft uuids
+ * that pile into one probe chain (it is no cryptographic MAC, but nothing reveals the seed).
+ *
+ * Only uuids of 16 chars with char codes 0-255 can be stored (every caller passes `isDedupeUuid`
+ * uuids, decoded from bytes as latin1): `set` ignores any other string and `get` finds nothing
+ * for it, which is what the window would answer anyway as such uuids are never de-duplicated.
  */
+import { randomFillSync } from 'node:crypto';
 import { UUID_BYTES } from '../wire/index.js';
 
 /** The uuid of a change the server makes itself (a group op, a lease): never de-duplicated. */
@@ -30,14 +50,65 @@ export interface UuidWindowOptions {
 }
 
 const MIN_CAPACITY = 1024;
+/** the hash reads the 16 bytes as four 32-bit words */
+const WORDS = UUID_BYTES / 4;
+
+/** Xors a word into the state, then murmur3's 32-bit finalizer: every input bit reaches every output bit. */
+function mix(h: number, word: number): number {
+  h ^= word;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+/** The hash of a uuid string, from its char codes (no allocation). */
+function hashString(uuid: string, seed: number): number {
+  let h = seed;
+  for (let w = 0, i = 0; w < WORDS; w++, i += 4) {
+    const word =
+      uuid.charCodeAt(i) |
+      (uuid.charCodeAt(i + 1) << 8) |
+      (uuid.charCodeAt(i + 2) << 16) |
+      (uuid.charCodeAt(i + 3) << 24);
+    h = mix(h, word);
+  }
+  return h;
+}
+
+/** The same hash, of the uuid stored at byte `offset`. */
+function hashBytes(bytes: Uint8Array, offset: number, seed: number): number {
+  let h = seed;
+  for (let w = 0, i = offset; w < WORDS; w++, i += 4) {
+    h = mix(h, bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24));
+  }
+  return h;
+}
+
+/** Whether the window can hold `uuid`: 16 chars, each a byte. */
+function storable(uuid: string): boolean {
+  if (uuid.length !== UUID_BYTES) return false;
+  for (let i = 0; i < UUID_BYTES; i++) if (uuid.charCodeAt(i) > 0xff) return false;
+  return true;
+}
+
+/** Index slots for a ring of `capacity`: a power of two, at least twice as many (load <= 0.5). */
+function indexSize(capacity: number): number {
+  let size = 2;
+  while (size < 2 * capacity) size *= 2;
+  return size;
+}
 
 export class UuidWindow {
-  private uuids: (string | undefined)[];
+  /** the ring's uuids, UUID_BYTES each */
+  private bytes: Uint8Array;
+  private seqs: Float64Array;
   private times: Float64Array;
+  /** ring position + 1 of a uuid, found by probing on from its hash; 0 = empty */
+  private index: Int32Array;
   /** ring index of the oldest uuid */
   private tail = 0;
   private count = 0;
-  private readonly seqs = new Map<string, number>();
+  private readonly seed = randomFillSync(new Int32Array(1))[0]!;
   private readonly maxSize: number;
   private readonly minCapacity: number;
   /** how many uuids the cap forced out before `horizonMs` had passed */
@@ -46,30 +117,38 @@ export class UuidWindow {
   constructor(private readonly options: UuidWindowOptions) {
     this.maxSize = Math.max(1, options.maxSize);
     this.minCapacity = Math.min(this.maxSize, MIN_CAPACITY);
-    this.uuids = new Array<string | undefined>(this.minCapacity);
+    this.bytes = new Uint8Array(this.minCapacity * UUID_BYTES);
+    this.seqs = new Float64Array(this.minCapacity);
     this.times = new Float64Array(this.minCapacity);
+    this.index = new Int32Array(indexSize(this.minCapacity));
   }
 
   get size(): number {
-    return this.seqs.size;
+    return this.count;
   }
 
   /** slots in the ring: it grows with the uuids remembered and shrinks as they are forgotten */
   get capacity(): number {
-    return this.uuids.length;
+    return this.seqs.length;
   }
 
   get(uuid: string): number | undefined {
-    return this.seqs.get(uuid);
+    if (uuid.length !== UUID_BYTES) return undefined;
+    const at = this.find(uuid, hashString(uuid, this.seed));
+    return at < 0 ? undefined : this.seqs[at];
   }
 
   /**
    * Remember `uuid` as applied at `sequence`, at time `now`. A uuid already remembered keeps its
-   * place and its time (it is the same write), and takes the new sequence.
+   * place and its time (it is the same write), and takes the new sequence. A string that is not
+   * 16 chars of 0-255 is ignored (see the header).
    */
   set(uuid: string, sequence: number, now: number): void {
-    if (this.seqs.has(uuid)) {
-      this.seqs.set(uuid, sequence);
+    if (!storable(uuid)) return;
+    const hash = hashString(uuid, this.seed);
+    const known = this.find(uuid, hash);
+    if (known >= 0) {
+      this.seqs[known] = sequence;
       return;
     }
     this.forgetOlderThan(now - this.options.horizonMs);
@@ -79,12 +158,13 @@ export class UuidWindow {
       this.evictedEarly++;
       this.options.onEvictedEarly?.(age);
     }
-    if (this.count === this.uuids.length) this.resize(Math.min(this.maxSize, 2 * this.uuids.length));
-    const at = (this.tail + this.count) % this.uuids.length;
-    this.uuids[at] = uuid;
+    if (this.count === this.capacity) this.resize(Math.min(this.maxSize, 2 * this.capacity));
+    const at = (this.tail + this.count) % this.capacity;
+    for (let i = 0, o = at * UUID_BYTES; i < UUID_BYTES; i++) this.bytes[o + i] = uuid.charCodeAt(i);
+    this.seqs[at] = sequence;
     this.times[at] = now;
     this.count++;
-    this.seqs.set(uuid, sequence);
+    this.insert(at, hash);
   }
 
   /**
@@ -98,30 +178,87 @@ export class UuidWindow {
   /** Forgets every uuid set at or before `cutoff`; halves the ring once it is mostly empty. */
   private forgetOlderThan(cutoff: number): void {
     while (this.count > 0 && this.times[this.tail]! <= cutoff) this.dropOldest();
-    const capacity = this.uuids.length;
+    const capacity = this.capacity;
     if (capacity > this.minCapacity && this.count < capacity / 4) {
       this.resize(Math.max(this.minCapacity, Math.floor(capacity / 2)));
     }
   }
 
+  /** The ring position of `uuid` (whose hash is `hash`), or -1. */
+  private find(uuid: string, hash: number): number {
+    const { index, bytes } = this;
+    const mask = index.length - 1;
+    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+      const entry = index[slot]!;
+      if (entry === 0) return -1;
+      const offset = (entry - 1) * UUID_BYTES;
+      let i = 0;
+      while (i < UUID_BYTES && bytes[offset + i] === uuid.charCodeAt(i)) i++;
+      if (i === UUID_BYTES) return entry - 1;
+    }
+  }
+
+  /** Indexes ring position `at`, whose uuid hashes to `hash`, in the first free slot from its home. */
+  private insert(at: number, hash: number): void {
+    const { index } = this;
+    const mask = index.length - 1;
+    let slot = hash & mask;
+    while (index[slot] !== 0) slot = (slot + 1) & mask;
+    index[slot] = at + 1;
+  }
+
   private dropOldest(): void {
-    this.seqs.delete(this.uuids[this.tail]!);
-    this.uuids[this.tail] = undefined;
-    this.tail = (this.tail + 1) % this.uuids.length;
+    this.unindex(this.tail);
+    this.tail = (this.tail + 1) % this.capacity;
     this.count--;
   }
 
-  /** Copies the ring, oldest first, into arrays of `capacity` (at least `count`). */
-  private resize(capacity: number): void {
-    const uuids = new Array<string | undefined>(capacity);
-    const times = new Float64Array(capacity);
-    for (let i = 0; i < this.count; i++) {
-      const from = (this.tail + i) % this.uuids.length;
-      uuids[i] = this.uuids[from];
-      times[i] = this.times[from]!;
+  /**
+   * Removes ring position `at` from the index by backward shift: each later entry of the cluster
+   * whose home is not between the hole and itself moves back into the hole, which moves on to
+   * where it was. The cluster stays unbroken for every probe, with no tombstone left behind.
+   */
+  private unindex(at: number): void {
+    const { index, bytes, seed } = this;
+    const mask = index.length - 1;
+    let hole = hashBytes(bytes, at * UUID_BYTES, seed) & mask;
+    while (index[hole] !== at + 1) {
+      if (index[hole] === 0) return; // not indexed (cannot happen): never spin on it
+      hole = (hole + 1) & mask;
     }
-    this.uuids = uuids;
+    for (let slot = (hole + 1) & mask; index[slot] !== 0; slot = (slot + 1) & mask) {
+      const entry = index[slot]!;
+      const home = hashBytes(bytes, (entry - 1) * UUID_BYTES, seed) & mask;
+      // probes for this entry run from home to slot: they pass the hole unless it is outside that
+      if (((slot - home) & mask) >= ((slot - hole) & mask)) {
+        index[hole] = entry;
+        hole = slot;
+      }
+    }
+    index[hole] = 0;
+  }
+
+  /** Copies the ring, oldest first, into arrays of `capacity` (at least `count`); rebuilds the index. */
+  private resize(capacity: number): void {
+    const bytes = new Uint8Array(capacity * UUID_BYTES);
+    const seqs = new Float64Array(capacity);
+    const times = new Float64Array(capacity);
+    // the ring in at most two runs: tail to the end of the arrays, then from 0 where it wrapped
+    const first = Math.min(this.count, this.capacity - this.tail);
+    const runs: [from: number, length: number, to: number][] = [
+      [this.tail, first, 0],
+      [0, this.count - first, first],
+    ];
+    for (const [from, length, to] of runs) {
+      bytes.set(this.bytes.subarray(from * UUID_BYTES, (from + length) * UUID_BYTES), to * UUID_BYTES);
+      seqs.set(this.seqs.subarray(from, from + length), to);
+      times.set(this.times.subarray(from, from + length), to);
+    }
+    this.bytes = bytes;
+    this.seqs = seqs;
     this.times = times;
     this.tail = 0;
+    this.index = new Int32Array(indexSize(capacity));
+    for (let at = 0; at < this.count; at++) this.insert(at, hashBytes(bytes, at * UUID_BYTES, this.seed));
   }
 }

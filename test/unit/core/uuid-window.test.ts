@@ -216,4 +216,250 @@ describe('UuidWindow', () => {
     expect(largestRing, 'some runs grew the ring past its initial 1024 slots').to.be.above(1024);
     expect(shrank, 'some runs shrank the ring').to.equal(true);
   });
+
+  // ---- the packed layout: byte ring, open-addressing index, backward-shift deletion ----
+
+  /** A uuid from two bytes of `n` and 14 fixed bytes, the varying bytes first or last. */
+  const packed = (n: number, layout: 'prefix' | 'suffix' | 'spread') => {
+    const lo = String.fromCharCode(n & 0xff);
+    const hi = String.fromCharCode((n >>> 8) & 0xff);
+    if (layout === 'prefix') return '\xff\0\x80'.repeat(4) + '\0\xff' + hi + lo; // 14 shared bytes first
+    if (layout === 'suffix') return lo + hi + '\0'.repeat(14); // 14 shared bytes last
+    return `${lo}\0\0\0\0\0\0${hi}\xff\xff\xff\xff\xff\xff\xff${lo}`;
+  };
+
+  /** Strings the window cannot hold: the wrong length, or a char code above 255. */
+  const unstorable = [
+    '',
+    'short',
+    'x'.repeat(15),
+    'x'.repeat(17),
+    `\u0100${'x'.repeat(15)}`,
+    `${'\0'.repeat(15)}\u20ac`,
+  ];
+
+  /** The rules of the window written plainly: a Map in insertion order, and the ring's size. */
+  class ModelWindow {
+    readonly seen = new Map<string, { seq: number; at: number }>();
+    readonly early: number[] = [];
+    readonly maxSize: number;
+    readonly minCapacity: number;
+    capacity: number;
+
+    constructor(
+      readonly horizonMs: number,
+      maxSize: number,
+    ) {
+      this.maxSize = Math.max(1, maxSize);
+      this.minCapacity = Math.min(this.maxSize, 1024);
+      this.capacity = this.minCapacity;
+    }
+
+    get(uuid: string): number | undefined {
+      return this.seen.get(uuid)?.seq;
+    }
+
+    set(uuid: string, seq: number, now: number): void {
+      if (uuid.length !== 16 || [...uuid].some((c) => c.charCodeAt(0) > 255)) return;
+      const known = this.seen.get(uuid);
+      if (known) {
+        known.seq = seq;
+        return;
+      }
+      this.prune(now);
+      if (this.seen.size === this.maxSize) {
+        const [oldest, { at }] = this.seen.entries().next().value!;
+        this.seen.delete(oldest);
+        this.early.push(now - at);
+      }
+      if (this.seen.size === this.capacity) this.capacity = Math.min(this.maxSize, 2 * this.capacity);
+      this.seen.set(uuid, { seq, at: now });
+    }
+
+    prune(now: number): void {
+      for (const [uuid, { at }] of this.seen) {
+        if (at > now - this.horizonMs) break;
+        this.seen.delete(uuid);
+      }
+      if (this.capacity > this.minCapacity && this.seen.size < this.capacity / 4) {
+        this.capacity = Math.max(this.minCapacity, Math.floor(this.capacity / 2));
+      }
+    }
+  }
+
+  /** Random set/get/prune (and unstorable strings) on the window and the model, step by step. */
+  function packedAgreesWithModel(run: {
+    ids: number;
+    ops: { minLength: number; maxLength: number };
+    advance: fc.Arbitrary<number>;
+    cap: { min: number; max: number };
+    horizon: { min: number; max: number };
+    /** a pause (ms) once, 60-100% of the way through the ops, then a prune */
+    pause?: number;
+    runs: number;
+  }): { largestRing: number; shrank: boolean; evicted: boolean } {
+    const id = fc.nat(run.ids);
+    const op = fc.oneof(
+      { weight: 10, arbitrary: fc.record({ kind: fc.constant('set' as const), id, advance: run.advance }) },
+      { weight: 4, arbitrary: fc.record({ kind: fc.constant('get' as const), id }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('prune' as const), advance: run.advance }) },
+      {
+        weight: 1,
+        arbitrary: fc.record({ kind: fc.constant('bad' as const), bad: fc.constantFrom(...unstorable) }),
+      },
+    );
+    const layout = fc.constantFrom('prefix' as const, 'suffix' as const, 'spread' as const);
+    let largestRing = 0;
+    let shrank = false;
+    let evicted = false;
+    fc.assert(
+      fc.property(
+        fc.array(op, run.ops),
+        fc.integer(run.cap),
+        fc.integer(run.horizon),
+        layout,
+        fc.integer({ min: 60, max: 100 }),
+        (ops, maxSize, horizonMs, shape, pausePercent) => {
+          const { w, early } = window({ horizonMs, maxSize });
+          const model = new ModelWindow(horizonMs, maxSize);
+          const pauseAt = Math.floor((ops.length * pausePercent) / 100);
+          let now = 0;
+          ops.forEach((o, seq) => {
+            const ringBefore = w.capacity;
+            if (seq === pauseAt && run.pause) {
+              now += run.pause; // everything is forgotten: the ring halves if it had grown
+              w.prune(now);
+              model.prune(now);
+            }
+            if (o.kind === 'set') {
+              now += o.advance;
+              w.set(packed(o.id, shape), seq, now);
+              model.set(packed(o.id, shape), seq, now);
+            } else if (o.kind === 'get') {
+              expect(w.get(packed(o.id, shape))).to.equal(model.get(packed(o.id, shape)));
+            } else if (o.kind === 'prune') {
+              now += o.advance;
+              w.prune(now);
+              model.prune(now);
+            } else {
+              w.set(o.bad, seq, now + 1_000_000); // ignored: it would prune everything otherwise
+              expect(w.get(o.bad)).to.equal(undefined);
+            }
+            expect(w.size).to.equal(model.seen.size);
+            expect(w.capacity).to.equal(model.capacity);
+            if (w.capacity < ringBefore) shrank = true;
+            largestRing = Math.max(largestRing, w.capacity);
+          });
+          for (let n = 0; n <= run.ids; n++)
+            expect(w.get(packed(n, shape))).to.equal(model.get(packed(n, shape)));
+          expect(early).to.deep.equal(model.early);
+          expect(w.evictedEarly).to.equal(model.early.length);
+          if (model.early.length > 0) evicted = true;
+        },
+      ),
+      { numRuns: run.runs, endOnFailure: true },
+    );
+    return { largestRing, shrank, evicted };
+  }
+
+  it('fast-check: set/get/prune on random bytes agree with a plain model, small cap and horizon', () => {
+    const { evicted } = packedAgreesWithModel({
+      ids: 60,
+      ops: { minLength: 0, maxLength: 300 },
+      advance: fc.oneof(fc.constant(0), fc.nat(30), fc.integer({ min: -50, max: 300 })),
+      cap: { min: 1, max: 40 },
+      horizon: { min: 1, max: 200 },
+      runs: 300,
+    });
+    expect(evicted, 'some runs hit the cap').to.equal(true);
+  });
+
+  it('fast-check: set/get/prune agree with the model while the ring grows, halves and wraps', () => {
+    const { largestRing, shrank, evicted } = packedAgreesWithModel({
+      ids: 5000,
+      ops: { minLength: 3000, maxLength: 5000 },
+      advance: fc.oneof({ arbitrary: fc.nat(1), weight: 1000 }, { arbitrary: fc.constant(-20), weight: 1 }),
+      cap: { min: 1025, max: 4000 },
+      horizon: { min: 1000, max: 3000 },
+      pause: 10_000,
+      runs: 25,
+    });
+    expect(largestRing, 'some runs grew the ring past its initial 1024 slots').to.be.above(1024);
+    expect(shrank, 'some runs halved the ring').to.equal(true);
+    expect(evicted, 'some runs hit the cap').to.equal(true);
+  });
+
+  it('finds every one of many uuids that share their first (or last) 14 bytes', () => {
+    for (const layout of ['prefix', 'suffix', 'spread'] as const) {
+      const { w } = window({ horizonMs: 1000 });
+      for (let n = 0; n < 65_536; n++) w.set(packed(n, layout), n + 1, n < 32_768 ? 0 : 500);
+      expect(w.size).to.equal(65_536);
+      for (let n = 0; n < 65_536; n++) expect(w.get(packed(n, layout))).to.equal(n + 1);
+      expect(w.get('\x01'.repeat(16))).to.equal(undefined);
+      // forgetting the older half deletes from the middle of every cluster: the rest still found
+      w.prune(1000);
+      expect(w.size).to.equal(32_768);
+      for (let n = 0; n < 65_536; n++)
+        expect(w.get(packed(n, layout))).to.equal(n < 32_768 ? undefined : n + 1);
+    }
+  });
+
+  it('the index finds everything after the ring wraps, grows while wrapped and halves while wrapped', () => {
+    const { w } = window({ horizonMs: 100 });
+    const uuid = (group: string, n: number) => `${group}${String(n).padStart(15, '0')}`;
+    const expectAll = (group: string, count: number, found: boolean) => {
+      for (let n = 0; n < count; n++) expect(w.get(uuid(group, n))).to.equal(found ? n : undefined);
+    };
+    // the 1024-slot ring wraps: A (slots 0-799) is forgotten, C runs from slot 1000 round to 575
+    for (let n = 0; n < 800; n++) w.set(uuid('A', n), n, 0);
+    for (let n = 0; n < 200; n++) w.set(uuid('B', n), n, 50);
+    for (let n = 0; n < 600; n++) w.set(uuid('C', n), n, 100);
+    expect([w.size, w.capacity]).to.deep.equal([800, 1024]);
+    expectAll('A', 800, false);
+    expectAll('B', 200, true);
+    expectAll('C', 600, true);
+    // it grows while wrapped (oldest at slot 800), then holds B, C and D from slot 0 in 2048
+    for (let n = 0; n < 1000; n++) w.set(uuid('D', n), n, 100);
+    expect([w.size, w.capacity]).to.deep.equal([1800, 2048]);
+    expectAll('B', 200, true);
+    expectAll('C', 600, true);
+    expectAll('D', 1000, true);
+    // B goes, E wraps round the 2048 slots (1800 to 151); then C and D go, and it halves while wrapped
+    w.prune(150);
+    for (let n = 0; n < 400; n++) w.set(uuid('E', n), n, 160);
+    expect([w.size, w.capacity]).to.deep.equal([2000, 2048]);
+    expectAll('E', 400, true);
+    w.prune(200);
+    expect([w.size, w.capacity]).to.deep.equal([400, 1024]);
+    for (const [group, count] of [
+      ['B', 200],
+      ['C', 600],
+      ['D', 1000],
+    ] as const)
+      expectAll(group, count, false);
+    expectAll('E', 400, true);
+    // and it goes on working: more writes, the cap not reached, E forgotten in time
+    for (let n = 0; n < 1000; n++) w.set(uuid('F', n), n, 230);
+    expectAll('E', 400, true);
+    expectAll('F', 1000, true);
+    w.set(uuid('G', 0), 0, 260);
+    expectAll('E', 400, false);
+    expectAll('F', 1000, true);
+    expect(w.size).to.equal(1001);
+  });
+
+  it('ignores strings it cannot hold: not 16 chars, or a char above 255', () => {
+    const { w } = window({ horizonMs: 1000 });
+    w.set(id(1), 1, 0);
+    for (const bad of unstorable) {
+      w.set(bad, 9, 5000); // not even a prune: id(1) stays
+      expect(w.get(bad)).to.equal(undefined);
+    }
+    expect(w.size).to.equal(1);
+    expect(w.get(id(1))).to.equal(1);
+    const high = '\xff'.repeat(16);
+    w.set(high, 2, 0);
+    expect(w.get(high)).to.equal(2, 'every byte value 0-255 is held');
+    expect(w.get(`${'\xff'.repeat(15)}\u01ff`)).to.equal(undefined, 'not the byte it truncates to');
+  });
 });
