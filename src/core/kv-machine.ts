@@ -1,5 +1,5 @@
 /**
- * The key-value map as a state machine: a `KeyValueState` holds the entries (a `KvMap` in memory,
+ * The key-value map as a state machine: a `KeyValueState` holds the entries (a `PackedKvMap` in memory,
  * or the durable storage's own, which keeps values out of the JS heap), a `Deadlines` heap their TTLs.
  * An expired key becomes a sequenced delete that only the active asks for (promise 5); the
  * passive schedules the same deadlines so that it can take over at promotion.
@@ -7,7 +7,7 @@
  * It lives beside the sequencer, not in kv/, so that kv/ stays a leaf that imports no core
  * module (core already depends on kv for `Entry`): no import cycle between the folders.
  */
-import { KvMap, isDeletePrefix, readAll, type Entry, type KvView } from '../kv/index.js';
+import { PackedKvMap, isDeletePrefix, readAll, type Entry, type KvView } from '../kv/index.js';
 import { isReserved } from '../events/index.js';
 import { Deadlines, type Scheduled } from './deadlines.js';
 import type { DueChange, StateMachine } from './state-machine.js';
@@ -36,7 +36,7 @@ interface Ttl extends Scheduled {
 const EMPTY = Buffer.alloc(0);
 
 export class KvMachine implements StateMachine {
-  constructor(readonly map: KeyValueState = new KvMap()) {}
+  constructor(readonly map: KeyValueState = new PackedKvMap()) {}
 
   private readonly ttl = new Deadlines<Ttl>({
     // A deadline counts while the entry it was set for is still the current one.

@@ -6,7 +6,8 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { Store, isDedupeUuid, type Change } from '../../../src/core/store.js';
-import type { Entry, KvMap } from '../../../src/kv/kvmap.js';
+import type { Entry } from '../../../src/kv/kvmap.js';
+import type { PackedKvMap } from '../../../src/kv/packed-map.js';
 
 const OPTIONS = { replayLogSize: 1000, dedupeSize: 1000, dedupeMs: 60_000 };
 
@@ -30,7 +31,7 @@ function committed(store: Store, c: Change, now = 0): Entry {
 }
 
 function state(store: Store): string[] {
-  return (store.map as KvMap)
+  return (store.map as PackedKvMap)
     .snapshot('')
     .map(
       (e) =>

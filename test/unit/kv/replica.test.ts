@@ -7,7 +7,8 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { Replica, type Change } from '../../../src/kv/replica.js';
 import { Store } from '../../../src/core/store.js';
-import type { Entry, KvMap } from '../../../src/kv/kvmap.js';
+import type { Entry } from '../../../src/kv/kvmap.js';
+import type { PackedKvMap } from '../../../src/kv/packed-map.js';
 
 function entry(key: string, sequence: number, body: string, properties = ''): Entry {
   return { key, sequence, uuid: '', properties, body: Buffer.from(body), expiresAt: 0 };
@@ -300,7 +301,10 @@ describe('Replica', () => {
         receive(queue.splice(0, 1), false);
         const replacing = replica.size > 0;
         if (since === undefined)
-          apply(replica.loadSnapshot((server.map as KvMap).snapshot(subtree), server.sequence), replacing);
+          apply(
+            replica.loadSnapshot((server.map as PackedKvMap).snapshot(subtree), server.sequence),
+            replacing,
+          );
         else apply(replica.loadResume(since, server.sequence));
       };
       const receive = (messages: Published[], dup: boolean) => {
@@ -344,7 +348,7 @@ describe('Replica', () => {
       // deliver everything still in flight, ending with a HUGZ
       queue.push({ hugz: server.sequence });
       while (queue.length > 0) receive(queue.splice(0, 1), false);
-      const expected = (server.map as KvMap)
+      const expected = (server.map as PackedKvMap)
         .snapshot(subtree)
         .map((e) => `${e.key}=${e.body.toString()}`)
         .sort();

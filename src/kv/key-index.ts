@@ -1,0 +1,177 @@
+/**
+ * An open-addressing hash index from keys to record handles, for the packed map (packed-map.ts).
+ * It holds no key: a slot is a handle (a number naming where the record lies) and the key's 32-bit
+ * hash, 12 bytes, and the owner answers whether the record at a handle has a given key. A million
+ * keys so cost about 24 MB (two million slots) instead of a JS string and a Map entry each.
+ *
+ * Linear probing, at most half full, and backward-shift deletion (no tombstones), so a probe
+ * stops at the first empty slot and deletes never slow later lookups. The hash is seeded per
+ * process, so that keys chosen by a client cannot be aimed at one chain of slots.
+ */
+
+/** What the index asks of its owner: does the record at `handle` hold the key being probed? */
+export interface KeyRecords {
+  matches(handle: number): boolean;
+}
+
+const EMPTY = -1;
+const MIN_SLOTS = 1024;
+
+/** A per-process seed for `hashByte`'s chain. */
+const SEED = (Math.random() * 0x100000000) >>> 0;
+
+/** The hash of a key's UTF-8 bytes: the state before the first byte... */
+export function hashStart(): number {
+  return SEED;
+}
+
+/** ...each next byte of a key's UTF-8 bytes... */
+export function hashByte(h: number, byte: number): number {
+  h = Math.imul(h ^ byte, 0x5bd1e995);
+  return h ^ (h >>> 15);
+}
+
+/** ...and the final mix, an unsigned 32-bit hash. */
+export function hashEnd(h: number, length: number): number {
+  h = Math.imul(h ^ length, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+export function hashBytes(bytes: Uint8Array, start: number, end: number): number {
+  let h = hashStart();
+  for (let i = start; i < end; i++) h = hashByte(h, bytes[i]!);
+  return hashEnd(h, end - start);
+}
+
+export class KeyIndex {
+  private handles = new Float64Array(MIN_SLOTS).fill(EMPTY);
+  private hashes = new Uint32Array(MIN_SLOTS);
+  private mask = MIN_SLOTS - 1;
+  private count = 0;
+
+  constructor(private readonly records: KeyRecords) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Slots allocated (memory: 12 bytes each). */
+  get slots(): number {
+    return this.handles.length;
+  }
+
+  /** The handle of the record the owner matches under `hash`, or -1. */
+  find(hash: number): number {
+    const at = this.slotOf(hash);
+    return at < 0 ? EMPTY : this.handles[at]!;
+  }
+
+  /** Points the matched key at `handle`, or adds it; returns the handle it replaced, or -1. */
+  set(hash: number, handle: number): number {
+    let at = hash & this.mask;
+    for (;;) {
+      const held = this.handles[at]!;
+      if (held === EMPTY) break;
+      if (this.hashes[at] === hash && this.records.matches(held)) {
+        this.handles[at] = handle;
+        return held;
+      }
+      at = (at + 1) & this.mask;
+    }
+    this.handles[at] = handle;
+    this.hashes[at] = hash;
+    this.count++;
+    if (this.count * 2 > this.handles.length) this.resize(this.handles.length * 2);
+    return EMPTY;
+  }
+
+  /** Removes the matched key; returns its handle, or -1 when it was not there. */
+  remove(hash: number): number {
+    const at = this.slotOf(hash);
+    if (at < 0) return EMPTY;
+    const held = this.handles[at]!;
+    this.vacate(at);
+    this.count--;
+    if (this.handles.length > MIN_SLOTS && this.count * 8 < this.handles.length) {
+      this.resize(this.handles.length / 2);
+    }
+    return held;
+  }
+
+  /** Whether `handle` is the current record of a key hashing to `hash`. */
+  holds(hash: number, handle: number): boolean {
+    return this.slotHolding(hash, handle) >= 0;
+  }
+
+  /** The record at `from` now lies at `to` (the owner moved it); false if `from` was not current. */
+  move(hash: number, from: number, to: number): boolean {
+    const at = this.slotHolding(hash, from);
+    if (at < 0) return false;
+    this.handles[at] = to;
+    return true;
+  }
+
+  /** Every current handle, in no particular order. */
+  all(): Float64Array {
+    const out = new Float64Array(this.count);
+    let n = 0;
+    const { handles } = this;
+    for (let i = 0; i < handles.length; i++) if (handles[i] !== EMPTY) out[n++] = handles[i]!;
+    return out;
+  }
+
+  clear(): void {
+    this.handles = new Float64Array(MIN_SLOTS).fill(EMPTY);
+    this.hashes = new Uint32Array(MIN_SLOTS);
+    this.mask = MIN_SLOTS - 1;
+    this.count = 0;
+  }
+
+  private slotOf(hash: number): number {
+    for (let at = hash & this.mask; ; at = (at + 1) & this.mask) {
+      const held = this.handles[at]!;
+      if (held === EMPTY) return -1;
+      if (this.hashes[at] === hash && this.records.matches(held)) return at;
+    }
+  }
+
+  private slotHolding(hash: number, handle: number): number {
+    for (let at = hash & this.mask; ; at = (at + 1) & this.mask) {
+      const held = this.handles[at]!;
+      if (held === EMPTY) return -1;
+      if (held === handle) return at;
+    }
+  }
+
+  /** Empties slot `at`, shifting back later slots of its run that would otherwise be cut off. */
+  private vacate(at: number): void {
+    const { handles, hashes, mask } = this;
+    let hole = at;
+    for (let next = (at + 1) & mask; handles[next] !== EMPTY; next = (next + 1) & mask) {
+      const home = hashes[next]! & mask;
+      // The entry at `next` may fill the hole unless its home lies cyclically in (hole, next].
+      const stays = hole <= next ? home > hole && home <= next : home > hole || home <= next;
+      if (stays) continue;
+      handles[hole] = handles[next]!;
+      hashes[hole] = hashes[next]!;
+      hole = next;
+    }
+    handles[hole] = EMPTY;
+  }
+
+  private resize(slots: number): void {
+    const { handles, hashes } = this;
+    this.handles = new Float64Array(slots).fill(EMPTY);
+    this.hashes = new Uint32Array(slots);
+    this.mask = slots - 1;
+    for (let i = 0; i < handles.length; i++) {
+      if (handles[i] === EMPTY) continue;
+      let at = hashes[i]! & this.mask;
+      while (this.handles[at] !== EMPTY) at = (at + 1) & this.mask;
+      this.handles[at] = handles[i]!;
+      this.hashes[at] = hashes[i]!;
+    }
+  }
+}

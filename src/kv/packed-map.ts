@@ -1,0 +1,284 @@
+/**
+ * The server's key-value map in packed form: each entry is kept as the bytes a packed batch
+ * carries it in (wire/chp.ts), appended to 1 MiB pages, and found through a hash index of record
+ * handles (key-index.ts). There is no JS object, string or Buffer per key, which is what made
+ * `KvMap` cost ~500 bytes of heap per 100-byte value; here a key costs its packed bytes plus about
+ * 24 bytes of index. Entries are decoded when asked for (`get`, a view's `next`).
+ *
+ * A record is never changed once written, which is what makes a view cheap and safe: it is the
+ * list of current handles at the time it is taken (sorted, so that a snapshot goes out in about
+ * the order the keys were written), plus the pages they lie in. A put writes a new record and
+ * leaves the old one as garbage in its page; a page with nothing live in it is dropped, and once
+ * garbage passes a third of all written bytes the page with the least live in it is compacted:
+ * its live records are copied to the head and the page is dropped (one page per put, so there is
+ * never a pause longer than copying one page). A view taken before keeps the dropped page alive
+ * for as long as it is read.
+ *
+ * Pure: no I/O. Same contract as `KvMap` (KeyValueState in core/kv-machine.ts).
+ */
+import { packedEntryEnd, packedKeyStartsWith, packEntry, packedSize, unpackEntry } from '../wire/index.js';
+import { hashBytes, hashByte, hashEnd, hashStart, KeyIndex, type KeyRecords } from './key-index.js';
+import type { Entry } from './kvmap.js';
+import type { KvView, SizedKey } from './view.js';
+
+/** Page size and the garbage floor; tests shrink them to make compaction happen. */
+export interface PackedMapOptions {
+  pageBytes: number;
+  garbageFloor: number;
+}
+
+const DEFAULTS: PackedMapOptions = { pageBytes: 1 << 20, garbageFloor: 4 << 20 };
+/** A handle is page * PAGE_SPAN + offset: exact in a double for any page count we can hold. */
+const PAGE_SPAN = 2 ** 32;
+/** Compaction starts once garbage is more than this share of all bytes written to live pages. */
+const GARBAGE_SHARE = 1 / 3;
+
+export class PackedKvMap implements KeyRecords {
+  private pages: (Buffer | undefined)[] = [];
+  /** live bytes of each page */
+  private live: number[] = [];
+  /** bytes written to each page (its end); garbage is written - live */
+  private written: number[] = [];
+  private head = -1;
+  private totalWritten = 0;
+  private totalLive = 0;
+  private readonly index = new KeyIndex(this);
+  /** The key being looked up: its UTF-8 bytes when it is not ASCII, else its char codes are. */
+  private probe = '';
+  private probeBytes: Buffer | undefined;
+  private scratch = Buffer.allocUnsafe(256);
+
+  constructor(private readonly options: PackedMapOptions = DEFAULTS) {}
+
+  get size(): number {
+    return this.index.size;
+  }
+
+  /** What the map holds, for metrics and benchmarks. */
+  get stats(): { pages: number; liveBytes: number; writtenBytes: number; indexSlots: number } {
+    return {
+      pages: this.pages.filter((p) => p !== undefined).length,
+      liveBytes: this.totalLive,
+      writtenBytes: this.totalWritten,
+      indexSlots: this.index.slots,
+    };
+  }
+
+  get(key: string): Entry | undefined {
+    const handle = this.index.find(this.prepare(key));
+    return handle < 0 ? undefined : this.decode(this.pages, handle);
+  }
+
+  /** Stores the entry, or removes the key when the body is empty (CHP's delete). */
+  put(entry: Entry): void {
+    const hash = this.prepare(entry.key);
+    if (entry.body.length === 0) {
+      const old = this.index.remove(hash);
+      if (old >= 0) this.release(old);
+      return;
+    }
+    const old = this.index.set(hash, this.append(entry));
+    if (old >= 0) this.release(old);
+    this.compactOnePage();
+  }
+
+  /** The entries under `prefix` now, read later in runs: see the header comment. */
+  view(prefix: string): KvView {
+    let handles = this.index.all();
+    if (prefix !== '') {
+      const bytes = Buffer.from(prefix);
+      let n = 0;
+      for (const handle of handles) if (this.keyStartsWith(handle, bytes)) handles[n++] = handle;
+      handles = handles.subarray(0, n);
+    }
+    return new PackedView(this, this.pages.slice(), this.inPageOrder(handles));
+  }
+
+  /** The entries under a prefix now, decoded all at once (tests, small maps; a view reads in runs). */
+  snapshot(prefix: string): Entry[] {
+    const view = this.view(prefix);
+    return view.next(this.size);
+  }
+
+  empty(): PackedKvMap {
+    return new PackedKvMap(this.options);
+  }
+
+  /**
+   * The handles sorted, page by page: a counting sort on the page, then each page's offsets (a
+   * plain sort of a million handles takes ~100 ms; this about a third of that).
+   */
+  private inPageOrder(handles: Float64Array): Float64Array {
+    const starts = new Uint32Array(this.pages.length + 1);
+    for (let i = 0; i < handles.length; i++) starts[Math.floor(handles[i]! / PAGE_SPAN) + 1]!++;
+    for (let p = 1; p < starts.length; p++) starts[p]! += starts[p - 1]!;
+    const fill = starts.slice();
+    const out = new Float64Array(handles.length);
+    for (let i = 0; i < handles.length; i++) out[fill[Math.floor(handles[i]! / PAGE_SPAN)]!++] = handles[i]!;
+    for (let p = 0; p + 1 < starts.length; p++) out.subarray(starts[p], starts[p + 1]).sort();
+    return out;
+  }
+
+  /** KeyRecords: whether the record at `handle` has the key `prepare` was last given. */
+  matches(handle: number): boolean {
+    const page = this.pages[Math.floor(handle / PAGE_SPAN)]!;
+    const at = handle % PAGE_SPAN;
+    const length = page.readUInt16BE(at);
+    const start = at + 2;
+    const probe = this.probeBytes;
+    if (probe !== undefined) {
+      if (length !== probe.length) return false;
+      for (let i = 0; i < length; i++) if (page[start + i] !== probe[i]) return false;
+      return true;
+    }
+    const key = this.probe;
+    if (length !== key.length) return false;
+    for (let i = 0; i < length; i++) if (page[start + i] !== key.charCodeAt(i)) return false;
+    return true;
+  }
+
+  /** @internal a view decodes through the pages it was given. */
+  decode(pages: readonly (Buffer | undefined)[], handle: number): Entry {
+    return unpackEntry(pages[Math.floor(handle / PAGE_SPAN)]!, { at: handle % PAGE_SPAN });
+  }
+
+  /** @internal a view's sizes: the key and the record's length, without decoding the rest. */
+  sized(pages: readonly (Buffer | undefined)[], handle: number): SizedKey {
+    const page = pages[Math.floor(handle / PAGE_SPAN)]!;
+    const at = handle % PAGE_SPAN;
+    const keyEnd = at + 2 + page.readUInt16BE(at);
+    return { key: page.toString('utf8', at + 2, keyEnd), bytes: packedEntryEnd(page, at) - at };
+  }
+
+  /** Hashes `key` and remembers it for `matches`. */
+  private prepare(key: string): number {
+    this.probe = key;
+    this.probeBytes = undefined;
+    let h = hashStart();
+    for (let i = 0; i < key.length; i++) {
+      const code = key.charCodeAt(i);
+      if (code >= 0x80) return this.prepareUtf8(key);
+      h = hashByte(h, code);
+    }
+    return hashEnd(h, key.length);
+  }
+
+  private prepareUtf8(key: string): number {
+    const length = Buffer.byteLength(key);
+    if (length > this.scratch.length) this.scratch = Buffer.allocUnsafe(length);
+    this.scratch.write(key, 0);
+    this.probeBytes = this.scratch.subarray(0, length);
+    return hashBytes(this.scratch, 0, length);
+  }
+
+  private keyStartsWith(handle: number, prefix: Buffer): boolean {
+    return packedKeyStartsWith(this.pages[Math.floor(handle / PAGE_SPAN)]!, handle % PAGE_SPAN, prefix);
+  }
+
+  /** Writes the entry's record at the head, opening a page when it does not fit; its handle. */
+  private append(entry: Entry): number {
+    const size = packedSize(entry);
+    const page = this.roomFor(size);
+    const at = this.written[page]!;
+    packEntry(this.pages[page]!, entry, at);
+    this.written[page] = at + size;
+    this.live[page]! += size;
+    this.totalWritten += size;
+    this.totalLive += size;
+    return page * PAGE_SPAN + at;
+  }
+
+  /** The page to write `size` bytes to: the head, or a new one (as big as the record if need be). */
+  private roomFor(size: number): number {
+    const head = this.head;
+    if (head >= 0 && this.written[head]! + size <= this.pages[head]!.length) return head;
+    let page = this.pages.indexOf(undefined);
+    if (page < 0) page = this.pages.length;
+    this.pages[page] = Buffer.allocUnsafeSlow(Math.max(this.options.pageBytes, size));
+    this.live[page] = 0;
+    this.written[page] = 0;
+    this.head = page;
+    return page;
+  }
+
+  /** The record at `handle` is no longer current. */
+  private release(handle: number): void {
+    const page = Math.floor(handle / PAGE_SPAN);
+    const buffer = this.pages[page]!;
+    const at = handle % PAGE_SPAN;
+    const size = packedEntryEnd(buffer, at) - at;
+    this.live[page]! -= size;
+    this.totalLive -= size;
+    if (this.live[page] === 0 && page !== this.head) this.drop(page);
+  }
+
+  private drop(page: number): void {
+    this.totalWritten -= this.written[page]!;
+    this.pages[page] = undefined;
+    this.live[page] = 0;
+    this.written[page] = 0;
+  }
+
+  /** Moves the live records of the page with the least live in it to the head, when garbage is high. */
+  private compactOnePage(): void {
+    const garbage = this.totalWritten - this.totalLive;
+    if (garbage <= this.options.garbageFloor || garbage <= this.totalWritten * GARBAGE_SHARE) return;
+    let victim = -1;
+    for (let p = 0; p < this.pages.length; p++) {
+      if (p === this.head || this.pages[p] === undefined) continue;
+      if (victim < 0 || this.live[p]! < this.live[victim]!) victim = p;
+    }
+    if (victim < 0) return;
+    const source = this.pages[victim]!;
+    const end = this.written[victim]!;
+    for (let at = 0; at < end;) {
+      const next = packedEntryEnd(source, at);
+      const keyEnd = at + 2 + source.readUInt16BE(at);
+      const hash = hashBytes(source, at + 2, keyEnd);
+      const from = victim * PAGE_SPAN + at;
+      if (this.index.holds(hash, from)) {
+        const size = next - at;
+        const page = this.roomFor(size);
+        const to = this.written[page]!;
+        source.copy(this.pages[page]!, to, at, next);
+        this.written[page] = to + size;
+        this.live[page]! += size;
+        this.totalWritten += size;
+        this.index.move(hash, from, page * PAGE_SPAN + to);
+      }
+      at = next;
+    }
+    this.drop(victim);
+  }
+}
+
+/** A point-in-time view: handles fixed when it was taken, decoded as they are read. */
+class PackedView implements KvView {
+  private at = 0;
+
+  constructor(
+    private readonly map: PackedKvMap,
+    private readonly pages: readonly (Buffer | undefined)[],
+    private readonly handles: Float64Array,
+  ) {}
+
+  next(max: number): Entry[] {
+    const end = Math.min(this.handles.length, this.at + max);
+    const out: Entry[] = [];
+    for (; this.at < end; this.at++) out.push(this.map.decode(this.pages, this.handles[this.at]!));
+    return out;
+  }
+
+  nextSizes(max: number): SizedKey[] {
+    const end = Math.min(this.handles.length, this.at + max);
+    const out: SizedKey[] = [];
+    for (; this.at < end; this.at++) out.push(this.map.sized(this.pages, this.handles[this.at]!));
+    return out;
+  }
+
+  again(): PackedView {
+    return new PackedView(this.map, this.pages, this.handles);
+  }
+
+  close(): void {}
+}

@@ -1,0 +1,113 @@
+/**
+ * The packed map's hash index (src/kv/key-index.ts) with a fake owner and hashes the test picks:
+ * colliding hashes, runs that wrap around the end of the table, backward-shift deletes, growing
+ * and shrinking, checked against a plain Map.
+ */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { hashBytes, hashByte, hashEnd, hashStart, KeyIndex } from '../../../src/kv/key-index.js';
+
+/** Records are numbered keys; handle = key * 10 + version, so a handle names its key. */
+class FakeRecords {
+  probe = -1;
+  matches(handle: number): boolean {
+    return Math.floor(handle / 10) === this.probe;
+  }
+}
+
+function indexWith(hashOf: (key: number) => number) {
+  const records = new FakeRecords();
+  const index = new KeyIndex(records);
+  const on = (key: number) => {
+    records.probe = key;
+    return hashOf(key);
+  };
+  return {
+    index,
+    set: (key: number, version: number) => index.set(on(key), key * 10 + version),
+    find: (key: number) => index.find(on(key)),
+    remove: (key: number) => index.remove(on(key)),
+  };
+}
+
+describe('KeyIndex', () => {
+  it('finds keys whose hashes collide, across the end of the table, after deletes in the run', () => {
+    // 1023 is the last of the 1024 first slots: the run wraps to slot 0 onwards
+    const { index, set, find, remove } = indexWith((key) => (key < 6 ? 1023 : key - 6));
+    for (let key = 0; key < 10; key++) expect(set(key, 1)).to.equal(-1);
+    expect(index.size).to.equal(10);
+    expect(remove(0)).to.equal(1); // the head of the colliding run
+    expect(remove(3)).to.equal(31); // one in its middle
+    expect(find(0)).to.equal(-1);
+    expect(find(3)).to.equal(-1);
+    for (const key of [1, 2, 4, 5, 6, 7, 8, 9]) expect(find(key)).to.equal(key * 10 + 1);
+    expect(set(4, 2)).to.equal(41); // replaces, does not add
+    expect(find(4)).to.equal(42);
+    expect(index.size).to.equal(8);
+  });
+
+  it('holds and moves a handle only while it is the current one', () => {
+    const { index, set } = indexWith(() => 7);
+    set(1, 1);
+    set(2, 1);
+    expect(index.holds(7, 21)).to.equal(true);
+    expect(index.move(7, 21, 25)).to.equal(true);
+    expect(index.holds(7, 21)).to.equal(false);
+    expect(index.holds(7, 25)).to.equal(true);
+    expect(index.move(7, 21, 26)).to.equal(false);
+    expect([...index.all()].sort()).to.deep.equal([11, 25]);
+  });
+
+  it('agrees with a Map through growth, shrinking and deletes, from few distinct hashes to many', () => {
+    const op = fc.oneof(
+      fc.record({
+        kind: fc.constant('set' as const),
+        key: fc.nat(3000),
+        version: fc.integer({ min: 1, max: 9 }),
+      }),
+      fc.record({ kind: fc.constant('remove' as const), key: fc.nat(3000) }),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(op, { minLength: 1000, maxLength: 4000 }),
+        fc.integer({ min: 1, max: 100_000 }),
+        (ops, spread) => {
+          const { index, set, find, remove } = indexWith((key) => ((key * 2654435761) % spread) >>> 0);
+          const model = new Map<number, number>();
+          for (const o of ops) {
+            if (o.kind === 'set') {
+              expect(set(o.key, o.version)).to.equal(model.get(o.key) ?? -1);
+              model.set(o.key, o.key * 10 + o.version);
+            } else {
+              expect(remove(o.key)).to.equal(model.get(o.key) ?? -1);
+              model.delete(o.key);
+            }
+          }
+          expect(index.size).to.equal(model.size);
+          for (let key = 0; key <= 3000; key++) expect(find(key)).to.equal(model.get(key) ?? -1);
+          expect([...index.all()].sort((a, b) => a - b)).to.deep.equal(
+            [...model.values()].sort((a, b) => a - b),
+          );
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
+  it('grows past half full and shrinks back once mostly empty', () => {
+    const { index, set, remove } = indexWith((key) => key);
+    for (let key = 0; key < 3000; key++) set(key, 1);
+    expect(index.slots).to.equal(8192);
+    for (let key = 0; key < 2990; key++) remove(key);
+    expect(index.slots).to.be.below(8192);
+    expect(index.size).to.equal(10);
+  });
+
+  it('hashes a string of char codes and its bytes the same way', () => {
+    const bytes = Buffer.from('/orders/eu/1');
+    let h = hashStart();
+    for (const byte of bytes) h = hashByte(h, byte);
+    expect(hashEnd(h, bytes.length)).to.equal(hashBytes(bytes, 0, bytes.length));
+    expect(hashBytes(bytes, 0, bytes.length)).to.not.equal(hashBytes(Buffer.from('/orders/eu/2'), 0, 12));
+  });
+});
