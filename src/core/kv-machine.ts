@@ -1,14 +1,23 @@
 /**
- * The key-value map as a state machine: a `KeyValueState` holds the entries (a `PackedKvMap` in memory,
- * or the durable storage's own, which keeps values out of the JS heap), a `Deadlines` heap their TTLs.
+ * The key-value map as a state machine: a `KeyValueState` holds the entries (in memory a
+ * `PartitionedMap`: keys packed, the event bus's entries as objects; or the durable storage's own,
+ * which keeps values out of the JS heap), a `Deadlines` heap their TTLs.
  * An expired key becomes a sequenced delete that only the active asks for (promise 5); the
  * passive schedules the same deadlines so that it can take over at promotion.
  *
  * It lives beside the sequencer, not in kv/, so that kv/ stays a leaf that imports no core
  * module (core already depends on kv for `Entry`): no import cycle between the folders.
  */
-import { PackedKvMap, isDeletePrefix, readAll, type Entry, type KvView } from '../kv/index.js';
-import { isReserved } from '../events/index.js';
+import {
+  KvMap,
+  PackedKvMap,
+  PartitionedMap,
+  isDeletePrefix,
+  readAll,
+  type Entry,
+  type KvView,
+} from '../kv/index.js';
+import { isReserved, RESERVED_PREFIX } from '../events/index.js';
 import { Deadlines, type Scheduled } from './deadlines.js';
 import type { DueChange, StateMachine } from './state-machine.js';
 
@@ -35,8 +44,13 @@ interface Ttl extends Scheduled {
 
 const EMPTY = Buffer.alloc(0);
 
+/** In memory: keys packed, the event bus's reserved keys as objects (src/kv/partitioned.ts says why). */
+function memoryState(): KeyValueState {
+  return new PartitionedMap(RESERVED_PREFIX, new KvMap(), new PackedKvMap());
+}
+
 export class KvMachine implements StateMachine {
-  constructor(readonly map: KeyValueState = new PackedKvMap()) {}
+  constructor(readonly map: KeyValueState = memoryState()) {}
 
   private readonly ttl = new Deadlines<Ttl>({
     // A deadline counts while the entry it was set for is still the current one.

@@ -1,6 +1,7 @@
 /** The key-value state machine: the server's map and the client's replica. */
 export { KvMap, type Entry } from './kvmap.js';
 export { PackedKvMap, type PackedMapOptions } from './packed-map.js';
+export { PartitionedMap, type MapPart } from './partitioned.js';
 export {
   DELETE_PREFIX_PROPERTY,
   HeldUpdates,

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { Store, isDedupeUuid, type Change } from '../../../src/core/store.js';
 import type { Entry } from '../../../src/kv/kvmap.js';
-import type { PackedKvMap } from '../../../src/kv/packed-map.js';
+import type { PartitionedMap } from '../../../src/kv/partitioned.js';
 
 const OPTIONS = { replayLogSize: 1000, dedupeSize: 1000, dedupeMs: 60_000 };
 
@@ -31,7 +31,7 @@ function committed(store: Store, c: Change, now = 0): Entry {
 }
 
 function state(store: Store): string[] {
-  return (store.map as PackedKvMap)
+  return (store.map as PartitionedMap)
     .snapshot('')
     .map(
       (e) =>

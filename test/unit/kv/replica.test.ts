@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { Replica, type Change } from '../../../src/kv/replica.js';
 import { Store } from '../../../src/core/store.js';
 import type { Entry } from '../../../src/kv/kvmap.js';
-import type { PackedKvMap } from '../../../src/kv/packed-map.js';
+import type { PartitionedMap } from '../../../src/kv/partitioned.js';
 
 function entry(key: string, sequence: number, body: string, properties = ''): Entry {
   return { key, sequence, uuid: '', properties, body: Buffer.from(body), expiresAt: 0 };
@@ -302,7 +302,7 @@ describe('Replica', () => {
         const replacing = replica.size > 0;
         if (since === undefined)
           apply(
-            replica.loadSnapshot((server.map as PackedKvMap).snapshot(subtree), server.sequence),
+            replica.loadSnapshot((server.map as PartitionedMap).snapshot(subtree), server.sequence),
             replacing,
           );
         else apply(replica.loadResume(since, server.sequence));
@@ -348,7 +348,7 @@ describe('Replica', () => {
       // deliver everything still in flight, ending with a HUGZ
       queue.push({ hugz: server.sequence });
       while (queue.length > 0) receive(queue.splice(0, 1), false);
-      const expected = (server.map as PackedKvMap)
+      const expected = (server.map as PartitionedMap)
         .snapshot(subtree)
         .map((e) => `${e.key}=${e.body.toString()}`)
         .sort();

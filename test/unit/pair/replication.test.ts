@@ -11,7 +11,7 @@ import { attachment } from '../../../src/pair/attachment.js';
 import { Store, type Storage } from '../../../src/core/index.js';
 import { Timeline } from '../../../src/core/timeline.js';
 import { DEFAULT_LIMITS, chunkBytes, type Durability, type RelayedAck } from '../../../src/wire/index.js';
-import type { PackedKvMap } from '../../../src/kv/index.js';
+import type { PartitionedMap } from '../../../src/kv/index.js';
 import { GatedStorage } from './gated-storage.js';
 import type { CloneServer } from '../../../src/server/index.js';
 import { FakeClock, FakeWire, turns } from './harness.js';
@@ -133,7 +133,7 @@ class Replication {
   }
 
   entries(store: Store): [string, number][] {
-    return (store.map as PackedKvMap).snapshot('').map((e) => [e.key, e.sequence]);
+    return (store.map as PartitionedMap).snapshot('').map((e) => [e.key, e.sequence]);
   }
 
   sentBy(end: 0 | 1, since: number): string[] {

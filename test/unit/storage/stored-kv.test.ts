@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { Store, type Change } from '../../../src/core/index.js';
-import { PackedKvMap, type Entry } from '../../../src/kv/index.js';
+import { PackedKvMap, type Entry, type PartitionedMap } from '../../../src/kv/index.js';
 import { packedSize } from '../../../src/wire/index.js';
 import type { LmdbStorage } from '../../../src/storage/index.js';
 import type { StoredKv } from '../../../src/storage/stored-kv.js';
@@ -191,10 +191,12 @@ describe('StoredKv: the map kept in lmdb', () => {
     expect(store.map.get('/ttl/a')).to.equal(undefined);
   });
 
-  it('a store in memory keeps its map in memory, packed (PackedKvMap)', () => {
+  it('a store in memory keeps its keys packed in memory (PackedKvMap), the event bus apart', () => {
     const store = new Store(BASE);
     store.commit(change('/m', '1'), 0);
-    expect((store.map as PackedKvMap).snapshot('')).to.have.length(1);
-    expect(store.map).to.be.instanceOf(PackedKvMap);
+    const map = store.map as PartitionedMap;
+    expect(map.snapshot('')).to.have.length(1);
+    expect(map.outside).to.be.instanceOf(PackedKvMap);
+    expect(map.outside.size).to.equal(1);
   });
 });
