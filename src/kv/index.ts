@@ -12,4 +12,13 @@ export {
   type Change as ReplicaChange,
   type OfferResult,
 } from './replica.js';
-export { ArrayView, FilteredView, eachRun, readAll, type KvView, type SizedKey } from './view.js';
+export {
+  ArrayView,
+  FilteredView,
+  eachRun,
+  packRun,
+  readAll,
+  type KvView,
+  type PackedRun,
+  type SizedKey,
+} from './view.js';

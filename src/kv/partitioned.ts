@@ -9,7 +9,7 @@
  * when the prefix is also a prefix of `prefix` (the empty prefix: the whole map).
  */
 import type { Entry } from './kvmap.js';
-import type { KvView, SizedKey } from './view.js';
+import type { KvView, PackedRun, SizedKey } from './view.js';
 
 /** What each part must offer (core's KeyValueState, restated here: kv/ imports nothing from core). */
 export interface MapPart {
@@ -75,6 +75,11 @@ class ConcatView implements KvView {
 
   nextSizes(max: number): SizedKey[] {
     return this.read(max, (view, n) => view.nextSizes(n));
+  }
+
+  nextPacked(max: number): PackedRun {
+    const run = this.first.nextPacked(max);
+    return run.keys.length > 0 ? run : this.second.nextPacked(max);
   }
 
   private read<T>(max: number, from: (view: KvView, n: number) => T[]): T[] {

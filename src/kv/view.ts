@@ -4,7 +4,7 @@
  * turns). In memory it is an array of references (`ArrayView`); a durable map reads a held lmdb
  * read transaction (src/storage/stored-kv.ts), so a million entries are never all in the heap.
  */
-import { packedSize } from '../wire/index.js';
+import { packBatch, packedSize } from '../wire/index.js';
 import type { Entry } from './kvmap.js';
 
 /** An entry's key and its exact size in a packed batch (`packedSize`), without the entry. */
@@ -13,9 +13,38 @@ export interface SizedKey {
   readonly bytes: number;
 }
 
+/**
+ * A run of entries as packed-batch bytes: entry `i` is `sources[i]` from `starts[i]` to `ends[i]`,
+ * and its key is `keys[i]`. A stream copies these bytes into its messages as they are: the packed
+ * map hands out the records it holds, with nothing decoded but the keys.
+ */
+export interface PackedRun {
+  readonly keys: string[];
+  readonly sources: Buffer[];
+  readonly starts: number[];
+  readonly ends: number[];
+}
+
+/** Entries packed into one buffer, as a PackedRun (views that hold entries as objects). */
+export function packRun(entries: readonly Entry[]): PackedRun {
+  const source = packBatch(entries);
+  const run: PackedRun = { keys: [], sources: [], starts: [], ends: [] };
+  let at = 0;
+  for (const entry of entries) {
+    run.keys.push(entry.key);
+    run.sources.push(source);
+    run.starts.push(at);
+    at += packedSize(entry);
+    run.ends.push(at);
+  }
+  return run;
+}
+
 export interface KvView {
   /** The next entries, at most `max` (none once all were read). */
   next(max: number): Entry[];
+  /** `next`, as packed bytes (see PackedRun). */
+  nextPacked(max: number): PackedRun;
   /** `next`, but only each entry's key and packed size: much cheaper from a durable map. */
   nextSizes(max: number): SizedKey[];
   /** A new cursor over the same point in time, from its start. */
@@ -37,6 +66,10 @@ export class ArrayView implements KvView {
 
   nextSizes(max: number): SizedKey[] {
     return this.next(max).map((entry) => ({ key: entry.key, bytes: packedSize(entry) }));
+  }
+
+  nextPacked(max: number): PackedRun {
+    return packRun(this.next(max));
   }
 
   again(): ArrayView {
@@ -90,6 +123,22 @@ export class FilteredView implements KvView {
 
   nextSizes(max: number): SizedKey[] {
     return this.collect(max, (n) => this.inner.nextSizes(n));
+  }
+
+  nextPacked(max: number): PackedRun {
+    const out: PackedRun = { keys: [], sources: [], starts: [], ends: [] };
+    while (out.keys.length < max) {
+      const run = this.inner.nextPacked(max - out.keys.length);
+      if (run.keys.length === 0) break;
+      run.keys.forEach((key, i) => {
+        if (this.skip(key)) return;
+        out.keys.push(key);
+        out.sources.push(run.sources[i]!);
+        out.starts.push(run.starts[i]!);
+        out.ends.push(run.ends[i]!);
+      });
+    }
+    return out;
   }
 
   private collect<T extends { key: string }>(max: number, read: (n: number) => T[]): T[] {

@@ -7,7 +7,7 @@
  * held read transaction, so a million entries never sit in the heap at once.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { Entry, KvView } from '../kv/index.js';
+import type { Entry, KvView, PackedRun } from '../kv/index.js';
 import { packedSize } from '../wire/index.js';
 import { DRAIN_BUDGET_MS } from '../zmq/index.js';
 
@@ -72,6 +72,38 @@ export function* viewMessages(view: KvView, keep: Keep, cut: Cut): Generator<Vie
     }
   }
   if (entries.length > 0) yield { entries, bytes: cutter.bytes };
+}
+
+/**
+ * `viewMessages`, each message as one packed batch: the bytes the view hands out (nextPacked) are
+ * copied as they are, so a packed map's records go out without being decoded and packed again.
+ * The same entries, cut in the same places.
+ */
+export function* packedViewMessages(view: KvView, keep: Keep, cut: Cut): Generator<Buffer> {
+  const cutter = new Cutter(cut);
+  let parts: { sources: Buffer[]; starts: number[]; ends: number[] } = { sources: [], starts: [], ends: [] };
+  const take = (): Buffer => {
+    const out = Buffer.allocUnsafe(cutter.bytes);
+    let at = 0;
+    parts.sources.forEach((source, i) => {
+      at += source.copy(out, at, parts.starts[i], parts.ends[i]);
+    });
+    parts = { sources: [], starts: [], ends: [] };
+    cutter.reset();
+    return out;
+  };
+  for (let run: PackedRun = view.nextPacked(RUN); run.keys.length > 0; run = view.nextPacked(RUN)) {
+    for (let i = 0; i < run.keys.length; i++) {
+      if (!keep(run.keys[i]!)) continue;
+      const size = run.ends[i]! - run.starts[i]!;
+      if (cutter.startsNew(size)) yield take();
+      parts.sources.push(run.sources[i]!);
+      parts.starts.push(run.starts[i]!);
+      parts.ends.push(run.ends[i]!);
+      cutter.add(size);
+    }
+  }
+  if (cutter.count > 0) yield take();
 }
 
 export interface ViewMeasure {

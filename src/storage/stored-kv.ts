@@ -20,7 +20,7 @@
 import type { Database, Transaction } from 'lmdb';
 import type { KeyValueState } from '../core/index.js';
 import { isReserved } from '../events/index.js';
-import { ArrayView, type Entry, type KvView, type SizedKey } from '../kv/index.js';
+import { ArrayView, packRun, type Entry, type KvView, type PackedRun, type SizedKey } from '../kv/index.js';
 import { FIXED_BYTES as PACKED_FIXED_BYTES, packedSize } from '../wire/index.js';
 import { decodeEntry } from './records.js';
 
@@ -179,6 +179,10 @@ class LmdbView implements KvView {
 
   next(max: number): Entry[] {
     return this.read(max, decodeEntry, (entry) => entry);
+  }
+
+  nextPacked(max: number): PackedRun {
+    return packRun(this.next(max));
   }
 
   nextSizes(max: number): SizedKey[] {

@@ -103,6 +103,11 @@ export function encodePublication(kvmsg: readonly Buffer[]): Buffer[] {
   return [TPUB, ...kvmsg];
 }
 
+/** A TSYNC whose entries are already packed (a snapshot stream copying a packed map's records). */
+export function encodePackedSync(reqId: number, packed: Buffer): Buffer[] {
+  return [commandFrame(Native.SYNC), encodeRequestId(reqId), packed];
+}
+
 /**
  * Whether a message's first frame names a native reply (TSYNC ... TPONG, or TPUB): what a client
  * hands to `decodeReply`, as opposed to a CHP snapshot message (KVSYNC, KTHXBAI) on the same socket.

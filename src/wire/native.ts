@@ -14,5 +14,11 @@
  */
 export * from './native-types.js';
 export { encodeRequest, decodeRequest } from './native-requests.js';
-export { encodeReply, decodeReply, encodePublication, isNativeReply } from './native-replies.js';
+export {
+  encodeReply,
+  encodePackedSync,
+  decodeReply,
+  encodePublication,
+  isNativeReply,
+} from './native-replies.js';
 export { EVENT_ACK_BYTES, EVENT_ACK_KINDS, MAX_NAK_DELAY_MS } from './native-events.js';

@@ -7,6 +7,7 @@ import type { Principal } from '../../security/index.js';
 import {
   encodeKthxbai,
   encodeKvMsg,
+  encodePackedSync,
   encodeReply,
   Native,
   type NativeRequest,
@@ -20,7 +21,7 @@ import {
   type PreparedStream,
   type StreamEnd,
 } from '../snapshot-streams.js';
-import { measureView, viewMessages } from '../view-streams.js';
+import { measureView, packedViewMessages, viewMessages } from '../view-streams.js';
 import type { ServerContext } from '../context.js';
 
 /** Plain RFC 12 snapshot, after the vote was accepted. */
@@ -151,8 +152,8 @@ export function serveNativeSync(
       return {
         bytes: measured.bytes,
         source: chunksThenLast(
-          viewMessages(view.again(), keep, cut),
-          (chunk) => [identity, ...encodeReply({ command: 'TSYNC', reqId, entries: chunk.entries })],
+          packedViewMessages(view.again(), keep, cut),
+          (packed) => [identity, ...encodePackedSync(reqId, packed)],
           () => [identity, ...encodeReply({ command: 'TSYNCEND', reqId, sequence, term, kind })],
         ),
       };

@@ -6,9 +6,18 @@ import {
   type StreamRefusal,
   type StreamSource,
 } from '../../../src/server/snapshot-streams.js';
-import { measureView, viewMessages } from '../../../src/server/view-streams.js';
-import { ArrayView, type Entry } from '../../../src/kv/index.js';
-import { packedSize } from '../../../src/wire/index.js';
+import { measureView, packedViewMessages, viewMessages } from '../../../src/server/view-streams.js';
+import {
+  ArrayView,
+  FilteredView,
+  KvMap,
+  PackedKvMap,
+  PartitionedMap,
+  type Entry,
+  type KvView,
+} from '../../../src/kv/index.js';
+import { packBatch, packedSize } from '../../../src/wire/index.js';
+import fc from 'fast-check';
 
 const code = (c: string) => Object.assign(new Error(c), { code: c });
 const until = async (cond: () => boolean) => {
@@ -196,6 +205,60 @@ describe('SnapshotStreams', () => {
     const messages = [...viewMessages(view.again(), even, cut)].map((m) => m.entries.map((e) => e.sequence));
     expect(messages).to.deep.equal([[0, 2], [4]]);
     expect(await measureView(view.again(), even, cut, 0, 1)).to.deep.equal({ entries: 3, bytes: 86 });
+  });
+
+  it('packedViewMessages copies the same entries, cut the same, as packing viewMessages would', () => {
+    const kinds: Record<string, (entries: Entry[], prefix: string) => KvView> = {
+      array: (entries, prefix) => new ArrayView(entries.filter((e) => e.key.startsWith(prefix))),
+      packed: (entries, prefix) => {
+        const map = new PackedKvMap({ pageBytes: 300, garbageFloor: 600 });
+        entries.forEach((e) => map.put(e));
+        return map.view(prefix);
+      },
+      'partitioned, filtered': (entries, prefix) => {
+        const map = new PartitionedMap('\u0000', new KvMap(), new PackedKvMap());
+        entries.forEach((e) => map.put(e));
+        return new FilteredView(map.view(prefix), (key) => key.endsWith('9'));
+      },
+    };
+    const keyArb = fc
+      .oneof(fc.constantFrom('/a/', '/b/', '\u0000e/', '/日/'), fc.constant('/a/'))
+      .chain((p) => fc.nat(40).map((n) => `${p}${n}`));
+    const entryArb = fc.record({
+      key: keyArb,
+      size: fc.integer({ min: 1, max: 200 }),
+      uuid: fc.constantFrom('', 'u'.repeat(16)),
+    });
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(entryArb, { selector: (e) => e.key, minLength: 0, maxLength: 60 }),
+        fc.constantFrom('', '/a/', '\u0000'),
+        fc.integer({ min: 1, max: 7 }),
+        fc.integer({ min: 50, max: 900 }),
+        fc.constantFrom('all', 'odd'),
+        (specs, prefix, maxEntries, maxBytes, keeping) => {
+          const entries = specs.map((spec, i) => ({
+            key: spec.key,
+            sequence: i + 1,
+            uuid: spec.uuid,
+            properties: i % 3 === 0 ? 'a=1\n' : '',
+            body: Buffer.alloc(spec.size, i),
+            expiresAt: i % 5 === 0 ? 1_700_000_000_000 : 0,
+          }));
+          const keep = keeping === 'all' ? () => true : (key: string) => key.length % 2 === 1;
+          const cut = { maxEntries, maxBytes };
+          for (const [name, make] of Object.entries(kinds)) {
+            const view = make(entries, prefix);
+            const expected = [...viewMessages(view.again(), keep, cut)].map((m) =>
+              packBatch(m.entries).toString('hex'),
+            );
+            const got = [...packedViewMessages(view.again(), keep, cut)].map((b) => b.toString('hex'));
+            expect(got, name).to.deep.equal(expected);
+          }
+        },
+      ),
+      { numRuns: 100 },
+    );
   });
 
   it('chunksThenLast makes each chunk on demand, then the last message once', () => {
