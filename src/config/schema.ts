@@ -22,6 +22,13 @@ const positive = (value: unknown) => {
   if (!Number.isInteger(value) || (value as number) <= 0) throw new Error('must be a positive integer');
 };
 
+/** A length a packed entry stores in 16 bits (wire/chp.ts): the store keeps every entry packed. */
+const packedLength = (value: unknown) => {
+  positive(value);
+  if ((value as number) > 0xffff)
+    throw new Error('must be at most 65535 (a packed entry stores it in 16 bits)');
+};
+
 export const schema = {
   role: {
     doc: 'single (one server, no pair), primary or backup',
@@ -193,8 +200,8 @@ export const schema = {
     arg: 'snapshot-chunk',
   },
   maxKeyBytes: {
-    doc: 'longest key accepted',
-    format: positive,
+    doc: 'longest key accepted; at most 65535',
+    format: packedLength,
     default: DEFAULT_LIMITS.maxKeyBytes,
     env: 'TWINSTAR_MAX_KEY_BYTES',
     arg: 'max-key-bytes',
@@ -207,8 +214,8 @@ export const schema = {
     arg: 'max-value-bytes',
   },
   maxPropertiesBytes: {
-    doc: 'largest properties frame accepted',
-    format: positive,
+    doc: 'largest properties frame accepted; at most 65535',
+    format: packedLength,
     default: DEFAULT_LIMITS.maxPropertiesBytes,
     env: 'TWINSTAR_MAX_PROPERTIES_BYTES',
     arg: 'max-properties-bytes',

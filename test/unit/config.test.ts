@@ -239,6 +239,15 @@ describe('loadConfig', () => {
       expect(loadConfig({ env: {} })).to.deep.include({ dedupeMs: 30_000, dedupeSize: 3_000_000 });
     });
 
+    it('a key or properties limit a packed entry cannot store (over 65535 bytes); 65535 is accepted', () => {
+      const keys = configError({ args: ['--max-key-bytes', '65536'], env: {} });
+      expect(keys.setting).to.equal('maxKeyBytes');
+      expect(keys.message).to.match(/^invalid configuration: maxKeyBytes: must be at most 65535/);
+      const props = configError({ env: { TWINSTAR_MAX_PROPERTIES_BYTES: '100000' } });
+      expect(props.setting).to.equal('maxPropertiesBytes');
+      expect(loadConfig({ args: ['--max-key-bytes', '65535'], env: {} }).maxKeyBytes).to.equal(65535);
+    });
+
     it('unknown flag --bogus', () => {
       for (const args of [['--bogus'], ['--bogus=1'], ['--role', 'primary', '--bogus', 'x']]) {
         const e = configError({ args, env: {} });
