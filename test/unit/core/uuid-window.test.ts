@@ -20,6 +20,16 @@ function window(options: Partial<UuidWindowOptions> = {}) {
   return { w, early };
 }
 
+/** How a model-based property runs: ids drawn, ops per run, the clock's steps, cap and horizon. */
+interface ModelRun {
+  ids: number;
+  ops: { minLength: number; maxLength: number };
+  advance: fc.Arbitrary<number>;
+  cap: { min: number; max: number };
+  horizon: { min: number; max: number };
+  runs: number;
+}
+
 describe('UuidWindow', () => {
   it('remembers every uuid for horizonMs, however many writes follow it', () => {
     const { w, early } = window({ horizonMs: 30_000, maxSize: 1_000_000 });
@@ -131,14 +141,7 @@ describe('UuidWindow', () => {
   });
 
   /** Runs random set()s against the window and a plain list model of the same rules. */
-  function agreesWithModel(run: {
-    ids: number;
-    ops: { minLength: number; maxLength: number };
-    advance: fc.Arbitrary<number>;
-    cap: { min: number; max: number };
-    horizon: { min: number; max: number };
-    runs: number;
-  }): { largestRing: number; shrank: boolean } {
+  function agreesWithModel(run: ModelRun): { largestRing: number; shrank: boolean } {
     const { ids } = run;
     const op = fc.record({ uuid: fc.nat(ids), advance: run.advance });
     let largestRing = 0;
@@ -288,16 +291,12 @@ describe('UuidWindow', () => {
   }
 
   /** Random set/get/prune (and unstorable strings) on the window and the model, step by step. */
-  function packedAgreesWithModel(run: {
-    ids: number;
-    ops: { minLength: number; maxLength: number };
-    advance: fc.Arbitrary<number>;
-    cap: { min: number; max: number };
-    horizon: { min: number; max: number };
-    /** a pause (ms) once, 60-100% of the way through the ops, then a prune */
-    pause?: number;
-    runs: number;
-  }): { largestRing: number; shrank: boolean; evicted: boolean } {
+  function packedAgreesWithModel(
+    run: ModelRun & {
+      /** a pause (ms) once, 60-100% of the way through the ops, then a prune */
+      pause?: number;
+    },
+  ): { largestRing: number; shrank: boolean; evicted: boolean } {
     const id = fc.nat(run.ids);
     const op = fc.oneof(
       { weight: 10, arbitrary: fc.record({ kind: fc.constant('set' as const), id, advance: run.advance }) },
