@@ -1,8 +1,10 @@
 /**
  * An open-addressing hash index from keys to record handles, for the packed map (packed-map.ts).
  * It holds no key: a slot is a handle (a number naming where the record lies) and the key's 32-bit
- * hash, 12 bytes, and the owner answers whether the record at a handle has a given key. A million
- * keys so cost about 24 MB (two million slots) instead of a JS string and a Map entry each.
+ * hash and its first 4 bytes, 16 bytes, and the owner answers whether the record at a handle has a
+ * given key. A million keys so cost about 32 MB (two million slots) instead of a JS string and a Map
+ * entry each. The first bytes let a prefix view pass over the keys it cannot match without reading
+ * their records (`headed`).
  *
  * Linear probing, at most half full, and backward-shift deletion (no tombstones), so a probe
  * stops at the first empty slot and deletes never slow later lookups. The hash is seeded per
@@ -45,9 +47,24 @@ export function hashBytes(bytes: Uint8Array, start: number, end: number): number
   return hashEnd(h, end - start);
 }
 
+/** A key's first 4 UTF-8 bytes as a big-endian number (shorter keys zero-padded), for `headed`. */
+export function keyHead(bytes: ArrayLike<number>, length: number): number {
+  let head = 0;
+  for (let i = 0; i < 4; i++) head = (head << 8) | (i < length ? bytes[i]! & 0xff : 0);
+  return head >>> 0;
+}
+
+/** The mask of a prefix's first min(length, 4) bytes in a head. */
+export function headMask(length: number): number {
+  if (length <= 0) return 0;
+  return length >= 4 ? 0xffffffff : (0xffffffff << (8 * (4 - length))) >>> 0;
+}
+
 export class KeyIndex {
   private handles = new Float64Array(MIN_SLOTS).fill(EMPTY);
   private hashes = new Uint32Array(MIN_SLOTS);
+  /** each key's first 4 bytes (big-endian, zero-padded): a prefix view skips most keys on these */
+  private heads = new Uint32Array(MIN_SLOTS);
   private mask = MIN_SLOTS - 1;
   private count = 0;
 
@@ -57,7 +74,7 @@ export class KeyIndex {
     return this.count;
   }
 
-  /** Slots allocated (memory: 12 bytes each). */
+  /** Slots allocated (memory: 16 bytes each). */
   get slots(): number {
     return this.handles.length;
   }
@@ -68,8 +85,11 @@ export class KeyIndex {
     return at < 0 ? EMPTY : this.handles[at]!;
   }
 
-  /** Points the matched key at `handle`, or adds it; returns the handle it replaced, or -1. */
-  set(hash: number, handle: number): number {
+  /**
+   * Points the matched key at `handle`, or adds it with `head` (its first bytes, `keyHead`);
+   * returns the handle it replaced, or -1.
+   */
+  set(hash: number, handle: number, head: number): number {
     let at = hash & this.mask;
     for (;;) {
       const held = this.handles[at]!;
@@ -82,6 +102,7 @@ export class KeyIndex {
     }
     this.handles[at] = handle;
     this.hashes[at] = hash;
+    this.heads[at] = head;
     this.count++;
     if (this.count * 2 > this.handles.length) this.resize(this.handles.length * 2);
     return EMPTY;
@@ -122,9 +143,20 @@ export class KeyIndex {
     return out;
   }
 
+  /** The handles of keys whose head, under `mask`, is `head`: candidates for a prefix. */
+  headed(head: number, mask: number): Float64Array {
+    const { handles, heads } = this;
+    const found: number[] = [];
+    for (let i = 0; i < handles.length; i++) {
+      if (handles[i] !== EMPTY && (heads[i]! & mask) >>> 0 === head) found.push(handles[i]!);
+    }
+    return Float64Array.from(found);
+  }
+
   clear(): void {
     this.handles = new Float64Array(MIN_SLOTS).fill(EMPTY);
     this.hashes = new Uint32Array(MIN_SLOTS);
+    this.heads = new Uint32Array(MIN_SLOTS);
     this.mask = MIN_SLOTS - 1;
     this.count = 0;
   }
@@ -147,7 +179,7 @@ export class KeyIndex {
 
   /** Empties slot `at`, shifting back later slots of its run that would otherwise be cut off. */
   private vacate(at: number): void {
-    const { handles, hashes, mask } = this;
+    const { handles, hashes, heads, mask } = this;
     let hole = at;
     for (let next = (at + 1) & mask; handles[next] !== EMPTY; next = (next + 1) & mask) {
       const home = hashes[next]! & mask;
@@ -156,15 +188,17 @@ export class KeyIndex {
       if (stays) continue;
       handles[hole] = handles[next]!;
       hashes[hole] = hashes[next]!;
+      heads[hole] = heads[next]!;
       hole = next;
     }
     handles[hole] = EMPTY;
   }
 
   private resize(slots: number): void {
-    const { handles, hashes } = this;
+    const { handles, hashes, heads } = this;
     this.handles = new Float64Array(slots).fill(EMPTY);
     this.hashes = new Uint32Array(slots);
+    this.heads = new Uint32Array(slots);
     this.mask = slots - 1;
     for (let i = 0; i < handles.length; i++) {
       if (handles[i] === EMPTY) continue;
@@ -172,6 +206,7 @@ export class KeyIndex {
       while (this.handles[at] !== EMPTY) at = (at + 1) & this.mask;
       this.handles[at] = handles[i]!;
       this.hashes[at] = hashes[i]!;
+      this.heads[at] = heads[i]!;
     }
   }
 }

@@ -17,7 +17,16 @@
  * Pure: no I/O. Same contract as `KvMap` (KeyValueState in core/kv-machine.ts).
  */
 import { packedEntryEnd, packedKeyStartsWith, packEntry, packedSize, unpackEntry } from '../wire/index.js';
-import { hashBytes, hashByte, hashEnd, hashStart, KeyIndex, type KeyRecords } from './key-index.js';
+import {
+  hashBytes,
+  hashByte,
+  hashEnd,
+  hashStart,
+  headMask,
+  keyHead,
+  KeyIndex,
+  type KeyRecords,
+} from './key-index.js';
 import type { Entry } from './kvmap.js';
 import type { KvView, PackedRun, SizedKey } from './view.js';
 
@@ -77,19 +86,24 @@ export class PackedKvMap implements KeyRecords {
       if (old >= 0) this.release(old);
       return;
     }
-    const old = this.index.set(hash, this.append(entry));
+    const old = this.index.set(hash, this.append(entry), this.probeHead());
     if (old >= 0) this.release(old);
     this.compactOnePage();
   }
 
   /**
-   * The entries under `prefix` now, read later in runs: see the header comment. Taking it costs a
-   * pass over the index and a sort (~0.1 s for a million keys); the prefix is matched as the view
-   * is read, in page order, a run per call.
+   * The entries under `prefix` now, read later in runs: see the header comment. The index gives
+   * the keys whose first 4 bytes fit the prefix without reading any record; those are sorted
+   * (~0.1 s for a million) and, for a longer prefix, matched as the view is read, in page order.
    */
   view(prefix: string): KvView {
-    const handles = this.inPageOrder(this.index.all());
-    return new PackedView(this, this.pages.slice(), handles, prefix === '' ? undefined : Buffer.from(prefix));
+    const bytes = Buffer.from(prefix);
+    const candidates =
+      bytes.length === 0
+        ? this.index.all()
+        : this.index.headed(keyHead(bytes, bytes.length), headMask(bytes.length));
+    const rest = bytes.length > 4 ? bytes : undefined;
+    return new PackedView(this, this.pages.slice(), this.inPageOrder(candidates), rest);
   }
 
   /** The entries under a prefix now, decoded all at once (tests, small maps; a view reads in runs). */
@@ -145,6 +159,15 @@ export class PackedKvMap implements KeyRecords {
     const at = handle % PAGE_SPAN;
     const keyEnd = at + 2 + page.readUInt16BE(at);
     return { key: page.toString('utf8', at + 2, keyEnd), bytes: packedEntryEnd(page, at) - at };
+  }
+
+  /** The first 4 bytes of the key `prepare` was last given, as the index keeps them. */
+  private probeHead(): number {
+    if (this.probeBytes !== undefined) return keyHead(this.probeBytes, this.probeBytes.length);
+    const key = this.probe;
+    let head = 0;
+    for (let i = 0; i < 4; i++) head = (head << 8) | (i < key.length ? key.charCodeAt(i) : 0);
+    return head >>> 0;
   }
 
   /** Hashes `key` and remembers it for `matches`. */

@@ -5,7 +5,15 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { hashBytes, hashByte, hashEnd, hashStart, KeyIndex } from '../../../src/kv/key-index.js';
+import {
+  hashBytes,
+  hashByte,
+  hashEnd,
+  hashStart,
+  headMask,
+  keyHead,
+  KeyIndex,
+} from '../../../src/kv/key-index.js';
 
 /** Records are numbered keys; handle = key * 10 + version, so a handle names its key. */
 class FakeRecords {
@@ -24,7 +32,7 @@ function indexWith(hashOf: (key: number) => number) {
   };
   return {
     index,
-    set: (key: number, version: number) => index.set(on(key), key * 10 + version),
+    set: (key: number, version: number) => index.set(on(key), key * 10 + version, key & 0xff),
     find: (key: number) => index.find(on(key)),
     remove: (key: number) => index.remove(on(key)),
   };
@@ -85,6 +93,12 @@ describe('KeyIndex', () => {
           }
           expect(index.size).to.equal(model.size);
           for (let key = 0; key <= 3000; key++) expect(find(key)).to.equal(model.get(key) ?? -1);
+          // each key's head (here its low byte) moved with it through every shift and resize
+          const sorted = (handles: Iterable<number>) => [...handles].sort((a, b) => a - b);
+          for (let low = 0; low < 256; low++) {
+            const expected = [...model.entries()].filter(([k]) => (k & 0xff) === low).map(([, h]) => h);
+            expect(sorted(index.headed(low, 0xff))).to.deep.equal(sorted(expected));
+          }
           expect([...index.all()].sort((a, b) => a - b)).to.deep.equal(
             [...model.values()].sort((a, b) => a - b),
           );
@@ -101,6 +115,16 @@ describe('KeyIndex', () => {
     for (let key = 0; key < 2990; key++) remove(key);
     expect(index.slots).to.be.below(8192);
     expect(index.size).to.equal(10);
+  });
+
+  it("a key's head is its first 4 bytes; a prefix's mask covers only the bytes it has", () => {
+    const head = (text: string) => keyHead(Buffer.from(text), Buffer.byteLength(text));
+    expect(head('/ab')).to.equal(0x2f616200);
+    expect(head('/abcdef')).to.equal(0x2f616263);
+    expect((head('/abcdef') & headMask(2)) >>> 0).to.equal(head('/a'));
+    expect((head('/xbc') & headMask(2)) >>> 0).to.not.equal(head('/a'));
+    expect(headMask(0)).to.equal(0);
+    expect(headMask(9)).to.equal(0xffffffff);
   });
 
   it('hashes a string of char codes and its bytes the same way', () => {

@@ -96,7 +96,7 @@ describe('PackedKvMap', () => {
         weight: 1,
         arbitrary: fc.record({
           kind: fc.constant('view' as const),
-          prefix: fc.constantFrom('', '/a', '/b/', '/c'),
+          prefix: fc.constantFrom('', '/', '/a', '/a/1', '/b/', '/b/ü', '/c/日本', '/c/日', '/e/x'),
         }),
       },
     );
