@@ -25,8 +25,7 @@ const positive = (value: unknown) => {
 /** A length a packed entry stores in 16 bits (wire/chp.ts): the store keeps every entry packed. */
 const packedLength = (value: unknown) => {
   positive(value);
-  if ((value as number) > 0xffff)
-    throw new Error('must be at most 65535 (a packed entry stores it in 16 bits)');
+  if ((value as number) > 0xffff) throw new Error('must be at most 65535 (a packed length is 16 bits)');
 };
 
 export const schema = {
