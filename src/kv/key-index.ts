@@ -1,10 +1,10 @@
 /**
  * An open-addressing hash index from keys to record handles, for the packed map (packed-map.ts).
  * It holds no key: a slot is a handle (a number naming where the record lies) and the key's 32-bit
- * hash and its first 4 bytes, 16 bytes, and the owner answers whether the record at a handle has a
- * given key. A million keys so cost about 32 MB (two million slots) instead of a JS string and a Map
- * entry each. The first bytes let a prefix view pass over the keys it cannot match without reading
- * their records (`headed`).
+ * hash and a 32-bit signature of the directories it lies in, 16 bytes, and the owner answers
+ * whether the record at a handle has a given key. A million keys so cost about 32 MB (two million
+ * slots) instead of a JS string and a Map entry each. The signature lets a subtree's view pass over
+ * the keys of other directories without reading their records (`signed`).
  *
  * Linear probing, at most half full, and backward-shift deletion (no tombstones), so a probe
  * stops at the first empty slot and deletes never slow later lookups. The hash is seeded per
@@ -47,24 +47,32 @@ export function hashBytes(bytes: Uint8Array, start: number, end: number): number
   return hashEnd(h, end - start);
 }
 
-/** A key's first 4 UTF-8 bytes as a big-endian number (shorter keys zero-padded), for `headed`. */
-export function keyHead(bytes: ArrayLike<number>, length: number): number {
-  let head = 0;
-  for (let i = 0; i < 4; i++) head = (head << 8) | (i < length ? bytes[i]! & 0xff : 0);
-  return head >>> 0;
+export const SLASH = 0x2f;
+
+/**
+ * The bit of a directory (a key's bytes up to and including a '/') in a key's signature: `h` is the
+ * hash state after those `length` bytes. A key's signature has the bit of each of its directories.
+ */
+export function directoryBit(h: number, length: number): number {
+  return 1 << (hashEnd(h, length) & 31);
 }
 
-/** The mask of a prefix's first min(length, 4) bytes in a head. */
-export function headMask(length: number): number {
-  if (length <= 0) return 0;
-  return length >= 4 ? 0xffffffff : (0xffffffff << (8 * (4 - length))) >>> 0;
+/** The signature of a key's UTF-8 bytes: the bits of every directory it lies in. */
+export function signatureOf(bytes: Uint8Array, length: number): number {
+  let h = hashStart();
+  let signature = 0;
+  for (let i = 0; i < length; i++) {
+    h = hashByte(h, bytes[i]!);
+    if (bytes[i] === SLASH) signature |= directoryBit(h, i + 1);
+  }
+  return signature;
 }
 
 export class KeyIndex {
   private handles = new Float64Array(MIN_SLOTS).fill(EMPTY);
   private hashes = new Uint32Array(MIN_SLOTS);
-  /** each key's first 4 bytes (big-endian, zero-padded): a prefix view skips most keys on these */
-  private heads = new Uint32Array(MIN_SLOTS);
+  /** each key's signature (`signatureOf`): a prefix view passes over keys outside its directory */
+  private signatures = new Uint32Array(MIN_SLOTS);
   private mask = MIN_SLOTS - 1;
   private count = 0;
 
@@ -86,10 +94,10 @@ export class KeyIndex {
   }
 
   /**
-   * Points the matched key at `handle`, or adds it with `head` (its first bytes, `keyHead`);
-   * returns the handle it replaced, or -1.
+   * Points the matched key at `handle`, or adds it with its `signature` (`signatureOf`); returns
+   * the handle it replaced, or -1.
    */
-  set(hash: number, handle: number, head: number): number {
+  set(hash: number, handle: number, signature: number): number {
     let at = hash & this.mask;
     for (;;) {
       const held = this.handles[at]!;
@@ -102,7 +110,7 @@ export class KeyIndex {
     }
     this.handles[at] = handle;
     this.hashes[at] = hash;
-    this.heads[at] = head;
+    this.signatures[at] = signature;
     this.count++;
     if (this.count * 2 > this.handles.length) this.resize(this.handles.length * 2);
     return EMPTY;
@@ -143,12 +151,15 @@ export class KeyIndex {
     return out;
   }
 
-  /** The handles of keys whose head, under `mask`, is `head`: candidates for a prefix. */
-  headed(head: number, mask: number): Float64Array {
-    const { handles, heads } = this;
+  /**
+   * The handles of keys whose signature has `bit`: every key of that directory, and the few others
+   * whose signature has the bit too (a Bloom filter of one bit: the caller checks each key).
+   */
+  signed(bit: number): Float64Array {
+    const { handles, signatures } = this;
     const found: number[] = [];
     for (let i = 0; i < handles.length; i++) {
-      if (handles[i] !== EMPTY && (heads[i]! & mask) >>> 0 === head) found.push(handles[i]!);
+      if (handles[i] !== EMPTY && (signatures[i]! & bit) !== 0) found.push(handles[i]!);
     }
     return Float64Array.from(found);
   }
@@ -156,7 +167,7 @@ export class KeyIndex {
   clear(): void {
     this.handles = new Float64Array(MIN_SLOTS).fill(EMPTY);
     this.hashes = new Uint32Array(MIN_SLOTS);
-    this.heads = new Uint32Array(MIN_SLOTS);
+    this.signatures = new Uint32Array(MIN_SLOTS);
     this.mask = MIN_SLOTS - 1;
     this.count = 0;
   }
@@ -179,7 +190,7 @@ export class KeyIndex {
 
   /** Empties slot `at`, shifting back later slots of its run that would otherwise be cut off. */
   private vacate(at: number): void {
-    const { handles, hashes, heads, mask } = this;
+    const { handles, hashes, signatures, mask } = this;
     let hole = at;
     for (let next = (at + 1) & mask; handles[next] !== EMPTY; next = (next + 1) & mask) {
       const home = hashes[next]! & mask;
@@ -188,17 +199,17 @@ export class KeyIndex {
       if (stays) continue;
       handles[hole] = handles[next]!;
       hashes[hole] = hashes[next]!;
-      heads[hole] = heads[next]!;
+      signatures[hole] = signatures[next]!;
       hole = next;
     }
     handles[hole] = EMPTY;
   }
 
   private resize(slots: number): void {
-    const { handles, hashes, heads } = this;
+    const { handles, hashes, signatures } = this;
     this.handles = new Float64Array(slots).fill(EMPTY);
     this.hashes = new Uint32Array(slots);
-    this.heads = new Uint32Array(slots);
+    this.signatures = new Uint32Array(slots);
     this.mask = slots - 1;
     for (let i = 0; i < handles.length; i++) {
       if (handles[i] === EMPTY) continue;
@@ -206,7 +217,7 @@ export class KeyIndex {
       while (this.handles[at] !== EMPTY) at = (at + 1) & this.mask;
       this.handles[at] = handles[i]!;
       this.hashes[at] = hashes[i]!;
-      this.heads[at] = heads[i]!;
+      this.signatures[at] = signatures[i]!;
     }
   }
 }

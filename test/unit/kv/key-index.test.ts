@@ -6,13 +6,13 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import {
+  directoryBit,
   hashBytes,
   hashByte,
   hashEnd,
   hashStart,
-  headMask,
-  keyHead,
   KeyIndex,
+  signatureOf,
 } from '../../../src/kv/key-index.js';
 
 /** Records are numbered keys; handle = key * 10 + version, so a handle names its key. */
@@ -32,7 +32,7 @@ function indexWith(hashOf: (key: number) => number) {
   };
   return {
     index,
-    set: (key: number, version: number) => index.set(on(key), key * 10 + version, key & 0xff),
+    set: (key: number, version: number) => index.set(on(key), key * 10 + version, 1 << (key & 31)),
     find: (key: number) => index.find(on(key)),
     remove: (key: number) => index.remove(on(key)),
   };
@@ -93,11 +93,11 @@ describe('KeyIndex', () => {
           }
           expect(index.size).to.equal(model.size);
           for (let key = 0; key <= 3000; key++) expect(find(key)).to.equal(model.get(key) ?? -1);
-          // each key's head (here its low byte) moved with it through every shift and resize
+          // each key's signature (here one bit, from its low 5 bits) moved with it through every shift and resize
           const sorted = (handles: Iterable<number>) => [...handles].sort((a, b) => a - b);
-          for (let low = 0; low < 256; low++) {
-            const expected = [...model.entries()].filter(([k]) => (k & 0xff) === low).map(([, h]) => h);
-            expect(sorted(index.headed(low, 0xff))).to.deep.equal(sorted(expected));
+          for (let bit = 0; bit < 32; bit++) {
+            const expected = [...model.entries()].filter(([k]) => (k & 31) === bit).map(([, h]) => h);
+            expect(sorted(index.signed(1 << bit))).to.deep.equal(sorted(expected));
           }
           expect([...index.all()].sort((a, b) => a - b)).to.deep.equal(
             [...model.values()].sort((a, b) => a - b),
@@ -117,14 +117,16 @@ describe('KeyIndex', () => {
     expect(index.size).to.equal(10);
   });
 
-  it("a key's head is its first 4 bytes; a prefix's mask covers only the bytes it has", () => {
-    const head = (text: string) => keyHead(Buffer.from(text), Buffer.byteLength(text));
-    expect(head('/ab')).to.equal(0x2f616200);
-    expect(head('/abcdef')).to.equal(0x2f616263);
-    expect((head('/abcdef') & headMask(2)) >>> 0).to.equal(head('/a'));
-    expect((head('/xbc') & headMask(2)) >>> 0).to.not.equal(head('/a'));
-    expect(headMask(0)).to.equal(0);
-    expect(headMask(9)).to.equal(0xffffffff);
+  it("a key's signature has the bit of each directory it lies in", () => {
+    const bit = (directory: string) => {
+      let h = hashStart();
+      for (const byte of Buffer.from(directory)) h = hashByte(h, byte);
+      return directoryBit(h, Buffer.byteLength(directory));
+    };
+    const signature = (key: string) => signatureOf(Buffer.from(key), Buffer.byteLength(key));
+    expect(signature('/a/b/c')).to.equal(bit('/') | bit('/a/') | bit('/a/b/'));
+    expect(signature('/日本/x')).to.equal(bit('/') | bit('/日本/'));
+    expect(signature('abc')).to.equal(0);
   });
 
   it('hashes a string of char codes and its bytes the same way', () => {
