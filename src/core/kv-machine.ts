@@ -15,26 +15,13 @@ import {
   isDeletePrefix,
   readAll,
   type Entry,
-  type KvView,
+  type KeyValueState,
 } from '../kv/index.js';
 import { isReserved, RESERVED_PREFIX } from '../events/index.js';
 import { Deadlines, type Scheduled } from './deadlines.js';
 import type { DueChange, StateMachine } from './state-machine.js';
 
-/** Where the key-value machine keeps its entries. */
-export interface KeyValueState {
-  readonly size: number;
-  get(key: string): Entry | undefined;
-  /** Stores the entry, or removes the key when the body is empty (CHP's delete). */
-  put(entry: Entry): void;
-  /**
-   * The entries under a prefix as they are now: the view is fixed when this is called, and may be
-   * read across event-loop turns (the map keeps changing meanwhile). The caller closes it.
-   */
-  view(prefix: string): KvView;
-  /** An empty state of the same kind, to fill while a snapshot streams in. */
-  empty(): KeyValueState;
-}
+export type { KeyValueState };
 
 interface Ttl extends Scheduled {
   readonly at: number;

@@ -17,19 +17,20 @@
  *   index  Int32Array, a power of two of at least twice the ring's slots (load <= 0.5), open
  *     addressing with linear probing; a slot holds ring position + 1, 0 is empty: 8-16 B a uuid.
  *
- * So 40-48 B per ring slot (41 B per uuid with 1M in a full ring). The ring grows by doubling when full and halves once under a quarter
- * full (insert and lookup O(1) amortised); either re-packs it oldest first at position 0, and the
- * index is rebuilt. Forgetting the oldest deletes its index slot by backward shift (later entries
- * of its cluster move back), so there are no tombstones and probes stay short. The hash runs
- * all 16 bytes, a word at a time, through murmur3's finalizer from a random per-instance seed: the
- * slot a uuid lands in depends on a seed no client sees, so a foreign client cannot craft uuids
- * that pile into one probe chain (it is no cryptographic MAC, but nothing reveals the seed).
+ * So 40-48 B per ring slot (41 B per uuid with 1M in a full ring). The ring grows by doubling
+ * when full and halves once under a quarter full (insert and lookup O(1) amortised); either
+ * re-packs it oldest first at position 0, and the index is rebuilt. Forgetting the oldest deletes
+ * its index slot by backward shift (later entries of its cluster move back), so there are no
+ * tombstones and probes stay short. The hash is the packed map's seeded key hash
+ * (kv/key-index.ts) over the 16 bytes: the slot a uuid lands in depends on a seed no client sees,
+ * so a foreign client cannot craft uuids that pile into one probe chain (it is no cryptographic
+ * MAC, but nothing reveals the seed).
  *
  * Only uuids of 16 chars with char codes 0-255 can be stored (every caller passes `isDedupeUuid`
  * uuids, decoded from bytes as latin1): `set` ignores any other string and `get` finds nothing
  * for it, which is what the window would answer anyway as such uuids are never de-duplicated.
  */
-import { randomFillSync } from 'node:crypto';
+import { hashByte, hashBytes, hashEnd, hashStart } from '../kv/index.js';
 import { UUID_BYTES } from '../wire/index.js';
 
 /** The uuid of a change the server makes itself (a group op, a lease): never de-duplicated. */
@@ -50,38 +51,16 @@ export interface UuidWindowOptions {
 }
 
 const MIN_CAPACITY = 1024;
-/** the hash reads the 16 bytes as four 32-bit words */
-const WORDS = UUID_BYTES / 4;
-
-/** Xors a word into the state, then murmur3's 32-bit finalizer: every input bit reaches every output bit. */
-function mix(h: number, word: number): number {
-  h ^= word;
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return h ^ (h >>> 16);
-}
-
-/** The hash of a uuid string, from its char codes (no allocation). */
-function hashString(uuid: string, seed: number): number {
-  let h = seed;
-  for (let w = 0, i = 0; w < WORDS; w++, i += 4) {
-    const word =
-      uuid.charCodeAt(i) |
-      (uuid.charCodeAt(i + 1) << 8) |
-      (uuid.charCodeAt(i + 2) << 16) |
-      (uuid.charCodeAt(i + 3) << 24);
-    h = mix(h, word);
-  }
-  return h;
+/** The hash of a uuid string, from its char codes (no allocation): the packed map's key hash. */
+function hashString(uuid: string): number {
+  let h = hashStart();
+  for (let i = 0; i < UUID_BYTES; i++) h = hashByte(h, uuid.charCodeAt(i));
+  return hashEnd(h, UUID_BYTES);
 }
 
 /** The same hash, of the uuid stored at byte `offset`. */
-function hashBytes(bytes: Uint8Array, offset: number, seed: number): number {
-  let h = seed;
-  for (let w = 0, i = offset; w < WORDS; w++, i += 4) {
-    h = mix(h, bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24));
-  }
-  return h;
+function hashAt(bytes: Uint8Array, offset: number): number {
+  return hashBytes(bytes, offset, offset + UUID_BYTES);
 }
 
 /** Whether the window can hold `uuid`: 16 chars, each a byte. */
@@ -108,7 +87,6 @@ export class UuidWindow {
   /** ring index of the oldest uuid */
   private tail = 0;
   private count = 0;
-  private readonly seed = randomFillSync(new Int32Array(1))[0]!;
   private readonly maxSize: number;
   private readonly minCapacity: number;
   /** how many uuids the cap forced out before `horizonMs` had passed */
@@ -134,7 +112,7 @@ export class UuidWindow {
 
   get(uuid: string): number | undefined {
     if (uuid.length !== UUID_BYTES) return undefined;
-    const at = this.find(uuid, hashString(uuid, this.seed));
+    const at = this.find(uuid, hashString(uuid));
     return at < 0 ? undefined : this.seqs[at];
   }
 
@@ -145,7 +123,7 @@ export class UuidWindow {
    */
   set(uuid: string, sequence: number, now: number): void {
     if (!storable(uuid)) return;
-    const hash = hashString(uuid, this.seed);
+    const hash = hashString(uuid);
     const known = this.find(uuid, hash);
     if (known >= 0) {
       this.seqs[known] = sequence;
@@ -219,16 +197,16 @@ export class UuidWindow {
    * where it was. The cluster stays unbroken for every probe, with no tombstone left behind.
    */
   private unindex(at: number): void {
-    const { index, bytes, seed } = this;
+    const { index, bytes } = this;
     const mask = index.length - 1;
-    let hole = hashBytes(bytes, at * UUID_BYTES, seed) & mask;
+    let hole = hashAt(bytes, at * UUID_BYTES) & mask;
     while (index[hole] !== at + 1) {
       if (index[hole] === 0) return; // not indexed (cannot happen): never spin on it
       hole = (hole + 1) & mask;
     }
     for (let slot = (hole + 1) & mask; index[slot] !== 0; slot = (slot + 1) & mask) {
       const entry = index[slot]!;
-      const home = hashBytes(bytes, (entry - 1) * UUID_BYTES, seed) & mask;
+      const home = hashAt(bytes, (entry - 1) * UUID_BYTES) & mask;
       // probes for this entry run from home to slot: they pass the hole unless it is outside that
       if (((slot - home) & mask) >= ((slot - hole) & mask)) {
         index[hole] = entry;
@@ -259,6 +237,6 @@ export class UuidWindow {
     this.times = times;
     this.tail = 0;
     this.index = new Int32Array(indexSize(capacity));
-    for (let at = 0; at < this.count; at++) this.insert(at, hashBytes(bytes, at * UUID_BYTES, this.seed));
+    for (let at = 0; at < this.count; at++) this.insert(at, hashAt(bytes, at * UUID_BYTES));
   }
 }

@@ -1,7 +1,8 @@
 /** The key-value state machine: the server's map and the client's replica. */
 export { KvMap, type Entry } from './kvmap.js';
 export { PackedKvMap, type PackedMapOptions } from './packed-map.js';
-export { PartitionedMap, type MapPart } from './partitioned.js';
+export { PartitionedMap } from './partitioned.js';
+export { hashBytes, hashByte, hashEnd, hashStart } from './key-index.js';
 export {
   DELETE_PREFIX_PROPERTY,
   HeldUpdates,
@@ -16,9 +17,10 @@ export {
   ArrayView,
   FilteredView,
   eachRun,
-  packRun,
+  packRecords,
   readAll,
+  type KeyValueState,
   type KvView,
-  type PackedRun,
+  type PackedRecord,
   type SizedKey,
 } from './view.js';

@@ -57,6 +57,13 @@ export function directoryBit(h: number, length: number): number {
   return 1 << (hashEnd(h, length) & 31);
 }
 
+/** The bit of the directory that is these first `length` bytes (a prefix up to its last '/'). */
+export function directoryBitOf(bytes: Uint8Array, length: number): number {
+  let h = hashStart();
+  for (let i = 0; i < length; i++) h = hashByte(h, bytes[i]!);
+  return directoryBit(h, length);
+}
+
 /** The signature of a key's UTF-8 bytes: the bits of every directory it lies in. */
 export function signatureOf(bytes: Uint8Array, length: number): number {
   let h = hashStart();

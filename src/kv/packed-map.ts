@@ -3,7 +3,7 @@
  * carries it in (wire/chp.ts), appended to 1 MiB pages, and found through a hash index of record
  * handles (key-index.ts). There is no JS object, string or Buffer per key, which is what made
  * `KvMap` cost ~500 bytes of heap per 100-byte value; here a key costs its packed bytes plus about
- * 24 bytes of index. Entries are decoded when asked for (`get`, a view's `next`).
+ * 32 bytes of index. Entries are decoded when asked for (`get`, a view's `next`).
  *
  * A record is never changed once written, which is what makes a view cheap and safe: it is the
  * list of current handles at the time it is taken (sorted, so that a snapshot goes out in about
@@ -19,6 +19,7 @@
 import { packedEntryEnd, packedKeyStartsWith, packEntry, packedSize, unpackEntry } from '../wire/index.js';
 import {
   directoryBit,
+  directoryBitOf,
   hashBytes,
   hashByte,
   hashEnd,
@@ -29,7 +30,7 @@ import {
   type KeyRecords,
 } from './key-index.js';
 import type { Entry } from './kvmap.js';
-import type { KvView, PackedRun, SizedKey } from './view.js';
+import type { KvView, PackedRecord, SizedKey } from './view.js';
 
 /** Page size and the garbage floor; tests shrink them to make compaction happen. */
 export interface PackedMapOptions {
@@ -40,6 +41,18 @@ export interface PackedMapOptions {
 const DEFAULTS: PackedMapOptions = { pageBytes: 1 << 20, garbageFloor: 4 << 20 };
 /** A handle is page * PAGE_SPAN + offset: exact in a double for any page count we can hold. */
 const PAGE_SPAN = 2 ** 32;
+const pageOf = (handle: number): number => Math.floor(handle / PAGE_SPAN);
+const offsetOf = (handle: number): number => handle % PAGE_SPAN;
+
+/** The key of the record at `at`, decoded. */
+function keyAt(page: Buffer, at: number): string {
+  return page.toString('utf8', at + 2, at + 2 + page.readUInt16BE(at));
+}
+
+/** The hash of the key of the record at `at`, from its bytes. */
+function keyHashAt(page: Buffer, at: number): number {
+  return hashBytes(page, at + 2, at + 2 + page.readUInt16BE(at));
+}
 /** Compaction starts once garbage is more than this share of all bytes written to live pages. */
 const GARBAGE_SHARE = 1 / 3;
 
@@ -65,7 +78,7 @@ export class PackedKvMap implements KeyRecords {
     return this.index.size;
   }
 
-  /** What the map holds, for metrics and benchmarks. */
+  /** What the map holds (tests check the garbage bound on it). */
   get stats(): { pages: number; liveBytes: number; writtenBytes: number; indexSlots: number } {
     return {
       pages: this.pages.filter((p) => p !== undefined).length,
@@ -102,8 +115,7 @@ export class PackedKvMap implements KeyRecords {
     const bytes = Buffer.from(prefix);
     const slash = bytes.lastIndexOf(SLASH);
     const directory = slash + 1;
-    const candidates =
-      slash < 0 ? this.index.all() : this.index.signed(directoryBit(hashOf(bytes, directory), directory));
+    const candidates = slash < 0 ? this.index.all() : this.index.signed(directoryBitOf(bytes, directory));
     const match = bytes.length > 0 ? bytes : undefined;
     return new PackedView(this, this.pages.slice(), this.inPageOrder(candidates), match);
   }
@@ -124,21 +136,21 @@ export class PackedKvMap implements KeyRecords {
    */
   private inPageOrder(handles: Float64Array): Float64Array {
     let maxOffset = 0;
-    for (let i = 0; i < handles.length; i++) maxOffset = Math.max(maxOffset, handles[i]! % PAGE_SPAN);
+    for (let i = 0; i < handles.length; i++) maxOffset = Math.max(maxOffset, offsetOf(handles[i]!));
     let from: Float64Array = handles;
     let to: Float64Array = new Float64Array(handles.length);
     for (let shift = 0; shift < 32 && maxOffset >>> shift !== 0; shift += RADIX_BITS) {
-      countingPass(from, to, RADIX, (h) => ((h % PAGE_SPAN) >>> shift) & (RADIX - 1));
+      countingPass(from, to, RADIX, (h) => (offsetOf(h) >>> shift) & (RADIX - 1));
       [from, to] = [to, from];
     }
-    countingPass(from, to, this.pages.length, (h) => Math.floor(h / PAGE_SPAN));
+    countingPass(from, to, this.pages.length, pageOf);
     return to;
   }
 
   /** KeyRecords: whether the record at `handle` has the key `prepare` was last given. */
   matches(handle: number): boolean {
-    const page = this.pages[Math.floor(handle / PAGE_SPAN)]!;
-    const at = handle % PAGE_SPAN;
+    const page = this.pages[pageOf(handle)]!;
+    const at = offsetOf(handle);
     const length = page.readUInt16BE(at);
     const start = at + 2;
     const probe = this.probeBytes;
@@ -155,15 +167,7 @@ export class PackedKvMap implements KeyRecords {
 
   /** @internal a view decodes through the pages it was given. */
   decode(pages: readonly (Buffer | undefined)[], handle: number): Entry {
-    return unpackEntry(pages[Math.floor(handle / PAGE_SPAN)]!, { at: handle % PAGE_SPAN });
-  }
-
-  /** @internal a view's sizes: the key and the record's length, without decoding the rest. */
-  sized(pages: readonly (Buffer | undefined)[], handle: number): SizedKey {
-    const page = pages[Math.floor(handle / PAGE_SPAN)]!;
-    const at = handle % PAGE_SPAN;
-    const keyEnd = at + 2 + page.readUInt16BE(at);
-    return { key: page.toString('utf8', at + 2, keyEnd), bytes: packedEntryEnd(page, at) - at };
+    return unpackEntry(pages[pageOf(handle)]!, { at: offsetOf(handle) });
   }
 
   /** Hashes `key` and remembers it for `matches`, with its signature for the index. */
@@ -191,16 +195,22 @@ export class PackedKvMap implements KeyRecords {
     return hashBytes(this.scratch, 0, length);
   }
 
-  /** Writes the entry's record at the head, opening a page when it does not fit; its handle. */
+  /** Writes the entry's record at the head; its handle. */
   private append(entry: Entry): number {
     const size = packedSize(entry);
+    const handle = this.reserve(size);
+    packEntry(this.pages[pageOf(handle)]!, entry, offsetOf(handle));
+    this.totalLive += size;
+    return handle;
+  }
+
+  /** Room for a live record of `size` bytes at the head, opening a page when it does not fit. */
+  private reserve(size: number): number {
     const page = this.roomFor(size);
     const at = this.written[page]!;
-    packEntry(this.pages[page]!, entry, at);
     this.written[page] = at + size;
     this.live[page]! += size;
     this.totalWritten += size;
-    this.totalLive += size;
     return page * PAGE_SPAN + at;
   }
 
@@ -219,10 +229,9 @@ export class PackedKvMap implements KeyRecords {
 
   /** The record at `handle` is no longer current. */
   private release(handle: number): void {
-    const page = Math.floor(handle / PAGE_SPAN);
-    const buffer = this.pages[page]!;
-    const at = handle % PAGE_SPAN;
-    const size = packedEntryEnd(buffer, at) - at;
+    const page = pageOf(handle);
+    const at = offsetOf(handle);
+    const size = packedEntryEnd(this.pages[page]!, at) - at;
     this.live[page]! -= size;
     this.totalLive -= size;
     if (this.live[page] === 0 && page !== this.head) this.drop(page);
@@ -249,30 +258,17 @@ export class PackedKvMap implements KeyRecords {
     const end = this.written[victim]!;
     for (let at = 0; at < end;) {
       const next = packedEntryEnd(source, at);
-      const keyEnd = at + 2 + source.readUInt16BE(at);
-      const hash = hashBytes(source, at + 2, keyEnd);
+      const hash = keyHashAt(source, at);
       const from = victim * PAGE_SPAN + at;
       if (this.index.holds(hash, from)) {
-        const size = next - at;
-        const page = this.roomFor(size);
-        const to = this.written[page]!;
-        source.copy(this.pages[page]!, to, at, next);
-        this.written[page] = to + size;
-        this.live[page]! += size;
-        this.totalWritten += size;
-        this.index.move(hash, from, page * PAGE_SPAN + to);
+        const to = this.reserve(next - at);
+        source.copy(this.pages[pageOf(to)]!, offsetOf(to), at, next);
+        this.index.move(hash, from, to);
       }
       at = next;
     }
     this.drop(victim);
   }
-}
-
-/** The hash state after the first `length` bytes (before `hashEnd`). */
-function hashOf(bytes: Uint8Array, length: number): number {
-  let h = hashStart();
-  for (let i = 0; i < length; i++) h = hashByte(h, bytes[i]!);
-  return h;
 }
 
 const RADIX_BITS = 11;
@@ -303,32 +299,26 @@ class PackedView implements KvView {
   ) {}
 
   next(max: number): Entry[] {
-    const out: Entry[] = [];
-    for (let h = this.nextHandle(max); h >= 0; h = this.nextHandle(max - out.length)) {
-      out.push(this.map.decode(this.pages, h));
-    }
-    return out;
+    return this.read(max, (h) => this.map.decode(this.pages, h));
   }
 
   /** The records themselves: a snapshot stream copies them into its messages undecoded. */
-  nextPacked(max: number): PackedRun {
-    const run: PackedRun = { keys: [], sources: [], starts: [], ends: [] };
-    for (let h = this.nextHandle(max); h >= 0; h = this.nextHandle(max - run.keys.length)) {
-      const page = this.pages[Math.floor(h / PAGE_SPAN)]!;
-      const at = h % PAGE_SPAN;
-      run.keys.push(page.toString('utf8', at + 2, at + 2 + page.readUInt16BE(at)));
-      run.sources.push(page);
-      run.starts.push(at);
-      run.ends.push(packedEntryEnd(page, at));
-    }
-    return run;
+  nextPacked(max: number): PackedRecord[] {
+    return this.read(max, (h) => {
+      const source = this.pages[pageOf(h)]!;
+      const start = offsetOf(h);
+      return { key: keyAt(source, start), source, start, end: packedEntryEnd(source, start) };
+    });
   }
 
   nextSizes(max: number): SizedKey[] {
-    const out: SizedKey[] = [];
-    for (let h = this.nextHandle(max); h >= 0; h = this.nextHandle(max - out.length)) {
-      out.push(this.map.sized(this.pages, h));
-    }
+    return this.nextPacked(max).map(({ key, start, end }) => ({ key, bytes: end - start }));
+  }
+
+  /** Up to `max` of the next handles under the prefix, each made into a `T`. */
+  private read<T>(max: number, make: (handle: number) => T): T[] {
+    const out: T[] = [];
+    for (let h = this.nextHandle(max); h >= 0; h = this.nextHandle(max - out.length)) out.push(make(h));
     return out;
   }
 
@@ -339,7 +329,7 @@ class PackedView implements KvView {
     while (this.at < handles.length) {
       const h = handles[this.at++]!;
       if (prefix === undefined) return h;
-      if (packedKeyStartsWith(this.pages[Math.floor(h / PAGE_SPAN)]!, h % PAGE_SPAN, prefix)) return h;
+      if (packedKeyStartsWith(this.pages[pageOf(h)]!, offsetOf(h), prefix)) return h;
     }
     return -1;
   }

@@ -9,22 +9,13 @@
  * when the prefix is also a prefix of `prefix` (the empty prefix: the whole map).
  */
 import type { Entry } from './kvmap.js';
-import type { KvView, PackedRun, SizedKey } from './view.js';
+import type { KeyValueState, KvView, PackedRecord, SizedKey } from './view.js';
 
-/** What each part must offer (core's KeyValueState, restated here: kv/ imports nothing from core). */
-export interface MapPart {
-  readonly size: number;
-  get(key: string): Entry | undefined;
-  put(entry: Entry): void;
-  view(prefix: string): KvView;
-  empty(): MapPart;
-}
-
-export class PartitionedMap implements MapPart {
+export class PartitionedMap implements KeyValueState {
   constructor(
     private readonly prefix: string,
-    readonly inside: MapPart,
-    readonly outside: MapPart,
+    readonly inside: KeyValueState,
+    readonly outside: KeyValueState,
   ) {}
 
   get size(): number {
@@ -57,7 +48,7 @@ export class PartitionedMap implements MapPart {
     return new PartitionedMap(this.prefix, this.inside.empty(), this.outside.empty());
   }
 
-  private partOf(key: string): MapPart {
+  private partOf(key: string): KeyValueState {
     return key.startsWith(this.prefix) ? this.inside : this.outside;
   }
 }
@@ -77,9 +68,8 @@ class ConcatView implements KvView {
     return this.read(max, (view, n) => view.nextSizes(n));
   }
 
-  nextPacked(max: number): PackedRun {
-    const run = this.first.nextPacked(max);
-    return run.keys.length > 0 ? run : this.second.nextPacked(max);
+  nextPacked(max: number): PackedRecord[] {
+    return this.read(max, (view, n) => view.nextPacked(n));
   }
 
   private read<T>(max: number, from: (view: KvView, n: number) => T[]): T[] {

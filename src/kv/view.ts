@@ -14,43 +14,54 @@ export interface SizedKey {
 }
 
 /**
- * A run of entries as packed-batch bytes: entry `i` is `sources[i]` from `starts[i]` to `ends[i]`,
- * and its key is `keys[i]`. A stream copies these bytes into its messages as they are: the packed
- * map hands out the records it holds, with nothing decoded but the keys.
+ * An entry as packed-batch bytes: `source` from `start` to `end`. A stream copies these bytes into
+ * its messages as they are: the packed map hands out the records it holds, with nothing decoded
+ * but the keys.
  */
-export interface PackedRun {
-  readonly keys: string[];
-  readonly sources: Buffer[];
-  readonly starts: number[];
-  readonly ends: number[];
+export interface PackedRecord {
+  readonly key: string;
+  readonly source: Buffer;
+  readonly start: number;
+  readonly end: number;
 }
 
-/** Entries packed into one buffer, as a PackedRun (views that hold entries as objects). */
-export function packRun(entries: readonly Entry[]): PackedRun {
+/** Entries packed into one buffer, as records (views that hold entries as objects). */
+export function packRecords(entries: readonly Entry[]): PackedRecord[] {
   const source = packBatch(entries);
-  const run: PackedRun = { keys: [], sources: [], starts: [], ends: [] };
-  let at = 0;
-  for (const entry of entries) {
-    run.keys.push(entry.key);
-    run.sources.push(source);
-    run.starts.push(at);
-    at += packedSize(entry);
-    run.ends.push(at);
-  }
-  return run;
+  let end = 0;
+  return entries.map((entry) => {
+    const start = end;
+    end += packedSize(entry);
+    return { key: entry.key, source, start, end };
+  });
 }
 
 export interface KvView {
   /** The next entries, at most `max` (none once all were read). */
   next(max: number): Entry[];
-  /** `next`, as packed bytes (see PackedRun). */
-  nextPacked(max: number): PackedRun;
+  /** `next`, as packed bytes (see PackedRecord). */
+  nextPacked(max: number): PackedRecord[];
   /** `next`, but only each entry's key and packed size: much cheaper from a durable map. */
   nextSizes(max: number): SizedKey[];
   /** A new cursor over the same point in time, from its start. */
   again(): KvView;
   /** Releases what the view holds, for every cursor of it. Idempotent. */
   close(): void;
+}
+
+/** Where a key-value machine keeps its entries (core/kv-machine.ts): a map and its views. */
+export interface KeyValueState {
+  readonly size: number;
+  get(key: string): Entry | undefined;
+  /** Stores the entry, or removes the key when the body is empty (CHP's delete). */
+  put(entry: Entry): void;
+  /**
+   * The entries under a prefix as they are now: the view is fixed when this is called, and may be
+   * read across event-loop turns (the map keeps changing meanwhile). The caller closes it.
+   */
+  view(prefix: string): KvView;
+  /** An empty state of the same kind, to fill while a snapshot streams in. */
+  empty(): KeyValueState;
 }
 
 export class ArrayView implements KvView {
@@ -68,8 +79,8 @@ export class ArrayView implements KvView {
     return this.next(max).map((entry) => ({ key: entry.key, bytes: packedSize(entry) }));
   }
 
-  nextPacked(max: number): PackedRun {
-    return packRun(this.next(max));
+  nextPacked(max: number): PackedRecord[] {
+    return packRecords(this.next(max));
   }
 
   again(): ArrayView {
@@ -125,20 +136,8 @@ export class FilteredView implements KvView {
     return this.collect(max, (n) => this.inner.nextSizes(n));
   }
 
-  nextPacked(max: number): PackedRun {
-    const out: PackedRun = { keys: [], sources: [], starts: [], ends: [] };
-    while (out.keys.length < max) {
-      const run = this.inner.nextPacked(max - out.keys.length);
-      if (run.keys.length === 0) break;
-      run.keys.forEach((key, i) => {
-        if (this.skip(key)) return;
-        out.keys.push(key);
-        out.sources.push(run.sources[i]!);
-        out.starts.push(run.starts[i]!);
-        out.ends.push(run.ends[i]!);
-      });
-    }
-    return out;
+  nextPacked(max: number): PackedRecord[] {
+    return this.collect(max, (n) => this.inner.nextPacked(n));
   }
 
   private collect<T extends { key: string }>(max: number, read: (n: number) => T[]): T[] {

@@ -7,7 +7,7 @@
  * held read transaction, so a million entries never sit in the heap at once.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { Entry, KvView, PackedRun } from '../kv/index.js';
+import type { Entry, KvView, PackedRecord } from '../kv/index.js';
 import { packedSize } from '../wire/index.js';
 import { DRAIN_BUDGET_MS } from '../zmq/index.js';
 
@@ -81,25 +81,21 @@ export function* viewMessages(view: KvView, keep: Keep, cut: Cut): Generator<Vie
  */
 export function* packedViewMessages(view: KvView, keep: Keep, cut: Cut): Generator<Buffer> {
   const cutter = new Cutter(cut);
-  let parts: { sources: Buffer[]; starts: number[]; ends: number[] } = { sources: [], starts: [], ends: [] };
+  let records: PackedRecord[] = [];
   const take = (): Buffer => {
     const out = Buffer.allocUnsafe(cutter.bytes);
     let at = 0;
-    parts.sources.forEach((source, i) => {
-      at += source.copy(out, at, parts.starts[i], parts.ends[i]);
-    });
-    parts = { sources: [], starts: [], ends: [] };
+    for (const { source, start, end } of records) at += source.copy(out, at, start, end);
+    records = [];
     cutter.reset();
     return out;
   };
-  for (let run: PackedRun = view.nextPacked(RUN); run.keys.length > 0; run = view.nextPacked(RUN)) {
-    for (let i = 0; i < run.keys.length; i++) {
-      if (!keep(run.keys[i]!)) continue;
-      const size = run.ends[i]! - run.starts[i]!;
+  for (let run = view.nextPacked(RUN); run.length > 0; run = view.nextPacked(RUN)) {
+    for (const record of run) {
+      if (!keep(record.key)) continue;
+      const size = record.end - record.start;
       if (cutter.startsNew(size)) yield take();
-      parts.sources.push(run.sources[i]!);
-      parts.starts.push(run.starts[i]!);
-      parts.ends.push(run.ends[i]!);
+      records.push(record);
       cutter.add(size);
     }
   }

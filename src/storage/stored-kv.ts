@@ -20,7 +20,14 @@
 import type { Database, Transaction } from 'lmdb';
 import type { KeyValueState } from '../core/index.js';
 import { isReserved } from '../events/index.js';
-import { ArrayView, packRun, type Entry, type KvView, type PackedRun, type SizedKey } from '../kv/index.js';
+import {
+  ArrayView,
+  packRecords,
+  type Entry,
+  type KvView,
+  type PackedRecord,
+  type SizedKey,
+} from '../kv/index.js';
 import { FIXED_BYTES as PACKED_FIXED_BYTES, packedSize } from '../wire/index.js';
 import { decodeEntry } from './records.js';
 
@@ -181,8 +188,8 @@ class LmdbView implements KvView {
     return this.read(max, decodeEntry, (entry) => entry);
   }
 
-  nextPacked(max: number): PackedRun {
-    return packRun(this.next(max));
+  nextPacked(max: number): PackedRecord[] {
+    return packRecords(this.next(max));
   }
 
   nextSizes(max: number): SizedKey[] {
