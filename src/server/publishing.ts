@@ -9,6 +9,7 @@ import { PREV_PROPERTY, isDeletePrefix, type Entry } from '../kv/index.js';
 import { isReserved } from '../events/index.js';
 import { DRAIN_BUDGET_MS, type Outbox } from '../zmq/index.js';
 import type { Followers } from './followers.js';
+import type { UpdateStream } from './update-stream.js';
 
 /** messages on a send queue above which publishing waits for a later turn */
 const RELEASE_BACKLOG = 2_000;
@@ -17,6 +18,8 @@ export interface PublishingDeps {
   readonly pubOut: Outbox;
   readonly routerOut: Outbox;
   readonly followers: Followers;
+  /** the native update stream (not there with CURVE) */
+  readonly updates?: UpdateStream;
   /** the highest sequence clients may see now (ServicePolicy.publishableUpTo) */
   publishableUpTo(): number;
   /** the sequence of the last key change the store holds (a node that becomes active starts there) */
@@ -78,6 +81,8 @@ export class Publishing {
         return !backlog && !(released > 0 && performance.now() - started > DRAIN_BUDGET_MS);
       },
     );
+    // What this release freed goes out on the update stream as one batch per prefix.
+    this.deps.updates?.flush();
     if (outcome === 'paused')
       this.scheduled = setImmediate(() => {
         this.scheduled = undefined;
@@ -98,6 +103,7 @@ export class Publishing {
         ? entry
         : { ...entry, properties: `${entry.properties}${PREV_PROPERTY}=${prev}\n` };
     const kvmsg = encodeKvMsg(published);
+    this.deps.updates?.add(published);
     if (!isDeletePrefix(entry)) return this.publish(kvmsg, entry.key);
     // A delete by prefix: a SUB matches the key against its own prefix, so a subscriber of a
     // narrower subtree under it gets a copy keyed by that subtree, which its replica applies to
@@ -109,10 +115,14 @@ export class Publishing {
     this.deps.followers.publish(kvmsg, entry.key, true);
   }
 
-  /** To the publisher, and to every follower whose prefixes match and who may read the key. */
+  /**
+   * To the publisher, and to every follower whose prefixes match and who may read the key; a HUGZ
+   * (no key) to the update stream too.
+   */
   publish(kvmsg: Buffer[], key?: string): void {
     this.deps.pubOut.post(kvmsg);
     this.deps.followers.publish(kvmsg, key);
+    if (key === undefined) this.deps.updates?.heartbeat(kvmsg);
   }
 
   /**

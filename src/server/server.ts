@@ -147,6 +147,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       pubOut: sockets.pubOut,
       routerOut: sockets.routerOut,
       followers: this.followers,
+      ...(sockets.updateStream ? { updates: sockets.updateStream } : {}),
       publishableUpTo: () => options.policy.publishableUpTo(),
       lastKeySequence: () => options.store.lastKeySequence,
       subscriptions: () => [...sockets.subscribed].filter((prefix) => prefix !== HUGZ),

@@ -1,10 +1,14 @@
 /**
- * The three client-facing sockets of one node (RFC 12), their options, binds, receive loops and
- * outboxes, and the rebind that ends every connection when the allow-list changes.
+ * The client-facing sockets of one node, their options, binds, receive loops and outboxes, and
+ * the rebind that ends every connection when the allow-list changes. RFC 12's three:
  *
- *   snapshot  ROUTER  requests (ICANHAZ? and the native ones) and their replies, TPUB to followers
- *   publisher XPUB    KVPUB for every change, HUGZ every heartbeat and soon after a subscription
- *   collector SUB     KVSET from CHP clients, fire-and-forget
+ *   snapshot  ROUTER  P    requests (ICANHAZ? and the native ones) and their replies, TPUB to followers
+ *   publisher XPUB    P+1  KVPUB for every change, HUGZ every heartbeat and soon after a subscription
+ *   collector SUB     P+2  KVSET from CHP clients, fire-and-forget
+ *
+ * and, without CURVE, the native update stream (wire/updates.ts), which native clients follow:
+ *
+ *   updates   XPUB    P+3  packed batches per subscribed prefix, and the publisher's HUGZ
  *
  * Sends never wait (`sendTimeout: 0`): a client whose pipe is full fails its send, which the
  * outbox reports. A frame above what the limits allow disconnects its sender before it is ever
@@ -20,13 +24,14 @@ import {
   type Domain,
   type Guard,
 } from '../security/index.js';
-import { type Limits, socketFrameLimits } from '../wire/index.js';
+import { chunkBytes, type Limits, socketFrameLimits, updatesPrefix } from '../wire/index.js';
+import { UpdateStream } from './update-stream.js';
 import { Outbox, receiveLoop } from '../zmq/index.js';
 import type { ServerEndpoints, ServerQuotas } from './types.js';
 
 export interface SocketOptions {
   host: string;
-  /** snapshot port; publisher is port + 1 and collector port + 2 */
+  /** snapshot port; publisher is port + 1, collector port + 2, update stream port + 3 */
   port: number;
   limits: Limits;
   quotas: ServerQuotas;
@@ -52,7 +57,14 @@ export class ServerSockets {
   readonly pubOut: Outbox;
   /** the prefixes subscribed to on the publisher right now */
   readonly subscribed = new Set<string>();
-  /** subscribers connected to the publisher right now */
+  /** the update stream (not bound with CURVE: native clients then follow over the ROUTER) */
+  readonly updates: zmq.XPublisher | undefined;
+  readonly updatesOut: Outbox | undefined;
+  /** what publishing sends on `updates` through `updatesOut` */
+  readonly updateStream: UpdateStream | undefined;
+  /** the prefixes subscribed to on the update stream right now (topics without their NUL) */
+  readonly updatePrefixes = new Set<string>();
+  /** subscribers connected to the publisher and the update stream right now */
   connectedClients = 0;
   private revoking: Promise<void> = Promise.resolve();
 
@@ -62,6 +74,7 @@ export class ServerSockets {
       snapshot: `tcp://${host}:${port}`,
       publisher: `tcp://${host}:${port + 1}`,
       collector: `tcp://${host}:${port + 2}`,
+      ...(guard ? {} : { updates: `tcp://${host}:${port + 3}` }),
     };
     const frames = socketFrameLimits(options.limits, quotas.maxSubtreeBytes);
     const common = (domain: Domain) => ({
@@ -87,6 +100,24 @@ export class ServerSockets {
       maxMessageSize: frames.publisher,
     });
     this.publisher.verbosity = 'allSubs'; // every subscription, not only a topic's first
+    if (!guard) {
+      this.updates = new zmq.XPublisher({
+        ...common('publisher'),
+        sendTimeout: 0,
+        sendHighWaterMark: quotas.publisherQueue,
+        maxMessageSize: frames.publisher,
+      });
+      this.updates.verbosity = 'allSubs';
+      this.updatesOut = new Outbox(this.updates, (error) =>
+        options.log.warn({ err: error }, 'publish on the update stream failed'),
+      );
+      const out = this.updatesOut;
+      this.updateStream = new UpdateStream({
+        post: (frames) => out.post(frames),
+        prefixes: this.updatePrefixes,
+        maxBatchBytes: chunkBytes(options.limits),
+      });
+    }
     this.collector = new zmq.Subscriber({
       ...common('collector'),
       receiveHighWaterMark: quotas.collectorQueue,
@@ -112,8 +143,8 @@ export class ServerSockets {
   }
 
   /**
-   * Binds the three sockets and starts receiving requests, KVSETs and subscriptions (`onSubscribed`
-   * is told of each new subscription to the publisher).
+   * Binds the sockets and starts receiving requests, KVSETs and subscriptions (`onSubscribed` is
+   * told of each new subscription to the publisher; one to the update stream is confirmed on it).
    */
   async start(
     onRequest: (frames: Buffer[]) => void,
@@ -123,12 +154,15 @@ export class ServerSockets {
     await this.router.bind(this.endpoints.snapshot);
     await this.publisher.bind(this.endpoints.publisher);
     await this.collector.bind(this.endpoints.collector);
+    if (this.updates) await this.updates.bind(this.endpoints.updates!);
     this.collector.subscribe();
-    this.publisher.events.on('accept', () => this.connectedClients++);
-    this.publisher.events.on(
-      'disconnect',
-      () => (this.connectedClients = Math.max(0, this.connectedClients - 1)),
-    );
+    for (const socket of [this.publisher, this.updates]) {
+      socket?.events.on('accept', () => this.connectedClients++);
+      socket?.events.on(
+        'disconnect',
+        () => (this.connectedClients = Math.max(0, this.connectedClients - 1)),
+      );
+    }
     void receiveLoop(this.router, onRequest);
     void receiveLoop(this.collector, onCollected);
     // An XPUB delivers each subscription as a message: byte 1 (subscribe) or 0, then the prefix.
@@ -143,14 +177,26 @@ export class ServerSockets {
         onSubscribed();
       } else if (message[0] === 0) this.subscribed.delete(prefix);
     });
+    if (this.updates)
+      void receiveLoop(this.updates, (frames) => {
+        const message = frames[0];
+        const prefix = message && message.length > 1 ? updatesPrefix(message.subarray(1)) : undefined;
+        if (prefix === undefined) return; // HUGZ, or not a topic of the stream
+        if (message![0] === 1) {
+          this.updatePrefixes.add(prefix);
+          this.updateStream?.confirm(prefix);
+        } else if (message![0] === 0) this.updatePrefixes.delete(prefix);
+      });
   }
 
   close(): void {
     this.routerOut.close();
     this.pubOut.close();
+    this.updatesOut?.close();
     this.router.close();
     this.publisher.close();
     this.collector.close();
+    this.updates?.close();
   }
 
   /**
@@ -168,6 +214,7 @@ export class ServerSockets {
         for (const [socket, endpoint] of [
           [this.publisher, this.endpoints.publisher],
           [this.collector, this.endpoints.collector],
+          ...(this.updates ? [[this.updates, this.endpoints.updates!] as const] : []),
         ] as const) {
           await rebind(socket, endpoint, this.options.log);
         }

@@ -126,11 +126,13 @@ export interface ServerEndpoints {
   snapshot: string;
   publisher: string;
   collector: string;
+  /** the native update stream, P+3 (not bound with CURVE) */
+  updates?: string;
 }
 
 export interface CloneServerOptions {
   host: string;
-  /** snapshot port; publisher is port + 1 and collector port + 2 */
+  /** snapshot port; publisher is port + 1, collector port + 2, update stream port + 3 */
   port: number;
   heartbeatMs: number;
   limits: Limits;

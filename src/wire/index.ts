@@ -11,3 +11,4 @@ export {
   type TimelineEntry,
 } from './peer.js';
 export { unpackEntries, packEntries, highestOf, type RelayedAck } from './peer.js';
+export { updatesTopic, updatesPrefix, encodeUpdates, isUpdates } from './updates.js';
