@@ -12,6 +12,7 @@ import { DEFAULT_QUOTAS } from '../server/index.js';
 import { ClosedError, NoActiveError, UnavailableError } from '../errors.js';
 import { RateLimitedLog, type Logger } from '../log/index.js';
 import { describeSeen } from './discovery.js';
+import { clientFrames } from './servers.js';
 import { DropCounter, isMalformed, Quarantine, reasonOf, type DropInfo, type DropSource } from './drops.js';
 import type { ClientEvents } from './events.js';
 import { Finder, PROBE_MS } from './finder.js';
@@ -71,8 +72,7 @@ export class Agent implements InboundHost {
     this.readyWaiters = new ReadyWaiters(host.later);
     this.dropLog = new RateLimitedLog(this.log, 10, 10_000, () => clock.now());
     this.replica = new Replica(subtree);
-    const sizes = socketFrameLimits(this.limits, DEFAULT_QUOTAS.maxSubtreeBytes);
-    const frames = { dealer: sizes.clientDealer, sub: sizes.clientSub, pub: sizes.subscriptionsOnly };
+    const frames = clientFrames(socketFrameLimits(this.limits, DEFAULT_QUOTAS.maxSubtreeBytes));
     this.links = servers.map((server, i) =>
       options.transport(
         { ...server, frames },

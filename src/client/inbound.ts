@@ -13,8 +13,10 @@ import {
   decodeReply,
   decodeRequestId,
   HUGZ,
+  isUpdates,
   KTHXBAI,
   Native,
+  unpackBatch,
   type Limits,
   type NativeReply,
 } from '../wire/index.js';
@@ -86,6 +88,7 @@ function onPublished(host: InboundHost, server: number, frames: Buffer[]): void 
   const now = host.now();
   host.lastHeard = now;
   host.finder.discovery.heard(server, now);
+  if (isUpdates(frames)) return onUpdates(host, frames[1]!, now);
   // An entry straight away (expiresAt 0: a KVPUB's ttl is relative, noted below on receipt).
   const msg = decodeKvEntry(frames, host.limits);
   if (msg.key === HUGZ) {
@@ -95,13 +98,7 @@ function onPublished(host: InboundHost, server: number, frames: Buffer[]): void 
     const state = props.get(ADVERTISE.STATE);
     if (state !== undefined) return host.findActive(`server says ${state}`);
   }
-  if (!host.subscriptionConfirmed) {
-    host.subscriptionConfirmed = true;
-    // The subscription is in force from now on, but updates published between the sync's answer
-    // and this moment were missed (a subtree client cannot see the hole). Resume first, so that
-    // this message and the ones after it are held, not applied past the hole.
-    if (host.phase === 'ready' && host.modeNow === 'native') host.resyncCurrent();
-  }
+  confirm(host);
   if (msg.key === HUGZ) {
     if (host.replica.heartbeat(msg.sequence)) host.resyncCurrent();
   } else {
@@ -110,6 +107,33 @@ function onPublished(host: InboundHost, server: number, frames: Buffer[]): void 
     host.deliver(changes, false);
     if (gap) host.resyncCurrent();
   }
+}
+
+/** The first message on a new subscription has come. */
+function confirm(host: InboundHost): void {
+  if (host.subscriptionConfirmed) return;
+  host.subscriptionConfirmed = true;
+  // The subscription is in force from now on, but updates published between the sync's answer
+  // and this moment were missed (a subtree client cannot see the hole). Resume first, so that
+  // this message and the ones after it are held, not applied past the hole.
+  if (host.phase === 'ready' && host.modeNow === 'native') host.resyncCurrent();
+}
+
+/**
+ * A batch of the update stream (wire/updates.ts): its KVPUBs, in order, as if each had come alone.
+ * Once one leaves a hole (a whole-map replica), the replica holds the rest until the resume.
+ */
+function onUpdates(host: InboundHost, packed: Buffer, now: number): void {
+  const entries = unpackBatch(packed, host.limits); // a malformed batch throws: nothing applied
+  confirm(host);
+  let gap = false;
+  for (const entry of entries) {
+    host.kv.revisions.noteLive(entry, now);
+    const offered = host.replica.offer(entry);
+    if (offered.changes.length > 0) host.deliver(offered.changes, false);
+    gap ||= offered.gap;
+  }
+  if (gap) host.resyncCurrent();
 }
 
 /** The replies of the native extension the client takes on its DEALER (TPUB is the transport's). */

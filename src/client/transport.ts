@@ -18,7 +18,7 @@ import { Outbox, receiveLoop, whenWritable } from '../zmq/index.js';
 import { curveClientOptions, sessionToken, tokenMintedAt } from '../security/index.js';
 import type { ServerAddress } from './servers.js';
 import { ContextPool, hostOf } from './contexts.js';
-import { ZmtpSub } from './zmtp-sub.js';
+import { UpdateGate, ZmtpSub } from './zmtp-sub.js';
 
 export interface LinkHandlers {
   /** a reply on the snapshot socket */
@@ -46,10 +46,7 @@ export interface Link {
   unfollow(): void;
   /** to the collector (plain CHP KVSET) */
   publish(frames: Buffer[]): void;
-  /**
-   * Resolves once every published KVSET has been handed to a completed collector connection, or
-   * after `timeoutMs` (the collector may be down); at once when nothing was published.
-   */
+  /** Resolves once every KVSET published reached a collector connection, or after `timeoutMs`. */
   drain(timeoutMs: number): Promise<void>;
   close(): void;
 }
@@ -237,21 +234,26 @@ class ZmqLink implements Link {
   }
 
   /**
-   * The client's own ZMTP subscriber (zmtp-sub.ts), which handles every message of a TCP read in
-   * one call instead of an I/O-thread wake-up, a poll, a promise and an ArrayBuffer per frame for
-   * each message (issue 18). Its subscription takes a few event-loop turns to reach the
-   * server: an update published meanwhile is missed, which only a native client recovers (it
-   * resumes at the first message on the subscription). A plain CHP client would lose it.
+   * The client's own ZMTP subscriber (zmtp-sub.ts: every message of a TCP read in one call, where
+   * libzmq costs an I/O-thread wake-up, a poll, a promise and an ArrayBuffer per frame), on the
+   * server's update stream (wire/updates.ts: a batch of updates per message; issue 18). Its
+   * subscription takes a few event-loop turns to reach the server: an update published meanwhile
+   * is missed, which only a native client recovers (it resumes at the first message on the
+   * subscription). That first message is the first batch of one of its own prefixes (an empty one
+   * is sent as each subscription is read): a HUGZ before it proves nothing and is not passed on.
+   * Without a stream (a P above 65532), the publisher's KVPUBs.
    */
   private followLean(prefixes: string[]): void {
+    const { updates } = this.server;
+    const gate = updates === undefined ? undefined : new UpdateGate(prefixes);
     const handle = guarded((frames) => {
-      if (this.sub === sub) this.handlers.update(frames);
+      if (this.sub === sub && (!gate || gate.passes(frames))) this.handlers.update(frames);
     });
     let warned = false;
     const sub: ZmtpSub = new ZmtpSub(
-      this.server.publisher,
-      prefixes,
-      this.server.frames?.sub ?? -1,
+      updates ?? this.server.publisher,
+      gate?.subscriptions ?? prefixes,
+      (updates === undefined ? this.server.frames?.sub : this.server.frames?.updates) ?? -1,
       handle,
       (error) => {
         // Once per subscriber: a broken publisher would otherwise warn at every reconnect (10/s).

@@ -13,6 +13,7 @@
 import { connect, type Socket } from 'node:net';
 import { greeting, readySub, subscription, ZmtpError, ZmtpReader } from './zmtp.js';
 import { splitEndpoint } from './servers.js';
+import { HUGZ, isUpdates, updatesPrefix } from '../wire/index.js';
 
 const RECONNECT_MS = 100;
 
@@ -94,5 +95,33 @@ export class ZmtpSub {
     clearTimeout(this.timer);
     this.socket?.destroy();
     this.socket = undefined;
+  }
+}
+
+/**
+ * What a subscriber of the update stream (wire/updates.ts) passes on: the batches of its own
+ * prefixes (not those of a longer prefix under one of them, which its subscription also matches),
+ * and HUGZ once the first of those batches came. The server sends an empty batch as it reads each
+ * subscription, and every batch after it holds the prefix's changes; a HUGZ may come before, when
+ * it says nothing yet of the subscriptions, and the client would take it as their proof (it
+ * resumes at the first message: inbound.ts).
+ */
+export class UpdateGate {
+  /** what to subscribe to: each prefix's topic, and HUGZ */
+  readonly subscriptions: readonly string[];
+  private readonly own: ReadonlySet<string>;
+  private confirmed = false;
+
+  constructor(prefixes: readonly string[]) {
+    this.own = new Set(prefixes);
+    this.subscriptions = [...prefixes.map((prefix) => `${prefix}\0`), HUGZ];
+  }
+
+  passes(frames: readonly Buffer[]): boolean {
+    if (!isUpdates(frames)) return this.confirmed;
+    const prefix = updatesPrefix(frames[0]!);
+    if (prefix === undefined || !this.own.has(prefix)) return false;
+    this.confirmed = true;
+    return true;
   }
 }

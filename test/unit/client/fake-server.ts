@@ -22,7 +22,9 @@ import type { Clock } from '../../../src/client/client.js';
 import type { ServerAddress } from '../../../src/client/servers.js';
 import type { Link, LinkHandlers, Transport } from '../../../src/client/transport.js';
 import {
+  decodeKvEntry,
   decodeKvMsg,
+  encodeUpdates,
   decodeRequest,
   ADVERTISE,
   encodeKvMsg,
@@ -371,6 +373,28 @@ export class FakeServer {
     const held = this.held;
     this.held = [];
     for (const i of order ?? held.map((_, i) => i)) this.publishRaw(held[i]!);
+  }
+
+  /**
+   * Sends the held KVPUB messages as the update stream does (wire/updates.ts): to each follower,
+   * one batch per prefix it follows, holding the held updates under it, in `order` (default: as
+   * they came; held messages not named are lost). `damage` may change each batch's frames.
+   */
+  releasePublishedAsBatches(order?: number[], damage: (frames: Buffer[]) => Buffer[] = (f) => f): void {
+    this.holding = false;
+    const held = this.held;
+    this.held = [];
+    const entries = (order ?? held.map((_, i) => i)).map((i) => decodeKvEntry(held[i]!));
+    for (const link of this.followers)
+      for (const prefix of link.prefixes ?? []) {
+        const frames = damage(
+          encodeUpdates(
+            prefix,
+            entries.filter((e) => e.key.startsWith(prefix)),
+          ),
+        );
+        this.net.deliver(() => link.handlers.update(frames), link);
+      }
   }
 
   /** Sends the write acknowledgements held by `holdAcks`. */

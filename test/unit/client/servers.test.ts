@@ -6,11 +6,12 @@ import { parseServer } from '../../../src/client/servers.js';
 import { InvalidArgumentError } from '../../../src/errors.js';
 
 describe('parseServer', () => {
-  it('derives the publisher (P+1) and collector (P+2) from the snapshot endpoint', () => {
+  it('derives the publisher (P+1), collector (P+2) and update stream (P+3) from the snapshot endpoint', () => {
     expect(parseServer('tcp://127.0.0.1:5556')).to.deep.equal({
       snapshot: 'tcp://127.0.0.1:5556',
       publisher: 'tcp://127.0.0.1:5557',
       collector: 'tcp://127.0.0.1:5558',
+      updates: 'tcp://127.0.0.1:5559',
     });
     expect(parseServer('tcp://backup.internal:5566').collector).to.equal('tcp://backup.internal:5568');
   });
@@ -19,6 +20,9 @@ describe('parseServer', () => {
     expect(parseServer('tcp://[::1]:5556').publisher).to.equal('tcp://[::1]:5557');
     expect(parseServer('  tcp://h:5556\n').snapshot).to.equal('tcp://h:5556');
     expect(parseServer('tcp://h:65533').collector).to.equal('tcp://h:65535');
+    // No update stream above 65535: a native client then follows the publisher (transport.ts).
+    expect(parseServer('tcp://h:65533').updates).to.equal(undefined);
+    expect(parseServer('tcp://h:65532').updates).to.equal('tcp://h:65535');
     expect(parseServer('tcp://h:1').publisher).to.equal('tcp://h:2');
   });
 
