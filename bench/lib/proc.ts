@@ -100,15 +100,15 @@ async function startPairOnce(
   extraArgs: (role: 'primary' | 'backup') => string[],
   options: NodeOptions,
 ): Promise<Pair> {
-  const p = await freePorts(5);
-  const b = await freePorts(5);
+  const p = await freePorts(6);
+  const b = await freePorts(6);
   const primary = new ServerNode({
     role: 'primary',
     port: p,
-    heartbeatPort: p + 3,
-    httpPort: p + 4,
+    heartbeatPort: p + 4,
+    httpPort: p + 5,
     peerPort: b,
-    peerHeartbeatPort: b + 3,
+    peerHeartbeatPort: b + 4,
     nodeArgs,
     extraArgs: extraArgs('primary'),
     ...options('primary'),
@@ -116,10 +116,10 @@ async function startPairOnce(
   const backup = new ServerNode({
     role: 'backup',
     port: b,
-    heartbeatPort: b + 3,
-    httpPort: b + 4,
+    heartbeatPort: b + 4,
+    httpPort: b + 5,
     peerPort: p,
-    peerHeartbeatPort: p + 3,
+    peerHeartbeatPort: p + 4,
     nodeArgs,
     extraArgs: extraArgs('backup'),
     ...options('backup'),
@@ -154,15 +154,15 @@ export async function startLonePrimary(nodeArgs: string[] = []): Promise<ServerN
 }
 
 async function startLonePrimaryOnce(nodeArgs: string[]): Promise<ServerNode> {
-  const p = await freePorts(5);
-  const peer = await freePorts(5); // nothing listens there
+  const p = await freePorts(6);
+  const peer = await freePorts(6); // nothing listens there
   const node = new ServerNode({
     role: 'primary',
     port: p,
-    heartbeatPort: p + 3,
-    httpPort: p + 4,
+    heartbeatPort: p + 4,
+    httpPort: p + 5,
     peerPort: peer,
-    peerHeartbeatPort: peer + 3,
+    peerHeartbeatPort: peer + 4,
     nodeArgs,
   });
   await node.ready(undefined, 15_000);

@@ -7,7 +7,7 @@ const HELP = `Usage: twinstar <command> [options]
 Servers:
   server            run one node (--role single|primary|backup); see \`twinstar server --help\`
   pair              run a primary and a backup on one host (what \`npm start\` does);
-                    --port N moves the pair to ports N..N+14 (\`twinstar pair --help\`)
+                    --port N moves the pair to ports N..N+15 (\`twinstar pair --help\`)
 
 Client (each takes --servers tcp://HOST:PORT,tcp://HOST:PORT; default the local pair):
   set KEY VALUE     write a value (--ttl SECONDS for an ephemeral key); prints its sequence

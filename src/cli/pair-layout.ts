@@ -4,10 +4,10 @@
  * one place.
  *
  * Without port flags the pair uses the well-known defaults (5556/5566, heartbeats 5003/5004,
- * HTTP 9556/9566). With `--port N` it uses the block N..N+14, which keeps a second pair on the
+ * HTTP 9556/9566). With `--port N` it uses the block N..N+15, which keeps a second pair on the
  * same host clear of the first:
- *   primary  snapshot N     publisher N+1   collector N+2   heartbeat N+3   http N+4
- *   backup   snapshot N+10  publisher N+11  collector N+12  heartbeat N+13  http N+14
+ *   primary  snapshot N     publisher N+1   collector N+2   updates N+3   heartbeat N+4   http N+5
+ *   backup   snapshot N+10  publisher N+11  collector N+12  updates N+13  heartbeat N+14  http N+15
  * `--heartbeat-port H` puts the heartbeats on H and H+1 instead, `--http-port M` the HTTP servers
  * on M and M+10 (0: a free port each).
  *
@@ -94,13 +94,13 @@ export function pairLayout(args: readonly string[], env: NodeJS.ProcessEnv = {})
   const base = port ?? p.port;
   const primary: NodePorts = {
     port: base,
-    heartbeatPort: heartbeat ?? (port === undefined ? p.heartbeatPort : port + 3),
-    httpPort: http ?? (port === undefined ? p.httpPort : port + 4),
+    heartbeatPort: heartbeat ?? (port === undefined ? p.heartbeatPort : port + 4),
+    httpPort: http ?? (port === undefined ? p.httpPort : port + 5),
   };
   const backup: NodePorts = {
     port: port === undefined ? b.port : port + 10,
-    heartbeatPort: heartbeat !== undefined ? heartbeat + 1 : port === undefined ? b.heartbeatPort : port + 13,
-    httpPort: http === 0 ? 0 : http !== undefined ? http + 10 : port === undefined ? b.httpPort : port + 14,
+    heartbeatPort: heartbeat !== undefined ? heartbeat + 1 : port === undefined ? b.heartbeatPort : port + 14,
+    httpPort: http === 0 ? 0 : http !== undefined ? http + 10 : port === undefined ? b.httpPort : port + 15,
   };
   const used = new Map<number, string>();
   for (const [role, n] of [
@@ -111,6 +111,7 @@ export function pairLayout(args: readonly string[], env: NodeJS.ProcessEnv = {})
       ['snapshot', n.port],
       ['publisher', n.port + 1],
       ['collector', n.port + 2],
+      ['update stream', n.port + 3],
       ['heartbeat', n.heartbeatPort],
       ['http', n.httpPort],
     ] as const) {

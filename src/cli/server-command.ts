@@ -72,10 +72,10 @@ export const PAIR_HELP = `Usage: twinstar pair [--port N] [--heartbeat-port H] [
 
 Starts a primary and a backup on one host as two processes (what \`npm start\` runs).
 Other server options (see \`twinstar server --help\`) go to both nodes. Ports:
-  default    primary  snapshot 5556 (publisher 5557, collector 5558)  heartbeat 5003  http 9556
-             backup   snapshot 5566 (publisher 5567, collector 5568)  heartbeat 5004  http 9566
-  --port N   primary  snapshot N    (N+1, N+2)                        heartbeat N+3   http N+4
-             backup   snapshot N+10 (N+11, N+12)                      heartbeat N+13  http N+14
+  default    primary  snapshot 5556 (publisher 5557, collector 5558, updates 5559)  heartbeat 5003  http 9556
+             backup   snapshot 5566 (publisher 5567, collector 5568, updates 5569)  heartbeat 5004  http 9566
+  --port N   primary  snapshot N    (N+1, N+2, N+3)                   heartbeat N+4   http N+5
+             backup   snapshot N+10 (N+11, N+12, N+13)                heartbeat N+14  http N+15
   --heartbeat-port H  heartbeats on H (primary) and H+1 (backup)
   --http-port M       HTTP on M (primary) and M+10 (backup); 0 picks a free port for each
 Data: each node keeps its state in data/primary and data/backup under the working directory;
@@ -112,7 +112,7 @@ export async function pairCommand(args: string[]): Promise<number> {
     const n = layout[role];
     const http =
       n.httpPort === 0 ? 'a free port (see its log)' : `http://${layout.peerHost}:${n.httpPort}/metrics`;
-    return `  ${role.padEnd(8)} snapshot tcp://${layout.host}:${n.port}  publisher :${n.port + 1}  collector :${n.port + 2}  heartbeat :${n.heartbeatPort}  metrics ${http}`;
+    return `  ${role.padEnd(8)} snapshot tcp://${layout.host}:${n.port}  publisher :${n.port + 1}  collector :${n.port + 2}  updates :${n.port + 3}  heartbeat :${n.heartbeatPort}  metrics ${http}`;
   };
   const servers = `tcp://${layout.peerHost}:${layout.primary.port},tcp://${layout.peerHost}:${layout.backup.port}`;
   const defaultServers =

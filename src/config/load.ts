@@ -135,8 +135,8 @@ export function resolveDefaults(raw: ServerConfig): ServerConfig {
   };
   // memory wins over a data dir (the image sets TWINSTAR_DATA_DIR; `--memory` must still work)
   resolved.dataDir = raw.memory ? '' : raw.dataDir || join('data', resolved.name);
-  if (resolved.port > 65533)
-    throw new ConfigError('port', 'invalid configuration: port: P+2 must be at most 65535');
+  if (resolved.port > 65532)
+    throw new ConfigError('port', 'invalid configuration: port: P+3 must be at most 65535');
   if (resolved.failoverMs < 2 * resolved.heartbeatMs) {
     throw new ConfigError(
       'failoverMs',

@@ -51,7 +51,7 @@ export const schema = {
     arg: 'host',
   },
   port: {
-    doc: 'snapshot port P (publisher P+1, collector P+2); default 5556, or 5566 for the backup',
+    doc: 'snapshot port P (publisher P+1, collector P+2, update stream P+3); default 5556, or 5566 for the backup',
     format: 'port',
     default: null as number | null,
     nullable: true,

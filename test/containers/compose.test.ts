@@ -3,7 +3,7 @@
  * ACTIVE, Prometheus scrapes both, and `down -v` leaves nothing of the project behind.
  *
  * Needs a Docker engine and the images (scripts/docker/start-engine.sh, build-images.sh). The
- * compose file publishes fixed host ports on 127.0.0.1 (5556-5558, 5566-5568, 9556, 9566, 9090),
+ * compose file publishes fixed host ports on 127.0.0.1 (5556-5559, 5566-5569, 9556, 9566, 9090),
  * so this suite fails early, naming the port, if something else (`npm start`?) holds one.
  */
 import { expect } from 'chai';
@@ -20,8 +20,8 @@ import {
 } from './helpers.js';
 
 const NODES = {
-  primary: { http: 'http://127.0.0.1:9556', clientPorts: [5556, 5557, 5558] },
-  backup: { http: 'http://127.0.0.1:9566', clientPorts: [5566, 5567, 5568] },
+  primary: { http: 'http://127.0.0.1:9556', clientPorts: [5556, 5557, 5558, 5559] },
+  backup: { http: 'http://127.0.0.1:9566', clientPorts: [5566, 5567, 5568, 5569] },
 } as const;
 const PROMETHEUS = 'http://127.0.0.1:9090';
 const PUBLISHED_PORTS = [...NODES.primary.clientPorts, 9556, ...NODES.backup.clientPorts, 9566, 9090];

@@ -28,8 +28,9 @@
  * for 10 s at a time; the peer link now has a ZeroMQ context of its own, and the alias test guards it.
  *
  * Host ports are fixed per test but picked at random among free ones: a node's snapshot port P,
- * publisher P+1 and collector P+2 must be consecutive on the host as well (the client derives P+1
- * and P+2 from P), and fixed bindings survive `docker start` of a killed container unchanged.
+ * publisher P+1, collector P+2 and update stream P+3 must be consecutive on the host as well (the
+ * client derives P+1, P+2 and P+3 from P), and fixed bindings survive `docker start` of a killed
+ * container unchanged. The node's HTTP port is P+4 on the host.
  *
  * Needs a Docker engine and the images (scripts/docker/start-engine.sh, build-images.sh).
  * Every wait is bounded; containers and networks are removed after each test, also on failure.
@@ -90,7 +91,7 @@ class PairNode {
   constructor(
     readonly role: Role,
     readonly name: string,
-    /** host port of the snapshot socket (P); P+1, P+2 follow; the HTTP port is P+3 */
+    /** host port of the snapshot socket (P); P+1 to P+3 follow; the HTTP port is P+4 */
     readonly hostPort: number,
   ) {}
 
@@ -99,7 +100,7 @@ class PairNode {
   }
 
   get http(): string {
-    return `http://127.0.0.1:${this.hostPort + 3}`;
+    return `http://127.0.0.1:${this.hostPort + 4}`;
   }
 
   status(): Promise<NodeStatus> {
@@ -220,7 +221,7 @@ class PairFixture {
     const other: Role = role === 'primary' ? 'backup' : 'primary';
     const peer = peers === 'name' ? `${other}-peer` : this.peerIps[other];
     for (let attempt = 1; ; attempt++) {
-      const node = new PairNode(role, name, await freeHostPortRange(4));
+      const node = new PairNode(role, name, await freeHostPortRange(5));
       const container = new TwinstarContainer(IMAGES.app)
         .withName(name)
         .withLabels({ [LABEL]: this.runId })
@@ -242,7 +243,8 @@ class PairFixture {
           { container: INNER.port, host: node.hostPort },
           { container: INNER.port + 1, host: node.hostPort + 1 },
           { container: INNER.port + 2, host: node.hostPort + 2 },
-          { container: INNER.http, host: node.hostPort + 3 },
+          { container: INNER.port + 3, host: node.hostPort + 3 },
+          { container: INNER.http, host: node.hostPort + 4 },
         )
         .withWaitStrategy(Wait.forHttp('/healthz', INNER.http).forStatusCode(200))
         .withStartupTimeout(60_000);

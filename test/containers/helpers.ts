@@ -291,7 +291,7 @@ export function configureTestcontainers(): void {
 
 /**
  * The first of `count` consecutive ports on 127.0.0.1 that are free right now (a node's client
- * ports P, P+1, P+2 must be consecutive on the host too: clients derive P+1 and P+2 from P).
+ * ports P..P+3 must be consecutive on the host too: clients derive P+1, P+2 and P+3 from P).
  */
 export const freeHostPortRange = freePorts;
 

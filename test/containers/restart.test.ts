@@ -22,7 +22,7 @@ const NODES = {
 } as const;
 const SERVERS = [NODES.primary.client, NODES.backup.client];
 const PROMETHEUS = 'http://127.0.0.1:9090';
-const PUBLISHED_PORTS = [5556, 5557, 5558, 9556, 5566, 5567, 5568, 9566, 9090];
+const PUBLISHED_PORTS = [5556, 5557, 5558, 5559, 9556, 5566, 5567, 5568, 5569, 9566, 9090];
 /** prometheus.yml's targets for the two nodes */
 const INSTANCES = ['primary:9556', 'backup:9556'];
 const KEYS = 200;

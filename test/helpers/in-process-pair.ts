@@ -78,7 +78,7 @@ export async function startNode(
   wire: Wire,
   { failoverMs = FAILOVER_MS }: { failoverMs?: number } = {},
 ): Promise<Started> {
-  const port = await freePorts(3);
+  const port = await freePorts(4);
   const config = loadConfig({
     args: [
       '--role',

@@ -151,22 +151,22 @@ export interface StrictPair {
 
 /** Starts a primary and a backup on fresh ports and waits until one is ACTIVE, the other PASSIVE. */
 export async function startStrictPair(hugzMs = 1000): Promise<StrictPair> {
-  const p = await freePorts(4); // P, P+1, P+2 and the Binary Star state port
-  const b = await freePorts(4);
+  const p = await freePorts(5); // P..P+3 and the Binary Star state port
+  const b = await freePorts(5);
   const primary = new StrictServer({
     role: 'primary',
     port: p,
     peerPort: b,
-    bstarPort: p + 3,
-    peerBstarPort: b + 3,
+    bstarPort: p + 4,
+    peerBstarPort: b + 4,
     hugzMs,
   });
   const backup = new StrictServer({
     role: 'backup',
     port: b,
     peerPort: p,
-    bstarPort: b + 3,
-    peerBstarPort: p + 3,
+    bstarPort: b + 4,
+    peerBstarPort: p + 4,
     hugzMs,
   });
   const pair: StrictPair = {

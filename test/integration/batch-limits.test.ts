@@ -387,13 +387,13 @@ describe('a raised batch limit (issue 13, B1; real single server)', function () 
   let client: RawClient;
 
   before(async () => {
-    const port = await freePorts(5);
+    const port = await freePorts(6);
     // Through the environment, not flags: a build without the setting still starts (and shows the bug).
     server = new ServerProcess({
       role: 'single',
       port,
-      heartbeatPort: port + 3,
-      httpPort: port + 4,
+      heartbeatPort: port + 4,
+      httpPort: port + 5,
       env: { TWINSTAR_MAX_BATCH_ENTRIES: '200000' },
     });
     await server.ready('ACTIVE', 20_000);
@@ -432,14 +432,14 @@ describe('the client cuts its write batches to the server limits (issue 13, B1; 
     metric(server.http, 'twinstar_dropped_messages_total', { socket: 'snapshot', reason: 'batch-too-large' });
 
   before(async () => {
-    const port = await freePorts(5);
+    const port = await freePorts(6);
     // One write of 1000-byte values packs to at most 6,400 bytes (docs/configuration.md): allow
     // exactly one such write per batch by bytes, and at most 50 writes by count.
     server = new ServerProcess({
       role: 'single',
       port,
-      heartbeatPort: port + 3,
-      httpPort: port + 4,
+      heartbeatPort: port + 4,
+      httpPort: port + 5,
       extraArgs: ['--max-value-bytes', '1000', '--max-batch-entries', '50', '--max-batch-bytes', '6400'],
     });
     await server.ready('ACTIVE', 20_000);

@@ -52,7 +52,7 @@ describe('twinstar CLI (real processes)', function () {
     });
 
     it('a snapshot port in use: one line naming the endpoint, exit 2', async () => {
-      const port = await freePorts(4);
+      const port = await freePorts(5);
       held = await occupy(port);
       const r = await runCli(['server', '--role', 'single', '--port', String(port), '--http-port', '0']);
       expect(r.code, describeRun(r)).to.equal(2);
@@ -62,8 +62,8 @@ describe('twinstar CLI (real processes)', function () {
     });
 
     it('an HTTP port in use: one line naming the endpoint, exit 2', async () => {
-      const port = await freePorts(4);
-      held = await occupy(port + 3);
+      const port = await freePorts(5);
+      held = await occupy(port + 4);
       const r = await runCli([
         'server',
         '--role',
@@ -71,11 +71,11 @@ describe('twinstar CLI (real processes)', function () {
         '--port',
         String(port),
         '--http-port',
-        String(port + 3),
+        String(port + 4),
       ]);
       expect(r.code, describeRun(r)).to.equal(2);
       expect(ownLines(r.stderr), describeRun(r)).to.deep.equal([
-        `twinstar: cannot bind http://127.0.0.1:${port + 3}: address already in use`,
+        `twinstar: cannot bind http://127.0.0.1:${port + 4}: address already in use`,
       ]);
     });
   });
@@ -107,11 +107,11 @@ describe('twinstar CLI (real processes)', function () {
     }
 
     it('--port N runs both nodes on ports derived from N and says so', async () => {
-      const n = await freePorts(15);
+      const n = await freePorts(16);
       const { output, exited } = startPair(['--port', String(n), '--failover-ms', '1000']);
       for (const line of [
-        `primary  snapshot tcp://127.0.0.1:${n}  publisher :${n + 1}  collector :${n + 2}`,
-        `backup   snapshot tcp://127.0.0.1:${n + 10}  publisher :${n + 11}  collector :${n + 12}`,
+        `primary  snapshot tcp://127.0.0.1:${n}  publisher :${n + 1}  collector :${n + 2}  updates :${n + 3}`,
+        `backup   snapshot tcp://127.0.0.1:${n + 10}  publisher :${n + 11}  collector :${n + 12}  updates :${n + 13}`,
       ])
         await waitFor(
           () => output.stdout.includes(line),
@@ -124,11 +124,11 @@ describe('twinstar CLI (real processes)', function () {
         async () => {
           const get = async (port: number) =>
             ((await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { state: string }).state;
-          const s = [await get(n + 4), await get(n + 14)];
+          const s = [await get(n + 5), await get(n + 15)];
           return s.includes('ACTIVE') && s.includes('PASSIVE') ? s : undefined;
         },
         20_000,
-        `an ACTIVE and a PASSIVE on :${n + 4} and :${n + 14} (${output.stderr})`,
+        `an ACTIVE and a PASSIVE on :${n + 5} and :${n + 15} (${output.stderr})`,
       );
       expect(states).to.have.members(['ACTIVE', 'PASSIVE']);
       const client = await connect({ servers: [`tcp://127.0.0.1:${n}`, `tcp://127.0.0.1:${n + 10}`] });
@@ -143,7 +143,7 @@ describe('twinstar CLI (real processes)', function () {
     });
 
     it('a node that cannot start makes the pair exit non-zero, naming the node and the reason', async () => {
-      const n = await freePorts(15);
+      const n = await freePorts(16);
       held = await occupy(n + 10); // the backup's snapshot port
       const { output, exited } = startPair(['--port', String(n)]);
       const [code] = await within(exited, 20_000, `the pair to exit (${output.stdout}${output.stderr})`);
@@ -159,8 +159,8 @@ describe('twinstar CLI (real processes)', function () {
     const cli = (args: string[], stdin?: Buffer) => runCli([...args, '--servers', servers], { stdin });
 
     before(async () => {
-      const port = await freePorts(4);
-      server = startSingle(port, port + 3, ['--max-value-bytes', '64']);
+      const port = await freePorts(5);
+      server = startSingle(port, port + 4, ['--max-value-bytes', '64']);
       servers = server.endpoint;
       await server.ready('ACTIVE');
     });

@@ -4,7 +4,7 @@
  *   node --import tsx test/integration/client-close-host.ts <endpoint>
  *
  * It connects (native, whole map), waits for 2,000 updates, blocks for 300 ms so that a backlog
- * builds up on its SUB, closes the client while that backlog drains, waits a moment for the sockets' receive loops to end, and prints one JSON line
+ * builds up on its subscriber, closes the client while that backlog drains, waits a moment for the sockets' receive loops to end, and prints one JSON line
  * { event: 'survived', updates } before exiting 0. A crash exits non-zero without that line.
  */
 import { connect } from '../../src/index.js';

@@ -68,7 +68,7 @@ describe('client: finding the active (real servers)', function () {
   });
 
   it('a server with a 1 s heartbeat: an idle client with serverTimeoutMs 500 never fails over or resyncs', async () => {
-    const [port, http] = await freePorts(4).then((p) => [p, p + 3] as const);
+    const [port, http] = await freePorts(5).then((p) => [p, p + 4] as const);
     const server = startSingle(port, http, ['--heartbeat-ms', '1000', '--failover-ms', '3000']);
     procs.push(server);
     await server.ready('ACTIVE');
@@ -87,7 +87,7 @@ describe('client: finding the active (real servers)', function () {
   });
 
   it('close() in chp mode delivers a write made just before it (the collector connection was not up yet)', async () => {
-    const [port, http] = await freePorts(4).then((p) => [p, p + 3] as const);
+    const [port, http] = await freePorts(5).then((p) => [p, p + 4] as const);
     const server = startSingle(port, http);
     procs.push(server);
     await server.ready('ACTIVE');

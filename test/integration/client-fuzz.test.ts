@@ -24,7 +24,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import * as zmq from 'zeromq';
 import { Client, connect, TwinstarError } from '../../src/index.js';
-import { encodeSequence, Native, packBatch, type PackedEntry } from '../../src/wire/index.js';
+import { encodeSequence, encodeUpdates, Native, packBatch, type PackedEntry } from '../../src/wire/index.js';
 import { freePorts, osPort, ServerProcess, waitFor, within } from '../helpers/index.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -353,7 +353,7 @@ describe(`client against malformed servers (fuzz seed ${SEED}, ${MESSAGES} messa
     it('with a healthy server listed too, connect() succeeds through it once the broken one was dropped', async () => {
       const bad = await truncatedBatchServer();
       cleanup.push(() => bad.close());
-      const port = await freePorts(3);
+      const port = await freePorts(4);
       const good = `tcp://127.0.0.1:${port}`;
       const h = host(60_000, [bad.endpoint, good]);
       cleanup.push(() => h.kill());
@@ -372,12 +372,13 @@ describe(`client against malformed servers (fuzz seed ${SEED}, ${MESSAGES} messa
 
   describe('closing during a burst of updates', function () {
     it('close() while a backlog drains ends the receive loops quietly: the host process survives (8 runs)', async () => {
-      // A fake active: answers a snapshot request with an empty snapshot, then floods the publisher.
+      // A fake active: answers a snapshot request with an empty snapshot, then floods the update
+      // stream (P+3, what a native client follows) with one-update batches.
       const router = new zmq.Router({ linger: 0 });
       const publisher = new zmq.Publisher({ linger: 0, sendHighWaterMark: 0 });
-      const port = await freePorts(3);
+      const port = await freePorts(4);
       await router.bind(`tcp://127.0.0.1:${port}`);
-      await publisher.bind(`tcp://127.0.0.1:${port + 1}`);
+      await publisher.bind(`tcp://127.0.0.1:${port + 3}`);
       let flooding = true;
       void (async () => {
         try {
@@ -397,13 +398,18 @@ describe(`client against malformed servers (fuzz seed ${SEED}, ${MESSAGES} messa
         let seq = 1;
         while (flooding) {
           for (let i = 0; i < 500; i++, seq++)
-            await publisher.send([
-              b(`/k${seq % 1000}`),
-              encodeSequence(seq),
-              Buffer.alloc(16),
-              b(''),
-              b('v'),
-            ]);
+            await publisher.send(
+              encodeUpdates('', [
+                {
+                  key: `/k${seq % 1000}`,
+                  sequence: seq,
+                  uuid: '\0'.repeat(16),
+                  properties: '',
+                  body: b('v'),
+                  expiresAt: 0,
+                },
+              ]),
+            );
           await turn();
         }
       })();
@@ -447,7 +453,7 @@ describe(`client against malformed servers (fuzz seed ${SEED}, ${MESSAGES} messa
     });
 
     it('nothing throws or rejects unhandled, the drops are counted, then the same clients converge against a real server on those ports', async () => {
-      const port = await freePorts(3);
+      const port = await freePorts(4);
       const endpoint = `tcp://127.0.0.1:${port}`;
       const router = new zmq.Router({ linger: 0, sendHighWaterMark: 100_000 });
       const publisher = new zmq.Publisher({ linger: 0, sendHighWaterMark: 100_000 });

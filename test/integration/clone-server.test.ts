@@ -29,8 +29,8 @@ describe('clone server (single node, real sockets)', function () {
   }
 
   before(async () => {
-    port = await freePorts(4);
-    server = startSingle(port, port + 3, ['--max-value-bytes', String(128 * 1024)]);
+    port = await freePorts(5);
+    server = startSingle(port, port + 4, ['--max-value-bytes', String(128 * 1024)]);
     endpoint = server.endpoint;
     await server.ready('ACTIVE');
   });
@@ -278,8 +278,8 @@ describe('clone server (single node, real sockets)', function () {
 
   it('sends a new subscriber a HUGZ at once, not a heartbeat later, so an auto-mode client learns the protocol at once', async () => {
     // A heartbeat of 20 s: the timer's first HUGZ is 20 s away; only the early one can arrive.
-    const slowPort = await freePorts(4);
-    const slow = startSingle(slowPort, slowPort + 3, ['--heartbeat-ms', '20000', '--failover-ms', '60000']);
+    const slowPort = await freePorts(5);
+    const slow = startSingle(slowPort, slowPort + 4, ['--heartbeat-ms', '20000', '--failover-ms', '60000']);
     const sub = new zmq.Subscriber({ linger: 0 });
     try {
       await slow.ready('ACTIVE');

@@ -118,8 +118,8 @@ describe('de-duplication of retried writes (real server)', function () {
   let writer: Writer | undefined;
 
   async function start(extraArgs: string[], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
-    const port = await freePorts(4);
-    server = new ServerProcess({ role: 'single', port, httpPort: port + 3, extraArgs, env });
+    const port = await freePorts(5);
+    server = new ServerProcess({ role: 'single', port, httpPort: port + 4, extraArgs, env });
     await server.ready('ACTIVE', 20_000);
     writer = new Writer(server.endpoint);
     return server;

@@ -55,8 +55,8 @@ describe('docs/api.md examples (run against a real server)', function () {
   const blocks = tsBlocks(DOC);
 
   before(async () => {
-    const port = await freePorts(4);
-    server = startSingle(port, port + 3);
+    const port = await freePorts(5);
+    server = startSingle(port, port + 4);
     await server.ready('ACTIVE');
     dir = mkdtempSync(join(tmpdir(), 'twinstar-docs-'));
   });

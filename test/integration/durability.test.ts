@@ -87,12 +87,12 @@ describe('durable state (real processes, real files)', function () {
   // the modes differ only for an OS crash or a power cut, which a test cannot cause here.
   for (const fsync of ['always', 'batch', 'off'] as const) {
     it(`a single node under fsync ${fsync}, SIGKILLed during pipelined acknowledged writes, keeps every one and keeps counting up`, async () => {
-      const port = await freePorts(5);
+      const port = await freePorts(6);
       const dir = join(tempDir(), 'single');
       const node = start({
         role: 'single',
         port,
-        httpPort: port + 3,
+        httpPort: port + 5,
         heartbeatPort: port + 4,
         dataDir: dir,
         fsync,
@@ -251,11 +251,11 @@ describe('durable state (real processes, real files)', function () {
 
   it('a full disk: writes fail with ERR_STORAGE, the node stays up and serves reads, the metric says so, and nothing acknowledged is lost', async () => {
     const dir = join(tempDir(), 'node');
-    const port = await freePorts(5);
+    const port = await freePorts(6);
     const options: ServerProcessOptions = {
       role: 'single',
       port,
-      httpPort: port + 3,
+      httpPort: port + 5,
       heartbeatPort: port + 4,
       dataDir: dir,
       fsync: 'always',
@@ -313,11 +313,11 @@ describe('durable state (real processes, real files)', function () {
   }
 
   async function singleWithData(dir: string, extraArgs: string[] = []): Promise<ServerProcess> {
-    const port = await freePorts(5);
+    const port = await freePorts(6);
     return start({
       role: 'single',
       port,
-      httpPort: port + 3,
+      httpPort: port + 5,
       heartbeatPort: port + 4,
       dataDir: dir,
       extraArgs,

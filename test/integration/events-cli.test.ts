@@ -11,8 +11,8 @@ describe('twinstar pub and sub (real processes)', function () {
   let server: ServerProcess;
   let servers: string[];
   before(async () => {
-    const port = await freePorts(5);
-    server = startSingle(port, port + 4, ['--heartbeat-port', String(port + 3)]);
+    const port = await freePorts(6);
+    server = startSingle(port, port + 5, ['--heartbeat-port', String(port + 4)]);
     await server.ready('ACTIVE');
     servers = ['--servers', server.endpoint];
   });

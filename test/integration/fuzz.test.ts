@@ -1054,12 +1054,12 @@ describe(`fuzzing with fast-check against live server sockets (seed ${SEED}, ${P
       await fake.bind('tcp://127.0.0.1:*');
       const fakePort = Number(fake.lastEndpoint!.slice(fake.lastEndpoint!.lastIndexOf(':') + 1));
       const connected = handshake(fake);
-      const base = await freePorts(5);
+      const base = await freePorts(6);
       lone = new ServerProcess({
         role: 'backup',
         port: base,
-        heartbeatPort: base + 3,
-        httpPort: base + 4,
+        heartbeatPort: base + 4,
+        httpPort: base + 5,
         peerPort: await osPort(), // the primary is absent: nothing listens there
         peerHeartbeatPort: fakePort,
       });
@@ -1081,7 +1081,7 @@ describe(`fuzzing with fast-check against live server sockets (seed ${SEED}, ${P
           }
         }
       });
-      spy.connect(`tcp://127.0.0.1:${base + 3}`);
+      spy.connect(`tcp://127.0.0.1:${base + 4}`);
       await lone.ready('BACKUP');
       await within(connected, 10_000, "the backup's peer SUB to connect");
       await waitFor(
@@ -1236,12 +1236,12 @@ describe(`fuzzing with fast-check against live server sockets (seed ${SEED}, ${P
       sockets.push(fake);
       await fake.bind('tcp://127.0.0.1:*');
       const connected = handshake(fake);
-      const base = await freePorts(5);
+      const base = await freePorts(6);
       const lone = new ServerProcess({
         role: 'backup',
         port: base,
-        heartbeatPort: base + 3,
-        httpPort: base + 4,
+        heartbeatPort: base + 4,
+        httpPort: base + 5,
         peerPort: await osPort(),
         peerHeartbeatPort: Number(fake.lastEndpoint!.slice(fake.lastEndpoint!.lastIndexOf(':') + 1)),
       });

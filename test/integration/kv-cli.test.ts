@@ -54,9 +54,10 @@ describe('twinstar CLI: issue 17 commands (real processes)', function () {
     let server: ServerProcess;
     let dead: string;
     before(async () => {
-      const port = await freePorts(8);
-      server = startSingle(port, port + 3);
-      dead = `tcp://127.0.0.1:${port + 4}`; // nothing listens there
+      // the server on P..P+3 with HTTP at P+4; a dead endpoint at P+5 (its P+5..P+8 free too)
+      const port = await freePorts(9);
+      server = startSingle(port, port + 4);
+      dead = `tcp://127.0.0.1:${port + 5}`; // nothing listens there
       await server.ready('ACTIVE');
     });
     after(async () => {
@@ -229,7 +230,7 @@ describe('twinstar CLI: issue 17 commands (real processes)', function () {
   describe('endpoint against a server that does not advertise HTTP', () => {
     let server: ServerProcess;
     before(async () => {
-      const port = await freePorts(4);
+      const port = await freePorts(5);
       server = startSingle(port, 0);
     });
     after(async () => {
@@ -248,8 +249,8 @@ describe('twinstar CLI: issue 17 commands (real processes)', function () {
     const seqs: Record<string, number> = {};
     const cli = (args: string[]) => runCli([...args, '--servers', server.endpoint]);
     before(async () => {
-      const port = await freePorts(4);
-      server = startSingle(port, port + 3);
+      const port = await freePorts(5);
+      server = startSingle(port, port + 4);
       await server.ready('ACTIVE');
       const client = await connect({ servers: [server.endpoint], subtree: '/g' });
       try {
@@ -340,8 +341,8 @@ describe('twinstar CLI: issue 17 commands (real processes)', function () {
       return Number(r.stdout.toString());
     };
     before(async () => {
-      const port = await freePorts(4);
-      server = startSingle(port, port + 3);
+      const port = await freePorts(5);
+      server = startSingle(port, port + 4);
       await server.ready('ACTIVE');
     });
     after(async () => {
@@ -536,8 +537,8 @@ describe('twinstar CLI: issue 17 commands (real processes)', function () {
   describe('watch --rev before the history kept', () => {
     let server: ServerProcess;
     before(async () => {
-      const port = await freePorts(4);
-      server = startSingle(port, port + 3, ['--replay-log-size', '5']);
+      const port = await freePorts(5);
+      server = startSingle(port, port + 4, ['--replay-log-size', '5']);
       await server.ready('ACTIVE');
     });
     after(async () => {

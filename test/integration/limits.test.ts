@@ -19,8 +19,8 @@ describe('limits (real server)', function () {
     metric(server.http, 'twinstar_dropped_messages_total', { socket, reason });
 
   before(async () => {
-    port = await freePorts(4);
-    server = startSingle(port, port + 3, [
+    port = await freePorts(5);
+    server = startSingle(port, port + 4, [
       '--max-properties',
       '2',
       '--min-ttl-ms',

@@ -55,8 +55,8 @@ describe('memory bounds under the B4 attacks (real servers, default limits)', fu
   });
 
   async function single(): Promise<ServerProcess> {
-    const port = await freePorts(4);
-    const server = new ServerProcess({ role: 'single', port, httpPort: port + 3, env: ALLOCATOR_ENV });
+    const port = await freePorts(5);
+    const server = new ServerProcess({ role: 'single', port, httpPort: port + 4, env: ALLOCATOR_ENV });
     servers.push(server);
     await server.ready('ACTIVE');
     return server;

@@ -194,8 +194,8 @@ describe('wire compatibility with an independent Python CHP client (pyzmq)', fun
       ['-c', 'import zmq'],
       "install Debian's python3-zmq (apt-get install -y python3-zmq)",
     );
-    const port = await freePorts(4); // P, P+1, P+2 for CHP and P+3 for HTTP
-    server = startSingle(port, port + 3);
+    const port = await freePorts(5); // P..P+2 for CHP, P+3 for the update stream, P+4 for HTTP
+    server = startSingle(port, port + 4);
     endpoint = server.endpoint;
     // Fail fast (with the server's own words) if it exits instead of coming up.
     const child = server.child;

@@ -49,8 +49,8 @@ describe('session tokens: bound to the key that made them, and short-lived (real
       { name: 'other', publicKey: keys.other.publicKey, read: ['/c/'], write: ['/c/'] },
     ];
     writeFileSync(join(dir, 'clients.json'), JSON.stringify({ clients: list }));
-    port = await freePorts(4);
-    server = startSingle(port, port + 3, [
+    port = await freePorts(5);
+    server = startSingle(port, port + 4, [
       '--curve',
       '--key-file',
       join(dir, 'server.key_secret'),

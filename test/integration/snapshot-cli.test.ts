@@ -61,8 +61,8 @@ describe('twinstar snapshot (real processes, real files)', function () {
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'twinstar-snapcli-'));
     file = join(work, 'backup.snap');
-    const port = await freePorts(4);
-    server = startSingle(port, port + 3);
+    const port = await freePorts(5);
+    server = startSingle(port, port + 4);
     await server.ready('ACTIVE');
     // A map with history in it: overwritten and deleted keys (the sequence runs past the key
     // count), TTL deadlines, binary values, a key outside ASCII.

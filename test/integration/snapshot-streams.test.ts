@@ -42,8 +42,8 @@ describe('snapshot streams are bounded (issue 13 B3, real server, default limits
 
   /** A single server holding KEYS keys of 100 bytes, written with raw TSET batches. */
   async function filledServer(): Promise<ServerProcess> {
-    const port = await freePorts(4);
-    const s = (server = new ServerProcess({ role: 'single', port, httpPort: port + 3, env: ALLOCATOR_ENV }));
+    const port = await freePorts(5);
+    const s = (server = new ServerProcess({ role: 'single', port, httpPort: port + 4, env: ALLOCATOR_ENV }));
     await s.ready('ACTIVE');
     const writer = new zmq.Dealer({ linger: 0 });
     sockets.push(writer);
@@ -149,11 +149,11 @@ describe('snapshot streams are bounded (issue 13 B3, real server, default limits
   });
 
   it('beyond max-snapshot-streams a native request gets TERROR busy, and the client retries', async () => {
-    const port = await freePorts(4);
+    const port = await freePorts(5);
     const s = (server = new ServerProcess({
       role: 'single',
       port,
-      httpPort: port + 3,
+      httpPort: port + 4,
       extraArgs: ['--max-snapshot-streams', '1', '--client-queue', '100'],
     }));
     await s.ready('ACTIVE');
@@ -184,12 +184,12 @@ describe('snapshot streams are bounded (issue 13 B3, real server, default limits
   });
 
   it('beyond max-snapshot-bytes a stream is refused with TERROR busy and counted bytes-busy; the gauge stays within the budget', async () => {
-    const port = await freePorts(4);
+    const port = await freePorts(5);
     const budget = 15_000_000;
     const s = (server = new ServerProcess({
       role: 'single',
       port,
-      httpPort: port + 3,
+      httpPort: port + 4,
       extraArgs: ['--max-snapshot-bytes', String(budget), '--client-queue', '1000'],
     }));
     await s.ready('ACTIVE');

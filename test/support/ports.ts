@@ -1,6 +1,6 @@
 /**
  * Free TCP ports on 127.0.0.1 for servers that tests and benchmarks start. A server needs
- * consecutive ports (P, P+1, P+2, and a pair node also its heartbeat and HTTP ports), so a range is
+ * consecutive ports (P..P+3, and a pair node also its heartbeat and HTTP ports), so a range is
  * chosen at random below the kernel's ephemeral range and bound whole: no other socket can take a
  * port of the range while it is being chosen, and the whole range is released at once, right
  * before it is handed out. Below the ephemeral range, because the kernel gives ports of that range
@@ -91,12 +91,12 @@ export interface PairPorts {
   backup: { port: number; heartbeat: number; http: number };
 }
 
-/** Ports for a pair: each node gets P..P+2 for clients, one heartbeat port and one HTTP port. */
+/** Ports for a pair: each node gets P..P+3 for clients, one heartbeat port and one HTTP port. */
 export async function pairPorts(): Promise<PairPorts> {
-  const p = await freePorts(5);
-  const b = await freePorts(5);
+  const p = await freePorts(6);
+  const b = await freePorts(6);
   return {
-    primary: { port: p, heartbeat: p + 3, http: p + 4 },
-    backup: { port: b, heartbeat: b + 3, http: b + 4 },
+    primary: { port: p, heartbeat: p + 4, http: p + 5 },
+    backup: { port: b, heartbeat: b + 4, http: b + 5 },
   };
 }

@@ -50,7 +50,7 @@ export function liveChildren(): number {
 
 export interface ServerProcessOptions {
   role: 'single' | 'primary' | 'backup';
-  /** snapshot port P (publisher P+1, collector P+2) */
+  /** snapshot port P (publisher P+1, collector P+2, update stream P+3): keep P..P+3 free for it */
   port: number;
   httpPort: number;
   heartbeatPort?: number;
@@ -85,12 +85,15 @@ export class ServerProcess {
   readonly endpoint: string;
   readonly publisher: string;
   readonly collector: string;
+  /** the native update stream (P+3; not bound with CURVE) */
+  readonly updates: string;
 
   constructor(readonly options: ServerProcessOptions) {
     this.http = `http://127.0.0.1:${options.httpPort}`;
     this.endpoint = `tcp://127.0.0.1:${options.port}`;
     this.publisher = `tcp://127.0.0.1:${options.port + 1}`;
     this.collector = `tcp://127.0.0.1:${options.port + 2}`;
+    this.updates = `tcp://127.0.0.1:${options.port + 3}`;
     this.child = this.spawn();
   }
 

@@ -76,23 +76,23 @@ describe('pair port layout', () => {
     expect(l.backup).to.deep.equal({ port: 5566, heartbeatPort: 5004, httpPort: 9566 });
   });
 
-  it('--port N: the block N..N+14, peers pointing at each other', () => {
+  it('--port N: the block N..N+15, peers pointing at each other', () => {
     const l = pairLayout(['--port', '6000', '--log-level', 'warn']);
-    expect(l.primary).to.deep.equal({ port: 6000, heartbeatPort: 6003, httpPort: 6004 });
-    expect(l.backup).to.deep.equal({ port: 6010, heartbeatPort: 6013, httpPort: 6014 });
+    expect(l.primary).to.deep.equal({ port: 6000, heartbeatPort: 6004, httpPort: 6005 });
+    expect(l.backup).to.deep.equal({ port: 6010, heartbeatPort: 6014, httpPort: 6015 });
     expect(nodeArgs(l, 'backup')).to.deep.equal([
       '--role',
       'backup',
       '--port',
       '6010',
       '--heartbeat-port',
-      '6013',
-      '--http-port',
       '6014',
+      '--http-port',
+      '6015',
       '--peer',
       '127.0.0.1:6000',
       '--peer-heartbeat',
-      '127.0.0.1:6003',
+      '127.0.0.1:6004',
       '--log-level',
       'warn',
     ]);
@@ -103,8 +103,8 @@ describe('pair port layout', () => {
     expect(l.primary).to.deep.equal({ port: 7000, heartbeatPort: 7100, httpPort: 0 });
     expect(l.backup).to.deep.equal({ port: 7010, heartbeatPort: 7101, httpPort: 0 });
     const e = pairLayout([], { TWINSTAR_PORT: '8000', TWINSTAR_HTTP_PORT: '8500' });
-    expect(e.primary).to.deep.equal({ port: 8000, heartbeatPort: 8003, httpPort: 8500 });
-    expect(e.backup).to.deep.equal({ port: 8010, heartbeatPort: 8013, httpPort: 8510 });
+    expect(e.primary).to.deep.equal({ port: 8000, heartbeatPort: 8004, httpPort: 8500 });
+    expect(e.backup).to.deep.equal({ port: 8010, heartbeatPort: 8014, httpPort: 8510 });
   });
 
   it('a wildcard host binds everywhere but peers over loopback', () => {
@@ -126,6 +126,8 @@ describe('pair port layout', () => {
     expect(refuse(['--port', 'abc'])).to.equal('--port takes a port number (1-65535), not "abc"');
     expect(refuse(['--port', '65530'])).to.match(/above 65535/);
     expect(refuse(['--port', '6000', '--heartbeat-port', '6011'])).to.match(/port 6011 would be both/);
+    // the update stream (P+3) counts: the backup's is 6013
+    expect(refuse(['--port', '6000', '--heartbeat-port', '6013'])).to.match(/port 6013 would be both/);
     expect(refuse(['--peer', '10.0.0.1:5556'])).to.match(/^--peer is set by pair/);
     expect(refuse(['--port'])).to.equal('--port needs a value');
   });

@@ -180,9 +180,10 @@ describe('loadConfig', () => {
       }
     });
 
-    it('a port whose collector (P+2) would pass 65535', () => {
-      const e = configError({ file: file('high.json', JSON.stringify({ port: 65534 })), env: {} });
+    it('a port whose update stream (P+3) would pass 65535', () => {
+      const e = configError({ file: file('high.json', JSON.stringify({ port: 65533 })), env: {} });
       expect(e.setting).to.equal('port');
+      expect(e.message).to.equal('invalid configuration: port: P+3 must be at most 65535');
     });
 
     it("role 'x'", () => {

@@ -26,7 +26,7 @@ describe('acknowledged writes over durable storage (a real single node)', functi
   let reqId = 0;
 
   beforeEach(async () => {
-    const port = await freePorts(4);
+    const port = await freePorts(5);
     const config = loadConfig({
       args: [
         '--role',
@@ -36,7 +36,7 @@ describe('acknowledged writes over durable storage (a real single node)', functi
         '--http-port',
         '0',
         '--heartbeat-port',
-        String(port + 3),
+        String(port + 4),
       ],
       env: {},
     });
