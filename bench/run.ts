@@ -144,7 +144,9 @@ function expected(suite: Suite, quick: boolean): string[] {
     case 'fanout':
       return [1, 10, 100]
         .flatMap((n) => [`fanout.${n}.rate`, `fanout.${n}.p50`, `fanout.${n}.p99`, `fanout.${n}.cpu`])
-        .concat(['fanout.cpu.ratio']);
+        .concat(['fanout.cpu.ratio'])
+        .concat([1, 100].flatMap((n) => [`fanout.chp.${n}.cpu`, `fanout.chp.${n}.p99`]))
+        .concat(['fanout.chp.cpu.ratio']);
     case 'snapshot':
       return (quick ? [100_000] : [100_000, 1_000_000])
         .map((n) => `snapshot.${n}.ms`)

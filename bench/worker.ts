@@ -73,15 +73,22 @@ async function subStart(args: Record<string, unknown>): Promise<{ sockets: numbe
     hist: new Histogram(),
     stamped: Boolean(args.stamped),
   };
-  if (args.kind === 'zmtp') {
+  if (args.kind === 'zmtp' || args.kind === 'updates') {
+    // 'updates': the server's update stream (src/wire/updates.ts), a packed batch per message
+    const batches = args.kind === 'updates';
     const url = new URL(endpoint.replace(/^tcp:/, 'http:'));
     for (let i = 0; i < count; i++) {
+      const delivered = (body: Buffer, at: number) => {
+        if (g.counts[i] === 0) g.firstAt[i] = at;
+        g.counts[i]!++;
+        g.lastAt[i] = at;
+        if (g.stamped && body.length >= 8) g.hist.record((at - body.readDoubleBE(0)) * 1000);
+      };
+      const topics = batches ? prefixes.map((prefix) => `${prefix}\0`) : prefixes;
       g.lean.push(
-        new ZmtpSubscriber(url.hostname, Number(url.port), prefixes, (body, at) => {
-          if (g.counts[i] === 0) g.firstAt[i] = at;
-          g.counts[i]!++;
-          g.lastAt[i] = at;
-          if (g.stamped && body.length >= 8) g.hist.record((at - body.readDoubleBE(0)) * 1000);
+        new ZmtpSubscriber(url.hostname, Number(url.port), topics, (body, at) => {
+          if (batches) forEachBody(body, (value) => delivered(value, at));
+          else delivered(body, at);
         }),
       );
     }
@@ -97,6 +104,23 @@ async function subStart(args: Record<string, unknown>): Promise<{ sockets: numbe
   group = g;
   for (let i = 0; i < count; i++) void subLoop(g, i);
   return { sockets: count };
+}
+
+/**
+ * Each value of a packed batch (src/wire/chp.ts: u16 keyLen | key | f64 sequence | u8 uuidLen |
+ * uuid | u16 propsLen | props | f64 expiresAt | u32 bodyLen | body), read in place.
+ */
+function forEachBody(packed: Buffer, each: (body: Buffer) => void): void {
+  let at = 0;
+  while (at < packed.length) {
+    at += 2 + packed.readUInt16BE(at) + 8;
+    at += 1 + packed[at]!;
+    at += 2 + packed.readUInt16BE(at) + 8;
+    const length = packed.readUInt32BE(at);
+    at += 4;
+    each(packed.subarray(at, at + length));
+    at += length;
+  }
 }
 
 function subStats(): unknown {
