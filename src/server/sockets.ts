@@ -158,10 +158,7 @@ export class ServerSockets {
     this.collector.subscribe();
     for (const socket of [this.publisher, this.updates]) {
       socket?.events.on('accept', () => this.connectedClients++);
-      socket?.events.on(
-        'disconnect',
-        () => (this.connectedClients = Math.max(0, this.connectedClients - 1)),
-      );
+      socket?.events.on('disconnect', () => (this.connectedClients = Math.max(0, this.connectedClients - 1)));
     }
     void receiveLoop(this.router, onRequest);
     void receiveLoop(this.collector, onCollected);
