@@ -246,7 +246,8 @@ describe('twinstar CLI (real processes)', function () {
       // The server drops values over --max-value-bytes (64) without a word, as CHP allows: the
       // client sends it (its own limit is the default), and it is never published back.
       const big = 'x'.repeat(100);
-      const r = await cli(['set', '/cli/chp/big', big, '--mode', 'chp', '--timeout', '1500']);
+      // --timeout bounds the connect too: 1.5 s was once too short for it on a loaded CI machine
+      const r = await cli(['set', '/cli/chp/big', big, '--mode', 'chp', '--timeout', '3000']);
       expect(r.code, describeRun(r)).to.equal(3);
       expect(ownLines(r.stderr).join('\n')).to.contain(
         'sent, not confirmed (plain CHP writes are not acknowledged)',
