@@ -112,9 +112,11 @@ export class UpdateGate {
   private readonly own: ReadonlySet<string>;
   private confirmed = false;
 
+  /** `prefixes`: what the client follows; HUGZ among them is taken as the HUGZ subscription */
   constructor(prefixes: readonly string[]) {
-    this.own = new Set(prefixes);
-    this.subscriptions = [...prefixes.map((prefix) => `${prefix}\0`), HUGZ];
+    const own = prefixes.filter((prefix) => prefix !== HUGZ);
+    this.own = new Set(own);
+    this.subscriptions = [...own.map((prefix) => `${prefix}\0`), HUGZ];
   }
 
   passes(frames: readonly Buffer[]): boolean {

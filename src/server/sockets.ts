@@ -64,6 +64,8 @@ export class ServerSockets {
   readonly updateStream: UpdateStream | undefined;
   /** the prefixes subscribed to on the update stream right now (topics without their NUL) */
   readonly updatePrefixes = new Set<string>();
+  /** subscriptions read this turn and not confirmed yet (confirmSoon) */
+  private readonly confirming = new Set<string>();
   /** subscribers connected to the publisher and the update stream right now */
   connectedClients = 0;
   private revoking: Promise<void> = Promise.resolve();
@@ -181,9 +183,23 @@ export class ServerSockets {
         if (prefix === undefined) return; // HUGZ, or not a topic of the stream
         if (message![0] === 1) {
           this.updatePrefixes.add(prefix);
-          this.updateStream?.confirm(prefix);
+          this.confirmSoon(prefix);
         } else if (message![0] === 0) this.updatePrefixes.delete(prefix);
       });
+  }
+
+  /**
+   * Confirms a subscription to the update stream (update-stream.ts) at the end of this event-loop
+   * turn: the subscriptions of a prefix read in one turn share one confirmation (100 watchers
+   * starting at once would otherwise get 100 each).
+   */
+  private confirmSoon(prefix: string): void {
+    if (this.confirming.size === 0)
+      setImmediate(() => {
+        for (const p of this.confirming) if (this.updatePrefixes.has(p)) this.updateStream?.confirm(p);
+        this.confirming.clear();
+      });
+    this.confirming.add(prefix);
   }
 
   close(): void {

@@ -106,6 +106,9 @@ describe('UpdateGate: what the update stream subscriber passes on', () => {
 
   it('subscribes to each prefix ended by a NUL, and to HUGZ', () => {
     expect(new UpdateGate(['', '/a/']).subscriptions).to.deep.equal(['\0', '/a/\0', 'HUGZ']);
+    // the client follows [subtree, HUGZ]: HUGZ is the HUGZ subscription, not a prefix of batches
+    expect(new UpdateGate(['/a/', 'HUGZ']).subscriptions).to.deep.equal(['/a/\0', 'HUGZ']);
+    expect(new UpdateGate(['/a/', 'HUGZ']).passes(encodeUpdates('HUGZ', []))).to.equal(false);
   });
 
   it('drops HUGZ until a batch of its own came, then passes them', () => {
