@@ -22,7 +22,14 @@ export const ASSUMED_HUGZ_MS = 1000;
 export const SILENT_INTERVALS = 3;
 /** the measured interval is the largest of this many recent HUGZ gaps */
 const GAP_SAMPLES = 4;
-/** an unanswered ping is sent again after this long */
+/**
+ * An unanswered ping is sent again after PING_RETRY_FIRST_MS, then after twice as long each time,
+ * up to PING_RETRY_MS. Quickly at first, because a ping can sit unsent: libzmq may leave the first
+ * message queued on a DEALER whose connection has just completed in its pipe until the next send
+ * (100 clients starting at once: a few of them waited 1 s for their TPONG, which came 2 ms after
+ * the next ping; docs/performance.md). Then slowly, so a frozen server is not flooded.
+ */
+const PING_RETRY_FIRST_MS = 100;
 const PING_RETRY_MS = 1000;
 
 export type History = 'complete' | 'incomplete';
@@ -50,6 +57,8 @@ interface View {
   native: boolean | undefined;
   pingReqId: number | undefined;
   pingSentAt: number;
+  /** pings sent in a row while one was unanswered (sets the retry interval) */
+  pingRetries: number;
 }
 
 export class Discovery {
@@ -80,6 +89,7 @@ export class Discovery {
       native: undefined,
       pingReqId: undefined,
       pingSentAt: -Infinity,
+      pingRetries: 0,
     }));
   }
 
@@ -134,7 +144,10 @@ export class Discovery {
   pingsDue(now: number, probeMs: number): number[] {
     const out: number[] = [];
     this.views.forEach((v, i) => {
-      const wait = v.pingReqId === undefined ? probeMs : PING_RETRY_MS;
+      const wait =
+        v.pingReqId === undefined
+          ? probeMs
+          : Math.min(PING_RETRY_MS, PING_RETRY_FIRST_MS * 2 ** v.pingRetries);
       if (now - v.pingSentAt >= wait) out.push(i);
     });
     return out;
@@ -152,8 +165,10 @@ export class Discovery {
   }
 
   pinged(i: number, reqId: number, now: number): void {
-    this.views[i]!.pingReqId = reqId;
-    this.views[i]!.pingSentAt = now;
+    const v = this.views[i]!;
+    v.pingRetries = v.pingReqId === undefined ? 0 : v.pingRetries + 1;
+    v.pingReqId = reqId;
+    v.pingSentAt = now;
   }
 
   /** True when reqId is this server's outstanding ping (which is then answered). */

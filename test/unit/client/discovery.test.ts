@@ -75,6 +75,28 @@ describe('Discovery', () => {
     expect(describeSeen(d.seen())).to.equal(`${A} no connection (refused or down); ${B} no answer`);
   });
 
+  it('an unanswered ping goes again after 100 ms, then 200, 400, 800, and every 1,000 ms after that; an answer starts over', () => {
+    const d = new Discovery([A], 500);
+    d.begin(0);
+    let reqId = 0;
+    let at = 0;
+    const sentAt: number[] = [];
+    // every ms for 4 s: a ping goes whenever one is due, none is answered
+    for (; at <= 4000; at++)
+      if (d.pingsDue(at, 50).length > 0) {
+        d.pinged(0, ++reqId, at);
+        sentAt.push(at);
+      }
+    expect(sentAt).to.deep.equal([0, 100, 300, 700, 1500, 2500, 3500]);
+    // answered: the next one waits the probe period, and an unanswered one 100 ms again
+    expect(d.isPing(0, reqId)).to.equal(true);
+    expect(d.pingsDue(3549, 50)).to.deep.equal([]);
+    expect(d.pingsDue(3550, 50)).to.deep.equal([0]);
+    d.pinged(0, ++reqId, 3550);
+    expect(d.pingsDue(3649, 50)).to.deep.equal([]);
+    expect(d.pingsDue(3650, 50)).to.deep.equal([0]);
+  });
+
   it('pongOf reads the optional heartbeat and history of a decoded TPONG, and takes old 5-frame replies', () => {
     const pong = (...frames: Buffer[]) =>
       decodeReply([Buffer.from(Native.PONG), encodeRequestId(7), ...frames]) as PongReply;
