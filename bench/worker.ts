@@ -17,6 +17,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Histogram } from './lib/stats.js';
 import { nowMs } from './lib/proc.js';
 import { ZmtpSubscriber } from './lib/zmtp.js';
+import { unpackEntry } from '../src/wire/index.js';
 import { serveRequests, type WorkerRequest } from './lib/worker-ipc.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -106,21 +107,10 @@ async function subStart(args: Record<string, unknown>): Promise<{ sockets: numbe
   return { sockets: count };
 }
 
-/**
- * Each value of a packed batch (src/wire/chp.ts: u16 keyLen | key | f64 sequence | u8 uuidLen |
- * uuid | u16 propsLen | props | f64 expiresAt | u32 bodyLen | body), read in place.
- */
+/** Each value of a packed batch (src/wire/chp.ts, its one reader). */
 function forEachBody(packed: Buffer, each: (body: Buffer) => void): void {
-  let at = 0;
-  while (at < packed.length) {
-    at += 2 + packed.readUInt16BE(at) + 8;
-    at += 1 + packed[at]!;
-    at += 2 + packed.readUInt16BE(at) + 8;
-    const length = packed.readUInt32BE(at);
-    at += 4;
-    each(packed.subarray(at, at + length));
-    at += length;
-  }
+  const cursor = { at: 0 };
+  while (cursor.at < packed.length) each(unpackEntry(packed, cursor).body);
 }
 
 function subStats(): unknown {

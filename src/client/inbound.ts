@@ -101,12 +101,15 @@ function onPublished(host: InboundHost, server: number, frames: Buffer[]): void 
   confirm(host);
   if (msg.key === HUGZ) {
     if (host.replica.heartbeat(msg.sequence)) host.resyncCurrent();
-  } else {
-    host.kv.revisions.noteLive(msg, now);
-    const { changes, gap } = host.replica.offer(msg);
-    host.deliver(changes, false);
-    if (gap) host.resyncCurrent();
-  }
+  } else if (offer(host, msg, now)) host.resyncCurrent();
+}
+
+/** One published update, as the replica takes it; true when it showed a hole (resume). */
+function offer(host: InboundHost, entry: Entry, now: number): boolean {
+  host.kv.revisions.noteLive(entry, now);
+  const { changes, gap } = host.replica.offer(entry);
+  host.deliver(changes, false);
+  return gap;
 }
 
 /** The first message on a new subscription has come. */
@@ -127,12 +130,7 @@ function onUpdates(host: InboundHost, packed: Buffer, now: number): void {
   const entries = unpackBatch(packed, host.limits); // a malformed batch throws: nothing applied
   confirm(host);
   let gap = false;
-  for (const entry of entries) {
-    host.kv.revisions.noteLive(entry, now);
-    const offered = host.replica.offer(entry);
-    if (offered.changes.length > 0) host.deliver(offered.changes, false);
-    gap ||= offered.gap;
-  }
+  for (const entry of entries) gap = offer(host, entry, now) || gap;
   if (gap) host.resyncCurrent();
 }
 

@@ -164,28 +164,12 @@ export class ServerSockets {
     }
     void receiveLoop(this.router, onRequest);
     void receiveLoop(this.collector, onCollected);
-    // An XPUB delivers each subscription as a message: byte 1 (subscribe) or 0, then the prefix.
-    // With 'allSubs', every subscribe comes through but an unsubscribe only when the prefix's last
-    // subscriber is gone: the set holds the prefixes someone follows now.
-    void receiveLoop(this.publisher, (frames) => {
-      const message = frames[0];
-      if (message === undefined || message.length === 0) return;
-      const prefix = message.toString('utf8', 1);
-      if (message[0] === 1) {
-        this.subscribed.add(prefix);
-        onSubscribed();
-      } else if (message[0] === 0) this.subscribed.delete(prefix);
-    });
+    trackSubscriptions(this.publisher, this.subscribed, (topic) => topic.toString('utf8'), onSubscribed);
+    // HUGZ, or anything not ended by a NUL, is no prefix of the stream (updatesPrefix: undefined)
     if (this.updates)
-      void receiveLoop(this.updates, (frames) => {
-        const message = frames[0];
-        const prefix = message && message.length > 1 ? updatesPrefix(message.subarray(1)) : undefined;
-        if (prefix === undefined) return; // HUGZ, or not a topic of the stream
-        if (message![0] === 1) {
-          this.updatePrefixes.add(prefix);
-          this.confirmSoon(prefix);
-        } else if (message![0] === 0) this.updatePrefixes.delete(prefix);
-      });
+      trackSubscriptions(this.updates, this.updatePrefixes, updatesPrefix, (prefix) =>
+        this.confirmSoon(prefix),
+      );
   }
 
   /**
@@ -234,6 +218,30 @@ export class ServerSockets {
       });
     return this.revoking;
   }
+}
+
+/**
+ * Keeps `prefixes` to what is subscribed to on an XPUB, which delivers each subscription as a
+ * message: byte 1 (subscribe) or 0, then the topic. With 'allSubs', every subscribe comes through
+ * but an unsubscribe only when the topic's last subscriber is gone. `prefixOf` reads a topic
+ * (undefined: not one to keep); `subscribed` is told of each subscribe.
+ */
+function trackSubscriptions(
+  socket: zmq.XPublisher,
+  prefixes: Set<string>,
+  prefixOf: (topic: Buffer) => string | undefined,
+  subscribed: (prefix: string) => void,
+): void {
+  void receiveLoop(socket, (frames) => {
+    const message = frames[0];
+    if (message === undefined || message.length === 0) return;
+    const prefix = prefixOf(message.subarray(1));
+    if (prefix === undefined) return;
+    if (message[0] === 1) {
+      prefixes.add(prefix);
+      subscribed(prefix);
+    } else if (message[0] === 0) prefixes.delete(prefix);
+  });
 }
 
 /**

@@ -8,7 +8,7 @@
  * filled it: waiting to gather more (a linger, as Kafka's producer has) cost latency and saved
  * no CPU below 5 ms (measured, docs/performance.md). Pure: sends through `post`.
  */
-import { chunked, encodeUpdates, type PackedEntry } from '../wire/index.js';
+import { encodeUpdates, sizedChunks, type PackedEntry } from '../wire/index.js';
 import { isDeletePrefix, type Entry } from '../kv/index.js';
 
 export interface UpdateStreamDeps {
@@ -32,6 +32,8 @@ export class UpdateStream {
    */
   add(published: Entry): void {
     if (this.deps.prefixes.size === 0) return;
+    // Most changes have no deadline: the entry itself, no copy.
+    if (published.expiresAt === 0) return void this.pending.push(published);
     const { key, sequence, uuid, properties, body } = published;
     this.pending.push({ key, sequence, uuid, properties, body, expiresAt: 0 });
   }
@@ -48,8 +50,8 @@ export class UpdateStream {
     for (const prefix of this.deps.prefixes) {
       const batch = prefix === '' ? entries : under(prefix, entries);
       if (batch.length === 0) continue;
-      for (const chunk of chunked(batch, Infinity, this.deps.maxBatchBytes))
-        this.deps.post(encodeUpdates(prefix, chunk));
+      for (const { entries: chunk, bytes } of sizedChunks(batch, Infinity, this.deps.maxBatchBytes))
+        this.deps.post(encodeUpdates(prefix, chunk, bytes));
     }
   }
 

@@ -237,20 +237,24 @@ export interface PackedEntry extends KvMsg {
 /** Bytes of a packed entry besides its key, uuid, properties and body. */
 export const FIXED_BYTES = 2 + 8 + 1 + 2 + 8 + 4;
 
-export function packBatch(entries: readonly PackedEntry[]): Buffer {
+/** `size`: the entries' packed size when the caller has summed it already (sizes.ts packedSize). */
+export function packBatch(entries: readonly PackedEntry[], size = packedBytes(entries)): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const e of entries) at = packEntry(out, e, at);
+  return out;
+}
+
+function packedBytes(entries: readonly PackedEntry[]): number {
   let size = 0;
-  for (const e of entries) {
+  for (const e of entries)
     size +=
       FIXED_BYTES +
       Buffer.byteLength(e.key) +
       e.uuid.length +
       Buffer.byteLength(e.properties) +
       e.body.length;
-  }
-  const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  for (const e of entries) at = packEntry(out, e, at);
-  return out;
+  return size;
 }
 
 /**

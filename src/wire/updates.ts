@@ -33,9 +33,12 @@ export function updatesPrefix(topic: Buffer): string | undefined {
   return topic.toString('utf8', 0, topic.length - 1);
 }
 
-/** A batch of published changes (KVPUBs: `expiresAt` 0) for the subscribers of `prefix`. */
-export function encodeUpdates(prefix: string, entries: readonly PackedEntry[]): Buffer[] {
-  return [updatesTopic(prefix), packBatch(entries)];
+/**
+ * A batch of published changes (KVPUBs: `expiresAt` 0) for the subscribers of `prefix`; `bytes`,
+ * their packed size when the caller has it already (sizes.ts sizedChunks).
+ */
+export function encodeUpdates(prefix: string, entries: readonly PackedEntry[], bytes?: number): Buffer[] {
+  return [updatesTopic(prefix), packBatch(entries, bytes)];
 }
 
 /** Whether a message of the update stream is a batch (two frames) rather than a HUGZ (five). */
