@@ -24,10 +24,10 @@ export const SILENT_INTERVALS = 3;
 const GAP_SAMPLES = 4;
 /**
  * An unanswered ping is sent again after PING_RETRY_FIRST_MS, then after twice as long each time,
- * up to PING_RETRY_MS. Quickly at first, because a ping can sit unsent: libzmq may leave the first
- * message queued on a DEALER whose connection has just completed in its pipe until the next send
- * (100 clients starting at once: a few of them waited 1 s for their TPONG, which came 2 ms after
- * the next ping; docs/performance.md). Then slowly, so a frozen server is not flooded.
+ * up to PING_RETRY_MS. Quickly at first: a ping or its answer may be lost to a connection that has
+ * just completed (a TPONG once waited unread until the next send, fixed in transport.ts; pings are
+ * free to repeat, so the quick retry stays as a second guard). Then slowly, so a frozen server is
+ * not flooded.
  */
 const PING_RETRY_FIRST_MS = 100;
 const PING_RETRY_MS = 1000;
@@ -154,10 +154,14 @@ export class Discovery {
   }
 
   /**
-   * Server `i` can be reached now (its connection completed): a ping that could not go out is due
-   * at once rather than after the probe interval. True if one is.
+   * Server `i` can be reached now (its connection completed): a ping, or a plain CHP ask, that
+   * could not go out is due at once rather than after the probe interval. True if one is.
    */
   reachable(i: number): boolean {
+    if (i === this.chpTarget && this.chpUnsent) {
+      this.chpSentAt = -Infinity;
+      return true;
+    }
     const v = this.views[i]!;
     if (v.pingReqId !== undefined || v.answered) return false;
     v.pingSentAt = -Infinity;
@@ -276,6 +280,8 @@ export class Discovery {
    * Plain CHP (ICANHAZ? is a vote on servers): whom to ask now, in Binary Star order. The first
    * listed server first (or, after a failover, the one after the server lost), the next only once
    * the one asked has been silent for its timeout. Undefined: keep waiting.
+   * An ask is not sent again while it may be answered: a second ICANHAZ? would stop the stream of
+   * the first (one per client), and parts of both would make one snapshot.
    */
   chpAsk(now: number, retryMs = 50): number | undefined {
     const n = this.views.length;

@@ -109,6 +109,8 @@ class ZmqLink implements Link {
   private dealerOut!: Outbox;
   /** the DEALER has a completed handshake (with CURVE: its token is in use) */
   private dealerConnected = false;
+  /** a message went out on this DEALER: it is writable, and asking libzmq again is unsafe */
+  private dealerDelivered = false;
   private lastRenewAt = 0;
   private renewTimer: NodeJS.Timeout | undefined;
   private renewLater: NodeJS.Timeout | undefined;
@@ -163,13 +165,14 @@ class ZmqLink implements Link {
     });
     this.dealer = dealer;
     this.dealerOut = new Outbox(dealer, () => undefined);
-    this.dealerConnected = false;
+    this.dealerConnected = this.dealerDelivered = false;
     dealer.events.on('handshake', () => {
       if (this.dealer !== dealer || this.closed) return;
       this.dealerConnected = true;
-      // Told once the DEALER can take a request: right after the handshake it may not (when-writable.ts).
+      // Told once the DEALER can take a request, which right after the handshake it may not; never
+      // asked again once a request went out, as a reply may be on its way (when-writable.ts).
       whenWritable(
-        () => dealer.writable,
+        () => this.dealerDelivered || dealer.writable,
         () => this.handlers.connected?.(),
         () => this.dealer !== dealer || this.closed,
       );
@@ -217,7 +220,13 @@ class ZmqLink implements Link {
 
   request(frames: Buffer[], onFail?: () => void): void {
     if (this.closed) return onFail?.();
-    this.dealerOut.send(frames).catch(() => onFail?.());
+    const dealer = this.dealer;
+    this.dealerOut.send(frames).then(
+      () => {
+        if (this.dealer === dealer) this.dealerDelivered = true;
+      },
+      () => onFail?.(),
+    );
   }
 
   follow(prefixes: string[], native = false): void {

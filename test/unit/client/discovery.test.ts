@@ -97,6 +97,19 @@ describe('Discovery', () => {
     expect(d.pingsDue(3650, 50)).to.deep.equal([0]);
   });
 
+  it('a plain CHP ask refused by the socket goes as soon as the connection completes, and an ask that went out is not repeated while the server may answer', () => {
+    const d = new Discovery([A], 500);
+    d.begin(0);
+    expect(d.chpAsk(0)).to.equal(0);
+    d.chpNotSent(0);
+    expect(d.chpAsk(10), 'refused: retried after the probe period').to.equal(undefined);
+    expect(d.reachable(0), 'its connection completed').to.equal(true);
+    expect(d.chpAsk(11)).to.equal(0);
+    // a second ICANHAZ? would stop the first one's stream (one per client): silence until the timeout
+    for (let at = 12; at < 3000; at += 7) expect(d.chpAsk(at), `at ${at}`).to.equal(undefined);
+    expect(d.chpAsk(3000), 'silent for its timeout since the first ask: the next (here, itself)').to.equal(0);
+  });
+
   it('pongOf reads the optional heartbeat and history of a decoded TPONG, and takes old 5-frame replies', () => {
     const pong = (...frames: Buffer[]) =>
       decodeReply([Buffer.from(Native.PONG), encodeRequestId(7), ...frames]) as PongReply;
