@@ -177,12 +177,11 @@ class ZmqLink implements Link {
         () => this.dealer !== dealer || this.closed,
       );
     });
-    if (curve) {
-      // A reconnect by libzmq would reuse the token, which the server honours only once.
-      dealer.events.on('disconnect', () => {
-        if (this.dealer === dealer) this.renewDealer();
-      });
-    }
+    dealer.events.on('disconnect', () => {
+      if (this.dealer !== dealer) return;
+      this.dealerDelivered = false; // no reply can come now: the next handshake may ask `writable`
+      if (curve) this.renewDealer(); // libzmq would reconnect with the token, honoured only once
+    });
     dealer.connect(this.server.snapshot);
     // A DEALER replaced by renewDealer() is closed under its loop: that end is expected.
     listen(
