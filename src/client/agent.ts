@@ -1,10 +1,9 @@
 /**
- * The client's agent: the state machine behind the public facade (client.ts). It owns the links,
- * the replica, the search for the active (finder.ts), the sync (sync.ts), the write queue
- * (writes.ts), the event bus (bus.ts), leases and watches from a sequence (kv.ts) and the one
- * timer, on the injected clock. Every phase change goes through `setPhase` (session.ts); what it
- * tells the application goes to the facade's next-tick queue (`AgentHost`). Messages from
- * servers: inbound.ts; the procedure: docs/protocol.md.
+ * The client's agent, the state machine behind the facade (client.ts), owns the links, replica,
+ * search (finder.ts), sync (sync.ts), writes (writes.ts), bus (bus.ts), leases and watches (kv.ts)
+ * and the one timer, on the injected clock. Phases change in `setPhase` (session.ts); what the
+ * application is told goes to the facade's next-tick queue (`AgentHost`). Messages from servers:
+ * inbound.ts; the procedure: docs/protocol.md.
  */
 import { encodeIcanhaz, encodeRequest, HUGZ, socketFrameLimits, type Limits } from '../wire/index.js';
 import { Replica, type Entry, type ReplicaChange } from '../kv/index.js';
@@ -85,6 +84,7 @@ export class Agent implements InboundHost {
             if (this.phase === 'finding' && this.finder.discovery.reachable(i)) this.probe();
             else if (i === this.current) this.bus.reconnected();
           },
+          followed: () => this.phase === 'finding' && this.finder.followed(i) && this.probe(),
         },
       ),
     );
@@ -256,9 +256,9 @@ export class Agent implements InboundHost {
     const hadReplica = this.replica.sequence >= 0;
     this.term = term;
     const resync = kind !== 'resume';
-    // The vote was answered before we subscribed to this server, so updates held meanwhile may
-    // start after a hole. Drop them: the resume that confirms the subscription brings them again.
-    if (wasVote) this.replica.dropHeld();
+    // Updates held since a native vote may start after a hole (it was answered before we subscribed):
+    // the resume confirming the subscription brings them again. Plain CHP subscribed first: kept.
+    if (wasVote && this.modeNow === 'native') this.replica.dropHeld();
     const changes = resync
       ? this.replica.loadSnapshot(entries, sequence)
       : this.replica.loadResume(entries, sequence);

@@ -93,6 +93,11 @@ export class Discovery {
     }));
   }
 
+  /** Plain CHP: the server asked for a snapshot (subscribed to before it was asked), if any. */
+  get asked(): number | undefined {
+    return this.chpTarget;
+  }
+
   /** A search begins; `lost` is the server the client was using (its silence already counts). */
   begin(now: number, lost?: number): void {
     this.since = now;

@@ -84,7 +84,11 @@ export function guard(host: InboundHost, server: number, source: DropSource, fra
 
 function onPublished(host: InboundHost, server: number, frames: Buffer[]): void {
   if (host.phase === 'closed') return;
-  if (server !== host.current) return onAdvertisement(host, server, frames);
+  if (server !== host.current) {
+    if (host.phase === 'finding' && host.finder.discovery.asked === server)
+      return onAskedPublished(host, server, frames);
+    return onAdvertisement(host, server, frames);
+  }
   const now = host.now();
   host.lastHeard = now;
   host.finder.discovery.heard(server, now);
@@ -102,6 +106,19 @@ function onPublished(host: InboundHost, server: number, frames: Buffer[]): void 
   if (msg.key === HUGZ) {
     if (host.replica.heartbeat(msg.sequence)) host.resyncCurrent();
   } else if (offer(host, msg, now)) host.resyncCurrent();
+}
+
+/**
+ * Plain CHP: an update from the server asked for a snapshot, which the client subscribed to first,
+ * as RFC 12's clients do. It is held, and applied after the snapshot if it is newer: an update
+ * published after the snapshot was taken may arrive before the snapshot's first message.
+ */
+function onAskedPublished(host: InboundHost, server: number, frames: Buffer[]): void {
+  const msg = decodeKvEntry(frames, host.limits);
+  if (msg.key === HUGZ) return onAdvertisement(host, server, frames);
+  if (!host.syncs.holdFrom(server)) host.replica.dropHeld();
+  host.replica.beginSync();
+  offer(host, msg, host.now());
 }
 
 /** One published update, as the replica takes it; true when it showed a hole (resume). */

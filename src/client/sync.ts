@@ -36,6 +36,8 @@ export type SyncDue =
 export class SyncAssembly {
   private native: NativeSync | undefined;
   private chp: ChpSync | undefined;
+  /** plain CHP: the server whose published updates the replica holds while it is asked (-1: none) */
+  private holding = -1;
 
   /** A native sync request `reqId` went to `server`. */
   startNative(reqId: number, server: number, fresh: boolean, now: number): void {
@@ -51,6 +53,17 @@ export class SyncAssembly {
   stop(): void {
     this.native = undefined;
     this.chp = undefined;
+    this.holding = -1;
+  }
+
+  /**
+   * Plain CHP: an update published by `server`, the one being asked, came before its snapshot ends
+   * (the replica holds it). False when the replica holds updates from another server: drop them.
+   */
+  holdFrom(server: number): boolean {
+    const same = this.holding === server;
+    this.holding = server;
+    return same;
   }
 
   /** Whether `reqId` is the native sync in progress. */
@@ -100,6 +113,7 @@ export class SyncAssembly {
   chpEnd(): Entry[] {
     const entries = this.chp?.entries ?? [];
     this.chp = undefined;
+    this.holding = -1;
     return entries;
   }
 

@@ -14,11 +14,12 @@
  */
 import * as zmq from 'zeromq';
 import { decodeReply, encodeRequest, Native } from '../wire/index.js';
-import { Outbox, receiveLoop, whenWritable } from '../zmq/index.js';
+import { Outbox, whenWritable } from '../zmq/index.js';
 import { curveClientOptions, sessionToken, tokenMintedAt } from '../security/index.js';
 import type { ServerAddress } from './servers.js';
 import { ContextPool, hostOf } from './contexts.js';
 import { UpdateGate, ZmtpSub } from './zmtp-sub.js';
+import { guarded, listen } from './listen.js';
 
 export interface LinkHandlers {
   /** a reply on the snapshot socket */
@@ -30,6 +31,8 @@ export interface LinkHandlers {
    * `immediate` refuses them, so the first ping of a new client is refused)
    */
   connected?(): void;
+  /** the libzmq SUB made by `follow` completed a handshake with the publisher (`followReady`) */
+  followed?(): void;
 }
 
 export interface Link {
@@ -42,6 +45,11 @@ export interface Link {
    * libzmq SUB, whose I/O thread subscribes within microseconds of the connection.
    */
   follow(prefixes: string[], native?: boolean): void;
+  /**
+   * false while the libzmq SUB made by `follow` has no completed handshake with the publisher, so
+   * its subscriptions may not be in force yet (RFC 12: subscribe, then ask for the snapshot)
+   */
+  followReady?(): boolean;
   /** stop following the publisher */
   unfollow(): void;
   /** to the collector (plain CHP KVSET) */
@@ -59,37 +67,6 @@ const PUB_WAITING_MAX = 100_000;
 const TOKEN_RENEW_MS = 30_000;
 const RENEW_CHECK_MS = 5_000;
 const RENEW_MIN_GAP_MS = 1000;
-
-/**
- * The handlers (the client's) drop and count whatever they cannot use and never throw; this is the
- * last line: an exception out of a handler would end the receive loop (the socket would go deaf)
- * and reject a promise nobody awaits, which ends the application's process.
- */
-function guarded(handle: (frames: Buffer[]) => void): (frames: Buffer[]) => void {
-  return (frames) => {
-    try {
-      handle(frames);
-    } catch (error) {
-      process.emitWarning(`twinstar client: a socket handler threw: ${String(error)}`);
-    }
-  };
-}
-
-/**
- * Runs a socket's receive loop with a guarded handler. The loop ends with an error when its socket
- * is closed under it (ENOTSOCK on a SUB closed while its backlog drains: this crashed a client
- * process that closed during a burst); that is expected then, and never left as an unhandled
- * rejection, which would end the application's process.
- */
-function listen(
-  socket: AsyncIterable<Buffer[]>,
-  wanted: () => boolean,
-  handle: (frames: Buffer[]) => void,
-): void {
-  receiveLoop(socket, guarded(handle)).catch((error: unknown) => {
-    if (wanted()) process.emitWarning(`twinstar client: a socket stopped receiving: ${String(error)}`);
-  });
-}
 
 export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server, handlers);
 
@@ -120,6 +97,8 @@ class ZmqLink implements Link {
   private sub: ZmtpSub | zmq.Subscriber | undefined;
   /** what `sub` is subscribed to, when it is a libzmq SUB */
   private subPrefixes: string[] = [];
+  /** `sub`, a libzmq SUB, is connected: it sent its subscriptions on its handshake */
+  private subConnected = false;
   private pub: zmq.XPublisher | undefined;
   private pubOut: Outbox | undefined;
   private pubReady = false;
@@ -293,6 +272,15 @@ class ZmqLink implements Link {
       maxMessageSize: this.server.frames?.sub ?? -1,
     });
     for (const prefix of prefixes) sub.subscribe(prefix);
+    this.subConnected = false;
+    sub.events.on('handshake', () => {
+      if (this.sub !== sub) return;
+      this.subConnected = true;
+      this.handlers.followed?.();
+    });
+    sub.events.on('disconnect', () => {
+      if (this.sub === sub) this.subConnected = false;
+    });
     sub.connect(this.server.publisher);
     this.sub = sub;
     this.subPrefixes = [...prefixes];
@@ -303,6 +291,10 @@ class ZmqLink implements Link {
         if (this.sub === sub) this.handlers.update(frames);
       },
     );
+  }
+
+  followReady(): boolean {
+    return !(this.sub instanceof zmq.Subscriber) || this.subConnected;
   }
 
   unfollow(): void {

@@ -861,6 +861,35 @@ describe('Client (fake clock, fake transport)', function () {
       expect([...h.a.requests, ...h.b.requests].every((r) => r.command === ICANHAZ)).to.equal(true);
     });
 
+    it('an update published after the snapshot was taken is applied after it, whether it arrives before the first KVSYNC or amid the snapshot (RFC 12: subscribe, then ask; 86 of 100 real clients lost some)', async () => {
+      const h = harness(
+        { a: { state: 'ACTIVE', plainChp: true }, b: { state: 'PASSIVE', plainChp: true } },
+        (a) => {
+          a.set('/k1', 'v1');
+          a.set('/k2', 'v2');
+          // published as the stream starts, and between its two KVSYNCs: both newer than it
+          a.duringChpSnapshot = (sent) => {
+            if (sent === 0) a.set('/early', 'e');
+            if (sent === 1) a.set('/k1', 'v1-mid');
+          };
+        },
+        { mode: 'chp' },
+      );
+      await h.net.advance(200);
+      await h.client.ready(1000);
+      h.a.duringChpSnapshot = undefined;
+      expect(
+        h.a.replies.map((r) => r.command),
+        'the snapshot, as sent',
+      ).to.deep.equal(['/k1', '/k2', 'KTHXBAI']);
+      expect(h.client.sequence).to.equal(4);
+      expect(asObject(h.client.entries())).to.deep.equal({ '/k1': 'v1-mid', '/k2': 'v2', '/early': 'e' });
+      // the channel that carried them still works: the next update is applied as it comes
+      h.a.set('/late', 'l');
+      await h.net.advance(50);
+      expect(h.client.getString('/late')).to.equal('l');
+    });
+
     it('a resync whose ICANHAZ? is lost is asked again although HUGZ keep coming', async () => {
       const h = harness(
         { a: { state: 'ACTIVE', plainChp: true }, b: { state: 'PASSIVE', plainChp: true } },

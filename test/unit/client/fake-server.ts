@@ -175,6 +175,12 @@ export class FakeServer {
   holdAcks = false;
   /** called after each request is handled (its replies are on the wire): a hook for races */
   onRequest: ((request: ReceivedRequest) => void) | undefined;
+  /**
+   * Called before each message of an ICANHAZ? answer (`sent` of them gone so far), once its
+   * sequence and entries are taken: what a test publishes here is newer than the snapshot and may
+   * reach the client before or amid it, as from the real server, which streams a snapshot.
+   */
+  duringChpSnapshot: ((sent: number) => void) | undefined;
   /** answer this many more TSNAP/TRESUME with TERROR 'busy' (the server's cap of streams) */
   busySyncs = 0;
 
@@ -589,7 +595,12 @@ export class FakeServer {
     if (!this.voteWins()) return;
     const subtree = request.subtree ?? '';
     const sequence = this.sequence;
-    for (const entry of this.snapshot(subtree)) this.reply(link, encodeKvMsg(entry));
+    let sent = 0;
+    for (const entry of this.snapshot(subtree)) {
+      this.duringChpSnapshot?.(sent++);
+      this.reply(link, encodeKvMsg(entry));
+    }
+    this.duringChpSnapshot?.(sent);
     this.reply(
       link,
       encodeKvMsg({

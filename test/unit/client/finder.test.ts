@@ -5,7 +5,7 @@
  * host with recording links and a hand-driven clock.
  */
 import { expect } from 'chai';
-import { Finder } from '../../../src/client/finder.js';
+import { Finder, FOLLOW_WAIT_MS } from '../../../src/client/finder.js';
 import type { Link } from '../../../src/client/transport.js';
 import { ICANHAZ, Native } from '../../../src/wire/index.js';
 import { silentLogger } from '../../../src/log/index.js';
@@ -14,11 +14,15 @@ const SERVER_TIMEOUT = 500;
 
 function setup(mode: 'native' | 'chp') {
   const sent: { server: number; command: string }[] = [];
+  /** the servers whose subscriber completed its handshake (fake `followReady`) */
+  const subscribed = new Set<number>([0, 1]);
+  const followed: number[] = [];
   const links: Link[] = [0, 1].map((server) => ({
     request: (frames: Buffer[]) => {
       sent.push({ server, command: frames[0]!.toString('latin1') });
     },
-    follow: () => undefined,
+    follow: () => void followed.push(server),
+    followReady: () => subscribed.has(server),
     unfollow: () => undefined,
     publish: () => undefined,
     drain: () => Promise.resolve(),
@@ -47,7 +51,7 @@ function setup(mode: 'native' | 'chp') {
     const end = clock.now + ms;
     for (; clock.now < end; clock.now += 50) finder.probe();
   };
-  return { sent, clock, quarantined, finder, run };
+  return { sent, clock, quarantined, finder, run, subscribed, followed };
 }
 
 describe('Finder: quarantined servers', () => {
@@ -90,5 +94,31 @@ describe('Finder: quarantined servers', () => {
       { server: 0, command: ICANHAZ },
       { server: 1, command: ICANHAZ },
     ]);
+  });
+});
+
+describe('Finder: plain CHP subscribes, then asks', () => {
+  it("ICANHAZ? waits for the subscriber's handshake with the server asked, and goes as soon as it is told of it", () => {
+    const f = setup('chp');
+    f.subscribed.clear();
+    f.finder.begin(undefined);
+    f.run(500);
+    expect(f.followed, 'the subscriber to A was made').to.include(0);
+    expect(f.sent, 'no ask before its subscriptions are in force').to.deep.equal([]);
+    f.subscribed.add(0);
+    expect(f.finder.followed(0), 'the ask is due on the handshake').to.equal(true);
+    f.finder.probe(); // what the agent does when followed() is true, without waiting for a tick
+    expect(f.sent).to.deep.equal([{ server: 0, command: ICANHAZ }]);
+    expect(f.finder.followed(0), 'nothing waits any more').to.equal(false);
+  });
+
+  it('ICANHAZ? goes anyway once the subscriber has had FOLLOW_WAIT_MS to connect (a publisher port that cannot be reached must not keep the server from being asked)', () => {
+    const f = setup('chp');
+    f.subscribed.clear();
+    f.finder.begin(undefined);
+    f.run(FOLLOW_WAIT_MS - 50);
+    expect(f.sent).to.deep.equal([]);
+    f.run(100);
+    expect(f.sent).to.deep.equal([{ server: 0, command: ICANHAZ }]);
   });
 });
