@@ -34,6 +34,8 @@ export interface ServerContext {
    * under one generation does not act under another (STYLE habit 6).
    */
   generation(): number;
+  /** a plain CHP client asked for a snapshot (ICANHAZ?): it subscribed to the publisher first */
+  chpAsked(): void;
   /** sequence a change, publish it and tell listeners */
   commit(change: Change, source: ChangeSource, now: number): CommitResult;
 }

@@ -13,6 +13,17 @@ import type { UpdateStream } from './update-stream.js';
 
 /** messages on a send queue above which publishing waits for a later turn */
 const RELEASE_BACKLOG = 2_000;
+/**
+ * How long after an ICANHAZ? every key change goes to the publisher, whether or not a subscription
+ * has been read from it yet: a plain CHP client subscribes, then asks, and its subscription may be
+ * read after the request it sent later on another socket.
+ */
+export const CHP_ASK_GRACE_MS = 10_000;
+/**
+ * The same after a connection to the publisher is accepted: libzmq takes its subscriptions a
+ * handshake later, the server reads them a moment after that (a client that never asks).
+ */
+export const CONNECT_GRACE_MS = 2_000;
 
 export interface PublishingDeps {
   readonly pubOut: Outbox;
@@ -26,6 +37,10 @@ export interface PublishingDeps {
   lastKeySequence?(): number;
   /** the prefixes subscribed to on the publisher now (for deletes by prefix) */
   subscriptions?(): Iterable<string>;
+  /** whether anything but HUGZ is subscribed to on the publisher now (undefined: assume so) */
+  subscribed?(): boolean;
+  /** a monotonic clock in ms (default: performance.now) */
+  now?(): number;
   /** an entry of the event bus's namespace passed the watermark: its subscribers may get it */
   released?(entry: Entry): void;
 }
@@ -36,6 +51,10 @@ export class Publishing {
   private scheduled: NodeJS.Immediate | undefined;
   /** the last key change published (events of the bus are sequenced but never published) */
   private lastKey = 0;
+  /** until when key changes go to the publisher with no subscription read (CHP_ASK_GRACE_MS) */
+  private askedUntil = -Infinity;
+  /** whether key changes go to the publisher, decided once per release that frees one */
+  private toPublisher: boolean | undefined;
 
   constructor(private readonly deps: PublishingDeps) {}
 
@@ -71,6 +90,7 @@ export class Publishing {
    */
   release(): void {
     if (this.scheduled) return; // the scheduled turn picks up from where the last one stopped
+    this.toPublisher = undefined;
     const { pubOut, routerOut } = this.deps;
     const started = performance.now();
     const outcome = this.queue.release(
@@ -102,9 +122,13 @@ export class Publishing {
       prev === entry.sequence - 1
         ? entry
         : { ...entry, properties: `${entry.properties}${PREV_PROPERTY}=${prev}\n` };
-    const kvmsg = encodeKvMsg(published);
     this.deps.updates?.add(published);
-    if (!isDeletePrefix(entry)) return this.publish(kvmsg, entry.key);
+    const deletesPrefix = isDeletePrefix(entry);
+    // Nobody to send a KVPUB to: not encoded, not sent (it was a third of the active's work in
+    // pipelined writes). A delete by prefix always goes: it is rare, and its copies are per prefix.
+    if (!deletesPrefix && !(this.toPublisher ??= this.publisherHeard())) return;
+    const kvmsg = encodeKvMsg(published);
+    if (!deletesPrefix) return this.publish(kvmsg, entry.key);
     // A delete by prefix: a SUB matches the key against its own prefix, so a subscriber of a
     // narrower subtree under it gets a copy keyed by that subtree, which its replica applies to
     // the same keys (issue 17).
@@ -123,6 +147,27 @@ export class Publishing {
     this.deps.pubOut.post(kvmsg);
     this.deps.followers.publish(kvmsg, key);
     if (key === undefined) this.deps.updates?.heartbeat(kvmsg);
+  }
+
+  private now(): number {
+    return this.deps.now?.() ?? performance.now();
+  }
+
+  /**
+   * A subscription the server has not read yet may be in force for `ms`: a plain CHP client asked
+   * for a snapshot (CHP_ASK_GRACE_MS), or connected to the publisher (CONNECT_GRACE_MS).
+   */
+  expectSubscriber(ms: number): void {
+    this.askedUntil = Math.max(this.askedUntil, this.now() + ms);
+    this.toPublisher = true;
+  }
+
+  /**
+   * Whether a KVPUB may reach anyone: a plain CHP subscription read from the publisher, a follower
+   * (TFOLLOW), or one not read yet (`expectSubscriber`). Native clients follow the update stream.
+   */
+  private publisherHeard(): boolean {
+    return this.deps.followers.size > 0 || this.now() < this.askedUntil || (this.deps.subscribed?.() ?? true);
   }
 
   /**

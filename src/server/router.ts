@@ -84,6 +84,7 @@ export class RequestRouter {
     const ctx = this.ctx;
     switch (request.command) {
       case ICANHAZ:
+        ctx.chpAsked();
         if (!this.allowSnapshot(identity, principal)) return;
         this.checkRead(request.subtree, principal);
         // A turned-away CHP client gets silence and tries the other server.

@@ -33,7 +33,7 @@ import { SnapshotStreams } from './snapshot-streams.js';
 import { RateLimiter } from './rate-limiter.js';
 import { ServerSockets } from './sockets.js';
 import { Followers } from './followers.js';
-import { Publishing } from './publishing.js';
+import { CHP_ASK_GRACE_MS, CONNECT_GRACE_MS, Publishing } from './publishing.js';
 import { RequestRouter } from './router.js';
 import { Dispatcher } from './dispatcher.js';
 import type { ServerContext } from './context.js';
@@ -151,6 +151,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       publishableUpTo: () => options.policy.publishableUpTo(),
       lastKeySequence: () => options.store.lastKeySequence,
       subscriptions: () => [...sockets.subscribed].filter((prefix) => prefix !== HUGZ),
+      subscribed: () => sockets.subscribed.size > (sockets.subscribed.has(HUGZ) ? 1 : 0),
       released: (entry) => {
         this.emit('event-released', entry);
         this.dispatcher.released();
@@ -203,6 +204,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       sequencing: () => this.sequencing(),
       generation: () => this.generation,
       commit: (change, source, now) => this.commit(change, source, now),
+      chpAsked: () => this.publishing.expectSubscriber(CHP_ASK_GRACE_MS),
     };
   }
 
@@ -217,6 +219,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       (frames) => this.router.onRequest(frames),
       (frames) => this.onCollected(frames),
       () => this.hugzSoon(),
+      () => this.publishing.expectSubscriber(CONNECT_GRACE_MS),
     );
     // Every node sends HUGZ, as the guide's passive does: the active's carry the published
     // sequence, a passive's its own. A client only follows the active's publisher; what a passive's

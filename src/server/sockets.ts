@@ -146,18 +146,21 @@ export class ServerSockets {
 
   /**
    * Binds the sockets and starts receiving requests, KVSETs and subscriptions (`onSubscribed` is
-   * told of each new subscription to the publisher; one to the update stream is confirmed on it).
+   * told of each new subscription to the publisher, `onPublisherAccepted` of each connection to it;
+   * a subscription to the update stream is confirmed on it).
    */
   async start(
     onRequest: (frames: Buffer[]) => void,
     onCollected: (frames: Buffer[]) => void,
     onSubscribed: () => void = () => undefined,
+    onPublisherAccepted: () => void = () => undefined,
   ): Promise<void> {
     await this.router.bind(this.endpoints.snapshot);
     await this.publisher.bind(this.endpoints.publisher);
     await this.collector.bind(this.endpoints.collector);
     if (this.updates) await this.updates.bind(this.endpoints.updates!);
     this.collector.subscribe();
+    this.publisher.events.on('accept', onPublisherAccepted);
     for (const socket of [this.publisher, this.updates]) {
       socket?.events.on('accept', () => this.connectedClients++);
       socket?.events.on('disconnect', () => (this.connectedClients = Math.max(0, this.connectedClients - 1)));

@@ -64,6 +64,8 @@ export function harness(options: Options = {}) {
     admits: 0,
     generation: 1,
     now: 1_000,
+    /** ICANHAZ? requests the router told the server of (ctx.chpAsked) */
+    chpAsks: 0,
   };
   const sent: Buffer[][] = [];
   const events: unknown[][] = [];
@@ -127,6 +129,7 @@ export function harness(options: Options = {}) {
     sequencing: () => state.active && state.serving,
     generation: () => state.generation,
     commit: (change, _source, now) => store.commit(change, now),
+    chpAsked: () => void state.chpAsks++,
   };
   const guard = options.guard && {
     connectionNotice: () => undefined,

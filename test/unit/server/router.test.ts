@@ -151,6 +151,10 @@ describe('server/router: requests on the snapshot socket, on a fake context', ()
     expect(h.state.admits).to.equal(1);
     expect(h.sent).to.deep.equal([]);
     expect(h.named('rejected').map((e) => e[1])).to.deep.equal(['ICANHAZ?']);
+    // Refused or not, it tells the server a plain CHP client subscribed: KVPUBs go out for a while.
+    expect(h.state.chpAsks).to.equal(1);
+    h.send({ command: 'TPING', reqId: 1 });
+    expect(h.state.chpAsks, 'only ICANHAZ? does').to.equal(1);
   });
 
   it('a TSNAP streams TSYNC then TSYNCEND; beyond the rate limit a request is dropped before it is admitted', async () => {
