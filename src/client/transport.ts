@@ -20,6 +20,7 @@ import type { ServerAddress } from './servers.js';
 import { ContextPool, hostOf } from './contexts.js';
 import { UpdateGate, ZmtpSub } from './zmtp-sub.js';
 import { guarded, listen } from './listen.js';
+import { Collector } from './collector.js';
 
 export interface LinkHandlers {
   /** a reply on the snapshot socket */
@@ -61,8 +62,6 @@ export interface Link {
 
 export type Transport = (server: ServerAddress, handlers: LinkHandlers) => Link;
 
-/** plain CHP writes held until the collector's subscription arrives (as many as the PUB queues) */
-const PUB_WAITING_MAX = 100_000;
 /** a token older than this is not used for a new connection (servers honour them for >= 60 s) */
 const TOKEN_RENEW_MS = 30_000;
 const RENEW_CHECK_MS = 5_000;
@@ -94,17 +93,15 @@ class ZmqLink implements Link {
   private readonly curve: Record<string, string> = {};
   /** following over the DEALER (TFOLLOW) rather than a SUB */
   private followingByRequest = false;
+  /** the DEALER and prefixes of the last TFOLLOW */
+  private followedOn: { dealer: zmq.Dealer; prefixes: string } | undefined;
   private sub: ZmtpSub | zmq.Subscriber | undefined;
   /** what `sub` is subscribed to, when it is a libzmq SUB */
   private subPrefixes: string[] = [];
   /** `sub`, a libzmq SUB, is connected: it sent its subscriptions on its handshake */
   private subConnected = false;
-  private pub: zmq.XPublisher | undefined;
-  private pubOut: Outbox | undefined;
-  private pubReady = false;
-  private pubWaiting: Buffer[][] = [];
-  /** sends handed to the PUB socket and not yet completed */
-  private pubSending = 0;
+  /** plain CHP writes: made at the first */
+  private collector: Collector | undefined;
   private closed = false;
 
   constructor(
@@ -210,14 +207,28 @@ class ZmqLink implements Link {
   follow(prefixes: string[], native = false): void {
     if (!this.server.curve && !native && this.sub instanceof zmq.Subscriber)
       return this.refollowZmq(this.sub, prefixes);
+    if (this.server.curve) return this.followByRequest(prefixes);
     this.unfollow();
-    if (this.server.curve) {
-      this.followingByRequest = true;
-      this.request(encodeRequest({ command: 'TFOLLOW', reqId: 0, prefixes }));
-      return;
-    }
     if (native) this.followLean(prefixes);
     else this.followZmq(prefixes);
+  }
+
+  /**
+   * TFOLLOW: the server replaces what this connection followed, so a follower is never dropped in
+   * between (a TUNFOLLOW first lost a plain CHP client the updates of that gap: it has no resume),
+   * and the same prefixes on the same connection are not asked again.
+   */
+  private followByRequest(prefixes: string[]): void {
+    const key = prefixes.join('\n');
+    if (
+      this.followingByRequest &&
+      this.followedOn?.dealer === this.dealer &&
+      this.followedOn.prefixes === key
+    )
+      return;
+    this.followingByRequest = true;
+    this.followedOn = { dealer: this.dealer, prefixes: key };
+    this.request(encodeRequest({ command: 'TFOLLOW', reqId: 0, prefixes }));
   }
 
   /**
@@ -308,61 +319,12 @@ class ZmqLink implements Link {
 
   publish(frames: Buffer[]): void {
     if (this.closed) return;
-    if (!this.pub) {
-      const pub = new zmq.XPublisher({
-        context: this.context,
-        linger: 1000,
-        sendTimeout: 0,
-        // libzmq's default of 1000 queued messages silently dropped bursts of KVSETs (465 of
-        // 60,000 in the benchmark); match the server's collector queue.
-        sendHighWaterMark: 100_000,
-        maxMessageSize: this.server.frames?.pub ?? -1,
-        ...this.curve,
-      });
-      this.pub = pub;
-      this.pubOut = new Outbox(pub, () => undefined);
-      // A PUB drops everything until the collector's subscription has arrived (the slow-joiner
-      // problem of RFC 12 clients). An XPUB sees that subscription arrive, so writes wait for it
-      // instead of guessing a delay after the handshake, which lost writes on a loaded machine.
-      void this.watchCollector(pub);
-      pub.connect(this.server.collector);
-    }
-    if (this.pubReady) this.sendToCollector(frames);
-    else if (this.pubWaiting.length < PUB_WAITING_MAX) this.pubWaiting.push(frames);
-  }
-
-  private async watchCollector(pub: zmq.XPublisher): Promise<void> {
-    try {
-      for await (const [message] of pub) {
-        if (this.closed) return;
-        // A subscription message is byte 1, then the prefix (a collector subscribes to everything).
-        if (message?.[0] === 1 && !this.pubReady) {
-          this.pubReady = true;
-          for (const waiting of this.pubWaiting.splice(0)) this.sendToCollector(waiting);
-        }
-      }
-    } catch {
-      // closed
-    }
-  }
-
-  private sendToCollector(frames: Buffer[]): void {
-    this.pubSending++;
-    const done = () => this.pubSending--;
-    this.pubOut!.send(frames).then(done, done);
+    this.collector ??= new Collector(this.context, this.server, this.curve);
+    this.collector.publish(frames);
   }
 
   drain(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    const drained = () =>
-      !this.pub || (this.pubReady && this.pubWaiting.length === 0 && this.pubSending === 0);
-    return new Promise((resolve) => {
-      const check = () => {
-        if (this.closed || drained() || Date.now() >= deadline) resolve();
-        else setTimeout(check, 5);
-      };
-      check();
-    });
+    return this.collector?.drain(timeoutMs) ?? Promise.resolve();
   }
 
   close(): void {
@@ -371,10 +333,9 @@ class ZmqLink implements Link {
     clearInterval(this.renewTimer);
     clearTimeout(this.renewLater);
     this.dealerOut.close();
-    this.pubOut?.close();
     this.dealer.close();
     this.sub?.close();
-    this.pub?.close();
+    this.collector?.close();
     contexts.release(this.host);
   }
 }
