@@ -13,7 +13,7 @@
  * not connected, and when the server says the session is not valid.
  */
 import * as zmq from 'zeromq';
-import { decodeReply, encodeRequest, Native } from '../wire/index.js';
+import { decodeReply, encodeRequest, HUGZ, Native } from '../wire/index.js';
 import { Outbox, whenWritable } from '../zmq/index.js';
 import { curveClientOptions, sessionToken, tokenMintedAt } from '../security/index.js';
 import type { ServerAddress } from './servers.js';
@@ -70,7 +70,10 @@ const RENEW_MIN_GAP_MS = 1000;
 export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server, handlers);
 
 /** Every link of the process to one host shares a context (one I/O thread): see contexts.ts. */
-const contexts = new ContextPool(() => new zmq.Context({ ioThreads: 1 }));
+// Each client holds up to about ten sockets on it (a DEALER and the two of its event observer, a
+// SUB, the collector's XPUB): with libzmq's default of 1023 a context, only 127 to 146 of 200
+// clients connecting at once in one process got in, the rest failed with EMFILE.
+const contexts = new ContextPool(() => new zmq.Context({ ioThreads: 1, maxSockets: 32_768 }));
 
 class ZmqLink implements Link {
   // One ZeroMQ context (I/O thread) per server host, shared by the process's clients: libzmq
@@ -283,15 +286,19 @@ class ZmqLink implements Link {
       maxMessageSize: this.server.frames?.sub ?? -1,
     });
     for (const prefix of prefixes) sub.subscribe(prefix);
-    this.subConnected = false;
-    sub.events.on('handshake', () => {
-      if (this.sub !== sub) return;
-      this.subConnected = true;
-      this.handlers.followed?.();
-    });
-    sub.events.on('disconnect', () => {
-      if (this.sub === sub) this.subConnected = false;
-    });
+    // Its connection is watched only when it follows changes (an ICANHAZ? waits for it); a SUB
+    // that listens for HUGZ alone ('auto') does without the two sockets of an event observer.
+    this.subConnected = prefixes.every((prefix) => prefix === HUGZ);
+    if (!this.subConnected) {
+      sub.events.on('handshake', () => {
+        if (this.sub !== sub) return;
+        this.subConnected = true;
+        this.handlers.followed?.();
+      });
+      sub.events.on('disconnect', () => {
+        if (this.sub === sub) this.subConnected = false;
+      });
+    }
     sub.connect(this.server.publisher);
     this.sub = sub;
     this.subPrefixes = [...prefixes];

@@ -144,6 +144,27 @@ describe('client: finding the active (real servers)', function () {
     expect(missed).to.deep.equal([]);
   });
 
+  it('250 plain CHP clients and 250 auto-mode clients of one process connect at once to one server (libzmq allows 1023 sockets a context, and every client of the process shares one a host)', async function () {
+    // Before, 127 to 146 of 200 clients connecting at once to a pair got in, the rest failed with
+    // EMFILE (too many sockets on the shared context), and this test failed at once.
+    this.timeout(60_000);
+    const [port, http] = await freePorts(5).then((p) => [p, p + 4] as const);
+    const server = startSingle(port, http);
+    procs.push(server);
+    await server.ready('ACTIVE');
+    const servers = [`tcp://127.0.0.1:${port}`];
+    for (const mode of ['chp', 'auto'] as const) {
+      const results = await Promise.allSettled(
+        Array.from({ length: 250 }, () => connect({ servers, mode, connectTimeoutMs: 30_000 })),
+      );
+      const connected = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      clients.push(...connected);
+      const failures = new Set(results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : [])));
+      expect([...failures], mode).to.deep.equal([]);
+      expect(connected.map((c) => c.mode)).to.deep.equal(Array(250).fill(mode === 'auto' ? 'native' : mode));
+    }
+  });
+
   it('a reply that comes while the client still asks whether its new DEALER is writable is read: 1,000 plain CHP connects in a row, none waits for the 3 s timeout', async function () {
     // zeromq.js's `writable` reads ZMQ_EVENTS, which takes libzmq's wake-up for an incoming reply
     // and leaves the receive asleep until the next send; a plain CHP client sends nothing else, so
