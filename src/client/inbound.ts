@@ -246,6 +246,8 @@ function onChpSnapshot(host: InboundHost, server: number, frames: Buffer[]): voi
     if (host.quarantine.has(server, host.now())) return; // a late answer from a broken server
     host.current = server;
     host.setPhase('syncing', { server: host.options.servers[server]!.snapshot });
+    // updates held from a server asked before, which did not answer, are not this one's
+    if (!host.syncs.holdFrom(server)) host.replica.dropHeld();
     host.replica.beginSync();
     host.syncs.startChp(server, host.now());
     host.startFollowing();

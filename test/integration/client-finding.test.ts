@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { connect, type Client } from '../../src/index.js';
 import { Node } from '../../src/pair/index.js';
 import { startNode, Wire } from '../helpers/in-process-pair.js';
+import { missedWhileConnecting } from '../helpers/connect-during-writes.js';
 import { freePorts, startSingle, waitFor, type ServerProcess } from '../helpers/index.js';
 
 describe('client: finding the active (real servers)', function () {
@@ -21,6 +22,15 @@ describe('client: finding the active (real servers)', function () {
     await Promise.all(nodes.splice(0).map((n) => n.close()));
     await Promise.all(procs.splice(0).map((p) => p.kill()));
   });
+
+  /** A lone server process, active: its endpoint, as a client's `servers`. */
+  async function lone(extraArgs: string[] = []): Promise<string[]> {
+    const [port, http] = await freePorts(5).then((p) => [p, p + 4] as const);
+    const server = startSingle(port, http, extraArgs);
+    procs.push(server);
+    await server.ready('ACTIVE');
+    return [`tcp://127.0.0.1:${port}`];
+  }
 
   it('promise 3: a watcher that connects while the peer link is cut never promotes the passive; once the active is gone it votes and the passive takes over', async () => {
     const cable = new Wire();
@@ -68,11 +78,7 @@ describe('client: finding the active (real servers)', function () {
   });
 
   it('a server with a 1 s heartbeat: an idle client with serverTimeoutMs 500 never fails over or resyncs', async () => {
-    const [port, http] = await freePorts(5).then((p) => [p, p + 4] as const);
-    const server = startSingle(port, http, ['--heartbeat-ms', '1000', '--failover-ms', '3000']);
-    procs.push(server);
-    await server.ready('ACTIVE');
-    const servers = [`tcp://127.0.0.1:${port}`];
+    const servers = await lone(['--heartbeat-ms', '1000', '--failover-ms', '3000']);
     const idle = await connect({ servers, serverTimeoutMs: 500 });
     clients.push(idle);
     const events: string[] = [];
@@ -87,11 +93,7 @@ describe('client: finding the active (real servers)', function () {
   });
 
   it('close() in chp mode delivers a write made just before it (the collector connection was not up yet)', async () => {
-    const [port, http] = await freePorts(5).then((p) => [p, p + 4] as const);
-    const server = startSingle(port, http);
-    procs.push(server);
-    await server.ready('ACTIVE');
-    const servers = [`tcp://127.0.0.1:${port}`];
+    const servers = await lone();
     const chp = await connect({ servers, mode: 'chp' });
     expect(await chp.set('/chp/k', 'sent')).to.equal(0);
     await chp.close();
@@ -106,41 +108,19 @@ describe('client: finding the active (real servers)', function () {
     // in force, and updates published after the snapshot was taken but received before it ended
     // were dropped (before its first KVSYNC, as from a server not in use; during it, at KTHXBAI).
     this.timeout(60_000);
-    const [port, http] = await freePorts(5).then((p) => [p, p + 4] as const);
-    const server = startSingle(port, http);
-    procs.push(server);
-    await server.ready('ACTIVE');
-    const servers = [`tcp://127.0.0.1:${port}`];
+    const servers = await lone();
     const writer = await connect({ servers, mode: 'native' });
     clients.push(writer);
-    const missed: string[] = [];
-    for (let round = 0; round < 10; round++) {
-      const prefix = `/race${round}/`;
-      let written = 0;
-      let stop = false;
-      const writing = (async () => {
-        while (!stop) {
-          const batch = Array.from({ length: 50 }, () => writer.set(`${prefix}k${written++}`, 'v'));
-          await Promise.all(batch);
-        }
-      })();
-      await waitFor(() => written >= 200, 10_000, 'writes to flow');
-      const readers: Client[] = [];
-      for (let i = 0; i < 5; i++) readers.push(await connect({ servers, mode: 'chp', subtree: prefix }));
-      clients.push(...readers);
-      const connectedAt = written;
-      await waitFor(() => written >= connectedAt + 200, 10_000, 'writes after the last connect');
-      stop = true;
-      await writing;
-      // the last write proves each reader's subscription delivers; then every key must be there
-      await writer.set(`${prefix}end`, 'e');
-      for (const [i, reader] of readers.entries()) {
+    const missed = await missedWhileConnecting(
+      writer,
+      async (subtree) => {
+        const reader = await connect({ servers, mode: 'chp', subtree });
+        clients.push(reader);
         expect(reader.mode).to.equal('chp');
-        await waitFor(() => reader.get(`${prefix}end`) !== undefined, 10_000, `reader ${i}: the last write`);
-        const have = reader.count(prefix);
-        if (have !== written + 1) missed.push(`round ${round}, reader ${i}: ${have} of ${written + 1} keys`);
-      }
-    }
+        return reader;
+      },
+      { rounds: 10, readers: 5 },
+    );
     expect(missed).to.deep.equal([]);
   });
 
@@ -148,11 +128,7 @@ describe('client: finding the active (real servers)', function () {
     // Before, 127 to 146 of 200 clients connecting at once to a pair got in, the rest failed with
     // EMFILE (too many sockets on the shared context), and this test failed at once.
     this.timeout(60_000);
-    const [port, http] = await freePorts(5).then((p) => [p, p + 4] as const);
-    const server = startSingle(port, http);
-    procs.push(server);
-    await server.ready('ACTIVE');
-    const servers = [`tcp://127.0.0.1:${port}`];
+    const servers = await lone();
     for (const mode of ['chp', 'auto'] as const) {
       const results = await Promise.allSettled(
         Array.from({ length: 250 }, () => connect({ servers, mode, connectTimeoutMs: 30_000 })),
@@ -170,11 +146,7 @@ describe('client: finding the active (real servers)', function () {
     // and leaves the receive asleep until the next send; a plain CHP client sends nothing else, so
     // its snapshot waited for the timeout (3 s) and a second ICANHAZ?. That was 6 connects in 1,500.
     this.timeout(120_000);
-    const [port, http] = await freePorts(5).then((p) => [p, p + 4] as const);
-    const server = startSingle(port, http);
-    procs.push(server);
-    await server.ready('ACTIVE');
-    const servers = [`tcp://127.0.0.1:${port}`];
+    const servers = await lone();
     const slow: string[] = [];
     for (let i = 0; i < 1000; i++) {
       const started = performance.now();

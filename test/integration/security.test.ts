@@ -37,6 +37,7 @@ import {
   within,
   type PairPorts,
 } from '../helpers/index.js';
+import { missedWhileConnecting } from '../helpers/connect-during-writes.js';
 
 interface Keys {
   primary: KeyPair;
@@ -450,31 +451,15 @@ describe('security: CURVE, allow-list and per-subtree rights (real processes)', 
     procs.push(single);
     await single.ready('ACTIVE');
     const writer = await client(keys.ops);
-    const missed: string[] = [];
-    for (let round = 0; round < 6; round++) {
-      const prefix = `/race${round}/`;
-      let written = 0;
-      let stop = false;
-      const writing = (async () => {
-        while (!stop)
-          await Promise.all(Array.from({ length: 50 }, () => writer.set(`${prefix}k${written++}`, 'v')));
-      })();
-      await waitFor(() => written >= 200, 10_000, 'writes to flow');
-      const readers: Client[] = [];
-      for (let i = 0; i < 5; i++) readers.push(await client(keys.ops, prefix, { mode: 'chp' }));
-      const connectedAt = written;
-      await waitFor(() => written >= connectedAt + 200, 10_000, 'writes after the last connect');
-      stop = true;
-      await writing;
-      // the last write proves each reader's subscription delivers; then every key must be there
-      await writer.set(`${prefix}end`, 'e');
-      for (const [i, reader] of readers.entries()) {
+    const missed = await missedWhileConnecting(
+      writer,
+      async (subtree) => {
+        const reader = await client(keys.ops, subtree, { mode: 'chp' });
         expect(reader.mode).to.equal('chp');
-        await waitFor(() => reader.get(`${prefix}end`) !== undefined, 10_000, `reader ${i}: the last write`);
-        const have = reader.count(prefix);
-        if (have !== written + 1) missed.push(`round ${round}, reader ${i}: ${have} of ${written + 1} keys`);
-      }
-    }
+        return reader;
+      },
+      { rounds: 6, readers: 5 },
+    );
     expect(missed).to.deep.equal([]);
   });
 

@@ -890,6 +890,32 @@ describe('Client (fake clock, fake transport)', function () {
       expect(h.client.getString('/late')).to.equal('l');
     });
 
+    it('updates held from a server asked first are dropped when the other server answers: only what the answering server publishes is applied after its snapshot', async () => {
+      const h = harness(
+        { a: { state: 'ACTIVE', plainChp: true }, b: { state: 'PASSIVE', plainChp: true } },
+        (a) => {
+          a.set('/k1', 'v1');
+          a.set('/k2', 'v2');
+          a.loseRequests(ICANHAZ, 1); // A never answers
+        },
+        { mode: 'chp' },
+      );
+      await h.net.advance(100);
+      expect(h.a.requestsOf(ICANHAZ), 'A was asked').to.have.length(1);
+      h.b.copyFrom(h.a); // B holds /k1 and /k2, sequence 2
+      h.a.set('/ghost', 'x'); // sequence 3, on A only
+      const toClient = [...h.a.followers].filter((link) => link.subscribed(Buffer.from('/ghost')));
+      expect(toClient, "A published it to the client's subscription").to.have.length(1);
+      expect(h.a.published.map((m) => m[0]!.toString())).to.include('/ghost');
+      await h.net.advance(50);
+      h.a.setState('DEAD');
+      h.b.promote();
+      await h.net.advance(3500); // A silent for its timeout: B is asked, and answers at sequence 2
+      await h.client.ready(1000);
+      expect(h.client.server).to.equal(B);
+      expect(asObject(h.client.entries())).to.deep.equal({ '/k1': 'v1', '/k2': 'v2' });
+    });
+
     it('a resync whose ICANHAZ? is lost is asked again although HUGZ keep coming', async () => {
       const h = harness(
         { a: { state: 'ACTIVE', plainChp: true }, b: { state: 'PASSIVE', plainChp: true } },
