@@ -116,9 +116,14 @@ function onPublished(host: InboundHost, server: number, frames: Buffer[]): void 
 function onAskedPublished(host: InboundHost, server: number, frames: Buffer[]): void {
   const msg = decodeKvEntry(frames, host.limits);
   if (msg.key === HUGZ) return onAdvertisement(host, server, frames);
+  holdFor(host, server);
+  offer(host, msg, host.now());
+}
+
+/** Plain CHP: the replica holds updates from `server` alone; what it held from another goes. */
+function holdFor(host: InboundHost, server: number): void {
   if (!host.syncs.holdFrom(server)) host.replica.dropHeld();
   host.replica.beginSync();
-  offer(host, msg, host.now());
 }
 
 /** One published update, as the replica takes it; true when it showed a hole (resume). */
@@ -247,8 +252,7 @@ function onChpSnapshot(host: InboundHost, server: number, frames: Buffer[]): voi
     host.current = server;
     host.setPhase('syncing', { server: host.options.servers[server]!.snapshot });
     // updates held from a server asked before, which did not answer, are not this one's
-    if (!host.syncs.holdFrom(server)) host.replica.dropHeld();
-    host.replica.beginSync();
+    holdFor(host, server);
     host.syncs.startChp(server, host.now());
     host.startFollowing();
   }

@@ -94,9 +94,7 @@ class ZmqLink implements Link {
   private renewTimer: NodeJS.Timeout | undefined;
   private renewLater: NodeJS.Timeout | undefined;
   private readonly curve: Record<string, string> = {};
-  /** following over the DEALER (TFOLLOW) rather than a SUB */
-  private followingByRequest = false;
-  /** the DEALER and prefixes of the last TFOLLOW */
+  /** following over the DEALER (TFOLLOW) rather than a SUB: on which DEALER, which prefixes */
   private followedOn: { dealer: zmq.Dealer; prefixes: string } | undefined;
   private sub: ZmtpSub | zmq.Subscriber | undefined;
   /** what `sub` is subscribed to, when it is a libzmq SUB */
@@ -169,7 +167,7 @@ class ZmqLink implements Link {
       (frames) => {
         if (this.dealer !== dealer) return;
         if (frames[0]?.toString('latin1') === Native.PUBLISH) {
-          if (this.followingByRequest) this.handlers.update(frames.slice(1));
+          if (this.followedOn) this.handlers.update(frames.slice(1));
           return;
         }
         if (curve && isUnauthenticated(frames)) this.renewDealer();
@@ -223,13 +221,7 @@ class ZmqLink implements Link {
    */
   private followByRequest(prefixes: string[]): void {
     const key = prefixes.join('\n');
-    if (
-      this.followingByRequest &&
-      this.followedOn?.dealer === this.dealer &&
-      this.followedOn.prefixes === key
-    )
-      return;
-    this.followingByRequest = true;
+    if (this.followedOn?.dealer === this.dealer && this.followedOn.prefixes === key) return;
     this.followedOn = { dealer: this.dealer, prefixes: key };
     this.request(encodeRequest({ command: 'TFOLLOW', reqId: 0, prefixes }));
   }
@@ -316,8 +308,8 @@ class ZmqLink implements Link {
   }
 
   unfollow(): void {
-    if (this.followingByRequest) {
-      this.followingByRequest = false;
+    if (this.followedOn) {
+      this.followedOn = undefined;
       this.request(encodeRequest({ command: 'TUNFOLLOW', reqId: 0 }));
     }
     this.sub?.close();

@@ -35,10 +35,11 @@ export interface PublishingDeps {
   publishableUpTo(): number;
   /** the sequence of the last key change the store holds (a node that becomes active starts there) */
   lastKeySequence?(): number;
-  /** the prefixes subscribed to on the publisher now (for deletes by prefix) */
+  /**
+   * the prefixes subscribed to on the publisher now, HUGZ left out (for deletes by prefix, and
+   * whether a KVPUB can reach anyone; undefined: assume something is)
+   */
   subscriptions?(): Iterable<string>;
-  /** whether anything but HUGZ is subscribed to on the publisher now (undefined: assume so) */
-  subscribed?(): boolean;
   /** a monotonic clock in ms (default: performance.now) */
   now?(): number;
   /** an entry of the event bus's namespace passed the watermark: its subscribers may get it */
@@ -167,7 +168,13 @@ export class Publishing {
    * (TFOLLOW), or one not read yet (`expectSubscriber`). Native clients follow the update stream.
    */
   private publisherHeard(): boolean {
-    return this.deps.followers.size > 0 || this.now() < this.askedUntil || (this.deps.subscribed?.() ?? true);
+    const subscriptions = this.deps.subscriptions?.();
+    return (
+      this.deps.followers.size > 0 ||
+      this.now() < this.askedUntil ||
+      subscriptions === undefined ||
+      !subscriptions[Symbol.iterator]().next().done
+    );
   }
 
   /**

@@ -150,8 +150,9 @@ export class CloneServer extends EventEmitter<ServerEvents> {
       ...(sockets.updateStream ? { updates: sockets.updateStream } : {}),
       publishableUpTo: () => options.policy.publishableUpTo(),
       lastKeySequence: () => options.store.lastKeySequence,
-      subscriptions: () => [...sockets.subscribed].filter((prefix) => prefix !== HUGZ),
-      subscribed: () => sockets.subscribed.size > (sockets.subscribed.has(HUGZ) ? 1 : 0),
+      subscriptions: function* () {
+        for (const prefix of sockets.subscribed) if (prefix !== HUGZ) yield prefix;
+      },
       released: (entry) => {
         this.emit('event-released', entry);
         this.dispatcher.released();

@@ -40,7 +40,7 @@ function harness() {
     followers,
     updates: updates as unknown as UpdateStream,
     publishableUpTo: () => watermark.upTo,
-    subscribed: () => listeners.subscribed,
+    subscriptions: () => (listeners.subscribed ? ['/'] : []),
     now: () => listeners.now,
   });
   /** announces `sequences` and lets them all out */
