@@ -10,7 +10,7 @@
  */
 import { setImmediate as turn } from 'node:timers/promises';
 import { Client } from '../src/client/client.js';
-import type { LinkHandlers } from '../src/client/transport.js';
+import type { LinkHandlers } from '../src/client/link.js';
 import { encodeKvMsg } from '../src/wire/index.js';
 import { FakeNetwork } from '../test/unit/client/fake-server.js';
 

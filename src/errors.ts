@@ -21,6 +21,8 @@ export const ErrorCodes = {
   ERR_HISTORY_UNAVAILABLE:
     'a watch from a sequence asked for changes the server no longer holds (etcd: compacted)',
   ERR_LEASE_NOT_FOUND: 'the lease does not exist (never granted, expired or revoked)',
+  ERR_CLIENT_SOCKET:
+    'the client could not open a socket: the process is out of file descriptors (ulimit -n) or sockets',
   ERR_STORAGE:
     'the data directory cannot be used (corrupt, truncated, another version or pair) or a write to it failed',
 } as const;
@@ -145,6 +147,16 @@ export class LeaseNotFoundError extends TwinstarError {
   constructor(leaseId: number, message: string) {
     super('ERR_LEASE_NOT_FOUND', message);
     this.leaseId = leaseId;
+  }
+}
+
+/**
+ * The client could not open a socket (EMFILE: the process is out of file descriptors or sockets).
+ * Nothing was sent; `cause` is libzmq's error.
+ */
+export class ClientSocketError extends TwinstarError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_CLIENT_SOCKET', message, options);
   }
 }
 

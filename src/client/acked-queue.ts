@@ -8,7 +8,7 @@
 import { AccessDeniedError, ServerRejectedError, TimeoutError } from '../errors.js';
 import type { ErrorReply, Limits } from '../wire/index.js';
 import { BatchSizer } from './batches.js';
-import type { Link } from './transport.js';
+import type { Link } from './link.js';
 
 export interface Queued {
   readonly key: string;

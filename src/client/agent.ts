@@ -20,7 +20,7 @@ import type { Mode, ResolvedOptions } from './options.js';
 import { ReadyWaiters } from './ready.js';
 import { Session, type Phase, type PhaseContext, type Status } from './session.js';
 import { SyncAssembly } from './sync.js';
-import type { Link } from './transport.js';
+import { openLinks, type Link } from './link.js';
 import { Writes } from './writes.js';
 import { EventBus } from './bus.js';
 import { KvParity } from './kv.js';
@@ -72,9 +72,9 @@ export class Agent implements InboundHost {
     this.dropLog = new RateLimitedLog(this.log, 10, 10_000, () => clock.now());
     this.replica = new Replica(subtree);
     const frames = clientFrames(socketFrameLimits(this.limits, DEFAULT_QUOTAS.maxSubtreeBytes));
-    this.links = servers.map((server, i) =>
+    this.links = openLinks(servers.length, (i) =>
       options.transport(
-        { ...server, frames },
+        { ...servers[i]!, frames },
         {
           reply: (frames) => guard(this, i, 'reply', frames),
           update: (frames) => guard(this, i, 'published', frames),

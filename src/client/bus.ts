@@ -14,7 +14,7 @@ import type { Mode, ResolvedOptions } from './options.js';
 import { Publishes } from './publishing.js';
 import type { Phase } from './session.js';
 import { Subscriptions } from './subscriptions.js';
-import type { Link } from './transport.js';
+import type { Link } from './link.js';
 
 /** What the bus reads of the agent. */
 export interface BusAgent {

@@ -7,6 +7,7 @@
 import * as zmq from 'zeromq';
 import { Outbox } from '../zmq/index.js';
 import type { ServerAddress } from './servers.js';
+import { openSocket } from './open-socket.js';
 
 /** plain CHP writes held until the collector's subscription arrives (as many as the PUB queues) */
 const WAITING_MAX = 100_000;
@@ -21,19 +22,21 @@ export class Collector {
   private closed = false;
 
   constructor(context: zmq.Context, server: ServerAddress, curve: Record<string, string>) {
-    this.pub = new zmq.XPublisher({
-      context,
-      linger: 1000,
-      sendTimeout: 0,
-      // libzmq's default of 1000 queued messages silently dropped bursts of KVSETs (465 of
-      // 60,000 in the benchmark); match the server's collector queue.
-      sendHighWaterMark: 100_000,
-      maxMessageSize: server.frames?.pub ?? -1,
-      ...curve,
-    });
+    const make = () =>
+      new zmq.XPublisher({
+        context,
+        linger: 1000,
+        sendTimeout: 0,
+        // libzmq's default of 1000 queued messages silently dropped bursts of KVSETs (465 of
+        // 60,000 in the benchmark); match the server's collector queue.
+        sendHighWaterMark: 100_000,
+        maxMessageSize: server.frames?.pub ?? -1,
+        ...curve,
+      });
+    // Throws if the socket cannot be opened (EMFILE), having closed it.
+    this.pub = openSocket(make, (pub) => pub.connect(server.collector));
     this.out = new Outbox(this.pub, () => undefined);
     void this.watch();
-    this.pub.connect(server.collector);
   }
 
   publish(frames: Buffer[]): void {

@@ -7,36 +7,32 @@
  * only the sockets to the same host name, never those to the other server of the pair (unless both
  * have the same name, when they stand or fall together anyway).
  *
- * Reference-counted: a context is held while a link uses it and forgotten when the last one lets go
- * (zeromq.js keeps it alive for sockets still lingering and ends it when they are gone).
+ * Kept for the life of the process, even with no client left. zeromq.js has no way to end a
+ * context: one that is dropped is shut down when collected but terminated only at process exit, so
+ * it kept its two threads and five descriptors. Dropping a host's context with its last client
+ * leaked them at every connect and close: 50 in a row left 250 descriptors and 51 threads behind,
+ * and a service that made a client per job ran out of descriptors.
  */
 import { splitEndpoint } from './servers.js';
 
 export class ContextPool<C> {
-  private readonly held = new Map<string, { context: C; users: number }>();
+  private readonly made = new Map<string, C>();
 
   constructor(private readonly create: () => C) {}
 
-  /** The context for `host`, made on first use; every acquire needs one release. */
-  acquire(host: string): C {
-    let entry = this.held.get(host);
-    if (entry === undefined) {
-      entry = { context: this.create(), users: 0 };
-      this.held.set(host, entry);
+  /** The context for `host`, made on first use (throws if it cannot be made) and kept. */
+  get(host: string): C {
+    let context = this.made.get(host);
+    if (context === undefined) {
+      context = this.create();
+      this.made.set(host, context);
     }
-    entry.users++;
-    return entry.context;
+    return context;
   }
 
-  release(host: string): void {
-    const entry = this.held.get(host);
-    if (entry === undefined) return;
-    if (--entry.users <= 0) this.held.delete(host);
-  }
-
-  /** hosts with a context in use */
+  /** hosts with a context */
   get size(): number {
-    return this.held.size;
+    return this.made.size;
   }
 }
 

@@ -25,7 +25,7 @@ import { UnavailableError } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import { describeSeen, Discovery, pongOf, type Pong } from './discovery.js';
 import { VoteBook, type Random } from './votes.js';
-import type { Link } from './transport.js';
+import type { Link } from './link.js';
 
 /** how often a server is pinged while the client looks for the active */
 export const PROBE_MS = 50;
@@ -133,9 +133,9 @@ export class Finder {
         // update published between the snapshot and a subscription made after it. A new SUB's
         // subscriptions go out on its handshake: asking before it lost the updates that followed
         // the snapshot (86 of 100 clients connecting while a writer pipelined).
+        // A SUB that could not be opened (EMFILE) defers the ask: without it, updates are lost.
         const link = this.host.links[ask]!;
-        link.follow([this.host.subtree, HUGZ]);
-        if (!this.subscribed(ask, now)) d.chpDeferred(ask);
+        if (!link.follow([this.host.subtree, HUGZ]) || !this.subscribed(ask, now)) d.chpDeferred(ask);
         else link.request(encodeIcanhaz(this.host.subtree), () => d.chpNotSent(ask));
       }
     }

@@ -11,7 +11,7 @@ import { encodeRequest, type ErrorReply, type PackedEntry } from '../wire/index.
 import { HistoryUnavailableError, ServerRejectedError } from '../errors.js';
 import { isDeletePrefix } from '../kv/index.js';
 import type { Update } from './events.js';
-import type { Link } from './transport.js';
+import type { Link } from './link.js';
 import type { WatchStream } from './watch.js';
 
 export interface HistoryHost {

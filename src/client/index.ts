@@ -24,7 +24,8 @@ export { parseServer, type ServerAddress } from './servers.js';
 export { VoteBook, type Random } from './votes.js';
 export type { Status } from './session.js';
 export type { ServerSeen } from './discovery.js';
-export { zmqTransport, type Link, type LinkHandlers, type Transport } from './transport.js';
+export { zmqTransport } from './transport.js';
+export type { Link, LinkHandlers, Transport } from './link.js';
 export { WatchStream } from './watch.js';
 export type { PublishOptions } from './publishing.js';
 export {

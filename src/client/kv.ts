@@ -7,7 +7,7 @@
  */
 import type { ErrorReply, NativeReply } from '../wire/index.js';
 import type { Phase } from './session.js';
-import type { Link } from './transport.js';
+import type { Link } from './link.js';
 import { Histories } from './history.js';
 import { Leases } from './leases.js';
 import type { ResolvedOptions } from './options.js';

@@ -16,7 +16,7 @@ import {
   type NativeReply,
 } from '../wire/index.js';
 import { ClosedError, LeaseNotFoundError, ServerRejectedError, TimeoutError } from '../errors.js';
-import type { Link } from './transport.js';
+import type { Link } from './link.js';
 
 export type LeaseOk = Extract<NativeReply, { command: 'TLEASEOK' }>;
 

@@ -7,7 +7,8 @@ import { DEFAULT_LIMITS, type Limits } from '../wire/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { KeyError, keyBytes, publicKeyOf, readKeyFile, type KeyPair } from '../security/index.js';
 import { parseServer, relayId, type ServerAddress } from './servers.js';
-import { zmqTransport, type Transport } from './transport.js';
+import { zmqTransport } from './transport.js';
+import type { Transport } from './link.js';
 import type { Random } from './votes.js';
 import { Ticker } from './ticker.js';
 

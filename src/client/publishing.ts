@@ -14,7 +14,7 @@ import { ClosedError, InvalidArgumentError, QueueFullError, ServerRejectedError 
 import { AckedQueue, type Queued } from './acked-queue.js';
 import { rejectWith } from './arguments.js';
 import { checkAckSequences } from './drops.js';
-import type { Link } from './transport.js';
+import type { Link } from './link.js';
 
 const PUBLISH_BATCH = 1000;
 

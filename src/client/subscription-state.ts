@@ -6,7 +6,7 @@ import type { EventAck, Limits } from '../wire/index.js';
 import type { Logger } from '../log/index.js';
 import type { ReadyWaiters } from './ready.js';
 import type { Subscription } from './subscription.js';
-import type { Link } from './transport.js';
+import type { Link } from './link.js';
 
 export interface SubscriptionsHost {
   readonly limits: Limits;

@@ -21,51 +21,22 @@ import { ContextPool, hostOf } from './contexts.js';
 import { UpdateGate, ZmtpSub } from './zmtp-sub.js';
 import { guarded, listen } from './listen.js';
 import { Collector } from './collector.js';
-
-export interface LinkHandlers {
-  /** a reply on the snapshot socket */
-  reply(frames: Buffer[]): void;
-  /** a message from the publisher (KVPUB or HUGZ) */
-  update(frames: Buffer[]): void;
-  /**
-   * the snapshot socket finished a handshake with the server: requests queue from now (before,
-   * `immediate` refuses them, so the first ping of a new client is refused)
-   */
-  connected?(): void;
-  /** the libzmq SUB made by `follow` completed a handshake with the publisher (`followReady`) */
-  followed?(): void;
-}
-
-export interface Link {
-  /** to the snapshot socket; `onFail` is told when the message could not be queued */
-  request(frames: Buffer[], onFail?: () => void): void;
-  /**
-   * start (or restart) following the publisher with these prefix subscriptions. `native`: the
-   * client resumes once the first message shows its subscription in force (inbound.ts), so the
-   * lean ZMTP subscriber may take its time to connect; otherwise (plain CHP, HUGZ listening) a
-   * libzmq SUB, whose I/O thread subscribes within microseconds of the connection.
-   */
-  follow(prefixes: string[], native?: boolean): void;
-  /**
-   * false while the libzmq SUB made by `follow` has no completed handshake with the publisher, so
-   * its subscriptions may not be in force yet (RFC 12: subscribe, then ask for the snapshot)
-   */
-  followReady?(): boolean;
-  /** stop following the publisher */
-  unfollow(): void;
-  /** to the collector (plain CHP KVSET) */
-  publish(frames: Buffer[]): void;
-  /** Resolves once every KVSET published reached a collector connection, or after `timeoutMs`. */
-  drain(timeoutMs: number): Promise<void>;
-  close(): void;
-}
-
-export type Transport = (server: ServerAddress, handlers: LinkHandlers) => Link;
+import {
+  CONTEXT_DESCRIPTORS,
+  observe,
+  openSocket,
+  reserveDescriptors,
+  socketError,
+  SocketWarnings,
+} from './open-socket.js';
+import type { Link, LinkHandlers, Transport } from './link.js';
 
 /** a token older than this is not used for a new connection (servers honour them for >= 60 s) */
 const TOKEN_RENEW_MS = 30_000;
 const RENEW_CHECK_MS = 5_000;
 const RENEW_MIN_GAP_MS = 1000;
+/** a subscriber that could not be opened (EMFILE) is tried again after this */
+const FOLLOW_RETRY_MS = 1000;
 
 export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server, handlers);
 
@@ -73,14 +44,17 @@ export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server,
 // Each client holds up to about ten sockets on it (a DEALER and the two of its event observer, a
 // SUB, the collector's XPUB): with libzmq's default of 1023 a context, only 127 to 146 of 200
 // clients connecting at once in one process got in, the rest failed with EMFILE.
-const contexts = new ContextPool(() => new zmq.Context({ ioThreads: 1, maxSockets: 32_768 }));
+// A new context starts its threads at its first socket, the DEALER made right after this.
+const contexts = new ContextPool(() => {
+  reserveDescriptors(CONTEXT_DESCRIPTORS);
+  return new zmq.Context({ ioThreads: 1, maxSockets: 32_768 });
+});
 
 class ZmqLink implements Link {
   // One ZeroMQ context (I/O thread) per server host, shared by the process's clients: libzmq
   // resolves host names again at every reconnect inside the I/O thread, and a dead server's name
   // can take seconds to fail. It must not hold up the sockets to the other server, which is the
   // one we are failing over to.
-  private readonly host: string;
   private readonly context: zmq.Context;
   // immediate: queue only to a completed connection, so votes to a dead server fail at once
   // instead of piling up and flooding it when it comes back.
@@ -104,16 +78,26 @@ class ZmqLink implements Link {
   /** plain CHP writes: made at the first */
   private collector: Collector | undefined;
   private closed = false;
+  /** a SUB that could not be opened is tried again (followZmq) */
+  private followRetry: NodeJS.Timeout | undefined;
+  private readonly warnings = new SocketWarnings();
 
   constructor(
     private readonly server: ServerAddress,
     private readonly handlers: LinkHandlers,
   ) {
-    this.host = hostOf(server.snapshot);
-    this.context = contexts.acquire(this.host);
     const { curve } = server;
     if (curve) this.curve = curveClientOptions(curve.own, curve.serverPublicKey);
-    this.openDealer();
+    try {
+      this.context = contexts.get(hostOf(server.snapshot));
+    } catch (error) {
+      throw socketError(`a ZeroMQ context for ${server.snapshot}`, error);
+    }
+    try {
+      this.openDealer();
+    } catch (error) {
+      throw socketError(`a DEALER to ${server.snapshot}`, error);
+    }
     if (curve) {
       this.renewTimer = setInterval(() => {
         const minted = tokenMintedAt(this.dealer.routingId ?? '');
@@ -124,41 +108,28 @@ class ZmqLink implements Link {
     }
   }
 
+  /** Opens the DEALER (throws if it cannot: EMFILE) and makes it the link's. */
   private openDealer(): void {
     const { curve } = this.server;
-    const dealer = new zmq.Dealer({
-      context: this.context,
-      linger: 0,
-      immediate: true,
-      sendTimeout: 0,
-      sendHighWaterMark: 100_000,
-      maxMessageSize: this.server.frames?.dealer ?? -1,
-      ...this.curve,
-      ...(curve
-        ? { routingId: sessionToken(curve.own, curve.serverPublicKey) }
-        : this.server.routingId !== undefined
-          ? { routingId: this.server.routingId }
-          : {}),
-    });
+    const make = () =>
+      new zmq.Dealer({
+        context: this.context,
+        linger: 0,
+        immediate: true,
+        sendTimeout: 0,
+        sendHighWaterMark: 100_000,
+        maxMessageSize: this.server.frames?.dealer ?? -1,
+        ...this.curve,
+        ...(curve
+          ? { routingId: sessionToken(curve.own, curve.serverPublicKey) }
+          : this.server.routingId !== undefined
+            ? { routingId: this.server.routingId }
+            : {}),
+      });
+    const dealer = openSocket(make, (dealer) => this.watchDealer(dealer));
     this.dealer = dealer;
     this.dealerOut = new Outbox(dealer, () => undefined);
     this.dealerConnected = this.dealerDelivered = false;
-    dealer.events.on('handshake', () => {
-      if (this.dealer !== dealer || this.closed) return;
-      this.dealerConnected = true;
-      // Told once the DEALER can take a request, which right after the handshake it may not; never
-      // asked again once a request went out, as a reply may be on its way (when-writable.ts).
-      whenWritable(
-        () => this.dealerDelivered || dealer.writable,
-        () => this.handlers.connected?.(),
-        () => this.dealer !== dealer || this.closed,
-      );
-    });
-    dealer.events.on('disconnect', () => {
-      if (this.dealer !== dealer) return;
-      this.dealerDelivered = false; // no reply can come now: the next handshake may ask `writable`
-      if (curve) this.renewDealer(); // libzmq would reconnect with the token, honoured only once
-    });
     dealer.connect(this.server.snapshot);
     // A DEALER replaced by renewDealer() is closed under its loop: that end is expected.
     listen(
@@ -176,6 +147,28 @@ class ZmqLink implements Link {
     );
   }
 
+  /** The DEALER's event observer (two sockets more: it may fail to open as well). */
+  private watchDealer(dealer: zmq.Dealer): void {
+    const { curve } = this.server;
+    const events = observe(dealer);
+    events.on('handshake', () => {
+      if (this.dealer !== dealer || this.closed) return;
+      this.dealerConnected = true;
+      // Told once the DEALER can take a request, which right after the handshake it may not; never
+      // asked again once a request went out, as a reply may be on its way (when-writable.ts).
+      whenWritable(
+        () => this.dealerDelivered || dealer.writable,
+        () => this.handlers.connected?.(),
+        () => this.dealer !== dealer || this.closed,
+      );
+    });
+    events.on('disconnect', () => {
+      if (this.dealer !== dealer) return;
+      this.dealerDelivered = false; // no reply can come now: the next handshake may ask `writable`
+      if (curve) this.renewDealer(); // libzmq would reconnect with the token, honoured only once
+    });
+  }
+
   /** A new DEALER with a new token; what was queued on the old one is lost, as on a disconnect. */
   private renewDealer(): void {
     if (this.closed || this.renewLater) return;
@@ -189,9 +182,18 @@ class ZmqLink implements Link {
       return;
     }
     this.lastRenewAt = Date.now();
-    this.dealerOut.close();
-    this.dealer.close();
-    this.openDealer();
+    const [old, oldOut] = [this.dealer, this.dealerOut];
+    try {
+      this.openDealer();
+    } catch (error) {
+      // The old DEALER stays until a new one opens: its requests fail as before (the token).
+      this.warnings.failed(`a DEALER to ${this.server.snapshot}`, error, 'trying again in 1 s');
+      this.renewDealer(); // waits RENEW_MIN_GAP_MS from this attempt
+      return;
+    }
+    this.warnings.opened();
+    oldOut.close();
+    old.close();
   }
 
   request(frames: Buffer[], onFail?: () => void): void {
@@ -205,13 +207,19 @@ class ZmqLink implements Link {
     );
   }
 
-  follow(prefixes: string[], native = false): void {
-    if (!this.server.curve && !native && this.sub instanceof zmq.Subscriber)
-      return this.refollowZmq(this.sub, prefixes);
-    if (this.server.curve) return this.followByRequest(prefixes);
+  follow(prefixes: string[], native = false): boolean {
+    if (!this.server.curve && !native && this.sub instanceof zmq.Subscriber) {
+      this.refollowZmq(this.sub, prefixes);
+      return true;
+    }
+    if (this.server.curve) {
+      this.followByRequest(prefixes);
+      return true;
+    }
     this.unfollow();
     if (native) this.followLean(prefixes);
-    else this.followZmq(prefixes);
+    else return this.followZmq(prefixes);
+    return true;
   }
 
   /**
@@ -270,27 +278,35 @@ class ZmqLink implements Link {
     this.subPrefixes = [...prefixes];
   }
 
-  private followZmq(prefixes: string[]): void {
-    const sub = new zmq.Subscriber({
-      context: this.context,
-      linger: 0,
-      receiveHighWaterMark: 1_000_000,
-      maxMessageSize: this.server.frames?.sub ?? -1,
-    });
-    for (const prefix of prefixes) sub.subscribe(prefix);
+  /** false if the SUB could not be opened (EMFILE): warned, and tried again in FOLLOW_RETRY_MS */
+  private followZmq(prefixes: string[]): boolean {
+    const make = () =>
+      new zmq.Subscriber({
+        context: this.context,
+        linger: 0,
+        receiveHighWaterMark: 1_000_000,
+        maxMessageSize: this.server.frames?.sub ?? -1,
+      });
     // Its connection is watched only when it follows changes (an ICANHAZ? waits for it); a SUB
     // that listens for HUGZ alone ('auto') does without the two sockets of an event observer.
-    this.subConnected = prefixes.every((prefix) => prefix === HUGZ);
-    if (!this.subConnected) {
-      sub.events.on('handshake', () => {
-        if (this.sub !== sub) return;
-        this.subConnected = true;
-        this.handlers.followed?.();
+    const hugzOnly = prefixes.every((prefix) => prefix === HUGZ);
+    let sub: zmq.Subscriber;
+    try {
+      sub = openSocket(make, (sub) => {
+        if (!hugzOnly) this.watchSub(sub);
       });
-      sub.events.on('disconnect', () => {
-        if (this.sub === sub) this.subConnected = false;
-      });
+    } catch (error) {
+      this.warnings.failed(`a SUB to ${this.server.publisher}`, error, 'trying again every second');
+      this.followRetry = setTimeout(() => {
+        this.followRetry = undefined;
+        if (!this.closed) this.follow(prefixes);
+      }, FOLLOW_RETRY_MS);
+      this.followRetry.unref();
+      return false;
     }
+    this.warnings.opened();
+    for (const prefix of prefixes) sub.subscribe(prefix);
+    this.subConnected = hugzOnly;
     sub.connect(this.server.publisher);
     this.sub = sub;
     this.subPrefixes = [...prefixes];
@@ -301,6 +317,19 @@ class ZmqLink implements Link {
         if (this.sub === sub) this.handlers.update(frames);
       },
     );
+    return true;
+  }
+
+  private watchSub(sub: zmq.Subscriber): void {
+    const events = observe(sub);
+    events.on('handshake', () => {
+      if (this.sub !== sub) return;
+      this.subConnected = true;
+      this.handlers.followed?.();
+    });
+    events.on('disconnect', () => {
+      if (this.sub === sub) this.subConnected = false;
+    });
   }
 
   followReady(): boolean {
@@ -308,6 +337,8 @@ class ZmqLink implements Link {
   }
 
   unfollow(): void {
+    clearTimeout(this.followRetry);
+    this.followRetry = undefined;
     if (this.followedOn) {
       this.followedOn = undefined;
       this.request(encodeRequest({ command: 'TUNFOLLOW', reqId: 0 }));
@@ -316,10 +347,17 @@ class ZmqLink implements Link {
     this.sub = undefined;
   }
 
-  publish(frames: Buffer[]): void {
-    if (this.closed) return;
-    this.collector ??= new Collector(this.context, this.server, this.curve);
+  publish(frames: Buffer[]): boolean {
+    if (this.closed) return true; // closed with its client, which refuses writes from then on
+    try {
+      this.collector ??= new Collector(this.context, this.server, this.curve);
+    } catch (error) {
+      this.warnings.failed(`a PUB to ${this.server.collector}`, error, 'the write was refused');
+      return false;
+    }
+    this.warnings.opened();
     this.collector.publish(frames);
+    return true;
   }
 
   drain(timeoutMs: number): Promise<void> {
@@ -331,11 +369,11 @@ class ZmqLink implements Link {
     this.closed = true;
     clearInterval(this.renewTimer);
     clearTimeout(this.renewLater);
+    clearTimeout(this.followRetry);
     this.dealerOut.close();
     this.dealer.close();
     this.sub?.close();
     this.collector?.close();
-    contexts.release(this.host);
   }
 }
 

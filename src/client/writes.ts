@@ -11,6 +11,7 @@
 import { encodeKvMsg, encodeRequest, type Durability, type ErrorReply, type Limits } from '../wire/index.js';
 import { newUuid } from '../core/index.js';
 import {
+  ClientSocketError,
   ClosedError,
   ConflictError,
   LeaseNotFoundError,
@@ -22,7 +23,7 @@ import { AckedQueue, type Queued } from './acked-queue.js';
 import { checkKey, rejectWith } from './arguments.js';
 import { checkAckSequences } from './drops.js';
 import { AppliedWaiters } from './read-your-writes.js';
-import type { Link } from './transport.js';
+import type { Link } from './link.js';
 
 const WRITE_BATCH = 1000;
 
@@ -89,14 +90,27 @@ export class Writes extends AckedQueue<Write> {
     if (nativeOnly && host.mode() === 'chp') return Promise.reject(plainChp());
     if (host.mode() === 'chp') {
       // Model Six: publish to every server's collector; the passive keeps it on its pending list.
-      const frames = encodeKvMsg({ key, sequence: 0, uuid, properties, body });
-      for (const link of host.links) link.publish(frames);
-      return Promise.resolve(0);
+      const unsent = this.publishChp(encodeKvMsg({ key, sequence: 0, uuid, properties, body }));
+      return unsent ? Promise.reject(unsent) : Promise.resolve(0);
     }
     return new Promise<number>((resolve, reject) => {
       const deadline = host.now() + host.writeTimeoutMs;
       this.enqueue({ key, uuid, properties, body, deadline, nativeOnly, resolve, reject });
     });
+  }
+
+  /**
+   * Model Six: a plain CHP write goes to every server's collector (the passive keeps it on its
+   * pending list). An error if a collector's socket could not be opened (EMFILE): the write may
+   * have reached the others, and a retry may apply it twice, as any unacknowledged CHP write.
+   */
+  private publishChp(frames: Buffer[]): ClientSocketError | undefined {
+    const links = this.host.links;
+    const sent = links.filter((link) => link.publish(frames)).length;
+    if (sent === links.length) return undefined;
+    return new ClientSocketError(
+      `a plain CHP write reached ${sent} of ${links.length} servers' collectors: a socket could not be opened (see the warning)`,
+    );
   }
 
   /** Sends queued writes to the active in batches. */
@@ -111,9 +125,9 @@ export class Writes extends AckedQueue<Write> {
           continue;
         }
         const { key, uuid, properties, body } = w;
-        const frames = encodeKvMsg({ key, sequence: 0, uuid, properties, body });
-        for (const l of this.host.links) l.publish(frames);
-        this.settle(w, 0);
+        const unsent = this.publishChp(encodeKvMsg({ key, sequence: 0, uuid, properties, body }));
+        if (unsent) this.fail(w, unsent);
+        else this.settle(w, 0);
       }
       return;
     }

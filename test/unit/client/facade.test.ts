@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { Client } from '../../../src/client/client.js';
 import { LaterQueue } from '../../../src/client/events.js';
-import type { Transport } from '../../../src/client/transport.js';
+import type { Transport } from '../../../src/client/link.js';
 import type { Update } from '../../../src/client/events.js';
 import { ClosedError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log/index.js';

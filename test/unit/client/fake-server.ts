@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../../src/client/client.js';
 import type { ServerAddress } from '../../../src/client/servers.js';
-import type { Link, LinkHandlers, Transport } from '../../../src/client/transport.js';
+import type { Link, LinkHandlers, Transport } from '../../../src/client/link.js';
 import {
   decodeKvEntry,
   decodeKvMsg,
@@ -713,11 +713,12 @@ export class FakeLink implements Link {
     this.net.deliver(() => server.receive(this, frames));
   }
 
-  follow(prefixes: string[]): void {
+  follow(prefixes: string[]): boolean {
     this.unfollow();
     this.follows++;
     this.prefixes = [...prefixes];
     this.server?.followers.add(this);
+    return true;
   }
 
   unfollow(): void {
@@ -725,19 +726,20 @@ export class FakeLink implements Link {
     this.server?.followers.delete(this);
   }
 
-  publish(frames: Buffer[]): void {
-    if (this.closed) return;
+  publish(frames: Buffer[]): boolean {
+    if (this.closed) return true;
     if (!this.net.collectorsUp) {
       this.unsent.push(frames);
-      return;
+      return true;
     }
     const server = this.server;
-    if (server === undefined) return;
+    if (server === undefined) return true;
     this.publishing++;
     this.net.deliver(() => {
       this.publishing--;
       server.collect(frames);
     });
+    return true;
   }
 
   /** The collector connection is up: what waited goes out. */

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { Finder, FOLLOW_WAIT_MS } from '../../../src/client/finder.js';
-import type { Link } from '../../../src/client/transport.js';
+import type { Link } from '../../../src/client/link.js';
 import { ICANHAZ, Native } from '../../../src/wire/index.js';
 import { silentLogger } from '../../../src/log/index.js';
 
@@ -17,14 +17,19 @@ function setup(mode: 'native' | 'chp') {
   /** the servers whose subscriber completed its handshake (fake `followReady`) */
   const subscribed = new Set<number>([0, 1]);
   const followed: number[] = [];
+  /** the servers to which a subscriber cannot be opened (EMFILE: the fake `follow` returns false) */
+  const unopenable = new Set<number>();
   const links: Link[] = [0, 1].map((server) => ({
     request: (frames: Buffer[]) => {
       sent.push({ server, command: frames[0]!.toString('latin1') });
     },
-    follow: () => void followed.push(server),
+    follow: () => {
+      followed.push(server);
+      return !unopenable.has(server);
+    },
     followReady: () => subscribed.has(server),
     unfollow: () => undefined,
-    publish: () => undefined,
+    publish: () => true,
     drain: () => Promise.resolve(),
     close: () => undefined,
   }));
@@ -51,7 +56,7 @@ function setup(mode: 'native' | 'chp') {
     const end = clock.now + ms;
     for (; clock.now < end; clock.now += 50) finder.probe();
   };
-  return { sent, clock, quarantined, finder, run, subscribed, followed };
+  return { sent, clock, quarantined, finder, run, subscribed, followed, unopenable };
 }
 
 describe('Finder: quarantined servers', () => {
@@ -119,6 +124,18 @@ describe('Finder: plain CHP subscribes, then asks', () => {
     f.run(FOLLOW_WAIT_MS - 50);
     expect(f.sent).to.deep.equal([]);
     f.run(100);
+    expect(f.sent).to.deep.equal([{ server: 0, command: ICANHAZ }]);
+  });
+
+  it('a subscriber that could not be opened (EMFILE) holds the ICANHAZ? back past FOLLOW_WAIT_MS, tries again at each probe, and the ask goes once one opens', () => {
+    const f = setup('chp');
+    f.unopenable.add(0);
+    f.finder.begin(undefined);
+    f.run(FOLLOW_WAIT_MS + 500);
+    expect(f.followed.filter((s) => s === 0).length, 'tried again at each probe').to.be.greaterThan(10);
+    expect(f.sent, 'no ask without a subscription').to.deep.equal([]);
+    f.unopenable.clear();
+    f.run(50);
     expect(f.sent).to.deep.equal([{ server: 0, command: ICANHAZ }]);
   });
 });

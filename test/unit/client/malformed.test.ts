@@ -9,7 +9,7 @@
 import { expect } from 'chai';
 import { Client, type ClientOptions } from '../../../src/client/client.js';
 import type { DropInfo } from '../../../src/client/drops.js';
-import type { Transport } from '../../../src/client/transport.js';
+import type { Transport } from '../../../src/client/link.js';
 import { Native, encodeKvMsg } from '../../../src/wire/index.js';
 import { FakeNetwork, type FakeServer } from './fake-server.js';
 

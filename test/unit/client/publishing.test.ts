@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { ReplyError } from '../../../src/client/drops.js';
 import { Publishes } from '../../../src/client/publishing.js';
-import type { Link } from '../../../src/client/transport.js';
+import type { Link } from '../../../src/client/link.js';
 import { decodeRequest, DEFAULT_LIMITS, type NativeRequest } from '../../../src/wire/index.js';
 import { AccessDeniedError, ServerRejectedError, TimeoutError } from '../../../src/errors.js';
 
@@ -14,9 +14,9 @@ function setup() {
   const sent: Buffer[][] = [];
   const link: Link = {
     request: (frames: Buffer[]) => void sent.push(frames),
-    follow: () => undefined,
+    follow: () => true,
     unfollow: () => undefined,
-    publish: () => undefined,
+    publish: () => true,
     drain: () => Promise.resolve(),
     close: () => undefined,
   };

@@ -5,10 +5,10 @@
  */
 import { expect } from 'chai';
 import { ReplyError } from '../../../src/client/drops.js';
-import type { Link } from '../../../src/client/transport.js';
+import type { Link } from '../../../src/client/link.js';
 import { Writes } from '../../../src/client/writes.js';
 import { decodeRequest, DEFAULT_LIMITS, type NativeRequest } from '../../../src/wire/index.js';
-import { TimeoutError } from '../../../src/errors.js';
+import { ClientSocketError, TimeoutError } from '../../../src/errors.js';
 
 function setup() {
   const sent: Buffer[][] = [];
@@ -16,9 +16,9 @@ function setup() {
     request: (frames: Buffer[]) => {
       sent.push(frames);
     },
-    follow: () => undefined,
+    follow: () => true,
     unfollow: () => undefined,
-    publish: () => undefined,
+    publish: () => true,
     drain: () => Promise.resolve(),
     close: () => undefined,
   };
@@ -102,5 +102,57 @@ describe('Writes (the client write pipeline)', () => {
     await w.flushed();
     expect(w.outcomes.get('/app/k')).to.be.instanceOf(TimeoutError);
     expect(String((w.outcomes.get('/app/k') as Error).message)).to.contain('sequence 20');
+  });
+});
+
+describe('Writes: plain CHP', () => {
+  /** two servers' links in plain CHP mode; `refuses` names those whose collector cannot be opened */
+  function chp(refuses: Set<number>) {
+    const published: number[] = [];
+    const links: Link[] = [0, 1].map((server) => ({
+      request: () => undefined,
+      follow: () => true,
+      unfollow: () => undefined,
+      publish: () => {
+        if (refuses.has(server)) return false;
+        published.push(server);
+        return true;
+      },
+      drain: () => Promise.resolve(),
+      close: () => undefined,
+    }));
+    const writes = new Writes({
+      links,
+      subtree: '/app/',
+      limits: DEFAULT_LIMITS,
+      writeTimeoutMs: 1000,
+      requestTimeoutMs: 200,
+      maxPendingWrites: 100,
+      now: () => 0,
+      mode: () => 'chp',
+      closed: () => false,
+      target: () => links[0],
+      reqId: () => 1,
+      applied: () => 0,
+      degraded: () => undefined,
+      stalled: () => undefined,
+    });
+    return { writes, published };
+  }
+
+  it('a write goes to every collector and resolves with 0; one whose collector socket could not be opened (EMFILE) rejects with ClientSocketError saying how many it reached', async () => {
+    const ok = chp(new Set());
+    expect(await ok.writes.write('/app/a', Buffer.from('v'), '')).to.equal(0);
+    expect(ok.published).to.deep.equal([0, 1]);
+
+    const half = chp(new Set([1]));
+    const error = await half.writes.write('/app/a', Buffer.from('v'), '').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).to.be.instanceOf(ClientSocketError);
+    expect((error as ClientSocketError).code).to.equal('ERR_CLIENT_SOCKET');
+    expect((error as Error).message).to.contain('reached 1 of 2');
+    expect(half.published, 'the other collector got it').to.deep.equal([0]);
   });
 });

@@ -1,0 +1,76 @@
+/**
+ * Opening a socket can fail: libzmq refuses a new socket with EMFILE when the process is out of
+ * file descriptors (`ulimit -n`) or its context is out of sockets, and an event observer is two
+ * more sockets. A failure in a timer or a socket event ended the application's process (an
+ * exception nobody could catch), and a failure half-way left the socket opened so far behind.
+ */
+import { closeSync, openSync } from 'node:fs';
+import type * as zmq from 'zeromq';
+import { ClientSocketError } from '../errors.js';
+
+/** `make` a socket and `setUp` it (observers, connect); if the set-up fails, the socket is closed. */
+export function openSocket<S extends { close(): void }>(make: () => S, setUp: (socket: S) => void): S {
+  const socket = make();
+  try {
+    setUp(socket);
+  } catch (error) {
+    socket.close();
+    throw error;
+  }
+  return socket;
+}
+
+/**
+ * Takes `count` file descriptors and gives them back: throws EMFILE (as `open` does) if the process
+ * has fewer free. libzmq aborts the process when it cannot make the poller of a context's first
+ * socket (`epoll.cpp:38`, with no descriptor left), and its failures half-way through an event
+ * observer are worse than an error (observe). Checked first, the error comes from here, before
+ * anything is half made. Another thread (a context's I/O thread, on a reconnect) may still take
+ * the last descriptors in between: this narrows the window, it cannot close it.
+ */
+export function reserveDescriptors(count: number): void {
+  const held: number[] = [];
+  try {
+    while (held.length < count) held.push(openSync('/dev/null', 'r'));
+  } finally {
+    for (const fd of held) closeSync(fd);
+  }
+}
+
+/** descriptors a new context's first socket may need: its reaper's and I/O thread's mailboxes and pollers, the socket's mailbox, and slack */
+export const CONTEXT_DESCRIPTORS = 8;
+
+/**
+ * The socket's event observer. It is two sockets: libzmq's monitor, then zeromq.js's PAIR to it.
+ * When the PAIR could not be opened, the monitor stayed, and from then on the context released no
+ * socket closed on it (with `ulimit -n 154`, 100 event descriptors and 36 TCP connections were
+ * still open after every client had closed, and no new client could open).
+ */
+export function observe(socket: zmq.Socket): zmq.Observer {
+  reserveDescriptors(2);
+  return socket.events;
+}
+
+/** The typed error for a socket that could not be opened: `what` names it ("a DEALER to ..."). */
+export function socketError(what: string, error: unknown): ClientSocketError {
+  const reason = error instanceof Error ? error.message : String(error);
+  return new ClientSocketError(`could not open ${what}: ${reason}`, { cause: error });
+}
+
+/**
+ * A warning for each streak of failures, not each retry: `failed` warns the first time after a
+ * success, `opened` ends the streak.
+ */
+export class SocketWarnings {
+  private failing = false;
+
+  failed(what: string, error: unknown, retry: string): void {
+    if (this.failing) return;
+    this.failing = true;
+    process.emitWarning(`twinstar client: ${socketError(what, error).message}; ${retry}`);
+  }
+
+  opened(): void {
+    this.failing = false;
+  }
+}
