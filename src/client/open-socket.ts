@@ -4,9 +4,9 @@
  * more sockets. A failure in a timer or a socket event ended the application's process (an
  * exception nobody could catch), and a failure half-way left the socket opened so far behind.
  */
-import { closeSync, openSync } from 'node:fs';
 import type * as zmq from 'zeromq';
 import { ClientSocketError } from '../errors.js';
+import { OBSERVER_DESCRIPTORS, reserveDescriptors } from '../zmq/index.js';
 
 /** `make` a socket and `setUp` it (observers, connect); if the set-up fails, the socket is closed. */
 export function openSocket<S extends { close(): void }>(make: () => S, setUp: (socket: S) => void): S {
@@ -21,33 +21,13 @@ export function openSocket<S extends { close(): void }>(make: () => S, setUp: (s
 }
 
 /**
- * Takes `count` file descriptors and gives them back: throws EMFILE (as `open` does) if the process
- * has fewer free. libzmq aborts the process when it cannot make the poller of a context's first
- * socket (`epoll.cpp:38`, with no descriptor left), and its failures half-way through an event
- * observer are worse than an error (observe). Checked first, the error comes from here, before
- * anything is half made. Another thread (a context's I/O thread, on a reconnect) may still take
- * the last descriptors in between: this narrows the window, it cannot close it.
- */
-export function reserveDescriptors(count: number): void {
-  const held: number[] = [];
-  try {
-    while (held.length < count) held.push(openSync('/dev/null', 'r'));
-  } finally {
-    for (const fd of held) closeSync(fd);
-  }
-}
-
-/** descriptors a new context's first socket may need: its reaper's and I/O thread's mailboxes and pollers, the socket's mailbox, and slack */
-export const CONTEXT_DESCRIPTORS = 8;
-
-/**
  * The socket's event observer. It is two sockets: libzmq's monitor, then zeromq.js's PAIR to it.
  * When the PAIR could not be opened, the monitor stayed, and from then on the context released no
  * socket closed on it (with `ulimit -n 154`, 100 event descriptors and 36 TCP connections were
- * still open after every client had closed, and no new client could open).
+ * still open after every client had closed, and no new client could open): zmq/descriptors.ts.
  */
 export function observe(socket: zmq.Socket): zmq.Observer {
-  reserveDescriptors(2);
+  reserveDescriptors(OBSERVER_DESCRIPTORS);
   return socket.events;
 }
 

@@ -14,21 +14,14 @@
  */
 import * as zmq from 'zeromq';
 import { decodeReply, encodeRequest, HUGZ, Native } from '../wire/index.js';
-import { Outbox, whenWritable } from '../zmq/index.js';
+import { CONTEXT_DESCRIPTORS, Outbox, reserveDescriptors, whenWritable } from '../zmq/index.js';
 import { curveClientOptions, sessionToken, tokenMintedAt } from '../security/index.js';
 import type { ServerAddress } from './servers.js';
 import { ContextPool, hostOf } from './contexts.js';
 import { UpdateGate, ZmtpSub } from './zmtp-sub.js';
 import { guarded, listen } from './listen.js';
 import { Collector } from './collector.js';
-import {
-  CONTEXT_DESCRIPTORS,
-  observe,
-  openSocket,
-  reserveDescriptors,
-  socketError,
-  SocketWarnings,
-} from './open-socket.js';
+import { observe, openSocket, socketError, SocketWarnings } from './open-socket.js';
 import type { Link, LinkHandlers, Transport } from './link.js';
 
 /** a token older than this is not used for a new connection (servers honour them for >= 60 s) */

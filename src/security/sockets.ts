@@ -2,6 +2,7 @@
 import type * as zmq from 'zeromq';
 import type { KeyPair } from './keys.js';
 import type { Domain, Guard } from './guard.js';
+import { SocketWatch } from '../zmq/index.js';
 
 /** A bound socket that encrypts, proves it holds `keys`, and asks ZAP about `domain`. */
 export function curveServerOptions(keys: KeyPair, domain: Domain) {
@@ -24,8 +25,9 @@ export function curveClientOptions(own: KeyPair, serverPublicKey: string) {
  */
 export function watchHandshakes(socket: zmq.Socket, guard: Guard, domain: Domain): void {
   const failed = () => guard.handshakeFailed(domain);
-  socket.events.on('handshake:error:protocol', failed);
-  socket.events.on('handshake:error:other', failed);
+  const watch = SocketWatch.of(socket);
+  watch.on('handshake:error:protocol', failed);
+  watch.on('handshake:error:other', failed);
 }
 
 /** libzmq's ZMQ_ROUTER_NOTIFY (draft API; zeromq.js is built with it but has no setter for it). */

@@ -26,7 +26,7 @@ import {
 } from '../security/index.js';
 import { chunkBytes, type Limits, socketFrameLimits, updatesPrefix } from '../wire/index.js';
 import { UpdateStream } from './update-stream.js';
-import { Outbox, receiveLoop } from '../zmq/index.js';
+import { Outbox, receiveLoop, SocketWatch, WATCH_QUIET_MS } from '../zmq/index.js';
 import type { ServerEndpoints, ServerQuotas } from './types.js';
 
 export interface SocketOptions {
@@ -160,11 +160,14 @@ export class ServerSockets {
     await this.collector.bind(this.endpoints.collector);
     if (this.updates) await this.updates.bind(this.endpoints.updates!);
     this.collector.subscribe();
-    this.publisher.events.on('accept', onPublisherAccepted);
+    SocketWatch.of(this.publisher).on('accept', onPublisherAccepted);
     for (const socket of [this.publisher, this.updates]) {
-      socket?.events.on('accept', () => this.connectedClients++);
-      socket?.events.on('disconnect', () => (this.connectedClients = Math.max(0, this.connectedClients - 1)));
+      if (!socket) continue;
+      const watch = SocketWatch.of(socket);
+      watch.on('accept', () => this.connectedClients++);
+      watch.on('disconnect', () => (this.connectedClients = Math.max(0, this.connectedClients - 1)));
     }
+    this.watchAccepts();
     void receiveLoop(this.router, onRequest);
     void receiveLoop(this.collector, onCollected);
     trackSubscriptions(this.publisher, this.subscribed, (topic) => topic.toString('utf8'), onSubscribed);
@@ -173,6 +176,29 @@ export class ServerSockets {
       trackSubscriptions(this.updates, this.updatePrefixes, updatesPrefix, (prefix) =>
         this.confirmSoon(prefix),
       );
+  }
+
+  /**
+   * A socket that cannot accept (out of file descriptors) posts an event per failed try, read with
+   * a time budget (zmq/socket-watch.ts): said once per flood, per socket.
+   */
+  private watchAccepts(): void {
+    const { log } = this.options;
+    const watched = [this.router, this.publisher, this.collector, this.updates];
+    const endpoints = [
+      this.endpoints.snapshot,
+      this.endpoints.publisher,
+      this.endpoints.collector,
+      this.endpoints.updates,
+    ];
+    watched.forEach((socket, i) => {
+      if (!socket) return;
+      SocketWatch.of(socket).onAcceptFailed = (error) =>
+        log.error(
+          { endpoint: endpoints[i], code: error.code, quietMs: WATCH_QUIET_MS },
+          'new connections are refused: out of file descriptors (raise the limit: ulimit -n, LimitNOFILE, --ulimit nofile)',
+        );
+    });
   }
 
   /**

@@ -3,3 +3,5 @@ export { Outbox, errorCode, DRAIN_BUDGET_MS, type OutboxOptions } from './outbox
 export { Fifo } from './fifo.js';
 export { receiveLoop } from './receive-loop.js';
 export { whenWritable } from './when-writable.js';
+export { SocketWatch, QUIET_MS as WATCH_QUIET_MS } from './socket-watch.js';
+export { CONTEXT_DESCRIPTORS, OBSERVER_DESCRIPTORS, reserveDescriptors } from './descriptors.js';

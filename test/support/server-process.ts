@@ -71,6 +71,8 @@ export interface ServerProcessOptions {
   fsync?: 'always' | 'batch' | 'off';
   /** the largest file the process may write, in KiB (`ulimit -f`): a full disk, for tests */
   fileSizeLimitKiB?: number;
+  /** how many file descriptors the process may have open (`ulimit -n`) */
+  maxOpenFiles?: number;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
 }
@@ -120,11 +122,14 @@ export class ServerProcess {
     args.push('--log-level', o.logLevel ?? 'debug', ...(o.extraArgs ?? []));
     const storage = o.dataDir === undefined ? {} : { TWINSTAR_MEMORY: 'false' };
     const env = { ...process.env, ...storage, ...o.env };
-    const limit = o.fileSizeLimitKiB;
+    const limits = [
+      ...(o.fileSizeLimitKiB === undefined ? [] : [`ulimit -f ${o.fileSizeLimitKiB}`]),
+      ...(o.maxOpenFiles === undefined ? [] : [`ulimit -n ${o.maxOpenFiles}`]),
+    ];
     const [command, argv] =
-      limit === undefined
+      limits.length === 0
         ? [process.execPath, args]
-        : ['bash', ['-c', `ulimit -f ${limit} && exec "$0" "$@"`, process.execPath, ...args]];
+        : ['bash', ['-c', `${limits.join(' && ')} && exec "$0" "$@"`, process.execPath, ...args]];
     const child = track(spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env }));
     let buffer = '';
     child.stderr!.setEncoding('utf8');

@@ -79,6 +79,7 @@ const ALERTS = [
   'TwinstarAuthFailuresRising',
   'TwinstarDedupeEvictedEarly',
   'TwinstarStorageFailed',
+  'TwinstarFileDescriptorsNearLimit',
   'TwinstarGroupLagGrowing',
   'TwinstarGroupDeadLetters',
 ];
