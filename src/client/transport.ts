@@ -210,8 +210,8 @@ class ZmqLink implements Link {
       return true;
     }
     this.unfollow();
-    if (native) this.followLean(prefixes);
-    else return this.followZmq(prefixes);
+    if (!native) return this.followZmq(prefixes);
+    this.followLean(prefixes);
     return true;
   }
 
