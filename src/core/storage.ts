@@ -30,6 +30,8 @@ export interface ReplayLogStats {
   readonly size: number;
   readonly bytes: number;
   readonly evictedForBytes: number;
+  /** changes `first` to `last` packed (replay-log.ts), or undefined unless all are held */
+  packed(first: number, last: number): Buffer | undefined;
 }
 
 /**

@@ -204,7 +204,7 @@ export class ReplicationSource {
     this.batch = [];
     this.relays = [];
     if (!this.running) return;
-    const { channel, timeline, chunkBytes } = this.options;
+    const { channel, timeline, chunkBytes, store } = this.options;
     const slices = Array.from(chunked(entries, Infinity, chunkBytes));
     // The acknowledgements ride with the last slice of changes: the passive applies them and
     // takes the TACKs in one go, before it acknowledges (a message of their own could come a turn
@@ -214,7 +214,7 @@ export class ReplicationSource {
       channel.send({
         type: 'data',
         term: timeline.term,
-        batch: packEntries(slice),
+        batch: packedChanges(store, slice),
         ...(last ? { acks } : {}),
       });
     });
@@ -227,4 +227,15 @@ export class ReplicationSource {
       this.waiters[i++]!.resolve(durability);
     if (i > 0) this.waiters = this.waiters.slice(i);
   }
+}
+
+/**
+ * A slice of the changes just committed, in the packed form: the replay log's bytes when it holds
+ * them, one after another (it packed each as it was appended), else packed again.
+ */
+function packedChanges(store: Store, slice: readonly Entry[]): Buffer {
+  const first = slice[0]!.sequence;
+  const last = slice[slice.length - 1]!.sequence;
+  const held = last - first + 1 === slice.length ? store.replayLog.packed(first, last) : undefined;
+  return held ?? packEntries(slice);
 }

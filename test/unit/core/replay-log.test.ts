@@ -9,6 +9,7 @@ import vm from 'node:vm';
 import { ReplayLog } from '../../../src/core/replay-log.js';
 import type { Entry } from '../../../src/kv/kvmap.js';
 import { footprint, packedSize } from '../../../src/wire/sizes.js';
+import { packBatch } from '../../../src/wire/chp.js';
 
 function entry(sequence: number, key = `/k${sequence}`): Entry {
   return { key, sequence, uuid: '', properties: '', body: Buffer.from(`v${sequence}`), expiresAt: 0 };
@@ -283,6 +284,15 @@ describe('ReplayLog', () => {
                 }
                 expect(log.covers(n)).to.equal(model.since(n, '') !== undefined);
                 expect(plain(log.since(n, prefix))).to.deep.equal(plain(model.since(n, prefix)));
+                // packed(a, b): packBatch's bytes of a..b when all are held, else undefined
+                const last = log.lastSequence;
+                if (last !== undefined && n + 1 <= last) {
+                  const b = Math.min(last, n + 1 + (Math.abs(op.back) % 5));
+                  const want = model.since(n, '')?.filter((e) => e.sequence <= b);
+                  expect(log.packed(n + 1, b)?.toString('hex')).to.equal(
+                    want === undefined ? undefined : packBatch(want).toString('hex'),
+                  );
+                }
               }
               expect(log.size).to.equal(model.entries.length);
               expect(log.bytes).to.equal(model.held);
