@@ -106,7 +106,8 @@ export class Writes extends AckedQueue<Write> {
    */
   private publishChp(frames: Buffer[]): ClientSocketError | undefined {
     const links = this.host.links;
-    const sent = links.filter((link) => link.publish(frames)).length;
+    let sent = 0;
+    for (const link of links) if (link.publish(frames)) sent++;
     if (sent === links.length) return undefined;
     return new ClientSocketError(
       `a plain CHP write reached ${sent} of ${links.length} servers' collectors: a socket could not be opened (see the warning)`,

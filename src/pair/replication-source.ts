@@ -9,12 +9,11 @@
  * log if that still reaches back and the request is on our timeline, or else a snapshot, streamed
  * one chunk per event-loop turn so heartbeats keep flowing (promise 7).
  */
-import { chunked, type Durability, type RelayedAck } from '../wire/index.js';
+import { chunked, packEntries, type Durability, type RelayedAck } from '../wire/index.js';
 import { eachRun, type Entry } from '../kv/index.js';
 import { type Store } from '../core/index.js';
 import { NotActiveError } from '../errors.js';
 import type { PeerChannel } from './peer-link.js';
-import { packEntries } from '../wire/index.js';
 import type { Timeline } from '../core/index.js';
 import type { Logger } from '../log/index.js';
 

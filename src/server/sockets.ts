@@ -184,21 +184,21 @@ export class ServerSockets {
    */
   private watchAccepts(): void {
     const { log } = this.options;
-    const watched = [this.router, this.publisher, this.collector, this.updates];
-    const endpoints = [
-      this.endpoints.snapshot,
-      this.endpoints.publisher,
-      this.endpoints.collector,
-      this.endpoints.updates,
+    const { snapshot, publisher, collector, updates } = this.endpoints;
+    const watched: [zmq.Socket | undefined, string | undefined][] = [
+      [this.router, snapshot],
+      [this.publisher, publisher],
+      [this.collector, collector],
+      [this.updates, updates],
     ];
-    watched.forEach((socket, i) => {
-      if (!socket) return;
+    for (const [socket, endpoint] of watched) {
+      if (!socket) continue;
       SocketWatch.of(socket).onAcceptFailed = (error) =>
         log.error(
-          { endpoint: endpoints[i], code: error.code, quietMs: WATCH_QUIET_MS },
+          { endpoint, code: error.code, quietMs: WATCH_QUIET_MS },
           'new connections are refused: out of file descriptors (raise the limit: ulimit -n, LimitNOFILE, --ulimit nofile)',
         );
-    });
+    }
   }
 
   /**
