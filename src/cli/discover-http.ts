@@ -8,6 +8,7 @@
 import * as zmq from 'zeromq';
 import { curveClientOptions, readKeyFile, type KeyPair } from '../security/index.js';
 import { ADVERTISE, HUGZ, decodeKvMsg, parseProperties } from '../wire/index.js';
+import { retryInterrupted } from '../zmq/index.js';
 
 /** What one server said about its HTTP port: the URL, or why there is none. */
 export type Discovered = { endpoint: string; http: string } | { endpoint: string; error: string };
@@ -87,7 +88,7 @@ async function listenForHugz(
   let last = `no HUGZ from its publisher ${where.publisher} within ${timeoutMs} ms`;
   try {
     sub.subscribe(HUGZ);
-    sub.connect(where.publisher);
+    retryInterrupted(() => sub.connect(where.publisher));
     while (Date.now() < deadline) {
       sub.receiveTimeout = Math.max(1, deadline - Date.now());
       const found = httpFromHugz(await sub.receive(), where.host);

@@ -5,7 +5,7 @@
  * instead of guessing a delay after the handshake, which lost writes on a loaded machine.
  */
 import * as zmq from 'zeromq';
-import { Outbox } from '../zmq/index.js';
+import { Outbox, retryInterrupted } from '../zmq/index.js';
 import type { ServerAddress } from './servers.js';
 import { openSocket } from './open-socket.js';
 
@@ -34,7 +34,7 @@ export class Collector {
         ...curve,
       });
     // Throws if the socket cannot be opened (EMFILE), having closed it.
-    this.pub = openSocket(make, (pub) => pub.connect(server.collector));
+    this.pub = openSocket(make, (pub) => retryInterrupted(() => pub.connect(server.collector)));
     this.out = new Outbox(this.pub, () => undefined);
     void this.watch();
   }

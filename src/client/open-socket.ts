@@ -6,7 +6,7 @@
  */
 import type * as zmq from 'zeromq';
 import { ClientSocketError } from '../errors.js';
-import { OBSERVER_DESCRIPTORS, reserveDescriptors } from '../zmq/index.js';
+import { OBSERVER_DESCRIPTORS, reserveDescriptors, observerOf } from '../zmq/index.js';
 
 /** `make` a socket and `setUp` it (observers, connect); if the set-up fails, the socket is closed. */
 export function openSocket<S extends { close(): void }>(make: () => S, setUp: (socket: S) => void): S {
@@ -28,7 +28,7 @@ export function openSocket<S extends { close(): void }>(make: () => S, setUp: (s
  */
 export function observe(socket: zmq.Socket): zmq.Observer {
   reserveDescriptors(OBSERVER_DESCRIPTORS);
-  return socket.events;
+  return observerOf(socket);
 }
 
 /** The typed error for a socket that could not be opened: `what` names it ("a DEALER to ..."). */

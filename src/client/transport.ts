@@ -14,7 +14,13 @@
  */
 import * as zmq from 'zeromq';
 import { decodeReply, encodeRequest, HUGZ, Native } from '../wire/index.js';
-import { CONTEXT_DESCRIPTORS, Outbox, reserveDescriptors, whenWritable } from '../zmq/index.js';
+import {
+  CONTEXT_DESCRIPTORS,
+  Outbox,
+  reserveDescriptors,
+  retryInterrupted,
+  whenWritable,
+} from '../zmq/index.js';
 import { curveClientOptions, sessionToken, tokenMintedAt } from '../security/index.js';
 import type { ServerAddress } from './servers.js';
 import { ContextPool, hostOf } from './contexts.js';
@@ -123,7 +129,7 @@ class ZmqLink implements Link {
     this.dealer = dealer;
     this.dealerOut = new Outbox(dealer, () => undefined);
     this.dealerConnected = this.dealerDelivered = false;
-    dealer.connect(this.server.snapshot);
+    retryInterrupted(() => dealer.connect(this.server.snapshot));
     // A DEALER replaced by renewDealer() is closed under its loop: that end is expected.
     listen(
       dealer,
@@ -300,7 +306,7 @@ class ZmqLink implements Link {
     this.warnings.opened();
     for (const prefix of prefixes) sub.subscribe(prefix);
     this.subConnected = hugzOnly;
-    sub.connect(this.server.publisher);
+    retryInterrupted(() => sub.connect(this.server.publisher));
     this.sub = sub;
     this.subPrefixes = [...prefixes];
     listen(

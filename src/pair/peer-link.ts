@@ -6,7 +6,7 @@
  */
 import * as zmq from 'zeromq';
 import { KvMsgError, socketFrameLimits, type DecodeReason, type Limits } from '../wire/index.js';
-import { Outbox, receiveLoop } from '../zmq/index.js';
+import { Outbox, receiveLoop, retryInterrupted } from '../zmq/index.js';
 import {
   curveClientOptions,
   curveServerOptions,
@@ -85,7 +85,7 @@ export class PeerLink implements PeerChannel {
   async start(): Promise<void> {
     await this.zap?.start();
     await this.pub.bind(this.options.bind);
-    this.sub.connect(this.options.connect);
+    retryInterrupted(() => this.sub.connect(this.options.connect));
     this.sub.subscribe();
     void receiveLoop(this.sub, (frames) => this.onFrames(frames));
   }

@@ -5,3 +5,4 @@ export { receiveLoop } from './receive-loop.js';
 export { whenWritable } from './when-writable.js';
 export { SocketWatch, QUIET_MS as WATCH_QUIET_MS } from './socket-watch.js';
 export { CONTEXT_DESCRIPTORS, OBSERVER_DESCRIPTORS, reserveDescriptors } from './descriptors.js';
+export { retryInterrupted, observerOf, INTERRUPTED_TRIES } from './interrupted.js';

@@ -9,6 +9,7 @@
  */
 import type * as zmq from 'zeromq';
 import { receiveLoop } from './receive-loop.js';
+import { observerOf } from './interrupted.js';
 
 /** errors of accept() that libzmq retries at once while connections wait: a flood of events */
 const FLOODING = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
@@ -30,7 +31,7 @@ export class SocketWatch {
   static of(socket: zmq.Socket): SocketWatch {
     let watch = watches.get(socket);
     if (watch === undefined) {
-      watch = new SocketWatch(socket.events);
+      watch = new SocketWatch(observerOf(socket));
       watches.set(socket, watch);
     }
     return watch;

@@ -1,0 +1,69 @@
+/**
+ * A child process for client-signals.test.ts, run under `node --cpu-prof` with a short sampling
+ * interval, so that a SIGPROF arrives every few tens of microseconds. First a control: bare libzmq
+ * connects on a context of its own until one fails with EINTR (the proof that signals interrupt
+ * such calls here; about 1 in 100 does). Then `cycles` clients, one after another, each connected, given one write
+ * and closed. Prints one JSON line: the control's counts, each client failure's code, and how many
+ * descriptors were still open once everything was closed. Run with --expose-gc.
+ */
+import { readdirSync } from 'node:fs';
+import * as zmq from 'zeromq';
+import { connect, type Mode } from '../../src/index.js';
+
+const [servers, mode, cycles] = [
+  process.argv[2]!.split(','),
+  process.argv[3] as Mode,
+  Number(process.argv[4]),
+];
+/** most bare connects of the control (each on a new DEALER, as a client's) until one is interrupted */
+const CONTROL_CONNECTS = 100_000;
+const gc = (globalThis as { gc?: () => void }).gc!;
+const open = () => readdirSync('/proc/self/fd').length;
+const code = (error: unknown) => (error as { code?: string }).code ?? String(error);
+
+/** Waits (bounded) for what was closed to be given back: the descriptors over the baseline. */
+async function settle(baseline: number): Promise<number> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    gc();
+    const over = open() - baseline;
+    if (over <= 0 || Date.now() > deadline) return over;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const control = { connects: 0, interrupted: 0 };
+const controlContext = new zmq.Context();
+while (control.interrupted === 0 && control.connects < CONTROL_CONNECTS) {
+  const dealer = new zmq.Dealer({ context: controlContext, linger: 0 });
+  control.connects++;
+  try {
+    dealer.connect('tcp://127.0.0.1:1');
+  } catch (error) {
+    if (code(error) !== 'EINTR') throw error;
+    control.interrupted++;
+  }
+  dealer.close();
+}
+
+// The context of the server's host is made once and kept (contexts.ts): made here, before the baseline.
+await (await connect({ servers, mode })).close();
+const baseline = await settle(0).then(open);
+const failures: Record<string, number> = {};
+let ok = 0;
+for (let i = 0; i < cycles; i++) {
+  try {
+    const client = await connect({ servers, mode, connectTimeoutMs: 5000 });
+    try {
+      await client.set(`/signals/${mode}/${i}`, 'v');
+      ok++;
+    } finally {
+      await client.close();
+    }
+  } catch (error) {
+    const what = `${code(error)}: ${(error as Error).message}`;
+    failures[what] = (failures[what] ?? 0) + 1;
+  }
+}
+console.log(JSON.stringify({ control, ok, failures, leaked: await settle(baseline) }));
+process.exit(0);
