@@ -19,6 +19,7 @@
 import { EventEmitter } from 'node:events';
 import type { Entry, ReplicaChange } from '../kv/index.js';
 import { Agent } from './agent.js';
+import { LINK_STOP_MS } from './link.js';
 import { checkPrefix, checkReadKey, jsonText, parseJson, rejectWith } from './arguments.js';
 import {
   eventStream,
@@ -343,6 +344,7 @@ export class Client extends EventEmitter<ClientEvents> {
     const links = this.agent.links;
     await Promise.all(links.map((link) => link.drain(this.lingerMs).catch(() => undefined)));
     for (const link of links) link.close();
+    await Promise.all(links.map((link) => link.stopped?.(LINK_STOP_MS)));
     await new Promise<void>((resolve) =>
       this.queue.later(() => {
         try {

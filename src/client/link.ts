@@ -42,7 +42,15 @@ export interface Link {
   /** Resolves once every KVSET published reached a collector connection, or after `timeoutMs`. */
   drain(timeoutMs: number): Promise<void>;
   close(): void;
+  /**
+   * After close(): resolves once the link's sockets have stopped in the background (their event
+   * observers), or after `timeoutMs`. A worker thread that ends before then can abort the process.
+   */
+  stopped?(timeoutMs: number): Promise<void>;
 }
+
+/** Longest close() waits for a link's `stopped`: a few ms in a healthy process; a bound so that it ends. */
+export const LINK_STOP_MS = 1000;
 
 export type Transport = (server: ServerAddress, handlers: LinkHandlers) => Link;
 

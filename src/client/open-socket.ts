@@ -31,6 +31,38 @@ export function observe(socket: zmq.Socket): zmq.Observer {
   return observerOf(socket);
 }
 
+/**
+ * The event observers of one link, so that closing can wait for them to stop. zeromq.js stops an
+ * observer when libzmq's monitor reports its socket closed, an event from the I/O thread some
+ * milliseconds after `close()`. A worker thread that ends before then aborts the whole process
+ * ("terminate called after throwing an instance of 'Napi::Error'"): zeromq.js settles the
+ * observer's pending read while Node tears the thread's environment down.
+ */
+export class Observers {
+  private readonly running = new Set<Promise<void>>();
+
+  /** The socket's observer (`observe`), watched until it stops. */
+  open(socket: zmq.Socket): zmq.Observer {
+    const events = observe(socket);
+    const stopped = new Promise<void>((resolve) => events.on('end', () => resolve()));
+    this.running.add(stopped);
+    void stopped.then(() => this.running.delete(stopped));
+    return events;
+  }
+
+  /** Resolves once every observer opened so far has stopped, or after `timeoutMs`. */
+  stopped(timeoutMs: number): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    return Promise.race([Promise.all(this.running).then(() => undefined), late]).finally(() =>
+      clearTimeout(timer),
+    );
+  }
+}
+
 /** The typed error for a socket that could not be opened: `what` names it ("a DEALER to ..."). */
 export function socketError(what: string, error: unknown): ClientSocketError {
   const reason = error instanceof Error ? error.message : String(error);

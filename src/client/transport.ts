@@ -27,7 +27,7 @@ import { ContextPool, hostOf } from './contexts.js';
 import { UpdateGate, ZmtpSub } from './zmtp-sub.js';
 import { guarded, listen } from './listen.js';
 import { Collector } from './collector.js';
-import { observe, openSocket, socketError, SocketWarnings } from './open-socket.js';
+import { Observers, openSocket, socketError, SocketWarnings } from './open-socket.js';
 import type { Link, LinkHandlers, Transport } from './link.js';
 
 /** a token older than this is not used for a new connection (servers honour them for >= 60 s) */
@@ -77,6 +77,7 @@ class ZmqLink implements Link {
   /** plain CHP writes: made at the first */
   private collector: Collector | undefined;
   private closed = false;
+  private readonly observers = new Observers();
   /** a SUB that could not be opened is tried again (followZmq) */
   private followRetry: NodeJS.Timeout | undefined;
   private readonly warnings = new SocketWarnings();
@@ -149,7 +150,7 @@ class ZmqLink implements Link {
   /** The DEALER's event observer (two sockets more: it may fail to open as well). */
   private watchDealer(dealer: zmq.Dealer): void {
     const { curve } = this.server;
-    const events = observe(dealer);
+    const events = this.observers.open(dealer);
     events.on('handshake', () => {
       if (this.dealer !== dealer || this.closed) return;
       this.dealerConnected = true;
@@ -320,7 +321,7 @@ class ZmqLink implements Link {
   }
 
   private watchSub(sub: zmq.Subscriber): void {
-    const events = observe(sub);
+    const events = this.observers.open(sub);
     events.on('handshake', () => {
       if (this.sub !== sub) return;
       this.subConnected = true;
@@ -361,6 +362,10 @@ class ZmqLink implements Link {
 
   drain(timeoutMs: number): Promise<void> {
     return this.collector?.drain(timeoutMs) ?? Promise.resolve();
+  }
+
+  stopped(timeoutMs: number): Promise<void> {
+    return this.observers.stopped(timeoutMs);
   }
 
   close(): void {
