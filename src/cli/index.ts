@@ -64,6 +64,24 @@ Each command has --help. \`twinstar --version\` (or -v) prints the version.
 
 type Command = (args: string[]) => Promise<number>;
 
+/** The exit status of a command whose reader went away: 128 + SIGPIPE, as a shell shows for `cat`. */
+export const CLOSED_OUTPUT_STATUS = 141;
+
+/**
+ * `twinstar dump | head`: once the reader has gone, a write fails with EPIPE, which Node raises as
+ * an 'error' event: the command ended with a stack trace. Now it ends at once and quietly, as cat,
+ * etcdctl or redis-cli do (a signal ends them). Servers keep their own handling of their log.
+ */
+export function endOnClosedOutput(
+  stream: Pick<NodeJS.WriteStream, 'on'>,
+  exit: (code: number) => void = (code) => process.exit(code),
+): void {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    exit(CLOSED_OUTPUT_STATUS);
+  });
+}
+
 /** Every command, loaded when run (completion.ts completes these names). */
 export const commands: Record<string, () => Promise<Command>> = {
   server: async () => serverCommand,
@@ -102,6 +120,7 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  if (name !== 'server' && name !== 'pair') endOnClosedOutput(process.stdout);
   const code = await (await load())(args);
   process.exitCode = code;
 }

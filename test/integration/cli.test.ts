@@ -169,6 +169,35 @@ describe('twinstar CLI (real processes)', function () {
       expect(await server.stop()).to.equal(0);
     });
 
+    it('get --prefix, dump and watch piped into a reader that stops (`| head`): exit 141, nothing on stderr (a stack trace from the unhandled EPIPE before)', async () => {
+      const writer = await connect({ servers: [servers], subtree: '/cli/pipe/' });
+      try {
+        await Promise.all(
+          Array.from({ length: 3000 }, (_, i) => writer.set(`/cli/pipe/${i}`, 'v'.repeat(60))),
+        );
+      } finally {
+        await writer.close();
+      }
+      for (const args of [
+        ['get', '/cli/pipe/', '--prefix'],
+        ['dump', '/cli/pipe/'],
+        ['watch', '/cli/pipe/', '--rev', '1'],
+      ]) {
+        const child = spawn(process.execPath, [BIN, ...args, '--servers', servers], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stderr = '';
+        child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+        // The reader takes the first chunk (the command is writing), then goes, as head does.
+        await once(child.stdout, 'data');
+        child.stdout.destroy();
+        const [code] = (await within(once(child, 'exit'), 15_000, `${args[0]} did not end`)) as [
+          number | null,
+        ];
+        expect({ code, stderr }, args.join(' ')).to.deep.equal({ code: 141, stderr: '' });
+      }
+    });
+
     it('del of a missing key prints 0 and exits 1; of an existing key prints 1 and exits 0', async () => {
       const missing = await cli(['del', '/cli/del/missing']);
       expect(missing.code, describeRun(missing)).to.equal(1);
