@@ -6,14 +6,12 @@
  * descriptors, libzmq aborted on a new context's poller, and every connect and close after the
  * last client to a host leaked that host's context (five descriptors and a thread).
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { freePorts, startSingle, type ServerProcess } from '../helpers/index.js';
+import { runHost } from '../helpers/child-host.js';
 
 const HOST = fileURLToPath(new URL('./fd-sweep-host.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** steps of 0 to STEPS free descriptors: a client needs about ten */
 const STEPS = 16;
 
@@ -25,27 +23,17 @@ interface Sweep {
 }
 
 async function sweep(servers: string[], mode: string): Promise<Sweep> {
-  const child = spawn(
-    'bash',
-    [
-      '-c',
-      `ulimit -n 1024 && exec "$0" --expose-gc --import tsx "$@"`,
-      process.execPath,
-      HOST,
-      servers.join(','),
-      mode,
-      String(STEPS),
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  const line = out.trim().split('\n').pop() ?? '';
-  const parsed = line.startsWith('{') ? (JSON.parse(line) as Omit<Sweep, 'code' | 'stderr'>) : undefined;
-  return { code, stderr, results: parsed?.results ?? [], warnings: parsed?.warnings ?? [] };
+  const run = await runHost<Omit<Sweep, 'code' | 'stderr'>>('bash', [
+    '-c',
+    `ulimit -n 1024 && exec "$0" --expose-gc --import tsx "$@"`,
+    process.execPath,
+    HOST,
+    servers.join(','),
+    mode,
+    String(STEPS),
+  ]);
+  const { code, stderr, result } = run;
+  return { code, stderr, results: result?.results ?? [], warnings: result?.warnings ?? [] };
 }
 
 describe('client: out of file descriptors (real server, child processes)', function () {

@@ -6,55 +6,28 @@
  * observer interrupted half-way kept every socket closed after it open, until the process ran out
  * of descriptors. Now every client connects and writes, and every descriptor comes back.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { freePorts, startSingle, type ServerProcess } from '../helpers/index.js';
+import { runHost } from '../helpers/child-host.js';
 
 const HOST = fileURLToPath(new URL('./signals-host.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CYCLES = 60;
 
-interface Run {
-  code: number | null;
-  stderr: string;
-  result?: {
-    control: { connects: number; interrupted: number };
-    ok: number;
-    failures: Record<string, number>;
-    leaked: number;
-  };
+interface Result {
+  control: { connects: number; interrupted: number };
+  ok: number;
+  failures: Record<string, number>;
+  leaked: number;
 }
 
-async function run(servers: string[], mode: string, profiles: string): Promise<Run> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--cpu-prof',
-      `--cpu-prof-dir=${profiles}`,
-      '--cpu-prof-interval',
-      '20',
-      '--expose-gc',
-      '--import',
-      'tsx',
-      HOST,
-      servers.join(','),
-      mode,
-      String(CYCLES),
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  const line = out.trim().split('\n').pop() ?? '';
-  return { code, stderr, result: line.startsWith('{') ? (JSON.parse(line) as Run['result']) : undefined };
+function run(servers: string[], mode: string, profiles: string) {
+  const profiler = ['--cpu-prof', `--cpu-prof-dir=${profiles}`, '--cpu-prof-interval', '20'];
+  const host = [HOST, servers.join(','), mode, String(CYCLES)];
+  return runHost<Result>(process.execPath, [...profiler, '--expose-gc', '--import', 'tsx', ...host]);
 }
 
 describe('client: a process that handles signals (real server, child processes under a profiler)', function () {

@@ -6,14 +6,12 @@
  * closes, and settles the observer's pending read while Node tears the thread down. close() now
  * resolves once the observers have stopped.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { freePorts, startSingle, type ServerProcess } from '../helpers/index.js';
+import { runHost } from '../helpers/child-host.js';
 
 const HOST = fileURLToPath(new URL('./worker-host.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ROUNDS = 6;
 
 describe('client: in worker threads (real server, a child process)', function () {
@@ -28,23 +26,14 @@ describe('client: in worker threads (real server, a child process)', function ()
     const port = await freePorts(5);
     server = startSingle(port, port + 4);
     await server.ready('ACTIVE');
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', HOST, `tcp://127.0.0.1:${port}`, String(ROUNDS)],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
-    expect({ code, signal }, `the child ended early:\n${stderr}`).to.deep.equal({ code: 0, signal: null });
-    const result = JSON.parse(out.trim().split('\n').pop()!) as {
+    const { code, signal, stderr, result } = await runHost<{
       outcomes: Record<string, number>;
       before: number;
       after: number;
-    };
-    expect(result.outcomes).to.deep.equal({ closed: 3 * ROUNDS });
-    expect(result.after, 'descriptors open after the last worker').to.be.at.most(result.before);
+    }>(process.execPath, ['--import', 'tsx', HOST, `tcp://127.0.0.1:${port}`, String(ROUNDS)]);
+    expect({ code, signal }, `the child ended early:\n${stderr}`).to.deep.equal({ code: 0, signal: null });
+    expect(result).to.not.equal(undefined);
+    expect(result!.outcomes).to.deep.equal({ closed: 3 * ROUNDS });
+    expect(result!.after, 'descriptors open after the last worker').to.be.at.most(result!.before);
   });
 });

@@ -6,20 +6,19 @@
  * many descriptors were still open once everything was closed. Run with --expose-gc: a ZeroMQ
  * context gives its descriptors back when it is collected.
  */
-import { closeSync, openSync, readdirSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { connect, type Client, type Mode } from '../../src/index.js';
+import { descriptorsOver, openDescriptors } from '../helpers/child-host.js';
 
 const [servers, mode, steps] = [
   process.argv[2]!.split(','),
   process.argv[3] as Mode,
   Number(process.argv[4]),
 ];
-const gc = (globalThis as { gc?: () => void }).gc!;
 const warnings: string[] = [];
 process.on('warning', (w) => warnings.push(w.message));
 
 const fillers: number[] = [];
-const open = () => readdirSync('/proc/self/fd').length;
 const code = (error: unknown) => (error as { code?: string }).code ?? String(error);
 
 /** Fills the table, then closes `free` fillers. */
@@ -34,20 +33,9 @@ function leave(free: number): void {
   for (let i = 0; i < free && fillers.length > 0; i++) closeSync(fillers.pop()!);
 }
 
-/** Waits (bounded) for what was closed to be given back: the descriptors over the baseline. */
-async function settle(baseline: number): Promise<number> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    gc();
-    const over = open() - baseline;
-    if (over <= 0 || Date.now() > deadline) return over;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 // The context of the server's host is made once and kept (contexts.ts): made here, before the baseline.
 await (await connect({ servers, mode })).close();
-const baseline = await settle(0).then(open);
+const baseline = await descriptorsOver(0).then(openDescriptors);
 const results: { free: number; connect: string; set: string; leaked: number }[] = [];
 for (let free = 0; free <= steps; free++) {
   leave(free);
@@ -64,7 +52,7 @@ for (let free = 0; free <= steps; free++) {
     free,
     connect: client instanceof Error ? code(client) : 'ok',
     set,
-    leaked: await settle(baseline),
+    leaked: await descriptorsOver(baseline),
   });
 }
 console.log(JSON.stringify({ results, warnings }));

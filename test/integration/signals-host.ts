@@ -6,9 +6,9 @@
  * and closed. Prints one JSON line: the control's counts, each client failure's code, and how many
  * descriptors were still open once everything was closed. Run with --expose-gc.
  */
-import { readdirSync } from 'node:fs';
 import * as zmq from 'zeromq';
 import { connect, type Mode } from '../../src/index.js';
+import { descriptorsOver, openDescriptors } from '../helpers/child-host.js';
 
 const [servers, mode, cycles] = [
   process.argv[2]!.split(','),
@@ -17,20 +17,7 @@ const [servers, mode, cycles] = [
 ];
 /** most bare connects of the control (each on a new DEALER, as a client's) until one is interrupted */
 const CONTROL_CONNECTS = 100_000;
-const gc = (globalThis as { gc?: () => void }).gc!;
-const open = () => readdirSync('/proc/self/fd').length;
 const code = (error: unknown) => (error as { code?: string }).code ?? String(error);
-
-/** Waits (bounded) for what was closed to be given back: the descriptors over the baseline. */
-async function settle(baseline: number): Promise<number> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    gc();
-    const over = open() - baseline;
-    if (over <= 0 || Date.now() > deadline) return over;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 const control = { connects: 0, interrupted: 0 };
 const controlContext = new zmq.Context();
@@ -48,7 +35,7 @@ while (control.interrupted === 0 && control.connects < CONTROL_CONNECTS) {
 
 // The context of the server's host is made once and kept (contexts.ts): made here, before the baseline.
 await (await connect({ servers, mode })).close();
-const baseline = await settle(0).then(open);
+const baseline = await descriptorsOver(0).then(openDescriptors);
 const failures: Record<string, number> = {};
 let ok = 0;
 for (let i = 0; i < cycles; i++) {
@@ -65,5 +52,5 @@ for (let i = 0; i < cycles; i++) {
     failures[what] = (failures[what] ?? 0) + 1;
   }
 }
-console.log(JSON.stringify({ control, ok, failures, leaked: await settle(baseline) }));
+console.log(JSON.stringify({ control, ok, failures, leaked: await descriptorsOver(baseline) }));
 process.exit(0);
