@@ -10,6 +10,8 @@
  *   (TPONG, or `hugz-ms` on KTHXBAI/HUGZ), else what the client measured between HUGZ, else the
  *   RFC 12 / ZeroMQ guide assumption of one second. Silence counts only while the client was
  *   trying: from the start of the search, or, for the server it was using, from its last message.
+ *   A plain CHP ask counts it from the ask, and a server it could not reach at all (no connection)
+ *   is silent after serverTimeoutMs.
  * - Votes. A non-active server may be sent TVOTE only once every other server is silent, and never
  *   if it said it has no complete history. Probing (TPING) is never a vote.
  */
@@ -297,10 +299,18 @@ export class Discovery {
     // an ask that was not refused at once by the socket (no connection) went out
     if (!this.chpUnsent && now > this.chpSentAt) this.chpDelivered = true;
     const v = this.views[this.chpTarget]!;
-    // Silence counts from the ask once one went out; a server never reached has been silent
-    // since the search began (after a listening period in 'auto', that may already be enough).
-    const quietFrom = this.chpDelivered ? Math.max(this.chpAskedAt, v.quietSince) : v.quietSince;
-    if (now - quietFrom >= this.timeout(this.chpTarget)) {
+    // Silence counts from the ask; a server the client could not reach at all (a send to it
+    // failed at once) has been silent since the search began (after a listening period in 'auto',
+    // that may already be enough). An ask held back while the client's subscriber to the server
+    // connects (finder.ts, at most FOLLOW_WAIT_MS) is no silence of the server's: counting it
+    // from the search's start skipped the second server of a pair asked after the first's
+    // timeout, and a client listing the passive first took two timeouts (6 s) to connect.
+    // Its timeout is then serverTimeoutMs alone: no connection at all is no heartbeat to wait for
+    // (with none heard yet, 3 x an assumed 1 s kept a plain CHP client on a dead primary for 3 s).
+    const unreached = v.unreachable && !this.chpDelivered;
+    const quietFrom = unreached ? v.quietSince : Math.max(this.chpAskedAt, v.quietSince);
+    const timeout = unreached ? this.serverTimeoutMs : this.timeout(this.chpTarget);
+    if (now - quietFrom >= timeout) {
       this.chpTarget = (this.chpTarget + 1) % n;
       return this.chpAsked(now);
     }

@@ -196,12 +196,15 @@ export class Finder {
   }
 
   /**
-   * A HUGZ from a server not in use while listening ('auto'): returns what it says about the
-   * protocol (true: twinstar=1; false: plain CHP), or undefined when not listening.
+   * A HUGZ from a server not in use: its interval (advertised or measured) sets how long the
+   * client waits for that server. A plain CHP client hears the server it asked, and without this
+   * waited the 3 s of an assumed 1 s interval for a passive asked first, not 3 of its 100 ms
+   * (at least serverTimeoutMs). While listening ('auto'), returns what it says about the protocol
+   * (true: twinstar=1; false: plain CHP); else undefined.
    */
   onHugzElsewhere(server: number, props: string): boolean | undefined {
-    if (!this.listening) return undefined;
     this.discovery.hugz(server, this.host.now(), properties(props));
+    if (!this.listening) return undefined;
     return this.discovery.native(server) === true;
   }
 

@@ -77,6 +77,42 @@ describe('client: finding the active (real servers)', function () {
     expect(watcher.getString('/f/before')).to.equal('1');
   });
 
+  it('plain CHP: a client that lists the passive first, or a primary that is down, connects well within the 3 s an assumed 1 s HUGZ interval gives (6 s and 3 s before)', async () => {
+    const cable = new Wire();
+    const [pn, bn] = [await startNode('primary', cable), await startNode('backup', cable)];
+    nodes.push(pn.node, bn.node);
+    await waitFor(
+      () => pn.node.state === 'ACTIVE' && bn.node.state === 'PASSIVE' && !pn.node.isDegraded(),
+      5000,
+      'the pair',
+    );
+    // The passive asked first: its HUGZ advertise its interval, so it is left after the client's
+    // serverTimeoutMs (500 ms), and the primary, asked while the client's subscriber to it
+    // connects, is not taken for silent since the search began.
+    const passiveFirst = await connect({
+      servers: [bn.endpoint, pn.endpoint],
+      mode: 'chp',
+      connectTimeoutMs: 2500,
+    });
+    clients.push(passiveFirst);
+    expect(passiveFirst.server).to.equal(pn.endpoint);
+    expect(await passiveFirst.set('/chp-order/a', 'v')).to.equal(0); // plain CHP: not acknowledged
+
+    // The primary is down and the backup took over (a native client voted): its ICANHAZ? cannot
+    // be sent (no connection), so the primary is silent after serverTimeoutMs, not 3 s.
+    await pn.node.close();
+    const voter = await connect({ servers: [pn.endpoint, bn.endpoint], mode: 'native' });
+    clients.push(voter);
+    await waitFor(() => bn.node.state === 'ACTIVE', 10_000, 'the backup to take over');
+    const primaryDown = await connect({
+      servers: [pn.endpoint, bn.endpoint],
+      mode: 'chp',
+      connectTimeoutMs: 2500,
+    });
+    clients.push(primaryDown);
+    expect(primaryDown.server).to.equal(bn.endpoint);
+  });
+
   it('a server with a 1 s heartbeat: an idle client with serverTimeoutMs 500 never fails over or resyncs', async () => {
     const servers = await lone(['--heartbeat-ms', '1000', '--failover-ms', '3000']);
     const idle = await connect({ servers, serverTimeoutMs: 500 });

@@ -110,6 +110,32 @@ describe('Discovery', () => {
     expect(d.chpAsk(3000), 'silent for its timeout since the first ask: the next (here, itself)').to.equal(0);
   });
 
+  it('plain CHP: an ask held back while the subscriber connects is no silence; a server with no connection at all is left after serverTimeoutMs', () => {
+    // Two servers, no interval learned: 3 s each. A (asked first) stays silent.
+    const d = new Discovery([A, B], 500);
+    d.begin(0);
+    expect(d.chpAsk(0)).to.equal(0);
+    expect(d.chpAsk(2999)).to.equal(undefined);
+    expect(d.chpAsk(3000), 'A silent for its timeout').to.equal(1);
+    d.chpDeferred(1); // the finder waits for its subscriber to B to connect
+    // B's silence counts from its ask, not from the search's start (which skipped it at once)
+    expect(d.chpAsk(3010), 'B is not silent: the client has not asked it yet').to.equal(undefined);
+    expect(d.chpAsk(3050), 'the held ask, tried again').to.equal(1);
+    expect(d.chpAsk(5999), 'B asked: it may answer').to.equal(undefined);
+    expect(d.chpAsk(6000)).to.equal(0);
+
+    // A refuses connections: its ask cannot be sent, and after serverTimeoutMs B is asked.
+    const e = new Discovery([A, B], 500);
+    e.begin(0);
+    expect(e.chpAsk(0)).to.equal(0);
+    e.chpNotSent(0);
+    for (let at = 50; at < 500; at += 50) {
+      expect(e.chpAsk(at), `at ${at}: the ask, not sent, goes again`).to.equal(0);
+      e.chpNotSent(0);
+    }
+    expect(e.chpAsk(500), 'no connection: no heartbeat to wait 3 x for').to.equal(1);
+  });
+
   it('pongOf reads the optional heartbeat and history of a decoded TPONG, and takes old 5-frame replies', () => {
     const pong = (...frames: Buffer[]) =>
       decodeReply([Buffer.from(Native.PONG), encodeRequestId(7), ...frames]) as PongReply;

@@ -103,6 +103,23 @@ describe('Finder: quarantined servers', () => {
 });
 
 describe('Finder: plain CHP subscribes, then asks', () => {
+  it("the asked server's HUGZ set its interval: a passive asked first (hugz-ms=100) is left after serverTimeoutMs, not the 3 s of an assumed 1 s", () => {
+    const f = setup('chp');
+    f.finder.begin(undefined);
+    f.run(50);
+    expect(f.sent).to.deep.equal([{ server: 0, command: ICANHAZ }]);
+    expect(
+      f.finder.onHugzElsewhere(0, 'twinstar=1\nhugz-ms=100\n'),
+      'not listening: no mode to say',
+    ).to.equal(undefined);
+    expect(f.finder.timeout(0)).to.equal(SERVER_TIMEOUT);
+    f.run(SERVER_TIMEOUT);
+    expect(f.sent).to.deep.equal([
+      { server: 0, command: ICANHAZ },
+      { server: 1, command: ICANHAZ },
+    ]);
+  });
+
   it("ICANHAZ? waits for the subscriber's handshake with the server asked, and goes as soon as it is told of it", () => {
     const f = setup('chp');
     f.subscribed.clear();
