@@ -70,6 +70,10 @@ export interface ResolvedOptions {
 
 /** Checks the options (InvalidArgumentError, thrown: the constructor's caller's mistake). */
 export function resolveOptions(options: ClientOptions): ResolvedOptions {
+  if (typeof options.servers === 'string')
+    throw new InvalidArgumentError(
+      `servers is an array of tcp://HOST:PORT endpoints, not a string: [${JSON.stringify(options.servers)}]`,
+    );
   if (!Array.isArray(options.servers) || options.servers.length === 0) {
     throw new InvalidArgumentError('servers must list at least one tcp://HOST:PORT endpoint');
   }

@@ -752,6 +752,11 @@ describe('Client (fake clock, fake transport)', function () {
       expect(() => new Client({ ...base, servers: undefined as unknown as string[] })).to.throw(
         InvalidArgumentError,
       );
+      // a string, the CLI's form, says what the option takes instead
+      expect(() => new Client({ ...base, servers: A as unknown as string[] })).to.throw(
+        InvalidArgumentError,
+        `servers is an array of tcp://HOST:PORT endpoints, not a string: ["${A}"]`,
+      );
       expect(() => new Client({ ...base, servers: [A], mode: 'bogus' as 'chp' })).to.throw(
         InvalidArgumentError,
       );
