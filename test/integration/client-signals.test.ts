@@ -2,7 +2,7 @@
  * A client process that handles signals (signals-host.ts, under `node --cpu-prof`: SIGPROF every
  * 20 µs). A signal that lands while libzmq waits on its command pipe fails the call with EINTR,
  * and zeromq.js makes connects and event observers only once. Before: `connect()` rejected with
- * ERR_CLIENT_SOCKET "Interrupted system call" (about 1 call in 100 under a 1 ms profiler), and an
+ * ERR_CLIENT_SOCKET "Interrupted system call" (about 1 in 100 with SIGPROF every 20-50 µs), and an
  * observer interrupted half-way kept every socket closed after it open, until the process ran out
  * of descriptors. Now every client connects and writes, and every descriptor comes back.
  */
