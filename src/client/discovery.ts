@@ -299,14 +299,11 @@ export class Discovery {
     // an ask that was not refused at once by the socket (no connection) went out
     if (!this.chpUnsent && now > this.chpSentAt) this.chpDelivered = true;
     const v = this.views[this.chpTarget]!;
-    // Silence counts from the ask; a server the client could not reach at all (a send to it
-    // failed at once) has been silent since the search began (after a listening period in 'auto',
-    // that may already be enough). An ask held back while the client's subscriber to the server
-    // connects (finder.ts, at most FOLLOW_WAIT_MS) is no silence of the server's: counting it
-    // from the search's start skipped the second server of a pair asked after the first's
-    // timeout, and a client listing the passive first took two timeouts (6 s) to connect.
-    // Its timeout is then serverTimeoutMs alone: no connection at all is no heartbeat to wait for
-    // (with none heard yet, 3 x an assumed 1 s kept a plain CHP client on a dead primary for 3 s).
+    // Silence counts from the ask: an ask held back while the client's subscriber connects
+    // (finder.ts, FOLLOW_WAIT_MS) is no silence of the server's (counted from the search's start,
+    // the second server of a pair was skipped at once: 6 s to connect with the passive first).
+    // A server the client could not reach at all (a send to it failed at once) has been silent
+    // since the search began, for serverTimeoutMs alone: no connection, no heartbeat to wait for.
     const unreached = v.unreachable && !this.chpDelivered;
     const quietFrom = unreached ? v.quietSince : Math.max(this.chpAskedAt, v.quietSince);
     const timeout = unreached ? this.serverTimeoutMs : this.timeout(this.chpTarget);

@@ -26,7 +26,7 @@ export function openSocket<S extends { close(): void }>(make: () => S, setUp: (s
  * socket closed on it (with `ulimit -n 154`, 100 event descriptors and 36 TCP connections were
  * still open after every client had closed, and no new client could open): zmq/descriptors.ts.
  */
-export function observe(socket: zmq.Socket): zmq.Observer {
+function observe(socket: zmq.Socket): zmq.Observer {
   reserveDescriptors(OBSERVER_DESCRIPTORS);
   return observerOf(socket);
 }

@@ -23,7 +23,7 @@ interface Sweep {
 }
 
 async function sweep(servers: string[], mode: string): Promise<Sweep> {
-  const run = await runHost<Omit<Sweep, 'code' | 'stderr'>>('bash', [
+  const { code, stderr, result } = await runHost<Omit<Sweep, 'code' | 'stderr'>>('bash', [
     '-c',
     `ulimit -n 1024 && exec "$0" --expose-gc --import tsx "$@"`,
     process.execPath,
@@ -32,7 +32,6 @@ async function sweep(servers: string[], mode: string): Promise<Sweep> {
     mode,
     String(STEPS),
   ]);
-  const { code, stderr, result } = run;
   return { code, stderr, results: result?.results ?? [], warnings: result?.warnings ?? [] };
 }
 

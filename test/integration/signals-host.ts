@@ -2,9 +2,10 @@
  * A child process for client-signals.test.ts, run under `node --cpu-prof` with a short sampling
  * interval, so that a SIGPROF arrives every few tens of microseconds. First a control: bare libzmq
  * connects on a context of its own until one fails with EINTR (the proof that signals interrupt
- * such calls here; about 1 in 100 does). Then `cycles` clients, one after another, each connected, given one write
- * and closed. Prints one JSON line: the control's counts, each client failure's code, and how many
- * descriptors were still open once everything was closed. Run with --expose-gc.
+ * such calls here; about 1 in 100 does). Then `cycles` clients, one after another, each
+ * connected, given one write and closed. Prints one JSON line: the control's counts, each client
+ * failure's code, and how many descriptors were still open once everything was closed. Run with
+ * --expose-gc.
  */
 import * as zmq from 'zeromq';
 import { connect, type Mode } from '../../src/index.js';

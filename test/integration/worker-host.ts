@@ -1,12 +1,13 @@
 /**
  * A child process for client-worker.test.ts. Its main thread runs `rounds` worker threads one
- * after another for each mode; each worker (the compiled client: run `npm run build`) connects a client, writes one key,
- * closes the client and ends: on its own (odd rounds) or by `worker.terminate()` right after the
- * close (even rounds). Prints one JSON line: the outcome of each worker and how many descriptors
- * were open before the first and after the last. A process that aborts prints nothing.
+ * after another for each mode; each worker (the compiled client: run `npm run build`) connects a
+ * client, writes one key, closes the client and ends: on its own (odd rounds) or by
+ * `worker.terminate()` right after the close (even rounds). Prints one JSON line: the outcome of
+ * each worker and how many descriptors were open before the first and after the last. A process
+ * that aborts prints nothing.
  */
-import { readdirSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { openDescriptors } from '../helpers/child-host.js';
 
 /** What each worker runs: the compiled client (a worker thread does not get this process's loader). */
 const WORKER = `
@@ -22,8 +23,7 @@ const { servers, mode, round } = workerData;
 `;
 
 const [servers, rounds] = [process.argv[2]!.split(','), Number(process.argv[3])];
-const open = () => readdirSync('/proc/self/fd').length;
-const before = open();
+const before = openDescriptors();
 const outcomes: Record<string, number> = {};
 for (const mode of ['native', 'chp', 'auto']) {
   for (let round = 0; round < rounds; round++) {
@@ -38,5 +38,5 @@ for (const mode of ['native', 'chp', 'auto']) {
     await exited;
   }
 }
-console.log(JSON.stringify({ outcomes, before, after: open() }));
+console.log(JSON.stringify({ outcomes, before, after: openDescriptors() }));
 process.exit(0);
