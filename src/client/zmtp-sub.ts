@@ -1,5 +1,5 @@
 /**
- * A subscriber to a server's publisher over a plain Node TCP socket, speaking ZMTP 3.0 (zmtp.ts):
+ * A subscriber to a server's publisher over a plain Node TCP socket, speaking ZMTP 3.0 (wire/zmtp.ts):
  * what the client follows updates with when it is not using CURVE (which follows over the DEALER,
  * TFOLLOW). It behaves as the libzmq SUB it replaces did: it connects, and reconnects every
  * 100 ms (libzmq's default interval) for as long as it is open, sending its subscriptions again
@@ -11,16 +11,15 @@
  * this subscriber (its publisher high-water mark) hold what comes.
  */
 import { connect, type Socket } from 'node:net';
-import { greeting, readySub, subscription, ZmtpError, ZmtpReader } from './zmtp.js';
 import { splitEndpoint } from './servers.js';
-import { HUGZ, isUpdates, updatesPrefix } from '../wire/index.js';
+import { HUGZ, isUpdates, updatesPrefix, zmtp } from '../wire/index.js';
 
 const RECONNECT_MS = 100;
 
 /**
  * Every subscriber of the process reads into this one buffer (`onread`): no Buffer, no ArrayBuffer
  * and no stream event per TCP read. Reads run one at a time on the event loop, and the reader
- * copies whatever it keeps (zmtp.ts), so sharing it is safe.
+ * copies whatever it keeps (wire/zmtp.ts), so sharing it is safe.
  */
 let readBuffer: Buffer | undefined;
 const sharedReadBuffer = (): Buffer => (readBuffer ??= Buffer.allocUnsafe(64 * 1024));
@@ -43,7 +42,7 @@ export class ZmtpSub {
     private readonly onError: (error: Error) => void,
   ) {
     const split = splitEndpoint(endpoint);
-    if (!split) throw new ZmtpError(`not a tcp://HOST:PORT endpoint: ${endpoint}`);
+    if (!split) throw new zmtp.ZmtpError(`not a tcp://HOST:PORT endpoint: ${endpoint}`);
     this.host = split.host.replace(/^\[(.*)\]$/, '$1'); // Node's connect takes an IPv6 host bare
     this.port = split.port;
     this.open();
@@ -70,9 +69,10 @@ export class ZmtpSub {
       },
     });
     this.socket = socket;
-    const reader = new ZmtpReader(
+    const reader = new zmtp.ZmtpReader(
       {
-        greeted: () => socket.write(Buffer.concat([readySub(), ...this.prefixes.map(subscription)])),
+        greeted: () =>
+          socket.write(Buffer.concat([zmtp.ready('SUB'), ...this.prefixes.map(zmtp.subscription)])),
         reply: (bytes) => socket.write(bytes),
         message: (frames) => {
           if (this.socket === socket) this.onMessage(frames);
@@ -80,7 +80,7 @@ export class ZmtpSub {
       },
       this.maxFrameBytes,
     );
-    socket.on('connect', () => socket.write(greeting()));
+    socket.on('connect', () => socket.write(zmtp.greeting()));
     socket.on('error', () => undefined); // 'close' follows
     socket.on('close', () => {
       if (this.socket !== socket || this.closed) return;

@@ -1,5 +1,5 @@
 /**
- * The client's ZMTP 3.0 subscriber side (src/client/zmtp.ts): the bytes it sends, byte for byte
+ * ZMTP 3.0 as the update stream speaks it (src/wire/zmtp.ts): the bytes it sends, byte for byte
  * against RFC 23, and a reader that gives the same messages however TCP cuts the stream.
  */
 import { expect } from 'chai';
@@ -9,11 +9,12 @@ import {
   FLAG_MORE,
   frame,
   greeting,
-  readySub,
+  message as encodeMessage,
+  ready,
   subscription,
   ZmtpError,
   ZmtpReader,
-} from '../../../src/client/zmtp.js';
+} from '../../../src/wire/zmtp.js';
 
 /** A peer's greeting: version 3.1 (libzmq 4.3), NULL, as-server 1. */
 function peerGreeting(major = 3, mechanism = 'NULL'): Buffer {
@@ -55,7 +56,7 @@ describe('ZMTP 3.0 subscriber bytes', () => {
   });
 
   it('sends READY with Socket-Type SUB as a short command frame', () => {
-    expect(readySub().toString('hex')).to.equal(
+    expect(ready('SUB').toString('hex')).to.equal(
       '04' +
         '19' +
         '05' +
@@ -73,6 +74,21 @@ describe('ZMTP 3.0 subscriber bytes', () => {
     const long = subscription('x'.repeat(300));
     expect(long.subarray(0, 9).toString('hex')).to.equal('02000000000000012d');
     expect(long.length).to.equal(9 + 301);
+  });
+});
+
+describe('ZMTP 3.0 publisher bytes', () => {
+  it('sends READY with Socket-Type PUB', () => {
+    expect(ready('PUB').toString('latin1')).to.equal('\x04\x19\x05READY\x0bSocket-Type\x00\x00\x00\x03PUB');
+  });
+
+  it('encodes a message in one buffer, byte for byte the frames one after the other', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 700 }), { minLength: 1, maxLength: 6 }), (sizes) => {
+        const frames = sizes.map((n, i) => Buffer.alloc(n, i + 1));
+        expect(encodeMessage(frames).equals(message(frames))).to.equal(true);
+      }),
+    );
   });
 });
 
@@ -198,5 +214,40 @@ describe('ZmtpReader', () => {
     const { r } = reader();
     r.feed(peerGreeting());
     expect(() => r.feed(Buffer.from([0x80, 1, 0]))).to.throw(ZmtpError, /reserved/);
+  });
+
+  it("tells the peer's Socket-Type from its READY, and ends a connection whose READY is malformed", () => {
+    const types: (string | undefined)[] = [];
+    const r = new ZmtpReader({
+      message: () => undefined,
+      greeted: () => undefined,
+      reply: () => undefined,
+      peerReady: (type) => types.push(type),
+    });
+    r.feed(
+      Buffer.concat([
+        peerGreeting(),
+        frame(
+          FLAG_COMMAND,
+          Buffer.from('\x05READY\x08Identity\x00\x00\x00\x00\x0bsocket-type\x00\x00\x00\x03SUB', 'latin1'),
+        ),
+      ]),
+    );
+    r.feed(frame(FLAG_COMMAND, Buffer.from('\x05READY', 'latin1')));
+    expect(types).to.deep.equal(['SUB', undefined]);
+    const cut = new ZmtpReader({
+      message: () => undefined,
+      greeted: () => undefined,
+      reply: () => undefined,
+      peerReady: () => undefined,
+    });
+    expect(() =>
+      cut.feed(
+        Buffer.concat([
+          peerGreeting(),
+          frame(FLAG_COMMAND, Buffer.from('\x05READY\x0bSocket-Type\x00\x00\x00\x09SUB', 'latin1')),
+        ]),
+      ),
+    ).to.throw(ZmtpError, 'malformed READY');
   });
 });

@@ -1,14 +1,18 @@
 /**
- * The subscriber's side of ZMTP 3.0 (RFC 23, rfc.zeromq.org/spec/23) with the NULL mechanism, as
- * pure logic: the bytes a SUB sends (greeting, READY, subscriptions) and a reader that turns the
- * bytes a PUB sends into messages, chunk by chunk, in whatever pieces TCP delivers them. No
- * sockets: zmtp-sub.ts carries the bytes.
+ * ZMTP 3.0 (RFC 23, rfc.zeromq.org/spec/23) with the NULL mechanism, for the two ends of the
+ * update stream, as pure logic: the bytes a SUB or a PUB sends (greeting, READY, subscriptions,
+ * framed messages) and a reader that turns a peer's bytes into messages, chunk by chunk, in
+ * whatever pieces TCP delivers them. No sockets: client/zmtp-sub.ts and
+ * server/stream-publisher.ts carry the bytes.
  *
- * Why the client speaks it itself (issue 18): a zeromq.js SUB costs, per message, a wake-up of
- * the libzmq I/O thread, a signal to the socket's mailbox, a poll started and stopped on the event
+ * Why twinstar speaks it itself (issue 18): a zeromq.js SUB costs, per message, a wake-up of the
+ * libzmq I/O thread, a signal to the socket's mailbox, a poll started and stopped on the event
  * loop, a native call, a promise and one ArrayBuffer per frame: about 19 ms of CPU per 1,000
  * deliveries for 100 subscribers in one process at 200 messages/s, against 8 ms for this reader,
- * which parses every message of a TCP read in one call.
+ * which parses every message of a TCP read in one call. On the publishing side, libzmq writes
+ * each message into every subscriber's pipe and wakes its I/O thread to write each one out;
+ * writing the encoded bytes to each subscriber's socket straight from the event loop costs less
+ * (docs/performance.md, "The update stream on Node's sockets").
  */
 
 export const FLAG_MORE = 0x01;
@@ -40,10 +44,10 @@ export function frame(flags: number, body: Buffer): Buffer {
   return Buffer.concat([header, body]);
 }
 
-/** The NULL mechanism's READY command saying Socket-Type SUB. */
-export function readySub(): Buffer {
+/** The NULL mechanism's READY command saying which Socket-Type this end is. */
+export function ready(socketType: 'SUB' | 'PUB'): Buffer {
   const name = Buffer.from('Socket-Type', 'latin1');
-  const value = Buffer.from('SUB', 'latin1');
+  const value = Buffer.from(socketType, 'latin1');
   const size = Buffer.alloc(4);
   size.writeUInt32BE(value.length);
   const body = Buffer.concat([
@@ -60,6 +64,33 @@ export function readySub(): Buffer {
 /** A ZMTP 3.0 subscription: a one-frame message, byte 1 then the prefix. */
 export function subscription(prefix: string): Buffer {
   return frame(0, Buffer.concat([Buffer.from([1]), Buffer.from(prefix)]));
+}
+
+/**
+ * One message as its frames go on the wire, headers included, in one buffer: encoded once and
+ * written to every subscriber it goes to.
+ */
+export function message(frames: readonly Buffer[]): Buffer {
+  let size = 0;
+  for (const f of frames) size += (f.length <= 255 ? 2 : 9) + f.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let i = 0; i < frames.length; i++) {
+    const body = frames[i]!;
+    const more = i < frames.length - 1 ? FLAG_MORE : 0;
+    if (body.length <= 255) {
+      out[at++] = more;
+      out[at++] = body.length;
+    } else {
+      out[at++] = more | FLAG_LONG;
+      out.writeUInt32BE(Math.floor(body.length / 0x1_0000_0000), at);
+      out.writeUInt32BE(body.length >>> 0, at + 4);
+      at += 8;
+    }
+    out.set(body, at);
+    at += body.length;
+  }
+  return out;
 }
 
 /** A PONG answering a PING command's context (ZMTP 3.1 heartbeats, should a peer send them). */
@@ -81,6 +112,8 @@ export interface ZmtpReaderHandlers {
   greeted(): void;
   /** bytes to send back (a PONG) */
   reply(bytes: Buffer): void;
+  /** the peer's READY came, saying its Socket-Type (undefined: it did not say) */
+  peerReady?(socketType: string | undefined): void;
 }
 
 export class ZmtpReader {
@@ -184,7 +217,8 @@ export class ZmtpReader {
     const name = body.toString('latin1', 1, 1 + nameLength);
     if (name === 'PING' && body.length >= 7) this.handlers.reply(pong(body));
     else if (name === 'ERROR') throw new ZmtpError(`peer says ERROR`);
-    // READY (its Socket-Type is the peer's business: a PUB or an XPUB) and anything else: ignored
+    else if (name === 'READY') this.handlers.peerReady?.(socketTypeOf(body, 1 + nameLength));
+    // anything else: ignored
   }
 }
 
@@ -198,4 +232,19 @@ function checkGreeting(buf: Buffer): void {
   if (buf[10]! < 3) throw new ZmtpError(`ZMTP ${buf[10]}.x peer: 3.0 or later needed`);
   const mechanism = buf.toString('latin1', 12, 32).replace(/\0+$/, '');
   if (mechanism !== 'NULL') throw new ZmtpError(`peer wants the ${mechanism} mechanism`);
+}
+
+/** The Socket-Type property of a READY command's metadata, which starts at `at`. */
+function socketTypeOf(body: Buffer, at: number): string | undefined {
+  while (at < body.length) {
+    const nameLength = body[at]!;
+    const valueAt = at + 1 + nameLength + 4;
+    if (valueAt > body.length) throw new ZmtpError('malformed READY');
+    const name = body.toString('latin1', at + 1, at + 1 + nameLength);
+    const end = valueAt + body.readUInt32BE(valueAt - 4);
+    if (end > body.length) throw new ZmtpError('malformed READY');
+    if (name.toLowerCase() === 'socket-type') return body.toString('latin1', valueAt, end);
+    at = end;
+  }
+  return undefined;
 }
