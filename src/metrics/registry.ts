@@ -113,6 +113,12 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
     () => node.pendingList.droppedBy,
   );
   counted(
+    'twinstar_update_stream_dropped_total',
+    'Update-stream messages not sent to a subscriber whose queue was full (publisher-queue messages past its socket buffer)',
+    [],
+    () => ({ all: node.server.updatesDropped }),
+  );
+  counted(
     'twinstar_replay_log_evicted_total',
     'Changes evicted from the replay log to stay within replay-log-bytes (a resume from before them gets a snapshot)',
     [],

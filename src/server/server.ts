@@ -95,12 +95,14 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     return this.sockets.connectedClients;
   }
 
-  /**
-   * The most the publisher's queues can take for the subscribers connected now (sockets.ts;
-   * docs/configuration.md, Memory bounds).
-   */
+  /** The most the publisher's queues take for the subscribers connected now (configuration.md). */
   get subscriberQueueBoundBytes(): number {
     return this.sockets.subscriberQueueBoundBytes;
+  }
+
+  /** Update-stream messages a subscriber missed because its queue was full (stream-publisher.ts). */
+  get updatesDropped(): number {
+    return this.sockets.updates?.dropped ?? 0;
   }
 
   constructor(private readonly options: CloneServerOptions) {

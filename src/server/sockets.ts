@@ -8,7 +8,8 @@
  *
  * and, without CURVE, the native update stream (wire/updates.ts), which native clients follow:
  *
- *   updates   XPUB    P+3  packed batches per subscribed prefix, and the publisher's HUGZ
+ *   updates   PUB     P+3  packed batches per subscribed prefix, and the publisher's HUGZ: ZMTP
+ *                          on Node's sockets (stream-publisher.ts), not libzmq's
  *
  * Sends never wait (`sendTimeout: 0`): a client whose pipe is full fails its send, which the
  * outbox reports. A frame above what the limits allow disconnects its sender before it is ever
@@ -26,6 +27,7 @@ import {
 } from '../security/index.js';
 import { chunkBytes, type Limits, socketFrameLimits, updatesPrefix } from '../wire/index.js';
 import { UpdateStream } from './update-stream.js';
+import { StreamPublisher } from './stream-publisher.js';
 import { Outbox, receiveLoop, SocketWatch, WATCH_QUIET_MS } from '../zmq/index.js';
 import type { ServerEndpoints, ServerQuotas } from './types.js';
 
@@ -58,9 +60,8 @@ export class ServerSockets {
   /** the prefixes subscribed to on the publisher right now */
   readonly subscribed = new Set<string>();
   /** the update stream (not bound with CURVE: native clients then follow over the ROUTER) */
-  readonly updates: zmq.XPublisher | undefined;
-  readonly updatesOut: Outbox | undefined;
-  /** what publishing sends on `updates` through `updatesOut` */
+  readonly updates: StreamPublisher | undefined;
+  /** what publishing sends on `updates` */
   readonly updateStream: UpdateStream | undefined;
   /** the prefixes subscribed to on the update stream right now (topics without their NUL) */
   readonly updatePrefixes = new Set<string>();
@@ -69,6 +70,8 @@ export class ServerSockets {
   /** subscribers connected to the publisher and the update stream right now */
   connectedClients = 0;
   private revoking: Promise<void> = Promise.resolve();
+  /** when the update stream's refused connections were last logged */
+  private updatesRefusedAt = -Infinity;
 
   constructor(private readonly options: SocketOptions) {
     const { host, port, quotas, guard } = options;
@@ -103,19 +106,27 @@ export class ServerSockets {
     });
     this.publisher.verbosity = 'allSubs'; // every subscription, not only a topic's first
     if (!guard) {
-      this.updates = new zmq.XPublisher({
-        ...common('publisher'),
-        sendTimeout: 0,
-        sendHighWaterMark: quotas.publisherQueue,
-        maxMessageSize: frames.publisher,
+      const updates = new StreamPublisher({
+        highWaterMark: quotas.publisherQueue,
+        maxFrameBytes: frames.publisher,
+        // HUGZ, or anything not ended by a NUL, is no prefix of the stream (updatesPrefix: undefined)
+        onSubscribe: (topic) => {
+          const prefix = updatesPrefix(topic);
+          if (prefix === undefined) return;
+          this.updatePrefixes.add(prefix);
+          this.confirmSoon(prefix);
+        },
+        onUnsubscribe: (topic) => {
+          const prefix = updatesPrefix(topic);
+          if (prefix !== undefined) this.updatePrefixes.delete(prefix);
+        },
+        onConnection: (connected) =>
+          (this.connectedClients = Math.max(0, this.connectedClients + (connected ? 1 : -1))),
+        onAcceptFailed: (error) => this.acceptFailed(this.endpoints.updates, error),
       });
-      this.updates.verbosity = 'allSubs';
-      this.updatesOut = new Outbox(this.updates, (error) =>
-        options.log.warn({ err: error }, 'publish on the update stream failed'),
-      );
-      const out = this.updatesOut;
+      this.updates = updates;
       this.updateStream = new UpdateStream({
-        post: (frames) => out.post(frames),
+        post: (frames) => updates.post(frames),
         prefixes: this.updatePrefixes,
         maxBatchBytes: chunkBytes(options.limits),
       });
@@ -158,24 +169,16 @@ export class ServerSockets {
     await this.router.bind(this.endpoints.snapshot);
     await this.publisher.bind(this.endpoints.publisher);
     await this.collector.bind(this.endpoints.collector);
-    if (this.updates) await this.updates.bind(this.endpoints.updates!);
+    if (this.updates) await this.updates.listen(this.endpoints.updates!);
     this.collector.subscribe();
     SocketWatch.of(this.publisher).on('accept', onPublisherAccepted);
-    for (const socket of [this.publisher, this.updates]) {
-      if (!socket) continue;
-      const watch = SocketWatch.of(socket);
-      watch.on('accept', () => this.connectedClients++);
-      watch.on('disconnect', () => (this.connectedClients = Math.max(0, this.connectedClients - 1)));
-    }
+    const watch = SocketWatch.of(this.publisher);
+    watch.on('accept', () => this.connectedClients++);
+    watch.on('disconnect', () => (this.connectedClients = Math.max(0, this.connectedClients - 1)));
     this.watchAccepts();
     void receiveLoop(this.router, onRequest);
     void receiveLoop(this.collector, onCollected);
     trackSubscriptions(this.publisher, this.subscribed, (topic) => topic.toString('utf8'), onSubscribed);
-    // HUGZ, or anything not ended by a NUL, is no prefix of the stream (updatesPrefix: undefined)
-    if (this.updates)
-      trackSubscriptions(this.updates, this.updatePrefixes, updatesPrefix, (prefix) =>
-        this.confirmSoon(prefix),
-      );
   }
 
   /**
@@ -184,21 +187,22 @@ export class ServerSockets {
    */
   private watchAccepts(): void {
     const { log } = this.options;
-    const { snapshot, publisher, collector, updates } = this.endpoints;
-    const watched: [zmq.Socket | undefined, string | undefined][] = [
+    const { snapshot, publisher, collector } = this.endpoints;
+    const watched: [zmq.Socket, string][] = [
       [this.router, snapshot],
       [this.publisher, publisher],
       [this.collector, collector],
-      [this.updates, updates],
     ];
-    for (const [socket, endpoint] of watched) {
-      if (!socket) continue;
-      SocketWatch.of(socket).onAcceptFailed = (error) =>
-        log.error(
-          { endpoint, code: error.code, quietMs: WATCH_QUIET_MS },
-          'new connections are refused: out of file descriptors (raise the limit: ulimit -n, LimitNOFILE, --ulimit nofile)',
-        );
-    }
+    for (const [socket, endpoint] of watched)
+      SocketWatch.of(socket).onAcceptFailed = (error) => refused(log, endpoint, error.code);
+  }
+
+  /** The update stream's listener could not accept: said once per WATCH_QUIET_MS, as SocketWatch does. */
+  private acceptFailed(endpoint: string | undefined, error: NodeJS.ErrnoException): void {
+    const now = performance.now();
+    if (now - this.updatesRefusedAt < WATCH_QUIET_MS) return;
+    this.updatesRefusedAt = now;
+    refused(this.options.log, endpoint, error.code);
   }
 
   /**
@@ -218,7 +222,6 @@ export class ServerSockets {
   close(): void {
     this.routerOut.close();
     this.pubOut.close();
-    this.updatesOut?.close();
     this.router.close();
     this.publisher.close();
     this.collector.close();
@@ -240,13 +243,19 @@ export class ServerSockets {
         for (const [socket, endpoint] of [
           [this.publisher, this.endpoints.publisher],
           [this.collector, this.endpoints.collector],
-          ...(this.updates ? [[this.updates, this.endpoints.updates!] as const] : []),
         ] as const) {
           await rebind(socket, endpoint, this.options.log);
         }
       });
     return this.revoking;
   }
+}
+
+function refused(log: Logger, endpoint: string | undefined, code: string | undefined): void {
+  log.error(
+    { endpoint, code, quietMs: WATCH_QUIET_MS },
+    'new connections are refused: out of file descriptors (raise the limit: ulimit -n, LimitNOFILE, --ulimit nofile)',
+  );
 }
 
 /**

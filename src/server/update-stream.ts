@@ -6,13 +6,14 @@
  * and its I/O thread then makes about one TCP write per subscriber per message: both costs are now
  * paid per batch (docs/performance.md, "Fan-out"). A batch goes out at the end of the release that
  * filled it: waiting to gather more (a linger, as Kafka's producer has) cost latency and saved
- * no CPU below 5 ms (measured, docs/performance.md). Pure: sends through `post`.
+ * no CPU below 5 ms (measured, docs/performance.md). Pure: sends through `post` (the stream's
+ * publisher, stream-publisher.ts, which now writes to each subscriber's socket itself).
  */
 import { encodeUpdates, sizedChunks, type PackedEntry } from '../wire/index.js';
 import { isDeletePrefix, type Entry } from '../kv/index.js';
 
 export interface UpdateStreamDeps {
-  /** queue a message on the update stream's XPUB */
+  /** send a message on the update stream (stream-publisher.ts) */
   post(frames: Buffer[]): void;
   /** the prefixes subscribed to on the update stream now (a client's subscription, NUL removed) */
   readonly prefixes: ReadonlySet<string>;

@@ -1,0 +1,209 @@
+/**
+ * The update stream's publisher (port P+3, update-stream.ts) on Node's own TCP sockets, speaking
+ * ZMTP 3.0 as a PUB (wire/zmtp.ts): any SUB, libzmq's or the client's own (client/zmtp-sub.ts),
+ * subscribes to it as it would to a libzmq XPUB. Why not libzmq's: its XPUB writes each message
+ * into every matching subscriber's pipe in the sending thread, then wakes its I/O thread, which
+ * writes each one out; here a message is encoded once and written to each subscriber's socket
+ * from the event loop, one write call each (docs/performance.md, "The update stream on Node's
+ * sockets": about a third less CPU per delivery).
+ *
+ * It keeps what the server relied on from the XPUB (sockets.ts):
+ * - Prefix matching: a message goes to each subscriber holding a subscription that its first frame
+ *   starts with.
+ * - 'allSubs': every subscription is told (`onSubscribe`), an unsubscription only when the topic's
+ *   last subscriber is gone, by a CANCEL or by disconnecting (`onUnsubscribe`).
+ * - Never waiting: a subscriber whose socket buffer is full is queued up to `highWaterMark`
+ *   messages more (the publisher queue, docs/configuration.md), then misses messages until it
+ *   drains, as from a full libzmq pipe; a native client notices the hole and resumes.
+ * - A peer that breaks the protocol, sends a frame over `maxFrameBytes`, is not a SUB or XSUB,
+ *   or is not through the handshake within `handshakeMs` is disconnected, as libzmq does.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { zmtp } from '../wire/index.js';
+
+export interface StreamPublisherOptions {
+  /** messages queued towards one subscriber beyond its socket's buffer (high-water mark) */
+  highWaterMark: number;
+  /** most bytes in one frame a subscriber may send (its subscriptions); -1 for no limit */
+  maxFrameBytes: number;
+  /** a subscription to `topic` was read (every one, as an XPUB in 'allSubs' tells them) */
+  onSubscribe(topic: Buffer): void;
+  /** the last subscription to `topic` is gone */
+  onUnsubscribe(topic: Buffer): void;
+  /** a subscriber connected (true) or went (false) */
+  onConnection(connected: boolean): void;
+  /** the listener could not accept a connection (out of file descriptors) */
+  onAcceptFailed(error: NodeJS.ErrnoException): void;
+  /** a connection not through the ZMTP handshake by then is closed (libzmq's handshake interval) */
+  handshakeMs?: number;
+}
+
+/** libzmq's default ZMQ_HANDSHAKE_IVL */
+export const HANDSHAKE_MS = 30_000;
+
+/** One connected subscriber. */
+class Peer {
+  /** its subscriptions, as bytes; one entry per SUBSCRIBE (a topic twice is held twice) */
+  readonly topics: Buffer[] = [];
+  /** the handshake is done: messages may go to it */
+  ready = false;
+  /** messages written since its socket's buffer filled (reset at 'drain') */
+  queued = 0;
+
+  constructor(readonly socket: Socket) {}
+
+  wants(topic: Buffer): boolean {
+    for (const t of this.topics) if (startsWith(topic, t)) return true;
+    return false;
+  }
+}
+
+function startsWith(bytes: Buffer, prefix: Buffer): boolean {
+  const length = prefix.length;
+  if (bytes.length < length) return false;
+  for (let i = 0; i < length; i++) if (bytes[i] !== prefix[i]) return false;
+  return true;
+}
+
+/** A tcp://HOST:PORT endpoint as Node's listen takes it ('*' is every IPv4 interface, as libzmq has it). */
+export function listenAddress(endpoint: string): { host: string; port: number } | undefined {
+  const match = /^tcp:\/\/(.+):(\d+)$/.exec(endpoint);
+  if (!match) return undefined;
+  const host = match[1] === '*' ? '0.0.0.0' : match[1]!.replace(/^\[(.*)\]$/, '$1');
+  return { host, port: Number(match[2]) };
+}
+
+export class StreamPublisher {
+  private readonly peers = new Set<Peer>();
+  /** subscribers per topic (latin1 of its bytes) */
+  private readonly holders = new Map<string, number>();
+  private server: Server | undefined;
+  private closed = false;
+  /** messages a subscriber missed because its queue was full */
+  dropped = 0;
+
+  constructor(private readonly options: StreamPublisherOptions) {}
+
+  /** Listens on `endpoint`; rejects as a ZeroMQ bind does (`code`, `address`: the endpoint). */
+  listen(endpoint: string): Promise<void> {
+    const address = listenAddress(endpoint);
+    if (!address) return Promise.reject(bindFailure(endpoint, 'EINVAL', 'not a tcp://HOST:PORT endpoint'));
+    const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.server = server;
+    return new Promise<void>((resolve, reject) => {
+      const failed = (error: NodeJS.ErrnoException) =>
+        reject(bindFailure(endpoint, error.code ?? 'EINVAL', error.message));
+      server.once('error', failed);
+      server.listen({ host: address.host, port: address.port, exclusive: true }, () => {
+        server.off('error', failed);
+        server.on('error', (error: NodeJS.ErrnoException) => this.options.onAcceptFailed(error));
+        resolve();
+      });
+    });
+  }
+
+  /** Sends one message to every subscriber whose subscription its first frame starts with. */
+  post(frames: Buffer[]): void {
+    const topic = frames[0];
+    if (topic === undefined || this.peers.size === 0) return;
+    let bytes: Buffer | undefined;
+    const { highWaterMark } = this.options;
+    for (const peer of this.peers) {
+      if (!peer.ready || !peer.wants(topic)) continue;
+      const { socket } = peer;
+      if (socket.writableNeedDrain) {
+        if (peer.queued >= highWaterMark) {
+          this.dropped++;
+          continue;
+        }
+        peer.queued++;
+      }
+      socket.write((bytes ??= zmtp.message(frames)));
+    }
+  }
+
+  /** Subscribers connected now. */
+  get connections(): number {
+    return this.peers.size;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.server?.close();
+    for (const peer of [...this.peers]) peer.socket.destroy();
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closed) return void socket.destroy();
+    const peer = new Peer(socket);
+    this.peers.add(peer);
+    this.options.onConnection(true);
+    const reader = new zmtp.ZmtpReader(
+      {
+        greeted: () => socket.write(zmtp.ready('PUB')),
+        reply: (bytes) => socket.write(bytes),
+        peerReady: (type) => {
+          if (type !== 'SUB' && type !== 'XSUB') throw new zmtp.ZmtpError(`a ${type ?? 'nameless'} peer`);
+          peer.ready = true;
+          socket.setTimeout(0);
+        },
+        message: (frames) => this.onMessage(peer, frames),
+      },
+      this.options.maxFrameBytes,
+    );
+    socket.setNoDelay(true);
+    socket.setTimeout(this.options.handshakeMs ?? HANDSHAKE_MS, () => {
+      if (!peer.ready) socket.destroy(); // a port probe, or a peer that never greets: as libzmq
+    });
+    socket.on('data', (chunk) => {
+      try {
+        reader.feed(chunk);
+      } catch {
+        socket.destroy(); // a protocol error, or a frame over the limit: as libzmq, disconnect
+      }
+    });
+    socket.on('drain', () => (peer.queued = 0));
+    socket.on('error', () => undefined); // 'close' follows
+    socket.on('close', () => this.gone(peer));
+    socket.write(zmtp.greeting());
+  }
+
+  /** A SUB sends subscriptions as messages: byte 1 (subscribe) or 0 (cancel), then the topic. */
+  private onMessage(peer: Peer, frames: Buffer[]): void {
+    const body = frames[0];
+    if (!peer.ready || frames.length !== 1 || body === undefined || body.length === 0) return;
+    const topic = Buffer.from(body.subarray(1)); // the chunk it came in is reused
+    if (body[0] === 1) {
+      peer.topics.push(topic);
+      const key = topic.toString('latin1');
+      this.holders.set(key, (this.holders.get(key) ?? 0) + 1);
+      this.options.onSubscribe(topic);
+    } else if (body[0] === 0) {
+      const at = peer.topics.findIndex((t) => t.equals(topic));
+      if (at < 0) return;
+      peer.topics.splice(at, 1);
+      this.release(topic);
+    }
+  }
+
+  private gone(peer: Peer): void {
+    if (!this.peers.delete(peer)) return;
+    for (const topic of peer.topics) this.release(topic);
+    peer.topics.length = 0;
+    this.options.onConnection(false);
+  }
+
+  private release(topic: Buffer): void {
+    const key = topic.toString('latin1');
+    const left = (this.holders.get(key) ?? 1) - 1;
+    if (left > 0) return void this.holders.set(key, left);
+    this.holders.delete(key);
+    if (!this.closed) this.options.onUnsubscribe(topic);
+  }
+}
+
+/** A listen failure shaped as ZeroMQ's bind errors are (server.ts bindError names the endpoint). */
+function bindFailure(endpoint: string, code: string, message: string): Error {
+  return Object.assign(new Error(`${message} (${endpoint})`), { code, address: endpoint });
+}

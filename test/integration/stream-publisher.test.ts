@@ -1,0 +1,216 @@
+/**
+ * The update stream's publisher on Node's sockets (src/server/stream-publisher.ts), against real
+ * peers on loopback: libzmq SUBs (zeromq.js) and raw TCP sockets speaking ZMTP by hand. It must
+ * keep what the server relied on from libzmq's XPUB: prefix matching, 'allSubs' subscription
+ * events, dropping (not queueing without end) for a subscriber that stops reading, disconnecting
+ * a peer that is no SUB or breaks the protocol, and a bind error that names the endpoint.
+ */
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { expect } from 'chai';
+import * as zmq from 'zeromq';
+import { StreamPublisher, type StreamPublisherOptions } from '../../src/server/stream-publisher.js';
+import { bindError } from '../../src/server.js';
+import { zmtp } from '../../src/wire/index.js';
+import { freePorts, waitFor, within } from '../helpers/index.js';
+import type { ServerConfig } from '../../src/config/index.js';
+
+interface Seen {
+  subscribed: string[];
+  unsubscribed: string[];
+  connections: number;
+}
+
+async function publisher(options: Partial<StreamPublisherOptions> = {}) {
+  const seen: Seen = { subscribed: [], unsubscribed: [], connections: 0 };
+  const pub = new StreamPublisher({
+    highWaterMark: 1000,
+    maxFrameBytes: 1024,
+    onSubscribe: (topic) => seen.subscribed.push(topic.toString()),
+    onUnsubscribe: (topic) => seen.unsubscribed.push(topic.toString()),
+    onConnection: (connected) => (seen.connections += connected ? 1 : -1),
+    onAcceptFailed: () => undefined,
+    ...options,
+  });
+  const port = await freePorts(1);
+  const endpoint = `tcp://127.0.0.1:${port}`;
+  await pub.listen(endpoint);
+  return { pub, seen, endpoint, port };
+}
+
+const frames = (topic: string, body = 'x') => [Buffer.from(topic), Buffer.from(body)];
+
+/** A libzmq SUB on `endpoint`, subscribed to `topics`, once the publisher holds the subscriptions. */
+async function libzmqSub(endpoint: string, seen: Seen, topics: string[]): Promise<zmq.Subscriber> {
+  const sub = new zmq.Subscriber({ linger: 0 });
+  const before = seen.subscribed.length;
+  sub.connect(endpoint);
+  for (const t of topics) sub.subscribe(t);
+  await waitFor(() => seen.subscribed.length >= before + topics.length || undefined, 5000, 'subscriptions');
+  return sub;
+}
+
+async function receive(sub: zmq.Subscriber): Promise<string> {
+  const [topic, body] = await within(sub.receive(), 5000, 'a message');
+  return `${topic!.toString()}:${body!.toString()}`;
+}
+
+/**
+ * A raw TCP peer that sends a ZMTP greeting and READY of `socketType`, then `then`; it reads with
+ * `onData`, or else reads and drops (it must read for the publisher closing it to end it).
+ */
+async function rawPeer(
+  port: number,
+  socketType: string,
+  then: Buffer[] = [],
+  onData: (chunk: Buffer) => void = () => undefined,
+): Promise<Socket> {
+  const socket = tcpConnect({ host: '127.0.0.1', port });
+  await once(socket, 'connect');
+  const name = Buffer.from('Socket-Type');
+  const size = Buffer.alloc(4);
+  size.writeUInt32BE(socketType.length);
+  const ready = zmtp.frame(
+    zmtp.FLAG_COMMAND,
+    Buffer.concat([
+      Buffer.from('\x05READY'),
+      Buffer.from([name.length]),
+      name,
+      size,
+      Buffer.from(socketType),
+    ]),
+  );
+  socket.on('data', onData);
+  socket.write(Buffer.concat([zmtp.greeting(), ready, ...then]));
+  return socket;
+}
+
+describe('StreamPublisher: the update stream as a ZMTP PUB on Node sockets', function () {
+  this.timeout(20_000);
+  const closing: (() => void)[] = [];
+  afterEach(() => {
+    for (const close of closing.splice(0)) close();
+  });
+
+  it('sends a message to the subscribers whose subscription its topic starts with, and to no other', async () => {
+    const { pub, seen, endpoint } = await publisher();
+    closing.push(() => pub.close());
+    const a = await libzmqSub(endpoint, seen, ['/a/']);
+    const all = await libzmqSub(endpoint, seen, ['']);
+    closing.push(
+      () => a.close(),
+      () => all.close(),
+    );
+    pub.post(frames('/b/1', 'not for a'));
+    pub.post(frames('/a/1', 'for a'));
+    // In order on one connection: a's first message being the second post proves the first skipped it.
+    expect(await receive(a)).to.equal('/a/1:for a');
+    expect(await receive(all)).to.equal('/b/1:not for a');
+    expect(await receive(all)).to.equal('/a/1:for a');
+  });
+
+  it('tells every subscription, and an unsubscription only when the last holder of the topic is gone', async () => {
+    const { pub, seen, endpoint } = await publisher();
+    closing.push(() => pub.close());
+    const one = await libzmqSub(endpoint, seen, ['/t/']);
+    const two = await libzmqSub(endpoint, seen, ['/t/']);
+    closing.push(() => two.close());
+    expect(seen.subscribed).to.deep.equal(['/t/', '/t/']);
+    expect(seen.connections).to.equal(2);
+    one.close();
+    await waitFor(() => seen.connections === 1 || undefined, 5000, 'the first SUB gone');
+    expect(seen.unsubscribed).to.deep.equal([]);
+    two.unsubscribe('/t/');
+    await waitFor(() => seen.unsubscribed.length > 0 || undefined, 5000, 'the unsubscription');
+    expect(seen.unsubscribed).to.deep.equal(['/t/']);
+  });
+
+  it('disconnects a peer that is not a SUB, and one whose frame is over the limit', async () => {
+    const { pub, seen, port } = await publisher({ maxFrameBytes: 64 });
+    closing.push(() => pub.close());
+    const dealer = await rawPeer(port, 'DEALER', [zmtp.subscription('')]);
+    await within(once(dealer, 'close'), 5000, 'the DEALER disconnected');
+    const big = await rawPeer(port, 'SUB', [zmtp.subscription('x'.repeat(100))]);
+    await within(once(big, 'close'), 5000, 'the oversized frame disconnected');
+    expect(seen.subscribed).to.deep.equal([]);
+    // The channel works: a proper SUB on the same listener subscribes.
+    const good = await rawPeer(port, 'SUB', [zmtp.subscription('/ok/')]);
+    closing.push(() => good.destroy());
+    await waitFor(() => seen.subscribed.length === 1 || undefined, 5000, 'the SUB subscription');
+    expect(seen.subscribed).to.deep.equal(['/ok/']);
+  });
+
+  it('disconnects a connection that never completes the handshake, once handshakeMs has passed', async () => {
+    const { pub, seen, port } = await publisher({ handshakeMs: 500 });
+    closing.push(() => pub.close());
+    const silent = tcpConnect({ host: '127.0.0.1', port });
+    silent.resume();
+    closing.push(() => silent.destroy());
+    await waitFor(() => seen.connections === 1 || undefined, 5000, 'the connection');
+    // A SUB that completes its handshake stays: it gets a message posted after the silent one went.
+    const got: string[] = [];
+    const reader = new zmtp.ZmtpReader({
+      greeted: () => undefined,
+      reply: () => undefined,
+      message: (f) => got.push(f[0]!.toString()),
+    });
+    const good = await rawPeer(port, 'SUB', [zmtp.subscription('')], (chunk) => reader.feed(chunk));
+    closing.push(() => good.destroy());
+    await within(once(silent, 'close'), 5000, 'the silent connection closed');
+    await waitFor(() => seen.connections === 1 || undefined, 5000, 'one connection left');
+    expect(seen.subscribed).to.deep.equal(['']);
+    pub.post(frames('/after', 'still here'));
+    await waitFor(() => got.includes('/after') || undefined, 5000, 'the SUB served');
+  });
+
+  it('drops messages for a subscriber that stopped reading once its queue is full, then delivers again', async () => {
+    const highWaterMark = 10;
+    const { pub, seen, port } = await publisher({ highWaterMark });
+    closing.push(() => pub.close());
+    const got: string[] = [];
+    const reader = new zmtp.ZmtpReader({
+      greeted: () => undefined,
+      reply: () => undefined,
+      message: (f) => got.push(f[0]!.toString()),
+    });
+    const peer = await rawPeer(port, 'SUB', [zmtp.subscription('')], (chunk) => reader.feed(chunk));
+    closing.push(() => peer.destroy());
+    await waitFor(() => seen.subscribed.length === 1 || undefined, 5000, 'the subscription');
+    peer.pause(); // reads nothing: the kernel's buffers fill, then the publisher's queue
+    const body = 'v'.repeat(60_000);
+    for (let i = 0; i < 2000 && pub.dropped === 0; i++) pub.post(frames(`/k/${i}`, body));
+    expect(pub.dropped, 'messages dropped for the stalled subscriber').to.be.greaterThan(0);
+    // Reading again drains its queue; what is posted once it has drained reaches it again.
+    expect(got, 'nothing read while paused').to.deep.equal([]);
+    peer.resume();
+    await waitFor(
+      () => {
+        pub.post(frames('/after', 'fresh')); // dropped until the queue drains, then delivered
+        return got.includes('/after') || undefined;
+      },
+      10_000,
+      'a message posted after the drain',
+    );
+    expect(got[0], 'the queued messages came first, in order').to.equal('/k/0');
+  });
+
+  it('fails to listen on a port in use with the error a ZeroMQ bind gives: the endpoint named', async () => {
+    const { pub, endpoint } = await publisher();
+    closing.push(() => pub.close());
+    const second = new StreamPublisher({
+      highWaterMark: 1,
+      maxFrameBytes: -1,
+      onSubscribe: () => undefined,
+      onUnsubscribe: () => undefined,
+      onConnection: () => undefined,
+      onAcceptFailed: () => undefined,
+    });
+    const error = await second.listen(endpoint).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).to.include({ code: 'EADDRINUSE', address: endpoint });
+    const config = { port: 1, heartbeatPort: 2 } as ServerConfig;
+    expect(bindError(error, config)?.message).to.equal(`cannot bind ${endpoint}: address already in use`);
+  });
+});
