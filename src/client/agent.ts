@@ -85,6 +85,7 @@ export class Agent implements InboundHost {
             else if (i === this.current) this.bus.reconnected();
           },
           followed: () => this.phase === 'finding' && this.finder.followed(i) && this.probe(),
+          resubscribed: () => void (i === this.current && (this.subscriptionConfirmed = false)),
         },
       ),
     );
@@ -194,8 +195,7 @@ export class Agent implements InboundHost {
     this.writes.requeueAll();
     this.bus.lost();
     this.kv.lost();
-    // The failover is from the server last ready on. A search that starts again before it is ready
-    // anywhere (the new active froze while syncing) keeps that origin: reported once.
+    // The failover is from the server last ready on, kept by a search restarted before ready.
     if (reason === undefined) this.pendingFailoverFrom = undefined;
     else if (this.pendingFailoverFrom === undefined) this.pendingFailoverFrom = from ?? '';
     this.finder.begin(this.current >= 0 ? this.current : undefined);

@@ -17,6 +17,11 @@ export interface LinkHandlers {
   connected?(): void;
   /** the libzmq SUB made by `follow` completed a handshake with the publisher (`followReady`) */
   followed?(): void;
+  /**
+   * the update stream's subscriber connected again: updates published meanwhile were missed, so
+   * the first batch of its own resumes, as after a new subscription (inbound.ts `confirm`)
+   */
+  resubscribed?(): void;
 }
 
 export interface Link {

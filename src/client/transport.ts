@@ -262,6 +262,10 @@ class ZmqLink implements Link {
         warned = true;
         process.emitWarning(`twinstar client: dropped the publisher connection: ${error.message}`);
       },
+      () => {
+        gate?.reset();
+        if (this.sub === sub) this.handlers.resubscribed?.();
+      },
     );
     this.sub = sub;
   }

@@ -8,7 +8,8 @@
  *
  * Unlike a libzmq SUB it has no queue of its own: messages are handled as their TCP chunk is
  * read. While the event loop is busy, the kernel's socket buffers and then the server's queue for
- * this subscriber (its publisher high-water mark) hold what comes.
+ * this subscriber (its publisher high-water mark) hold what comes; past that the server
+ * disconnects it, and the client resumes on the new connection (`onReconnect`).
  */
 import { connect, type Socket } from 'node:net';
 import { splitEndpoint } from './servers.js';
@@ -28,6 +29,8 @@ export class ZmtpSub {
   private socket: Socket | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** connections made so far */
+  private connections = 0;
   private readonly host: string;
   private readonly port: number;
 
@@ -40,6 +43,11 @@ export class ZmtpSub {
     private readonly onMessage: (frames: Buffer[]) => void,
     /** a connection ended with a protocol error (logged by the caller, then reconnected) */
     private readonly onError: (error: Error) => void,
+    /**
+     * a connection after the first is up: what the server published while there was none is
+     * lost to this subscriber (as it is when the server disconnects one whose queue was full)
+     */
+    private readonly onReconnect: () => void = () => undefined,
   ) {
     const split = splitEndpoint(endpoint);
     if (!split) throw new zmtp.ZmtpError(`not a tcp://HOST:PORT endpoint: ${endpoint}`);
@@ -80,7 +88,10 @@ export class ZmtpSub {
       },
       this.maxFrameBytes,
     );
-    socket.on('connect', () => socket.write(zmtp.greeting()));
+    socket.on('connect', () => {
+      socket.write(zmtp.greeting());
+      if (this.connections++ > 0) this.onReconnect();
+    });
     socket.on('error', () => undefined); // 'close' follows
     socket.on('close', () => {
       if (this.socket !== socket || this.closed) return;
@@ -117,6 +128,11 @@ export class UpdateGate {
     const own = prefixes.filter((prefix) => prefix !== HUGZ);
     this.own = new Set(own);
     this.subscriptions = [...own.map((prefix) => `${prefix}\0`), HUGZ];
+  }
+
+  /** A new connection: its HUGZ prove nothing until a batch of its own shows the subscription. */
+  reset(): void {
+    this.confirmed = false;
   }
 
   passes(frames: readonly Buffer[]): boolean {

@@ -113,10 +113,10 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
     () => node.pendingList.droppedBy,
   );
   counted(
-    'twinstar_update_stream_dropped_total',
-    'Update-stream messages not sent to a subscriber whose queue was full (publisher-queue messages past its socket buffer)',
+    'twinstar_slow_subscribers_total',
+    'Update-stream subscribers disconnected because their queue was full (publisher-queue messages past the socket buffer); each resumes on reconnecting',
     [],
-    () => ({ all: node.server.updatesDropped }),
+    () => ({ all: node.server.slowSubscribers }),
   );
   counted(
     'twinstar_replay_log_evicted_total',

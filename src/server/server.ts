@@ -100,9 +100,9 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     return this.sockets.subscriberQueueBoundBytes;
   }
 
-  /** Update-stream messages a subscriber missed because its queue was full (stream-publisher.ts). */
-  get updatesDropped(): number {
-    return this.sockets.updates?.dropped ?? 0;
+  /** Update-stream subscribers disconnected because their queue was full (stream-publisher.ts). */
+  get slowSubscribers(): number {
+    return this.sockets.updates?.slowDisconnects ?? 0;
   }
 
   constructor(private readonly options: CloneServerOptions) {

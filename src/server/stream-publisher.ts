@@ -13,8 +13,10 @@
  * - 'allSubs': every subscription is told (`onSubscribe`), an unsubscription only when the topic's
  *   last subscriber is gone, by a CANCEL or by disconnecting (`onUnsubscribe`).
  * - Never waiting: a subscriber whose socket buffer is full is queued up to `highWaterMark`
- *   messages more (the publisher queue, docs/configuration.md), then misses messages until it
- *   drains, as from a full libzmq pipe; a native client notices the hole and resumes.
+ *   messages more (the publisher queue, docs/configuration.md). Past that, where a libzmq PUB
+ *   drops the subscriber's messages (a subtree client cannot see that hole), it is disconnected,
+ *   as NATS does with a slow consumer: the client connects again and resumes from what it holds
+ *   (client/zmtp-sub.ts), so it misses nothing.
  * - A peer that breaks the protocol, sends a frame over `maxFrameBytes`, is not a SUB or XSUB,
  *   or is not through the handshake within `handshakeMs` is disconnected, as libzmq does.
  */
@@ -79,8 +81,8 @@ export class StreamPublisher {
   private readonly holders = new Map<string, number>();
   private server: Server | undefined;
   private closed = false;
-  /** messages a subscriber missed because its queue was full */
-  dropped = 0;
+  /** subscribers disconnected because their queue was full */
+  slowDisconnects = 0;
 
   constructor(private readonly options: StreamPublisherOptions) {}
 
@@ -113,7 +115,9 @@ export class StreamPublisher {
       const { socket } = peer;
       if (socket.writableNeedDrain) {
         if (peer.queued >= highWaterMark) {
-          this.dropped++;
+          peer.ready = false; // nothing more to it: its 'close' follows
+          this.slowDisconnects++;
+          socket.destroy();
           continue;
         }
         peer.queued++;

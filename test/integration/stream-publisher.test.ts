@@ -2,7 +2,7 @@
  * The update stream's publisher on Node's sockets (src/server/stream-publisher.ts), against real
  * peers on loopback: libzmq SUBs (zeromq.js) and raw TCP sockets speaking ZMTP by hand. It must
  * keep what the server relied on from libzmq's XPUB: prefix matching, 'allSubs' subscription
- * events, dropping (not queueing without end) for a subscriber that stops reading, disconnecting
+ * events, a bounded queue per subscriber (one that stops reading is disconnected), disconnecting
  * a peer that is no SUB or breaks the protocol, and a bind error that names the endpoint.
  */
 import { connect as tcpConnect, type Socket } from 'node:net';
@@ -163,9 +163,9 @@ describe('StreamPublisher: the update stream as a ZMTP PUB on Node sockets', fun
     await waitFor(() => got.includes('/after') || undefined, 5000, 'the SUB served');
   });
 
-  it('drops messages for a subscriber that stopped reading once its queue is full, then delivers again', async () => {
+  it('disconnects a subscriber that stopped reading once its queue is full, and keeps serving the others', async () => {
     const highWaterMark = 10;
-    const { pub, seen, port } = await publisher({ highWaterMark });
+    const { pub, seen, port, endpoint } = await publisher({ highWaterMark });
     closing.push(() => pub.close());
     const got: string[] = [];
     const reader = new zmtp.ZmtpReader({
@@ -173,25 +173,25 @@ describe('StreamPublisher: the update stream as a ZMTP PUB on Node sockets', fun
       reply: () => undefined,
       message: (f) => got.push(f[0]!.toString()),
     });
-    const peer = await rawPeer(port, 'SUB', [zmtp.subscription('')], (chunk) => reader.feed(chunk));
-    closing.push(() => peer.destroy());
-    await waitFor(() => seen.subscribed.length === 1 || undefined, 5000, 'the subscription');
-    peer.pause(); // reads nothing: the kernel's buffers fill, then the publisher's queue
+    const stalled = await rawPeer(port, 'SUB', [zmtp.subscription('')], (chunk) => reader.feed(chunk));
+    closing.push(() => stalled.destroy());
+    const other = await libzmqSub(endpoint, seen, ['/k/']);
+    closing.push(() => other.close());
+    await waitFor(() => seen.subscribed.length === 2 || undefined, 5000, 'both subscriptions');
+    stalled.pause(); // reads nothing: the kernel's buffers fill, then the publisher's queue
     const body = 'v'.repeat(60_000);
-    for (let i = 0; i < 2000 && pub.dropped === 0; i++) pub.post(frames(`/k/${i}`, body));
-    expect(pub.dropped, 'messages dropped for the stalled subscriber').to.be.greaterThan(0);
-    // Reading again drains its queue; what is posted once it has drained reaches it again.
+    let posted = 0;
+    while (posted < 2000 && pub.slowDisconnects === 0) pub.post(frames(`/k/${posted++}`, body));
+    expect(pub.slowDisconnects, 'the stalled subscriber disconnected').to.equal(1);
     expect(got, 'nothing read while paused').to.deep.equal([]);
-    peer.resume();
-    await waitFor(
-      () => {
-        pub.post(frames('/after', 'fresh')); // dropped until the queue drains, then delivered
-        return got.includes('/after') || undefined;
-      },
-      10_000,
-      'a message posted after the drain',
-    );
-    expect(got[0], 'the queued messages came first, in order').to.equal('/k/0');
+    // What was queued before the disconnect is still read, in order, then the connection ends.
+    stalled.resume();
+    await within(once(stalled, 'close'), 10_000, 'the stalled connection closed');
+    expect(got.length).to.be.greaterThan(highWaterMark);
+    expect(got).to.deep.equal(got.map((_, n) => `/k/${n}`));
+    // The other subscriber, reading all along, got every message.
+    for (let n = 0; n < posted; n++) expect(await receive(other)).to.equal(`/k/${n}:${body}`);
+    await waitFor(() => seen.connections === 1 || undefined, 5000, 'the stalled subscriber gone');
   });
 
   it('fails to listen on a port in use with the error a ZeroMQ bind gives: the endpoint named', async () => {

@@ -118,6 +118,16 @@ describe('UpdateGate: what the update stream subscriber passes on', () => {
     expect(gate.passes(hugz)).to.equal(true);
   });
 
+  it('after a reconnection (reset), drops HUGZ again until a batch of its own came on it', () => {
+    const gate = new UpdateGate(['/a/']);
+    expect(gate.passes(encodeUpdates('/a/', []))).to.equal(true);
+    expect(gate.passes(hugz)).to.equal(true);
+    gate.reset();
+    expect(gate.passes(hugz), 'the new connection proves nothing yet').to.equal(false);
+    expect(gate.passes(encodeUpdates('/a/', []))).to.equal(true);
+    expect(gate.passes(hugz)).to.equal(true);
+  });
+
   it("drops a longer prefix's batch (its topic starts with ours), which does not confirm either", () => {
     const gate = new UpdateGate(['/a']);
     expect(gate.passes(encodeUpdates('/a/b/', []))).to.equal(false);
