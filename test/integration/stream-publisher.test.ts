@@ -55,6 +55,17 @@ async function receive(sub: zmq.Subscriber): Promise<string> {
   return `${topic!.toString()}:${body!.toString()}`;
 }
 
+/** A ZMTP reader of a raw peer's stream, and the first frame of each message it read. */
+function topicsRead(): { got: string[]; feed: (chunk: Buffer) => void } {
+  const got: string[] = [];
+  const reader = new zmtp.ZmtpReader({
+    greeted: () => undefined,
+    reply: () => undefined,
+    message: (f) => got.push(f[0]!.toString()),
+  });
+  return { got, feed: (chunk) => reader.feed(chunk) };
+}
+
 /**
  * A raw TCP peer that sends a ZMTP greeting and READY of `socketType`, then `then`; it reads with
  * `onData`, or else reads and drops (it must read for the publisher closing it to end it).
@@ -148,13 +159,8 @@ describe('StreamPublisher: the update stream as a ZMTP PUB on Node sockets', fun
     closing.push(() => silent.destroy());
     await waitFor(() => seen.connections === 1 || undefined, 5000, 'the connection');
     // A SUB that completes its handshake stays: it gets a message posted after the silent one went.
-    const got: string[] = [];
-    const reader = new zmtp.ZmtpReader({
-      greeted: () => undefined,
-      reply: () => undefined,
-      message: (f) => got.push(f[0]!.toString()),
-    });
-    const good = await rawPeer(port, 'SUB', [zmtp.subscription('')], (chunk) => reader.feed(chunk));
+    const { got, feed } = topicsRead();
+    const good = await rawPeer(port, 'SUB', [zmtp.subscription('')], feed);
     closing.push(() => good.destroy());
     await within(once(silent, 'close'), 5000, 'the silent connection closed');
     await waitFor(() => seen.connections === 1 || undefined, 5000, 'one connection left');
@@ -167,13 +173,8 @@ describe('StreamPublisher: the update stream as a ZMTP PUB on Node sockets', fun
     const highWaterMark = 10;
     const { pub, seen, port, endpoint } = await publisher({ highWaterMark });
     closing.push(() => pub.close());
-    const got: string[] = [];
-    const reader = new zmtp.ZmtpReader({
-      greeted: () => undefined,
-      reply: () => undefined,
-      message: (f) => got.push(f[0]!.toString()),
-    });
-    const stalled = await rawPeer(port, 'SUB', [zmtp.subscription('')], (chunk) => reader.feed(chunk));
+    const { got, feed } = topicsRead();
+    const stalled = await rawPeer(port, 'SUB', [zmtp.subscription('')], feed);
     closing.push(() => stalled.destroy());
     const other = await libzmqSub(endpoint, seen, ['/k/']);
     closing.push(() => other.close());
