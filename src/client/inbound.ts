@@ -140,8 +140,11 @@ function confirm(host: InboundHost): void {
   host.subscriptionConfirmed = true;
   // The subscription is in force from now on, but updates published between the sync's answer
   // and this moment were missed (a subtree client cannot see the hole). Resume first, so that
-  // this message and the ones after it are held, not applied past the hole.
-  if (host.phase === 'ready' && host.modeNow === 'native') host.resyncCurrent();
+  // this message and the ones after it are held, not applied past the hole; with a sync in
+  // flight (answered, maybe, before the subscription took effect), once more after it.
+  if (host.modeNow !== 'native') return;
+  if (host.phase === 'ready') host.resyncCurrent();
+  else if (host.phase === 'syncing') host.replica.missedDuringSync();
 }
 
 /**

@@ -71,6 +71,11 @@ export class HeldUpdates {
     this.overflowed = false;
   }
 
+  /** Updates may be missing that no hold shows (a sync answered before a subscription took effect). */
+  missed(): void {
+    this.overflowed = true;
+  }
+
   /** Whether updates were left out since the last call: the follower must resume again. */
   consumeOverflow(): boolean {
     const overflowed = this.overflowed;
@@ -157,6 +162,14 @@ export class Replica {
    */
   dropHeld(): void {
     this.held.clear();
+  }
+
+  /**
+   * A subscription took effect while a sync was in flight, whose answer may predate it: the
+   * caller resumes again once the sync is over (`consumeOverflow`).
+   */
+  missedDuringSync(): void {
+    this.held.missed();
   }
 
   /** Whether updates were dropped while the last sync was in flight; the caller must resume again. */

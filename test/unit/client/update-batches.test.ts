@@ -77,6 +77,35 @@ describe('Client: batches of the update stream', function () {
     expect(s.updates.filter((k) => k.length === 4).sort()).to.deep.equal(['/s/a', '/s/b', '/s/c']);
   });
 
+  it("the stream's subscriber connected again: a subtree watcher resumes at its first batch, and gets what it missed", async () => {
+    const s = await setup('/s/');
+    const link = s.net.links.find((l) => l.address.snapshot === A && l.prefixes !== undefined)!;
+    s.a.holdPublished();
+    s.a.set('/s/lost', 'published while the subscriber was away');
+    s.a.set('/s/after', 'on the new connection');
+    const resumes = s.a.requestsOf(Native.RESUME).length;
+    link.handlers.resubscribed!();
+    s.a.releasePublishedAsBatches([1]); // the first never reached the new connection
+    await s.net.settle();
+    expect(s.a.requestsOf(Native.RESUME).length, 'the first batch resumed').to.equal(resumes + 1);
+    expect(s.client.getString('/s/lost')).to.equal('published while the subscriber was away');
+    expect(s.client.getString('/s/after')).to.equal('on the new connection');
+  });
+
+  it('connected again while a resume is in flight: one more resume once it ends (its answer may predate the subscription)', async () => {
+    const s = await setup('/s/');
+    const link = s.net.links.find((l) => l.address.snapshot === A && l.prefixes !== undefined)!;
+    const resumes = s.a.requestsOf(Native.RESUME).length;
+    const reconnect = () => {
+      link.handlers.resubscribed!();
+      link.handlers.update(encodeUpdates('/s/', [])); // the new subscription's first batch
+    };
+    reconnect(); // ready: resumes at once
+    reconnect(); // that resume is not answered yet
+    await s.net.settle();
+    expect(s.a.requestsOf(Native.RESUME).length).to.equal(resumes + 2);
+  });
+
   it('a malformed batch is dropped and counted, nothing of it is applied, and a resume brings its updates', async () => {
     const s = await setup('/s/');
     s.a.holdPublished();
