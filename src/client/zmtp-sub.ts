@@ -1,10 +1,11 @@
 /**
- * A subscriber to a server's publisher over a plain Node TCP socket, speaking ZMTP 3.0 (wire/zmtp.ts):
- * what the client follows updates with when it is not using CURVE (which follows over the DEALER,
- * TFOLLOW). It behaves as the libzmq SUB it replaces did: it connects, and reconnects every
- * 100 ms (libzmq's default interval) for as long as it is open, sending its subscriptions again
- * on each new connection; a frame over the size limit or a protocol error ends the connection,
- * and it reconnects. The host name is resolved by Node, asynchronously, at each connect.
+ * A subscriber to a server's publisher over a plain Node TCP socket, speaking ZMTP 3.0
+ * (wire/zmtp.ts): what the client follows updates with when it is not using CURVE (which follows
+ * over the DEALER, TFOLLOW). It behaves as the libzmq SUB it replaces did: it connects, and
+ * reconnects every 100 ms (libzmq's default interval) for as long as it is open, sending its
+ * subscriptions again on each new connection; a frame over the size limit or a protocol error
+ * ends the connection, and it reconnects. The host name is resolved by Node, asynchronously, at
+ * each connect.
  *
  * Unlike a libzmq SUB it has no queue of its own: messages are handled as their TCP chunk is
  * read. While the event loop is busy, the kernel's socket buffers and then the server's queue for

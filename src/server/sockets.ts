@@ -70,8 +70,10 @@ export class ServerSockets {
   /** subscribers connected to the publisher and the update stream right now */
   connectedClients = 0;
   private revoking: Promise<void> = Promise.resolve();
-  /** when the update stream's refused connections were last logged */
+  /** when the update stream's refused connections, and its slow subscribers, were last logged */
   private updatesRefusedAt = -Infinity;
+  private slowLoggedAt = -Infinity;
+  private slowUnlogged = 0;
 
   constructor(private readonly options: SocketOptions) {
     const { host, port, quotas, guard } = options;
@@ -123,6 +125,7 @@ export class ServerSockets {
         onConnection: (connected) =>
           (this.connectedClients = Math.max(0, this.connectedClients + (connected ? 1 : -1))),
         onAcceptFailed: (error) => this.acceptFailed(this.endpoints.updates, error),
+        onSlowSubscriber: (remote) => this.slowSubscriber(remote),
       });
       this.updates = updates;
       this.updateStream = new UpdateStream({
@@ -203,6 +206,20 @@ export class ServerSockets {
     if (now - this.updatesRefusedAt < WATCH_QUIET_MS) return;
     this.updatesRefusedAt = now;
     refused(this.options.log, endpoint, error.code);
+  }
+
+  /** A subscriber disconnected for falling behind: said once per WATCH_QUIET_MS, with how many since. */
+  private slowSubscriber(remote: string): void {
+    this.slowUnlogged++;
+    const now = performance.now();
+    if (now - this.slowLoggedAt < WATCH_QUIET_MS) return;
+    this.slowLoggedAt = now;
+    const count = this.slowUnlogged;
+    this.slowUnlogged = 0;
+    this.options.log.warn(
+      { remote, count, publisherQueue: this.options.quotas.publisherQueue },
+      'disconnected a slow update-stream subscriber (it resumes on reconnecting): docs/operations.md#twinstarslowsubscribers',
+    );
   }
 
   /**

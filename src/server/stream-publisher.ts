@@ -36,6 +36,8 @@ export interface StreamPublisherOptions {
   onConnection(connected: boolean): void;
   /** the listener could not accept a connection (out of file descriptors) */
   onAcceptFailed(error: NodeJS.ErrnoException): void;
+  /** a subscriber at this address fell too far behind and was disconnected */
+  onSlowSubscriber?(remote: string): void;
   /** a connection not through the ZMTP handshake by then is closed (libzmq's handshake interval) */
   handshakeMs?: number;
 }
@@ -117,6 +119,7 @@ export class StreamPublisher {
         if (peer.queued >= highWaterMark) {
           peer.ready = false; // nothing more to it: its 'close' follows
           this.slowDisconnects++;
+          this.options.onSlowSubscriber?.(`${socket.remoteAddress}:${socket.remotePort}`);
           socket.destroy();
           continue;
         }

@@ -81,6 +81,8 @@ describe('a watcher that stops reading (real processes, SIGSTOP)', function () {
       await metric(a.http, 'twinstar_slow_subscribers_total'),
       'the frozen watcher was disconnected',
     ).to.equal(1);
+    const said = a.logs((l) => String(l.msg).startsWith('disconnected a slow update-stream subscriber'));
+    expect(said.map((l) => l.count)).to.deep.equal([1]);
     w.child.kill('SIGCONT');
 
     await waitFor(

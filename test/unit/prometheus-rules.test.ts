@@ -78,6 +78,7 @@ const ALERTS = [
   'TwinstarNodeDown',
   'TwinstarAuthFailuresRising',
   'TwinstarDedupeEvictedEarly',
+  'TwinstarSlowSubscribers',
   'TwinstarStorageFailed',
   'TwinstarFileDescriptorsNearLimit',
   'TwinstarGroupLagGrowing',
