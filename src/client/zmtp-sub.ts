@@ -30,8 +30,8 @@ export class ZmtpSub {
   private socket: Socket | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  /** connections made so far */
-  private connections = 0;
+  /** a connection was made before: the next one is a reconnection */
+  private connectedBefore = false;
   private readonly host: string;
   private readonly port: number;
 
@@ -91,7 +91,8 @@ export class ZmtpSub {
     );
     socket.on('connect', () => {
       socket.write(zmtp.greeting());
-      if (this.connections++ > 0) this.onReconnect();
+      if (this.connectedBefore) this.onReconnect();
+      this.connectedBefore = true;
     });
     socket.on('error', () => undefined); // 'close' follows
     socket.on('close', () => {

@@ -71,11 +71,6 @@ export class HeldUpdates {
     this.overflowed = false;
   }
 
-  /** Updates may be missing that no hold shows (a sync answered before a subscription took effect). */
-  missed(): void {
-    this.overflowed = true;
-  }
-
   /** Whether updates were left out since the last call: the follower must resume again. */
   consumeOverflow(): boolean {
     const overflowed = this.overflowed;
@@ -127,6 +122,8 @@ export class Replica {
   private seq = -1;
   private syncing = false;
   private readonly held = new HeldUpdates(HELD_LIMIT);
+  /** a subscription took effect during the sync in flight: resume again after it */
+  private missedInSync = false;
 
   constructor(readonly subtree: string) {}
 
@@ -162,6 +159,7 @@ export class Replica {
    */
   dropHeld(): void {
     this.held.clear();
+    this.missedInSync = false;
   }
 
   /**
@@ -169,12 +167,14 @@ export class Replica {
    * caller resumes again once the sync is over (`consumeOverflow`).
    */
   missedDuringSync(): void {
-    this.held.missed();
+    this.missedInSync = true;
   }
 
   /** Whether updates were dropped while the last sync was in flight; the caller must resume again. */
   consumeOverflow(): boolean {
-    return this.held.consumeOverflow();
+    const missed = this.missedInSync;
+    this.missedInSync = false;
+    return this.held.consumeOverflow() || missed;
   }
 
   /**

@@ -43,7 +43,7 @@ export interface StreamPublisherOptions {
 }
 
 /** libzmq's default ZMQ_HANDSHAKE_IVL */
-export const HANDSHAKE_MS = 30_000;
+const HANDSHAKE_MS = 30_000;
 
 /** One connected subscriber. */
 class Peer {
@@ -70,7 +70,7 @@ function startsWith(bytes: Buffer, prefix: Buffer): boolean {
 }
 
 /** A tcp://HOST:PORT endpoint as Node's listen takes it ('*' is every IPv4 interface, as libzmq has it). */
-export function listenAddress(endpoint: string): { host: string; port: number } | undefined {
+function listenAddress(endpoint: string): { host: string; port: number } | undefined {
   const match = /^tcp:\/\/(.+):(\d+)$/.exec(endpoint);
   if (!match) return undefined;
   const host = match[1] === '*' ? '0.0.0.0' : match[1]!.replace(/^\[(.*)\]$/, '$1');
@@ -127,11 +127,6 @@ export class StreamPublisher {
       }
       socket.write((bytes ??= zmtp.message(frames)));
     }
-  }
-
-  /** Subscribers connected now. */
-  get connections(): number {
-    return this.peers.size;
   }
 
   close(): void {

@@ -36,12 +36,26 @@ export function greeting(): Buffer {
 
 /** A frame with its header: flags, then the size in one byte or (FLAG_LONG) eight. */
 export function frame(flags: number, body: Buffer): Buffer {
-  if (body.length <= 255) return Buffer.concat([Buffer.from([flags, body.length]), body]);
-  const header = Buffer.alloc(9);
-  header[0] = flags | FLAG_LONG;
-  header.writeUInt32BE(Math.floor(body.length / 0x1_0000_0000), 1);
-  header.writeUInt32BE(body.length >>> 0, 5);
-  return Buffer.concat([header, body]);
+  const out = Buffer.allocUnsafe(headerBytes(body.length) + body.length);
+  out.set(body, writeHeader(out, 0, flags, body.length));
+  return out;
+}
+
+function headerBytes(size: number): number {
+  return size <= 255 ? 2 : 9;
+}
+
+/** Writes a frame header at `at`; returns where the body starts. */
+function writeHeader(out: Buffer, at: number, flags: number, size: number): number {
+  if (size <= 255) {
+    out[at] = flags;
+    out[at + 1] = size;
+    return at + 2;
+  }
+  out[at] = flags | FLAG_LONG;
+  out.writeUInt32BE(Math.floor(size / 0x1_0000_0000), at + 1);
+  out.writeUInt32BE(size >>> 0, at + 5);
+  return at + 9;
 }
 
 /** The NULL mechanism's READY command saying which Socket-Type this end is. */
@@ -72,21 +86,12 @@ export function subscription(prefix: string): Buffer {
  */
 export function message(frames: readonly Buffer[]): Buffer {
   let size = 0;
-  for (const f of frames) size += (f.length <= 255 ? 2 : 9) + f.length;
+  for (const f of frames) size += headerBytes(f.length) + f.length;
   const out = Buffer.allocUnsafe(size);
   let at = 0;
   for (let i = 0; i < frames.length; i++) {
     const body = frames[i]!;
-    const more = i < frames.length - 1 ? FLAG_MORE : 0;
-    if (body.length <= 255) {
-      out[at++] = more;
-      out[at++] = body.length;
-    } else {
-      out[at++] = more | FLAG_LONG;
-      out.writeUInt32BE(Math.floor(body.length / 0x1_0000_0000), at);
-      out.writeUInt32BE(body.length >>> 0, at + 4);
-      at += 8;
-    }
+    at = writeHeader(out, at, i < frames.length - 1 ? FLAG_MORE : 0, body.length);
     out.set(body, at);
     at += body.length;
   }
