@@ -3,10 +3,7 @@
  * one JSON list of rules, each for a topic prefix; a bad list stops start-up with one line naming it.
  */
 import { checkRules, type RetentionRule } from '../events/index.js';
-
-const positive = (value: unknown) => {
-  if (!Number.isInteger(value) || (value as number) <= 0) throw new Error('must be a positive integer');
-};
+import { positive } from './formats.js';
 
 /** What the stream keeps when nothing is configured: a week, a million events, 256 MiB. */
 export const DEFAULT_RETENTION =

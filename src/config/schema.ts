@@ -10,16 +10,13 @@
  */
 import { DEFAULT_LIMITS } from '../wire/index.js';
 import { DEFAULT_QUOTAS } from '../server/index.js';
-import { DEFAULT_SESSION_LIFETIME_MS } from '../security/index.js';
 import { eventSchema } from './events-schema.js';
+import { positive } from './formats.js';
+import { securitySchema } from './security-schema.js';
 
 const hostPort = (value: unknown) => {
   if (value === null) return;
   if (typeof value !== 'string' || !/^[^:\s]+:\d{1,5}$/.test(value)) throw new Error('must be HOST:PORT');
-};
-
-const positive = (value: unknown) => {
-  if (!Number.isInteger(value) || (value as number) <= 0) throw new Error('must be a positive integer');
 };
 
 /** A length a packed entry stores in 16 bits (wire/chp.ts): the store keeps every entry packed. */
@@ -275,6 +272,13 @@ export const schema = {
     env: 'TWINSTAR_PUBLISHER_QUEUE',
     arg: 'publisher-queue',
   },
+  publisherQueueBytes: {
+    doc: 'bytes queued towards one subscriber of the update stream (P+3, native clients) past its socket buffer; a subscriber past them, or past publisher-queue messages, is disconnected as slow and resumes on reconnecting (twinstar_slow_subscribers_total)',
+    format: positive,
+    default: DEFAULT_QUOTAS.publisherQueueBytes,
+    env: 'TWINSTAR_PUBLISHER_QUEUE_BYTES',
+    arg: 'publisher-queue-bytes',
+  },
   collectorQueue: {
     doc: 'CHP writes queued on the collector (high-water mark)',
     format: positive,
@@ -348,44 +352,7 @@ export const schema = {
     arg: 'pending-max-bytes',
   },
   // End of the B4 memory bounds block.
-  curve: {
-    doc: 'encrypt and authenticate every socket with CurveZMQ (needs key-file, clients-file, and peer-key-file in a pair)',
-    format: Boolean,
-    default: false,
-    env: 'TWINSTAR_CURVE',
-    arg: 'curve',
-  },
-  keyFile: {
-    doc: "this server's secret key file (NAME.key_secret from `twinstar keygen`)",
-    format: String,
-    default: '',
-    env: 'TWINSTAR_KEY_FILE',
-    arg: 'key-file',
-  },
-  peerKeyFile: {
-    doc: "the other server's public key file (NAME.key); only that key may use the peer link",
-    format: String,
-    default: '',
-    env: 'TWINSTAR_PEER_KEY_FILE',
-    arg: 'peer-key-file',
-  },
-  sessionLifetimeMs: {
-    doc: 'with curve: how long after a client minted its session token the token may start a connection, in ms (at least 60000)',
-    format: (value: unknown) => {
-      positive(value);
-      if ((value as number) < 60_000) throw new Error('must be at least 60000');
-    },
-    default: DEFAULT_SESSION_LIFETIME_MS,
-    env: 'TWINSTAR_SESSION_LIFETIME_MS',
-    arg: 'session-lifetime-ms',
-  },
-  clientsFile: {
-    doc: 'allow-list of client keys and their read/write prefixes (JSON, docs/security.md); reloaded on SIGHUP and on change',
-    format: String,
-    default: '',
-    env: 'TWINSTAR_CLIENTS_FILE',
-    arg: 'clients-file',
-  },
+  ...securitySchema,
   ...eventSchema,
 };
 

@@ -110,6 +110,7 @@ export class ServerSockets {
     if (!guard) {
       const updates = new StreamPublisher({
         highWaterMark: quotas.publisherQueue,
+        maxQueueBytes: quotas.publisherQueueBytes,
         maxFrameBytes: frames.publisher,
         // HUGZ, or anything not ended by a NUL, is no prefix of the stream (updatesPrefix: undefined)
         onSubscribe: (topic) => {
@@ -217,7 +218,12 @@ export class ServerSockets {
     const count = this.slowUnlogged;
     this.slowUnlogged = 0;
     this.options.log.warn(
-      { remote, count, publisherQueue: this.options.quotas.publisherQueue },
+      {
+        remote,
+        count,
+        publisherQueue: this.options.quotas.publisherQueue,
+        publisherQueueBytes: this.options.quotas.publisherQueueBytes,
+      },
       'disconnected a slow update-stream subscriber (it resumes on reconnecting): docs/operations.md#twinstarslowsubscribers',
     );
   }

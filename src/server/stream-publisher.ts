@@ -13,10 +13,12 @@
  * - 'allSubs': every subscription is told (`onSubscribe`), an unsubscription only when the topic's
  *   last subscriber is gone, by a CANCEL or by disconnecting (`onUnsubscribe`).
  * - Never waiting: a subscriber whose socket buffer is full is queued up to `highWaterMark`
- *   messages more (the publisher queue, docs/configuration.md). Past that, where a libzmq PUB
- *   drops the subscriber's messages (a subtree client cannot see that hole), it is disconnected,
- *   as NATS does with a slow consumer: the client connects again and resumes from what it holds
- *   (client/zmtp-sub.ts), so it misses nothing.
+ *   messages more, and at most `maxQueueBytes` bytes (the publisher queue, docs/configuration.md).
+ *   Past either, where a libzmq PUB drops the subscriber's messages (a subtree client cannot see
+ *   that hole), it is disconnected, as NATS does with a slow consumer (its `max_pending` is a
+ *   byte bound too): the client connects again and resumes from what it holds
+ *   (client/zmtp-sub.ts), so it misses nothing. A subscriber with nothing queued takes any one
+ *   message, however large.
  * - A peer that breaks the protocol, sends a frame over `maxFrameBytes`, is not a SUB or XSUB,
  *   or is not through the handshake within `handshakeMs` is disconnected, as libzmq does.
  */
@@ -26,6 +28,8 @@ import { zmtp } from '../wire/index.js';
 export interface StreamPublisherOptions {
   /** messages queued towards one subscriber beyond its socket's buffer (high-water mark) */
   highWaterMark: number;
+  /** bytes queued towards one subscriber in this process (beyond what the kernel took) */
+  maxQueueBytes: number;
   /** most bytes in one frame a subscriber may send (its subscriptions); -1 for no limit */
   maxFrameBytes: number;
   /** a subscription to `topic` was read (every one, as an XPUB in 'allSubs' tells them) */
@@ -111,12 +115,13 @@ export class StreamPublisher {
     const topic = frames[0];
     if (topic === undefined || this.peers.size === 0) return;
     let bytes: Buffer | undefined;
-    const { highWaterMark } = this.options;
+    const { highWaterMark, maxQueueBytes } = this.options;
     for (const peer of this.peers) {
       if (!peer.ready || !peer.wants(topic)) continue;
       const { socket } = peer;
+      bytes ??= zmtp.message(frames);
       if (socket.writableNeedDrain) {
-        if (peer.queued >= highWaterMark) {
+        if (peer.queued >= highWaterMark || socket.writableLength + bytes.length > maxQueueBytes) {
           peer.ready = false; // nothing more to it: its 'close' follows
           this.slowDisconnects++;
           this.options.onSlowSubscriber?.(`${socket.remoteAddress}:${socket.remotePort}`);
@@ -125,7 +130,7 @@ export class StreamPublisher {
         }
         peer.queued++;
       }
-      socket.write((bytes ??= zmtp.message(frames)));
+      socket.write(bytes);
     }
   }
 

@@ -90,6 +90,8 @@ export interface ServerQuotas {
   clientQueue: number;
   /** messages queued towards one subscriber on the publisher */
   publisherQueue: number;
+  /** bytes queued towards one subscriber of the update stream (P+3); past them it is disconnected */
+  publisherQueueBytes: number;
   /** messages queued from all CHP writers on the collector */
   collectorQueue: number;
   /** longest subtree (snapshot, resume) or follow prefix a client may ask for */
@@ -112,6 +114,7 @@ export const DEFAULT_QUOTAS: ServerQuotas = {
   snapshotsPerSecond: 20,
   clientQueue: 10_000,
   publisherQueue: 100_000,
+  publisherQueueBytes: 64 * 1024 * 1024,
   collectorQueue: 100_000,
   maxSubtreeBytes: 1024,
   maxFollowPrefixes: 16,

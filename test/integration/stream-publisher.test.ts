@@ -25,6 +25,7 @@ async function publisher(options: Partial<StreamPublisherOptions> = {}) {
   const seen: Seen = { subscribed: [], unsubscribed: [], connections: 0 };
   const pub = new StreamPublisher({
     highWaterMark: 1000,
+    maxQueueBytes: 1024 ** 3,
     maxFrameBytes: 1024,
     onSubscribe: (topic) => seen.subscribed.push(topic.toString()),
     onUnsubscribe: (topic) => seen.unsubscribed.push(topic.toString()),
@@ -195,11 +196,39 @@ describe('StreamPublisher: the update stream as a ZMTP PUB on Node sockets', fun
     await waitFor(() => seen.connections === 1 || undefined, 5000, 'the stalled subscriber gone');
   });
 
+  it('disconnects a stalled subscriber once its queued bytes pass maxQueueBytes, far below its message bound', async () => {
+    const maxQueueBytes = 1024 * 1024;
+    const { pub, seen, port } = await publisher({ highWaterMark: 1000, maxQueueBytes });
+    closing.push(() => pub.close());
+    const { got, feed } = topicsRead();
+    const stalled = await rawPeer(port, 'SUB', [zmtp.subscription('')], feed);
+    closing.push(() => stalled.destroy());
+    await waitFor(() => seen.subscribed.length === 1 || undefined, 5000, 'the subscription');
+    // One message larger than the bound goes to a subscriber with nothing queued: it is read.
+    pub.post(frames('/big', 'b'.repeat(2 * maxQueueBytes)));
+    await waitFor(() => got.length === 1 || undefined, 5000, 'the large message');
+    expect(got).to.deep.equal(['/big']);
+    expect(pub.slowDisconnects).to.equal(0);
+    stalled.pause();
+    const body = 'v'.repeat(100_000);
+    let posted = 0;
+    while (posted < 1000 && pub.slowDisconnects === 0) pub.post(frames(`/k/${posted++}`, body));
+    expect(pub.slowDisconnects, 'the stalled subscriber disconnected').to.equal(1);
+    // The kernel's loopback buffers took some messages; 1,000 would have passed the count bound.
+    expect(posted).to.be.lessThan(1000);
+    stalled.resume();
+    await within(once(stalled, 'close'), 10_000, 'the stalled connection closed');
+    // What it read after the large message: what the kernel held, then at most maxQueueBytes.
+    expect(got.slice(1)).to.deep.equal(got.slice(1).map((_, n) => `/k/${n}`));
+    expect(got.length - 1).to.be.lessThan(posted);
+  });
+
   it('fails to listen on a port in use with the error a ZeroMQ bind gives: the endpoint named', async () => {
     const { pub, endpoint } = await publisher();
     closing.push(() => pub.close());
     const second = new StreamPublisher({
       highWaterMark: 1,
+      maxQueueBytes: 1,
       maxFrameBytes: -1,
       onSubscribe: () => undefined,
       onUnsubscribe: () => undefined,
