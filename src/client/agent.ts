@@ -6,7 +6,7 @@
  * inbound.ts; the procedure: docs/protocol.md.
  */
 import { encodeIcanhaz, encodeRequest, HUGZ, socketFrameLimits, type Limits } from '../wire/index.js';
-import { Replica, type Entry, type ReplicaChange } from '../kv/index.js';
+import { Replica, type ChangeList, type Entry } from '../kv/index.js';
 import { DEFAULT_QUOTAS } from '../server/index.js';
 import { ClosedError, NoActiveError, UnavailableError } from '../errors.js';
 import { RateLimitedLog, type Logger } from '../log/index.js';
@@ -31,7 +31,7 @@ export interface AgentHost {
   /** runs `step` with the queued events, in order (settling promises) */
   later(step: () => void): void;
   /** Changes the replica applied, in order: told to the application on the next tick. */
-  updates(changes: readonly ReplicaChange[], resync: boolean): void;
+  updates(changes: ChangeList, resync: boolean): void;
 }
 
 export class Agent implements InboundHost {
@@ -316,7 +316,7 @@ export class Agent implements InboundHost {
   }
 
   /** The replica moved: its changes go to the application, then the writes it reflects settle. */
-  deliver(changes: ReplicaChange[], resync: boolean): void {
+  deliver(changes: ChangeList, resync: boolean): void {
     if (changes.length > 0) this.host.updates(changes, resync);
     // Each time the replica moved: writes it reflects resolve after their updates (read-your-writes).
     this.writes.applied(this.replica.sequence);

@@ -17,7 +17,7 @@
  * is thrown out of a socket handler: a malformed message is dropped and counted (drops.ts).
  */
 import { EventEmitter } from 'node:events';
-import type { Entry, ReplicaChange } from '../kv/index.js';
+import type { ChangeList, Entry } from '../kv/index.js';
 import { Agent } from './agent.js';
 import { LINK_STOP_MS } from './link.js';
 import { checkPrefix, checkReadKey, jsonText, parseJson, rejectWith } from './arguments.js';
@@ -362,7 +362,7 @@ export class Client extends EventEmitter<ClientEvents> {
    * One queued step for a whole batch of changes (a snapshot can bring a million): the Update
    * objects are made as they are emitted, not all held until the next tick.
    */
-  private queueUpdates(changes: readonly ReplicaChange[], resync: boolean): void {
+  private queueUpdates(changes: ChangeList, resync: boolean): void {
     const first = this.changesApplied + 1;
     this.changesApplied += changes.length;
     const { replica, kv } = this.agent;
@@ -371,7 +371,7 @@ export class Client extends EventEmitter<ClientEvents> {
       if (this.listenerCount('update') === 0) return void (this.changeEmitting = first + changes.length - 1);
       const now = this.agent.now();
       for (let i = 0; i < changes.length; i++) {
-        const c = changes[i]!;
+        const c = changes.at(i)!;
         this.changeEmitting = first + i;
         const ttlRemainingMs = kv.revisions.ofChange(replica, c, now);
         try {

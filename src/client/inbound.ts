@@ -20,7 +20,7 @@ import {
   type Limits,
   type NativeReply,
 } from '../wire/index.js';
-import type { Entry, Replica, ReplicaChange } from '../kv/index.js';
+import type { ChangeList, Entry, Replica } from '../kv/index.js';
 import type { Logger } from '../log/index.js';
 import { ReplyError, type DropSource, type Quarantine } from './drops.js';
 import { properties, type Finder } from './finder.js';
@@ -64,7 +64,7 @@ export interface InboundHost {
   sendSync(server: number, fresh: boolean): void;
   finishSync(sequence: number, term: string, kind: string, entries: Entry[], wasVote?: boolean): void;
   resyncCurrent(): void;
-  deliver(changes: ReplicaChange[], resync: boolean): void;
+  deliver(changes: ChangeList, resync: boolean): void;
   dropped(server: number, source: DropSource, error: unknown, broken?: boolean): void;
 }
 

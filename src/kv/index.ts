@@ -11,6 +11,7 @@ export {
   Replica,
   withoutPrev,
   type Change as ReplicaChange,
+  type ChangeList,
   type OfferResult,
 } from './replica.js';
 export {

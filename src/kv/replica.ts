@@ -9,7 +9,9 @@
  * sequence) becomes none. No sockets, no clock: the transport drives this.
  */
 import type { Entry } from './kvmap.js';
-import { changeOf, loadIntoEmpty, loadOver } from './snapshot-load.js';
+import { changeOf, loadIntoEmpty, loadOver, type ChangeList } from './snapshot-load.js';
+
+export type { ChangeList } from './snapshot-load.js';
 
 export interface Change {
   readonly key: string;
@@ -219,14 +221,13 @@ export class Replica {
    * application converges without stale keys, then the held updates newer than the snapshot.
    * An empty replica (the first load) takes the fast path: nothing to compare (snapshot-load.ts).
    */
-  loadSnapshot(entries: Iterable<Entry>, sequence: number): Change[] {
+  loadSnapshot(entries: Iterable<Entry>, sequence: number): ChangeList {
     const changes =
       this.entries.size === 0
         ? loadIntoEmpty(entries, this.subtree, this.entries)
         : loadOver(entries, this.subtree, this.entries, sequence);
     this.seq = sequence;
-    const held = this.releaseHeld();
-    for (const change of held) changes.push(change);
+    changes.push(...this.releaseHeld());
     return changes;
   }
 

@@ -8,8 +8,10 @@
  *    deletion (carrying the snapshot's sequence), all in sequence order;
  *  - `loadIntoEmpty`, the first load (a late joiner's million keys): nothing to compare and
  *    nothing to delete, so no lookup and no set of seen keys; and since a server streams its keys
- *    mostly in the order they were written, the changes are sorted only when they are not already
- *    in order (the sort is stable, so skipping it on sorted input changes nothing).
+ *    mostly in the order they were written, they are sorted only when they are not already in
+ *    order (the sort is stable, so skipping it on sorted input changes nothing). Each of its
+ *    changes is its entry as set, so it keeps the entries and makes a change only when one is read
+ *    (`FirstLoad`): a joiner that nobody listens to yet makes none of a million objects.
  *
  * Both keep only the keys under the subtree with a body (an empty body is a delete, which a
  * snapshot never holds). For an empty map they give the same map and the same changes, in the same
@@ -18,7 +20,41 @@
 import type { Entry } from './kvmap.js';
 import type { Change } from './replica.js';
 
-const bySequence = (a: Change, b: Change) => a.sequence - b.sequence;
+const bySequence = (a: { sequence: number }, b: { sequence: number }) => a.sequence - b.sequence;
+
+/** Changes read by position: an array of them, or a first load's (`FirstLoad`). */
+export interface ChangeList {
+  readonly length: number;
+  at(index: number): Change | undefined;
+}
+
+/** Every change of a list, as an array. */
+export function listChanges(list: ChangeList): Change[] {
+  return Array.from({ length: list.length }, (_, i) => list.at(i)!);
+}
+
+/**
+ * A first load's changes: one per entry kept, in sequence order, each made when it is read; then
+ * the changes pushed after them (the held updates the replica applies after the snapshot).
+ */
+export class FirstLoad implements ChangeList {
+  private readonly after: Change[] = [];
+
+  constructor(private readonly entries: readonly Entry[]) {}
+
+  get length(): number {
+    return this.entries.length + this.after.length;
+  }
+
+  at(index: number): Change | undefined {
+    const entry = this.entries[index];
+    return entry === undefined ? this.after[index - this.entries.length] : changeOf(entry);
+  }
+
+  push(...changes: Change[]): void {
+    this.after.push(...changes);
+  }
+}
 
 /** The change a live entry makes: its key set to its value (also the live path's, replica.ts). */
 export function changeOf(entry: Entry): Change {
@@ -36,9 +72,13 @@ export function changeOf(entry: Entry): Change {
  * twice (no server sends that, but a snapshot is input) is what the general path is for: the map
  * is cleared and the snapshot loaded by `loadOver`, so the result is the same either way.
  */
-export function loadIntoEmpty(entries: Iterable<Entry>, subtree: string, map: Map<string, Entry>): Change[] {
+export function loadIntoEmpty(
+  entries: Iterable<Entry>,
+  subtree: string,
+  map: Map<string, Entry>,
+): FirstLoad | Change[] {
   const list = Array.isArray(entries) ? (entries as readonly Entry[]) : Array.from(entries);
-  const changes: Change[] = [];
+  const kept: Entry[] = [];
   let ordered = true;
   let last = -Infinity;
   for (let i = 0; i < list.length; i++) {
@@ -52,10 +92,10 @@ export function loadIntoEmpty(entries: Iterable<Entry>, subtree: string, map: Ma
     }
     if (entry.sequence < last) ordered = false;
     else last = entry.sequence;
-    changes.push(changeOf(entry));
+    kept.push(entry);
   }
-  if (!ordered) changes.sort(bySequence);
-  return changes;
+  if (!ordered) kept.sort(bySequence);
+  return new FirstLoad(kept);
 }
 
 /**

@@ -5,7 +5,8 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { Replica, type Change } from '../../../src/kv/replica.js';
+import { Replica, type Change, type ChangeList } from '../../../src/kv/replica.js';
+import { listChanges } from '../../../src/kv/snapshot-load.js';
 import { Store } from '../../../src/core/store.js';
 import type { Entry } from '../../../src/kv/kvmap.js';
 import type { PartitionedMap } from '../../../src/kv/partitioned.js';
@@ -14,8 +15,8 @@ function entry(key: string, sequence: number, body: string, properties = ''): En
   return { key, sequence, uuid: '', properties, body: Buffer.from(body), expiresAt: 0 };
 }
 const del = (key: string, sequence: number) => entry(key, sequence, '');
-const brief = (changes: readonly Change[]) =>
-  changes.map((c) => `${c.key}@${c.sequence}${c.deleted ? ' deleted' : `=${c.value!.toString()}`}`);
+const brief = (list: ChangeList) =>
+  listChanges(list).map((c) => `${c.key}@${c.sequence}${c.deleted ? ' deleted' : `=${c.value!.toString()}`}`);
 
 function contents(replica: Replica): string[] {
   return [...replica.values()].map((e) => `${e.key}=${e.body.toString()}`).sort();
@@ -196,9 +197,11 @@ describe('Replica', () => {
         4,
       );
       replica.beginSync();
-      const changes = replica.loadSnapshot(
-        [entry('/a', 9, 'a9'), entry('/b', 2, 'b2'), entry('/d', 5, 'd5'), entry('/p', 7, 'p', 'x=2\n')],
-        10,
+      const changes = listChanges(
+        replica.loadSnapshot(
+          [entry('/a', 9, 'a9'), entry('/b', 2, 'b2'), entry('/d', 5, 'd5'), entry('/p', 7, 'p', 'x=2\n')],
+          10,
+        ),
       );
       expect(brief(changes)).to.deep.equal(['/d@5=d5', '/p@7=p', '/a@9=a9', '/c@10 deleted']);
       expect(changes.map((c) => c.sequence)).to.deep.equal(
@@ -302,7 +305,9 @@ describe('Replica', () => {
         const replacing = replica.size > 0;
         if (since === undefined)
           apply(
-            replica.loadSnapshot((server.map as PartitionedMap).snapshot(subtree), server.sequence),
+            listChanges(
+              replica.loadSnapshot((server.map as PartitionedMap).snapshot(subtree), server.sequence),
+            ),
             replacing,
           );
         else apply(replica.loadResume(since, server.sequence));

@@ -6,15 +6,16 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { loadIntoEmpty, loadOver } from '../../../src/kv/snapshot-load.js';
-import { Replica, type Change } from '../../../src/kv/replica.js';
+import { listChanges, loadIntoEmpty, loadOver, type ChangeList } from '../../../src/kv/snapshot-load.js';
+import { Replica } from '../../../src/kv/replica.js';
 import type { Entry } from '../../../src/kv/kvmap.js';
 
 function entry(key: string, sequence: number, body: string, properties = ''): Entry {
   return { key, sequence, uuid: 'u', properties, body: Buffer.from(body), expiresAt: 0 };
 }
 
-const plain = (changes: readonly Change[]) => changes.map((c) => ({ ...c, value: c.value?.toString('hex') }));
+const plain = (changes: ChangeList) =>
+  listChanges(changes).map((c) => ({ ...c, value: c.value?.toString('hex') }));
 const plainMap = (map: Map<string, Entry>) =>
   [...map].map(([key, e]) => [key, e.sequence, e.body.toString()]);
 
@@ -64,15 +65,24 @@ describe('snapshot-load', () => {
   it('sorts the changes of a snapshot streamed out of sequence order, stably, and leaves an ordered one as it is', () => {
     const unordered = [entry('/a', 5, 'a'), entry('/b', 2, 'b'), entry('/c', 5, 'c'), entry('/d', 1, 'd')];
     const changes = loadIntoEmpty(unordered, '', new Map());
-    expect(changes.map((c) => `${c.key}@${c.sequence}`)).to.deep.equal(['/d@1', '/b@2', '/a@5', '/c@5']);
+    expect(listChanges(changes).map((c) => `${c.key}@${c.sequence}`)).to.deep.equal([
+      '/d@1',
+      '/b@2',
+      '/a@5',
+      '/c@5',
+    ]);
     const ordered = [entry('/z', 1, 'z'), entry('/y', 2, 'y'), entry('/x', 2, 'x')];
-    expect(loadIntoEmpty(ordered, '', new Map()).map((c) => c.key)).to.deep.equal(['/z', '/y', '/x']);
+    expect(listChanges(loadIntoEmpty(ordered, '', new Map())).map((c) => c.key)).to.deep.equal([
+      '/z',
+      '/y',
+      '/x',
+    ]);
   });
 
   it('a key that comes twice in a first snapshot is one change, as over a loaded replica (not two)', () => {
     const twice = [entry('/a', 1, 'v'), entry('/b', 2, 'b'), entry('/a', 1, 'v')];
     const changes = loadIntoEmpty(twice, '', new Map());
-    expect(changes.map((c) => `${c.key}@${c.sequence}`)).to.deep.equal(['/a@1', '/b@2']);
+    expect(listChanges(changes).map((c) => `${c.key}@${c.sequence}`)).to.deep.equal(['/a@1', '/b@2']);
   });
 
   it("a replica's first load emits one change per key in sequence order, then its held updates above the snapshot", () => {
@@ -84,7 +94,7 @@ describe('snapshot-load', () => {
       [entry('/a/3', 7, 'c'), entry('/b/1', 2, 'outside'), entry('/a/1', 4, 'a'), entry('/a/4', 5, '')],
       8,
     );
-    expect(changes.map((c) => `${c.key}@${c.sequence}=${c.value?.toString()}`)).to.deep.equal([
+    expect(listChanges(changes).map((c) => `${c.key}@${c.sequence}=${c.value?.toString()}`)).to.deep.equal([
       '/a/1@4=a',
       '/a/3@7=c',
       '/a/2@9=live',
@@ -100,9 +110,8 @@ describe('snapshot-load', () => {
     replica.loadSnapshot([entry('/a', 1, 'a'), entry('/b', 2, 'b'), entry('/c', 3, 'c')], 3);
     replica.beginSync();
     const changes = replica.loadSnapshot([entry('/a', 1, 'a'), entry('/c', 6, 'c2')], 7);
-    expect(changes.map((c) => `${c.key}@${c.sequence}${c.deleted ? ' deleted' : ''}`)).to.deep.equal([
-      '/c@6',
-      '/b@7 deleted',
-    ]);
+    expect(
+      listChanges(changes).map((c) => `${c.key}@${c.sequence}${c.deleted ? ' deleted' : ''}`),
+    ).to.deep.equal(['/c@6', '/b@7 deleted']);
   });
 });
