@@ -166,7 +166,9 @@ export class LeaseMachine implements StateMachine {
     for (const [id, lease] of this.leases) {
       if (out.length >= max) break;
       // ttlMs 0: keys restored naming a lease whose record never came; they are left alone
-      if (lease.ttlMs > 0 && this.deadline(lease) <= now) out.push(...this.revokeChanges(id));
+      if (lease.ttlMs <= 0 || this.deadline(lease) > now) continue;
+      // One by one: a lease may hold a million keys, and so many arguments overflow V8's stack.
+      for (const change of this.revokeChanges(id)) out.push(change);
     }
     return out;
   }

@@ -22,6 +22,14 @@ export interface Change {
   readonly properties: string;
 }
 
+/**
+ * Where applied changes go, one at a time: an array, or a first load's list. Never spread a
+ * deleted prefix's changes into push(): a million arguments overflow V8's stack.
+ */
+interface ChangeSink {
+  push(change: Change): unknown;
+}
+
 export interface OfferResult {
   readonly changes: Change[];
   /**
@@ -200,7 +208,9 @@ export class Replica {
       this.held.hold(entry);
       return { changes: [], gap: true };
     }
-    return { changes: this.apply(entry), gap: false };
+    const changes: Change[] = [];
+    this.apply(entry, changes);
+    return { changes, gap: false };
   }
 
   /** Whether a change concerns this replica: under its subtree, or a delete of a prefix of it. */
@@ -227,7 +237,7 @@ export class Replica {
         ? loadIntoEmpty(entries, this.subtree, this.entries)
         : loadOver(entries, this.subtree, this.entries, sequence);
     this.seq = sequence;
-    changes.push(...this.releaseHeld());
+    this.releaseHeld(changes);
     return changes;
   }
 
@@ -236,28 +246,28 @@ export class Replica {
     const changes: Change[] = [];
     for (const entry of entries) {
       if (entry.sequence <= this.seq || !this.covers(entry)) continue;
-      changes.push(...this.apply(entry));
+      this.apply(entry, changes);
     }
     this.seq = Math.max(this.seq, sequence);
-    return changes.concat(this.releaseHeld());
-  }
-
-  private releaseHeld(): Change[] {
-    this.syncing = false;
-    const changes: Change[] = [];
-    for (const entry of this.held.release(() => this.seq)) changes.push(...this.apply(entry));
+    this.releaseHeld(changes);
     return changes;
   }
 
-  private apply(entry: Entry): Change[] {
+  /** Ends the sync: the held updates above the replica's sequence are applied, into `out`. */
+  private releaseHeld(out: ChangeSink): void {
+    this.syncing = false;
+    for (const entry of this.held.release(() => this.seq)) this.apply(entry, out);
+  }
+
+  /** Applies one entry; its changes (none, one, or a deleted prefix's many) go into `out`. */
+  private apply(entry: Entry, out: ChangeSink): void {
     this.seq = entry.sequence;
     if (isDeletePrefix(entry)) {
       // One change: every key held under the prefix goes, each one event with this sequence.
-      const gone: Change[] = [];
       for (const [key, before] of this.entries) {
         if (!key.startsWith(entry.key)) continue;
         this.entries.delete(key);
-        gone.push({
+        out.push({
           key,
           value: undefined,
           sequence: entry.sequence,
@@ -265,23 +275,20 @@ export class Replica {
           properties: before.properties,
         });
       }
-      return gone;
+      return;
     }
     if (entry.body.length === 0) {
-      const before = this.entries.get(entry.key);
-      if (before === undefined) return []; // deleting an absent key changes nothing
-      this.entries.delete(entry.key);
-      return [
-        {
-          key: entry.key,
-          value: undefined,
-          sequence: entry.sequence,
-          deleted: true,
-          properties: entry.properties,
-        },
-      ];
+      if (!this.entries.delete(entry.key)) return; // deleting an absent key changes nothing
+      out.push({
+        key: entry.key,
+        value: undefined,
+        sequence: entry.sequence,
+        deleted: true,
+        properties: entry.properties,
+      });
+      return;
     }
     this.entries.set(entry.key, entry);
-    return [changeOf(entry)];
+    out.push(changeOf(entry));
   }
 }

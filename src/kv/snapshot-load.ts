@@ -51,8 +51,8 @@ export class FirstLoad implements ChangeList {
     return entry === undefined ? this.after[index - this.entries.length] : changeOf(entry);
   }
 
-  push(...changes: Change[]): void {
-    this.after.push(...changes);
+  push(change: Change): void {
+    this.after.push(change);
   }
 }
 

@@ -248,6 +248,24 @@ describe('Replica', () => {
       replica.loadResume([], 3);
       expect(replica.sequence).to.equal(9);
     });
+
+    it('a delete-prefix over 600,000 keys, in a resume or held during one, is 600,000 deletions (no stack overflow)', () => {
+      const n = 600_000; // spreading that many arguments into push() overflows V8's stack
+      const keys = Array.from({ length: n }, (_, i) => entry(`/p/${i}`, i + 1, 'v'));
+      const wipe = entry('/p/', n + 1, '', 'twinstar-delete-prefix=1\n');
+      const inResume = loaded('', keys, n);
+      inResume.beginSync();
+      const resumed = inResume.loadResume([wipe], n + 1);
+      expect(resumed.length).to.equal(n);
+      expect(resumed.every((c) => c.deleted && c.sequence === n + 1)).to.equal(true);
+      expect(inResume.size).to.equal(0);
+      const held = loaded('', keys, n);
+      held.beginSync();
+      held.offer(wipe);
+      const released = held.loadResume([], n);
+      expect(released.length).to.equal(n);
+      expect(held.size).to.equal(0);
+    });
   });
 
   describe('model: converges to the server map', () => {
