@@ -70,8 +70,9 @@ export class ServerSockets {
   /** subscribers connected to the publisher and the update stream right now */
   connectedClients = 0;
   private revoking: Promise<void> = Promise.resolve();
-  /** when the update stream's refused connections, and its slow subscribers, were last logged */
+  /** when the update stream's refused connections were last logged */
   private updatesRefusedAt = -Infinity;
+  /** when a slow subscriber's disconnect was last logged, and how many were not logged since */
   private slowLoggedAt = -Infinity;
   private slowUnlogged = 0;
 

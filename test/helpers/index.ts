@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type Client } from '../../src/index.js';
+import { connect, type Client, type ClientOptions } from '../../src/index.js';
 import { ServerProcess, type ServerProcessOptions } from '../support/index.js';
 
 export * from '../support/index.js';
@@ -59,8 +59,8 @@ export class Started {
     return p;
   }
 
-  async client(servers: string[]): Promise<Client> {
-    return this.track(await connect({ servers, connectTimeoutMs: 20_000 }));
+  async client(servers: string[], options: Partial<ClientOptions> = {}): Promise<Client> {
+    return this.track(await connect({ servers, connectTimeoutMs: 20_000, ...options }));
   }
 
   /** A client connected some other way, closed by `cleanup()` too. */

@@ -10,7 +10,6 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { connect } from '../../src/index.js';
 import { metric, pairOptions, pairPorts, Started, waitFor } from '../helpers/index.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -64,7 +63,7 @@ describe('a watcher that stops reading (real processes, SIGSTOP)', function () {
       // The writer mirrors another subtree, so the watcher is the only subscriber the writes reach.
       // A writer on /s/ would get the same 40 MB in this busy process, and on a loaded machine it
       // was disconnected as slow too (a count of 2).
-      const writer = started.track(await connect({ servers, subtree: '/w/', connectTimeoutMs: 20_000 }));
+      const writer = await started.client(servers, { subtree: '/w/' });
       // The channel works: a write before the freeze reaches the watcher.
       await writer.set('/s/first', 'before');
       await waitFor(
