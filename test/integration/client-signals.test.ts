@@ -18,7 +18,7 @@ const HOST = fileURLToPath(new URL('./signals-host.ts', import.meta.url));
 const CYCLES = 60;
 
 interface Result {
-  control: { connects: number; interrupted: number };
+  control: { connects: number; interrupted: number; reaperWaits: number };
   ok: number;
   failures: Record<string, number>;
   leaked: number;

@@ -20,10 +20,29 @@ const [servers, mode, cycles] = [
 const CONTROL_CONNECTS = 100_000;
 const code = (error: unknown) => (error as { code?: string }).code ?? String(error);
 
-const control = { connects: 0, interrupted: 0 };
+const control = { connects: 0, interrupted: 0, reaperWaits: 0 };
 const controlContext = new zmq.Context();
+
+/**
+ * A new DEALER on the control's context. A closed socket gives its slot back (1,023 per context)
+ * only once libzmq's reaper thread has freed it, and under load the reaper falls behind this loop:
+ * past about 1,000 connects the context refused a new socket with EMFILE (seen in CI). So on
+ * EMFILE, wait for the reaper and try again.
+ */
+async function controlDealer(): Promise<zmq.Dealer> {
+  for (;;) {
+    try {
+      return new zmq.Dealer({ context: controlContext, linger: 0 });
+    } catch (error) {
+      if (code(error) !== 'EMFILE' || control.reaperWaits >= 1000) throw error;
+      control.reaperWaits++;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+}
+
 while (control.interrupted === 0 && control.connects < CONTROL_CONNECTS) {
-  const dealer = new zmq.Dealer({ context: controlContext, linger: 0 });
+  const dealer = await controlDealer();
   control.connects++;
   try {
     dealer.connect('tcp://127.0.0.1:1');
