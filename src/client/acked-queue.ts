@@ -131,6 +131,7 @@ export abstract class AckedQueue<T extends Queued> {
 
   /** Batches unanswered for requestTimeoutMs go again (same uuids: the server applies each once). */
   retryUnanswered(now: number): void {
+    if (this.inflight.size === 0 && this.queue.length === 0) return;
     for (const [reqId, batch] of [...this.inflight])
       if (now - batch.sentAt > this.base.requestTimeoutMs) this.requeue(reqId);
     this.scheduleFlush();
@@ -143,6 +144,7 @@ export abstract class AckedQueue<T extends Queued> {
 
   /** Fails items past their deadline, queued or in flight, with TimeoutError(`message`). */
   protected expireItems(now: number, message: string): void {
+    if (this.unsettled === 0) return; // nothing queued or in flight is unsettled
     const expired = (w: T) => !w.done && w.deadline <= now;
     if (this.queue.some(expired)) {
       for (const w of this.queue) if (expired(w)) this.fail(w, new TimeoutError(message));

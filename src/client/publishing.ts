@@ -148,6 +148,7 @@ export class Publishes extends AckedQueue<Queued> {
 
   /** Fails events past their deadline with TimeoutError. */
   expire(now: number): void {
+    if (this.unsettled === 0) return;
     this.expireItems(now, `publish not acknowledged within ${this.host.writeTimeoutMs} ms`);
   }
 }

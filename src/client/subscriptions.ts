@@ -195,6 +195,7 @@ export class Subscriptions {
 
   /** The agent's timer: pings while subscribed, `seen` batches, retries, deadlines. */
   tick(now: number): void {
+    if (this.subs.size === 0 && this.pending.size === 0) return; // a client with no subscription
     for (const sub of this.subs.values()) {
       sub.waiters.expire(now, (ms) => new TimeoutError(`subscription not ready within ${ms} ms`));
       for (const op of sub.queue) if (op.deadline <= now) this.settle(op, this.ackTimeout());

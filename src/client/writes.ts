@@ -189,6 +189,8 @@ export class Writes extends AckedQueue<Write> {
 
   /** Fails writes past their deadline; asks for a resume when acknowledged changes do not come. */
   expire(now: number): void {
+    // Every write waiting for its acknowledgement or its replica is unsettled: none, nothing to do.
+    if (this.unsettled === 0) return;
     const ms = this.host.writeTimeoutMs;
     this.expireItems(now, `write not acknowledged within ${ms} ms`);
     this.applying.expire(now, (w, sequence) =>
