@@ -7,6 +7,7 @@
  * child frozen with SIGSTOP.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -15,7 +16,9 @@ import { metric, pairOptions, pairPorts, Started, waitFor } from '../helpers/ind
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const HOST = fileURLToPath(new URL('./watcher-host.ts', import.meta.url));
 
-/** The watcher child: its JSON lines, in order, as they come. */
+const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
+
+/** The watcher child: its JSON lines, in order, as they come (keys map to their value's SHA-256). */
 function watcher(servers: string[]) {
   const child: ChildProcessWithoutNullStreams = spawn(
     process.execPath,
@@ -67,31 +70,43 @@ describe('a watcher that stops reading (real processes, SIGSTOP)', function () {
       // The channel works: a write before the freeze reaches the watcher.
       await writer.set('/s/first', 'before');
       await waitFor(
-        async () => (await w.keys())['/s/first'] === 'before' || undefined,
+        async () => (await w.keys())['/s/first'] === sha256('before') || undefined,
         10_000,
         'the first write',
       );
 
       w.child.kill('SIGSTOP');
       // 40 MB in 64 KiB values, more than the kernel's loopback buffers hold, each key twice: the
-      // second value of a key is what the watcher must end with.
+      // second value of a key is what the watcher must end with. Written 16 at a time, so that the
+      // stream carries at least 40 messages: the active publishes what the passive has confirmed in
+      // one batch per prefix, and on a loaded machine 320 writes at once were confirmed together,
+      // too few messages to reach a bound of 5.
       const filler = 'x'.repeat(64 * 1024);
-      const expected: Record<string, string> = { '/s/first': 'before' };
+      const expected: Record<string, string> = { '/s/first': sha256('before') };
       for (let round = 0; round < 2; round++) {
-        const writes: Promise<number>[] = [];
-        for (let i = 0; i < 320; i++) {
-          const value = `${round}:${i}:${filler}`;
-          expected[`/s/k${i}`] = value;
-          writes.push(writer.set(`/s/k${i}`, value));
+        for (let i = 0; i < 320; i += 16) {
+          const writes: Promise<number>[] = [];
+          for (let k = i; k < i + 16; k++) {
+            const value = `${round}:${k}:${filler}`;
+            expected[`/s/k${k}`] = sha256(value);
+            writes.push(writer.set(`/s/k${k}`, value));
+          }
+          await Promise.all(writes);
         }
-        await Promise.all(writes);
       }
+      // A write resolves on the passive's acknowledgement, which can come before the active has
+      // published it (it publishes once the passive confirms): the count read then was 0, once, in
+      // CI-like load. The writer's own subtree resolves a write only once its replica has it from
+      // the active's stream, so after this one everything before it has been published.
+      await writer.set('/w/published', 'after');
       expect(
         await metric(a.http, 'twinstar_slow_subscribers_total'),
         'the frozen watcher was disconnected',
       ).to.equal(1);
-      const said = a.logs((l) => String(l.msg).startsWith('disconnected a slow update-stream subscriber'));
-      expect(said.map((l) => l.count)).to.deep.equal([1]);
+      const slowLine = (l: { msg?: unknown }) =>
+        String(l.msg).startsWith('disconnected a slow update-stream subscriber');
+      await waitFor(() => a.logs(slowLine).length > 0 || undefined, 10_000, 'the slow-subscriber log line');
+      expect(a.logs(slowLine).map((l) => l.count)).to.deep.equal([1]);
       w.child.kill('SIGCONT');
 
       await waitFor(
