@@ -25,9 +25,10 @@ const controlContext = new zmq.Context();
 
 /**
  * A new DEALER on the control's context. A closed socket gives its slot back (1,023 per context)
- * only once libzmq's reaper thread has freed it, and under load the reaper falls behind this loop:
- * past about 1,000 connects the context refused a new socket with EMFILE (seen in CI). So on
- * EMFILE, wait for the reaper and try again.
+ * only once libzmq's reaper thread has freed it, and this loop outruns the reaper (with the
+ * context capped at 32 sockets, every run failed). The connects needed for one EINTR vary (54 to
+ * 1,082 in 9 runs): past about 1,000 the context refused a new socket with EMFILE (seen in CI).
+ * So on EMFILE, wait for the reaper and try again.
  */
 async function controlDealer(): Promise<zmq.Dealer> {
   for (;;) {

@@ -79,8 +79,8 @@ describe('a watcher that stops reading (real processes, SIGSTOP)', function () {
       // 40 MB in 64 KiB values, more than the kernel's loopback buffers hold, each key twice: the
       // second value of a key is what the watcher must end with. Written 16 at a time, so that the
       // stream carries at least 40 messages: the active publishes what the passive has confirmed in
-      // one batch per prefix, and on a loaded machine 320 writes at once were confirmed together,
-      // too few messages to reach a bound of 5.
+      // one batch per prefix, and 320 writes sent at once can be confirmed together, too few
+      // messages to reach a bound of 5.
       const filler = 'x'.repeat(64 * 1024);
       const expected: Record<string, string> = { '/s/first': sha256('before') };
       for (let round = 0; round < 2; round++) {
@@ -95,9 +95,10 @@ describe('a watcher that stops reading (real processes, SIGSTOP)', function () {
         }
       }
       // A write resolves on the passive's acknowledgement, which can come before the active has
-      // published it (it publishes once the passive confirms): the count read then was 0, once, in
-      // CI-like load. The writer's own subtree resolves a write only once its replica has it from
-      // the active's stream, so after this one everything before it has been published.
+      // published it (it publishes once the passive confirms): the count read then was 0, once,
+      // with the suite beside a busy loop. The writer's own subtree resolves a write only once its
+      // replica has it from the active's stream, so after this one everything before it has been
+      // published.
       await writer.set('/w/published', 'after');
       expect(
         await metric(a.http, 'twinstar_slow_subscribers_total'),
