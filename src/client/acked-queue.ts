@@ -144,7 +144,6 @@ export abstract class AckedQueue<T extends Queued> {
 
   /** Fails items past their deadline, queued or in flight, with TimeoutError(`message`). */
   protected expireItems(now: number, message: string): void {
-    if (this.unsettled === 0) return; // nothing queued or in flight is unsettled
     const expired = (w: T) => !w.done && w.deadline <= now;
     if (this.queue.some(expired)) {
       for (const w of this.queue) if (expired(w)) this.fail(w, new TimeoutError(message));

@@ -148,7 +148,7 @@ export class Publishes extends AckedQueue<Queued> {
 
   /** Fails events past their deadline with TimeoutError. */
   expire(now: number): void {
-    if (this.unsettled === 0) return;
+    if (this.unsettled === 0) return; // nothing queued or in flight: no message to build, no walk
     this.expireItems(now, `publish not acknowledged within ${this.host.writeTimeoutMs} ms`);
   }
 }
