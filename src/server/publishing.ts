@@ -140,14 +140,21 @@ export class Publishing {
     this.deps.followers.publish(kvmsg, entry.key, true);
   }
 
-  /**
-   * To the publisher, and to every follower whose prefixes match and who may read the key; a HUGZ
-   * (no key) to the update stream too.
-   */
-  publish(kvmsg: Buffer[], key?: string): void {
+  /** To the publisher, and to every follower whose prefixes match and who may read the key. */
+  private publish(kvmsg: Buffer[], key: string): void {
     this.deps.pubOut.post(kvmsg);
     this.deps.followers.publish(kvmsg, key);
-    if (key === undefined) this.deps.updates?.heartbeat(kvmsg);
+  }
+
+  /**
+   * A HUGZ: to the publisher, every follower and the update stream; there, with `idleOnly` (the
+   * active's, which say nothing but that it is alive), only to subscribers sent nothing since
+   * the last one (stream-publisher.ts).
+   */
+  heartbeat(hugz: Buffer[], idleOnly: boolean): void {
+    this.deps.pubOut.post(hugz);
+    this.deps.followers.publish(hugz);
+    this.deps.updates?.heartbeat(hugz, idleOnly);
   }
 
   private now(): number {

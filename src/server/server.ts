@@ -249,14 +249,14 @@ export class CloneServer extends EventEmitter<ServerEvents> {
 
   private sendHugz(): void {
     if (this.closed) return;
+    // The active's say only that it is alive: idle only (publishing.ts).
     if (this.sequencing())
-      return this.publishing.publish(encodeHugz(this.publishing.keySequence, this.advertised));
+      return this.publishing.heartbeat(encodeHugz(this.publishing.keySequence, this.advertised), true);
     // Not serving: say so, so that a client still following this node looks for the active at
     // once instead of taking these HUGZ for the active's.
     const state = this.active ? 'FENCED' : this.options.policy.stateName();
-    this.publishing.publish(
-      encodeHugz(this.store.sequence, `${this.advertised}${ADVERTISE.STATE}=${state}\n`),
-    );
+    const hugz = encodeHugz(this.store.sequence, `${this.advertised}${ADVERTISE.STATE}=${state}\n`);
+    this.publishing.heartbeat(hugz, false);
   }
 
   async close(): Promise<void> {

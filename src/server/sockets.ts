@@ -8,7 +8,8 @@
  *
  * and, without CURVE, the native update stream (wire/updates.ts), which native clients follow:
  *
- *   updates   PUB     P+3  packed batches per subscribed prefix, and the publisher's HUGZ: ZMTP
+ *   updates   PUB     P+3  packed batches per subscribed prefix, and the publisher's HUGZ (the
+ *                          active's only to subscribers sent nothing since the last): ZMTP
  *                          on Node's sockets (stream-publisher.ts), not libzmq's
  *
  * Sends never wait (`sendTimeout: 0`): a client whose pipe is full fails its send, which the
@@ -132,6 +133,7 @@ export class ServerSockets {
       this.updates = updates;
       this.updateStream = new UpdateStream({
         post: (frames) => updates.post(frames),
+        heartbeat: (frames, idleOnly) => updates.heartbeat(frames, idleOnly),
         prefixes: this.updatePrefixes,
         maxBatchBytes: chunkBytes(options.limits),
       });

@@ -57,6 +57,8 @@ class Peer {
   ready = false;
   /** messages written since its socket's buffer filled (reset at 'drain') */
   queued = 0;
+  /** it was sent a message since the last heartbeat, which it may then go without (`heartbeat`) */
+  busy = false;
 
   constructor(readonly socket: Socket) {}
 
@@ -112,12 +114,32 @@ export class StreamPublisher {
 
   /** Sends one message to every subscriber whose subscription its first frame starts with. */
   post(frames: Buffer[]): void {
+    this.send(frames, false);
+  }
+
+  /**
+   * Sends a heartbeat as `post` does, but with `idleOnly` only to the subscribers that were sent
+   * nothing since the last heartbeat: any message proves the server alive to a client (its
+   * silence is counted from the last message of any kind, docs/protocol.md), so a subscriber kept
+   * busy by updates is spared one message and one wake-up per heartbeat. A heartbeat itself does
+   * not count as traffic: an idle subscriber gets every one.
+   */
+  heartbeat(frames: Buffer[], idleOnly: boolean): void {
+    this.send(frames, true, idleOnly);
+  }
+
+  private send(frames: Buffer[], beat: boolean, idleOnly = false): void {
     const topic = frames[0];
     if (topic === undefined || this.peers.size === 0) return;
     let bytes: Buffer | undefined;
     const { highWaterMark, maxQueueBytes } = this.options;
     for (const peer of this.peers) {
       if (!peer.ready || !peer.wants(topic)) continue;
+      if (beat) {
+        const skip = idleOnly && peer.busy;
+        peer.busy = false;
+        if (skip) continue;
+      } else peer.busy = true;
       const { socket } = peer;
       bytes ??= zmtp.message(frames);
       if (socket.writableNeedDrain) {

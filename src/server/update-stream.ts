@@ -15,6 +15,8 @@ import { isDeletePrefix, type Entry } from '../kv/index.js';
 export interface UpdateStreamDeps {
   /** send a message on the update stream (stream-publisher.ts) */
   post(frames: Buffer[]): void;
+  /** send a HUGZ on it; with `idleOnly`, only to subscribers sent nothing since the last one */
+  heartbeat(frames: Buffer[], idleOnly: boolean): void;
   /** the prefixes subscribed to on the update stream now (a client's subscription, NUL removed) */
   readonly prefixes: ReadonlySet<string>;
   /** no batch above this many bytes, but for one entry bigger on its own (wire chunkBytes) */
@@ -56,10 +58,13 @@ export class UpdateStream {
     }
   }
 
-  /** A HUGZ (encoded for the publisher), after every change gathered before it. */
-  heartbeat(hugz: Buffer[]): void {
+  /**
+   * A HUGZ (encoded for the publisher), after every change gathered before it; with `idleOnly`,
+   * to the subscribers that this flush and the batches since the last HUGZ did not reach.
+   */
+  heartbeat(hugz: Buffer[], idleOnly: boolean): void {
     this.flush();
-    this.deps.post(hugz);
+    this.deps.heartbeat(hugz, idleOnly);
   }
 
   /**

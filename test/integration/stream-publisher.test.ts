@@ -121,6 +121,39 @@ describe('StreamPublisher: the update stream as a ZMTP PUB on Node sockets', fun
     expect(await receive(all)).to.equal('/a/1:for a');
   });
 
+  it('sends an idle-only heartbeat to the subscribers sent nothing since the last one, every other heartbeat to all', async () => {
+    const { pub, seen, endpoint } = await publisher();
+    closing.push(() => pub.close());
+    const busy = await libzmqSub(endpoint, seen, ['/a/', 'HUGZ']);
+    const idle = await libzmqSub(endpoint, seen, ['/b/', 'HUGZ']);
+    closing.push(
+      () => busy.close(),
+      () => idle.close(),
+    );
+    pub.post(frames('/a/1', 'update'));
+    pub.heartbeat(frames('HUGZ', 'skipped by busy'), true);
+    pub.post(frames('/a/2', 'update'));
+    pub.post(frames('/b/1', 'marker'));
+    // In order on one connection: busy's next message being /a/2 proves the heartbeat skipped it,
+    // and idle's proves the same heartbeat reached a subscriber that was sent nothing.
+    expect(await receive(busy)).to.equal('/a/1:update');
+    expect(await receive(busy)).to.equal('/a/2:update');
+    expect(await receive(idle)).to.equal('HUGZ:skipped by busy');
+    expect(await receive(idle)).to.equal('/b/1:marker');
+    // busy was sent /a/2 since: skipped again; idle was sent the marker since: skipped too.
+    pub.heartbeat(frames('HUGZ', 'second'), true);
+    // Nothing since for either (a heartbeat is not traffic): both get the next idle-only one.
+    pub.heartbeat(frames('HUGZ', 'third'), true);
+    expect(await receive(busy)).to.equal('HUGZ:third');
+    expect(await receive(idle)).to.equal('HUGZ:third');
+    // A heartbeat that is not idle-only (a node saying it is not active) reaches a busy one too.
+    pub.post(frames('/a/3', 'update'));
+    pub.heartbeat(frames('HUGZ', 'state'), false);
+    expect(await receive(busy)).to.equal('/a/3:update');
+    expect(await receive(busy)).to.equal('HUGZ:state');
+    expect(await receive(idle)).to.equal('HUGZ:state');
+  });
+
   it('tells every subscription, and an unsubscription only when the last holder of the topic is gone', async () => {
     const { pub, seen, endpoint } = await publisher();
     closing.push(() => pub.close());

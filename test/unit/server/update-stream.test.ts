@@ -37,13 +37,14 @@ interface Sent {
 
 function stream(prefixes: string[], maxBatchBytes = chunkBytes(DEFAULT_LIMITS)) {
   const sent: Sent[] = [];
-  const hugz: Buffer[][] = [];
+  const hugz: { frames: Buffer[]; idleOnly: boolean }[] = [];
   const set = new Set(prefixes);
   const updates = new UpdateStream({
     post: (frames) => {
-      if (!isUpdates(frames)) return void hugz.push(frames);
+      expect(isUpdates(frames), 'a HUGZ goes through heartbeat, not post').to.equal(true);
       sent.push({ prefix: updatesPrefix(frames[0]!)!, entries: unpackBatch(frames[1]!) });
     },
+    heartbeat: (frames, idleOnly) => hugz.push({ frames, idleOnly }),
     prefixes: set,
     maxBatchBytes,
   });
@@ -126,9 +127,11 @@ describe('server/update-stream: one batch per subscribed prefix per release', ()
     h.set.add('/a/');
     h.updates.add(entry(2, '/a/2'));
     const hugz = [Buffer.from('HUGZ')];
-    h.updates.heartbeat(hugz);
+    h.updates.heartbeat(hugz, true);
     expect(h.sent.map(keysOf), 'the change made while nobody followed is not held').to.deep.equal([['/a/2']]);
-    expect(h.hugz).to.deep.equal([hugz]);
+    expect(h.hugz).to.deep.equal([{ frames: hugz, idleOnly: true }]);
+    h.updates.heartbeat(hugz, false);
+    expect(h.hugz[1], 'idleOnly is passed on as given').to.deep.equal({ frames: hugz, idleOnly: false });
   });
 
   it('confirms a subscription with an empty batch on its topic', () => {
@@ -151,6 +154,7 @@ describe('server/publishing: what a release frees goes out on the update stream 
                 .join(',')}`
             : `stream ${frames[0]!.toString()}`,
         ),
+      heartbeat: (frames, idleOnly) => order.push(`stream ${frames[0]!.toString()} idleOnly=${idleOnly}`),
       prefixes,
       maxBatchBytes: 1 << 20,
     });
@@ -178,13 +182,13 @@ describe('server/publishing: what a release frees goes out on the update stream 
     expect(order).to.deep.equal(['kvpub 1', 'kvpub 2', 'batch 1,2']);
     watermark.upTo = 4;
     publishing.release();
-    publishing.publish([
-      Buffer.from('HUGZ'),
-      Buffer.alloc(8),
-      Buffer.alloc(0),
-      Buffer.alloc(0),
-      Buffer.alloc(0),
+    const hugz = [Buffer.from('HUGZ'), Buffer.alloc(8), Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(0)];
+    publishing.heartbeat(hugz, true);
+    expect(order.slice(3)).to.deep.equal([
+      'kvpub 4',
+      'batch 4+prev',
+      'publisher HUGZ',
+      'stream HUGZ idleOnly=true',
     ]);
-    expect(order.slice(3)).to.deep.equal(['kvpub 4', 'batch 4+prev', 'publisher HUGZ', 'stream HUGZ']);
   });
 });
