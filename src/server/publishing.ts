@@ -147,14 +147,13 @@ export class Publishing {
   }
 
   /**
-   * A HUGZ: to the publisher, every follower and the update stream; there, with `idleOnly` (the
-   * active's, which say nothing but that it is alive), only to subscribers sent nothing since
-   * the last one (stream-publisher.ts).
+   * A HUGZ: to the publisher, every follower and the update stream; there only to subscribers sent
+   * no batch in the last `quietMs` (the active's HUGZ, which say only that it is alive; 0: to all).
    */
-  heartbeat(hugz: Buffer[], idleOnly: boolean): void {
+  heartbeat(hugz: Buffer[], quietMs: number): void {
     this.deps.pubOut.post(hugz);
     this.deps.followers.publish(hugz);
-    this.deps.updates?.heartbeat(hugz, idleOnly);
+    this.deps.updates?.heartbeat(hugz, quietMs);
   }
 
   private now(): number {

@@ -50,8 +50,7 @@ import {
   type SocketName,
 } from './types.js';
 
-/** The shortest gap between two HUGZ sent early for new subscribers (server.hugzSoon). */
-const EARLY_HUGZ_GAP_MS = 20;
+const EARLY_HUGZ_GAP_MS = 20; // the shortest gap between two HUGZ sent early for new subscribers
 
 export class CloneServer extends EventEmitter<ServerEvents> {
   readonly endpoints: ServerEndpoints;
@@ -65,8 +64,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
   private readonly warnings: RateLimitedLog;
   private readonly now: () => number;
   private active = false;
-  /** bumps at every setActive change: see ServerContext.generation */
-  private generation = 0;
+  private generation = 0; // bumps at every setActive change: see ServerContext.generation
   /**
    * CHP-legal properties on KTHXBAI and HUGZ that tell a client, without it sending anything a
    * plain RFC 12 server would refuse, that this server speaks the native extension and how often
@@ -249,14 +247,16 @@ export class CloneServer extends EventEmitter<ServerEvents> {
 
   private sendHugz(): void {
     if (this.closed) return;
-    // The active's say only that it is alive: idle only (publishing.ts).
-    if (this.sequencing())
-      return this.publishing.heartbeat(encodeHugz(this.publishing.keySequence, this.advertised), true);
-    // Not serving: say so, so that a client still following this node looks for the active at
-    // once instead of taking these HUGZ for the active's.
+    // The active's say only that it is alive: not to whom a batch said so in the last half beat.
+    if (this.sequencing()) {
+      const hugz = encodeHugz(this.publishing.keySequence, this.advertised);
+      return this.publishing.heartbeat(hugz, this.options.heartbeatMs / 2);
+    }
+    // Not serving: say so (to all), so that a client still following this node looks for the
+    // active at once instead of taking these HUGZ for the active's.
     const state = this.active ? 'FENCED' : this.options.policy.stateName();
     const hugz = encodeHugz(this.store.sequence, `${this.advertised}${ADVERTISE.STATE}=${state}\n`);
-    this.publishing.heartbeat(hugz, false);
+    this.publishing.heartbeat(hugz, 0);
   }
 
   async close(): Promise<void> {

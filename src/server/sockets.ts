@@ -9,8 +9,8 @@
  * and, without CURVE, the native update stream (wire/updates.ts), which native clients follow:
  *
  *   updates   PUB     P+3  packed batches per subscribed prefix, and the publisher's HUGZ (the
- *                          active's only to subscribers sent nothing since the last): ZMTP
- *                          on Node's sockets (stream-publisher.ts), not libzmq's
+ *                          active's only to subscribers sent no batch in half a heartbeat):
+ *                          ZMTP on Node's sockets (stream-publisher.ts), not libzmq's
  *
  * Sends never wait (`sendTimeout: 0`): a client whose pipe is full fails its send, which the
  * outbox reports. A frame above what the limits allow disconnects its sender before it is ever
@@ -133,7 +133,7 @@ export class ServerSockets {
       this.updates = updates;
       this.updateStream = new UpdateStream({
         post: (frames) => updates.post(frames),
-        heartbeat: (frames, idleOnly) => updates.heartbeat(frames, idleOnly),
+        heartbeat: (frames, quietMs) => updates.heartbeat(frames, quietMs),
         prefixes: this.updatePrefixes,
         maxBatchBytes: chunkBytes(options.limits),
       });

@@ -44,6 +44,8 @@ export interface StreamPublisherOptions {
   onSlowSubscriber?(remote: string): void;
   /** a connection not through the ZMTP handshake by then is closed (libzmq's handshake interval) */
   handshakeMs?: number;
+  /** the clock of `heartbeat`'s `quietMs` (default: performance.now) */
+  now?: () => number;
 }
 
 /** libzmq's default ZMQ_HANDSHAKE_IVL */
@@ -57,8 +59,8 @@ class Peer {
   ready = false;
   /** messages written since its socket's buffer filled (reset at 'drain') */
   queued = 0;
-  /** it was sent a message since the last heartbeat, which it may then go without (`heartbeat`) */
-  busy = false;
+  /** when it was last sent a message other than a heartbeat (`heartbeat` may then skip it) */
+  lastSentAt = -Infinity;
 
   constructor(readonly socket: Socket) {}
 
@@ -114,32 +116,31 @@ export class StreamPublisher {
 
   /** Sends one message to every subscriber whose subscription its first frame starts with. */
   post(frames: Buffer[]): void {
-    this.send(frames, false);
+    this.send(frames);
   }
 
   /**
-   * Sends a heartbeat as `post` does, but with `idleOnly` only to the subscribers that were sent
-   * nothing since the last heartbeat: any message proves the server alive to a client (its
-   * silence is counted from the last message of any kind, docs/protocol.md), so a subscriber kept
-   * busy by updates is spared one message and one wake-up per heartbeat. A heartbeat itself does
-   * not count as traffic: an idle subscriber gets every one.
+   * Sends a heartbeat as `post` does, but only to the subscribers sent nothing else in the last
+   * `quietMs` (0: to every one). Any message proves the server alive to a client (its silence is
+   * counted from the last message of any kind, docs/protocol.md), so a subscriber kept busy by
+   * updates is spared one message and one wake-up per heartbeat. A heartbeat is not counted as
+   * traffic: an idle subscriber gets every one.
    */
-  heartbeat(frames: Buffer[], idleOnly: boolean): void {
-    this.send(frames, true, idleOnly);
+  heartbeat(frames: Buffer[], quietMs: number): void {
+    this.send(frames, quietMs);
   }
 
-  private send(frames: Buffer[], beat: boolean, idleOnly = false): void {
+  /** `quietMs` undefined: a message, stamped on each subscriber sent it; else a heartbeat. */
+  private send(frames: Buffer[], quietMs?: number): void {
     const topic = frames[0];
     if (topic === undefined || this.peers.size === 0) return;
     let bytes: Buffer | undefined;
     const { highWaterMark, maxQueueBytes } = this.options;
+    const now = this.options.now?.() ?? performance.now();
     for (const peer of this.peers) {
       if (!peer.ready || !peer.wants(topic)) continue;
-      if (beat) {
-        const skip = idleOnly && peer.busy;
-        peer.busy = false;
-        if (skip) continue;
-      } else peer.busy = true;
+      if (quietMs === undefined) peer.lastSentAt = now;
+      else if (now - peer.lastSentAt < quietMs) continue;
       const { socket } = peer;
       bytes ??= zmtp.message(frames);
       if (socket.writableNeedDrain) {

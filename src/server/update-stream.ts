@@ -15,8 +15,8 @@ import { isDeletePrefix, type Entry } from '../kv/index.js';
 export interface UpdateStreamDeps {
   /** send a message on the update stream (stream-publisher.ts) */
   post(frames: Buffer[]): void;
-  /** send a HUGZ on it; with `idleOnly`, only to subscribers sent nothing since the last one */
-  heartbeat(frames: Buffer[], idleOnly: boolean): void;
+  /** send a HUGZ on it, only to subscribers sent nothing else in the last `quietMs` (0: to all) */
+  heartbeat(frames: Buffer[], quietMs: number): void;
   /** the prefixes subscribed to on the update stream now (a client's subscription, NUL removed) */
   readonly prefixes: ReadonlySet<string>;
   /** no batch above this many bytes, but for one entry bigger on its own (wire chunkBytes) */
@@ -59,12 +59,12 @@ export class UpdateStream {
   }
 
   /**
-   * A HUGZ (encoded for the publisher), after every change gathered before it; with `idleOnly`,
-   * to the subscribers that this flush and the batches since the last HUGZ did not reach.
+   * A HUGZ (encoded for the publisher), after every change gathered before it, to the subscribers
+   * that neither this flush nor any batch in the last `quietMs` reached (0: to all).
    */
-  heartbeat(hugz: Buffer[], idleOnly: boolean): void {
+  heartbeat(hugz: Buffer[], quietMs: number): void {
     this.flush();
-    this.deps.heartbeat(hugz, idleOnly);
+    this.deps.heartbeat(hugz, quietMs);
   }
 
   /**

@@ -121,8 +121,9 @@ describe('StreamPublisher: the update stream as a ZMTP PUB on Node sockets', fun
     expect(await receive(all)).to.equal('/a/1:for a');
   });
 
-  it('sends an idle-only heartbeat to the subscribers sent nothing since the last one, every other heartbeat to all', async () => {
-    const { pub, seen, endpoint } = await publisher();
+  it('sends a heartbeat to the subscribers sent nothing else in the last quietMs, and with 0 to all', async () => {
+    let clock = 1000;
+    const { pub, seen, endpoint } = await publisher({ now: () => clock });
     closing.push(() => pub.close());
     const busy = await libzmqSub(endpoint, seen, ['/a/', 'HUGZ']);
     const idle = await libzmqSub(endpoint, seen, ['/b/', 'HUGZ']);
@@ -131,7 +132,8 @@ describe('StreamPublisher: the update stream as a ZMTP PUB on Node sockets', fun
       () => idle.close(),
     );
     pub.post(frames('/a/1', 'update'));
-    pub.heartbeat(frames('HUGZ', 'skipped by busy'), true);
+    clock += 49;
+    pub.heartbeat(frames('HUGZ', 'skipped by busy'), 50);
     pub.post(frames('/a/2', 'update'));
     pub.post(frames('/b/1', 'marker'));
     // In order on one connection: busy's next message being /a/2 proves the heartbeat skipped it,
@@ -140,15 +142,17 @@ describe('StreamPublisher: the update stream as a ZMTP PUB on Node sockets', fun
     expect(await receive(busy)).to.equal('/a/2:update');
     expect(await receive(idle)).to.equal('HUGZ:skipped by busy');
     expect(await receive(idle)).to.equal('/b/1:marker');
-    // busy was sent /a/2 since: skipped again; idle was sent the marker since: skipped too.
-    pub.heartbeat(frames('HUGZ', 'second'), true);
-    // Nothing since for either (a heartbeat is not traffic): both get the next idle-only one.
-    pub.heartbeat(frames('HUGZ', 'third'), true);
-    expect(await receive(busy)).to.equal('HUGZ:third');
-    expect(await receive(idle)).to.equal('HUGZ:third');
-    // A heartbeat that is not idle-only (a node saying it is not active) reaches a busy one too.
+    // 50 ms after their last messages both get one; a heartbeat is no traffic, so both get the next.
+    clock += 50;
+    pub.heartbeat(frames('HUGZ', 'second'), 50);
+    pub.heartbeat(frames('HUGZ', 'third'), 50);
+    for (const sub of [busy, idle]) {
+      expect(await receive(sub)).to.equal('HUGZ:second');
+      expect(await receive(sub)).to.equal('HUGZ:third');
+    }
+    // With quietMs 0 (a node saying it is not active) a heartbeat reaches a subscriber just sent an update.
     pub.post(frames('/a/3', 'update'));
-    pub.heartbeat(frames('HUGZ', 'state'), false);
+    pub.heartbeat(frames('HUGZ', 'state'), 0);
     expect(await receive(busy)).to.equal('/a/3:update');
     expect(await receive(busy)).to.equal('HUGZ:state');
     expect(await receive(idle)).to.equal('HUGZ:state');

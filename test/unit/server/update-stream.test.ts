@@ -37,14 +37,14 @@ interface Sent {
 
 function stream(prefixes: string[], maxBatchBytes = chunkBytes(DEFAULT_LIMITS)) {
   const sent: Sent[] = [];
-  const hugz: { frames: Buffer[]; idleOnly: boolean }[] = [];
+  const hugz: { frames: Buffer[]; quietMs: number }[] = [];
   const set = new Set(prefixes);
   const updates = new UpdateStream({
     post: (frames) => {
       expect(isUpdates(frames), 'a HUGZ goes through heartbeat, not post').to.equal(true);
       sent.push({ prefix: updatesPrefix(frames[0]!)!, entries: unpackBatch(frames[1]!) });
     },
-    heartbeat: (frames, idleOnly) => hugz.push({ frames, idleOnly }),
+    heartbeat: (frames, quietMs) => hugz.push({ frames, quietMs }),
     prefixes: set,
     maxBatchBytes,
   });
@@ -127,11 +127,11 @@ describe('server/update-stream: one batch per subscribed prefix per release', ()
     h.set.add('/a/');
     h.updates.add(entry(2, '/a/2'));
     const hugz = [Buffer.from('HUGZ')];
-    h.updates.heartbeat(hugz, true);
+    h.updates.heartbeat(hugz, 50);
     expect(h.sent.map(keysOf), 'the change made while nobody followed is not held').to.deep.equal([['/a/2']]);
-    expect(h.hugz).to.deep.equal([{ frames: hugz, idleOnly: true }]);
-    h.updates.heartbeat(hugz, false);
-    expect(h.hugz[1], 'idleOnly is passed on as given').to.deep.equal({ frames: hugz, idleOnly: false });
+    expect(h.hugz).to.deep.equal([{ frames: hugz, quietMs: 50 }]);
+    h.updates.heartbeat(hugz, 0);
+    expect(h.hugz[1], 'quietMs is passed on as given').to.deep.equal({ frames: hugz, quietMs: 0 });
   });
 
   it('confirms a subscription with an empty batch on its topic', () => {
@@ -154,7 +154,7 @@ describe('server/publishing: what a release frees goes out on the update stream 
                 .join(',')}`
             : `stream ${frames[0]!.toString()}`,
         ),
-      heartbeat: (frames, idleOnly) => order.push(`stream ${frames[0]!.toString()} idleOnly=${idleOnly}`),
+      heartbeat: (frames, quietMs) => order.push(`stream ${frames[0]!.toString()} quietMs=${quietMs}`),
       prefixes,
       maxBatchBytes: 1 << 20,
     });
@@ -183,12 +183,12 @@ describe('server/publishing: what a release frees goes out on the update stream 
     watermark.upTo = 4;
     publishing.release();
     const hugz = [Buffer.from('HUGZ'), Buffer.alloc(8), Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(0)];
-    publishing.heartbeat(hugz, true);
+    publishing.heartbeat(hugz, 50);
     expect(order.slice(3)).to.deep.equal([
       'kvpub 4',
       'batch 4+prev',
       'publisher HUGZ',
-      'stream HUGZ idleOnly=true',
+      'stream HUGZ quietMs=50',
     ]);
   });
 });
