@@ -357,10 +357,10 @@ export class Client extends EventEmitter<ClientEvents> {
     );
   }
 
-  /** A change the replica applied: its 'update' event goes out with the queue, in order. */
   /**
-   * One queued step for a whole batch of changes (a snapshot can bring a million): the Update
-   * objects are made as they are emitted, not all held until the next tick.
+   * Changes the replica applied: their 'update' events go out with the queue, in order, as one
+   * queued step for the whole batch (a snapshot can bring a million). The Update objects are made
+   * as they are emitted, not all held until the next tick.
    */
   private queueUpdates(changes: ChangeList, resync: boolean): void {
     const first = this.changesApplied + 1;
