@@ -38,6 +38,14 @@ describe('freezes decide nothing (real processes)', function () {
     return { primary, backup };
   }
 
+  /** Every node's log lines at warn or above, for a failure message. */
+  function warnings(nodes: ServerProcess[]): string {
+    const lines = nodes.flatMap((node, i) =>
+      node.logs((line) => Number(line.level) >= 40).map((line) => `node ${i}: ${JSON.stringify(line)}`),
+    );
+    return lines.join('\n').slice(0, 8000);
+  }
+
   function dealer(endpoint: string): zmq.Dealer {
     const socket = new zmq.Dealer({ linger: 0, receiveTimeout: 10_000 });
     socket.connect(endpoint);
@@ -127,9 +135,12 @@ describe('freezes decide nothing (real processes)', function () {
     expect(durabilities).to.have.length(200);
     // On waking, the active sequences nothing until it has heard its peer afresh: requests in that
     // window are turned away (the client retries them). None may be acknowledged as degraded.
-    expect(durabilities.filter((d) => d !== 'TACK replicated' && d !== 'TNOTACTIVE fenced')).to.deep.equal(
-      [],
-    );
+    // (Failed once in CI on 2026-12-01, not reproduced in 12 runs beside two busy loops: the
+    // nodes' warnings go with the failure, to tell a slow passive from a missed heartbeat.)
+    expect(
+      durabilities.filter((d) => d !== 'TACK replicated' && d !== 'TNOTACTIVE fenced'),
+      `acknowledgements ${JSON.stringify(durabilities)}; warnings ${warnings(procs)}`,
+    ).to.deep.equal([]);
     expect(durabilities.filter((d) => d === 'TACK replicated').length).to.be.greaterThan(50);
     expect(primary.logs((l) => String(l.msg).includes('not keeping up'))).to.deep.equal([]);
     expect((await primary.status()).degraded).to.equal(false);
