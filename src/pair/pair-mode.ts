@@ -342,6 +342,9 @@ export class PairMode implements Mode {
     source.peerRelays = reactor.pairedPeer?.relays === true;
     const { now: clock, config, store, server, log, emit } = this.parts;
     const now = clock();
+    // The stall check and the decision read one clock: SIGSTOP can land between the reactor's
+    // check and here, and a second reading would take the time slept for the passive's delay.
+    reactor.noticeStall(now);
     const decision = attachment({
       now,
       failoverMs: config.failoverMs,
