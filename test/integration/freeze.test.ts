@@ -135,8 +135,8 @@ describe('freezes decide nothing (real processes)', function () {
     expect(durabilities).to.have.length(200);
     // On waking, the active sequences nothing until it has heard its peer afresh: requests in that
     // window are turned away (the client retries them). None may be acknowledged as degraded.
-    // (Failed once in CI on 2026-12-01, not reproduced in 12 runs beside two busy loops: the
-    // nodes' warnings go with the failure, to tell a slow passive from a missed heartbeat.)
+    // (It failed in CI when SIGSTOP landed inside a tick, between the stall check and the
+    // attachment decision: pair-mode.ts. The nodes' warnings go with a failure.)
     expect(
       durabilities.filter((d) => d !== 'TACK replicated' && d !== 'TNOTACTIVE fenced'),
       `acknowledgements ${JSON.stringify(durabilities)}; warnings ${warnings(procs)}`,
