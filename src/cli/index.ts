@@ -1,6 +1,4 @@
 /** The `twinstar` command: servers, and a client for people (set, get, del, watch, dump, status). */
-import { clientCommand } from './client-commands.js';
-import { pairCommand, serverCommand } from './server-command.js';
 
 const HELP = `Usage: twinstar <command> [options]
 
@@ -84,13 +82,13 @@ export function endOnClosedOutput(
 
 /** Every command, loaded when run (completion.ts completes these names). */
 export const commands: Record<string, () => Promise<Command>> = {
-  server: async () => serverCommand,
-  pair: async () => pairCommand,
-  set: async () => clientCommand('set'),
+  server: async () => (await import('./server-command.js')).serverCommand,
+  pair: async () => (await import('./server-command.js')).pairCommand,
+  set: async () => (await import('./client-commands.js')).clientCommand('set'),
   get: async () => (await import('./get-command.js')).getCommand,
-  del: async () => clientCommand('del'),
-  watch: async () => clientCommand('watch'),
-  dump: async () => clientCommand('dump'),
+  del: async () => (await import('./client-commands.js')).clientCommand('del'),
+  watch: async () => (await import('./client-commands.js')).clientCommand('watch'),
+  dump: async () => (await import('./client-commands.js')).clientCommand('dump'),
   lease: async () => (await import('./lease-command.js')).leaseCommand,
   pub: async () => (await import('./event-commands.js')).eventCommand('pub'),
   sub: async () => (await import('./event-commands.js')).eventCommand('sub'),
