@@ -63,6 +63,35 @@ describe('server: KV parity through the router (fake context, real store)', () =
     expect(h.store.sequence).to.equal(2);
   });
 
+  it('a retried plain write gets its first sequence, and a retried lease write its first answer after the lease is gone', async () => {
+    const h = kv();
+    const plain = w('/p', 'x');
+    h.set(plain);
+    await turn();
+    expect(h.last()).to.deep.include({ command: 'TACK', sequences: [1] });
+    h.set(w('/q', 'y'), plain); // a retry in a batch with a new write: only the new one applies
+    await turn();
+    expect(h.last()).to.deep.include({ command: 'TACK', sequences: [2, 1] });
+    expect(h.store.sequence).to.equal(2);
+
+    h.lease('grant', 0, 5_000);
+    await turn();
+    const { id } = h.last() as Extract<NativeReply, { command: 'TLEASEOK' }>;
+    const leased = w('/l', 'up', `lease=${id}\n`);
+    h.set(leased);
+    await turn();
+    const first = h.last() as Extract<NativeReply, { command: 'TACK' }>;
+    expect(first.command).to.equal('TACK');
+    h.lease('revoke', id);
+    await turn();
+    expect(h.store.map.get('/l'), 'the lease took its key').to.equal(undefined);
+    const applied = h.store.sequence;
+    h.set(leased); // its answer was lost: the retry is not refused for the lease being gone
+    await turn();
+    expect(h.last()).to.deep.include({ command: 'TACK', sequences: first.sequences });
+    expect(h.store.sequence, 'nothing applied twice').to.equal(applied);
+  });
+
   it('leases: grant, attach keys, keep alive (no key change), revoke deletes the keys; an unknown lease is refused', async () => {
     const h = kv();
     h.lease('grant', 0, 5_000);
