@@ -142,8 +142,7 @@ export class BinaryStar {
 
   /** A client's vote (ICANHAZ?, TVOTE): may this node serve it? It may be promoted by it. */
   vote(): Admission {
-    const now = this.options.now();
-    this.noticeStall(now);
+    const now = this.now();
     for (const effect of this.run({ type: 'client-request', now }, 'client-request')) {
       if (effect.type === 'accept') return { accepted: true };
       if (effect.type === 'reject') return { accepted: false, reason: effect.reason };
@@ -153,7 +152,7 @@ export class BinaryStar {
 
   /** This node may sequence now: active, not fenced, not re-learning its peer after a stall. */
   serving(): boolean {
-    this.noticeStall(this.options.now());
+    this.now();
     return this.current === 'ACTIVE' && !this.ctx.fenced && this.relearnUntil === undefined;
   }
 
@@ -162,7 +161,7 @@ export class BinaryStar {
    * and is the application's to handle ('message'), unless the peer is refused.
    */
   receive(msg: PeerMessage): Received {
-    this.noticeStall(this.options.now());
+    this.now();
     if (msg.type === 'heartbeat') return this.onHeartbeat(msg.heartbeat);
     if (this.refused) return 'refused';
     this.heardPeer();
@@ -171,8 +170,7 @@ export class BinaryStar {
 
   /** The periodic part: every heartbeatMs. */
   tick(): void {
-    const now = this.options.now();
-    this.noticeStall(now);
+    const now = this.now();
     this.stalls.ticked(now);
     this.noteHistory();
     if (this.ctx.fenced && now >= this.ctx.peerExpiresAt) this.unfence('the peer fell silent');
@@ -220,16 +218,17 @@ export class BinaryStar {
   }
 
   /**
-   * Were we frozen? Then whatever silence we measured, we slept through it. Checked first thing
-   * wherever a decision is taken, not only by the timer: on waking, the event loop runs queued
-   * socket callbacks (a client vote, the passive's acks) before any timer, and those must not
-   * decide on stale clocks. So: suspend judgment of the peer for one failover timeout (a queued
-   * vote is refused, fresh heartbeats decide), and restart the clock of writes waiting for the
-   * passive (it is not slow for time we did not observe).
+   * The clock, for every decision of the pair: a reading taken elsewhere could hold a stall never
+   * noticed. Were we frozen? Then whatever silence we measured, we slept through it. On waking,
+   * the event loop runs queued socket callbacks (a client vote, the passive's acks) before any
+   * timer, and those must not decide on stale clocks. So: suspend judgment of the peer for one
+   * failover timeout (a queued vote is refused, fresh heartbeats decide), and restart the clock of
+   * writes waiting for the passive (it is not slow for time we did not observe).
    */
-  noticeStall(now: number): void {
+  now(): number {
+    const now = this.options.now();
     const gap = this.stalls.notice(now, (ms) => this.options.hooks.onStall(ms));
-    if (gap === undefined) return;
+    if (gap === undefined) return now;
     this.ctx = stalled(this.ctx, now);
     this.options.hooks.onWake(now);
     // The peer can have been promoted only if it heard nothing from us for a failover timeout;
@@ -237,6 +236,7 @@ export class BinaryStar {
     const { failoverMs, heartbeatMs } = this.options;
     if (this.current === 'ACTIVE' && gap >= failoverMs - heartbeatMs)
       this.relearnUntil = now + 2 * heartbeatMs;
+    return now;
   }
 
   /**

@@ -340,11 +340,10 @@ export class PairMode implements Mode {
     const { reactor, source } = this;
     if (reactor.state !== 'ACTIVE') return;
     source.peerRelays = reactor.pairedPeer?.relays === true;
-    const { now: clock, config, store, server, log, emit } = this.parts;
-    const now = clock();
-    // The stall check and the decision read one clock: SIGSTOP can land between the reactor's
-    // check and here, and a second reading would take the time slept for the passive's delay.
-    reactor.noticeStall(now);
+    const { config, store, server, log, emit } = this.parts;
+    // The reactor's reading: SIGSTOP can land between its stall check and here, and a reading of
+    // our own would take the time slept for the passive's delay.
+    const now = reactor.now();
     const decision = attachment({
       now,
       failoverMs: config.failoverMs,

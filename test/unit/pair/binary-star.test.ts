@@ -192,6 +192,18 @@ describe('Binary Star reactor (fake clock, fake peer link)', () => {
     expect(p.a.reactor.serving()).to.equal(true);
   });
 
+  it('now() reads the clock after the stall check: a freeze before it is noticed (stall, wake) by the time the reading is returned', () => {
+    const p = new Pair();
+    p.form();
+    const calls = p.a.calls.length;
+    expect(p.a.reactor.now()).to.equal(p.clock.t);
+    expect(p.a.calls.length, 'no stall within a heartbeat').to.equal(calls);
+    p.clock.advance(FAILOVER); // frozen between two decisions
+    expect(p.a.reactor.now()).to.equal(p.clock.t);
+    expect(p.a.calls.slice(-2), 'noticed within the reading').to.deep.equal(['stall', 'wake']);
+    expect(p.a.reactor.serving(), 'and the active re-learns its peer first').to.equal(false);
+  });
+
   it('a passive woken from a stall does not take over on a vote: the silence it slept through does not count', () => {
     // control: ticking through the same silence, the vote is accepted
     const control = new Pair();
