@@ -3,6 +3,7 @@
  * messages, sizes, and the ZMTP 3.0 framing the update stream speaks over Node's sockets.
  */
 export * from './chp.js';
+export * from './packed.js';
 export * from './properties.js';
 export * from './sizes.js';
 export * from './native.js';

@@ -6,15 +6,8 @@
  * (turned into NativeMsgError, with the command and id, by its caller). Pure: no sockets, no clock.
  */
 import { isUtf8 } from 'node:buffer';
-import {
-  isCounter,
-  KvMsgError,
-  packBatch,
-  unpackBatch,
-  writeSequence,
-  type Limits,
-  type PackedEntry,
-} from './chp.js';
+import { isCounter, KvMsgError, writeSequence, type Limits } from './chp.js';
+import { packBatch, unpackBatch, type PackedEntry } from './packed.js';
 import { formatProperties, parseProperties } from './properties.js';
 import { decodeRequestId, encodeRequestId, type EventAck, type EventAckKind } from './native-types.js';
 

@@ -8,12 +8,11 @@ import {
   encodeKvMsg,
   encodeSequence,
   isCounter,
-  packBatch,
-  unpackBatch,
   writeSequence,
   type DecodeReason,
   type Limits,
 } from './chp.js';
+import { packBatch, unpackBatch } from './packed.js';
 import {
   commandFrame,
   decodeRequestId,

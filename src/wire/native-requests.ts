@@ -8,12 +8,10 @@ import {
   encodeSequence,
   ICANHAZ,
   KvMsgError,
-  packBatch,
-  unpackBatch,
   type DecodeReason,
   type Limits,
-  type PackedEntry,
 } from './chp.js';
+import { packBatch, unpackBatch, type PackedEntry } from './packed.js';
 import {
   commandFrame,
   decodeRequestId,

@@ -2,7 +2,8 @@
  * The native extension's constants, message types and error (docs/protocol.md). Import them
  * from `native.ts`, the codec's public face, which also holds the encoders and decoders.
  */
-import { ICANHAZ, KvMsgError, type DecodeReason, type KvMsg, type Limits, type PackedEntry } from './chp.js';
+import { ICANHAZ, KvMsgError, type DecodeReason, type KvMsg, type Limits } from './chp.js';
+import { type PackedEntry } from './packed.js';
 
 export { ICANHAZ, KTHXBAI, HUGZ } from './chp.js';
 

@@ -3,7 +3,8 @@
  * grow, and the largest frame a socket must accept (ZeroMQ's `maxMessageSize`, which it checks per
  * frame and answers by disconnecting the sender). Pure arithmetic, no I/O.
  */
-import { FIXED_BYTES, MAX_UUID_BYTES, type Limits } from './chp.js';
+import { MAX_UUID_BYTES, type Limits } from './chp.js';
+import { FIXED_BYTES } from './packed.js';
 
 /** The fields of an entry that take space, as a packed batch or a held object carries them. */
 export interface Sized {

@@ -14,7 +14,7 @@
  * still takes only the topics it asked for (`updatesPrefix`). An empty batch tells the
  * subscribers of a prefix that a subscription to it is in force from that message on.
  */
-import { type PackedEntry, packBatch } from './chp.js';
+import { type PackedEntry, packBatch } from './packed.js';
 
 const TOPIC_END = 0;
 

@@ -9,7 +9,7 @@ import vm from 'node:vm';
 import { ReplayLog } from '../../../src/core/replay-log.js';
 import type { Entry } from '../../../src/kv/kvmap.js';
 import { footprint, packedSize } from '../../../src/wire/sizes.js';
-import { packBatch } from '../../../src/wire/chp.js';
+import { packBatch } from '../../../src/wire/packed.js';
 
 function entry(sequence: number, key = `/k${sequence}`): Entry {
   return { key, sequence, uuid: '', properties: '', body: Buffer.from(`v${sequence}`), expiresAt: 0 };

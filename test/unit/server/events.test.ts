@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { eventKey } from '../../../src/events/index.js';
 import type { EventAck, NativeReply } from '../../../src/wire/native.js';
-import type { PackedEntry } from '../../../src/wire/chp.js';
+import type { PackedEntry } from '../../../src/wire/packed.js';
 import { harness, write } from './router-harness.js';
 import { waitFor } from '../../support/wait.js';
 

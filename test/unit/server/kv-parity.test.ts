@@ -3,7 +3,7 @@
  * conditional writes, leases, deletes by prefix and watches from a sequence.
  */
 import { expect } from 'chai';
-import type { PackedEntry } from '../../../src/wire/chp.js';
+import type { PackedEntry } from '../../../src/wire/packed.js';
 import type { NativeReply } from '../../../src/wire/native.js';
 import { harness, turn } from './router-harness.js';
 

@@ -20,7 +20,8 @@ import type { ServerContext } from '../../../src/server/context.js';
 import { Store } from '../../../src/core/store.js';
 import { Principal, type Guard } from '../../../src/security/index.js';
 import type { RateLimitedLog } from '../../../src/log/index.js';
-import { DEFAULT_LIMITS, type KvMsgError, type PackedEntry } from '../../../src/wire/chp.js';
+import { DEFAULT_LIMITS, type KvMsgError } from '../../../src/wire/chp.js';
+import { type PackedEntry } from '../../../src/wire/packed.js';
 import {
   type Durability,
   decodeReply,

@@ -7,7 +7,8 @@
 import { expect } from 'chai';
 import { ID, UUID, harness, turn, write } from './router-harness.js';
 import { Principal } from '../../../src/security/index.js';
-import { DEFAULT_LIMITS, encodeIcanhaz, packBatch } from '../../../src/wire/chp.js';
+import { DEFAULT_LIMITS, encodeIcanhaz } from '../../../src/wire/chp.js';
+import { packBatch } from '../../../src/wire/packed.js';
 import { type Durability, encodeRequest } from '../../../src/wire/native.js';
 describe('server/router: requests on the snapshot socket, on a fake context', () => {
   it('a TSET is sequenced in request order and acknowledged once durable', async () => {

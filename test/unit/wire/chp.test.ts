@@ -15,16 +15,18 @@ import {
   encodeKvMsg,
   encodeSequence,
   KvMsgError,
+  type DecodeReason,
+  type KvMsg,
+  type Limits,
+} from '../../../src/wire/chp.js';
+import {
   packBatch,
   packEntry,
   packedKeyStartsWith,
   unpackBatch,
   unpackEntry,
-  type DecodeReason,
-  type KvMsg,
-  type Limits,
   type PackedEntry,
-} from '../../../src/wire/chp.js';
+} from '../../../src/wire/packed.js';
 import { parseProperties, ttlSeconds } from '../../../src/wire/properties.js';
 
 const hex = (h: string) => Buffer.from(h.replace(/\s+/g, ''), 'hex');

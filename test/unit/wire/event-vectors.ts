@@ -3,7 +3,7 @@
  * TEVT), written out by hand from /work/notes/events-protocol.md and docs/protocol.md "Event bus",
  * independently of the encoder: a change of the wire shows here.
  */
-import type { PackedEntry } from '../../../src/wire/chp.js';
+import type { PackedEntry } from '../../../src/wire/packed.js';
 import type { NativeReply, SnapshotSocketRequest } from '../../../src/wire/native.js';
 
 export const UUID_HEX = '00112233445566778899aabbccddeeff';

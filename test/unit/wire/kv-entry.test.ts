@@ -11,10 +11,9 @@ import {
   DEFAULT_LIMITS,
   encodeKvMsg,
   KvMsgError,
-  packBatch,
-  unpackBatch,
   type Limits,
 } from '../../../src/wire/chp.js';
+import { packBatch, unpackBatch } from '../../../src/wire/packed.js';
 
 const TINY: Limits = { ...DEFAULT_LIMITS, maxKeyBytes: 8, maxValueBytes: 4, maxPropertiesBytes: 8 };
 

@@ -18,7 +18,8 @@ import {
   type NativeReply,
   type SnapshotSocketRequest,
 } from '../../../src/wire/native.js';
-import { DEFAULT_LIMITS, KvMsgError, type DecodeReason, type PackedEntry } from '../../../src/wire/chp.js';
+import { DEFAULT_LIMITS, KvMsgError, type DecodeReason } from '../../../src/wire/chp.js';
+import { type PackedEntry } from '../../../src/wire/packed.js';
 import {
   DELIVERED_HEX,
   EVENT_REPLIES,

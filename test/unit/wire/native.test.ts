@@ -17,13 +17,8 @@ import {
   type NativeReply,
   type SnapshotSocketRequest,
 } from '../../../src/wire/native.js';
-import {
-  DEFAULT_LIMITS,
-  encodeKvMsg,
-  KvMsgError,
-  type DecodeReason,
-  type PackedEntry,
-} from '../../../src/wire/chp.js';
+import { DEFAULT_LIMITS, encodeKvMsg, KvMsgError, type DecodeReason } from '../../../src/wire/chp.js';
+import { type PackedEntry } from '../../../src/wire/packed.js';
 import { EVENT_REPLIES, EVENT_REQUESTS } from './event-vectors.js';
 import { KV_REPLIES, KV_REQUESTS } from './kv-vectors.js';
 

@@ -18,8 +18,8 @@ import {
   KvMsgError,
   encodeSequence,
   type DecodeReason,
-  type PackedEntry,
 } from '../../../src/wire/chp.js';
+import { type PackedEntry } from '../../../src/wire/packed.js';
 
 const UUID = Buffer.from('00112233445566778899aabbccddeeff', 'hex').toString('latin1');
 

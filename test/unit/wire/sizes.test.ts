@@ -13,7 +13,8 @@ import {
   packedSize,
   socketFrameLimits,
 } from '../../../src/wire/sizes.js';
-import { DEFAULT_LIMITS, packBatch, type PackedEntry } from '../../../src/wire/chp.js';
+import { DEFAULT_LIMITS } from '../../../src/wire/chp.js';
+import { packBatch, type PackedEntry } from '../../../src/wire/packed.js';
 
 const entry = (key: string, bytes: number): PackedEntry => ({
   key,
