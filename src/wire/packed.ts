@@ -185,3 +185,105 @@ function batchKey(frame: Buffer, at: number, length: number, limits: Limits | un
   }
   return frame.toString('latin1', at, end);
 }
+
+/**
+ * Checks the packed entry at `at` as `unpackEntry` with `limits` checks it (the same errors, in the
+ * same order), without decoding anything but what a check needs (a non-ASCII key, properties);
+ * returns where the entry ends.
+ */
+export function checkEntry(frame: Buffer, at: number, limits: Limits): number {
+  need(frame, at, 2);
+  const keyLen = frame.readUInt16BE(at);
+  at += 2;
+  need(frame, at, keyLen);
+  checkKey(frame, at, keyLen, limits);
+  at += keyLen;
+  need(frame, at, 9);
+  const sequence = frame.readDoubleBE(at);
+  if (!isCounter(sequence)) throw new KvMsgError('sequence-range', `sequence ${sequence} is out of range`);
+  const uuidLen = frame[at + 8]!;
+  at += 9;
+  need(frame, at, uuidLen + 2);
+  at += uuidLen;
+  const propsLen = frame.readUInt16BE(at);
+  at += 2;
+  need(frame, at, propsLen + 12);
+  if (propsLen > 0) decodeProperties(frame.subarray(at, at + propsLen), limits);
+  at += propsLen;
+  const bodyLen = frame.readUInt32BE(at + 8);
+  at += 12;
+  need(frame, at, bodyLen);
+  if (bodyLen > limits.maxValueBytes) {
+    throw new KvMsgError('body-too-large', `body is ${bodyLen} bytes, limit ${limits.maxValueBytes}`);
+  }
+  return at + bodyLen;
+}
+
+function checkKey(frame: Buffer, at: number, length: number, limits: Limits): void {
+  const end = at + length;
+  if (length === 0 || length > limits.maxKeyBytes) return void decodeKey(frame.subarray(at, end), limits);
+  for (let i = at; i < end; i++)
+    if (frame[i]! >= 0x80) return void decodeKey(frame.subarray(at, end), limits);
+}
+
+/**
+ * Whether the checked entry at `at` reads the same unchecked as checked: the checked reader turns a
+ * properties frame of a lone '\n' into '' and a deadline that is not finite into 0; the unchecked
+ * one (and a copy of the record) would keep them.
+ */
+export function isCanonicalEntry(frame: Buffer, at: number): boolean {
+  at += 2 + frame.readUInt16BE(at) + 8;
+  at += 1 + frame[at]!;
+  const propsLen = frame.readUInt16BE(at);
+  if (propsLen === 1 && frame[at + 2] === 0x0a) return false;
+  return Number.isFinite(frame.readDoubleBE(at + 2 + propsLen));
+}
+
+/**
+ * A packed batch as a client received it: checked entry by entry when it arrived, as
+ * `unpackBatch(frame, limits)` checks it, so that it can be decoded later (`entries`) or its records
+ * copied as they are (the client's packed replica, kv/snapshot-load.ts) without a second check. A
+ * malformed batch is refused whole by `checked`, before anything uses it.
+ */
+export class PackedBatch {
+  private constructor(
+    readonly frame: Buffer,
+    /** its entries */
+    readonly count: number,
+    /** every entry reads the same unchecked (`isCanonicalEntry`): its records can be copied as they are */
+    readonly canonical: boolean,
+    private readonly limits: Limits | undefined,
+  ) {}
+
+  /**
+   * The batch of these entries, packed (what a test's server sends): the same as a client's
+   * `checked` of its frame, or, for entries the default limits refuse, a batch that decodes checked.
+   */
+  static of(entries: readonly PackedEntry[]): PackedBatch {
+    const frame = packBatch(entries);
+    try {
+      return PackedBatch.checked(frame);
+    } catch {
+      return new PackedBatch(frame, entries.length, false, DEFAULT_LIMITS);
+    }
+  }
+
+  /** A received frame, checked; throws `KvMsgError` as `unpackBatch` would. */
+  static checked(frame: Buffer, limits: Limits = DEFAULT_LIMITS, maxEntries = Infinity): PackedBatch {
+    let count = 0;
+    let canonical = true;
+    for (let at = 0; at < frame.length; count++) {
+      if (count >= maxEntries)
+        throw new KvMsgError('batch-too-large', `batch holds more than ${maxEntries} entries`);
+      const end = checkEntry(frame, at, limits);
+      if (canonical && !isCanonicalEntry(frame, at)) canonical = false;
+      at = end;
+    }
+    return new PackedBatch(frame, count, canonical, canonical ? undefined : limits);
+  }
+
+  /** The entries, decoded: the same as `unpackBatch(frame, limits)` gave when it was checked. */
+  entries(): PackedEntry[] {
+    return unpackBatch(this.frame, this.limits);
+  }
+}
