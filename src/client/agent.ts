@@ -6,7 +6,7 @@
  * inbound.ts; the procedure: docs/protocol.md.
  */
 import { encodeIcanhaz, encodeRequest, HUGZ, socketFrameLimits, type Limits } from '../wire/index.js';
-import { Replica, type ChangeList, type Entry } from '../kv/index.js';
+import { Replica, type ChangeList, type Synced } from '../kv/index.js';
 import { DEFAULT_QUOTAS } from '../server/index.js';
 import { ClosedError, NoActiveError, UnavailableError } from '../errors.js';
 import { RateLimitedLog, type Logger } from '../log/index.js';
@@ -251,7 +251,7 @@ export class Agent implements InboundHost {
   }
 
   /** `wasVote`: the first sync with a newly found active (a plain CHP snapshot always counts). */
-  finishSync(sequence: number, term: string, kind: string, entries: Entry[], wasVote = true): void {
+  finishSync(sequence: number, term: string, kind: string, synced: Synced, wasVote = true): void {
     const server = this.options.servers[this.current]!.snapshot;
     const hadReplica = this.replica.sequence >= 0;
     this.term = term;
@@ -259,9 +259,7 @@ export class Agent implements InboundHost {
     // Updates held since a native vote may start after a hole (it was answered before we subscribed):
     // the resume confirming the subscription brings them again. Plain CHP subscribed first: kept.
     if (wasVote && this.modeNow === 'native') this.replica.dropHeld();
-    const changes = resync
-      ? this.replica.loadSnapshot(entries, sequence)
-      : this.replica.loadResume(entries, sequence);
+    const changes = this.replica.loadSync(resync, synced, sequence);
     this.finder.done();
     this.setPhase('ready', { server, sequence: this.replica.sequence });
     this.lastHeard = this.now();

@@ -7,7 +7,7 @@
  * streams) is asked again from the last change told. The server's 'history-unavailable' ends the
  * watch with HistoryUnavailableError, any other refusal with ServerRejectedError.
  */
-import { encodeRequest, type ErrorReply, type PackedEntry } from '../wire/index.js';
+import { encodeRequest, type ErrorReply, type PackedBatch, type PackedEntry } from '../wire/index.js';
 import { HistoryUnavailableError, ServerRejectedError } from '../errors.js';
 import { isDeletePrefix } from '../kv/index.js';
 import type { Update } from './events.js';
@@ -195,10 +195,10 @@ export class Histories {
   }
 
   /** A TSYNC or TSYNCEND: true if it answers a replay. */
-  onSync(reqId: number, entries: readonly PackedEntry[] | undefined, end: number | undefined): boolean {
+  onSync(reqId: number, batch: PackedBatch | undefined, end: number | undefined): boolean {
     const w = this.answering(reqId);
     if (!w) return false;
-    if (entries) w.batch(entries, this.host);
+    if (batch) w.batch(batch.entries(), this.host); // decoded only once it is known to be a replay's
     if (end !== undefined) w.end(end);
     return true;
   }

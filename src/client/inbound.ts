@@ -20,7 +20,7 @@ import {
   type Limits,
   type NativeReply,
 } from '../wire/index.js';
-import type { ChangeList, Entry, Replica } from '../kv/index.js';
+import type { ChangeList, Entry, Replica, Synced } from '../kv/index.js';
 import type { Logger } from '../log/index.js';
 import { ReplyError, type DropSource, type Quarantine } from './drops.js';
 import { properties, type Finder } from './finder.js';
@@ -62,7 +62,7 @@ export interface InboundHost {
   choose(server: number): void;
   startFollowing(): void;
   sendSync(server: number, fresh: boolean): void;
-  finishSync(sequence: number, term: string, kind: string, entries: Entry[], wasVote?: boolean): void;
+  finishSync(sequence: number, term: string, kind: string, synced: Synced, wasVote?: boolean): void;
   resyncCurrent(): void;
   deliver(changes: ChangeList, resync: boolean): void;
   dropped(server: number, source: DropSource, error: unknown, broken?: boolean): void;
@@ -191,13 +191,13 @@ function onNativeReply(host: InboundHost, server: number, reply: NativeReply): v
       if (host.kv.onSync(server, reply)) return; // a watch's replay
       if (!host.syncs.answers(server, reply.reqId)) return; // a stale answer
       host.lastHeard = host.now();
-      return host.syncs.batch(reply.entries, host.lastHeard);
+      return host.syncs.batch(reply.batch, host.lastHeard);
     case 'TSYNCEND': {
       if (host.kv.onSync(server, reply)) return;
       if (!host.syncs.answers(server, reply.reqId)) return;
       host.lastHeard = host.now();
-      const { entries, fresh } = host.syncs.end();
-      return host.finishSync(reply.sequence, reply.term, reply.kind, entries, fresh);
+      const { synced, fresh } = host.syncs.end();
+      return host.finishSync(reply.sequence, reply.term, reply.kind, synced, fresh);
     }
     case 'TNOTACTIVE':
       if (host.finder.onRefused(server, reply)) return;

@@ -89,7 +89,7 @@ export class KvParity {
   /** A TSYNC or TSYNCEND: true if it answers a replay (from the server in use). */
   onSync(server: number, reply: Extract<NativeReply, { command: 'TSYNC' | 'TSYNCEND' }>): boolean {
     if (server !== this.agent.current) return false;
-    if (reply.command === 'TSYNC') return this.histories.onSync(reply.reqId, reply.entries, undefined);
+    if (reply.command === 'TSYNC') return this.histories.onSync(reply.reqId, reply.batch, undefined);
     return this.histories.onSync(reply.reqId, undefined, reply.sequence);
   }
 }

@@ -42,7 +42,7 @@ export class Revisions {
   }
 
   /** Milliseconds left before `entry` expires, or undefined without a TTL. */
-  ttlRemainingMs(entry: Entry, now: number): number | undefined {
+  ttlRemainingMs(entry: Pick<Entry, 'key' | 'sequence' | 'expiresAt'>, now: number): number | undefined {
     let expiresAt = entry.expiresAt;
     if (expiresAt <= 0) {
       const note = this.received.get(entry.key);
@@ -52,10 +52,11 @@ export class Revisions {
     return Math.max(0, expiresAt - now);
   }
 
-  /** The TTL left of a change the replica applied, if it is still the key's latest. */
+  /** The TTL left of a change the replica applied, if it is still the key's latest (read in place). */
   ofChange(replica: Replica, change: ReplicaChange, now: number): number | undefined {
-    const entry = change.deleted ? undefined : replica.get(change.key);
-    return entry?.sequence === change.sequence ? this.ttlRemainingMs(entry, now) : undefined;
+    const stamp = change.deleted ? undefined : replica.stamp(change.key);
+    if (stamp?.sequence !== change.sequence) return undefined;
+    return this.ttlRemainingMs({ key: change.key, ...stamp }, now);
   }
 
   /** The entry as the application reads it. */

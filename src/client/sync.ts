@@ -1,6 +1,6 @@
 /**
  * Sync assembly, pure (no sockets; time is passed in): the client's one sync at a time, gathered
- * from its stream into the entries of one replica load.
+ * from its stream into one replica load: the native batches as they came, or plain CHP's entries.
  * - native: TSNAP or TRESUME answered by TSYNC batches then TSYNCEND, matched by request id and
  *   server (a stale answer is ignored); TERROR 'busy' means ask the same server again later;
  * - plain CHP: ICANHAZ? answered by KVSYNC messages then KTHXBAI.
@@ -8,11 +8,12 @@
  * (still coming), or that it stalled. The client decodes the frames and loads the replica.
  */
 import type { Entry } from '../kv/index.js';
+import type { PackedBatch } from '../wire/index.js';
 
 interface NativeSync {
   readonly reqId: number;
   readonly server: number;
-  readonly entries: Entry[];
+  readonly batches: PackedBatch[];
   lastProgress: number;
   /** the first sync with a newly found active rather than a resync with the server in use */
   readonly fresh: boolean;
@@ -41,7 +42,7 @@ export class SyncAssembly {
 
   /** A native sync request `reqId` went to `server`. */
   startNative(reqId: number, server: number, fresh: boolean, now: number): void {
-    this.native = { reqId, server, entries: [], lastProgress: now, fresh };
+    this.native = { reqId, server, batches: [], lastProgress: now, fresh };
   }
 
   /** An ICANHAZ? went (or goes again) to `server`: its snapshot starts from nothing. */
@@ -77,20 +78,20 @@ export class SyncAssembly {
   }
 
   /** A TSYNC batch of the native sync in progress (check `answers` first). */
-  batch(entries: readonly Entry[], now: number): void {
+  batch(batch: PackedBatch, now: number): void {
     const sync = this.native!;
     sync.lastProgress = now;
-    for (const entry of entries) sync.entries.push(entry);
+    sync.batches.push(batch);
   }
 
   /**
-   * TSYNCEND: the sync is over; returns its entries, and whether it was the first sync with a
+   * TSYNCEND: the sync is over; returns its batches, and whether it was the first sync with a
    * newly found active (`fresh`).
    */
-  end(): { entries: Entry[]; fresh: boolean } {
+  end(): { synced: { batches: PackedBatch[] }; fresh: boolean } {
     const sync = this.native;
     this.native = undefined;
-    return { entries: sync?.entries ?? [], fresh: sync?.fresh ?? true };
+    return { synced: { batches: sync?.batches ?? [] }, fresh: sync?.fresh ?? true };
   }
 
   /** TERROR 'busy' to the native sync in progress: ask the same server again at `retryAt`. */

@@ -13,6 +13,7 @@ export {
   type Change as ReplicaChange,
   type ChangeList,
   type OfferResult,
+  type Synced,
 } from './replica.js';
 export {
   ArrayView,

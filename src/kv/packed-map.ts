@@ -1,9 +1,10 @@
 /**
- * The server's key-value map in packed form: each entry is kept as the bytes a packed batch
- * carries it in (wire/chp.ts), appended to 1 MiB pages, and found through a hash index of record
- * handles (key-index.ts). There is no JS object, string or Buffer per key, which is what made
- * `KvMap` cost ~500 bytes of heap per 100-byte value; here a key costs its packed bytes plus about
- * 32 bytes of index. Entries are decoded when asked for (`get`, a view's `next`).
+ * The key-value map in packed form, a server's and a client replica's: each entry is kept as the
+ * bytes a packed batch carries it in (wire/packed.ts), appended to 1 MiB pages, and found through a
+ * hash index of record handles (key-index.ts). There is no JS object, string or Buffer per key,
+ * which is what made `KvMap` cost ~500 bytes of heap per 100-byte value; here a key costs its
+ * packed bytes plus about 32 bytes of index. Entries are decoded when asked for (`get`, a view's
+ * `next`). A client's first load adopts the batches it received as pages (`adopt`, `putIn`).
  *
  * A record is never changed once written, which is what makes a view cheap and safe: it is the
  * list of current handles at the time it is taken (sorted, so that a snapshot goes out in about
@@ -12,11 +13,11 @@
  * garbage passes a third of all written bytes the page with the least live in it is compacted:
  * its live records are copied to the head and the page is dropped (one page per put, so there is
  * never a pause longer than copying one page). A view taken before keeps the dropped page alive
- * for as long as it is read.
+ * for as long as it is read (packed-view.ts).
  *
  * Pure: no I/O. Same contract as `KvMap` (KeyValueState in core/kv-machine.ts).
  */
-import { packedEntryEnd, packedKeyStartsWith, packEntry, packedSize, unpackEntry } from '../wire/index.js';
+import { packedEntryEnd, packEntry, packedSize } from '../wire/index.js';
 import {
   directoryBit,
   directoryBitOf,
@@ -25,12 +26,12 @@ import {
   hashEnd,
   hashStart,
   KeyIndex,
-  signatureOf,
   SLASH,
   type KeyRecords,
 } from './key-index.js';
 import type { Entry } from './kvmap.js';
-import type { KvView, PackedRecord, SizedKey } from './view.js';
+import { decodeAt, inPageOrder, offsetOf, PackedView, PAGE_SPAN, pageOf } from './packed-view.js';
+import type { KvView } from './view.js';
 
 /** Page size and the garbage floor; tests shrink them to make compaction happen. */
 export interface PackedMapOptions {
@@ -39,15 +40,6 @@ export interface PackedMapOptions {
 }
 
 const DEFAULTS: PackedMapOptions = { pageBytes: 1 << 20, garbageFloor: 4 << 20 };
-/** A handle is page * PAGE_SPAN + offset: exact in a double for any page count we can hold. */
-const PAGE_SPAN = 2 ** 32;
-const pageOf = (handle: number): number => Math.floor(handle / PAGE_SPAN);
-const offsetOf = (handle: number): number => handle % PAGE_SPAN;
-
-/** The key of the record at `at`, decoded. */
-function keyAt(page: Buffer, at: number): string {
-  return page.toString('utf8', at + 2, at + 2 + page.readUInt16BE(at));
-}
 
 /** The hash of the key of the record at `at`, from its bytes. */
 function keyHashAt(page: Buffer, at: number): number {
@@ -66,9 +58,14 @@ export class PackedKvMap implements KeyRecords {
   private totalWritten = 0;
   private totalLive = 0;
   private readonly index = new KeyIndex(this);
-  /** The key being looked up: its UTF-8 bytes when it is not ASCII, else its char codes are. */
+  /**
+   * The key being looked up: its UTF-8 bytes (`probeBytes` from `probeAt`, `probeLength` of them)
+   * when it is not ASCII or comes as bytes, else the char codes of `probe`.
+   */
   private probe = '';
   private probeBytes: Buffer | undefined;
+  private probeAt = 0;
+  private probeLength = 0;
   private probeSignature = 0;
   private scratch = Buffer.allocUnsafe(256);
 
@@ -90,20 +87,71 @@ export class PackedKvMap implements KeyRecords {
 
   get(key: string): Entry | undefined {
     const handle = this.index.find(this.prepare(key));
-    return handle < 0 ? undefined : this.decode(this.pages, handle);
+    return handle < 0 ? undefined : decodeAt(this.pages, handle);
   }
 
-  /** Stores the entry, or removes the key when the body is empty (CHP's delete). */
-  put(entry: Entry): void {
+  /**
+   * The sequence and deadline of the key's entry, read in place (no decode): what a client checks
+   * for each change it delivers (client/revisions.ts).
+   */
+  stamp(key: string): { sequence: number; expiresAt: number } | undefined {
+    const handle = this.index.find(this.prepare(key));
+    if (handle < 0) return undefined;
+    const page = this.pages[pageOf(handle)]!;
+    let at = offsetOf(handle);
+    at += 2 + page.readUInt16BE(at);
+    const sequence = page.readDoubleBE(at);
+    at += 9 + page[at + 8]!;
+    return { sequence, expiresAt: page.readDoubleBE(at + 2 + page.readUInt16BE(at)) };
+  }
+
+  /**
+   * Takes `frame` as a page of its own, as it is, with nothing in it live yet (`putIn` makes its
+   * records live): a client's first load keeps the batches it received as its pages, with no copy.
+   * The records must be checked and canonical (wire/packed.ts `PackedBatch`), so that reading one
+   * back gives the entry the checked reader gave. Returns the page.
+   */
+  adopt(frame: Buffer): number {
+    let page = this.pages.indexOf(undefined);
+    if (page < 0) page = this.pages.length;
+    this.pages[page] = frame;
+    this.live[page] = 0;
+    this.written[page] = frame.length;
+    this.totalWritten += frame.length;
+    return page;
+  }
+
+  /**
+   * Makes the record from `start` to `end` of an adopted page the key's current one; whether the
+   * key was held already (it is replaced all the same), as `put` says.
+   */
+  putIn(page: number, start: number, end: number): boolean {
+    const frame = this.pages[page]!;
+    const hash = this.prepareBytes(frame, start + 2, frame.readUInt16BE(start));
+    this.live[page]! += end - start;
+    this.totalLive += end - start;
+    const old = this.index.set(hash, page * PAGE_SPAN + start, this.probeSignature);
+    if (old >= 0) this.release(old);
+    return old >= 0;
+  }
+
+  /** An adopted page is loaded: dropped if nothing in it is live (no key of it was kept). */
+  settle(page: number): void {
+    if (this.live[page] === 0) this.drop(page);
+  }
+
+  /** Stores the entry, or removes the key when the body is empty (CHP's delete); whether it was held. */
+  put(entry: Entry): boolean {
     const hash = this.prepare(entry.key);
     if (entry.body.length === 0) {
       const old = this.index.remove(hash);
       if (old >= 0) this.release(old);
-      return;
+      return old >= 0;
     }
     const old = this.index.set(hash, this.append(entry), this.probeSignature);
     if (old >= 0) this.release(old);
     this.compactOnePage();
+    return old >= 0;
   }
 
   /**
@@ -117,7 +165,7 @@ export class PackedKvMap implements KeyRecords {
     const directory = slash + 1;
     const candidates = slash < 0 ? this.index.all() : this.index.signed(directoryBitOf(bytes, directory));
     const match = bytes.length > 0 ? bytes : undefined;
-    return new PackedView(this, this.pages.slice(), this.inPageOrder(candidates), match);
+    return new PackedView(this.pages.slice(), inPageOrder(candidates, this.pages.length), match);
   }
 
   /** The entries under a prefix now, decoded all at once (tests, small maps; a view reads in runs). */
@@ -129,24 +177,6 @@ export class PackedKvMap implements KeyRecords {
     return new PackedKvMap(this.options);
   }
 
-  /**
-   * The handles sorted: a radix sort, stable counting passes on the offset's 11-bit digits and then
-   * on the page, linear in the handles (a comparison sort of a million took ~100 ms, and every
-   * watcher's connect takes a view).
-   */
-  private inPageOrder(handles: Float64Array): Float64Array {
-    let maxOffset = 0;
-    for (let i = 0; i < handles.length; i++) maxOffset = Math.max(maxOffset, offsetOf(handles[i]!));
-    let from: Float64Array = handles;
-    let to: Float64Array = new Float64Array(handles.length);
-    for (let shift = 0; shift < 32 && maxOffset >>> shift !== 0; shift += RADIX_BITS) {
-      countingPass(from, to, RADIX, (h) => (offsetOf(h) >>> shift) & (RADIX - 1));
-      [from, to] = [to, from];
-    }
-    countingPass(from, to, this.pages.length, pageOf);
-    return to;
-  }
-
   /** KeyRecords: whether the record at `handle` has the key `prepare` was last given. */
   matches(handle: number): boolean {
     const page = this.pages[pageOf(handle)]!;
@@ -155,19 +185,15 @@ export class PackedKvMap implements KeyRecords {
     const start = at + 2;
     const probe = this.probeBytes;
     if (probe !== undefined) {
-      if (length !== probe.length) return false;
-      for (let i = 0; i < length; i++) if (page[start + i] !== probe[i]) return false;
+      if (length !== this.probeLength) return false;
+      const from = this.probeAt;
+      for (let i = 0; i < length; i++) if (page[start + i] !== probe[from + i]) return false;
       return true;
     }
     const key = this.probe;
     if (length !== key.length) return false;
     for (let i = 0; i < length; i++) if (page[start + i] !== key.charCodeAt(i)) return false;
     return true;
-  }
-
-  /** @internal a view decodes through the pages it was given. */
-  decode(pages: readonly (Buffer | undefined)[], handle: number): Entry {
-    return unpackEntry(pages[pageOf(handle)]!, { at: offsetOf(handle) });
   }
 
   /** Hashes `key` and remembers it for `matches`, with its signature for the index. */
@@ -190,9 +216,23 @@ export class PackedKvMap implements KeyRecords {
     const length = Buffer.byteLength(key);
     if (length > this.scratch.length) this.scratch = Buffer.allocUnsafe(length);
     this.scratch.write(key, 0);
-    this.probeBytes = this.scratch.subarray(0, length);
-    this.probeSignature = signatureOf(this.scratch, length);
-    return hashBytes(this.scratch, 0, length);
+    return this.prepareBytes(this.scratch, 0, length);
+  }
+
+  /** `prepare` for a key given as its UTF-8 bytes: `length` of them in `bytes` from `at`. */
+  private prepareBytes(bytes: Buffer, at: number, length: number): number {
+    this.probeBytes = bytes;
+    this.probeAt = at;
+    this.probeLength = length;
+    let h = hashStart();
+    let signature = 0;
+    for (let i = 0; i < length; i++) {
+      const byte = bytes[at + i]!;
+      h = hashByte(h, byte);
+      if (byte === SLASH) signature |= directoryBit(h, i + 1);
+    }
+    this.probeSignature = signature;
+    return hashEnd(h, length);
   }
 
   /** Writes the entry's record at the head; its handle. */
@@ -269,74 +309,4 @@ export class PackedKvMap implements KeyRecords {
     }
     this.drop(victim);
   }
-}
-
-const RADIX_BITS = 11;
-const RADIX = 1 << RADIX_BITS;
-
-/** One stable counting-sort pass of `from` into `to`, on a digit below `buckets`. */
-function countingPass(
-  from: Float64Array,
-  to: Float64Array,
-  buckets: number,
-  digit: (h: number) => number,
-): void {
-  const starts = new Uint32Array(buckets + 1);
-  for (let i = 0; i < from.length; i++) starts[digit(from[i]!) + 1]!++;
-  for (let b = 1; b <= buckets; b++) starts[b]! += starts[b - 1]!;
-  for (let i = 0; i < from.length; i++) to[starts[digit(from[i]!)]!++] = from[i]!;
-}
-
-/** A point-in-time view: handles fixed when it was taken, matched and decoded as they are read. */
-class PackedView implements KvView {
-  private at = 0;
-
-  constructor(
-    private readonly map: PackedKvMap,
-    private readonly pages: readonly (Buffer | undefined)[],
-    private readonly handles: Float64Array,
-    private readonly prefix: Buffer | undefined,
-  ) {}
-
-  next(max: number): Entry[] {
-    return this.read(max, (h) => this.map.decode(this.pages, h));
-  }
-
-  /** The records themselves: a snapshot stream copies them into its messages undecoded. */
-  nextPacked(max: number): PackedRecord[] {
-    return this.read(max, (h) => {
-      const source = this.pages[pageOf(h)]!;
-      const start = offsetOf(h);
-      return { key: keyAt(source, start), source, start, end: packedEntryEnd(source, start) };
-    });
-  }
-
-  nextSizes(max: number): SizedKey[] {
-    return this.nextPacked(max).map(({ key, start, end }) => ({ key, bytes: end - start }));
-  }
-
-  /** Up to `max` of the next handles under the prefix, each made into a `T`. */
-  private read<T>(max: number, make: (handle: number) => T): T[] {
-    const out: T[] = [];
-    for (let h = this.nextHandle(max); h >= 0; h = this.nextHandle(max - out.length)) out.push(make(h));
-    return out;
-  }
-
-  /** The next handle under the prefix, or -1 at the end or when `room` is 0. */
-  private nextHandle(room: number): number {
-    if (room <= 0) return -1;
-    const { handles, prefix } = this;
-    while (this.at < handles.length) {
-      const h = handles[this.at++]!;
-      if (prefix === undefined) return h;
-      if (packedKeyStartsWith(this.pages[pageOf(h)]!, offsetOf(h), prefix)) return h;
-    }
-    return -1;
-  }
-
-  again(): PackedView {
-    return new PackedView(this.map, this.pages, this.handles, this.prefix);
-  }
-
-  close(): void {}
 }

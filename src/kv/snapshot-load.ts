@@ -12,12 +12,20 @@
  *    order (the sort is stable, so skipping it on sorted input changes nothing). Each of its
  *    changes is its entry as set, so it keeps the entries and makes a change only when one is read
  *    (`FirstLoad`): a joiner that nobody listens to yet makes none of a million objects.
+ *  - `loadBatchesIntoEmpty`, the same first load straight from the native TSYNC batches as they
+ *    came (checked on arrival, wire/packed.ts): each batch becomes a page of the packed map as it is
+ *    (`adopt`, `putIn`: no copy), and a change is decoded from it only when read (`PackedFirstLoad`).
+ *    No object, string or Buffer per key at all.
  *
- * Both keep only the keys under the subtree with a body (an empty body is a delete, which a
- * snapshot never holds). For an empty map they give the same map and the same changes, in the same
- * order (test/unit/kv/snapshot-load.test.ts checks that on random snapshots).
+ * All keep only the keys under the subtree with a body (an empty body is a delete, which a snapshot
+ * never holds). For an empty map they give the same map and the same changes, in the same order
+ * (test/unit/kv/snapshot-load.test.ts checks that on random snapshots). The first loads give up
+ * (undefined) on a key that comes twice, which no server sends: the caller then loads the decoded
+ * entries into an empty map with `loadOver`, the general path.
  */
+import { EMPTY, packedKeyStartsWith, unpackEntry, type PackedBatch } from '../wire/index.js';
 import type { Entry } from './kvmap.js';
+import type { PackedKvMap } from './packed-map.js';
 import type { Change } from './replica.js';
 
 const bySequence = (a: { sequence: number }, b: { sequence: number }) => a.sequence - b.sequence;
@@ -68,28 +76,21 @@ export function changeOf(entry: Entry): Change {
 }
 
 /**
- * The first load: `map` is empty. One change per key kept, in sequence order. A key that comes
- * twice (no server sends that, but a snapshot is input) is what the general path is for: the map
- * is cleared and the snapshot loaded by `loadOver`, so the result is the same either way.
+ * The first load: `map` is empty. One change per key kept, in sequence order; undefined when a key
+ * comes twice (see the header).
  */
 export function loadIntoEmpty(
-  entries: Iterable<Entry>,
+  list: readonly Entry[],
   subtree: string,
-  map: Map<string, Entry>,
-): FirstLoad | Change[] {
-  const list = Array.isArray(entries) ? (entries as readonly Entry[]) : Array.from(entries);
+  map: PackedKvMap,
+): FirstLoad | undefined {
   const kept: Entry[] = [];
   let ordered = true;
   let last = -Infinity;
   for (let i = 0; i < list.length; i++) {
     const entry = list[i]!;
     if (entry.body.length === 0 || !entry.key.startsWith(subtree)) continue;
-    const size = map.size;
-    map.set(entry.key, entry);
-    if (map.size === size) {
-      map.clear();
-      return loadOver(list, subtree, map, -1); // the map is empty: no deletion, no sequence needed
-    }
+    if (map.put(entry)) return undefined;
     if (entry.sequence < last) ordered = false;
     else last = entry.sequence;
     kept.push(entry);
@@ -105,7 +106,7 @@ export function loadIntoEmpty(
 export function loadOver(
   entries: Iterable<Entry>,
   subtree: string,
-  map: Map<string, Entry>,
+  map: PackedKvMap,
   sequence: number,
 ): Change[] {
   const changes: Change[] = [];
@@ -114,17 +115,102 @@ export function loadOver(
     if (!entry.key.startsWith(subtree) || entry.body.length === 0) continue;
     seen.add(entry.key);
     const before = map.get(entry.key);
-    map.set(entry.key, entry);
+    map.put(entry);
     if (before === undefined || !before.body.equals(entry.body) || before.properties !== entry.properties) {
       changes.push(changeOf(entry));
     }
   }
-  for (const [key, before] of map) {
+  for (const before of map.view('').next(map.size)) {
+    const { key } = before;
     if (seen.has(key)) continue;
-    map.delete(key);
+    map.put(deletion(key));
     changes.push({ key, value: undefined, sequence, deleted: true, properties: before.properties });
   }
   // Deliver in sequence order; deletions of vanished keys carry the snapshot's own sequence.
   changes.sort(bySequence);
   return changes;
+}
+
+/** An entry that deletes `key` (an empty body), to put into a map. */
+export function deletion(key: string): Entry {
+  return { key, sequence: 0, uuid: '', properties: '', body: EMPTY, expiresAt: 0 };
+}
+
+/** Where a record of a batch starts: the batch's index * 2^32 + its offset (exact in a double). */
+const SPAN = 2 ** 32;
+
+/** A first load's changes read from its batches: each decoded when read, then the ones pushed after. */
+export class PackedFirstLoad implements ChangeList {
+  private readonly after: Change[] = [];
+
+  constructor(
+    private readonly frames: readonly Buffer[],
+    private readonly records: Float64Array,
+  ) {}
+
+  get length(): number {
+    return this.records.length + this.after.length;
+  }
+
+  at(index: number): Change | undefined {
+    if (index >= this.records.length) return this.after[index - this.records.length];
+    const record = this.records[index]!;
+    return changeOf(unpackEntry(this.frames[Math.floor(record / SPAN)]!, { at: record % SPAN }));
+  }
+
+  push(change: Change): void {
+    this.after.push(change);
+  }
+}
+
+/**
+ * The first load from native batches, all canonical (`PackedBatch.canonical`): `map` is empty. One
+ * change per key kept, in sequence order; undefined when a key comes twice (see the header).
+ */
+export function loadBatchesIntoEmpty(
+  batches: readonly PackedBatch[],
+  subtree: string,
+  map: PackedKvMap,
+): PackedFirstLoad | undefined {
+  const prefix = Buffer.from(subtree);
+  const frames = batches.map((b) => b.frame);
+  let records: Float64Array = new Float64Array(batches.reduce((n, b) => n + b.count, 0));
+  let kept = 0;
+  let ordered = true;
+  let last = -Infinity;
+  for (let f = 0; f < frames.length; f++) {
+    const frame = frames[f]!;
+    const page = map.adopt(frame);
+    for (let at = 0; at < frame.length;) {
+      const keyEnd = at + 2 + frame.readUInt16BE(at);
+      const sequence = frame.readDoubleBE(keyEnd);
+      let end = keyEnd + 9 + frame[keyEnd + 8]!;
+      end += 2 + frame.readUInt16BE(end) + 8;
+      const bodyLen = frame.readUInt32BE(end);
+      end += 4 + bodyLen;
+      if (bodyLen > 0 && packedKeyStartsWith(frame, at, prefix)) {
+        if (map.putIn(page, at, end)) return undefined;
+        if (sequence < last) ordered = false;
+        else last = sequence;
+        records[kept++] = f * SPAN + at;
+      }
+      at = end;
+    }
+    map.settle(page);
+  }
+  records = records.subarray(0, kept);
+  if (!ordered) records = inSequenceOrder(frames, records);
+  return new PackedFirstLoad(frames, records);
+}
+
+/** The records sorted by their sequence, stably (rare: a server streams in about write order). */
+function inSequenceOrder(frames: readonly Buffer[], records: Float64Array): Float64Array {
+  const sequenceOf = (record: number): number => {
+    const frame = frames[Math.floor(record / SPAN)]!;
+    const at = record % SPAN;
+    return frame.readDoubleBE(at + 2 + frame.readUInt16BE(at));
+  };
+  const order = Array.from(records, (record, i) => ({ record, sequence: sequenceOf(record), i }));
+  order.sort((a, b) => a.sequence - b.sequence || a.i - b.i);
+  return Float64Array.from(order, (o) => o.record);
 }

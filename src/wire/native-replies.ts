@@ -12,7 +12,7 @@ import {
   type DecodeReason,
   type Limits,
 } from './chp.js';
-import { packBatch, unpackBatch } from './packed.js';
+import { PackedBatch } from './packed.js';
 import {
   commandFrame,
   decodeRequestId,
@@ -54,7 +54,7 @@ export function encodeReply(reply: NativeReply): Buffer[] {
   const head = [commandFrame(reply.command), encodeRequestId(reply.reqId)];
   switch (reply.command) {
     case 'TSYNC':
-      return [...head, packBatch(reply.entries)];
+      return [...head, reply.batch.frame];
     case 'TSYNCEND':
       return [...head, encodeSequence(reply.sequence), frame(reply.term), frame(reply.kind)];
     case 'TACK': {
@@ -176,7 +176,7 @@ export function decodeReply(frames: readonly Buffer[], limits: Limits = DEFAULT_
   try {
     switch (command) {
       case 'TSYNC':
-        return { command, reqId, entries: unpackBatch(frames[2]!, limits) };
+        return { command, reqId, batch: PackedBatch.checked(frames[2]!, limits) };
       case 'TSYNCEND': {
         const kind = text(4);
         if (kind !== 'snapshot' && kind !== 'resume') fail('field-invalid', `TSYNCEND kind ${quote(kind)}`);

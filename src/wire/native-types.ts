@@ -3,7 +3,7 @@
  * from `native.ts`, the codec's public face, which also holds the encoders and decoders.
  */
 import { ICANHAZ, KvMsgError, type DecodeReason, type KvMsg, type Limits } from './chp.js';
-import { type PackedEntry } from './packed.js';
+import { type PackedBatch, type PackedEntry } from './packed.js';
 
 export { ICANHAZ, KTHXBAI, HUGZ } from './chp.js';
 
@@ -252,7 +252,8 @@ export interface ErrorReply {
 
 /** A reply a twinstar server sends on the snapshot ROUTER to a client's DEALER. */
 export type NativeReply =
-  | { readonly command: 'TSYNC'; readonly reqId: number; readonly entries: readonly PackedEntry[] }
+  /** `batch`: checked when a client decodes it, and decoded only when it is used (wire/packed.ts) */
+  | { readonly command: 'TSYNC'; readonly reqId: number; readonly batch: PackedBatch }
   | {
       readonly command: 'TSYNCEND';
       readonly reqId: number;

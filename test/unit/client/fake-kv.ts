@@ -5,6 +5,7 @@
  * says so (`expire`), a keep-alive is recorded and answered, a watch replays the fake's log from
  * `historyFrom` on.
  */
+import { PackedBatch } from '../../../src/wire/packed.js';
 import {
   decodeRequest,
   formatProperties,
@@ -190,7 +191,11 @@ export class FakeKv {
     );
     const { chunk } = this.server;
     for (let i = 0; i < entries.length; i += chunk)
-      this.server.reply(link, { command: 'TSYNC', reqId, entries: entries.slice(i, i + chunk) });
+      this.server.reply(link, {
+        command: 'TSYNC',
+        reqId,
+        batch: PackedBatch.of(entries.slice(i, i + chunk)),
+      });
     this.server.reply(link, {
       command: 'TSYNCEND',
       reqId,

@@ -17,6 +17,7 @@
  *   drop, hold and reorder published updates on cue. `settle()` waits until the wire is quiet;
  *   `advance(ms)` moves fake time in small steps, sends HUGZ from active servers and settles.
  */
+import { PackedBatch } from '../../../src/wire/packed.js';
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../../src/client/client.js';
 import type { ServerAddress } from '../../../src/client/servers.js';
@@ -630,7 +631,7 @@ export class FakeServer {
     }
     entries ??= this.snapshot(subtree);
     for (let i = 0; i < entries.length; i += this.chunk)
-      this.reply(link, { command: 'TSYNC', reqId, entries: entries.slice(i, i + this.chunk) });
+      this.reply(link, { command: 'TSYNC', reqId, batch: PackedBatch.of(entries.slice(i, i + this.chunk)) });
     this.reply(link, { command: 'TSYNCEND', reqId, sequence, term: this.term, kind });
   }
 

@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import { SyncAssembly } from '../../../src/client/sync.js';
 import type { Entry } from '../../../src/kv/index.js';
+import { PackedBatch } from '../../../src/wire/packed.js';
 
 const entry = (key: string, sequence: number): Entry => ({
   key,
@@ -19,11 +20,15 @@ describe('SyncAssembly', () => {
     expect(s.answers(1, 7)).to.equal(true);
     expect(s.answers(0, 7), 'same reqId from another server: stale').to.equal(false);
     expect(s.answers(1, 6), 'an older request: stale').to.equal(false);
-    s.batch([entry('/a', 1), entry('/b', 2)], 10);
-    s.batch([entry('/c', 3)], 20);
+    s.batch(PackedBatch.of([entry('/a', 1), entry('/b', 2)]), 10);
+    s.batch(PackedBatch.of([entry('/c', 3)]), 20);
     const done = s.end();
     expect(done.fresh).to.equal(true);
-    expect(done.entries.map((e) => e.key)).to.deep.equal(['/a', '/b', '/c']);
+    expect(done.synced.batches.flatMap((b) => b.entries()).map((e) => e.key)).to.deep.equal([
+      '/a',
+      '/b',
+      '/c',
+    ]);
     expect(s.answers(1, 7), 'over').to.equal(false);
     expect(s.isNative(7)).to.equal(false);
   });
@@ -31,18 +36,18 @@ describe('SyncAssembly', () => {
   it('a resync with the server in use is not fresh; a new request replaces the old one', () => {
     const s = new SyncAssembly();
     s.startNative(1, 0, true, 0);
-    s.batch([entry('/old', 1)], 1);
+    s.batch(PackedBatch.of([entry('/old', 1)]), 1);
     s.startNative(2, 0, false, 5);
     expect(s.isNative(1)).to.equal(false);
     expect(s.isNative(2)).to.equal(true);
-    expect(s.end()).to.deep.equal({ entries: [], fresh: false });
+    expect(s.end()).to.deep.equal({ synced: { batches: [] }, fresh: false });
   });
 
   it('due(): stalled once no batch came for requestTimeoutMs; every batch is progress', () => {
     const s = new SyncAssembly();
     s.startNative(1, 0, true, 0);
     expect(s.due(100, 100)).to.equal(undefined);
-    s.batch([], 90);
+    s.batch(PackedBatch.of([]), 90);
     expect(s.due(190, 100), 'progress at 90').to.equal(undefined);
     expect(s.due(191, 100)).to.deep.equal({ action: 'stalled' });
   });

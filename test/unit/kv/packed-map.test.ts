@@ -1,14 +1,15 @@
 /**
- * The server's packed key-value map (src/kv/packed-map.ts) against a plain Map of entries: the
- * same answers after any sequence of puts and deletes, point-in-time views that stay true while
- * the map changes and compacts under them, and garbage kept within its bound. Pages are shrunk
- * to a few hundred bytes so that page turns, big records and compaction all happen.
+ * The packed key-value map (src/kv/packed-map.ts) against a plain Map of entries: the same answers
+ * after any sequence of puts, deletes and adopted batches (a client's first load), point-in-time
+ * views that stay true while the map changes and compacts under them, and garbage kept within its
+ * bound. Pages are shrunk to a few hundred bytes so that page turns, big records and compaction
+ * all happen.
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { PackedKvMap, type PackedMapOptions } from '../../../src/kv/packed-map.js';
 import { readAll, type Entry, type KvView } from '../../../src/kv/index.js';
-import { packedSize } from '../../../src/wire/index.js';
+import { packBatch, packedSize } from '../../../src/wire/index.js';
 
 const SMALL: PackedMapOptions = { pageBytes: 256, garbageFloor: 512 };
 
@@ -95,6 +96,14 @@ describe('PackedKvMap', () => {
       {
         weight: 1,
         arbitrary: fc.record({
+          kind: fc.constant('adopt' as const),
+          keys: fc.uniqueArray(keyArb, { maxLength: 4 }),
+          size: fc.nat(300),
+        }),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.record({
           kind: fc.constant('view' as const),
           prefix: fc.constantFrom('', '/', '/a', '/a/1', '/b/', '/b/ü', '/c/日本', '/c/日', '/e/x'),
         }),
@@ -106,24 +115,46 @@ describe('PackedKvMap', () => {
         const model = new Map<string, Entry>();
         const views: { view: KvView; expected: Entry[] }[] = [];
         let maxRecord = 0;
+        let maxFrame = 0;
         for (const o of ops) {
           if (o.kind === 'view') {
             const expected = [...model.values()].filter((e) => e.key.startsWith(o.prefix));
             views.push({ view: map.view(o.prefix), expected });
             continue;
           }
-          const e =
-            o.kind === 'put' ? entry(o.key, Buffer.alloc(o.size + 1, nextSeq & 0xff)) : entry(o.key, '');
-          map.put(e);
-          if (e.body.length === 0) model.delete(e.key);
-          else model.set(e.key, e);
-          maxRecord = Math.max(maxRecord, packedSize(e));
+          if (o.kind === 'adopt') {
+            // a client's first load: a received batch becomes a page, its records made live in place
+            const entries = o.keys.map((key) => entry(key, Buffer.alloc(o.size + 1, nextSeq & 0xff)));
+            const frame = packBatch(entries);
+            const page = map.adopt(frame);
+            let at = 0;
+            for (const e of entries) {
+              const end = at + packedSize(e);
+              expect(map.putIn(page, at, end), `held ${e.key}`).to.equal(model.has(e.key));
+              model.set(e.key, e);
+              at = end;
+            }
+            map.settle(page);
+            maxFrame = Math.max(maxFrame, frame.length);
+          } else {
+            const e =
+              o.kind === 'put' ? entry(o.key, Buffer.alloc(o.size + 1, nextSeq & 0xff)) : entry(o.key, '');
+            expect(map.put(e), `held ${e.key}`).to.equal(model.has(e.key));
+            if (e.body.length === 0) model.delete(e.key);
+            else model.set(e.key, e);
+            maxRecord = Math.max(maxRecord, packedSize(e));
+          }
           const { writtenBytes, liveBytes } = map.stats;
-          const bound = Math.max(SMALL.garbageFloor, writtenBytes / 3) + SMALL.pageBytes + maxRecord;
+          const bound =
+            Math.max(SMALL.garbageFloor, writtenBytes / 3) + SMALL.pageBytes + maxRecord + maxFrame;
           expect(writtenBytes - liveBytes).to.be.at.most(bound);
         }
         expect(map.size).to.equal(model.size);
-        for (const [key, e] of model) expect(plain(map.get(key)!)).to.deep.equal(plain(e));
+        for (const [key, e] of model) {
+          expect(plain(map.get(key)!)).to.deep.equal(plain(e));
+          expect(map.stamp(key)).to.deep.equal({ sequence: e.sequence, expiresAt: e.expiresAt });
+        }
+        expect(map.stamp('/absent')).to.equal(undefined);
         for (const { view, expected } of views) {
           expect(readView(view).sort(byKey).map(plain)).to.deep.equal(expected.sort(byKey).map(plain));
         }
@@ -133,6 +164,22 @@ describe('PackedKvMap', () => {
       }),
       { numRuns: 60 },
     );
+  });
+
+  it('an adopted batch none of whose records is made live is dropped once settled; one with a live record stays', () => {
+    const map = new PackedKvMap(SMALL);
+    const frame = packBatch([entry('/x/1', 'a'), entry('/x/2', 'b')]);
+    const idle = map.adopt(frame);
+    expect(map.stats).to.deep.include({ pages: 1, writtenBytes: frame.length, liveBytes: 0 });
+    map.settle(idle);
+    expect(map.stats).to.deep.include({ pages: 0, writtenBytes: 0 });
+    const used = map.adopt(frame);
+    const end = packedSize(entry('/x/1', 'a'));
+    expect(map.putIn(used, 0, end)).to.equal(false);
+    map.settle(used);
+    expect(map.stats).to.deep.include({ pages: 1, writtenBytes: frame.length, liveBytes: end });
+    expect(map.get('/x/1')!.body.toString()).to.equal('a');
+    expect(map.get('/x/2')).to.equal(undefined);
   });
 
   it('hands a view out in the order the records were written', () => {

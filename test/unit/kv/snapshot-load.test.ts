@@ -6,9 +6,17 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { listChanges, loadIntoEmpty, loadOver, type ChangeList } from '../../../src/kv/snapshot-load.js';
+import {
+  listChanges,
+  loadBatchesIntoEmpty,
+  loadIntoEmpty,
+  loadOver,
+  type ChangeList,
+} from '../../../src/kv/snapshot-load.js';
 import { Replica } from '../../../src/kv/replica.js';
+import { PackedKvMap } from '../../../src/kv/packed-map.js';
 import type { Entry } from '../../../src/kv/kvmap.js';
+import { PackedBatch } from '../../../src/wire/packed.js';
 
 function entry(key: string, sequence: number, body: string, properties = ''): Entry {
   return { key, sequence, uuid: 'u', properties, body: Buffer.from(body), expiresAt: 0 };
@@ -16,13 +24,29 @@ function entry(key: string, sequence: number, body: string, properties = ''): En
 
 const plain = (changes: ChangeList) =>
   listChanges(changes).map((c) => ({ ...c, value: c.value?.toString('hex') }));
-const plainMap = (map: Map<string, Entry>) =>
-  [...map].map(([key, e]) => [key, e.sequence, e.body.toString()]);
+const plainMap = (map: PackedKvMap) =>
+  map
+    .view('')
+    .next(map.size)
+    .map((e) => [e.key, e.sequence, e.body.toString(), e.properties])
+    .sort();
+/** The entries as received native batches: cut where `cuts` say, each checked as a client checks it. */
+const asBatches = (entries: Entry[], cuts: number[]) => {
+  const bounds = [...new Set([0, ...cuts.map((c) => c % (entries.length + 1)), entries.length])].sort(
+    (a, b) => a - b,
+  );
+  const batches = bounds.slice(1).map((end, i) => PackedBatch.of(entries.slice(bounds[i], end)));
+  return batches.map((b) => PackedBatch.checked(b.frame));
+};
+const hasRepeat = (entries: Entry[], subtree: string) => {
+  const kept = entries.filter((e) => e.body.length > 0 && e.key.startsWith(subtree)).map((e) => e.key);
+  return new Set(kept).size !== kept.length;
+};
 
 /** Snapshots as servers may send them: in or out of sequence order, keys outside the subtree, tombstones, repeats. */
 const snapshotArb = fc.array(
   fc.record({
-    key: fc.constantFrom('/a/1', '/a/2', '/a/3', '/a/4/x', '/b/1', '/ab'),
+    key: fc.constantFrom('/a/1', '/a/2', '/a/3', '/a/4/x', '/b/1', '/ab', '/a/é'),
     sequence: fc.integer({ min: 1, max: 50 }),
     body: fc.constantFrom('', 'v', 'w', 'long value'),
     properties: fc.constantFrom('', 'ttl=5\n'),
@@ -34,55 +58,99 @@ const toEntries = (rows: { key: string; sequence: number; body: string; properti
   rows.map((r) => entry(r.key, r.sequence, r.body, r.properties));
 
 describe('snapshot-load', () => {
-  it('fast-check: loadIntoEmpty gives the same map and the same changes, in the same order, as loadOver on an empty map', () => {
+  it('fast-check: loadIntoEmpty and loadBatchesIntoEmpty give the same map and the same changes, in the same order, as loadOver on an empty map (or give up on a repeated key)', () => {
+    let compared = 0;
     fc.assert(
-      fc.property(snapshotArb, subtreeArb, fc.boolean(), (rows, subtree, sorted) => {
-        const entries = toEntries(rows);
-        if (sorted) entries.sort((a, b) => a.sequence - b.sequence);
-        const fast = new Map<string, Entry>();
-        const slow = new Map<string, Entry>();
-        const fastChanges = loadIntoEmpty(entries, subtree, fast);
-        const slowChanges = loadOver(entries, subtree, slow, 100);
-        expect(plain(fastChanges)).to.deep.equal(plain(slowChanges));
-        expect(plainMap(fast)).to.deep.equal(plainMap(slow));
-      }),
+      fc.property(
+        snapshotArb,
+        subtreeArb,
+        fc.boolean(),
+        fc.array(fc.nat(), { maxLength: 4 }),
+        (rows, subtree, sorted, cuts) => {
+          const entries = toEntries(rows);
+          if (sorted) entries.sort((a, b) => a.sequence - b.sequence);
+          const slow = new PackedKvMap();
+          const slowChanges = loadOver(entries, subtree, slow, 100);
+          const fast = new PackedKvMap();
+          const fastChanges = loadIntoEmpty(entries, subtree, fast);
+          const packed = new PackedKvMap();
+          const packedChanges = loadBatchesIntoEmpty(asBatches(entries, cuts), subtree, packed);
+          if (hasRepeat(entries, subtree)) {
+            expect(fastChanges).to.equal(undefined);
+            expect(packedChanges).to.equal(undefined);
+            return;
+          }
+          compared++;
+          expect(plain(fastChanges!)).to.deep.equal(plain(slowChanges));
+          expect(plain(packedChanges!)).to.deep.equal(plain(slowChanges));
+          expect(plainMap(fast)).to.deep.equal(plainMap(slow));
+          expect(plainMap(packed)).to.deep.equal(plainMap(slow));
+        },
+      ),
       { numRuns: 500 },
     );
+    expect(compared).to.be.greaterThan(100);
   });
 
-  it('fast-check: loadIntoEmpty takes any iterable, not only arrays, with the same result', () => {
+  it("fast-check: a replica's first load from native batches equals its first load from the same entries, repeats included", () => {
     fc.assert(
-      fc.property(snapshotArb, subtreeArb, (rows, subtree) => {
+      fc.property(snapshotArb, subtreeArb, fc.array(fc.nat(), { maxLength: 4 }), (rows, subtree, cuts) => {
         const entries = toEntries(rows);
-        const fromArray = loadIntoEmpty(entries, subtree, new Map());
-        const fromIterator = loadIntoEmpty(entries.values(), subtree, new Map());
-        expect(plain(fromIterator)).to.deep.equal(plain(fromArray));
+        const fromEntries = new Replica(subtree);
+        const fromBatches = new Replica(subtree);
+        const a = fromEntries.loadSnapshot(entries, 60);
+        const b = fromBatches.loadSnapshot({ batches: asBatches(entries, cuts) }, 60);
+        expect(plain(b)).to.deep.equal(plain(a));
+        expect(
+          fromBatches
+            .values()
+            .map((e) => e.key)
+            .sort(),
+        ).to.deep.equal(
+          fromEntries
+            .values()
+            .map((e) => e.key)
+            .sort(),
+        );
+        for (const e of fromEntries.values()) expect(fromBatches.get(e.key)).to.deep.equal(e);
       }),
-      { numRuns: 200 },
+      { numRuns: 300 },
     );
   });
 
   it('sorts the changes of a snapshot streamed out of sequence order, stably, and leaves an ordered one as it is', () => {
     const unordered = [entry('/a', 5, 'a'), entry('/b', 2, 'b'), entry('/c', 5, 'c'), entry('/d', 1, 'd')];
-    const changes = loadIntoEmpty(unordered, '', new Map());
-    expect(listChanges(changes).map((c) => `${c.key}@${c.sequence}`)).to.deep.equal([
-      '/d@1',
-      '/b@2',
-      '/a@5',
-      '/c@5',
-    ]);
+    const order = ['/d@1', '/b@2', '/a@5', '/c@5'];
+    const read = (changes: ChangeList | undefined) =>
+      listChanges(changes!).map((c) => `${c.key}@${c.sequence}`);
+    expect(read(loadIntoEmpty(unordered, '', new PackedKvMap()))).to.deep.equal(order);
+    expect(read(loadBatchesIntoEmpty(asBatches(unordered, [2]), '', new PackedKvMap()))).to.deep.equal(order);
     const ordered = [entry('/z', 1, 'z'), entry('/y', 2, 'y'), entry('/x', 2, 'x')];
-    expect(listChanges(loadIntoEmpty(ordered, '', new Map())).map((c) => c.key)).to.deep.equal([
-      '/z',
-      '/y',
-      '/x',
+    expect(read(loadIntoEmpty(ordered, '', new PackedKvMap()))).to.deep.equal(['/z@1', '/y@2', '/x@2']);
+    expect(read(loadBatchesIntoEmpty(asBatches(ordered, []), '', new PackedKvMap()))).to.deep.equal([
+      '/z@1',
+      '/y@2',
+      '/x@2',
     ]);
   });
 
-  it('a key that comes twice in a first snapshot is one change, as over a loaded replica (not two)', () => {
+  it('a key that comes twice in a first snapshot is one change, as over a loaded replica (not two), in either form', () => {
     const twice = [entry('/a', 1, 'v'), entry('/b', 2, 'b'), entry('/a', 1, 'v')];
-    const changes = loadIntoEmpty(twice, '', new Map());
-    expect(listChanges(changes).map((c) => `${c.key}@${c.sequence}`)).to.deep.equal(['/a@1', '/b@2']);
+    for (const synced of [twice, { batches: asBatches(twice, [1]) }]) {
+      const replica = new Replica('');
+      const changes = replica.loadSnapshot(synced, 2);
+      expect(listChanges(changes).map((c) => `${c.key}@${c.sequence}`)).to.deep.equal(['/a@1', '/b@2']);
+      expect(replica.size).to.equal(2);
+    }
+  });
+
+  it('a batch that is not canonical (a lone newline of properties) loads through the decoded entries, as checked', () => {
+    const odd = [entry('/a', 1, 'v', '\n'), entry('/b', 2, 'b')];
+    const batches = asBatches(odd, []);
+    expect(batches[0]!.canonical).to.equal(false);
+    const replica = new Replica('');
+    replica.loadSnapshot({ batches }, 2);
+    expect(replica.get('/a')!.properties).to.equal('');
   });
 
   it("a replica's first load emits one change per key in sequence order, then its held updates above the snapshot", () => {

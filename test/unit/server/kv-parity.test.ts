@@ -153,7 +153,7 @@ describe('server: KV parity through the router (fake context, real store)', () =
     const watch = h.replies().filter((r) => (r as { reqId?: number }).reqId === 50);
     expect(watch.map((r) => r.command)).to.deep.equal(['TSYNC', 'TSYNCEND']);
     const batch = watch[0] as Extract<NativeReply, { command: 'TSYNC' }>;
-    expect(batch.entries.map((e) => e.key)).to.deep.equal(['/p/b/c', '/p/']);
+    expect(batch.batch.entries().map((e) => e.key)).to.deep.equal(['/p/b/c', '/p/']);
     expect(watch[1]).to.deep.include({ sequence: 4, kind: 'resume' });
   });
 

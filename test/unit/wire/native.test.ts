@@ -3,6 +3,7 @@
  * bytes are written out by hand, independently of the encoder, so a change of the wire shows
  * here), round trips, and malformed input refused with a NativeMsgError and its reason.
  */
+import { PackedBatch } from '../../../src/wire/packed.js';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import {
@@ -101,12 +102,12 @@ const KVPUB = { key: '/a', sequence: 7, uuid: UUID, properties: '', body: Buffer
 const REPLIES: Vector<NativeReply>[] = [
   {
     name: 'TSYNC',
-    message: { command: 'TSYNC', reqId: 42, entries: [ENTRY] },
+    message: { command: 'TSYNC', reqId: 42, batch: PackedBatch.of([ENTRY]) },
     frames: [hex('TSYNC'), RID, ENTRY_HEX],
   },
   {
     name: 'TSYNC, empty',
-    message: { command: 'TSYNC', reqId: 42, entries: [] },
+    message: { command: 'TSYNC', reqId: 42, batch: PackedBatch.of([]) },
     frames: [hex('TSYNC'), RID, ''],
   },
   {
