@@ -105,6 +105,13 @@ export class PackedKvMap implements KeyRecords {
     return { sequence, expiresAt: page.readDoubleBE(at + 2 + page.readUInt16BE(at)) };
   }
 
+  /** Removes the key; whether it was held. */
+  remove(key: string): boolean {
+    const old = this.index.remove(this.prepare(key));
+    if (old >= 0) this.release(old);
+    return old >= 0;
+  }
+
   /**
    * Takes `frame` as a page of its own, as it is, with nothing in it live yet (`putIn` makes its
    * records live): a client's first load keeps the batches it received as its pages, with no copy.
@@ -142,12 +149,8 @@ export class PackedKvMap implements KeyRecords {
 
   /** Stores the entry, or removes the key when the body is empty (CHP's delete); whether it was held. */
   put(entry: Entry): boolean {
+    if (entry.body.length === 0) return this.remove(entry.key);
     const hash = this.prepare(entry.key);
-    if (entry.body.length === 0) {
-      const old = this.index.remove(hash);
-      if (old >= 0) this.release(old);
-      return old >= 0;
-    }
     const old = this.index.set(hash, this.append(entry), this.probeSignature);
     if (old >= 0) this.release(old);
     this.compactOnePage();

@@ -10,7 +10,7 @@
  */
 import type { PackedBatch } from '../wire/index.js';
 import type { Entry } from './kvmap.js';
-import { PackedKvMap } from './packed-map.js';
+import { ReplicaMap } from './replica-map.js';
 import {
   changeOf,
   deletion,
@@ -140,13 +140,12 @@ export function withoutPrev(entry: Entry): { entry: Entry; prev: number | undefi
 export type Synced = readonly Entry[] | { readonly batches: readonly PackedBatch[] };
 
 /**
- * The replica keeps its keys packed (`PackedKvMap`, as a server does): about 200 bytes of memory
- * for a key of 100 bytes of value, where an object, two strings and a Buffer per key took 600, and
- * a first load keeps the native batches it received as the map's pages, nothing decoded or copied.
- * A read decodes the entry (about a microsecond).
+ * The replica keeps what its first load brought packed, as a server keeps its map, and what
+ * changes after as objects (replica-map.ts): a late joiner of a million keys holds ~200 bytes a key
+ * instead of ~600 and decodes none of them to join; a watcher applies an update with a `Map.set`.
  */
 export class Replica {
-  private entries = new PackedKvMap();
+  private entries = new ReplicaMap();
   private seq = -1;
   private syncing = false;
   private readonly held = new HeldUpdates(HELD_LIMIT);
@@ -177,9 +176,9 @@ export class Replica {
     return this.entries.stamp(key);
   }
 
-  /** The entries under `prefix` as they are now, in about the order they were written. */
+  /** The entries under `prefix` as they are now (a copy). */
   values(prefix = ''): Entry[] {
-    return this.entries.view(prefix).next(this.entries.size);
+    return this.entries.values(prefix);
   }
 
   /** A snapshot or resume request is in flight: hold updates until it ends. */
@@ -271,11 +270,11 @@ export class Replica {
     if (this.entries.size === 0) {
       const asIs = 'batches' in synced && synced.batches.every((b) => b.canonical);
       const first = asIs
-        ? loadBatchesIntoEmpty(synced.batches, this.subtree, this.entries)
+        ? loadBatchesIntoEmpty(synced.batches, this.subtree, this.entries.loaded)
         : loadIntoEmpty(entriesOf(synced), this.subtree, this.entries);
       if (first) return first;
       // A key came twice (no server sends that): the general path, from an empty map again.
-      this.entries = new PackedKvMap();
+      this.entries = new ReplicaMap();
       return loadOver(entriesOf(synced), this.subtree, this.entries, -1);
     }
     return loadOver(entriesOf(synced), this.subtree, this.entries, sequence);

@@ -26,6 +26,7 @@
 import { EMPTY, packedKeyStartsWith, unpackEntry, type PackedBatch } from '../wire/index.js';
 import type { Entry } from './kvmap.js';
 import type { PackedKvMap } from './packed-map.js';
+import type { ReplicaMap } from './replica-map.js';
 import type { Change } from './replica.js';
 
 const bySequence = (a: { sequence: number }, b: { sequence: number }) => a.sequence - b.sequence;
@@ -82,7 +83,7 @@ export function changeOf(entry: Entry): Change {
 export function loadIntoEmpty(
   list: readonly Entry[],
   subtree: string,
-  map: PackedKvMap,
+  map: ReplicaMap,
 ): FirstLoad | undefined {
   const kept: Entry[] = [];
   let ordered = true;
@@ -106,7 +107,7 @@ export function loadIntoEmpty(
 export function loadOver(
   entries: Iterable<Entry>,
   subtree: string,
-  map: PackedKvMap,
+  map: ReplicaMap,
   sequence: number,
 ): Change[] {
   const changes: Change[] = [];
@@ -120,7 +121,7 @@ export function loadOver(
       changes.push(changeOf(entry));
     }
   }
-  for (const before of map.view('').next(map.size)) {
+  for (const before of map.values('')) {
     const { key } = before;
     if (seen.has(key)) continue;
     map.put(deletion(key));

@@ -15,6 +15,7 @@ import {
 } from '../../../src/kv/snapshot-load.js';
 import { Replica } from '../../../src/kv/replica.js';
 import { PackedKvMap } from '../../../src/kv/packed-map.js';
+import { ReplicaMap } from '../../../src/kv/replica-map.js';
 import type { Entry } from '../../../src/kv/kvmap.js';
 import { PackedBatch } from '../../../src/wire/packed.js';
 
@@ -24,10 +25,9 @@ function entry(key: string, sequence: number, body: string, properties = ''): En
 
 const plain = (changes: ChangeList) =>
   listChanges(changes).map((c) => ({ ...c, value: c.value?.toString('hex') }));
-const plainMap = (map: PackedKvMap) =>
+const plainMap = (map: ReplicaMap) =>
   map
-    .view('')
-    .next(map.size)
+    .values('')
     .map((e) => [e.key, e.sequence, e.body.toString(), e.properties])
     .sort();
 /** The entries as received native batches: cut where `cuts` say, each checked as a client checks it. */
@@ -69,12 +69,12 @@ describe('snapshot-load', () => {
         (rows, subtree, sorted, cuts) => {
           const entries = toEntries(rows);
           if (sorted) entries.sort((a, b) => a.sequence - b.sequence);
-          const slow = new PackedKvMap();
+          const slow = new ReplicaMap();
           const slowChanges = loadOver(entries, subtree, slow, 100);
-          const fast = new PackedKvMap();
+          const fast = new ReplicaMap();
           const fastChanges = loadIntoEmpty(entries, subtree, fast);
-          const packed = new PackedKvMap();
-          const packedChanges = loadBatchesIntoEmpty(asBatches(entries, cuts), subtree, packed);
+          const packed = new ReplicaMap();
+          const packedChanges = loadBatchesIntoEmpty(asBatches(entries, cuts), subtree, packed.loaded);
           if (hasRepeat(entries, subtree)) {
             expect(fastChanges).to.equal(undefined);
             expect(packedChanges).to.equal(undefined);
@@ -123,10 +123,10 @@ describe('snapshot-load', () => {
     const order = ['/d@1', '/b@2', '/a@5', '/c@5'];
     const read = (changes: ChangeList | undefined) =>
       listChanges(changes!).map((c) => `${c.key}@${c.sequence}`);
-    expect(read(loadIntoEmpty(unordered, '', new PackedKvMap()))).to.deep.equal(order);
+    expect(read(loadIntoEmpty(unordered, '', new ReplicaMap()))).to.deep.equal(order);
     expect(read(loadBatchesIntoEmpty(asBatches(unordered, [2]), '', new PackedKvMap()))).to.deep.equal(order);
     const ordered = [entry('/z', 1, 'z'), entry('/y', 2, 'y'), entry('/x', 2, 'x')];
-    expect(read(loadIntoEmpty(ordered, '', new PackedKvMap()))).to.deep.equal(['/z@1', '/y@2', '/x@2']);
+    expect(read(loadIntoEmpty(ordered, '', new ReplicaMap()))).to.deep.equal(['/z@1', '/y@2', '/x@2']);
     expect(read(loadBatchesIntoEmpty(asBatches(ordered, []), '', new PackedKvMap()))).to.deep.equal([
       '/z@1',
       '/y@2',
