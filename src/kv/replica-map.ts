@@ -11,21 +11,16 @@
  *    collected), a fifth of what 100 watchers spend at 1,000 updates/s.
  *
  * A key is in one of the two at most: a put takes it out of `loaded` first (a lookup, until
- * nothing is left there). A record taken out leaves garbage in its page until the page holds
- * nothing live and is dropped, so `loaded` never holds more than the first load did.
+ * nothing is left there). Nothing is ever written into `loaded` after the load, so nothing in it is
+ * compacted: a record taken out stays in its page until the page holds nothing live and is
+ * dropped, and `loaded` never holds more than the first load did.
  */
 import type { Entry } from './kvmap.js';
-import { PackedKvMap, type PackedMapOptions } from './packed-map.js';
-
-/**
- * The loaded map's pages and garbage floor: smaller than a server's (1 MiB, 4 MiB); its adopted
- * pages are the batches as they came (about 140 KB each) and only compaction writes new ones.
- */
-const LOADED_PAGES: PackedMapOptions = { pageBytes: 64 << 10, garbageFloor: 256 << 10 };
+import { PackedKvMap } from './packed-map.js';
 
 export class ReplicaMap {
   /** the first load's keys, packed; read it, or load into it while the replica is empty */
-  readonly loaded = new PackedKvMap(LOADED_PAGES);
+  readonly loaded = new PackedKvMap();
   private readonly live = new Map<string, Entry>();
 
   get size(): number {

@@ -14,9 +14,10 @@ export interface SizedKey {
 }
 
 /**
- * An entry as packed-batch bytes: `source` from `start` to `end`. A stream copies these bytes into
- * its messages as they are: the packed map hands out the records it holds, with nothing decoded
- * but the keys.
+ * An entry as packed-batch bytes: `source` from `start` to `end`. A stream sends these bytes as
+ * they are: the packed map hands out the records it holds, with nothing decoded but the keys.
+ * Those bytes never change once handed out (a packed map's records are written once; other views
+ * pack fresh buffers), so a message may be a view of them rather than a copy.
  */
 export interface PackedRecord {
   readonly key: string;

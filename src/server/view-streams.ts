@@ -75,17 +75,18 @@ export function* viewMessages(view: KvView, keep: Keep, cut: Cut): Generator<Vie
 }
 
 /**
- * `viewMessages`, each message as one packed batch: the bytes the view hands out (nextPacked) are
- * copied as they are, so a packed map's records go out without being decoded and packed again.
- * The same entries, cut in the same places.
+ * `viewMessages`, each message as one packed batch: the bytes the view hands out (nextPacked) go
+ * out as they are, so a packed map's records are never decoded and packed again. The same entries,
+ * cut in the same places. A message whose records lie back to back in one source (a packed map's
+ * page, read in page order: most of a snapshot) is a view of those bytes, which never change
+ * (`PackedRecord`); any other is a copy. A view sends no byte more than a copy: without it, each
+ * 1M-key join left ~130 MB of copies for the active's GC.
  */
 export function* packedViewMessages(view: KvView, keep: Keep, cut: Cut): Generator<Buffer> {
   const cutter = new Cutter(cut);
   let records: PackedRecord[] = [];
   const take = (): Buffer => {
-    const out = Buffer.allocUnsafe(cutter.bytes);
-    let at = 0;
-    for (const { source, start, end } of records) at += source.copy(out, at, start, end);
+    const out = contiguous(records) ?? copied(records, cutter.bytes);
     records = [];
     cutter.reset();
     return out;
@@ -100,6 +101,25 @@ export function* packedViewMessages(view: KvView, keep: Keep, cut: Cut): Generat
     }
   }
   if (cutter.count > 0) yield take();
+}
+
+/** The records as one view of their source, when they lie back to back in it. */
+function contiguous(records: readonly PackedRecord[]): Buffer | undefined {
+  const first = records[0]!;
+  let end = first.end;
+  for (let i = 1; i < records.length; i++) {
+    const record = records[i]!;
+    if (record.source !== first.source || record.start !== end) return undefined;
+    end = record.end;
+  }
+  return first.source.subarray(first.start, end);
+}
+
+function copied(records: readonly PackedRecord[], bytes: number): Buffer {
+  const out = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  for (const { source, start, end } of records) at += source.copy(out, at, start, end);
+  return out;
 }
 
 export interface ViewMeasure {

@@ -261,6 +261,34 @@ describe('SnapshotStreams', () => {
     );
   });
 
+  it('packedViewMessages sends back-to-back records of a page as a view of it (no copy), and what it sent stays the same while the map changes and compacts', () => {
+    const map = new PackedKvMap({ pageBytes: 4096, garbageFloor: 512 });
+    const entry = (key: string, sequence: number, fill: number): Entry => ({
+      key,
+      sequence,
+      uuid: 'u'.repeat(16),
+      properties: '',
+      body: Buffer.alloc(60, fill),
+      expiresAt: 0,
+    });
+    for (let i = 0; i < 100; i++) map.put(entry(`/k/${i}`, i + 1, 1));
+    map.put(entry('/k/50', 101, 2)); // a hole in its first page: the message around it is a copy
+    const cut = { maxEntries: 10, maxBytes: 1 << 20 };
+    const view = map.view('');
+    const expected = [...viewMessages(view.again(), () => true, cut)].map((m) => packBatch(m.entries));
+    const sent = [...packedViewMessages(view.again(), () => true, cut)];
+    expect(sent.map((b) => b.toString('hex'))).to.deep.equal(expected.map((b) => b.toString('hex')));
+    const pooled = (b: Buffer) => b.byteOffset !== 0 || b.buffer.byteLength !== b.length;
+    const views = sent.filter((b) => pooled(b) && b.buffer.byteLength === 4096).length;
+    expect(views, 'messages that are views of a page').to.be.at.least(5);
+    expect(sent.length - views, 'copies').to.be.at.least(1);
+    // overwrite everything twice: pages drop and compact under the messages already made
+    for (let round = 3; round < 5; round++)
+      for (let i = 0; i < 100; i++) map.put(entry(`/k/${i}`, 200 + i, round));
+    expect(map.stats.pages).to.be.greaterThan(0);
+    expect(sent.map((b) => b.toString('hex'))).to.deep.equal(expected.map((b) => b.toString('hex')));
+  });
+
   it('chunksThenLast makes each chunk on demand, then the last message once', () => {
     function* chunks() {
       yield 1;
