@@ -79,8 +79,10 @@ export function* viewMessages(view: KvView, keep: Keep, cut: Cut): Generator<Vie
  * out as they are, so a packed map's records are never decoded and packed again. The same entries,
  * cut in the same places. A message whose records lie back to back in one source (a packed map's
  * page, read in page order: most of a snapshot) is a view of those bytes, which never change
- * (`PackedRecord`); any other is a copy. A view sends no byte more than a copy: without it, each
- * 1M-key join left ~130 MB of copies for the active's GC.
+ * (`PackedRecord`); any other is a copy. A view sends no byte more than a copy, and keeps its page
+ * alive until ZeroMQ has sent it, as the stream's view of the map kept every page while it ran: at
+ * most the pages the map had when the view was taken. Without it, each 1M-key join left ~130 MB of
+ * copies for the active's GC.
  */
 export function* packedViewMessages(view: KvView, keep: Keep, cut: Cut): Generator<Buffer> {
   const cutter = new Cutter(cut);
