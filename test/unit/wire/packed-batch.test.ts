@@ -32,6 +32,16 @@ const entryArb = fc.record({
   expiresAt: fc.oneof(fc.constant(0), fc.maxSafeNat(), fc.constantFrom(NaN, Infinity, -Infinity)),
 });
 
+/** One well-formed entry. */
+const ONE: PackedEntry = {
+  key: '/k',
+  sequence: 1,
+  uuid: '',
+  properties: '',
+  body: Buffer.from('v'),
+  expiresAt: 0,
+};
+
 /** What unpackBatch does with the frame: its entries, or its error's reason and message. */
 function reference(frame: Buffer, limits: Limits): PackedEntry[] | { reason: string; message: string } {
   try {
@@ -113,14 +123,7 @@ describe('PackedBatch.checked', () => {
   });
 
   it('isCanonicalEntry reads one record: a lone newline of properties or a deadline that is not finite is not', () => {
-    const base: PackedEntry = {
-      key: '/k',
-      sequence: 1,
-      uuid: '',
-      properties: '',
-      body: Buffer.from('v'),
-      expiresAt: 0,
-    };
+    const base = ONE;
     expect(isCanonicalEntry(packBatch([base]), 0)).to.equal(true);
     expect(isCanonicalEntry(packBatch([{ ...base, properties: 'a=b\n' }]), 0)).to.equal(true);
     expect(isCanonicalEntry(packBatch([{ ...base, properties: '\n' }]), 0)).to.equal(false);
@@ -128,14 +131,7 @@ describe('PackedBatch.checked', () => {
   });
 
   it('refuses more than maxEntries entries as batch-too-large', () => {
-    const e: PackedEntry = {
-      key: '/k',
-      sequence: 1,
-      uuid: '',
-      properties: '',
-      body: Buffer.from('v'),
-      expiresAt: 0,
-    };
+    const e = ONE;
     expect(PackedBatch.checked(packBatch([e, e]), DEFAULT_LIMITS, 2).count).to.equal(2);
     expect(() => PackedBatch.checked(packBatch([e, e, e]), DEFAULT_LIMITS, 2))
       .to.throw(KvMsgError)
