@@ -50,27 +50,33 @@ export function hashBytes(bytes: Uint8Array, start: number, end: number): number
 export const SLASH = 0x2f;
 
 /**
- * The bit of a directory (a key's bytes up to and including a '/') in a key's signature: `h` is the
- * hash state after those `length` bytes. A key's signature has the bit of each of its directories.
+ * The bits of a directory (a key's bytes up to and including a '/') in a key's signature: two of
+ * the 32, from the directory's hash (`h` is the hash state after its `length` bytes). A key's
+ * signature has the bits of each of its directories but the root ('/' alone, which every key
+ * under it shares: its bits would only fill the signature). Two bits make a directory's keys stand
+ * apart from another directory's in all but about (bits set / 32)^2 of cases: for a key two
+ * directories deep, 1 in 64, where one bit per directory, root included, failed 3 times in 32 (a
+ * subtree's view then reads every key of the other directory: docs/performance.md).
  */
-export function directoryBit(h: number, length: number): number {
-  return 1 << (hashEnd(h, length) & 31);
+export function directoryBits(h: number, length: number): number {
+  const d = hashEnd(h, length);
+  return (1 << (d & 31)) | (1 << ((d >>> 5) & 31));
 }
 
-/** The bit of the directory that is these first `length` bytes (a prefix up to its last '/'). */
-export function directoryBitOf(bytes: Uint8Array, length: number): number {
+/** The bits of the directory that is these first `length` bytes (a prefix up to its last '/'). */
+export function directoryBitsOf(bytes: Uint8Array, length: number): number {
   let h = hashStart();
   for (let i = 0; i < length; i++) h = hashByte(h, bytes[i]!);
-  return directoryBit(h, length);
+  return directoryBits(h, length);
 }
 
-/** The signature of a key's UTF-8 bytes: the bits of every directory it lies in. */
+/** The signature of a key's UTF-8 bytes: the bits of every directory it lies in, but the root. */
 export function signatureOf(bytes: Uint8Array, length: number): number {
   let h = hashStart();
   let signature = 0;
   for (let i = 0; i < length; i++) {
     h = hashByte(h, bytes[i]!);
-    if (bytes[i] === SLASH) signature |= directoryBit(h, i + 1);
+    if (bytes[i] === SLASH && i > 0) signature |= directoryBits(h, i + 1);
   }
   return signature;
 }
@@ -159,14 +165,14 @@ export class KeyIndex {
   }
 
   /**
-   * The handles of keys whose signature has `bit`: every key of that directory, and the few others
-   * whose signature has the bit too (a Bloom filter of one bit: the caller checks each key).
+   * The handles of keys whose signature has all of `bits`: every key of that directory, and the
+   * few others whose signature has those bits too (a Bloom filter: the caller checks each key).
    */
-  signed(bit: number): Float64Array {
+  signed(bits: number): Float64Array {
     const { handles, signatures } = this;
     const found: number[] = [];
     for (let i = 0; i < handles.length; i++) {
-      if (handles[i] !== EMPTY && (signatures[i]! & bit) !== 0) found.push(handles[i]!);
+      if (handles[i] !== EMPTY && (signatures[i]! & bits) === bits) found.push(handles[i]!);
     }
     return Float64Array.from(found);
   }

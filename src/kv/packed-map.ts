@@ -19,8 +19,8 @@
  */
 import { packedEntryEnd, packEntry, packedSize } from '../wire/index.js';
 import {
-  directoryBit,
-  directoryBitOf,
+  directoryBits,
+  directoryBitsOf,
   hashBytes,
   hashByte,
   hashEnd,
@@ -166,7 +166,8 @@ export class PackedKvMap implements KeyRecords {
     const bytes = Buffer.from(prefix);
     const slash = bytes.lastIndexOf(SLASH);
     const directory = slash + 1;
-    const candidates = slash < 0 ? this.index.all() : this.index.signed(directoryBitOf(bytes, directory));
+    // no directory, or the root alone (every key's, so no signature holds it): every key
+    const candidates = slash <= 0 ? this.index.all() : this.index.signed(directoryBitsOf(bytes, directory));
     const match = bytes.length > 0 ? bytes : undefined;
     return new PackedView(this.pages.slice(), inPageOrder(candidates, this.pages.length), match);
   }
@@ -209,7 +210,7 @@ export class PackedKvMap implements KeyRecords {
       const code = key.charCodeAt(i);
       if (code >= 0x80) return this.prepareUtf8(key);
       h = hashByte(h, code);
-      if (code === SLASH) signature |= directoryBit(h, i + 1);
+      if (code === SLASH && i > 0) signature |= directoryBits(h, i + 1);
     }
     this.probeSignature = signature;
     return hashEnd(h, key.length);
@@ -232,7 +233,7 @@ export class PackedKvMap implements KeyRecords {
     for (let i = 0; i < length; i++) {
       const byte = bytes[at + i]!;
       h = hashByte(h, byte);
-      if (byte === SLASH) signature |= directoryBit(h, i + 1);
+      if (byte === SLASH && i > 0) signature |= directoryBits(h, i + 1);
     }
     this.probeSignature = signature;
     return hashEnd(h, length);
