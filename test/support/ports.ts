@@ -16,6 +16,16 @@ import { createServer, type Server } from 'node:net';
 const LOWEST = 10_000;
 const BELOW_EPHEMERAL = 32_768;
 
+/**
+ * Ports that fetch() refuses to connect to (the Fetch standard's "bad ports" above 1023; Node's
+ * fetch says only "fetch failed", cause "bad port"). A server whose HTTP port is one of them never
+ * looks ready to a test that polls it with fetch: seen in CI, a health port of 10080.
+ */
+const FETCH_BAD_PORTS = new Set([
+  1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697,
+  10080,
+]);
+
 /** Every port freePorts handed out in this process: a later call never returns one of them again. */
 const handedOut = new Set<number>();
 
@@ -36,7 +46,7 @@ async function release(servers: Server[]): Promise<void> {
 /**
  * Holds listening sockets on `base`..`base + count - 1` on top of `held` (sockets already on the
  * first ports of the range); returns all of them, or undefined (having released them) if a port of
- * the range is busy, out of range, or was handed out before.
+ * the range is busy, out of range, one fetch() refuses, or was handed out before.
  */
 export async function holdRange(
   base: number,
@@ -45,7 +55,7 @@ export async function holdRange(
 ): Promise<Server[] | undefined> {
   const servers = [...held];
   let ok = base + count - 1 <= 65535;
-  for (let i = 0; ok && i < count; i++) ok = !handedOut.has(base + i);
+  for (let i = 0; ok && i < count; i++) ok = !handedOut.has(base + i) && !FETCH_BAD_PORTS.has(base + i);
   for (let i = servers.length; ok && i < count; i++) {
     const server = await hold(base + i);
     if (server) servers.push(server);

@@ -33,6 +33,18 @@ describe('freePorts', () => {
     expect(await holdRange(bases[0]! + 2, 1)).to.equal(undefined);
   });
 
+  it("never hands out a range holding a port fetch() refuses (10080), so a server's health port can be polled", async () => {
+    // what it guards against: fetch() fails before it connects
+    const refused = await fetch('http://127.0.0.1:10080/').then(
+      () => undefined,
+      (error: Error) => error,
+    );
+    expect(String(refused?.cause)).to.match(/bad port/);
+    // freePorts takes its ranges from holdRange
+    expect(await holdRange(10_076, 5), 'a range ending on 10080').to.equal(undefined);
+    expect(await holdRange(10_080, 1)).to.equal(undefined);
+  });
+
   it('gives up a range in which a port is busy and releases the ports it held while trying', async () => {
     for (let attempt = 0; attempt < 20; attempt++) {
       const busy = await listenOn(0);
