@@ -179,11 +179,19 @@ function need(frame: Buffer, at: number, n: number): void {
 function batchKey(frame: Buffer, at: number, length: number, limits: Limits | undefined): string {
   const end = at + length;
   if (limits === undefined) return frame.toString('utf8', at, end);
-  if (length === 0 || length > limits.maxKeyBytes) return decodeKey(frame.subarray(at, end), limits);
-  for (let i = at; i < end; i++) {
-    if (frame[i]! >= 0x80) return decodeKey(frame.subarray(at, end), limits);
-  }
-  return frame.toString('latin1', at, end);
+  return asciiKey(frame, at, length, limits)
+    ? frame.toString('latin1', at, end)
+    : decodeKey(frame.subarray(at, end), limits);
+}
+
+/**
+ * Whether a packed key is plain ASCII (valid UTF-8 that reads the same as latin1); one that is
+ * empty or over the limit throws as `decodeKey` does. The check both readers of a key share.
+ */
+function asciiKey(frame: Buffer, at: number, length: number, limits: Limits): boolean {
+  if (length === 0 || length > limits.maxKeyBytes) decodeKey(frame.subarray(at, at + length), limits);
+  for (let i = at; i < at + length; i++) if (frame[i]! >= 0x80) return false;
+  return true;
 }
 
 /**
@@ -196,7 +204,7 @@ export function checkEntry(frame: Buffer, at: number, limits: Limits): number {
   const keyLen = frame.readUInt16BE(at);
   at += 2;
   need(frame, at, keyLen);
-  checkKey(frame, at, keyLen, limits);
+  if (!asciiKey(frame, at, keyLen, limits)) decodeKey(frame.subarray(at, at + keyLen), limits);
   at += keyLen;
   need(frame, at, 9);
   const sequence = frame.readDoubleBE(at);
@@ -217,13 +225,6 @@ export function checkEntry(frame: Buffer, at: number, limits: Limits): number {
     throw new KvMsgError('body-too-large', `body is ${bodyLen} bytes, limit ${limits.maxValueBytes}`);
   }
   return at + bodyLen;
-}
-
-function checkKey(frame: Buffer, at: number, length: number, limits: Limits): void {
-  const end = at + length;
-  if (length === 0 || length > limits.maxKeyBytes) return void decodeKey(frame.subarray(at, end), limits);
-  for (let i = at; i < end; i++)
-    if (frame[i]! >= 0x80) return void decodeKey(frame.subarray(at, end), limits);
 }
 
 /**
