@@ -17,7 +17,14 @@
  *
  * Pure: no I/O. Same contract as `KvMap` (KeyValueState in core/kv-machine.ts).
  */
-import { packedEntryEnd, packEntry, packedSize } from '../wire/index.js';
+import {
+  deadlineAt,
+  packedEntryEnd,
+  packEntry,
+  packedSize,
+  propertiesAt,
+  sequenceAt,
+} from '../wire/index.js';
 import {
   directoryBits,
   directoryBitsOf,
@@ -98,11 +105,9 @@ export class PackedKvMap implements KeyRecords {
     const handle = this.index.find(this.prepare(key));
     if (handle < 0) return undefined;
     const page = this.pages[pageOf(handle)]!;
-    let at = offsetOf(handle);
-    at += 2 + page.readUInt16BE(at);
-    const sequence = page.readDoubleBE(at);
-    at += 9 + page[at + 8]!;
-    return { sequence, expiresAt: page.readDoubleBE(at + 2 + page.readUInt16BE(at)) };
+    const sequence = sequenceAt(page, offsetOf(handle));
+    const deadline = deadlineAt(page, propertiesAt(page, sequence));
+    return { sequence: page.readDoubleBE(sequence), expiresAt: page.readDoubleBE(deadline) };
   }
 
   /** Removes the key; whether it was held. */

@@ -23,7 +23,17 @@
  * (undefined) on a key that comes twice, which no server sends: the caller then loads the decoded
  * entries into an empty map with `loadOver`, the general path.
  */
-import { EMPTY, packedKeyStartsWith, unpackEntry, type PackedBatch } from '../wire/index.js';
+import {
+  bodyLengthAt,
+  deadlineAt,
+  EMPTY,
+  packedKeyStartsWith,
+  propertiesAt,
+  recordEnd,
+  sequenceAt,
+  unpackEntry,
+  type PackedBatch,
+} from '../wire/index.js';
 import type { Entry } from './kvmap.js';
 import type { PackedKvMap } from './packed-map.js';
 import type { ReplicaMap } from './replica-map.js';
@@ -183,13 +193,11 @@ export function loadBatchesIntoEmpty(
     const frame = frames[f]!;
     const page = map.adopt(frame);
     for (let at = 0; at < frame.length;) {
-      const keyEnd = at + 2 + frame.readUInt16BE(at);
-      const sequence = frame.readDoubleBE(keyEnd);
-      let end = keyEnd + 9 + frame[keyEnd + 8]!;
-      end += 2 + frame.readUInt16BE(end) + 8;
-      const bodyLen = frame.readUInt32BE(end);
-      end += 4 + bodyLen;
-      if (bodyLen > 0 && packedKeyStartsWith(frame, at, prefix)) {
+      const sequenceField = sequenceAt(frame, at);
+      const sequence = frame.readDoubleBE(sequenceField);
+      const deadline = deadlineAt(frame, propertiesAt(frame, sequenceField));
+      const end = recordEnd(frame, deadline);
+      if (bodyLengthAt(frame, deadline) > 0 && packedKeyStartsWith(frame, at, prefix)) {
         if (map.putIn(page, at, end)) return undefined;
         if (sequence < last) ordered = false;
         else last = sequence;
@@ -208,8 +216,7 @@ export function loadBatchesIntoEmpty(
 function inSequenceOrder(frames: readonly Buffer[], records: Float64Array): Float64Array {
   const sequenceOf = (record: number): number => {
     const frame = frames[Math.floor(record / SPAN)]!;
-    const at = record % SPAN;
-    return frame.readDoubleBE(at + 2 + frame.readUInt16BE(at));
+    return frame.readDoubleBE(sequenceAt(frame, record % SPAN));
   };
   const order = Array.from(records, (record, i) => ({ record, sequence: sequenceOf(record), i }));
   order.sort((a, b) => a.sequence - b.sequence || a.i - b.i);

@@ -40,17 +40,6 @@ export function packedSize(entry: Sized): number {
   );
 }
 
-/**
- * Where the packed entry at `at` ends, from its length fields alone (nothing decoded, nothing
- * checked: for bytes this process packed itself, as the packed map holds them).
- */
-export function packedEntryEnd(packed: Buffer, at: number): number {
-  at += 2 + packed.readUInt16BE(at) + 8; // key, sequence
-  at += 1 + packed[at]!; // uuid
-  at += 2 + packed.readUInt16BE(at) + 8; // properties, expiresAt
-  return at + 4 + packed.readUInt32BE(at); // body
-}
-
 /** The largest packed entry these limits allow. */
 export function maxEntryBytes(limits: Limits): number {
   return FIXED_BYTES + limits.maxKeyBytes + MAX_UUID_BYTES + limits.maxPropertiesBytes + limits.maxValueBytes;

@@ -9,12 +9,19 @@ import {
   chunked,
   FRAME_SLACK_BYTES,
   maxEntryBytes,
-  packedEntryEnd,
   packedSize,
   socketFrameLimits,
 } from '../../../src/wire/sizes.js';
 import { DEFAULT_LIMITS } from '../../../src/wire/chp.js';
-import { packBatch, type PackedEntry } from '../../../src/wire/packed.js';
+import {
+  bodyLengthAt,
+  deadlineAt,
+  packBatch,
+  packedEntryEnd,
+  propertiesAt,
+  sequenceAt,
+  type PackedEntry,
+} from '../../../src/wire/packed.js';
 
 const entry = (key: string, bytes: number): PackedEntry => ({
   key,
@@ -31,15 +38,22 @@ describe('sizes', () => {
     expect(packedSize(e)).to.equal(packBatch([e]).length);
   });
 
-  it('packedEntryEnd finds where each entry of a batch ends, from its length fields', () => {
+  it('the field readers find each field of each record in place, and packedEntryEnd where it ends', () => {
     const entries = [
       entry('/a', 0),
-      { ...entry('/日本', 300), uuid: '', properties: 'é=1\n' },
-      entry('/c', 70_000),
+      { ...entry('/日本', 300), uuid: '', properties: 'é=1\n', sequence: 7, expiresAt: 1.5e12 },
+      { ...entry('/c', 70_000), properties: '', sequence: 2 ** 40, expiresAt: 99 },
     ];
     const batch = packBatch(entries);
     let at = 0;
     for (const e of entries) {
+      const sequence = sequenceAt(batch, at);
+      const properties = propertiesAt(batch, sequence);
+      const deadline = deadlineAt(batch, properties);
+      expect(batch.readDoubleBE(sequence)).to.equal(e.sequence);
+      expect(batch.toString('utf8', properties + 2, deadline)).to.equal(e.properties);
+      expect(batch.readDoubleBE(deadline)).to.equal(e.expiresAt);
+      expect(bodyLengthAt(batch, deadline)).to.equal(e.body.length);
       const end = packedEntryEnd(batch, at);
       expect(end - at).to.equal(packedSize(e));
       at = end;
