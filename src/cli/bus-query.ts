@@ -8,6 +8,7 @@
  * `chooseActive()` and the formatting are pure, tested with plain data. Only Node built-ins here.
  */
 import type { NodeStatus } from '../pair/index.js';
+import { httpFetch } from './http.js';
 import { DEFAULT_STATUS_NODES, normaliseNodeUrl, probeNode, type NodeProbe } from './status-command.js';
 
 export const BUS_TIMEOUT_MS = 2000;
@@ -78,7 +79,7 @@ export async function askActive(
   const choice = chooseActive(probes);
   if (choice.url === undefined) return { error: choice.error };
   const node = { url: choice.url, status: choice.status };
-  const get = deps.fetch ?? fetch;
+  const get = deps.fetch ?? httpFetch;
   try {
     const res = await get(`${choice.url}${path}`, {
       signal: AbortSignal.timeout(timeoutMs),

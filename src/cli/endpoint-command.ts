@@ -6,6 +6,7 @@
  * unhealthy; status asks /status and exits 1 if any endpoint did not answer. The renderers are pure.
  */
 import type { NodeStatus } from '../pair/index.js';
+import { httpFetch } from './http.js';
 import { KeyError } from '../security/index.js';
 import { parseCommandLine, parseMillis, UsageError } from './args.js';
 import { DEFAULT_SERVERS, EXIT } from './client-commands.js';
@@ -141,7 +142,7 @@ async function health(target: Discovered, timeoutMs: number): Promise<Health> {
   if ('error' in target) return { endpoint: target.endpoint, health: false, error: target.error };
   const start = performance.now();
   try {
-    const res = await fetch(`${target.http}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await httpFetch(`${target.http}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
     const body = (await res.text()).trim();
     const ms = Math.round((performance.now() - start) * 10) / 10;
     if (res.ok) return { endpoint: target.endpoint, http: target.http, health: true, took: ms };

@@ -6,6 +6,7 @@
  * while it still hears an active peer. Only Node built-ins: it must start fast.
  */
 import { parseArgs } from 'node:util';
+import { httpFetch } from './http.js';
 
 export const PROMOTE_HELP = `Usage: twinstar promote --node URL --force
 
@@ -55,7 +56,7 @@ export async function promoteCommand(args: string[]): Promise<number> {
   }
   let response: Response;
   try {
-    response = await fetch(new URL('/promote?force=1', values.node), {
+    response = await httpFetch(new URL('/promote?force=1', values.node), {
       method: 'POST',
       signal: AbortSignal.timeout(5000),
     });

@@ -9,6 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { NodeStatus } from '../pair/index.js';
+import { httpFetch } from './http.js';
 
 export const DEFAULT_STATUS_NODES = ['http://127.0.0.1:9556', 'http://127.0.0.1:9566'];
 export const STATUS_TIMEOUT_MS = 2000;
@@ -189,7 +190,7 @@ export async function probeNode(
   url: string,
   options: { fetch?: typeof fetch; timeoutMs?: number } = {},
 ): Promise<NodeProbe> {
-  const get = options.fetch ?? fetch;
+  const get = options.fetch ?? httpFetch;
   const timeoutMs = options.timeoutMs ?? STATUS_TIMEOUT_MS;
   try {
     const res = await get(`${url}/status`, {

@@ -21,7 +21,7 @@ const BELOW_EPHEMERAL = 32_768;
  * fetch says only "fetch failed", cause "bad port"). A server whose HTTP port is one of them never
  * looks ready to a test that polls it with fetch: seen in CI, a health port of 10080.
  */
-const FETCH_BAD_PORTS = new Set([
+export const FETCH_BAD_PORTS: ReadonlySet<number> = new Set([
   1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697,
   10080,
 ]);
