@@ -31,7 +31,7 @@ rate('packBatch (entries)', 2000, 1000, () => packBatch(entries));
 rate('unpackBatch (entries)', 2000, 1000, () => unpackBatch(packed));
 
 // The de-duplication window's memory per remembered uuid: its ring slot (the 16 uuid bytes, the
-// sequence and the time: 32 B) and its share of the hash index (8 to 16 B). They are typed arrays,
+// sequence, the time and its hash: 36 B) and its share of the hash index (8 to 16 B). They are typed arrays,
 // outside the JS heap, so this counts heapUsed + arrayBuffers (after the sweep of the arrays that
 // resizes left behind); the window keeps no uuid string or other object (heap ~0 B). The uuid
 // strings made here are garbage once set: a server's entries hold their own, not counted here.

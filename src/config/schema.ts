@@ -168,7 +168,7 @@ export const schema = {
     arg: 'dedupe-ms',
   },
   dedupeSize: {
-    doc: 'memory cap on the write uuids remembered (about 40 bytes each, in typed arrays outside the heap; about 130 MB when full); a uuid it forces out before dedupeMs is counted in twinstar_dedupe_evicted_early_total',
+    doc: 'memory cap on the write uuids remembered (about 45 bytes each, in typed arrays outside the heap; about 140 MB when full); a uuid it forces out before dedupeMs is counted in twinstar_dedupe_evicted_early_total',
     format: positive,
     default: 3_000_000,
     env: 'TWINSTAR_DEDUPE_SIZE',

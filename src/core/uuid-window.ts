@@ -14,10 +14,12 @@
  *     bytes  Uint8Array   16 B  the uuid's latin1 bytes (its char codes)
  *     seqs   Float64Array  8 B  the sequence it was applied at
  *     times  Float64Array  8 B  when it was first set: the start of its horizon
+ *     hashes Uint32Array   4 B  its hash, so that forgetting it and resizing never hash a uuid
+ *                              again (that halved the cost of a set once the ring is full)
  *   index  Int32Array, a power of two of at least twice the ring's slots (load <= 0.5), open
  *     addressing with linear probing; a slot holds ring position + 1, 0 is empty: 8-16 B a uuid.
  *
- * So 40-48 B per ring slot (41 B per uuid with 1M in a full ring). The ring grows by doubling
+ * So 44-52 B per ring slot (44 B per uuid with 1M in a full ring). The ring grows by doubling
  * when full and halves once under a quarter full (insert and lookup O(1) amortised); either
  * re-packs it oldest first at position 0, and the index is rebuilt. Forgetting the oldest deletes
  * its index slot by backward shift (later entries of its cluster move back), so there are no
@@ -30,7 +32,7 @@
  * uuids, decoded from bytes as latin1): `set` ignores any other string and `get` finds nothing
  * for it, which is what the window would answer anyway as such uuids are never de-duplicated.
  */
-import { hashByte, hashBytes, hashEnd, hashStart } from '../kv/index.js';
+import { hashByte, hashEnd, hashStart } from '../kv/index.js';
 import { UUID_BYTES } from '../wire/index.js';
 
 /** The uuid of a change the server makes itself (a group op, a lease): never de-duplicated. */
@@ -58,11 +60,6 @@ function hashString(uuid: string): number {
   return hashEnd(h, UUID_BYTES);
 }
 
-/** The same hash, of the uuid stored at byte `offset`. */
-function hashAt(bytes: Uint8Array, offset: number): number {
-  return hashBytes(bytes, offset, offset + UUID_BYTES);
-}
-
 /** Whether the window can hold `uuid`: 16 chars, each a byte. */
 function storable(uuid: string): boolean {
   if (uuid.length !== UUID_BYTES) return false;
@@ -82,6 +79,8 @@ export class UuidWindow {
   private bytes: Uint8Array;
   private seqs: Float64Array;
   private times: Float64Array;
+  /** each ring slot's uuid hash: resizing and forgetting find a uuid's home slot without hashing it again */
+  private hashes: Uint32Array;
   /** ring position + 1 of a uuid, found by probing on from its hash; 0 = empty */
   private index: Int32Array;
   /** ring index of the oldest uuid */
@@ -98,6 +97,7 @@ export class UuidWindow {
     this.bytes = new Uint8Array(this.minCapacity * UUID_BYTES);
     this.seqs = new Float64Array(this.minCapacity);
     this.times = new Float64Array(this.minCapacity);
+    this.hashes = new Uint32Array(this.minCapacity);
     this.index = new Int32Array(indexSize(this.minCapacity));
   }
 
@@ -141,6 +141,7 @@ export class UuidWindow {
     for (let i = 0, o = at * UUID_BYTES; i < UUID_BYTES; i++) this.bytes[o + i] = uuid.charCodeAt(i);
     this.seqs[at] = sequence;
     this.times[at] = now;
+    this.hashes[at] = hash;
     this.count++;
     this.insert(at, hash);
   }
@@ -197,16 +198,16 @@ export class UuidWindow {
    * where it was. The cluster stays unbroken for every probe, with no tombstone left behind.
    */
   private unindex(at: number): void {
-    const { index, bytes } = this;
+    const { index, hashes } = this;
     const mask = index.length - 1;
-    let hole = hashAt(bytes, at * UUID_BYTES) & mask;
+    let hole = hashes[at]! & mask;
     while (index[hole] !== at + 1) {
       if (index[hole] === 0) return; // not indexed (cannot happen): never spin on it
       hole = (hole + 1) & mask;
     }
     for (let slot = (hole + 1) & mask; index[slot] !== 0; slot = (slot + 1) & mask) {
       const entry = index[slot]!;
-      const home = hashAt(bytes, (entry - 1) * UUID_BYTES) & mask;
+      const home = hashes[entry - 1]! & mask;
       // probes for this entry run from home to slot: they pass the hole unless it is outside that
       if (((slot - home) & mask) >= ((slot - hole) & mask)) {
         index[hole] = entry;
@@ -221,6 +222,7 @@ export class UuidWindow {
     const bytes = new Uint8Array(capacity * UUID_BYTES);
     const seqs = new Float64Array(capacity);
     const times = new Float64Array(capacity);
+    const hashes = new Uint32Array(capacity);
     // the ring in at most two runs: tail to the end of the arrays, then from 0 where it wrapped
     const first = Math.min(this.count, this.capacity - this.tail);
     const runs: [from: number, length: number, to: number][] = [
@@ -231,12 +233,14 @@ export class UuidWindow {
       bytes.set(this.bytes.subarray(from * UUID_BYTES, (from + length) * UUID_BYTES), to * UUID_BYTES);
       seqs.set(this.seqs.subarray(from, from + length), to);
       times.set(this.times.subarray(from, from + length), to);
+      hashes.set(this.hashes.subarray(from, from + length), to);
     }
     this.bytes = bytes;
     this.seqs = seqs;
     this.times = times;
+    this.hashes = hashes;
     this.tail = 0;
     this.index = new Int32Array(indexSize(capacity));
-    for (let at = 0; at < this.count; at++) this.insert(at, hashAt(bytes, at * UUID_BYTES));
+    for (let at = 0; at < this.count; at++) this.insert(at, hashes[at]!);
   }
 }
