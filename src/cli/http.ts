@@ -3,7 +3,7 @@
  * standard's "bad ports" (10080, 6000, 6665-6669, ...) with a bare "fetch failed", yet a node may
  * well serve its metrics and health endpoints on one of them; curl and Prometheus reach it, so
  * `twinstar status`, `health` and `promote` must too. Only what the CLI uses: a method, headers, a
- * signal, a body read whole.
+ * signal, a request body as a string (any other is refused), the answer read whole.
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -24,6 +24,8 @@ export const httpFetch = (input: string | URL | Request, init: RequestInit = {})
     if (signal?.aborted) return reject(signal.reason);
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
       return reject(new TypeError(`fetch failed: not an http URL: ${url.href}`));
+    if (init.body != null && typeof init.body !== 'string')
+      return reject(new TypeError('httpFetch sends a string body only'));
     const headers = Object.fromEntries(new Headers(init.headers).entries());
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const req = send(url, { method: init.method ?? 'GET', headers });

@@ -60,6 +60,8 @@ describe('httpFetch: the CLI reaches a node on any port', () => {
     expect(await got.json()).to.deep.equal({ ok: true });
     const posted = await httpFetch(new URL('/promote?force=1', base), { method: 'POST' });
     expect(posted.headers.get('x-seen')).to.equal('POST /promote?force=1 undefined');
+    const binary = await failure(httpFetch(base, { method: 'POST', body: new Uint8Array(1) }));
+    expect(binary.message).to.equal('httpFetch sends a string body only');
     const missing = await httpFetch(`${base}/missing`);
     expect([missing.status, missing.ok, await missing.text()]).to.deep.equal([404, false, '{"ok":false}']);
   });
