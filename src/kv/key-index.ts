@@ -170,11 +170,16 @@ export class KeyIndex {
    */
   signed(bits: number): Float64Array {
     const { handles, signatures } = this;
-    const found: number[] = [];
+    // Counted first, then copied: a view of a million keys grows no array of a million numbers.
+    let count = 0;
     for (let i = 0; i < handles.length; i++) {
-      if (handles[i] !== EMPTY && (signatures[i]! & bits) === bits) found.push(handles[i]!);
+      if ((signatures[i]! & bits) === bits && handles[i] !== EMPTY) count++;
     }
-    return Float64Array.from(found);
+    const found = new Float64Array(count);
+    for (let i = 0, n = 0; n < count; i++) {
+      if ((signatures[i]! & bits) === bits && handles[i] !== EMPTY) found[n++] = handles[i]!;
+    }
+    return found;
   }
 
   clear(): void {

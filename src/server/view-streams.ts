@@ -23,8 +23,11 @@ export interface Cut {
   readonly maxBytes: number;
 }
 
-/** Which keys a stream carries (the principal's read rights). */
-export type Keep = (key: string) => boolean;
+/**
+ * Which keys a stream carries (the principal's read rights); undefined: every key, and then no
+ * key is read at all (a packed view decodes a record's key only when asked: kv/packed-view.ts).
+ */
+export type Keep = ((key: string) => boolean) | undefined;
 
 /** The same cutting rule for both passes: feed sizes, learn where a message ends. */
 class Cutter {
@@ -60,7 +63,7 @@ export function* viewMessages(view: KvView, keep: Keep, cut: Cut): Generator<Vie
   let entries: Entry[] = [];
   for (let run = view.next(RUN); run.length > 0; run = view.next(RUN)) {
     for (const entry of run) {
-      if (!keep(entry.key)) continue;
+      if (keep !== undefined && !keep(entry.key)) continue;
       const size = packedSize(entry);
       if (cutter.startsNew(size)) {
         yield { entries, bytes: cutter.bytes };
@@ -95,7 +98,7 @@ export function* packedViewMessages(view: KvView, keep: Keep, cut: Cut): Generat
   };
   for (let run = view.nextPacked(RUN); run.length > 0; run = view.nextPacked(RUN)) {
     for (const record of run) {
-      if (!keep(record.key)) continue;
+      if (keep !== undefined && !keep(record.key)) continue;
       const size = record.end - record.start;
       if (cutter.startsNew(size)) yield take();
       records.push(record);
@@ -154,10 +157,12 @@ export async function measureView(
     cutter.reset();
   };
   let sliceStart = performance.now();
-  // Sizes only: no entry is decoded (the durable map works them out from its records' lengths).
+  // Sizes only: no entry is decoded (the durable map works them out from its records' lengths),
+  // and no key unless `keep` reads it.
   for (let run = view.nextSizes(RUN); run.length > 0; run = view.nextSizes(RUN)) {
-    for (const { key, bytes } of run) {
-      if (!keep(key)) continue;
+    for (const sized of run) {
+      if (keep !== undefined && !keep(sized.key)) continue;
+      const bytes = sized.bytes;
       if (cutter.startsNew(bytes)) close();
       cutter.add(bytes);
       entries++;

@@ -21,7 +21,7 @@ import {
   type PreparedStream,
   type StreamEnd,
 } from '../snapshot-streams.js';
-import { measureView, packedViewMessages, viewMessages } from '../view-streams.js';
+import { measureView, packedViewMessages, viewMessages, type Keep } from '../view-streams.js';
 import type { ServerContext } from '../context.js';
 
 /** Plain RFC 12 snapshot, after the vote was accepted. */
@@ -223,8 +223,8 @@ function streamEnded(ctx: ServerContext, end: StreamEnd): void {
     ctx.events.emit('dropped', 'snapshot', end);
 }
 
-/** The keys the principal may read (all of them when security is off). */
-function readable(principal: Principal | undefined): (key: string) => boolean {
-  if (principal === undefined || principal.readsEverything) return () => true;
+/** The keys the principal may read: undefined for all of them (security off, or a principal that reads everything). */
+function readable(principal: Principal | undefined): Keep {
+  if (principal === undefined || principal.readsEverything) return undefined;
   return (key) => principal.canRead(key);
 }

@@ -6,7 +6,12 @@ import {
   type StreamRefusal,
   type StreamSource,
 } from '../../../src/server/snapshot-streams.js';
-import { measureView, packedViewMessages, viewMessages } from '../../../src/server/view-streams.js';
+import {
+  measureView,
+  packedViewMessages,
+  viewMessages,
+  type Keep,
+} from '../../../src/server/view-streams.js';
 import {
   ArrayView,
   FilteredView,
@@ -191,6 +196,10 @@ describe('SnapshotStreams', () => {
     const all = () => true;
     expect(packedSize(entry(0, 10))).to.equal(38);
     expect(await measureView(view.again(), all, one, 0, 10)).to.deep.equal({ entries: 6, bytes: 253 });
+    expect(await measureView(view.again(), undefined, one, 0, 10), 'no filter').to.deep.equal({
+      entries: 6,
+      bytes: 253,
+    });
     expect(await measureView(view.again(), all, one, 0, 2), '2 messages of at most 58').to.deep.equal({
       entries: 6,
       bytes: 116,
@@ -235,7 +244,7 @@ describe('SnapshotStreams', () => {
         fc.constantFrom('', '/a/', '\u0000'),
         fc.integer({ min: 1, max: 7 }),
         fc.integer({ min: 50, max: 900 }),
-        fc.constantFrom('all', 'odd'),
+        fc.constantFrom('everything', 'all', 'odd'),
         (specs, prefix, maxEntries, maxBytes, keeping) => {
           const entries = specs.map((spec, i) => ({
             key: spec.key,
@@ -245,7 +254,13 @@ describe('SnapshotStreams', () => {
             body: Buffer.alloc(spec.size, i),
             expiresAt: i % 5 === 0 ? 1_700_000_000_000 : 0,
           }));
-          const keep = keeping === 'all' ? () => true : (key: string) => key.length % 2 === 1;
+          // 'everything': no filter at all (a principal that reads every key), where no key is read
+          const keep: Keep =
+            keeping === 'everything'
+              ? undefined
+              : keeping === 'all'
+                ? () => true
+                : (key: string) => key.length % 2 === 1;
           const cut = { maxEntries, maxBytes };
           for (const [name, make] of Object.entries(kinds)) {
             const view = make(entries, prefix);
@@ -259,6 +274,43 @@ describe('SnapshotStreams', () => {
       ),
       { numRuns: 100 },
     );
+  });
+
+  it('with no filter (a client that reads every key), a packed view is measured and streamed without decoding a key', async () => {
+    const map = new PackedKvMap({ pageBytes: 4096, garbageFloor: 512 });
+    for (let i = 0; i < 50; i++)
+      map.put({
+        key: `/k/${i}`,
+        sequence: i + 1,
+        uuid: '',
+        properties: '',
+        body: Buffer.alloc(30, i),
+        expiresAt: 0,
+      });
+    const cut = { maxEntries: 7, maxBytes: 1 << 20 };
+    const decoded: string[] = [];
+    // The same view, but each record's key is counted when read.
+    const counting = (view: KvView): KvView => ({
+      ...view,
+      next: (max) => view.next(max),
+      nextSizes: (max) => watch(view.nextSizes(max)),
+      nextPacked: (max) => watch(view.nextPacked(max)),
+      again: () => counting(view.again()),
+      close: () => view.close(),
+    });
+    const watch = <T extends { key: string }>(run: T[]): T[] =>
+      run.map(
+        (record) => Object.create(record, { key: { get: () => (decoded.push('k'), record.key) } }) as T,
+      );
+    const view = counting(map.view(''));
+    const expected = [...viewMessages(map.view(''), () => true, cut)].map((m) => packBatch(m.entries));
+    expect((await measureView(view.again(), undefined, cut, 0, 100)).entries).to.equal(50);
+    const sent = [...packedViewMessages(view.again(), undefined, cut)];
+    expect(sent.map((b) => b.toString('hex'))).to.deep.equal(expected.map((b) => b.toString('hex')));
+    expect(decoded, 'keys read with no filter').to.deep.equal([]);
+    // the channel works: with a filter, each key is read once per pass
+    await measureView(view.again(), () => true, cut, 0, 100);
+    expect(decoded).to.have.length(50);
   });
 
   it('packedViewMessages sends back-to-back records of a page as a view of it (no copy), and what it sent stays the same while the map changes and compacts', () => {
