@@ -70,13 +70,22 @@ export function directoryBitsOf(bytes: Uint8Array, length: number): number {
   return directoryBits(h, length);
 }
 
+/**
+ * A key's signature once byte `i` of it is hashed (`h`, the hash state after it): a '/' closes a
+ * directory, whose bits it adds, but for the root. The one rule of `signatureOf`, for the loops
+ * that hash a key and sign it in the same pass (kv/packed-map.ts).
+ */
+export function signAfter(signature: number, h: number, byte: number, i: number): number {
+  return byte === SLASH && i > 0 ? signature | directoryBits(h, i + 1) : signature;
+}
+
 /** The signature of a key's UTF-8 bytes: the bits of every directory it lies in, but the root. */
 export function signatureOf(bytes: Uint8Array, length: number): number {
   let h = hashStart();
   let signature = 0;
   for (let i = 0; i < length; i++) {
     h = hashByte(h, bytes[i]!);
-    if (bytes[i] === SLASH && i > 0) signature |= directoryBits(h, i + 1);
+    signature = signAfter(signature, h, bytes[i]!, i);
   }
   return signature;
 }

@@ -26,7 +26,7 @@ import {
   sequenceAt,
 } from '../wire/index.js';
 import {
-  directoryBits,
+  signAfter,
   directoryBitsOf,
   hashBytes,
   hashByte,
@@ -215,7 +215,7 @@ export class PackedKvMap implements KeyRecords {
       const code = key.charCodeAt(i);
       if (code >= 0x80) return this.prepareUtf8(key);
       h = hashByte(h, code);
-      if (code === SLASH && i > 0) signature |= directoryBits(h, i + 1);
+      signature = signAfter(signature, h, code, i);
     }
     this.probeSignature = signature;
     return hashEnd(h, key.length);
@@ -238,7 +238,7 @@ export class PackedKvMap implements KeyRecords {
     for (let i = 0; i < length; i++) {
       const byte = bytes[at + i]!;
       h = hashByte(h, byte);
-      if (byte === SLASH && i > 0) signature |= directoryBits(h, i + 1);
+      signature = signAfter(signature, h, byte, i);
     }
     this.probeSignature = signature;
     return hashEnd(h, length);

@@ -103,7 +103,7 @@ export function bodyLengthAt(frame: Buffer, deadline: number): number {
 
 /** Where the record ends, from where its deadline is. */
 export function recordEnd(frame: Buffer, deadline: number): number {
-  return deadline + 12 + frame.readUInt32BE(deadline + 8);
+  return deadline + 12 + bodyLengthAt(frame, deadline);
 }
 
 /** Where the packed record at `at` ends. */
