@@ -1,9 +1,10 @@
 /**
  * The client's sockets for one server, behind the narrow `Link` interface so the client's state
  * machine can be unit-tested with a fake transport. A DEALER talks to the snapshot ROUTER (votes,
- * snapshots, resumes, acknowledged writes); a subscriber follows the publisher once this server
- * is the one in use (in native mode the client's own ZMTP SUB, zmtp-sub.ts; otherwise a libzmq
- * SUB); a PUB reaches the collector for plain CHP writes.
+ * snapshots, resumes, acknowledged writes), or, where the server offers it, the client's own
+ * DEALER to its request lane (lane-path.ts); a subscriber follows the publisher once this server
+ * is the one in use (in native mode the client's own ZMTP SUB, follow-stream.ts; otherwise a
+ * libzmq SUB); a PUB reaches the collector for plain CHP writes.
  *
  * With CURVE every socket is encrypted and the DEALER's routing id is this client's session token
  * (security/session.ts). Updates then come over the DEALER (TFOLLOW), filtered by the server to
@@ -13,20 +14,22 @@
  * not connected, and when the server says the session is not valid.
  */
 import * as zmq from 'zeromq';
-import { decodeReply, encodeRequest, HUGZ, Native } from '../wire/index.js';
+import { encodeRequest, HUGZ, isUnauthenticatedReply, Native } from '../wire/index.js';
 import {
   CONTEXT_DESCRIPTORS,
   Outbox,
   reserveDescriptors,
   retryInterrupted,
   whenWritable,
+  type ZmtpSub,
 } from '../zmq/index.js';
 import { curveClientOptions, sessionToken, tokenMintedAt } from '../security/index.js';
 import type { ServerAddress } from './servers.js';
 import { ContextPool, hostOf } from './contexts.js';
-import { UpdateGate, ZmtpSub } from './zmtp-sub.js';
+import { followStream } from './follow-stream.js';
 import { guarded, listen } from './listen.js';
 import { Collector } from './collector.js';
+import { LanePath } from './lane-path.js';
 import { Observers, openSocket, socketError, SocketWarnings } from './open-socket.js';
 import type { Link, LinkHandlers, Transport } from './link.js';
 
@@ -36,6 +39,8 @@ const RENEW_CHECK_MS = 5_000;
 const RENEW_MIN_GAP_MS = 1000;
 /** a subscriber that could not be opened (EMFILE) is tried again after this */
 const FOLLOW_RETRY_MS = 1000;
+/** messages a DEALER (or the lane) holds past what its connection took: beyond, a request fails */
+const DEALER_HWM = 100_000;
 
 export const zmqTransport: Transport = (server, handlers) => new ZmqLink(server, handlers);
 
@@ -81,6 +86,8 @@ class ZmqLink implements Link {
   /** a SUB that could not be opened is tried again (followZmq) */
   private followRetry: NodeJS.Timeout | undefined;
   private readonly warnings = new SocketWarnings();
+  /** without CURVE, the request lane the server may offer, tried beside the DEALER (lane-path.ts) */
+  private readonly lane: LanePath | undefined;
 
   constructor(
     private readonly server: ServerAddress,
@@ -98,6 +105,9 @@ class ZmqLink implements Link {
     } catch (error) {
       throw socketError(`a DEALER to ${server.snapshot}`, error);
     }
+    const { updates, routingId } = server;
+    if (!curve && updates !== undefined && routingId !== undefined)
+      this.lane = this.openLane(updates, routingId);
     if (curve) {
       this.renewTimer = setInterval(() => {
         const minted = tokenMintedAt(this.dealer.routingId ?? '');
@@ -106,6 +116,25 @@ class ZmqLink implements Link {
       }, RENEW_CHECK_MS);
       this.renewTimer.unref();
     }
+  }
+
+  private openLane(endpoint: string, routingId: string): LanePath {
+    const dealer = this.dealer;
+    return new LanePath(endpoint, Buffer.from(routingId), this.server.frames?.dealer ?? -1, DEALER_HWM, {
+      message: guarded((frames) => {
+        if (!this.closed && frames[0]?.toString('latin1') !== Native.PUBLISH) this.handlers.reply(frames);
+      }),
+      chooseLane: () => {
+        this.dealerOut.close(); // nothing went out on it: requests wait for the choice
+        dealer.close();
+      },
+      chooseDealer: () => {
+        if (this.dealerConnected && !this.closed) this.announce(dealer);
+      },
+      connected: () => {
+        if (!this.closed) this.handlers.connected?.();
+      },
+    });
   }
 
   /** Opens the DEALER (throws if it cannot: EMFILE) and makes it the link's. */
@@ -117,7 +146,7 @@ class ZmqLink implements Link {
         linger: 0,
         immediate: true,
         sendTimeout: 0,
-        sendHighWaterMark: 100_000,
+        sendHighWaterMark: DEALER_HWM,
         maxMessageSize: this.server.frames?.dealer ?? -1,
         ...this.curve,
         ...(curve
@@ -141,7 +170,7 @@ class ZmqLink implements Link {
           if (this.followedOn) this.handlers.update(frames.slice(1));
           return;
         }
-        if (curve && isUnauthenticated(frames)) this.renewDealer();
+        if (curve && isUnauthenticatedReply(frames)) this.renewDealer();
         this.handlers.reply(frames);
       },
     );
@@ -154,19 +183,28 @@ class ZmqLink implements Link {
     events.on('handshake', () => {
       if (this.dealer !== dealer || this.closed) return;
       this.dealerConnected = true;
-      // Told once the DEALER can take a request, which right after the handshake it may not; never
-      // asked again once a request went out, as a reply may be on its way (when-writable.ts).
-      whenWritable(
-        () => this.dealerDelivered || dealer.writable,
-        () => this.handlers.connected?.(),
-        () => this.dealer !== dealer || this.closed,
-      );
+      if (this.lane && !this.lane.onDealer) return this.lane.dealerConnected(true);
+      this.announce(dealer);
     });
     events.on('disconnect', () => {
       if (this.dealer !== dealer) return;
+      this.dealerConnected = false;
+      this.lane?.dealerConnected(false);
       this.dealerDelivered = false; // no reply can come now: the next handshake may ask `writable`
       if (curve) this.renewDealer(); // libzmq would reconnect with the token, honoured only once
     });
+  }
+
+  /**
+   * Tells the link's user the DEALER can take a request, which right after the handshake it may
+   * not; never asked again once a request went out, as a reply may be on its way (when-writable.ts).
+   */
+  private announce(dealer: zmq.Dealer): void {
+    whenWritable(
+      () => this.dealerDelivered || dealer.writable,
+      () => this.handlers.connected?.(),
+      () => this.dealer !== dealer || this.closed,
+    );
   }
 
   /** A new DEALER with a new token; what was queued on the old one is lost, as on a disconnect. */
@@ -198,6 +236,7 @@ class ZmqLink implements Link {
 
   request(frames: Buffer[], onFail?: () => void): void {
     if (this.closed) return onFail?.();
+    if (this.lane && !this.lane.onDealer) return void (this.lane.send(frames) || onFail?.());
     const dealer = this.dealer;
     this.dealerOut.send(frames).then(
       () => {
@@ -234,39 +273,13 @@ class ZmqLink implements Link {
     this.request(encodeRequest({ command: 'TFOLLOW', reqId: 0, prefixes }));
   }
 
-  /**
-   * The client's own ZMTP subscriber (zmtp-sub.ts: every message of a TCP read in one call, where
-   * libzmq costs an I/O-thread wake-up, a poll, a promise and an ArrayBuffer per frame), on the
-   * server's update stream (wire/updates.ts: a batch of updates per message; issue 18). Its
-   * subscription takes a few event-loop turns to reach the server: an update published meanwhile
-   * is missed, which only a native client recovers (it resumes at the first message on the
-   * subscription). That first message is the first batch of one of its own prefixes (an empty one
-   * is sent as each subscription is read): a HUGZ before it proves nothing and is not passed on.
-   * Without a stream (a P above 65532), the publisher's KVPUBs.
-   */
+  /** The client's own ZMTP subscriber on the update stream (follow-stream.ts). */
   private followLean(prefixes: string[]): void {
-    const { updates } = this.server;
-    const gate = updates === undefined ? undefined : new UpdateGate(prefixes);
-    const handle = guarded((frames) => {
-      if (this.sub === sub && (!gate || gate.passes(frames))) this.handlers.update(frames);
+    const sub: ZmtpSub = followStream(this.server, prefixes, {
+      current: () => this.sub === sub && !this.closed,
+      update: (frames) => this.handlers.update(frames),
+      resubscribed: () => this.handlers.resubscribed?.(),
     });
-    let warned = false;
-    const sub: ZmtpSub = new ZmtpSub(
-      updates ?? this.server.publisher,
-      gate?.subscriptions ?? prefixes,
-      (updates === undefined ? this.server.frames?.sub : this.server.frames?.updates) ?? -1,
-      handle,
-      (error) => {
-        // Once per subscriber: a broken publisher would otherwise warn at every reconnect (10/s).
-        if (this.closed || this.sub !== sub || warned) return;
-        warned = true;
-        process.emitWarning(`twinstar client: dropped the publisher connection: ${error.message}`);
-      },
-      () => {
-        gate?.reset();
-        if (this.sub === sub) this.handlers.resubscribed?.();
-      },
-    );
     this.sub = sub;
   }
 
@@ -378,20 +391,10 @@ class ZmqLink implements Link {
     clearInterval(this.renewTimer);
     clearTimeout(this.renewLater);
     clearTimeout(this.followRetry);
+    this.lane?.close();
     this.dealerOut.close();
     this.dealer.close();
     this.sub?.close();
     this.collector?.close();
-  }
-}
-
-/** TERROR 'unauthenticated': the server holds no session for this connection. */
-function isUnauthenticated(frames: Buffer[]): boolean {
-  if (frames[0]?.toString('latin1') !== Native.ERROR) return false;
-  try {
-    const reply = decodeReply(frames);
-    return reply.command === 'TERROR' && reply.reason === 'unauthenticated';
-  } catch {
-    return false; // malformed: the client's handler drops and counts it
   }
 }

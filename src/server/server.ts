@@ -98,7 +98,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     return this.sockets.subscriberQueueBoundBytes;
   }
 
-  /** Update-stream subscribers disconnected because their queue was full (stream-publisher.ts). */
+  /** Update-stream subscribers disconnected because their queue was full (zmq/stream-publisher.ts). */
   get slowSubscribers(): number {
     return this.sockets.updates?.slowDisconnects ?? 0;
   }

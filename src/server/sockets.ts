@@ -10,7 +10,9 @@
  *
  *   updates   PUB     P+3  packed batches per subscribed prefix, and the publisher's HUGZ (the
  *                          active's only to subscribers sent no batch in half a heartbeat):
- *                          ZMTP on Node's sockets (stream-publisher.ts), not libzmq's
+ *                          ZMTP on Node's sockets (zmq/stream-publisher.ts), not libzmq's
+ *             ROUTER   P+3  the request lane: the snapshot ROUTER's work for a DEALER that
+ *                          connects here (request-lane.ts), replies through `routerOut` either way
  *
  * Sends never wait (`sendTimeout: 0`): a client whose pipe is full fails its send, which the
  * outbox reports. A frame above what the limits allow disconnects its sender before it is ever
@@ -28,8 +30,9 @@ import {
 } from '../security/index.js';
 import { chunkBytes, type Limits, socketFrameLimits, updatesPrefix } from '../wire/index.js';
 import { UpdateStream } from './update-stream.js';
-import { StreamPublisher } from './stream-publisher.js';
-import { Outbox, receiveLoop, SocketWatch, WATCH_QUIET_MS } from '../zmq/index.js';
+
+import { RequestLane, RouterMux } from './request-lane.js';
+import { Outbox, receiveLoop, SocketWatch, StreamPublisher, WATCH_QUIET_MS } from '../zmq/index.js';
 import type { ServerEndpoints, ServerQuotas } from './types.js';
 
 export interface SocketOptions {
@@ -62,6 +65,10 @@ export class ServerSockets {
   readonly subscribed = new Set<string>();
   /** the update stream (not bound with CURVE: native clients then follow over the ROUTER) */
   readonly updates: StreamPublisher | undefined;
+  /** the request lane on the update stream's port (none with CURVE) */
+  readonly lane: RequestLane | undefined;
+  /** requests, from the ROUTER and the lane: set by `start` */
+  private onRequest: (frames: Buffer[]) => void = () => undefined;
   /** what publishing sends on `updates` */
   readonly updateStream: UpdateStream | undefined;
   /** the prefixes subscribed to on the update stream right now (topics without their NUL) */
@@ -110,7 +117,14 @@ export class ServerSockets {
     });
     this.publisher.verbosity = 'allSubs'; // every subscription, not only a topic's first
     if (!guard) {
+      this.lane = new RequestLane({
+        onRequest: (frames) => this.onRequest(frames),
+        highWaterMark: quotas.clientQueue,
+        maxFrameBytes: frames.router,
+        onHandlerError: (error) => options.log.error({ err: error }, 'a request handler threw'),
+      });
       const updates = new StreamPublisher({
+        lane: this.lane,
         highWaterMark: quotas.publisherQueue,
         maxQueueBytes: quotas.publisherQueueBytes,
         maxFrameBytes: frames.publisher,
@@ -149,7 +163,9 @@ export class ServerSockets {
       watchHandshakes(this.publisher, guard, 'publisher');
       watchHandshakes(this.collector, guard, 'collector');
     }
-    this.routerOut = new Outbox(this.router, (error, sent) => options.onSnapshotSendFailed(error, sent));
+    this.routerOut = new Outbox(new RouterMux(this.lane, this.router), (error, sent) =>
+      options.onSnapshotSendFailed(error, sent),
+    );
     this.pubOut = new Outbox(this.publisher, (error) => options.log.warn({ err: error }, 'publish failed'));
   }
 
@@ -173,6 +189,7 @@ export class ServerSockets {
     onSubscribed: () => void = () => undefined,
     onPublisherAccepted: () => void = () => undefined,
   ): Promise<void> {
+    this.onRequest = onRequest;
     await this.router.bind(this.endpoints.snapshot);
     await this.publisher.bind(this.endpoints.publisher);
     await this.collector.bind(this.endpoints.collector);
@@ -252,6 +269,7 @@ export class ServerSockets {
     this.publisher.close();
     this.collector.close();
     this.updates?.close();
+    this.lane?.close();
   }
 
   /**

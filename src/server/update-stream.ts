@@ -7,13 +7,13 @@
  * paid per batch (docs/performance.md, "Fan-out"). A batch goes out at the end of the release that
  * filled it: waiting to gather more (a linger, as Kafka's producer has) cost latency and saved
  * no CPU below 5 ms (measured, docs/performance.md). Pure: sends through `post` (the stream's
- * publisher, stream-publisher.ts, which now writes to each subscriber's socket itself).
+ * publisher, zmq/stream-publisher.ts, which now writes to each subscriber's socket itself).
  */
 import { encodeUpdates, sizedChunks, type PackedEntry } from '../wire/index.js';
 import { isDeletePrefix, type Entry } from '../kv/index.js';
 
 export interface UpdateStreamDeps {
-  /** send a message on the update stream (stream-publisher.ts) */
+  /** send a message on the update stream (zmq/stream-publisher.ts) */
   post(frames: Buffer[]): void;
   /** send a HUGZ on it, only to subscribers sent nothing else in the last `quietMs` (0: to all) */
   heartbeat(frames: Buffer[], quietMs: number): void;

@@ -295,3 +295,14 @@ function errorReply(reqId: number, frames: readonly Buffer[], fail: Fail): Nativ
 function quote(text: string): string {
   return JSON.stringify(text.slice(0, 32));
 }
+
+/** TERROR 'unauthenticated': the server holds no session for this connection (false if malformed). */
+export function isUnauthenticatedReply(frames: Buffer[]): boolean {
+  if (frames[0]?.toString('latin1') !== Native.ERROR) return false;
+  try {
+    const reply = decodeReply(frames);
+    return reply.command === 'TERROR' && reply.reason === 'unauthenticated';
+  } catch {
+    return false; // malformed: the client's handler drops and counts it
+  }
+}

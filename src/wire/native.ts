@@ -18,6 +18,7 @@ export {
   encodeReply,
   encodePackedSync,
   decodeReply,
+  isUnauthenticatedReply,
   encodePublication,
   isNativeReply,
 } from './native-replies.js';

@@ -1,9 +1,10 @@
 /**
  * ZMTP 3.0 (RFC 23, rfc.zeromq.org/spec/23) with the NULL mechanism, for the two ends of the
- * update stream, as pure logic: the bytes a SUB or a PUB sends (greeting, READY, subscriptions,
- * framed messages) and a reader that turns a peer's bytes into messages, chunk by chunk, in
- * whatever pieces TCP delivers them. No sockets: client/zmtp-sub.ts and
- * server/stream-publisher.ts carry the bytes.
+ * update stream and of the request lane that shares its port, as pure logic: the bytes a SUB, a
+ * PUB, a DEALER or a ROUTER sends (greeting, READY, subscriptions, framed messages) and a reader
+ * that turns a peer's bytes into messages, chunk by chunk, in whatever pieces TCP delivers them.
+ * No sockets: zmq/zmtp-sub.ts, zmq/stream-publisher.ts, client/zmtp-dealer.ts and
+ * server/request-lane.ts carry the bytes.
  *
  * Why twinstar speaks it itself (issue 18): a zeromq.js SUB costs, per message, a wake-up of the
  * libzmq I/O thread, a signal to the socket's mailbox, a poll started and stopped on the event
@@ -58,21 +59,29 @@ function writeHeader(out: Buffer, at: number, flags: number, size: number): numb
   return at + 9;
 }
 
-/** The NULL mechanism's READY command saying which Socket-Type this end is. */
-export function ready(socketType: 'SUB' | 'PUB'): Buffer {
-  const name = Buffer.from('Socket-Type', 'latin1');
-  const value = Buffer.from(socketType, 'latin1');
-  const size = Buffer.alloc(4);
-  size.writeUInt32BE(value.length);
-  const body = Buffer.concat([
+export type SocketType = 'SUB' | 'PUB' | 'DEALER' | 'ROUTER';
+
+/**
+ * The NULL mechanism's READY command saying which Socket-Type this end is, and (a DEALER's) the
+ * Identity a ROUTER is to know it by.
+ */
+export function ready(socketType: SocketType, identity?: Buffer): Buffer {
+  const parts = [
     Buffer.from([5]),
     Buffer.from('READY', 'latin1'),
-    Buffer.from([name.length]),
-    name,
-    size,
-    value,
-  ]);
-  return frame(FLAG_COMMAND, body);
+    property('Socket-Type', Buffer.from(socketType)),
+  ];
+  if (identity !== undefined) parts.push(property('Identity', identity));
+  return frame(FLAG_COMMAND, Buffer.concat(parts));
+}
+
+/** One metadata property: name length, name, value length (4 bytes), value. */
+function property(name: string, value: Buffer): Buffer {
+  const head = Buffer.alloc(1 + name.length + 4);
+  head[0] = name.length;
+  head.write(name, 1, 'latin1');
+  head.writeUInt32BE(value.length, 1 + name.length);
+  return Buffer.concat([head, value]);
 }
 
 /** A ZMTP 3.0 subscription: a one-frame message, byte 1 then the prefix. */
@@ -82,14 +91,15 @@ export function subscription(prefix: string): Buffer {
 
 /**
  * One message as its frames go on the wire, headers included, in one buffer: encoded once and
- * written to every subscriber it goes to.
+ * written to every subscriber it goes to. `from`: the first frame to send (a ROUTER's reply
+ * starts with the peer's routing id, which is not sent).
  */
-export function message(frames: readonly Buffer[]): Buffer {
+export function message(frames: readonly Buffer[], from = 0): Buffer {
   let size = 0;
-  for (const f of frames) size += headerBytes(f.length) + f.length;
+  for (let i = from; i < frames.length; i++) size += headerBytes(frames[i]!.length) + frames[i]!.length;
   const out = Buffer.allocUnsafe(size);
   let at = 0;
-  for (let i = 0; i < frames.length; i++) {
+  for (let i = from; i < frames.length; i++) {
     const body = frames[i]!;
     at = writeHeader(out, at, i < frames.length - 1 ? FLAG_MORE : 0, body.length);
     out.set(body, at);
@@ -117,8 +127,11 @@ export interface ZmtpReaderHandlers {
   greeted(): void;
   /** bytes to send back (a PONG) */
   reply(bytes: Buffer): void;
-  /** the peer's READY came, saying its Socket-Type (undefined: it did not say) */
-  peerReady?(socketType: string | undefined): void;
+  /**
+   * the peer's READY came, saying its Socket-Type (undefined: it did not say) and, if it gave one,
+   * its Identity (a copy)
+   */
+  peerReady?(socketType: string | undefined, identity: Buffer | undefined): void;
 }
 
 export class ZmtpReader {
@@ -130,10 +143,16 @@ export class ZmtpReader {
   private greeted = false;
   private frames: Buffer[] = [];
 
-  /** `maxFrameBytes`: most bytes in one frame, -1 for no limit (libzmq's ZMQ_MAXMSGSIZE). */
+  /**
+   * `maxFrameBytes`: most bytes in one frame, -1 for no limit (libzmq's ZMQ_MAXMSGSIZE).
+   * `copyFrames`: every frame handed over is a copy, which may be kept (a reply's value, a
+   * request's body), rather than a view of the chunk. Both may change once the peer's READY said
+   * what it is.
+   */
   constructor(
     private readonly handlers: ZmtpReaderHandlers,
-    private readonly maxFrameBytes = -1,
+    public maxFrameBytes = -1,
+    public copyFrames = false,
   ) {}
 
   /**
@@ -197,7 +216,8 @@ export class ZmtpReader {
         this.command(buf.subarray(start, at));
         continue;
       }
-      const body = size >= COPY_FROM ? Buffer.from(buf.subarray(start, at)) : buf.subarray(start, at);
+      const view = buf.subarray(start, at);
+      const body = this.copyFrames || size >= COPY_FROM ? Buffer.from(view) : view;
       this.frames.push(body);
       if ((flags & FLAG_MORE) !== 0) continue;
       const frames = this.frames;
@@ -205,7 +225,8 @@ export class ZmtpReader {
       this.handlers.message(frames);
     }
     // The frames of an unfinished message and a partial frame are kept as copies.
-    for (let i = 0; i < this.frames.length; i++) this.frames[i] = Buffer.from(this.frames[i]!);
+    if (!this.copyFrames)
+      for (let i = 0; i < this.frames.length; i++) this.frames[i] = Buffer.from(this.frames[i]!);
     if (at < end) this.keep(buf.subarray(at), need);
   }
 
@@ -222,7 +243,13 @@ export class ZmtpReader {
     const name = body.toString('latin1', 1, 1 + nameLength);
     if (name === 'PING' && body.length >= 7) this.handlers.reply(pong(body));
     else if (name === 'ERROR') throw new ZmtpError(`peer says ERROR`);
-    else if (name === 'READY') this.handlers.peerReady?.(socketTypeOf(body, 1 + nameLength));
+    else if (name === 'READY') {
+      const properties = readyProperties(body, 1 + nameLength);
+      this.handlers.peerReady?.(
+        properties.get('socket-type')?.toString('latin1'),
+        properties.get('identity'),
+      );
+    }
     // anything else: ignored
   }
 }
@@ -239,8 +266,9 @@ function checkGreeting(buf: Buffer): void {
   if (mechanism !== 'NULL') throw new ZmtpError(`peer wants the ${mechanism} mechanism`);
 }
 
-/** The Socket-Type property of a READY command's metadata, which starts at `at`. */
-function socketTypeOf(body: Buffer, at: number): string | undefined {
+/** A READY command's metadata, which starts at `at`: each property's value (a copy), by lower-case name. */
+function readyProperties(body: Buffer, at: number): Map<string, Buffer> {
+  const properties = new Map<string, Buffer>();
   while (at < body.length) {
     const nameLength = body[at]!;
     const valueAt = at + 1 + nameLength + 4;
@@ -248,8 +276,8 @@ function socketTypeOf(body: Buffer, at: number): string | undefined {
     const name = body.toString('latin1', at + 1, at + 1 + nameLength);
     const end = valueAt + body.readUInt32BE(valueAt - 4);
     if (end > body.length) throw new ZmtpError('malformed READY');
-    if (name.toLowerCase() === 'socket-type') return body.toString('latin1', valueAt, end);
+    properties.set(name.toLowerCase(), Buffer.from(body.subarray(valueAt, end)));
     at = end;
   }
-  return undefined;
+  return properties;
 }

@@ -6,3 +6,11 @@ export { whenWritable } from './when-writable.js';
 export { SocketWatch, QUIET_MS as WATCH_QUIET_MS } from './socket-watch.js';
 export { CONTEXT_DESCRIPTORS, OBSERVER_DESCRIPTORS, reserveDescriptors } from './descriptors.js';
 export { retryInterrupted, observerOf, INTERRUPTED_TRIES } from './interrupted.js';
+export { TurnBudget } from './turn-budget.js';
+export { ZmtpSub, type ZmtpSubOptions } from './zmtp-sub.js';
+export {
+  StreamPublisher,
+  type StreamPublisherOptions,
+  type LaneHandover,
+  type DealerLane,
+} from './stream-publisher.js';

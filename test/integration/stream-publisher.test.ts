@@ -9,7 +9,7 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { expect } from 'chai';
 import * as zmq from 'zeromq';
-import { StreamPublisher, type StreamPublisherOptions } from '../../src/server/stream-publisher.js';
+import { StreamPublisher, type StreamPublisherOptions } from '../../src/zmq/stream-publisher.js';
 import { bindError } from '../../src/server.js';
 import { zmtp } from '../../src/wire/index.js';
 import { freePorts, waitFor, within } from '../helpers/index.js';

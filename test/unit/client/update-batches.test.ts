@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import { Client } from '../../../src/client/client.js';
 import type { DropInfo } from '../../../src/client/drops.js';
-import { UpdateGate } from '../../../src/client/zmtp-sub.js';
+import { UpdateGate } from '../../../src/client/follow-stream.js';
 import { encodeHugz, encodeUpdates, Native } from '../../../src/wire/index.js';
 import { FakeNetwork } from './fake-server.js';
 

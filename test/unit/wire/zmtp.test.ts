@@ -250,4 +250,44 @@ describe('ZmtpReader', () => {
       ),
     ).to.throw(ZmtpError, 'malformed READY');
   });
+
+  it("reads a DEALER's Identity from its READY, as our own READY writes it", () => {
+    const seen: [string | undefined, string | undefined][] = [];
+    const r = new ZmtpReader({
+      message: () => undefined,
+      greeted: () => undefined,
+      reply: () => undefined,
+      peerReady: (type, identity) => seen.push([type, identity?.toString('latin1')]),
+    });
+    r.feed(Buffer.concat([peerGreeting(), ready('DEALER', Buffer.from('~client-1'))]));
+    r.feed(ready('ROUTER'));
+    expect(seen).to.deep.equal([
+      ['DEALER', '~client-1'],
+      ['ROUTER', undefined],
+    ]);
+    // RFC 23's layout: name length, name, 4-byte value length, value; Socket-Type first.
+    expect(ready('DEALER', Buffer.from('ab')).subarray(2).toString('latin1')).to.equal(
+      '\x05READY\x0bSocket-Type\x00\x00\x00\x06DEALER\x08Identity\x00\x00\x00\x02ab',
+    );
+  });
+
+  it('encodes a message from a given frame on (a reply without its routing id)', () => {
+    const frames = [Buffer.from('~id'), Buffer.from('A'), Buffer.alloc(300, 0x42)];
+    expect(encodeMessage(frames, 1).equals(message(frames.slice(1)))).to.equal(true);
+  });
+
+  it('hands over copies when copyFrames is on, and views of the chunk otherwise', () => {
+    for (const copyFrames of [false, true]) {
+      const got: Buffer[] = [];
+      const r = new ZmtpReader(
+        { message: (f) => got.push(...f), greeted: () => undefined, reply: () => undefined },
+        -1,
+        copyFrames,
+      );
+      const chunk = Buffer.concat([peerGreeting(), message([Buffer.from('abc')])]);
+      r.feed(chunk);
+      chunk.fill(0x7a); // the caller reuses its read buffer
+      expect(got[0]!.toString(), `copyFrames ${copyFrames}`).to.equal(copyFrames ? 'abc' : 'zzz');
+    }
+  });
 });

@@ -1,7 +1,7 @@
 /**
- * A subscriber to a server's publisher over a plain Node TCP socket, speaking ZMTP 3.0
- * (wire/zmtp.ts): what the client follows updates with when it is not using CURVE (which follows
- * over the DEALER, TFOLLOW). It behaves as the libzmq SUB it replaces did: it connects, and
+ * A SUB over a plain Node TCP socket, speaking ZMTP 3.0 (wire/zmtp.ts): what the client follows
+ * updates with when it is not using CURVE (client/follow-stream.ts), and what a node follows its
+ * peer with (pair/peer-link.ts). It behaves as the libzmq SUB it replaces did: it connects, and
  * reconnects every 100 ms (libzmq's default interval) for as long as it is open, sending its
  * subscriptions again on each new connection; a frame over the size limit or a protocol error
  * ends the connection, and it reconnects. The host name is resolved by Node, asynchronously, at
@@ -11,12 +11,22 @@
  * read. While the event loop is busy, the kernel's socket buffers and then the server's queue for
  * this subscriber (its publisher high-water mark) hold what comes; past that the server
  * disconnects it, and the client resumes on the new connection (`onReconnect`).
+ *
+ * Two options serve the peer link: `copyFrames` (its messages are kept: a replicated value) and
+ * `budget` (a snapshot crossing it must not hold the event loop: turn-budget.ts).
  */
 import { connect, type Socket } from 'node:net';
-import { splitEndpoint } from './servers.js';
-import { HUGZ, isUpdates, updatesPrefix, zmtp } from '../wire/index.js';
+import { zmtp } from '../wire/index.js';
+import type { TurnBudget } from './turn-budget.js';
 
 const RECONNECT_MS = 100;
+
+export interface ZmtpSubOptions {
+  /** every frame handed over is a copy, which may be kept (else a view of a shared buffer) */
+  copyFrames?: boolean;
+  /** messages are handled within this budget per event-loop turn */
+  budget?: TurnBudget;
+}
 
 /**
  * Every subscriber of the process reads into this one buffer (`onread`): no Buffer, no ArrayBuffer
@@ -49,11 +59,12 @@ export class ZmtpSub {
      * lost to this subscriber (as it is when the server disconnects one whose queue was full)
      */
     private readonly onReconnect: () => void = () => undefined,
+    private readonly options: ZmtpSubOptions = {},
   ) {
-    const split = splitEndpoint(endpoint);
+    const split = /^tcp:\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})$/.exec(endpoint);
     if (!split) throw new zmtp.ZmtpError(`not a tcp://HOST:PORT endpoint: ${endpoint}`);
-    this.host = split.host.replace(/^\[(.*)\]$/, '$1'); // Node's connect takes an IPv6 host bare
-    this.port = split.port;
+    this.host = split[1]!.replace(/^\[(.*)\]$/, '$1'); // Node's connect takes an IPv6 host bare
+    this.port = Number(split[2]);
     this.open();
   }
 
@@ -84,10 +95,13 @@ export class ZmtpSub {
           socket.write(Buffer.concat([zmtp.ready('SUB'), ...this.prefixes.map(zmtp.subscription)])),
         reply: (bytes) => socket.write(bytes),
         message: (frames) => {
-          if (this.socket === socket) this.onMessage(frames);
+          if (this.socket !== socket) return;
+          this.onMessage(frames);
+          this.options.budget?.charge(socket);
         },
       },
       this.maxFrameBytes,
+      this.options.copyFrames,
     );
     socket.on('connect', () => {
       socket.write(zmtp.greeting());
@@ -108,40 +122,5 @@ export class ZmtpSub {
     clearTimeout(this.timer);
     this.socket?.destroy();
     this.socket = undefined;
-  }
-}
-
-/**
- * What a subscriber of the update stream (wire/updates.ts) passes on: the batches of its own
- * prefixes (not those of a longer prefix under one of them, which its subscription also matches),
- * and HUGZ once the first of those batches came. The server sends an empty batch as it reads each
- * subscription, and every batch after it holds the prefix's changes; a HUGZ may come before, when
- * it says nothing yet of the subscriptions, and the client would take it as their proof (it
- * resumes at the first message: inbound.ts).
- */
-export class UpdateGate {
-  /** what to subscribe to: each prefix's topic, and HUGZ */
-  readonly subscriptions: readonly string[];
-  private readonly own: ReadonlySet<string>;
-  private confirmed = false;
-
-  /** `prefixes`: what the client follows; HUGZ among them is taken as the HUGZ subscription */
-  constructor(prefixes: readonly string[]) {
-    const own = prefixes.filter((prefix) => prefix !== HUGZ);
-    this.own = new Set(own);
-    this.subscriptions = [...own.map((prefix) => `${prefix}\0`), HUGZ];
-  }
-
-  /** A new connection: its HUGZ prove nothing until a batch of its own shows the subscription. */
-  reset(): void {
-    this.confirmed = false;
-  }
-
-  passes(frames: readonly Buffer[]): boolean {
-    if (!isUpdates(frames)) return this.confirmed;
-    const prefix = updatesPrefix(frames[0]!);
-    if (prefix === undefined || !this.own.has(prefix)) return false;
-    this.confirmed = true;
-    return true;
   }
 }

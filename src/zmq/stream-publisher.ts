@@ -1,13 +1,14 @@
 /**
- * The update stream's publisher (port P+3, update-stream.ts) on Node's own TCP sockets, speaking
- * ZMTP 3.0 as a PUB (wire/zmtp.ts): any SUB, libzmq's or the client's own (client/zmtp-sub.ts),
- * subscribes to it as it would to a libzmq XPUB. Why not libzmq's: its XPUB writes each message
- * into every matching subscriber's pipe in the sending thread, then wakes its I/O thread, which
- * writes each one out; here a message is encoded once and written to each subscriber's socket
- * from the event loop, one write call each (docs/performance.md, "The update stream on Node's
- * sockets": a fifth of the active's CPU per update at 200 updates/s to 100 watchers).
+ * A PUB on Node's own TCP sockets, speaking ZMTP 3.0 (wire/zmtp.ts): the update stream's publisher
+ * (port P+3, server/update-stream.ts) and, without CURVE, the peer link's (pair/peer-link.ts). Any
+ * SUB, libzmq's or twinstar's own (zmtp-sub.ts), subscribes to it as it would to a libzmq XPUB.
+ * Why not libzmq's: its XPUB writes each message into every matching subscriber's pipe in the
+ * sending thread, then wakes its I/O thread, which writes each one out; here a message is encoded
+ * once and written to each subscriber's socket from the event loop, one write call each
+ * (docs/performance.md, "The update stream on Node's sockets": a fifth of the active's CPU per
+ * update at 200 updates/s to 100 watchers).
  *
- * It keeps what the server relied on from the XPUB (sockets.ts):
+ * It keeps what the server relied on from the XPUB (server/sockets.ts):
  * - Prefix matching: a message goes to each subscriber holding a subscription that its first frame
  *   starts with.
  * - 'allSubs': every subscription is told (`onSubscribe`), an unsubscription only when the topic's
@@ -17,13 +18,32 @@
  *   Past either, where a libzmq PUB drops the subscriber's messages (a subtree client cannot see
  *   that hole), it is disconnected, as NATS does with a slow consumer (its `max_pending` is a
  *   byte bound too): the client connects again and resumes from what it holds
- *   (client/zmtp-sub.ts), so it misses nothing. A subscriber with nothing queued takes any one
+ *   (client/follow-stream.ts), so it misses nothing. A subscriber with nothing queued takes any one
  *   message, however large.
  * - A peer that breaks the protocol, sends a frame over `maxFrameBytes`, is not a SUB or XSUB,
  *   or is not through the handshake within `handshakeMs` is disconnected, as libzmq does.
+ *
+ * A DEALER is not refused when the server has a request lane (request-lane.ts): its connection is
+ * handed over to the lane once its READY came (server/request-lane.ts). So this end sends its own READY only then, as a
+ * PUB to a SUB and as a ROUTER to a DEALER.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { zmtp } from '../wire/index.js';
+
+/** What a DEALER's connection is handed over with, once its READY came (server/request-lane.ts). */
+export interface LaneHandover {
+  /** each message the peer sends from now on */
+  message(frames: Buffer[]): void;
+  /** its socket closed */
+  gone(): void;
+}
+
+/** Where DEALERs go: the server's request lane. */
+export interface DealerLane {
+  /** most bytes in one frame from a DEALER */
+  readonly maxFrameBytes: number;
+  adopt(socket: Socket, identity: Buffer | undefined): LaneHandover;
+}
 
 export interface StreamPublisherOptions {
   /** messages queued towards one subscriber beyond its socket's buffer (high-water mark) */
@@ -46,6 +66,8 @@ export interface StreamPublisherOptions {
   handshakeMs?: number;
   /** the clock of `heartbeat`'s `quietMs` (default: performance.now) */
   now?: () => number;
+  /** where DEALERs go (none: a DEALER is refused, as any peer that is not a SUB) */
+  lane?: DealerLane;
 }
 
 /** libzmq's default ZMQ_HANDSHAKE_IVL */
@@ -57,6 +79,8 @@ class Peer {
   readonly topics: Buffer[] = [];
   /** the handshake is done: messages may go to it */
   ready = false;
+  /** a DEALER, handed over to the request lane */
+  handover: LaneHandover | undefined;
   /** messages written since its socket's buffer filled (reset at 'drain') */
   queued = 0;
   /** when it was last sent a message other than a heartbeat (`heartbeat` may then skip it) */
@@ -169,22 +193,33 @@ export class StreamPublisher {
     const peer = new Peer(socket);
     this.peers.add(peer);
     this.options.onConnection(true);
-    const reader = new zmtp.ZmtpReader(
+    const { lane } = this.options;
+    const reader: zmtp.ZmtpReader = new zmtp.ZmtpReader(
       {
-        greeted: () => socket.write(zmtp.ready('PUB')),
+        greeted: () => undefined, // our READY waits for the peer's: PUB or ROUTER
         reply: (bytes) => socket.write(bytes),
-        peerReady: (type) => {
-          if (type !== 'SUB' && type !== 'XSUB') throw new zmtp.ZmtpError(`a ${type ?? 'nameless'} peer`);
-          peer.ready = true;
+        peerReady: (type, identity) => {
+          if (peer.ready || peer.handover) throw new zmtp.ZmtpError('a second READY');
+          if (type === 'DEALER' && lane) {
+            socket.write(zmtp.ready('ROUTER'));
+            this.peers.delete(peer);
+            this.options.onConnection(false); // not a subscriber
+            reader.copyFrames = true; // requests are kept (a value, a body)
+            reader.maxFrameBytes = lane.maxFrameBytes;
+            peer.handover = lane.adopt(socket, identity);
+          } else if (type === 'SUB' || type === 'XSUB') {
+            socket.write(zmtp.ready('PUB'));
+            peer.ready = true;
+          } else throw new zmtp.ZmtpError(`a ${type ?? 'nameless'} peer`);
           socket.setTimeout(0);
         },
-        message: (frames) => this.onMessage(peer, frames),
+        message: (frames) => (peer.handover ? peer.handover.message(frames) : this.onMessage(peer, frames)),
       },
       this.options.maxFrameBytes,
     );
     socket.setNoDelay(true);
     socket.setTimeout(this.options.handshakeMs ?? HANDSHAKE_MS, () => {
-      if (!peer.ready) socket.destroy(); // a port probe, or a peer that never greets: as libzmq
+      if (!peer.ready && !peer.handover) socket.destroy(); // a port probe, or a peer that never greets: as libzmq
     });
     socket.on('data', (chunk) => {
       try {
@@ -195,7 +230,7 @@ export class StreamPublisher {
     });
     socket.on('drain', () => (peer.queued = 0));
     socket.on('error', () => undefined); // 'close' follows
-    socket.on('close', () => this.gone(peer));
+    socket.on('close', () => (peer.handover ? peer.handover.gone() : this.gone(peer)));
     socket.write(zmtp.greeting());
   }
 
