@@ -73,6 +73,11 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
     () => node.server.connectedClients,
   );
   gauge(
+    'twinstar_request_lane_connections',
+    'Client connections sending their requests over the request lane (P+3) rather than the snapshot socket',
+    () => node.server.laneConnections,
+  );
+  gauge(
     'twinstar_subscriber_queue_bound_bytes',
     'Most memory the publisher queues may take for the subscribers connected now (subscribers x publisher-queue x 320 B)',
     () => node.server.subscriberQueueBoundBytes,

@@ -93,6 +93,11 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     return this.sockets.connectedClients;
   }
 
+  /** client connections on the request lane right now (request-lane.ts) */
+  get laneConnections(): number {
+    return this.sockets.lane?.size ?? 0;
+  }
+
   /** The most the publisher's queues take for the subscribers connected now (configuration.md). */
   get subscriberQueueBoundBytes(): number {
     return this.sockets.subscriberQueueBoundBytes;

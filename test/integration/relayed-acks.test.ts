@@ -56,6 +56,9 @@ describe('relayed acknowledgements: the passive answers writes it holds (issue 1
     );
     expect((await relayed('sent')) - before).to.equal(WRITES);
     expect(await relayed('undeliverable')).to.equal(0);
+    // Its requests, and the TACKs, took the request lane on both nodes (not the ROUTER on P).
+    expect(await metric(primary!.http, 'twinstar_request_lane_connections')).to.equal(1);
+    expect(await metric(backup!.http, 'twinstar_request_lane_connections')).to.equal(1);
   });
 
   it('a client the passive cannot reach still has every write acknowledged, by the active', async () => {
