@@ -74,7 +74,7 @@ export class RequestLane {
     return this.byId.size;
   }
 
-  /** Takes over a DEALER's connection whose READY gave `identity` (stream-publisher.ts). */
+  /** Takes over a DEALER's connection whose READY gave `identity` (zmq/stream-publisher.ts). */
   adopt(socket: Socket, identity: Buffer | undefined): LaneHandover {
     const id = identity !== undefined && identity.length > 0 ? identity : makeUpId();
     const key = id.toString('latin1');
@@ -108,7 +108,8 @@ export class RequestLane {
     const id = frames[0];
     if (id === undefined || this.byId.size === 0) return false;
     const connection = this.byId.get(id.toString('latin1'));
-    if (connection === undefined) return false;
+    // A socket destroyed this turn is still listed until its 'close': its id is no longer held.
+    if (connection === undefined || connection.socket.destroyed) return false;
     const { socket } = connection;
     if (!socket.writableNeedDrain) {
       socket.write(zmtp.message(frames, 1));

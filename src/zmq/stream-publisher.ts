@@ -23,9 +23,9 @@
  * - A peer that breaks the protocol, sends a frame over `maxFrameBytes`, is not a SUB or XSUB,
  *   or is not through the handshake within `handshakeMs` is disconnected, as libzmq does.
  *
- * A DEALER is not refused when the server has a request lane (request-lane.ts): its connection is
- * handed over to the lane once its READY came (server/request-lane.ts). So this end sends its own READY only then, as a
- * PUB to a SUB and as a ROUTER to a DEALER.
+ * A DEALER is not refused when the server has a request lane (server/request-lane.ts): its
+ * connection is handed over to the lane once its READY came. So this end sends its own READY only
+ * then: as a PUB to a SUB, as a ROUTER to a DEALER.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { zmtp } from '../wire/index.js';
