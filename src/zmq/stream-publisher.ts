@@ -234,10 +234,18 @@ export class StreamPublisher {
     socket.write(zmtp.greeting());
   }
 
-  /** A SUB sends subscriptions as messages: byte 1 (subscribe) or 0 (cancel), then the topic. */
+  /**
+   * A SUB sends subscriptions as messages: byte 1 (subscribe) or 0 (cancel), then the topic. As
+   * libzmq's XPUB does, every frame is read so, not only a one-frame message's: an XSUB may send
+   * multipart messages, and drops a cancel it holds no subscription for, even a message's last
+   * frame, so that its next message is read here as the rest of that one.
+   */
   private onMessage(peer: Peer, frames: Buffer[]): void {
-    const body = frames[0];
-    if (!peer.ready || frames.length !== 1 || body === undefined || body.length === 0) return;
+    if (!peer.ready) return;
+    for (const frame of frames) if (frame.length > 0) this.subscription(peer, frame);
+  }
+
+  private subscription(peer: Peer, body: Buffer): void {
     const topic = Buffer.from(body.subarray(1)); // the chunk it came in is reused
     if (body[0] === 1) {
       peer.topics.push(topic);

@@ -174,6 +174,20 @@ describe('StreamPublisher: the update stream as a ZMTP PUB on Node sockets', fun
     expect(seen.unsubscribed).to.deep.equal(['/t/']);
   });
 
+  it("reads every frame as libzmq's XPUB does: a subscription glued to an unfinished message is taken", async () => {
+    const { pub, seen, port } = await publisher();
+    closing.push(() => pub.close());
+    // An XSUB drops a cancel it holds nothing for, even a message's last frame: the message before
+    // it stays open, and the next message's frames are read as its rest.
+    const peer = await rawPeer(port, 'XSUB', [
+      zmtp.frame(zmtp.FLAG_MORE, Buffer.from('\x00/never/')),
+      zmtp.subscription('/glued/'),
+    ]);
+    closing.push(() => peer.destroy());
+    await waitFor(() => seen.subscribed.length === 1 || undefined, 5000, 'the subscription');
+    expect(seen.subscribed).to.deep.equal(['/glued/']);
+  });
+
   it('disconnects a peer that is not a SUB, and one whose frame is over the limit', async () => {
     const { pub, seen, port } = await publisher({ maxFrameBytes: 64 });
     closing.push(() => pub.close());
