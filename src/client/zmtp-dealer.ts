@@ -16,10 +16,12 @@ import { splitEndpoint } from './servers.js';
 import { zmtp } from '../wire/index.js';
 
 const RECONNECT_MS = 100;
+/** one read takes up to this much: a snapshot arrives in large reads, fewer of its chunks cut in two */
+const READ_BUFFER_BYTES = 1024 * 1024;
 
 /** Every DEALER of the process reads into this buffer; the reader copies each frame out of it. */
 let readBuffer: Buffer | undefined;
-const sharedReadBuffer = (): Buffer => (readBuffer ??= Buffer.allocUnsafe(64 * 1024));
+const sharedReadBuffer = (): Buffer => (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES));
 
 export interface ZmtpDealerHandlers {
   /** a message from the server (its frames are copies); must not throw (the link guards it) */

@@ -70,17 +70,17 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
   gauge(
     'twinstar_connected_clients',
     'Subscribers connected to the publisher socket (each may hold up to publisher-queue messages: docs/configuration.md)',
-    () => node.server.connectedClients,
+    () => node.server.clientSockets.connectedClients,
   );
   gauge(
     'twinstar_request_lane_connections',
     'Client connections sending their requests over the request lane (P+3) rather than the snapshot socket',
-    () => node.server.laneConnections,
+    () => node.server.clientSockets.laneConnections,
   );
   gauge(
     'twinstar_subscriber_queue_bound_bytes',
     'Most memory the publisher queues may take for the subscribers connected now (subscribers x publisher-queue x 320 B)',
-    () => node.server.subscriberQueueBoundBytes,
+    () => node.server.clientSockets.subscriberQueueBoundBytes,
   );
   gauge(
     'twinstar_pending_bytes',
@@ -121,7 +121,7 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
     'twinstar_slow_subscribers_total',
     'Update-stream subscribers disconnected because their queue was full (publisher-queue messages past the socket buffer); each resumes on reconnecting',
     [],
-    () => ({ all: node.server.slowSubscribers }),
+    () => ({ all: node.server.clientSockets.slowSubscribers }),
   );
   counted(
     'twinstar_replay_log_evicted_total',

@@ -102,22 +102,26 @@ export class RequestLane {
   /**
    * Sends [routing id, ...frames] if a connection holds the id: true if it did, false if none
    * holds it (the libzmq ROUTER may). Throws EAGAIN when the connection has `highWaterMark`
-   * replies queued past its socket's buffer.
+   * replies queued past its socket's buffer, and for a `paced` message (a stream's) when it holds
+   * STREAM_BUFFER_BYTES unsent.
    */
-  send(frames: Buffer[]): boolean {
+  send(frames: Buffer[], paced = false): boolean {
     const id = frames[0];
     if (id === undefined || this.byId.size === 0) return false;
     const connection = this.byId.get(id.toString('latin1'));
     // A socket destroyed this turn is still listed until its 'close': its id is no longer held.
     if (connection === undefined || connection.socket.destroyed) return false;
     const { socket } = connection;
+    // A snapshot stream would otherwise buffer its whole view here as fast as it reads it (where
+    // libzmq's I/O thread kept the kernel's buffer full and no more): it waits (snapshot-streams.ts).
+    if (paced && socket.writableLength >= STREAM_BUFFER_BYTES) throw full();
     if (!socket.writableNeedDrain) {
-      socket.write(zmtp.message(frames, 1));
+      write(socket, frames);
       return true;
     }
     if (connection.queued >= this.options.highWaterMark) throw full();
     connection.queued++;
-    socket.write(zmtp.message(frames, 1), () => connection.queued--);
+    write(socket, frames, () => connection.queued--);
     return true;
   }
 
@@ -126,6 +130,21 @@ export class RequestLane {
     this.byId.clear();
   }
 }
+
+/**
+ * Writes a reply (its routing id left out), a large frame as it is: a snapshot chunk is not copied
+ * into one buffer with its header first, and the pieces leave in one system call.
+ */
+function write(socket: Socket, frames: Buffer[], done?: () => void): void {
+  const parts = zmtp.messageParts(frames, 1);
+  if (parts.length === 1) return void socket.write(parts[0]!, done);
+  socket.cork();
+  for (let i = 0; i < parts.length; i++) socket.write(parts[i]!, i === parts.length - 1 ? done : undefined);
+  socket.uncork();
+}
+
+/** what a stream's messages may leave unsent on one connection before the next waits */
+const STREAM_BUFFER_BYTES = 8 * 1024 * 1024;
 
 function full(): Error {
   return Object.assign(new Error('Resource temporarily unavailable'), { code: 'EAGAIN' });
@@ -142,9 +161,9 @@ export class RouterMux {
     private readonly router: { send(frames: Buffer[]): Promise<void> },
   ) {}
 
-  send(frames: Buffer[]): Promise<void> {
+  send(frames: Buffer[], paced = false): Promise<void> {
     try {
-      if (this.lane?.send(frames)) return Promise.resolve();
+      if (this.lane?.send(frames, paced)) return Promise.resolve();
     } catch (error) {
       return Promise.reject(error as Error);
     }

@@ -31,7 +31,7 @@ import { newUuid, type Change, type CommitResult, type ReplicateResult, type Sto
 import { errorCode } from '../zmq/index.js';
 import { SnapshotStreams } from './snapshot-streams.js';
 import { RateLimiter } from './rate-limiter.js';
-import { ServerSockets } from './sockets.js';
+import { ServerSockets, type ClientSocketStats } from './sockets.js';
 import { Followers } from './followers.js';
 import { CHP_ASK_GRACE_MS, CONNECT_GRACE_MS, Publishing } from './publishing.js';
 import { RequestRouter } from './router.js';
@@ -88,24 +88,9 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     return this.streams.reservedBytes;
   }
 
-  /** subscribers connected to the publisher right now */
-  get connectedClients(): number {
-    return this.sockets.connectedClients;
-  }
-
-  /** client connections on the request lane right now (request-lane.ts) */
-  get laneConnections(): number {
-    return this.sockets.lane?.size ?? 0;
-  }
-
-  /** The most the publisher's queues take for the subscribers connected now (configuration.md). */
-  get subscriberQueueBoundBytes(): number {
-    return this.sockets.subscriberQueueBoundBytes;
-  }
-
-  /** Update-stream subscribers disconnected because their queue was full (zmq/stream-publisher.ts). */
-  get slowSubscribers(): number {
-    return this.sockets.updates?.slowDisconnects ?? 0;
+  /** what the metrics read of the client sockets (sockets.ts `ClientSocketStats`) */
+  get clientSockets(): ClientSocketStats {
+    return this.sockets;
   }
 
   constructor(private readonly options: CloneServerOptions) {
@@ -138,7 +123,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
         maxBytesPerClient: quotas.maxSnapshotBytesPerClient,
       },
       {
-        send: (frames) => sockets.routerOut.send(frames),
+        send: (frames) => sockets.routerOut.send(frames, undefined, true),
         onCount: (count, bytes) => this.emit('streams', count, bytes),
         onRefused: (reason) => this.emit('stream-refused', reason),
         now: this.now,
@@ -373,7 +358,6 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     if (result.duplicate) this.emit('dropped', 'collector', 'duplicate');
   }
 
-  /** A send failed; with no route to its client, that client is gone: stop its streams now. */
   /**
    * A TACK the active relayed (this node is its passive and holds the write): to the client on the
    * snapshot socket. One that cannot go (the client has no connection here) is only counted: the
@@ -388,6 +372,7 @@ export class CloneServer extends EventEmitter<ServerEvents> {
     );
   }
 
+  /** A send failed; with no route to its client, that client is gone: stop its streams now. */
   private sendFailed(socket: SocketName, error: unknown, frames?: Buffer[]): void {
     const gone = errorCode(error) === 'EHOSTUNREACH';
     if (gone && socket === 'snapshot' && frames?.[0]) this.streams.clientGone(frames[0].toString('latin1'));

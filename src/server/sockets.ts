@@ -51,7 +51,19 @@ export interface SocketOptions {
 /** what one queued update costs each subscriber's pipe: 5 frames of 64-byte zmq_msg_t */
 const SUBSCRIBER_BYTES_PER_UPDATE = 5 * 64;
 
-export class ServerSockets {
+/** What the metrics read of the client sockets. */
+export interface ClientSocketStats {
+  /** subscribers connected to the publisher and the update stream right now */
+  readonly connectedClients: number;
+  /** client connections on the request lane right now (request-lane.ts) */
+  readonly laneConnections: number;
+  /** the most the publisher's queues take for the subscribers connected now (configuration.md) */
+  readonly subscriberQueueBoundBytes: number;
+  /** update-stream subscribers disconnected because their queue was full (zmq/stream-publisher.ts) */
+  readonly slowSubscribers: number;
+}
+
+export class ServerSockets implements ClientSocketStats {
   readonly endpoints: ServerEndpoints;
   readonly router: zmq.Router;
   /** an XPUB, so that a new subscriber is noticed (and sent a HUGZ at once, server.ts) */
@@ -167,6 +179,14 @@ export class ServerSockets {
       options.onSnapshotSendFailed(error, sent),
     );
     this.pubOut = new Outbox(this.publisher, (error) => options.log.warn({ err: error }, 'publish failed'));
+  }
+
+  get laneConnections(): number {
+    return this.lane?.size ?? 0;
+  }
+
+  get slowSubscribers(): number {
+    return this.updates?.slowDisconnects ?? 0;
   }
 
   /**

@@ -108,6 +108,40 @@ export function message(frames: readonly Buffer[], from = 0): Buffer {
   return out;
 }
 
+/** Frames at least this large are not copied by `messageParts`: written as they are. */
+export const UNCOPIED_FRAME_BYTES = 16 * 1024;
+
+/**
+ * One message as `message(frames, from)` encodes it, in pieces to write one after the other:
+ * headers and small frames joined, and each frame of UNCOPIED_FRAME_BYTES or more a piece of its
+ * own, not copied (a snapshot chunk is written as it is).
+ */
+export function messageParts(frames: readonly Buffer[], from = 0): Buffer[] {
+  const parts: Buffer[] = [];
+  const last = frames.length - 1;
+  let joined = 0;
+  for (let i = from; i <= last; i++) {
+    const size = frames[i]!.length;
+    joined += headerBytes(size) + (size < UNCOPIED_FRAME_BYTES ? size : 0);
+  }
+  const out = Buffer.allocUnsafe(joined);
+  let at = 0;
+  let pieceStart = 0;
+  for (let i = from; i <= last; i++) {
+    const body = frames[i]!;
+    at = writeHeader(out, at, i < last ? FLAG_MORE : 0, body.length);
+    if (body.length < UNCOPIED_FRAME_BYTES) {
+      out.set(body, at);
+      at += body.length;
+      continue;
+    }
+    parts.push(out.subarray(pieceStart, at), body);
+    pieceStart = at;
+  }
+  if (at > pieceStart) parts.push(out.subarray(pieceStart, at));
+  return parts;
+}
+
 /** A PONG answering a PING command's context (ZMTP 3.1 heartbeats, should a peer send them). */
 function pong(ping: Buffer): Buffer {
   // PING body: name length 4, "PING", TTL (2 bytes), context

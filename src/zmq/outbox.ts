@@ -9,7 +9,6 @@
  * included; and a queue drained with `Array.shift` costs O(n²). The queue is a `Fifo` (O(1) per
  * message) and the loop gives the event loop a turn whenever it has worked for `budgetMs`.
  */
-import type { Socket } from 'zeromq';
 import { setImmediate as yieldToLoopNow } from 'node:timers/promises';
 import { Fifo } from './fifo.js';
 
@@ -20,6 +19,13 @@ interface Item {
   settle?: (error: unknown) => void;
   /** the stream this message belongs to: after one of its messages fails, the rest are not sent */
   stream?: object;
+  /** a message of a stream that waits for a full connection to drain (the sender retries it) */
+  paced?: boolean;
+}
+
+/** What an outbox sends through: a zeromq.js socket, or the server's RouterMux (`paced` for it). */
+export interface Sender {
+  send(frames: Frames, paced?: boolean): Promise<void>;
 }
 
 export interface OutboxOptions {
@@ -43,7 +49,7 @@ export class Outbox {
   private readonly yieldToLoop: () => Promise<unknown>;
 
   constructor(
-    private readonly socket: Pick<Socket & { send(frames: Frames): Promise<void> }, 'send'>,
+    private readonly socket: Sender,
     /** a posted message failed: why, and the message (its first frame names a ROUTER's peer) */
     private readonly onError: (error: unknown, frames: Frames) => void,
     options: OutboxOptions = {},
@@ -68,13 +74,15 @@ export class Outbox {
   /**
    * Queue a message and learn whether it went out. Messages given the same `stream` object stop
    * at the first failure: the ones queued after it are not sent (their promises reject), so no
-   * later message of a stream overtakes a failed earlier one.
+   * later message of a stream overtakes a failed earlier one. A `paced` message (a snapshot
+   * stream's) may also fail with EAGAIN while its connection holds many bytes unsent
+   * (server/request-lane.ts), where a reply would not.
    */
-  send(frames: Frames, stream?: object): Promise<void> {
+  send(frames: Frames, stream?: object, paced = false): Promise<void> {
     if (this.closed) return Promise.reject(new Error('outbox closed'));
     return new Promise((resolve, reject) => {
       const settle = (error: unknown) => (error === undefined ? resolve() : reject(error));
-      this.queue.push({ frames, settle, stream });
+      this.queue.push({ frames, settle, stream, paced });
       this.drain();
     });
   }
@@ -97,7 +105,7 @@ export class Outbox {
         try {
           if (item.stream && this.failedStreams.has(item.stream))
             throw new Error('an earlier message failed');
-          await this.socket.send(item.frames);
+          await (item.paced ? this.socket.send(item.frames, true) : this.socket.send(item.frames));
           item.settle?.(undefined);
         } catch (error) {
           if (item.stream) this.failedStreams.add(item.stream);

@@ -10,6 +10,8 @@ import {
   frame,
   greeting,
   message as encodeMessage,
+  messageParts,
+  UNCOPIED_FRAME_BYTES,
   ready,
   subscription,
   ZmtpError,
@@ -289,5 +291,23 @@ describe('ZmtpReader', () => {
       chunk.fill(0x7a); // the caller reuses its read buffer
       expect(got[0]!.toString(), `copyFrames ${copyFrames}`).to.equal(copyFrames ? 'abc' : 'zzz');
     }
+  });
+
+  it('encodes a message in pieces that join into the same bytes, its large frames as they are', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 40_000 }), { minLength: 1, maxLength: 6 }),
+        fc.integer({ min: 0, max: 2 }),
+        (sizes, from) => {
+          const frames = sizes.map((size, i) => Buffer.alloc(size, i + 1));
+          const start = Math.min(from, frames.length - 1);
+          const parts = messageParts(frames, start);
+          expect(Buffer.concat(parts).equals(encodeMessage(frames, start))).to.equal(true);
+          // A large frame is its own piece: the very buffer given, not a copy.
+          for (const f of frames.slice(start))
+            if (f.length >= UNCOPIED_FRAME_BYTES) expect(parts).to.include(f);
+        },
+      ),
+    );
   });
 });
