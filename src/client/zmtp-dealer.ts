@@ -11,9 +11,9 @@
  * READY, as a libzmq DEALER does with its routing id. A frame over the size limit or a protocol
  * error ends the connection.
  */
-import { connect, type Socket } from 'node:net';
-import { splitEndpoint } from './servers.js';
+import type { Socket } from 'node:net';
 import { zmtp } from '../wire/index.js';
+import { tcpAddress, zmtpConnect, type TcpAddress } from '../zmq/index.js';
 
 const RECONNECT_MS = 100;
 /** one read takes up to this much: a snapshot arrives in large reads, fewer of its chunks cut in two */
@@ -46,8 +46,7 @@ export class ZmtpDealer {
   private queued = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  private readonly host: string;
-  private readonly port: number;
+  private readonly address: TcpAddress;
 
   constructor(
     /** tcp://HOST:PORT (a bracketed IPv6 host too) */
@@ -57,10 +56,7 @@ export class ZmtpDealer {
     private readonly highWaterMark: number,
     private readonly handlers: ZmtpDealerHandlers,
   ) {
-    const split = splitEndpoint(endpoint);
-    if (!split) throw new zmtp.ZmtpError(`not a tcp://HOST:PORT endpoint: ${endpoint}`);
-    this.host = split.host.replace(/^\[(.*)\]$/, '$1');
-    this.port = split.port;
+    this.address = tcpAddress(endpoint);
     this.open();
   }
 
@@ -81,23 +77,14 @@ export class ZmtpDealer {
   private open(): void {
     if (this.closed) return;
     let connected = false;
-    const socket: Socket = connect({
-      host: this.host,
-      port: this.port,
-      noDelay: true,
-      onread: {
-        buffer: sharedReadBuffer,
-        callback: (bytes: number, buffer: Uint8Array): boolean => {
-          if (this.socket !== socket) return true;
-          try {
-            reader.feed((buffer as Buffer).subarray(0, bytes));
-          } catch {
-            socket.destroy(); // a protocol error, or a frame over the limit: as libzmq, disconnect
-          }
-          return true;
-        },
+    const socket = zmtpConnect(
+      this.address,
+      sharedReadBuffer,
+      (chunk) => {
+        if (this.socket === socket) reader.feed(chunk);
       },
-    });
+      () => undefined, // the connection ends: 'close' says it was refused or lost
+    );
     this.socket = socket;
     this.queued = 0;
     const reader = new zmtp.ZmtpReader(
@@ -117,11 +104,7 @@ export class ZmtpDealer {
       this.maxFrameBytes,
       true,
     );
-    socket.on('connect', () => {
-      connected = true;
-      socket.write(zmtp.greeting());
-    });
-    socket.on('error', () => undefined); // 'close' follows
+    socket.on('connect', () => (connected = true));
     socket.on('close', () => {
       if (this.socket !== socket) return;
       const wasUp = this.up;

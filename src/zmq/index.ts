@@ -14,3 +14,4 @@ export {
   type LaneHandover,
   type DealerLane,
 } from './stream-publisher.js';
+export { tcpAddress, zmtpConnect, type TcpAddress } from './zmtp-connect.js';

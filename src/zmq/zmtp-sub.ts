@@ -15,9 +15,10 @@
  * Two options serve the peer link: `copyFrames` (its messages are kept: a replicated value) and
  * `budget` (a snapshot crossing it must not hold the event loop: turn-budget.ts).
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { zmtp } from '../wire/index.js';
 import type { TurnBudget } from './turn-budget.js';
+import { tcpAddress, zmtpConnect, type TcpAddress } from './zmtp-connect.js';
 
 const RECONNECT_MS = 100;
 
@@ -42,8 +43,7 @@ export class ZmtpSub {
   private closed = false;
   /** a connection was made before: the next one is a reconnection */
   private connectedBefore = false;
-  private readonly host: string;
-  private readonly port: number;
+  private readonly address: TcpAddress;
 
   constructor(
     /** tcp://HOST:PORT (a bracketed IPv6 host too) */
@@ -61,33 +61,22 @@ export class ZmtpSub {
     private readonly onReconnect: () => void = () => undefined,
     private readonly options: ZmtpSubOptions = {},
   ) {
-    const split = /^tcp:\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})$/.exec(endpoint);
-    if (!split) throw new zmtp.ZmtpError(`not a tcp://HOST:PORT endpoint: ${endpoint}`);
-    this.host = split[1]!.replace(/^\[(.*)\]$/, '$1'); // Node's connect takes an IPv6 host bare
-    this.port = Number(split[2]);
+    this.address = tcpAddress(endpoint);
     this.open();
   }
 
   private open(): void {
     if (this.closed) return;
-    const socket: Socket = connect({
-      host: this.host,
-      port: this.port,
-      noDelay: true,
-      onread: {
-        buffer: sharedReadBuffer,
-        callback: (bytes: number, buffer: Uint8Array): boolean => {
-          if (this.socket !== socket) return true;
-          try {
-            reader.feed((buffer as Buffer).subarray(0, bytes));
-          } catch (error) {
-            socket.destroy();
-            if (!this.closed) this.onError(error as Error);
-          }
-          return true;
-        },
+    const socket = zmtpConnect(
+      this.address,
+      sharedReadBuffer,
+      (chunk) => {
+        if (this.socket === socket) reader.feed(chunk);
       },
-    });
+      (error) => {
+        if (!this.closed) this.onError(error);
+      },
+    );
     this.socket = socket;
     const reader = new zmtp.ZmtpReader(
       {
@@ -104,11 +93,9 @@ export class ZmtpSub {
       this.options.copyFrames,
     );
     socket.on('connect', () => {
-      socket.write(zmtp.greeting());
       if (this.connectedBefore) this.onReconnect();
       this.connectedBefore = true;
     });
-    socket.on('error', () => undefined); // 'close' follows
     socket.on('close', () => {
       if (this.socket !== socket || this.closed) return;
       this.socket = undefined;
