@@ -13,7 +13,7 @@
  */
 import type { Socket } from 'node:net';
 import { zmtp } from '../wire/index.js';
-import { tcpAddress, zmtpConnect, type TcpAddress } from '../zmq/index.js';
+import { BoundedWrites, tcpAddress, zmtpConnect, type TcpAddress } from '../zmq/index.js';
 
 const RECONNECT_MS = 100;
 /** one read takes up to this much: a snapshot arrives in large reads, fewer of its chunks cut in two */
@@ -42,8 +42,8 @@ export class ZmtpDealer {
   private socket: Socket | undefined;
   /** `socket` is through its handshake */
   private up = false;
-  /** messages written past the socket's buffer and not yet handed to the kernel */
-  private queued = 0;
+  /** `socket`'s high-water mark */
+  private writes: BoundedWrites | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly address: TcpAddress;
@@ -62,16 +62,8 @@ export class ZmtpDealer {
 
   /** Sends one message; false if there is no connection through its handshake, or it is full. */
   send(frames: readonly Buffer[]): boolean {
-    const socket = this.socket;
-    if (!this.up || socket === undefined) return false;
-    if (!socket.writableNeedDrain) {
-      socket.write(zmtp.message(frames));
-      return true;
-    }
-    if (this.queued >= this.highWaterMark) return false;
-    this.queued++;
-    socket.write(zmtp.message(frames), () => this.queued--);
-    return true;
+    if (!this.up || this.writes === undefined) return false;
+    return this.writes.write([zmtp.message(frames)]);
   }
 
   private open(): void {
@@ -86,7 +78,7 @@ export class ZmtpDealer {
       () => undefined, // the connection ends: 'close' says it was refused or lost
     );
     this.socket = socket;
-    this.queued = 0;
+    this.writes = new BoundedWrites(socket, this.highWaterMark);
     const reader = new zmtp.ZmtpReader(
       {
         greeted: () => socket.write(zmtp.ready('DEALER', this.identity)),

@@ -26,7 +26,7 @@
  */
 import type { Socket } from 'node:net';
 import { zmtp } from '../wire/index.js';
-import { TurnBudget, type LaneHandover } from '../zmq/index.js';
+import { BoundedWrites, TurnBudget, type LaneHandover } from '../zmq/index.js';
 
 export interface RequestLaneOptions {
   /** a request: [routing id, ...frames], as the libzmq ROUTER's receive loop gives it */
@@ -40,12 +40,14 @@ export interface RequestLaneOptions {
 }
 
 class Connection {
-  /** replies written past its socket's buffer and not yet handed to the kernel */
-  queued = 0;
+  readonly writes: BoundedWrites;
   constructor(
     readonly socket: Socket,
     readonly id: Buffer,
-  ) {}
+    highWaterMark: number,
+  ) {
+    this.writes = new BoundedWrites(socket, highWaterMark);
+  }
 }
 
 /** The ids made up for DEALERs that gave none: 0x00, 'L', then a counter (libzmq's are 0x00 + 4 bytes). */
@@ -78,7 +80,7 @@ export class RequestLane {
   adopt(socket: Socket, identity: Buffer | undefined): LaneHandover {
     const id = identity !== undefined && identity.length > 0 ? identity : makeUpId();
     const key = id.toString('latin1');
-    const connection = new Connection(socket, id);
+    const connection = new Connection(socket, id, this.options.highWaterMark);
     const previous = this.byId.get(key);
     this.byId.set(key, connection);
     if (previous) previous.socket.destroy(); // handover: the newer connection holds the id
@@ -115,13 +117,8 @@ export class RequestLane {
     // A snapshot stream would otherwise buffer its whole view here as fast as it reads it (where
     // libzmq's I/O thread kept the kernel's buffer full and no more): it waits (snapshot-streams.ts).
     if (paced && socket.writableLength >= STREAM_BUFFER_BYTES) throw full();
-    if (!socket.writableNeedDrain) {
-      write(socket, frames);
-      return true;
-    }
-    if (connection.queued >= this.options.highWaterMark) throw full();
-    connection.queued++;
-    write(socket, frames, () => connection.queued--);
+    // A large frame (a snapshot chunk) is written as it is, not copied behind its header.
+    if (!connection.writes.write(zmtp.messageParts(frames, 1))) throw full();
     return true;
   }
 
@@ -129,18 +126,6 @@ export class RequestLane {
     for (const connection of [...this.byId.values()]) connection.socket.destroy();
     this.byId.clear();
   }
-}
-
-/**
- * Writes a reply (its routing id left out), a large frame as it is: a snapshot chunk is not copied
- * into one buffer with its header first, and the pieces leave in one system call.
- */
-function write(socket: Socket, frames: Buffer[], done?: () => void): void {
-  const parts = zmtp.messageParts(frames, 1);
-  if (parts.length === 1) return void socket.write(parts[0]!, done);
-  socket.cork();
-  for (let i = 0; i < parts.length; i++) socket.write(parts[i]!, i === parts.length - 1 ? done : undefined);
-  socket.uncork();
 }
 
 /** what a stream's messages may leave unsent on one connection before the next waits */

@@ -15,3 +15,4 @@ export {
   type DealerLane,
 } from './stream-publisher.js';
 export { tcpAddress, zmtpConnect, type TcpAddress } from './zmtp-connect.js';
+export { BoundedWrites } from './bounded-write.js';
