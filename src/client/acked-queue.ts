@@ -6,20 +6,55 @@
  * deadline. A subclass says how a batch goes out (`flush`) and how an acknowledgement settles.
  */
 import { AccessDeniedError, ServerRejectedError, TimeoutError } from '../errors.js';
-import type { ErrorReply, Limits } from '../wire/index.js';
+import { packedSize, type ErrorReply, type Limits, type PackedEntry } from '../wire/index.js';
 import { BatchSizer } from './batches.js';
 import type { Link } from './link.js';
 
-export interface Queued {
-  readonly key: string;
-  readonly uuid: string;
-  readonly properties: string;
-  readonly body: Buffer;
+/**
+ * One queued request (a write, an event) in the form its batch packs (wire/packed.ts): sequence
+ * and expiry 0 (the server sequences it; a ttl travels as a property), its packed size counted
+ * once. Made by `queued`, so every item has one shape.
+ */
+export interface Queued extends PackedEntry {
   readonly deadline: number;
-  readonly order: number;
+  /** the entry's packed size (sizes.ts `packedSize`), which cuts the batches */
+  readonly size: number;
+  /** a condition, a lease, a delete by prefix or an event: a plain CHP server cannot take it */
+  readonly nativeOnly: boolean;
   resolve(sequence: number): void;
   reject(error: Error): void;
+  /** issue order, given when queued */
+  order: number;
   done: boolean;
+}
+
+/** A new item for `enqueue`. */
+export function queued(
+  key: string,
+  uuid: string,
+  properties: string,
+  body: Buffer,
+  deadline: number,
+  nativeOnly: boolean,
+  resolve: (sequence: number) => void,
+  reject: (error: Error) => void,
+): Queued {
+  const size = packedSize({ key, uuid, properties, body });
+  return {
+    key,
+    sequence: 0,
+    uuid,
+    properties,
+    body,
+    expiresAt: 0,
+    deadline,
+    size,
+    nativeOnly,
+    resolve,
+    reject,
+    order: 0,
+    done: false,
+  };
 }
 
 export interface AckedQueueHost {
@@ -57,9 +92,10 @@ export abstract class AckedQueue<T extends Queued> {
   abstract flush(): void;
 
   /** Queues an item (counted until settled) and sends it on the next turn with the others. */
-  protected enqueue(item: Omit<T, 'order' | 'done'>): void {
+  protected enqueue(item: T): void {
+    item.order = this.order++;
     this.unsettled++;
-    this.queue.push({ ...item, order: this.order++, done: false } as T);
+    this.queue.push(item);
     this.scheduleFlush();
   }
 

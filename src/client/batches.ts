@@ -4,13 +4,11 @@
  * (TERROR 'batch-too-large', which names its limits); the client cuts batches to its own copy of
  * those limits and, told of smaller ones, adopts them and sends the refused writes again.
  */
-import { packedSize, type Limits } from '../wire/index.js';
+import type { Limits } from '../wire/index.js';
 
+/** A queued write as the sizer sees it: its packed size (sizes.ts `packedSize`), counted once. */
 export interface BatchWrite {
-  readonly key: string;
-  readonly uuid: string;
-  readonly properties: string;
-  readonly body: Buffer;
+  readonly size: number;
 }
 
 export class BatchSizer {
@@ -34,7 +32,7 @@ export class BatchSizer {
     let bytes = 0;
     let n = 0;
     for (; n < queue.length && n < this.maxEntries; n++) {
-      bytes += packedSize(queue[n]!);
+      bytes += queue[n]!.size;
       if (bytes > this.maxBytes && n > 0) break;
     }
     return Math.max(n, Math.min(1, queue.length));
@@ -52,7 +50,7 @@ export class BatchSizer {
     const sent = writes.length;
     if (sent <= 1) return false;
     let sentBytes = 0;
-    for (const w of writes) sentBytes += packedSize(w);
+    for (const w of writes) sentBytes += w.size;
     if (fit !== undefined) {
       this.maxEntries = Math.min(this.maxEntries, fit.maxBatchEntries);
       this.maxBytes = Math.min(this.maxBytes, fit.maxBatchBytes);

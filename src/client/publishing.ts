@@ -8,10 +8,10 @@
  * phase (PublishHost); no I/O of its own besides `link.request`.
  */
 import { checkTopic } from '../events/index.js';
-import { encodeRequest, formatProperties, type Limits, type PackedEntry } from '../wire/index.js';
+import { encodeRequest, formatProperties, type Limits } from '../wire/index.js';
 import { newUuid } from '../core/index.js';
 import { ClosedError, InvalidArgumentError, QueueFullError, ServerRejectedError } from '../errors.js';
-import { AckedQueue, type Queued } from './acked-queue.js';
+import { AckedQueue, queued, type Queued } from './acked-queue.js';
 import { rejectWith } from './arguments.js';
 import { checkAckSequences } from './drops.js';
 import type { Link } from './link.js';
@@ -115,7 +115,7 @@ export class Publishes extends AckedQueue<Queued> {
       return Promise.reject(new QueueFullError(host.maxPendingWrites));
     return new Promise<number>((resolve, reject) => {
       const deadline = host.now() + host.writeTimeoutMs;
-      this.enqueue({ key, uuid: newUuid(), properties, body, deadline, resolve, reject });
+      this.enqueue(queued(key, newUuid(), properties, body, deadline, true, resolve, reject));
     });
   }
 
@@ -128,12 +128,7 @@ export class Publishes extends AckedQueue<Queued> {
     }
     const link = this.host.target();
     if (link === undefined || mode === 'auto') return;
-    this.sendBatches(link, (reqId, events) => {
-      const entries: PackedEntry[] = events.map(({ key, uuid, properties, body }) => {
-        return { key, sequence: 0, uuid, properties, body, expiresAt: 0 };
-      });
-      return encodeRequest({ command: 'TEPUB', reqId, events: entries });
-    });
+    this.sendBatches(link, (reqId, events) => encodeRequest({ command: 'TEPUB', reqId, events }));
   }
 
   /** A TACK for a publish batch: one sequence per event, or it throws (ReplyError) and settles nothing. */

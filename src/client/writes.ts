@@ -19,7 +19,7 @@ import {
   ServerRejectedError,
   TimeoutError,
 } from '../errors.js';
-import { AckedQueue, type Queued } from './acked-queue.js';
+import { AckedQueue, queued, type Queued } from './acked-queue.js';
 import { checkKey, rejectWith } from './arguments.js';
 import { checkAckSequences } from './drops.js';
 import { AppliedWaiters } from './read-your-writes.js';
@@ -27,10 +27,7 @@ import type { Link } from './link.js';
 
 const WRITE_BATCH = 1000;
 
-interface Write extends Queued {
-  /** a condition, lease or delete by prefix: a plain CHP server cannot honour it */
-  readonly nativeOnly: boolean;
-}
+type Write = Queued;
 
 export interface WritesHost {
   readonly links: readonly Link[];
@@ -95,7 +92,7 @@ export class Writes extends AckedQueue<Write> {
     }
     return new Promise<number>((resolve, reject) => {
       const deadline = host.now() + host.writeTimeoutMs;
-      this.enqueue({ key, uuid, properties, body, deadline, nativeOnly, resolve, reject });
+      this.enqueue(queued(key, uuid, properties, body, deadline, nativeOnly, resolve, reject));
     });
   }
 
@@ -132,12 +129,7 @@ export class Writes extends AckedQueue<Write> {
       }
       return;
     }
-    this.sendBatches(link, (reqId, writes) => {
-      const entries = writes.map(({ key, uuid, properties, body }) => {
-        return { key, sequence: 0, uuid, properties, body, expiresAt: 0 };
-      });
-      return encodeRequest({ command: 'TSET', reqId, writes: entries });
-    });
+    this.sendBatches(link, (reqId, writes) => encodeRequest({ command: 'TSET', reqId, writes }));
   }
 
   /**

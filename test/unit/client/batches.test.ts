@@ -5,16 +5,15 @@
  */
 import { expect } from 'chai';
 import { packBatch, packedSize } from '../../../src/wire/index.js';
-import { BatchSizer, type BatchWrite } from '../../../src/client/batches.js';
+import { BatchSizer } from '../../../src/client/batches.js';
 
-const write = (i: number, bodyBytes = 10): BatchWrite => ({
-  key: `/k/${i}`,
-  uuid: 'u'.repeat(16),
-  properties: '',
-  body: Buffer.alloc(bodyBytes),
-});
+const write = (i: number, bodyBytes = 10) => {
+  const entry = { key: `/k/${i}`, uuid: 'u'.repeat(16), properties: '', body: Buffer.alloc(bodyBytes) };
+  return { ...entry, size: packedSize(entry) };
+};
 const writes = (n: number, bodyBytes = 10) => Array.from({ length: n }, (_, i) => write(i, bodyBytes));
-const bytesOf = (ws: BatchWrite[]) => packBatch(ws.map((w) => ({ ...w, sequence: 0, expiresAt: 0 }))).length;
+const bytesOf = (ws: ReturnType<typeof write>[]) =>
+  packBatch(ws.map((w) => ({ ...w, sequence: 0, expiresAt: 0 }))).length;
 
 describe('BatchSizer', () => {
   it('cuts by entry count: the smaller of its cap and maxBatchEntries', () => {
