@@ -90,6 +90,12 @@ export class UuidWindow {
   private readonly minCapacity: number;
   /** how many uuids the cap forced out before `horizonMs` had passed */
   evictedEarly = 0;
+  /**
+   * The last uuid `get` did not find, and its hash. Only `set` adds a uuid (forgetting others and
+   * resizing never make a missing one present), and `set` clears this, so it stays a miss.
+   */
+  private missed: string | undefined;
+  private missedHash = 0;
 
   constructor(private readonly options: UuidWindowOptions) {
     this.maxSize = Math.max(1, options.maxSize);
@@ -112,8 +118,12 @@ export class UuidWindow {
 
   get(uuid: string): number | undefined {
     if (uuid.length !== UUID_BYTES) return undefined;
-    const at = this.find(uuid, hashString(uuid));
-    return at < 0 ? undefined : this.seqs[at];
+    const hash = hashString(uuid);
+    const at = this.find(uuid, hash);
+    if (at >= 0) return this.seqs[at];
+    this.missed = uuid;
+    this.missedHash = hash;
+    return undefined;
   }
 
   /**
@@ -123,8 +133,11 @@ export class UuidWindow {
    */
   set(uuid: string, sequence: number, now: number): void {
     if (!storable(uuid)) return;
-    const hash = hashString(uuid);
-    const known = this.find(uuid, hash);
+    // A commit asks `get` first and then sets the uuid it missed: no second hash and probe.
+    const missed = uuid === this.missed;
+    this.missed = undefined;
+    const hash = missed ? this.missedHash : hashString(uuid);
+    const known = missed ? -1 : this.find(uuid, hash);
     if (known >= 0) {
       this.seqs[known] = sequence;
       return;

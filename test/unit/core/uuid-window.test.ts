@@ -118,6 +118,26 @@ describe('UuidWindow', () => {
     expect(w.get(id(1))).to.equal(undefined, 'counted from when it was first set');
   });
 
+  it('a uuid get() missed is held once when set, whatever is set or forgotten in between', () => {
+    const { w } = window({ horizonMs: 1000, maxSize: 2 });
+    expect(w.get(id(1))).to.equal(undefined);
+    w.set(id(1), 1, 0); // the commit's path: set right after the miss
+    w.set(id(1), 2, 0); // set again with no get: it is found, not added twice
+    expect([w.size, w.get(id(1))]).to.deep.equal([1, 2]);
+    expect(w.get(id(3))).to.equal(undefined);
+    w.set(id(2), 3, 0);
+    w.set(id(4), 4, 0); // the cap forces out id(1) (held once: exactly one went)
+    w.set(id(3), 5, 0); // the miss of id(3) is still a miss after others came and went
+    expect([w.size, w.get(id(1)), w.get(id(2)), w.get(id(3)), w.get(id(4))]).to.deep.equal([
+      2,
+      undefined,
+      undefined,
+      5,
+      4,
+    ]);
+    expect(w.evictedEarly).to.equal(2);
+  });
+
   it('a clock that steps back forgets nothing early', () => {
     const { w } = window({ horizonMs: 1000 });
     w.set(id(1), 1, 5000);
