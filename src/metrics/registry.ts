@@ -171,11 +171,18 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
     labelNames: ['from', 'to'],
     registers: r,
   });
-  const updates = new Counter({
+  // Counted in plain numbers and added when scraped: a labelled inc() hashes and checks its labels
+  // on every call, which was 3% of the active's CPU under pipelined writes.
+  const sequenced = new Map<string, number>();
+  new Counter({
     name: 'twinstar_updates_total',
     help: 'Changes sequenced by this node, by source',
     labelNames: ['source'],
     registers: r,
+    collect() {
+      for (const [source, count] of sequenced) this.inc({ source }, count);
+      sequenced.clear();
+    },
   });
   const snapshots = new Counter({
     name: 'twinstar_snapshots_total',
@@ -224,7 +231,7 @@ export function createMetrics(node: Node, security?: SecurityEvents): Registry {
   node.on('peer-dropped', (reason) => dropped.inc({ socket: 'peer', reason }));
   node.on('stall', () => stalls.inc());
   node.on('dedupe-evicted-early', () => evictedEarly.inc());
-  node.server.on('change', (_entry, source) => updates.inc({ source }));
+  node.server.on('change', (_entry, source) => sequenced.set(source, (sequenced.get(source) ?? 0) + 1));
   node.server.on('snapshot', (kind, _keys, ms) => {
     snapshots.inc({ kind });
     snapshotSeconds.observe({ kind }, ms / 1000);
