@@ -138,3 +138,40 @@ describe('PackedBatch.checked', () => {
       .with.property('reason', 'batch-too-large');
   });
 });
+
+describe('packBatch: the numbers it stores byte by byte', () => {
+  const entry = (over: Partial<PackedEntry>): PackedEntry => ({
+    key: '/k',
+    sequence: 1,
+    uuid: 'u'.repeat(16),
+    properties: '',
+    body: Buffer.from('v'),
+    expiresAt: 0,
+    ...over,
+  });
+
+  it('reads back every length and number it wrote, big-endian as the format says', () => {
+    const wide = entry({
+      key: `/${'k'.repeat(300)}`, // a key length above 255: both bytes of the u16
+      sequence: MAX_SEQUENCE,
+      properties: `ttl=5\n${'p'.repeat(290)}=1\n`,
+      expiresAt: 1_790_000_000_123.5,
+      body: Buffer.alloc(70_000, 7), // a body length above 65,535: three bytes of the u32
+    });
+    const frame = packBatch([wide, entry({ sequence: 2 ** 40 + 3 })]);
+    expect(frame.readUInt16BE(0)).to.equal(301);
+    expect(frame.readDoubleBE(2 + 301)).to.equal(MAX_SEQUENCE);
+    const [a, b] = unpackBatch(frame);
+    expect(a).to.deep.equal(wide);
+    expect(b!.sequence).to.equal(2 ** 40 + 3);
+  });
+
+  it('throws on what the format cannot hold, rather than writing a record that reads back wrong', () => {
+    expect(() => packBatch([entry({ key: `/${'k'.repeat(65_535)}` })])).to.throw(RangeError, /key of 65536/);
+    expect(() => packBatch([entry({ uuid: 'u'.repeat(256) })])).to.throw(RangeError, /uuid of 256/);
+    expect(() => packBatch([entry({ properties: `a=${'p'.repeat(65_535)}\n` })])).to.throw(
+      RangeError,
+      /properties of 65538/,
+    );
+  });
+});
