@@ -176,6 +176,7 @@ export class Writes extends AckedQueue<Write> {
 
   /** The replica has moved: the writes it now reflects resolve. */
   applied(sequence: number): void {
+    if (this.applying.size === 0) return; // a watcher that writes nothing: every delivery comes here
     this.applying.release(sequence, this.host.now(), (w, seq) => this.settle(w, seq));
   }
 
