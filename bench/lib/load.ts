@@ -8,6 +8,16 @@ import { nowMs, sleep } from './proc.js';
 
 export const VALUE_BYTES = 100;
 
+/**
+ * The uncounted warm-up before awaited writes are measured, the same for every system: up to
+ * WARM_UP_WRITES writes or WARM_UP_MS, whichever comes first. A fresh twinstar process runs its
+ * write path at a quarter of its speed until V8 has optimised it, about 10,000 writes
+ * (docs/performance.md, "A fresh pair is slow for its first seconds"); a C or Go server needs
+ * none, and is not slowed by it.
+ */
+export const WARM_UP_WRITES = 10_000;
+export const WARM_UP_MS = 3000;
+
 /** A 100-byte value; stamped with the current time when `stamp` is set. */
 export function value(stamp: boolean, fill = 0x61): Buffer {
   const buf = Buffer.alloc(VALUE_BYTES, fill);

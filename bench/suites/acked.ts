@@ -5,7 +5,7 @@
  * no backup (degraded: acknowledged by the active alone).
  */
 import type { Client } from '../../src/index.js';
-import { awaitingWrites, pipelinedWrites, writer } from '../lib/load.js';
+import { awaitingWrites, pipelinedWrites, WARM_UP_MS, WARM_UP_WRITES, writer } from '../lib/load.js';
 import { startLonePrimary, startPair, type ServerNode } from '../lib/proc.js';
 import { PS, RT, type Context } from './context.js';
 
@@ -55,8 +55,8 @@ export async function acked(ctx: Context): Promise<void> {
           throw new Error(`lone primary is ${s.state}, degraded=${s.degraded}`);
       }
       const key = (c: number, i: number) => `/ack/${c}/${i % KEYS}`;
-      // Warm up every path (JIT, sockets) before measuring.
-      await awaitingWrites(clients, ctx.quick ? 150 : 300, key);
+      // Warm up every path (JIT, sockets) before measuring (lib/load.ts, WARM_UP_WRITES).
+      await awaitingWrites(clients, WARM_UP_MS, key, WARM_UP_WRITES / clients.length);
       await pipelinedWrites(clients[0]!, {
         ms: ctx.quick ? 150 : 300,
         window: ctx.window,

@@ -29,6 +29,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { cpuSeconds, sleep, within } from '../lib/proc.js';
+import { WARM_UP_MS, WARM_UP_WRITES } from '../lib/load.js';
 import {
   awaitingWrites,
   pacedWrites,
@@ -216,7 +217,7 @@ async function round(ctx: Context, p: Plan, s: PeerSystem, r: Runs, run: number)
     );
     if (snap.keys !== p.keys) throw new Error(`${s.name}: the new reader got ${snap.keys} keys of ${p.keys}`);
     r.snapshot.push(snap.ms);
-    if (run === 0) await awaitingWrites(s, ctx.quick ? 100 : 300); // warm-up
+    if (run === 0) await awaitingWrites(s, WARM_UP_MS, WARM_UP_WRITES); // uncounted (lib/load.ts)
     const a = await awaitingWrites(s, p.awaitMs);
     if (a.failed > 0) throw new Error(`${s.name}: ${a.failed} awaited writes failed: ${a.firstError}`);
     r.await.push(a.rate);
