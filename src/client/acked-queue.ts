@@ -66,9 +66,9 @@ export interface AckedQueueHost {
   later?(step: () => void): void;
 }
 
-export abstract class AckedQueue<T extends Queued> {
-  protected queue: T[] = [];
-  protected readonly inflight = new Map<number, { items: T[]; sentAt: number }>();
+export abstract class AckedQueue {
+  protected queue: Queued[] = [];
+  protected readonly inflight = new Map<number, { items: Queued[]; sentAt: number }>();
   /** a running count: walking the in-flight batches on every call made writes O(in flight) */
   protected unsettled = 0;
   private order = 0;
@@ -92,7 +92,7 @@ export abstract class AckedQueue<T extends Queued> {
   abstract flush(): void;
 
   /** Queues an item (counted until settled) and sends it on the next turn with the others. */
-  protected enqueue(item: T): void {
+  protected enqueue(item: Queued): void {
     item.order = this.order++;
     this.unsettled++;
     this.queue.push(item);
@@ -109,7 +109,7 @@ export abstract class AckedQueue<T extends Queued> {
   }
 
   /** Sends the queue to `link` in batches, each as `encode` makes it, and keeps them in flight. */
-  protected sendBatches(link: Link, encode: (reqId: number, items: T[]) => Buffer[]): void {
+  protected sendBatches(link: Link, encode: (reqId: number, items: Queued[]) => Buffer[]): void {
     while (this.queue.length > 0) {
       const items = this.queue.splice(0, this.batches.next(this.queue)).filter((w) => !w.done);
       if (items.length === 0) continue;
@@ -131,14 +131,14 @@ export abstract class AckedQueue<T extends Queued> {
    */
   onError(
     error: ErrorReply,
-    refusal?: (reason: string) => ((item: T, i: number) => Error) | undefined,
+    refusal?: (reason: string) => ((item: Queued, i: number) => Error) | undefined,
   ): boolean {
     const { reqId, reason, message } = error;
     const batch = this.inflight.get(reqId);
     if (!batch) return false;
     const refuse =
       reason === 'access-denied'
-        ? (item: T) => new AccessDeniedError(item.key, `${message}: ${JSON.stringify(item.key)}`)
+        ? (item: Queued) => new AccessDeniedError(item.key, `${message}: ${JSON.stringify(item.key)}`)
         : refusal?.(reason);
     if (refuse !== undefined && error.refused !== undefined) {
       error.refused.forEach((index, i) => {
@@ -180,7 +180,7 @@ export abstract class AckedQueue<T extends Queued> {
 
   /** Fails items past their deadline, queued or in flight, with TimeoutError(`message`). */
   protected expireItems(now: number, message: string): void {
-    const expired = (w: T) => !w.done && w.deadline <= now;
+    const expired = (w: Queued) => !w.done && w.deadline <= now;
     if (this.queue.some(expired)) {
       for (const w of this.queue) if (expired(w)) this.fail(w, new TimeoutError(message));
       this.queue = this.queue.filter((w) => !w.done);
@@ -206,14 +206,14 @@ export abstract class AckedQueue<T extends Queued> {
     if (back.length > 0) this.queue = back.concat(this.queue).sort((a, b) => a.order - b.order);
   }
 
-  protected settle(w: T, sequence: number): void {
+  protected settle(w: Queued, sequence: number): void {
     if (w.done) return;
     w.done = true;
     this.unsettled--;
     this.later(() => w.resolve(sequence));
   }
 
-  protected fail(w: T, error: Error): void {
+  protected fail(w: Queued, error: Error): void {
     if (w.done) return;
     w.done = true;
     this.unsettled--;

@@ -13,7 +13,7 @@
  * leaked them at every connect and close: 50 in a row left 250 descriptors and 51 threads behind,
  * and a service that made a client per job ran out of descriptors.
  */
-import { splitEndpoint } from './servers.js';
+import { splitEndpoint } from '../zmq/index.js';
 
 export class ContextPool<C> {
   private readonly made = new Map<string, C>();

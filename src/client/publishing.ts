@@ -11,7 +11,7 @@ import { checkTopic } from '../events/index.js';
 import { encodeRequest, formatProperties, type Limits } from '../wire/index.js';
 import { newUuid } from '../core/index.js';
 import { ClosedError, InvalidArgumentError, QueueFullError, ServerRejectedError } from '../errors.js';
-import { AckedQueue, queued, type Queued } from './acked-queue.js';
+import { AckedQueue, queued } from './acked-queue.js';
 import { rejectWith } from './arguments.js';
 import { checkAckSequences } from './drops.js';
 import type { Link } from './link.js';
@@ -89,7 +89,7 @@ export function eventData(data: unknown, limits: Limits): Buffer {
   return body;
 }
 
-export class Publishes extends AckedQueue<Queued> {
+export class Publishes extends AckedQueue {
   constructor(private readonly host: PublishHost) {
     super(host, PUBLISH_BATCH);
   }

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError } from '../errors.js';
 import { RELAY_ID_BYTES, RELAY_ID_MARK, type SocketFrameLimits } from '../wire/index.js';
 import type { KeyPair } from '../security/index.js';
+import { splitEndpoint } from '../zmq/index.js';
 
 export interface ServerAddress {
   readonly snapshot: string;
@@ -50,12 +51,6 @@ export function relayId(): string {
       .toString('base64url')
       .slice(0, RELAY_ID_BYTES - 1)
   );
-}
-
-/** The host (an IPv6 one in its brackets) and port of `tcp://HOST:PORT`, or undefined. */
-export function splitEndpoint(endpoint: string): { host: string; port: number } | undefined {
-  const match = /^tcp:\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})$/.exec(endpoint);
-  return match ? { host: match[1]!, port: Number(match[2]) } : undefined;
 }
 
 export function parseServer(endpoint: string): ServerAddress {

@@ -27,8 +27,6 @@ import type { Link } from './link.js';
 
 const WRITE_BATCH = 1000;
 
-type Write = Queued;
-
 export interface WritesHost {
   readonly links: readonly Link[];
   readonly subtree: string;
@@ -56,9 +54,9 @@ export interface WritesHost {
   later?(step: () => void): void;
 }
 
-export class Writes extends AckedQueue<Write> {
+export class Writes extends AckedQueue {
   /** acknowledged writes waiting for the replica to apply their sequence (read-your-writes) */
-  private readonly applying = new AppliedWaiters<Write>();
+  private readonly applying = new AppliedWaiters<Queued>();
   private degradedNow = false;
 
   constructor(private readonly host: WritesHost) {
@@ -169,7 +167,7 @@ export class Writes extends AckedQueue<Write> {
    * applied its sequence, at once when it has (the usual case), else when the update or a resync
    * brings it there, on this server or after a failover. Its deadline still bounds the wait.
    */
-  private settleWhenApplied(w: Write, sequence: number): void {
+  private settleWhenApplied(w: Queued, sequence: number): void {
     if (!w.key.startsWith(this.host.subtree) || sequence <= this.host.applied()) this.settle(w, sequence);
     else this.applying.add(sequence, w.deadline, w, this.host.now());
   }
@@ -214,7 +212,7 @@ function plainChp(): ServerRejectedError {
 }
 
 /** The typed error of a write refused in a 'conflict' or 'lease-not-found' TERROR. */
-function refusal(reason: string, w: Write, message: string, current: number | undefined): Error {
+function refusal(reason: string, w: Queued, message: string, current: number | undefined): Error {
   const key = JSON.stringify(w.key);
   if (reason === 'conflict')
     return new ConflictError(w.key, current ?? 0, `${message}: ${key} is at sequence ${current ?? 0}`);

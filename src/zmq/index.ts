@@ -14,5 +14,5 @@ export {
   type LaneHandover,
   type DealerLane,
 } from './stream-publisher.js';
-export { tcpAddress, zmtpConnect, type TcpAddress } from './zmtp-connect.js';
+export { splitEndpoint, tcpAddress, zmtpConnect, type TcpAddress } from './zmtp-connect.js';
 export { BoundedWrites } from './bounded-write.js';

@@ -105,6 +105,7 @@ export class Outbox {
         try {
           if (item.stream && this.failedStreams.has(item.stream))
             throw new Error('an earlier message failed');
+          // a zeromq.js socket is given the message alone: its send checks its arguments
           await (item.paced ? this.socket.send(item.frames, true) : this.socket.send(item.frames));
           item.settle?.(undefined);
         } catch (error) {

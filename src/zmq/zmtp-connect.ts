@@ -12,11 +12,17 @@ export interface TcpAddress {
   port: number;
 }
 
+/** tcp://HOST:PORT split, HOST as written (an IPv6 host keeps its brackets); undefined if not one. */
+export function splitEndpoint(endpoint: string): TcpAddress | undefined {
+  const match = /^tcp:\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})$/.exec(endpoint);
+  return match ? { host: match[1]!, port: Number(match[2]) } : undefined;
+}
+
 /** tcp://HOST:PORT (a bracketed IPv6 host too) as Node's connect takes it; throws ZmtpError. */
 export function tcpAddress(endpoint: string): TcpAddress {
-  const split = /^tcp:\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})$/.exec(endpoint);
+  const split = splitEndpoint(endpoint);
   if (!split) throw new zmtp.ZmtpError(`not a tcp://HOST:PORT endpoint: ${endpoint}`);
-  return { host: split[1]!.replace(/^\[(.*)\]$/, '$1'), port: Number(split[2]) };
+  return { host: split.host.replace(/^\[(.*)\]$/, '$1'), port: split.port };
 }
 
 /**
