@@ -131,10 +131,13 @@ export class Dispatcher {
       cursor: start,
       unseen: [],
       window: request.window,
+      opened: false,
     };
     this.subs.set(sub.member, sub);
     this.bySub.set(subKey(identity, request.subId), sub.member);
     await this.ctx.policy.durable(this.ctx.store.sequence);
+    // The TEOK goes out when this resolves (handlers/events.ts), before the next pump (a macrotask).
+    sub.opened = true;
     this.schedule();
     return info;
   }
@@ -256,7 +259,7 @@ export class Dispatcher {
 
   private pumpFanOut(sub: Subscriber, upTo: number): void {
     const room = sub.window - sub.unseen.length;
-    if (room <= 0 || sub.cursor >= upTo) return;
+    if (!sub.opened || room <= 0 || sub.cursor >= upTo) return;
     const { bus, map } = this.ctx.store;
     const events = bus.index.after(sub.cursor, sub.pattern, room).filter((e) => e.sequence <= upTo);
     const batch: PackedEntry[] = [];

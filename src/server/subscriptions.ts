@@ -36,6 +36,12 @@ export interface Subscriber {
   cursor: number;
   readonly unseen: number[];
   readonly window: number;
+  /**
+   * fan-out: whether its TEOK has gone out. Nothing is sent before: a client drops the TEVTs that
+   * reach it between a gap and its new TEOK (sent under the subscription it replaces, they come
+   * again), so a TEVT of this subscription sent before the TEOK would be dropped and never resent.
+   */
+  opened: boolean;
 }
 
 /** Why a subscription was refused: a TERROR reason and message. */

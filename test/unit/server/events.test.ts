@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { eventKey } from '../../../src/events/index.js';
 import type { EventAck, NativeReply } from '../../../src/wire/native.js';
 import type { PackedEntry } from '../../../src/wire/packed.js';
-import { harness, write } from './router-harness.js';
+import { harness, turn, write } from './router-harness.js';
 import { waitFor } from '../../support/wait.js';
 
 const A = Buffer.from('client-a');
@@ -159,6 +159,28 @@ describe('server: the event bus through the router (fake context, real store)', 
     h.ack(A, 1, [{ sequence: third, kind: 'seen', delayMs: 0 }]);
     await waitFor(() => delivered(h.repliesTo(A)).length === 5, 2000, 'a gets the rest once it has seen');
     expect(delivered(h.repliesTo(A)).map((e) => e.data)).to.deep.equal(['e0', 'e1', 'e2', 'e3', 'e4']);
+  });
+
+  it('fan-out: no TEVT goes out before the subscription’s TEOK, though events come while it is made durable', async () => {
+    // The client drops the TEVTs it gets between a gap and its new TEOK (they were sent under the
+    // subscription it replaced, and come again): a TEVT of the new subscription sent before its
+    // TEOK would be dropped too, and never come again (a bench run lost every event of 4 clients).
+    const waiting: (() => void)[] = [];
+    const h = make({ durable: () => new Promise((resolve) => waiting.push(() => resolve('single'))) });
+    h.subscribe(A, 1, 'orders.*', { member: 'a:1' });
+    await waitFor(() => waiting.length === 1, 2000, 'the subscription waits to be durable');
+    h.publish(event('orders.created', 'e0'));
+    h.publish(event('orders.created', 'e1'));
+    await waitFor(() => h.store.sequence >= 2, 2000, 'both events in the log');
+    await turn();
+    await turn();
+    expect(h.ok(A), 'TEOK not sent yet').to.equal(0);
+    expect(delivered(h.repliesTo(A)), 'no TEVT before the TEOK').to.deep.equal([]);
+    for (const resolve of waiting.splice(0)) resolve();
+    await waitFor(() => delivered(h.repliesTo(A)).length === 2, 2000, 'both events, after the TEOK');
+    const commands = h.repliesTo(A).map((r) => r.command);
+    expect(commands.indexOf('TEOK')).to.be.below(commands.indexOf('TEVT'));
+    expect(delivered(h.repliesTo(A)).map((e) => e.data)).to.deep.equal(['e0', 'e1']);
   });
 
   it('a member that joins with other settings than the group has is refused (group-mismatch)', async () => {
