@@ -3,3 +3,11 @@
 export const positive = (value: unknown): void => {
   if (!Number.isInteger(value) || (value as number) <= 0) throw new Error('must be a positive integer');
 };
+
+/** A positive integer no larger than `max`. */
+export const positiveAtMost =
+  (max: number) =>
+  (value: unknown): void => {
+    positive(value);
+    if ((value as number) > max) throw new Error(`must be at most ${max}`);
+  };

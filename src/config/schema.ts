@@ -10,8 +10,9 @@
  */
 import { DEFAULT_LIMITS } from '../wire/index.js';
 import { DEFAULT_QUOTAS } from '../server/index.js';
+import { MAX_SIZE as MAX_DEDUPE_SIZE } from '../core/index.js';
 import { eventSchema } from './events-schema.js';
-import { positive } from './formats.js';
+import { positive, positiveAtMost } from './formats.js';
 import { securitySchema } from './security-schema.js';
 
 const hostPort = (value: unknown) => {
@@ -168,8 +169,8 @@ export const schema = {
     arg: 'dedupe-ms',
   },
   dedupeSize: {
-    doc: 'memory cap on the write uuids remembered (about 45 bytes each, in typed arrays outside the heap; about 140 MB when full); a uuid it forces out before dedupeMs is counted in twinstar_dedupe_evicted_early_total',
-    format: positive,
+    doc: 'memory cap on the write uuids remembered (about 45 bytes each, in typed arrays outside the heap; about 130 MB when full); a uuid it forces out before dedupeMs is counted in twinstar_dedupe_evicted_early_total',
+    format: positiveAtMost(MAX_DEDUPE_SIZE),
     default: 3_000_000,
     env: 'TWINSTAR_DEDUPE_SIZE',
     arg: 'dedupe-size',

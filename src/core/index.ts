@@ -25,7 +25,7 @@ export {
   type StoreBuilder,
   type StoreOptions,
 } from './store.js';
-export { UuidWindow, type UuidWindowOptions } from './uuid-window.js';
+export { MAX_SIZE, UuidWindow, type UuidWindowOptions } from './uuid-window.js';
 export { newUuid } from './uuid.js';
 export { Timeline, type TimelineEntry } from './timeline.js';
 export { PublicationQueue, type ReleaseOutcome, type Sequenced } from './publication.js';

@@ -7,26 +7,27 @@
  *
  * Packed, because a server loading a million keys within `horizonMs` holds a million uuids here.
  * A Map of uuid strings plus a ring of references cost about 77 B per uuid, 69 B of it on the JS
- * heap (the 16-char string, the Map entry, the ring slot), and left the GC a million strings to
- * mark. Here nothing per uuid is a JS object; it all lives in typed arrays, outside the JS heap:
+ * heap, and left the GC a million strings to mark. Here nothing per uuid is a JS object:
  *
- *   ring, oldest first from `tail` (wrapping), one slot per uuid remembered:
+ *   ring, oldest first from serial `tail`, one position per uuid remembered, in segments of
+ *   SEGMENT positions allocated as the newest uuid enters one and dropped as the oldest leaves it:
  *     bytes  Uint8Array   16 B  the uuid's latin1 bytes (its char codes)
  *     seqs   Float64Array  8 B  the sequence it was applied at
  *     times  Float64Array  8 B  when it was first set: the start of its horizon
- *     hashes Uint32Array   4 B  its hash, so that forgetting it and resizing never hash a uuid
- *                              again (that halved the cost of a set once the ring is full)
- *   index  Int32Array, a power of two of at least twice the ring's slots (load <= 0.5), open
- *     addressing with linear probing; a slot holds ring position + 1, 0 is empty: 8-16 B a uuid.
+ *   index  Int32Array, a power of two, open addressing with linear probing; a slot holds ring
+ *     position + 1 (0 is empty): 8-16 B a uuid.
  *
- * So 44-52 B per ring slot (44 B per uuid with 1M in a full ring). The ring grows by doubling
- * when full and halves once under a quarter full (insert and lookup O(1) amortised); either
- * re-packs it oldest first at position 0, and the index is rebuilt. Forgetting the oldest deletes
- * its index slot by backward shift (later entries of its cluster move back), so there are no
- * tombstones and probes stay short. The hash is the packed map's seeded key hash
- * (kv/key-index.ts) over the 16 bytes: the slot a uuid lands in depends on a seed no client sees,
- * so a foreign client cannot craft uuids that pile into one probe chain (it is no cryptographic
- * MAC, but nothing reveals the seed).
+ * So 40-56 B per uuid. Nothing is ever copied or re-indexed in one go: a node at full write load
+ * holds millions of uuids here, and rebuilding its index in one call took ~250 ms at 1M and
+ * ~530 ms at 2M, long enough for the peer of that node to take it for dead (a false failover in
+ * the bench). Forgetting the oldest only moves `tail` (its index slot stays as a tombstone: a
+ * slot whose position is no longer live, skipped by lookups, taken over by inserts). When slots
+ * in use pass LOAD_MAX of the index, or the index is far larger than what is live, a new one is
+ * started for the live count and filled a few uuids per `set` (more per `prune`), oldest first;
+ * meanwhile the old one, untouched, answers for the uuids not yet moved. The hash is the packed
+ * map's seeded key hash (kv/key-index.ts) over the 16 bytes: the slot a uuid lands in depends on
+ * a seed no client sees, so a foreign client cannot craft uuids that pile into one probe chain
+ * (it is no cryptographic MAC, but nothing reveals the seed).
  *
  * Only uuids of 16 chars with char codes 0-255 can be stored (every caller passes `isDedupeUuid`
  * uuids, decoded from bytes as latin1): `set` ignores any other string and `get` finds nothing
@@ -52,7 +53,18 @@ export interface UuidWindowOptions {
   onEvictedEarly?: (ageMs: number) => void;
 }
 
-const MIN_CAPACITY = 1024;
+/** Ring positions per segment (a power of two), and its log2. */
+export const SEGMENT = 4096;
+const SEGMENT_BITS = 12;
+const MIN_INDEX = 2048;
+/** The most uuids a window can hold: its ring has twice as many positions, and 2^30 fit an Int32. */
+export const MAX_SIZE = 2 ** 29;
+/** An index takes a new one once this share of its slots holds an entry, live or not. */
+const LOAD_MAX = 0.6;
+/** uuids moved to a new index per `set` and per `prune` (see the header) */
+const MOVE_PER_SET = 4;
+const MOVE_PER_PRUNE = 16_384;
+
 /** The hash of a uuid string, from its char codes (no allocation): the packed map's key hash. */
 function hashString(uuid: string): number {
   let h = hashStart();
@@ -67,60 +79,77 @@ function storable(uuid: string): boolean {
   return true;
 }
 
-/** Index slots for a ring of `capacity`: a power of two, at least twice as many (load <= 0.5). */
-function indexSize(capacity: number): number {
-  let size = 2;
-  while (size < 2 * capacity) size *= 2;
+/** Index slots for `live` uuids: a power of two, at least 2.5 slots a uuid. */
+function indexSize(live: number): number {
+  let size = MIN_INDEX;
+  while (size < 2.5 * live) size *= 2;
   return size;
 }
 
+class Segment {
+  readonly bytes = new Uint8Array(SEGMENT * UUID_BYTES);
+  readonly seqs = new Float64Array(SEGMENT);
+  readonly times = new Float64Array(SEGMENT);
+}
+
 export class UuidWindow {
-  /** the ring's uuids, UUID_BYTES each */
-  private bytes: Uint8Array;
-  private seqs: Float64Array;
-  private times: Float64Array;
-  /** each ring slot's uuid hash: resizing and forgetting find a uuid's home slot without hashing it again */
-  private hashes: Uint32Array;
-  /** ring position + 1 of a uuid, found by probing on from its hash; 0 = empty */
-  private index: Int32Array;
-  /** ring index of the oldest uuid */
+  /** ring positions: a power of two of at least 2 `maxSize`; serial s lies at position s % positions */
+  private readonly positions: number;
+  private readonly segments: (Segment | undefined)[];
+  private allocated = 0;
+  /** serial of the oldest uuid (serials only grow) */
   private tail = 0;
   private count = 0;
+  private index = new Int32Array(MIN_INDEX);
+  /** slots of `index` holding an entry, live or not */
+  private used = 0;
+  /**
+   * While a new index is filled: the one before it, untouched, which answers for the serials in
+   * [moved, end) not yet moved (those still live).
+   */
+  private old: Int32Array | undefined;
+  private moved = 0;
+  private end = 0;
   private readonly maxSize: number;
-  private readonly minCapacity: number;
   /** how many uuids the cap forced out before `horizonMs` had passed */
   evictedEarly = 0;
   /**
    * The last uuid `get` did not find, and its hash. Only `set` adds a uuid (forgetting others and
-   * resizing never make a missing one present), and `set` clears this, so it stays a miss.
+   * moving them to a new index never make a missing one present), and `set` clears this.
    */
   private missed: string | undefined;
   private missedHash = 0;
 
   constructor(private readonly options: UuidWindowOptions) {
     this.maxSize = Math.max(1, options.maxSize);
-    this.minCapacity = Math.min(this.maxSize, MIN_CAPACITY);
-    this.bytes = new Uint8Array(this.minCapacity * UUID_BYTES);
-    this.seqs = new Float64Array(this.minCapacity);
-    this.times = new Float64Array(this.minCapacity);
-    this.hashes = new Uint32Array(this.minCapacity);
-    this.index = new Int32Array(indexSize(this.minCapacity));
+    // A position + 1 must fit the index's Int32 slots.
+    if (this.maxSize > MAX_SIZE) throw new RangeError(`maxSize ${this.maxSize} is above ${MAX_SIZE}`);
+    // Twice what can be live: the live uuids never wrap round into the segment the oldest left.
+    let positions = 2 * SEGMENT;
+    while (positions < 2 * this.maxSize) positions *= 2;
+    this.positions = positions;
+    this.segments = new Array<Segment | undefined>(positions / SEGMENT).fill(undefined);
   }
 
   get size(): number {
     return this.count;
   }
 
-  /** slots in the ring: it grows with the uuids remembered and shrinks as they are forgotten */
+  /** ring positions allocated: they follow the uuids remembered, a segment at a time */
   get capacity(): number {
-    return this.seqs.length;
+    return this.allocated * SEGMENT;
+  }
+
+  /** uuids still to be moved to a new index (0: none under way) */
+  get rebuilding(): number {
+    return this.old === undefined ? 0 : Math.max(0, this.end - Math.max(this.moved, this.tail));
   }
 
   get(uuid: string): number | undefined {
     if (uuid.length !== UUID_BYTES) return undefined;
     const hash = hashString(uuid);
     const at = this.find(uuid, hash);
-    if (at >= 0) return this.seqs[at];
+    if (at >= 0) return this.segment(at).seqs[at & (SEGMENT - 1)];
     this.missed = uuid;
     this.missedHash = hash;
     return undefined;
@@ -139,24 +168,30 @@ export class UuidWindow {
     const hash = missed ? this.missedHash : hashString(uuid);
     const known = missed ? -1 : this.find(uuid, hash);
     if (known >= 0) {
-      this.seqs[known] = sequence;
+      this.segment(known).seqs[known & (SEGMENT - 1)] = sequence;
       return;
     }
     this.forgetOlderThan(now - this.options.horizonMs);
     if (this.count === this.maxSize) {
-      const age = now - this.times[this.tail]!;
+      const age = now - this.timeOf(this.tail);
       this.dropOldest();
       this.evictedEarly++;
       this.options.onEvictedEarly?.(age);
     }
-    if (this.count === this.capacity) this.resize(Math.min(this.maxSize, 2 * this.capacity));
-    const at = (this.tail + this.count) % this.capacity;
-    for (let i = 0, o = at * UUID_BYTES; i < UUID_BYTES; i++) this.bytes[o + i] = uuid.charCodeAt(i);
-    this.seqs[at] = sequence;
-    this.times[at] = now;
-    this.hashes[at] = hash;
+    const at = (this.tail + this.count) % this.positions;
+    const slot = at >> SEGMENT_BITS;
+    let segment = this.segments[slot];
+    if (segment === undefined) {
+      segment = this.segments[slot] = new Segment();
+      this.allocated++;
+    }
+    const within = at & (SEGMENT - 1);
+    for (let i = 0, o = within * UUID_BYTES; i < UUID_BYTES; i++) segment.bytes[o + i] = uuid.charCodeAt(i);
+    segment.seqs[within] = sequence;
+    segment.times[within] = now;
     this.count++;
     this.insert(at, hash);
+    this.upkeep(MOVE_PER_SET);
   }
 
   /**
@@ -165,95 +200,112 @@ export class UuidWindow {
    */
   prune(now: number): void {
     this.forgetOlderThan(now - this.options.horizonMs);
+    this.upkeep(MOVE_PER_PRUNE);
   }
 
-  /** Forgets every uuid set at or before `cutoff`; halves the ring once it is mostly empty. */
+  /** Forgets every uuid set at or before `cutoff`. */
   private forgetOlderThan(cutoff: number): void {
-    while (this.count > 0 && this.times[this.tail]! <= cutoff) this.dropOldest();
-    const capacity = this.capacity;
-    if (capacity > this.minCapacity && this.count < capacity / 4) {
-      this.resize(Math.max(this.minCapacity, Math.floor(capacity / 2)));
-    }
+    while (this.count > 0 && this.timeOf(this.tail) <= cutoff) this.dropOldest();
+  }
+
+  private dropOldest(): void {
+    const at = this.tail % this.positions;
+    this.tail++;
+    this.count--;
+    // The segment is left once its last position is, or once nothing is left at all (the next
+    // uuid then takes a new one).
+    if ((at & (SEGMENT - 1)) === SEGMENT - 1 || this.count === 0) this.release(at >> SEGMENT_BITS);
+  }
+
+  private release(slot: number): void {
+    if (this.segments[slot] === undefined) return;
+    this.segments[slot] = undefined;
+    this.allocated--;
+  }
+
+  private segment(at: number): Segment {
+    return this.segments[at >> SEGMENT_BITS]!;
+  }
+
+  private timeOf(serial: number): number {
+    const at = serial % this.positions;
+    return this.segment(at).times[at & (SEGMENT - 1)]!;
+  }
+
+  /** The serial of the live uuid at position `at`, or -1 when none is there. */
+  private liveSerial(at: number): number {
+    const offset = (at - (this.tail % this.positions) + this.positions) % this.positions;
+    return offset < this.count ? this.tail + offset : -1;
+  }
+
+  /** Whether position `at` holds `uuid`. */
+  private holds(at: number, uuid: string): boolean {
+    const { bytes } = this.segment(at);
+    const offset = (at & (SEGMENT - 1)) * UUID_BYTES;
+    let i = 0;
+    while (i < UUID_BYTES && bytes[offset + i] === uuid.charCodeAt(i)) i++;
+    return i === UUID_BYTES;
   }
 
   /** The ring position of `uuid` (whose hash is `hash`), or -1. */
   private find(uuid: string, hash: number): number {
-    const { index, bytes } = this;
+    const { index } = this;
     const mask = index.length - 1;
     for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
       const entry = index[slot]!;
+      if (entry === 0) break;
+      if (this.liveSerial(entry - 1) >= 0 && this.holds(entry - 1, uuid)) return entry - 1;
+    }
+    const { old } = this;
+    if (old === undefined) return -1;
+    const oldMask = old.length - 1;
+    for (let slot = hash & oldMask; ; slot = (slot + 1) & oldMask) {
+      const entry = old[slot]!;
       if (entry === 0) return -1;
-      const offset = (entry - 1) * UUID_BYTES;
-      let i = 0;
-      while (i < UUID_BYTES && bytes[offset + i] === uuid.charCodeAt(i)) i++;
-      if (i === UUID_BYTES) return entry - 1;
+      // Only a live uuid not yet moved counts: the rest are in the new index, or forgotten.
+      const serial = this.liveSerial(entry - 1);
+      if (serial >= this.moved && serial < this.end && this.holds(entry - 1, uuid)) return entry - 1;
     }
   }
 
-  /** Indexes ring position `at`, whose uuid hashes to `hash`, in the first free slot from its home. */
+  /** Indexes position `at` in the first slot from its home that is empty or no longer live. */
   private insert(at: number, hash: number): void {
     const { index } = this;
     const mask = index.length - 1;
     let slot = hash & mask;
-    while (index[slot] !== 0) slot = (slot + 1) & mask;
+    for (; index[slot] !== 0; slot = (slot + 1) & mask) if (this.liveSerial(index[slot]! - 1) < 0) break;
+    if (index[slot] === 0) this.used++;
     index[slot] = at + 1;
   }
 
-  private dropOldest(): void {
-    this.unindex(this.tail);
-    this.tail = (this.tail + 1) % this.capacity;
-    this.count--;
+  /** Moves up to `budget` uuids to a new index under way; starts one when this one needs it. */
+  private upkeep(budget: number): void {
+    if (this.old !== undefined) this.move(budget);
+    const size = this.index.length;
+    const crowded = this.used >= LOAD_MAX * size;
+    const oversized = size > MIN_INDEX && 8 * this.count < size;
+    if (!crowded && !oversized) return;
+    if (this.old !== undefined) this.move(Infinity); // (the new index has room for far longer)
+    this.old = this.index;
+    this.index = new Int32Array(indexSize(this.count));
+    this.used = 0;
+    this.moved = this.tail;
+    this.end = this.tail + this.count;
+    this.move(budget);
   }
 
-  /**
-   * Removes ring position `at` from the index by backward shift: each later entry of the cluster
-   * whose home is not between the hole and itself moves back into the hole, which moves on to
-   * where it was. The cluster stays unbroken for every probe, with no tombstone left behind.
-   */
-  private unindex(at: number): void {
-    const { index, hashes } = this;
-    const mask = index.length - 1;
-    let hole = hashes[at]! & mask;
-    while (index[hole] !== at + 1) {
-      if (index[hole] === 0) return; // not indexed (cannot happen): never spin on it
-      hole = (hole + 1) & mask;
+  private move(budget: number): void {
+    let serial = Math.max(this.moved, this.tail);
+    const last = Math.min(this.end, serial + budget);
+    for (; serial < last; serial++) {
+      const at = serial % this.positions;
+      const { bytes } = this.segment(at);
+      let h = hashStart();
+      for (let i = 0, o = (at & (SEGMENT - 1)) * UUID_BYTES; i < UUID_BYTES; i++)
+        h = hashByte(h, bytes[o + i]!);
+      this.insert(at, hashEnd(h, UUID_BYTES));
     }
-    for (let slot = (hole + 1) & mask; index[slot] !== 0; slot = (slot + 1) & mask) {
-      const entry = index[slot]!;
-      const home = hashes[entry - 1]! & mask;
-      // probes for this entry run from home to slot: they pass the hole unless it is outside that
-      if (((slot - home) & mask) >= ((slot - hole) & mask)) {
-        index[hole] = entry;
-        hole = slot;
-      }
-    }
-    index[hole] = 0;
-  }
-
-  /** Copies the ring, oldest first, into arrays of `capacity` (at least `count`); rebuilds the index. */
-  private resize(capacity: number): void {
-    const bytes = new Uint8Array(capacity * UUID_BYTES);
-    const seqs = new Float64Array(capacity);
-    const times = new Float64Array(capacity);
-    const hashes = new Uint32Array(capacity);
-    // the ring in at most two runs: tail to the end of the arrays, then from 0 where it wrapped
-    const first = Math.min(this.count, this.capacity - this.tail);
-    const runs: [from: number, length: number, to: number][] = [
-      [this.tail, first, 0],
-      [0, this.count - first, first],
-    ];
-    for (const [from, length, to] of runs) {
-      bytes.set(this.bytes.subarray(from * UUID_BYTES, (from + length) * UUID_BYTES), to * UUID_BYTES);
-      seqs.set(this.seqs.subarray(from, from + length), to);
-      times.set(this.times.subarray(from, from + length), to);
-      hashes.set(this.hashes.subarray(from, from + length), to);
-    }
-    this.bytes = bytes;
-    this.seqs = seqs;
-    this.times = times;
-    this.hashes = hashes;
-    this.tail = 0;
-    this.index = new Int32Array(indexSize(capacity));
-    for (let at = 0; at < this.count; at++) this.insert(at, hashes[at]!);
+    this.moved = serial;
+    if (serial >= this.end) this.old = undefined;
   }
 }
