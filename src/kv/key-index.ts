@@ -17,7 +17,32 @@ export interface KeyRecords {
 }
 
 const EMPTY = -1;
+/**
+ * A slot holds its handle + 1, and 0 when it is free: a new table is then all free as allocated,
+ * with no fill, and its pages are first touched as its slots are used (filling 64 MB for the
+ * table of 4M keys took ~100-200 ms in one call).
+ */
+const FREE = 0;
 const MIN_SLOTS = 1024;
+/** Slots of the table before a resize moved per `set` while the new one fills (see `resize`). */
+const MOVE_PER_SET = 8;
+
+/** One open-addressing table: a handle, its key's hash and its signature per slot. */
+interface Table {
+  handles: Float64Array;
+  hashes: Uint32Array;
+  signatures: Uint32Array;
+  mask: number;
+}
+
+function table(slots: number): Table {
+  return {
+    handles: new Float64Array(slots),
+    hashes: new Uint32Array(slots),
+    signatures: new Uint32Array(slots),
+    mask: slots - 1,
+  };
+}
 
 /** A per-process seed for `hashByte`'s chain. */
 const SEED = (Math.random() * 0x100000000) >>> 0;
@@ -91,11 +116,17 @@ export function signatureOf(bytes: Uint8Array, length: number): number {
 }
 
 export class KeyIndex {
-  private handles = new Float64Array(MIN_SLOTS).fill(EMPTY);
-  private hashes = new Uint32Array(MIN_SLOTS);
-  /** each key's signature (`signatureOf`): a prefix view passes over keys outside its directory */
-  private signatures = new Uint32Array(MIN_SLOTS);
-  private mask = MIN_SLOTS - 1;
+  /** each slot's handle, hash and signature (`signatureOf`: a prefix view passes over keys outside its directory) */
+  private t = table(MIN_SLOTS);
+  /**
+   * While a resize is under way: the table before it, whose runs of slots not yet moved it still
+   * holds (whole runs: a probe never crosses into a moved one), `moving` slots after `from` of it
+   * done. Re-indexing a million keys in one call took ~300 ms, long enough for the peer of a node
+   * loading keys at full speed to take it for dead; so a resize moves a few slots per `set`.
+   */
+  private old: Table | undefined;
+  private from = 0;
+  private moving = 0;
   private count = 0;
 
   constructor(private readonly records: KeyRecords) {}
@@ -106,13 +137,21 @@ export class KeyIndex {
 
   /** Slots allocated (memory: 16 bytes each). */
   get slots(): number {
-    return this.handles.length;
+    return this.t.handles.length + (this.old?.handles.length ?? 0);
+  }
+
+  /** Slots of the table before a resize still to be moved (0: none under way). */
+  get resizing(): number {
+    return this.old === undefined ? 0 : this.old.handles.length - this.moving;
   }
 
   /** The handle of the record the owner matches under `hash`, or -1. */
   find(hash: number): number {
-    const at = this.slotOf(hash);
-    return at < 0 ? EMPTY : this.handles[at]!;
+    let at = this.slotOf(this.t, hash);
+    if (at >= 0) return this.t.handles[at]! - 1;
+    if (this.old === undefined) return EMPTY;
+    at = this.slotOf(this.old, hash);
+    return at < 0 ? EMPTY : this.old.handles[at]! - 1;
   }
 
   /**
@@ -120,56 +159,75 @@ export class KeyIndex {
    * the handle it replaced, or -1.
    */
   set(hash: number, handle: number, signature: number): number {
-    let at = hash & this.mask;
-    for (;;) {
-      const held = this.handles[at]!;
-      if (held === EMPTY) break;
-      if (this.hashes[at] === hash && this.records.matches(held)) {
-        this.handles[at] = handle;
+    if (this.old !== undefined) {
+      const before = this.slotOf(this.old, hash);
+      if (before >= 0) {
+        const held = this.old.handles[before]! - 1;
+        this.old.handles[before] = handle + 1;
+        this.moveSlots(MOVE_PER_SET);
         return held;
       }
-      at = (at + 1) & this.mask;
     }
-    this.handles[at] = handle;
-    this.hashes[at] = hash;
-    this.signatures[at] = signature;
+    const { t } = this;
+    let at = hash & t.mask;
+    for (;;) {
+      const held = t.handles[at]!;
+      if (held === FREE) break;
+      if (t.hashes[at] === hash && this.records.matches(held - 1)) {
+        t.handles[at] = handle + 1;
+        return held - 1;
+      }
+      at = (at + 1) & t.mask;
+    }
+    t.handles[at] = handle + 1;
+    t.hashes[at] = hash;
+    t.signatures[at] = signature;
     this.count++;
-    if (this.count * 2 > this.handles.length) this.resize(this.handles.length * 2);
+    if (this.old !== undefined) this.moveSlots(MOVE_PER_SET);
+    else if (this.count * 2 > t.handles.length) this.resize(t.handles.length * 2);
     return EMPTY;
   }
 
   /** Removes the matched key; returns its handle, or -1 when it was not there. */
   remove(hash: number): number {
-    const at = this.slotOf(hash);
+    let tab = this.t;
+    let at = this.slotOf(tab, hash);
+    if (at < 0 && this.old !== undefined) at = this.slotOf((tab = this.old), hash);
     if (at < 0) return EMPTY;
-    const held = this.handles[at]!;
-    this.vacate(at);
+    const held = tab.handles[at]! - 1;
+    vacate(tab, at);
     this.count--;
-    if (this.handles.length > MIN_SLOTS && this.count * 8 < this.handles.length) {
-      this.resize(this.handles.length / 2);
-    }
+    const { length } = this.t.handles;
+    if (this.old !== undefined) this.moveSlots(MOVE_PER_SET);
+    else if (length > MIN_SLOTS && this.count * 8 < length) this.resize(length / 2);
     return held;
   }
 
   /** Whether `handle` is the current record of a key hashing to `hash`. */
   holds(hash: number, handle: number): boolean {
-    return this.slotHolding(hash, handle) >= 0;
+    return (
+      slotHolding(this.t, hash, handle) >= 0 ||
+      (this.old !== undefined && slotHolding(this.old, hash, handle) >= 0)
+    );
   }
 
   /** The record at `from` now lies at `to` (the owner moved it); false if `from` was not current. */
   move(hash: number, from: number, to: number): boolean {
-    const at = this.slotHolding(hash, from);
-    if (at < 0) return false;
-    this.handles[at] = to;
-    return true;
+    for (const tab of this.old === undefined ? [this.t] : [this.t, this.old]) {
+      const at = slotHolding(tab, hash, from);
+      if (at < 0) continue;
+      tab.handles[at] = to + 1;
+      return true;
+    }
+    return false;
   }
 
   /** Every current handle, in no particular order. */
   all(): Float64Array {
     const out = new Float64Array(this.count);
     let n = 0;
-    const { handles } = this;
-    for (let i = 0; i < handles.length; i++) if (handles[i] !== EMPTY) out[n++] = handles[i]!;
+    for (const { handles } of this.tables())
+      for (let i = 0; i < handles.length; i++) if (handles[i] !== FREE) out[n++] = handles[i]! - 1;
     return out;
   }
 
@@ -178,73 +236,103 @@ export class KeyIndex {
    * few others whose signature has those bits too (a Bloom filter: the caller checks each key).
    */
   signed(bits: number): Float64Array {
-    const { handles, signatures } = this;
     // Counted first, then copied: a view of a million keys grows no array of a million numbers.
     let count = 0;
-    for (let i = 0; i < handles.length; i++) {
-      if ((signatures[i]! & bits) === bits && handles[i] !== EMPTY) count++;
-    }
+    for (const { handles, signatures } of this.tables())
+      for (let i = 0; i < handles.length; i++) {
+        if ((signatures[i]! & bits) === bits && handles[i] !== FREE) count++;
+      }
     const found = new Float64Array(count);
-    for (let i = 0, n = 0; n < count; i++) {
-      if ((signatures[i]! & bits) === bits && handles[i] !== EMPTY) found[n++] = handles[i]!;
-    }
+    let n = 0;
+    for (const { handles, signatures } of this.tables())
+      for (let i = 0; i < handles.length && n < count; i++) {
+        if ((signatures[i]! & bits) === bits && handles[i] !== FREE) found[n++] = handles[i]! - 1;
+      }
     return found;
   }
 
   clear(): void {
-    this.handles = new Float64Array(MIN_SLOTS).fill(EMPTY);
-    this.hashes = new Uint32Array(MIN_SLOTS);
-    this.signatures = new Uint32Array(MIN_SLOTS);
-    this.mask = MIN_SLOTS - 1;
+    this.t = table(MIN_SLOTS);
+    this.old = undefined;
     this.count = 0;
   }
 
-  private slotOf(hash: number): number {
-    for (let at = hash & this.mask; ; at = (at + 1) & this.mask) {
-      const held = this.handles[at]!;
-      if (held === EMPTY) return -1;
-      if (this.hashes[at] === hash && this.records.matches(held)) return at;
+  private tables(): Table[] {
+    return this.old === undefined ? [this.t] : [this.t, this.old];
+  }
+
+  private slotOf(tab: Table, hash: number): number {
+    const { handles, hashes, mask } = tab;
+    for (let at = hash & mask; ; at = (at + 1) & mask) {
+      const held = handles[at]!;
+      if (held === FREE) return -1;
+      if (hashes[at] === hash && this.records.matches(held - 1)) return at;
     }
   }
 
-  private slotHolding(hash: number, handle: number): number {
-    for (let at = hash & this.mask; ; at = (at + 1) & this.mask) {
-      const held = this.handles[at]!;
-      if (held === EMPTY) return -1;
-      if (held === handle) return at;
-    }
-  }
-
-  /** Empties slot `at`, shifting back later slots of its run that would otherwise be cut off. */
-  private vacate(at: number): void {
-    const { handles, hashes, signatures, mask } = this;
-    let hole = at;
-    for (let next = (at + 1) & mask; handles[next] !== EMPTY; next = (next + 1) & mask) {
-      const home = hashes[next]! & mask;
-      // The entry at `next` may fill the hole unless its home lies cyclically in (hole, next].
-      const stays = hole <= next ? home > hole && home <= next : home > hole || home <= next;
-      if (stays) continue;
-      handles[hole] = handles[next]!;
-      hashes[hole] = hashes[next]!;
-      signatures[hole] = signatures[next]!;
-      hole = next;
-    }
-    handles[hole] = EMPTY;
-  }
-
+  /**
+   * Starts moving every key to a table of `slots`: the old one is emptied a run of slots at a
+   * time, from just after one of its empty slots, so what is left of it is whole runs.
+   */
   private resize(slots: number): void {
-    const { handles, hashes, signatures } = this;
-    this.handles = new Float64Array(slots).fill(EMPTY);
-    this.hashes = new Uint32Array(slots);
-    this.signatures = new Uint32Array(slots);
-    this.mask = slots - 1;
-    for (let i = 0; i < handles.length; i++) {
-      if (handles[i] === EMPTY) continue;
-      let at = hashes[i]! & this.mask;
-      while (this.handles[at] !== EMPTY) at = (at + 1) & this.mask;
-      this.handles[at] = handles[i]!;
-      this.hashes[at] = hashes[i]!;
-      this.signatures[at] = signatures[i]!;
-    }
+    const old = this.t;
+    this.t = table(slots);
+    let from = 0;
+    while (old.handles[from] !== FREE) from++; // (at most half full: there is one)
+    this.old = old;
+    this.from = from;
+    this.moving = 0;
+    this.moveSlots(MOVE_PER_SET);
   }
+
+  /** Moves at least `budget` slots of the old table (to the end of a run), dropping it when done. */
+  private moveSlots(budget: number): void {
+    const old = this.old!;
+    const { length } = old.handles;
+    let moved = 0;
+    while (
+      this.moving < length &&
+      (moved < budget || old.handles[(this.from + this.moving) & old.mask] !== FREE)
+    ) {
+      const i = (this.from + this.moving) & old.mask;
+      this.moving++;
+      moved++;
+      const handle = old.handles[i]!;
+      if (handle === FREE) continue;
+      old.handles[i] = FREE;
+      const { t } = this;
+      let at = old.hashes[i]! & t.mask;
+      while (t.handles[at] !== FREE) at = (at + 1) & t.mask;
+      t.handles[at] = handle;
+      t.hashes[at] = old.hashes[i]!;
+      t.signatures[at] = old.signatures[i]!;
+    }
+    if (this.moving >= length) this.old = undefined;
+  }
+}
+
+function slotHolding(tab: Table, hash: number, handle: number): number {
+  const { handles, mask } = tab;
+  for (let at = hash & mask; ; at = (at + 1) & mask) {
+    const held = handles[at]!;
+    if (held === FREE) return -1;
+    if (held === handle + 1) return at;
+  }
+}
+
+/** Empties slot `at` of `tab`, shifting back later slots of its run that would otherwise be cut off. */
+function vacate(tab: Table, at: number): void {
+  const { handles, hashes, signatures, mask } = tab;
+  let hole = at;
+  for (let next = (at + 1) & mask; handles[next] !== FREE; next = (next + 1) & mask) {
+    const home = hashes[next]! & mask;
+    // The entry at `next` may fill the hole unless its home lies cyclically in (hole, next].
+    const stays = hole <= next ? home > hole && home <= next : home > hole || home <= next;
+    if (stays) continue;
+    handles[hole] = handles[next]!;
+    hashes[hole] = hashes[next]!;
+    signatures[hole] = signatures[next]!;
+    hole = next;
+  }
+  handles[hole] = FREE;
 }

@@ -109,6 +109,29 @@ describe('KeyIndex', () => {
     );
   });
 
+  it('a resize moves a few slots per change; every key stays found, set, moved and removed meanwhile', () => {
+    // Re-indexing a million keys in one call took ~300 ms: a node loading keys at full speed
+    // stalled long enough for its peer to take it for dead.
+    const { index, set, find, remove } = indexWith((key) => (key * 2654435761) >>> 0);
+    let key = 0;
+    for (; index.resizing === 0 && key < 10_000; key++) set(key, 1);
+    expect(key, 'the table grew at half full').to.equal(513);
+    expect(index.resizing, 'left for later changes').to.be.above(900);
+    for (let k = 0; k < key; k++) expect(find(k), `key ${k}`).to.equal(k * 10 + 1);
+    // while it moves: replace, relocate and remove keys of both tables, add new ones
+    for (let k = 0; k < key; k += 3) expect(set(k, 2)).to.equal(k * 10 + 1);
+    for (let k = 1; k < key; k += 3)
+      expect(index.move((k * 2654435761) >>> 0, k * 10 + 1, k * 10 + 5)).to.equal(true);
+    for (let k = 2; k < key; k += 9) expect(remove(k)).to.equal(k * 10 + 1);
+    const expected = (k: number) =>
+      k % 3 === 0 ? k * 10 + 2 : k % 3 === 1 ? k * 10 + 5 : k % 9 === 2 ? -1 : k * 10 + 1;
+    expect(index.resizing, 'done by now').to.equal(0);
+    for (let k = 0; k < key; k++) expect(find(k), `key ${k}`).to.equal(expected(k));
+    for (; key < 700; key++) set(key, 1);
+    expect([...index.all()].length).to.equal(index.size);
+    expect(index.slots).to.equal(2048);
+  });
+
   it('grows past half full and shrinks back once mostly empty', () => {
     const { index, set, remove } = indexWith((key) => key);
     for (let key = 0; key < 3000; key++) set(key, 1);
