@@ -10,6 +10,8 @@
  *                    --quick includes one short round of it
  *   --window N       acknowledged writes in flight for pipelined writers (default 2000)
  *   --profile DIR    run server processes under --cpu-prof, profiles written to DIR
+ *   --node-arg FLAG  a node flag for every server process (repeatable), for A/B runs of V8 or
+ *                    Node settings: --node-arg --max-semi-space-size=4
  *   --wait-idle S    first wait up to S seconds for the 1-minute load average to drop below 1
  *
  * Every figure runs on real server processes on 127.0.0.1 (a pair unless stated), or on raw
@@ -53,6 +55,8 @@ interface Args {
   only: Suite[];
   window: number;
   profile: string | undefined;
+  /** extra node flags for every server process (`--node-arg`, repeatable) */
+  nodeArgs: string[];
   waitIdle: number;
   peers: boolean;
 }
@@ -65,6 +69,7 @@ function parseArgs(argv: string[]): Args {
     only: [...SUITES],
     window: 2000,
     profile: undefined,
+    nodeArgs: [],
     waitIdle: 0,
     peers: false,
   };
@@ -99,6 +104,9 @@ function parseArgs(argv: string[]): Args {
         for (const s of args.only)
           if (!SUITES.includes(s)) throw new Error(`unknown suite ${s}; known: ${SUITES.join(',')}`);
         break;
+      case '--node-arg':
+        args.nodeArgs.push(next());
+        break;
       case '--wait-idle':
         args.waitIdle = Number(next());
         if (!(args.waitIdle >= 0)) throw new Error('--wait-idle must be a number of seconds');
@@ -112,7 +120,7 @@ function parseArgs(argv: string[]): Args {
       case '--help':
       case '-h':
         process.stdout.write(
-          'npm run bench -- [--quick] [--json FILE] [--runs N] [--only ceiling,ack,curve,chp,fanout,snapshot,failover,durability,events,peers] [--peers] [--window N] [--profile DIR] [--wait-idle S]\n',
+          'npm run bench -- [--quick] [--json FILE] [--runs N] [--only ceiling,ack,curve,chp,fanout,snapshot,failover,durability,events,peers] [--peers] [--window N] [--profile DIR] [--node-arg FLAG]... [--wait-idle S]\n',
         );
         process.exit(0);
         break;
@@ -201,7 +209,10 @@ async function main(): Promise<number> {
     runs: args.runs ?? (args.quick ? 1 : 3),
     report,
     ceilings: { pubSub: NaN, roundTrip: NaN },
-    serverNodeArgs: args.profile ? ['--cpu-prof', '--cpu-prof-dir', args.profile] : [],
+    serverNodeArgs: [
+      ...args.nodeArgs,
+      ...(args.profile ? ['--cpu-prof', '--cpu-prof-dir', args.profile] : []),
+    ],
     window: args.window,
     log,
     secs: (full, quick) => (args.quick ? quick : full),
@@ -246,7 +257,7 @@ async function main(): Promise<number> {
   const out = table(report);
   process.stdout.write(
     `\ntwinstar benchmark, ${new Date().toISOString()}, ${args.quick ? 'quick' : 'full'} mode, ${ctx.runs} run(s) per figure (median shown), ${seconds.toFixed(0)} s\n` +
-      `machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB, ${m.os}, node ${m.node}, zeromq.js ${m.zeromq}; load average ${m.loadStart} at start, ${m.loadEnd} at end; commit ${m.commit}\n\n${out}\n`,
+      `machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB, ${m.os}, node ${m.node}, zeromq.js ${m.zeromq}; load average ${m.loadStart} at start, ${m.loadEnd} at end; commit ${m.commit}${args.nodeArgs.length > 0 ? `; server node flags ${args.nodeArgs.join(' ')}` : ''}\n\n${out}\n`,
   );
   if (report.notes.length > 0) process.stdout.write(`\n${report.notes.map((n) => `- ${n}`).join('\n')}\n`);
   if (args.json) {
@@ -258,6 +269,7 @@ async function main(): Promise<number> {
           date: new Date().toISOString(),
           mode: args.quick ? 'quick' : 'full',
           runsPerFigure: ctx.runs,
+          serverNodeArgs: ctx.serverNodeArgs,
           seconds,
           machine: m,
           ceilings: ctx.ceilings,
