@@ -21,10 +21,7 @@ const hostPort = (value: unknown) => {
 };
 
 /** A length a packed entry stores in 16 bits (wire/chp.ts): the store keeps every entry packed. */
-const packedLength = (value: unknown) => {
-  positive(value);
-  if ((value as number) > 0xffff) throw new Error('must be at most 65535 (a packed length is 16 bits)');
-};
+const packedLength = positiveAtMost(0xffff, 'a packed length is 16 bits');
 
 export const schema = {
   role: {

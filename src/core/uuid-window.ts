@@ -33,7 +33,7 @@
  * uuids, decoded from bytes as latin1): `set` ignores any other string and `get` finds nothing
  * for it, which is what the window would answer anyway as such uuids are never de-duplicated.
  */
-import { hashByte, hashEnd, hashStart } from '../kv/index.js';
+import { hashByte, hashBytes, hashEnd, hashStart } from '../kv/index.js';
 import { UUID_BYTES } from '../wire/index.js';
 
 /** The uuid of a change the server makes itself (a group op, a lease): never de-duplicated. */
@@ -299,11 +299,8 @@ export class UuidWindow {
     const last = Math.min(this.end, serial + budget);
     for (; serial < last; serial++) {
       const at = serial % this.positions;
-      const { bytes } = this.segment(at);
-      let h = hashStart();
-      for (let i = 0, o = (at & (SEGMENT - 1)) * UUID_BYTES; i < UUID_BYTES; i++)
-        h = hashByte(h, bytes[o + i]!);
-      this.insert(at, hashEnd(h, UUID_BYTES));
+      const offset = (at & (SEGMENT - 1)) * UUID_BYTES;
+      this.insert(at, hashBytes(this.segment(at).bytes, offset, offset + UUID_BYTES));
     }
     this.moved = serial;
     if (serial >= this.end) this.old = undefined;

@@ -116,7 +116,7 @@ export function signatureOf(bytes: Uint8Array, length: number): number {
 }
 
 export class KeyIndex {
-  /** each slot's handle, hash and signature (`signatureOf`: a prefix view passes over keys outside its directory) */
+  /** each slot's handle, hash and signature (`signatureOf`: a view passes over keys outside its directory) */
   private t = table(MIN_SLOTS);
   /**
    * While a resize is under way: the table before it, whose runs of slots not yet moved it still
@@ -213,13 +213,12 @@ export class KeyIndex {
 
   /** The record at `from` now lies at `to` (the owner moved it); false if `from` was not current. */
   move(hash: number, from: number, to: number): boolean {
-    for (const tab of this.old === undefined ? [this.t] : [this.t, this.old]) {
-      const at = slotHolding(tab, hash, from);
-      if (at < 0) continue;
-      tab.handles[at] = to + 1;
-      return true;
-    }
-    return false;
+    let tab = this.t;
+    let at = slotHolding(tab, hash, from);
+    if (at < 0 && this.old !== undefined) at = slotHolding((tab = this.old), hash, from);
+    if (at < 0) return false;
+    tab.handles[at] = to + 1;
+    return true;
   }
 
   /** Every current handle, in no particular order. */
