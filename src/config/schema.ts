@@ -156,7 +156,7 @@ export const schema = {
     arg: 'replay-log-size',
   },
   dedupeMs: {
-    doc: "every write uuid is remembered at least this long, so that a retried write applies once; keep it above the clients' writeTimeoutMs (10 s); at least 1000",
+    doc: "every write uuid is remembered at least this long after its entry is replaced or deleted (until then the entry remembers it), so that a retried write applies once; keep it above the clients' writeTimeoutMs (10 s); at least 1000",
     format: (value: unknown) => {
       positive(value);
       if ((value as number) < 1000) throw new Error('must be at least 1000 (1 s)');
@@ -166,7 +166,7 @@ export const schema = {
     arg: 'dedupe-ms',
   },
   dedupeSize: {
-    doc: 'memory cap on the write uuids remembered (about 45 bytes each, in typed arrays outside the heap; about 130 MB when full); a uuid it forces out before dedupeMs is counted in twinstar_dedupe_evicted_early_total',
+    doc: 'memory cap on the write uuids remembered for replaced or deleted entries (about 45 bytes each, in typed arrays outside the heap; about 130 MB when full); a uuid it forces out before dedupeMs is counted in twinstar_dedupe_evicted_early_total',
     format: positiveAtMost(MAX_DEDUPE_SIZE),
     default: 3_000_000,
     env: 'TWINSTAR_DEDUPE_SIZE',

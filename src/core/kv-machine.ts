@@ -16,10 +16,11 @@ import {
   readAll,
   type Entry,
   type KeyValueState,
+  type Written,
 } from '../kv/index.js';
 import { isReserved, RESERVED_PREFIX } from '../events/index.js';
 import { Deadlines, type Scheduled } from './deadlines.js';
-import type { DueChange, StateMachine } from './state-machine.js';
+import type { CurrentWrites, DueChange, StateMachine } from './state-machine.js';
 
 export type { KeyValueState };
 
@@ -30,6 +31,7 @@ interface Ttl extends Scheduled {
 }
 
 const EMPTY = Buffer.alloc(0);
+const NONE: readonly Written[] = [];
 
 /** In memory: keys packed, the event bus's reserved keys as objects (src/kv/partitioned.ts says why). */
 function memoryState(): KeyValueState {
@@ -53,6 +55,17 @@ export class KvMachine implements StateMachine {
     return this.ttl.held;
   }
 
+  /** This machine holds each key's current entry, and with it the uuid of the write that made it. */
+  readonly writes: CurrentWrites = {
+    current: (key) => (this.map.currentWrite ? this.map.currentWrite(key) : this.map.get(key)),
+    replacedBy: (entry, known) => {
+      if (isDeletePrefix(entry)) return this.under(entry.key);
+      const current = known === undefined ? this.writes.current(entry.key) : known;
+      return current ? [current] : NONE;
+    },
+    keeps: (entry) => entry.body.length > 0,
+  };
+
   apply(entry: Entry): void {
     if (isDeletePrefix(entry)) this.deleteUnder(entry);
     this.map.put(entry);
@@ -62,16 +75,21 @@ export class KvMachine implements StateMachine {
 
   /** A delete by prefix (issue 17): every key under it goes, at the change's sequence; never the bus's. */
   private deleteUnder(change: Entry): void {
-    const view = this.map.view(change.key);
-    const gone: string[] = [];
+    for (const { key } of this.under(change.key))
+      this.map.put({ key, sequence: change.sequence, uuid: '', properties: '', body: EMPTY, expiresAt: 0 });
+  }
+
+  /** The keys under a prefix that a delete by prefix removes (not the bus's), with their writes. */
+  private under(prefix: string): (Written & { key: string })[] {
+    const view = this.map.view(prefix);
+    const found: (Written & { key: string })[] = [];
     try {
       for (let run = view.next(10_000); run.length > 0; run = view.next(10_000))
-        for (const entry of run) if (!isReserved(entry.key)) gone.push(entry.key);
+        for (const { key, uuid, sequence } of run) if (!isReserved(key)) found.push({ key, uuid, sequence });
     } finally {
       view.close();
     }
-    for (const key of gone)
-      this.map.put({ key, sequence: change.sequence, uuid: '', properties: '', body: EMPTY, expiresAt: 0 });
+    return found;
   }
 
   snapshot(): Promise<Entry[]> {

@@ -6,8 +6,8 @@
  * writes every change to a `Storage`; it holds no state of its own beyond which machines are
  * current. No I/O, no clock: time and fresh uuids are passed in.
  */
-import type { Entry } from '../kv/index.js';
-import type { Change, StateMachine } from './state-machine.js';
+import type { Entry, Written } from '../kv/index.js';
+import type { Change, CurrentWrites, StateMachine } from './state-machine.js';
 import type { ReplayLogStats, Storage, StorageStage } from './storage.js';
 import type { Timeline } from './timeline.js';
 import { isDedupeUuid } from './uuid-window.js';
@@ -17,6 +17,8 @@ export type ReplicateResult = 'applied' | 'stale' | 'gap';
 
 export class Sequencer<M extends readonly StateMachine[] = readonly StateMachine[]> {
   private current: M;
+  /** the machine that keeps keys' current entries, which answers for their uuids (promise 3) */
+  private writes: CurrentWrites | undefined;
 
   constructor(
     machines: M,
@@ -24,6 +26,7 @@ export class Sequencer<M extends readonly StateMachine[] = readonly StateMachine
     now = 0,
   ) {
     this.current = machines;
+    this.writes = writesOf(machines);
     const stored = storage.load();
     for (const machine of machines) machine.restore(stored.entries, now);
   }
@@ -45,9 +48,15 @@ export class Sequencer<M extends readonly StateMachine[] = readonly StateMachine
     return this.storage.replayLog;
   }
 
-  /** The sequence of an earlier write with this uuid, if it is still remembered. */
-  appliedSequence(uuid: string): number | undefined {
-    return this.storage.appliedSequence(uuid);
+  /**
+   * The sequence of an earlier write of `key` with this uuid, if it is still remembered: by the
+   * window, or by the key's current entry, which that write made.
+   */
+  appliedSequence(uuid: string, key: string): number | undefined {
+    const remembered = this.storage.appliedSequence(uuid);
+    if (remembered !== undefined || !isDedupeUuid(uuid)) return remembered;
+    const current = this.writes?.current(key);
+    return current?.uuid === uuid ? current.sequence : undefined;
   }
 
   /**
@@ -55,9 +64,13 @@ export class Sequencer<M extends readonly StateMachine[] = readonly StateMachine
    * `now` is when its uuid starts to be remembered.
    */
   commit(change: Change, now: number): CommitResult {
+    // What the key holds now, when looked up for de-duplication: the apply needs it too.
+    let current: Written | null | undefined;
     if (isDedupeUuid(change.uuid)) {
-      const earlier = this.storage.appliedSequence(change.uuid);
-      if (earlier !== undefined) return { duplicate: true, sequence: earlier };
+      const remembered = this.storage.appliedSequence(change.uuid);
+      if (remembered !== undefined) return { duplicate: true, sequence: remembered };
+      current = this.writes?.current(change.key) ?? null;
+      if (current?.uuid === change.uuid) return { duplicate: true, sequence: current.sequence };
     }
     // A literal with a fixed field order, not `{ ...change }`: V8 gives every entry the same
     // compact shape (about 260 B less per key, and three times faster to pack for snapshots).
@@ -69,7 +82,7 @@ export class Sequencer<M extends readonly StateMachine[] = readonly StateMachine
       body: change.body,
       expiresAt: change.expiresAt,
     };
-    this.apply(entry, now);
+    this.apply(entry, now, current);
     return { duplicate: false, entry };
   }
 
@@ -92,6 +105,7 @@ export class Sequencer<M extends readonly StateMachine[] = readonly StateMachine
 
   replaceWith(stage: SequencerStage<M>, sequence: number): void {
     this.current = stage.machines;
+    this.writes = writesOf(stage.machines);
     this.storage.install(stage.storage, sequence);
   }
 
@@ -123,11 +137,25 @@ export class Sequencer<M extends readonly StateMachine[] = readonly StateMachine
     return done;
   }
 
-  private apply(entry: Entry, now: number): void {
+  /**
+   * The window takes over the uuid of each entry this change replaces, in the same turn (for a
+   * durable storage, the same transaction) as the change; the change's own uuid only when it
+   * leaves no entry. A uuid is so answered for by the map or the window at every point.
+   */
+  private apply(entry: Entry, now: number, current?: Written | null): void {
+    const writes = this.writes;
+    if (writes !== undefined) {
+      for (const replaced of writes.replacedBy(entry, current))
+        if (isDedupeUuid(replaced.uuid)) this.storage.remember(replaced.uuid, replaced.sequence, now);
+    }
     const machines = this.current;
     for (let i = 0; i < machines.length; i++) machines[i]!.apply(entry, now);
-    this.storage.append(entry, now);
+    this.storage.append(entry, now, writes === undefined || !writes.keeps(entry));
   }
+}
+
+function writesOf(machines: readonly StateMachine[]): CurrentWrites | undefined {
+  return machines.find((m) => m.writes !== undefined)?.writes;
 }
 
 export class SequencerStage<M extends readonly StateMachine[] = readonly StateMachine[]> {
@@ -136,10 +164,14 @@ export class SequencerStage<M extends readonly StateMachine[] = readonly StateMa
     readonly storage: StorageStage,
   ) {}
 
-  /** Entries of a snapshot chunk that arrived at `now`: their uuids count from then. */
+  /**
+   * Entries of a snapshot chunk that arrived at `now`: the uuids of those no machine keeps as a
+   * key's current entry count in the window from then.
+   */
   add(entries: Iterable<Entry>, now: number): void {
     const chunk = Array.isArray(entries) ? (entries as readonly Entry[]) : [...entries];
     for (const machine of this.machines) machine.restore(chunk, now);
-    for (const entry of chunk) this.storage.add(entry, now);
+    const writes = writesOf(this.machines);
+    for (const entry of chunk) this.storage.add(entry, now, writes === undefined || !writes.keeps(entry));
   }
 }

@@ -6,7 +6,7 @@
  * Both nodes apply every change in sequence order; only the active asks `due` for the changes a
  * passed deadline calls for (TTL expiry today, redelivery later), and sequences them like writes.
  */
-import type { Entry } from '../kv/index.js';
+import type { Entry, Written } from '../kv/index.js';
 
 /** A change not yet sequenced: what a client asked for. */
 export interface Change {
@@ -34,4 +34,25 @@ export interface StateMachine {
   restore(entries: Iterable<Entry>, now: number): void;
   /** Changes that deadlines passed at `now` call for, at most `max` (asked on the active only). */
   due(now: number, max: number): DueChange[];
+  /** Set by the machine that keeps each key's current entry (the key-value machine): see below. */
+  readonly writes?: CurrentWrites;
+}
+
+/**
+ * The writes a machine keeps as keys' current entries. Each entry holds its write's uuid, so while
+ * it is current the map itself answers whether a retry of that write was applied, and the
+ * de-duplication window need not hold the uuid too (a million keys written once would fill it with
+ * a million uuids, 44 MB, for nothing). The sequencer hands a uuid to the window only once its
+ * entry is replaced or deleted, and when its change leaves no entry (a delete).
+ */
+export interface CurrentWrites {
+  /** The write that made the key's current entry, if the key is held. */
+  current(key: string): Written | undefined;
+  /**
+   * The writes whose entries this change, not yet applied, replaces or deletes. `current`, when
+   * given, is what `current(entry.key)` just answered (null: nothing), so it is not looked up again.
+   */
+  replacedBy(entry: Entry, current?: Written | null): readonly Written[];
+  /** Whether this change, once applied, is its key's current entry (a put, not a delete). */
+  keeps(entry: Entry): boolean;
 }

@@ -39,8 +39,11 @@ export interface ReplayLogStats {
  * `Storage.install`: what is stored stays whole until the new state is complete.
  */
 export interface StorageStage {
-  /** A snapshot entry that arrived at `now`: its uuid counts for de-duplication from then. */
-  add(entry: Entry, now: number): void;
+  /**
+   * A snapshot entry that arrived at `now`: unless `remember` is false (the map keeps the entry,
+   * and with it the uuid), its uuid counts for de-duplication from then.
+   */
+  add(entry: Entry, now: number, remember?: boolean): void;
 }
 
 export interface Storage {
@@ -56,10 +59,17 @@ export interface Storage {
   load(): StoredState;
   /**
    * One sequenced change, exactly the next sequence, applied at `now`: appended atomically with
-   * the new sequence number and, if it carries a write uuid, that uuid.
+   * the new sequence number and, if it carries a write uuid and `remember` is not false, that
+   * uuid. The sequencer passes false for a change the map keeps as its key's current entry: the
+   * entry holds the uuid, and `remember` takes it over once the entry is replaced.
    */
-  append(entry: Entry, now: number): void;
-  /** The sequence of an earlier write with this uuid, while it is remembered. */
+  append(entry: Entry, now: number, remember?: boolean): void;
+  /**
+   * A write uuid the de-duplication window takes over at `now`: the entry it made, at `sequence`,
+   * is replaced or deleted by the change appended next in this turn (in the same transaction).
+   */
+  remember(uuid: string, sequence: number, now: number): void;
+  /** The sequence of an earlier write with this uuid, while the window remembers it. */
   appliedSequence(uuid: string): number | undefined;
   /** Changes after `sequence` under a prefix, or undefined if the log no longer reaches back. */
   since(sequence: number, prefix: string): Entry[] | undefined;
@@ -89,7 +99,7 @@ export interface MemoryStorageOptions {
   replayLogBytes?: number;
   /** the most write uuids remembered for de-duplication of retried writes (a memory bound) */
   dedupeSize: number;
-  /** every write uuid is remembered at least this long (ms) unless `dedupeSize` forces it out */
+  /** a uuid the window takes is remembered at least this long (ms) unless `dedupeSize` forces it out */
   dedupeMs: number;
   /** `dedupeSize` forced out a uuid only `ageMs` old, younger than `dedupeMs` */
   onEvictedEarly?: (ageMs: number) => void;
@@ -98,8 +108,8 @@ export interface MemoryStorageOptions {
 class MemoryStage implements StorageStage {
   constructor(readonly applied: UuidWindow) {}
 
-  add(entry: Entry, now: number): void {
-    if (isDedupeUuid(entry.uuid)) this.applied.set(entry.uuid, entry.sequence, now);
+  add(entry: Entry, now: number, remember = true): void {
+    if (remember && isDedupeUuid(entry.uuid)) this.applied.set(entry.uuid, entry.sequence, now);
   }
 }
 
@@ -130,10 +140,14 @@ export class MemoryStorage implements Storage {
     return { sequence: this.seq, entries: [] };
   }
 
-  append(entry: Entry, now: number): void {
+  append(entry: Entry, now: number, remember = true): void {
     this.seq = entry.sequence;
     this.log.append(entry);
-    if (isDedupeUuid(entry.uuid)) this.applied.set(entry.uuid, entry.sequence, now);
+    if (remember && isDedupeUuid(entry.uuid)) this.applied.set(entry.uuid, entry.sequence, now);
+  }
+
+  remember(uuid: string, sequence: number, now: number): void {
+    this.applied.set(uuid, sequence, now, true);
   }
 
   appliedSequence(uuid: string): number | undefined {

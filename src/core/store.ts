@@ -135,9 +135,9 @@ export class Store {
     this.storage.prune?.(now);
   }
 
-  /** The sequence of an earlier write with this uuid, if it is still remembered. */
-  appliedSequence(uuid: string): number | undefined {
-    return this.sequencer.appliedSequence(uuid);
+  /** The sequence of an earlier write of `key` with this uuid, if it is still remembered. */
+  appliedSequence(uuid: string, key: string): number | undefined {
+    return this.sequencer.appliedSequence(uuid, key);
   }
 
   /** Active side: see `Sequencer.commit`. */

@@ -5,7 +5,9 @@
  * it is younger than the horizon, and `onEvictedEarly` is told (a retry of that write could then
  * apply twice). Pure: the caller passes the time in.
  *
- * Packed, because a server loading a million keys within `horizonMs` holds a million uuids here.
+ * The sequencer puts a uuid here once the entry its write made is replaced or deleted (until then
+ * the entry answers for it: core/state-machine.ts `CurrentWrites`), and the uuid of a change that
+ * leaves no entry. Packed, because a node overwriting keys at full load holds millions here.
  * A Map of uuid strings plus a ring of references cost about 77 B per uuid, 69 B of it on the JS
  * heap, and left the GC a million strings to mark. Here nothing per uuid is a JS object:
  *
@@ -158,15 +160,16 @@ export class UuidWindow {
   /**
    * Remember `uuid` as applied at `sequence`, at time `now`. A uuid already remembered keeps its
    * place and its time (it is the same write), and takes the new sequence. A string that is not
-   * 16 chars of 0-255 is ignored (see the header).
+   * 16 chars of 0-255 is ignored (see the header). `absent`: the caller knows the window does not
+   * hold it (the uuid of an entry that was current until now), so it is not looked for.
    */
-  set(uuid: string, sequence: number, now: number): void {
+  set(uuid: string, sequence: number, now: number, absent = false): void {
     if (!storable(uuid)) return;
     // A commit asks `get` first and then sets the uuid it missed: no second hash and probe.
     const missed = uuid === this.missed;
     this.missed = undefined;
     const hash = missed ? this.missedHash : hashString(uuid);
-    const known = missed ? -1 : this.find(uuid, hash);
+    const known = missed || absent ? -1 : this.find(uuid, hash);
     if (known >= 0) {
       this.segment(known).seqs[known & (SEGMENT - 1)] = sequence;
       return;

@@ -25,4 +25,5 @@ export {
   type KvView,
   type PackedRecord,
   type SizedKey,
+  type Written,
 } from './view.js';

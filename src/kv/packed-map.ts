@@ -38,7 +38,7 @@ import {
 } from './key-index.js';
 import type { Entry } from './kvmap.js';
 import { decodeAt, inPageOrder, offsetOf, PackedView, PAGE_SPAN, pageOf } from './packed-view.js';
-import type { KvView } from './view.js';
+import type { KvView, Written } from './view.js';
 
 /** Page size and the garbage floor; tests shrink them to make compaction happen. */
 export interface PackedMapOptions {
@@ -108,6 +108,17 @@ export class PackedKvMap implements KeyRecords {
     const sequence = sequenceAt(page, offsetOf(handle));
     const deadline = deadlineAt(page, propertiesAt(page, sequence));
     return { sequence: page.readDoubleBE(sequence), expiresAt: page.readDoubleBE(deadline) };
+  }
+
+  /** The uuid and sequence of the key's entry, read in place: what de-duplication asks (no decode). */
+  currentWrite(key: string): Written | undefined {
+    const handle = this.index.find(this.prepare(key));
+    if (handle < 0) return undefined;
+    const page = this.pages[pageOf(handle)]!;
+    const at = sequenceAt(page, offsetOf(handle));
+    const uuidLength = page[at + 8]!;
+    const uuid = uuidLength === 0 ? '' : page.toString('latin1', at + 9, at + 9 + uuidLength);
+    return { uuid, sequence: page.readDoubleBE(at) };
   }
 
   /** Removes the key; whether it was held. */

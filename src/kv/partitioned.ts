@@ -9,7 +9,7 @@
  * when the prefix is also a prefix of `prefix` (the empty prefix: the whole map).
  */
 import type { Entry } from './kvmap.js';
-import type { KeyValueState, KvView, PackedRecord, SizedKey } from './view.js';
+import type { KeyValueState, KvView, PackedRecord, SizedKey, Written } from './view.js';
 
 export class PartitionedMap implements KeyValueState {
   constructor(
@@ -24,6 +24,11 @@ export class PartitionedMap implements KeyValueState {
 
   get(key: string): Entry | undefined {
     return this.partOf(key).get(key);
+  }
+
+  currentWrite(key: string): Written | undefined {
+    const part = this.partOf(key);
+    return part.currentWrite ? part.currentWrite(key) : part.get(key);
   }
 
   put(entry: Entry): void {

@@ -50,10 +50,18 @@ export interface KvView {
   close(): void;
 }
 
+/** Which write made a key's current entry: its uuid and sequence (de-duplication, core/sequencer.ts). */
+export interface Written {
+  readonly uuid: string;
+  readonly sequence: number;
+}
+
 /** Where a key-value machine keeps its entries (core/kv-machine.ts): a map and its views. */
 export interface KeyValueState {
   readonly size: number;
   get(key: string): Entry | undefined;
+  /** The uuid and sequence of the key's entry, read in place where the map can (else `get` does). */
+  currentWrite?(key: string): Written | undefined;
   /** Stores the entry, or removes the key when the body is empty (CHP's delete). */
   put(entry: Entry): void;
   /**

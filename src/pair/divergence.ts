@@ -65,12 +65,12 @@ export class Divergence {
    * The node has synced from the winner: report what the winner lacks. `winnerHolds` says whether
    * the winner applied a write with that uuid.
    */
-  settle(winnerHolds: (uuid: string) => boolean): DivergenceReport | undefined {
+  settle(winnerHolds: (entry: { uuid: string; key: string }) => boolean): DivergenceReport | undefined {
     const pending = this.pending;
     this.pending = undefined;
     if (pending === undefined) return undefined;
     const lost = pending.candidates
-      .filter(({ entry }) => !winnerHolds(entry.uuid))
+      .filter(({ entry }) => !winnerHolds(entry))
       .map(({ entry, acknowledged }) => ({
         key: entry.key,
         sequence: entry.sequence,

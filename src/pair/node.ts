@@ -244,7 +244,7 @@ export class Node extends EventEmitter<NodeEvents> implements ServicePolicy {
   }
 
   collectWhileInactive(msg: KvMsg, receivedAt: number): void {
-    this.pending.add(msg, receivedAt, this.store.appliedSequence(msg.uuid) !== undefined);
+    this.pending.add(msg, receivedAt, this.store.appliedSequence(msg.uuid, msg.key) !== undefined);
   }
 
   // ------------------------------------------------------------------------------------------

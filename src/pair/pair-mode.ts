@@ -251,7 +251,7 @@ export class PairMode implements Mode {
     for (const { msg, receivedAt } of pending.drain()) {
       const change = toChange(msg, receivedAt, limits);
       if (change.expiresAt > 0 && change.expiresAt <= now) continue; // its TTL ran out meanwhile
-      if (store.appliedSequence(msg.uuid) !== undefined) continue;
+      if (store.appliedSequence(msg.uuid, msg.key) !== undefined) continue;
       server.commit(change, 'pending', now);
       applied++;
     }
@@ -310,7 +310,7 @@ export class PairMode implements Mode {
   private reportDivergence(): void {
     const { store, log, emit } = this.parts;
     const report: DivergenceReport | undefined = this.divergence.settle(
-      (uuid) => store.appliedSequence(uuid) !== undefined,
+      (entry) => store.appliedSequence(entry.uuid, entry.key) !== undefined,
     );
     if (report === undefined) return;
     const { lost, acknowledgedLost, candidates, commonUpTo, cause } = report;

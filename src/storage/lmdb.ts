@@ -39,7 +39,7 @@ import {
 } from '../core/index.js';
 import { isDeletePrefix, type Entry } from '../kv/index.js';
 import { StorageError } from '../errors.js';
-import { DedupeRecords } from './dedupe-records.js';
+import { DedupeRecords, type DedupeRecord } from './dedupe-records.js';
 import {
   FORMAT_VERSION,
   MAX_KEY_BYTES,
@@ -194,12 +194,12 @@ export class LmdbStorage implements Storage {
     return { sequence: this.seq, entries };
   }
 
-  append(entry: Entry, now: number): void {
+  append(entry: Entry, now: number, remember = true): void {
     this.seq = entry.sequence;
     const firstBefore = this.log.firstSequence ?? entry.sequence;
     this.log.append(entry);
     const firstAfter = this.log.firstSequence ?? entry.sequence; // changes before it left the window
-    const uuid = isDedupeUuid(entry.uuid);
+    const uuid = remember && isDedupeUuid(entry.uuid);
     if (uuid) this.applied.set(entry.uuid, entry.sequence, now);
     this.write(() => {
       // Everything is encoded and checked before the first write is queued: a throw half-way
@@ -219,11 +219,20 @@ export class LmdbStorage implements Storage {
       this.track(this.logDb.put(entry.sequence, logRecord));
       this.indexTtl(entry);
       for (let s = firstBefore; s < firstAfter; s++) this.track(this.logDb.remove(s));
-      if (seen && seenRecord) {
-        for (const key of this.dedupe.add(seen)) this.track(this.dedupeDb.remove(key));
-        this.track(this.dedupeDb.put(DedupeRecords.key(seen), seenRecord));
-      }
+      if (seen && seenRecord) this.storeSeen(seen, seenRecord);
     });
+  }
+
+  /** In the turn's transaction, so with the change that replaces the uuid's entry. */
+  remember(uuid: string, sequence: number, now: number): void {
+    this.applied.set(uuid, sequence, now, true);
+    const seen = { time: now, sequence, uuid };
+    this.write(() => this.storeSeen(seen, DedupeRecords.encode(seen)));
+  }
+
+  private storeSeen(seen: DedupeRecord, record: Buffer): void {
+    for (const key of this.dedupe.add(seen)) this.track(this.dedupeDb.remove(key));
+    this.track(this.dedupeDb.put(DedupeRecords.key(seen), record));
   }
 
   prune(now: number): void {
@@ -264,10 +273,7 @@ export class LmdbStorage implements Storage {
       this.ttlKeys = new Set();
       for (const entry of stage.entries) this.indexTtl(entry);
       stage.entries.forEach((entry, i) => this.track(this.entries.put(entry.key, records[i]!)));
-      stage.records.forEach((r, i) => {
-        for (const key of this.dedupe.add(r)) this.track(this.dedupeDb.remove(key));
-        this.track(this.dedupeDb.put(DedupeRecords.key(r), seen[i]!));
-      });
+      stage.records.forEach((r, i) => this.storeSeen(r, seen[i]!));
       this.track(this.meta.put('sequence', encodeJson('sequence', sequence)));
     });
     if (stage.kv) {

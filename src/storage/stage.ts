@@ -18,9 +18,9 @@ export class LmdbStage implements StorageStage {
     this.uuids = window;
   }
 
-  add(entry: Entry, now: number): void {
+  add(entry: Entry, now: number, remember = true): void {
     if (entry.body.length > 0) this.entries.push(entry);
-    if (isDedupeUuid(entry.uuid)) {
+    if (remember && isDedupeUuid(entry.uuid)) {
       this.uuids.set(entry.uuid, entry.sequence, now);
       this.records.push({ time: now, sequence: entry.sequence, uuid: entry.uuid });
     }

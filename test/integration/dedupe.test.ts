@@ -3,7 +3,9 @@
  * (`dedupeMs`), not a count. Clients retry after 2 s and for up to 10 s while a busy server
  * applies ~95,000 writes a second, so a window of the last 100,000 uuids (the old design) forgot
  * a write long before its client stopped retrying it. `dedupeSize` is now only a memory cap, and
- * a uuid it forces out early is counted and warned about.
+ * a uuid it forces out early is counted and warned about. A write whose entry is still its key's
+ * current one is answered for by the map, however old: the window holds a uuid from the moment
+ * its entry is replaced or deleted (core/state-machine.ts `CurrentWrites`).
  *
  * Writes go over a raw DEALER in the native framing (docs/protocol.md): TSET, reqId, packed batch
  * -> TACK, reqId, sequences, durability. A retry is the same batch with the same uuid.
@@ -158,13 +160,16 @@ describe('de-duplication of retried writes (real server)', function () {
     expect(metrics, 'the counter is exported from the start').to.include(
       'twinstar_dedupe_evicted_early_total 0',
     );
+    // The window holds the uuid of a write once its entry is replaced (while current, the entry
+    // answers for it): each write to one key hands the one before over to it.
     const first = write('/dedupe/a', newUuid(), 'once');
     const [sequence] = await writer!.set([first]);
-    await writer!.fill(999, '/dedupe/n/'); // 1,000 uuids: the cap is full, nothing forced out yet
+    await writer!.set([write('/dedupe/a', newUuid(), 'replaced')]); // the window holds 1 uuid
+    await writer!.fill(1000, '/dedupe/n/', 1); // 999 more: the cap is full, nothing forced out yet
     expect(await writer!.set([first])).to.deep.equal([sequence], 'still remembered at the cap');
     expect(await metric(s.http, 'twinstar_dedupe_evicted_early_total')).to.equal(0);
 
-    await writer!.fill(1, '/dedupe/n/'); // one more: the first write's uuid is forced out
+    await writer!.fill(1, '/dedupe/n/', 1); // one more: the first write's uuid is forced out
     await waitFor(
       async () => (await metric(s.http, 'twinstar_dedupe_evicted_early_total')) === 1,
       10_000,

@@ -104,7 +104,7 @@ export function checkConditions(
     // Only a write with a condition is looked up here: a retry's first answer stands, unchecked.
     // A plain write is de-duplicated by commit; looking it up here too cost every write a lookup.
     const conditional = ifSeq !== undefined || (lease !== undefined && change.body.length > 0);
-    if (!conditional || ctx.store.appliedSequence(change.uuid) !== undefined) continue;
+    if (!conditional || ctx.store.appliedSequence(change.uuid, change.key) !== undefined) continue;
     if (ifSeq !== undefined) {
       const at = ctx.store.map.get(change.key)?.sequence ?? 0;
       if (at !== ifSeq) {

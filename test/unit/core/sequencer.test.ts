@@ -117,14 +117,14 @@ describe('Sequencer', () => {
       0,
     );
     expect(seq.machines[0].map.get('/new'), 'staged, not live').to.equal(undefined);
-    expect(seq.appliedSequence(id)).to.equal(undefined);
+    expect(seq.appliedSequence(id, '/new')).to.equal(undefined);
     seq.replaceWith(stage, 9);
     expect(seq.sequence).to.equal(9);
     expect(seq.machines[0].map.get('/old')).to.equal(undefined);
     expect(seq.machines[0].map.get('/new')!.sequence).to.equal(7);
     expect(seq.machines[1]).to.not.equal(rec);
     expect(seq.machines[1].seen).to.deep.equal(['restored 7:/new']);
-    expect(seq.appliedSequence(id)).to.equal(7);
+    expect(seq.appliedSequence(id, '/new')).to.equal(7);
     expect(seq.commit(change('/next'), 0)).to.include({ duplicate: false });
     expect(seq.sequence).to.equal(10);
   });

@@ -65,7 +65,7 @@ describe('Store', () => {
       expect(again).to.deep.equal({ duplicate: true, sequence: first.sequence });
       expect(store.sequence).to.equal(3);
       expect(store.map.get('/a')!.body.toString()).to.equal('v1');
-      expect(store.appliedSequence(id)).to.equal(2);
+      expect(store.appliedSequence(id, '/a')).to.equal(2);
     });
 
     it('all-zero, short, long and empty uuids are never de-duplicated', () => {
@@ -82,7 +82,7 @@ describe('Store', () => {
       expect(isDedupeUuid(uuid())).to.equal(true);
     });
 
-    it('remembers a uuid for dedupeMs however many writes follow, then forgets it', () => {
+    it('remembers a uuid while its entry is current, however long and however many writes follow', () => {
       const store = new Store({ replayLogSize: 10, dedupeSize: 1_000_000, dedupeMs: 30_000 });
       const id = uuid();
       const first = committed(store, change('/k', 'v', { uuid: id }), 1000);
@@ -95,9 +95,35 @@ describe('Store', () => {
       });
       expect(store.sequence).to.equal(sequence);
       expect(store.map.get('/k')!.body.toString()).to.equal('v');
-      committed(store, change('/other', 'v'), 31_000); // 30 s after the first write
-      expect(store.appliedSequence(id)).to.equal(undefined);
-      expect(store.commit(change('/k', 'late', { uuid: id }), 31_000).duplicate).to.equal(false);
+      committed(store, change('/other', 'v'), 500_000); // long past dedupeMs: /k still holds its write
+      expect(store.appliedSequence(id, '/k')).to.equal(first.sequence);
+      expect(store.commit(change('/k', 'late', { uuid: id }), 500_000).duplicate).to.equal(true);
+      // A write to another key with the same uuid is no retry of it: the window never held the uuid.
+      expect(store.appliedSequence(id, '/elsewhere')).to.equal(undefined);
+    });
+
+    it('remembers a uuid for dedupeMs after its entry is replaced or deleted, then forgets it', () => {
+      const store = new Store({ replayLogSize: 10, dedupeSize: 1_000_000, dedupeMs: 30_000 });
+      const [put, deleted, del] = [uuid(), uuid(), uuid()];
+      const first = committed(store, change('/k', 'v', { uuid: put }), 0);
+      const second = committed(store, change('/d', 'v', { uuid: deleted }), 0);
+      committed(store, change('/k', 'newer'), 100_000); // the window takes `put` over from here
+      const gone = committed(store, change('/d', '', { uuid: del }), 100_000); // and `deleted`, and `del`
+      for (let i = 0; i < 150_000; i++) committed(store, change(`/n/${i % 100}`, 'v'), 100_000 + i / 10);
+      expect(store.commit(change('/k', 'retry', { uuid: put }), 129_999)).to.deep.equal({
+        duplicate: true,
+        sequence: first.sequence,
+      });
+      expect(store.appliedSequence(deleted, '/d')).to.equal(second.sequence);
+      expect(store.appliedSequence(del, '/d')).to.equal(gone.sequence);
+      committed(store, change('/other', 'v'), 130_000); // dedupeMs after they were replaced
+      store.prune(130_000); // the node's timer
+      expect([put, deleted, del].map((id) => store.appliedSequence(id, '/k'))).to.deep.equal([
+        undefined,
+        undefined,
+        undefined,
+      ]);
+      expect(store.commit(change('/k', 'late', { uuid: put }), 130_000).duplicate).to.equal(false);
     });
 
     it('dedupeSize caps the uuids remembered; forcing one out before dedupeMs is reported', () => {
@@ -108,12 +134,13 @@ describe('Store', () => {
         dedupeMs: 60_000,
         onEvictedEarly: (ageMs) => early.push(ageMs),
       });
-      const ids = [uuid(), uuid(), uuid()];
+      // Each write replaces the one before: the window takes over ids 0 to 2 (at 100 to 300).
+      const ids = [uuid(), uuid(), uuid(), uuid()];
       ids.forEach((id, i) => committed(store, change('/k', 'v', { uuid: id }), 100 * i));
       expect(early).to.deep.equal([200]);
-      expect(store.appliedSequence(ids[0]!)).to.equal(undefined);
-      expect(store.commit(change('/k', 'again', { uuid: ids[0]! }), 300).duplicate).to.equal(false);
+      expect(ids.map((id) => store.appliedSequence(id, '/k'))).to.deep.equal([undefined, 2, 3, 4]);
       expect(store.commit(change('/k', 'again', { uuid: ids[2]! }), 300).duplicate).to.equal(true);
+      expect(store.commit(change('/k', 'again', { uuid: ids[0]! }), 300).duplicate).to.equal(false);
     });
   });
 
@@ -149,16 +176,17 @@ describe('Store', () => {
       });
     });
 
-    it('a replicated uuid is remembered for dedupeMs from when the passive applied it', () => {
+    it('a replicated uuid is remembered for dedupeMs from when the passive applied its replacement', () => {
       const active = new Store(OPTIONS);
       const id = uuid();
       const e1 = committed(active, change('/a', '1', { uuid: id }), 0);
       const passive = new Store({ ...OPTIONS, dedupeMs: 1000 });
-      passive.replicate(e1, 5000); // the passive applied it late: it counts from then
+      passive.replicate(e1, 4000);
+      passive.replicate(committed(active, change('/a', 'replaced'), 0), 5000); // it counts from then
       passive.replicate(committed(active, change('/b', '2'), 5999), 5999);
-      expect(passive.appliedSequence(id)).to.equal(1);
+      expect(passive.appliedSequence(id, '/a')).to.equal(1);
       passive.replicate(committed(active, change('/b', '3'), 6000), 6000);
-      expect(passive.appliedSequence(id)).to.equal(undefined);
+      expect(passive.appliedSequence(id, '/a')).to.equal(undefined);
     });
   });
 
@@ -291,7 +319,7 @@ describe('Store', () => {
       expect(committed(store, change('/c', 'v')).sequence).to.equal(43);
     });
 
-    it("a snapshot's uuids are remembered for dedupeMs from when their chunk arrived", () => {
+    it("a snapshot's uuids are remembered while their entries are current, then for dedupeMs", () => {
       const early: number[] = [];
       const store = new Store({ ...OPTIONS, dedupeMs: 1000, onEvictedEarly: (age) => early.push(age) });
       const builder = store.builder();
@@ -313,9 +341,12 @@ describe('Store', () => {
         duplicate: true,
         sequence: 1,
       });
-      committed(store, change('/y', 'v'), 11_000);
-      expect(store.appliedSequence(old)).to.equal(undefined, '1000 ms after it was learnt');
-      expect(store.appliedSequence(newer)).to.equal(2);
+      committed(store, change('/old', 'replaced'), 11_000); // the window takes `old` over from here
+      committed(store, change('/y', 'v'), 11_999);
+      expect(store.appliedSequence(old, '/old')).to.equal(1, 'within dedupeMs of its replacement');
+      committed(store, change('/y', 'v'), 12_000);
+      expect(store.appliedSequence(old, '/old')).to.equal(undefined, 'dedupeMs after its replacement');
+      expect(store.appliedSequence(newer, '/newer')).to.equal(2, 'its entry is current');
       expect(early).to.deep.equal([]);
     });
 
@@ -323,21 +354,22 @@ describe('Store', () => {
       const early: number[] = [];
       const store = new Store({ ...OPTIONS, dedupeSize: 2, onEvictedEarly: (age) => early.push(age) });
       const builder = store.builder();
-      const ids = [uuid(), uuid(), uuid()];
+      // Three deletes go to the window; the live entry's uuid stays with its entry, outside the cap.
+      const ids = [uuid(), uuid(), uuid(), uuid()];
       builder.add(
         ids.map((id, i) => ({
           key: `/k${i}`,
           sequence: i + 1,
           uuid: id,
           properties: '',
-          body: Buffer.from('v'),
+          body: Buffer.from(i < 3 ? '' : 'v'),
           expiresAt: 0,
         })),
         500,
       );
-      store.replaceWith(builder, 3);
+      store.replaceWith(builder, 4);
       expect(early).to.deep.equal([0]);
-      expect(ids.map((id) => store.appliedSequence(id))).to.deep.equal([undefined, 2, 3]);
+      expect(ids.map((id, i) => store.appliedSequence(id, `/k${i}`))).to.deep.equal([undefined, 2, 3, 4]);
     });
 
     it('replaceWith drops the uuids of the replaced state', () => {
@@ -345,7 +377,7 @@ describe('Store', () => {
       const id = uuid();
       committed(store, change('/a', 'v', { uuid: id }));
       store.reset([], 5, 0);
-      expect(store.appliedSequence(id)).to.equal(undefined);
+      expect(store.appliedSequence(id, '/a')).to.equal(undefined);
       expect(store.commit(change('/a', 'v', { uuid: id }), 0).duplicate).to.equal(false);
     });
 
