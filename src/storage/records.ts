@@ -13,7 +13,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
-import type { Entry } from '../kv/index.js';
+import type { Entry, Written } from '../kv/index.js';
 
 /** Raised inside this module; LmdbStorage turns it into a StorageError naming the file. */
 export class RecordError extends Error {
@@ -92,6 +92,15 @@ export function decodeEntry(key: string, sealed: Uint8Array | undefined): Entry 
   const body = Buffer.allocUnsafe(p.length - at); // a copy: lmdb reuses the buffer it read into
   p.copy(body, 0, at);
   return { key, sequence, uuid, properties, body, expiresAt };
+}
+
+/** The uuid and sequence of an entry record, checked as `decodeEntry` checks it; the body stays. */
+export function decodeWrite(key: string, sealed: Uint8Array | undefined): Written {
+  const p = checkEntry(key, sealed);
+  return {
+    uuid: p.toString('latin1', HEAD_BYTES, HEAD_BYTES + p.readUInt8(16)),
+    sequence: p.readDoubleBE(0),
+  };
 }
 
 /** A JSON value sealed under its key (the meta records: format, pair, sequence, timeline). */

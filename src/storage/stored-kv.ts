@@ -27,9 +27,10 @@ import {
   type KvView,
   type PackedRecord,
   type SizedKey,
+  type Written,
 } from '../kv/index.js';
 import { FIXED_BYTES as PACKED_FIXED_BYTES, packedSize } from '../wire/index.js';
-import { decodeEntry } from './records.js';
+import { decodeEntry, decodeWrite } from './records.js';
 
 export interface StoredKvHost {
   readonly entries: Database<Buffer, string>;
@@ -74,6 +75,15 @@ export class StoredKv implements KeyValueState {
     if (this.staging || this.baseStale) return undefined;
     const raw = this.host.entries.get(key);
     return raw === undefined ? undefined : decodeEntry(key, raw);
+  }
+
+  /** `get`'s uuid and sequence, read without copying the body (de-duplication asks for each write). */
+  currentWrite(key: string): Written | undefined {
+    const pending = this.overlay.get(key);
+    if (pending !== undefined) return pending.body.length === 0 ? undefined : pending;
+    if (this.staging || this.baseStale) return undefined;
+    const raw = this.host.entries.get(key);
+    return raw === undefined ? undefined : decodeWrite(key, raw);
   }
 
   /** Keys under `prefix` with a change not yet committed (a delete by prefix removes them too). */
