@@ -45,6 +45,9 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
   let ports: PairPorts;
   let procs: ServerProcess[] = [];
   const clients: Client[] = [];
+  // Stopped in afterEach as well: a test that fails mid-episode must not leave one polling (its
+  // timer would keep mocha from exiting).
+  const monitors: PairMonitor[] = [];
 
   before(function () {
     // Cutting the peer link needs root and iptables; CI (root, .ci/run installs iptables) fails
@@ -58,6 +61,7 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
 
   afterEach(async () => {
     healAll();
+    await Promise.all(monitors.splice(0).map((m) => m.stop()));
     await Promise.all(clients.splice(0).map((c) => c.close()));
     await Promise.all(procs.map((p) => p.kill()));
     procs = [];
@@ -81,6 +85,12 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
       'the passive to sync and attach',
     );
     return { primary, backup };
+  }
+
+  function monitor(primary: ServerProcess, backup: ServerProcess): PairMonitor {
+    const m = new PairMonitor([primary, backup]);
+    monitors.push(m);
+    return m;
   }
 
   const endpoint = (port: number) => `tcp://127.0.0.1:${port}`;
@@ -203,7 +213,7 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
   it('promises 2 and 3: a watch-only client connecting during a two-way cut never promotes the passive; a write through the primary survives', async () => {
     const { primary, backup } = await startPair();
     const epochBefore = (await primary.status()).epoch;
-    const monitor = new PairMonitor([primary, backup]);
+    const pairMonitor = monitor(primary, backup);
     let during: { code: number; out: string };
     let watcherServer: string | undefined;
     try {
@@ -222,11 +232,11 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
     }
     await healthyAgain(primary, backup);
     await hold(500); // keep polling a little after healing: a late dual active would show here
-    await monitor.stop();
+    await pairMonitor.stop();
     const v = new Violations();
     checkPair(
       v,
-      monitor,
+      pairMonitor,
       epochBefore,
       await backup.status(),
       await metric(backup.http, 'twinstar_promotions_total'),
@@ -249,16 +259,21 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
     const { primary, backup } = await startPair();
     const epochBefore = (await primary.status()).epoch;
     const writers = await Promise.all([0, 1, 2, 3].map((i) => client(both(), `/load/${i}/`)));
+    // The last acknowledged value of each key, and how many writes were acknowledged in all.
     const acked = new Map<string, { value: string; seq: number }>();
+    let ackCount = 0;
     const ackSeqs: number[][] = [[], [], [], []];
     let stop = false;
-    const MAX_PER_WRITER = 4000;
+    // Each writer writes until the episode is over (a writer that ran out of writes first would
+    // starve the "after healing" wait); its keys cycle, so the check below stays small.
+    const KEYS_PER_WRITER = 2000;
     async function writeLoop(w: number): Promise<void> {
-      for (let i = 0; i < MAX_PER_WRITER && !stop; i++) {
-        const key = `/load/${w}/k${i}`;
+      for (let i = 0; !stop; i++) {
+        const key = `/load/${w}/k${i % KEYS_PER_WRITER}`;
         const value = `v${w}.${i}`;
         const seq = await writers[w]!.set(key, value);
         acked.set(key, { value, seq });
+        ackCount++;
         ackSeqs[w]!.push(seq);
       }
     }
@@ -270,34 +285,34 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
       if (!u.resync) live.push(u.seq);
     });
     const sampler = setInterval(() => watcherSequences.push(watcher.sequence), 20);
-    const monitor = new PairMonitor([primary, backup]);
+    const pairMonitor = monitor(primary, backup);
     let readerElsewhere: string | undefined;
     const loops = [0, 1, 2, 3].map((w) => writeLoop(w));
     try {
-      await waitFor(() => acked.size >= 200, 20_000, 'writes before the cut');
+      await waitFor(() => ackCount >= 200, 20_000, 'writes before the cut');
       cutPorts(ports.primary.heartbeat, ports.backup.heartbeat);
       await Promise.all([peerDeadFor(primary), peerDeadFor(backup)]);
       expect(await passiveAnswersClients()).to.equal('PASSIVE', 'clients reach the passive during the cut');
-      const ackedAtCut = acked.size;
+      const ackedAtCut = ackCount;
       readerElsewhere = await readersDuringCut();
-      await waitFor(() => acked.size > ackedAtCut + 50, 20_000, 'writes acknowledged during the cut');
+      await waitFor(() => ackCount > ackedAtCut + 50, 20_000, 'writes acknowledged during the cut');
     } finally {
       healAll();
     }
     try {
       await healthyAgain(primary, backup);
-      const healedAt = acked.size;
-      await waitFor(() => acked.size > healedAt + 50, 20_000, 'writes acknowledged after healing');
+      const healedAt = ackCount;
+      await waitFor(() => ackCount > healedAt + 50, 20_000, 'writes acknowledged after healing');
     } finally {
       stop = true;
       await within(Promise.all(loops), 60_000, 'the writers to finish');
       clearInterval(sampler);
     }
-    await monitor.stop();
+    await pairMonitor.stop();
     const v = new Violations();
     checkPair(
       v,
-      monitor,
+      pairMonitor,
       epochBefore,
       await backup.status(),
       await metric(backup.http, 'twinstar_promotions_total'),
@@ -334,7 +349,7 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
   it('promise 3: a one-way cut (the passive no longer hears the active) and a connecting client: no failover', async () => {
     const { primary, backup } = await startPair();
     const epochBefore = (await primary.status()).epoch;
-    const monitor = new PairMonitor([primary, backup]);
+    const pairMonitor = monitor(primary, backup);
     let readerServer: string | undefined;
     try {
       // The active's PUB is bound on its heartbeat port: dropping packets *from* that port stops
@@ -351,11 +366,11 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
       healAll();
     }
     await healthyAgain(primary, backup);
-    await monitor.stop();
+    await pairMonitor.stop();
     const v = new Violations();
     checkPair(
       v,
-      monitor,
+      pairMonitor,
       epochBefore,
       await backup.status(),
       await metric(backup.http, 'twinstar_promotions_total'),

@@ -181,7 +181,8 @@ describe('twinstar snapshot (real processes, real files)', function () {
     const acked = new Map<number, number>(); // write i -> its sequence
     let stop = false;
     const writing = (async () => {
-      for (let i = 0; i < 5000 && !stop; i++) acked.set(i, await writer.set(`/busy/${i}`, String(i)));
+      // Until the save is done, however fast the writer is (a bounded loop could end before it).
+      for (let i = 0; !stop; i++) acked.set(i, await writer.set(`/busy/${i}`, String(i)));
     })();
     try {
       await waitFor(() => acked.size >= 50, 30_000, 'the writer to be under way');
@@ -205,6 +206,8 @@ describe('twinstar snapshot (real processes, real files)', function () {
       expect(busy.get(i)!.body.toString()).to.equal(String(i));
     }
     expect(expected.length, 'writes made before the save are in it').to.be.at.least(50);
+    const after = [...acked.values()].filter((seq) => seq > snapshot.sequence).length;
+    expect(after, 'writes acknowledged after the snapshot point (the writer was busy)').to.be.above(0);
   });
 
   it('save with no server answering: exit 2 (as the client commands), no file written', async () => {
