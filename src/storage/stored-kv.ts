@@ -70,20 +70,21 @@ export class StoredKv implements KeyValueState {
   }
 
   get(key: string): Entry | undefined {
-    const pending = this.overlay.get(key);
-    if (pending !== undefined) return pending.body.length === 0 ? undefined : pending;
-    if (this.staging || this.baseStale) return undefined;
-    const raw = this.host.entries.get(key);
-    return raw === undefined ? undefined : decodeEntry(key, raw);
+    return this.read(key, decodeEntry);
   }
 
   /** `get`'s uuid and sequence, read without copying the body (de-duplication asks for each write). */
   currentWrite(key: string): Written | undefined {
+    return this.read(key, decodeWrite);
+  }
+
+  /** The key's uncommitted change, else its stored record through `decode`; a delete reads as none. */
+  private read<T>(key: string, decode: (key: string, raw: Buffer) => T): T | Entry | undefined {
     const pending = this.overlay.get(key);
     if (pending !== undefined) return pending.body.length === 0 ? undefined : pending;
     if (this.staging || this.baseStale) return undefined;
     const raw = this.host.entries.get(key);
-    return raw === undefined ? undefined : decodeWrite(key, raw);
+    return raw === undefined ? undefined : decode(key, raw);
   }
 
   /** Keys under `prefix` with a change not yet committed (a delete by prefix removes them too). */
