@@ -66,8 +66,7 @@ export function encodeEntry(entry: Entry): Buffer {
   return seal(entry.key, payload);
 }
 
-/** An entry from its sealed record; the body is copied out of lmdb's reused read buffer. */
-/** Throws a RecordError unless the entry record is intact; returns where its uuid ends. */
+/** Throws a RecordError unless the entry record is intact; returns its payload. */
 export function checkEntry(key: string, sealed: Uint8Array | undefined): Buffer {
   const p = unseal(key, sealed, 'entry');
   const cut = () => new RecordError('corrupt', `entry ${JSON.stringify(key)} has a bad layout`);
@@ -77,6 +76,7 @@ export function checkEntry(key: string, sealed: Uint8Array | undefined): Buffer 
   return p;
 }
 
+/** An entry from its sealed record; the body is copied out of lmdb's reused read buffer. */
 export function decodeEntry(key: string, sealed: Uint8Array | undefined): Entry {
   const p = checkEntry(key, sealed);
   const sequence = p.readDoubleBE(0);
@@ -103,7 +103,6 @@ export function decodeWrite(key: string, sealed: Uint8Array | undefined): Writte
   };
 }
 
-/** A JSON value sealed under its key (the meta records: format, pair, sequence, timeline). */
 /** A key's TTL deadline and the sequence of the entry it belongs to (the TTL index). */
 export function encodeTtl(key: string, expiresAt: number, sequence: number): Buffer {
   const payload = Buffer.allocUnsafe(16);
@@ -140,6 +139,7 @@ export function decodeLogRecord(sequence: number, raw: Uint8Array | undefined): 
   return entry;
 }
 
+/** A JSON value sealed under its key (the meta records: format, pair, sequence, timeline). */
 export function encodeJson(key: string, value: unknown): Buffer {
   return seal(key, Buffer.from(JSON.stringify(value)));
 }
