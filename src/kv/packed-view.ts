@@ -88,19 +88,15 @@ function byOffset(run: Float64Array, scratch: Float64Array, counts: Uint32Array)
   let from = run;
   let to = scratch.subarray(0, run.length);
   for (let shift = 0; shift < 32 && maxOffset >>> shift !== 0; shift += RADIX_BITS) {
-    countingPass(from, to, counts, (h) => (offsetOf(h) >>> shift) & (RADIX - 1));
+    countingPass(from, to, counts, shift);
     [from, to] = [to, from];
   }
   if (from !== run) run.set(from);
 }
 
-/** One stable counting-sort pass of `from` into `to`, on a digit below RADIX. */
-function countingPass(
-  from: Float64Array,
-  to: Float64Array,
-  counts: Uint32Array,
-  digit: (h: number) => number,
-): void {
+/** One stable counting-sort pass of `from` into `to`, on the offset's digit at `shift`. */
+function countingPass(from: Float64Array, to: Float64Array, counts: Uint32Array, shift: number): void {
+  const digit = (h: number) => (offsetOf(h) >>> shift) & (RADIX - 1);
   counts.fill(0);
   for (let i = 0; i < from.length; i++) counts[digit(from[i]!) + 1]!++;
   for (let b = 1; b <= RADIX; b++) counts[b]! += counts[b - 1]!;

@@ -259,10 +259,10 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
     const { primary, backup } = await startPair();
     const epochBefore = (await primary.status()).epoch;
     const writers = await Promise.all([0, 1, 2, 3].map((i) => client(both(), `/load/${i}/`)));
-    // The last acknowledged value of each key, and how many writes were acknowledged in all.
+    // The last acknowledged value of each key, and each writer's acknowledged sequences.
     const acked = new Map<string, { value: string; seq: number }>();
-    let ackCount = 0;
     const ackSeqs: number[][] = [[], [], [], []];
+    const ackCount = () => ackSeqs.reduce((n, seqs) => n + seqs.length, 0);
     let stop = false;
     // Each writer writes until the episode is over (a writer that ran out of writes first would
     // starve the "after healing" wait); its keys cycle, so the check below stays small.
@@ -273,7 +273,6 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
         const value = `v${w}.${i}`;
         const seq = await writers[w]!.set(key, value);
         acked.set(key, { value, seq });
-        ackCount++;
         ackSeqs[w]!.push(seq);
       }
     }
@@ -289,20 +288,20 @@ describe('peer link cut while clients reach both nodes (real processes, iptables
     let readerElsewhere: string | undefined;
     const loops = [0, 1, 2, 3].map((w) => writeLoop(w));
     try {
-      await waitFor(() => ackCount >= 200, 20_000, 'writes before the cut');
+      await waitFor(() => ackCount() >= 200, 20_000, 'writes before the cut');
       cutPorts(ports.primary.heartbeat, ports.backup.heartbeat);
       await Promise.all([peerDeadFor(primary), peerDeadFor(backup)]);
       expect(await passiveAnswersClients()).to.equal('PASSIVE', 'clients reach the passive during the cut');
-      const ackedAtCut = ackCount;
+      const ackedAtCut = ackCount();
       readerElsewhere = await readersDuringCut();
-      await waitFor(() => ackCount > ackedAtCut + 50, 20_000, 'writes acknowledged during the cut');
+      await waitFor(() => ackCount() > ackedAtCut + 50, 20_000, 'writes acknowledged during the cut');
     } finally {
       healAll();
     }
     try {
       await healthyAgain(primary, backup);
-      const healedAt = ackCount;
-      await waitFor(() => ackCount > healedAt + 50, 20_000, 'writes acknowledged after healing');
+      const healedAt = ackCount();
+      await waitFor(() => ackCount() > healedAt + 50, 20_000, 'writes acknowledged after healing');
     } finally {
       stop = true;
       await within(Promise.all(loops), 60_000, 'the writers to finish');
